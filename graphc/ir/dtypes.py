@@ -1,0 +1,142 @@
+"""The dtype table and the promotion rules.
+
+A DType names an element type and the numpy dtype that stores it. bfloat16 has no numpy dtype:
+it is stored as float32 whose values are rounded to bfloat16 precision after every op, so the
+reference computes what a bfloat16 device would.
+"""
+import numpy as np
+
+from ..errors import DTypeError
+
+
+class DType:
+    __slots__ = ("name", "np", "kind", "bits", "rank")
+
+    def __init__(self, name, storage, kind, bits, rank):
+        self.name = name
+        self.np = np.dtype(storage)
+        self.kind = kind  # "b" bool, "i" signed integer, "f" floating point
+        self.bits = bits
+        self.rank = rank  # position in the promotion lattice below
+
+    @property
+    def is_float(self):
+        return self.kind == "f"
+
+    @property
+    def is_integer(self):
+        return self.kind == "i"
+
+    @property
+    def is_bool(self):
+        return self.kind == "b"
+
+    @property
+    def itemsize(self):
+        return max(1, self.bits // 8)
+
+    def __repr__(self):
+        return f"gc.{self.name}"
+
+    def __reduce__(self):
+        return (as_dtype, (self.name,))
+
+
+bool_ = DType("bool", np.bool_, "b", 8, 0)
+int32 = DType("int32", np.int32, "i", 32, 1)
+int64 = DType("int64", np.int64, "i", 64, 2)
+float16 = DType("float16", np.float16, "f", 16, 3)
+bfloat16 = DType("bfloat16", np.float32, "f", 16, 3)
+float32 = DType("float32", np.float32, "f", 32, 4)
+float64 = DType("float64", np.float64, "f", 64, 5)
+
+ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
+BY_NAME = {d.name: d for d in ALL}
+BY_NAME["bool_"] = bool_
+_BY_NUMPY = {np.dtype(np.bool_): bool_, np.dtype(np.int32): int32, np.dtype(np.int64): int64,
+             np.dtype(np.float16): float16, np.dtype(np.float32): float32,
+             np.dtype(np.float64): float64}
+# Narrower integer and unsigned types are read as the signed type that holds them.
+for _src, _dst in ((np.int8, int32), (np.int16, int32), (np.uint8, int32), (np.uint16, int32),
+                   (np.uint32, int64)):
+    _BY_NUMPY[np.dtype(_src)] = _dst
+
+
+def as_dtype(value):
+    """A graphc DType from a DType, a numpy dtype or type, or a name ('float32', 'bool')."""
+    if isinstance(value, DType):
+        return value
+    if isinstance(value, str) and value in BY_NAME:
+        return BY_NAME[value]
+    try:
+        npd = np.dtype(value)
+    except TypeError:
+        raise DTypeError(f"expected a dtype, got {value!r}") from None
+    if npd in _BY_NUMPY:
+        return _BY_NUMPY[npd]
+    raise DTypeError(f"graphc has no dtype for numpy {npd}; use one of "
+                     f"{', '.join(d.name for d in ALL)}")
+
+
+# Promotion of two tensors' dtypes (both operands are tensors):
+#
+#            bool    int32   int64   float16 bfloat16 float32 float64
+#   bool     bool    int32   int64   float16 bfloat16 float32 float64
+#   int32            int32   int64   float16 bfloat16 float32 float64
+#   int64                    int64   float16 bfloat16 float32 float64
+#   float16                          float16 float32  float32 float64
+#   bfloat16                                 bfloat16 float32 float64
+#   float32                                           float32 float64
+#
+# i.e. the higher rank wins, and float16 with bfloat16 meet at float32. A Python scalar is
+# "weak": it takes the tensor's dtype when its kind fits (2.0 * float16 stays float16,
+# 3 * int32 stays int32); a Python float with an integer or bool tensor gives float32.
+_SPECIAL = {frozenset(("float16", "bfloat16")): float32}
+
+
+def promote(a, b):
+    """The result dtype of a binary op on two tensors of dtypes a and b (see the table)."""
+    a, b = as_dtype(a), as_dtype(b)
+    if a is b:
+        return a
+    special = _SPECIAL.get(frozenset((a.name, b.name)))
+    if special is not None:
+        return special
+    return a if a.rank > b.rank else b
+
+
+def weak_scalar_dtype(value, other):
+    """The dtype a Python scalar takes next to a tensor of dtype `other`."""
+    if isinstance(value, (bool, np.bool_)):
+        return other
+    if isinstance(value, (int, np.integer)):
+        return other if other.kind in "if" else int32
+    return other if other.is_float else float32
+
+
+def default_dtype(value):
+    """The dtype of a Python value or array given to gc.constant with no dtype."""
+    arr = np.asarray(value)
+    if arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+        return float32  # Python floats become float32, as in TF and Keras
+    if arr.dtype == np.int64 and not isinstance(value, np.ndarray):
+        return int32
+    return as_dtype(arr.dtype)
+
+
+def round_bfloat16(array):
+    """Round float32 values to the nearest bfloat16 (ties to even), kept in float32."""
+    bits = np.asarray(array, np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
+    rounded = ((bits + rounding) & np.uint32(0xFFFF0000)).astype(np.uint32)
+    nan = np.isnan(np.asarray(array, np.float32))
+    out = rounded.view(np.float32)
+    return np.where(nan, np.float32(np.nan), out)
+
+
+def to_storage(array, dtype):
+    """Cast an array to how `dtype` is stored, rounding for bfloat16."""
+    out = np.asarray(array).astype(dtype.np, copy=False)
+    if dtype is bfloat16:
+        out = round_bfloat16(out)
+    return out

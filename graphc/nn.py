@@ -1,0 +1,2 @@
+"""gc.nn: the neural-network ops."""
+from .ops.nn import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""Neural-network ops: softmax family, cross-entropies, conv2d, pooling, dropout."""

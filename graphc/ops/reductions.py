@@ -1,0 +1,158 @@
+"""Reductions over axes: sum, mean, max, min, prod, argmax, argmin; logsumexp on top."""
+import builtins
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from ..ir import dtypes
+from ..ir.types import TensorType, normalize_axes, normalize_axis
+from .broadcast import broadcast_like
+from .elementwise import _tensor, cast, equal, where, zeros_like
+from .registry import NOT_DIFFERENTIABLE, apply, register
+
+
+def _reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _keepdims_grad(node, g):
+    """g reshaped as if keepdims=True, ready to broadcast against the input."""
+    x = node.inputs[0]
+    if node.attrs["keepdims"]:
+        return g
+    from .shape import reshape_like_reduced
+    return reshape_like_reduced(g, x, node.attrs["axes"])
+
+
+def _sum_grad(node, g):
+    return [broadcast_like(_keepdims_grad(node, g), node.inputs[0])]
+
+
+def _mean_grad(node, g):
+    x = node.inputs[0]
+    return [broadcast_like(_keepdims_grad(node, g), x) / reduced_size(x, node.attrs["axes"])]
+
+
+def _extremum_grad(node, g):
+    # the gradient is shared equally among tied extrema, as TF and JAX do
+    x = node.inputs[0]
+    y = broadcast_like(_keepdims_grad(node, node.outputs[0]), x)
+    mask = cast(equal(x, y), x.dtype)
+    count = broadcast_like(_keepdims_grad(node, apply("sum", [mask], axes=node.attrs["axes"],
+                                                        keepdims=node.attrs["keepdims"])), x)
+    return [broadcast_like(_keepdims_grad(node, g), x) * mask / count]
+
+
+def _prod_grad(node, g):
+    # d prod / d x_i = prod / x_i, computed without dividing where x_i == 0 by
+    # multiplying the products of the other elements (exclusive cumulative products).
+    x = node.inputs[0]
+    from .shape import prod_of_others
+    return [broadcast_like(_keepdims_grad(node, g), x) * prod_of_others(x, node.attrs["axes"])]
+
+
+def _reduce_infer(name, accepts_bool=False, out_dtype=None):
+    def infer(x, *, axes, keepdims):
+        if x.dtype.is_bool and not accepts_bool:
+            raise DTypeError(f"{name} expects a numeric tensor, got bool; cast it first")
+        for a in axes:
+            if not 0 <= a < builtins.max(x.rank, 1):
+                raise ShapeError(f"{name}: axis {a} out of range for rank {x.rank}")
+        return TensorType(out_dtype or x.dtype, _reduced_shape(x.shape, axes, keepdims))
+    return infer
+
+
+def _ref(fn):
+    def ref(x, *, axes, keepdims):
+        return np.asarray(fn(x, axis=axes, keepdims=keepdims))
+    return ref
+
+
+# name: (numpy reference, gradient, accepts bool)
+REDUCTIONS = {
+    "sum": (np.sum, _sum_grad),
+    "mean": (np.mean, _mean_grad),
+    "max": (np.max, _extremum_grad),
+    "min": (np.min, _extremum_grad),
+    "prod": (np.prod, _prod_grad),
+}
+
+for _name, (_fn, _grad) in REDUCTIONS.items():
+    register(_name, infer=_reduce_infer(_name), ref=_ref(_fn), grad=_grad, kind="reduction",
+             doc=f"{_name} over axes")
+
+
+def _arg_infer(name):
+    def infer(x, *, axis):
+        if x.dtype.is_bool:
+            raise DTypeError(f"{name} expects a numeric tensor, got bool")
+        return TensorType(dtypes.int64, tuple(d for i, d in enumerate(x.shape) if i != axis))
+    return infer
+
+
+for _name, _fn in (("argmax", np.argmax), ("argmin", np.argmin)):
+    register(_name, infer=_arg_infer(_name),
+             ref=(lambda fn: lambda x, *, axis: fn(x, axis=axis))(_fn),
+             grad=NOT_DIFFERENTIABLE, kind="reduction", doc=f"{_name} along one axis (int64)")
+
+
+register("reduced_size",
+         infer=lambda x, *, axes: TensorType(x.dtype if x.dtype.is_float else dtypes.float32,
+                                             ()),
+         ref=lambda x, *, axes: np.asarray(float(np.prod([x.shape[a] for a in axes]))),
+         grad=NOT_DIFFERENTIABLE, kind="elementwise",
+         doc="the number of elements along `axes` (known once shapes are)")
+
+
+def reduced_size(x, axes):
+    return apply("reduced_size", [x], axes=tuple(axes))
+
+
+def _make_reduction(opname):
+    def op(x, axis=None, keepdims=False, name=None):
+        x = _tensor(x)
+        if opname == "mean" and not x.dtype.is_float:
+            x = cast(x, dtypes.float32)
+        return apply(opname, [x], name=name, axes=_axes(x, axis), keepdims=bool(keepdims))
+    op.__name__ = opname
+    op.__doc__ = f"{opname} over `axis` (None: all axes), numpy style."
+    return op
+
+
+def _axes(x, axis):
+    try:
+        return normalize_axes(axis, x.rank)
+    except ShapeError as err:
+        raise ShapeError(f"{err.detail} (tensor '{x.name}', shape {x.shape})", x.node) from None
+
+
+for _name in REDUCTIONS:
+    globals()[_name] = _make_reduction(_name)
+
+
+def argmax(x, axis=-1, name=None):
+    """Index of the largest value along `axis` (int64)."""
+    x = _tensor(x)
+    return apply("argmax", [x], name=name, axis=normalize_axis(axis, x.rank))
+
+
+def argmin(x, axis=-1, name=None):
+    """Index of the smallest value along `axis` (int64)."""
+    x = _tensor(x)
+    return apply("argmin", [x], name=name, axis=normalize_axis(axis, x.rank))
+
+
+def logsumexp(x, axis=None, keepdims=False, name=None):
+    """log(sum(exp(x))) over `axis`, computed stably by shifting by the max."""
+    from .shape import stop_gradient
+    x = _tensor(x)
+    m = stop_gradient(max(x, axis=axis, keepdims=True))
+    m = where(apply("isfinite", [m]), m, zeros_like(m))
+    from .elementwise import exp, log
+    out = log(sum(exp(x - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return out
+    from .shape import squeeze
+    return squeeze(out, axis=_axes(x, axis))

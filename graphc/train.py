@@ -1,0 +1,1 @@
+"""gc.train: TF1's optimizers (written in the next change)."""

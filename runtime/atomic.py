@@ -1,0 +1,22 @@
+"""Atomic file writes: a temp file in the same directory, fsync, rename."""
+import os
+import tempfile
+
+
+def write_atomic(path, write):
+    """Call write(file) on a temp file, then move it over `path` so readers never see half."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

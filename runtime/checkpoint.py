@@ -1,0 +1,96 @@
+"""Variable checkpoints: one zip file holding a versioned manifest and one .npy per variable.
+
+Layout (format "graphc-checkpoint", version 1):
+  manifest.json   {"format", "version", "variables": {name: {"dtype", "shape", "sha256"}}}
+  <index>.npy     the value of the index-th variable in the manifest, read with allow_pickle=False
+Every array is checked against its digest, so a corrupt or tampered file is refused whole.
+"""
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+
+from graphc.errors import CheckpointError
+from graphc.ir import dtypes
+
+from .atomic import write_atomic
+
+FORMAT = "graphc-checkpoint"
+VERSION = 1
+
+
+def _digest(arr):
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def write(path, values):
+    """Write {name: array} to `path` atomically; returns the path."""
+    entries = {}
+    for i, (name, arr) in enumerate(values.items()):
+        entries[name] = {"file": f"{i}.npy", "dtype": str(arr.dtype),
+                         "shape": list(arr.shape), "sha256": _digest(arr)}
+    manifest = {"format": FORMAT, "version": VERSION, "variables": entries}
+
+    def dump(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+            z.writestr("manifest.json", json.dumps(manifest, indent=1))
+            for name, arr in values.items():
+                buf = io.BytesIO()
+                np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                z.writestr(entries[name]["file"], buf.getvalue())
+
+    return write_atomic(path, dump)
+
+
+def read(path, expected):
+    """{name: array} from `path`, checked against expected {name: (dtype, shape)}.
+
+    Raises CheckpointError listing every difference; returns only when all entries are good.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            manifest = json.loads(z.read("manifest.json"))
+            if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+                raise CheckpointError(f"{path}: not a graphc checkpoint of version {VERSION} "
+                                      f"(format {manifest.get('format')!r}, version "
+                                      f"{manifest.get('version')!r})")
+            entries = manifest["variables"]
+            problems = _compare(entries, expected)
+            if problems:
+                raise CheckpointError(f"{path} does not match the graph's variables:\n  "
+                                      + "\n  ".join(problems))
+            values = {}
+            for name, entry in entries.items():
+                arr = np.load(io.BytesIO(z.read(entry["file"])), allow_pickle=False)
+                if _digest(arr) != entry["sha256"] or list(arr.shape) != entry["shape"]:
+                    raise CheckpointError(f"{path}: the value of '{name}' is corrupt (its digest "
+                                          "does not match the manifest)")
+                values[name] = arr
+            return values
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
+        raise CheckpointError(f"{path} is corrupt or truncated: {err}") from None
+
+
+def _compare(entries, expected):
+    problems = []
+    for name in expected:
+        if name not in entries:
+            problems.append(f"missing: '{name}' is in the graph but not in the file")
+    for name, entry in entries.items():
+        if name not in expected:
+            problems.append(f"extra: '{name}' is in the file but not in the graph")
+            continue
+        dtype, shape = expected[name]
+        if tuple(entry["shape"]) != tuple(shape):
+            problems.append(f"shape: '{name}' is {tuple(entry['shape'])} in the file, "
+                            f"{tuple(shape)} in the graph")
+        if dtypes.as_dtype(entry["dtype"]).np != dtype.np:
+            problems.append(f"dtype: '{name}' is {entry['dtype']} in the file, {dtype.name} in "
+                            "the graph")
+    return problems

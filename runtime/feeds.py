@@ -1,0 +1,33 @@
+"""Checking fed values against the tensors they replace."""
+import numpy as np
+
+from graphc.errors import FeedError
+from graphc.ir import dtypes
+from graphc.ir.types import format_shape
+
+
+def check_feed(tensor, value):
+    """`value` as an array of the tensor's storage dtype, or a FeedError saying what is wrong."""
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # a ragged list, an object numpy cannot read
+        raise FeedError(f"value fed for '{tensor.name}' is not an array: {err}", tensor.node)
+    want = tensor.dtype
+    if arr.dtype.kind not in "biuf":
+        raise FeedError(f"value fed for '{tensor.name}' has dtype {arr.dtype}; expected "
+                        f"{want.name}", tensor.node)
+    if arr.dtype != want.np or want is dtypes.bfloat16:
+        lossy = not np.can_cast(arr.dtype, want.np, "same_kind")
+        if not lossy and want.is_integer and arr.size:
+            info = np.iinfo(want.np)
+            lossy = bool(arr.min() < info.min or arr.max() > info.max)
+        if lossy:
+            raise FeedError(f"value fed for '{tensor.name}' has dtype {arr.dtype}; expected "
+                            f"{want.name} (casting would lose information)", tensor.node)
+        arr = dtypes.to_storage(arr, want)
+    shape = tensor.shape
+    if arr.ndim != len(shape) or any(isinstance(d, int) and d != n
+                                     for d, n in zip(shape, arr.shape)):
+        raise FeedError(f"value fed for '{tensor.name}' has shape {format_shape(arr.shape)}; "
+                        f"expected {format_shape(shape)}", tensor.node)
+    return arr

@@ -1,0 +1,1 @@
+"""gc.save / gc.load (written in the next change)."""

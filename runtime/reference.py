@@ -1,0 +1,75 @@
+"""The reference device: a numpy interpreter of the graph, the oracle of every test."""
+import os
+
+import numpy as np
+
+from graphc.errors import GraphcError, NumericsError, ResourceError, ShapeError
+from graphc.ir import dtypes
+from graphc.ir.types import TensorType, format_shape
+from graphc.ops.state import draw
+
+
+def memory_limit():
+    """Bytes one tensor may take: $GRAPHC_MEMORY_LIMIT, else the machine's physical memory."""
+    env = os.environ.get("GRAPHC_MEMORY_LIMIT")
+    if env:
+        return int(env)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 1 << 40
+
+
+def concrete_types(node, arrays):
+    """The node's output types for these concrete inputs, checked by the op's own inference."""
+    spec = node.spec
+    types = [TensorType(t.dtype, a.shape) for t, a in zip(node.inputs, arrays)]
+    try:
+        out = spec.infer(*types, **node.attrs)
+    except GraphcError as err:
+        raise type(err)(f"at run time: {err.detail}", node) from None
+    return (out,) if isinstance(out, TensorType) else tuple(out)
+
+
+def check_allocation(node, types, limit):
+    for t in types:
+        n = 1
+        for d in t.shape:
+            n *= d
+        nbytes = n * t.dtype.itemsize
+        if nbytes > limit:
+            raise ResourceError(f"output {t} needs {nbytes:,} bytes, more than the "
+                                f"{limit:,} bytes that can be allocated", node)
+
+
+def evaluate(node, arrays, limit):
+    """Run one pure op through its numpy reference, with shapes checked before allocating."""
+    types = concrete_types(node, arrays)
+    check_allocation(node, types, limit)
+    try:
+        with np.errstate(all="ignore"):
+            out = node.spec.ref(*arrays, **node.attrs)
+    except GraphcError as err:
+        if err.node is None:
+            raise type(err)(err.detail, node) from None
+        raise
+    except (ValueError, IndexError, TypeError) as err:
+        raise ShapeError(f"at run time with input shapes "
+                         f"{', '.join(format_shape(a.shape) for a in arrays)}: {err}",
+                         node) from None
+    outs = out if isinstance(out, tuple) else (out,)
+    return tuple(dtypes.to_storage(o, t.dtype).reshape(t.shape) for o, t in zip(outs, types))
+
+
+def check_finite(node, outputs):
+    for i, out in enumerate(outputs):
+        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+            nans = int(np.isnan(out).sum())
+            infs = int(np.isinf(out).sum())
+            raise NumericsError(f"output {i} has {nans} NaN and {infs} Inf values "
+                                f"(check_numerics=True)", node)
+
+
+def random_draw(node, rng, like_arrays):
+    shape = like_arrays[0].shape if like_arrays else node.attrs["shape"]
+    return dtypes.to_storage(draw(rng, node.op, shape, node.attrs["params"]), node.attrs["dtype"])

@@ -1,0 +1,193 @@
+"""Session: runs fetches of one graph on a device and keeps its variables' values."""
+import contextlib
+import threading
+import weakref
+
+import numpy as np
+
+from graphc.errors import GraphcError, GraphMismatchError
+from graphc.ir import dtypes
+from graphc.ir.graph import Tensor, get_default_graph
+from graphc.ops.state import Variable
+
+from . import checkpoint
+from .devices import check_device
+from .executable import Executable
+from .feeds import check_feed
+from .fetches import flatten_fetches, rebuild_fetches
+
+
+class Session:
+    """Runs parts of a graph: `sess.run(fetches, feed_dict)`.
+
+    Variables are initialized from their initial values the first time a run needs them and
+    keep their values in the session. Random draws use one numpy Generator per random node,
+    seeded from the node's seed (or the session's), so a seeded graph reproduces in a new session.
+    """
+
+    def __init__(self, graph=None, device=None, check_numerics=False, seed=None):
+        self.graph = graph if graph is not None else get_default_graph()
+        self.device = check_device(device)
+        self.check_numerics = bool(check_numerics)
+        self.seed = seed
+        self._values = {}  # variable node id -> ndarray
+        self._rngs = {}  # random node id -> numpy Generator
+        self._executables = {}
+        self._closed = False
+        self._lock = threading.RLock()
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None):
+        """Evaluate `fetches` (a tensor, or a list/tuple/dict nesting of them)."""
+        self._check_open()
+        flat, rebuild = flatten_fetches(fetches)
+        for t in flat:
+            self._check_graph(t)
+        feed_items = list((feed_dict or {}).items())
+        feed_tensors = []
+        feed_arrays = []
+        for key, value in feed_items:
+            tensor = self.graph.tensor(key) if isinstance(key, str) else key
+            if not isinstance(tensor, Tensor):
+                raise GraphcError(f"feed_dict keys must be tensors or tensor names, got {key!r}")
+            self._check_graph(tensor)
+            feed_tensors.append(tensor)
+            feed_arrays.append(check_feed(tensor, value))
+        with self._lock:
+            exe = self._executable(flat, feed_tensors)
+            results = self._run(exe, feed_arrays)
+        return rebuild_fetches(rebuild, [None if t.node.spec.extra.get("fetch_none") else r
+                                         for t, r in zip(flat, results)])
+
+    def _executable(self, fetches, feeds):
+        key = (tuple(id(t) for t in fetches), tuple(id(t) for t in feeds))
+        exe = self._executables.get(key)
+        if exe is None:
+            exe = Executable(self.graph, fetches, feeds, self.device, self.check_numerics)
+            self._executables[key] = exe
+        return exe
+
+    def _run(self, exe, feed_arrays):
+        for var_node in exe.variables:
+            self._ensure_initialized(var_node.outputs[0])
+        outs, updates = exe.run(feed_arrays, self._read, self._rng)
+        for node_id, value in updates.items():  # only once the whole run has succeeded
+            self._values[node_id] = value
+        return [np.array(o) for o in outs]
+
+    def _read(self, var):
+        return self._values[var.node.id]
+
+    def _rng(self, node):
+        rng = self._rngs.get(node.id)
+        if rng is None:
+            seed = node.attrs["seed"]
+            if seed is None and self.seed is not None:
+                seed = (self.seed, node.id)
+            rng = np.random.default_rng(seed)
+            self._rngs[node.id] = rng
+        return rng
+
+    def _ensure_initialized(self, var):
+        if var.node.id in self._values:
+            return
+        init = var.initial_value
+        if isinstance(init, Tensor):
+            value = self._run(self._executable([init], []), [])[0]
+        else:
+            value = np.array(init)
+        self._values[var.node.id] = value
+
+    # -- variables -------------------------------------------------------------------------
+    def get_value(self, var):
+        """The variable's current value (a copy)."""
+        self._check_variable(var)
+        self._ensure_initialized(var)
+        return np.array(self._values[var.node.id])
+
+    def set_value(self, var, value):
+        """Overwrite the variable's value; shape must match, same-kind dtypes are cast."""
+        self._check_variable(var)
+        self._values[var.node.id] = np.array(check_feed(var, value))
+
+    def variables(self):
+        return list(self.graph.variables)
+
+    def _check_variable(self, var):
+        if not isinstance(var, Variable):
+            raise GraphcError(f"expected a gc.Variable, got {var!r}")
+        self._check_graph(var)
+
+    def _check_graph(self, t):
+        if not isinstance(t, Tensor):
+            raise GraphcError(f"cannot fetch {t!r}: expected a tensor")
+        if t.graph is not self.graph:
+            raise GraphMismatchError(f"tensor '{t.name}' belongs to another graph than this "
+                                     "session's", t.node)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def save(self, path):
+        """Write every variable's value to `path` (atomically); returns the path."""
+        values = {v.name: self.get_value(v) for v in self.graph.variables}
+        return checkpoint.write(path, values)
+
+    def restore(self, path):
+        """Read variable values from `path`; on any mismatch nothing changes."""
+        expected = {v.name: (v.dtype, v.shape) for v in self.graph.variables}
+        values = checkpoint.read(path, expected)
+        for v in self.graph.variables:
+            self._values[v.node.id] = dtypes.to_storage(values[v.name], v.dtype)
+
+    # -- lifetime --------------------------------------------------------------------------
+    def close(self):
+        self._closed = True
+        self._executables.clear()
+
+    def _check_open(self):
+        if self._closed:
+            raise GraphcError("this session is closed")
+
+    def __enter__(self):
+        self._default_ctx = self.as_default()
+        self._default_ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._default_ctx.__exit__(*exc)
+        self.close()
+
+    @contextlib.contextmanager
+    def as_default(self):
+        _stack().append(self)
+        try:
+            yield self
+        finally:
+            _stack().pop()
+
+    def __repr__(self):
+        return f"<Session device={self.device!r} graph={self.graph!r}>"
+
+
+_local = threading.local()
+_process_defaults = weakref.WeakKeyDictionary()  # graph -> its process-wide default session
+
+
+def _stack():
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
+
+
+def get_default_session(graph=None):
+    """The innermost `with sess:` session, else the process's default session for `graph`."""
+    graph = graph if graph is not None else get_default_graph()
+    for sess in reversed(_stack()):
+        if sess.graph is graph:
+            return sess
+    sess = _process_defaults.get(graph)
+    if sess is None or sess._closed:
+        sess = Session(graph)
+        _process_defaults[graph] = sess
+    return sess
+
+
