@@ -18,6 +18,7 @@ from .ops.linalg import matmul
 from .ops.reductions import argmax, argmin, logsumexp, max, mean, min, prod, sum
 from .ops.shape import (expand_dims, matrix_transpose, reshape, reshape_like, squeeze,
                         stop_gradient, transpose)
+# (shape ops: more names are imported here as they are written)
 from .ops.sources import constant, placeholder
 from .ops.state import (Variable, assign, assign_add, assign_sub, global_variables_initializer,
                         group)
@@ -32,6 +33,6 @@ _add_internal_root(_os.path.join(_os.path.dirname(_pkg), "runtime"))
 _add_internal_root(_os.path.join(_os.path.dirname(_pkg), "frontend"))
 
 from .runtime import Session, function, get_default_session  # noqa: E402
-# gc.save and gc.load arrive with the graph-file format.
+# (graph files: gc.save and gc.load are imported here from runtime.graph_files)
 
 __version__ = "0.1.0"
