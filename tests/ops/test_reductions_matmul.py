@@ -1,0 +1,96 @@
+"""Reductions and matmul: reference values, keepdims, symbolic dims and gradients."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from tests.helpers import check_grad, evaluate
+
+rng = np.random.default_rng(1)
+
+REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@pytest.mark.parametrize("shape,axis", [((1,), None), ((7,), 0), ((1023,), -1),
+                                        ((3, 5, 2), (0, 2)), ((4, 6), 1), ((2, 3), ())])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reduction_reference(name, shape, axis, keepdims):
+    x = rng.uniform(0.9, 1.1, shape).astype(np.float32)
+    got = evaluate(lambda t: getattr(gc, name)(t, axis=axis, keepdims=keepdims), x)
+    want = REDUCTIONS[name](x.astype(np.float64), axis=axis, keepdims=keepdims)
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (1, True), ((0, 2), False)])
+def test_reduction_gradient(name, axis, keepdims):
+    x = rng.permutation(24).reshape(2, 3, 4) / 10.0 + 0.5  # distinct values: no ties for max
+    check_grad(lambda t: getattr(gc, name)(t, axis=axis, keepdims=keepdims), x)
+
+
+def test_max_gradient_splits_ties():
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]])
+    g = evaluate(lambda t: gc.grad(gc.sum(gc.max(t, axis=1)), t), x)
+    np.testing.assert_allclose(g, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+@pytest.mark.parametrize("name,fn", [("argmax", np.argmax), ("argmin", np.argmin)])
+def test_arg_reductions(name, fn):
+    x = rng.normal(size=(5, 7)).astype(np.float32)
+    for axis in (0, 1, -1):
+        got = evaluate(lambda t: getattr(gc, name)(t, axis=axis), x)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, fn(x, axis=axis))
+
+
+def test_logsumexp_is_stable_and_differentiable():
+    x = np.array([[1000.0, 1000.0], [-1000.0, 0.0]])
+    got = evaluate(lambda t: gc.logsumexp(t, axis=1), x)
+    np.testing.assert_allclose(got, [1000 + np.log(2), 0.0], rtol=1e-12)
+    check_grad(lambda t: gc.logsumexp(t, axis=0, keepdims=True), rng.normal(size=(3, 4)))
+
+
+def test_mean_over_a_symbolic_batch_dim():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 3))
+        m = gc.mean(x, axis=0)
+        dx = gc.grad(gc.sum(m), x)
+        sess = gc.Session(g, device="reference")
+        for n in (1, 7):
+            xb = rng.normal(size=(n, 3)).astype(np.float32)
+            got_m, got_dx = sess.run([m, dx], {x: xb})
+            np.testing.assert_allclose(got_m, xb.mean(0), rtol=1e-6)
+            np.testing.assert_allclose(got_dx, np.full((n, 3), 1.0 / n), rtol=1e-6)
+
+
+def test_integer_mean_is_float():
+    got = evaluate(gc.mean, np.array([1, 2, 4], np.int32))
+    assert got.dtype == np.float32 and got == pytest.approx(7 / 3)
+
+
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4, 5)), ((1, 7), (7, 1)), ((4,), (4, 3)),
+                                   ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+                                   ((2, 1, 3, 4), (5, 4, 2)), ((1023, 3), (3, 2))])
+def test_matmul_reference_and_gradient(sa, sb):
+    a = rng.normal(size=sa)
+    b = rng.normal(size=sb)
+    np.testing.assert_allclose(evaluate(gc.matmul, a, b), np.matmul(a, b), rtol=1e-12)
+    if np.prod(sa) < 100:
+        check_grad(gc.matmul, a, b)
+
+
+def test_matmul_second_order():
+    a = rng.normal(size=(3, 4))
+    b = rng.normal(size=(4, 2))
+    check_grad(lambda x, y: gc.grad(gc.sum(gc.tanh(x @ y)), x) * 1.0, a, b)
+
+
+def test_matmul_shape_error_names_the_dims():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder(gc.float32, (3, 4))
+        b = gc.placeholder(gc.float32, (5, 2))
+        with pytest.raises(gc.ShapeError, match=r"inner dims 4 and 5 differ"):
+            a @ b
