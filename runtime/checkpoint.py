@@ -38,7 +38,7 @@ def write(path, values):
             z.writestr("manifest.json", json.dumps(manifest, indent=1))
             for name, arr in values.items():
                 buf = io.BytesIO()
-                np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                np.save(buf, np.array(arr, order="C"), allow_pickle=False)
                 z.writestr(entries[name]["file"], buf.getvalue())
 
     return write_atomic(path, dump)

@@ -23,7 +23,7 @@ class FrozenArray:
     __slots__ = ("array", "_digest")
 
     def __init__(self, array):
-        self.array = np.ascontiguousarray(array)
+        self.array = np.array(array, order="C")  # a copy; ascontiguousarray would make 0-d 1-d
         self.array.setflags(write=False)
         h = hashlib.sha256()
         h.update(str((self.array.dtype.str, self.array.shape)).encode())

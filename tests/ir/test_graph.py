@@ -115,3 +115,12 @@ def test_tensor_attributes():
     assert (y.shape, y.dtype, y.op, y.graph, y.name) == ((2, 3), gc.float32, "exp", g, "exp")
     with pytest.raises(gc.GraphcError, match="no truth value"):
         bool(y)
+
+
+def test_scalar_constants_and_variables_stay_rank_zero():
+    g = gc.Graph()
+    with g.as_default():
+        assert gc.constant(2.0).shape == ()
+        assert gc.Variable(np.float32(1.0)).shape == ()
+        x = gc.placeholder(gc.float32, ())
+        assert (x * 2.0).shape == ()
