@@ -1,30 +1,63 @@
 """Executable: the compiled form of one (graph, fetches, feeds) triple.
 
-It holds the nodes to run in order and runs them on the reference device; sources (feeds,
-variables, random draws) and assignments are resolved here, everything else through the ops'
-references. Assignments are collected and handed back, so the session applies them only after
-the whole run has succeeded.
+Compiling runs the pass pipeline over the fetches' subgraph; running evaluates the optimized
+graph on the reference device. Sources (feeds, variables, random draws) and assignments are
+resolved here, everything else through the ops' references. Placeholders, variables and random
+nodes are matched to the session's state by their `uid`, which every pass preserves.
+Assignments are handed back, so the session applies them only after the whole run succeeded.
 """
 from graphc.errors import FeedError, GraphcError
+from graphc.passes import optimize
 
 from .reference import check_finite, evaluate, memory_limit, random_draw
 
+RANDOM_OPS = ("random_normal", "random_uniform")
+
+
+class Options:
+    """How a session or function compiles: optimization level and pass filters."""
+
+    def __init__(self, optimize="O2", excluding=(), including=(), debug=False,
+                 check_numerics=False):
+        self.optimize = optimize
+        self.excluding = tuple(excluding)
+        self.including = tuple(including)
+        self.debug = bool(debug)
+        self.check_numerics = bool(check_numerics)
+
 
 class Executable:
-    def __init__(self, graph, fetches, feeds, device="reference", check_numerics=False):
-        self.graph = graph
+    def __init__(self, fetches, feeds, options, name="session"):
         self.fetches = tuple(fetches)
         self.feeds = tuple(feeds)
-        self.device = device
-        self.check_numerics = check_numerics
+        self.options = options
+        # Feeding an inner tensor replaces it; compile such runs unoptimized so that tensor
+        # survives the passes unchanged.
+        inner_feeds = any(t.node.op != "placeholder" for t in self.feeds)
+        level = "O0" if inner_feeds else options.optimize
+        self.compilation = optimize(list(self.fetches), level, options.excluding,
+                                    options.including, options.debug, name)
+        self.outputs = self.compilation.outputs
+        self._map_feeds(inner_feeds)
         self.nodes = self._schedule()
-        self.variables = [n for n in self.nodes if n.op == "variable"]
+        self.variable_uids = [n.attrs["uid"] for n in self.nodes if n.op == "variable"]
         self._check_assignments()
 
+    def _map_feeds(self, inner_feeds):
+        if inner_feeds or self.compilation.graph is self.fetches[0].graph:
+            self.feed_targets = list(self.feeds)
+            return
+        by_uid = {n.attrs["uid"]: n for n in self.compilation.graph.nodes
+                  if n.op == "placeholder"}
+        # a placeholder the passes found unneeded is simply not fed
+        self.feed_targets = [by_uid[t.node.attrs["uid"]].outputs[0]
+                             if t.node.attrs["uid"] in by_uid else None for t in self.feeds]
+
     def _schedule(self):
-        fed = {(t.node.id, t.index) for t in self.feeds}
+        fed = {(t.node.id, t.index) for t in self.feed_targets if t is not None}
         needed = set()
-        stack = [t.node for t in self.fetches]
+        stack = [t.node for t in self.outputs]
+        graph = self.outputs[0].graph
         while stack:
             node = stack.pop()
             if node.id in needed:
@@ -33,24 +66,28 @@ class Executable:
             if all((node.id, i) in fed for i in range(len(node.outputs))):
                 continue
             stack.extend(t.node for t in node.inputs)
-        return [self.graph.nodes[i] for i in sorted(needed)]
+        return [graph.nodes[i] for i in sorted(needed)]
 
     def _check_assignments(self):
         targets = {}
         for node in self.nodes:
             if node.op == "assign":
                 var = node.inputs[0].node
-                if var.id in targets:
+                uid = var.attrs["uid"]
+                if uid in targets:
                     raise GraphcError(f"variable '{var.name}' is assigned twice in one run (by "
-                                      f"'{targets[var.id].name}' and '{node.name}')", node)
-                targets[var.id] = node
-        self.assigned = targets
+                                      f"'{targets[uid].name}' and '{node.name}')", node)
+                targets[uid] = node
+
+    def stats(self):
+        return self.compilation.stats()
 
     def run(self, feed_arrays, read_variable, rng_for):
-        """Evaluate; returns (fetched arrays, {variable node id: new value})."""
+        """Evaluate; returns (fetched arrays, {variable uid: new value})."""
         values = {}
-        for t, arr in zip(self.feeds, feed_arrays):
-            values[(t.node.id, t.index)] = arr
+        for t, arr in zip(self.feed_targets, feed_arrays):
+            if t is not None:
+                values[(t.node.id, t.index)] = arr
         updates = {}
         limit = memory_limit()
         for node in self.nodes:
@@ -61,18 +98,18 @@ class Executable:
                 raise FeedError(f"placeholder '{node.name}' needs a value: add it to feed_dict "
                                 f"(expected {node.outputs[0].type})", node)
             if node.op == "variable":
-                outs = (read_variable(node.outputs[0]),)
+                outs = (read_variable(node.attrs["uid"]),)
             elif node.op == "assign":
-                var = node.inputs[0]
                 new = evaluate(node, inputs, limit)[0]
-                updates[var.node.id] = new
+                updates[node.inputs[0].node.attrs["uid"]] = new
                 outs = (new,)
-            elif node.op in ("random_normal", "random_uniform"):
-                outs = (random_draw(node, rng_for(node), inputs),)
+            elif node.op in RANDOM_OPS:
+                outs = (random_draw(node, rng_for(node.attrs["uid"], node.attrs["seed"]),
+                                    inputs),)
             else:
                 outs = evaluate(node, inputs, limit)
-            if self.check_numerics:
+            if self.options.check_numerics:
                 check_finite(node, outs)
             for i, out in enumerate(outs):
                 values[(node.id, i)] = out
-        return [values[(t.node.id, t.index)] for t in self.fetches], updates
+        return [values[(t.node.id, t.index)] for t in self.outputs], updates

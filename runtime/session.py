@@ -9,10 +9,11 @@ from graphc.errors import GraphcError, GraphMismatchError
 from graphc.ir import dtypes
 from graphc.ir.graph import Tensor, get_default_graph
 from graphc.ops.state import Variable
+from graphc.passes import query
 
 from . import checkpoint
 from .devices import check_device
-from .executable import Executable
+from .executable import Executable, Options
 from .feeds import check_feed
 from .fetches import flatten_fetches, rebuild_fetches
 
@@ -25,13 +26,15 @@ class Session:
     seeded from the node's seed (or the session's), so a seeded graph reproduces in a new session.
     """
 
-    def __init__(self, graph=None, device=None, check_numerics=False, seed=None):
+    def __init__(self, graph=None, device=None, check_numerics=False, seed=None, optimize="O2",
+                 excluding=(), including=(), debug=False):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = check_device(device)
-        self.check_numerics = bool(check_numerics)
+        self.options = Options(optimize, excluding, including, debug, check_numerics)
+        query(optimize, excluding, including)  # an unknown level or pass fails here, not later
         self.seed = seed
-        self._values = {}  # variable node id -> ndarray
-        self._rngs = {}  # random node id -> numpy Generator
+        self._values = {}  # variable uid -> ndarray
+        self._rngs = {}  # random node uid -> numpy Generator
         self._executables = {}
         self._closed = False
         self._lock = threading.RLock()
@@ -63,52 +66,54 @@ class Session:
         key = (tuple(id(t) for t in fetches), tuple(id(t) for t in feeds))
         exe = self._executables.get(key)
         if exe is None:
-            exe = Executable(self.graph, fetches, feeds, self.device, self.check_numerics)
+            exe = Executable(fetches, feeds, self.options)
             self._executables[key] = exe
         return exe
 
     def _run(self, exe, feed_arrays):
-        for var_node in exe.variables:
-            self._ensure_initialized(var_node.outputs[0])
-        outs, updates = exe.run(feed_arrays, self._read, self._rng)
-        for node_id, value in updates.items():  # only once the whole run has succeeded
-            self._values[node_id] = value
+        for uid in exe.variable_uids:
+            self._ensure_initialized(self._variable(uid))
+        outs, updates = exe.run(feed_arrays, self._values.__getitem__, self._rng)
+        self._values.update(updates)  # only once the whole run has succeeded
         return [np.array(o) for o in outs]
 
-    def _read(self, var):
-        return self._values[var.node.id]
+    def _variable(self, uid):
+        for var in self.graph.variables:
+            if var.node.attrs["uid"] == uid:
+                return var
+        raise GraphcError(f"no variable with uid {uid} in this session's graph")
 
-    def _rng(self, node):
-        rng = self._rngs.get(node.id)
+    def _rng(self, uid, seed):
+        rng = self._rngs.get(uid)
         if rng is None:
-            seed = node.attrs["seed"]
             if seed is None and self.seed is not None:
-                seed = (self.seed, node.id)
+                seed = (self.seed, uid)
             rng = np.random.default_rng(seed)
-            self._rngs[node.id] = rng
+            self._rngs[uid] = rng
         return rng
 
     def _ensure_initialized(self, var):
-        if var.node.id in self._values:
+        uid = var.node.attrs["uid"]
+        if uid in self._values:
             return
         init = var.initial_value
         if isinstance(init, Tensor):
             value = self._run(self._executable([init], []), [])[0]
         else:
             value = np.array(init)
-        self._values[var.node.id] = value
+        self._values[uid] = value
 
     # -- variables -------------------------------------------------------------------------
     def get_value(self, var):
         """The variable's current value (a copy)."""
         self._check_variable(var)
         self._ensure_initialized(var)
-        return np.array(self._values[var.node.id])
+        return np.array(self._values[var.node.attrs["uid"]])
 
     def set_value(self, var, value):
         """Overwrite the variable's value; shape must match, same-kind dtypes are cast."""
         self._check_variable(var)
-        self._values[var.node.id] = np.array(check_feed(var, value))
+        self._values[var.node.attrs["uid"]] = np.array(check_feed(var, value))
 
     def variables(self):
         return list(self.graph.variables)
@@ -136,7 +141,7 @@ class Session:
         expected = {v.name: (v.dtype, v.shape) for v in self.graph.variables}
         values = checkpoint.read(path, expected)
         for v in self.graph.variables:
-            self._values[v.node.id] = dtypes.to_storage(values[v.name], v.dtype)
+            self._values[v.node.attrs["uid"]] = dtypes.to_storage(values[v.name], v.dtype)
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self):

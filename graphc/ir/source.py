@@ -1,6 +1,8 @@
 """Where in the user's code a node was created: the first stack frame outside graphc."""
+import contextlib
 import os
 import sys
+import threading
 
 # Frames inside these directories belong to graphc itself; the user's line is the first outside.
 _INTERNAL = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
@@ -11,8 +13,25 @@ def add_internal_root(path):
     _INTERNAL.append(os.path.abspath(path))
 
 
+_override = threading.local()
+
+
+@contextlib.contextmanager
+def source_of(location):
+    """Nodes built inside (by a rewrite, say) record `location`, the node they replace."""
+    previous = getattr(_override, "location", None)
+    _override.location = location
+    try:
+        yield
+    finally:
+        _override.location = previous
+
+
 def user_source():
     """Return 'file:line' of the innermost caller that is not graphc code."""
+    location = getattr(_override, "location", None)
+    if location is not None:
+        return location
     frame = sys._getframe(1)
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)

@@ -1,0 +1,98 @@
+"""The pass manager: runs the passes a level selects, times each, and keeps every stage."""
+import os
+import time
+from dataclasses import dataclass, field
+
+from ..errors import GraphcError
+from .database import query
+from .rebuild import reachable, rebuild
+
+
+@dataclass
+class Compilation:
+    """What optimizing one set of outputs produced: the final graph and the way there."""
+
+    graph: object
+    outputs: list
+    input_outputs: list
+    stages: list = field(default_factory=list)  # (stage name, outputs) after each pass
+    fuse: bool = True
+    pass_seconds: dict = field(default_factory=dict)
+    compile_seconds: float = 0.0
+    _partition: object = None
+
+    @property
+    def partition(self):
+        """The kernel groups (None when fusion is off); computed when first asked for, since
+        only code generation and dumps need them."""
+        if self._partition is None and self.fuse and self.outputs:
+            from .fusion import partition
+            t0 = time.perf_counter()
+            self._partition = partition(self.graph, self.outputs)
+            seconds = time.perf_counter() - t0
+            self.pass_seconds["fusion"] = seconds
+            self.compile_seconds += seconds
+        return self._partition
+
+    def stats(self):
+        groups = self.partition
+        return {
+            "nodes_before": len(reachable(self.input_outputs)),
+            "nodes_after": len(reachable(self.outputs)),
+            "kernels": len(groups.groups) if groups is not None else
+            sum(1 for n in reachable(self.outputs) if n.spec.kind != "source"),
+            "compile_seconds": self.compile_seconds,
+            "pass_seconds": dict(self.pass_seconds),
+        }
+
+
+def optimize(outputs, optimize="O2", excluding=(), including=(), debug=False, name="function",
+             dump_dir=None):
+    """Run the selected passes over the subgraph behind `outputs`; returns a Compilation."""
+    start = time.perf_counter()
+    passes, fuse = query(optimize, excluding, including)
+    dump_dir = dump_dir if dump_dir is not None else os.environ.get("GRAPHC_DUMP_DIR")
+    result = Compilation(outputs[0].graph if outputs else None, list(outputs), list(outputs))
+    result.stages.append(("input", list(outputs)))
+    current = list(outputs)
+    for p in passes:
+        t0 = time.perf_counter()
+        _, current = p.run(current)
+        result.pass_seconds[p.name] = time.perf_counter() - t0
+        if debug:
+            _type_check(current, p.name)
+        result.stages.append((p.name, current))
+    result.outputs = current
+    result.graph = current[0].graph if current else None
+    result.fuse = fuse
+    result.compile_seconds = time.perf_counter() - start
+    if dump_dir:
+        write_stages(result, os.path.join(dump_dir, name))
+    return result
+
+
+def _type_check(outputs, after):
+    try:
+        rebuild(outputs, check_types=True)
+    except GraphcError as err:
+        raise GraphcError(f"after pass {after!r}: {err}") from None
+
+
+def write_stages(result, directory):
+    """One text dump per stage, numbered in order, plus the kernel groups."""
+    from ..dump import dump_graph
+    os.makedirs(directory, exist_ok=True)
+    for i, (stage, outs) in enumerate(result.stages):
+        if outs:
+            _write(os.path.join(directory, f"{i:02d}-{stage}.txt"),
+                   dump_graph(outs[0].graph, outs, format="text"))
+    if result.partition is not None:
+        _write(os.path.join(directory, f"{len(result.stages):02d}-kernels.txt"),
+               result.partition.summary())
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)

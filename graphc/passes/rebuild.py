@@ -1,0 +1,62 @@
+"""Copying the part of a graph that outputs need into a new graph, node by node.
+
+Every pass builds a new graph this way: nodes are immutable, and copying only what the outputs
+reach removes dead code on the way. A hook may replace each copied tensor (the rewrite engine).
+"""
+from ..errors import GraphcError
+from ..ir.graph import Graph
+from ..ir.types import TensorType
+
+
+def reachable(outputs):
+    """Nodes the outputs depend on, in topological (creation) order."""
+    graph = outputs[0].graph if outputs else None
+    seen = set()
+    stack = [t.node for t in outputs]
+    while stack:
+        node = stack.pop()
+        if node.id not in seen:
+            seen.add(node.id)
+            stack.extend(t.node for t in node.inputs)
+    return [graph.nodes[i] for i in sorted(seen)] if graph else []
+
+
+def copy_node(new_graph, node, inputs, check_types=False):
+    """`node` re-created in `new_graph` over `inputs`, keeping its name, attrs and source."""
+    same_inputs = all(a.type == b.type for a, b in zip(inputs, node.inputs))
+    if same_inputs and not check_types:
+        out_types = [t.type for t in node.outputs]
+    else:
+        out = node.spec.infer(*[t.type for t in inputs], **node.attrs)
+        out_types = [out] if isinstance(out, TensorType) else list(out)
+        if check_types and same_inputs and out_types != [t.type for t in node.outputs]:
+            raise GraphcError(f"type check: recorded {[t.type for t in node.outputs]}, "
+                              f"inferred {out_types}", node)
+    return new_graph.add_node(node.spec, inputs, node.attrs, out_types, node.name, node.source)
+
+
+def rebuild(outputs, replace=None, check_types=False):
+    """(new graph, new outputs): the outputs' subgraph copied, each copied tensor passed
+    through `replace(old_node, new_tensor) -> tensor` when given."""
+    new_graph = Graph()
+    mapping = {}
+    for node in reachable(outputs):
+        inputs = [mapping[(t.node.id, t.index)] for t in node.inputs]
+        copy = copy_node(new_graph, node, inputs, check_types)
+        for old, new in zip(node.outputs, copy.outputs):
+            mapping[(node.id, old.index)] = replace(node, new) if replace else new
+    _carry_variables(outputs, new_graph, mapping)
+    return new_graph, [mapping[(t.node.id, t.index)] for t in outputs]
+
+
+def _carry_variables(outputs, new_graph, mapping):
+    if not outputs:
+        return
+    old_graph = outputs[0].graph
+    for var in old_graph.variables:
+        new = mapping.get((var.node.id, 0))
+        if new is not None:
+            new_graph.variables.append(new)
+            uid = var.node.attrs["uid"]
+            if uid in old_graph.initializers:
+                new_graph.initializers[uid] = old_graph.initializers[uid]

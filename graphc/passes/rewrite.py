@@ -1,0 +1,141 @@
+"""The rewrite engine: local rewrites written as patterns, applied bottom-up to a fixed point.
+
+A rule is `Rule(name, pattern, build)`: the pattern is an op with input patterns and an
+optional predicate; `build(match)` returns the replacement tensor, made with the ordinary op
+functions. The engine copies the graph node by node (inputs first, so rewrites see rewritten
+inputs) and tries the rules on each copy until none applies. A replacement must have the same
+type as what it replaces; a rule whose replacement differs is not applied.
+"""
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import GraphcError
+from ..ir.source import source_of
+from .rebuild import rebuild
+
+
+class Var:
+    """Matches any tensor and binds it to `name` (the same name twice must match one tensor)."""
+
+    def __init__(self, name, where=None):
+        self.name = name
+        self.where = where
+
+    def match(self, tensor, binding):
+        if self.where is not None and not self.where(tensor):
+            return False
+        bound = binding.get(self.name)
+        if bound is not None:
+            return bound is tensor
+        binding[self.name] = tensor
+        return True
+
+
+class Const:
+    """Matches a tensor whose every element is known to equal `value` (any known value when
+    value is None); binds the scalar to `name`."""
+
+    def __init__(self, value=None, name=None):
+        self.value = value
+        self.name = name
+
+    def match(self, tensor, binding):
+        known = constant_value(tensor)
+        if known is None or (self.value is not None and known != self.value):
+            return False
+        if self.name:
+            binding[self.name] = known
+        return True
+
+
+class Op:
+    """Matches a node of op `op` whose inputs match `inputs` and whose attrs satisfy `where`;
+    binds the matched tensor to `name` when given."""
+
+    def __init__(self, op, *inputs, where=None, name=None):
+        self.op = op
+        self.inputs = inputs
+        self.where = where
+        self.name = name
+
+    def match(self, tensor, binding):
+        node = tensor.node
+        if node.op != self.op or len(node.inputs) != len(self.inputs):
+            return False
+        if self.where is not None and not self.where(node):
+            return False
+        if self.name:
+            binding[self.name] = tensor
+        return all(p.match(t, binding) for p, t in zip(self.inputs, node.inputs))
+
+
+def constant_value(tensor):
+    """The one value every element of `tensor` has, when the graph says so; else None."""
+    node = tensor.node
+    if node.op == "fill_like":
+        return node.attrs["value"]
+    if node.op == "constant":
+        arr = node.attrs["value"].array
+        if arr.size and arr.size <= 1 << 16:
+            first = arr.flat[0]
+            if np.all(arr == first) and not np.isnan(first):
+                return first.item()
+    return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    pattern: Op
+    build: Callable
+    doc: Optional[str] = None
+
+
+class Match(dict):
+    """The bindings of a successful match; also readable as attributes (m.x)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _same_type(a, b):
+    return a.type == b.type
+
+
+def apply_rules(rules, outputs, steps_per_node=64):
+    """(graph, outputs) with `rules` applied bottom-up to a fixed point; counts what fired."""
+    by_op = defaultdict(list)
+    for rule in rules:
+        by_op[rule.pattern.op].append(rule)
+    fired = Counter()
+
+    def replace(old_node, tensor):
+        history = []
+        with tensor.graph.as_default(), source_of(old_node.source):
+            while True:
+                for rule in by_op.get(tensor.node.op, ()):
+                    binding = Match()
+                    if not rule.pattern.match(tensor, binding):
+                        continue
+                    new = rule.build(binding)
+                    if new is None or new is tensor or not _same_type(new, tensor):
+                        continue
+                    history.append(rule.name)
+                    fired[rule.name] += 1
+                    tensor = new
+                    break
+                else:
+                    return tensor
+                if len(history) > steps_per_node:
+                    loop = ", ".join(sorted(set(history[-8:])))
+                    raise GraphcError(f"rewrite rules loop on node '{old_node.name}' "
+                                      f"({old_node.op}): {loop} kept firing", old_node)
+
+    graph, new_outputs = rebuild(outputs, replace)
+    return graph, new_outputs, fired

@@ -1,0 +1,83 @@
+"""The local rewrite rules, grouped by the pass that applies them.
+
+Each rule reads: pattern -> replacement. Constants sit on the right of commutative ops after
+canonicalization, so the other rules need only one orientation.
+"""
+import numpy as np
+
+from ..ops import elementwise as E
+from ..ops import shape as S
+from ..ops.registry import apply
+from .rewrite import Const, Op, Rule, Var, constant_value
+
+x, y = Var("x"), Var("y")
+COMMUTATIVE = ("add", "mul", "maximum", "minimum", "equal", "not_equal", "logical_and",
+               "logical_or", "logical_xor")
+
+
+def _const_first(node):
+    a, b = node.inputs
+    return constant_value(a) is not None and constant_value(b) is None
+
+
+def _scalar_like(value, like):
+    """A scalar constant of `like`'s dtype (broadcasting does the rest)."""
+    return E.constant(np.asarray(value, like.dtype.np), dtype=like.dtype)
+
+
+def _float(t):
+    return t.dtype.is_float
+
+
+CANONICALIZE = [
+    Rule(f"{op}_constant_right", Op(op, x, y, where=_const_first),
+         (lambda op: lambda m: apply(op, [m.y, m.x]))(op))
+    for op in COMMUTATIVE
+] + [
+    Rule("sub_constant_to_add", Op("sub", Var("x", _float), Const(name="c")),
+         lambda m: m.x + _scalar_like(-m.c, m.x) if m.c != 0 else None),
+]
+
+
+
+ALGEBRAIC = [
+    Rule("add_zero", Op("add", x, Const(0)), lambda m: m.x),
+    Rule("sub_zero", Op("sub", x, Const(0)), lambda m: m.x),
+    Rule("mul_one", Op("mul", x, Const(1)), lambda m: m.x),
+    Rule("div_one", Op("div", x, Const(1)), lambda m: m.x),
+    Rule("pow_one", Op("pow", x, Const(1)), lambda m: m.x),
+    Rule("pow_two", Op("pow", x, Const(2)), lambda m: E.square(m.x)),
+    Rule("neg_neg", Op("neg", Op("neg", x)), lambda m: m.x),
+    Rule("sub_self", Op("sub", x, x), lambda m: E.zeros_like(m.x)),
+    Rule("div_by_constant", Op("div", Var("x", _float), Const(name="c")),
+         lambda m: m.x * _scalar_like(1.0 / m.c, m.x) if m.c not in (0, 1) else None),
+    Rule("mul_neg_one", Op("mul", x, Const(-1)), lambda m: E.neg(m.x)),
+    Rule("transpose_transpose", Op("transpose", Op("transpose", x, name="t"), name="outer"),
+         lambda m: S.transpose(m.x, [m.t.node.attrs["perm"][p]
+                                     for p in m.outer.node.attrs["perm"]])),
+    Rule("reshape_reshape", Op("reshape", Op("reshape", x), name="outer"),
+         lambda m: S.reshape(m.x, m.outer.node.attrs["shape"])),
+    Rule("reshape_like_reshape", Op("reshape_like", Op("reshape", x), y),
+         lambda m: S.reshape_like(m.x, m.y)),
+    Rule("log_exp", Op("log", Op("exp", x)), lambda m: m.x),
+    Rule("cast_roundtrip", Op("cast", Op("cast", x, name="inner"), name="outer"),
+         lambda m: m.x if (m.outer.dtype is m.x.dtype
+                           and m.inner.dtype.itemsize >= m.x.dtype.itemsize
+                           and m.inner.dtype.kind == m.x.dtype.kind) else None),
+]
+
+STABILIZE = [
+    Rule("log_softmax", Op("log", Op("softmax", x, name="s")),
+         lambda m: apply("log_softmax", [m.x], **m.s.node.attrs)),
+    Rule("log_sigmoid", Op("log", Op("sigmoid", x)), lambda m: E.neg(E.softplus(E.neg(m.x)))),
+    Rule("log1p", Op("log", Op("add", x, Const(1))), lambda m: E.log1p(m.x)),
+    Rule("expm1", Op("add", Op("exp", x), Const(-1)), lambda m: E.expm1(m.x)),
+    Rule("softplus", Op("log1p", Op("exp", x)), lambda m: E.softplus(m.x)),
+]
+
+# Exact only when values are finite (x*0 is NaN for an infinite x): run at O3.
+FAST_MATH = [
+    Rule("mul_zero", Op("mul", Var("x", _float), Const(0)), lambda m: E.zeros_like(m.x)),
+    Rule("exp_log", Op("exp", Op("log", x)), lambda m: m.x),
+    Rule("sqrt_square", Op("sqrt", Op("square", x)), lambda m: E.abs(m.x)),
+]
