@@ -2,23 +2,33 @@
 from graphc.errors import FeedError, GraphcError
 from graphc.ir.graph import Tensor
 from graphc.ops.state import Variable, assign
+from graphc.passes import query
 
-from .fetches import flatten_fetches
+from .executable import Options
+from .feeds import check_feed
+from .fetches import flatten_fetches, rebuild_fetches
 from .session import Session, get_default_session
+
+STAGES = ("input", "optimized", "kernels")
 
 
 class Function:
-    """f(*inputs) -> outputs, applying `updates` after each call (Theano semantics)."""
+    """f(*inputs) -> outputs, applying `updates` after each call (Theano semantics).
 
-    def __init__(self, inputs, outputs, updates=None, device=None, session=None, name=None):
+    The graph is optimized and compiled once, when the function is made; `f.stats()` tells what
+    that did and cost, `f.dump(stage)` shows the graph at each stage.
+    """
+
+    def __init__(self, inputs, outputs, updates=None, device=None, session=None, name=None,
+                 optimize="O2", excluding=(), including=(), debug=False, check_numerics=None):
         self.inputs = list(inputs)
         for t in self.inputs:
             if not isinstance(t, Tensor):
                 raise GraphcError(f"gc.function inputs must be tensors, got {t!r}")
-        flat, _ = flatten_fetches(outputs)
-        graph = (flat or self.inputs or [None])[0].graph if (flat or self.inputs) else None
+        flat, self._structure = flatten_fetches(outputs)
+        tensors = flat + self.inputs
         if session is None:
-            session = get_default_session(graph)
+            session = get_default_session(tensors[0].graph if tensors else None)
             if device is not None and device != session.device:
                 session = Session(session.graph, device=device)
         self.session = session
@@ -29,43 +39,60 @@ class Function:
             if not isinstance(var, Variable):
                 raise GraphcError(f"updates must pair gc.Variables with new values, got {var!r}")
         self.update_ops = [assign(var, value) for var, value in pairs]
-        self._fetches = [outputs, self.update_ops]
+        query(optimize, excluding, including)
+        if check_numerics is None:
+            check_numerics = session.options.check_numerics
+        options = Options(optimize, excluding, including, debug, check_numerics)
+        self._flat = flat
+        self._exe = session.compile(flat + self.update_ops, self.inputs, options, self.name)
 
     def __call__(self, *args, **kwargs):
-        if kwargs:
-            by_name = {t.name: t for t in self.inputs}
-            extra = set(kwargs) - set(by_name)
-            if extra:
-                raise FeedError(f"unknown input name(s) {sorted(extra)}; inputs are "
-                                f"{list(by_name)}")
+        by_name = {t.name: t for t in self.inputs}
+        unknown = set(kwargs) - set(by_name)
+        if unknown:
+            raise FeedError(f"unknown input name(s) {sorted(unknown)}; inputs are "
+                            f"{list(by_name)}")
         if len(args) + len(kwargs) != len(self.inputs):
             raise FeedError(f"function takes {len(self.inputs)} inputs "
                             f"({', '.join(t.name for t in self.inputs)}), got "
                             f"{len(args) + len(kwargs)}")
-        feed = dict(zip(self.inputs, args))
-        for name, value in kwargs.items():
-            feed[next(t for t in self.inputs if t.name == name)] = value
-        out, _ = self.session.run(self._fetches, feed)
-        return out
+        values = dict(zip(self.inputs, args))
+        values.update((by_name[k], v) for k, v in kwargs.items())
+        arrays = [check_feed(t, values[t]) for t in self.inputs]
+        results = self.session.execute(self._exe, arrays)
+        return rebuild_fetches(self._structure, results[:len(self._flat)])
 
     @property
     def graph(self):
         return self.session.graph
 
-    def dump(self, stage="input", format="text"):
-        """The function's graph at `stage` as text, dot, json or html."""
-        from graphc.dump import dump_graph
-        if stage != "input":
-            raise GraphcError(f"stage {stage!r} is not available yet: the optimizer and kernel "
-                              "stages come with the pass pipeline; use stage='input'")
-        flat, _ = flatten_fetches(self._fetches)
-        return dump_graph(self.graph, flat, format=format)
+    def stats(self):
+        """nodes_before, nodes_after, kernels, compile_seconds and pass_seconds (per pass)."""
+        return self._exe.stats()
+
+    def dump(self, stage="optimized", format="text"):
+        """The function's graph at `stage` ("input", "optimized", "kernels") in `format`."""
+        from graphc.dump import dump_graph, dump_kernels
+        if stage not in STAGES:
+            raise GraphcError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        comp = self._exe.compilation
+        if stage == "input":
+            return dump_graph(self.graph, list(comp.input_outputs), format=format)
+        if stage == "optimized":
+            return dump_graph(comp.graph, list(comp.outputs), format=format,
+                              partition=comp.partition)
+        return dump_kernels(comp.partition, format=format)
 
     def source(self, kind="llvm"):
         raise GraphcError(f"no generated {kind!r} code: this function runs on device "
                           f"{self.session.device!r}, which interprets the graph")
 
 
-def function(inputs, outputs, updates=None, device=None, session=None, name=None):
-    """Compile `outputs` as a function of `inputs` (Theano style)."""
-    return Function(inputs, outputs, updates=updates, device=device, session=session, name=name)
+def function(inputs, outputs, updates=None, device=None, session=None, name=None, **options):
+    """Compile `outputs` as a function of `inputs` (Theano style).
+
+    Options: optimize="O0".."O3" (default "O2"), excluding=[...], including=[...] (pass names
+    or tags), debug=True (type-check between passes), check_numerics=True.
+    """
+    return Function(inputs, outputs, updates=updates, device=device, session=session, name=name,
+                    **options)

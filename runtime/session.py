@@ -56,26 +56,31 @@ class Session:
             self._check_graph(tensor)
             feed_tensors.append(tensor)
             feed_arrays.append(check_feed(tensor, value))
-        with self._lock:
-            exe = self._executable(flat, feed_tensors)
-            results = self._run(exe, feed_arrays)
-        return rebuild_fetches(rebuild, [None if t.node.spec.extra.get("fetch_none") else r
-                                         for t, r in zip(flat, results)])
+        exe = self._executable(flat, feed_tensors)
+        return rebuild_fetches(rebuild, self.execute(exe, feed_arrays))
 
     def _executable(self, fetches, feeds):
         key = (tuple(id(t) for t in fetches), tuple(id(t) for t in feeds))
         exe = self._executables.get(key)
         if exe is None:
-            exe = Executable(fetches, feeds, self.options)
+            exe = self.compile(fetches, feeds)
             self._executables[key] = exe
         return exe
 
-    def _run(self, exe, feed_arrays):
-        for uid in exe.variable_uids:
-            self._ensure_initialized(self._variable(uid))
-        outs, updates = exe.run(feed_arrays, self._values.__getitem__, self._rng)
-        self._values.update(updates)  # only once the whole run has succeeded
-        return [np.array(o) for o in outs]
+    def compile(self, fetches, feeds, options=None, name="session"):
+        """An Executable for these fetches and fed tensors, run later by `execute`."""
+        self._check_open()
+        return Executable(fetches, feeds, options or self.options, name)
+
+    def execute(self, exe, feed_arrays):
+        """Run a compiled executable on checked feed arrays; groups fetch as None."""
+        with self._lock:
+            for uid in exe.variable_uids:
+                self._ensure_initialized(self._variable(uid))
+            outs, updates = exe.run(feed_arrays, self._values.__getitem__, self._rng)
+            self._values.update(updates)  # only once the whole run has succeeded
+        return [None if t.node.spec.extra.get("fetch_none") else np.array(o)
+                for t, o in zip(exe.fetches, outs)]
 
     def _variable(self, uid):
         for var in self.graph.variables:
@@ -98,7 +103,7 @@ class Session:
             return
         init = var.initial_value
         if isinstance(init, Tensor):
-            value = self._run(self._executable([init], []), [])[0]
+            value = self.execute(self._executable([init], []), [])[0]
         else:
             value = np.array(init)
         self._values[uid] = value
