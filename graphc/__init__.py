@@ -18,7 +18,7 @@ from .ops.linalg import matmul
 from .ops.reductions import argmax, argmin, logsumexp, max, mean, min, prod, sum
 from .ops.shape import (expand_dims, matrix_transpose, reshape, reshape_like, squeeze,
                         stop_gradient, transpose)
-# (shape ops: more names are imported here as they are written)
+from .ops.shape import broadcast_to, concat, gather, one_hot, pad, split, stack
 from .ops.sources import constant, placeholder
 from .ops.state import (Variable, assign, assign_add, assign_sub, global_variables_initializer,
                         group)
