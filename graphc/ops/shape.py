@@ -248,9 +248,9 @@ def broadcast_to(x, shape, name=None):
     for d in shape:
         if isinstance(d, Dim):
             holder, axis = _holder_of(x, d)
-            if not builtins.any(h is holder for h in holders):
+            if holder not in holders:  # tensors compare by identity
                 holders.append(holder)
-            dims.append((next(k for k, h in enumerate(holders) if h is holder), axis))
+            dims.append((holders.index(holder), axis))
         elif isinstance(d, numbers.Integral) and d >= 0:
             dims.append(int(d))
         else:
@@ -311,7 +311,7 @@ def _split_infer(x, *others, axis, sizes):
     dim = x.shape[axis]
     if _known(dim) and builtins.all(map(_known, pieces)) and (
             builtins.sum(pieces) != dim or builtins.any(p < 0 for p in pieces)):
-        raise ShapeError(f"split of axis {axis} (size {dim}) into pieces of sizes {sizes}: "
+        raise ShapeError(f"split of axis {axis} (size {dim}) into pieces of sizes {pieces}: "
                          f"the sizes must be non-negative and add up to {dim}")
     return tuple(TensorType(x.dtype, x.shape[:axis] + (p,) + x.shape[axis + 1:])
                  for p in pieces)
