@@ -363,7 +363,8 @@ def _conv_apply(op, inputs, strides, padding, dilations, name):
 def conv2d(x, filters, strides=1, padding="VALID", dilations=1, name=None):
     """2-D convolution of an NHWC input with HWIO filters (TensorFlow's conv2d).
 
-    strides and dilations: an int or a (height, width) pair; padding: "SAME" or "VALID".
+    strides and dilations: an int or a (height, width) pair; padding: "SAME" or "VALID"
+    (either case), SAME putting the odd padded row or column at the bottom or right.
     """
     return _conv_apply("conv2d", [x, filters], strides, padding, dilations, name)
 
