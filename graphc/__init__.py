@@ -33,6 +33,6 @@ _add_internal_root(_os.path.join(_os.path.dirname(_pkg), "runtime"))
 _add_internal_root(_os.path.join(_os.path.dirname(_pkg), "frontend"))
 
 from .runtime import Session, function, get_default_session  # noqa: E402
-# (graph files: gc.save and gc.load are imported here from runtime.graph_files)
+from .runtime.graph_files import load, save  # noqa: E402
 
 __version__ = "0.1.0"

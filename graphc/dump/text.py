@@ -1,6 +1,4 @@
 """The text dump: one line per node with name, op, type, inputs and source location."""
-from ..errors import GraphcError
-from ..ir.graph import Graph, Tensor
 
 
 def nodes_for(graph, tensors):
@@ -17,9 +15,9 @@ def nodes_for(graph, tensors):
     return [graph.nodes[i] for i in sorted(needed)]
 
 
-def _attr_text(node):
-    shown = {k: v for k, v in node.attrs.items() if k not in ("uid", "dtype", "shape")}
-    return " ".join(f"{k}={v!r}" for k, v in shown.items())
+def shown_attrs(node):
+    """The attrs a dump shows: not the uid, nor dtype and shape, which the output type says."""
+    return {k: v for k, v in node.attrs.items() if k not in ("uid", "dtype", "shape")}
 
 
 def to_text(graph, tensors=()):
@@ -27,30 +25,7 @@ def to_text(graph, tensors=()):
     for node in nodes_for(graph, tensors):
         types = ", ".join(str(t.type) for t in node.outputs)
         args = ", ".join(t.name for t in node.inputs)
-        attrs = _attr_text(node)
+        attrs = " ".join(f"{k}={v!r}" for k, v in shown_attrs(node).items())
         lines.append(f"%{node.id} {node.name} = {node.op}({args}){' ' + attrs if attrs else ''}"
                      f" : {types}  # {node.source}")
     return "\n".join(lines)
-
-
-FORMATS = {"text": to_text}
-
-
-def dump_graph(graph, tensors=(), format="text"):
-    try:
-        render = FORMATS[format]
-    except KeyError:
-        raise GraphcError(f"unknown dump format {format!r}; expected one of "
-                          f"{', '.join(FORMATS)}") from None
-    return render(graph, list(tensors))
-
-
-def dump(what=None, format="text"):
-    """The graph behind `what` (a tensor, a list/tuple of tensors, or a Graph) before optimization."""
-    from ..ir.graph import get_default_graph
-    if what is None:
-        return dump_graph(get_default_graph(), (), format)
-    if isinstance(what, Graph):
-        return dump_graph(what, (), format)
-    tensors = [what] if isinstance(what, Tensor) else list(what)
-    return dump_graph(tensors[0].graph, tensors, format)

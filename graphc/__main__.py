@@ -1,0 +1,46 @@
+"""The command line: `python -m graphc dump FILE [--stage input] [--format text|dot|json]`.
+
+`dump` prints a graph file written by gc.save at a compilation stage, in any dump format.
+A bad file or argument prints one line on stderr and exits with status 2.
+"""
+import argparse
+import sys
+
+from . import GraphcError, function
+from .dump import FORMATS
+from .runtime.graph_files import load
+
+USAGE_ERROR = 2
+
+
+def dump_command(args):
+    saved = load(args.file)
+    f = function([], saved.fetches, name=args.file)
+    print(f.dump(stage=args.stage, format=args.format))
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m graphc", description="graphc's command line")
+    commands = p.add_subparsers(dest="command", required=True)
+    dump = commands.add_parser("dump", help="print the graph of a file written by gc.save")
+    dump.add_argument("file", help="a graph file written by gc.save")
+    dump.add_argument("--stage", default="input",
+                      help="the compilation stage to show (default: input)")
+    dump.add_argument("--format", default="text", choices=list(FORMATS),
+                      help="the dump format (default: text)")
+    dump.set_defaults(run=dump_command)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except GraphcError as err:
+        print(f"graphc: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

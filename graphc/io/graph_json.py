@@ -1,0 +1,309 @@
+"""The graph format: a subgraph as a JSON-able dict, and back into a new Graph.
+
+Layout (format "graphc-graph", version 1):
+
+  {"format": "graphc-graph", "version": 1,
+   "dims":    ["x.0", ...],            names of the symbolic dims, referenced by index
+   "arrays":  [{"dtype": "<f4", "shape": [3, 4], "sha256": "..."}, ...],
+   "nodes":   [{"op": "add", "name": "scope/add", "inputs": [[node, output], ...],
+                "attrs": {name: tagged value}, "outputs": [{"dtype", "shape"}, ...],
+                "source": "file.py:12"}, ...],
+   "outputs": [[node, output], ...]}   the tensors the subgraph was saved for
+
+Nodes are in topological order: an input refers to an earlier node by its index. Every attr
+value carries an explicit tag, one key naming what it is:
+
+  {"int": 3} {"float": 0.5} {"float": "nan"|"inf"|"-inf"} {"bool": true} {"none": null}
+  {"str": "SAME"} {"tuple": [tagged, ...]} {"dtype": "float32"} {"dim": index into "dims"}
+  {"array": index into "arrays"} {"uid": null}: a fresh identity for a stateful node
+
+An output shape lists ints and {"dim": index}. The arrays themselves (constants, variable
+values) are stored by the caller; "sha256" is the FrozenArray digest of each (dtype, shape
+and bytes), so any change to one is found. A variable is saved with the value it has in a
+session, which becomes its initial value when loaded.
+
+Loading builds the graph only through the op registry: each op is looked up by name, its
+inference is run on the loaded input types and must give the stored output types. Nothing in
+a file is ever imported, evaluated or unpickled.
+"""
+import math
+
+from ..dump.text import nodes_for
+from ..errors import CheckpointError, GraphcError
+from ..ir import dtypes
+from ..ir.dtypes import DType
+from ..ir.graph import FrozenArray, Graph, new_uid
+from ..ir.types import Dim, TensorType
+from ..ops.registry import get_spec
+
+FORMAT = "graphc-graph"
+VERSION = 1
+
+
+# ---- saving -----------------------------------------------------------------------------------
+class _Encoder:
+    def __init__(self):
+        self.dims = {}  # Dim -> index
+        self.arrays = {}  # digest -> (index, FrozenArray)
+
+    def dim(self, d):
+        return {"dim": self.dims.setdefault(d, len(self.dims))}
+
+    def array(self, frozen):
+        index, _ = self.arrays.setdefault(frozen.digest, (len(self.arrays), frozen))
+        return {"array": index}
+
+    def value(self, v, node, key):
+        encode = _ENCODERS.get(type(v))
+        if encode is None:
+            raise CheckpointError(f"attr '{key}' is a {type(v).__name__} ({v!r}), which the "
+                                  "graph format does not store", node)
+        return encode(self, v, node, key)
+
+    def shape(self, shape):
+        return [d if isinstance(d, int) else self.dim(d) for d in shape]
+
+    def node(self, node, index_of, variable_value):
+        attrs = dict(node.attrs)
+        if node.op == "variable":
+            attrs["init"] = FrozenArray(variable_value(node.outputs[0]))
+        return {"op": node.op, "name": node.name,
+                "inputs": [[index_of[t.node.id], t.index] for t in node.inputs],
+                "attrs": {k: ({"uid": None} if k == "uid" and node.spec.stateful
+                              else self.value(v, node, k)) for k, v in attrs.items()},
+                "outputs": [{"dtype": t.dtype.name, "shape": self.shape(t.shape)}
+                            for t in node.outputs],
+                "source": node.source}
+
+
+_ENCODERS = {
+    int: lambda enc, v, node, key: {"int": v},
+    float: lambda enc, v, node, key: {"float": v if math.isfinite(v) else repr(v)},
+    bool: lambda enc, v, node, key: {"bool": v},
+    type(None): lambda enc, v, node, key: {"none": None},
+    str: lambda enc, v, node, key: {"str": v},
+    tuple: lambda enc, v, node, key: {"tuple": [enc.value(x, node, key) for x in v]},
+    DType: lambda enc, v, node, key: {"dtype": v.name},
+    Dim: lambda enc, v, node, key: enc.dim(v),
+    FrozenArray: lambda enc, v, node, key: enc.array(v),
+}
+
+
+def encode(tensors, variable_value):
+    """(doc, arrays): the subgraph behind `tensors` and the arrays its "arrays" table lists.
+
+    `variable_value(variable)` gives the value each variable is saved with.
+    """
+    nodes = nodes_for(tensors[0].graph, tensors)
+    index_of = {node.id: i for i, node in enumerate(nodes)}
+    enc = _Encoder()
+    encoded = [enc.node(node, index_of, variable_value) for node in nodes]
+    arrays = [frozen.array for _, frozen in enc.arrays.values()]
+    return {"format": FORMAT, "version": VERSION,
+            "dims": [d.name for d in enc.dims],
+            "arrays": [{"dtype": a.dtype.str, "shape": list(a.shape), "sha256": f.digest}
+                       for a, (_, f) in zip(arrays, enc.arrays.values())],
+            "nodes": encoded,
+            "outputs": [[index_of[t.node.id], t.index] for t in tensors]}, arrays
+
+
+# ---- loading ----------------------------------------------------------------------------------
+def _expect(value, kind, what):
+    """`value` if it is of JSON type `kind` (bool is not an int here), else CheckpointError."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        article = "an" if names[0] in "aeiou" else "a"
+        raise CheckpointError(f"{what} should be {article} {names}, got "
+                              f"{type(value).__name__} {_short(value)}")
+    return value
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _index(value, size, what):
+    index = _expect(value, int, what)
+    if not 0 <= index < size:
+        raise CheckpointError(f"{what} is {index}, outside 0..{size - 1}" if size
+                              else f"{what} is {index}, but there is nothing to refer to")
+    return index
+
+
+def _float(dec, v):
+    if isinstance(v, str):
+        if v not in ("nan", "inf", "-inf"):
+            raise CheckpointError(f"float value {v!r} should be a number, 'nan', 'inf' or "
+                                  "'-inf'")
+        return float(v)
+    return float(_expect(v, (int, float), "a float value"))
+
+
+class _Decoder:
+    def __init__(self, doc, read_array):
+        self.dim_names = [_expect(n, str, "a dim name")
+                          for n in _expect(doc.get("dims", []), list, "'dims'")]
+        self.dims = {}  # index -> Dim, bound when first seen
+        self.array_entries = _expect(doc.get("arrays", []), list, "'arrays'")
+        self.read_array = read_array
+        self.arrays = {}
+        self.graph = Graph()
+        self.nodes = []
+
+    # attr values, one decoder per tag
+    def value(self, tagged):
+        _expect(tagged, dict, "an attr value")
+        if len(tagged) != 1:
+            raise CheckpointError(f"an attr value should have one tag, got {_short(tagged)}")
+        (tag, v), = tagged.items()
+        decode = _DECODERS.get(tag)
+        if decode is None:
+            raise CheckpointError(f"unknown attr tag {tag!r}; known tags are "
+                                  f"{', '.join(_DECODERS)}")
+        return decode(self, v)
+
+    def dim(self, v):
+        index = _index(v, len(self.dim_names), "a dim index")
+        if index not in self.dims:
+            self.dims[index] = Dim(self.dim_names[index])
+        return self.dims[index]
+
+    def array(self, v):
+        index = _index(v, len(self.array_entries), "an array index")
+        if index not in self.arrays:
+            self.arrays[index] = self._load_array(index)
+        return self.arrays[index]
+
+    def _load_array(self, index):
+        entry = _expect(self.array_entries[index], dict, f"array entry {index}")
+        arr = self.read_array(index)
+        if arr.dtype.kind not in "biuf":
+            raise CheckpointError(f"array {index} holds {arr.dtype} data; only numbers and "
+                                  "booleans are stored")
+        frozen = FrozenArray(arr)
+        if (entry.get("dtype") != arr.dtype.str or entry.get("shape") != list(arr.shape)
+                or entry.get("sha256") != frozen.digest):
+            raise CheckpointError(f"array {index} is corrupt: its dtype, shape or sha256 does "
+                                  "not match the graph's table")
+        return frozen
+
+    # nodes
+    def node(self, index, raw):
+        what = f"node {index}"
+        _expect(raw, dict, what)
+        op = _expect(raw.get("op"), str, f"{what}: 'op'")
+        name = _expect(raw.get("name"), str, f"{what}: 'name'")
+        what = f"node {index} ('{name}', op {op!r})"
+        try:
+            spec = get_spec(op)
+        except GraphcError:
+            raise CheckpointError(f"{what}: unknown op {op!r}") from None
+        inputs = [self.input(ref, f"{what}: input {k}")
+                  for k, ref in enumerate(_expect(raw.get("inputs"), list, f"{what}: 'inputs'"))]
+        attrs = {_expect(k, str, f"{what}: an attr name"): self.value(v)
+                 for k, v in _expect(raw.get("attrs"), dict, f"{what}: 'attrs'").items()}
+        source = raw.get("source")
+        if source is not None:
+            _expect(source, str, f"{what}: 'source'")
+        out_types = self.check_types(spec, inputs, attrs, raw.get("outputs"), what)
+        node = self.graph.add_node(spec, inputs, attrs, out_types, name, source)
+        if node.op == "variable":
+            _check_variable(node, what)
+            self.graph.variables.append(node.outputs[0])
+        self.nodes.append(node)
+
+    def input(self, ref, what):
+        _expect(ref, list, what)
+        if len(ref) != 2:
+            raise CheckpointError(f"{what} should be [node index, output index], got "
+                                  f"{_short(ref)}")
+        node = self.nodes[_index(ref[0], len(self.nodes), f"{what}: the node index (inputs "
+                                                          "refer to earlier nodes only)")]
+        return node.outputs[_index(ref[1], len(node.outputs), f"{what}: the output index")]
+
+    def check_types(self, spec, inputs, attrs, stored, what):
+        """The op's inferred output types, which must be the stored ones."""
+        try:
+            out = spec.infer(*[t.type for t in inputs], **attrs)
+            inferred = (out,) if isinstance(out, TensorType) else tuple(out)
+        except GraphcError as err:
+            raise CheckpointError(f"{what}: the op refuses its stored inputs and attrs: "
+                                  f"{err.detail}") from None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:
+            # a tampered attr of the wrong kind fails inside the op's inference
+            raise CheckpointError(f"{what}: the stored inputs or attrs do not fit the op: "
+                                  f"{err}") from None
+        stored = _expect(stored, list, f"{what}: 'outputs'")
+        if len(stored) != len(inferred):
+            raise CheckpointError(f"{what}: {len(stored)} stored outputs, but the op gives "
+                                  f"{len(inferred)}")
+        for k, (raw, got) in enumerate(zip(stored, inferred)):
+            self.match_type(raw, got, f"{what}: output {k}")
+        return inferred
+
+    def match_type(self, raw, got, what):
+        _expect(raw, dict, what)
+        shape = _expect(raw.get("shape"), list, f"{what}: 'shape'")
+        if raw.get("dtype") != got.dtype.name or len(shape) != len(got.shape):
+            raise CheckpointError(f"{what}: stored type {raw.get('dtype')}{shape} but the op "
+                                  f"infers {got}")
+        for stored, dim in zip(shape, got.shape):
+            if not self.same_dim(stored, dim):
+                raise CheckpointError(f"{what}: stored shape {shape} but the op infers "
+                                      f"{list(got.shape)}")
+
+    def same_dim(self, stored, dim):
+        if not isinstance(stored, dict):
+            return _expect(stored, int, "a dim") == dim
+        index = _index(stored.get("dim"), len(self.dim_names), "a dim index")
+        if index not in self.dims and isinstance(dim, Dim):
+            self.dims[index] = dim  # a symbol the op's inference makes, first seen here
+        return self.dims.get(index) is dim
+
+
+_DECODERS = {
+    "int": lambda dec, v: _expect(v, int, "an int value"),
+    "float": _float,
+    "bool": lambda dec, v: _expect(v, bool, "a bool value"),
+    "none": lambda dec, v: None,
+    "str": lambda dec, v: _expect(v, str, "a str value"),
+    "tuple": lambda dec, v: tuple(dec.value(x) for x in _expect(v, list, "a tuple value")),
+    "dtype": lambda dec, v: _dtype(v),
+    "dim": _Decoder.dim,
+    "array": _Decoder.array,
+    "uid": lambda dec, v: new_uid(),
+}
+
+
+def _dtype(name):
+    dtype = dtypes.BY_NAME.get(_expect(name, str, "a dtype"))
+    if dtype is None:
+        raise CheckpointError(f"unknown dtype {name!r}; expected one of "
+                              f"{', '.join(d.name for d in dtypes.ALL)}")
+    return dtype
+
+
+def _check_variable(node, what):
+    init = node.attrs.get("init")
+    var = node.outputs[0]
+    if (not isinstance(init, FrozenArray) or init.array.shape != var.shape
+            or init.array.dtype != var.dtype.np):
+        raise CheckpointError(f"{what}: the saved value does not fit the variable's type {var.type}")
+
+
+def decode(doc, read_array):
+    """(graph, output tensors) rebuilt from `doc`; `read_array(i)` gives the i-th array.
+
+    Raises CheckpointError for anything that is not a well-formed graph of known ops.
+    """
+    _expect(doc, dict, "the graph")
+    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise CheckpointError(f"not a graph of format {FORMAT!r} version {VERSION} (format "
+                              f"{_short(doc.get('format'))}, version {_short(doc.get('version'))})")
+    dec = _Decoder(doc, read_array)
+    for index, raw in enumerate(_expect(doc.get("nodes"), list, "'nodes'")):
+        dec.node(index, raw)
+    outputs = [dec.input(ref, f"output {k}")
+               for k, ref in enumerate(_expect(doc.get("outputs"), list, "'outputs'"))]
+    return dec.graph, outputs
