@@ -20,7 +20,7 @@ from .types import TensorType, format_shape
 class FrozenArray:
     """An ndarray made hashable by content, for constant attrs."""
 
-    __slots__ = ("array", "_digest")
+    __slots__ = ("array", "_digest", "_uniform")
 
     def __init__(self, array):
         self.array = np.array(array, order="C")  # a copy; ascontiguousarray would make 0-d 1-d
@@ -29,6 +29,17 @@ class FrozenArray:
         h.update(str((self.array.dtype.str, self.array.shape)).encode())
         h.update(self.array.tobytes())
         self._digest = h.hexdigest()
+        self._uniform = ()  # not computed yet
+
+    @property
+    def uniform_value(self):
+        """The one value every element has (a Python scalar), or None."""
+        if self._uniform == ():
+            arr = self.array
+            first = arr.flat[0] if arr.size else None
+            same = first is not None and not np.isnan(first) and bool(np.all(arr == first))
+            self._uniform = first.item() if same else None
+        return self._uniform
 
     @property
     def digest(self):
@@ -64,24 +75,23 @@ class Node:
                  "__weakref__")
 
     def __init__(self, graph, spec, inputs, attrs, out_types, name, source, node_id):
-        self.graph = graph
-        self.spec = spec
-        self.op = spec.name
-        self.inputs = tuple(inputs)
-        self.attrs = attrs
-        self.name = name
-        self.source = source
-        self.outputs = tuple(_make_tensor(spec.tensor_class, self, i, t)
-                             for i, t in enumerate(out_types))
-        self.id = node_id  # set last: from here on the node is frozen
+        init = object.__setattr__  # __setattr__ below refuses every later change
+        init(self, "graph", graph)
+        init(self, "spec", spec)
+        init(self, "op", spec.name)
+        init(self, "inputs", tuple(inputs))
+        init(self, "attrs", attrs)
+        init(self, "name", name)
+        init(self, "source", source)
+        init(self, "id", node_id)
+        init(self, "outputs", tuple(_make_tensor(spec.tensor_class, self, i, t)
+                                    for i, t in enumerate(out_types)))
 
     def __repr__(self):
         return f"<Node {self.name} {self.op}>"
 
     def __setattr__(self, key, value):
-        if hasattr(self, "id") and key != "__weakref__":
-            raise AttributeError("nodes are immutable; passes build new graphs")
-        object.__setattr__(self, key, value)
+        raise AttributeError("nodes are immutable; passes build new graphs")
 
 
 class Tensor:

@@ -10,8 +10,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import numpy as np
-
 from ..errors import GraphcError
 from ..ir.source import source_of
 from .rebuild import rebuild
@@ -78,11 +76,7 @@ def constant_value(tensor):
     if node.op == "fill_like":
         return node.attrs["value"]
     if node.op == "constant":
-        arr = node.attrs["value"].array
-        if arr.size and arr.size <= 1 << 16:
-            first = arr.flat[0]
-            if np.all(arr == first) and not np.isnan(first):
-                return first.item()
+        return node.attrs["value"].uniform_value
     return None
 
 
