@@ -1,0 +1,44 @@
+"""The README's code and the examples run as written."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def readme_python_blocks():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_python_blocks_run_in_order(tmp_path):
+    script = "\n".join(readme_python_blocks())
+    assert "gc.Session" in script and "gc.function" in script
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("script,args,expect", [
+    ("tf1_style.py", ["--steps", "30"], "training accuracy"),
+    ("theano_style.py", ["--steps", "60"], "(true 3)"),
+])
+def test_examples_run(script, args, expect):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script)] + args,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout
+
+
+def test_theano_example_recovers_the_line():
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        import theano_style
+        w, b = theano_style.main(steps=60)
+    finally:
+        sys.path.pop(0)
+    assert abs(w - 3) < 0.05 and abs(b + 2) < 0.05
