@@ -78,7 +78,7 @@ def broadcast_shapes(*shapes, what="broadcast"):
         dims = [s[len(s) - rank + axis] for s in shapes if len(s) - rank + axis >= 0]
         result = 1
         for d in dims:
-            if d == 1 or d is result:
+            if d == 1 or d == result:  # ints by value, symbolic Dims by identity
                 continue
             if result == 1:
                 result = d

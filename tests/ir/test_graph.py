@@ -124,3 +124,8 @@ def test_scalar_constants_and_variables_stay_rank_zero():
         assert gc.Variable(np.float32(1.0)).shape == ()
         x = gc.placeholder(gc.float32, ())
         assert (x * 2.0).shape == ()
+
+
+def test_large_equal_dims_broadcast():
+    # ints above the small-int cache must compare by value
+    assert broadcast_shapes((784, 1000), (int("784"), int("1000"))) == (784, 1000)
