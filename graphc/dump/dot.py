@@ -53,16 +53,19 @@ def _write_tree(g, tree, indent, lines, clusters):
         lines.append(f"{pad}}}")
 
 
-def write_dot(g, name="graphc"):
-    lines = [f"digraph {quote(name)} {{",
+def write_dot(g, name="graphc", comments=()):
+    lines = [f"// {line}" for line in comments]
+    lines += [f"digraph {quote(name)} {{",
              '  node [shape=box, fontname="monospace", fontsize=10];',
              '  edge [fontname="monospace", fontsize=9];']
     _write_tree(g, _scope_tree(g), 1, lines, [])
     for src, dst, label in g.edges(data="label"):
         lines.append(f"  n{src} -> n{dst} [label={quote(label)}];")
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
-def to_dot(graph, tensors=()):
-    return write_dot(to_networkx(graph, tensors))
+def to_dot(graph, tensors=(), kernels=None):
+    """DOT text; `kernels` (the kernel groups' summary lines) lead as // comments."""
+    comments = ["kernels:"] + list(kernels) if kernels is not None else ()
+    return write_dot(to_networkx(graph, tensors), comments=comments)

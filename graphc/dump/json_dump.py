@@ -9,7 +9,9 @@ Schema (format "graphc-dump", version 1):
               "inputs": ["x:0", "dense/W:0"],  "node name:output index" of each input
               "attrs": {"perm": [1, 0]},       printable values, see below
               "outputs": [{"dtype": "float32", "shape": ["x.0", 10]}],
-              "source": "train.py:12"}, ...]} the user's line that created the node
+              "source": "train.py:12"}, ...],  the user's line that created the node
+   "kernels": ["..."]}                 the optimized stage only: which nodes fused into which
+                                       kernel, one line of the fusion summary per item
 
 Nodes come in topological order. Attr values print as JSON: numbers, bools, null and strings
 as they are (NaN and infinities as the strings "nan", "inf", "-inf"), tuples as lists, dtypes
@@ -52,7 +54,15 @@ def node_record(node):
             "source": node.source}
 
 
-def to_json(graph, tensors=()):
+def to_json(graph, tensors=(), kernels=None):
     doc = {"format": FORMAT, "version": VERSION,
            "nodes": [node_record(node) for node in nodes_for(graph, tensors)]}
+    if kernels is not None:
+        doc["kernels"] = list(kernels)
     return json.dumps(doc, indent=1, allow_nan=False)
+
+
+def kernels_json(lines):
+    """The kernels stage alone: {"format": "graphc-kernels", "version": 1, "kernels": [...]}."""
+    return json.dumps({"format": "graphc-kernels", "version": VERSION, "kernels": list(lines)},
+                      indent=1)

@@ -20,7 +20,8 @@ def shown_attrs(node):
     return {k: v for k, v in node.attrs.items() if k not in ("uid", "dtype", "shape")}
 
 
-def to_text(graph, tensors=()):
+def to_text(graph, tensors=(), kernels=None):
+    """One line per node; `kernels` (the kernel groups' summary lines) follow as comments."""
     lines = []
     for node in nodes_for(graph, tensors):
         types = ", ".join(str(t.type) for t in node.outputs)
@@ -28,4 +29,6 @@ def to_text(graph, tensors=()):
         attrs = " ".join(f"{k}={v!r}" for k, v in shown_attrs(node).items())
         lines.append(f"%{node.id} {node.name} = {node.op}({args}){' ' + attrs if attrs else ''}"
                      f" : {types}  # {node.source}")
+    if kernels is not None:
+        lines += ["# kernels:"] + [f"#   {line}" for line in kernels]
     return "\n".join(lines)
