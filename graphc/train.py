@@ -24,6 +24,7 @@ from functools import partial
 
 import numpy as np
 
+from . import autodiff
 from .errors import DTypeError, GradientError, GraphcError, GraphMismatchError, ShapeError
 from .ir import dtypes
 from .ir.graph import Tensor
@@ -120,7 +121,6 @@ class Optimizer:
     def compute_gradients(self, loss, var_list=None):
         """[(gradient, variable)] for each variable, in order; the gradient is None for a
         variable that `loss` does not depend on (apply_gradients skips those)."""
-        from .autodiff import grad
         if not isinstance(loss, Tensor):
             raise GraphcError(f"minimize needs a scalar loss tensor, got {loss!r}")
         depends_on = _dependencies(loss)
@@ -136,9 +136,9 @@ class Optimizer:
         connected = [v for v in var_list if v.node.id in depends_on]
         # A variable reached only through non-differentiable ops (argmax, stop_gradient)
         # truly has a zero gradient.
-        grads = dict(zip(connected, grad(loss, connected, unconnected="zero"))) if connected \
-            else {}
-        return [(grads.get(v), v) for v in var_list]
+        grads = autodiff.grad(loss, connected, unconnected="zero") if connected else []
+        by_var = dict(zip(connected, grads))
+        return [(by_var.get(v), v) for v in var_list]
 
     def apply_gradients(self, grads_and_vars, name=None, *, global_step=None):
         """One op applying the update rule to each (gradient, variable) pair whose gradient is

@@ -346,3 +346,21 @@ def test_misuse_of_minimize_and_apply_gradients():
     with g2.as_default():
         with pytest.raises(gc.GraphMismatchError, match="'W' belongs to another graph"):
             opt.minimize(gc.sum(gc.Variable(np.ones(2))), var_list=[W])
+
+
+def test_minimize_builds_in_the_loss_graph_not_the_default_one():
+    g = gc.Graph()
+    with g.as_default():
+        W = gc.Variable(np.array([2.0, -1.0]), name="W")
+        loss = gc.sum(gc.square(W))
+    default = gc.get_default_graph()
+    size = len(default)
+    opt = gc.train.MomentumOptimizer(0.1, 0.5)
+    op = opt.minimize(loss)
+    assert len(default) == size
+    assert op.graph is g and opt.get_slot(W, "momentum").graph is g
+    sess = gc.Session(graph=g)
+    sess.run(op)
+    sess.run(op)
+    # W1 = W0 - 0.1 * 2 W0 = 0.8 W0; accum = 0.5 * 2 W0 + 2 W1 = 2.6 W0; W2 = W1 - 0.26 W0
+    np.testing.assert_allclose(sess.get_value(W), 0.54 * np.array([2.0, -1.0]))
