@@ -43,7 +43,7 @@ def dump_kernels(partition, format="text"):
 
 
 def dump(what=None, format="text"):
-    """The graph behind `what` (a tensor, a list/tuple of tensors, or a Graph) before optimization."""
+    """The graph behind `what` (a tensor, a list/tuple of tensors, or a Graph), unoptimized."""
     if what is None:
         return dump_graph(get_default_graph(), (), format)
     if isinstance(what, Graph):

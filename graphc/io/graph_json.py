@@ -289,7 +289,8 @@ def _check_variable(node, what):
     var = node.outputs[0]
     if (not isinstance(init, FrozenArray) or init.array.shape != var.shape
             or init.array.dtype != var.dtype.np):
-        raise CheckpointError(f"{what}: the saved value does not fit the variable's type {var.type}")
+        raise CheckpointError(f"{what}: the saved value does not fit the variable's type "
+                              f"{var.type}")
 
 
 def decode(doc, read_array):

@@ -81,6 +81,34 @@ def test_mlp_round_trip_gives_the_same_values_in_a_new_session(tmp_path):
                                    sess.get_value(m[name]), rtol=1e-5, atol=1e-7)
 
 
+def test_cnn_with_string_attrs_multi_output_nodes_and_indexing_round_trips(tmp_path):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 7, 7, 1), name="x")
+        y = gc.placeholder(gc.int32, (None,), name="y")
+        F = gc.Variable(rng.standard_normal((3, 3, 1, 4)).astype("float32"), name="F")
+        h = gc.relu(gc.nn.conv2d(x, F, padding="SAME"))  # a str attr
+        h = gc.nn.max_pool2d(h, 2, 2, padding="SAME")[:, 1:, ::2, :]  # (N, 3, 2, 4)
+        left, right = gc.split(gc.reshape(h, (-1, 24)), 2, axis=1)  # two outputs of one node
+        h = gc.pad(gc.concat([right, left], axis=1), [(0, 0), (1, 0)])
+        W = gc.Variable(rng.standard_normal((25, 5)).astype("float32"), name="W")
+        logits = gc.nn.dropout(h @ W, 0.25, seed=4)
+        loss = (gc.mean(gc.nn.sparse_softmax_cross_entropy(logits, y))
+                + 0.1 * gc.sum(gc.gather(W, gc.constant([0, 3, 3]), axis=0) * gc.one_hot(y[:1], 5)))
+        fetches = [loss] + gc.grad(loss, [F, W])
+    xb = rng.standard_normal((3, 7, 7, 1)).astype("float32")
+    yb = rng.integers(0, 5, 3).astype("int32")
+    want = gc.Session(g).run(fetches, {x: xb, y: yb})
+    loaded = gc.load(gc.save(tmp_path / "cnn.gcg", fetches, session=gc.Session(g)))
+    got = gc.Session(loaded.graph).run(loaded.fetches, {"x": xb, "y": yb})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    conv = next(n for n in loaded.graph.nodes if n.op == "conv2d")
+    assert conv.attrs["padding"] == g.node_by_name(conv.name).attrs["padding"]
+    assert isinstance(conv.attrs["padding"], str)
+    assert any(n.op == "split" and len(n.outputs) == 2 for n in loaded.graph.nodes)
+
+
 def test_loaded_graph_keeps_names_scopes_types_sources_and_shared_dims(tmp_path):
     g, m = build_mlp()
     path = gc.save(tmp_path / "mlp.gcg", m["loss"], session=gc.Session(g))
