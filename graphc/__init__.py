@@ -6,14 +6,15 @@ Build a symbolic graph with the functions here, differentiate it with `grad`, an
 import os as _os
 
 from .errors import (CheckpointError, DeviceError, DTypeError, FeedError, GradientError,
-                     GraphcError, GraphMismatchError, NumericsError, ResourceError, ShapeError)
+                     GraphcError, GraphMismatchError, IndexError_, NumericsError, ResourceError,
+                     ShapeError)
 from .ir.dtypes import bfloat16, bool_, float16, float32, float64, int32, int64, DType, as_dtype
 from .ir.graph import Graph, Tensor, get_default_graph, name_scope, reset_default_graph
 from .ir.source import add_internal_root as _add_internal_root
 from .ir.types import Dim, TensorType
 from . import ops as _ops
 from .ops.elementwise import *  # noqa: F401,F403  (the table-built elementwise ops)
-from .ops.elementwise import UNARY as _UNARY, BINARY as _BINARY
+
 from .ops.linalg import matmul
 from .ops.reductions import argmax, argmin, logsumexp, max, mean, min, prod, sum
 from .ops.shape import (expand_dims, matrix_transpose, reshape, reshape_like, squeeze,

@@ -54,7 +54,7 @@ class ResourceError(GraphcError):
 
 
 class IndexError_(GraphcError, IndexError):
-    """An index out of range (gather, one_hot, basic indexing)."""
+    """An index out of range (gather, sparse labels, basic indexing)."""
 
 
 class DeviceError(ResourceError):

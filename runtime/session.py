@@ -5,7 +5,7 @@ import weakref
 
 import numpy as np
 
-from graphc.errors import GraphcError, GraphMismatchError
+from graphc.errors import FeedError, GraphcError, GraphMismatchError
 from graphc.ir import dtypes
 from graphc.ir.graph import Tensor, get_default_graph
 from graphc.ops.state import Variable
@@ -50,7 +50,7 @@ class Session:
         feed_tensors = []
         feed_arrays = []
         for key, value in feed_items:
-            tensor = self.graph.tensor(key) if isinstance(key, str) else key
+            tensor = self._tensor_named(key) if isinstance(key, str) else key
             if not isinstance(tensor, Tensor):
                 raise GraphcError(f"feed_dict keys must be tensors or tensor names, got {key!r}")
             self._check_graph(tensor)
@@ -58,6 +58,13 @@ class Session:
             feed_arrays.append(check_feed(tensor, value))
         exe = self._executable(flat, feed_tensors)
         return rebuild_fetches(rebuild, self.execute(exe, feed_arrays))
+
+    def _tensor_named(self, name):
+        try:
+            return self.graph.tensor(name)
+        except (KeyError, ValueError, IndexError):
+            raise FeedError(f"feed_dict names {name!r}, but the graph has no tensor of that "
+                            "name") from None
 
     def _executable(self, fetches, feeds):
         key = (tuple(id(t) for t in fetches), tuple(id(t) for t in feeds))

@@ -134,6 +134,21 @@ def round_bfloat16(array):
     return np.where(nan, np.float32(np.nan), out)
 
 
+def check_fits(array, dtype):
+    """Raise DTypeError when integer `dtype` cannot hold the values of `array` exactly."""
+    arr = np.asarray(array)
+    if not dtype.is_integer or arr.size == 0 or arr.dtype.kind not in "iuf":
+        return
+    info = np.iinfo(dtype.np)
+    if arr.dtype.kind == "f":
+        exact = np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    else:
+        exact = True
+    if not exact or arr.min() < info.min or arr.max() > info.max:
+        shown = arr.flat[0] if arr.size == 1 else f"values in [{arr.min()}, {arr.max()}]"
+        raise DTypeError(f"{shown} does not fit dtype {dtype.name}")
+
+
 def to_storage(array, dtype):
     """Cast an array to how `dtype` is stored, rounding for bfloat16."""
     out = np.asarray(array).astype(dtype.np, copy=False)

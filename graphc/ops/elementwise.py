@@ -17,6 +17,8 @@ from .sources import constant
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
+__all__ = ["where", "cast", "clip", "fill_like", "zeros_like", "ones_like"]  # + every table op
+
 
 def _np_erf(x):
     return _erf(x).astype(x.dtype)
@@ -100,6 +102,7 @@ def _make_unary(opname):
 
 for _name in UNARY:
     globals()[_name] = _make_unary(_name)
+    __all__.append(_name)
 
 
 # ---- binary -----------------------------------------------------------------------------------
@@ -210,6 +213,7 @@ def _make_binary(opname, result):
 
 for _name, (_r, _g, _result) in BINARY.items():
     globals()[_name] = _make_binary(_name, _result)
+    __all__.append(_name)
 
 
 # ---- where, cast, fill ------------------------------------------------------------------------

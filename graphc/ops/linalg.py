@@ -56,8 +56,6 @@ register("matmul", infer=_matmul_infer, ref=np.matmul, grad=_matmul_grad, kind="
 def matmul(a, b, name=None):
     """a @ b as numpy computes it."""
     a, b = coerce_pair(a, b)
-    if a.dtype.is_bool:
-        raise DTypeError("matmul does not take bool operands")
     return apply("matmul", [a, b], name=name)
 
 

@@ -13,7 +13,7 @@ An OpSpec holds
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..errors import GraphcError
+from ..errors import GraphcError, GraphMismatchError
 from ..ir.graph import Tensor, freeze, get_default_graph
 from ..ir.source import user_source
 from ..ir.types import TensorType
@@ -84,6 +84,12 @@ def apply(op, inputs, name=None, **attrs):
     attrs = {k: freeze(v) for k, v in attrs.items()}
     source = user_source()
     try:
+        for t in inputs:
+            if t.node.graph is not graph:
+                raise GraphMismatchError(
+                    f"input '{t.name}' belongs to another graph than '{inputs[0].name}'; "
+                    "tensors of different graphs cannot be combined (build them under one "
+                    "`with graph.as_default():`)")
         out = spec.infer(*[t.type for t in inputs], **attrs)
     except GraphcError as err:
         if err.node is None:

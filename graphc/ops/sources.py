@@ -30,8 +30,7 @@ def constant(value, dtype=None, name=None, graph=None):
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"cannot make a constant from {arr.dtype} data")
-    if dtype.is_integer and arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-        raise DTypeError(f"constant {value!r} does not fit dtype {dtype.name}")
+    dtypes.check_fits(arr, dtype)
     stored = dtypes.to_storage(arr, dtype)
     if graph is not None:
         with graph.as_default():

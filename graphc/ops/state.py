@@ -77,6 +77,7 @@ def make_variable(initial_value, name=None, dtype=None, trainable=True):
                     trainable=bool(trainable))
     else:
         dt = dtypes.default_dtype(initial_value) if dtype is None else dtypes.as_dtype(dtype)
+        dtypes.check_fits(initial_value, dt)
         arr = dtypes.to_storage(np.array(initial_value), dt)
         var = apply("variable", [], name=name or "Variable", uid=new_uid(), dtype=dt,
                     shape=arr.shape, init=FrozenArray(arr), trainable=bool(trainable))
