@@ -257,8 +257,11 @@ class _Decoder:
         if not isinstance(stored, dict):
             return _expect(stored, int, "a dim") == dim
         index = _index(stored.get("dim"), len(self.dim_names), "a dim index")
-        if index not in self.dims and isinstance(dim, Dim):
-            self.dims[index] = dim  # a symbol the op's inference makes, first seen here
+        if index not in self.dims and isinstance(dim, Dim) \
+                and all(d is not dim for d in self.dims.values()):
+            # a symbol the op's inference has just made: it is the saved one, name included
+            dim.name = self.dim_names[index]
+            self.dims[index] = dim
         return self.dims.get(index) is dim
 
 

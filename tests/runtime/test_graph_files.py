@@ -131,6 +131,30 @@ def test_loaded_graph_keeps_names_scopes_types_sources_and_shared_dims(tmp_path)
     assert not set(uids) & {n.attrs["uid"] for n in g.nodes if "uid" in n.attrs}
 
 
+def test_dims_that_inference_makes_are_matched_to_the_saved_ones(tmp_path):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 3), name="x")
+        rows = x[1:]  # a new symbol for the batch dim minus one
+        flat = gc.reshape(rows * rows, (-1,), name="flat")  # and another one
+        out = gc.add(flat, flat, name="out")
+    path = gc.save(tmp_path / "d.gcg", out, session=gc.Session(g))
+    loaded = gc.load(path)
+    for node in loaded.graph.nodes:
+        assert str(node.outputs[0].type) == str(g.node_by_name(node.name).outputs[0].type)
+    assert loaded["out"].shape[0] is loaded["flat"].shape[0]
+    assert loaded["flat"].shape[0] is not loaded.placeholders["x"].shape[0]
+    xb = rng.standard_normal((7, 3)).astype("float32")
+    np.testing.assert_array_equal(gc.Session(loaded.graph).run(loaded.fetches, {"x": xb}),
+                                  2 * (xb[1:] * xb[1:]).reshape(-1))
+
+    def claim_the_batch_dim(header):  # say the reshape keeps x's batch dim: it does not
+        node_named(header, "flat")["outputs"][0]["shape"] = [{"dim": 0}]
+
+    rewrite(path, claim_the_batch_dim)
+    refused(path, r"'flat'.*stored shape \[\{'dim': 0\}\] but the op infers \[d\d+\]")
+
+
 @pytest.mark.parametrize("structure", ["tensor", "list", "tuple", "dict", "nested"])
 def test_fetch_structures_are_preserved(tmp_path, structure):
     g = gc.Graph()
