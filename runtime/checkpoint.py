@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from graphc.errors import CheckpointError
+from graphc.errors import CheckpointError, DTypeError
 from graphc.ir import dtypes
 
 from .atomic import write_atomic
@@ -73,8 +73,10 @@ def read(path, expected):
         raise
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"{path} is corrupt or truncated: {err}") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, TypeError,
+            AttributeError, DTypeError) as err:
+        # a manifest of the wrong JSON shape fails in any of these ways
+        raise CheckpointError(f"{path} is corrupt or truncated: {err!r}") from None
 
 
 def _compare(entries, expected):

@@ -221,9 +221,6 @@ def test_missing_file_and_other_formats(saved, tmp_path):
     refused(sess, variables, graph_file, "corrupt or truncated")
 
 
-@pytest.mark.xfail(strict=True, reason="runtime/checkpoint.py reads the manifest without "
-                   "checking its JSON types, so these raise AttributeError, TypeError or "
-                   "DTypeError instead of CheckpointError")
 @pytest.mark.parametrize("manifest", [
     "[]",
     '{"format": "graphc-checkpoint", "version": 1, "variables": []}',
