@@ -92,7 +92,7 @@ def grad(y, xs, grad_ys=None, unconnected="raise"):
                     raise GradientError(
                         f"gc.grad: '{ys[0].name}' does not depend on '{x.name}' (pass "
                         "unconnected='zero' to get zeros)", x.node)
-                g = zeros_like(x)
+                g = _zeros_of(x)
             result.append(g)
     return result[0] if single else result
 
@@ -118,6 +118,15 @@ def _seeds(ys, grad_ys):
             g = broadcast_like(g, t)
         out.append(g)
     return out
+
+
+def _zeros_of(x):
+    """Zeros shaped like x; when x's shape is static they need no value of x (no feed)."""
+    if x.type.is_static:
+        from .ops.shape import broadcast_to
+        from .ops.sources import constant
+        return broadcast_to(constant(0, dtype=x.dtype, graph=x.graph), x.shape)
+    return zeros_like(x)
 
 
 def _total(parts):

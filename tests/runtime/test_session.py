@@ -168,3 +168,12 @@ def test_mlp_sgd_step_equals_numpy_by_hand(graph):
     dW1 = xb.T @ ((d_out @ W2v.T) * (1 - a * a))
     np.testing.assert_allclose(f.session.get_value(W1), W1v - 0.1 * dW1, rtol=1e-12)
     np.testing.assert_allclose(f.session.get_value(W2), W2v - 0.1 * dW2, rtol=1e-12)
+
+
+def test_unconnected_zero_gradient_of_a_static_placeholder_needs_no_feed(graph):
+    x = gc.placeholder(gc.float32, (2, 3), name="x")
+    v = gc.Variable(np.ones(3, np.float32))
+    gx, gv = gc.grad(gc.sum(v * 2.0), [x, v], unconnected="zero")
+    out = gc.Session(device="reference").run([gx, gv])
+    np.testing.assert_array_equal(out[0], np.zeros((2, 3)))
+    np.testing.assert_array_equal(out[1], [2.0, 2.0, 2.0])
