@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from . import GraphcError, function
-from .dump import FORMATS
+from .dump import FORMATS, dump_graph
+from .runtime.fetches import flatten_fetches
 from .runtime.graph_files import load
 
 USAGE_ERROR = 2
@@ -15,6 +16,10 @@ USAGE_ERROR = 2
 
 def dump_command(args):
     saved = load(args.file)
+    if args.stage == "input":
+        # straight from the file: a graph that fails to compile can still be shown
+        print(dump_graph(saved.graph, flatten_fetches(saved.fetches)[0], args.format))
+        return
     f = function([], saved.fetches, name=args.file)
     print(f.dump(stage=args.stage, format=args.format))
 
