@@ -17,7 +17,6 @@ the run ends (see graphc/ops/state.py).
 Slots are non-trainable variables named "<variable>/<optimizer name>/<slot>", so
 `sess.save` writes them and `sess.restore` brings them back.
 """
-import contextlib
 import numbers
 from dataclasses import dataclass
 from functools import partial
@@ -186,7 +185,8 @@ class Optimizer:
             value, dtype = np.zeros((), np.int64), dtypes.int64
         else:
             value, dtype = np.full(var.shape, slot.fill), var.dtype
-        with var.graph.as_default(), _outside_name_scopes(var.graph):
+        # a slot's name starts from its variable's full name, whatever scope minimize runs in
+        with var.graph.as_default(), var.graph.root_scope():
             return Variable(value, name=name, dtype=dtype, trainable=False)
 
     def _hyper_for(self, var):
@@ -257,16 +257,6 @@ def _check_variable(var, graph):
     if var.graph is not graph:
         raise GraphMismatchError(f"variable '{var.name}' belongs to another graph than the "
                                  "loss", var.node)
-
-
-@contextlib.contextmanager
-def _outside_name_scopes(graph):
-    """A slot's name starts from its variable's full name, whatever scope minimize runs in."""
-    saved, graph._scopes = graph._scopes, []
-    try:
-        yield
-    finally:
-        graph._scopes = saved
 
 
 def _dependencies(tensor):

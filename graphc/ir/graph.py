@@ -202,6 +202,15 @@ class Graph:
         finally:
             self._scopes.pop()
 
+    @contextlib.contextmanager
+    def root_scope(self):
+        """Names made inside start from the root, whatever name scopes are open."""
+        saved, self._scopes = self._scopes, []
+        try:
+            yield
+        finally:
+            self._scopes = saved
+
     # -- lookup -------------------------------------------------------------------------------
     def node_by_name(self, name):
         for node in self.nodes:
