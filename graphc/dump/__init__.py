@@ -1,17 +1,21 @@
-"""Graph dumps: text, DOT and JSON (HTML comes with the optimizer's dumps).
+"""Graph dumps: text, DOT, JSON and HTML, of the graph at every stage of a compilation.
 
 `dump(what, format)` shows the graph behind tensors before optimization; `dump_graph` and
-`dump_kernels` are what `f.dump(stage=...)` calls for a function's graph at each stage.
+`dump_kernels` are what `f.dump(stage=...)` calls for a function's graph at each stage:
+"input" and "optimized" through `dump_graph` (the optimized one with its partition into
+kernel groups), "kernels" through `dump_kernels`.
 """
 from ..errors import GraphcError
 from ..ir.graph import Graph, Tensor, get_default_graph
-from .dot import to_dot
+from .dot import kernels_dot, to_dot
+from .html import kernels_html, to_html
 from .json_dump import kernels_json, to_json
-from .text import to_text
+from .text import kernels_text, to_text
 
-FORMATS = {"text": to_text, "dot": to_dot, "json": to_json}
-# The kernel groups alone: the fusion summary, as text or as JSON lines.
-KERNEL_FORMATS = {"text": "\n".join, "json": kernels_json}
+# format: (the graph, optionally with its kernel groups; the kernel groups alone)
+FORMATS = {"text": to_text, "dot": to_dot, "json": to_json, "html": to_html}
+KERNEL_FORMATS = {"text": kernels_text, "dot": kernels_dot, "json": kernels_json,
+                  "html": kernels_html}
 
 
 def _pick(table, format, what):
@@ -22,24 +26,23 @@ def _pick(table, format, what):
                           f"{', '.join(table)}") from None
 
 
-def dump_graph(graph, tensors=(), format="text", partition=None):
-    """The nodes behind `tensors` (all of `graph` when none) in `format`: text, dot or json.
+def dump_graph(graph, tensors=(), format="text", partition=None, title=None):
+    """The nodes behind `tensors` (all of `graph` when none) in `format`.
 
-    `partition`, the optimized stage's kernel groups, adds its summary: which nodes fused into
-    which kernel.
+    `partition`, the optimized stage's kernel groups, shows which nodes fused into which
+    kernel; `title` (say, the function and stage) heads the dump.
     """
     render = _pick(FORMATS, format, "dump")
-    kernels = partition.summary().splitlines() if partition is not None else None
-    return render(graph, list(tensors), kernels=kernels)
+    return render(graph, list(tensors), partition=partition, title=title)
 
 
-def dump_kernels(partition, format="text"):
-    """The kernel groups of a compiled function (the "kernels" stage) as text or json."""
+def dump_kernels(partition, format="text", title=None):
+    """The kernel groups of a compiled function (the "kernels" stage) in `format`."""
     render = _pick(KERNEL_FORMATS, format, "kernel dump")
     if partition is None:
         raise GraphcError("no kernels to dump: fusion did not run (optimize='O0' or "
                           "excluding=['fusion'])")
-    return render(partition.summary().splitlines())
+    return render(partition, title=title)
 
 
 def dump(what=None, format="text"):
@@ -55,4 +58,4 @@ def dump(what=None, format="text"):
     return dump_graph(tensors[0].graph, tensors, format)
 
 
-__all__ = ["FORMATS", "dump", "dump_graph", "dump_kernels"]
+__all__ = ["FORMATS", "KERNEL_FORMATS", "dump", "dump_graph", "dump_kernels"]

@@ -1,25 +1,34 @@
-"""The DOT dump: the graph for Graphviz (`dot -Tsvg`), nodes grouped by name scope.
+"""The DOT dump: the graph for Graphviz (`dot -Tsvg`).
 
 The graph is built as a networkx MultiDiGraph (two inputs from one tensor are two edges) and
 written as DOT text here: networkx writes DOT only through pydot or pygraphviz, which graphc
 does not depend on. A node is labelled with its name, op and output type(s); an edge with the
-type of the tensor it carries. A node named "a/b/c" sits in cluster "a/b", nested in "a".
+type of the tensor it carries.
+
+Nodes sit in clusters: by name scope (a node named "a/b/c" in cluster "a/b", nested in "a"),
+or, when a partition is given (the optimized stage), one filled cluster per kernel group,
+labelled with its id and kind. The kernels stage is the graph of the kernels themselves: one
+box per kernel with its expression, the buffers they read, and an edge per tensor passed.
 """
+import itertools
+from dataclasses import dataclass, field
+
 import networkx as nx
 
-from .text import nodes_for
+from .kernels import colour, expression, partition_nodes
+from .text import Scope, node_type, nodes_for, scope_of, scope_tree
+
+LONGEST_LABEL_LINE = 120  # characters of a kernel's expression shown in its box
 
 
-def to_networkx(graph, tensors=()):
-    """The nodes behind `tensors` as a MultiDiGraph keyed by node id, with labels and scopes."""
-    g = nx.MultiDiGraph()
-    for node in nodes_for(graph, tensors):
-        types = ", ".join(str(t.type) for t in node.outputs)
-        g.add_node(node.id, label=f"{node.name}\n{node.op}\n{types}",
-                   scope=node.name.rpartition("/")[0])
-        for t in node.inputs:
-            g.add_edge(t.node.id, node.id, label=str(t.type))
-    return g
+@dataclass
+class Cluster:
+    """A DOT subgraph: its label, its entries (node keys and clusters), extra attributes."""
+
+    name: str
+    label: str
+    entries: list
+    attrs: dict = field(default_factory=dict)
 
 
 def quote(text):
@@ -28,44 +37,109 @@ def quote(text):
     return f'"{escaped}"'
 
 
-def _scope_tree(g):
-    """{"nodes": [ids], "scopes": {full scope name: subtree}}, nested along the '/'s."""
-    root = {"nodes": [], "scopes": {}}
-    for node_id, scope in g.nodes(data="scope"):
-        tree = root
-        parts = scope.split("/") if scope else []
-        for depth in range(len(parts)):
-            prefix = "/".join(parts[:depth + 1])
-            tree = tree["scopes"].setdefault(prefix, {"nodes": [], "scopes": {}})
-        tree["nodes"].append(node_id)
-    return root
+def _filled(fill):
+    return {"style": "filled", "fillcolor": fill, "color": fill}
 
 
-def _write_tree(g, tree, indent, lines, clusters):
-    pad = "  " * indent
-    for node_id in tree["nodes"]:
-        lines.append(f"{pad}n{node_id} [label={quote(g.nodes[node_id]['label'])}];")
-    for scope, sub in tree["scopes"].items():
-        lines.append(f"{pad}subgraph cluster_{len(clusters)} {{")
-        clusters.append(scope)
-        lines.append(f"{pad}  label={quote(scope)};")
-        _write_tree(g, sub, indent + 1, lines, clusters)
-        lines.append(f"{pad}}}")
+def to_networkx(graph, tensors=(), partition=None):
+    """The nodes behind `tensors` as a MultiDiGraph keyed "n<id>", with labels, scopes and
+    the id of the kernel computing each (None without a partition, or for a source)."""
+    g = nx.MultiDiGraph()
+    for node in nodes_for(graph, tensors):
+        kernel = partition.group_of.get(node.id) if partition is not None else None
+        g.add_node(f"n{node.id}", label=f"{node.name}\n{node.op}\n{node_type(node)}",
+                   scope=scope_of(node.name),
+                   kernel=kernel.id if kernel is not None else None)
+        for t in node.inputs:
+            g.add_edge(f"n{t.node.id}", f"n{node.id}", label=str(t.type))
+    return g
 
 
-def write_dot(g, name="graphc", comments=()):
-    lines = [f"// {line}" for line in comments]
-    lines += [f"digraph {quote(name)} {{",
+def _scope_clusters(scope, counter):
+    entries = []
+    for entry in scope.entries:
+        if isinstance(entry, Scope):
+            name = f"cluster_{next(counter)}"
+            entries.append(Cluster(name, entry.name, _scope_clusters(entry, counter)))
+        else:
+            entries.append(entry)
+    return entries
+
+
+def _kernel_clusters(g, partition):
+    loose, members = [], {}
+    for key, kernel in g.nodes(data="kernel"):
+        if kernel is None:
+            loose.append(key)
+        else:
+            members.setdefault(kernel, []).append(key)
+    return loose + [Cluster(f"cluster_k{group.id}", f"k{group.id} {group.kind}",
+                            members[group.id], _filled(colour(group.id)))
+                    for group in partition.groups if group.id in members]
+
+
+def _write_entries(g, entries, depth, lines):
+    pad = "  " * depth
+    for entry in entries:
+        if isinstance(entry, Cluster):
+            lines.append(f"{pad}subgraph {entry.name} {{")
+            lines.append(f"{pad}  label={quote(entry.label)};")
+            lines += [f"{pad}  {k}={quote(v)};" for k, v in entry.attrs.items()]
+            _write_entries(g, entry.entries, depth + 1, lines)
+            lines.append(f"{pad}}}")
+        else:
+            extra = "".join(f", {k}={quote(v)}" for k, v in g.nodes[entry].get("dot", {}).items())
+            lines.append(f"{pad}{entry} [label={quote(g.nodes[entry]['label'])}{extra}];")
+
+
+def write_dot(g, entries, name=None):
+    """DOT text for `g` whose top level holds `entries` (node keys and Clusters). A node's
+    optional "dot" attr holds extra DOT attributes for it."""
+    lines = [f"digraph {quote(name or 'graphc')} {{",
              '  node [shape=box, fontname="monospace", fontsize=10];',
              '  edge [fontname="monospace", fontsize=9];']
-    _write_tree(g, _scope_tree(g), 1, lines, [])
+    _write_entries(g, entries, 1, lines)
     for src, dst, label in g.edges(data="label"):
-        lines.append(f"  n{src} -> n{dst} [label={quote(label)}];")
+        lines.append(f"  {src} -> {dst} [label={quote(label)}];")
     lines.append("}")
     return "\n".join(lines)
 
 
-def to_dot(graph, tensors=(), kernels=None):
-    """DOT text; `kernels` (the kernel groups' summary lines) lead as // comments."""
-    comments = ["kernels:"] + list(kernels) if kernels is not None else ()
-    return write_dot(to_networkx(graph, tensors), comments=comments)
+def to_dot(graph, tensors=(), partition=None, title=None):
+    """DOT text: clusters by kernel when a partition is given, by name scope otherwise."""
+    g = to_networkx(graph, tensors, partition)
+    if partition is not None:
+        entries = _kernel_clusters(g, partition)
+    else:
+        tree = scope_tree((scope, key) for key, scope in g.nodes(data="scope"))
+        entries = _scope_clusters(tree, itertools.count())
+    return write_dot(g, entries, title)
+
+
+def _short(text):
+    return text if len(text) <= LONGEST_LABEL_LINE else text[:LONGEST_LABEL_LINE - 3] + "..."
+
+
+def kernel_graph(partition):
+    """The kernels stage as a MultiDiGraph: "k<id>" per kernel, "n<id>" per buffer node it
+    reads that no kernel writes, an edge per tensor read labelled with its name."""
+    graph, outputs = partition_nodes(partition)
+    g = nx.MultiDiGraph()
+    for group in partition.groups:
+        g.add_node(f"k{group.id}", label=f"k{group.id} {group.kind}\n"
+                   f"{_short(expression(group).text)}", dot=_filled(colour(group.id)))
+    for node in nodes_for(graph, outputs) if graph is not None else ():
+        if node.id not in partition.group_of:
+            g.add_node(f"n{node.id}", label=f"{node.name}\n{node_type(node)}",
+                       dot={"shape": "ellipse"})
+    for group in partition.groups:
+        for t in group.inputs:
+            source = partition.group_of.get(t.node.id)
+            g.add_edge(f"k{source.id}" if source is not None else f"n{t.node.id}",
+                       f"k{group.id}", label=t.name)
+    return g
+
+
+def kernels_dot(partition, title=None):
+    g = kernel_graph(partition)
+    return write_dot(g, list(g.nodes), title)

@@ -1,33 +1,55 @@
 """The JSON dump: the graph as data, for tools and tests.
 
-Schema (format "graphc-dump", version 1):
+Schema (format "graphc-dump", version 2):
 
-  {"format": "graphc-dump", "version": 1,
+  {"format": "graphc-dump", "version": 2,
+   "title": null,                            what the dump shows, when the caller says
    "nodes": [{"id": 3,                       the node's position in its graph
               "name": "dense/matmul",
               "op": "matmul",
               "inputs": ["x:0", "dense/W:0"],  "node name:output index" of each input
               "attrs": {"perm": [1, 0]},       printable values, see below
               "outputs": [{"dtype": "float32", "shape": ["x.0", 10]}],
-              "source": "train.py:12"}, ...],  the user's line that created the node
-   "kernels": ["..."]}                 the optimized stage only: which nodes fused into which
-                                       kernel, one line of the fusion summary per item
+              "source": "train.py:12",         the user's line that created the node
+              "kernel": 0}, ...],              id of the kernel computing it; null when no
+                                               kernel does (sources) or there are no kernels
+   "kernels": null}                    the input stage; the optimized stage lists its kernel
+                                       groups in an order where each comes after those it reads:
+     [{"id": 0,
+       "kind": "elementwise",          "elementwise", "reduction", "contraction", "opaque"
+                                       or "stateful"
+       "nodes": [1, 2, 3],             ids of its nodes, in topological order
+       "inputs": [{"tensor": "x:0", "as": "in0", "dtype": "float32", "shape": ["x.0", 784]}],
+                                       "as": how the expression names it: in0, in1, ... or,
+                                       for a one-element constant, its value ("0.5")
+       "outputs": [{"tensor": "y:0", "as": "out", "dtype": ..., "shape": ...}],
+                                       "as": out, or out0, out1, ... when it writes several
+       "expression": "out = tanh(in0) * sigmoid(in0)",   statements joined by "; "
+       "boundaries": [{"producer": "y", "consumer": "assign", "reason": "stateful op"}]},
+                                       every edge out of the kernel that fusion stopped at,
+                                       and why
+      ...]
 
 Nodes come in topological order. Attr values print as JSON: numbers, bools, null and strings
 as they are (NaN and infinities as the strings "nan", "inf", "-inf"), tuples as lists, dtypes
 and symbolic dims by name, arrays as a short description (the values when there are at most
 six). The uid, dtype and shape attrs are left out: the outputs say the dtype and shape. A
 symbolic dim in a shape is its name, a string.
+
+The kernels stage alone (`f.dump(stage="kernels", format="json")`) is
+{"format": "graphc-kernels", "version": 2, "title": ..., "kernels": [the records above]}.
 """
 import json
 import math
 
 from ..ir.dtypes import DType
 from ..ir.types import Dim
+from .kernels import boundaries_by_group, expression
 from .text import nodes_for, shown_attrs
 
 FORMAT = "graphc-dump"
-VERSION = 1
+KERNELS_FORMAT = "graphc-kernels"
+VERSION = 2
 
 _PRINTABLE = {
     float: lambda v: v if math.isfinite(v) else repr(v),
@@ -45,24 +67,54 @@ def printable(value):
     return rule(value)
 
 
-def node_record(node):
+def tensor_type(t):
+    return {"dtype": t.dtype.name, "shape": [printable(d) for d in t.shape]}
+
+
+def node_record(node, partition=None):
+    kernel = partition.group_of.get(node.id) if partition is not None else None
     return {"id": node.id, "name": node.name, "op": node.op,
             "inputs": [f"{t.node.name}:{t.index}" for t in node.inputs],
             "attrs": {k: printable(v) for k, v in shown_attrs(node).items()},
-            "outputs": [{"dtype": t.dtype.name, "shape": [printable(d) for d in t.shape]}
-                        for t in node.outputs],
-            "source": node.source}
+            "outputs": [tensor_type(t) for t in node.outputs],
+            "source": node.source,
+            "kernel": kernel.id if kernel is not None else None}
 
 
-def to_json(graph, tensors=(), kernels=None):
-    doc = {"format": FORMAT, "version": VERSION,
-           "nodes": [node_record(node) for node in nodes_for(graph, tensors)]}
-    if kernels is not None:
-        doc["kernels"] = list(kernels)
+def _tensor_ref(t, ref):
+    return {"tensor": f"{t.node.name}:{t.index}", "as": ref, **tensor_type(t)}
+
+
+def kernel_record(group, boundaries):
+    """One kernel group as data; `boundaries` are those whose producer it computes."""
+    expr = expression(group)
+    return {"id": group.id, "kind": group.kind, "nodes": [n.id for n in group.nodes],
+            "inputs": [_tensor_ref(t, ref) for t, ref in expr.inputs],
+            "outputs": [_tensor_ref(t, name) for t, name in expr.outputs],
+            "expression": expr.text,
+            "boundaries": [{"producer": b.producer, "consumer": b.consumer,
+                            "reason": b.reason} for b in boundaries]}
+
+
+def kernel_records(partition, node_ids=None):
+    """The records of the groups that compute any of `node_ids` (all groups when None)."""
+    leaving = boundaries_by_group(partition)
+    return [kernel_record(g, leaving[g.id]) for g in partition.groups
+            if node_ids is None or any(n.id in node_ids for n in g.nodes)]
+
+
+def to_json(graph, tensors=(), partition=None, title=None):
+    nodes = nodes_for(graph, tensors)
+    kernels = None
+    if partition is not None:
+        kernels = kernel_records(partition, {n.id for n in nodes})
+    doc = {"format": FORMAT, "version": VERSION, "title": title,
+           "nodes": [node_record(node, partition) for node in nodes],
+           "kernels": kernels}
     return json.dumps(doc, indent=1, allow_nan=False)
 
 
-def kernels_json(lines):
-    """The kernels stage alone: {"format": "graphc-kernels", "version": 1, "kernels": [...]}."""
-    return json.dumps({"format": "graphc-kernels", "version": VERSION, "kernels": list(lines)},
-                      indent=1)
+def kernels_json(partition, title=None):
+    """The kernels stage alone: the kernel records without the node records."""
+    return json.dumps({"format": KERNELS_FORMAT, "version": VERSION, "title": title,
+                       "kernels": kernel_records(partition)}, indent=1, allow_nan=False)
