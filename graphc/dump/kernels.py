@@ -32,6 +32,7 @@ RIGHT_ASSOCIATIVE = {"pow"}
 # The first of these attrs an op has is shown in brackets: sum[1](x), cast[float32](x).
 BRACKETED_ATTRS = ("axes", "axis", "perm", "dtype")
 LONGEST_INLINE = 160  # characters; a longer operand is bound to a temporary
+MAX_LISTED_NODES = 8  # node names a kernel line lists
 
 # Colours of kernel groups (light, so black text stays readable), indexed by group id.
 PALETTE = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
@@ -121,7 +122,6 @@ class KernelExpression:
 class _Printer:
     def __init__(self, group):
         self.group = group
-        self.members = set(group.nodes)
         self.terms = {}  # tensor -> term
         self.statements = []
         self.temps = 0
@@ -185,8 +185,6 @@ def expression(group):
     """The group's KernelExpression; `.text` is the one-line form."""
     return _Printer(group).run()
 
-
-MAX_LISTED_NODES = 8
 
 
 def kernel_line(group, expr=None):
