@@ -76,12 +76,13 @@ class Function:
         if stage not in STAGES:
             raise GraphcError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
         comp = self._exe.compilation
+        title = f"{self.name}: {stage}"
         if stage == "input":
-            return dump_graph(self.graph, list(comp.input_outputs), format=format)
+            return dump_graph(self.graph, list(comp.input_outputs), format=format, title=title)
         if stage == "optimized":
             return dump_graph(comp.graph, list(comp.outputs), format=format,
-                              partition=comp.partition)
-        return dump_kernels(comp.partition, format=format)
+                              partition=comp.partition, title=title)
+        return dump_kernels(comp.partition, format=format, title=title)
 
     def source(self, kind="llvm"):
         raise GraphcError(f"no generated {kind!r} code: this function runs on device "

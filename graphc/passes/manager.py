@@ -80,7 +80,7 @@ def _type_check(outputs, after):
 
 def write_stages(result, directory):
     """One text dump per stage, numbered in order, plus the kernel groups."""
-    from ..dump import dump_graph
+    from ..dump import dump_graph, dump_kernels
     os.makedirs(directory, exist_ok=True)
     for i, (stage, outs) in enumerate(result.stages):
         if outs:
@@ -88,7 +88,7 @@ def write_stages(result, directory):
                    dump_graph(outs[0].graph, outs, format="text"))
     if result.partition is not None:
         _write(os.path.join(directory, f"{len(result.stages):02d}-kernels.txt"),
-               result.partition.summary())
+               dump_kernels(result.partition, format="text", title="kernels"))
 
 
 def _write(path, text):
