@@ -8,6 +8,7 @@ With a partition (the optimized stage) each kernel group is one line, its nodes 
 one scalar expression (see kernels.py), in the scope of its root node; the nodes no kernel
 computes (placeholders, variables, constants) keep their own lines.
 """
+from ..ir.graph import nodes_needed
 from .kernels import boundaries_by_group, expression, kernel_line
 
 INDENT = "  "
@@ -15,16 +16,7 @@ INDENT = "  "
 
 def nodes_for(graph, tensors):
     """The nodes the tensors depend on, in topological order (all nodes when none given)."""
-    if not tensors:
-        return list(graph.nodes)
-    needed = set()
-    stack = [t.node for t in tensors]
-    while stack:
-        node = stack.pop()
-        if node.id not in needed:
-            needed.add(node.id)
-            stack.extend(t.node for t in node.inputs)
-    return [graph.nodes[i] for i in sorted(needed)]
+    return nodes_needed(tensors) if tensors else list(graph.nodes)
 
 
 def shown_attrs(node):

@@ -238,6 +238,21 @@ class Graph:
             _stack().pop()
 
 
+def nodes_needed(tensors):
+    """The nodes `tensors` depend on, themselves included, in topological (creation) order."""
+    if not tensors:
+        return []
+    graph = tensors[0].node.graph
+    seen = set()
+    stack = [t.node for t in tensors]
+    while stack:
+        node = stack.pop()
+        if node.id not in seen:
+            seen.add(node.id)
+            stack.extend(t.node for t in node.inputs)
+    return [graph.nodes[i] for i in sorted(seen)]
+
+
 _local = threading.local()
 _global_default = [Graph()]
 

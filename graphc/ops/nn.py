@@ -15,7 +15,7 @@ from ..errors import DTypeError, GradientError, GraphcError, IndexError_, ShapeE
 from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .elementwise import _tensor, cast, exp, log1p, relu
 from .elementwise import abs as abs_
-from .reductions import sum as reduce_sum
+from .reductions import along_axis, sum as reduce_sum
 from .registry import apply, register
 from .shape import expand_dims, one_hot
 from .sources import as_tensor
@@ -98,16 +98,8 @@ register("log_softmax", infer=_softmax_infer("log_softmax"), ref=_log_softmax_re
          doc="x - logsumexp(x) along one axis, computed stably")
 
 
-def softmax(x, axis=-1, name=None):
-    """exp(x) normalised to sum to 1 along `axis`."""
-    x = _tensor(x)
-    return apply("softmax", [x], name=name, axis=normalize_axis(axis, x.rank))
-
-
-def log_softmax(x, axis=-1, name=None):
-    """log(softmax(x)) along `axis`, without its underflow."""
-    x = _tensor(x)
-    return apply("log_softmax", [x], name=name, axis=normalize_axis(axis, x.rank))
+softmax = along_axis("softmax", "exp(x) normalised to sum to 1 along `axis`.")
+log_softmax = along_axis("log_softmax", "log(softmax(x)) along `axis`, without its underflow.")
 
 
 # ---- cross-entropies ------------------------------------------------------------------------

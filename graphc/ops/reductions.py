@@ -132,16 +132,18 @@ for _name in REDUCTIONS:
     globals()[_name] = _make_reduction(_name)
 
 
-def argmax(x, axis=-1, name=None):
-    """Index of the largest value along `axis` (int64)."""
-    x = _tensor(x)
-    return apply("argmax", [x], name=name, axis=normalize_axis(axis, x.rank))
+def along_axis(opname, doc):
+    """The user-facing function of an op that works along one axis (argmax, softmax, ...)."""
+    def op(x, axis=-1, name=None):
+        x = _tensor(x)
+        return apply(opname, [x], name=name, axis=normalize_axis(axis, x.rank))
+    op.__name__ = opname
+    op.__doc__ = doc
+    return op
 
 
-def argmin(x, axis=-1, name=None):
-    """Index of the smallest value along `axis` (int64)."""
-    x = _tensor(x)
-    return apply("argmin", [x], name=name, axis=normalize_axis(axis, x.rank))
+argmax = along_axis("argmax", "Index of the largest value along `axis` (int64).")
+argmin = along_axis("argmin", "Index of the smallest value along `axis` (int64).")
 
 
 def logsumexp(x, axis=None, keepdims=False, name=None):

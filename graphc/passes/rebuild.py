@@ -4,21 +4,11 @@ Every pass builds a new graph this way: nodes are immutable, and copying only wh
 reach removes dead code on the way. A hook may replace each copied tensor (the rewrite engine).
 """
 from ..errors import GraphcError
-from ..ir.graph import Graph
+from ..ir.graph import Graph, nodes_needed
 from ..ir.types import TensorType
 
 
-def reachable(outputs):
-    """Nodes the outputs depend on, in topological (creation) order."""
-    graph = outputs[0].graph if outputs else None
-    seen = set()
-    stack = [t.node for t in outputs]
-    while stack:
-        node = stack.pop()
-        if node.id not in seen:
-            seen.add(node.id)
-            stack.extend(t.node for t in node.inputs)
-    return [graph.nodes[i] for i in sorted(seen)] if graph else []
+reachable = nodes_needed
 
 
 def copy_node(new_graph, node, inputs, check_types=False):

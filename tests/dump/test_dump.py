@@ -289,8 +289,9 @@ def test_function_dump_of_the_input_stage(fmt):
         x = g.tensor("x")
         f = gc.function([x], loss)
     text = f.dump(stage="input", format=fmt)
-    assert text == gc.dump(loss, format=fmt)
-    assert "net/dense/act" in text
+    # the input graph, titled with the function's name and stage
+    assert text == dump_graph(g, [loss], format=fmt, title="function: input")
+    assert "function: input" in text and "net/dense/act" in text
     with pytest.raises(gc.GraphcError, match="unknown dump format 'png'"):
         f.dump(stage="input", format="png")
 
@@ -471,7 +472,7 @@ def test_kernels_stage_lists_each_kernel_with_its_inputs_nodes_and_boundaries():
     doc = json.loads(f.dump(stage="kernels", format="json"))
     assert (doc["format"], doc["version"]) == ("graphc-kernels", 2)
     blocks = re.split(r"^(?=kernel k)", text, flags=re.M)
-    assert blocks[0] == "" and len(blocks) - 1 == len(doc["kernels"])
+    assert blocks[0] == "# train: kernels\n" and len(blocks) - 1 == len(doc["kernels"])
     for block, k in zip(blocks[1:], doc["kernels"]):
         head, *body = block.rstrip("\n").splitlines()
         assert head.startswith(f"kernel k{k['id']} {k['kind']} ")
@@ -491,7 +492,7 @@ def test_kernels_stage_dot_is_the_graph_of_kernels(tmp_path):
     g, f, _ = mlp()
     doc = json.loads(f.dump(stage="kernels", format="json"))
     text = f.dump(stage="kernels", format="dot")
-    parsed, clusters = parse_dot(text)
+    parsed, clusters = parse_dot(text, name="train: kernels")
     assert clusters == {}
     kernels = sorted(key for key in parsed.nodes if key.startswith("k"))
     assert kernels == sorted(f"k{k['id']}" for k in doc["kernels"])
@@ -525,7 +526,7 @@ def test_every_stage_in_every_format(train_step, stage, fmt, tmp_path):
         assert doc["format"] == ("graphc-kernels" if stage == "kernels" else "graphc-dump")
         assert (doc["kernels"] is None) == (stage == "input")
     elif fmt == "dot":
-        parsed, _ = parse_dot(text)
+        parsed, _ = parse_dot(text, name=f"train: {stage}")
         assert parsed.number_of_nodes() > 0
         render(text, tmp_path)
     else:

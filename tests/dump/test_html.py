@@ -14,6 +14,7 @@ import graphc as gc
 from graphc.dump import dump_graph, dump_kernels
 from graphc.dump.kernels import PALETTE
 from graphc.passes.fusion import partition
+from tests.dump.test_dump import mlp
 
 VOID = {"meta", "input", "br", "img", "link", "hr", "wbr", "source", "col", "area", "base"}
 
@@ -83,23 +84,7 @@ def scoped_graph():
 
 def mlp_train_step():
     """A small MLP's train step as a function: (function, graph)."""
-    rng = np.random.default_rng()
-    g = gc.Graph()
-    with g.as_default():
-        x = gc.placeholder(gc.float32, (None, 13), name="x")
-        labels = gc.placeholder(gc.int32, (None,), name="labels")
-        params, h = [], x
-        for i, (m, n) in enumerate([(13, 7), (7, 5), (5, 3)]):
-            with gc.name_scope(f"layer{i + 1}"):
-                W = gc.Variable(rng.standard_normal((m, n)).astype("float32"), name="W")
-                b = gc.Variable(np.zeros(n, "float32"), name="b")
-                h = h @ W + b
-                h = gc.relu(h) if i < 2 else h
-            params += [W, b]
-        loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(h, labels), name="loss")
-        grads = gc.grad(loss, params)
-        f = gc.function([x, labels], loss, name="train",
-                        updates=[(p, p - 0.1 * gp) for p, gp in zip(params, grads)])
+    g, f, _ = mlp()
     return f, g
 
 
