@@ -6,6 +6,7 @@ import numpy as np
 from graphc.errors import GraphcError, NumericsError, ResourceError, ShapeError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType, format_shape
+from graphc.ops.registry import call_reference
 from graphc.ops.state import draw
 
 
@@ -47,11 +48,8 @@ def evaluate(node, arrays, limit):
     types = concrete_types(node, arrays)
     check_allocation(node, types, limit)
     try:
-        with np.errstate(all="ignore"):
-            out = node.spec.ref(*arrays, **node.attrs)
-    except GraphcError as err:
-        if err.node is None:
-            raise type(err)(err.detail, node) from None
+        out = call_reference(node, arrays)
+    except GraphcError:
         raise
     except (ValueError, IndexError, TypeError) as err:
         raise ShapeError(f"at run time with input shapes "

@@ -134,6 +134,16 @@ def round_bfloat16(array):
     return np.where(nan, np.float32(np.nan), out)
 
 
+# (narrow, wide) pairs where a cast narrow -> wide -> narrow gives back every value
+_EXACT_WIDENINGS = {(int32, int64), (int32, float64), (float16, float32), (float16, float64),
+                    (bfloat16, float32), (bfloat16, float64), (float32, float64)}
+
+
+def holds_exactly(wide, narrow):
+    """Whether every value of dtype `narrow` survives a cast to `wide` and back."""
+    return narrow is wide or narrow is bool_ or (narrow, wide) in _EXACT_WIDENINGS
+
+
 def check_fits(array, dtype):
     """Raise DTypeError when integer `dtype` cannot hold the values of `array` exactly."""
     arr = np.asarray(array)

@@ -13,6 +13,8 @@ An OpSpec holds
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
+
 from ..errors import GraphcError, GraphMismatchError
 from ..ir.graph import Tensor, freeze, get_default_graph
 from ..ir.source import user_source
@@ -75,6 +77,17 @@ def graph_of(values):
         if isinstance(v, Tensor):
             return v.node.graph
     return get_default_graph()
+
+
+def call_reference(node, arrays):
+    """The numpy reference of `node` on `arrays`; a GraphcError it raises names the node."""
+    try:
+        with np.errstate(all="ignore"):
+            return node.spec.ref(*arrays, **node.attrs)
+    except GraphcError as err:
+        if err.node is None:
+            raise type(err)(err.detail, node) from None
+        raise
 
 
 def apply(op, inputs, name=None, **attrs):

@@ -1,10 +1,8 @@
 """Constant folding: nodes whose inputs are all constants become constants (up to a size)."""
-import numpy as np
-
 from ..ir import dtypes
 from ..ir.graph import FrozenArray
 from ..ir.source import source_of
-from ..ops.registry import apply
+from ..ops.registry import apply, call_reference
 from .rebuild import rebuild
 
 # Folding a node into a constant larger than this would bloat the graph (and every cache key)
@@ -24,8 +22,7 @@ def fold(node, tensor):
         return tensor
     new = tensor.node
     arrays = [t.node.attrs["value"].array for t in new.inputs]
-    with np.errstate(all="ignore"):
-        out = new.spec.ref(*arrays, **new.attrs)
+    out = call_reference(node, arrays)
     out = out[tensor.index] if isinstance(out, tuple) else out
     value = dtypes.to_storage(out, tensor.dtype).reshape(tensor.shape)
     with tensor.graph.as_default(), source_of(node.source):

@@ -3,8 +3,11 @@
 Each rule reads: pattern -> replacement. Constants sit on the right of commutative ops after
 canonicalization, so the other rules need only one orientation.
 """
+import math
+
 import numpy as np
 
+from ..ir import dtypes
 from ..ops import elementwise as E
 from ..ops import shape as S
 from ..ops.registry import apply
@@ -29,6 +32,13 @@ def _float(t):
     return t.dtype.is_float
 
 
+def _exact_reciprocal(c, like):
+    """x / c == x * (1/c) exactly when c is a power of two whose reciprocal the dtype holds."""
+    if c in (0, 1) or not np.isfinite(c) or abs(math.frexp(c)[0]) != 0.5:
+        return False
+    return bool(np.isfinite(np.asarray(1.0 / c, like.dtype.np)))
+
+
 CANONICALIZE = [
     Rule(f"{op}_constant_right", Op(op, x, y, where=_const_first),
          (lambda op: lambda m: apply(op, [m.y, m.x]))(op))
@@ -48,9 +58,8 @@ ALGEBRAIC = [
     Rule("pow_one", Op("pow", x, Const(1)), lambda m: m.x),
     Rule("pow_two", Op("pow", x, Const(2)), lambda m: E.square(m.x)),
     Rule("neg_neg", Op("neg", Op("neg", x)), lambda m: m.x),
-    Rule("sub_self", Op("sub", x, x), lambda m: E.zeros_like(m.x)),
-    Rule("div_by_constant", Op("div", Var("x", _float), Const(name="c")),
-         lambda m: m.x * _scalar_like(1.0 / m.c, m.x) if m.c not in (0, 1) else None),
+    Rule("div_by_power_of_two", Op("div", Var("x", _float), Const(name="c")),
+         lambda m: m.x * _scalar_like(1.0 / m.c, m.x) if _exact_reciprocal(m.c, m.x) else None),
     Rule("mul_neg_one", Op("mul", x, Const(-1)), lambda m: E.neg(m.x)),
     Rule("transpose_transpose", Op("transpose", Op("transpose", x, name="t"), name="outer"),
          lambda m: S.transpose(m.x, [m.t.node.attrs["perm"][p]
@@ -62,8 +71,7 @@ ALGEBRAIC = [
     Rule("log_exp", Op("log", Op("exp", x)), lambda m: m.x),
     Rule("cast_roundtrip", Op("cast", Op("cast", x, name="inner"), name="outer"),
          lambda m: m.x if (m.outer.dtype is m.x.dtype
-                           and m.inner.dtype.itemsize >= m.x.dtype.itemsize
-                           and m.inner.dtype.kind == m.x.dtype.kind) else None),
+                           and dtypes.holds_exactly(m.inner.dtype, m.x.dtype)) else None),
 ]
 
 STABILIZE = [
@@ -75,9 +83,14 @@ STABILIZE = [
     Rule("softplus", Op("log1p", Op("exp", x)), lambda m: E.softplus(m.x)),
 ]
 
-# Exact only when values are finite (x*0 is NaN for an infinite x): run at O3.
+# Exact only for finite values (x*0 and x-x are NaN for an infinite x), or within an ulp
+# (x/c as x*(1/c)): run at O3.
 FAST_MATH = [
     Rule("mul_zero", Op("mul", Var("x", _float), Const(0)), lambda m: E.zeros_like(m.x)),
+    Rule("sub_self", Op("sub", x, x), lambda m: E.zeros_like(m.x)),
+    Rule("div_by_constant", Op("div", Var("x", _float), Const(name="c")),
+         lambda m: m.x * _scalar_like(1.0 / m.c, m.x)
+         if m.c != 0 and np.isfinite(np.asarray(1.0 / m.c, m.x.dtype.np)) else None),
     Rule("exp_log", Op("exp", Op("log", x)), lambda m: m.x),
     Rule("sqrt_square", Op("sqrt", Op("square", x)), lambda m: E.abs(m.x)),
 ]
