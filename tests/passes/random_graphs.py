@@ -13,13 +13,14 @@ Left out on purpose: floor, sign, mod and floordiv. They jump at integers, so th
 difference that a rewrite may make (x / 3 -> x * (1/3)) can change their result by 1.
 """
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.passes.rebuild import reachable
+from graphc.ir.graph import nodes_needed
 
 # Values stay within [-BOUND, BOUND]: float32 rounding errors then stay far below the
 # tolerances below, even after a few multiplications.
@@ -39,10 +40,15 @@ def values_at(level, fetches, feed, **options):
     return sess.run(list(fetches), feed)
 
 
+def op_counts(outputs):
+    """How many nodes of each op the outputs depend on."""
+    return Counter(node.op for node in nodes_needed(outputs))
+
+
 def coarsest_float(tensor):
     """The least precise float dtype that `tensor`'s value passed through (a float64 output
     computed in float32 is only as exact as float32), or None."""
-    floats = [t.dtype for n in reachable([tensor]) for t in n.outputs if t.dtype.is_float]
+    floats = [t.dtype for n in nodes_needed([tensor]) for t in n.outputs if t.dtype.is_float]
     return min(floats, key=lambda d: d.bits).name if floats else None
 
 
@@ -643,7 +649,7 @@ def _leaves(values):
     """The values that no other value is computed from: fetching them leaves no dead node."""
     inner = set()
     for v in values:
-        inner.update(n.id for n in reachable([v.tensor]) if n is not v.tensor.node)
+        inner.update(n.id for n in nodes_needed([v.tensor]) if n is not v.tensor.node)
     return [v for v in values if v.tensor.node.id not in inner]
 
 

@@ -11,12 +11,11 @@ import pytest
 from hypothesis import given, settings
 
 import graphc as gc
-from graphc.ir.graph import Graph
+from graphc.ir.graph import Graph, nodes_needed
 from graphc.ir.types import TensorType
 from graphc.passes import PASSES, database, optimize, query
-from graphc.passes.rebuild import reachable
 
-from .random_graphs import assert_same_values, random_graphs, values_at
+from .random_graphs import assert_same_values, op_counts, random_graphs, values_at
 
 rng = np.random.default_rng()
 
@@ -26,10 +25,6 @@ def graph():
     g = gc.Graph()
     with g.as_default():
         yield g
-
-
-def op_counts(outputs):
-    return Counter(node.op for node in reachable(outputs))
 
 
 # ---- levels -------------------------------------------------------------------------------------
@@ -136,7 +131,7 @@ def test_debug_type_checks_between_passes_of_a_sound_graph(graph):
 def mistype_exp(outputs):
     """A broken pass: copies the graph but records every exp's output as float64."""
     new_graph, mapping = Graph(), {}
-    for node in reachable(outputs):
+    for node in nodes_needed(outputs):
         types = [TensorType(gc.float64, t.shape) if node.op == "exp" else t.type
                  for t in node.outputs]
         inputs = [mapping[(t.node.id, t.index)] for t in node.inputs]
@@ -207,12 +202,13 @@ def test_w8_chain_through_o2(graph, n, limit):
     seconds = time.perf_counter() - start
     print(f"W8 chain of {n}: O2 in {seconds:.3f} s")
     assert seconds < limit  # loose; benchmarks/ holds the target
-    assert len(reachable(compilation.outputs)) == 2 * n + 3  # nothing to simplify: all kept
+    assert len(nodes_needed(compilation.outputs)) == 2 * n + 3  # nothing to simplify: all kept
     feed = {x: rng.normal(size=7).astype(np.float32)}
     expected = values_at("O0", [y], feed)
     assert_same_values(expected, values_at("O2", [y], feed), [y])
+    # the chain in closed form; float32 rounding adds up along it, hence atol grows with n
     slope, offset = 1.0001 ** n, 0.001 * (1.0001 ** n - 1) / 0.0001
-    np.testing.assert_allclose(expected[0], feed[x] * slope + offset, rtol=1e-3)
+    np.testing.assert_allclose(expected[0], feed[x] * slope + offset, rtol=1e-4, atol=1e-6 * n)
 
 
 # ---- random graphs ------------------------------------------------------------------------------
