@@ -21,7 +21,7 @@ __all__ = ["where", "cast", "clip", "fill_like", "zeros_like", "ones_like"]  # +
 
 
 def _np_erf(x):
-    return _erf(x).astype(x.dtype)
+    return np.asarray(_erf(x), dtype=x.dtype)
 
 
 def _sigmoid(x):

@@ -54,7 +54,8 @@ PASSES = [
          _rule_pass(rules.STABILIZE), "log(softmax) -> log_softmax, log(1+x) -> log1p, ...",
          tuple(rules.STABILIZE)),
     Pass("fast_math", 50, frozenset({"O3", "fast_math"}), _rule_pass(rules.FAST_MATH),
-         "rewrites exact for finite values only: x*0 -> 0, exp(log x) -> x",
+         "rewrites exact only on part of the domain: x*0 -> 0 and x-x -> 0 (finite x), "
+         "exp(log x) -> x (positive x), x/c -> x*(1/c) (within an ulp)",
          tuple(rules.FAST_MATH)),
     Pass("dce", 90, frozenset({"O1", "O2", "O3", "dce"}), dce, "drop dead nodes"),
 ]

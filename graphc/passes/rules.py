@@ -36,7 +36,12 @@ def _exact_reciprocal(c, like):
     """x / c == x * (1/c) exactly when c is a power of two whose reciprocal the dtype holds."""
     if c in (0, 1) or not np.isfinite(c) or abs(math.frexp(c)[0]) != 0.5:
         return False
-    return bool(np.isfinite(np.asarray(1.0 / c, like.dtype.np)))
+    return _finite_in(1.0 / c, like)
+
+
+def _finite_in(value, like):
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.asarray(value, like.dtype.np)))
 
 
 CANONICALIZE = [
@@ -90,7 +95,7 @@ FAST_MATH = [
     Rule("sub_self", Op("sub", x, x), lambda m: E.zeros_like(m.x)),
     Rule("div_by_constant", Op("div", Var("x", _float), Const(name="c")),
          lambda m: m.x * _scalar_like(1.0 / m.c, m.x)
-         if m.c != 0 and np.isfinite(np.asarray(1.0 / m.c, m.x.dtype.np)) else None),
+         if m.c != 0 and _finite_in(1.0 / m.c, m.x) else None),
     Rule("exp_log", Op("exp", Op("log", x)), lambda m: m.x),
     Rule("sqrt_square", Op("sqrt", Op("square", x)), lambda m: E.abs(m.x)),
 ]

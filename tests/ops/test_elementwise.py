@@ -191,3 +191,11 @@ def test_second_order_gradients_of_elementwise_ops():
     x = rng.normal(size=(5,))
     check_grad(lambda t: gc.grad(gc.sum(gc.tanh(t) * gc.exp(t)), t), x)
     check_grad(lambda t: gc.grad(gc.sum(gc.sigmoid(t) * t * t / (1 + t * t)), t), x)
+
+
+def test_unary_ops_on_scalars():
+    x = np.float32(0.5)
+    for name, (expect, _) in UNARY_CASES.items():
+        got = evaluate(getattr(gc, name), np.asarray(x))
+        assert got.shape == ()
+        np.testing.assert_allclose(got, expect(np.float64(x)), rtol=2e-6)
