@@ -17,6 +17,7 @@ from graphc.dump.dot import to_networkx
 from graphc.ops.elementwise import fill_like
 from graphc.passes.fusion import REASONS, partition
 from graphc.runtime.function import STAGES
+from graphc.ir.graph import nodes_needed as closure
 
 HERE = os.path.basename(__file__)
 
@@ -40,16 +41,6 @@ def build():
         lines["loss"] = sys._getframe().f_lineno - 1
         gW = gc.grad(loss, W)
     return g, loss, gW, lines
-
-
-def closure(tensors):
-    seen, stack = set(), [t.node for t in tensors]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(t.node for t in node.inputs)
-    return sorted(seen, key=lambda n: n.id)
 
 
 # ---- text ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import graphc as gc
 from graphc.dump import dump_graph, dump_kernels
 from graphc.dump.kernels import PALETTE
 from graphc.passes.fusion import partition
+from graphc.ir.graph import nodes_needed as closure
 from tests.dump.test_dump import mlp
 
 VOID = {"meta", "input", "br", "img", "link", "hr", "wbr", "source", "col", "area", "base"}
@@ -98,16 +99,6 @@ def big_graph(scopes=100, per_scope=100):
                 for i in range(per_scope):
                     y = gc.sin(y) if i % 2 else y * 1.0001
     return g, y
-
-
-def closure(tensors):
-    seen, stack = set(), [t.node for t in tensors]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(t.node for t in node.inputs)
-    return sorted(seen, key=lambda n: n.id)
 
 
 # ---- the page as a file ---------------------------------------------------------------------
