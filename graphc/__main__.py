@@ -6,10 +6,8 @@ A bad file or argument prints one line on stderr and exits with status 2.
 import argparse
 import sys
 
-from . import GraphcError, function
+from . import GraphcError, function, load
 from .dump import FORMATS, dump_graph
-from .runtime.fetches import flatten_fetches
-from .runtime.graph_files import load
 
 USAGE_ERROR = 2
 
@@ -18,7 +16,7 @@ def dump_command(args):
     saved = load(args.file)
     if args.stage == "input":
         # straight from the file: a graph that fails to compile can still be shown
-        print(dump_graph(saved.graph, flatten_fetches(saved.fetches)[0], args.format))
+        print(dump_graph(saved.graph, saved.tensors, args.format))
         return
     f = function([], saved.fetches, name=args.file)
     print(f.dump(stage=args.stage, format=args.format))

@@ -94,6 +94,11 @@ class GraphFile:
         self.placeholders = {n.name: n.outputs[0] for n in graph.nodes if n.op == "placeholder"}
         self.variables = {v.name: v for v in graph.variables}
 
+    @property
+    def tensors(self):
+        """The saved fetches as a flat list."""
+        return flatten_fetches(self.fetches)[0]
+
     def __getitem__(self, name):
         """The tensor called `name` ('node' or 'node:index') in the loaded graph."""
         try:
