@@ -18,6 +18,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/tf1_style.py
 	$(PY) examples/theano_style.py
+	$(PY) examples/inspect_graph.py
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done

@@ -26,6 +26,7 @@ def test_readme_python_blocks_run_in_order(tmp_path):
 @pytest.mark.parametrize("script,args,expect", [
     ("tf1_style.py", ["--steps", "30"], "training accuracy"),
     ("theano_style.py", ["--steps", "60"], "(true 3)"),
+    ("inspect_graph.py", ["--hidden", "7"], "kernel groups: 22"),
 ])
 def test_examples_run(script, args, expect):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script)] + args,
