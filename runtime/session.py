@@ -83,7 +83,8 @@ class Session:
         """Run a compiled executable on checked feed arrays; groups fetch as None."""
         with self._lock:
             for uid in exe.variable_uids:
-                self._ensure_initialized(self._variable(uid))
+                if uid not in self._values:  # only a first use looks the variable up
+                    self._ensure_initialized(self._variable(uid))
             outs, updates = exe.run(feed_arrays, self._values.__getitem__, self._rng)
             self._values.update(updates)  # only once the whole run has succeeded
         return [None if t.node.spec.extra.get("fetch_none") else np.array(o)

@@ -37,10 +37,8 @@ def check(err, *parts):
 
 
 @pytest.fixture(autouse=True)
-def graph():
-    g = gc.Graph()
-    with g.as_default():
-        yield g
+def _every_test_in_a_fresh_graph(graph):
+    return graph
 
 
 @pytest.fixture

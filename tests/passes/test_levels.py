@@ -20,13 +20,6 @@ from .random_graphs import assert_same_values, op_counts, random_graphs, values_
 rng = np.random.default_rng()
 
 
-@pytest.fixture
-def graph():
-    g = gc.Graph()
-    with g.as_default():
-        yield g
-
-
 # ---- levels -------------------------------------------------------------------------------------
 def test_o0_runs_no_pass(graph):
     x = gc.placeholder(gc.float32, (7,), name="x")

@@ -142,13 +142,6 @@ def fired_in_pass(compilation, pass_):
     return apply_rules(pass_.rules, before)[2]
 
 
-@pytest.fixture
-def graph():
-    g = gc.Graph()
-    with g.as_default():
-        yield g
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_rule_fires_and_keeps_values(graph, case):
     rng = np.random.default_rng()

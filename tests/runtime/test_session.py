@@ -9,13 +9,6 @@ import graphc as gc
 rng = np.random.default_rng(2)
 
 
-@pytest.fixture
-def graph():
-    g = gc.Graph()
-    with g.as_default():
-        yield g
-
-
 def test_fetch_structures(graph):
     x = gc.placeholder(gc.float32, (None,), name="x")
     a, b = x * 2.0, x + 1.0
