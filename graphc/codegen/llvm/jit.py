@@ -1,0 +1,121 @@
+"""Everything that touches llvmlite's binding layer: target, parse, verify, optimize, emit, load.
+
+The rest of the LLVM code generator builds `llvmlite.ir` modules and hands them here as text.
+`compile_ir` turns IR into an object file (bytes) for the host CPU at O3; `load_object` maps
+such bytes into the process and returns a `Library` whose symbols are looked up by name.
+Object bytes are what the disk cache stores, so a warm process only loads, never compiles.
+"""
+import ctypes
+import functools
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+
+from ...errors import GraphcError
+
+_lock = threading.Lock()  # llvmlite's binding layer is not thread safe
+
+
+@functools.lru_cache(maxsize=None)
+def _init():
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def host():
+    """(triple, cpu name, feature string) of this machine."""
+    _init()
+    return (llvm.get_process_triple(), llvm.get_host_cpu_name(),
+            llvm.get_host_cpu_features().flatten())
+
+
+def host_features():
+    """The set of enabled CPU feature names ("avx512f", "fma", ...)."""
+    return {f[1:] for f in host()[2].split(",") if f.startswith("+")}
+
+
+def vector_bits():
+    """The widest SIMD register: 512 with AVX-512, 256 with AVX, else 128."""
+    features = host_features()
+    return 512 if "avx512f" in features else 256 if "avx" in features else 128
+
+
+def identity():
+    """What compiled code depends on besides its IR: llvmlite, LLVM, the target and CPU."""
+    triple, cpu, features = host()
+    return f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} {triple} {cpu} {features}"
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine():
+    triple, cpu, features = host()
+    target = llvm.Target.from_triple(triple)
+    return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc="pic",
+                                        codemodel="default", jit=True)
+
+
+def _optimized(ir_text):
+    try:
+        mod = llvm.parse_assembly(str(ir_text))
+        mod.verify()
+    except RuntimeError as err:
+        raise GraphcError(f"generated LLVM IR does not verify: {err}") from None
+    tm = target_machine()
+    options = llvm.create_pipeline_tuning_options(speed_level=3)
+    options.loop_vectorization = True
+    options.slp_vectorization = True
+    options.loop_unrolling = True
+    builder = llvm.create_pass_builder(tm, options)
+    builder.getModulePassManager().run(mod, builder)
+    return mod
+
+
+def optimize_ir(ir_text):
+    """The IR after LLVM's O3 pipeline, as text (what `f.source("llvm", optimized=True)` shows)."""
+    with _lock:
+        _init()
+        return str(_optimized(ir_text))
+
+
+def compile_ir(ir_text):
+    """Host object code (bytes) for an IR module, optimized at O3."""
+    with _lock:
+        _init()
+        return target_machine().emit_object(_optimized(ir_text))
+
+
+def assembly(ir_text):
+    """The host assembly of an IR module, optimized at O3."""
+    with _lock:
+        _init()
+        return target_machine().emit_assembly(_optimized(ir_text))
+
+
+class Library:
+    """Object code loaded into this process; `address(name)` finds a function by symbol."""
+
+    def __init__(self, object_bytes):
+        with _lock:
+            _init()
+            # an empty module hosts the engine; the object file carries the code
+            self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_bytes))
+            self._engine.finalize_object()
+
+    def address(self, name):
+        with _lock:
+            addr = self._engine.get_function_address(name)
+        if not addr:
+            raise GraphcError(f"compiled code has no symbol {name!r}")
+        return addr
+
+    def function(self, name, restype, *argtypes):
+        """The symbol as a ctypes function (calls release the GIL)."""
+        return ctypes.CFUNCTYPE(restype, *argtypes)(self.address(name))
+
+
+def load_object(object_bytes):
+    return Library(object_bytes)
