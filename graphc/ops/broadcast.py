@@ -6,6 +6,7 @@ symbolic dims; these two ops are each other's gradient.
 import numpy as np
 
 from ..ir.types import TensorType, broadcast_shapes
+from ..kernels import rules
 from .registry import apply, register
 
 
@@ -17,13 +18,13 @@ def _sum_to_shape(g, shape):
     return out.reshape(shape)
 
 
-register("broadcast_like",
+register("broadcast_like", lower=rules.broadcast,
          infer=lambda a, like: TensorType(a.dtype, broadcast_shapes(a.shape, like.shape)),
          ref=lambda a, like: np.broadcast_to(a, np.broadcast_shapes(a.shape, like.shape)),
          grad=lambda node, g: [sum_to_like(g, node.inputs[0]), None],
          kind="view", doc="Broadcast a to the shape it has against `like`.")
 
-register("sum_to_like",
+register("sum_to_like", lower=rules.sum_to_like,
          infer=lambda g, like: TensorType(g.dtype, like.shape),
          ref=lambda g, like: _sum_to_shape(g, like.shape),
          grad=lambda node, gg: [broadcast_like(gg, node.inputs[0]), None],

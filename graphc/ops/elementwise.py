@@ -12,6 +12,7 @@ from ..ir import dtypes
 from ..ir.graph import Tensor
 from ..ir.types import TensorType, broadcast_shapes
 from .broadcast import unbroadcast
+from ..kernels import rules
 from .registry import NOT_DIFFERENTIABLE, apply, graph_of, register
 from .sources import constant
 
@@ -264,7 +265,7 @@ def cast(x, dtype, name=None):
     return apply("cast", [x], name=name, dtype=dtype)
 
 
-register("fill_like",
+register("fill_like", lower=rules.fill_like,
          infer=lambda x, *, value, dtype: TensorType(dtype, x.shape),
          ref=lambda x, *, value, dtype: np.full(x.shape, value, dtype.np),
          grad=NOT_DIFFERENTIABLE, kind="elementwise",

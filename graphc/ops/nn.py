@@ -16,6 +16,7 @@ from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .elementwise import _tensor, cast, exp, log1p, relu
 from .elementwise import abs as abs_
 from .reductions import along_axis, sum as reduce_sum
+from ..kernels import rules
 from .registry import apply, register
 from .shape import expand_dims, one_hot
 from .sources import as_tensor
@@ -91,9 +92,9 @@ def _log_softmax_grad(node, g):
     return [g - exp(y) * reduce_sum(g, axis=node.attrs["axis"], keepdims=True)]
 
 
-register("softmax", infer=_softmax_infer("softmax"), ref=_softmax_ref, grad=_softmax_grad,
+register("softmax", lower=rules.softmax, infer=_softmax_infer("softmax"), ref=_softmax_ref, grad=_softmax_grad,
          kind="reduction", doc="exp(x) / sum(exp(x)) along one axis, computed stably")
-register("log_softmax", infer=_softmax_infer("log_softmax"), ref=_log_softmax_ref,
+register("log_softmax", lower=rules.log_softmax, infer=_softmax_infer("log_softmax"), ref=_log_softmax_ref,
          grad=_log_softmax_grad, kind="reduction",
          doc="x - logsumexp(x) along one axis, computed stably")
 
@@ -144,7 +145,7 @@ def _sparse_xent_grad(node, g):
     return [(softmax(logits) - _one_hot_like(labels, logits)) * expand_dims(g, -1), None]
 
 
-register("sparse_softmax_cross_entropy", infer=_sparse_xent_infer, ref=_sparse_xent_ref,
+register("sparse_softmax_cross_entropy", lower=rules.sparse_softmax_cross_entropy, infer=_sparse_xent_infer, ref=_sparse_xent_ref,
          grad=_sparse_xent_grad, kind="reduction",
          doc="-log softmax(logits)[label] per example; labels are class indices")
 

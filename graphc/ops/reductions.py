@@ -8,6 +8,7 @@ from ..ir import dtypes
 from ..ir.types import TensorType, normalize_axes, normalize_axis
 from .broadcast import broadcast_like
 from .elementwise import _tensor, cast, equal, where, zeros_like
+from ..kernels import rules
 from .registry import NOT_DIFFERENTIABLE, apply, register
 
 
@@ -81,6 +82,7 @@ REDUCTIONS = {
 
 for _name, (_fn, _grad) in REDUCTIONS.items():
     register(_name, infer=_reduce_infer(_name), ref=_ref(_fn), grad=_grad, kind="reduction",
+             lower=rules.reduction(_name),
              doc=f"{_name} over axes")
 
 
@@ -95,10 +97,11 @@ def _arg_infer(name):
 for _name, _fn in (("argmax", np.argmax), ("argmin", np.argmin)):
     register(_name, infer=_arg_infer(_name),
              ref=(lambda fn: lambda x, *, axis: fn(x, axis=axis))(_fn),
-             grad=NOT_DIFFERENTIABLE, kind="reduction", doc=f"{_name} along one axis (int64)")
+             grad=NOT_DIFFERENTIABLE, kind="reduction", lower=rules.arg_reduction(_name),
+             doc=f"{_name} along one axis (int64)")
 
 
-register("reduced_size",
+register("reduced_size", lower=rules.reduced_size,
          infer=lambda x, *, axes: TensorType(x.dtype if x.dtype.is_float else dtypes.float32,
                                              ()),
          ref=lambda x, *, axes: np.asarray(float(np.prod([x.shape[a] for a in axes]))),

@@ -12,6 +12,7 @@ from ..ir.graph import Tensor
 from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .broadcast import unbroadcast
 from .elementwise import _tensor, cast
+from ..kernels import rules
 from .registry import NOT_DIFFERENTIABLE, apply, register
 from .sources import as_tensor
 
@@ -57,11 +58,11 @@ def _reshape_ref(x, *, shape):
     return x.reshape(tuple(d if isinstance(d, int) else -1 for d in shape))
 
 
-register("reshape", infer=_reshape_infer, ref=_reshape_ref,
+register("reshape", lower=rules.reshape, infer=_reshape_infer, ref=_reshape_ref,
          grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view",
          doc="same elements, new shape (one dim may be -1)")
 
-register("reshape_like", infer=lambda x, like: TensorType(x.dtype, like.shape),
+register("reshape_like", lower=rules.reshape, infer=lambda x, like: TensorType(x.dtype, like.shape),
          ref=lambda x, like: x.reshape(like.shape),
          grad=lambda node, g: [reshape_like(g, node.inputs[0]), None], kind="view",
          doc="x reshaped to the run-time shape of `like`")
@@ -90,7 +91,7 @@ def _transpose_infer(x, *, perm):
     return TensorType(x.dtype, tuple(x.shape[p] for p in perm))
 
 
-register("transpose", infer=_transpose_infer, ref=lambda x, *, perm: np.transpose(x, perm),
+register("transpose", lower=rules.transpose, infer=_transpose_infer, ref=lambda x, *, perm: np.transpose(x, perm),
          grad=lambda node, g: [transpose(g, tuple(np.argsort(node.attrs["perm"])))],
          kind="view", doc="permute axes")
 
@@ -122,7 +123,7 @@ def expand_dims(x, axis, name=None):
         else apply("expand_dims", [x], name=name, axis=axis)
 
 
-register("expand_dims",
+register("expand_dims", lower=rules.reshape,
          infer=lambda x, *, axis: TensorType(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:]),
          ref=lambda x, *, axis: np.expand_dims(x, axis),
          grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view",
@@ -136,7 +137,7 @@ def _squeeze_infer(x, *, axes):
     return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
-register("squeeze", infer=_squeeze_infer, ref=lambda x, *, axes: np.squeeze(x, axis=axes),
+register("squeeze", lower=rules.reshape, infer=_squeeze_infer, ref=lambda x, *, axes: np.squeeze(x, axis=axes),
          grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view",
          doc="drop size-1 axes")
 
@@ -162,7 +163,7 @@ def reshape_like_reduced(g, x, axes):
 
 
 # ---- stop_gradient ------------------------------------------------------------------------
-register("stop_gradient", infer=lambda x: x, ref=lambda x: x, grad=NOT_DIFFERENTIABLE,
+register("stop_gradient", lower=rules.identity, infer=lambda x: x, ref=lambda x: x, grad=NOT_DIFFERENTIABLE,
          kind="elementwise", doc="identity that blocks gradients")
 
 
@@ -222,7 +223,7 @@ def _broadcast_to_infer(x, *holders, dims):
     return TensorType(x.dtype, shape)
 
 
-register("broadcast_to", infer=_broadcast_to_infer,
+register("broadcast_to", lower=rules.broadcast, infer=_broadcast_to_infer,
          ref=lambda x, *holders, dims: np.broadcast_to(x, _target_shape((x,) + holders, dims)),
          grad=lambda node, g: [unbroadcast(g, node.inputs[0])] + [None] * (len(node.inputs) - 1),
          kind="view", doc="x broadcast to a shape whose symbolic dims come from other tensors")
@@ -288,7 +289,7 @@ def _concat_grad(node, g):
     return list(apply("split", [g, *node.inputs], axis=axis, sizes=None))
 
 
-register("concat", infer=_concat_infer,
+register("concat", lower=rules.concat, infer=_concat_infer,
          ref=lambda *values, axis: np.concatenate(values, axis=axis), grad=_concat_grad,
          kind="view", doc="tensors joined along an existing axis")
 
@@ -322,7 +323,7 @@ def _split_ref(x, *others, axis, sizes):
     return tuple(np.split(x, offsets, axis=axis))
 
 
-register("split", infer=_split_infer, ref=_split_ref,
+register("split", lower=rules.split, infer=_split_infer, ref=_split_ref,
          grad=lambda node, *gs: [apply("concat", gs, axis=node.attrs["axis"])]
          + [None] * (len(node.inputs) - 1),
          kind="view", doc="x cut along an axis into pieces (one output per piece)")
@@ -411,13 +412,13 @@ def _strided_slice_grad_ref(g, like, *, index):
     return out
 
 
-register("strided_slice", infer=_strided_slice_infer,
+register("strided_slice", lower=rules.strided_slice, infer=_strided_slice_infer,
          ref=lambda x, *, index: x[_np_index(index)],
          grad=lambda node, g: [apply("strided_slice_grad", [g, node.inputs[0]],
                                      index=node.attrs["index"])],
          kind="view", doc="a strided box of x (one int, slice or None entry per axis)")
 
-register("strided_slice_grad",
+register("strided_slice_grad", lower=rules.strided_slice_grad,
          infer=lambda g, like, *, index: TensorType(g.dtype, like.shape),
          ref=_strided_slice_grad_ref,
          grad=lambda node, gg: [strided_slice(gg, node.attrs["index"]), None],
@@ -520,7 +521,7 @@ def _unpadded(before, after):
     return None if before == after == 0 else (before, -after if after else None, 1)
 
 
-register("pad", infer=_pad_infer,
+register("pad", lower=rules.pad, infer=_pad_infer,
          ref=lambda x, *, paddings, value: np.pad(x, paddings, constant_values=value),
          grad=lambda node, g: [strided_slice(g, [_unpadded(*p) for p in node.attrs["paddings"]])],
          kind="view", doc="x surrounded by a constant, numpy's pad in constant mode")
@@ -564,7 +565,7 @@ def _gather_grad_ref(g, indices, like, *, axis):
 
 # gather loads through an index map that reads the indices; its gradient scatters with
 # accumulation, which is no index map, hence "opaque".
-register("gather", infer=_gather_infer, ref=_gather_ref,
+register("gather", lower=rules.gather, infer=_gather_infer, ref=_gather_ref,
          grad=lambda node, g: [apply("gather_grad", [g, node.inputs[1], node.inputs[0]],
                                      axis=node.attrs["axis"]), None],
          kind="view", doc="numpy's take along an axis; indices must lie in [0, n)")
@@ -598,7 +599,7 @@ def _one_hot_ref(indices, *, depth, on, off, dtype, axis):
     return np.where(np.expand_dims(indices, axis) == positions, on, off).astype(dtype.np)
 
 
-register("one_hot", infer=_one_hot_infer, ref=_one_hot_ref, grad=NOT_DIFFERENTIABLE,
+register("one_hot", lower=rules.one_hot, infer=_one_hot_infer, ref=_one_hot_ref, grad=NOT_DIFFERENTIABLE,
          kind="elementwise", doc="on_value where the position along axis equals the index")
 
 

@@ -1,0 +1,270 @@
+"""The kernel IR: loop nests over index spaces, with loads, a scalar expression DAG, reductions
+and stores. Both code generators consume it; `interpret.py` runs it with numpy as their oracle.
+
+Expressions are immutable and compared by value, so equal subexpressions are one (the code
+generators compute each once). Every expression has a dtype name from graphc's dtype table;
+index arithmetic is int64. A kernel reads and writes the buffers of its program by slot number
+and reads the program's run-time dims (symbolic sizes such as the batch) by slot number too,
+so a new batch size changes only the dims array, never the code.
+
+Statements:
+- Loop(var, extent, body, parallel): `for var in range(extent)`; a parallel loop (only ever the
+  outermost) may be split into ranges that run on several threads.
+- Store(buffer, index, value): buffer[index] = value.
+- Gemm: C[i, j] (+)= sum_k A[i, k] * B[k, j] through the code generator's matrix multiply.
+- Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
+  index) to the runtime as error `what`.
+Expressions:
+- Const, Var (a loop variable), Dim (a run-time size), Load(buffer, index, dtype),
+  Op(name, args, dtype) for every scalar operation, and Reduce(op, loops, value), whose value
+  is the reduction of `value` over the loops (argmax/argmin give the first extreme's position).
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+INDEX = "int64"
+
+# Scalar operations: name -> number of operands. The result dtype is the Op's own.
+UNARY = ("neg", "abs", "sign", "square", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin",
+         "cos", "tanh", "sigmoid", "softplus", "relu", "erf", "floor", "isnan", "isfinite",
+         "logical_not", "cast", "round_bfloat16")
+BINARY = ("add", "sub", "mul", "div", "floordiv", "mod", "pow", "maximum", "minimum", "equal",
+          "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
+          "logical_or", "logical_xor")
+TERNARY = ("where", "check_index")  # check_index(i, n, what): i, or error `what` unless 0 <= i < n
+ARITY = {**dict.fromkeys(UNARY, 1), **dict.fromkeys(BINARY, 2), **dict.fromkeys(TERNARY, 3)}
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+
+# Reductions: name -> identity as a function of the dtype's (lowest, highest) values.
+REDUCTIONS = {"sum": lambda lo, hi: 0, "prod": lambda lo, hi: 1, "max": lambda lo, hi: lo,
+              "min": lambda lo, hi: hi, "argmax": lambda lo, hi: lo, "argmin": lambda lo, hi: hi}
+
+
+class Unsupported(Exception):
+    """A computation with no kernel lowering (yet): the runtime runs it on the host."""
+
+
+class Expr:
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: object
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Var(Expr):
+    name: str
+    dtype: str = INDEX
+
+
+@dataclass(frozen=True)
+class Dim(Expr):
+    slot: int
+    dtype: str = INDEX
+
+
+@dataclass(frozen=True)
+class Load(Expr):
+    buffer: int
+    index: Expr
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Op(Expr):
+    name: str
+    args: tuple
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Reduce(Expr):
+    op: str
+    loops: tuple  # ((Var, extent Expr), ...)
+    value: Expr
+    dtype: str  # the result's: the value's, or int64 for argmax/argmin
+
+
+class Stmt:
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Loop(Stmt):
+    var: Var
+    extent: Expr
+    body: tuple
+    parallel: bool = False
+
+
+@dataclass(frozen=True)
+class Store(Stmt):
+    buffer: int
+    index: Expr
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A strided matrix inside a buffer: element [r, c] at offset + r*rows + c*cols."""
+    buffer: int
+    offset: Expr
+    rows: Expr
+    cols: Expr
+
+
+@dataclass(frozen=True)
+class Gemm(Stmt):
+    dtype: str
+    m: Expr
+    n: Expr
+    k: Expr
+    a: Operand
+    b: Operand
+    c: Operand  # c.cols is 1
+    accumulate: bool = False
+
+
+@dataclass(frozen=True)
+class Check(Stmt):
+    ok: Expr
+    what: int  # which error: an index into the program's error table
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Buffer:
+    slot: int
+    dtype: str
+    size: Expr  # element count
+
+
+@dataclass
+class Kernel:
+    """One loop nest, compiled to one function. `nodes` names the graph nodes it computes."""
+
+    name: str
+    body: tuple
+    buffers: dict  # slot -> Buffer, for every buffer the kernel touches
+    nodes: tuple = ()
+    comment: Optional[str] = None
+
+    @property
+    def parallel_loop(self):
+        first = self.body[0] if len(self.body) == 1 else None
+        return first if isinstance(first, Loop) and first.parallel else None
+
+
+# ---- building expressions, folding the trivial cases of index arithmetic -----------------------
+def const(value, dtype=INDEX):
+    return Const(value, dtype)
+
+
+def _value(e):
+    return e.value if isinstance(e, Const) else None
+
+
+def add(a, b):
+    if _value(a) == 0:
+        return b
+    if _value(b) == 0:
+        return a
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(a.value + b.value)
+    return Op("add", (a, b), INDEX)
+
+
+def sub(a, b):
+    if _value(b) == 0:
+        return a
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(a.value - b.value)
+    return Op("sub", (a, b), INDEX)
+
+
+def mul(a, b):
+    if _value(a) == 1:
+        return b
+    if _value(b) == 1:
+        return a
+    if _value(a) == 0 or _value(b) == 0:
+        return const(0)
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(a.value * b.value)
+    return Op("mul", (a, b), INDEX)
+
+
+def floordiv(a, b):
+    if _value(b) == 1:
+        return a
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(a.value // b.value)
+    return Op("floordiv", (a, b), INDEX)
+
+
+def mod(a, b):
+    if _value(b) == 1:
+        return const(0)
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(a.value % b.value)
+    return Op("mod", (a, b), INDEX)
+
+
+def product(exprs):
+    out = const(1)
+    for e in exprs:
+        out = mul(out, e)
+    return out
+
+
+def linear(index, strides):
+    """sum(index[i] * strides[i])."""
+    out = const(0)
+    for i, s in zip(index, strides):
+        out = add(out, mul(i, s))
+    return out
+
+
+def contiguous_strides(extents):
+    strides, step = [], const(1)
+    for e in reversed(extents):
+        strides.append(step)
+        step = mul(step, e)
+    return strides[::-1]
+
+
+def unflatten(flat, extents):
+    """The multi-index of flat position `flat` in a row-major array of `extents`."""
+    out = []
+    for i, stride in enumerate(contiguous_strides(extents)):
+        q = floordiv(flat, stride)
+        out.append(q if i == 0 else mod(q, extents[i]))
+    return out
+
+
+def op(name, *args, dtype=None):
+    return Op(name, tuple(args), dtype or args[0].dtype)
+
+
+def free_vars(expr, _memo=None):
+    """The loop variables an expression depends on (a Reduce binds its own loops)."""
+    memo = {} if _memo is None else _memo
+    key = id(expr)
+    if key in memo:
+        return memo[key]
+    if isinstance(expr, Var):
+        out = frozenset((expr.name,))
+    elif isinstance(expr, Load):
+        out = free_vars(expr.index, memo)
+    elif isinstance(expr, Op):
+        out = frozenset().union(*(free_vars(a, memo) for a in expr.args))
+    elif isinstance(expr, Reduce):
+        inner = free_vars(expr.value, memo).union(*(free_vars(e, memo) for _, e in expr.loops))
+        out = inner - {v.name for v, _ in expr.loops}
+    else:
+        out = frozenset()
+    memo[key] = out
+    return out
