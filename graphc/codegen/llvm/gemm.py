@@ -1,0 +1,398 @@
+"""Matrix multiply C = A @ B (or C += A @ B) as LLVM IR, in the Goto/BLIS scheme.
+
+`define_gemm(module, dtype)` adds `graphc_gemm_f32` or `graphc_gemm_f64` to a module:
+
+    void gemm(i64 M, i64 N, i64 K,
+              T* A, i64 rsa, i64 csa,    A[i, k] at A[i*rsa + k*csa]   (element strides)
+              T* B, i64 rsb, i64 csb,    B[k, j] at B[k*rsb + j*csb]
+              T* C, i64 rsc,             C[i, j] at C[i*rsc + j]
+              i32 accumulate,            0: C = A @ B, 1: C += A @ B
+              i64 m_lo, i64 m_hi)        only rows [m_lo, m_hi) of C, to split work over threads
+
+C must not overlap A or B. With K == 0, C becomes 0 (or stays as it is when accumulating).
+
+The stages, one function each:
+  pack_a       an mc x kc block of A into row panels of MR rows, k-major, zero padded
+  pack_b       a kc x nc block of B into column panels of NR columns, k-major, zero padded
+  microkernel  an MR x NR tile of C from one A panel and one B panel: MR x NR/lanes vector
+               accumulators, one broadcast element of A times vectors of B per FMA
+  edge         a tile cut by the border of C: the microkernel into a scratch tile, then the
+               rows x cols that exist are copied out, so nothing outside C is touched
+  blocked      the five loops around the microkernel, over blocks of the given sizes
+  gemm         the entry: rows in range, K == 0, the packing buffers (heap, or a small
+               stack buffer with small blocks where the heap has none to give)
+
+Packing makes every microkernel load contiguous and aligned whatever the strides of A and B,
+and zero padding makes partial panels plain full ones, so the microkernel has no tail logic.
+"""
+import contextlib
+import ctypes
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from . import jit
+
+I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+
+_SCALARS = {"float32": (ir.FloatType(), 4, "f32"), "float64": (ir.DoubleType(), 8, "f64")}
+
+BUFFER_ALIGN = 64  # a cache line; also the widest vector's alignment
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Register tile MR x NR and cache blocks: an MR x kc panel of A stays in L1 while the
+    microkernel walks the kc x nc block of B held in L2; the mc x kc block of A sits in L3."""
+    mr: int
+    nr: int
+    kc: int
+    nc: int
+    mc: int
+
+    def __post_init__(self):
+        if self.nc % self.nr or self.mc % self.mr or min(self.mr, self.nr, self.kc) < 1:
+            raise ValueError(f"inconsistent blocking {self}")
+
+
+def default_blocking(dtype, vector_bits):
+    """Blocking for this CPU class (Zen 5: 48 KiB L1d, 1 MiB L2 per core): two vectors of B
+    per row of the tile; 12 rows where there are 32 vector registers (AVX-512), else 6 of 16.
+    kc makes an A panel about 18 KiB; kc x nc of B about 576 KiB."""
+    itemsize = _SCALARS[dtype][1]
+    lanes = vector_bits // (8 * itemsize)
+    mr = 12 if vector_bits >= 512 else 6
+    kc = 1536 // itemsize
+    return Blocking(mr=mr, nr=2 * lanes, kc=kc, nc=384, mc=mr * (3072 // mr))
+
+
+def gemm_argtypes():
+    """ctypes argument types of the generated function (pointers as c_void_p)."""
+    i64, p = ctypes.c_int64, ctypes.c_void_p
+    return [i64, i64, i64, p, i64, i64, p, i64, i64, p, i64, ctypes.c_int32, i64, i64]
+
+
+def gemm_name(dtype):
+    return f"graphc_gemm_{_SCALARS[dtype][2]}"
+
+
+def define_gemm(module, dtype, vector_bits=None, blocking=None):
+    """The gemm function of `dtype` in `module`, defined on first use. `vector_bits` (default:
+    the host's) and `blocking` (default: `default_blocking`) exist for tests and tuning."""
+    if dtype not in _SCALARS:
+        raise ValueError(f"gemm supports float32 and float64, not {dtype!r}")
+    name = gemm_name(dtype)
+    if name in module.globals:
+        return module.globals[name]
+    vector_bits = vector_bits or jit.vector_bits()
+    return _GemmBuilder(module, dtype, vector_bits,
+                        blocking or default_blocking(dtype, vector_bits)).define(name)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _const(value):
+    return ir.Constant(I64, value)
+
+
+@contextlib.contextmanager
+def _loop(b, start, stop, step, name):
+    """for (name = start; name < stop; name += step): yields the induction variable."""
+    pre = b.block
+    fn = pre.function
+    cond = fn.append_basic_block(f"{name}.cond")
+    body = fn.append_basic_block(f"{name}.body")
+    done = fn.append_basic_block(f"{name}.done")
+    b.branch(cond)
+    b.position_at_end(cond)
+    i = b.phi(I64, name=name)
+    i.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", i, stop, name=f"{name}.more"), body, done)
+    b.position_at_end(body)
+    yield i
+    i.add_incoming(b.add(i, step, name=f"{name}.next"), b.block)
+    b.branch(cond)
+    b.position_at_end(done)
+
+
+def _min(b, x, y, name):
+    return b.select(b.icmp_signed("<", x, y), x, y, name=name)
+
+
+def _round_up(b, x, multiple, name):
+    return b.mul(b.sdiv(b.add(x, _const(multiple - 1)), _const(multiple)), _const(multiple),
+                 name=name)
+
+
+class _GemmBuilder:
+    def __init__(self, module, dtype, vector_bits, blocking):
+        self.module = module
+        self.t, self.itemsize, _ = _SCALARS[dtype]
+        self.lanes = vector_bits // (8 * self.itemsize)
+        self.vec = ir.VectorType(self.t, self.lanes)
+        self.blk = blocking
+        if blocking.nr % self.lanes:
+            raise ValueError(f"NR={blocking.nr} is not a multiple of {self.lanes} lanes")
+        # fmuladd fuses where the CPU has FMA and stays a multiply-add (no libm call) where not
+        suffix = f"v{self.lanes}f{8 * self.itemsize}"
+        self.fmuladd = self._declare(f"llvm.fmuladd.{suffix}", self.vec, [self.vec] * 3)
+        self.aligned_alloc = self._declare("aligned_alloc", PTR, [I64, I64])
+        self.free = self._declare("free", VOID, [PTR])
+
+    def _declare(self, name, ret, args):
+        if name in self.module.globals:
+            return self.module.globals[name]
+        return ir.Function(self.module, ir.FunctionType(ret, args), name)
+
+    def _function(self, name, args, internal=True):
+        fn = ir.Function(self.module, ir.FunctionType(VOID, [t for t, _ in args]), name)
+        for arg, (_, arg_name) in zip(fn.args, args):
+            arg.name = arg_name
+        fn.attributes.add("nounwind")
+        if internal:
+            fn.linkage = "internal"
+        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def _at(self, b, base, index, name):
+        return b.gep(base, [index], inbounds=True, name=name, source_etype=self.t)
+
+    def define(self, name):
+        stages = dict(pack_a=self.pack_a(f"{name}_pack_a"), pack_b=self.pack_b(f"{name}_pack_b"))
+        stages["microkernel"] = self.microkernel(f"{name}_microkernel")
+        stages["edge"] = self.edge(f"{name}_edge", stages["microkernel"])
+        blocked = self.blocked(f"{name}_blocked", **stages)
+        return self.entry(name, blocked)
+
+    # -- packing --------------------------------------------------------------------------
+
+    def pack_a(self, name):
+        """rows x depth of A -> panels of MR rows: panel[k*MR + r], rows past the end zero."""
+        mr = self.blk.mr
+        fn, b = self._function(name, [(PTR, "a"), (I64, "rsa"), (I64, "csa"), (I64, "rows"),
+                                      (I64, "depth"), (PTR, "dst")])
+        a, rsa, csa, rows, depth, dst = fn.args
+        zero = ir.Constant(self.t, 0)
+        with _loop(b, _const(0), rows, _const(mr), "p") as p:
+            panel = self._at(b, dst, b.mul(p, depth), "panel")
+            valid = _min(b, _const(mr), b.sub(rows, p), "valid")
+            with _loop(b, _const(0), _const(mr), _const(1), "r") as r:
+                dst_r = self._at(b, panel, r, "dst_r")
+                with b.if_else(b.icmp_signed("<", r, valid, name="row_exists")) as (copy, pad):
+                    with copy:
+                        src_r = self._at(b, a, b.mul(b.add(p, r), rsa), "src_r")
+                        with _loop(b, _const(0), depth, _const(1), "k") as k:
+                            x = b.load(self._at(b, src_r, b.mul(k, csa), "src"), name="x", typ=self.t)
+                            b.store(x, self._at(b, dst_r, b.mul(k, _const(mr)), "to"))
+                    with pad:
+                        with _loop(b, _const(0), depth, _const(1), "k") as k:
+                            b.store(zero, self._at(b, dst_r, b.mul(k, _const(mr)), "to"))
+        b.ret_void()
+        return fn
+
+    def pack_b(self, name):
+        """depth x cols of B -> panels of NR columns: panel[k*NR + c], columns past the end zero."""
+        nr = self.blk.nr
+        fn, b = self._function(name, [(PTR, "b"), (I64, "rsb"), (I64, "csb"), (I64, "depth"),
+                                      (I64, "cols"), (PTR, "dst")])
+        src, rsb, csb, depth, cols, dst = fn.args
+        zero = ir.Constant(self.t, 0)
+        with _loop(b, _const(0), cols, _const(nr), "q") as q:
+            panel = self._at(b, dst, b.mul(q, depth), "panel")
+            src_q = self._at(b, src, b.mul(q, csb), "src_q")
+            valid = _min(b, _const(nr), b.sub(cols, q), "valid")
+            with _loop(b, _const(0), depth, _const(1), "k") as k:
+                src_k = self._at(b, src_q, b.mul(k, rsb), "src_k")
+                dst_k = self._at(b, panel, b.mul(k, _const(nr)), "dst_k")
+                with _loop(b, _const(0), valid, _const(1), "c") as c:
+                    x = b.load(self._at(b, src_k, b.mul(c, csb), "src"), name="x", typ=self.t)
+                    b.store(x, self._at(b, dst_k, c, "to"))
+                with _loop(b, valid, _const(nr), _const(1), "c") as c:
+                    b.store(zero, self._at(b, dst_k, c, "to"))
+        b.ret_void()
+        return fn
+
+    # -- the register tile ----------------------------------------------------------------
+
+    def microkernel(self, name):
+        """C[0:MR, 0:NR] (+)= panel_a @ panel_b over `depth`; depth >= 1, panels aligned."""
+        mr, nr, lanes = self.blk.mr, self.blk.nr, self.lanes
+        nv = nr // lanes
+        fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
+                                      (PTR, "c"), (I64, "rsc"), (I1, "accumulate")])
+        for arg in fn.args[:2] + fn.args[3:4]:
+            arg.add_attribute("noalias")
+        pa, pb, depth, c, rsc, accumulate = fn.args
+        entry = b.block
+        body = fn.append_basic_block("k.body")
+        b.branch(body)
+        b.position_at_end(body)
+        k = b.phi(I64, name="k")
+        k.add_incoming(_const(0), entry)
+        zero = ir.Constant(self.vec, [0.0] * lanes)
+        acc = [[b.phi(self.vec, name=f"acc{r}_{v}") for v in range(nv)] for r in range(mr)]
+        for row in acc:
+            for phi in row:
+                phi.add_incoming(zero, entry)
+        b_k = self._at(b, pb, b.mul(k, _const(nr)), "b_k")
+        bvec = [b.load(self._at(b, b_k, _const(v * lanes), f"b_ptr{v}"), name=f"b{v}",
+                       align=lanes * self.itemsize, typ=self.vec) for v in range(nv)]
+        a_k = self._at(b, pa, b.mul(k, _const(mr)), "a_k")
+        new = []
+        for r in range(mr):
+            a = b.load(self._at(b, a_k, _const(r), f"a_ptr{r}"), name=f"a{r}", typ=self.t)
+            splat = self._splat(b, a, f"a{r}_splat")
+            new.append([b.call(self.fmuladd, [splat, bvec[v], acc[r][v]], name=f"acc{r}_{v}")
+                        for v in range(nv)])
+        k_next = b.add(k, _const(1), name="k.next")
+        for row, row_new in zip(acc, new):
+            for phi, value in zip(row, row_new):
+                phi.add_incoming(value, b.block)
+        k.add_incoming(k_next, b.block)
+        store = fn.append_basic_block("store")
+        b.cbranch(b.icmp_signed("<", k_next, depth, name="k.more"), body, store)
+
+        b.position_at_end(store)
+        rows = [self._at(b, c, b.mul(_const(r), rsc), f"c{r}") for r in range(mr)]
+        ptrs = [[self._at(b, rows[r], _const(v * lanes), f"c{r}_{v}") for v in range(nv)]
+                for r in range(mr)]
+        with b.if_then(accumulate):
+            for r in range(mr):
+                for v in range(nv):
+                    old = b.load(ptrs[r][v], name=f"old{r}_{v}", align=self.itemsize,
+                                 typ=self.vec)
+                    b.store(b.fadd(old, new[r][v], name=f"sum{r}_{v}"), ptrs[r][v],
+                            align=self.itemsize)
+            b.ret_void()
+        for r in range(mr):
+            for v in range(nv):
+                b.store(new[r][v], ptrs[r][v], align=self.itemsize)
+        b.ret_void()
+        return fn
+
+    def _splat(self, b, x, name):
+        one = b.insert_element(ir.Constant(self.vec, ir.Undefined), x, ir.Constant(I32, 0))
+        return b.shuffle_vector(one, ir.Constant(self.vec, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes),
+                                name=name)
+
+    def edge(self, name, microkernel):
+        """A tile of rows x cols < MR x NR: computed whole into scratch, copied out in part."""
+        mr, nr = self.blk.mr, self.blk.nr
+        fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
+                                      (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
+                                      (I64, "rows"), (I64, "cols")])
+        pa, pb, depth, c, rsc, accumulate, rows, cols = fn.args
+        tile = b.alloca(ir.ArrayType(self.t, mr * nr), name="tile")
+        tile.align = BUFFER_ALIGN
+        b.call(microkernel, [pa, pb, depth, tile, _const(nr), ir.Constant(I1, 0)])
+        zero = ir.Constant(self.t, 0)
+        with _loop(b, _const(0), rows, _const(1), "r") as r:
+            c_r = self._at(b, c, b.mul(r, rsc), "c_r")
+            tile_r = self._at(b, tile, b.mul(r, _const(nr)), "tile_r")
+            with _loop(b, _const(0), cols, _const(1), "j") as j:
+                to = self._at(b, c_r, j, "to")
+                old = b.select(accumulate, b.load(to, name="old", typ=self.t), zero, name="base")
+                x = b.load(self._at(b, tile_r, j, "from"), name="x", typ=self.t)
+                b.store(b.fadd(old, x, name="sum"), to)
+        b.ret_void()
+        return fn
+
+    # -- the loops around the microkernel ------------------------------------------------
+
+    def blocked(self, name, pack_a, pack_b, microkernel, edge):
+        """Rows [lo, hi) of C over blocks kc, nc, mc (mc, nc multiples of MR, NR) with packing
+        buffers buf_a (mc x kc) and buf_b (kc x nc), both aligned."""
+        mr, nr = self.blk.mr, self.blk.nr
+        fn, b = self._function(name, [
+            (I64, "lo"), (I64, "hi"), (I64, "n"), (I64, "k"),
+            (PTR, "a"), (I64, "rsa"), (I64, "csa"), (PTR, "b"), (I64, "rsb"), (I64, "csb"),
+            (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
+            (PTR, "buf_a"), (PTR, "buf_b"), (I64, "kc"), (I64, "nc"), (I64, "mc")])
+        (lo, hi, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate,
+         buf_a, buf_b, kc_blk, nc_blk, mc_blk) = fn.args
+        with _loop(b, lo, hi, mc_blk, "i0") as i0:
+            mc = _min(b, mc_blk, b.sub(hi, i0), "mc")
+            with _loop(b, _const(0), k, kc_blk, "p0") as p0:
+                kc = _min(b, kc_blk, b.sub(k, p0), "kc")
+                # after the first block of k, C holds a partial sum to add to
+                add = b.or_(accumulate, b.icmp_signed(">", p0, _const(0)), name="add")
+                a_blk = self._at(b, a, b.add(b.mul(i0, rsa), b.mul(p0, csa)), "a_blk")
+                b.call(pack_a, [a_blk, rsa, csa, mc, kc, buf_a])
+                with _loop(b, _const(0), n, nc_blk, "j0") as j0:
+                    nc = _min(b, nc_blk, b.sub(n, j0), "nc")
+                    b_blk = self._at(b, src_b, b.add(b.mul(p0, rsb), b.mul(j0, csb)), "b_blk")
+                    b.call(pack_b, [b_blk, rsb, csb, kc, nc, buf_b])
+                    c_blk = self._at(b, c, b.add(b.mul(i0, rsc), j0), "c_blk")
+                    with _loop(b, _const(0), mc, _const(mr), "ir") as i:
+                        rows = _min(b, _const(mr), b.sub(mc, i), "rows")
+                        panel_a = self._at(b, buf_a, b.mul(i, kc), "panel_a")
+                        c_row = self._at(b, c_blk, b.mul(i, rsc), "c_row")
+                        with _loop(b, _const(0), nc, _const(nr), "jr") as j:
+                            cols = _min(b, _const(nr), b.sub(nc, j), "cols")
+                            panel_b = self._at(b, buf_b, b.mul(j, kc), "panel_b")
+                            c_tile = self._at(b, c_row, j, "c_tile")
+                            whole = b.and_(b.icmp_signed("==", rows, _const(mr)),
+                                           b.icmp_signed("==", cols, _const(nr)), name="whole")
+                            with b.if_else(whole) as (full, part):
+                                with full:
+                                    b.call(microkernel, [panel_a, panel_b, kc, c_tile, rsc, add])
+                                with part:
+                                    b.call(edge, [panel_a, panel_b, kc, c_tile, rsc, add,
+                                                  rows, cols])
+        b.ret_void()
+        return fn
+
+    def entry(self, name, blocked):
+        mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
+                                          self.blk.mc)
+        fn, b = self._function(name, [
+            (I64, "m"), (I64, "n"), (I64, "k"), (PTR, "a"), (I64, "rsa"), (I64, "csa"),
+            (PTR, "b"), (I64, "rsb"), (I64, "csb"), (PTR, "c"), (I64, "rsc"),
+            (I32, "accumulate"), (I64, "m_lo"), (I64, "m_hi")], internal=False)
+        m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi = fn.args
+        # the fallback when the heap has nothing to give: panels of one tile on the stack
+        small_kc = 64
+        stack_a = b.alloca(ir.ArrayType(self.t, mr * small_kc), name="stack_a")
+        stack_b = b.alloca(ir.ArrayType(self.t, small_kc * nr), name="stack_b")
+        stack_a.align = stack_b.align = BUFFER_ALIGN
+        lo = b.select(b.icmp_signed(">", m_lo, _const(0)), m_lo, _const(0), name="lo")
+        hi = _min(b, m_hi, m, "hi")
+        add = b.icmp_signed("!=", accumulate, ir.Constant(I32, 0), name="add")
+        nothing = b.or_(b.icmp_signed(">=", lo, hi), b.icmp_signed("<=", n, _const(0)))
+        with b.if_then(nothing):
+            b.ret_void()
+        with b.if_then(b.icmp_signed("<=", k, _const(0), name="no_k")):
+            with b.if_then(b.not_(add)):
+                zero = ir.Constant(self.t, 0)
+                with _loop(b, lo, hi, _const(1), "i") as i:
+                    c_i = self._at(b, c, b.mul(i, rsc), "c_i")
+                    with _loop(b, _const(0), n, _const(1), "j") as j:
+                        b.store(zero, self._at(b, c_i, j, "to"))
+            b.ret_void()
+
+        # buffers no larger than the problem needs
+        kc = _min(b, k, _const(kc_max), "kc")
+        nc = _round_up(b, _min(b, n, _const(nc_max), "nc_used"), nr, "nc")
+        mc = _round_up(b, _min(b, b.sub(hi, lo), _const(mc_max), "mc_used"), mr, "mc")
+        bytes_a = _round_up(b, b.mul(b.mul(mc, kc), _const(self.itemsize)), BUFFER_ALIGN,
+                            "bytes_a")
+        bytes_b = _round_up(b, b.mul(b.mul(kc, nc), _const(self.itemsize)), BUFFER_ALIGN,
+                            "bytes_b")
+        heap_a = b.call(self.aligned_alloc, [_const(BUFFER_ALIGN), bytes_a], name="heap_a")
+        heap_b = b.call(self.aligned_alloc, [_const(BUFFER_ALIGN), bytes_b], name="heap_b")
+        have_heap = b.and_(b.icmp_unsigned("!=", heap_a, ir.Constant(PTR, None)),
+                           b.icmp_unsigned("!=", heap_b, ir.Constant(PTR, None)),
+                           name="have_heap")
+        args = [lo, hi, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, add]
+        with b.if_else(have_heap) as (heap, stack):
+            with heap:
+                b.call(blocked, args + [heap_a, heap_b, kc, nc, mc])
+            with stack:
+                b.call(blocked, args + [stack_a, stack_b, _const(small_kc), _const(nr),
+                                        _const(mr)])
+        b.call(self.free, [heap_a])  # free(NULL) is a no-op
+        b.call(self.free, [heap_b])
+        b.ret_void()
+        return fn

@@ -1,0 +1,248 @@
+"""The generated GEMM against numpy in float64: shapes, strides, accumulation, row ranges,
+vector widths and blockings, and that nothing outside A, B and C is touched."""
+import ctypes
+import functools
+import mmap
+import threading
+
+import numpy as np
+import pytest
+from llvmlite import ir
+
+from graphc.codegen.llvm import gemm, jit
+
+EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
+
+SHAPES = [(1, 1, 1), (7, 5, 3), (13, 33, 17), (12, 32, 8), (24, 64, 1), (1023, 17, 129),
+          (1, 1000, 7), (64, 1, 64), (25, 65, 385), (5, 400, 6), (3, 7, 1100)]
+
+# (vector bits, blocking) of the builds tested besides the host's defaults: narrower vector
+# registers, and blocks small enough that small matrices cross every block boundary
+SMALL_BLOCKS = {"float32": gemm.Blocking(mr=12, nr=32, kc=5, nc=64, mc=24),
+                "float64": gemm.Blocking(mr=12, nr=16, kc=7, nc=32, mc=36)}
+VARIANTS = [(None, None), (256, None), (128, None), (None, "small")]
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(dtype, vector_bits=None, blocking=None):
+    module = ir.Module(name="test_gemm")
+    module.triple = jit.host()[0]
+    gemm.define_gemm(module, dtype, vector_bits=vector_bits,
+                     blocking=SMALL_BLOCKS[dtype] if blocking == "small" else None)
+    library = jit.load_object(jit.compile_ir(str(module)))
+    fn = library.function(gemm.gemm_name(dtype), None, *gemm.gemm_argtypes())
+    return library, fn
+
+
+def call(a, b, c, accumulate=0, rows=None, **build):
+    """The generated gemm on numpy arrays of any strides (in elements, C rows contiguous)."""
+    _, fn = compiled(c.dtype.name, **build)
+    m, k = a.shape
+    n = b.shape[1]
+    lo, hi = rows or (0, m)
+    size = c.itemsize
+    assert c.strides[1] == size
+    fn(m, n, k, a.ctypes.data, a.strides[0] // size, a.strides[1] // size,
+       b.ctypes.data, b.strides[0] // size, b.strides[1] // size,
+       c.ctypes.data, c.strides[0] // size, accumulate, lo, hi)
+
+
+def random(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def check(c, a, b, c0=None):
+    """c == c0 + a @ b within the rounding bound of a k-term dot product (gamma_{k+1})."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    expected = a64 @ b64
+    scale = np.abs(a64) @ np.abs(b64)
+    if c0 is not None:
+        expected = expected + c0
+        scale = scale + np.abs(c0)
+    bound = (a.shape[1] + 2) * EPS[c.dtype.name] * scale
+    err = np.abs(c.astype(np.float64) - expected)
+    assert np.all(err <= bound), f"max excess error {np.max(err - bound)}"
+
+
+@pytest.mark.parametrize("vector_bits,blocking", VARIANTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_matches_numpy(m, n, k, dtype, vector_bits, blocking):
+    rng = np.random.default_rng([m, n, k])
+    a, b = random(rng, (m, k), dtype), random(rng, (k, n), dtype)
+    c = np.full((m, n), np.nan, dtype)
+    call(a, b, c, vector_bits=vector_bits, blocking=blocking)
+    check(c, a, b)
+
+
+@pytest.mark.parametrize("vector_bits,blocking", VARIANTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exact_on_small_integers(dtype, vector_bits, blocking):
+    # products and sums of small integers are exact: any lost, doubled or misplaced term shows
+    rng = np.random.default_rng(7)
+    m, n, k = 37, 71, 613
+    a = rng.integers(-4, 5, (m, k)).astype(dtype)
+    b = rng.integers(-4, 5, (k, n)).astype(dtype)
+    c = np.empty((m, n), dtype)
+    call(a, b, c, vector_bits=vector_bits, blocking=blocking)
+    np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
+
+
+@pytest.mark.parametrize("blocking", [None, "small"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["a_t", "b_t", "both_t", "every_other"])
+def test_strided_operands(layout, dtype, blocking):
+    rng = np.random.default_rng(3)
+    m, n, k = 45, 77, 130
+    a, b = random(rng, (m, k), dtype), random(rng, (k, n), dtype)
+    if layout in ("a_t", "both_t"):
+        a = np.ascontiguousarray(a.T).T  # csa = m, rsa = 1
+    if layout in ("b_t", "both_t"):
+        b = np.ascontiguousarray(b.T).T
+    if layout == "every_other":
+        a = np.repeat(np.repeat(a, 2, 0), 3, 1)[::2, ::3]
+        b = np.repeat(np.repeat(b, 3, 0), 2, 1)[::3, ::2]
+    wide = np.full((m, n + 9), np.nan, dtype)  # rsc = n + 9
+    c = wide[:, 4:4 + n]
+    call(a, b, c, blocking=blocking)
+    check(c, a, b)
+    assert np.isnan(wide[:, :4]).all() and np.isnan(wide[:, 4 + n:]).all()
+
+
+@pytest.mark.parametrize("vector_bits,blocking", VARIANTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", [(7, 5, 3), (50, 90, 700), (12, 32, 16)])
+def test_accumulate(m, n, k, dtype, vector_bits, blocking):
+    rng = np.random.default_rng([m, n, k, 1])
+    a, b = random(rng, (m, k), dtype), random(rng, (k, n), dtype)
+    c0 = random(rng, (m, n), dtype)
+    c = c0.copy()
+    call(a, b, c, accumulate=1, vector_bits=vector_bits, blocking=blocking)
+    check(c, a, b, c0.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_empty_k_zeroes_or_keeps_c(dtype):
+    a, b = np.empty((9, 0), dtype), np.empty((0, 40), dtype)
+    c = np.full((9, 40), 3.5, dtype)
+    call(a, b, c, accumulate=1)
+    assert (c == 3.5).all()
+    call(a, b, c, accumulate=0)
+    assert (c == 0).all()
+    c[:] = 3.5
+    call(a, b, c, rows=(2, 5))
+    assert (c[2:5] == 0).all() and (c[:2] == 3.5).all() and (c[5:] == 3.5).all()
+
+
+@pytest.mark.parametrize("m,n,rows", [(0, 5, None), (5, 0, None), (9, 9, (4, 4)), (9, 9, (6, 2))])
+def test_nothing_to_do_writes_nothing(m, n, rows):
+    rng = np.random.default_rng(0)
+    a, b = random(rng, (m, 8), "float32"), random(rng, (8, n), "float32")
+    guard = np.full((m + 2, n + 2), -7.0, np.float32)
+    call(a, b, guard[1:1 + m, 1:1 + n], rows=rows)
+    assert (guard == -7.0).all()
+
+
+@pytest.mark.parametrize("blocking", [None, "small"])
+@pytest.mark.parametrize("rows", [(0, 1), (3, 17), (12, 24), (30, 61), (0, 61)])
+def test_row_range_writes_only_its_rows(rows, blocking):
+    rng = np.random.default_rng(list(rows))
+    m, n, k = 61, 45, 77
+    a, b = random(rng, (m, k), "float32"), random(rng, (k, n), "float32")
+    c = np.full((m, n), -7.0, np.float32)
+    call(a, b, c, rows=rows, blocking=blocking)
+    lo, hi = rows
+    check(c[lo:hi], a[lo:hi], b)
+    assert (c[:lo] == -7.0).all() and (c[hi:] == -7.0).all()
+
+
+def test_guard_around_c_survives():
+    rng = np.random.default_rng(11)
+    for m, n, k in SHAPES:
+        a, b = random(rng, (m, k), "float32"), random(rng, (k, n), "float32")
+        sentinel = np.float32(-1234.5)
+        big = np.full((m + 4, n + 37), sentinel, np.float32)
+        c = big[2:2 + m, 3:3 + n]
+        for accumulate in (0, 1):
+            call(a, b, c, accumulate=accumulate)
+        check(c, a, b, (a.astype(np.float64) @ b.astype(np.float64)))
+        mask = np.ones(big.shape, bool)
+        mask[2:2 + m, 3:3 + n] = False
+        assert (big[mask] == sentinel).all(), (m, n, k)
+
+
+class _Guarded:
+    """Arrays placed against inaccessible pages: reading past either end of one faults."""
+
+    def __init__(self):
+        self._keep = []
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+    def array(self, values, at_end):
+        page = mmap.PAGESIZE
+        body = -(-values.nbytes // page) * page
+        region = mmap.mmap(-1, body + 2 * page)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+        for start in (base, base + page + body):
+            assert self._libc.mprotect(start, page, 0) == 0  # PROT_NONE
+        offset = page + (body - values.nbytes if at_end else 0)
+        out = np.frombuffer(region, values.dtype, values.size, offset).reshape(values.shape)
+        out[...] = values
+        self._keep.append(region)
+        return out
+
+
+@pytest.mark.parametrize("at_end", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 5, 3), (13, 33, 17), (30, 100, 390)])
+def test_reads_only_inside_a_and_b(m, n, k, dtype, at_end):
+    rng = np.random.default_rng([m, n, k])
+    guarded = _Guarded()
+    a = guarded.array(random(rng, (m, k), dtype), at_end)
+    b = guarded.array(random(rng, (k, n), dtype), at_end)
+    c = guarded.array(np.zeros((m, n), dtype), at_end)
+    call(a, b, c)
+    check(c, a, b)
+    at = guarded.array(np.ascontiguousarray(random(rng, (k, m), dtype)), at_end).T
+    bt = guarded.array(np.ascontiguousarray(random(rng, (n, k), dtype)), at_end).T
+    call(at, bt, c, accumulate=0)
+    check(c, at, bt)
+
+
+def test_threads_share_one_function():
+    rng = np.random.default_rng(5)
+    m, n, k = 301, 257, 199
+    a, b = random(rng, (m, k), "float32"), random(rng, (k, n), "float32")
+    c = np.full((m, n), np.nan, np.float32)
+    bands = [(0, 100), (100, 101), (101, 250), (250, m)]
+    workers = [threading.Thread(target=call, args=(a, b, c), kwargs={"rows": r}) for r in bands]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    check(c, a, b)
+
+
+def test_defined_once_per_module_and_dtype():
+    module = ir.Module(name="twice")
+    f32 = gemm.define_gemm(module, "float32")
+    assert gemm.define_gemm(module, "float32") is f32
+    f64 = gemm.define_gemm(module, "float64")
+    assert f64 is not f32 and f64.name == "graphc_gemm_f64" and f32.name == "graphc_gemm_f32"
+    assert [str(t) for t in f32.function_type.args] == \
+        ["i64", "i64", "i64", "ptr", "i64", "i64", "ptr", "i64", "i64", "ptr", "i64", "i32",
+         "i64", "i64"]
+    assert len(gemm.gemm_argtypes()) == len(f32.args)
+    with pytest.raises(ValueError, match="float16"):
+        gemm.define_gemm(module, "float16")
+
+
+def test_microkernel_uses_the_widest_vectors():
+    module = ir.Module(name="asm")
+    module.triple = jit.host()[0]
+    gemm.define_gemm(module, "float32")
+    width = jit.vector_bits()
+    register = {512: "zmm", 256: "ymm", 128: "xmm"}[width]
+    fma = "vfmadd" if "fma" in jit.host_features() else "mul"
+    assert any(fma in line and register in line for line in jit.assembly(str(module)).splitlines())
