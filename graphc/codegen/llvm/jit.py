@@ -49,12 +49,16 @@ def identity():
     return f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} {triple} {cpu} {features}"
 
 
-@functools.lru_cache(maxsize=None)
-def target_machine():
+def _new_target_machine():
     triple, cpu, features = host()
     target = llvm.Target.from_triple(triple)
     return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc="pic",
                                         codemodel="default", jit=True)
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine():
+    return _new_target_machine()
 
 
 def _optimized(ir_text):
@@ -100,8 +104,9 @@ class Library:
     def __init__(self, object_bytes):
         with _lock:
             _init()
-            # an empty module hosts the engine; the object file carries the code
-            self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
+            # an empty module hosts the engine; the object file carries the code. The engine
+            # owns (and frees) its target machine, so it gets one of its own, not the shared one.
+            self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_target_machine())
             self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_bytes))
             self._engine.finalize_object()
 
