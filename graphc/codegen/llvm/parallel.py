@@ -1,0 +1,317 @@
+"""Fork-join dispatch of a kernel's outer loop over a pool of native worker threads.
+
+A pool is a small block of shared memory (POOL_BYTES, 64-byte aligned, zeroed, `nthreads` and
+`spin_cycles` set by its owner) laid out by FIELDS below; the runtime allocates it and starts
+one thread per worker, each running `graphc_worker`. Generated code splits a loop with
+
+    graphc_parallel_for(pool, fn, arg, n)     fn(arg, lo, hi) runs the iterations [lo, hi)
+
+which cuts [0, n) into `nthreads` contiguous chunks, publishes the job, runs chunk 0 itself and
+returns once every chunk is done. Each program module carries its own copy of that function
+(object files are loaded apart and never linked together); only the memory layout is shared.
+
+The protocol, in the order things happen:
+- the caller takes `busy` (one job at a time; a caller that finds it taken, e.g. a second Python
+  thread or a kernel nested inside a job, runs its loop inline instead of waiting), writes the
+  job, clears `done` and bumps `generation` (release: the job is visible to whoever sees the new
+  generation);
+- a worker spins on `generation` for `spin_cycles`, then sleeps on it with the futex syscall
+  (counted in `sleepers`, so the caller makes the wake-up syscall only when someone sleeps);
+  on a new generation it runs its chunk and increments `done` (release);
+- the caller waits for `done == nthreads - 1` (acquire), then frees `busy`.
+A job is finished by every worker before the next one is written, so the job fields never
+change under a worker that reads them. Closing takes `busy` for good (in-flight jobs finish
+first), sets `shutdown` and bumps `generation`: workers return, and later calls run inline.
+
+Linux on x86-64 only: the futex syscall number and the pause instruction are the target's.
+"""
+import llvmlite.ir as ir
+
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+BYTE_PTR = ir.IntType(8).as_pointer()
+VOID = ir.VoidType()
+JOB_TYPE = ir.FunctionType(VOID, [BYTE_PTR, I64, I64])  # fn(arg, lo, hi)
+
+LINE = 64  # cache line: fields written by different threads never share one
+FIELDS = {  # name: (byte offset, type)
+    "generation": (0 * LINE, I32),       # job counter; the futex word idle workers sleep on
+    "sleepers": (1 * LINE, I32),         # workers asleep in the futex
+    "done": (2 * LINE, I64),             # workers finished with the current job
+    "fn": (3 * LINE, JOB_TYPE.as_pointer()),  # the current job, written by the caller holding busy
+    "arg": (3 * LINE + 8, BYTE_PTR),
+    "n": (3 * LINE + 16, I64),
+    "nthreads": (4 * LINE, I64),         # set by the pool's owner before any thread sees the pool
+    "spin_cycles": (4 * LINE + 8, I64),  # likewise
+    "shutdown": (4 * LINE + 16, I32),
+    "busy": (5 * LINE, I32),             # held while a job is in flight, and forever once closed
+}
+POOL_BYTES = 6 * LINE
+
+# How long (in time-stamp counter cycles) a waiting thread spins before it sleeps (workers) or
+# yields its core (the caller): long enough to catch the next kernel of a program without a
+# futex round trip (tens of microseconds), short enough that an idle pool costs nothing. A pool
+# with more threads than cores should not spin at all: a spinning thread holds the core that
+# the thread it waits for needs.
+SPIN_CYCLES = 100_000
+
+SYS_FUTEX = 202  # x86-64
+FUTEX_WAIT_PRIVATE = 128
+FUTEX_WAKE_PRIVATE = 129
+WAKE_ALL = 2**31 - 1
+
+
+def _declare(module, name, ftype):
+    """The function `name` of `module`, declared on first use."""
+    return module.globals.get(name) or ir.Function(module, ftype, name)
+
+
+class _Emitter:
+    """An IR builder with the pool's field accessors and the few runtime calls the protocol needs."""
+
+    def __init__(self, function, pool):
+        self.module = function.module
+        self.b = ir.IRBuilder(function.append_basic_block("entry"))
+        self.pool = pool
+
+    def block(self, name):
+        return self.b.append_basic_block(name)
+
+    def field(self, name):
+        offset, typ = FIELDS[name]
+        at = self.b.gep(self.pool, [ir.Constant(I64, offset)], name=f"{name}.at")
+        return self.b.bitcast(at, typ.as_pointer(), name=f"{name}.ptr")
+
+    def load(self, name, ordering=None):
+        ptr = self.field(name)
+        if ordering is None:
+            return self.b.load(ptr, name=name)
+        return self.b.load_atomic(ptr, ordering, FIELDS[name][1].width // 8, name=name)
+
+    def store(self, name, value, ordering=None):
+        if ordering is None:
+            self.b.store(value, self.field(name))
+        else:
+            self.b.store_atomic(value, self.field(name), ordering, FIELDS[name][1].width // 8)
+
+    def add(self, name, delta, ordering):
+        typ = FIELDS[name][1]
+        return self.b.atomic_rmw("add", self.field(name), ir.Constant(typ, delta), ordering,
+                                 name=f"{name}.old")
+
+    def pause(self):
+        self.b.call(_declare(self.module, "llvm.x86.sse2.pause", ir.FunctionType(VOID, [])), [])
+
+    def cycles(self, name):
+        counter = _declare(self.module, "llvm.readcyclecounter", ir.FunctionType(I64, []))
+        return self.b.call(counter, [], name=name)
+
+    def spun_long(self, since, limit):
+        """True once `limit` cycles have passed since the cycle count `since`."""
+        elapsed = self.b.sub(self.cycles("now"), since, name="spun")
+        return self.b.icmp_unsigned(">", elapsed, limit, name="spun.long")
+
+    def futex(self, op, value):
+        syscall = _declare(self.module, "syscall", ir.FunctionType(I64, [I64], var_arg=True))
+        word = self.b.ptrtoint(self.field("generation"), I64, name="futex.word")
+        null = ir.Constant(I64, 0)
+        self.b.call(syscall, [ir.Constant(I64, SYS_FUTEX), word, ir.Constant(I64, op), value,
+                              null, null, null])
+
+    def sched_yield(self):
+        self.b.call(_declare(self.module, "sched_yield", ir.FunctionType(I32, [])), [])
+
+    def chunk_start(self, n, nthreads, index):
+        """Where chunk `index` of [0, n) starts: the first n % nthreads chunks get one extra."""
+        b = self.b
+        q = b.udiv(n, nthreads, name="chunk.size")
+        r = b.urem(n, nthreads, name="chunk.extra")
+        extra = b.select(b.icmp_unsigned("<", index, r), index, r, name="extra.before")
+        return b.add(b.mul(index, q), extra, name="chunk.start")
+
+    def call_job(self, fn, arg, lo, hi):
+        """fn(arg, lo, hi) unless the range is empty."""
+        run, after = self.block("job.run"), self.block("job.after")
+        self.b.cbranch(self.b.icmp_signed("<", lo, hi, name="job.nonempty"), run, after)
+        self.b.position_at_end(run)
+        self.b.call(fn, [arg, lo, hi])
+        self.b.branch(after)
+        self.b.position_at_end(after)
+
+
+def define_parallel_for(module):
+    """`void graphc_parallel_for(i8* pool, void (i8*, i64, i64)* fn, i8* arg, i64 n)` in `module`."""
+    if "graphc_parallel_for" in module.globals:
+        return module.globals["graphc_parallel_for"]
+    ftype = ir.FunctionType(VOID, [BYTE_PTR, JOB_TYPE.as_pointer(), BYTE_PTR, I64])
+    func = ir.Function(module, ftype, "graphc_parallel_for")
+    pool, fn, arg, n = func.args
+    pool.name, fn.name, arg.name, n.name = "pool", "fn", "arg", "n"
+    e = _Emitter(func, pool)
+    b = e.b
+    inline, threaded, locked, publish = (e.block(x) for x in ("inline", "threaded", "locked", "publish"))
+    wake, run_first, wait, wait_more, yield_, finish = (
+        e.block(x) for x in ("wake", "run.first", "wait", "wait.more", "yield", "finish"))
+
+    no_pool = b.icmp_unsigned("==", pool, ir.Constant(BYTE_PTR, None), name="no.pool")
+    tiny = b.icmp_signed("<", n, ir.Constant(I64, 2), name="tiny")
+    b.cbranch(b.or_(no_pool, tiny, name="serial"), inline, threaded)
+
+    b.position_at_end(threaded)
+    nthreads = e.load("nthreads")
+    b.cbranch(b.icmp_signed("<", nthreads, ir.Constant(I64, 2), name="one.thread"), inline, locked)
+
+    b.position_at_end(locked)  # try to take the pool; run inline if another job holds it
+    taken = b.cmpxchg(e.field("busy"), ir.Constant(I32, 0), ir.Constant(I32, 1), "acquire",
+                      "monotonic", name="busy.cas")
+    b.cbranch(b.extract_value(taken, 1, name="busy.taken"), publish, inline)
+
+    b.position_at_end(publish)
+    e.store("fn", fn)
+    e.store("arg", arg)
+    e.store("n", n)
+    e.store("done", ir.Constant(I64, 0), "monotonic")
+    e.add("generation", 1, "seq_cst")
+    # seq_cst against the worker's sleepers increment then generation load: either it sees the
+    # new generation or we see it asleep
+    sleeping = e.load("sleepers", "seq_cst")
+    b.cbranch(b.icmp_unsigned("!=", sleeping, ir.Constant(I32, 0), name="any.asleep"), wake, run_first)
+
+    b.position_at_end(wake)
+    e.futex(FUTEX_WAKE_PRIVATE, ir.Constant(I64, WAKE_ALL))
+    b.branch(run_first)
+
+    b.position_at_end(run_first)
+    zero = ir.Constant(I64, 0)
+    e.call_job(fn, arg, zero, e.chunk_start(n, nthreads, ir.Constant(I64, 1)))
+    spin_cycles = e.load("spin_cycles")
+    since = e.cycles("wait.since")
+    others = b.sub(nthreads, ir.Constant(I64, 1), name="others")
+    b.branch(wait)
+
+    b.position_at_end(wait)
+    done = e.load("done", "acquire")
+    b.cbranch(b.icmp_unsigned("==", done, others, name="all.done"), finish, wait_more)
+
+    b.position_at_end(wait_more)
+    e.pause()
+    # past the spin, give the core away: with more threads than cores the workers need it
+    b.cbranch(e.spun_long(since, spin_cycles), yield_, wait)
+    b.position_at_end(yield_)
+    e.sched_yield()
+    b.branch(wait)
+
+    b.position_at_end(finish)
+    e.store("busy", ir.Constant(I32, 0), "release")
+    b.ret_void()
+
+    b.position_at_end(inline)
+    e.call_job(fn, arg, zero, n)
+    b.ret_void()
+    return func
+
+
+def define_worker(module):
+    """`void graphc_worker(i8* pool, i64 tid)`: runs chunk `tid` of every job until shutdown."""
+    if "graphc_worker" in module.globals:
+        return module.globals["graphc_worker"]
+    func = ir.Function(module, ir.FunctionType(VOID, [BYTE_PTR, I64]), "graphc_worker")
+    pool, tid = func.args
+    pool.name, tid.name = "pool", "tid"
+    e = _Emitter(func, pool)
+    b = e.b
+    spin_cycles = e.load("spin_cycles")
+    entry = b.block
+    loop, spin, spin_more, sleep, recheck, wait, woke, got, work, exit_ = (e.block(x) for x in (
+        "loop", "spin", "spin.more", "sleep", "recheck", "wait", "woke", "got", "work", "exit"))
+    b.branch(loop)
+
+    # the pool starts at generation 0, so a worker that starts late still sees the first job
+    b.position_at_end(loop)
+    seen = b.phi(I32, name="seen")
+    seen.add_incoming(ir.Constant(I32, 0), entry)
+    since = e.cycles("spin.since")
+    b.branch(spin)
+
+    b.position_at_end(spin)
+    spun_gen = e.load("generation", "acquire")
+    b.cbranch(b.icmp_unsigned("!=", spun_gen, seen, name="new.job"), got, spin_more)
+
+    b.position_at_end(spin_more)
+    e.pause()
+    b.cbranch(e.spun_long(since, spin_cycles), sleep, spin)
+
+    b.position_at_end(sleep)
+    e.add("sleepers", 1, "seq_cst")
+    b.branch(recheck)
+
+    b.position_at_end(recheck)  # the futex sleeps only while generation still equals seen
+    slept_gen = e.load("generation", "seq_cst")
+    b.cbranch(b.icmp_unsigned("!=", slept_gen, seen, name="woken.by.job"), woke, wait)
+
+    b.position_at_end(wait)
+    e.futex(FUTEX_WAIT_PRIVATE, b.zext(seen, I64, name="futex.expect"))
+    b.branch(recheck)
+
+    b.position_at_end(woke)
+    e.add("sleepers", -1, "seq_cst")
+    b.branch(got)
+
+    b.position_at_end(got)
+    generation = b.phi(I32, name="generation")
+    generation.add_incoming(spun_gen, spin)
+    generation.add_incoming(slept_gen, woke)
+    shutdown = e.load("shutdown", "monotonic")
+    b.cbranch(b.icmp_unsigned("!=", shutdown, ir.Constant(I32, 0), name="closing"), exit_, work)
+
+    b.position_at_end(work)
+    n, nthreads = e.load("n"), e.load("nthreads")
+    lo = e.chunk_start(n, nthreads, tid)
+    hi = e.chunk_start(n, nthreads, b.add(tid, ir.Constant(I64, 1), name="next.tid"))
+    e.call_job(e.load("fn"), e.load("arg"), lo, hi)
+    e.add("done", 1, "release")
+    seen.add_incoming(generation, b.block)
+    b.branch(loop)
+
+    b.position_at_end(exit_)
+    b.ret_void()
+    return func
+
+
+def define_pool_close(module):
+    """`void graphc_pool_close(i8* pool)`: waits out the job in flight, then stops the workers."""
+    if "graphc_pool_close" in module.globals:
+        return module.globals["graphc_pool_close"]
+    func = ir.Function(module, ir.FunctionType(VOID, [BYTE_PTR]), "graphc_pool_close")
+    (pool,) = func.args
+    pool.name = "pool"
+    e = _Emitter(func, pool)
+    b = e.b
+    take, busy, closing = e.block("take"), e.block("busy"), e.block("closing")
+    b.branch(take)
+
+    b.position_at_end(take)
+    taken = b.cmpxchg(e.field("busy"), ir.Constant(I32, 0), ir.Constant(I32, 1), "acquire",
+                      "monotonic", name="busy.cas")
+    b.cbranch(b.extract_value(taken, 1, name="busy.taken"), closing, busy)
+
+    b.position_at_end(busy)
+    e.sched_yield()
+    b.branch(take)
+
+    b.position_at_end(closing)  # busy stays taken: from now on every call runs inline
+    e.store("shutdown", ir.Constant(I32, 1), "seq_cst")
+    e.add("generation", 1, "seq_cst")
+    e.futex(FUTEX_WAKE_PRIVATE, ir.Constant(I64, WAKE_ALL))
+    b.ret_void()
+    return func
+
+
+def pool_module(triple):
+    """The module the runtime compiles once per process: workers, closing, and the dispatch."""
+    module = ir.Module(name="graphc_pool")
+    module.triple = triple
+    define_worker(module)
+    define_pool_close(module)
+    define_parallel_for(module)
+    return module

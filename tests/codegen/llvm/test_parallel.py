@@ -1,0 +1,66 @@
+"""graphc_parallel_for without worker threads: the pool layout, one definition per module, and
+the paths that run a job inline (no pool, one thread, a pool that is busy or closed)."""
+import llvmlite.ir as ir
+import numpy as np
+import pytest
+
+from graphc.codegen.llvm import jit, parallel
+from tests.codegen.llvm import job_kernels as jk
+
+
+def test_fields_fit_the_pool_and_do_not_overlap():
+    spans = sorted((offset, offset + (typ.width // 8 if isinstance(typ, ir.IntType) else 8))
+                   for offset, typ in parallel.FIELDS.values())
+    assert spans[0][0] >= 0 and spans[-1][1] <= parallel.POOL_BYTES
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
+def test_fields_written_by_different_threads_sit_on_their_own_cache_lines():
+    line = {name: offset // parallel.LINE for name, (offset, _) in parallel.FIELDS.items()}
+    hot = ["generation", "sleepers", "done", "fn", "busy", "nthreads"]
+    assert len({line[name] for name in hot}) == len(hot)
+    assert line["fn"] == line["arg"] == line["n"]
+
+
+def test_each_function_is_defined_once_per_module():
+    module = ir.Module()
+    module.triple = jit.host()[0]
+    for define in (parallel.define_parallel_for, parallel.define_worker, parallel.define_pool_close):
+        assert define(module) is define(module)
+    obj = jit.compile_ir(str(module))
+    library = jit.load_object(obj)
+    for name in ("graphc_parallel_for", "graphc_worker", "graphc_pool_close"):
+        assert library.address(name)
+
+
+def test_pool_module_uses_the_futex_and_pause():
+    asm = jit.assembly(str(parallel.pool_module(jit.host()[0])))
+    assert "pause" in asm and "syscall" in asm and "lock" in asm
+
+
+def _pool_memory(nthreads, busy=0):
+    words = np.zeros(parallel.POOL_BYTES // 8 + 8, np.int64)
+    base = words.ctypes.data
+    start = (-base) % parallel.LINE // 8
+    pool = words[start:start + parallel.POOL_BYTES // 8]
+    pool.view(np.int8)[parallel.FIELDS["nthreads"][0]:][:8].view(np.int64)[0] = nthreads
+    pool.view(np.int8)[parallel.FIELDS["busy"][0]:][:4].view(np.int32)[0] = busy
+    return pool
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1023])
+def test_no_pool_runs_the_whole_range_in_one_call(n):
+    out, calls, bad = jk.count(0, n)
+    np.testing.assert_array_equal(out, jk.expected(n))
+    assert (calls, bad) == (min(n, 1), 0)
+
+
+@pytest.mark.parametrize("nthreads, busy", [(1, 0), (4, 1)])
+def test_one_thread_or_a_busy_pool_runs_inline(nthreads, busy):
+    # a busy pool of 4 has no workers here: a call that did not run inline would never return
+    pool = _pool_memory(nthreads, busy)
+    before = pool.copy()
+    out, calls, bad = jk.count(pool.ctypes.data, 1023, reps=3)
+    np.testing.assert_array_equal(out, jk.expected(1023, reps=3))
+    assert (calls, bad) == (3, 0)
+    np.testing.assert_array_equal(pool, before)  # nothing published
