@@ -48,11 +48,13 @@ FIELDS = {  # name: (byte offset, type)
 }
 POOL_BYTES = 6 * LINE
 
-# How long (in time-stamp counter cycles) a waiting thread spins before it sleeps (workers) or
-# yields its core (the caller): long enough to catch the next kernel of a program without a
-# futex round trip (tens of microseconds), short enough that an idle pool costs nothing. A pool
-# with more threads than cores should not spin at all: a spinning thread holds the core that
-# the thread it waits for needs.
+# Waiting, in time-stamp counter cycles. A thread waits with the pause instruction for
+# PAUSE_CYCLES (about a microsecond), then yields its core between checks, since the thread it
+# waits for may need that core (a loaded machine, more threads than cores). A worker goes to
+# sleep after the pool's spin_cycles: SPIN_CYCLES, long enough to catch the next kernel of a
+# program without a futex round trip and short enough that an idle pool costs nothing, or 0
+# when the pool has more threads than cores. The caller never sleeps: its job is nearly done.
+PAUSE_CYCLES = 3_000
 SPIN_CYCLES = 100_000
 
 SYS_FUTEX = 202  # x86-64
@@ -106,10 +108,22 @@ class _Emitter:
         counter = _declare(self.module, "llvm.readcyclecounter", ir.FunctionType(I64, []))
         return self.b.call(counter, [], name=name)
 
-    def spun_long(self, since, limit):
-        """True once `limit` cycles have passed since the cycle count `since`."""
-        elapsed = self.b.sub(self.cycles("now"), since, name="spun")
-        return self.b.icmp_unsigned(">", elapsed, limit, name="spun.long")
+    def back_off(self, since, retry, give_up=None, limit=None):
+        """One round of waiting that began at cycle `since`, then on to `retry`: a pause, and
+        past PAUSE_CYCLES a sched_yield too; once `limit` cycles have passed, on to `give_up`."""
+        b = self.b
+        self.pause()
+        waited = b.sub(self.cycles("now"), since, name="waited")
+        if give_up is not None:
+            go_on = self.block("wait.on")
+            b.cbranch(b.icmp_unsigned(">", waited, limit, name="waited.enough"), give_up, go_on)
+            b.position_at_end(go_on)
+        polite = self.block("wait.yield")
+        b.cbranch(b.icmp_unsigned(">", waited, ir.Constant(I64, PAUSE_CYCLES), name="waited.long"),
+                  polite, retry)
+        b.position_at_end(polite)
+        self.sched_yield()
+        b.branch(retry)
 
     def futex(self, op, value):
         syscall = _declare(self.module, "syscall", ir.FunctionType(I64, [I64], var_arg=True))
@@ -150,8 +164,8 @@ def define_parallel_for(module):
     e = _Emitter(func, pool)
     b = e.b
     inline, threaded, locked, publish = (e.block(x) for x in ("inline", "threaded", "locked", "publish"))
-    wake, run_first, wait, wait_more, yield_, finish = (
-        e.block(x) for x in ("wake", "run.first", "wait", "wait.more", "yield", "finish"))
+    wake, run_first, wait, wait_more, finish = (
+        e.block(x) for x in ("wake", "run.first", "wait", "wait.more", "finish"))
 
     no_pool = b.icmp_unsigned("==", pool, ir.Constant(BYTE_PTR, None), name="no.pool")
     tiny = b.icmp_signed("<", n, ir.Constant(I64, 2), name="tiny")
@@ -184,7 +198,6 @@ def define_parallel_for(module):
     b.position_at_end(run_first)
     zero = ir.Constant(I64, 0)
     e.call_job(fn, arg, zero, e.chunk_start(n, nthreads, ir.Constant(I64, 1)))
-    spin_cycles = e.load("spin_cycles")
     since = e.cycles("wait.since")
     others = b.sub(nthreads, ir.Constant(I64, 1), name="others")
     b.branch(wait)
@@ -194,12 +207,7 @@ def define_parallel_for(module):
     b.cbranch(b.icmp_unsigned("==", done, others, name="all.done"), finish, wait_more)
 
     b.position_at_end(wait_more)
-    e.pause()
-    # past the spin, give the core away: with more threads than cores the workers need it
-    b.cbranch(e.spun_long(since, spin_cycles), yield_, wait)
-    b.position_at_end(yield_)
-    e.sched_yield()
-    b.branch(wait)
+    e.back_off(since, wait)
 
     b.position_at_end(finish)
     e.store("busy", ir.Constant(I32, 0), "release")
@@ -238,8 +246,7 @@ def define_worker(module):
     b.cbranch(b.icmp_unsigned("!=", spun_gen, seen, name="new.job"), got, spin_more)
 
     b.position_at_end(spin_more)
-    e.pause()
-    b.cbranch(e.spun_long(since, spin_cycles), sleep, spin)
+    e.back_off(since, spin, give_up=sleep, limit=spin_cycles)
 
     b.position_at_end(sleep)
     e.add("sleepers", 1, "seq_cst")
