@@ -16,6 +16,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
+	$(PY) examples/digits_cnn.py
 	$(PY) examples/tf1_style.py
 	$(PY) examples/theano_style.py
 	$(PY) examples/inspect_graph.py

@@ -1,0 +1,45 @@
+"""Activations by name: gk.activations.get("relu") -> a function of one tensor."""
+import math
+
+import graphc as gc
+from graphc.errors import GraphcError
+
+
+def linear(x):
+    return x
+
+
+def gelu(x):
+    """The exact GELU, x * Phi(x), with Phi the standard normal CDF."""
+    return 0.5 * x * (1.0 + gc.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def softmax(x):
+    return gc.nn.softmax(x, axis=-1)
+
+
+ACTIVATIONS = {
+    "linear": linear, "relu": gc.relu, "tanh": gc.tanh, "sigmoid": gc.sigmoid,
+    "softmax": softmax, "gelu": gelu, "softplus": gc.softplus, "exp": gc.exp,
+}
+
+
+def get(identifier):
+    """An activation function from a name, a function, or None (linear)."""
+    if identifier is None:
+        return linear
+    if callable(identifier):
+        return identifier
+    try:
+        return ACTIVATIONS[identifier]
+    except (KeyError, TypeError):
+        raise GraphcError(f"unknown activation {identifier!r}; expected one of "
+                          f"{', '.join(sorted(ACTIVATIONS))} or a function") from None
+
+
+def name_of(fn):
+    """The name saving writes for an activation (a built-in's table name)."""
+    for name, known in ACTIVATIONS.items():
+        if known is fn:
+            return name
+    raise GraphcError(f"activation {fn!r} is not a built-in one and cannot be saved by name")

@@ -1,0 +1,305 @@
+"""Callbacks: objects whose Keras-named hooks fit and evaluate call.
+
+Hooks: on_train_begin/end(logs), on_epoch_begin/end(epoch, logs),
+on_train_batch_begin/end(batch, logs), on_test_begin/end(logs), on_test_batch_begin/end.
+A callback sees the model as self.model and may set model.stop_training.
+"""
+import csv
+import math
+import os
+import sys
+
+from graphc.errors import GraphcError
+
+from .progress import Progbar
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+         "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+         "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end")
+
+
+class Callback:
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+
+for _hook in HOOKS:
+    setattr(Callback, _hook, lambda self, *args, **kwargs: None)
+
+
+class CallbackList:
+    """Calls each hook on every callback in order."""
+
+    def __init__(self, callbacks):
+        self.callbacks = callbacks
+
+    def __getattr__(self, hook):
+        if hook not in HOOKS:
+            raise AttributeError(hook)
+
+        def call_all(*args):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args)
+        return call_all
+
+
+def configure(callbacks, model, verbose, epochs, steps, mode="train"):
+    """The user's callbacks with a fresh History (fit) and a progress logger (verbose > 0)."""
+    user = list(callbacks or [])
+    for cb in user:
+        if not isinstance(cb, Callback):
+            raise GraphcError(f"callbacks must be gk.callbacks.Callback objects, got {cb!r}")
+    extra = []
+    if mode == "train":
+        model.history = History()
+        extra.append(model.history)
+    if verbose:
+        extra.insert(0, ProgbarLogger(verbose))
+    all_cbs = extra[:1] + user + extra[1:] if verbose else user + extra
+    params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+    for cb in all_cbs:
+        cb.set_model(model)
+        cb.set_params(params)
+    return CallbackList(all_cbs)
+
+
+class ProgbarLogger(Callback):
+    """The progress bar (verbose=1) or one line per epoch (verbose=2, or not a terminal)."""
+
+    def __init__(self, verbose=1, stream=None):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+        self.bar, self.seen = None, 0
+
+    def _start(self):
+        live = self.verbose == 1 and self.stream.isatty()
+        self.bar, self.seen = Progbar(self.params["steps"], self.stream, live=live), 0
+
+    def _step(self, batch, logs):
+        self.seen = batch + 1
+        self.bar.update(self.seen, logs or {})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.stream.write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
+        self._start()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.update(self.seen, logs or {}, final=True)
+
+    def on_test_begin(self, logs=None):
+        self._start()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._step(batch, logs)
+
+    def on_test_end(self, logs=None):
+        self.bar.update(self.seen, logs or {}, final=True)
+
+
+class History(Callback):
+    """history.history: {"loss": [per epoch], "accuracy": [...], "val_loss": [...], ...};
+    history.epoch: the epoch numbers."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+class _Monitor(Callback):
+    """Watches one logged value; mode "min", "max" or "auto" (max for accuracies)."""
+
+    def __init__(self, monitor, mode, min_delta=0.0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise GraphcError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        if mode == "auto":
+            mode = "max" if "acc" in monitor or monitor.endswith("auc") else "min"
+        self.mode = mode
+        self.min_delta = abs(min_delta)
+        self.best = None
+
+    def improved(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def current(self, logs):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise GraphcError(f"{type(self).__name__} monitors {self.monitor!r}, which is not "
+                              f"logged; logged values are {sorted(logs or {})}")
+        return value
+
+
+class EarlyStopping(_Monitor):
+    """Stop when `monitor` has not improved for `patience` epochs. With
+    restore_best_weights, the best epoch's weights come back at the end of training, also
+    when training ran all its epochs without stopping early."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = patience
+        self.restore_best_weights = restore_best_weights
+        self.start_from_epoch = start_from_epoch
+        self.stopped_epoch = None
+        self.best_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.best, self.best_weights, self.stopped_epoch = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.start_from_epoch:
+            return
+        value = self.current(logs)
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or its weights) after each epoch to `filepath`, which may hold
+    format fields: "ckpt-{epoch:02d}-{val_loss:.3f}.gck". Files are written atomically.
+    With save_best_only, only when `monitor` improved."""
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False,
+                 save_weights_only=False, mode="auto"):
+        super().__init__()
+        self.filepath = os.fspath(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self._monitor = _Monitor(monitor, mode)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = self._monitor.current(logs)
+            if not self._monitor.improved(value):
+                return
+            self._monitor.best = value
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch start to schedule(epoch, current_rate)."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = float(self.schedule(epoch, self.model.optimizer.learning_rate))
+        self.model.optimizer.learning_rate = rate
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by `factor` when `monitor` has not improved for `patience`
+    epochs, then wait `cooldown` epochs; never below min_lr."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, verbose=0):
+        super().__init__(monitor, mode, min_delta)
+        if factor >= 1.0:
+            raise GraphcError(f"ReduceLROnPlateau factor must be < 1, got {factor}")
+        self.factor, self.patience, self.cooldown = factor, patience, cooldown
+        self.min_lr, self.verbose = min_lr, verbose
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooling = None, 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.current(logs)
+        if self.cooling > 0:
+            self.cooling -= 1
+            self.wait = 0
+        if self.improved(value):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience and self.cooling == 0:
+            old = self.model.optimizer.learning_rate
+            new = max(old * self.factor, self.min_lr)
+            if new < old:
+                self.model.optimizer.learning_rate = new
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                          f"{new}")
+            self.cooling, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """One CSV row per epoch: epoch, then the logged values in sorted order."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = os.fspath(filename), separator, append
+        self.keys = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename)
+        self.file = open(self.filename, "a" if self.append else "w", newline="")
+        self.keys = None
+        self.write_header = not exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            self.writer = csv.writer(self.file, delimiter=self.separator)
+            if self.write_header:
+                self.writer.writerow(["epoch"] + self.keys)
+        self.writer.writerow([epoch] + [logs.get(k, "") for k in self.keys])
+        self.file.flush()
+
+    def on_train_end(self, logs=None):
+        self.file.close()
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as the loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True

@@ -1,0 +1,166 @@
+"""Weight initializers: numpy arrays drawn from a seeded generator, so a model built twice
+after gk.utils.set_random_seed(s) (or with explicit seeds) starts from the same weights.
+
+Fan-in and fan-out follow Keras: for a kernel of shape (..., in, out) the leading dims are the
+receptive field, multiplied into both.
+"""
+import numpy as np
+
+from graphc.errors import GraphcError
+
+from . import backend
+
+
+def _fans(shape):
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class Initializer:
+    """Callable: init(shape, dtype) -> ndarray."""
+
+    def get_config(self):
+        return {}
+
+    def __call__(self, shape, dtype="float32"):
+        return np.asarray(self.draw(tuple(shape)), dtype=dtype)
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        self.value = float(value)
+
+    def draw(self, shape):
+        return np.full(shape, self.value)
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class Zeros(Constant):
+    def __init__(self):
+        super().__init__(0.0)
+
+    def get_config(self):
+        return {}
+
+
+class Ones(Constant):
+    def __init__(self):
+        super().__init__(1.0)
+
+    def get_config(self):
+        return {}
+
+
+class _Random(Initializer):
+    """Draws from numpy's generator seeded by `seed`, else by the frontend's seed stream."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _rng(self):
+        return np.random.default_rng(backend.next_seed() if self.seed is None else self.seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class RandomNormal(_Random):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def draw(self, shape):
+        return self._rng().normal(self.mean, self.stddev, shape)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(_Random):
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = minval, maxval
+
+    def draw(self, shape):
+        return self._rng().uniform(self.minval, self.maxval, shape)
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+class _VarianceScaling(_Random):
+    """Scale / fan draws: uniform in +-sqrt(3 * var), or a normal truncated at 2 stddevs
+    (redrawn until inside, as Keras does)."""
+    scale, mode, distribution = 1.0, "fan_avg", "uniform"
+
+    def draw(self, shape):
+        fan_in, fan_out = _fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
+        var = self.scale / max(1.0, fan[self.mode])
+        rng = self._rng()
+        if self.distribution == "uniform":
+            limit = np.sqrt(3.0 * var)
+            return rng.uniform(-limit, limit, shape)
+        # 0.8796...: the stddev of a standard normal truncated to [-2, 2]
+        std = np.sqrt(var) / 0.87962566103423978
+        out = rng.normal(0.0, 1.0, shape)
+        bad = np.abs(out) > 2
+        while bad.any():
+            out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+            bad = np.abs(out) > 2
+        return out * std
+
+
+class GlorotUniform(_VarianceScaling):
+    pass
+
+
+class GlorotNormal(_VarianceScaling):
+    distribution = "truncated_normal"
+
+
+class HeNormal(_VarianceScaling):
+    scale, mode, distribution = 2.0, "fan_in", "truncated_normal"
+
+
+class HeUniform(_VarianceScaling):
+    scale, mode = 2.0, "fan_in"
+
+
+class LecunNormal(_VarianceScaling):
+    mode, distribution = "fan_in", "truncated_normal"
+
+
+INITIALIZERS = {
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
+    "random_uniform": RandomUniform, "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
+    "lecun_normal": LecunNormal,
+}
+
+
+def get(identifier):
+    """An initializer from a name, a {"class_name", "config"} dict, or an instance."""
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, dict):
+        return INITIALIZERS[_known(identifier.get("class_name"))](**identifier.get("config", {}))
+    return INITIALIZERS[_known(identifier)]()
+
+
+def serialize(init):
+    name = next(k for k, cls in INITIALIZERS.items() if type(init) is cls)
+    return {"class_name": name, "config": init.get_config()}
+
+
+def _known(name):
+    if name not in INITIALIZERS:
+        raise GraphcError(f"unknown initializer {name!r}; expected one of "
+                          f"{', '.join(INITIALIZERS)} or an Initializer")
+    return name

@@ -1,0 +1,269 @@
+"""Layer: weights, building on first call, the training flag, and the record of calls that a
+functional model replays.
+
+Calling a layer on graphc tensors builds its ops at once (weights are made on the first call,
+in the inputs' graph). `training` flows from an outer call to inner ones, as in Keras: a model
+called with training=True runs its dropout and batch-norm layers in training mode. Layers that
+keep state (batch norm's moving statistics) report (variable, new value) pairs with
+`add_update`; the outermost call collects them in `layer.updates`, and the model's train step
+applies them.
+"""
+import contextlib
+import inspect
+import re
+import threading
+from dataclasses import dataclass, field
+
+import graphc as gc
+from graphc.errors import GraphcError
+from graphc.ir.graph import Tensor
+
+from .. import backend, initializers, regularizers
+
+_names = {}
+_local = threading.local()
+
+
+def unique_name(base):
+    """Keras-style layer names: dense, dense_1, dense_2, ..."""
+    count = _names.get(base, 0)
+    _names[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+@dataclass
+class _Context:
+    training: bool
+    updates: list = field(default_factory=list)
+
+
+def _context():
+    return getattr(_local, "context", None)
+
+
+@contextlib.contextmanager
+def _calling(training, updates):
+    saved = _context()
+    _local.context = _Context(training, updates)
+    try:
+        yield _local.context
+    finally:
+        _local.context = saved
+
+
+@dataclass
+class CallRecord:
+    """One layer call in a functional graph: the layer, its inputs as given (a tensor or a
+    list of them), keyword arguments and its outputs."""
+    layer: "Layer"
+    inputs: object
+    kwargs: dict
+    outputs: object
+
+
+_history = {}  # output tensor -> CallRecord that made it
+
+
+def record_of(tensor):
+    return _history.get(tensor)
+
+
+def flatten(structure):
+    """The tensors in a tensor, or a list/tuple of them (one level, as Keras layers take)."""
+    if isinstance(structure, (list, tuple)):
+        return list(structure)
+    return [structure]
+
+
+def static_shape(t):
+    """A tensor's shape with symbolic dims as None."""
+    return tuple(d if isinstance(d, int) else None for d in t.shape)
+
+
+class Layer:
+    """Base of all layers. Subclasses set weights up in `build(input_shape)` with
+    `add_weight`, and compute in `call(inputs[, training])`."""
+
+    def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None):
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self._trainable = trainable
+        self.dtype = dtype
+        self.built = False
+        self.updates = []
+        self._own_weights = []
+        self._regularized = []  # (weight, regularizer)
+        self._graph = None
+        self.input_shape_hint = None if input_shape is None else tuple(input_shape)
+        self.output_shape = None
+
+    # -- weights ----------------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
+                   regularizer=None, dtype=None):
+        value = initializers.get(initializer)(shape, dtype or self.dtype)
+        with self._graph.root_scope():
+            var = gc.Variable(value, name=f"{self.name}/{name}", trainable=trainable)
+        self._own_weights.append((var, trainable))
+        reg = regularizers.get(regularizer)
+        if reg is not None:
+            self._regularized.append((var, reg))
+        return var
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    @property
+    def sublayers(self):
+        """Layers held in attributes (directly or in lists), in assignment order."""
+        found = []
+        for value in vars(self).values():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, Layer) and item is not self and item not in found:
+                    found.append(item)
+        return found
+
+    def _all_weights(self):
+        """(variable, trainable) of this layer and its sublayers, each variable once."""
+        out, seen = [], set()
+        for var, trainable in self._own_weights:
+            out.append((var, trainable and self.trainable))
+            seen.add(var)
+        for layer in self.sublayers:
+            for var, trainable in layer._all_weights():
+                if var not in seen:
+                    seen.add(var)
+                    out.append((var, trainable and self.trainable))
+        return out
+
+    @property
+    def weights(self):
+        return [v for v, _ in self._all_weights()]
+
+    @property
+    def trainable_weights(self):
+        return [v for v, t in self._all_weights() if t]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for v, t in self._all_weights() if not t]
+
+    @property
+    def losses(self):
+        """The regularization penalties of this layer's and its sublayers' weights."""
+        penalties = [reg(var) for var, reg in self._regularized]
+        for layer in self.sublayers:
+            penalties.extend(layer.losses)
+        return penalties
+
+    def count_params(self):
+        total = 0
+        for var in self.weights:
+            n = 1
+            for d in var.shape:
+                n *= d
+            total += n
+        return total
+
+    def _session(self):
+        if self._graph is None:
+            raise GraphcError(f"layer '{self.name}' has no weights yet: call it on an input "
+                              "(or build its model) first")
+        return backend.session(self._graph)
+
+    def get_weights(self):
+        """The weights' values as numpy arrays, in `weights` order."""
+        sess = self._session() if self.weights else None
+        return [sess.get_value(v) for v in self.weights]
+
+    def set_weights(self, arrays):
+        weights = self.weights
+        if len(arrays) != len(weights):
+            raise GraphcError(f"layer '{self.name}' has {len(weights)} weights, got "
+                              f"{len(arrays)} arrays")
+        for var, value in zip(weights, arrays):
+            if tuple(var.shape) != tuple(value.shape):
+                raise GraphcError(f"weight '{var.name}' has shape {tuple(var.shape)}, got an "
+                                  f"array of shape {tuple(value.shape)}")
+        sess = self._session() if weights else None
+        for var, value in zip(weights, arrays):
+            sess.set_value(var, value)
+
+    # -- calling ----------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Make the weights for inputs of `input_shape` (None for unknown dims)."""
+
+    def call(self, inputs):
+        raise NotImplementedError(f"{type(self).__name__} must define call(inputs)")
+
+    def add_update(self, variable, value):
+        """Ask the train step to assign `value` to `variable` (batch norm's statistics)."""
+        ctx = _context()
+        if ctx is not None:
+            ctx.updates.append((variable, value))
+
+    def __call__(self, inputs, training=None, **kwargs):
+        tensors = flatten(inputs)
+        for t in tensors:
+            if not isinstance(t, Tensor):
+                raise GraphcError(f"layer '{self.name}' takes graphc tensors (gk.Input(...) or "
+                                  f"a placeholder), got {type(t).__name__}; use "
+                                  "model.predict for numpy arrays")
+        graph = tensors[0].graph
+        outer = _context()
+        if training is None:
+            training = outer.training if outer is not None else False
+        updates = outer.updates if outer is not None else []
+        with graph.as_default(), _calling(bool(training), updates):
+            if not self.built:
+                self._graph = graph
+                shapes = [static_shape(t) for t in tensors]
+                with graph.name_scope(self.name):
+                    self.build(shapes if isinstance(inputs, (list, tuple)) else shapes[0])
+                self.built = True
+            elif self._graph is not graph and self.weights:
+                raise GraphcError(f"layer '{self.name}' was built in another graph; layers "
+                                  "and their inputs must share one graph")
+            if _accepts_training(type(self)):
+                kwargs["training"] = bool(training)
+            with graph.name_scope(self.name):
+                outputs = self.call(inputs, **kwargs)
+        if outer is None:
+            self.updates = updates
+        kwargs.pop("training", None)
+        record = CallRecord(self, inputs, kwargs, outputs)
+        for t in flatten(outputs):
+            _history[t] = record
+        out = flatten(outputs)
+        self.output_shape = [static_shape(t) for t in out] if isinstance(outputs, (list, tuple)) \
+            else static_shape(out[0])
+        return outputs
+
+    # -- configuration ------------------------------------------------------------------------
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (JSON values)."""
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} '{self.name}'>"
+
+
+_training_arg = {}
+
+
+def _accepts_training(cls):
+    if cls not in _training_arg:
+        _training_arg[cls] = "training" in inspect.signature(cls.call).parameters
+    return _training_arg[cls]

@@ -1,0 +1,67 @@
+"""Conv2D on NHWC inputs with HWIO kernels."""
+import graphc as gc
+from graphc.errors import GraphcError
+
+from .. import activations, initializers, regularizers
+from .base import Layer
+
+
+def pair(value, what):
+    """An int or a pair of ints, as a pair."""
+    pair_ = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair_) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair_):
+        raise GraphcError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return pair_
+
+
+def padding_mode(value):
+    if str(value).lower() not in ("same", "valid"):
+        raise GraphcError(f"padding must be 'same' or 'valid', got {value!r}")
+    return str(value).lower()
+
+
+class Conv2D(Layer):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
+                 activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.strides = pair(strides, "strides")
+        self.padding = padding_mode(padding)
+        self.dilation_rate = pair(dilation_rate, "dilation_rate")
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise GraphcError(f"Conv2D '{self.name}' expects inputs (batch, height, width, "
+                              f"channels) with known channels, got {input_shape}")
+        self.kernel = self.add_weight("kernel", self.kernel_size + (input_shape[-1],
+                                                                    self.filters),
+                                      self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
+
+    def call(self, inputs):
+        out = gc.nn.conv2d(inputs, self.kernel, strides=self.strides,
+                           padding=self.padding.upper(), dilations=self.dilation_rate)
+        if self.bias is not None:
+            out = out + self.bias
+        return self.activation(out)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

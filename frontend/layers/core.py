@@ -1,0 +1,153 @@
+"""Input, Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
+import numbers
+
+import graphc as gc
+from graphc.errors import GraphcError
+
+from .. import activations, backend, initializers, regularizers
+from .base import Layer
+
+
+def Input(shape, dtype="float32", name=None):
+    """A model input: a placeholder of shape (None,) + shape, None being the batch."""
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
+    for d in shape:
+        if d is not None and (not isinstance(d, numbers.Integral) or d < 0):
+            raise GraphcError(f"Input shape must hold sizes or None, got {shape!r}")
+    return gc.placeholder(dtype, shape=(None,) + shape, name=name or "input")
+
+
+class Dense(Layer):
+    """activation(inputs @ kernel + bias) over the last axis."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, numbers.Integral) or units < 1:
+            raise GraphcError(f"Dense units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        last = input_shape[-1]
+        if last is None:
+            raise GraphcError(f"Dense layer '{self.name}' needs a known last input dim, got "
+                              f"{input_shape}")
+        self.kernel = self.add_weight("kernel", (last, self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
+
+    def call(self, inputs):
+        out = inputs @ self.kernel
+        if self.bias is not None:
+            out = out + self.bias
+        return self.activation(out)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+
+class Activation(Layer):
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.name_of(self.activation)}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction `rate` of the inputs while training (scaling the rest by
+    1 / (1 - rate)); the identity at inference."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise GraphcError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.seed = backend.next_seed() if seed is None else seed
+
+    def call(self, inputs, training=False):
+        return gc.nn.dropout(inputs, self.rate, seed=self.seed, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)."""
+
+    def call(self, inputs):
+        size = 1
+        for d in inputs.shape[1:]:
+            if not isinstance(d, int):
+                raise GraphcError(f"Flatten '{self.name}' needs known non-batch dims, got "
+                                  f"{inputs.shape}")
+            size *= d
+        return gc.reshape(inputs, (-1, size))
+
+
+class Reshape(Layer):
+    """Reshape the non-batch dims to `target_shape` (one entry may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def call(self, inputs):
+        if -1 in self.target_shape:
+            size = 1
+            for d in inputs.shape[1:]:
+                size *= d
+            known = -1
+            for d in self.target_shape:
+                known *= d
+            shape = tuple(size // known if d == -1 else d for d in self.target_shape)
+        else:
+            shape = self.target_shape
+        return gc.reshape(inputs, (-1,) + shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Embedding(Layer):
+    """Integer ids (batch, ...) -> vectors (batch, ..., output_dim)."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="random_uniform",
+                 embeddings_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer,
+                                          regularizer=self.embeddings_regularizer)
+
+    def call(self, inputs):
+        if not inputs.dtype.is_integer:
+            inputs = gc.cast(inputs, gc.int32)
+        return gc.gather(self.embeddings, inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer)}

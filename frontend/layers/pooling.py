@@ -1,0 +1,37 @@
+"""Max and average pooling over NHWC inputs, and global average pooling."""
+import graphc as gc
+
+from .base import Layer
+from .conv import pair, padding_mode
+
+
+class _Pooling2D(Layer):
+    op = None  # the gc.nn pool function
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else pair(strides, "strides")
+        self.padding = padding_mode(padding)
+
+    def call(self, inputs):
+        return type(self).op(inputs, self.pool_size, self.strides, padding=self.padding.upper())
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "strides": list(self.strides), "padding": self.padding}
+
+
+class MaxPooling2D(_Pooling2D):
+    op = staticmethod(gc.nn.max_pool2d)
+
+
+class AveragePooling2D(_Pooling2D):
+    op = staticmethod(gc.nn.avg_pool2d)
+
+
+class GlobalAveragePooling2D(Layer):
+    """(batch, h, w, c) -> (batch, c), the mean over height and width."""
+
+    def call(self, inputs):
+        return gc.mean(inputs, axis=(1, 2))

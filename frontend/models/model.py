@@ -1,0 +1,381 @@
+"""Model: a layer with training. Three ways to make one, as in Keras:
+
+    gk.Model(inputs, outputs)              functional: the layer calls between gk.Input
+                                           placeholders and the outputs, replayed on demand
+    class Net(gk.Model): def call(...)      subclassed: built from the first data it sees
+    gk.Sequential([...])                   a stack (see sequential.py)
+
+Weights live in the session of the model's graph (frontend/backend.py). The model's inference
+outputs are built once, with training=False; the train step replays the same layers with
+training=True on the same input placeholders.
+"""
+import numpy as np
+
+import graphc as gc
+from graphc.errors import GraphcError
+from graphc.ir.graph import Tensor
+
+from .. import backend, callbacks as callbacks_mod, losses as losses_mod
+from .. import optimizers as optimizers_mod
+from ..layers.base import Layer, flatten, record_of
+from . import data, steps
+
+
+class Model(Layer):
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.inputs = None  # input placeholders, once built
+        self.outputs = None  # inference outputs (training=False)
+        self.compiled = None
+        self.stop_training = False
+        self.epochs_trained = 0
+        self.history = None
+        self._steps = {}
+        # the compiled steps fit, evaluate and predict last used (gc.functions: .dump(), .stats())
+        self.train_function = self.test_function = self.predict_function = None
+        self._shuffle_rng = np.random.default_rng(backend.next_seed())
+        self._records = None  # functional: the layer calls from inputs to outputs
+        if inputs is not None or outputs is not None:
+            self._init_functional(inputs, outputs)
+
+    # -- functional structure ---------------------------------------------------------------
+    def _init_functional(self, inputs, outputs):
+        ins, outs = flatten(inputs), flatten(outputs)
+        if not ins or not outs or not all(isinstance(t, Tensor) for t in ins + outs):
+            raise GraphcError("Model(inputs, outputs) takes tensors: gk.Input(...) "
+                              "placeholders and the layer outputs computed from them")
+        for t in ins:
+            if t.op != "placeholder":
+                raise GraphcError(f"model input '{t.name}' must be a gk.Input placeholder, got "
+                                  f"a {t.op} op's output")
+        self._multi_input = isinstance(inputs, (list, tuple))
+        self._multi_output = isinstance(outputs, (list, tuple))
+        self._records = _calls_between(ins, outs)
+        self._layers = []
+        for rec in self._records:
+            if rec.layer not in self._layers:
+                self._layers.append(rec.layer)
+        self._set_io(ins, outs)
+
+    def _set_io(self, inputs, outputs):
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self._graph = self.inputs[0].graph
+        self.built = True
+        self.output_shape = _shapes_of(outputs, self._multi_output)
+
+    @property
+    def output_names(self):
+        names = []
+        for i, t in enumerate(self.outputs):
+            rec = record_of(t)
+            names.append(rec.layer.name if rec is not None and rec.layer is not self
+                         else f"output_{i}")
+        return names if len(set(names)) == len(names) else [f"output_{i}" for i in
+                                                            range(len(names))]
+
+    @property
+    def layers(self):
+        return list(self._layers) if self._records is not None else self.sublayers
+
+    @property
+    def graph(self):
+        return self._graph
+
+    def call(self, inputs, training=None):
+        if self._records is None:
+            raise GraphcError(f"model '{self.name}' has no structure: give Model(inputs, "
+                              "outputs), or subclass Model and define call()")
+        values = dict(zip(self.inputs, flatten(inputs)))
+        if len(values) != len(self.inputs):
+            raise GraphcError(f"model '{self.name}' takes {len(self.inputs)} inputs, got "
+                              f"{len(flatten(inputs))}")
+        for rec in self._records:
+            args = [values[t] for t in flatten(rec.inputs)]
+            outs = rec.layer(args if isinstance(rec.inputs, (list, tuple)) else args[0],
+                             training=training, **rec.kwargs)
+            values.update(zip(flatten(rec.outputs), flatten(outs)))
+        result = [values[t] for t in self.outputs]
+        return result if self._multi_output else result[0]
+
+    def model_inputs_structure(self):
+        return list(self.inputs) if self._multi_input else self.inputs[0]
+
+    def _flat(self, outputs):
+        return flatten(outputs)
+
+    # -- building from data (subclassed and input-less Sequential models) ------------------------
+    def build_from_arrays(self, xs):
+        """Make input placeholders shaped like `xs` (None batch) and the inference outputs."""
+        if self.inputs is not None:
+            return
+        graph = self._graph if self._graph is not None else gc.get_default_graph()
+        with graph.as_default():
+            inputs = [gc.placeholder(data.feed_dtype(a), shape=(None,) + a.shape[1:],
+                                     name="input") for a in xs]
+            self._multi_input = len(inputs) > 1
+            outputs = self(self._structure(inputs), training=False)
+        self._multi_output = isinstance(outputs, (list, tuple))
+        self._set_io(inputs, flatten(outputs))
+
+    def _structure(self, inputs):
+        return inputs if self._multi_input else inputs[0]
+
+    def _require_built(self, what):
+        if self.inputs is None:
+            raise GraphcError(f"model '{self.name}' is not built yet: {what} needs its input "
+                              "shape; give an Input, or call fit/predict with data first")
+
+    # -- compile ------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                device=None):
+        """Fix the optimizer, the loss (one, or one per output as a list or a dict by output
+        name), metrics (a list for every output, or a dict by output name) and the device
+        (None: graphc's default). Steps are compiled on first use."""
+        if loss is None:
+            raise GraphcError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        self.compiled = steps.Compiled(optimizers_mod.get(optimizer), loss, loss_weights,
+                                       metrics or [], device)
+        self._steps = {}
+        if self.inputs is not None:
+            self._resolve_compiled()
+
+    def _resolve_compiled(self):
+        """Per-output losses, weights and metric lists, once the outputs are known."""
+        c = self.compiled
+        if isinstance(c.losses, list) and c.losses and isinstance(c.losses[0],
+                                                                   losses_mod.Loss):
+            return  # resolved already
+        names = self.output_names
+        c.losses = [losses_mod.get(x) for x in _per_output(c.losses, names, "loss")]
+        weights = c.loss_weights if c.loss_weights is not None else 1.0
+        c.loss_weights = [float(w) for w in _per_output(weights, names, "loss_weights")]
+        c.metric_ids = _metrics_per_output(c.metric_ids, names)
+
+    @property
+    def optimizer(self):
+        return self.compiled.optimizer if self.compiled else None
+
+    @property
+    def session(self):
+        """The session that holds this model's weights."""
+        self._require_built("its session")
+        return backend.session(self._graph, self.compiled.device if self.compiled else None)
+
+    def _step(self, kind, ys=None):
+        if kind != "predict" and self.compiled is None:
+            raise GraphcError(f"model '{self.name}' must be compiled before {kind}: call "
+                              "model.compile(optimizer, loss, metrics)")
+        sess = self.session
+        specs = tuple((data.label_dtype(y), y.shape[1:]) for y in ys or ())
+        key = (kind, specs, tuple(self.trainable_weights), id(sess))
+        if key not in self._steps:
+            if kind != "predict":
+                self._resolve_compiled()
+                if len(specs) != len(self.outputs):
+                    raise GraphcError(f"model '{self.name}' has {len(self.outputs)} outputs, "
+                                      f"got {len(specs)} target arrays")
+            build = {"train": steps.build_train, "test": steps.build_test}
+            self._steps[key] = (build[kind](self, specs, sess) if kind in build
+                                else steps.build_predict(self, sess))
+        setattr(self, f"{kind}_function", self._steps[key].function)
+        return self._steps[key]
+
+    def _feeds(self, xs, ys=()):
+        """Arrays cast to their placeholders' dtypes, inputs then targets."""
+        if len(xs) != len(self.inputs):
+            raise GraphcError(f"model '{self.name}' takes {len(self.inputs)} inputs, got "
+                              f"{len(xs)} arrays")
+        feeds = [np.asarray(a, dtype=t.dtype.name if t.dtype.name != "bfloat16" else None)
+                 for a, t in zip(xs, self.inputs)]
+        return feeds + [np.asarray(y, dtype=data.label_dtype(y)) for y in ys]
+
+    def _reset_metrics(self):
+        sess = self.session
+        for metric in self.compiled.all_metrics():
+            metric.reset(sess)
+
+    # -- batches -------------------------------------------------------------------------------
+    def train_on_batch(self, x, y):
+        """One optimizer step on one batch; returns the logs (loss and metrics) of that batch
+        alone."""
+        xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
+        self.build_from_arrays(xs)
+        step = self._step("train", ys)
+        self._reset_metrics()
+        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
+
+    def test_on_batch(self, x, y):
+        xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
+        self.build_from_arrays(xs)
+        step = self._step("test", ys)
+        self._reset_metrics()
+        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
+
+    def predict_on_batch(self, x):
+        xs = data.as_arrays(x, "x")
+        self.build_from_arrays(xs)
+        outs = self._step("predict").function(*self._feeds(xs))
+        return outs if self._multi_output else outs[0]
+
+    # -- fit, evaluate, predict --------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Train for epochs initial_epoch .. epochs-1; returns the History.
+
+        validation_split takes the LAST fraction of x and y (before any shuffling) as
+        validation data, as Keras does; validation_data=(x_val, y_val) gives it directly.
+        Each batch is one call of the compiled train step.
+        """
+        xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
+        if ys is None:
+            raise GraphcError("fit needs targets y")
+        data.num_examples(xs, ys)
+        val = None
+        if validation_data is not None:
+            val = (data.as_arrays(validation_data[0], "validation x"),
+                   data.as_arrays(validation_data[1], "validation y"))
+        elif validation_split:
+            (xs, ys), val = data.split_last([xs, ys], validation_split)
+        n = data.num_examples(xs, ys)
+        batch_size = 32 if batch_size is None else batch_size
+        steps_per_epoch = -(-n // batch_size)
+        self.build_from_arrays(xs)
+        step = self._step("train", ys)
+        cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose),
+                                      epochs=epochs, steps=steps_per_epoch)
+        self.stop_training = False
+        cbs.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            self._reset_metrics()
+            order = self._shuffle_rng.permutation(n) if shuffle else None
+            for i, idx in enumerate(data.batch_slices(n, batch_size, order)):
+                cbs.on_train_batch_begin(i)
+                outs = step.function(*self._feeds([a[idx] for a in xs], [a[idx] for a in ys]))
+                logs = dict(zip(step.names, map(float, outs)))
+                cbs.on_train_batch_end(i, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None:
+                val_logs = self._evaluate_arrays(val[0], val[1], batch_size)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            self.epochs_trained = epoch + 1
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _evaluate_arrays(self, xs, ys, batch_size, cbs=None):
+        step = self._step("test", ys)
+        self._reset_metrics()
+        n = data.num_examples(xs, ys)
+        logs = {}
+        for i, idx in enumerate(data.batch_slices(n, batch_size)):
+            if cbs:
+                cbs.on_test_batch_begin(i)
+            outs = step.function(*self._feeds([a[idx] for a in xs], [a[idx] for a in ys]))
+            logs = dict(zip(step.names, map(float, outs)))
+            if cbs:
+                cbs.on_test_batch_end(i, logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
+                 return_dict=False):
+        """Loss and metrics over all of x, y (inference mode): a list [loss, metrics...], or a
+        dict with return_dict=True."""
+        xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
+        n = data.num_examples(xs, ys)
+        batch_size = 32 if batch_size is None else batch_size
+        self.build_from_arrays(xs)
+        cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose), epochs=1,
+                                      steps=-(-n // batch_size), mode="test")
+        cbs.on_test_begin()
+        logs = self._evaluate_arrays(xs, ys, batch_size, cbs)
+        cbs.on_test_end(logs)
+        return logs if return_dict else (list(logs.values()) if len(logs) > 1
+                                         else next(iter(logs.values())))
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """The model's outputs (inference mode) for all of x, batch by batch."""
+        xs = data.as_arrays(x, "x")
+        n = data.num_examples(xs)
+        self.build_from_arrays(xs)
+        step = self._step("predict")
+        chunks = [step.function(*self._feeds([a[idx] for a in xs]))
+                  for idx in data.batch_slices(n, 32 if batch_size is None else batch_size)]
+        outs = [np.concatenate([c[i] for c in chunks]) for i in range(len(self.outputs))]
+        return outs if self._multi_output else outs[0]
+
+    # -- inspection and saving ------------------------------------------------------------------
+    def summary(self, print_fn=print):
+        from .summary import summary_text
+        print_fn(summary_text(self))
+
+    def save(self, path):
+        """One file with the architecture, weights, optimizer state and epoch count (see
+        gk.saving)."""
+        from .. import saving
+        return saving.save_model(self, path)
+
+    def save_weights(self, path):
+        from .. import saving
+        return saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        from .. import saving
+        saving.load_weights(self, path)
+
+
+def _verbosity(verbose):
+    return 1 if verbose == "auto" else int(verbose)
+
+
+def _shapes_of(outputs, multi):
+    shapes = [tuple(d if isinstance(d, int) else None for d in t.shape) for t in outputs]
+    return shapes if multi else shapes[0]
+
+
+def _calls_between(inputs, outputs):
+    """The layer calls that compute `outputs` from `inputs`, inputs before users."""
+    order, seen, starts = [], set(), set(inputs)
+    stack = [(t, False) for t in reversed(outputs)]
+    while stack:
+        t, expanded = stack.pop()
+        if t in starts:
+            continue
+        rec = record_of(t)
+        if rec is None:
+            raise GraphcError(f"tensor '{t.name}' is not computed from the model's inputs by "
+                              "layers: every step between gk.Input and the outputs must be a "
+                              "layer call (wrap other ops in a custom Layer)")
+        if id(rec) in seen:
+            continue
+        if expanded:
+            seen.add(id(rec))
+            order.append(rec)
+            continue
+        stack.append((t, True))
+        stack.extend((i, False) for i in reversed(flatten(rec.inputs)))
+    return order
+
+
+def _per_output(value, names, what):
+    if isinstance(value, dict):
+        missing = [n for n in names if n not in value]
+        if missing:
+            raise GraphcError(f"{what} dict lacks outputs {missing}; outputs are {names}")
+        return [value[n] for n in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise GraphcError(f"{what} has {len(value)} entries for {len(names)} outputs")
+        return list(value)
+    return [value] * len(names)
+
+
+def _metrics_per_output(metrics, names):
+    if isinstance(metrics, dict):
+        return [list(flatten(metrics.get(n, []))) for n in names]
+    return [list(metrics) for _ in names]

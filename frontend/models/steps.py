@@ -1,0 +1,115 @@
+"""The compiled steps of a model: train, test and predict, each ONE gc.function.
+
+train: forward (training=True), loss, gradients, optimizer update, batch-norm statistics and
+metric updates, so a batch costs one call. Placeholders have a None batch dim, so a last batch
+of another size runs the same executable.
+"""
+from dataclasses import dataclass
+
+import graphc as gc
+
+from .. import metrics as metrics_mod
+
+
+@dataclass
+class Step:
+    function: object  # the gc.function
+    names: list  # the log name of each output
+
+
+def _ones_count(values):
+    return gc.sum(gc.broadcast_to(gc.constant(1.0), values.shape))
+
+
+def _targets(model, specs):
+    """One label placeholder per output, of the dtype and trailing shape of the data."""
+    return [gc.placeholder(dtype, shape=(None,) + tuple(shape),
+                           name=f"{model.output_names[i]}_target")
+            for i, (dtype, shape) in enumerate(specs)]
+
+
+def _losses_and_metrics(model, targets, outputs):
+    """(total loss, [(updates, result, name)]) for the compiled losses and metrics."""
+    compiled = model.compiled
+    multi = len(outputs) > 1
+    tracked = []
+    total = 0.0
+    batch = None
+    for i, (y, out) in enumerate(zip(targets, outputs)):
+        per_example = compiled.losses[i](y, out)
+        if batch is None:
+            batch = _ones_count(per_example)
+        loss = gc.mean(per_example)
+        total = total + compiled.loss_weights[i] * loss
+        if multi:
+            tracked.append(compiled.loss_tracker(f"{model.output_names[i]}_loss")
+                           .update_mean(loss, batch) + (f"{model.output_names[i]}_loss",))
+        for metric in compiled.metrics_for(i, y, out):
+            name = f"{model.output_names[i]}_{metric.name}" if multi else metric.name
+            tracked.append(metric.update(y, out) + (name,))
+    for penalty in model.losses:
+        total = total + penalty
+    head = compiled.loss_tracker("loss").update_mean(total, batch) + ("loss",)
+    return total, [head] + tracked
+
+
+def build_train(model, specs, session):
+    graph = model.graph
+    with graph.as_default(), graph.root_scope():
+        targets = _targets(model, specs)
+        outputs = model._flat(model(model.model_inputs_structure(), training=True))
+        state_updates = list(model.updates)
+        total, tracked = _losses_and_metrics(model, targets, outputs)
+        weights = model.trainable_weights
+        grads = gc.grad(total, weights, unconnected="zero") if weights else []
+        opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
+    updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
+    fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked], updates=updates,
+                     session=session, name=f"{model.name}_train_step")
+    return Step(fn, [n for _, _, n in tracked])
+
+
+def build_test(model, specs, session):
+    graph = model.graph
+    with graph.as_default(), graph.root_scope():
+        targets = _targets(model, specs)
+        outputs = model._flat(model(model.model_inputs_structure(), training=False))
+        _, tracked = _losses_and_metrics(model, targets, outputs)
+    fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked],
+                     updates=[u for upd, _, _ in tracked for u in upd], session=session,
+                     name=f"{model.name}_test_step")
+    return Step(fn, [n for _, _, n in tracked])
+
+
+def build_predict(model, session):
+    fn = gc.function(model.inputs, list(model.outputs), session=session,
+                     name=f"{model.name}_predict_step")
+    return Step(fn, list(model.output_names))
+
+
+class Compiled:
+    """What compile() fixed: optimizer, one loss per output, metrics, device."""
+
+    def __init__(self, optimizer, losses, loss_weights, metrics, device):
+        self.optimizer = optimizer
+        self.losses = losses
+        self.loss_weights = loss_weights
+        self.metric_ids = metrics  # per output: a list of names or Metric objects
+        self.device = device
+        self._metrics = {}  # output index -> [Metric]
+        self._trackers = {}
+
+    def metrics_for(self, i, y, out):
+        """The metric objects of output i, resolved once ("accuracy" by the shapes)."""
+        if i not in self._metrics:
+            self._metrics[i] = [metrics_mod.get(m, y, out, self.losses[i])
+                                for m in self.metric_ids[i]]
+        return self._metrics[i]
+
+    def loss_tracker(self, name):
+        if name not in self._trackers:
+            self._trackers[name] = metrics_mod.Mean(name=name)
+        return self._trackers[name]
+
+    def all_metrics(self):
+        return list(self._trackers.values()) + [m for ms in self._metrics.values() for m in ms]

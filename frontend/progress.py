@@ -1,0 +1,69 @@
+"""Keras-style progress output for fit and evaluate.
+
+verbose=1 on a terminal: a bar per epoch redrawn in place (steps, ETA, loss and metrics),
+ending with the time per step. verbose=1 when stdout is not a terminal (a log file, CI), and
+verbose=2: one line per epoch, so logs are not flooded.
+"""
+import sys
+import time
+
+BAR = 20
+REDRAW_SECONDS = 0.05
+
+
+def _format_logs(logs):
+    return "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
+
+
+def _format_time(seconds):
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+    return f"{seconds:.0f}s"
+
+
+def _per_step(seconds):
+    if seconds >= 1:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
+class Progbar:
+    """A bar over `target` steps written to `stream`."""
+
+    def __init__(self, target, stream=None, live=None):
+        self.target = target
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+        self._width = 0
+
+    def update(self, step, logs, final=False):
+        """Show progress after `step` steps (1-based)."""
+        now = time.perf_counter()
+        if not final and (not self.live or now - self._last_draw < REDRAW_SECONDS):
+            return
+        self._last_draw = now
+        elapsed = now - self.start
+        done = min(step / self.target, 1.0) if self.target else 1.0
+        filled = int(BAR * done)
+        bar = "━" * filled + " " * (BAR - filled) if self.live else ""
+        width = len(str(self.target))
+        head = f"{step:>{width}}/{self.target} {bar}".rstrip()
+        if final:
+            timing = f" {_format_time(elapsed)} {_per_step(elapsed / max(step, 1))}"
+        else:
+            eta = elapsed / max(step, 1) * (self.target - step)
+            timing = f" ETA: {_format_time(eta)}"
+        line = head + timing + _format_logs(logs)
+        if self.live:
+            pad = max(0, self._width - len(line))
+            self.stream.write("\r" + line + " " * pad + ("\n" if final else ""))
+            self._width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
