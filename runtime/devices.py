@@ -1,11 +1,22 @@
-"""The devices a session can run on, and the ones not built yet."""
+"""The devices a session can run on."""
 from graphc.errors import DeviceError
 
-AVAILABLE = ("reference",)
-PLANNED = {
-    "cpu": "the LLVM code generator for the CPU",
-    "cuda": "the CUDA code generator",
-}
+PLANNED = {"cuda": "the CUDA code generator"}
+
+
+def _reference():
+    from .executable import Executable
+    return Executable
+
+
+def _cpu():
+    from .cpu import CpuExecutable
+    return CpuExecutable
+
+
+# device name -> the Executable class that compiles for it (imported on first use)
+EXECUTABLES = {"cpu": _cpu, "reference": _reference}
+AVAILABLE = tuple(EXECUTABLES)
 DEFAULT = "reference"
 
 
@@ -16,6 +27,14 @@ def check_device(device):
         return device
     if device in PLANNED:
         raise DeviceError(f"device {device!r} is not built yet ({PLANNED[device]} is still to "
-                          f"come); use device='reference', the numpy interpreter")
+                          f"come); use device='cpu' or 'reference' (the numpy interpreter)")
     raise DeviceError(f"unknown device {device!r}; expected one of "
                       f"{', '.join(map(repr, AVAILABLE + tuple(PLANNED)))}")
+
+
+def executable_class(device, feeds):
+    """The Executable class for a device; a run that feeds inner tensors (not placeholders)
+    is interpreted, since it replaces part of the graph."""
+    if any(t.node.op != "placeholder" for t in feeds):
+        return _reference()
+    return EXECUTABLES[device]()

@@ -12,8 +12,8 @@ from graphc.ops.state import Variable
 from graphc.passes import query
 
 from . import checkpoint
-from .devices import check_device
-from .executable import Executable, Options
+from .devices import check_device, executable_class
+from .executable import Options
 from .feeds import check_feed
 from .fetches import flatten_fetches, rebuild_fetches
 
@@ -77,7 +77,8 @@ class Session:
     def compile(self, fetches, feeds, options=None, name="session"):
         """An Executable for these fetches and fed tensors, run later by `execute`."""
         self._check_open()
-        return Executable(fetches, feeds, options or self.options, name)
+        cls = executable_class(self.device, feeds)
+        return cls(fetches, feeds, options or self.options, name)
 
     def execute(self, exe, feed_arrays):
         """Run a compiled executable on checked feed arrays; groups fetch as None."""

@@ -268,3 +268,28 @@ def free_vars(expr, _memo=None):
         out = frozenset()
     memo[key] = out
     return out
+
+
+def children(e):
+    """The expressions e is computed from."""
+    if isinstance(e, Load):
+        return [e.index]
+    if isinstance(e, Op):
+        return list(e.args)
+    if isinstance(e, Reduce):
+        return [e.value] + [x for _, x in e.loops]
+    return []
+
+
+def statement_exprs(stmts):
+    """The expressions directly under a statement list (loop extents, indices, values)."""
+    for s in stmts:
+        if isinstance(s, Loop):
+            yield s.extent
+            yield from statement_exprs(s.body)
+        elif isinstance(s, Store):
+            yield from (s.index, s.value)
+        elif isinstance(s, Gemm):
+            yield from (s.m, s.n, s.k)
+            for operand in (s.a, s.b, s.c):
+                yield from (operand.offset, operand.rows, operand.cols)

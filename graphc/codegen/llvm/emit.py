@@ -1,0 +1,307 @@
+"""Kernel IR -> LLVM IR: one function per kernel, `void kernel(ctx*, i64 lo, i64 hi)`.
+
+`ctx` points at the program's context {buffers, dims, error}: the buffer pointers by slot, the
+run-time dims by slot, and two i64s where a kernel reports an error (what + 1, the bad value).
+A kernel with a parallel outermost loop runs the iterations [lo, hi) of that loop, so the thread
+pool can hand ranges to threads; other kernels ignore lo and hi.
+
+Values live in registers in their compute type (bool as i1, bfloat16 as float) and in memory in
+their storage type (bool as i8). Reductions accumulate float32 (and narrower) sums in double,
+so a sum is at least as accurate as numpy's pairwise one; the add carries `reassoc` so the loop
+vectorizer may still split it across lanes. A Reduce is computed in front of the innermost loop
+it does not depend on, once per iteration of the loops it does.
+"""
+from llvmlite import ir as ll
+
+from ...kernels import ir
+from .gemm import define_gemm
+from .scalar import emit_scalar, extremum
+from .types import F64, FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
+
+CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
+KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
+
+
+class FunctionEmitter:
+    """A function that reads the program context: buffers, dims, error slot, expressions."""
+
+    def __init__(self, module, fn, ctx):
+        self.module, self.fn, self.ctx = module, fn, ctx
+        self.b = ll.IRBuilder(fn.append_basic_block("entry"))
+        typed = self.b.bitcast(ctx, CTX.as_pointer(), name="context")
+        self.buffers = self.b.load(self.b.gep(typed, [I32(0), I32(0)]), name="buffers")
+        self.dims = self.b.load(self.b.gep(typed, [I32(0), I32(1)]), name="dims")
+        self.error = self.b.load(self.b.gep(typed, [I32(0), I32(2)]), name="error")
+        self.pointers = {}
+        self.scopes = [{}]  # memo of computed values, one dict per open loop
+        self.bound = [set()]  # loop variables bound at each depth
+        self.vars = {}
+
+
+    def loop(self, loops, body, invariant_roots):
+        """Nested counted loops [(var, start, stop)] around body(); Reduce subexpressions of
+        `invariant_roots` that do not depend on these loops are computed in front of them."""
+        self.hoist(invariant_roots, {v.name for v, _, _ in loops})
+        opened = [self.open_loop(var, start, stop, {}) for var, start, stop in loops]
+        body()
+        for handle in reversed(opened):
+            self.close_loop(handle, {})
+
+    def open_loop(self, var, start, stop, carried):
+        """Start `for var in [start, stop)`; carried: {name: initial value} of loop-carried
+        values, whose phis the returned handle holds."""
+        pre = self.b.block
+        head = self.fn.append_basic_block(f"{var.name}.body")
+        done = self.fn.append_basic_block(f"{var.name}.done")
+        self.b.cbranch(self.b.icmp_signed("<", start, stop), head, done)
+        self.b.position_at_end(head)
+        iv = self.b.phi(I64, name=var.name)
+        iv.add_incoming(start, pre)
+        phis = {}
+        for name, init in carried.items():
+            phis[name] = self.b.phi(init.type, name=f"{var.name}.{name}")
+            phis[name].add_incoming(init, pre)
+        self.vars[var.name] = iv
+        self.scopes.append({})
+        self.bound.append({var.name})
+        return iv, stop, head, done, pre, phis, carried
+
+    def close_loop(self, handle, updated):
+        """End the loop; updated: {name: value at the end of an iteration}. Returns the
+        carried values after the loop (the initial ones if it ran zero times)."""
+        iv, stop, head, done, pre, phis, initial = handle
+        nxt = self.b.add(iv, I64(1), name=f"{iv.name}.next")
+        latch = self.b.block
+        iv.add_incoming(nxt, latch)
+        for name, phi in phis.items():
+            phi.add_incoming(updated[name], latch)
+        self.b.cbranch(self.b.icmp_signed("<", nxt, stop), head, done)
+        self.b.position_at_end(done)
+        out = {}
+        for name, phi in phis.items():
+            out[name] = self.b.phi(phi.type, name=f"{iv.name}.{name}.out")
+            out[name].add_incoming(initial[name], pre)
+            out[name].add_incoming(updated[name], latch)
+        self.scopes.pop()
+        self.bound.pop()
+        return out
+
+    def hoist(self, roots, inner):
+        """Compute now the Reduces under roots that depend on none of the `inner` loops."""
+        seen = set()
+        todo = list(roots)
+        while todo:
+            e = todo.pop()
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            if isinstance(e, ir.Reduce):
+                if not (ir.free_vars(e) & inner) and self.is_bound(ir.free_vars(e)):
+                    self.expr(e)
+                    continue
+            todo.extend(ir.children(e))
+
+    def is_bound(self, names):
+        bound = set().union(*self.bound)
+        return names <= bound
+
+    # -- expressions -------------------------------------------------------------------------
+    def lookup(self, e):
+        for scope in reversed(self.scopes):
+            if id(e) in scope:
+                return scope[id(e)][1]
+        return None
+
+    def expr(self, e):
+        found = self.lookup(e)
+        if found is not None:
+            return found
+        # compute children first, iteratively, so deep chains do not recurse
+        stack = [(e, False)]
+        while stack:
+            node, ready = stack.pop()
+            if self.lookup(node) is not None:
+                continue
+            kids = [] if isinstance(node, ir.Reduce) else ir.children(node)
+            if not ready and any(self.lookup(k) is None for k in kids):
+                stack.append((node, True))
+                stack.extend((k, False) for k in kids if self.lookup(k) is None)
+                continue
+            # a value dominates only the rest of the loop it is computed in; the node is kept
+            # beside it so its id cannot be reused by another object meanwhile
+            self.scopes[-1][id(node)] = (node, self.compute(node))
+        return self.lookup(e)
+
+    def compute(self, e):
+        b = self.b
+        if isinstance(e, ir.Const):
+            return constant(e.value, e.dtype)
+        if isinstance(e, ir.Var):
+            return self.vars[e.name]
+        if isinstance(e, ir.Dim):
+            return b.load(b.gep(self.dims, [I64(e.slot)]), name=f"dim{e.slot}")
+        if isinstance(e, ir.Load):
+            ptr = b.gep(self.pointer(e.buffer, e.dtype), [self.lookup(e.index)])
+            return self.from_storage(b.load(ptr, name=f"b{e.buffer}"), e.dtype)
+        if isinstance(e, ir.Op):
+            args = [self.lookup(a) for a in e.args]
+            return emit_scalar(self, e, args)
+        if isinstance(e, ir.Reduce):
+            return self.reduce(e)
+        raise ir.Unsupported(type(e).__name__)
+
+    def pointer(self, slot, dtype):
+        key = (slot, dtype)
+        if key not in self.pointers:
+            entry = self.fn.entry_basic_block
+            with self.b.goto_block(entry):
+                if entry.terminator is not None:
+                    self.b.position_before(entry.terminator)
+                raw = self.b.load(self.b.gep(self.buffers, [I64(slot)]))
+                self.pointers[key] = self.b.bitcast(raw, TYPES[dtype][1].as_pointer(),
+                                                    name=f"buf{slot}")
+        return self.pointers[key]
+
+    def to_storage(self, value, dtype):
+        return self.b.zext(value, I8) if dtype == "bool" else value
+
+    def from_storage(self, value, dtype):
+        return self.b.icmp_unsigned("!=", value, I8(0)) if dtype == "bool" else value
+
+    # -- reductions --------------------------------------------------------------------------
+    def reduce(self, r):
+        """The reduction as loops carrying accumulators: the value (and for argmax/argmin
+        the best position and a running position)."""
+        acc_type = reduction_type(r.op, r.value.dtype)
+        carried = {"value": reduction_init(r.op, r.value.dtype, acc_type)}
+        if r.op in ("argmax", "argmin"):
+            carried.update(index=I64(0), position=I64(0))
+        loops = [(var, I64(0), self.expr(extent)) for var, extent in r.loops]
+        self.hoist([r.value], {v.name for v, _ in r.loops})
+        handles = []
+        for var, start, stop in loops:
+            handles.append(self.open_loop(var, start, stop, carried))
+            carried = handles[-1][5]
+        updated = combine(self, r.op, r.value.dtype, acc_type, carried, self.expr(r.value))
+        for handle in reversed(handles):
+            updated = self.close_loop(handle, updated)
+        if r.op in ("argmax", "argmin"):
+            return updated["index"]
+        if r.op in ("sum", "prod"):
+            return narrow(self.b, updated["value"], acc_type, r.dtype)
+        return updated["value"]
+
+
+class KernelEmitter(FunctionEmitter):
+    """One kernel: `void kernel(ctx*, i64 lo, i64 hi)`, private to its module."""
+
+    def __init__(self, module, kernel, symbol):
+        fn = ll.Function(module, KERNEL_TYPE, symbol)
+        fn.linkage = "internal"
+        ctx, self.lo, self.hi = fn.args
+        ctx.name, self.lo.name, self.hi.name = "ctx", "lo", "hi"
+        super().__init__(module, fn, ctx)
+        self.kernel = kernel
+
+    def emit(self):
+        for stmt in self.kernel.body:
+            self.stmt(stmt, outermost=True)
+        self.b.ret_void()
+        return self.fn
+
+    # -- statements --------------------------------------------------------------------------
+    def stmt(self, s, outermost=False):
+        if isinstance(s, ir.Loop):
+            parallel = outermost and s.parallel
+            start = self.lo if parallel else I64(0)
+            stop = self.hi if parallel else self.expr(s.extent)
+            self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
+                      list(ir.statement_exprs(s.body)))
+        elif isinstance(s, ir.Store):
+            value = self.expr(s.value)
+            ptr = self.b.gep(self.pointer(s.buffer, s.value.dtype), [self.expr(s.index)])
+            self.b.store(self.to_storage(value, s.value.dtype), ptr)
+        elif isinstance(s, ir.Gemm):
+            self.gemm(s, outermost)
+        else:
+            raise ir.Unsupported(f"statement {type(s).__name__}")
+
+    def gemm(self, g, outermost):
+        fn = define_gemm(self.module, g.dtype)
+        m = self.expr(g.m)
+        rows = (self.lo, self.hi) if outermost else (I64(0), m)
+
+        def at(operand):
+            base = self.pointer(operand.buffer, g.dtype)
+            return self.b.gep(base, [self.expr(operand.offset)])
+        self.b.call(fn, [m, self.expr(g.n), self.expr(g.k),
+                         at(g.a), self.expr(g.a.rows), self.expr(g.a.cols),
+                         at(g.b), self.expr(g.b.rows), self.expr(g.b.cols),
+                         at(g.c), self.expr(g.c.rows), I32(int(g.accumulate)), *rows])
+
+# ---- reductions: types, identities, combine, result ---------------------------------------------
+def reduction_type(op, dtype):
+    if op in ("sum", "prod") and dtype in FLOATS:
+        return F64
+    if op in ("sum", "prod") and dtype == "bool":
+        return I64
+    return TYPES[dtype][0]
+
+
+def reduction_init(op, dtype, acc_type):
+    if op in ("sum", "prod"):
+        one = 1 if op == "prod" else 0
+        return ll.Constant(acc_type, float(one) if acc_type == F64 else one)
+    low = op in ("max", "argmax")
+    if dtype in FLOATS:
+        return ll.Constant(acc_type, float("-inf") if low else float("inf"))
+    if dtype == "bool":
+        return I1(0 if low else 1)
+    bits = acc_type.width
+    return ll.Constant(acc_type, -(1 << (bits - 1)) if low else (1 << (bits - 1)) - 1)
+
+
+def combine(k, op, dtype, acc_type, carried, v):
+    """The accumulators after taking in value v."""
+    b = k.b
+    acc = carried["value"]
+    if op in ("sum", "prod"):
+        x = widen(b, v, dtype, acc_type)
+        if isinstance(acc_type, (ll.FloatType, ll.DoubleType)):
+            out = b.fadd(acc, x, name="sum") if op == "sum" else b.fmul(acc, x, name="prod")
+            out.flags.append("reassoc")
+        else:
+            out = b.add(acc, x, name="sum") if op == "sum" else b.mul(acc, x, name="prod")
+        return {"value": out}
+    if op in ("max", "min"):
+        return {"value": extremum(k, op, dtype, acc, v)}
+    # argmax/argmin: the first extreme; a NaN counts as the extreme (numpy's rule)
+    if dtype in FLOATS:
+        better = b.fcmp_ordered(">" if op == "argmax" else "<", v, acc)
+        better = b.and_(b.or_(better, b.fcmp_unordered("uno", v, v)),
+                        b.fcmp_ordered("ord", acc, acc))
+    elif dtype == "bool":
+        better = b.and_(v, b.not_(acc)) if op == "argmax" else b.and_(b.not_(v), acc)
+    else:
+        better = b.icmp_signed(">" if op == "argmax" else "<", v, acc)
+    position = carried["position"]
+    return {"value": b.select(better, v, acc, name="best"),
+            "index": b.select(better, position, carried["index"], name="best.at"),
+            "position": b.add(position, I64(1), name="position")}
+
+
+def widen(b, v, dtype, acc_type):
+    if v.type == acc_type:
+        return v
+    if dtype in FLOATS:
+        return b.fpext(v, acc_type)
+    return b.zext(v, acc_type) if dtype == "bool" else b.sext(v, acc_type)
+
+
+def narrow(b, v, acc_type, dtype):
+    target = TYPES[dtype][0]
+    if target == acc_type:
+        return v
+    if dtype in FLOATS:
+        return b.fptrunc(v, target)
+    return b.trunc(v, target)

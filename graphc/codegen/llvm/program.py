@@ -1,0 +1,91 @@
+"""A program: kernels in order, entered through one native call per segment.
+
+`build_module(segments, tag)` puts every kernel of every segment into one LLVM module and adds,
+per segment, an exported entry `i64 graphc_<tag>_<n>(ctx*, i8* pool)` that calls the segment's
+kernels in order: a kernel with a parallel loop and enough work goes through the thread pool
+(`graphc_parallel_for`), a small one runs inline. After each kernel the entry checks the error
+slot and returns 1 if a kernel reported an error (a bad gather index), else it returns 0.
+"""
+from llvmlite import ir as ll
+
+from ...kernels import ir
+from . import jit
+from .emit import FunctionEmitter, KernelEmitter
+from .parallel import define_parallel_for
+from .types import I64, PTR
+
+PARALLEL_MIN_WORK = 1 << 15  # element operations below which a dispatch costs more than it saves
+
+
+def entry_symbol(tag, segment):
+    return f"graphc_{tag}_{segment}"
+
+
+def build_module(segments, tag):
+    """segments: lists of ir.Kernel. Returns the llvmlite module."""
+    module = ll.Module(name=f"graphc_{tag}")
+    module.triple = jit.host()[0]
+    for number, kernels in enumerate(segments):
+        functions = [KernelEmitter(module, k, f"{k.name}_{tag}").emit() for k in kernels]
+        EntryEmitter(module, entry_symbol(tag, number), kernels, functions).emit()
+    return module
+
+
+class EntryEmitter(FunctionEmitter):
+    """`i64 entry(ctx*, pool*)`: the segment's kernels, in order."""
+
+    def __init__(self, module, symbol, kernels, functions):
+        fn = ll.Function(module, ll.FunctionType(I64, [PTR, PTR]), symbol)
+        ctx, self.pool = fn.args
+        ctx.name, self.pool.name = "ctx", "pool"
+        super().__init__(module, fn, ctx)
+        self.kernels = kernels
+        self.functions = functions
+
+    def emit(self):
+        b = self.b
+        parallel_for = define_parallel_for(self.module)
+        status = self.b.gep(self.error, [I64(0)], name="status")
+        for kernel, fn in zip(self.kernels, self.functions):
+            extent, work = parallel_extent(kernel)
+            if extent is None:
+                b.call(fn, [self.ctx, I64(0), I64(1)])
+            else:
+                n = self.expr(extent)
+                big = b.icmp_signed(">=", self.expr(work), I64(PARALLEL_MIN_WORK), name="big")
+                with b.if_else(big) as (threaded, inline):
+                    with threaded:
+                        b.call(parallel_for, [self.pool, fn, self.ctx, n])
+                    with inline:
+                        b.call(fn, [self.ctx, I64(0), n])
+            failed = b.icmp_signed("!=", b.load(status), I64(0), name="failed")
+            with b.if_then(failed, likely=False):
+                b.ret(I64(1))
+        b.ret(I64(0))
+        return self.fn
+
+
+def parallel_extent(kernel):
+    """(extent of the loop threads split, an estimate of the element operations) or (None,
+    None) for a kernel that runs on one thread."""
+    body = kernel.body
+    if len(body) == 1 and isinstance(body[0], ir.Gemm):
+        g = body[0]
+        return g.m, ir.product([g.m, g.n, g.k])
+    loop = kernel.parallel_loop
+    if loop is None:
+        return None, None
+    return loop.extent, ir.mul(loop.extent, _work(loop.body))
+
+
+def _work(stmts):
+    """Operations per iteration of the loop around stmts: nested extents, reductions included."""
+    best = ir.const(1)
+    for s in stmts:
+        if isinstance(s, ir.Loop):
+            best = ir.mul(s.extent, _work(s.body))
+        elif isinstance(s, ir.Store) and isinstance(s.value, ir.Reduce):
+            best = ir.product(e for _, e in s.value.loops)
+        elif isinstance(s, ir.Gemm):
+            best = ir.product([s.m, s.n, s.k])
+    return best

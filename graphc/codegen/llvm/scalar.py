@@ -1,0 +1,274 @@
+"""The kernel IR's scalar operations as LLVM instructions, one table row per (op, kind of type).
+
+Semantics follow numpy: NaN propagates through maximum/minimum; integer division by zero gives
+0 (numpy's result) instead of LLVM's undefined behaviour; floor division and modulo round toward
+minus infinity; float -> int casts saturate (NaN gives 0) rather than producing poison.
+float16 arithmetic runs in float32 and rounds back after each op, as numpy's float16 does;
+transcendentals come from graphc's vectorizable math library.
+"""
+from llvmlite import ir as ll
+
+from ...kernels import ir
+from . import mathlib
+from .types import F16, F32, FLOATS, I32, I64, TYPES, intrinsic
+
+MATH = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "erf")
+ANY_DTYPE = ("cast", "where", "check_index", "round_bfloat16")
+
+
+def emit_scalar(k, e, args):
+    b, name = k.b, e.name
+    src = e.args[0].dtype
+    if name == "cast":
+        return cast(k, args[0], src, e.dtype)
+    if name == "where":
+        return b.select(args[0], args[1], args[2], name="where")
+    if name == "check_index":
+        return check_index(k, *args)
+    if name == "round_bfloat16":
+        return round_bfloat16(b, args[0])
+    if src in FLOATS:
+        if src == "float16":  # compute in float32, round back once
+            wide = [b.fpext(a, F32) if a.type == F16 else a for a in args]
+            out = float_op(k, name, wide)
+            return b.fptrunc(out, F16) if out.type == F32 else out
+        return float_op(k, name, args)
+    if src == "bool":
+        return bool_op(k, name, args)
+    return int_op(k, name, args)
+
+
+# ---- floats ----------------------------------------------------------------------------------
+def float_op(k, name, args):
+    return FLOAT_OPS[name](k, *args)
+
+
+def _intrinsic(name, nargs=1):
+    return lambda k, *args: k.b.call(intrinsic(k.module, name, args[0].type, nargs), list(args))
+
+
+def _math(name):
+    return lambda k, *args: mathlib.call(k.b, name, list(args))
+
+
+def _sign_float(k, x):
+    """-1, 0 or 1; NaN and -0 pass through."""
+    b, one, zero = k.b, ll.Constant(x.type, 1.0), ll.Constant(x.type, 0.0)
+    positive = b.select(b.fcmp_ordered(">", x, zero), one, x)
+    return b.select(b.fcmp_ordered("<", x, zero), ll.Constant(x.type, -1.0), positive,
+                    name="sign")
+
+
+def _isfinite(k, x):
+    magnitude = k.b.call(intrinsic(k.module, "llvm.fabs", x.type), [x])
+    return k.b.fcmp_ordered("<", magnitude, ll.Constant(x.type, float("inf")), name="isfinite")
+
+
+def _floordiv_float(b, x, y):
+    return b.call(intrinsic(b.module, "llvm.floor", x.type), [b.fdiv(x, y)], name="floordiv")
+
+
+def _mod_float(b, x, y):
+    """numpy's remainder: fmod, moved into the divisor's sign."""
+    r = b.frem(x, y, name="fmod")
+    zero = ll.Constant(x.type, 0.0)
+    differ = b.xor(b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero))
+    fix = b.and_(b.fcmp_ordered("!=", r, zero), differ)
+    return b.select(fix, b.fadd(r, y), r, name="mod")
+
+
+FLOAT_OPS = {
+    "add": lambda k, x, y: k.b.fadd(x, y, name="add"),
+    "sub": lambda k, x, y: k.b.fsub(x, y, name="sub"),
+    "mul": lambda k, x, y: k.b.fmul(x, y, name="mul"),
+    "div": lambda k, x, y: k.b.fdiv(x, y, name="div"),
+    "floordiv": lambda k, x, y: _floordiv_float(k.b, x, y),
+    "mod": lambda k, x, y: _mod_float(k.b, x, y),
+    "pow": _math("pow") if "pow" in mathlib.NAMES else _intrinsic("llvm.pow", 2),
+    "maximum": lambda k, x, y: extremum(k, "maximum", "float32", x, y),
+    "minimum": lambda k, x, y: extremum(k, "minimum", "float32", x, y),
+    "neg": lambda k, x: k.b.fneg(x, name="neg"),
+    "square": lambda k, x: k.b.fmul(x, x, name="square"),
+    "rsqrt": lambda k, x: k.b.fdiv(ll.Constant(x.type, 1.0),
+                                   _intrinsic("llvm.sqrt")(k, x), name="rsqrt"),
+    "relu": lambda k, x: extremum(k, "maximum", "float32", x, ll.Constant(x.type, 0.0)),
+    "sign": _sign_float,
+    "isnan": lambda k, x: k.b.fcmp_unordered("uno", x, x, name="isnan"),
+    "isfinite": _isfinite,
+    "sqrt": _intrinsic("llvm.sqrt"),
+    "floor": _intrinsic("llvm.floor"),
+    "abs": _intrinsic("llvm.fabs"),
+    **{name: _math(name) for name in MATH},
+}
+# name -> (ordered comparison?, predicate); != is unordered so that NaN != NaN
+COMPARE = {"equal": (True, "=="), "not_equal": (False, "!="), "less": (True, "<"),
+           "less_equal": (True, "<="), "greater": (True, ">"), "greater_equal": (True, ">=")}
+for _name, (_ordered, _pred) in COMPARE.items():
+    FLOAT_OPS[_name] = (lambda ordered, pred, name: lambda k, x, y: (
+        k.b.fcmp_ordered if ordered else k.b.fcmp_unordered)(pred, x, y, name=name))(
+            _ordered, _pred, _name)
+
+
+def extremum(k, name, dtype, a, c):
+    """maximum/minimum (also the max/min reductions' combine): NaN wins for floats."""
+    b = k.b
+    high = name in ("max", "maximum")
+    if dtype in FLOATS:
+        return b.call(intrinsic(k.module, "llvm.maximum" if high else "llvm.minimum", a.type, 2),
+                      [a, c], name=name)
+    if dtype == "bool":
+        return b.or_(a, c, name=name) if high else b.and_(a, c, name=name)
+    return b.select(b.icmp_signed(">" if high else "<", a, c), a, c, name=name)
+
+
+# ---- integers and bools --------------------------------------------------------------------------
+def _safe_divisor(b, y):
+    """(divisor that cannot trap, whether the real one was 0 or -1 where sdiv would overflow)."""
+    zero = b.icmp_signed("==", y, ll.Constant(y.type, 0))
+    return b.select(zero, ll.Constant(y.type, 1), y), zero
+
+
+def _floordiv_int(b, x, y):
+    d, by_zero = _safe_divisor(b, y)
+    minus_one = b.icmp_signed("==", d, ll.Constant(y.type, -1))
+    q = b.sdiv(x, b.select(minus_one, ll.Constant(y.type, 1), d))
+    q = b.select(minus_one, b.sub(ll.Constant(y.type, 0), x), q)  # wraps like numpy
+    r = b.sub(x, b.mul(q, d))
+    adjust = b.and_(b.icmp_signed("!=", r, ll.Constant(y.type, 0)),
+                    b.xor(b.icmp_signed("<", r, ll.Constant(y.type, 0)),
+                          b.icmp_signed("<", d, ll.Constant(y.type, 0))))
+    q = b.select(adjust, b.sub(q, ll.Constant(y.type, 1)), q)
+    return b.select(by_zero, ll.Constant(y.type, 0), q, name="floordiv")
+
+
+def _mod_int(b, x, y):
+    q = _floordiv_int(b, x, y)
+    d, by_zero = _safe_divisor(b, y)
+    return b.select(by_zero, ll.Constant(y.type, 0), b.sub(x, b.mul(q, d)), name="mod")
+
+
+def _abs_int(k, x):
+    zero = ll.Constant(x.type, 0)
+    return k.b.select(k.b.icmp_signed("<", x, zero), k.b.sub(zero, x), x, name="abs")
+
+
+def _sign_int(k, x):
+    zero = ll.Constant(x.type, 0)
+    pos = k.b.zext(k.b.icmp_signed(">", x, zero), x.type)
+    neg = k.b.zext(k.b.icmp_signed("<", x, zero), x.type)
+    return k.b.sub(pos, neg, name="sign")
+
+
+INT_COMPARE = {"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=",
+               "greater": ">", "greater_equal": ">="}
+INT_OPS = {
+    "add": lambda k, x, y: k.b.add(x, y, name="add"),
+    "sub": lambda k, x, y: k.b.sub(x, y, name="sub"),
+    "mul": lambda k, x, y: k.b.mul(x, y, name="mul"),
+    "floordiv": lambda k, x, y: _floordiv_int(k.b, x, y),
+    "mod": lambda k, x, y: _mod_int(k.b, x, y),
+    "maximum": lambda k, x, y: extremum(k, "maximum", "int", x, y),
+    "minimum": lambda k, x, y: extremum(k, "minimum", "int", x, y),
+    "neg": lambda k, x: k.b.sub(ll.Constant(x.type, 0), x, name="neg"),
+    "abs": _abs_int,
+    "square": lambda k, x: k.b.mul(x, x, name="square"),
+    "relu": lambda k, x: extremum(k, "maximum", "int", x, ll.Constant(x.type, 0)),
+    "sign": _sign_int,
+    **{name: (lambda pred, name: lambda k, x, y: k.b.icmp_signed(pred, x, y, name=name))(
+        pred, name) for name, pred in INT_COMPARE.items()},
+}
+
+
+def int_op(k, name, args):
+    return INT_OPS[name](k, *args)
+
+
+BOOL_OPS = {
+    "logical_and": lambda k, x, y: k.b.and_(x, y, name="and"),
+    "logical_or": lambda k, x, y: k.b.or_(x, y, name="or"),
+    "logical_xor": lambda k, x, y: k.b.xor(x, y, name="xor"),
+    "logical_not": lambda k, x: k.b.not_(x, name="not"),
+    "maximum": lambda k, x, y: k.b.or_(x, y, name="maximum"),
+    "minimum": lambda k, x, y: k.b.and_(x, y, name="minimum"),
+    "add": lambda k, x, y: k.b.or_(x, y, name="add"),
+    "mul": lambda k, x, y: k.b.and_(x, y, name="mul"),
+    # False < True
+    **{name: (lambda pred, name: lambda k, x, y: k.b.icmp_unsigned(pred, x, y, name=name))(
+        pred, name) for name, pred in INT_COMPARE.items()},
+}
+
+
+def bool_op(k, name, args):
+    return BOOL_OPS[name](k, *args)
+
+
+def table_for(dtype):
+    return FLOAT_OPS if dtype in FLOATS else BOOL_OPS if dtype == "bool" else INT_OPS
+
+
+def unsupported_ops(kernels):
+    """The (op on dtype) names in these kernels that have no instructions here."""
+    missing, seen = set(), set()
+    todo = [e for k in kernels for e in ir.statement_exprs(k.body)]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ir.Op):
+            src = e.args[0].dtype
+            if e.name not in ANY_DTYPE and e.name not in table_for(src):
+                missing.add(f"{e.name} on {src}")
+        todo.extend(ir.children(e))
+    return missing
+
+
+# ---- casts, bfloat16 rounding, checked indices ------------------------------------------------------
+def cast(k, x, src, dst):
+    b = k.b
+    to = TYPES[dst][0]
+    if src == dst or x.type == to and not (dst == "bfloat16" and src != "bfloat16"):
+        return round_bfloat16(b, x) if dst == "bfloat16" and src != dst else x
+    if dst == "bool":
+        if src in FLOATS:
+            return b.fcmp_unordered("!=", x, ll.Constant(x.type, 0.0), name="to_bool")
+        return b.icmp_signed("!=", x, ll.Constant(x.type, 0), name="to_bool")
+    if src == "bool":
+        out = b.uitofp(x, to) if dst in FLOATS else b.zext(x, to)
+    elif src in FLOATS and dst in FLOATS:
+        out = b.fpext(x, to) if _width(x.type) < _width(to) else b.fptrunc(x, to)
+    elif src in FLOATS:
+        out = b.call(intrinsic(k.module, "llvm.fptosi.sat", x.type, result=to), [x])
+    elif dst in FLOATS:
+        out = b.sitofp(x, to)
+    else:
+        out = b.sext(x, to) if x.type.width < to.width else b.trunc(x, to)
+    return round_bfloat16(b, out) if dst == "bfloat16" else out
+
+
+def _width(ty):
+    return {"half": 16, "float": 32, "double": 64}[str(ty)]
+
+
+def round_bfloat16(b, x):
+    """Round a float to the nearest bfloat16 (ties to even), as graphc.ir.dtypes does."""
+    bits = b.bitcast(x, I32)
+    lsb = b.and_(b.lshr(bits, I32(16)), I32(1))
+    rounded = b.and_(b.add(bits, b.add(lsb, I32(0x7FFF))), I32(0xFFFF0000 - (1 << 32)))
+    nan = b.fcmp_unordered("uno", x, x)
+    return b.select(nan, x, b.bitcast(rounded, F32), name="bf16")
+
+
+def check_index(k, i, n, what):
+    """i when 0 <= i < n; else records (what, i) in the error slot and leaves the kernel."""
+    b = k.b
+    ok = b.icmp_unsigned("<", i, n, name="in_range")
+    bad_block = k.fn.append_basic_block("index.bad")
+    good_block = k.fn.append_basic_block("index.ok")
+    b.cbranch(ok, good_block, bad_block)
+    b.position_at_end(bad_block)
+    b.store(b.add(what, I64(1)), b.gep(k.error, [I64(0)]))
+    b.store(i, b.gep(k.error, [I64(1)]))
+    b.ret_void()
+    b.position_at_end(good_block)
+    return i

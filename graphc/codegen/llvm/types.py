@@ -1,0 +1,29 @@
+"""LLVM types of graphc's dtypes, constants, and intrinsic declarations."""
+from llvmlite import ir as ll
+
+I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
+F16, F32, F64 = ll.HalfType(), ll.FloatType(), ll.DoubleType()
+VOID, PTR = ll.VoidType(), ll.IntType(8).as_pointer()
+
+# dtype name -> (register type, storage type); bfloat16 is stored and computed as float32
+TYPES = {"bool": (I1, I8), "int32": (I32, I32), "int64": (I64, I64), "float16": (F16, F16),
+         "bfloat16": (F32, F32), "float32": (F32, F32), "float64": (F64, F64)}
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+SUFFIX = {F16: "f16", F32: "f32", F64: "f64", I8: "i8", I32: "i32", I64: "i64"}
+
+
+def constant(value, dtype):
+    ty = TYPES[dtype][0]
+    if dtype == "bool":
+        return I1(int(bool(value)))
+    if dtype in FLOATS:
+        return ll.Constant(ty, float(value))
+    return ll.Constant(ty, int(value))
+
+
+def intrinsic(module, name, ty, nargs=1, result=None):
+    """The declaration of an overloaded LLVM intrinsic such as llvm.maximum for type ty."""
+    full = f"{name}.{SUFFIX[ty]}" if result is None else f"{name}.{SUFFIX[result]}.{SUFFIX[ty]}"
+    if full in module.globals:
+        return module.globals[full]
+    return ll.Function(module, ll.FunctionType(result or ty, [ty] * nargs), full)

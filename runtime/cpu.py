@@ -1,0 +1,264 @@
+"""The CPU device: an Executable whose kernels are native code generated through LLVM.
+
+Compiling lowers each fusion group to kernel IR (graphc.kernels) and all kernels to one LLVM
+module (graphc.codegen.llvm), cached on disk as object code. Groups with no kernel lowering yet
+(stateful ops, convolutions, pooling, ...) run through the numpy reference between native
+segments; each native segment is entered through one call.
+
+Running binds the symbolic dims from the fed shapes (once per distinct set of shapes: a `Plan`
+holds the concrete shapes, the dims array and the intermediate buffers, reused across runs),
+points the buffer table at the feeds, variables and fresh output arrays, and calls the segments.
+"""
+import ctypes
+
+import numpy as np
+
+from graphc.codegen.llvm import jit
+from graphc.codegen.llvm.program import build_module, entry_symbol
+from graphc.codegen.llvm.scalar import unsupported_ops
+from graphc.errors import FeedError, IndexError_, NumericsError, ResourceError
+from graphc.ir.types import Dim, TensorType
+from graphc.kernels.ir import Unsupported
+from graphc.kernels.lower import Slots, lower_group
+
+from .executable import RANDOM_OPS, Executable
+from .kernel_cache import cache_key, default_cache, graphc_identity
+from .reference import check_finite, evaluate, memory_limit, random_draw
+from .threads import default_pool
+
+SOURCES = ("placeholder", "variable", "constant")
+TAG = "program_tag"  # replaced by the hash of the module in its symbols
+
+
+class HostStep:
+    """A fusion group run through the numpy reference."""
+
+    def __init__(self, group):
+        self.group = group
+
+
+class NativeStep:
+    """Consecutive kernels entered through one native call."""
+
+    def __init__(self, number):
+        self.number = number
+        self.kernels = []
+        self.groups = []
+        self.entry = None
+
+
+class CpuExecutable(Executable):
+    device = "cpu"
+
+    def __init__(self, fetches, feeds, options, name="session"):
+        super().__init__(fetches, feeds, options, name)
+        self.slots = Slots()
+        self.steps = self._lower(self.compilation.partition)
+        for t in self.outputs:
+            self.slots.buffer(t)
+        self.module_text = None
+        self._library = None
+        limit = memory_limit()
+        self.constants = {self.slots.buffer(n.outputs[0]): evaluate(n, [], limit)[0]
+                          for n in self.nodes if n.op == "constant"
+                          and (n.id, 0) in self.slots.buffers}
+        native = [s for s in self.steps if isinstance(s, NativeStep)]
+        if native:
+            self._compile(native)
+        self._plans = {}
+
+    # -- compiling ---------------------------------------------------------------------------
+    def _lower(self, partition):
+        steps = []
+        for group in partition.groups:
+            for t in list(group.inputs) + list(group.outputs):
+                self.slots.buffer(t)
+            try:
+                kernels = lower_group(group, self.slots, f"k{group.id}_{group.root.op}")
+                missing = unsupported_ops(kernels)
+                if missing:
+                    raise Unsupported(", ".join(sorted(missing)))
+            except Unsupported:
+                steps.append(HostStep(group))
+                continue
+            if not steps or not isinstance(steps[-1], NativeStep):
+                steps.append(NativeStep(sum(isinstance(s, NativeStep) for s in steps)))
+            steps[-1].kernels.extend(kernels)
+            steps[-1].groups.append(group)
+        return steps
+
+    def _compile(self, native):
+        # symbols carry a hash of the code, so two programs never clash in one process
+        text = str(build_module([s.kernels for s in native], TAG))
+        tag = cache_key(text)[:16]
+        self.module_text = text.replace(TAG, tag)
+        key = cache_key(self.module_text, jit.identity(), graphc_identity())
+        code = default_cache().get_or_build(key, lambda: jit.compile_ir(self.module_text))
+        self._library = jit.load_object(code)
+        for step in native:
+            step.entry = self._library.function(entry_symbol(tag, step.number), ctypes.c_int64,
+                                                ctypes.c_void_p, ctypes.c_void_p)
+
+    def source(self, kind="llvm"):
+        """The generated code: "llvm" (as emitted), "llvm-opt" (after O3) or "asm"."""
+        if self.module_text is None:
+            return ""
+        return {"llvm": lambda t: t, "llvm-opt": jit.optimize_ir,
+                "asm": jit.assembly}[kind](self.module_text)
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, feed_arrays, read_variable, rng_for):
+        arrays = dict(self.constants)
+        for t, arr in zip(self.feed_targets, feed_arrays):
+            if t is not None:
+                arrays[self.slots.buffer(t)] = arr
+        for node in self.nodes:
+            if node.op == "variable":
+                arrays[self.slots.buffer(node.outputs[0])] = read_variable(node.attrs["uid"])
+            elif node.op == "placeholder" and self.slots.buffer(node.outputs[0]) not in arrays:
+                raise FeedError(f"placeholder '{node.name}' needs a value: add it to feed_dict "
+                                f"(expected {node.outputs[0].type})", node)
+        plan = self._plan(arrays)
+        plan.bind(arrays)
+        updates = {}
+        for step in self.steps:
+            if isinstance(step, NativeStep):
+                plan.call(step, self.slots)
+            else:
+                self._host(step.group, plan, read_variable, rng_for, updates)
+        if self.options.check_numerics:
+            self._check_numerics(plan)
+        outs = [plan.arrays[self.slots.buffer(t)] for t in self.outputs]
+        return outs, {uid: np.array(v) for uid, v in updates.items()}
+
+    def _plan(self, arrays):
+        signature = tuple((slot, a.shape) for slot, a in sorted(arrays.items()))
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = Plan(self, arrays)
+            self._plans[signature] = plan
+        return plan
+
+    def _host(self, group, plan, read_variable, rng_for, updates):
+        local = {}
+
+        def value(t):
+            key = (t.node.id, t.index)
+            return local[key] if key in local else plan.arrays[self.slots.buffer(t)]
+        limit = memory_limit()
+        for node in group.nodes:
+            inputs = [value(t) for t in node.inputs]
+            if node.op == "assign":
+                outs = (inputs[1],)
+                updates[node.inputs[0].node.attrs["uid"]] = inputs[1]
+            elif node.op in RANDOM_OPS:
+                outs = (random_draw(node, rng_for(node.attrs["uid"], node.attrs["seed"]),
+                                    inputs),)
+            else:
+                outs = evaluate(node, inputs, limit)
+            for i, out in enumerate(outs):
+                local[(node.id, i)] = out
+        for t in group.outputs:
+            target = plan.arrays[self.slots.buffer(t)]
+            np.copyto(target, np.asarray(local[(t.node.id, t.index)]).reshape(target.shape))
+
+    def _check_numerics(self, plan):
+        for step in self.steps:
+            groups = step.groups if isinstance(step, NativeStep) else [step.group]
+            for group in groups:
+                for t in group.outputs:
+                    check_finite(t.node, [plan.arrays[self.slots.buffer(t)]])
+
+
+class Plan:
+    """Concrete shapes, dims and buffers for one set of fed shapes."""
+
+    def __init__(self, exe, arrays):
+        slots = exe.slots
+        shapes = bind_shapes(exe, arrays)
+        self.dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
+        self.shapes = [tuple(shapes.resolve(d) for d in shape)
+                       for _, shape in slots.buffer_info]
+        self.given = set(arrays)
+        self.fresh = {exe.slots.buffer(t) for t in exe.outputs} - self.given
+        limit = memory_limit()
+        self.arrays = [None] * len(self.shapes)
+        for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
+            if slot in self.given:
+                continue
+            storage = np.dtype(np.float32) if dtype == "bfloat16" else np.dtype(
+                np.bool_ if dtype == "bool" else dtype)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * storage.itemsize
+            if nbytes > limit:
+                raise ResourceError(f"a buffer of shape {list(shape)} ({dtype}) needs "
+                                    f"{nbytes:,} bytes, more than the {limit:,} bytes that can "
+                                    "be allocated", shapes.node_of(slot, exe))
+            self.arrays[slot] = np.empty(shape, storage)
+        self.table = np.zeros(max(len(self.shapes), 1), np.uintp)
+        self.error = np.zeros(2, np.int64)
+        self.ctx = (ctypes.c_void_p * 3)(self.table.ctypes.data, self.dims.ctypes.data,
+                                         self.error.ctypes.data)
+        self.pool = default_pool().address
+        for slot, arr in enumerate(self.arrays):
+            if arr is not None:
+                self.table[slot] = arr.ctypes.data
+
+    def bind(self, arrays):
+        for slot, arr in arrays.items():
+            arr = np.ascontiguousarray(arr)
+            self.arrays[slot] = arr
+            self.table[slot] = arr.ctypes.data
+        for slot in self.fresh:
+            arr = np.empty_like(self.arrays[slot])
+            self.arrays[slot] = arr
+            self.table[slot] = arr.ctypes.data
+
+    def call(self, step, slots):
+        if step.entry(ctypes.addressof(self.ctx), self.pool):
+            what, value = int(self.error[0]) - 1, int(self.error[1])
+            self.error[:] = 0
+            node, message = slots.errors[what]
+            raise IndexError_(message.format(value=value), node)
+
+
+class BoundShapes:
+    def __init__(self):
+        self.dims = {}
+
+    def bind(self, symbolic, concrete, node):
+        for d, n in zip(symbolic, concrete):
+            if isinstance(d, Dim):
+                if self.dims.setdefault(id(d), n) != n:
+                    raise FeedError(f"dimension {d} is {self.dims[id(d)]} in one place and {n} "
+                                    f"in another", node)
+
+    def resolve(self, d):
+        return self.dims[id(d)] if isinstance(d, Dim) else d
+
+    def node_of(self, slot, exe):
+        for (node_id, _), s in exe.slots.buffers.items():
+            if s == slot:
+                return exe.outputs[0].graph.nodes[node_id]
+        return None
+
+
+def bind_shapes(exe, arrays):
+    """Every symbolic dim's value, by running shape inference over the scheduled nodes."""
+    shapes = BoundShapes()
+    concrete = {}
+    by_slot = {slot: arr.shape for slot, arr in arrays.items()}
+    for node in exe.nodes:
+        slot = exe.slots.buffers.get((node.id, 0))
+        if slot in by_slot:
+            outs = [TensorType(node.outputs[0].dtype, by_slot[slot])]
+        elif node.op in SOURCES:
+            outs = [TensorType(node.outputs[0].dtype, tuple(shapes.resolve(d)
+                                                            for d in node.outputs[0].shape))]
+        else:
+            types = [concrete[(t.node.id, t.index)] for t in node.inputs]
+            out = node.spec.infer(*types, **node.attrs)
+            outs = [out] if isinstance(out, TensorType) else list(out)
+        for i, (t, c) in enumerate(zip(node.outputs, outs)):
+            shapes.bind(t.shape, c.shape, node)
+            concrete[(node.id, i)] = c
+    return shapes
