@@ -9,6 +9,7 @@ keep state (batch norm's moving statistics) report (variable, new value) pairs w
 applies them.
 """
 import contextlib
+import itertools
 import inspect
 import re
 import threading
@@ -59,11 +60,15 @@ def _calling(training, updates):
 @dataclass
 class CallRecord:
     """One layer call in a functional graph: the layer, its inputs as given (a tensor or a
-    list of them), keyword arguments and its outputs."""
+    list of them), keyword arguments, its outputs, and its place in call order."""
     layer: "Layer"
     inputs: object
     kwargs: dict
     outputs: object
+    seq: int = field(default_factory=lambda: next(_call_count))
+
+
+_call_count = itertools.count()
 
 
 _history = {}  # output tensor -> CallRecord that made it
@@ -239,6 +244,7 @@ class Layer:
         if outer is None:
             self.updates = updates
         kwargs.pop("training", None)
+        outputs = _distinct(outputs, tensors)
         record = CallRecord(self, inputs, kwargs, outputs)
         for t in flatten(outputs):
             _history[t] = record
@@ -258,6 +264,20 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} '{self.name}'>"
+
+
+def _distinct(outputs, inputs):
+    """Outputs as tensor objects no other call produced. A layer may return its input
+    (Dropout at inference) or a node that graph deduplication shares with another call; an
+    alias (a new Tensor object for the same node output) keeps each call's outputs apart, so a
+    functional model replays every layer."""
+    def fresh(t):
+        if t in inputs or t in _history:
+            return Tensor(t.node, t.index, t.type)
+        return t
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(fresh(t) for t in outputs)
+    return fresh(outputs)
 
 
 _training_arg = {}

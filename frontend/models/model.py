@@ -97,6 +97,11 @@ class Model(Layer):
         result = [values[t] for t in self.outputs]
         return result if self._multi_output else result[0]
 
+    @property
+    def shows_inputs(self):
+        """Whether summary() lists input rows: for functional and built Sequential models."""
+        return self._records is not None
+
     def model_inputs_structure(self):
         return list(self.inputs) if self._multi_input else self.inputs[0]
 
@@ -133,6 +138,8 @@ class Model(Layer):
         (None: graphc's default). Steps are compiled on first use."""
         if loss is None:
             raise GraphcError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        for each in (loss.values() if isinstance(loss, dict) else flatten(loss)):
+            losses_mod.get(each)  # an unknown name fails here, not at the first fit
         self.compiled = steps.Compiled(optimizers_mod.get(optimizer), loss, loss_weights,
                                        metrics or [], device)
         self._steps = {}
@@ -359,7 +366,7 @@ def _calls_between(inputs, outputs):
             continue
         stack.append((t, True))
         stack.extend((i, False) for i in reversed(flatten(rec.inputs)))
-    return order
+    return sorted(order, key=lambda rec: rec.seq)
 
 
 def _per_output(value, names, what):

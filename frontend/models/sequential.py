@@ -1,8 +1,7 @@
 """Sequential: a stack of layers, each feeding the next."""
+import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
-
-import graphc as gc
 
 from ..layers.base import Layer
 from .model import Model
@@ -31,17 +30,19 @@ class Sequential(Model):
             return
         if not isinstance(layer, Layer):
             raise GraphcError(f"Sequential takes layers, got {layer!r}")
-        if self.inputs is not None:
-            self._layers.append(layer)
-            self.inputs = self.outputs = None  # rebuilt below with the new layer
-            self._steps = {}
-        else:
-            self._layers.append(layer)
+        self._layers.append(layer)
+        self._steps = {}
+        if self._input is None and self.inputs is not None:  # built from data before
+            self._input = self.inputs[0]
         if self._input is None and self._layers[0].input_shape_hint is not None:
             self._input = gc.placeholder("float32", (None,) + self._layers[0].input_shape_hint,
                                          name="input")
         if self._input is not None:
             self._set_io([self._input], [self.call(self._input, training=False)])
+
+    @property
+    def shows_inputs(self):
+        return self.inputs is not None
 
     @property
     def layers(self):

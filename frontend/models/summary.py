@@ -19,12 +19,11 @@ def summary_text(model):
     """The table: layer (type), output shape, parameter count with thousands separators; then
     the totals. A subclassed model lists its layers once it is built."""
     rows = []
-    if model.inputs is not None and getattr(model, "_records", None) is not None or \
-            type(model).__name__ == "Sequential" and model.inputs is not None:
+    if model.shows_inputs:
         for t in model.inputs:
             rows.append((f"{t.name} (InputLayer)", _shape(tuple(
                 d if isinstance(d, int) else None for d in t.shape)), 0))
-    for layer in model.layers:
+    for layer in model.layers if model.inputs is not None else ():
         rows.append((f"{layer.name} ({type(layer).__name__})", _shape(layer.output_shape),
                      layer.count_params() if layer.built else 0))
     rule = "_" * sum(WIDTHS)
