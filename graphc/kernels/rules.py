@@ -23,6 +23,11 @@ def _in_range(i, size):
                  ir.op("less", i, size, dtype="bool"), dtype="bool")
 
 
+def _select(cond, a, b):
+    """where(cond, a, b): of the branches' dtype, not the condition's."""
+    return ir.Op("where", (cond, a, b), a.dtype)
+
+
 def _as_dtype(expr, dtype):
     return expr if expr.dtype == dtype else ir.Op("cast", (expr,), dtype)
 
@@ -46,7 +51,7 @@ def one_hot(k, node, idx):
     axis, dtype = node.attrs["axis"], node.attrs["dtype"].name
     label = _as_dtype(k.input(node, 0, idx[:axis] + idx[axis + 1:]), ir.INDEX)
     hit = ir.op("equal", label, idx[axis], dtype="bool")
-    return ir.op("where", hit, ir.const(node.attrs["on"], dtype), ir.const(node.attrs["off"], dtype))
+    return _select(hit, ir.const(node.attrs["on"], dtype), ir.const(node.attrs["off"], dtype))
 
 
 # ---- reductions ----------------------------------------------------------------------------
@@ -154,8 +159,8 @@ def _piecewise(k, node, idx, axis, pieces):
     for t, size in pieces:
         local = ir.sub(i, start)
         value = k.value(t, idx[:axis] + (_clamp(local, size),) + idx[axis + 1:])
-        out = value if out is None else ir.op(
-            "where", ir.op("less", local, ir.const(0), dtype="bool"), out, value)
+        out = value if out is None else _select(
+            ir.op("less", local, ir.const(0), dtype="bool"), out, value)
         start = ir.add(start, size)
     return out
 
@@ -209,7 +214,7 @@ def strided_slice_grad(k, node, idx):
         inside = ok if inside is None else ir.op("logical_and", inside, ok, dtype="bool")
         src.append(_clamp(j, n))
     value = k.value(g, tuple(src))
-    return value if inside is None else ir.op("where", inside, value, ir.const(0, g.dtype.name))
+    return value if inside is None else _select(inside, value, ir.const(0, g.dtype.name))
 
 
 def pad(k, node, idx):
@@ -224,7 +229,7 @@ def pad(k, node, idx):
     value = k.value(x, tuple(src))
     if inside is None:
         return value
-    return ir.op("where", inside, value, ir.const(node.attrs["value"], x.dtype.name))
+    return _select(inside, value, ir.const(node.attrs["value"], x.dtype.name))
 
 
 def gather(k, node, idx):
