@@ -13,6 +13,7 @@ or read through strides, and their epilogues as a loop nest over the product. Gr
 cannot lower raise Unsupported; the runtime runs those through the numpy reference instead.
 """
 import itertools
+import math
 
 from . import ir
 from .ir import Unsupported
@@ -150,18 +151,44 @@ def lower_group(group, slots, name):
     if group.kind == "contraction":
         return CONTRACTIONS[group.root.op](group, slots, name)
     emitter = Emitter(group, slots)
-    return [loop_nest(emitter, group, group.space, group.axes, group.outputs, name)]
+    fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)]
+    nests = [(group.space, group.axes, fits, group.levels)] if fits else []
+    # A multi-output node (split) gives its group its first output's space: its other
+    # outputs loop over their own shapes.
+    nests += [(t.shape, (), [t], {}) for t in group.outputs if t not in fits]
+    return [loop_nest(emitter, group, space, axes, outputs, f"{name}_{i}" if i else name, levels)
+            for i, (space, axes, outputs, levels) in enumerate(nests)]
 
 
-def loop_nest(emitter, group, space, axes, outputs, name):
-    """One kernel storing `outputs` from loops over `space` (reduction axes innermost)."""
+def _level_shape(group, t):
+    """The shape of the part of group's space where t's node is computed."""
+    level = group.levels.get(t.node.id, "full")
+    if level == "scalar":
+        return ()
+    if level == "reduced":
+        return tuple(d for a, d in enumerate(group.space) if a not in group.axes)
+    return group.space
+
+
+def _same_size(a, b):
+    """Whether shapes a and b provably hold as many elements."""
+    def size(shape):
+        return (math.prod(d for d in shape if isinstance(d, int)),
+                sorted(id(d) for d in shape if not isinstance(d, int)))
+    return size(a) == size(b)
+
+
+def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
+    """One kernel storing `outputs` from loops over `space` (reduction axes innermost);
+    `levels` (default the group's) says where each output's node is computed."""
     slots = emitter.slots
     extents = emitter.dims(space)
     vars_ = [ir.Var(f"i{a}") for a in range(len(space))]
     kept = [a for a in range(len(space)) if a not in axes]
+    levels = group.levels if levels is None else levels
     outer, inner = [], []
     for t in outputs:
-        level = group.levels.get(t.node.id, "full")
+        level = levels.get(t.node.id, "full")
         if level == "scalar":
             at, where = [], outer
         elif level == "reduced" and axes:
