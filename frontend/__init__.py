@@ -11,7 +11,7 @@ Each train step (forward, loss, gradients, optimizer update, metrics) is one com
 function.
 """
 from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics,
-               models, optimizers, regularizers, schedules, utils)
+               models, optimizers, regularizers, saving, schedules, utils)
 from .layers import Input
 from .models import Model, Sequential, load_model
 

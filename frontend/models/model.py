@@ -111,12 +111,16 @@ class Model(Layer):
     # -- building from data (subclassed and input-less Sequential models) ------------------------
     def build_from_arrays(self, xs):
         """Make input placeholders shaped like `xs` (None batch) and the inference outputs."""
+        self.build_from_specs([(data.feed_dtype(a), a.shape[1:]) for a in xs])
+
+    def build_from_specs(self, specs):
+        """Build from (dtype, shape without the batch) per input."""
         if self.inputs is not None:
             return
         graph = self._graph if self._graph is not None else gc.get_default_graph()
         with graph.as_default():
-            inputs = [gc.placeholder(data.feed_dtype(a), shape=(None,) + a.shape[1:],
-                                     name="input") for a in xs]
+            inputs = [gc.placeholder(dtype, shape=(None,) + tuple(shape), name="input")
+                      for dtype, shape in specs]
             self._multi_input = len(inputs) > 1
             outputs = self(self._structure(inputs), training=False)
         self._multi_output = isinstance(outputs, (list, tuple))

@@ -1,0 +1,324 @@
+"""Saving and loading models: one zip file that resumes training exactly.
+
+Members of a model file (model.save(path), any file name):
+    model.json      {"format": "graphc.frontend.model", "version": 1, "model": architecture,
+                     "compile": optimizer/loss/metrics or null, "epochs_trained": n,
+                     "shuffle_state": the fit shuffler's generator state}
+    weights.npz     the model's weights in model.weights order ("w0000", "w0001", ...)
+    optimizer.npz   the optimizer's variables (iterations, learning rate, slots), if built
+
+Loading never imports a module or calls a function named in the file: layer classes come from
+graphc's own table and from classes registered with `gk.saving.register`; activations,
+initializers, losses, metrics and optimizers from their tables. Arrays load with
+allow_pickle=False. A member whose name is absolute or holds "..", an unexpected member, or an
+array of the wrong shape is a gc.CheckpointError. Dropout masks drawn after loading are not
+the ones the saved run would have drawn; everything else continues as it would have.
+"""
+import io
+import json
+import zipfile
+
+import numpy as np
+
+from graphc.errors import CheckpointError, GraphcError
+from graphc.runtime.atomic import write_atomic
+
+from . import backend, layers as layers_mod, losses, metrics, optimizers
+from .layers.base import Layer, flatten
+from .layers.core import Input
+
+FORMAT, WEIGHTS_FORMAT, VERSION = "graphc.frontend.model", "graphc.frontend.weights", 1
+MEMBERS = {"model.json", "weights.npz", "optimizer.npz"}
+
+_registered = {}
+
+
+def register(cls=None, *, name=None):
+    """Make a custom Layer (or Model) class loadable by name; use as a decorator,
+    @gk.saving.register or @gk.saving.register(name="mypkg.Block")."""
+    def add(klass):
+        if not (isinstance(klass, type) and issubclass(klass, Layer)):
+            raise GraphcError(f"gk.saving.register takes Layer or Model subclasses, got "
+                              f"{klass!r}")
+        _registered[name or klass.__name__] = klass
+        return klass
+    return add(cls) if cls is not None else add
+
+
+def _tables():
+    from .models import Model, Sequential
+    return (_registered, layers_mod.BUILTIN, {"Sequential": Sequential, "Model": Model})
+
+
+def _class_named(name):
+    for table in _tables():
+        if name in table:
+            return table[name]
+    raise CheckpointError(f"unknown layer class {name!r} in the saved model: register the class "
+                          "before loading, with @gk.saving.register on it (or "
+                          f"gk.saving.register({name})); classes are never imported from the "
+                          "file")
+
+
+def _class_name(layer):
+    for table in _tables():
+        for name, cls in table.items():
+            if cls is type(layer):
+                return name
+    raise GraphcError(f"layer class {type(layer).__name__} is not known to graphc: decorate it "
+                      "with @gk.saving.register (and give it a get_config() returning its "
+                      "__init__ arguments) so that the model can be saved and loaded")
+
+
+# ---- architecture ---------------------------------------------------------------------------
+def _spec(t):
+    return {"dtype": t.dtype.name, "shape": [d if isinstance(d, int) else None
+                                             for d in t.shape[1:]]}
+
+
+def layer_config(layer):
+    from .models import Model
+    if isinstance(layer, Model):
+        return {"class_name": _class_name(layer), "model": model_config(layer)}
+    return {"class_name": _class_name(layer), "config": layer.get_config()}
+
+
+def layer_from_config(config):
+    cls = _class_named(config["class_name"])
+    if "model" in config:
+        return model_from_config(config["model"])
+    try:
+        return cls.from_config(config["config"])
+    except TypeError as e:
+        raise CheckpointError(f"cannot rebuild layer {config['class_name']!r} from its saved "
+                              f"config ({e}); its get_config() must return its __init__ "
+                              "arguments") from None
+
+
+def model_config(model):
+    from .models import Sequential
+    kind = "sequential" if isinstance(model, Sequential) else \
+        "functional" if model._records is not None else "subclassed"
+    config = {"kind": kind, "name": model.name}
+    if kind == "sequential":
+        config["layers"] = [layer_config(layer) for layer in model.layers]
+        config["input"] = _spec(model.inputs[0]) if model.inputs else None
+    elif kind == "functional":
+        config.update(_functional_config(model))
+    else:
+        if model.inputs is None:
+            raise GraphcError(f"model '{model.name}' is not built yet; fit or predict once "
+                              "before saving")
+        config.update(class_name=_class_name(model), config=model.get_config(),
+                      inputs=[_spec(t) for t in model.inputs], multi_input=model._multi_input)
+    return config
+
+
+def _functional_config(model):
+    refs = {t: ["input", i] for i, t in enumerate(model.inputs)}
+    calls = []
+    for j, rec in enumerate(model._records):
+        calls.append({"layer": model._layers.index(rec.layer),
+                      "inputs": [refs[t] for t in flatten(rec.inputs)],
+                      "list": isinstance(rec.inputs, (list, tuple)), "kwargs": rec.kwargs})
+        refs.update((t, ["call", j, k]) for k, t in enumerate(flatten(rec.outputs)))
+    return {"inputs": [_spec(t) for t in model.inputs], "multi_input": model._multi_input,
+            "multi_output": model._multi_output, "calls": calls,
+            "layers": [layer_config(layer) for layer in model._layers],
+            "outputs": [refs[t] for t in model.outputs]}
+
+
+def model_from_config(config):
+    from .models import Model, Sequential
+    kind = config.get("kind")
+    if kind == "sequential":
+        model = Sequential(name=config["name"])
+        if config["input"] is not None:
+            model.add(_input(config["input"]))
+        for layer in config["layers"]:
+            model.add(layer_from_config(layer))
+        return model
+    if kind == "functional":
+        inputs = [_input(spec) for spec in config["inputs"]]
+        layers = [layer_from_config(c) for c in config["layers"]]
+        produced = []
+
+        def value(ref):
+            return inputs[ref[1]] if ref[0] == "input" else produced[ref[1]][ref[2]]
+        for call in config["calls"]:
+            args = [value(r) for r in call["inputs"]]
+            out = layers[call["layer"]](args if call["list"] else args[0], **call["kwargs"])
+            produced.append(flatten(out))
+        outputs = [value(r) for r in config["outputs"]]
+        return Model(inputs if config["multi_input"] else inputs[0],
+                     outputs if config["multi_output"] else outputs[0], name=config["name"])
+    if kind == "subclassed":
+        model = layer_from_config({"class_name": config["class_name"],
+                                   "config": config["config"]})
+        model.build_from_specs([(s["dtype"], s["shape"]) for s in config["inputs"]])
+        return model
+    raise CheckpointError(f"unknown model kind {kind!r} in the saved model")
+
+
+def _input(spec):
+    return Input(tuple(spec["shape"]), dtype=spec["dtype"])
+
+
+# ---- compile state --------------------------------------------------------------------------
+def _compile_config(model):
+    c = model.compiled
+    if c is None:
+        return None
+    model._resolve_compiled()
+    return {"optimizer": optimizers.serialize(c.optimizer),
+            "losses": [losses.serialize(x) for x in c.losses],
+            "loss_weights": c.loss_weights,
+            "metrics": [[m if isinstance(m, str) else {"class_name": type(m).__name__,
+                                                       "config": m.get_config()}
+                         for m in ids] for ids in c.metric_ids],
+            "device": c.device}
+
+
+def _compile_from_config(model, config):
+    model.compile(optimizer=optimizers.deserialize(config["optimizer"]),
+                  loss=[losses.get(x) for x in config["losses"]],
+                  loss_weights=config["loss_weights"],
+                  metrics=[[m if isinstance(m, str) else _metric(m) for m in ids]
+                           for ids in config["metrics"]],
+                  device=config["device"])
+
+
+def _metric(config):
+    cls = {type_.__name__: type_ for type_ in metrics.METRICS.values()}.get(config["class_name"])
+    if cls is None:
+        raise CheckpointError(f"unknown metric {config['class_name']!r} in the saved model")
+    return cls(**config["config"])
+
+
+# ---- files ----------------------------------------------------------------------------------
+def _npz(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **{f"w{i:04d}": a for i, a in enumerate(arrays)})
+    return buf.getvalue()
+
+
+def _write_zip(path, members):
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    return write_atomic(path, write)
+
+
+def _read_zip(path):
+    """{member name: bytes}, refusing unsafe or unexpected names."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            out = {}
+            for info in z.infolist():
+                name = info.filename
+                if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") \
+                        or ":" in name:
+                    raise CheckpointError(f"{path}: member {name!r} has an absolute path or "
+                                          "'..'; refusing the file")
+                if name not in MEMBERS:
+                    raise CheckpointError(f"{path}: unexpected member {name!r}; a graphc model "
+                                          f"file holds {sorted(MEMBERS)}")
+                out[name] = z.read(name)
+            return out
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable graphc model file ({e})") from None
+
+
+def _arrays(blob, path, member):
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as f:
+            return [f[f"w{i:04d}"] for i in range(len(f.files))]
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: {member} is corrupt ({e})") from None
+
+
+def _json(blob, path, expected_format):
+    try:
+        config = json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: model.json is not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != expected_format:
+        raise CheckpointError(f"{path}: not a {expected_format} file")
+    if config.get("version") != VERSION:
+        raise CheckpointError(f"{path}: format version {config.get('version')!r}, this graphc "
+                              f"reads version {VERSION}")
+    return config
+
+
+def _assign(variables, arrays, path, what):
+    if len(variables) != len(arrays):
+        raise CheckpointError(f"{path}: {len(arrays)} {what} arrays for {len(variables)} "
+                              f"variables")
+    for var, arr in zip(variables, arrays):
+        if tuple(var.shape) != arr.shape:
+            raise CheckpointError(f"{path}: {what} array for '{var.name}' has shape "
+                                  f"{arr.shape}, expected {tuple(var.shape)}")
+    sess = backend.session(variables[0].graph) if variables else None
+    for var, arr in zip(variables, arrays):
+        sess.set_value(var, arr)
+
+
+def save_model(model, path):
+    model._require_built("saving")
+    config = {"format": FORMAT, "version": VERSION, "model": model_config(model),
+              "compile": _compile_config(model), "epochs_trained": model.epochs_trained,
+              "shuffle_state": model._shuffle_rng.bit_generator.state}
+    members = {"model.json": json.dumps(config, indent=1).encode("utf-8"),
+               "weights.npz": _npz(model.get_weights())}
+    opt = model.optimizer
+    if opt is not None and opt.variables:
+        sess = backend.session(model.graph)
+        members["optimizer.npz"] = _npz([sess.get_value(v) for v in opt.variables])
+    return _write_zip(path, members)
+
+
+def load_model(path):
+    from .models import Model
+    members = _read_zip(path)
+    if "model.json" not in members or "weights.npz" not in members:
+        raise CheckpointError(f"{path}: a model file needs model.json and weights.npz")
+    config = _json(members["model.json"], path, FORMAT)
+    model = model_from_config(config["model"])
+    if not isinstance(model, Model):
+        raise CheckpointError(f"{path}: the saved architecture is not a model")
+    _assign(model.weights, _arrays(members["weights.npz"], path, "weights.npz"), path, "weight")
+    if config.get("compile"):
+        _compile_from_config(model, config["compile"])
+        if "optimizer.npz" in members:
+            model.optimizer.build(model.trainable_weights)
+            _assign(model.optimizer.variables,
+                    _arrays(members["optimizer.npz"], path, "optimizer.npz"), path, "optimizer")
+    model.epochs_trained = int(config.get("epochs_trained", 0))
+    if config.get("shuffle_state"):
+        try:
+            model._shuffle_rng.bit_generator.state = config["shuffle_state"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: bad shuffle_state ({e})") from None
+    return model
+
+
+def save_weights(model, path):
+    """Only the weights, in model.weights order, in the same zip format."""
+    model._require_built("saving weights")
+    manifest = {"format": WEIGHTS_FORMAT, "version": VERSION,
+                "names": [v.name for v in model.weights]}
+    return _write_zip(path, {"model.json": json.dumps(manifest).encode("utf-8"),
+                             "weights.npz": _npz(model.get_weights())})
+
+
+def load_weights(model, path):
+    model._require_built("loading weights")
+    members = _read_zip(path)
+    if "weights.npz" not in members:
+        raise CheckpointError(f"{path}: no weights.npz member")
+    if "model.json" in members:
+        config = json.loads(members["model.json"].decode("utf-8"))
+        if config.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+            raise CheckpointError(f"{path}: not a graphc weights file")
+    _assign(model.weights, _arrays(members["weights.npz"], path, "weights.npz"), path, "weight")
