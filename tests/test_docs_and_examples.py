@@ -25,6 +25,8 @@ def test_readme_python_blocks_run_in_order(tmp_path):
 
 @pytest.mark.parametrize("script,args,expect", [
     ("digits_cnn.py", ["--epochs", "1"], "held-out accuracy"),
+    ("digits_mlp.py", ["--epochs", "2"], "the checkpoint reloaded"),
+    ("custom_training_loop.py", ["--epochs", "1"], "held-out accuracy"),
     ("tf1_style.py", ["--steps", "30"], "training accuracy"),
     ("theano_style.py", ["--steps", "60"], "(true 3)"),
     ("inspect_graph.py", ["--hidden", "7"], "kernel groups: 22"),
