@@ -131,6 +131,7 @@ def assert_matches_reference(outputs, feed, rtol=1e-5, atol=1e-6, unsupported=0,
     program = Program(outputs)
     got = program.execute(feed, run_kernel)
     want = run_reference(outputs, feed)
+    assert len(got) == len(want) == len(outputs)
     assert len(program.unsupported) == unsupported, \
         [g.describe() for g in program.unsupported]
     for i, (g, w) in enumerate(zip(got, want)):

@@ -1,0 +1,302 @@
+"""Lowering end to end: graphs optimized at O2, every fusion group lowered to kernel IR with one
+Slots, the kernels run by the interpreter, every fetched value compared with the reference
+device on fresh random inputs (odd sizes, symbolic batch dims)."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ops.elementwise import BINARY, UNARY
+from graphc.kernels.interpret import KernelIndexError, run_kernel
+from tests.kernels.helpers import Program, assert_matches_reference, run_reference
+
+rng = np.random.default_rng(11)
+
+
+def check(build, *arrays, batch=(), unsupported=0, rtol=1e-5, atol=1e-6):
+    """build(*placeholders) -> tensor(s), run as kernels and by the reference; placeholders
+    listed in `batch` have a symbolic first dim. Returns the Program."""
+    g = gc.Graph()
+    with g.as_default():
+        phs = [gc.placeholder(gc.as_dtype(a.dtype),
+                              (None,) + a.shape[1:] if n in batch else a.shape, name=f"in{n}")
+               for n, a in enumerate(arrays)]
+        out = build(*phs)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        return assert_matches_reference(outs, dict(zip(phs, arrays)), rtol=rtol, atol=atol,
+                                        unsupported=unsupported)
+
+
+def normal(*shape, dtype=np.float32):
+    return rng.normal(size=shape).astype(dtype)
+
+
+def integers(lo, hi, *shape, dtype=np.int32):
+    return rng.integers(lo, hi, shape).astype(dtype)
+
+
+# ---- elementwise --------------------------------------------------------------------------------
+@pytest.mark.parametrize("shapes", [[(7, 13), (13,), (7, 1), ()], [(3, 1, 5), (1, 4, 1)],
+                                    [(1, 1), (1,)], [(1023,), (1,)]])
+def test_elementwise_chain_with_broadcasting(shapes):
+    def build(*xs):
+        out = xs[0]
+        for n, x in enumerate(xs[1:]):
+            out = gc.tanh(out) * x + 0.5 * out if n % 2 == 0 else gc.maximum(out, x) - x * x
+        return gc.sigmoid(out) + gc.exp(-gc.abs(xs[0]))
+    check(build, *(normal(*s) for s in shapes))
+
+
+def test_elementwise_with_a_symbolic_batch():
+    check(lambda x, b, s: gc.relu(x * s + b) - gc.square(b), normal(7, 13), normal(7, 1),
+          normal(13), batch=(0, 1))
+
+
+DOMAIN = {"log": "positive", "sqrt": "positive", "rsqrt": "positive", "log1p": "unit"}
+
+
+def sample(name, shape, dtype=np.float32):
+    domain = DOMAIN.get(name)
+    if domain == "positive":
+        return rng.uniform(0.1, 3.0, shape).astype(dtype)
+    if domain == "unit":
+        return rng.uniform(-0.9, 2.0, shape).astype(dtype)
+    return rng.normal(0, 2, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, _, kind) in UNARY.items()
+                                        if kind != "bool"))
+def test_every_unary_op(name):
+    kind = UNARY[name][2]
+    op = getattr(gc, name)
+    x = sample(name, (7, 13))
+    x[0, :3] = [np.nan, np.inf, -np.inf] if kind == "pred" else x[0, :3]
+    check(lambda t: op(t * 1.5), x)
+    dtypes = [np.float64] + ([np.int32] if kind == "num" else [])
+    for dtype in dtypes:
+        check(lambda t: op(t), sample(name, (1, 7)).astype(dtype))
+    if kind == "float":  # bfloat16 rounds after every op; float16 computes in half precision
+        check(lambda t: op(gc.cast(t, gc.bfloat16) * 1.5), x, rtol=1e-2, atol=1e-2)
+        check(lambda t: op(gc.cast(t, gc.float16)), x, rtol=2e-3, atol=2e-3)
+
+
+def test_logical_ops():
+    a, b = rng.random((7, 13)) < 0.5, rng.random((13,)) < 0.5
+    check(lambda x, y: [gc.logical_not(x), gc.logical_and(x, y), gc.logical_or(x, y),
+                        gc.logical_xor(x, y)], a, b)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, _, kind) in BINARY.items()
+                                        if kind != "logic"))  # see test_logical_ops
+def test_every_binary_op(name):
+    op = getattr(gc, name)
+    for dtype in (np.float32, np.int32):
+        a = normal(7, 13) * 4
+        b = normal(13) * 4
+        if name == "pow":
+            a, b = np.abs(a) + 0.1, b / 4
+        if dtype == np.int32:
+            a, b = np.round(a), np.round(b)
+            if name == "pow":
+                b = np.abs(b)
+            if name in ("floordiv", "mod"):
+                b[0] = 0  # numpy's integer division by zero: 0
+            if name == "div":
+                b[b == 0] = 1
+        a, b = a.astype(dtype), b.astype(dtype)
+        b[:4] = a[0, :4]  # ties for the comparisons
+        check(lambda x, y: op(x, y), a, b)
+
+
+def test_where_cast_clip():
+    x, y = normal(7, 13), normal(7, 1)
+    check(lambda a, b: [gc.where(a > b, a, b * 2.0), gc.cast(a * 3.0, gc.int32),
+                        gc.cast(a > 0, gc.float32), gc.clip(a, -0.5, 0.7),
+                        gc.cast(gc.cast(a, gc.float16) + 1.0, gc.float64)], x, y)
+    check(lambda a: gc.cast(a, gc.bfloat16) * 3.0, x, rtol=1e-2)
+
+
+# ---- reductions -------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "prod"])
+@pytest.mark.parametrize("shape,axis,keepdims", [
+    ((7, 13), 1, False), ((7, 13), 0, False), ((7, 13), 0, True), ((7, 13), None, False),
+    ((3, 4, 5), (0, 2), False), ((3, 4, 5), (0, 2), True), ((3, 1, 5), 1, True),
+    ((1, 1), None, True), ((3, 4, 5), 1, False)])
+def test_reductions(op, shape, axis, keepdims):
+    x = normal(*shape)
+    if op == "prod":
+        x = np.where(rng.random(shape) < 0.5, 1.25, -0.8).astype(np.float32)
+    reduce = getattr(gc, op)
+    check(lambda t: reduce(t * 2.0, axis=axis, keepdims=keepdims), x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["sum", "max", "argmax", "argmin"])
+def test_reductions_of_a_symbolic_batch(op):
+    x = integers(-3, 3, 7, 13).astype(np.float32)  # ties for the arg reductions
+    reduce = getattr(gc, op)
+    for axis in (0, 1):
+        check(lambda t: reduce(t, axis=axis), x, batch=(0,))
+    check(lambda t: reduce(t, axis=0), integers(-3, 3, 7, 13), batch=(0,))
+
+
+def test_gradients_of_broadcasts_sum_over_the_broadcast_axes():
+    x, b, s = normal(7, 13), normal(13), normal(7, 1)
+    check(lambda t, u, v: gc.grad(gc.sum(gc.tanh(t * u + v)), [u, v]), x, b, s, rtol=1e-5,
+          atol=1e-5)
+
+
+def test_reduction_with_epilogue_and_prologue():
+    """x - mean over columns, and the sum of squares per row: a row kernel."""
+    x = normal(7, 13)
+    check(lambda t: [t - gc.mean(t, axis=1, keepdims=True),
+                     gc.sqrt(gc.sum(gc.square(t), axis=1)) + 1.0], x, batch=(0,), rtol=1e-5)
+    check(lambda t: gc.logsumexp(t, axis=0), x, rtol=1e-5)
+
+
+# ---- nn ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_and_log_softmax(axis):
+    x = normal(7, 13) * 3
+    check(lambda t: [gc.nn.softmax(t, axis=axis), gc.nn.log_softmax(t * 0.5, axis=axis)], x,
+          batch=(0,))
+
+
+def test_sparse_softmax_cross_entropy():
+    logits, labels = normal(7, 13) * 3, integers(0, 13, 7)
+    check(lambda t, y: [gc.nn.sparse_softmax_cross_entropy(t, y),
+                        gc.mean(gc.nn.sparse_softmax_cross_entropy(t, y))], logits, labels,
+          batch=(0, 1))
+
+
+def test_bad_label_raises_the_cross_entropy_error():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 13))
+        y = gc.placeholder(gc.int32, (None,))
+        loss = gc.nn.sparse_softmax_cross_entropy(x, y)
+        program = Program([loss])
+        labels = integers(0, 13, 7)
+        labels[4] = 13
+        feed = {x: normal(7, 13), y: labels}
+        with pytest.raises(KernelIndexError) as err:
+            program.execute(feed)
+        node, message = program.slots.errors[err.value.what]
+        assert node.op == "sparse_softmax_cross_entropy" and err.value.value == 13
+        assert "label 13 is out of range [0, 13)" in message.format(value=err.value.value)
+        with pytest.raises(gc.GraphcError):
+            run_reference([loss], feed)
+
+
+# ---- views ------------------------------------------------------------------------------------
+def test_reshape_transpose_expand_squeeze():
+    x = normal(7, 13)
+    check(lambda t: [gc.reshape(t * 2.0, (13, 7)) + 1.0, gc.transpose(t) * gc.transpose(t),
+                     gc.squeeze(gc.expand_dims(t, 1) * 3.0, 1),
+                     gc.reshape(gc.transpose(t + 1.0), (-1,))], x, batch=(0,))
+    y = normal(3, 1, 5)
+    check(lambda t: [gc.transpose(t, (2, 0, 1)) - 1.0, gc.squeeze(t) * 2.0,
+                     gc.reshape(t, (5, 3)) + gc.reshape(t, (15,))[:3]], y)
+
+
+def test_concat_split():
+    a, b, c = normal(7, 13), normal(7, 2), normal(1, 13)
+    check(lambda x, y: [gc.concat([x, y * 2.0, x], axis=1) + 1.0], a, b, batch=(0, 1))
+    check(lambda x, z: gc.concat([x, z], axis=0) * 2.0, a, c, batch=(0,))
+    check(lambda x: [p * float(n + 1) for n, p in enumerate(gc.split(x, [4, 1, 8], axis=1))], a,
+          batch=(0,))
+    check(lambda x: gc.concat(gc.split(x, [2, -1], axis=0)[::-1], axis=0) - x, a)
+
+
+def test_strided_slicing():
+    x = normal(7, 13)
+    check(lambda t: [t[1:-1:2, ::-3] * 2.0, t[-2::-2, 3:-1] + 1.0, t[3, ::2] * 2.0,
+                     t[:, -1] - t[:, 0]], x)
+    # and the gradient of a slice (strided_slice_grad scatters into zeros)
+    check(lambda t: gc.grad(gc.sum(gc.square(t[1:-1:2, ::-3])), [t])[0], x)
+
+
+def test_pad():
+    x = normal(7, 13)
+    check(lambda t: [gc.pad(t, [(1, 2), (0, 3)]) * 2.0,
+                     gc.pad(t + 1.0, [(0, 0), (4, 1)], constant_values=-1.5)], x, batch=(0,))
+
+
+def test_gather_and_one_hot():
+    params = normal(7, 13)
+    check(lambda p, i: gc.gather(p, i) * 2.0, params, integers(0, 7, 4))
+    check(lambda p, i: gc.gather(p + 1.0, i, axis=1), params, integers(0, 13, 2, 3))
+    labels = integers(-1, 6, 9)  # -1 and 5: rows of off_value only
+    check(lambda i: [gc.one_hot(i, 5), gc.one_hot(i, 5, on_value=2.0, off_value=-1.0, axis=0),
+                     gc.one_hot(i, 5, dtype=gc.int32)], labels, batch=(0,))
+
+
+def test_bad_gather_index_raises():
+    g = gc.Graph()
+    with g.as_default():
+        p = gc.placeholder(gc.float32, (7, 13))
+        i = gc.placeholder(gc.int32, (None,))
+        out = gc.gather(p, i) * 2.0
+        program = Program([out])
+        for bad in (7, -1):
+            feed = {p: normal(7, 13), i: np.array([0, 3, bad, 6], np.int32)}
+            with pytest.raises(KernelIndexError) as err:
+                program.execute(feed)
+            node, message = program.slots.errors[err.value.what]
+            assert node.op == "gather" and err.value.value == bad
+            assert f"index {bad} is out of range" in message.format(value=bad)
+            with pytest.raises(gc.GraphcError):
+                run_reference([out], feed)
+
+
+# ---- matmul -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("m,k,n", [(7, 13, 5), (1, 1, 1), (1, 13, 1)])
+def test_matmul_2d(m, k, n):
+    a, b, bias = normal(m, k), normal(k, n), normal(n)
+    check(lambda x, w: gc.matmul(x, w), a, b, rtol=1e-5, atol=1e-5)
+    check(lambda x, w, c: gc.relu(gc.matmul(x, w) + c), a, b, bias, batch=(0,), rtol=1e-5,
+          atol=1e-5)
+    check(lambda x, w: gc.matmul(x, gc.transpose(w)), a, b.T.copy(), rtol=1e-5, atol=1e-5)
+    check(lambda x, w: gc.matmul(gc.transpose(x), w), a.T.copy(), b, rtol=1e-5, atol=1e-5)
+
+
+def test_batched_matmul_with_epilogue():
+    a, b, bias = normal(3, 7, 13), normal(3, 13, 5), normal(5)
+    check(lambda x, w, c: gc.relu(gc.matmul(x, w) + c), a, b, bias, rtol=1e-5, atol=1e-5)
+    check(lambda x, w: gc.matmul(x, w) * 2.0, a, normal(13, 5), batch=(0,), rtol=1e-5,
+          atol=1e-5)
+    check(lambda x, w: gc.matmul(x, gc.transpose(w, (0, 2, 1))), a, normal(3, 5, 13), rtol=1e-5,
+          atol=1e-5)
+    check(lambda x, w: gc.matmul(gc.exp(x), w * 0.5), a, b, rtol=1e-5, atol=1e-5)  # prologues
+    check(lambda x, w: gc.matmul(x, w), a.astype(np.float64), b.astype(np.float64), rtol=1e-12)
+
+
+def test_integer_matmul_runs_through_the_reference():
+    check(lambda x, w: gc.matmul(x, w) + 1, integers(-3, 3, 7, 13), integers(-3, 3, 13, 5),
+          unsupported=1)
+
+
+# ---- a whole train step -----------------------------------------------------------------------
+def test_mlp_train_step():
+    """Loss and gradients of a two-layer MLP with softmax cross-entropy, batch symbolic."""
+    def step(x, y, w1, w2, b1):
+        h = gc.relu(gc.matmul(x, w1) + b1)
+        loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(gc.matmul(h, w2), y))
+        g1, g2, gb = gc.grad(loss, [w1, w2, b1])
+        return [loss, g1, g2, gb, w1 - 0.1 * g1, w2 - 0.1 * g2]
+    program = check(step, normal(9, 13), integers(0, 5, 9), normal(13, 11) * 0.3,
+                    normal(11, 5) * 0.3, normal(11) * 0.1, batch=(0, 1), rtol=1e-5, atol=1e-6)
+    assert len(program.kernels) >= 4 and not program.unsupported
+
+
+def test_the_harness_sees_elements_no_kernel_wrote():
+    """Buffers start poisoned: a kernel that does not run leaves NaN in what it should write."""
+    def skip_reductions(kernel, buffers, dims):
+        if "sum" not in kernel.nodes:
+            run_kernel(kernel, buffers, dims)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (7, 13))
+        out = gc.sum(gc.exp(x), axis=1) * gc.transpose(x)
+        program = Program([out])
+        assert any("sum" in k.nodes for k in program.kernels)
+        got = program.execute({x: normal(7, 13)}, skip_reductions)[0]
+        assert np.isnan(got).all()
