@@ -71,11 +71,14 @@ class CallRecord:
 _call_count = itertools.count()
 
 
-_history = {}  # output tensor -> CallRecord that made it
+def _history(graph):
+    """{output tensor: the CallRecord that made it} of one graph. It is kept on the graph so
+    that it lives exactly as long as the tensors it names."""
+    return graph.__dict__.setdefault("frontend_layer_calls", {})
 
 
 def record_of(tensor):
-    return _history.get(tensor)
+    return _history(tensor.graph).get(tensor)
 
 
 def flatten(structure):
@@ -244,10 +247,11 @@ class Layer:
         if outer is None:
             self.updates = updates
         kwargs.pop("training", None)
-        outputs = _distinct(outputs, tensors)
+        history = _history(graph)
+        outputs = _distinct(outputs, tensors, history)
         record = CallRecord(self, inputs, kwargs, outputs)
         for t in flatten(outputs):
-            _history[t] = record
+            history[t] = record
         out = flatten(outputs)
         self.output_shape = [static_shape(t) for t in out] if isinstance(outputs, (list, tuple)) \
             else static_shape(out[0])
@@ -266,13 +270,13 @@ class Layer:
         return f"<{type(self).__name__} '{self.name}'>"
 
 
-def _distinct(outputs, inputs):
+def _distinct(outputs, inputs, history):
     """Outputs as tensor objects no other call produced. A layer may return its input
     (Dropout at inference) or a node that graph deduplication shares with another call; an
     alias (a new Tensor object for the same node output) keeps each call's outputs apart, so a
     functional model replays every layer."""
     def fresh(t):
-        if t in inputs or t in _history:
+        if t in inputs or t in history:
             return Tensor(t.node, t.index, t.type)
         return t
     if isinstance(outputs, (list, tuple)):

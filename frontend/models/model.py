@@ -14,6 +14,7 @@ import numpy as np
 import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
+from graphc.runtime.devices import check_device
 
 from .. import backend, callbacks as callbacks_mod, losses as losses_mod
 from .. import optimizers as optimizers_mod
@@ -144,6 +145,7 @@ class Model(Layer):
             raise GraphcError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         for each in (loss.values() if isinstance(loss, dict) else flatten(loss)):
             losses_mod.get(each)  # an unknown name fails here, not at the first fit
+        check_device(device)  # an unknown or unbuilt device fails here, not at the first fit
         self.compiled = steps.Compiled(optimizers_mod.get(optimizer), loss, loss_weights,
                                        metrics or [], device)
         self._steps = {}

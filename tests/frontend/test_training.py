@@ -71,8 +71,13 @@ def test_a_last_batch_of_another_size_does_not_recompile():
     train_steps = [k for k in model._steps if k[0] == "train"]
     assert len(train_steps) == 1
     fn = model.train_function
+    sess = model.session
+    calls = []
+    execute = sess.execute
+    sess.execute = lambda exe, arrays: calls.append(exe) or execute(exe, arrays)
     model.fit(x[:11], y[:11], batch_size=4, epochs=1, verbose=0)
     assert model.train_function is fn
+    assert len(calls) == 3 and len(set(map(id, calls))) == 1  # one call per batch, one executable
 
 
 def test_validation_split_takes_the_last_fraction_before_shuffling():
@@ -136,3 +141,22 @@ def test_compile_errors():
     with pytest.raises(gc.GraphcError, match="unknown loss"):
         model.compile(optimizer="sgd", loss="msq")
         model.fit(np.ones((4, 3)), np.zeros((4, 2)), verbose=0)
+
+
+def test_compile_passes_the_device_through():
+    model = linear_classifier(3, 2, "sgd")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", device="reference")
+    model.fit(np.ones((4, 3), "float32"), np.zeros(4, "int32"), verbose=0)
+    assert model.session.device == "reference"
+    assert model.train_function.session is model.session
+    with pytest.raises(gc.DeviceError, match="unknown device 'tpu'"):
+        model.compile(optimizer="sgd", loss="mse", device="tpu")
+
+
+def test_layer_calls_are_recorded_per_graph():
+    from graphc.frontend.layers.base import record_of
+    x = gk.Input((2,))
+    dense = L.Dense(1)
+    out = dense(x)
+    assert record_of(out).layer is dense
+    assert "frontend_layer_calls" not in vars(gc.Graph())
