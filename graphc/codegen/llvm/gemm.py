@@ -12,8 +12,9 @@
 C must not overlap A or B. With K == 0, C becomes 0 (or stays as it is when accumulating).
 
 The stages, one function each:
-  pack_a       an mc x kc block of A into row panels of MR rows, k-major, zero padded
-  pack_b       a kc x nc block of B into column panels of NR columns, k-major, zero padded
+  pack_a       an mc x kc block of A into panels of MR rows, k-major, zero padded
+  pack_b       a kc x nc block of B into panels of NR columns, k-major, zero padded
+               (one generator for both: a panel is `width` lanes along k)
   microkernel  an MR x NR tile of C from one A panel and one B panel: MR x NR/lanes vector
                accumulators, one broadcast element of A times vectors of B per FMA
   edge         a tile cut by the border of C: the microkernel into a scratch tile, then the
@@ -23,7 +24,7 @@ The stages, one function each:
                stack buffer with small blocks where the heap has none to give)
 
 Packing makes every microkernel load contiguous and aligned whatever the strides of A and B,
-and zero padding makes partial panels plain full ones, so the microkernel has no tail logic.
+and padding makes partial panels plain full ones, so the microkernel has no tail logic.
 """
 import contextlib
 import ctypes
@@ -140,6 +141,8 @@ class _GemmBuilder:
         self.fmuladd = self._declare(f"llvm.fmuladd.{suffix}", self.vec, [self.vec] * 3)
         self.aligned_alloc = self._declare("aligned_alloc", PTR, [I64, I64])
         self.free = self._declare("free", VOID, [PTR])
+        self.memset = self._declare("llvm.memset.p0.i64", VOID,
+                                    [PTR, ir.IntType(8), I64, I1])
 
     def _declare(self, name, ret, args):
         if name in self.module.globals:
@@ -159,7 +162,8 @@ class _GemmBuilder:
         return b.gep(base, [index], inbounds=True, name=name, source_etype=self.t)
 
     def define(self, name):
-        stages = dict(pack_a=self.pack_a(f"{name}_pack_a"), pack_b=self.pack_b(f"{name}_pack_b"))
+        stages = dict(pack_a=self.pack(f"{name}_pack_a", self.blk.mr),
+                      pack_b=self.pack(f"{name}_pack_b", self.blk.nr))
         stages["microkernel"] = self.microkernel(f"{name}_microkernel")
         stages["edge"] = self.edge(f"{name}_edge", stages["microkernel"])
         blocked = self.blocked(f"{name}_blocked", **stages)
@@ -167,51 +171,50 @@ class _GemmBuilder:
 
     # -- packing --------------------------------------------------------------------------
 
-    def pack_a(self, name):
-        """rows x depth of A -> panels of MR rows: panel[k*MR + r], rows past the end zero."""
-        mr = self.blk.mr
-        fn, b = self._function(name, [(PTR, "a"), (I64, "rsa"), (I64, "csa"), (I64, "rows"),
-                                      (I64, "depth"), (PTR, "dst")])
-        a, rsa, csa, rows, depth, dst = fn.args
-        zero = ir.Constant(self.t, 0)
-        with _loop(b, _const(0), rows, _const(mr), "p") as p:
+    def pack(self, name, width):
+        """`count` lanes x `depth` of a strided matrix -> panels of `width` lanes, k-major:
+        panel[k*width + l]. A packs its rows (lanes) along k; B its columns along k.
+        Lanes past `count` are zero, so the microkernel multiplies zeros, never garbage (which
+        may be slow denormals); their results are never stored."""
+        fn, b = self._function(name, [(PTR, "src"), (I64, "lane_stride"), (I64, "depth_stride"),
+                                      (I64, "count"), (I64, "depth"), (PTR, "dst")])
+        src, lane_stride, depth_stride, count, depth, dst = fn.args
+        w = _const(width)
+        with _loop(b, _const(0), count, w, "p") as p:
             panel = self._at(b, dst, b.mul(p, depth), "panel")
-            valid = _min(b, _const(mr), b.sub(rows, p), "valid")
-            with _loop(b, _const(0), _const(mr), _const(1), "r") as r:
-                dst_r = self._at(b, panel, r, "dst_r")
-                with b.if_else(b.icmp_signed("<", r, valid, name="row_exists")) as (copy, pad):
-                    with copy:
-                        src_r = self._at(b, a, b.mul(b.add(p, r), rsa), "src_r")
+            src_p = self._at(b, src, b.mul(p, lane_stride), "src_p")
+            valid = _min(b, w, b.sub(count, p), "valid")
+            with b.if_then(b.icmp_signed("<", valid, w, name="partial")):
+                panel_bytes = b.mul(b.mul(depth, w), _const(self.itemsize))
+                b.call(self.memset, [panel, ir.Constant(ir.IntType(8), 0), panel_bytes,
+                                     ir.Constant(I1, 0)])
+            # walk the source along its unit stride: lanes inner where they are contiguous,
+            # (B row-major, A transposed), else k inner
+            with b.if_else(b.icmp_signed("==", lane_stride, _const(1), name="lanes_contiguous")) \
+                    as (lanes_inner, depth_inner):
+                with lanes_inner:
+                    # a constant trip count for whole panels lets LLVM copy them as vectors
+                    with b.if_else(b.icmp_signed("==", valid, w)) as (whole, part):
+                        for block, lanes in ((whole, w), (part, valid)):
+                            with block:
+                                with _loop(b, _const(0), depth, _const(1), "k") as k:
+                                    from_k = self._at(b, src_p, b.mul(k, depth_stride), "from_k")
+                                    to_k = self._at(b, panel, b.mul(k, w), "to_k")
+                                    with _loop(b, _const(0), lanes, _const(1), "l") as lane:
+                                        self._copy(b, self._at(b, from_k, lane, "from"),
+                                                   self._at(b, to_k, lane, "to"))
+                with depth_inner:
+                    with _loop(b, _const(0), valid, _const(1), "l") as lane:
+                        from_l = self._at(b, src_p, b.mul(lane, lane_stride), "from_l")
+                        to_l = self._at(b, panel, lane, "to_l")
                         with _loop(b, _const(0), depth, _const(1), "k") as k:
-                            x = b.load(self._at(b, src_r, b.mul(k, csa), "src"), name="x", typ=self.t)
-                            b.store(x, self._at(b, dst_r, b.mul(k, _const(mr)), "to"))
-                    with pad:
-                        with _loop(b, _const(0), depth, _const(1), "k") as k:
-                            b.store(zero, self._at(b, dst_r, b.mul(k, _const(mr)), "to"))
+                            self._copy(b, self._at(b, from_l, b.mul(k, depth_stride), "from"),
+                                       self._at(b, to_l, b.mul(k, w), "to"))
         b.ret_void()
         return fn
 
-    def pack_b(self, name):
-        """depth x cols of B -> panels of NR columns: panel[k*NR + c], columns past the end zero."""
-        nr = self.blk.nr
-        fn, b = self._function(name, [(PTR, "b"), (I64, "rsb"), (I64, "csb"), (I64, "depth"),
-                                      (I64, "cols"), (PTR, "dst")])
-        src, rsb, csb, depth, cols, dst = fn.args
-        zero = ir.Constant(self.t, 0)
-        with _loop(b, _const(0), cols, _const(nr), "q") as q:
-            panel = self._at(b, dst, b.mul(q, depth), "panel")
-            src_q = self._at(b, src, b.mul(q, csb), "src_q")
-            valid = _min(b, _const(nr), b.sub(cols, q), "valid")
-            with _loop(b, _const(0), depth, _const(1), "k") as k:
-                src_k = self._at(b, src_q, b.mul(k, rsb), "src_k")
-                dst_k = self._at(b, panel, b.mul(k, _const(nr)), "dst_k")
-                with _loop(b, _const(0), valid, _const(1), "c") as c:
-                    x = b.load(self._at(b, src_k, b.mul(c, csb), "src"), name="x", typ=self.t)
-                    b.store(x, self._at(b, dst_k, c, "to"))
-                with _loop(b, valid, _const(nr), _const(1), "c") as c:
-                    b.store(zero, self._at(b, dst_k, c, "to"))
-        b.ret_void()
-        return fn
+    def _copy(self, b, src, dst):
+        b.store(b.load(src, name="x", typ=self.t), dst)
 
     # -- the register tile ----------------------------------------------------------------
 
@@ -323,7 +326,7 @@ class _GemmBuilder:
                 with _loop(b, _const(0), n, nc_blk, "j0") as j0:
                     nc = _min(b, nc_blk, b.sub(n, j0), "nc")
                     b_blk = self._at(b, src_b, b.add(b.mul(p0, rsb), b.mul(j0, csb)), "b_blk")
-                    b.call(pack_b, [b_blk, rsb, csb, kc, nc, buf_b])
+                    b.call(pack_b, [b_blk, csb, rsb, nc, kc, buf_b])
                     c_blk = self._at(b, c, b.add(b.mul(i0, rsc), j0), "c_blk")
                     with _loop(b, _const(0), mc, _const(mr), "ir") as i:
                         rows = _min(b, _const(mr), b.sub(mc, i), "rows")
