@@ -256,6 +256,8 @@ def _threshold(b, v):
     """A random number inside v's interval, to compare v with. Comparing two tensors could
     meet ties between a value and a rewritten copy of it (t < log(exp(t)) flips with one ulp);
     a random threshold makes ties as unlikely as they are on real data."""
+    if v.hi <= v.lo:  # a point interval, possibly [0.0, -0.0], which uniform() refuses
+        return v.lo
     return float(np.float32(b.rng.uniform(v.lo, v.hi)))
 
 
