@@ -1,13 +1,17 @@
 """Lowering end to end: graphs optimized at O2, every fusion group lowered to kernel IR with one
 Slots, the kernels run by the interpreter, every fetched value compared with the reference
 device on fresh random inputs (odd sizes, symbolic batch dims)."""
+import os
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import graphc as gc
 from graphc.ops.elementwise import BINARY, UNARY
 from graphc.kernels.interpret import KernelIndexError, run_kernel
 from tests.kernels.helpers import Program, assert_matches_reference, run_reference
+from tests.passes.random_graphs import assert_same_values, random_graphs
 
 rng = np.random.default_rng(11)
 
@@ -300,3 +304,13 @@ def test_the_harness_sees_elements_no_kernel_wrote():
         assert any("sum" in k.nodes for k in program.kernels)
         got = program.execute({x: normal(7, 13)}, skip_reductions)[0]
         assert np.isnan(got).all()
+
+
+@settings(max_examples=int(os.environ.get("GRAPHC_HYPOTHESIS_EXAMPLES", 60)), deadline=None)
+@given(random_graphs())
+def test_random_graphs(case):
+    """Random graphs over the whole op set (the optimizer tests' generator)."""
+    program = Program(case.outputs)
+    got = program.execute(case.feed)
+    assert_same_values(run_reference(case.outputs, case.feed), got, case.outputs,
+                       "\n".join(case.lines))
