@@ -18,6 +18,30 @@ Expressions:
 - Const, Var (a loop variable), Dim (a run-time size), Load(buffer, index, dtype),
   Op(name, args, dtype) for every scalar operation, and Reduce(op, loops, value), whose value
   is the reduction of `value` over the loops (argmax/argmin give the first extreme's position).
+
+Semantics (what interpret.py computes and the code generators match):
+- Operands are evaluated whatever their use: `where` evaluates both branches, so a load in the
+  branch not taken must still be in bounds (the rules clamp such indices) and a check_index
+  there still fires. Loop extents are the same for every iteration of the enclosing loops; a
+  loop of extent <= 0 runs nothing. A repeated store index keeps the last iteration's value.
+- Types: an Op's operands have the Op's dtype, except that comparisons take two operands of
+  one dtype and give bool, isnan/isfinite give bool, `where` takes a bool condition, `cast`
+  takes any dtype and round_bfloat16 takes float32 or bfloat16. exp ... floor, erf, softplus,
+  sigmoid and div take floats only (integer division is floordiv); logical ops take bool.
+- bfloat16 values are held as float32: ops on them compute in float32 and only round_bfloat16
+  rounds (to nearest, ties to even, as graphc.ir.dtypes.round_bfloat16); a bfloat16 Const is
+  rounded. float16 ops round to float16 after every op.
+- Integer arithmetic wraps around. floordiv and mod follow Python for ints and floats (the
+  quotient is floored, the remainder takes the divisor's sign); integer floordiv and mod by 0
+  give 0. pow with a negative integer exponent gives 1 / a**-b truncated toward zero (0 unless
+  |a| == 1). cast converts as numpy's astype (float to int truncates; NaN, inf and out-of-range
+  values give an unspecified int; nonzero is true). maximum/minimum, max/min and sign
+  propagate NaN; argmax/argmin treat NaN as the extreme.
+- A Reduce over zero iterations gives REDUCTIONS' identity (argmax/argmin: position 0) without
+  evaluating its value. argmax/argmin positions are flattened over the Reduce's loops in order.
+  Sums and products may associate in any order.
+- A kernel whose check_index or Check fails reports one failure (parallel loops may find
+  another first; the interpreter reports the first in loop order).
 """
 from dataclasses import dataclass
 from typing import Optional
