@@ -127,6 +127,47 @@ def test_accuracy(name, dtype):
             print(check_close(name, x, y, getattr(np, name)(x), "numpy"))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_pow_accuracy(dtype):
+    rng = np.random.default_rng()
+    x = samples(rng, dtype)
+    exponents = [rng.uniform(-30, 30, x.size), rng.uniform(-2, 2, x.size),
+                 rng.integers(-20, 21, x.size),
+                 rng.choice([-1, 1], x.size) * 10.0 ** rng.uniform(-10, 3, x.size)]
+    y = np.choose(rng.integers(0, len(exponents), x.size), exponents).astype(dtype)
+    wide = np.float64 if dtype == np.float32 else np.longdouble
+    with np.errstate(all="ignore"):
+        ref = np.power(x.astype(wide), y.astype(wide)).astype(dtype)
+    got = apply("pow", x, y)
+    print(check_close("pow", x, got, ref, "the correctly rounded result"))
+    if dtype == np.float64:
+        with np.errstate(all="ignore"):
+            print(check_close("pow", x, got, np.power(x, y), "numpy"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_pow_special_values_as_numpy(dtype):
+    """Every pair of special bases and exponents (C99 Annex F, which numpy follows): zeros,
+    infinities and NaN exactly, with signs; other results within the usual bound."""
+    info = np.finfo(dtype)
+    big_odd = 2.0 ** (info.nmant + 1) - 1
+    bases = [NAN, INF, -INF, 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, info.tiny,
+             info.smallest_subnormal, -info.smallest_subnormal, info.max, -info.max]
+    exponents = [NAN, INF, -INF, 0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, -0.5,
+                 2.0 ** 60, big_odd, -big_odd, 1e-30]
+    x, y = (a.ravel() for a in np.meshgrid(np.array(bases, dtype), np.array(exponents, dtype)))
+    got = apply("pow", x, y)
+    with np.errstate(all="ignore"):
+        ref = np.power(x, y)
+    exact = (ref == 0) | np.isinf(ref)
+    same = (got == ref) & (np.signbit(got) == np.signbit(ref)) | (np.isnan(got) & np.isnan(ref))
+    assert same[exact | np.isnan(ref)].all(), [
+        (a, b, c, d) for a, b, c, d, bad in zip(x, y, got, ref, ~same & (exact | np.isnan(ref)))
+        if bad]
+    finite = ~exact & ~np.isnan(ref)
+    check_close("pow", x[finite], got[finite], ref[finite], "numpy")
+
+
 INF, NAN = math.inf, math.nan
 # name -> [(x, exact expected result)]; checked in both precisions, with the sign of zeros
 SPECIAL = {
@@ -187,16 +228,17 @@ def test_sin_cos_beyond_their_range_stay_in_unit_interval(name, dtype):
 @pytest.mark.parametrize("size", [0, 1, 7, 17, 1023])
 def test_any_length_same_bits_and_nothing_written_past_n(size, dtype):
     """Vector body and scalar remainder compute identical bits; the loop stops at n."""
-    x = np.random.default_rng().uniform(-4, 4, 2048).astype(dtype)
-    for name in REFERENCES:
-        full = apply(name, x)
-        part = apply(name, x, n=size)
+    x, y = np.random.default_rng().uniform(-4, 4, (2, 2048)).astype(dtype)
+    for name in [*REFERENCES, "pow"]:
+        args = (x, y) if name == "pow" else (x,)
+        full = apply(name, *args)
+        part = apply(name, *args, n=size)
         assert np.array_equal(part[:size], full[:size], equal_nan=True), name
         assert (part[size:] == 7.0).all(), f"{name} wrote past n={size}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("name", [*REFERENCES, "pow"])
 def test_loop_is_vectorized_without_calls(name, dtype):
     if jit.vector_bits() < 256:
         pytest.skip("host has no 256-bit vectors")
@@ -206,9 +248,8 @@ def test_loop_is_vectorized_without_calls(name, dtype):
     asm = jit.assembly(str(module))
     calls = re.findall(r"^\s*call\w*\s+(\S+)", asm, re.M)
     assert not calls, f"{name}: the loop calls {calls}"
-    suffix = "ps" if dtype == np.float32 else "pd"
-    packed = re.findall(rf"^\s*v(?:fn?m(?:add|sub)\w*|mul|add|sub|div){suffix}\s.*%[yz]mm", asm,
-                        re.M)
+    # packed single or double: float32 pow computes in double
+    packed = re.findall(r"^\s*v(?:fn?m(?:add|sub)\w*|mul|add|sub|div)p[sd]\s.*%[yz]mm", asm, re.M)
     assert len(packed) >= 5, f"{name}: packed arithmetic on ymm/zmm: {packed}"
 
 
