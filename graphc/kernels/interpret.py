@@ -4,8 +4,8 @@ Expressions are evaluated for all iterations of the loops in scope at once: each
 is an arange on an axis of its own (outermost loop first), so a value is an array with one axis
 per enclosing loop, of size 1 along the loops it does not depend on. A Reduce opens a scope
 with one more axis per loop of its own and reduces them away. Each expression is computed once,
-in the outermost scope that binds all its variables (memoized by identity there), the way the
-code generators hoist a row's max out of a softmax's inner loop.
+in the outermost scope that binds all its variables (memoized there by value: equal expressions
+are one), the way the code generators hoist a row's max out of a softmax's inner loop.
 
 Statements run in order, each for all iterations of its loops at once. That is what running
 the iterations one by one does as long as no iteration reads what another one writes, so a
@@ -199,13 +199,13 @@ class _Run:
         if both:
             self.fail(f"reads slots {sorted(both)} that it also writes; its iterations could "
                       "not run together")
+        root = _Scope(self, None, ())
         for slot, buf in self.kernel.buffers.items():
-            root = _Scope(self, None, ())
             array = self.buffer(slot, buf.dtype)
             size = int(root.value(buf.size))
             if array.size != size:
                 self.fail(f"slot {slot} holds {array.size} elements, the kernel expects {size}")
-        self.block(self.kernel.body, _Scope(self, None, ()))
+        self.block(self.kernel.body, root)
 
     def _analyze(self, roots):
         """Number every expression under roots by value (equal expressions are one), and
@@ -226,15 +226,13 @@ class _Run:
             n = number[id(e)] = self.numbers.setdefault(key, len(self.numbers))
             if n < len(free):
                 continue
+            out = frozenset().union(*(free[number[id(k)]] for k in kids))
             if isinstance(e, ir.Var):
                 out = frozenset((e.name,))
             elif isinstance(e, ir.Reduce):
-                out = frozenset().union(*(free[number[id(k)]] for k in kids))
                 out -= {v.name for v, _ in e.loops}
-            else:
-                out = frozenset().union(*(free[number[id(k)]] for k in kids))
-                if isinstance(e, ir.Load):
-                    self.loaded.add(e.buffer)
+            elif isinstance(e, ir.Load):
+                self.loaded.add(e.buffer)
             free.append(out)
 
     def buffer(self, slot, dtype):
