@@ -78,13 +78,10 @@ class _Body:
         return self.b.select(cond, a, b, name=name)
 
     def clamp(self, x, lo, hi, name):
-        """x limited to [lo, hi]; NaN becomes hi (the caller restores NaN)."""
-        below = self.select(self.lt(x, self.c(hi)), x, self.c(hi), name=f"{name}_hi")
-        return self.select(self.lt(self.c(lo), below), below, self.c(lo), name=name)
-
-    def keep_nan(self, x, y):
-        """y, or x where x is NaN."""
-        return self.select(self.b.fcmp_unordered("uno", x, x), x, y, name="y")
+        """x limited to [lo, hi]; NaN stays NaN (one min and one max instruction on x86)."""
+        below = self.select(self.b.fcmp_ordered(">", x, self.c(hi)), self.c(hi), x,
+                            name=f"{name}_hi")
+        return self.select(self.lt(below, self.c(lo)), self.c(lo), below, name=name)
 
     def keep_zero(self, x, y):
         """y, or x where x is +-0 (functions with f(x) ~ x that must keep the sign of zero)."""
@@ -115,15 +112,22 @@ EXP_Q = {
 EXP_RANGE = {32: (-104.0, 89.0), 64: (-746.0, 710.0)}
 # below: expm1 rounds to -1 (exp(x) < half an ulp of 1), and 2^n stays normal
 EXPM1_LOW = {32: -18.0, 64: -38.0}
+# 1.5 * 2^mantissa and its bits: adding it rounds to an integer that the low bits then hold
+SHIFTER = {32: (12582912.0, 0x4B400000), 64: (6755399441055744.0, 0x4338000000000000)}
 
 
 def _exp_reduce(m, x):
-    """x = n*ln2 + r, |r| <= ln2/2: n (a float holding an integer) and r, exact but for r's rounding."""
+    """x = n*ln2 + r with |r| <= ln2/2 for |x| < 2^21 (Cody-Waite with fma): the integer n and r,
+    exact but for r's rounding. n comes from the bits of x*log2(e) + 1.5*2^mantissa, not from
+    fptosi, so a NaN x gives a NaN r, not poison."""
+    shifter, shifter_bits = SHIFTER[m.bits]
+    shifted = m.fma(x, m.c(LOG2E), m.c(shifter), name="n_shifted")
+    n = m.b.fsub(shifted, m.c(shifter), name="n")
+    ni = m.b.sub(m.bits_of(shifted, "n_bits"), m.ic(shifter_bits), name="ni")
     ln2_hi, ln2_lo = LN2[m.bits]
-    n = m.intrinsic("roundeven", m.b.fmul(x, m.c(LOG2E), name="x_log2e"), name="n")
     minus_n = m.b.fneg(n, name="minus_n")
     r = m.fma(minus_n, m.c(ln2_hi), x, name="r_hi")
-    return n, m.fma(minus_n, m.c(ln2_lo), r, name="r")
+    return ni, m.fma(minus_n, m.c(ln2_lo), r, name="r")
 
 
 def _expm1_reduced(m, r):
@@ -132,39 +136,36 @@ def _expm1_reduced(m, r):
 
 
 def _exp_core(m, x, x_lo=None):
-    """exp(x + x_lo) for x_lo far below x's last bit (pow's product carries one); NaN x gives
-    inf, the caller restores NaN."""
+    """exp(x + x_lo) for x_lo far below x's last bit (pow's product carries one)."""
     lo, hi = EXP_RANGE[m.bits]
-    n, r = _exp_reduce(m, m.clamp(x, lo, hi, "xc"))
+    ni, r = _exp_reduce(m, m.clamp(x, lo, hi, "xc"))
     if x_lo is not None:
         r = m.b.fadd(r, x_lo, name="r_lo")
-    p = m.b.fadd(_expm1_reduced(m, r), m.c(1.0), name="exp_r")
-    ni = m.b.fptosi(n, m.itype, name="ni")
+    p = m.fma(r, m.horner(r, EXP_Q[m.bits], "q"), m.c(1.0), name="exp_r")
     half = m.b.ashr(ni, m.ic(1), name="n1")
     scaled = m.b.fmul(p, m.pow2(half, "scale1"), name="p_scale1")
     return m.b.fmul(scaled, m.pow2(m.b.sub(ni, half, name="n2"), "scale2"), name="exp")
 
 
 def _exp(m, x):
-    """exp: Cody-Waite reduction, expm1(r) polynomial, scale by 2^n in two steps so that
-    results near overflow and in the subnormal range are formed with one rounding.
+    """exp: Cody-Waite reduction, 1 + r*Q(r), scale by 2^n in two steps so that results near
+    overflow and in the subnormal range are formed with one rounding.
     Measured: float32 <= 1 ulp, float64 <= 1 ulp."""
-    return m.keep_nan(x, _exp_core(m, x))
+    return _exp_core(m, x)
 
 
 def _expm1(m, x):
     """expm1: the reduction of exp, then 2^k*expm1(r) + (2^k - 1) with one fma, k = min(n,
     mantissa+2); a remaining 2^(n-k) for large x, where the -1 is below the last bit anyway.
     Measured: float32 <= 2 ulp, float64 <= 2 ulp."""
-    n, r = _exp_reduce(m, m.clamp(x, EXPM1_LOW[m.bits], EXP_RANGE[m.bits][1], "xc"))
+    ni, r = _exp_reduce(m, m.clamp(x, EXPM1_LOW[m.bits], EXP_RANGE[m.bits][1], "xc"))
     u = _expm1_reduced(m, r)
-    ni = m.b.fptosi(n, m.itype, name="ni")
     top = m.ic(m.mantissa + 2)
     k = m.b.select(m.b.icmp_signed("<", ni, top), ni, top, name="k")
     s = m.pow2(k, "s")
     y = m.fma(s, u, m.b.fsub(s, m.c(1.0), name="s_minus_1"), name="y_k")
     y = m.b.fmul(y, m.pow2(m.b.sub(ni, k, name="n_rest"), "scale_rest"), name="expm1")
-    return m.keep_nan(x, m.keep_zero(x, y))
+    return m.keep_zero(x, y)
 
 
 # ---- log, log1p ------------------------------------------------------------------------------
@@ -243,18 +244,22 @@ TANH_P = {
          -0.008863194522830659, 0.0035917198285336667, -0.001453217329482982,
          0.0005791385407931613, -0.00021030466241104957, 5.1022913207400826e-05),
 }
-TANH_SMALL = 0.55  # about ln(3)/2, where 1 - 2/(exp(2a)+1) has no cancellation left
+TANH_SMALL = 0.55  # about ln(3)/2: above, e/(e+2) is within an ulp; below, up to 3 ulp
+TANH_ONE = {32: 10.0, 64: 20.0}  # beyond: tanh rounds to 1 (1 - tanh(a) < 2e^(-2a))
 
 
 def _tanh(m, x):
-    """tanh: odd polynomial for |x| < 0.55, else 1 - 2/(exp(2|x|)+1) (exp overflows to inf,
-    giving 1); sign copied from x. Measured: float32 <= 2 ulp, float64 <= 2 ulp."""
+    """tanh(a), a = |x|: odd polynomial for a < 0.55, else e/(e+2) with e = expm1(2a) as in
+    _expm1 (a clamped where tanh rounds to 1, so 2^n stays small); sign copied from x.
+    Measured: float32 <= 1 ulp, float64 <= 1 ulp."""
     a = m.abs(x)
     z = m.b.fmul(a, a, name="z")
     small = m.fma(m.b.fmul(a, z, name="a3"), m.horner(z, TANH_P[m.bits], "p"), a, name="small")
-    e = m.math("exp", m.b.fadd(a, a, name="two_a"))
-    q = m.b.fdiv(m.c(2.0), m.b.fadd(e, m.c(1.0), name="e_plus_1"), name="q")
-    big = m.b.fsub(m.c(1.0), q, name="big")
+    two_a = m.b.fmul(m.clamp(a, 0.0, TANH_ONE[m.bits], "a_clamped"), m.c(2.0), name="two_a")
+    ni, r = _exp_reduce(m, two_a)
+    s = m.pow2(ni, "s")
+    e = m.fma(s, _expm1_reduced(m, r), m.b.fsub(s, m.c(1.0), name="s_minus_1"), name="e")
+    big = m.b.fdiv(e, m.b.fadd(e, m.c(2.0), name="e_plus_2"), name="big")
     y = m.select(m.lt(a, m.c(TANH_SMALL)), small, big, name="tanh_abs")
     return m.intrinsic("copysign", y, x, name="tanh")
 
@@ -308,12 +313,12 @@ def _erf(m, x):
     a = m.abs(x)
     small = m.fma(a, m.horner(m.b.fmul(a, a, name="z"), ERF_SMALL_P[m.bits], "p"), a,
                   name="small")
-    ac = m.select(m.lt(a, m.c(top)), a, m.c(top), name="a_top")
+    ac = m.clamp(a, 0.0, top, "a_top")
     g = m.horner(m.b.fsub(ac, m.c(center), name="v"), coeffs, "g")
     e = m.math("exp", m.b.fneg(m.b.fmul(ac, ac, name="a2"), name="minus_a2"))
     big = m.fma(m.b.fneg(e, name="minus_e"), g, m.c(1.0), name="big")
     y = m.select(m.lt(a, m.c(1.0)), small, big, name="erf_abs")
-    return m.keep_nan(x, m.intrinsic("copysign", y, x, name="erf"))
+    return m.intrinsic("copysign", y, x, name="erf")
 
 
 # ---- sin, cos --------------------------------------------------------------------------------
@@ -437,7 +442,7 @@ def _pow_magnitude(m, ax, y):
     # where exp saturates (t clamped, infinite or NaN) the low part must not move r
     in_range = m.lt(m.abs(t, "t_abs"), m.c(-EXP_RANGE[64][0]), name="t_in_range")
     t_lo = m.select(in_range, t_lo, m.c(0.0), name="t_lo")
-    return m.keep_nan(t, _exp_core(m, t, t_lo))
+    return _exp_core(m, t, t_lo)
 
 
 def _pow(m, x, y):
