@@ -9,9 +9,9 @@ code (AVX-512 where the host has it). float16/bfloat16 callers compute in float3
 
 Method: range reduction (Cody-Waite with fma for exp and sin/cos, exponent/mantissa split for
 log), then a polynomial evaluated with fma (Horner). Each coefficient table is minimax for the
-weighted error named beside it (Remez exchange; coefficients fixed one at a time at their
-values rounded to the target precision, the rest refitted). The bound quoted for a table is its
-approximation error after that rounding; the bound quoted for a function is the largest error
+weighted error named beside it (Remez exchange, coefficients rounded to the target precision;
+for most tables one at a time, refitting the rest). The bound quoted for a table is its
+approximation error with the rounded coefficients; the bound quoted for a function is the largest error
 the tests measure against correctly rounded results (float32 from float64 references, float64
 from long double ones); all stay within 4 ulp of those and of numpy's float64 functions.
 
@@ -214,7 +214,8 @@ def _log_core(m, u, c=None):
     R = m.b.fmul(z, m.horner(z, LOG_T[m.bits], "t"), name="R")
     hfsq = m.b.fmul(m.b.fmul(f, f, name="f2"), m.c(0.5), name="hfsq")
     ln2_hi, ln2_lo = LN2[m.bits]
-    low = m.fma(dk, m.c(ln2_lo), c if c is not None else m.c(0.0), name="low")
+    low = m.b.fmul(dk, m.c(ln2_lo), name="low") if c is None else m.fma(
+        dk, m.c(ln2_lo), c, name="low")
     t = m.fma(s, m.b.fadd(hfsq, R, name="hfsq_R"), low, name="t")
     t = m.b.fadd(m.b.fsub(t, hfsq, name="t_hfsq"), f, name="log1pf")
     return _log_specials(m, u, m.fma(dk, m.c(ln2_hi), t, name="log"))
@@ -244,7 +245,7 @@ TANH_P = {
          -0.008863194522830659, 0.0035917198285336667, -0.001453217329482982,
          0.0005791385407931613, -0.00021030466241104957, 5.1022913207400826e-05),
 }
-TANH_SMALL = 0.55  # about ln(3)/2: above, e/(e+2) is within an ulp; below, up to 3 ulp
+TANH_SMALL = 0.55  # about ln(3)/2; e/(e+2) keeps within 1 ulp above it, not below
 TANH_ONE = {32: 10.0, 64: 20.0}  # beyond: tanh rounds to 1 (1 - tanh(a) < 2e^(-2a))
 
 
