@@ -22,7 +22,7 @@ sqrt, fabs, floor, ceil, trunc, rint, fma, copysign, minnum/maxnum (NaN-ignoring
 np.fmin/np.fmax) and minimum/maximum (NaN-propagating, like np.minimum/np.maximum) are LLVM
 intrinsics; `call` emits them directly so that callers treat every function alike.
 """
-import functools
+import math
 
 import llvmlite.ir as ir
 
@@ -77,15 +77,21 @@ class _Body:
     def select(self, cond, a, b, name=""):
         return self.b.select(cond, a, b, name=name)
 
+    def min(self, x, hi, name):
+        """min(x, hi); NaN stays NaN (one min instruction on x86)."""
+        above = self.b.fcmp_ordered(">", x, self.c(hi), name=f"{name}_above")
+        return self.select(above, self.c(hi), x, name=name)
+
     def clamp(self, x, lo, hi, name):
-        """x limited to [lo, hi]; NaN stays NaN (one min and one max instruction on x86)."""
-        below = self.select(self.b.fcmp_ordered(">", x, self.c(hi)), self.c(hi), x,
-                            name=f"{name}_hi")
-        return self.select(self.lt(below, self.c(lo)), self.c(lo), below, name=name)
+        """x limited to [lo, hi]; NaN stays NaN."""
+        below_hi = self.min(x, hi, f"{name}_hi")
+        below = self.lt(below_hi, self.c(lo), name=f"{name}_below")
+        return self.select(below, self.c(lo), below_hi, name=name)
 
     def keep_zero(self, x, y):
         """y, or x where x is +-0 (functions with f(x) ~ x that must keep the sign of zero)."""
-        return self.select(self.b.fcmp_ordered("==", x, self.c(0.0)), x, y, name="y_signed")
+        zero = self.b.fcmp_ordered("==", x, self.c(0.0), name="x_zero")
+        return self.select(zero, x, y, name="y_signed")
 
     def abs(self, x, name="a"):
         return self.intrinsic("fabs", x, name=name)
@@ -96,7 +102,8 @@ class _Body:
     def pow2(self, n, name):
         """2.0**n for an integer n of the normal exponent range, built from exponent bits."""
         biased = self.b.add(n, self.ic(self.bias), name=f"{name}_biased")
-        return self.b.bitcast(self.b.shl(biased, self.ic(self.mantissa)), self.ftype, name=name)
+        exponent = self.b.shl(biased, self.ic(self.mantissa), name=f"{name}_bits")
+        return self.b.bitcast(exponent, self.ftype, name=name)
 
 
 # ---- exp, expm1 ------------------------------------------------------------------------------
@@ -161,7 +168,7 @@ def _expm1(m, x):
     ni, r = _exp_reduce(m, m.clamp(x, EXPM1_LOW[m.bits], EXP_RANGE[m.bits][1], "xc"))
     u = _expm1_reduced(m, r)
     top = m.ic(m.mantissa + 2)
-    k = m.b.select(m.b.icmp_signed("<", ni, top), ni, top, name="k")
+    k = m.b.select(m.b.icmp_signed("<", ni, top, name="n_small"), ni, top, name="k")
     s = m.pow2(k, "s")
     y = m.fma(s, u, m.b.fsub(s, m.c(1.0), name="s_minus_1"), name="y_k")
     y = m.b.fmul(y, m.pow2(m.b.sub(ni, k, name="n_rest"), "scale_rest"), name="expm1")
@@ -186,23 +193,27 @@ def _log_split(m, u):
     (musl's method; subnormals scaled up first): k as a float and f, exact."""
     tiny = m.lt(u, m.c(2.0 ** (1 - m.bias)), name="subnormal")
     scale = SUBNORMAL_SCALE[m.bits]
-    u_normal = m.select(tiny, m.b.fmul(u, m.c(2.0 ** scale)), u, name="u_normal")
+    u_normal = m.select(tiny, m.b.fmul(u, m.c(2.0 ** scale), name="u_scaled"), u,
+                        name="u_normal")
     k_adjust = m.select(tiny, m.ic(-scale), m.ic(0), name="k_adjust")
     ix = m.b.add(m.bits_of(u_normal, "u_bits"),
                  m.ic(ONE_BITS[m.bits] - SQRT_HALF_BITS[m.bits]), name="ix")
-    k = m.b.sub(m.b.lshr(ix, m.ic(m.mantissa)), m.ic(m.bias), name="k_raw")
+    k = m.b.sub(m.b.lshr(ix, m.ic(m.mantissa), name="k_biased"), m.ic(m.bias), name="k_raw")
     k = m.b.add(k, k_adjust, name="k")
-    mant = m.b.add(m.b.and_(ix, m.ic((1 << m.mantissa) - 1)), m.ic(SQRT_HALF_BITS[m.bits]),
-                   name="mant_bits")
+    fraction = m.b.and_(ix, m.ic((1 << m.mantissa) - 1), name="fraction_bits")
+    mant = m.b.add(fraction, m.ic(SQRT_HALF_BITS[m.bits]), name="mant_bits")
     f = m.b.fsub(m.b.bitcast(mant, m.ftype, name="mant"), m.c(1.0), name="f")
     return m.b.sitofp(k, m.ftype, name="dk"), f
 
 
 def _log_specials(m, u, y):
     """y, or log's value at u = 0, negative, inf or NaN."""
-    y = m.select(m.b.fcmp_ordered("==", u, m.c(float("inf"))), u, y, name="y_inf")
-    y = m.select(m.b.fcmp_ordered("==", u, m.c(0.0)), m.c(float("-inf")), y, name="y_zero")
-    return m.select(m.b.fcmp_unordered("<", u, m.c(0.0)), m.c(float("nan")), y, name="y")
+    u_inf = m.b.fcmp_ordered("==", u, m.c(math.inf), name="u_inf")
+    y = m.select(u_inf, u, y, name="y_inf")
+    u_zero = m.b.fcmp_ordered("==", u, m.c(0.0), name="u_zero")
+    y = m.select(u_zero, m.c(-math.inf), y, name="y_zero")
+    no_log = m.b.fcmp_unordered("<", u, m.c(0.0), name="u_negative_or_nan")
+    return m.select(no_log, m.c(math.nan), y, name="y")
 
 
 def _log_core(m, u, c=None):
@@ -233,7 +244,7 @@ def _log1p(m, x):
     lost = m.b.fsub(x, m.b.fsub(u, m.c(1.0), name="u_minus_1"), name="lost")
     c = m.b.fdiv(lost, u, name="c_raw")
     # 0/0 at u = 0 and inf-inf at u = inf: log(u) alone is right there
-    c = m.select(m.b.fcmp_ordered("ord", c, c), c, m.c(0.0), name="c")
+    c = m.select(m.b.fcmp_ordered("ord", c, c, name="c_number"), c, m.c(0.0), name="c")
     return m.keep_zero(x, _log_core(m, u, c))
 
 
@@ -256,12 +267,12 @@ def _tanh(m, x):
     a = m.abs(x)
     z = m.b.fmul(a, a, name="z")
     small = m.fma(m.b.fmul(a, z, name="a3"), m.horner(z, TANH_P[m.bits], "p"), a, name="small")
-    two_a = m.b.fmul(m.clamp(a, 0.0, TANH_ONE[m.bits], "a_clamped"), m.c(2.0), name="two_a")
+    two_a = m.b.fmul(m.min(a, TANH_ONE[m.bits], "a_clamped"), m.c(2.0), name="two_a")
     ni, r = _exp_reduce(m, two_a)
     s = m.pow2(ni, "s")
     e = m.fma(s, _expm1_reduced(m, r), m.b.fsub(s, m.c(1.0), name="s_minus_1"), name="e")
     big = m.b.fdiv(e, m.b.fadd(e, m.c(2.0), name="e_plus_2"), name="big")
-    y = m.select(m.lt(a, m.c(TANH_SMALL)), small, big, name="tanh_abs")
+    y = m.select(m.lt(a, m.c(TANH_SMALL), name="is_small"), small, big, name="tanh_abs")
     return m.intrinsic("copysign", y, x, name="tanh")
 
 
@@ -269,7 +280,7 @@ def _sigmoid(m, x):
     """sigmoid: e = exp(-|x|) in (0, 1] never overflows; 1/(1+e) for x >= 0, e/(1+e) below.
     Measured: float32 <= 2 ulp, float64 <= 2 ulp."""
     e = m.math("exp", m.b.fneg(m.abs(x), name="minus_a"))
-    numerator = m.select(m.lt(x, m.c(0.0)), e, m.c(1.0), name="numerator")
+    numerator = m.select(m.lt(x, m.c(0.0), name="negative"), e, m.c(1.0), name="numerator")
     return m.b.fdiv(numerator, m.b.fadd(e, m.c(1.0), name="one_plus_e"), name="sigmoid")
 
 
@@ -277,7 +288,7 @@ def _softplus(m, x):
     """softplus: log1p(exp(-|x|)) + max(x, 0), never overflowing. Measured: float32 <= 2 ulp,
     float64 <= 2 ulp."""
     e = m.math("exp", m.b.fneg(m.abs(x), name="minus_a"))
-    positive = m.select(m.lt(m.c(0.0), x), x, m.c(0.0), name="max_x_0")
+    positive = m.select(m.lt(m.c(0.0), x, name="positive"), x, m.c(0.0), name="max_x_0")
     return m.b.fadd(m.math("log1p", e), positive, name="softplus")
 
 
@@ -314,11 +325,11 @@ def _erf(m, x):
     a = m.abs(x)
     small = m.fma(a, m.horner(m.b.fmul(a, a, name="z"), ERF_SMALL_P[m.bits], "p"), a,
                   name="small")
-    ac = m.clamp(a, 0.0, top, "a_top")
+    ac = m.min(a, top, "a_top")
     g = m.horner(m.b.fsub(ac, m.c(center), name="v"), coeffs, "g")
     e = m.math("exp", m.b.fneg(m.b.fmul(ac, ac, name="a2"), name="minus_a2"))
     big = m.fma(m.b.fneg(e, name="minus_e"), g, m.c(1.0), name="big")
-    y = m.select(m.lt(a, m.c(1.0)), small, big, name="erf_abs")
+    y = m.select(m.lt(a, m.c(1.0), name="is_small"), small, big, name="erf_abs")
     return m.intrinsic("copysign", y, x, name="erf")
 
 
@@ -354,10 +365,11 @@ def _sin_cos(m, x, cos):
     p = m.fma(m.b.fmul(r, z, name="r3"), m.horner(z, SIN_S[m.bits], "s"), r, name="sin_r")
     half_k = m.b.fmul(k, m.c(0.5), name="half_k")
     parity = "!=" if not cos else "=="  # sin: negate for odd k, cos: for even k
-    negate = m.b.fcmp_ordered(parity, half_k, m.intrinsic("roundeven", half_k), name="negate")
+    half_k_int = m.intrinsic("roundeven", half_k, name="half_k_int")
+    negate = m.b.fcmp_ordered(parity, half_k, half_k_int, name="negate")
     y = m.select(negate, m.b.fneg(p, name="minus_sin_r"), p, name="y_finite")
-    finite = m.lt(m.abs(x, "x_abs"), m.c(float("inf")), name="finite")
-    return m.select(finite, y, m.c(float("nan")), name="y")
+    finite = m.lt(m.abs(x, "x_abs"), m.c(math.inf), name="finite")
+    return m.select(finite, y, m.c(math.nan), name="y")
 
 
 def _sin(m, x):
@@ -382,21 +394,22 @@ TWO_THIRDS = (0.6666666666666666, 3.700743415417188e-17)  # as a sum of two doub
 def _two_prod(m, a, b, name):
     """a*b = hi + lo exactly."""
     hi = m.b.fmul(a, b, name=name)
-    return hi, m.fma(a, b, m.b.fneg(hi), name=f"{name}_lo")
+    return hi, m.fma(a, b, m.b.fneg(hi, name=f"{name}_neg"), name=f"{name}_lo")
 
 
 def _two_sum(m, a, b, name):
     """a+b = hi + lo exactly, any magnitudes (Knuth)."""
     hi = m.b.fadd(a, b, name=name)
     b_part = m.b.fsub(hi, a, name=f"{name}_b")
-    a_err = m.b.fsub(a, m.b.fsub(hi, b_part), name=f"{name}_a_err")
-    return hi, m.b.fadd(a_err, m.b.fsub(b, b_part), name=f"{name}_lo")
+    a_err = m.b.fsub(a, m.b.fsub(hi, b_part, name=f"{name}_a"), name=f"{name}_a_err")
+    b_err = m.b.fsub(b, b_part, name=f"{name}_b_err")
+    return hi, m.b.fadd(a_err, b_err, name=f"{name}_lo")
 
 
 def _fast_two_sum(m, a, b, name):
     """a+b = hi + lo exactly, for |a| >= |b|."""
     hi = m.b.fadd(a, b, name=name)
-    return hi, m.b.fsub(b, m.b.fsub(hi, a), name=f"{name}_lo")
+    return hi, m.b.fsub(b, m.b.fsub(hi, a, name=f"{name}_b"), name=f"{name}_lo")
 
 
 def _log_double_double(m, u):
@@ -404,27 +417,31 @@ def _log_double_double(m, u):
     2/3 s^3 of 2 atanh(s) and k*ln2 kept as double-double, s^5*U(z) in double."""
     dk, f = _log_split(m, u)
     two = m.b.fadd(f, m.c(2.0), name="two_plus_f")
-    two_lo = m.b.fsub(f, m.b.fsub(two, m.c(2.0)), name="two_plus_f_lo")
+    two_lo = m.b.fsub(f, m.b.fsub(two, m.c(2.0), name="f_part"), name="two_plus_f_lo")
     s = m.b.fdiv(f, two, name="s")
-    residual = m.b.fsub(m.fma(m.b.fneg(s), two, f), m.b.fmul(s, two_lo), name="s_residual")
+    f_minus_s_two = m.fma(m.b.fneg(s, name="minus_s"), two, f, name="f_minus_s_two")
+    residual = m.b.fsub(f_minus_s_two, m.b.fmul(s, two_lo, name="s_two_lo"), name="s_residual")
     s_lo = m.b.fdiv(residual, two, name="s_lo")
     z, z_lo = _two_prod(m, s, s, "z")
     s3, s3_lo = _two_prod(m, s, z, "s3")
     # (s + s_lo)^3 = s3 + s3_lo + s*z_lo + 3*z*s_lo + (far smaller terms)
-    s3_lo = m.b.fadd(s3_lo, m.fma(s, z_lo, m.b.fmul(m.b.fmul(z, m.c(3.0)), s_lo)),
-                     name="s3_lo_all")
+    three_z_s_lo = m.b.fmul(m.b.fmul(z, m.c(3.0), name="three_z"), s_lo, name="three_z_s_lo")
+    s3_lo = m.b.fadd(s3_lo, m.fma(s, z_lo, three_z_s_lo, name="s3_lo_terms"), name="s3_lo_all")
     c_hi, c_lo = TWO_THIRDS
     b, b_lo = _two_prod(m, m.c(c_hi), s3, "b")
-    b_lo = m.b.fadd(b_lo, m.fma(m.c(c_hi), s3_lo, m.b.fmul(m.c(c_lo), s3)), name="b_lo_all")
-    d = m.b.fmul(m.b.fmul(s3, z), m.horner(z, POW_LOG_U, "u"), name="d")
+    b_lo_terms = m.fma(m.c(c_hi), s3_lo, m.b.fmul(m.c(c_lo), s3, name="c_lo_s3"),
+                       name="b_lo_terms")
+    b_lo = m.b.fadd(b_lo, b_lo_terms, name="b_lo_all")
+    d = m.b.fmul(m.b.fmul(s3, z, name="s5"), m.horner(z, POW_LOG_U, "u"), name="d")
     ln2_hi, ln2_lo = LN2[64]
     k_hi, k_lo = _two_prod(m, dk, m.c(ln2_hi), "k_ln2")
     k_lo = m.fma(dk, m.c(ln2_lo), k_lo, name="k_ln2_lo_all")
     two_s = m.b.fmul(s, m.c(2.0), name="two_s")
     hi, e1 = _two_sum(m, k_hi, two_s, "sum1")
     hi, e2 = _fast_two_sum(m, hi, b, "sum2")  # |k ln2 + 2s| > 0.34 > |b| or k = 0, |2s| > 90|b|
-    lo = m.b.fadd(m.b.fadd(k_lo, m.b.fmul(s_lo, m.c(2.0))), m.b.fadd(b_lo, d), name="lo_terms")
-    lo = m.b.fadd(lo, m.b.fadd(e1, e2), name="lo")
+    lo_ks = m.b.fadd(k_lo, m.b.fmul(s_lo, m.c(2.0), name="two_s_lo"), name="lo_k_s")
+    lo = m.b.fadd(lo_ks, m.b.fadd(b_lo, d, name="lo_b_d"), name="lo_terms")
+    lo = m.b.fadd(lo, m.b.fadd(e1, e2, name="lo_sums"), name="lo")
     return _fast_two_sum(m, hi, lo, "log")
 
 
@@ -454,17 +471,23 @@ def _pow(m, x, y):
     magnitude = _pow_magnitude(m, ax, y)
     y_int = m.b.fcmp_ordered("==", m.intrinsic("trunc", y, name="y_trunc"), y, name="y_int")
     half = m.b.fmul(y, m.c(0.5), name="half_y")
-    y_odd = m.b.and_(y_int, m.b.fcmp_ordered("!=", m.intrinsic("trunc", half), half),
+    half_int = m.intrinsic("trunc", half, name="half_y_trunc")
+    y_odd = m.b.and_(y_int, m.b.fcmp_ordered("!=", half_int, half, name="half_y_fraction"),
                      name="y_odd")
     sign_bit = m.b.icmp_signed("<", m.bits_of(x, "x_bits"), m.ic(0), name="x_sign")
     negate = m.b.and_(sign_bit, y_odd, name="negate")
     r = m.select(negate, m.b.fneg(magnitude, name="minus_magnitude"), magnitude, name="signed")
-    negative_finite = m.b.and_(m.lt(x, m.c(0.0)), m.lt(m.c(float("-inf")), x), name="x_neg")
-    no_real = m.b.and_(negative_finite, m.b.not_(y_int), name="no_real")
-    r = m.select(no_real, m.c(float("nan")), r, name="real")
-    eq = functools.partial(m.b.fcmp_ordered, "==")
-    minus_one_inf = m.b.and_(eq(x, m.c(-1.0)), eq(m.abs(y, "ay"), m.c(float("inf"))))
-    one = m.b.or_(m.b.or_(eq(y, m.c(0.0)), eq(x, m.c(1.0))), minus_one_inf, name="one")
+    negative_finite = m.b.and_(m.lt(x, m.c(0.0), name="x_negative"),
+                               m.lt(m.c(-math.inf), x, name="x_finite_below"), name="x_neg")
+    no_real = m.b.and_(negative_finite, m.b.not_(y_int, name="y_fraction"), name="no_real")
+    r = m.select(no_real, m.c(math.nan), r, name="real")
+
+    def eq(a, value, name):
+        return m.b.fcmp_ordered("==", a, m.c(value), name=name)
+    minus_one_inf = m.b.and_(eq(x, -1.0, "x_minus_one"), eq(m.abs(y, "ay"), math.inf, "y_inf"),
+                             name="minus_one_inf")
+    trivial = m.b.or_(eq(y, 0.0, "y_zero"), eq(x, 1.0, "x_one"), name="y_zero_or_x_one")
+    one = m.b.or_(trivial, minus_one_inf, name="one")
     return m.select(one, m.c(1.0), r, name="pow")
 
 

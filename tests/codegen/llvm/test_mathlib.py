@@ -293,6 +293,18 @@ def test_functions_are_defined_once_named_and_inlinable():
     assert "@exp(" not in text and "@expf(" not in text
 
 
+@pytest.mark.parametrize("ftype", [ir.FloatType(), ir.DoubleType()], ids=str)
+def test_every_value_in_the_bodies_is_named(ftype):
+    module = ir.Module()
+    for name in mathlib.NAMES:
+        arity = 3 if name == "fma" else 2 if name in ("pow", *BINARY_INTRINSICS) else 1
+        fn = ir.Function(module, ir.FunctionType(ftype, [ftype] * arity), f"use_{name}")
+        builder = ir.IRBuilder(fn.append_basic_block("entry"))
+        builder.ret(mathlib.call(builder, name, list(fn.args)))
+    unnamed = re.findall(r'^\s*(%"\.\d+" = .*)$', str(module), re.M)
+    assert not unnamed, unnamed[:5]
+
+
 def test_bad_calls_are_graphc_errors():
     module = ir.Module()
     fn = ir.Function(module, ir.FunctionType(ir.FloatType(), [ir.FloatType(), ir.IntType(32)]),
