@@ -507,6 +507,14 @@ _INTRINSICS = {
 NAMES = tuple(_FUNCTIONS) + tuple(_INTRINSICS)
 
 
+def _arity(name):
+    if name in _FUNCTIONS:
+        return _FUNCTIONS[name][0]
+    if name in _INTRINSICS:
+        return _INTRINSICS[name][1]
+    raise GraphcError(f"mathlib has no function {name!r}; it has {', '.join(NAMES)}")
+
+
 def _suffix(ftype):
     return "f32" if isinstance(ftype, ir.FloatType) else "f64"
 
@@ -540,12 +548,7 @@ def call(builder, name, args):
     """Emit name(*args) at the builder's position and return the result value.
 
     args are float or double scalars, all of one type; name is one of NAMES."""
-    if name in _FUNCTIONS:
-        arity = _FUNCTIONS[name][0]
-    elif name in _INTRINSICS:
-        arity = _INTRINSICS[name][1]
-    else:
-        raise GraphcError(f"mathlib has no function {name!r}; it has {', '.join(NAMES)}")
+    arity = _arity(name)
     types = {arg.type for arg in args}
     if len(args) != arity or len(types) != 1 or not isinstance(
             args[0].type, (ir.FloatType, ir.DoubleType)):
@@ -563,7 +566,7 @@ def define_map(module, symbol, name, ftype):
     """Define `void symbol(T* in0, ..., T* out, i64 n)`: out[i] = name(in0[i], ...) for i < n.
 
     The plain loop through which tests and benchmarks see what a kernel gets from `call`."""
-    arity = _FUNCTIONS[name][0] if name in _FUNCTIONS else _INTRINSICS[name][1]
+    arity = _arity(name)
     i64 = ir.IntType(64)
     ptr = ftype.as_pointer()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * (arity + 1) + [i64]), symbol)
