@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
+from ...errors import DTypeError
 from . import jit
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
@@ -83,7 +84,7 @@ def define_gemm(module, dtype, vector_bits=None, blocking=None):
     """The gemm function of `dtype` in `module`, defined on first use. `vector_bits` (default:
     the host's) and `blocking` (default: `default_blocking`) exist for tests and tuning."""
     if dtype not in _SCALARS:
-        raise ValueError(f"gemm supports float32 and float64, not {dtype!r}")
+        raise DTypeError(f"gemm supports float32 and float64, not {dtype!r}")
     name = gemm_name(dtype)
     if name in module.globals:
         return module.globals[name]
@@ -116,6 +117,19 @@ def _loop(b, start, stop, step, name):
     i.add_incoming(b.add(i, step, name=f"{name}.next"), b.block)
     b.branch(cond)
     b.position_at_end(done)
+
+
+def _mask(indices):
+    return ir.Constant(ir.VectorType(I32, len(indices)), indices)
+
+
+def _concat(b, vectors, name):
+    """One vector of the given ones (equal types, a power of two of them) side by side."""
+    while len(vectors) > 1:
+        n = vectors[0].type.count
+        vectors = [b.shuffle_vector(x, y, _mask(list(range(2 * n))), name=name)
+                   for x, y in zip(vectors[::2], vectors[1::2])]
+    return vectors[0]
 
 
 def _min(b, x, y, name):
@@ -184,37 +198,68 @@ class _GemmBuilder:
             panel = self._at(b, dst, b.mul(p, depth), "panel")
             src_p = self._at(b, src, b.mul(p, lane_stride), "src_p")
             valid = _min(b, w, b.sub(count, p), "valid")
-            with b.if_then(b.icmp_signed("<", valid, w, name="partial")):
+            whole = b.icmp_signed("==", valid, w, name="whole")
+            with b.if_then(b.not_(whole)):
                 panel_bytes = b.mul(b.mul(depth, w), _const(self.itemsize))
                 b.call(self.memset, [panel, ir.Constant(ir.IntType(8), 0), panel_bytes,
                                      ir.Constant(I1, 0)])
-            # walk the source along its unit stride: lanes inner where they are contiguous,
-            # (B row-major, A transposed), else k inner
-            with b.if_else(b.icmp_signed("==", lane_stride, _const(1), name="lanes_contiguous")) \
-                    as (lanes_inner, depth_inner):
-                with lanes_inner:
-                    # a constant trip count for whole panels lets LLVM copy them as vectors
-                    with b.if_else(b.icmp_signed("==", valid, w)) as (whole, part):
-                        for block, lanes in ((whole, w), (part, valid)):
-                            with block:
-                                with _loop(b, _const(0), depth, _const(1), "k") as k:
-                                    from_k = self._at(b, src_p, b.mul(k, depth_stride), "from_k")
-                                    to_k = self._at(b, panel, b.mul(k, w), "to_k")
-                                    with _loop(b, _const(0), lanes, _const(1), "l") as lane:
-                                        self._copy(b, self._at(b, from_k, lane, "from"),
-                                                   self._at(b, to_k, lane, "to"))
-                with depth_inner:
-                    with _loop(b, _const(0), valid, _const(1), "l") as lane:
-                        from_l = self._at(b, src_p, b.mul(lane, lane_stride), "from_l")
-                        to_l = self._at(b, panel, lane, "to_l")
-                        with _loop(b, _const(0), depth, _const(1), "k") as k:
-                            self._copy(b, self._at(b, from_l, b.mul(k, depth_stride), "from"),
-                                       self._at(b, to_l, b.mul(k, w), "to"))
+            # whole panels of the two usual layouts get vector code: lanes contiguous (B
+            # row-major, A transposed) copy a row of lanes per k; k contiguous (A row-major,
+            # B transposed) transpose lanes x vector-length blocks. Anything else goes scalar.
+            by_rows = b.and_(whole, b.icmp_signed("==", lane_stride, _const(1)), name="by_rows")
+            by_blocks = b.and_(whole, b.icmp_signed("==", depth_stride, _const(1)),
+                               name="by_blocks")
+            with b.if_else(by_rows) as (rows, other):
+                with rows:
+                    row = ir.VectorType(self.t, width)
+                    with _loop(b, _const(0), depth, _const(1), "k") as k:
+                        x = b.load(self._at(b, src_p, b.mul(k, depth_stride), "from"), name="x",
+                                   typ=row, align=self.itemsize)
+                        b.store(x, self._at(b, panel, b.mul(k, w), "to"), align=self.itemsize)
+                with other:
+                    with b.if_else(by_blocks) as (blocks, scalar):
+                        with blocks:
+                            done = self._pack_by_blocks(b, src_p, lane_stride, depth, panel, width)
+                            self._pack_scalar(b, src_p, lane_stride, depth_stride, done, depth,
+                                              panel, width, w)
+                        with scalar:
+                            self._pack_scalar(b, src_p, lane_stride, depth_stride, _const(0),
+                                              depth, panel, width, valid)
         b.ret_void()
         return fn
 
-    def _copy(self, b, src, dst):
-        b.store(b.load(src, name="x", typ=self.t), dst)
+    def _pack_by_blocks(self, b, src, lane_stride, depth, panel, width):
+        """Whole vectors along k (unit stride) of `width` lanes, transposed in groups of up to
+        4 lanes (small shuffles; wider groups measured slower). Returns how far k got."""
+        lanes = self.lanes
+        group = next(g for g in (4, 2, 1) if width % g == 0)
+        end = b.mul(b.sdiv(depth, _const(lanes)), _const(lanes), name="blocks_end")
+        with _loop(b, _const(0), end, _const(lanes), "k") as k:
+            for g in range(0, width, group):
+                rows = [b.load(self._at(b, src, b.add(b.mul(_const(g + r), lane_stride), k),
+                                        f"from{g + r}"),
+                               name=f"row{g + r}", typ=self.vec, align=self.itemsize)
+                        for r in range(group)]
+                block = _concat(b, rows, f"block{g}")
+                for j in range(lanes):
+                    # lanes g..g+group of k + j: element j of each row
+                    piece = b.shuffle_vector(block, block, _mask([r * lanes + j
+                                                                  for r in range(group)]),
+                                             name=f"k{j}_lanes{g}")
+                    to = self._at(b, panel, b.add(b.mul(b.add(k, _const(j)), _const(width)),
+                                                  _const(g)), "to")
+                    b.store(piece, to, align=self.itemsize)
+        return end
+
+    def _pack_scalar(self, b, src, lane_stride, depth_stride, k_start, depth, panel, width,
+                     lanes):
+        with _loop(b, k_start, depth, _const(1), "k") as k:
+            from_k = self._at(b, src, b.mul(k, depth_stride), "from_k")
+            to_k = self._at(b, panel, b.mul(k, _const(width)), "to_k")
+            with _loop(b, _const(0), lanes, _const(1), "l") as lane:
+                x = b.load(self._at(b, from_k, b.mul(lane, lane_stride), "from"), name="x",
+                           typ=self.t)
+                b.store(x, self._at(b, to_k, lane, "to"))
 
     # -- the register tile ----------------------------------------------------------------
 

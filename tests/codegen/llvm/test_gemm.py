@@ -10,6 +10,7 @@ import pytest
 from llvmlite import ir
 
 from graphc.codegen.llvm import gemm, jit
+from graphc.errors import DTypeError
 
 EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 
@@ -88,10 +89,10 @@ def test_exact_on_small_integers(dtype, vector_bits, blocking):
     np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
 
 
-@pytest.mark.parametrize("blocking", [None, "small"])
+@pytest.mark.parametrize("vector_bits,blocking", VARIANTS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("layout", ["a_t", "b_t", "both_t", "every_other"])
-def test_strided_operands(layout, dtype, blocking):
+def test_strided_operands(layout, dtype, vector_bits, blocking):
     rng = np.random.default_rng(3)
     m, n, k = 45, 77, 130
     a, b = random(rng, (m, k), dtype), random(rng, (k, n), dtype)
@@ -104,7 +105,7 @@ def test_strided_operands(layout, dtype, blocking):
         b = np.repeat(np.repeat(b, 3, 0), 2, 1)[::3, ::2]
     wide = np.full((m, n + 9), np.nan, dtype)  # rsc = n + 9
     c = wide[:, 4:4 + n]
-    call(a, b, c, blocking=blocking)
+    call(a, b, c, vector_bits=vector_bits, blocking=blocking)
     check(c, a, b)
     assert np.isnan(wide[:, :4]).all() and np.isnan(wide[:, 4 + n:]).all()
 
@@ -234,7 +235,7 @@ def test_defined_once_per_module_and_dtype():
         ["i64", "i64", "i64", "ptr", "i64", "i64", "ptr", "i64", "i64", "ptr", "i64", "i32",
          "i64", "i64"]
     assert len(gemm.gemm_argtypes()) == len(f32.args)
-    with pytest.raises(ValueError, match="float16"):
+    with pytest.raises(DTypeError, match="float16"):
         gemm.define_gemm(module, "float16")
 
 
