@@ -8,6 +8,7 @@ float64, and with numpy's float64 functions; erf with math.erf.
 import ctypes
 import functools
 import math
+import os
 import re
 
 import llvmlite.ir as ir
@@ -65,7 +66,8 @@ def apply(name, *arrays, n=None):
 def ulp_distance(a, b):
     """How many representable values lie between a and b (elementwise, same float dtype);
     +0 and -0 count as one value."""
-    itype, sign = (np.int32, 0x7FFFFFFF) if a.dtype == np.float32 else (np.int64, 0x7FFF_FFFF_FFFF_FFFF)
+    itype, sign = ((np.int32, 0x7FFF_FFFF) if a.dtype == np.float32
+                   else (np.int64, 0x7FFF_FFFF_FFFF_FFFF))
 
     def ordered(v):
         bits = v.view(itype).astype(np.int64)
@@ -166,6 +168,32 @@ def test_pow_special_values_as_numpy(dtype):
         if bad]
     finite = ~exact & ~np.isnan(ref)
     check_close("pow", x[finite], got[finite], ref[finite], "numpy")
+
+
+# name -> (lowest binade, binade past the highest, signs): where each function does its work;
+# outside, results saturate or are x itself (covered by the samples and special values)
+EXHAUSTIVE = {"exp": (-12, 7, (1, -1)), "expm1": (-12, 7, (1, -1)), "log": (-24, 24, (1,)),
+              "log1p": (-20, 20, (1, -1)), "tanh": (-14, 4, (1,)), "sigmoid": (-12, 7, (1, -1)),
+              "softplus": (-12, 7, (1, -1)), "erf": (-14, 2, (1,)), "sin": (-14, 17, (1,)),
+              "cos": (-14, 17, (1,))}
+
+
+@pytest.mark.skipif(not os.environ.get("GRAPHC_EXHAUSTIVE"),
+                    reason="minutes long: set GRAPHC_EXHAUSTIVE=1 to check every float32")
+@pytest.mark.parametrize("name", list(EXHAUSTIVE))
+def test_float32_exhaustive(name):
+    """Every float32 of the binades in EXHAUSTIVE, one binade and sign at a time."""
+    lowest, past, signs = EXHAUSTIVE[name]
+    fraction = np.arange(1 << 23, dtype=np.uint32)
+    for exponent in range(lowest, past):
+        for sign in signs:
+            bits = fraction | np.uint32((exponent + 127) << 23 | (sign < 0) << 31)
+            x = bits.view(np.float32)
+            x = x[np.abs(x) <= TRIG_RANGE[np.float32]] if name in ("sin", "cos") else x
+            x = x[x >= -1] if name == "log1p" else x
+            if x.size:
+                check_close(name, x, apply(name, x), reference(name, x),
+                            "the correctly rounded result")
 
 
 INF, NAN = math.inf, math.nan
