@@ -235,20 +235,20 @@ class _GemmBuilder:
         group = next(g for g in (4, 2, 1) if width % g == 0)
         end = b.mul(b.sdiv(depth, _const(lanes)), _const(lanes), name="blocks_end")
         with _loop(b, _const(0), end, _const(lanes), "k") as k:
-            for g in range(0, width, group):
-                rows = [b.load(self._at(b, src, b.add(b.mul(_const(g + r), lane_stride), k),
-                                        f"from{g + r}"),
-                               name=f"row{g + r}", typ=self.vec, align=self.itemsize)
+            with _loop(b, _const(0), _const(width), _const(group), "g") as g:
+                from_g = self._at(b, src, b.add(b.mul(g, lane_stride), k), "from_g")
+                rows = [b.load(self._at(b, from_g, b.mul(_const(r), lane_stride), f"from{r}"),
+                               name=f"row{r}", typ=self.vec, align=self.itemsize)
                         for r in range(group)]
-                block = _concat(b, rows, f"block{g}")
+                block = _concat(b, rows, "block")
+                to_g = self._at(b, panel, b.add(b.mul(k, _const(width)), g), "to_g")
                 for j in range(lanes):
-                    # lanes g..g+group of k + j: element j of each row
+                    # lanes g..g+group at k + j: element j of each row
                     piece = b.shuffle_vector(block, block, _mask([r * lanes + j
                                                                   for r in range(group)]),
-                                             name=f"k{j}_lanes{g}")
-                    to = self._at(b, panel, b.add(b.mul(b.add(k, _const(j)), _const(width)),
-                                                  _const(g)), "to")
-                    b.store(piece, to, align=self.itemsize)
+                                             name=f"k{j}")
+                    b.store(piece, self._at(b, to_g, _const(j * width), "to"),
+                            align=self.itemsize)
         return end
 
     def _pack_scalar(self, b, src, lane_stride, depth_stride, k_start, depth, panel, width,
