@@ -1,8 +1,10 @@
-"""W3: float32 matmul at 1024^3 and 2048^3 through graphc's generated GEMM, on every core
-(rows of C split into one band per thread, each thread one call: ctypes releases the GIL) and
-on one core, next to numpy's matmul on the same inputs in the same run.
+"""W3: matmul at 1024^3 and 2048^3 through graphc's generated GEMM, on every core (rows of C
+split into one band per thread, each thread one call: ctypes releases the GIL) and on one
+core, next to numpy's matmul on the same inputs in the same run (medians, interleaved).
 
-Prints one JSON line per size. Usage: python benchmarks/w3_matmul.py [size ...] [--repeats R]
+Prints one JSON line per size, with the load average before it: on a shared machine other
+work takes cores away, and the figures with them.
+Usage: python benchmarks/w3_matmul.py [size ...] [--repeats R] [--threads T] [--dtype D]
 """
 import argparse
 import json
@@ -56,12 +58,13 @@ def seconds(fn, repeats):
     return times
 
 
-def measure(fn, size, repeats, threads):
+def measure(fn, dtype, size, repeats, threads):
     rng = np.random.default_rng(size)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    c = np.empty((size, size), np.float32)
-    ref = np.empty((size, size), np.float32)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    c = np.empty((size, size), dtype)
+    ref = np.empty((size, size), dtype)
+    load = os.getloadavg()[0]
     matmul_into(fn, a, b, c, threads)  # warm up (and page in c)
     np.matmul(a, b, out=ref)
     err = float(np.abs(c - ref).max() / np.abs(ref).max())
@@ -73,12 +76,13 @@ def measure(fn, size, repeats, threads):
     flop = 2.0 * size ** 3
     gflops = {name: flop / statistics.median(t) / 1e9
               for name, t in (("graphc", many), ("graphc_1thread", one), ("numpy", numpy_t))}
-    return {"id": "W3b" if size >= 2048 else "W3", "op": "matmul float32", "size": size,
+    return {"id": "W3b" if size >= 2048 else "W3", "op": f"matmul {dtype}", "size": size,
             "threads": threads, "graphc_gflops": round(gflops["graphc"], 1),
             "graphc_1thread_gflops": round(gflops["graphc_1thread"], 1),
             "numpy_gflops": round(gflops["numpy"], 1),
             "graphc_vs_numpy": round(gflops["graphc"] / gflops["numpy"], 2),
-            "max_rel_diff_vs_numpy": float(f"{err:.2e}"), "repeats": repeats}
+            "max_rel_diff_vs_numpy": float(f"{err:.2e}"), "repeats": repeats,
+            "load_avg_before": round(load, 2)}
 
 
 if __name__ == "__main__":
@@ -86,7 +90,9 @@ if __name__ == "__main__":
     parser.add_argument("sizes", nargs="*", type=int, default=[1024, 2048])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     options = parser.parse_args()
-    fn = compiled_gemm("float32")
+    fn = compiled_gemm(options.dtype)
     for size in options.sizes:
-        print(json.dumps(measure(fn, size, options.repeats, options.threads)), flush=True)
+        print(json.dumps(measure(fn, options.dtype, size, options.repeats, options.threads)),
+              flush=True)
