@@ -86,7 +86,10 @@ class ThreadPool:
         self._dispatch(self.address, fn, arg, n)
 
     def close(self):
-        """Stops the workers once the job in flight is done; later dispatches run inline."""
+        """Stops the workers once the job in flight is done; later dispatches run inline.
+
+        The memory stays with this object: code may keep calling with the address while the
+        pool object is alive."""
         with self._close_lock:
             if self._closed:
                 return
@@ -97,8 +100,8 @@ class ThreadPool:
                 thread.join()
 
     def _abandon_after_fork(self):
-        """In a forked child: no workers exist, so hold `busy` forever and run every job inline."""
-        self._field("busy").value = 1
+        """In a forked child: no workers exist, so every job runs inline."""
+        self._field("closing").value = 1
         self._close_lock = threading.Lock()  # another thread of the parent may have held it
         self._closed = True
 

@@ -105,16 +105,23 @@ def test_one_pool_from_two_python_threads_at_once(nthreads):
         in_threads(*[lambda: check(p.address, 1023, reps, lambda c: reps <= c <= reps * nthreads)] * 2)
 
 
-def test_close_while_another_thread_dispatches_does_not_hang():
+def test_close_returns_while_another_thread_keeps_dispatching():
+    # back-to-back dispatches must not starve the close; those after it run inline
     p = threads.ThreadPool(2)
-    reps = 20_000
+    reps, n = 2000, 10**5
+    dispatching = []
 
     def close_soon():
-        time.sleep(0.02)
+        time.sleep(0.05)
         p.close()
+        return dispatching[0].is_alive()
 
-    in_threads(lambda: check(p.address, 1023, reps, lambda c: reps <= c <= 2 * reps), close_soon)
-    assert p.closed
+    def dispatch():
+        dispatching.append(threading.current_thread())
+        check(p.address, n, reps, lambda c: reps <= c <= 2 * reps)
+
+    _, closed_midway = in_threads(dispatch, close_soon)
+    assert p.closed and closed_midway
 
 
 def test_an_idle_pool_sleeps():

@@ -20,8 +20,9 @@ The protocol, in the order things happen:
   on a new generation it runs its chunk and increments `done` (release);
 - the caller waits for `done == nthreads - 1` (acquire), then frees `busy`.
 A job is finished by every worker before the next one is written, so the job fields never
-change under a worker that reads them. Closing takes `busy` for good (in-flight jobs finish
-first), sets `shutdown` and bumps `generation`: workers return, and later calls run inline.
+change under a worker that reads them. Closing sets `closing` (callers stop taking the pool,
+so a caller dispatching back to back cannot starve the close), takes `busy` for good once the
+job in flight is done, sets `shutdown` and bumps `generation`: the workers return.
 
 Linux on x86-64 only: the futex syscall number and the pause instruction are the target's.
 """
@@ -43,7 +44,8 @@ FIELDS = {  # name: (byte offset, type)
     "n": (3 * LINE + 16, I64),
     "nthreads": (4 * LINE, I64),         # set by the pool's owner before any thread sees the pool
     "spin_cycles": (4 * LINE + 8, I64),  # likewise
-    "shutdown": (4 * LINE + 16, I32),
+    "closing": (4 * LINE + 16, I32),     # no new jobs: calls run inline
+    "shutdown": (4 * LINE + 20, I32),    # workers return; set only while holding busy
     "busy": (5 * LINE, I32),             # held while a job is in flight, and forever once closed
 }
 POOL_BYTES = 6 * LINE
@@ -173,7 +175,9 @@ def define_parallel_for(module):
 
     b.position_at_end(threaded)
     nthreads = e.load("nthreads")
-    b.cbranch(b.icmp_signed("<", nthreads, ir.Constant(I64, 2), name="one.thread"), inline, locked)
+    one_thread = b.icmp_signed("<", nthreads, ir.Constant(I64, 2), name="one.thread")
+    closing = b.icmp_unsigned("!=", e.load("closing", "monotonic"), ir.Constant(I32, 0), name="closing")
+    b.cbranch(b.or_(one_thread, closing, name="alone"), inline, locked)
 
     b.position_at_end(locked)  # try to take the pool; run inline if another job holds it
     taken = b.cmpxchg(e.field("busy"), ir.Constant(I32, 0), ir.Constant(I32, 1), "acquire",
@@ -295,6 +299,7 @@ def define_pool_close(module):
     e = _Emitter(func, pool)
     b = e.b
     take, busy, closing = e.block("take"), e.block("busy"), e.block("closing")
+    e.store("closing", ir.Constant(I32, 1), "seq_cst")
     b.branch(take)
 
     b.position_at_end(take)

@@ -38,13 +38,14 @@ def test_pool_module_uses_the_futex_and_pause():
     assert "pause" in asm and "syscall" in asm and "lock" in asm
 
 
-def _pool_memory(nthreads, busy=0):
+def _pool_memory(**fields):
+    """Pool memory with the given int fields set, for a pool that has no worker threads."""
     words = np.zeros(parallel.POOL_BYTES // 8 + 8, np.int64)
-    base = words.ctypes.data
-    start = (-base) % parallel.LINE // 8
+    start = (-words.ctypes.data) % parallel.LINE // 8
     pool = words[start:start + parallel.POOL_BYTES // 8]
-    pool.view(np.int8)[parallel.FIELDS["nthreads"][0]:][:8].view(np.int64)[0] = nthreads
-    pool.view(np.int8)[parallel.FIELDS["busy"][0]:][:4].view(np.int32)[0] = busy
+    for name, value in fields.items():
+        offset, typ = parallel.FIELDS[name]
+        pool.view(np.int8)[offset:offset + typ.width // 8].view(f"i{typ.width // 8}")[0] = value
     return pool
 
 
@@ -55,10 +56,11 @@ def test_no_pool_runs_the_whole_range_in_one_call(n):
     assert (calls, bad) == (min(n, 1), 0)
 
 
-@pytest.mark.parametrize("nthreads, busy", [(1, 0), (4, 1)])
-def test_one_thread_or_a_busy_pool_runs_inline(nthreads, busy):
-    # a busy pool of 4 has no workers here: a call that did not run inline would never return
-    pool = _pool_memory(nthreads, busy)
+@pytest.mark.parametrize("fields", [dict(nthreads=1), dict(nthreads=4, busy=1),
+                                    dict(nthreads=4, closing=1)], ids=["one-thread", "busy", "closing"])
+def test_a_pool_of_one_thread_a_busy_pool_and_a_closing_pool_run_inline(fields):
+    # none of these pools has workers: a call that did not run inline would never return
+    pool = _pool_memory(**fields)
     before = pool.copy()
     out, calls, bad = jk.count(pool.ctypes.data, 1023, reps=3)
     np.testing.assert_array_equal(out, jk.expected(1023, reps=3))
