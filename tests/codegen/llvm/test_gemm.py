@@ -18,10 +18,15 @@ SHAPES = [(1, 1, 1), (7, 5, 3), (13, 33, 17), (12, 32, 8), (24, 64, 1), (1023, 1
           (1, 1000, 7), (64, 1, 64), (25, 65, 385), (5, 400, 6), (3, 7, 1100)]
 
 # (vector bits, blocking) of the builds tested besides the host's defaults: narrower vector
-# registers, and blocks small enough that small matrices cross every block boundary
-SMALL_BLOCKS = {"float32": gemm.Blocking(mr=12, nr=32, kc=5, nc=64, mc=24),
-                "float64": gemm.Blocking(mr=12, nr=16, kc=7, nc=32, mc=36)}
-VARIANTS = [(None, None), (256, None), (128, None), (None, "small")]
+# registers; blocks small enough that small matrices cross every block boundary; and the
+# one-tile blocks that the stack fallback uses where the heap gives no buffers
+BLOCKINGS = {
+    "small": {"float32": gemm.Blocking(mr=12, nr=32, kc=5, nc=64, mc=24),
+              "float64": gemm.Blocking(mr=12, nr=16, kc=7, nc=32, mc=36)},
+    "tile": {"float32": gemm.Blocking(mr=12, nr=32, kc=64, nc=32, mc=12),
+             "float64": gemm.Blocking(mr=12, nr=16, kc=64, nc=16, mc=12)},
+}
+VARIANTS = [(None, None), (256, None), (128, None), (None, "small"), (None, "tile")]
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,7 +34,7 @@ def compiled(dtype, vector_bits=None, blocking=None):
     module = ir.Module(name="test_gemm")
     module.triple = jit.host()[0]
     gemm.define_gemm(module, dtype, vector_bits=vector_bits,
-                     blocking=SMALL_BLOCKS[dtype] if blocking == "small" else None)
+                     blocking=BLOCKINGS[blocking][dtype] if blocking else None)
     library = jit.load_object(jit.compile_ir(str(module)))
     fn = library.function(gemm.gemm_name(dtype), None, *gemm.gemm_argtypes())
     return library, fn
@@ -91,7 +96,7 @@ def test_exact_on_small_integers(dtype, vector_bits, blocking):
 
 @pytest.mark.parametrize("vector_bits,blocking", VARIANTS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("layout", ["a_t", "b_t", "both_t", "every_other"])
+@pytest.mark.parametrize("layout", ["a_t", "b_t", "both_t", "every_other", "reversed"])
 def test_strided_operands(layout, dtype, vector_bits, blocking):
     rng = np.random.default_rng(3)
     m, n, k = 45, 77, 130
@@ -105,6 +110,8 @@ def test_strided_operands(layout, dtype, vector_bits, blocking):
         b = np.repeat(np.repeat(b, 3, 0), 2, 1)[::3, ::2]
     wide = np.full((m, n + 9), np.nan, dtype)  # rsc = n + 9
     c = wide[:, 4:4 + n]
+    if layout == "reversed":  # negative strides everywhere, C's rows included
+        a, b, c = a[::-1, ::-1], b[::-1, ::-1], c[::-1]
     call(a, b, c, vector_bits=vector_bits, blocking=blocking)
     check(c, a, b)
     assert np.isnan(wide[:, :4]).all() and np.isnan(wide[:, 4 + n:]).all()
