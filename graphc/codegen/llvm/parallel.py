@@ -28,6 +28,8 @@ Linux on x86-64 only: the futex syscall number and the pause instruction are the
 """
 import llvmlite.ir as ir
 
+from ...errors import DeviceError
+
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 BYTE_PTR = ir.IntType(8).as_pointer()
@@ -75,6 +77,10 @@ class _Emitter:
 
     def __init__(self, function, pool):
         self.module = function.module
+        arch, *rest = self.module.triple.split("-")
+        if arch != "x86_64" or "linux" not in rest:
+            raise DeviceError("graphc's thread pool runs on x86-64 Linux; this module targets "
+                              f"{self.module.triple!r} (set module.triple = jit.host()[0])")
         self.b = ir.IRBuilder(function.append_basic_block("entry"))
         self.pool = pool
 
@@ -132,18 +138,19 @@ class _Emitter:
         word = self.b.ptrtoint(self.field("generation"), I64, name="futex.word")
         null = ir.Constant(I64, 0)
         self.b.call(syscall, [ir.Constant(I64, SYS_FUTEX), word, ir.Constant(I64, op), value,
-                              null, null, null])
+                              null, null, null], name="futex")
 
     def sched_yield(self):
-        self.b.call(_declare(self.module, "sched_yield", ir.FunctionType(I32, [])), [])
+        self.b.call(_declare(self.module, "sched_yield", ir.FunctionType(I32, [])), [], name="yield")
 
     def chunk_start(self, n, nthreads, index):
         """Where chunk `index` of [0, n) starts: the first n % nthreads chunks get one extra."""
         b = self.b
         q = b.udiv(n, nthreads, name="chunk.size")
         r = b.urem(n, nthreads, name="chunk.extra")
-        extra = b.select(b.icmp_unsigned("<", index, r), index, r, name="extra.before")
-        return b.add(b.mul(index, q), extra, name="chunk.start")
+        gets_extra = b.icmp_unsigned("<", index, r, name="gets.extra")
+        extra = b.select(gets_extra, index, r, name="extras.before")
+        return b.add(b.mul(index, q, name="whole.before"), extra, name="chunk.start")
 
     def call_job(self, fn, arg, lo, hi):
         """fn(arg, lo, hi) unless the range is empty."""

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from graphc.codegen.llvm import jit, parallel
+from graphc.errors import DeviceError
 from tests.codegen.llvm import job_kernels as jk
 
 
@@ -31,6 +32,13 @@ def test_each_function_is_defined_once_per_module():
     library = jit.load_object(obj)
     for name in ("graphc_parallel_for", "graphc_worker", "graphc_pool_close"):
         assert library.address(name)
+
+
+def test_a_module_for_another_target_is_refused():
+    module = ir.Module()
+    module.triple = "aarch64-unknown-linux-gnu"
+    with pytest.raises(DeviceError, match="x86-64 Linux"):
+        parallel.define_parallel_for(module)
 
 
 def test_pool_module_uses_the_futex_and_pause():
