@@ -3,9 +3,9 @@
 An entry is `<dir>/<key[:2]>/<key>.bin`: a header (magic, format version, payload length,
 sha256 of the payload), then the payload. Entries are written through `write_atomic` (a temp
 file in the same directory, fsync, os.replace), so a reader sees the old entry, the new one or
-none, and several processes may write one key at once. The fsync costs well under a
-millisecond next to a compile of many; readers check every entry anyway, so a torn or corrupt
-one is dropped with a warning and rebuilt, never loaded.
+none, and several processes may write one key at once. Entries are fsync'ed: a put follows
+a compile, which costs far more. Readers check every entry anyway, so a torn or corrupt one
+(a crash, a full disk, a bad sector) is dropped with a warning and rebuilt, never loaded.
 
 The cache is bounded: a hit refreshes the entry's mtime, and a put that takes the total over
 `max_bytes` evicts the least recently used entries. Any OS failure (an unwritable directory, a
@@ -28,13 +28,13 @@ _KEY = re.compile(r"[0-9a-f]{2,128}")
 _TEMP_PREFIX = ".tmp-"                # write_atomic's temp files
 _STALE_TEMP_S = 24 * 3600             # a temp file this old was left by a killed writer
 _RESCAN_EVERY = 64                    # puts between scans, to count other processes' entries
-_LOW_WATER = 0.9                      # evict below the bound, so a full cache is not rescanned per put
+_LOW_WATER = 0.9                      # evict below the bound: a full cache is not rescanned per put
 DEFAULT_MAX_BYTES = 1 << 30
 _ENV = ("GRAPHC_CACHE", "GRAPHC_CACHE_DIR", "GRAPHC_CACHE_MAX_BYTES")
 
 
 class GraphcWarning(UserWarning):
-    """Something graphc worked around (a corrupt or unusable cache) that the user may want to know."""
+    """Something graphc worked around (a corrupt or unusable cache) that a user may want to know."""
 
 
 def cache_key(*parts):
@@ -79,7 +79,7 @@ class KernelCache:
         directory = _env_directory() if directory is None else directory
         self.directory = os.path.abspath(os.path.expanduser(directory)) if directory else None
         self.max_bytes = _env_max_bytes() if max_bytes is None else int(max_bytes)
-        self._estimate = None   # bytes on disk at the last scan plus our puts since; None: no scan yet
+        self._estimate = None   # bytes on disk at the last scan plus our puts since (None: no scan)
         self._puts = 0
 
     def path(self, key):
@@ -103,8 +103,9 @@ class KernelCache:
         if len(header) == _HEADER.size:
             magic, version, length, digest = _HEADER.unpack(header)
             if magic == _MAGIC and version != _FORMAT:
-                return None               # another graphc's format: a miss, the next put replaces it
-            if magic == _MAGIC and length == len(payload) and hashlib.sha256(payload).digest() == digest:
+                return None   # another graphc's format: a miss; the next put replaces it
+            if (magic == _MAGIC and length == len(payload)
+                    and hashlib.sha256(payload).digest() == digest):
                 _quietly(os.utime, path)  # a hit makes the entry recently used
                 return payload
         _quietly(os.unlink, path)
@@ -125,7 +126,8 @@ class KernelCache:
             self._puts += 1
             if self._estimate is not None:
                 self._estimate += len(header) + len(data)
-            if self._estimate is None or self._estimate > self.max_bytes or self._puts % _RESCAN_EVERY == 0:
+            over = self._estimate is None or self._estimate > self.max_bytes
+            if over or self._puts % _RESCAN_EVERY == 0:
                 self._estimate = self._evict()
         except OSError as error:
             self._give_up(error)
@@ -172,8 +174,9 @@ class KernelCache:
                 stat = _quietly(entry.stat)   # None where another process removed it meanwhile
                 if stat and entry.name.endswith(".bin"):
                     found.append((stat.st_mtime_ns, entry.path, stat.st_size))
-                elif stat and entry.name.startswith(_TEMP_PREFIX) and now - stat.st_mtime > _STALE_TEMP_S:
-                    _quietly(os.unlink, entry.path)
+                elif stat and entry.name.startswith(_TEMP_PREFIX):
+                    if now - stat.st_mtime > _STALE_TEMP_S:
+                        _quietly(os.unlink, entry.path)
         except OSError as error:
             self._give_up(error)
         return found

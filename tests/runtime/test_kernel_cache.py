@@ -287,7 +287,7 @@ def test_source_digest_changes_with_the_code_generator(tmp_path):
 
 
 # ---- several processes at once -------------------------------------------------------------
-PROCESSES, ROUNDS, KEYS, SIZE = 4, 20, 3, 1 << 20
+PROCESSES, ROUNDS, KEYS, SIZE = 4, 20, 3, 1 << 19
 
 
 def payload(key, writer, round_):
