@@ -190,12 +190,14 @@ def test_stale_temp_files_are_removed(cache, no_warnings):
 
 
 # ---- the environment -----------------------------------------------------------------------
-def test_the_test_run_does_not_cache_in_home():
+def test_the_test_run_does_not_cache_in_home(monkeypatch):
+    monkeypatch.delenv("GRAPHC_CACHE", raising=False)
     assert os.environ.get("GRAPHC_CACHE_DIR")
     assert default_cache().directory == os.path.abspath(os.environ["GRAPHC_CACHE_DIR"])
 
 
 def test_default_cache_follows_the_environment(tmp_path, monkeypatch, no_warnings):
+    monkeypatch.delenv("GRAPHC_CACHE", raising=False)
     key = cache_key("env")
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "one"))
     default_cache().put(key, b"in one")
