@@ -3,10 +3,13 @@ the speed-up of a compute-bound loop split over the pool.
 
 Prints one JSON line per figure (medians; the load average says how busy the machine was):
 - dispatch_native: an empty job dispatched 10,000 times from one native loop, each call timed
-  with the cycle counter, next to the same loop calling the job with no pool;
-- dispatch_ctypes: the same from Python, one ctypes call per dispatch (ThreadPool.parallel_for),
-  next to a ctypes call of the empty job itself;
-- wake_after_idle: one dispatch after the workers went to sleep (a 2 ms gap before each);
+  with the cycle counter, next to the same loop calling the job with no pool. The caller takes
+  the chunks no worker has claimed yet, so this is what a dispatch costs the caller;
+- handoff_native: a job whose chunk 0 waits until chunk 1 has run, so that a worker must take
+  part: the round trip publish -> a worker runs -> join, 10,000 times back to back;
+- dispatch_ctypes: the empty job from Python, one ctypes call per dispatch
+  (ThreadPool.parallel_for), next to a ctypes call of the empty job itself;
+- wake_after_idle: the handoff job after the workers went to sleep (a 2 ms gap before each);
 - idle_cpu: CPU time the whole process used while its pool sat idle for 1 s;
 - horner: out[i] = a degree-16 polynomial of i/n over 2**22 float32, on one thread, on the pool,
   and in numpy.
@@ -35,6 +38,42 @@ HORNER_N = 1 << 22
 def _empty_job(module):
     func = ir.Function(module, parallel.JOB_TYPE, "empty_job")
     ir.IRBuilder(func.append_basic_block("entry")).ret_void()
+    return func
+
+
+def _handoff_job(module):
+    """arg: i64[2] {chunks past 0 run, chunk 0 runs}; chunk 0 waits for the other chunk."""
+    func = ir.Function(module, parallel.JOB_TYPE, "handoff_job")
+    arg, lo, _ = func.args
+    b = ir.IRBuilder(func.append_basic_block("entry"))
+    counts = b.bitcast(arg, I64.as_pointer(), name="counts")
+    others, firsts = counts, b.gep(counts, [ir.Constant(I64, 1)], name="firsts")
+    first, other, wait, done = (func.append_basic_block(x) for x in ("first", "other", "wait", "done"))
+    b.cbranch(b.icmp_signed("==", lo, ir.Constant(I64, 0)), first, other)
+    b.position_at_end(other)
+    b.atomic_rmw("add", others, ir.Constant(I64, 1), "release")
+    b.ret_void()
+    b.position_at_end(first)
+    target = b.add(b.load(firsts), ir.Constant(I64, 1), name="target")
+    b.store(target, firsts)
+    b.branch(wait)
+    b.position_at_end(wait)  # pause (about 1 us in all), then yield: the worker may need this core
+    k = b.phi(I64, name="k")
+    k.add_incoming(ir.Constant(I64, 0), first)
+    seen = b.load_atomic(others, "acquire", 8, name="seen")
+    polite, give_way = func.append_basic_block("polite"), func.append_basic_block("give.way")
+    b.cbranch(b.icmp_signed(">=", seen, target), done, polite)
+    b.position_at_end(polite)
+    b.call(ir.Function(module, ir.FunctionType(parallel.VOID, []), "llvm.x86.sse2.pause"), [])
+    k_next = b.add(k, ir.Constant(I64, 1), name="k.next")
+    k.add_incoming(k_next, polite)
+    k.add_incoming(k_next, give_way)
+    b.cbranch(b.icmp_signed(">", k, ir.Constant(I64, 20), name="long.wait"), give_way, wait)
+    b.position_at_end(give_way)
+    b.call(ir.Function(module, ir.FunctionType(ir.IntType(32), []), "sched_yield"), [])
+    b.branch(wait)
+    b.position_at_end(done)
+    b.ret_void()
     return func
 
 
@@ -97,6 +136,7 @@ def library():
     module = ir.Module(name="parallel_dispatch_bench")
     module.triple = jit.host()[0]
     _empty_job(module)
+    _handoff_job(module)
     _horner_job(module)
     _timed(module)
     return jit.load_object(jit.compile_ir(str(module)))
@@ -150,6 +190,9 @@ def main(nthreads):
         emit({"id": "dispatch_native", "calls": 10_000,
               "pool": summary(timed_ns(pool.address, "empty_job", None, 1024, 10_000, scale)),
               "no_pool": summary(timed_ns(0, "empty_job", None, 1024, 10_000, scale))}, nthreads)
+        counts = np.zeros(2, np.int64)
+        handoff = summary(timed_ns(pool.address, "handoff_job", counts.ctypes.data, 2, 10_000, scale))
+        emit({"id": "handoff_native", "calls": 10_000, **handoff}, nthreads)
 
         empty = library().address("empty_job")
         direct = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(empty)
@@ -160,7 +203,7 @@ def main(nthreads):
         woken = []
         for _ in range(200):
             time.sleep(0.002)
-            woken.append(timed_ns(pool.address, "empty_job", None, 1024, 1, scale)[0])
+            woken.append(timed_ns(pool.address, "handoff_job", counts.ctypes.data, 2, 1, scale)[0])
         emit({"id": "wake_after_idle", "gap_ms": 2, "calls": 200, **summary(np.array(woken))}, nthreads)
 
         time.sleep(0.1)

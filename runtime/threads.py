@@ -55,7 +55,7 @@ class ThreadPool:
             raise ResourceError(f"a thread pool needs a positive number of threads, got {nthreads!r}")
         self.nthreads = nthreads
         # zeroed, one line of slack for alignment
-        self._memory = ctypes.create_string_buffer(parallel.POOL_BYTES + parallel.LINE)
+        self._memory = ctypes.create_string_buffer(parallel.pool_bytes(nthreads) + parallel.LINE)
         base = ctypes.addressof(self._memory)
         self.address = base + (-base) % parallel.LINE
         self._field("nthreads").value = nthreads

@@ -45,6 +45,12 @@ def test_ten_thousand_dispatches_back_to_back(pool):
     check(pool.address, 37, 10_000, 10_000 * chunks(37, pool.nthreads))
 
 
+def test_more_threads_than_one_claim_word_holds():
+    with threads.ThreadPool(70) as p:
+        check(p.address, 1023, 50, 50 * 70)
+        check(p.address, 37, 50, 50 * 37)
+
+
 @pytest.mark.parametrize("nthreads", [2, 8])
 def test_workers_run_at_the_same_time_as_the_caller(nthreads):
     with threads.ThreadPool(nthreads) as p:

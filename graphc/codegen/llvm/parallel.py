@@ -1,28 +1,33 @@
 """Fork-join dispatch of a kernel's outer loop over a pool of native worker threads.
 
-A pool is a small block of shared memory (POOL_BYTES, 64-byte aligned, zeroed, `nthreads` and
-`spin_cycles` set by its owner) laid out by FIELDS below; the runtime allocates it and starts
-one thread per worker, each running `graphc_worker`. Generated code splits a loop with
+A pool is a small block of shared memory (pool_bytes(nthreads), 64-byte aligned, zeroed,
+`nthreads` and `spin_cycles` set by its owner) laid out by FIELDS below; the runtime allocates
+it and starts nthreads - 1 worker threads, each running `graphc_worker(pool, tid)`. Generated
+code splits a loop with
 
     graphc_parallel_for(pool, fn, arg, n)     fn(arg, lo, hi) runs the iterations [lo, hi)
 
-which cuts [0, n) into `nthreads` contiguous chunks, publishes the job, runs chunk 0 itself and
+which cuts [0, n) into `nthreads` contiguous chunks, publishes the job, works on it too and
 returns once every chunk is done. Each program module carries its own copy of that function
 (object files are loaded apart and never linked together); only the memory layout is shared.
 
 The protocol, in the order things happen:
 - the caller takes `busy` (one job at a time; a caller that finds it taken, e.g. a second Python
   thread or a kernel nested inside a job, runs its loop inline instead of waiting), writes the
-  job, clears `done` and bumps `generation` (release: the job is visible to whoever sees the new
-  generation);
+  job, clears `done` and the claim bits (release: a thread that claims a chunk sees the job) and
+  bumps `generation`;
 - a worker spins on `generation` for `spin_cycles`, then sleeps on it with the futex syscall
   (counted in `sleepers`, so the caller makes the wake-up syscall only when someone sleeps);
-  on a new generation it runs its chunk and increments `done` (release);
-- the caller waits for `done == nthreads - 1` (acquire), then frees `busy`.
-A job is finished by every worker before the next one is written, so the job fields never
-change under a worker that reads them. Closing sets `closing` (callers stop taking the pool,
-so a caller dispatching back to back cannot starve the close), takes `busy` for good once the
-job in flight is done, sets `shutdown` and bumps `generation`: the workers return.
+- every thread, the caller as thread 0 included, claims its own chunk (chunk tid: the same
+  thread sees the same part of the data kernel after kernel), then any chunk nobody claimed
+  yet, one atomic bit per chunk; a thread that is not scheduled in time therefore costs the
+  others its chunk's work, not a wait. Each finished chunk increments `done` (release);
+- the caller waits for `done == nthreads` (acquire), then frees `busy`.
+A chunk is claimed once, and the next job is written only after every claimed chunk is done, so
+the job never changes under a thread that runs a chunk of it. Closing sets `closing` (callers
+stop taking the pool, so a caller dispatching back to back cannot starve the close), takes
+`busy` for good once the job in flight is done, sets `shutdown` and bumps `generation`: the
+workers return.
 
 Linux on x86-64 only: the futex syscall number and the pause instruction are the target's.
 """
@@ -50,7 +55,13 @@ FIELDS = {  # name: (byte offset, type)
     "shutdown": (4 * LINE + 20, I32),    # workers return; set only while holding busy
     "busy": (5 * LINE, I32),             # held while a job is in flight, and forever once closed
 }
-POOL_BYTES = 6 * LINE
+CLAIMS = 6 * LINE  # then one bit per chunk: bit c % 64 of the i64 word c // 64, set once claimed
+
+
+def pool_bytes(nthreads):
+    """The size of a pool of nthreads threads."""
+    words = -(-nthreads // 64)
+    return CLAIMS + -(-words * 8 // LINE) * LINE
 
 # Waiting, in time-stamp counter cycles. A thread waits with the pause instruction for
 # PAUSE_CYCLES (about a microsecond), then yields its core between checks, since the thread it
@@ -161,6 +172,84 @@ class _Emitter:
         self.b.branch(after)
         self.b.position_at_end(after)
 
+    def claim_word(self, word):
+        b = self.b
+        offset = b.add(ir.Constant(I64, CLAIMS), b.shl(word, ir.Constant(I64, 3)), name="claims.offset")
+        return b.bitcast(b.gep(self.pool, [offset], name="claims.at"), I64.as_pointer(), name="claims.ptr")
+
+    def clear_claims(self, nthreads):
+        """Zeroes the claim words (release: the job written before is seen by every claimer)."""
+        b = self.b
+        entry, loop, after = b.block, self.block("clear"), self.block("cleared")
+        words = b.udiv(b.add(nthreads, ir.Constant(I64, 63)), ir.Constant(I64, 64), name="claim.words")
+        b.branch(loop)
+        b.position_at_end(loop)
+        w = b.phi(I64, name="w")
+        w.add_incoming(ir.Constant(I64, 0), entry)
+        b.store_atomic(ir.Constant(I64, 0), self.claim_word(w), "release", 8)
+        w_next = b.add(w, ir.Constant(I64, 1), name="w.next")
+        w.add_incoming(w_next, loop)
+        b.cbranch(b.icmp_unsigned("<", w_next, words, name="more.words"), loop, after)
+        b.position_at_end(after)
+
+    def work_off(self, nthreads, tid, after):
+        """Claims and runs chunk `tid`, then every chunk still unclaimed; then on to `after`."""
+        b = self.b
+        own_run, steal_word, steal_scan, steal_claim, steal_run, steal_next = (self.block(x) for x in (
+            "own.run", "steal.word", "steal.scan", "steal.claim", "steal.run", "steal.next"))
+        own_claimed = self._claim(tid)
+        entry = b.block
+        b.cbranch(own_claimed, own_run, steal_word)
+        b.position_at_end(own_run)
+        self._run_chunk(nthreads, tid)
+        own_done = b.block
+        b.branch(steal_word)
+
+        b.position_at_end(steal_word)
+        w = b.phi(I64, name="steal.w")
+        w.add_incoming(ir.Constant(I64, 0), entry)
+        w.add_incoming(ir.Constant(I64, 0), own_done)
+        first = b.shl(w, ir.Constant(I64, 6), name="word.first")
+        b.cbranch(b.icmp_unsigned("<", first, nthreads, name="word.exists"), steal_scan, after)
+
+        b.position_at_end(steal_scan)  # the chunks of this word: bits [0, min(64, nthreads - first))
+        here = b.sub(nthreads, first, name="chunks.left")
+        here = b.select(b.icmp_unsigned("<", here, ir.Constant(I64, 64)), here, ir.Constant(I64, 64),
+                        name="chunks.here")
+        valid = b.lshr(ir.Constant(I64, -1), b.sub(ir.Constant(I64, 64), here), name="valid.bits")
+        claimed = b.load_atomic(self.claim_word(w), "monotonic", 8, name="claimed.bits")
+        free = b.and_(b.not_(claimed), valid, name="free.bits")
+        b.cbranch(b.icmp_unsigned("==", free, ir.Constant(I64, 0), name="none.free"), steal_next, steal_claim)
+
+        b.position_at_end(steal_claim)
+        cttz = _declare(self.module, "llvm.cttz.i64", ir.FunctionType(I64, [I64, ir.IntType(1)]))
+        chunk = b.add(first, b.call(cttz, [free, ir.Constant(ir.IntType(1), 1)], name="free.bit"),
+                      name="stolen")
+        b.cbranch(self._claim(chunk), steal_run, steal_scan)
+        b.position_at_end(steal_run)
+        self._run_chunk(nthreads, chunk)
+        b.branch(steal_scan)
+
+        b.position_at_end(steal_next)
+        w.add_incoming(b.add(w, ir.Constant(I64, 1), name="steal.w.next"), steal_next)
+        b.branch(steal_word)
+
+    def _claim(self, chunk):
+        """Sets the claim bit of `chunk`: true when this thread set it (acquire: the job is seen)."""
+        b = self.b
+        bit = b.shl(ir.Constant(I64, 1), b.and_(chunk, ir.Constant(I64, 63)), name="claim.bit")
+        word = self.claim_word(b.lshr(chunk, ir.Constant(I64, 6), name="claim.word"))
+        before = b.atomic_rmw("or", word, bit, "acquire", name="claims.before")
+        return b.icmp_unsigned("==", b.and_(before, bit), ir.Constant(I64, 0), name="claimed")
+
+    def _run_chunk(self, nthreads, chunk):
+        b = self.b
+        n = self.load("n")
+        lo = self.chunk_start(n, nthreads, chunk)
+        hi = self.chunk_start(n, nthreads, b.add(chunk, ir.Constant(I64, 1), name="next.chunk"))
+        self.call_job(self.load("fn"), self.load("arg"), lo, hi)
+        self.add("done", 1, "release")
+
 
 def define_parallel_for(module):
     """`void graphc_parallel_for(i8* pool, void (i8*, i64, i64)* fn, i8* arg, i64 n)` in `module`."""
@@ -173,8 +262,8 @@ def define_parallel_for(module):
     e = _Emitter(func, pool)
     b = e.b
     inline, threaded, locked, publish = (e.block(x) for x in ("inline", "threaded", "locked", "publish"))
-    wake, run_first, wait, wait_more, finish = (
-        e.block(x) for x in ("wake", "run.first", "wait", "wait.more", "finish"))
+    wake, work, worked, wait, wait_more, finish = (
+        e.block(x) for x in ("wake", "work", "worked", "wait", "wait.more", "finish"))
 
     no_pool = b.icmp_unsigned("==", pool, ir.Constant(BYTE_PTR, None), name="no.pool")
     tiny = b.icmp_signed("<", n, ir.Constant(I64, 2), name="tiny")
@@ -196,26 +285,27 @@ def define_parallel_for(module):
     e.store("arg", arg)
     e.store("n", n)
     e.store("done", ir.Constant(I64, 0), "monotonic")
+    e.clear_claims(nthreads)
     e.add("generation", 1, "seq_cst")
     # seq_cst against the worker's sleepers increment then generation load: either it sees the
     # new generation or we see it asleep
     sleeping = e.load("sleepers", "seq_cst")
-    b.cbranch(b.icmp_unsigned("!=", sleeping, ir.Constant(I32, 0), name="any.asleep"), wake, run_first)
+    b.cbranch(b.icmp_unsigned("!=", sleeping, ir.Constant(I32, 0), name="any.asleep"), wake, work)
 
     b.position_at_end(wake)
     e.futex(FUTEX_WAKE_PRIVATE, ir.Constant(I64, WAKE_ALL))
-    b.branch(run_first)
+    b.branch(work)
 
-    b.position_at_end(run_first)
-    zero = ir.Constant(I64, 0)
-    e.call_job(fn, arg, zero, e.chunk_start(n, nthreads, ir.Constant(I64, 1)))
+    b.position_at_end(work)
+    e.work_off(nthreads, ir.Constant(I64, 0), worked)
+
+    b.position_at_end(worked)
     since = e.cycles("wait.since")
-    others = b.sub(nthreads, ir.Constant(I64, 1), name="others")
     b.branch(wait)
 
-    b.position_at_end(wait)
+    b.position_at_end(wait)  # for the chunks other threads claimed
     done = e.load("done", "acquire")
-    b.cbranch(b.icmp_unsigned("==", done, others, name="all.done"), finish, wait_more)
+    b.cbranch(b.icmp_unsigned("==", done, nthreads, name="all.done"), finish, wait_more)
 
     b.position_at_end(wait_more)
     e.back_off(since, wait)
@@ -225,13 +315,13 @@ def define_parallel_for(module):
     b.ret_void()
 
     b.position_at_end(inline)
-    e.call_job(fn, arg, zero, n)
+    e.call_job(fn, arg, ir.Constant(I64, 0), n)
     b.ret_void()
     return func
 
 
 def define_worker(module):
-    """`void graphc_worker(i8* pool, i64 tid)`: runs chunk `tid` of every job until shutdown."""
+    """`void graphc_worker(i8* pool, i64 tid)`: works on every job (chunk tid first) until shutdown."""
     if "graphc_worker" in module.globals:
         return module.globals["graphc_worker"]
     func = ir.Function(module, ir.FunctionType(VOID, [BYTE_PTR, I64]), "graphc_worker")
@@ -240,9 +330,10 @@ def define_worker(module):
     e = _Emitter(func, pool)
     b = e.b
     spin_cycles = e.load("spin_cycles")
+    nthreads = e.load("nthreads")
     entry = b.block
-    loop, spin, spin_more, sleep, recheck, wait, woke, got, work, exit_ = (e.block(x) for x in (
-        "loop", "spin", "spin.more", "sleep", "recheck", "wait", "woke", "got", "work", "exit"))
+    loop, spin, spin_more, sleep, recheck, wait, woke, got, work, worked, exit_ = (e.block(x) for x in (
+        "loop", "spin", "spin.more", "sleep", "recheck", "wait", "woke", "got", "work", "worked", "exit"))
     b.branch(loop)
 
     # the pool starts at generation 0, so a worker that starts late still sees the first job
@@ -283,12 +374,9 @@ def define_worker(module):
     b.cbranch(b.icmp_unsigned("!=", shutdown, ir.Constant(I32, 0), name="closing"), exit_, work)
 
     b.position_at_end(work)
-    n, nthreads = e.load("n"), e.load("nthreads")
-    lo = e.chunk_start(n, nthreads, tid)
-    hi = e.chunk_start(n, nthreads, b.add(tid, ir.Constant(I64, 1), name="next.tid"))
-    e.call_job(e.load("fn"), e.load("arg"), lo, hi)
-    e.add("done", 1, "release")
-    seen.add_incoming(generation, b.block)
+    e.work_off(nthreads, tid, worked)
+    b.position_at_end(worked)
+    seen.add_incoming(generation, worked)
     b.branch(loop)
 
     b.position_at_end(exit_)

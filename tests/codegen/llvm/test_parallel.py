@@ -12,7 +12,7 @@ from tests.codegen.llvm import job_kernels as jk
 def test_fields_fit_the_pool_and_do_not_overlap():
     spans = sorted((offset, offset + (typ.width // 8 if isinstance(typ, ir.IntType) else 8))
                    for offset, typ in parallel.FIELDS.values())
-    assert spans[0][0] >= 0 and spans[-1][1] <= parallel.POOL_BYTES
+    assert spans[0][0] >= 0 and spans[-1][1] <= parallel.CLAIMS
     assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
 
@@ -46,15 +46,25 @@ def test_pool_module_uses_the_futex_and_pause():
     assert "pause" in asm and "syscall" in asm and "lock" in asm
 
 
+@pytest.mark.parametrize("nthreads, size", [(1, 7 * 64), (64, 7 * 64), (65, 7 * 64), (513, 8 * 64)])
+def test_a_pool_has_a_claim_bit_per_thread_in_whole_cache_lines(nthreads, size):
+    assert parallel.pool_bytes(nthreads) == size
+
+
 def _pool_memory(**fields):
     """Pool memory with the given int fields set, for a pool that has no worker threads."""
-    words = np.zeros(parallel.POOL_BYTES // 8 + 8, np.int64)
+    size = parallel.pool_bytes(fields["nthreads"]) // 8
+    words = np.zeros(size + 8, np.int64)
     start = (-words.ctypes.data) % parallel.LINE // 8
-    pool = words[start:start + parallel.POOL_BYTES // 8]
+    pool = words[start:start + size]
     for name, value in fields.items():
-        offset, typ = parallel.FIELDS[name]
-        pool.view(np.int8)[offset:offset + typ.width // 8].view(f"i{typ.width // 8}")[0] = value
+        _field(pool, name)[0] = value
     return pool
+
+
+def _field(pool, name):
+    offset, typ = parallel.FIELDS[name]
+    return pool.view(np.int8)[offset:offset + typ.width // 8].view(f"i{typ.width // 8}")
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 1023])
@@ -74,3 +84,17 @@ def test_a_pool_of_one_thread_a_busy_pool_and_a_closing_pool_run_inline(fields):
     np.testing.assert_array_equal(out, jk.expected(1023, reps=3))
     assert (calls, bad) == (3, 0)
     np.testing.assert_array_equal(pool, before)  # nothing published
+
+
+@pytest.mark.parametrize("nthreads", [2, 4, 64, 130])
+def test_the_caller_runs_the_chunks_no_worker_claims(nthreads):
+    # pool memory with no worker threads behind it: every chunk is left for the caller to take
+    pool = _pool_memory(nthreads=nthreads)
+    n, reps = 1000, 3
+    out, calls, bad = jk.count(pool.ctypes.data, n, reps=reps)
+    np.testing.assert_array_equal(out, jk.expected(n, reps=reps))
+    assert (calls, bad) == (reps * min(n, nthreads), 0)
+    assert _field(pool, "done")[0] == nthreads and _field(pool, "generation")[0] == reps
+    assert _field(pool, "busy")[0] == 0
+    claims = pool[parallel.CLAIMS // 8:][:-(-nthreads // 64)].view(np.uint64)
+    assert sum(bin(int(word)).count("1") for word in claims) == nthreads
