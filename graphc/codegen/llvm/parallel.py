@@ -45,7 +45,7 @@ LINE = 64  # cache line: fields written by different threads never share one
 FIELDS = {  # name: (byte offset, type)
     "generation": (0 * LINE, I32),       # job counter; the futex word idle workers sleep on
     "sleepers": (1 * LINE, I32),         # workers asleep in the futex
-    "done": (2 * LINE, I64),             # workers finished with the current job
+    "done": (2 * LINE, I64),             # chunks of the current job finished
     "fn": (3 * LINE, JOB_TYPE.as_pointer()),  # the current job, written by the caller holding busy
     "arg": (3 * LINE + 8, BYTE_PTR),
     "n": (3 * LINE + 16, I64),
@@ -63,12 +63,14 @@ def pool_bytes(nthreads):
     words = -(-nthreads // 64)
     return CLAIMS + -(-words * 8 // LINE) * LINE
 
+
 # Waiting, in time-stamp counter cycles. A thread waits with the pause instruction for
 # PAUSE_CYCLES (about a microsecond), then yields its core between checks, since the thread it
 # waits for may need that core (a loaded machine, more threads than cores). A worker goes to
 # sleep after the pool's spin_cycles: SPIN_CYCLES, long enough to catch the next kernel of a
 # program without a futex round trip and short enough that an idle pool costs nothing, or 0
-# when the pool has more threads than cores. The caller never sleeps: its job is nearly done.
+# when the pool has more threads than cores. The caller never sleeps: it waits only for chunks
+# that other threads have claimed and are running.
 PAUSE_CYCLES = 3_000
 SPIN_CYCLES = 100_000
 
