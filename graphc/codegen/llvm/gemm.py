@@ -15,9 +15,10 @@ The stages, one function each:
   pack_a       an mc x kc block of A into panels of MR rows, k-major, zero padded
   pack_b       a kc x nc block of B into panels of NR columns, k-major, zero padded
                (one generator for both: a panel is `width` lanes along k)
-  microkernel  an MR x NR tile of C from one A panel and one B panel: MR x NR/lanes vector
-               accumulators, one broadcast element of A times vectors of B per FMA
-  edge         a tile cut by the border of C: the microkernel into a scratch tile, then the
+  microkernel  an h x NR tile of C from one A panel and one B panel: h x NR/lanes vector
+               accumulators, one broadcast element of A times vectors of B per FMA; one per
+               height h in MR, 2/3 MR, 1/3 MR, so that short row remainders waste little
+  edge         a tile cut by the border of C: a microkernel into a scratch tile, then the
                rows x cols that exist are copied out, so nothing outside C is touched
   blocked      the five loops around the microkernel, over blocks of the given sizes
   gemm         the entry: rows in range, K == 0, the packing buffers (heap, or a small
@@ -176,12 +177,20 @@ class _GemmBuilder:
         return b.gep(base, [index], inbounds=True, name=name, source_etype=self.t)
 
     def define(self, name):
-        stages = dict(pack_a=self.pack(f"{name}_pack_a", self.blk.mr),
-                      pack_b=self.pack(f"{name}_pack_b", self.blk.nr))
-        stages["microkernel"] = self.microkernel(f"{name}_microkernel")
-        stages["edge"] = self.edge(f"{name}_edge", stages["microkernel"])
-        blocked = self.blocked(f"{name}_blocked", **stages)
+        pack_a = self.pack(f"{name}_pack_a", self.blk.mr)
+        pack_b = self.pack(f"{name}_pack_b", self.blk.nr)
+        tiles = {}
+        for height in self.heights():
+            kernel = self.microkernel(f"{name}_microkernel{height}", height)
+            tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height)
+        blocked = self.blocked(f"{name}_blocked", pack_a, pack_b, tiles)
         return self.entry(name, blocked)
+
+    def heights(self):
+        """Tile heights, tallest first: MR, and two thirds and one third of it, so that the
+        last rows of a block (of a thread's share of C, say) waste few FMAs."""
+        mr = self.blk.mr
+        return sorted({mr, max(1, 2 * mr // 3), max(1, mr // 3)}, reverse=True)
 
     # -- packing --------------------------------------------------------------------------
 
@@ -263,9 +272,9 @@ class _GemmBuilder:
 
     # -- the register tile ----------------------------------------------------------------
 
-    def microkernel(self, name):
-        """C[0:MR, 0:NR] (+)= panel_a @ panel_b over `depth`; depth >= 1, panels aligned."""
-        mr, nr, lanes = self.blk.mr, self.blk.nr, self.lanes
+    def microkernel(self, name, mr):
+        """C[0:mr, 0:NR] (+)= the first mr rows of panel_a @ panel_b over `depth` (>= 1)."""
+        nr, lanes = self.blk.nr, self.lanes
         nv = nr // lanes
         fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
                                       (PTR, "c"), (I64, "rsc"), (I1, "accumulate")])
@@ -286,7 +295,7 @@ class _GemmBuilder:
         b_k = self._at(b, pb, b.mul(k, _const(nr)), "b_k")
         bvec = [b.load(self._at(b, b_k, _const(v * lanes), f"b_ptr{v}"), name=f"b{v}",
                        align=lanes * self.itemsize, typ=self.vec) for v in range(nv)]
-        a_k = self._at(b, pa, b.mul(k, _const(mr)), "a_k")
+        a_k = self._at(b, pa, b.mul(k, _const(self.blk.mr)), "a_k")
         new = []
         for r in range(mr):
             a = b.load(self._at(b, a_k, _const(r), f"a_ptr{r}"), name=f"a{r}", typ=self.t)
@@ -325,9 +334,9 @@ class _GemmBuilder:
                                 ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes),
                                 name=name)
 
-    def edge(self, name, microkernel):
-        """A tile of rows x cols < MR x NR: computed whole into scratch, copied out in part."""
-        mr, nr = self.blk.mr, self.blk.nr
+    def edge(self, name, microkernel, mr):
+        """A tile of rows x cols < mr x NR: computed whole into scratch, copied out in part."""
+        nr = self.blk.nr
         fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
                                       (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
                                       (I64, "rows"), (I64, "cols")])
@@ -349,7 +358,7 @@ class _GemmBuilder:
 
     # -- the loops around the microkernel ------------------------------------------------
 
-    def blocked(self, name, pack_a, pack_b, microkernel, edge):
+    def blocked(self, name, pack_a, pack_b, tiles):
         """Rows [lo, hi) of C over blocks kc, nc, mc (mc, nc multiples of MR, NR) with packing
         buffers buf_a (mc x kc) and buf_b (kc x nc), both aligned."""
         mr, nr = self.blk.mr, self.blk.nr
@@ -377,18 +386,28 @@ class _GemmBuilder:
                         rows = _min(b, _const(mr), b.sub(mc, i), "rows")
                         panel_a = self._at(b, buf_a, b.mul(i, kc), "panel_a")
                         c_row = self._at(b, c_blk, b.mul(i, rsc), "c_row")
+                        # the shortest tile that covers the rows left
+                        heights = self.heights()
+                        height = _const(heights[0])
+                        for h in heights[1:]:
+                            height = b.select(b.icmp_signed("<=", rows, _const(h)), _const(h),
+                                              height, name="height")
                         with _loop(b, _const(0), nc, _const(nr), "jr") as j:
                             cols = _min(b, _const(nr), b.sub(nc, j), "cols")
                             panel_b = self._at(b, buf_b, b.mul(j, kc), "panel_b")
                             c_tile = self._at(b, c_row, j, "c_tile")
-                            whole = b.and_(b.icmp_signed("==", rows, _const(mr)),
-                                           b.icmp_signed("==", cols, _const(nr)), name="whole")
-                            with b.if_else(whole) as (full, part):
-                                with full:
-                                    b.call(microkernel, [panel_a, panel_b, kc, c_tile, rsc, add])
-                                with part:
-                                    b.call(edge, [panel_a, panel_b, kc, c_tile, rsc, add,
-                                                  rows, cols])
+                            exact = b.and_(b.icmp_signed("==", rows, height),
+                                           b.icmp_signed("==", cols, _const(nr)), name="exact")
+                            for h, (kernel, edge) in tiles.items():
+                                this = b.icmp_signed("==", height, _const(h), name=f"height{h}")
+                                with b.if_then(this):
+                                    with b.if_else(exact) as (full, part):
+                                        with full:
+                                            b.call(kernel, [panel_a, panel_b, kc, c_tile, rsc,
+                                                            add])
+                                        with part:
+                                            b.call(edge, [panel_a, panel_b, kc, c_tile, rsc,
+                                                          add, rows, cols])
         b.ret_void()
         return fn
 
