@@ -14,8 +14,11 @@ from graphc.errors import DTypeError
 
 EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 
-SHAPES = [(1, 1, 1), (7, 5, 3), (13, 33, 17), (12, 32, 8), (24, 64, 1), (1023, 17, 129),
-          (1, 1000, 7), (64, 1, 64), (25, 65, 385), (5, 400, 6), (3, 7, 1100)]
+# odd sizes; whole tiles; row remainders that fit each tile height (8 and 4 rows under MR = 12,
+# 4 and 2 under MR = 6) exactly and not; more than one block of k, n and rows
+SHAPES = [(1, 1, 1), (7, 5, 3), (13, 33, 17), (12, 32, 8), (24, 64, 1), (20, 64, 9),
+          (10, 48, 33), (8, 16, 5), (1023, 17, 129), (1, 1000, 7), (64, 1, 64), (25, 65, 385),
+          (5, 400, 6), (3, 7, 1100)]
 
 # (vector bits, blocking) of the builds tested besides the host's defaults: narrower vector
 # registers; blocks small enough that small matrices cross every block boundary; and the
