@@ -287,20 +287,20 @@ class _GemmBuilder:
         b.position_at_end(body)
         k = b.phi(I64, name="k")
         k.add_incoming(_const(0), entry)
-        zero = ir.Constant(self.vec, [0.0] * lanes)
+        zero = ir.Constant(self.vec, None)  # zeroinitializer
         acc = [[b.phi(self.vec, name=f"acc{r}_{v}") for v in range(nv)] for r in range(mr)]
         for row in acc:
             for phi in row:
                 phi.add_incoming(zero, entry)
-        b_k = self._at(b, pb, b.mul(k, _const(nr)), "b_k")
+        b_k = self._at(b, pb, b.mul(k, _const(nr), name="k_nr"), "b_k")
         bvec = [b.load(self._at(b, b_k, _const(v * lanes), f"b_ptr{v}"), name=f"b{v}",
                        align=lanes * self.itemsize, typ=self.vec) for v in range(nv)]
-        a_k = self._at(b, pa, b.mul(k, _const(self.blk.mr)), "a_k")
+        a_k = self._at(b, pa, b.mul(k, _const(self.blk.mr), name="k_mr"), "a_k")
         new = []
         for r in range(mr):
             a = b.load(self._at(b, a_k, _const(r), f"a_ptr{r}"), name=f"a{r}", typ=self.t)
             splat = self._splat(b, a, f"a{r}_splat")
-            new.append([b.call(self.fmuladd, [splat, bvec[v], acc[r][v]], name=f"acc{r}_{v}")
+            new.append([b.call(self.fmuladd, [splat, bvec[v], acc[r][v]], name=f"acc{r}_{v}.next")
                         for v in range(nv)])
         k_next = b.add(k, _const(1), name="k.next")
         for row, row_new in zip(acc, new):
@@ -329,7 +329,8 @@ class _GemmBuilder:
         return fn
 
     def _splat(self, b, x, name):
-        one = b.insert_element(ir.Constant(self.vec, ir.Undefined), x, ir.Constant(I32, 0))
+        one = b.insert_element(ir.Constant(self.vec, ir.Undefined), x, ir.Constant(I32, 0),
+                               name=f"{name}.lane0")
         return b.shuffle_vector(one, ir.Constant(self.vec, ir.Undefined),
                                 ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes),
                                 name=name)
