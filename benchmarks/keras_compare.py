@@ -152,7 +152,7 @@ def main(epochs, device):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--device", default=None)
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     args = parser.parse_args()

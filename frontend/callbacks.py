@@ -51,18 +51,17 @@ class CallbackList:
 
 
 def configure(callbacks, model, verbose, epochs, steps, mode="train"):
-    """The user's callbacks with a fresh History (fit) and a progress logger (verbose > 0)."""
+    """The user's callbacks, then a fresh History (fit) and a progress logger (verbose > 0)."""
     user = list(callbacks or [])
     for cb in user:
         if not isinstance(cb, Callback):
             raise GraphcError(f"callbacks must be gk.callbacks.Callback objects, got {cb!r}")
-    extra = []
+    all_cbs = list(user)
     if mode == "train":
         model.history = History()
-        extra.append(model.history)
-    if verbose:
-        extra.insert(0, ProgbarLogger(verbose))
-    all_cbs = extra[:1] + user + extra[1:] if verbose else user + extra
+        all_cbs.append(model.history)
+    if verbose:  # last, so it shows what other callbacks add to the logs
+        all_cbs.append(ProgbarLogger(verbose))
     params = {"epochs": epochs, "steps": steps, "verbose": verbose}
     for cb in all_cbs:
         cb.set_model(model)

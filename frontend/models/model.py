@@ -106,9 +106,6 @@ class Model(Layer):
     def model_inputs_structure(self):
         return list(self.inputs) if self._multi_input else self.inputs[0]
 
-    def _flat(self, outputs):
-        return flatten(outputs)
-
     # -- building from data (subclassed and input-less Sequential models) ------------------------
     def build_from_arrays(self, xs):
         """Make input placeholders shaped like `xs` (None batch) and the inference outputs."""

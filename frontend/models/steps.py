@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import graphc as gc
 
 from .. import metrics as metrics_mod
+from ..layers.base import flatten
 
 
 @dataclass
@@ -57,7 +58,7 @@ def build_train(model, specs, session):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
         targets = _targets(model, specs)
-        outputs = model._flat(model(model.model_inputs_structure(), training=True))
+        outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
         total, tracked = _losses_and_metrics(model, targets, outputs)
         weights = model.trainable_weights
@@ -73,7 +74,7 @@ def build_test(model, specs, session):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
         targets = _targets(model, specs)
-        outputs = model._flat(model(model.model_inputs_structure(), training=False))
+        outputs = flatten(model(model.model_inputs_structure(), training=False))
         _, tracked = _losses_and_metrics(model, targets, outputs)
     fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked],
                      updates=[u for upd, _, _ in tracked for u in upd], session=session,
