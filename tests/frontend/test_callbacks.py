@@ -6,7 +6,6 @@ import io
 import numpy as np
 import pytest
 
-import graphc as gc
 import graphc.frontend as gk
 
 L = gk.layers
