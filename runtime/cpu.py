@@ -16,14 +16,15 @@ import numpy as np
 from graphc.codegen.llvm import jit
 from graphc.codegen.llvm.program import build_module, entry_symbol
 from graphc.codegen.llvm.scalar import unsupported_ops
-from graphc.errors import FeedError, IndexError_, NumericsError, ResourceError
+from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir.types import Dim, TensorType
 from graphc.kernels.ir import Unsupported
 from graphc.kernels.lower import Slots, lower_group
+from graphc.passes.fusion import singletons
 
 from .executable import RANDOM_OPS, Executable
 from .kernel_cache import cache_key, default_cache, graphc_identity
-from .reference import check_finite, evaluate, memory_limit, random_draw
+from .reference import check_allocation, check_finite, evaluate, memory_limit, random_draw
 from .threads import default_pool
 
 SOURCES = ("placeholder", "variable", "constant")
@@ -53,7 +54,8 @@ class CpuExecutable(Executable):
     def __init__(self, fetches, feeds, options, name="session"):
         super().__init__(fetches, feeds, options, name)
         self.slots = Slots()
-        self.steps = self._lower(self.compilation.partition)
+        comp = self.compilation
+        self.steps = self._lower(comp.partition or singletons(comp.graph, self.outputs))
         for t in self.outputs:
             self.slots.buffer(t)
         self.module_text = None
@@ -123,11 +125,12 @@ class CpuExecutable(Executable):
         updates = {}
         for step in self.steps:
             if isinstance(step, NativeStep):
-                plan.call(step, self.slots)
+                if not plan.call(step):
+                    self._diagnose(step, plan)
             else:
                 self._host(step.group, plan, read_variable, rng_for, updates)
         if self.options.check_numerics:
-            self._check_numerics(plan)
+            self._check_numerics(plan, read_variable, rng_for)
         outs = [plan.arrays[self.slots.buffer(t)] for t in self.outputs]
         return outs, {uid: np.array(v) for uid, v in updates.items()}
 
@@ -139,7 +142,17 @@ class CpuExecutable(Executable):
             self._plans[signature] = plan
         return plan
 
-    def _host(self, group, plan, read_variable, rng_for, updates):
+    def _diagnose(self, step, plan):
+        """A kernel reported a bad index: the reference, run over the segment's groups,
+        raises the error with its full message (the position of the bad index too)."""
+        what, value = int(plan.error[0]) - 1, int(plan.error[1])
+        plan.error[:] = 0
+        for group in step.groups:
+            self._host(group, plan, None, None, {})
+        node, message = self.slots.errors[what]
+        raise IndexError_(message.format(value=value), node)
+
+    def _host(self, group, plan, read_variable, rng_for, updates, check=False):
         local = {}
 
         def value(t):
@@ -156,18 +169,26 @@ class CpuExecutable(Executable):
                                     inputs),)
             else:
                 outs = evaluate(node, inputs, limit)
+            if check:
+                check_finite(node, outs)
             for i, out in enumerate(outs):
                 local[(node.id, i)] = out
         for t in group.outputs:
             target = plan.arrays[self.slots.buffer(t)]
             np.copyto(target, np.asarray(local[(t.node.id, t.index)]).reshape(target.shape))
 
-    def _check_numerics(self, plan):
+    def _check_numerics(self, plan, read_variable, rng_for):
+        """The first kernel group with a non-finite output is run again through the
+        reference, node by node, to name the node where the value first appeared."""
         for step in self.steps:
             groups = step.groups if isinstance(step, NativeStep) else [step.group]
             for group in groups:
                 for t in group.outputs:
-                    check_finite(t.node, [plan.arrays[self.slots.buffer(t)]])
+                    try:
+                        check_finite(t.node, [plan.arrays[self.slots.buffer(t)]])
+                    except NumericsError:
+                        self._host(group, plan, read_variable, rng_for, {}, check=True)
+                        raise
 
 
 class Plan:
@@ -188,11 +209,7 @@ class Plan:
                 continue
             storage = np.dtype(np.float32) if dtype == "bfloat16" else np.dtype(
                 np.bool_ if dtype == "bool" else dtype)
-            nbytes = int(np.prod(shape, dtype=np.int64)) * storage.itemsize
-            if nbytes > limit:
-                raise ResourceError(f"a buffer of shape {list(shape)} ({dtype}) needs "
-                                    f"{nbytes:,} bytes, more than the {limit:,} bytes that can "
-                                    "be allocated", shapes.node_of(slot, exe))
+            check_allocation(shapes.node_of(slot, exe), [TensorType(dtype, shape)], limit)
             self.arrays[slot] = np.empty(shape, storage)
         self.table = np.zeros(max(len(self.shapes), 1), np.uintp)
         self.error = np.zeros(2, np.int64)
@@ -213,12 +230,9 @@ class Plan:
             self.arrays[slot] = arr
             self.table[slot] = arr.ctypes.data
 
-    def call(self, step, slots):
-        if step.entry(ctypes.addressof(self.ctx), self.pool):
-            what, value = int(self.error[0]) - 1, int(self.error[1])
-            self.error[:] = 0
-            node, message = slots.errors[what]
-            raise IndexError_(message.format(value=value), node)
+    def call(self, step):
+        """Run a native segment; False when a kernel reported an error."""
+        return step.entry(ctypes.addressof(self.ctx), self.pool) == 0
 
 
 class BoundShapes:
@@ -256,7 +270,10 @@ def bind_shapes(exe, arrays):
                                                             for d in node.outputs[0].shape))]
         else:
             types = [concrete[(t.node.id, t.index)] for t in node.inputs]
-            out = node.spec.infer(*types, **node.attrs)
+            try:
+                out = node.spec.infer(*types, **node.attrs)
+            except GraphcError as err:
+                raise type(err)(f"at run time: {err.detail}", node) from None
             outs = [out] if isinstance(out, TensorType) else list(out)
         for i, (t, c) in enumerate(zip(node.outputs, outs)):
             shapes.bind(t.shape, c.shape, node)

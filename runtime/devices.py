@@ -17,7 +17,7 @@ def _cpu():
 # device name -> the Executable class that compiles for it (imported on first use)
 EXECUTABLES = {"cpu": _cpu, "reference": _reference}
 AVAILABLE = tuple(EXECUTABLES)
-DEFAULT = "reference"
+DEFAULT = "cpu"
 
 
 def check_device(device):

@@ -412,14 +412,14 @@ def test_corrupt_files_give_a_clean_error(kind, damage, tmp_path):
 
 
 def test_devices_not_built_yet_and_unknown_devices():
-    for device, part in (("cpu", "LLVM"), ("cuda", "CUDA")):
-        with pytest.raises(gc.DeviceError) as info:
-            gc.Session(device=device)
-        check(info.value, f"device {device!r} is not built yet", part, "device='reference'")
+    with pytest.raises(gc.DeviceError) as info:
+        gc.Session(device="cuda")
+    check(info.value, "device 'cuda' is not built yet", "CUDA", "device='cpu'")
     with pytest.raises(gc.DeviceError) as info:
         gc.Session(device="tpu")
     check(info.value, "unknown device 'tpu'", "'reference'", "'cpu'", "'cuda'")
-    assert gc.Session(device="reference").run(gc.constant(2.0) * 3.0) == 6.0
+    for device in ("cpu", "reference"):
+        assert gc.Session(device=device).run(gc.constant(2.0) * 3.0) == 6.0
 
 
 # ---- misuse ---------------------------------------------------------------------------------

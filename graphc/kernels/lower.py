@@ -146,9 +146,9 @@ def default_rule(node):
 # ---- loop nests -------------------------------------------------------------------------------
 def lower_group(group, slots, name):
     """The kernels that compute `group` (a fusion KernelGroup), in order."""
-    if group.kind in ("stateful", "opaque") and group.root.op not in CONTRACTIONS:
-        raise Unsupported(group.root.op)
-    if group.kind == "contraction":
+    if group.kind in ("stateful", "opaque", "contraction"):
+        if group.root.op not in CONTRACTIONS:
+            raise Unsupported(group.root.op)
         return CONTRACTIONS[group.root.op](group, slots, name)
     emitter = Emitter(group, slots)
     fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)]

@@ -110,6 +110,35 @@ def partition(graph, outputs):
     return _Partitioner(graph, outputs).run()
 
 
+def singletons(graph, outputs):
+    """One kernel group per node, for compiling without the fusion pass."""
+    outputs = list(outputs)
+    fetched = set(outputs)
+    live = [n for n in _live(graph, outputs) if _role(n) is not None]
+    consumers = {}
+    for node in live:
+        for i, t in enumerate(node.inputs):
+            if _reads_data(node, i):
+                consumers.setdefault(t, []).append(node)
+    groups, group_of = [], {}
+    for number, node in enumerate(live):
+        role = _role(node)
+        reduction = role == "reduction"
+        space = node.inputs[0].shape if reduction else (
+            node.outputs[0].shape if node.outputs else ())
+        axes = tuple(sorted(_row_axes(node))) if reduction else ()
+        keeps_size = reduction and _size(node.outputs[0].shape) == _size(space)
+        level = "reduced" if reduction and not keeps_size else "full"
+        kind = {"pointwise": "elementwise"}.get(role, role)
+        outs = [t for t in node.outputs if t in consumers or t in fetched]
+        inputs = [t for i, t in enumerate(node.inputs) if _reads_data(node, i)]
+        group = KernelGroup(number, kind, [node], list(dict.fromkeys(inputs)), outs, node,
+                            space, axes, {node.id: level})
+        groups.append(group)
+        group_of[node.id] = group
+    return Partition(groups, group_of, [])
+
+
 # ---- shapes -------------------------------------------------------------------------------
 def _size(shape):
     """An element count that compares equal only when provably equal: (int part, symbols)."""
