@@ -81,6 +81,12 @@ class CpuExecutable(Executable):
                 if missing:
                     raise Unsupported(", ".join(sorted(missing)))
             except Unsupported:
+                # the references also read inputs only for their shapes: give those a buffer
+                members = {n.id for n in group.nodes}
+                for node in group.nodes:
+                    for t in node.inputs:
+                        if t.node.id not in members:
+                            self.slots.buffer(t)
                 steps.append(HostStep(group))
                 continue
             if not steps or not isinstance(steps[-1], NativeStep):

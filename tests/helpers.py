@@ -1,13 +1,46 @@
-"""Shared test helpers: evaluating on the reference device and checking gradients."""
+"""Shared test helpers: evaluating on every device against the reference, checking gradients."""
 import numpy as np
 
 import graphc as gc
 
+DEVICES = ("cpu",)  # checked against device="reference" by every `run`
+# how closely a device must match the reference, by result dtype: (rtol, atol)
+TOLERANCE = {"float64": (1e-10, 1e-12), "float32": (2e-5, 1e-6), "float16": (2e-3, 1e-3),
+             "bfloat16": (1e-2, 1e-2)}
+
 
 def run(fetches, feed=None, graph=None, **session_args):
-    """Evaluate fetches in a fresh reference session."""
-    sess = gc.Session(graph=graph, device="reference", **session_args)
-    return sess.run(fetches, feed or {})
+    """Evaluate fetches in a fresh reference session, and on every other device, which must
+    give the same values (within TOLERANCE) or raise the same kind of error."""
+    results, errors = {}, {}
+    for device in ("reference",) + DEVICES:
+        try:
+            sess = gc.Session(graph=graph, device=device, **session_args)
+            results[device] = sess.run(fetches, feed or {})
+        except gc.GraphcError as err:
+            errors[device] = err
+    if errors:
+        kinds = {d: type(e).__name__ for d, e in errors.items()}
+        assert len(errors) == 1 + len(DEVICES) and len(set(kinds.values())) == 1, kinds
+        raise errors["reference"]
+    for device in DEVICES:
+        assert_same(results[device], results["reference"], fetches, device)
+    return results["reference"]
+
+
+def assert_same(got, want, fetches, device):
+    tensors = fetches if isinstance(fetches, (list, tuple)) else [fetches]
+    got_list = got if isinstance(fetches, (list, tuple)) else [got]
+    want_list = want if isinstance(fetches, (list, tuple)) else [want]
+    for t, a, b in zip(tensors, got_list, want_list):
+        if b is None:
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        name = t.dtype.name if isinstance(t, gc.Tensor) else b.dtype.name
+        rtol, atol = TOLERANCE.get(name, (0, 0))
+        assert a.shape == b.shape and a.dtype == b.dtype, (device, a.shape, b.shape, a.dtype)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True,
+                                   err_msg=f"device {device!r} differs from the reference")
 
 
 def evaluate(build, *arrays):
@@ -52,7 +85,7 @@ def check_grad(build, *arrays, rtol=1e-6, atol=1e-8, eps=1e-6, wrt=None):
         y = gc.sum(out * gc.constant(weights, dtype=gc.float64))
         grads = gc.grad(y, [phs[i] for i in wrt])
         sess = gc.Session(graph=g, device="reference")
-        analytic = sess.run(grads, dict(zip(phs, arrays)))
+        analytic = run(grads, dict(zip(phs, arrays)), graph=g)
 
     def value(*xs):
         return float(sess.run(y, dict(zip(phs, xs))))

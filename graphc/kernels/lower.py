@@ -84,7 +84,7 @@ class Emitter:
     def broadcast_input(self, node, i, idx):
         """Input i of node at the index numpy broadcasting maps output index idx to."""
         t = node.inputs[i]
-        return self.value(t, broadcast_index(t.shape, node.outputs[0].shape, idx))
+        return self.value(t, broadcast_index(t.shape, node.outputs[0].shape, idx, self.dim))
 
     def dim(self, d):
         return self.slots.dim(d)
@@ -126,10 +126,21 @@ class Emitter:
                        t.dtype.name)
 
 
-def broadcast_index(small, big, idx):
+def broadcast_index(small, big, idx, dim):
+    """The index into `small` that numpy broadcasting reads for index idx of `big`. A
+    symbolic dim that is not big's own may be 1 at run time: min(i, d - 1) reads the right
+    element either way (0 when d is 1, i when d equals big's dim)."""
     lead = len(big) - len(small)
-    return tuple(ir.const(0) if d == 1 and big[a + lead] != 1 else idx[a + lead]
-                 for a, d in enumerate(small))
+    out = []
+    for a, d in enumerate(small):
+        i, full = idx[a + lead], big[a + lead]
+        if d is full or (d == full and isinstance(d, int)):
+            out.append(i)
+        elif d == 1:
+            out.append(ir.const(0))
+        else:
+            out.append(ir.op("minimum", i, ir.sub(dim(d), ir.const(1))))
+    return tuple(out)
 
 
 def default_rule(node):
@@ -262,8 +273,8 @@ def lower_matmul(group, slots, name):
     c_str = ir.contiguous_strides(dims)
     batch = out.shape[:-2]
     bvars = [ir.Var(f"b{i}") for i in range(len(batch))]
-    a_b = broadcast_index(a.shape[:-2], batch, bvars)
-    b_b = broadcast_index(b.shape[:-2], batch, bvars)
+    a_b = broadcast_index(a.shape[:-2], batch, bvars, emitter.dim)
+    b_b = broadcast_index(b.shape[:-2], batch, bvars, emitter.dim)
     m, n, kk = dims[-2], dims[-1], emitter.dim(a.shape[-1])
     gemm = ir.Gemm(out.dtype.name, m, n, kk,
                    ir.Operand(a_slot, ir.add(a_off, ir.linear(a_b, a_str[:-2])), a_str[-2],

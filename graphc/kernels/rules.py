@@ -170,7 +170,7 @@ def concat(k, node, idx):
     return _piecewise(k, node, idx, axis, [(t, k.dim(t.shape[axis])) for t in node.inputs])
 
 
-def split(k, node, idx, output):
+def split(k, node, idx, output=0):
     axis = node.attrs["axis"]
     offset = ir.const(0)
     for t in node.outputs[:output]:
