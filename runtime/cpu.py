@@ -10,6 +10,7 @@ holds the concrete shapes, the dims array and the intermediate buffers, reused a
 points the buffer table at the feeds, variables and fresh output arrays, and calls the segments.
 """
 import ctypes
+import sys
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class NativeStep:
 
 class CpuExecutable(Executable):
     device = "cpu"
+    outputs_owned = True  # run() returns arrays no one else holds
 
     def __init__(self, fetches, feeds, options, name="session"):
         super().__init__(fetches, feeds, options, name)
@@ -68,6 +70,7 @@ class CpuExecutable(Executable):
         if native:
             self._compile(native)
         self._plans = {}
+        self._prepare_run()
 
     # -- compiling ---------------------------------------------------------------------------
     def _lower(self, partition):
@@ -115,38 +118,42 @@ class CpuExecutable(Executable):
                 "asm": jit.assembly}[kind](self.module_text)
 
     # -- running -----------------------------------------------------------------------------
+    def _prepare_run(self):
+        """What every run needs, found once: where feeds, variables and placeholders go."""
+        self.feed_slots = [None if t is None else self.slots.buffer(t) for t in self.feed_targets]
+        self.variable_slots = [(self.slots.buffer(n.outputs[0]), n.attrs["uid"])
+                               for n in self.nodes if n.op == "variable"]
+        fed = set(self.feed_slots)
+        self.unfed = [n for n in self.nodes if n.op == "placeholder"
+                      and self.slots.buffer(n.outputs[0]) not in fed]
+        self.output_slots = [self.slots.buffer(t) for t in self.outputs]
+
     def run(self, feed_arrays, read_variable, rng_for):
-        arrays = dict(self.constants)
-        for t, arr in zip(self.feed_targets, feed_arrays):
-            if t is not None:
-                arrays[self.slots.buffer(t)] = arr
-        for node in self.nodes:
-            if node.op == "variable":
-                arrays[self.slots.buffer(node.outputs[0])] = read_variable(node.attrs["uid"])
-            elif node.op == "placeholder" and self.slots.buffer(node.outputs[0]) not in arrays:
-                raise FeedError(f"placeholder '{node.name}' needs a value: add it to feed_dict "
-                                f"(expected {node.outputs[0].type})", node)
-        plan = self._plan(arrays)
-        plan.bind(arrays)
+        if self.unfed:
+            node = self.unfed[0]
+            raise FeedError(f"placeholder '{node.name}' needs a value: add it to feed_dict "
+                            f"(expected {node.outputs[0].type})", node)
+        given = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
+                 if slot is not None]
+        given += [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
+        signature = tuple(arr.shape for _, arr in given)
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._plans[signature] = Plan(self, dict(given) | self.constants)
+        plan.bind(given)
         updates = {}
         for step in self.steps:
             if isinstance(step, NativeStep):
-                if not plan.call(step):
+                if step.entry(plan.ctx_address, plan.pool):
                     self._diagnose(step, plan)
             else:
                 self._host(step.group, plan, read_variable, rng_for, updates)
         if self.options.check_numerics:
             self._check_numerics(plan, read_variable, rng_for)
-        outs = [plan.arrays[self.slots.buffer(t)] for t in self.outputs]
+        # fresh outputs belong to the caller; anything else (a fed or stored array) is copied
+        outs = [plan.arrays[slot] if slot in plan.fresh else np.array(plan.arrays[slot])
+                for slot in self.output_slots]
         return outs, {uid: np.array(v) for uid, v in updates.items()}
-
-    def _plan(self, arrays):
-        signature = tuple((slot, a.shape) for slot, a in sorted(arrays.items()))
-        plan = self._plans.get(signature)
-        if plan is None:
-            plan = Plan(self, arrays)
-            self._plans[signature] = plan
-        return plan
 
     def _diagnose(self, step, plan):
         """A kernel reported a bad index: the reference, run over the segment's groups,
@@ -208,6 +215,7 @@ class Plan:
                        for _, shape in slots.buffer_info]
         self.given = set(arrays)
         self.fresh = {exe.slots.buffer(t) for t in exe.outputs} - self.given
+        self.fresh_slots = sorted(self.fresh)
         limit = memory_limit()
         self.arrays = [None] * len(self.shapes)
         for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
@@ -221,24 +229,27 @@ class Plan:
         self.error = np.zeros(2, np.int64)
         self.ctx = (ctypes.c_void_p * 3)(self.table.ctypes.data, self.dims.ctypes.data,
                                          self.error.ctypes.data)
+        self.ctx_address = ctypes.addressof(self.ctx)
         self.pool = default_pool().address
+        self.bind(arrays.items())  # constants stay bound; feeds and variables bind per run
         for slot, arr in enumerate(self.arrays):
             if arr is not None:
                 self.table[slot] = arr.ctypes.data
 
-    def bind(self, arrays):
-        for slot, arr in arrays.items():
-            arr = np.ascontiguousarray(arr)
-            self.arrays[slot] = arr
-            self.table[slot] = arr.ctypes.data
-        for slot in self.fresh:
-            arr = np.empty_like(self.arrays[slot])
-            self.arrays[slot] = arr
-            self.table[slot] = arr.ctypes.data
-
-    def call(self, step):
-        """Run a native segment; False when a kernel reported an error."""
-        return step.entry(ctypes.addressof(self.ctx), self.pool) == 0
+    def bind(self, given):
+        """Point the buffer table at this run's feeds and variables and fresh outputs."""
+        arrays, table = self.arrays, self.table
+        for slot, arr in given:
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            arrays[slot] = arr
+            table[slot] = arr.ctypes.data
+        for slot in self.fresh_slots:
+            # last run's output, if the caller has let go of it (no reference, no view),
+            # is reused: a new large array would cost its page faults on every run
+            if sys.getrefcount(arrays[slot]) > 2:
+                arrays[slot] = np.empty(self.shapes[slot], arrays[slot].dtype)
+                table[slot] = arrays[slot].ctypes.data
 
 
 class BoundShapes:

@@ -27,6 +27,8 @@ class Options:
 
 
 class Executable:
+    outputs_owned = False  # run() may return arrays it keeps (the session copies them)
+
     def __init__(self, fetches, feeds, options, name="session"):
         self.fetches = tuple(fetches)
         self.feeds = tuple(feeds)

@@ -88,7 +88,8 @@ class Session:
                     self._ensure_initialized(self._variable(uid))
             outs, updates = exe.run(feed_arrays, self._values.__getitem__, self._rng)
             self._values.update(updates)  # only once the whole run has succeeded
-        return [None if t.node.spec.extra.get("fetch_none") else np.array(o)
+        own = np.asarray if exe.outputs_owned else np.array
+        return [None if t.node.spec.extra.get("fetch_none") else own(o)
                 for t, o in zip(exe.fetches, outs)]
 
     def _variable(self, uid):
