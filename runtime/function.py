@@ -89,8 +89,13 @@ class Function:
         return dump_kernels(comp.partition, format=format, title=title)
 
     def source(self, kind="llvm"):
-        raise GraphcError(f"no generated {kind!r} code: this function runs on device "
-                          f"{self.session.device!r}, which interprets the graph")
+        """The generated code: "llvm" (LLVM IR as emitted), "llvm-opt" (after LLVM's O3) or
+        "asm" (host assembly) on device="cpu"."""
+        source = getattr(self._exe, "source", None)
+        if source is None:
+            raise GraphcError(f"no generated {kind!r} code: this function runs on device "
+                              f"{self.session.device!r}, which interprets the graph")
+        return source(kind)
 
 
 def function(inputs, outputs, updates=None, device=None, session=None, name=None, **options):
