@@ -317,3 +317,19 @@ def statement_exprs(stmts):
             yield from (s.m, s.n, s.k)
             for operand in (s.a, s.b, s.c):
                 yield from (operand.offset, operand.rows, operand.cols)
+
+
+def op_uses(kernels):
+    """The distinct (op name, first operand's dtype) pairs of the Ops in these kernels: what a
+    code generator must have instructions for."""
+    found, seen = set(), set()
+    todo = [e for k in kernels for e in statement_exprs(k.body)]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, Op):
+            found.add((e.name, e.args[0].dtype))
+        todo.extend(children(e))
+    return found
