@@ -127,6 +127,8 @@ class CpuExecutable(Executable):
         self.unfed = [n for n in self.nodes if n.op == "placeholder"
                       and self.slots.buffer(n.outputs[0]) not in fed]
         self.output_slots = [self.slots.buffer(t) for t in self.outputs]
+        self.assign_slots = {n.inputs[0].node.attrs["uid"]: self.slots.buffer(n.inputs[1])
+                             for n in self.nodes if n.op == "assign"}
 
     def run(self, feed_arrays, read_variable, rng_for):
         if self.unfed:
@@ -153,7 +155,27 @@ class CpuExecutable(Executable):
         # fresh outputs belong to the caller; anything else (a fed or stored array) is copied
         outs = [plan.arrays[slot] if slot in plan.fresh else np.array(plan.arrays[slot])
                 for slot in self.output_slots]
-        return outs, {uid: np.array(v) for uid, v in updates.items()}
+        return outs, self._hand_over(plan, updates, read_variable)
+
+    def _hand_over(self, plan, updates, read_variable):
+        """New variable values without copies where possible: a value computed into one of
+        the plan's own buffers becomes the variable's array, and the variable's old array
+        (owned by the session, which lets go of it now) becomes that buffer for the next run."""
+        out, taken = {}, set()
+        for uid, new in updates.items():
+            slot = self.assign_slots.get(uid)
+            old = read_variable(uid)
+            if (slot is None or slot in taken or plan.arrays[slot] is not new
+                    or slot in plan.given or slot in plan.fresh
+                    or old.shape != new.shape or old.dtype != new.dtype
+                    or not old.flags.c_contiguous or not old.flags.writeable):
+                out[uid] = np.array(new)
+                continue
+            taken.add(slot)
+            plan.arrays[slot] = old
+            plan.table[slot] = old.ctypes.data
+            out[uid] = new
+        return out
 
     def _diagnose(self, step, plan):
         """A kernel reported a bad index: the reference, run over the segment's groups,
