@@ -1,0 +1,216 @@
+"""Graphs whose kernels the CUDA tests render: every elementwise op on every dtype it takes,
+casts between all dtypes, reductions (arg ones, softmax, cross-entropy), views, matrix
+products with prologues and epilogues, and a whole train step; plus kernels written directly in
+the kernel IR for what lowering does not produce yet (Check, accumulating and nested Gemms,
+bool reductions, integer pow).
+
+A Case builds its outputs from placeholders of given dtypes and shapes (None: a symbolic batch
+dim); `program(case)` lowers them through tests.kernels.helpers.Program.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import graphc as gc
+from graphc.codegen.cuda.render import statement_exprs
+from graphc.kernels import ir
+from graphc.ops.elementwise import BINARY, UNARY
+from tests.kernels.helpers import Program
+
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+INTS = ("int32", "int64")
+ALL = ("bool",) + INTS + FLOATS
+# the dtypes each kind of op (graphc.ops.elementwise's tables) takes
+UNARY_DTYPES = {"float": FLOATS, "num": INTS + FLOATS, "pred": FLOATS, "bool": ("bool",)}
+BINARY_DTYPES = {"same": INTS + FLOATS, "float": FLOATS, "pred": ALL, "logic": ("bool",)}
+
+
+@dataclass
+class Case:
+    name: str
+    inputs: list  # (dtype name, shape) per placeholder
+    build: object  # placeholders -> output tensor(s)
+    ops: set = field(default_factory=set)  # (op, dtype) pairs its kernels must contain
+
+
+def program(case):
+    """(Program, placeholders) of the case, in a graph of its own."""
+    g = gc.Graph()
+    with g.as_default():
+        phs = [gc.placeholder(gc.as_dtype(d), shape, name=f"in{n}")
+               for n, (d, shape) in enumerate(case.inputs)]
+        out = case.build(*phs)
+        return Program(list(out) if isinstance(out, (list, tuple)) else [out]), phs
+
+
+def _unary_case(dtype):
+    names = sorted(n for n, (_, _, kind) in UNARY.items() if dtype in UNARY_DTYPES[kind])
+    ops = {(n, dtype) for n in names}
+    return Case(f"unary_{dtype}", [(dtype, (None, 7))],
+                lambda x: [getattr(gc, n)(x) for n in names], ops)
+
+
+def _binary_case(dtype):
+    names = sorted(n for n, (_, _, kind) in BINARY.items() if dtype in BINARY_DTYPES[kind])
+    ops = {(n, dtype) for n in names}
+    return Case(f"binary_{dtype}", [(dtype, (None, 7)), (dtype, (7,))],
+                lambda x, y: [getattr(gc, n)(x, y) for n in names], ops)
+
+
+def _casts(x):
+    return [gc.cast(x, d) for d in ALL if d != x.dtype.name]
+
+
+def _where(c, x, y):
+    return [gc.where(c, x, y), gc.clip(x, -0.5, 0.75)]
+
+
+CASES = (
+    [_unary_case(d) for d in ALL] + [_binary_case(d) for d in ALL]
+    + [Case(f"cast_from_{d}", [(d, (None, 5))], _casts,
+            {("cast", d)}) for d in ALL]
+    + [Case(f"where_{d}", [("bool", (None, 5)), (d, (None, 5)), (d, (5,))], _where,
+            {("where", "bool")}) for d in ("float32", "float16", "int32", "float64")]
+    + [
+        Case("bfloat16_chain", [("bfloat16", (None, 9)), ("bfloat16", (9,))],
+             lambda x, y: gc.tanh(x * y + 1.5) - gc.exp(y), {("round_bfloat16", "bfloat16")}),
+        Case("broadcast_chain", [("float32", (7, 13)), ("float32", (13,)), ("float32", (7, 1)),
+                                 ("float32", ())],
+             lambda a, b, c, d: gc.sigmoid(gc.tanh(a) * b + 0.5 * gc.maximum(a, c) - d)),
+        Case("reductions_float32", [("float32", (None, 4, 5))],
+             lambda x: [f(x * 2.0, axis=a, keepdims=k)
+                        for f in (gc.sum, gc.mean, gc.max, gc.min, gc.prod)
+                        for a, k in ((1, False), ((0, 2), True), (None, False))]),
+        Case("reductions_float16", [("float16", (None, 13))],
+             lambda x: [gc.sum(x, axis=1), gc.max(x, axis=0), gc.mean(x), gc.prod(x, axis=1)]),
+        Case("reductions_int", [("int32", (None, 13)), ("int64", (13, 3))],
+             lambda x, y: [gc.sum(x, axis=1), gc.max(x, axis=0), gc.min(y), gc.prod(y, axis=0)]),
+        Case("arg_reductions", [("float32", (None, 13)), ("int32", (None, 13)),
+                                ("float64", (3, 4, 5))],
+             lambda x, i, z: [gc.argmax(x, axis=1), gc.argmin(x, axis=0), gc.argmax(i, axis=0),
+                              gc.argmin(i, axis=1), gc.argmax(z, axis=1)],
+             {("argmax", "float32"), ("argmin", "int32")}),
+        Case("softmax", [("float32", (None, 13))],
+             lambda x: [gc.nn.softmax(x), gc.nn.log_softmax(x * 0.5, axis=0),
+                        gc.logsumexp(x, axis=1)]),
+        Case("sparse_cross_entropy", [("float32", (None, 13)), ("int32", (None,))],
+             lambda x, y: [gc.nn.sparse_softmax_cross_entropy(x, y),
+                           gc.mean(gc.nn.sparse_softmax_cross_entropy(x, y))],
+             {("check_index", "int64")}),
+        Case("row_kernels", [("float32", (None, 13))],
+             lambda x: [x - gc.mean(x, axis=1, keepdims=True),
+                        gc.sqrt(gc.sum(gc.square(x), axis=1)) + 1.0]),
+        Case("reshape_transpose", [("float32", (None, 13)), ("float32", (3, 1, 5))],
+             lambda x, y: [gc.reshape(gc.transpose(x + 1.0), (-1,)), gc.transpose(x) * 2.0,
+                           gc.squeeze(gc.expand_dims(x, 1) * 3.0, 1),
+                           gc.transpose(y, (2, 0, 1)) - 1.0, gc.reshape(y, (5, 3)) + 1.0]),
+        Case("concat_split", [("float32", (None, 13)), ("float32", (None, 2))],
+             lambda x, y: [gc.concat([x, y * 2.0, x], axis=1) + 1.0]
+             + [p * float(n + 1) for n, p in enumerate(gc.split(x, [4, 1, 8], axis=1))]),
+        Case("strided_slices", [("float32", (7, 13))],
+             lambda t: [t[1:-1:2, ::-3] * 2.0, t[-2::-2, 3:-1] + 1.0, t[3, ::2] * 2.0,
+                        t[:, -1] - t[:, 0], gc.grad(gc.sum(gc.square(t[1:-1:2, ::-3])), [t])[0]]),
+        Case("pad", [("float32", (None, 13))],
+             lambda t: [gc.pad(t, [(1, 2), (0, 3)]) * 2.0,
+                        gc.pad(t + 1.0, [(0, 0), (4, 1)], constant_values=-1.5)]),
+        Case("gather_one_hot", [("float32", (7, 13)), ("int32", (None,)), ("int64", (2, 3))],
+             lambda p, i, j: [gc.gather(p, i) * 2.0, gc.gather(p + 1.0, j, axis=1),
+                              gc.one_hot(i, 5), gc.one_hot(i, 5, dtype=gc.int32, axis=0)]),
+        Case("matmul", [("float32", (None, 13)), ("float32", (13, 5)), ("float32", (5,))],
+             lambda x, w, b: [gc.relu(gc.matmul(x, w) + b), gc.matmul(x, gc.transpose(
+                 gc.transpose(w))) * 2.0, gc.matmul(gc.transpose(w), gc.transpose(x))],
+             {("relu", "float32")}),
+        Case("batched_matmul", [("float32", (3, 7, 13)), ("float32", (3, 13, 5)),
+                                ("float64", (None, 4, 6)), ("float64", (6, 2))],
+             lambda a, b, c, d: [gc.relu(gc.matmul(a, b) + 1.0), gc.matmul(gc.exp(a), b * 0.5),
+                                 gc.matmul(c, d)]),
+        Case("mlp_train_step", [("float32", (None, 13)), ("int32", (None,)),
+                                ("float32", (13, 11)), ("float32", (11, 5)), ("float32", (11,))],
+             lambda x, y, w1, w2, b1: _mlp_step(x, y, w1, w2, b1)),
+    ])
+
+
+def _mlp_step(x, y, w1, w2, b1):
+    h = gc.relu(gc.matmul(x, w1) + b1)
+    loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(gc.matmul(h, w2), y))
+    g1, g2, gb = gc.grad(loss, [w1, w2, b1])
+    return [loss, g1, g2, gb, w1 - 0.1 * g1, w2 - 0.1 * g2]
+
+
+# ---- kernels written in the kernel IR -----------------------------------------------------------
+def _v(name):
+    return ir.Var(name)
+
+
+def _load(slot, index, dtype):
+    return ir.Load(slot, index, dtype)
+
+
+def handmade_kernels():
+    """Kernels that lowering does not produce (yet), reading slots 0.. of a program whose
+    run-time dim 0 is n: bool reductions, integer pow, a Check, Gemms that accumulate or that
+    run inside a parallel loop."""
+    i, r = _v("i0"), _v("r0")
+    n = ir.Dim(0)
+    flags = _load(0, ir.add(ir.mul(i, n), r), "bool")
+    bool_reductions = ir.Kernel("bool_reductions", (ir.Loop(i, n, tuple(
+        ir.Store(slot, i, ir.Reduce(op, ((r, n),), flags, "int64" if op.startswith("arg")
+                                    else "bool"))
+        for slot, op in ((1, "sum"), (2, "prod"), (3, "max"), (4, "min"), (5, "argmax"),
+                         (6, "argmin"))), parallel=True),), {}, ("any", "all"))
+    base, exponent = _load(7, i, "int32"), _load(8, i, "int32")
+    wide = ir.op("cast", base, dtype="int64")
+    powers = ir.Kernel("integer_pow", (ir.Loop(i, n, (
+        ir.Store(9, i, ir.op("pow", base, exponent)),
+        ir.Store(10, i, ir.op("pow", wide, ir.op("cast", exponent, dtype="int64"))),
+        ir.Store(11, i, ir.op("floordiv", ir.const(-(1 << 63)), ir.const(-1))),
+    ), parallel=True),), {}, ("pow",))
+    index = ir.op("cast", _load(12, i, "int32"), dtype="int64")
+    check = ir.Kernel("check", (ir.Loop(i, n, (
+        ir.Check(ir.op("less", index, n, dtype="bool"), 0, index),
+        ir.Store(13, i, ir.op("mul", _load(14, i, "float32"), ir.const(float("nan"), "float32"))),
+    ), parallel=True),), {}, ("check",))
+    square = ir.Operand(15, ir.const(0), n, ir.const(1))
+    accumulate = ir.Kernel("gemm_accumulate", (ir.Gemm("float32", n, n, n, square, square,
+                                                       ir.Operand(16, ir.const(0), n,
+                                                                  ir.const(1)), True),),
+                           {}, ("matmul",))
+    per_row = ir.Operand(17, ir.mul(i, ir.mul(n, n)), n, ir.const(1))
+    nested = ir.Kernel("gemm_per_row", (ir.Loop(i, n, (ir.Gemm(
+        "float64", n, n, n, per_row, per_row,
+        ir.Operand(18, ir.mul(i, ir.mul(n, n)), n, ir.const(1))),), parallel=True),),
+                       {}, ("matmul",))
+    return [bool_reductions, powers, check, accumulate, nested]
+
+
+def all_programs():
+    """(case, Program) for every case."""
+    return [(case, program(case)[0]) for case in CASES]
+
+
+def expected_ops():
+    return set().union(*(case.ops for case in CASES))
+
+
+def op_uses(kernels):
+    """(op, operand dtype) of every Op and Reduce (its value's dtype) in the kernels."""
+    found, todo, seen = set(ir.op_uses(kernels)), [], set()
+    for k in kernels:
+        todo.extend(statement_exprs(k.body))
+    while todo:
+        e = todo.pop()
+        if id(e) not in seen:
+            seen.add(id(e))
+            if isinstance(e, ir.Reduce):
+                found.add((e.op, e.value.dtype))
+            todo.extend(ir.children(e))
+    return found
+
+
+def sample(dtype, shape, rng):
+    """Random values of a dtype's storage type."""
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype in INTS:
+        return rng.integers(-9, 10, shape).astype(dtype)
+    return rng.normal(0, 2, shape).astype(np.float32 if dtype == "bfloat16" else dtype)
