@@ -1,24 +1,59 @@
-"""W3: matmul at 1024^3 and 2048^3 through graphc's generated GEMM, on every core (rows of C
-split into one band per thread, each thread one call: ctypes releases the GIL) and on one
-core, next to numpy's matmul on the same inputs in the same run (medians, interleaved).
+"""W3: relu(x @ W + b) at 1024^3 and W3b: x @ W at 2048^3, compiled by gc.function on device
+"cpu", next to numpy (np.matmul, + b, np.maximum) on the same inputs (interleaved, medians).
 
-Prints one JSON line per size, with the load average before it: on a shared machine other
-work takes cores away, and the figures with them.
-Usage: python benchmarks/w3_matmul.py [size ...] [--repeats R] [--threads T] [--dtype D]
+Extra lines W3-gemm / W3b-gemm time graphc's generated GEMM kernel alone, called through ctypes
+on every core (rows of C split into one band per thread, each thread one call: ctypes releases
+the GIL) and on one core, next to np.matmul into a preallocated output.
+Prints one JSON line per figure; on a shared machine the load average says how busy it was.
+Usage: python benchmarks/w3_matmul.py [--quick] [--no-peers] [--repeats R] [--threads T]
+                                      [--dtype float32|float64]
 """
-import argparse
-import json
 import os
-import statistics
 import threading
-import time
 
 import numpy as np
 from llvmlite import ir
 
+import graphc as gc
+from _common import arguments, check_close, guarded, interleaved, peer_details, peer_figures, result
 from graphc.codegen.llvm import gemm, jit
 
+TARGET_GFLOPS = {"W3": 366, "W3b": 352}  # float32
 
+
+def workloads(size, bias_relu):
+    """(graphc expression, numpy function) of x, W, b."""
+    if bias_relu:
+        return (lambda x, w, b: gc.relu(x @ w + b)), (lambda x, w, b: np.maximum(x @ w + b, 0))
+    return (lambda x, w, b: x @ w), (lambda x, w, b: x @ w)
+
+
+def measure(id, size, bias_relu, dtype, repeats, no_peers):
+    expression, numpy_fn = workloads(size, bias_relu)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(dtype, (size, size), name="x")
+        w = gc.placeholder(dtype, (size, size), name="W")
+        b = gc.placeholder(dtype, (size,), name="b")
+        inputs = [x, w, b] if bias_relu else [x, w]
+        f = gc.function(inputs, expression(x, w, b), session=gc.Session(g, device="cpu"))
+    rng = np.random.default_rng(size)
+    xb, wb = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+    bb = rng.standard_normal(size).astype(dtype)
+    fed = [xb, wb, bb][:len(inputs)]
+    check_close(id, f(*fed), numpy_fn(xb, wb, bb), rtol=1e-3, atol=1e-3 * np.sqrt(size))
+    seconds = interleaved({"graphc": lambda: f(*fed), "numpy": lambda: numpy_fn(xb, wb, bb)},
+                          repeats)
+    gflops = {who: 2.0 * size ** 3 / t / 1e9 for who, t in seconds.items()}
+    peers = peer_figures(id, {"n": size}, repeats, no_peers or dtype != "float32")
+    what = "relu(x @ W + b)" if bias_relu else "x @ W"
+    return [result(id, f"{what}, {dtype} {size}^3", "GFLOP/s", gflops["graphc"],
+                   gflops["numpy"], TARGET_GFLOPS[id] if dtype == "float32" else None,
+                   peers=peers, size=size, dtype=dtype, repeats=repeats,
+                   **peer_details(peers))]
+
+
+# ---- the GEMM kernel alone ---------------------------------------------------------------------
 def compiled_gemm(dtype):
     module = ir.Module(name="w3_matmul")
     module.triple = jit.host()[0]
@@ -49,50 +84,40 @@ def matmul_into(fn, a, b, c, threads):
         w.join()
 
 
-def seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def measure(fn, dtype, size, repeats, threads):
+def measure_gemm(id, fn, dtype, size, repeats, threads):
     rng = np.random.default_rng(size)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     c = np.empty((size, size), dtype)
     ref = np.empty((size, size), dtype)
-    load = os.getloadavg()[0]
-    matmul_into(fn, a, b, c, threads)  # warm up (and page in c)
+    matmul_into(fn, a, b, c, threads)  # pages in c
     np.matmul(a, b, out=ref)
     err = float(np.abs(c - ref).max() / np.abs(ref).max())
-    many, one, numpy_t = [], [], []
-    for _ in range(repeats):  # interleaved, so that noise hits all three alike
-        many += seconds(lambda: matmul_into(fn, a, b, c, threads), 1)
-        one += seconds(lambda: matmul_into(fn, a, b, c, 1), 1)
-        numpy_t += seconds(lambda: np.matmul(a, b, out=ref), 1)
-    flop = 2.0 * size ** 3
-    gflops = {name: flop / statistics.median(t) / 1e9
-              for name, t in (("graphc", many), ("graphc_1thread", one), ("numpy", numpy_t))}
-    return {"id": "W3b" if size >= 2048 else "W3", "op": f"matmul {dtype}", "size": size,
-            "threads": threads, "graphc_gflops": round(gflops["graphc"], 1),
-            "graphc_1thread_gflops": round(gflops["graphc_1thread"], 1),
-            "numpy_gflops": round(gflops["numpy"], 1),
-            "graphc_vs_numpy": round(gflops["graphc"] / gflops["numpy"], 2),
-            "max_rel_diff_vs_numpy": float(f"{err:.2e}"), "repeats": repeats,
-            "load_avg_before": round(load, 2)}
+    seconds = interleaved({"graphc": lambda: matmul_into(fn, a, b, c, threads),
+                           "graphc_1thread": lambda: matmul_into(fn, a, b, c, 1),
+                           "numpy": lambda: np.matmul(a, b, out=ref)}, repeats)
+    gflops = {who: 2.0 * size ** 3 / t / 1e9 for who, t in seconds.items()}
+    return [result(f"{id}-gemm", f"GEMM kernel alone, {dtype} {size}^3", "GFLOP/s",
+                   gflops["graphc"], gflops["numpy"], None, size=size, dtype=dtype,
+                   threads=threads, graphc_1thread=round(gflops["graphc_1thread"], 1),
+                   max_rel_diff_vs_numpy=float(f"{err:.2e}"), repeats=repeats)]
+
+
+def options(parser):
+    parser.add_argument("--repeats", type=int, default=None, help="default 7 (3 with --quick)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for the GEMM-kernel lines")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("sizes", nargs="*", type=int, default=[1024, 2048])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    options = parser.parse_args()
-    fn = compiled_gemm(options.dtype)
-    for size in options.sizes:
-        print(json.dumps(measure(fn, options.dtype, size, options.repeats, options.threads)),
-              flush=True)
+    args = arguments(__doc__, options)
+    repeats = args.repeats or (3 if args.quick else 7)
+    sizes = {"W3": 96, "W3b": 130} if args.quick else {"W3": 1024, "W3b": 2048}
+    for id, size in sizes.items():
+        guarded(id, "matmul", lambda: measure(id, size, id == "W3", args.dtype, repeats,
+                                              args.no_peers))
+    kernel = compiled_gemm(args.dtype)
+    for id, size in sizes.items():
+        guarded(f"{id}-gemm", "GEMM kernel", lambda: measure_gemm(id, kernel, args.dtype, size,
+                                                                  repeats, args.threads))

@@ -1,0 +1,131 @@
+"""What the W1-W8 benchmarks share: interleaved timing with medians, the JSON result line, the
+peer figures (PyTorch, JAX) and the guard that turns a failure into an error line.
+
+Every result is one JSON line: {"id", "workload", "unit", "graphc", "numpy", "ratio" (graphc /
+numpy, in the unit), "target", "better" ("higher" or "lower"), "met", "torch", "jax",
+"load_avg", ...details}. Peers are never graphc dependencies: their figures come from this
+interpreter when it can import them, else from the one named by $GRAPHC_PEER_PYTHON (running
+benchmarks/_peers.py), else they are null.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = ("torch", "jax")
+_quick = False  # --quick: sizes too small for the targets to mean anything, so none is given
+
+
+def arguments(doc, extra=None):
+    """The parsed command line: --quick (small sizes, few repeats: for tests) and --no-peers."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and few repeats (checks that the script works)")
+    parser.add_argument("--no-peers", action="store_true", help="skip PyTorch and JAX")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    global _quick
+    _quick = args.quick
+    return args
+
+
+def interleaved(contenders, repeats, number=1, warmup=1):
+    """{name: median seconds per call}. Each repeat times `number` back-to-back calls of every
+    contender in turn, so that load from other work hits all of them alike."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / number)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def result(id, workload, unit, graphc, numpy, target, better="higher", peers=None, **details):
+    """The JSON record of one figure; `met` says whether graphc's figure reaches `target`."""
+    target = None if _quick else target
+    met = None
+    if target is not None and graphc is not None:
+        met = graphc >= target if better == "higher" else graphc <= target
+    record = {"id": id, "workload": workload, "unit": unit, "graphc": _round(graphc),
+              "numpy": _round(numpy),
+              "ratio": _round(graphc / numpy) if graphc is not None and numpy else None,
+              "target": target, "better": better, "met": met}
+    record.update({name: _round((peers or {}).get(name)) for name in PEERS})
+    record["load_avg"] = round(os.getloadavg()[0], 2)
+    record.update(details)
+    return record
+
+
+def _round(x):
+    return None if x is None else float(f"{x:.4g}")
+
+
+def emit(record):
+    print(json.dumps(record), flush=True)
+
+
+def guarded(id, workload, measure):
+    """Emit measure()'s records; a failure becomes {"id", "workload", "error", "where"}, so
+    that one broken workload does not hide the others' figures."""
+    try:
+        records = measure()
+    except Exception as err:  # noqa: BLE001 - every failure is reported, none hidden
+        emit({"id": id, "workload": workload, "error": f"{type(err).__name__}: {err}"[:2000],
+              "where": _where(err)})
+        return
+    for record in records:
+        emit(record)
+
+
+def _where(err):
+    """file:line of the innermost frame in graphc's code (else the innermost frame)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if f"{os.sep}graphc{os.sep}" in f.filename
+            or f"{os.sep}runtime{os.sep}" in f.filename] or frames
+    frame = ours[-1]
+    return f"{os.path.relpath(frame.filename, os.path.dirname(HERE))}:{frame.lineno} in {frame.name}"
+
+
+def check_close(name, got, expected, rtol, atol):
+    """Raise if graphc's result is not numpy's: a wrong answer fast is not a figure."""
+    import numpy as np
+    if not np.allclose(got, expected, rtol=rtol, atol=atol):
+        diff = float(np.max(np.abs(np.asarray(got, np.float64) - expected)))
+        raise AssertionError(f"{name}: graphc and numpy differ by up to {diff:.3g}")
+
+
+def peer_figures(workload, sizes, repeats, skip=False):
+    """{"torch": figure or None, "jax": ..., "peer_versions": ...} for `workload` (a key of
+    _peers.WORKLOADS) at `sizes`, measured here if this interpreter has a peer, else under
+    $GRAPHC_PEER_PYTHON; {} when there is none."""
+    if skip:
+        return {}
+    import _peers
+    if any(_peers.available(name) for name in PEERS):
+        return _peers.measure(workload, sizes, repeats)
+    python = os.environ.get("GRAPHC_PEER_PYTHON")
+    if not python:
+        return {}
+    command = [python, os.path.join(HERE, "_peers.py"), workload, json.dumps(sizes), str(repeats)]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"peer_error": proc.stderr.strip()[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peer_details(figures):
+    """The fields of a result line that say which peers ran, or why none did."""
+    return {k: v for k, v in figures.items() if k not in PEERS}
+

@@ -1,0 +1,137 @@
+"""W5: one SGD train step of a small CNN on float32[64, 28, 28, 1] (NHWC): conv 3x3x32 + relu,
+max-pool 2, conv 3x3x64 + relu, max-pool 2, dense 10, mean sparse softmax cross-entropy.
+gc.function with updates on device "cpu", next to the same step written by hand in numpy
+(im2col convolutions; interleaved, medians). Both start from the same weights, and their first
+losses must agree before anything is timed.
+
+Prints one JSON line (steps/s). Usage: python benchmarks/w5_cnn.py [--quick] [--no-peers]
+"""
+import numpy as np
+
+import graphc as gc
+from _common import arguments, check_close, guarded, interleaved, peer_details, peer_figures, result
+from w4_mlp import batch, compile_step, sgd, sgd_updates, softmax_xent
+
+BATCH = 64
+LR = 0.01
+TARGET_STEPS = 180
+SHAPES = [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (5 * 5 * 64, 10), (10,)]
+
+
+def initial_params(seed=0):
+    """[K1, c1, K2, c2, W, b], He-initialized float32."""
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal(s) * np.sqrt(2 / np.prod(s[:-1]))).astype(np.float32)
+            if len(s) > 1 else np.zeros(s, np.float32) for s in SHAPES]
+
+
+# ---- graphc ----------------------------------------------------------------------------------
+def cnn_graph(params, lr):
+    """(graph, [x, y], loss, updates) of the W5 train step."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 28, 28, 1), name="x")
+        y = gc.placeholder(gc.int32, (None,), name="y")
+        k1, c1, k2, c2, w, b = variables = [gc.Variable(p.copy(), name=f"p{i}")
+                                            for i, p in enumerate(params)]
+        h = x
+        for k, c in ((k1, c1), (k2, c2)):
+            h = gc.nn.max_pool2d(gc.relu(gc.nn.conv2d(h, k) + c), 2, 2)
+        logits = gc.reshape(h, (-1, 5 * 5 * 64)) @ w + b
+        loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(logits, y))
+        return g, [x, y], loss, sgd_updates(loss, variables, lr)
+
+
+# ---- numpy, by hand --------------------------------------------------------------------------
+def im2col(x, k):
+    """(N*OH*OW, k*k*C) patches of NHWC x for a VALID k x k convolution."""
+    n, h, w, c = x.shape
+    oh, ow = h - k + 1, w - k + 1
+    taps = [x[:, i:i + oh, j:j + ow, :] for i in range(k) for j in range(k)]
+    return np.stack(taps, axis=3).reshape(n * oh * ow, k * k * c)
+
+
+def col2im(dcols, shape, k):
+    """The gradient with respect to x of im2col(x, k), from the gradient of its patches."""
+    n, h, w, c = shape
+    oh, ow = h - k + 1, w - k + 1
+    d = dcols.reshape(n, oh, ow, k, k, c)
+    dx = np.zeros(shape, dcols.dtype)
+    for i in range(k):
+        for j in range(k):
+            dx[:, i:i + oh, j:j + ow, :] += d[:, :, :, i, j, :]
+    return dx
+
+
+TAPS = ((0, 0), (0, 1), (1, 0), (1, 1))  # a 2x2 window in row-major order
+
+
+def pool_tap(r, tap):
+    """The cells at `tap` of every 2x2 window of r (stride 2, VALID): a strided view."""
+    i, j = tap
+    return r[:, i:r.shape[1] // 2 * 2:2, j:r.shape[2] // 2 * 2:2, :]
+
+
+def max_pool(r):
+    return np.maximum.reduce([pool_tap(r, tap) for tap in TAPS])
+
+
+def max_pool_grad(r, pooled, g):
+    """All of g to the first maximum of each window, as graphc (and TF) do."""
+    dr = np.zeros_like(r)
+    free = np.ones(pooled.shape, bool)
+    for tap in TAPS:
+        wins = free & (pool_tap(r, tap) == pooled)
+        pool_tap(dr, tap)[...] = np.where(wins, g, 0)
+        free &= ~wins
+    return dr
+
+
+def numpy_cnn_step(params, x, y, lr):
+    """One train step on `params` in place; returns the loss before the update."""
+    k1, c1, k2, c2, w, b = params
+    saved, h = [], x
+    for k, c in ((k1, c1), (k2, c2)):
+        cols = im2col(h, 3)
+        z = (cols @ k.reshape(-1, k.shape[-1])).reshape(h.shape[0], h.shape[1] - 2,
+                                                         h.shape[2] - 2, -1) + c
+        r = np.maximum(z, 0)
+        h = max_pool(r)
+        saved.append((cols, z, r, h))
+    flat = h.reshape(len(h), -1)
+    loss, dlogits = softmax_xent(flat @ w + b, y)
+    grads = [None, None, None, None, flat.T @ dlogits, dlogits.sum(axis=0)]
+    dh = (dlogits @ w.T).reshape(h.shape)
+    for layer in (1, 0):
+        cols, z, r, pooled = saved[layer]
+        k = params[2 * layer]
+        dz = (max_pool_grad(r, pooled, dh) * (z > 0)).reshape(-1, k.shape[-1])
+        grads[2 * layer] = (cols.T @ dz).reshape(k.shape)
+        grads[2 * layer + 1] = dz.sum(axis=0)
+        if layer:
+            # this layer's input is the previous one's pooled output
+            dh = col2im(dz @ k.reshape(-1, k.shape[-1]).T, saved[layer - 1][3].shape, 3)
+    sgd(params, grads, lr)
+    return loss
+
+
+def measure(batch_size, repeats, no_peers):
+    params = initial_params()
+    f = compile_step(*cnn_graph(params, LR))
+    x, y = batch((batch_size, 28, 28, 1), 10)
+    mine = [p.copy() for p in params]
+    for _ in range(2):  # same start, same batch: the same losses step by step
+        check_close("W5 loss", f(x, y), numpy_cnn_step(mine, x, y, LR), rtol=1e-4, atol=1e-5)
+    seconds = interleaved({"graphc": lambda: f(x, y),
+                           "numpy": lambda: numpy_cnn_step(mine, x, y, LR)}, repeats)
+    steps = {who: 1 / t for who, t in seconds.items()}
+    peers = peer_figures("W5", {"batch": batch_size, "lr": LR}, repeats, no_peers)
+    return [result("W5", f"CNN conv3x3x32-pool-conv3x3x64-pool-dense10 SGD train step, "
+                   f"batch {batch_size}, 28x28x1", "steps/s", steps["graphc"], steps["numpy"],
+                   TARGET_STEPS, peers=peers, repeats=repeats, **peer_details(peers))]
+
+
+if __name__ == "__main__":
+    args = arguments(__doc__)
+    batch_size, repeats = (4, 3) if args.quick else (BATCH, 9)
+    guarded("W5", "CNN train step", lambda: measure(batch_size, repeats, args.no_peers))

@@ -1,0 +1,83 @@
+"""W7: how long W4's train step takes to compile: cold (an empty disk cache) and warm (the
+cache the cold run filled), each in a new process, as a user starting a script sees it.
+
+Each process times building the graph (with its gradients), gc.function (optimizing, code
+generation, loading: the figure) and the first call. Rounds of (cold, warm), each round with a
+fresh $GRAPHC_CACHE_DIR; figures are medians over rounds. Prints one JSON line per kind.
+Usage: python benchmarks/w7_compile_cache.py [--quick]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import arguments, guarded, result
+
+TARGET_MS = {"cold": 300, "warm": 100}
+WORKLOAD = {"cold": "W4 train step: cold compile (empty disk cache, new process)",
+            "warm": "W4 train step: warm compile (disk cache, new process)"}
+
+
+def child(quick):
+    """Runs in the new process: prints {"build_ms", "compile_ms", "first_call_ms"}."""
+    import w4_mlp
+    sizes, batch_size = ((64, 32, 32, 10), 16) if quick else (w4_mlp.SIZES, w4_mlp.BATCH)
+    params = w4_mlp.initial_params(sizes)
+    x, y = w4_mlp.batch((batch_size, sizes[0]), sizes[-1])
+    t0 = time.perf_counter()
+    pieces = w4_mlp.mlp_graph(sizes, params, w4_mlp.LR)
+    t1 = time.perf_counter()
+    f = w4_mlp.compile_step(*pieces)
+    t2 = time.perf_counter()
+    f(x, y)
+    t3 = time.perf_counter()
+    print(json.dumps({"build_ms": (t1 - t0) * 1e3, "compile_ms": (t2 - t1) * 1e3,
+                      "first_call_ms": (t3 - t2) * 1e3}))
+
+
+def run_child(cache_dir, quick):
+    env = {k: v for k, v in os.environ.items() if k != "GRAPHC_CACHE"}
+    env["GRAPHC_CACHE_DIR"] = cache_dir
+    command = [sys.executable, os.path.abspath(__file__), "--child"] + (["--quick"] * quick)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the compiling process failed: {proc.stderr.strip()[-1500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def cache_files(directory):
+    return sum(len(files) for _, _, files in os.walk(directory))
+
+
+def measure(rounds, quick):
+    runs = {"cold": [], "warm": []}
+    entries = {"cold": [], "warm": []}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="graphc-w7-") as cache_dir:
+            for kind in ("cold", "warm"):
+                runs[kind].append(run_child(cache_dir, quick))
+                entries[kind].append(cache_files(cache_dir))
+    records = []
+    for kind, samples in runs.items():
+        median = {k: round(statistics.median(s[k] for s in samples), 1) for k in samples[0]}
+        records.append(result("W7", WORKLOAD[kind], "ms", median["compile_ms"], None,
+                              TARGET_MS[kind], better="lower", build_ms=median["build_ms"],
+                              first_call_ms=median["first_call_ms"], rounds=rounds,
+                              cache_files_after=max(entries[kind])))
+    return records
+
+
+def options(parser):
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+
+
+if __name__ == "__main__":
+    args = arguments(__doc__, options)
+    if args.child:
+        child(args.quick)
+    else:
+        guarded("W7", "compile cache", lambda: measure(1 if args.quick else 5, args.quick))
