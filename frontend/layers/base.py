@@ -20,6 +20,7 @@ from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
 from .. import backend, initializers, regularizers
+from .. import activations, initializers, regularizers
 
 _names = {}
 _local = threading.local()
@@ -291,3 +292,23 @@ def _accepts_training(cls):
     if cls not in _training_arg:
         _training_arg[cls] = "training" in inspect.signature(cls.call).parameters
     return _training_arg[cls]
+
+
+def set_weight_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
+                       kernel_regularizer, bias_regularizer):
+    """The options every layer with a kernel and a bias (Dense, Conv2D) takes, by name."""
+    layer.activation = activations.get(activation)
+    layer.use_bias = use_bias
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+
+
+def weight_options_config(layer):
+    """Those options as they are saved in a model file."""
+    return {"activation": activations.name_of(layer.activation), "use_bias": layer.use_bias,
+            "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+            "bias_initializer": initializers.serialize(layer.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}

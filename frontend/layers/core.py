@@ -5,7 +5,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 
 from .. import activations, backend, initializers, regularizers
-from .base import Layer
+from .base import Layer, set_weight_options, weight_options_config
 
 
 def Input(shape, dtype="float32", name=None):
@@ -27,12 +27,8 @@ class Dense(Layer):
         if not isinstance(units, numbers.Integral) or units < 1:
             raise GraphcError(f"Dense units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                           kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape):
         last = input_shape[-1]
@@ -52,11 +48,7 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
-                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                **weight_options_config(self)}
 
 
 class Activation(Layer):
