@@ -49,9 +49,22 @@ template <typename T> GC_INLINE T gc_mod(T a, T b) {
     T r = a % b;
     return (r != 0 && (r < 0) != (b < 0)) ? r + b : r;
 }
+// For floats, numpy's divmod: the quotient from the remainder, so that 1.0 // 0.1 is 9 (not
+// floor(1.0 / 0.1) = 10) and inf // 2 is NaN; a zero remainder takes the divisor's sign.
+template <typename T> GC_INLINE T gc_floordiv_float(T a, T b) {
+    if (b == (T)0) return a / b;
+    T r = fmod(a, b);
+    T q = (a - r) / b;
+    if (r != (T)0 && (b < (T)0) != (r < (T)0)) q -= (T)1;
+    if (q == (T)0) return copysign((T)0, a / b);
+    T whole = floor(q);
+    return q - whole > (T)0.5 ? whole + (T)1 : whole;
+}
 template <typename T> GC_INLINE T gc_mod_float(T a, T b) {
     T r = fmod(a, b);
-    return (r != (T)0 && (r < (T)0) != (b < (T)0)) ? r + b : r;
+    if (b == (T)0) return r;
+    if (r == (T)0) return copysign((T)0, b);
+    return (b < (T)0) != (r < (T)0) ? r + b : r;
 }
 // a ** b; a negative exponent gives 1 / a**-b truncated toward zero.
 template <typename T> GC_INLINE T gc_pow_int(T a, T b) {
@@ -100,7 +113,7 @@ GC_INLINE void gc_report(long long* error, long long what, long long value) {
 # Expressions of the operand expressions {0}, {1}, {2}; {f} is the math functions' suffix.
 FLOAT_OPS = {
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
-    "floordiv": "floor{f}({0} / {1})", "mod": "gc_mod_float({0}, {1})", "pow": "pow{f}({0}, {1})",
+    "floordiv": "gc_floordiv_float({0}, {1})", "mod": "gc_mod_float({0}, {1})", "pow": "pow{f}({0}, {1})",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
     "neg": "-{0}", "abs": "fabs{f}({0})", "sign": "gc_sign({0})", "square": "{0} * {0}",
     "rsqrt": "gc_rsqrt({0})", "relu": "gc_relu({0})", "sigmoid": "gc_sigmoid({0})",

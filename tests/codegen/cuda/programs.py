@@ -31,6 +31,7 @@ class Case:
     inputs: list  # (dtype name, shape) per placeholder
     build: object  # placeholders -> output tensor(s)
     ops: set = field(default_factory=set)  # (op, dtype) pairs its kernels must contain
+    ranges: dict = field(default_factory=dict)  # input number -> (lo, hi) of its values
 
 
 def program(case):
@@ -51,7 +52,9 @@ def _unary_case(dtype):
 
 
 def _binary_case(dtype):
-    names = sorted(n for n, (_, _, kind) in BINARY.items() if dtype in BINARY_DTYPES[kind])
+    # numpy refuses integers to negative powers: integer pow has a case of its own
+    names = sorted(n for n, (_, _, kind) in BINARY.items() if dtype in BINARY_DTYPES[kind]
+                   and not (n == "pow" and dtype in INTS))
     ops = {(n, dtype) for n in names}
     return Case(f"binary_{dtype}", [(dtype, (None, 7)), (dtype, (7,))],
                 lambda x, y: [getattr(gc, n)(x, y) for n in names], ops)
@@ -67,6 +70,8 @@ def _where(c, x, y):
 
 CASES = (
     [_unary_case(d) for d in ALL] + [_binary_case(d) for d in ALL]
+    + [Case(f"pow_{d}", [(d, (None, 7)), (d, (7,))], gc.pow, {("pow", d)}, {1: (0, 5)})
+       for d in INTS]
     + [Case(f"cast_from_{d}", [(d, (None, 5))], _casts,
             {("cast", d)}) for d in ALL]
     + [Case(f"where_{d}", [("bool", (None, 5)), (d, (None, 5)), (d, (5,))], _where,
@@ -96,7 +101,7 @@ CASES = (
         Case("sparse_cross_entropy", [("float32", (None, 13)), ("int32", (None,))],
              lambda x, y: [gc.nn.sparse_softmax_cross_entropy(x, y),
                            gc.mean(gc.nn.sparse_softmax_cross_entropy(x, y))],
-             {("check_index", "int64")}),
+             {("check_index", "int64")}, {1: (0, 13)}),
         Case("row_kernels", [("float32", (None, 13))],
              lambda x: [x - gc.mean(x, axis=1, keepdims=True),
                         gc.sqrt(gc.sum(gc.square(x), axis=1)) + 1.0]),
@@ -115,7 +120,8 @@ CASES = (
                         gc.pad(t + 1.0, [(0, 0), (4, 1)], constant_values=-1.5)]),
         Case("gather_one_hot", [("float32", (7, 13)), ("int32", (None,)), ("int64", (2, 3))],
              lambda p, i, j: [gc.gather(p, i) * 2.0, gc.gather(p + 1.0, j, axis=1),
-                              gc.one_hot(i, 5), gc.one_hot(i, 5, dtype=gc.int32, axis=0)]),
+                              gc.one_hot(i, 5), gc.one_hot(i, 5, dtype=gc.int32, axis=0)],
+             ranges={1: (0, 7), 2: (0, 13)}),
         Case("matmul", [("float32", (None, 13)), ("float32", (13, 5)), ("float32", (5,))],
              lambda x, w, b: [gc.relu(gc.matmul(x, w) + b), gc.matmul(x, gc.transpose(
                  gc.transpose(w))) * 2.0, gc.matmul(gc.transpose(w), gc.transpose(x))],
@@ -126,7 +132,7 @@ CASES = (
                                  gc.matmul(c, d)]),
         Case("mlp_train_step", [("float32", (None, 13)), ("int32", (None,)),
                                 ("float32", (13, 11)), ("float32", (11, 5)), ("float32", (11,))],
-             lambda x, y, w1, w2, b1: _mlp_step(x, y, w1, w2, b1)),
+             lambda x, y, w1, w2, b1: _mlp_step(x, y, w1, w2, b1), ranges={1: (0, 5)}),
     ])
 
 
@@ -207,10 +213,21 @@ def op_uses(kernels):
     return found
 
 
-def sample(dtype, shape, rng):
-    """Random values of a dtype's storage type."""
+def sample(dtype, shape, rng, bounds=None):
+    """Random values of a dtype's storage type (integers in [lo, hi) when bounds are given)."""
     if dtype == "bool":
         return rng.random(shape) < 0.5
     if dtype in INTS:
-        return rng.integers(-9, 10, shape).astype(dtype)
+        return rng.integers(*(bounds or (-9, 10)), shape).astype(dtype)
+    if bounds:
+        return rng.uniform(*bounds, shape).astype(np.float32 if dtype == "bfloat16" else dtype)
     return rng.normal(0, 2, shape).astype(np.float32 if dtype == "bfloat16" else dtype)
+
+
+def feed(case, placeholders, rng, batch=7):
+    """Random values for a case's placeholders, `batch` for every symbolic dim."""
+    out = {}
+    for n, ((dtype, shape), ph) in enumerate(zip(case.inputs, placeholders)):
+        shape = tuple(batch if d is None else d for d in shape)
+        out[ph] = sample(dtype, shape, rng, case.ranges.get(n))
+    return out

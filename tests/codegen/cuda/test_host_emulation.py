@@ -1,0 +1,149 @@
+"""What the generated CUDA C computes, checked on the host (host_emulation.py): every case's
+kernels, run with several emulated blocks and threads on fresh random inputs, must give the
+reference device's values; the handmade kernels must give the kernel IR interpreter's. Bad
+gather indices and labels must come back as the error the interpreter reports."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.kernels import interpret
+from graphc.kernels.interpret import KernelIndexError
+from tests.codegen.cuda import programs
+from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
+from tests.kernels.helpers import run_reference
+
+pytestmark = pytest.mark.skipif(missing_toolchain() is not None,
+                                reason=f"host emulation of CUDA C: {missing_toolchain()}")
+TOLERANCE = {"float16": 3e-3, "bfloat16": 2e-2}  # relative and absolute, by the cases' dtypes
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """{case name: (case, program, placeholders)} and the host build of all their kernels."""
+    cases = {}
+    for case in programs.CASES:
+        program, phs = programs.program(case)
+        cases[case.name] = (case, program, phs)
+    kernels = [k for _, program, _ in cases.values() for k in program.kernels]
+    return cases, compile_for_host(kernels + programs.handmade_kernels())
+
+
+def _tolerance(case):
+    dtypes = {d for d, _ in case.inputs}
+    return max([TOLERANCE.get(d, 1e-5) for d in dtypes] + [
+        TOLERANCE["float16"] if "float16" in case.name else 0])
+
+
+@pytest.mark.parametrize("name", [c.name for c in programs.CASES])
+@pytest.mark.parametrize("batch", [7, 1])
+def test_cases_match_the_reference(compiled, name, batch):
+    cases, host = compiled
+    case, program, phs = cases[name]
+    feed = programs.feed(case, phs, np.random.default_rng(batch), batch)
+    got = program.execute(feed, host.run)
+    want = run_reference(program.fetches, feed)
+    tol = _tolerance(case)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype and g.shape == w.shape, (i, g.dtype, w.dtype)
+        if g.dtype.kind == "f":
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"output {i}")
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+
+
+def test_special_values_follow_numpy(compiled):
+    """NaN, infinities, -0.0 and out-of-range casts through the float32 and int32 cases."""
+    cases, host = compiled
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 3e9, -3e9, 2.5, -2.5, 1e-40],
+                       np.float32)
+    for name in ("unary_float32", "binary_float32", "cast_from_float32"):
+        case, program, phs = cases[name]
+        x = np.resize(special, (7, case.inputs[0][1][1]))
+        feed = {phs[0]: x} if len(phs) == 1 else {phs[0]: x, phs[1]: special[3:10].copy()}
+        got = program.execute(feed, host.run)
+        want = run_reference(program.fetches, feed)
+        for i, (g, w) in enumerate(zip(got, want)):
+            if g.dtype.kind == "i":  # numpy leaves out-of-range and NaN casts unspecified
+                ok = np.isfinite(x) & (np.abs(x) < 2.0 ** 31)
+                np.testing.assert_array_equal(g[ok], w[ok], err_msg=f"{name} output {i}")
+            else:
+                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-30,
+                                           err_msg=f"{name} output {i}")
+
+
+def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
+    cases, host = compiled
+    for dtype in ("int32", "int64"):
+        info = np.iinfo(dtype)
+        a = np.array([info.min, info.max, -7, 7, -7, 7, 0, info.min], dtype)
+        b = np.array([-1, 2, 2, -2, 0, 3, -5, info.max], dtype)
+        for name in (f"binary_{dtype}", f"unary_{dtype}"):
+            case, program, phs = cases[name]
+            x = np.tile(a[:7], (3, 1))
+            feed = {phs[0]: x} if len(phs) == 1 else {phs[0]: x, phs[1]: b[:7].copy()}
+            with np.errstate(all="ignore"):
+                want = run_reference(program.fetches, feed)
+            for i, (g, w) in enumerate(zip(program.execute(feed, host.run), want)):
+                np.testing.assert_array_equal(g, w, err_msg=f"{name} output {i}")
+
+
+@pytest.mark.parametrize("name,bad", [("gather_one_hot", 7), ("gather_one_hot", -1),
+                                      ("sparse_cross_entropy", 13)])
+def test_bad_indices_report_the_error_and_value(compiled, name, bad):
+    cases, host = compiled
+    case, program, phs = cases[name]
+    feed = programs.feed(case, phs, np.random.default_rng(3))
+    feed[phs[1]][2] = bad
+    with pytest.raises(KernelIndexError) as err:
+        program.execute(feed, host.run)
+    node, message = program.slots.errors[err.value.what]
+    assert err.value.value == bad and node.op in ("gather", "sparse_softmax_cross_entropy")
+    with pytest.raises(KernelIndexError) as oracle:
+        program.execute(feed)
+    assert (oracle.value.what, oracle.value.value) == (err.value.what, bad)
+    with pytest.raises(gc.GraphcError):
+        run_reference(program.fetches, feed)
+
+
+def _handmade_buffers(rng, n):
+    """Buffers for programs.handmade_kernels() with run-time dim 0 = n."""
+    square = n * n
+    specs = {0: ("bool", square), 1: ("bool", n), 2: ("bool", n), 3: ("bool", n),
+             4: ("bool", n), 5: ("int64", n), 6: ("int64", n), 7: ("int32", n),
+             8: ("int32", n), 9: ("int32", n), 10: ("int64", n), 11: ("int64", n),
+             12: ("int32", n), 13: ("float32", n), 14: ("float32", n),
+             15: ("float32", square), 16: ("float32", square), 17: ("float64", n * square),
+             18: ("float64", n * square)}
+    out = []
+    for slot in range(len(specs)):
+        dtype, size = specs[slot]
+        out.append(programs.sample(dtype, (size,), rng))
+    out[0][:n] = False  # a row of False and a row of True: ties for argmax/argmin
+    out[0][n:2 * n] = True
+    out[7][:] = rng.integers(-3, 4, n)
+    out[8][:] = rng.integers(-3, 9, n)  # negative exponents too
+    out[12][:] = rng.integers(0, n, n)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_handmade_kernels_match_the_interpreter(compiled, n):
+    _, host = compiled
+    for kernel in programs.handmade_kernels():
+        want = _handmade_buffers(np.random.default_rng(n), n)
+        got = [b.copy() for b in want]
+        with np.errstate(all="ignore"):
+            interpret.run_kernel(kernel, want, [n])
+        host.run(next(k for k in host.kernels if k.name == kernel.name), got, [n])
+        for slot, (g, w) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g, w, rtol=1e-6, err_msg=f"{kernel.name} slot {slot}")
+
+
+def test_a_failed_check_statement_reports_its_value(compiled):
+    _, host = compiled
+    kernel = next(k for k in host.kernels if k.name == "check")
+    buffers = _handmade_buffers(np.random.default_rng(0), 6)
+    buffers[12][4] = 9
+    with pytest.raises(KernelIndexError) as err:
+        host.run(kernel, buffers, [6])
+    assert (err.value.what, err.value.value) == (0, 9)
