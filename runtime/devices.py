@@ -1,7 +1,7 @@
 """The devices a session can run on."""
 from graphc.errors import DeviceError
 
-PLANNED = {"cuda": "the CUDA code generator"}
+PLANNED = {}
 
 
 def _reference():
@@ -14,8 +14,13 @@ def _cpu():
     return CpuExecutable
 
 
+def _cuda():
+    from .cuda import CudaExecutable
+    return CudaExecutable
+
+
 # device name -> the Executable class that compiles for it (imported on first use)
-EXECUTABLES = {"cpu": _cpu, "reference": _reference}
+EXECUTABLES = {"cpu": _cpu, "cuda": _cuda, "reference": _reference}
 AVAILABLE = tuple(EXECUTABLES)
 DEFAULT = "cpu"
 

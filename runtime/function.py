@@ -88,14 +88,15 @@ class Function:
                               partition=comp.partition, title=title)
         return dump_kernels(comp.partition, format=format, title=title)
 
-    def source(self, kind="llvm"):
-        """The generated code: "llvm" (LLVM IR as emitted), "llvm-opt" (after LLVM's O3) or
-        "asm" (host assembly) on device="cpu"."""
+    def source(self, kind=None):
+        """The generated code: "llvm" (LLVM IR as emitted, the default), "llvm-opt" (after
+        LLVM's O3) or "asm" (host assembly) on device="cpu"; "cuda" (CUDA C, the default) or
+        "ptx" on device="cuda"."""
         source = getattr(self._exe, "source", None)
         if source is None:
-            raise GraphcError(f"no generated {kind!r} code: this function runs on device "
-                              f"{self.session.device!r}, which interprets the graph")
-        return source(kind)
+            raise GraphcError(f"no generated {kind or 'native'!r} code: this function runs on "
+                              f"device {self.session.device!r}, which interprets the graph")
+        return source() if kind is None else source(kind)
 
 
 def function(inputs, outputs, updates=None, device=None, session=None, name=None, **options):

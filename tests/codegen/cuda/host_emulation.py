@@ -8,6 +8,7 @@ computes for kernels whose threads do not cooperate, and exercises the grid-stri
 several blocks and threads. Device math (expf, ...) is the host's libm here, so results agree
 with a GPU's to a few ulps, not bitwise.
 """
+import contextlib
 import ctypes
 import os
 import shutil
@@ -85,17 +86,11 @@ def missing_toolchain():
     return None
 
 
-class HostKernels:
-    """Kernels compiled for the host: `run(kernel, buffers, dims)` as interpret.run_kernel."""
-
-    def __init__(self, kernels, folder):
-        self.symbols = {}
-        texts = []
-        for n, k in enumerate(kernels):
-            self.symbols[id(k)] = f"{k.name}_h{n}"
-            texts.append(render_kernel(k, self.symbols[id(k)]))
-        prelude = PRELUDE.replace("#include <cuda_fp16.h>\n", "")
-        source = "\n\n".join([SHIM, prelude] + texts)
+def host_library(source):
+    """A CUDA C translation unit (the renderer's, prelude included) compiled for the host and
+    loaded; each kernel takes the CUDA kernel's arguments and runs one emulated thread."""
+    source = source.replace("#include <cuda_fp16.h>\n", SHIM, 1)
+    with tempfile.TemporaryDirectory(prefix="graphc-host-cuda-") as folder:
         src, lib = os.path.join(folder, "kernels.cpp"), os.path.join(folder, "kernels.so")
         with open(src, "w") as f:
             f.write(source)
@@ -103,29 +98,92 @@ class HostKernels:
                                "-shared", f"-I{cuda_include()}", src, "-o", lib],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-4000:]
-        self.library = ctypes.CDLL(lib)
+        return ctypes.CDLL(lib)
+
+
+def emulated_launch(library, symbol):
+    """launch(blocks, threads, buffers, dims, error, lo, hi) of a kernel in a host library:
+    the BLOCKS x THREADS emulated threads run in turn, whatever grid was asked for (the
+    kernels' grid-stride loops give every grid the same result)."""
+    fn = getattr(library, symbol)
+    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_longlong] * 2
+    fn.restype = None
+
+    def launch(blocks, threads, *args):
+        assert blocks > 0 and threads > 0
+        for block in range(BLOCKS):
+            for thread in range(THREADS):
+                library.gc_emulate_thread(block, thread, BLOCKS, THREADS)
+                fn(*args)
+    return launch
+
+
+class HostKernels:
+    """Kernels compiled for the host: `run(kernel, buffers, dims)` as interpret.run_kernel."""
+
+    def __init__(self, kernels):
+        symbols = {id(k): f"{k.name}_h{n}" for n, k in enumerate(kernels)}
+        source = "\n\n".join([PRELUDE] + [render_kernel(k, symbols[id(k)]) for k in kernels])
+        library = host_library(source)
+        self.launchers = {i: emulated_launch(library, name) for i, name in symbols.items()}
         self.kernels = kernels
 
     def run(self, kernel, buffers, dims):
-        fn = getattr(self.library, self.symbols[id(kernel)])
         table = (ctypes.c_void_p * max(len(buffers), 1))(
             *[None if b is None else b.ctypes.data for b in buffers])
         dims_array = np.array(list(dims) or [0], np.int64)
         error = np.zeros(2, np.int64)
         shape = launch.launch(kernel)
         hi = launch.evaluate(shape.extent, dims)
-        args = [table, ctypes.c_void_p(dims_array.ctypes.data), ctypes.c_void_p(error.ctypes.data),
-                ctypes.c_longlong(0), ctypes.c_longlong(hi)]
         if launch.blocks(shape, hi):
-            for block in range(BLOCKS):
-                for thread in range(THREADS):
-                    self.library.gc_emulate_thread(block, thread, BLOCKS, THREADS)
-                    fn(*args)
+            self.launchers[id(kernel)](1, 1, ctypes.addressof(table), dims_array.ctypes.data,
+                                       error.ctypes.data, 0, hi)
         if error[0]:
             raise KernelIndexError(int(error[0]) - 1, int(error[1]))
 
 
 def compile_for_host(kernels):
-    """HostKernels for these kernels (the library stays loaded; its files are removed)."""
-    with tempfile.TemporaryDirectory(prefix="graphc-host-cuda-") as folder:
-        return HostKernels(kernels, folder)
+    return HostKernels(kernels)
+
+
+class HostGpu:
+    """A stand-in for runtime.cuda_driver.Gpu: its memory is host memory and its kernels the
+    generated CUDA C compiled for the host, so the CUDA device's run path runs without a GPU."""
+
+    arch = "host"
+
+    def __init__(self):
+        self.loads = 0
+
+    @contextlib.contextmanager
+    def current(self):
+        yield self
+
+    def allocate(self, nbytes, what):
+        return Allocation(max(nbytes, 1))
+
+    def upload(self, allocation, array):
+        allocation.bytes[:array.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+    def download(self, array, allocation):
+        array.reshape(-1).view(np.uint8)[:] = allocation.bytes[:array.nbytes]
+
+    def load(self, source):
+        self.loads += 1
+        return HostModule(host_library(source))
+
+
+class Allocation:
+    def __init__(self, nbytes):
+        self.bytes = np.zeros(nbytes, np.uint8)
+
+    def __int__(self):
+        return self.bytes.ctypes.data
+
+
+class HostModule:
+    def __init__(self, library):
+        self.library = library
+
+    def kernel(self, symbol):
+        return emulated_launch(self.library, symbol)

@@ -1,0 +1,183 @@
+"""The CUDA device: the CPU device's program (the same kernels, the same host steps for groups
+with no kernel lowering), its kernels rendered to CUDA C and run on the GPU.
+
+Building needs neither a GPU nor pycuda: it lowers and renders, so `source("cuda")` works
+anywhere. The first run compiles the CUDA C for the GPU it finds (see cuda_driver.py); without
+pycuda or a GPU the run raises a DeviceError.
+
+A run uploads the feeds and variables, queues the native steps' kernels on the stream, and
+moves data to the host only where it must: the inputs of a host step (whose outputs go back up),
+the fetched outputs, and what a diagnosis reads. A kernel's bad index is read from the error
+slot at those points, and the CPU device's diagnosis (the reference run over the failing
+step's groups) gives the error its message.
+"""
+import numpy as np
+
+from graphc.codegen.cuda import launch as launches
+from graphc.codegen.cuda import nvcc
+from graphc.codegen.cuda.render import render_program, symbol
+from graphc.errors import GraphcError
+from graphc.ir.types import TensorType
+
+from . import cuda_driver
+from .cpu import CpuExecutable, NativeStep, bind_shapes
+from .kernel_cache import cache_key
+from .reference import check_allocation, memory_limit
+
+TAG = "program_tag"  # replaced by the hash of the source in its symbols
+SOURCES = ("cuda", "ptx")
+PTX_ARCH = "sm_80"  # the architecture of source("ptx")
+
+
+class CudaExecutable(CpuExecutable):
+    device = "cuda"
+    cuda_source = ""  # a program with no kernels keeps these
+    tag = None
+    _module = None  # loaded on the first run
+
+    def _compile(self, native):
+        text = render_program([s.kernels for s in native], TAG)
+        self.tag = cache_key(text)[:16]
+        self.cuda_source = text.replace(TAG, self.tag)
+
+    def source(self, kind="cuda"):
+        """The generated code: "cuda" (CUDA C) or "ptx" (nvcc's PTX for sm_80)."""
+        if kind not in SOURCES:
+            raise GraphcError(f"unknown source kind {kind!r} on device 'cuda'; expected one of "
+                              f"{', '.join(map(repr, SOURCES))}")
+        if kind == "ptx" and self.cuda_source:
+            return nvcc.compile_source(self.cuda_source, PTX_ARCH, "ptx").decode()
+        return self.cuda_source
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, feed_arrays, read_variable, rng_for):
+        if self.unfed:
+            super().run(feed_arrays, read_variable, rng_for)  # raises the CPU device's FeedError
+        gpu = cuda_driver.gpu()
+        given = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
+                 if slot is not None]
+        given += [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
+        with gpu.current():
+            if self._module is None and self.cuda_source:
+                self._module = gpu.load(self.cuda_source)
+            signature = tuple(arr.shape for _, arr in given)
+            plan = self._plans.get(signature)
+            if plan is None:
+                plan = self._plans[signature] = CudaPlan(self, gpu, dict(given) | self.constants)
+            for slot, arr in given:
+                plan.upload(slot, arr)
+            updates = {}
+            for step in self.steps:
+                if isinstance(step, NativeStep):
+                    plan.launch(step)
+                else:
+                    self._run_on_host(step.group, plan, read_variable, rng_for, updates)
+            outs = [plan.fetch(slot) for slot in self.output_slots]
+            self._check_errors(plan)
+            if self.options.check_numerics:
+                plan.download(range(len(plan.shapes)))
+                self._check_numerics(plan, read_variable, rng_for)
+        return outs, {uid: np.array(value) for uid, value in updates.items()}
+
+    def _run_on_host(self, group, plan, read_variable, rng_for, updates):
+        """A host step: its inputs come down, the reference runs, its outputs go up."""
+        plan.download(self._slots_read(group))
+        self._check_errors(plan)
+        outputs = [self.slots.buffer(t) for t in group.outputs]
+        plan.mirror(outputs)
+        self._host(group, plan, read_variable, rng_for, updates)
+        for slot in outputs:
+            plan.upload(slot, plan.arrays[slot])
+
+    def _slots_read(self, group):
+        members = {n.id for n in group.nodes}
+        return {self.slots.buffers[t.node.id, t.index] for n in group.nodes for t in n.inputs
+                if t.node.id not in members and (t.node.id, t.index) in self.slots.buffers}
+
+    def _check_errors(self, plan):
+        """Raise the error a kernel reported, diagnosed on the host as on the CPU device."""
+        if not plan.read_error():
+            return
+        node = self.slots.errors[int(plan.error[0]) - 1][0]
+        step = next(s for s in self.steps if isinstance(s, NativeStep)
+                    and any(node in g.nodes for g in s.groups))
+        plan.download(set().union(*(self._slots_read(g) for g in step.groups)))
+        plan.mirror(self.slots.buffer(t) for g in step.groups for t in g.outputs)
+        self._diagnose(step, plan)
+
+
+class CudaPlan:
+    """Device buffers, dims and launches for one set of fed shapes. `arrays` mirrors on the
+    host the slots that host steps, diagnoses and numerics checks read (None elsewhere)."""
+
+    def __init__(self, exe, gpu, arrays):
+        slots = exe.slots
+        shapes = bind_shapes(exe, arrays)
+        self.gpu = gpu
+        self.shapes = [tuple(shapes.resolve(d) for d in shape) for _, shape in slots.buffer_info]
+        self.storage = [np.dtype(np.float32 if dtype == "bfloat16" else
+                                 np.bool_ if dtype == "bool" else dtype)
+                        for dtype, _ in slots.buffer_info]
+        limit = memory_limit()
+        self.device = []
+        for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
+            node = shapes.node_of(slot, exe)
+            check_allocation(node, [TensorType(dtype, shape)], limit)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * self.storage[slot].itemsize
+            what = f"buffer {slot} ({dtype}{list(shape)}" + (f", '{node.name}')" if node else ")")
+            self.device.append(gpu.allocate(nbytes, what))
+        self.arrays = [None] * len(self.shapes)
+        self.error = np.zeros(2, np.int64)
+        dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
+        table = np.array([int(d) for d in self.device] or [0], np.uint64)
+        self.own = [table, dims, self.error]  # uploaded: the kernels' buffer table, dims, errors
+        self.args = []
+        for array in self.own:
+            self.args.append(gpu.allocate(array.nbytes, "the kernels' tables"))
+            gpu.upload(self.args[-1], array)
+        self.launches = {}
+        for step in exe.steps:
+            if isinstance(step, NativeStep):
+                self.launches[step.number] = [self._launch(exe, k, dims) for k in step.kernels]
+        for slot, value in exe.constants.items():
+            self.upload(slot, value)
+
+    def _launch(self, exe, kernel, dims):
+        shape = launches.launch(kernel)
+        hi = launches.evaluate(shape.extent, dims)
+        return (exe._module.kernel(symbol(kernel, exe.tag)), launches.blocks(shape, hi),
+                shape.threads, hi)
+
+    def launch(self, step):
+        table, dims, error = (int(a) for a in self.args)
+        for kernel, blocks, threads, hi in self.launches[step.number]:
+            if blocks:
+                kernel(blocks, threads, table, dims, error, 0, hi)
+
+    def upload(self, slot, array):
+        self.gpu.upload(self.device[slot], np.ascontiguousarray(array, self.storage[slot]))
+
+    def mirror(self, slots):
+        """Host arrays for these slots (their contents as they were)."""
+        for slot in slots:
+            if self.arrays[slot] is None:
+                self.arrays[slot] = np.empty(self.shapes[slot], self.storage[slot])
+
+    def download(self, slots):
+        slots = list(slots)
+        self.mirror(slots)
+        for slot in slots:
+            self.gpu.download(self.arrays[slot], self.device[slot])
+
+    def fetch(self, slot):
+        """A new host array with the slot's value."""
+        out = np.empty(self.shapes[slot], self.storage[slot])
+        self.gpu.download(out, self.device[slot])
+        return out
+
+    def read_error(self):
+        """Whether a kernel reported an error (then in self.error; the device's is cleared)."""
+        self.gpu.download(self.error, self.args[2])
+        if self.error[0]:
+            self.gpu.upload(self.args[2], np.zeros(2, np.int64))
+        return bool(self.error[0])

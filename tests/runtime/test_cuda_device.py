@@ -1,0 +1,151 @@
+"""device='cuda': functions build and render anywhere; running needs pycuda and a GPU.
+
+The run path is tested here on two GPUs: `host`, a stand-in whose memory is host memory and
+whose kernels are the generated CUDA C compiled for the host (tests/codegen/cuda/
+host_emulation.py; needs g++ and the CUDA headers), and `cuda`, the real one through pycuda,
+skipped where pycuda or a GPU is missing. Results must match the reference device."""
+import re
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.codegen.cuda import nvcc
+from graphc.runtime import cuda_driver
+from tests.codegen.cuda.host_emulation import HostGpu, missing_toolchain
+
+rng = np.random.default_rng(5)
+
+
+def _real_gpu_missing():
+    try:
+        cuda_driver.gpu()
+    except gc.DeviceError as error:
+        return str(error)
+    return None
+
+
+@pytest.fixture(params=["host", "cuda"])
+def gpu(request, monkeypatch):
+    """The GPU the CUDA device runs on in this test."""
+    if request.param == "host":
+        if missing_toolchain():
+            pytest.skip(f"host emulation of CUDA C: {missing_toolchain()}")
+        stand_in = HostGpu()
+        monkeypatch.setattr(cuda_driver, "_gpu", stand_in)
+        return stand_in
+    reason = _real_gpu_missing()
+    if reason:
+        pytest.skip(reason)
+    return cuda_driver.gpu()
+
+
+def _normal(*shape):
+    return rng.normal(size=shape).astype(np.float32)
+
+
+def _compare(outputs, feeds, inputs, rtol=1e-5, atol=1e-6):
+    f = gc.function(inputs, outputs, device="cuda")
+    want = gc.function(inputs, outputs, device="reference")
+    for feed in feeds:
+        for g, w in zip(f(*feed), want(*feed)):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+    return f
+
+
+# ---- without a GPU ---------------------------------------------------------------------------
+def test_functions_build_and_render_without_a_gpu(graph):
+    x = gc.placeholder(gc.float32, (None, 13), name="x")
+    y = gc.placeholder(gc.int32, (None,), name="y")
+    loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(gc.tanh(x) * 2.0, y))
+    f = gc.function([x, y], [loss, gc.argmax(x, axis=1)], device="cuda")
+    text = f.source()
+    assert text == f.source("cuda") and text.startswith("#include <cuda_fp16.h>")
+    names = re.findall(r'extern "C" __global__ void (\w+)\(', text)
+    assert len(names) >= 3 and len(set(names)) == len(names)
+    assert all(re.fullmatch(r"k\d+_\w+_[0-9a-f]{16}", n) for n in names), names
+    assert "// " in text and "sparse_softmax_cross_entropy" in text
+    with pytest.raises(gc.GraphcError, match="unknown source kind 'asm'.*'cuda', 'ptx'"):
+        f.source("asm")
+    if nvcc.find():
+        ptx = f.source("ptx")
+        assert set(re.findall(r"\.entry\s+(\w+)\(", ptx)) == set(names)
+
+
+@pytest.mark.skipif(_real_gpu_missing() is None, reason="pycuda and a GPU are here")
+def test_calling_without_pycuda_or_a_gpu_is_a_device_error(graph):
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    f = gc.function([x], x * 2.0, device="cuda")
+    for _ in range(2):  # and again: nothing is left half started
+        with pytest.raises(gc.DeviceError, match="device 'cuda' needs pycuda and an NVIDIA "
+                                                 "GPU: "):
+            f(np.ones(3, np.float32))
+    assert gc.function([x], x * 2.0, device="cpu")(np.ones(3, np.float32)).tolist() == [2] * 3
+
+
+# ---- on a GPU (the host stand-in, or a real one) ----------------------------------------------
+def test_kernels_of_several_batch_sizes(graph, gpu):
+    x = gc.placeholder(gc.float32, (None, 13), name="x")
+    b = gc.placeholder(gc.float32, (13,), name="b")
+    outputs = [gc.nn.softmax(x * 1.5 + b), gc.sum(x, axis=0), gc.max(x), gc.argmin(x, axis=1),
+               gc.cast(x > b, gc.int32), gc.concat([x, x * 2.0], axis=1)[:, ::3]]
+    feeds = [(_normal(n, 13), _normal(13)) for n in (7, 1, 7, 1023)]
+    _compare(outputs, feeds, [x, b])
+    if isinstance(gpu, HostGpu):
+        assert gpu.loads == 1  # one module, compiled on the first run
+
+
+def test_train_steps_update_variables_as_the_reference(graph, gpu):
+    x = gc.placeholder(gc.float32, (None, 13), name="x")
+    y = gc.placeholder(gc.int32, (None,), name="y")
+    w1 = gc.Variable(_normal(13, 11) * 0.3, name="w1")
+    w2 = gc.Variable(_normal(11, 5) * 0.3, name="w2")
+    h = gc.relu(gc.matmul(x, w1))
+    loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(gc.matmul(h, w2), y))
+    g1, g2 = gc.grad(loss, [w1, w2])
+    updates = [(w1, w1 - 0.1 * g1), (w2, w2 - 0.1 * g2)]
+    sessions = [gc.Session(device=d) for d in ("cuda", "reference")]
+    steps = [gc.function([x, y], loss, updates=updates, session=s) for s in sessions]
+    for n in (9, 9, 4):
+        feed = (_normal(n, 13), rng.integers(0, 5, n).astype(np.int32))
+        got, want = (step(*feed) for step in steps)
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    for v in (w1, w2):
+        np.testing.assert_allclose(sessions[0].get_value(v), sessions[1].get_value(v),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_host_steps_between_kernels(graph, gpu):
+    """Integer matmul has no kernel: it runs on the host, between kernels, with its inputs
+    brought down and its output sent up."""
+    a = gc.placeholder(gc.int32, (None, 6), name="a")
+    b = gc.placeholder(gc.int32, (6, 4), name="b")
+    out = gc.sum(gc.matmul(a * 2, b) + 1, axis=1)
+    f = _compare([out, gc.matmul(a, b)], [(rng.integers(-5, 5, (n, 6)).astype(np.int32),
+                                           rng.integers(-5, 5, (6, 4)).astype(np.int32))
+                                          for n in (3, 8)], [a, b])
+    assert "matmul" not in f.source()
+
+
+def test_a_bad_gather_index_is_an_index_error_and_the_function_still_works(graph, gpu):
+    p = gc.placeholder(gc.float32, (7, 13), name="p")
+    i = gc.placeholder(gc.int32, (None,), name="i")
+    f = gc.function([p, i], gc.exp(gc.gather(p, i)) * 2.0, device="cuda")
+    params = _normal(7, 13)
+    for bad in (7, -1):
+        with pytest.raises(gc.IndexError_, match=fr"index {bad} at position \(2,\) of the "
+                                                 "indices is out of range"):
+            f(params, np.array([0, 3, bad, 6], np.int32))
+    good = np.array([6, 0, 2], np.int32)
+    np.testing.assert_allclose(f(params, good), np.exp(params[good]) * 2.0, rtol=1e-6)
+
+
+def test_check_numerics_names_the_node(graph, gpu):
+    x = gc.placeholder(gc.float32, (None, 5), name="x")
+    out = gc.sqrt(gc.log(x, name="the_log") + 1.0) * 2.0
+    f = gc.function([x], out, device="cuda", check_numerics=True)
+    np.testing.assert_allclose(f(np.full((3, 5), 2.0, np.float32)), np.sqrt(np.log(2) + 1) * 2,
+                               rtol=1e-6)
+    with pytest.raises(gc.NumericsError, match="the_log"):
+        f(np.full((3, 5), -1.0, np.float32))
