@@ -176,8 +176,8 @@ class KernelRenderer:
             out.append(f"{t}* __restrict__ buf{slot} = ({t}*)buffers[{slot}];")
         out += [f"const long long dim{slot} = dims[{slot}];" for slot in sorted(self.dims)]
         if self.grid_stride_used:
-            out += ["const long long first = lo + (long long)blockIdx.x * blockDim.x + threadIdx.x;",
-                    "const long long stride = (long long)gridDim.x * blockDim.x;"]
+            out += ["const long long first = lo + (long long)blockIdx.x * blockDim.x"
+                    " + threadIdx.x;", "const long long stride = (long long)gridDim.x * blockDim.x;"]
         return out
 
     def check_names(self):

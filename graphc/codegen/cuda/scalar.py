@@ -113,7 +113,8 @@ GC_INLINE void gc_report(long long* error, long long what, long long value) {
 # Expressions of the operand expressions {0}, {1}, {2}; {f} is the math functions' suffix.
 FLOAT_OPS = {
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
-    "floordiv": "gc_floordiv_float({0}, {1})", "mod": "gc_mod_float({0}, {1})", "pow": "pow{f}({0}, {1})",
+    "floordiv": "gc_floordiv_float({0}, {1})", "mod": "gc_mod_float({0}, {1})",
+    "pow": "pow{f}({0}, {1})",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
     "neg": "-{0}", "abs": "fabs{f}({0})", "sign": "gc_sign({0})", "square": "{0} * {0}",
     "rsqrt": "gc_rsqrt({0})", "relu": "gc_relu({0})", "sigmoid": "gc_sigmoid({0})",
