@@ -18,8 +18,8 @@ The stages, one function each:
   microkernel  an h x NR tile of C from one A panel and one B panel: h x NR/lanes vector
                accumulators, one broadcast element of A times vectors of B per FMA; one per
                height h in MR, 2/3 MR, 1/3 MR, so that short row remainders waste little
-  edge         a tile cut by the border of C: a microkernel into a scratch tile, then the
-               rows x cols that exist are copied out, so nothing outside C is touched
+  edge         a tile cut by the border of C: a microkernel into a scratch tile, then
+  store_part   copies out the rows x cols that exist, so nothing outside C is touched
   blocked      the five loops around the microkernel, over blocks of the given sizes
   gemm         the entry: rows in range, K == 0, the packing buffers (heap, or a small
                stack buffer with small blocks where the heap has none to give)
@@ -179,10 +179,11 @@ class _GemmBuilder:
     def define(self, name):
         pack_a = self.pack(f"{name}_pack_a", self.blk.mr)
         pack_b = self.pack(f"{name}_pack_b", self.blk.nr)
+        store_part = self.store_part(f"{name}_store_part")
         tiles = {}
         for height in self.heights():
             kernel = self.microkernel(f"{name}_microkernel{height}", height)
-            tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height)
+            tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height, store_part)
         blocked = self.blocked(f"{name}_blocked", pack_a, pack_b, tiles)
         return self.entry(name, blocked)
 
@@ -203,6 +204,7 @@ class _GemmBuilder:
                                       (I64, "count"), (I64, "depth"), (PTR, "dst")])
         src, lane_stride, depth_stride, count, depth, dst = fn.args
         w = _const(width)
+        scalar_from = b.alloca(I64, name="scalar_from")
         with _loop(b, _const(0), count, w, "p") as p:
             panel = self._at(b, dst, b.mul(p, depth), "panel")
             src_p = self._at(b, src, b.mul(p, lane_stride), "src_p")
@@ -218,6 +220,8 @@ class _GemmBuilder:
             by_rows = b.and_(whole, b.icmp_signed("==", lane_stride, _const(1)), name="by_rows")
             by_blocks = b.and_(whole, b.icmp_signed("==", depth_stride, _const(1)),
                                name="by_blocks")
+            # the scalar loop packs whatever k the vector code leaves
+            b.store(_const(0), scalar_from)
             with b.if_else(by_rows) as (rows, other):
                 with rows:
                     row = ir.VectorType(self.t, width)
@@ -225,15 +229,19 @@ class _GemmBuilder:
                         x = b.load(self._at(b, src_p, b.mul(k, depth_stride), "from"), name="x",
                                    typ=row, align=self.itemsize)
                         b.store(x, self._at(b, panel, b.mul(k, w), "to"), align=self.itemsize)
+                    b.store(depth, scalar_from)
                 with other:
-                    with b.if_else(by_blocks) as (blocks, scalar):
-                        with blocks:
-                            done = self._pack_by_blocks(b, src_p, lane_stride, depth, panel, width)
-                            self._pack_scalar(b, src_p, lane_stride, depth_stride, done, depth,
-                                              panel, width, w)
-                        with scalar:
-                            self._pack_scalar(b, src_p, lane_stride, depth_stride, _const(0),
-                                              depth, panel, width, valid)
+                    with b.if_then(by_blocks):
+                        b.store(self._pack_by_blocks(b, src_p, lane_stride, depth, panel, width),
+                                scalar_from)
+            start = b.load(scalar_from, name="k_start", typ=I64)
+            with _loop(b, start, depth, _const(1), "k") as k:
+                from_k = self._at(b, src_p, b.mul(k, depth_stride), "from_k")
+                to_k = self._at(b, panel, b.mul(k, w), "to_k")
+                with _loop(b, _const(0), valid, _const(1), "l") as lane:
+                    x = b.load(self._at(b, from_k, b.mul(lane, lane_stride), "from"), name="x",
+                               typ=self.t)
+                    b.store(x, self._at(b, to_k, lane, "to"))
         b.ret_void()
         return fn
 
@@ -259,16 +267,6 @@ class _GemmBuilder:
                     b.store(piece, self._at(b, to_g, _const(j * width), "to"),
                             align=self.itemsize)
         return end
-
-    def _pack_scalar(self, b, src, lane_stride, depth_stride, k_start, depth, panel, width,
-                     lanes):
-        with _loop(b, k_start, depth, _const(1), "k") as k:
-            from_k = self._at(b, src, b.mul(k, depth_stride), "from_k")
-            to_k = self._at(b, panel, b.mul(k, _const(width)), "to_k")
-            with _loop(b, _const(0), lanes, _const(1), "l") as lane:
-                x = b.load(self._at(b, from_k, b.mul(lane, lane_stride), "from"), name="x",
-                           typ=self.t)
-                b.store(x, self._at(b, to_k, lane, "to"))
 
     # -- the register tile ----------------------------------------------------------------
 
@@ -335,8 +333,8 @@ class _GemmBuilder:
                                 ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes),
                                 name=name)
 
-    def edge(self, name, microkernel, mr):
-        """A tile of rows x cols < mr x NR: computed whole into scratch, copied out in part."""
+    def edge(self, name, microkernel, mr, store_part):
+        """A tile of rows x cols < mr x NR: computed whole into scratch, stored in part."""
         nr = self.blk.nr
         fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
                                       (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
@@ -345,6 +343,18 @@ class _GemmBuilder:
         tile = b.alloca(ir.ArrayType(self.t, mr * nr), name="tile")
         tile.align = BUFFER_ALIGN
         b.call(microkernel, [pa, pb, depth, tile, _const(nr), ir.Constant(I1, 0)])
+        b.call(store_part, [tile, c, rsc, accumulate, rows, cols])
+        b.ret_void()
+        return fn
+
+    def store_part(self, name):
+        """C[0:rows, 0:cols] (+)= tile[0:rows, 0:cols] (tile rows NR apart). One copy for all
+        edges, never inlined: it runs once per edge tile, and compiling it costs time."""
+        nr = self.blk.nr
+        fn, b = self._function(name, [(PTR, "tile"), (PTR, "c"), (I64, "rsc"),
+                                      (I1, "accumulate"), (I64, "rows"), (I64, "cols")])
+        fn.attributes.add("noinline")
+        tile, c, rsc, accumulate, rows, cols = fn.args
         zero = ir.Constant(self.t, 0)
         with _loop(b, _const(0), rows, _const(1), "r") as r:
             c_r = self._at(b, c, b.mul(r, rsc), "c_r")
