@@ -83,9 +83,10 @@ class Module:
     def __init__(self, gpu, module):
         self.gpu, self.module = gpu, module
 
-    def kernel(self, symbol):
+    def kernel(self, symbol, shape):
         """launch(blocks, threads, buffers, dims, error, lo, hi): the kernel queued on the
-        stream (addresses and bounds as ints)."""
+        stream (addresses and bounds as ints). `shape` is its launch.Launch (which stand-in
+        GPUs read)."""
         fn = self.module.get_function(symbol)
         fn.prepare("PPPqq")
         stream = self.gpu.stream

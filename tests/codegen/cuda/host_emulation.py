@@ -23,33 +23,55 @@ from graphc.codegen.cuda.scalar import PRELUDE
 from graphc.kernels.interpret import KernelIndexError
 
 SHIM = r"""// host emulation of the CUDA built-ins graphc's kernels use
+#include <barrier>
 #include <climits>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <thread>
+#include <vector>
 #include <cuda_fp16.h>
 using namespace std;
 #undef __device__
 #undef __forceinline__
 #undef __global__
+#undef __shared__
 #define __device__
 #define __forceinline__ inline
 #define __global__
+#define __shared__ static  // blocks run one after another: a block's threads share it
 
 struct gc_index3 { unsigned int x, y, z; };
-static gc_index3 threadIdx, blockIdx, blockDim, gridDim;
-extern "C" void gc_emulate_thread(unsigned int block, unsigned int thread, unsigned int blocks,
-                                  unsigned int threads) {
-    blockIdx = {block, 0, 0};
-    threadIdx = {thread, 0, 0};
+static thread_local gc_index3 threadIdx;
+static gc_index3 blockIdx, blockDim, gridDim;
+static barrier<>* gc_barrier;
+static void __syncthreads() { gc_barrier->arrive_and_wait(); }
+typedef void (*gc_kernel)(void* const*, const long long*, long long*, long long, long long);
+// A launch: blocks one after another, the threads of a block at once on OS threads, so that
+// __syncthreads is a barrier; a thread that has returned no longer holds the others up.
+extern "C" void gc_emulate_launch(gc_kernel kernel, unsigned int blocks, unsigned int threads,
+                                  void* const* buffers, const long long* dims, long long* error,
+                                  long long lo, long long hi) {
     gridDim = {blocks, 1, 1};
     blockDim = {threads, 1, 1};
+    for (unsigned int block = 0; block < blocks; ++block) {
+        blockIdx = {block, 0, 0};
+        barrier<> sync(threads);
+        gc_barrier = &sync;
+        vector<thread> running;
+        for (unsigned int t = 0; t < threads; ++t)
+            running.emplace_back([&, t] {
+                threadIdx = {t, 0, 0};
+                kernel(buffers, dims, error, lo, hi);
+                sync.arrive_and_drop();
+            });
+        for (thread& th : running) th.join();
+    }
 }
 static unsigned long long atomicCAS(unsigned long long* p, unsigned long long expected,
                                     unsigned long long value) {
-    unsigned long long old = *p;
-    if (old == expected) *p = value;
-    return old;
+    __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;  // the old value, whether or not it was swapped
 }
 static unsigned int __float_as_uint(float x) { unsigned int u; memcpy(&u, &x, 4); return u; }
 static float __uint_as_float(unsigned int u) { float x; memcpy(&x, &u, 4); return x; }
@@ -65,7 +87,11 @@ static long long __float2ll_rz(float x) { return gc_truncate<long long>(x); }
 static int __double2int_rz(double x) { return gc_truncate<int>(x); }
 static long long __double2ll_rz(double x) { return gc_truncate<long long>(x); }
 """
-BLOCKS, THREADS = 2, 3  # the emulated grid: threads share iterations as on a GPU
+# the emulated grid by kind of launch: at most 2 blocks; kernels whose threads only share
+# iterations run 3 threads, those that reduce through shared memory a power of two (their code
+# reads blockDim), tiled matrix products the block size their code is written for
+BLOCKS = 2
+THREADS = {"loop": 3, "gemm": 3, "single": 3, "rows": 8, "block": 8}
 
 
 def cuda_include():
@@ -94,27 +120,27 @@ def host_library(source):
         src, lib = os.path.join(folder, "kernels.cpp"), os.path.join(folder, "kernels.so")
         with open(src, "w") as f:
             f.write(source)
-        proc = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC",
-                               "-shared", f"-I{cuda_include()}", src, "-o", lib],
+        proc = subprocess.run(["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-fPIC",
+                               "-shared", "-pthread", f"-I{cuda_include()}", src, "-o", lib],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-4000:]
         return ctypes.CDLL(lib)
 
 
-def emulated_launch(library, symbol):
-    """launch(blocks, threads, buffers, dims, error, lo, hi) of a kernel in a host library:
-    the BLOCKS x THREADS emulated threads run in turn, whatever grid was asked for (the
-    kernels' grid-stride loops give every grid the same result)."""
+def emulated_launch(library, symbol, shape):
+    """launch(blocks, threads, buffers, dims, error, lo, hi) of a kernel in a host library
+    with the Launch `shape`: the emulated grid (THREADS) in place of the one asked for, which
+    gives the same result: the kernels' loops stride by the grid they find."""
     fn = getattr(library, symbol)
-    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_longlong] * 2
-    fn.restype = None
+    threads = THREADS.get(shape.kind, shape.threads)
+    run = library.gc_emulate_launch
+    run.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 2 + [ctypes.c_void_p] * 3 + [
+        ctypes.c_longlong] * 2
+    run.restype = None
 
-    def launch(blocks, threads, *args):
-        assert blocks > 0 and threads > 0
-        for block in range(BLOCKS):
-            for thread in range(THREADS):
-                library.gc_emulate_thread(block, thread, BLOCKS, THREADS)
-                fn(*args)
+    def launch(blocks, _threads, *args):
+        assert blocks > 0
+        run(ctypes.cast(fn, ctypes.c_void_p), min(blocks, BLOCKS), threads, *args)
     return launch
 
 
@@ -125,7 +151,8 @@ class HostKernels:
         symbols = {id(k): f"{k.name}_h{n}" for n, k in enumerate(kernels)}
         source = "\n\n".join([PRELUDE] + [render_kernel(k, symbols[id(k)]) for k in kernels])
         library = host_library(source)
-        self.launchers = {i: emulated_launch(library, name) for i, name in symbols.items()}
+        self.launchers = {id(k): emulated_launch(library, symbols[id(k)], launch.launch(k))
+                          for k in kernels}
         self.kernels = kernels
 
     def run(self, kernel, buffers, dims):
@@ -135,9 +162,10 @@ class HostKernels:
         error = np.zeros(2, np.int64)
         shape = launch.launch(kernel)
         hi = launch.evaluate(shape.extent, dims)
-        if launch.blocks(shape, hi):
-            self.launchers[id(kernel)](1, 1, ctypes.addressof(table), dims_array.ctypes.data,
-                                       error.ctypes.data, 0, hi)
+        blocks = launch.blocks(shape, hi)
+        if blocks:
+            self.launchers[id(kernel)](blocks, shape.threads, ctypes.addressof(table),
+                                       dims_array.ctypes.data, error.ctypes.data, 0, hi)
         if error[0]:
             raise KernelIndexError(int(error[0]) - 1, int(error[1]))
 
@@ -185,5 +213,5 @@ class HostModule:
     def __init__(self, library):
         self.library = library
 
-    def kernel(self, symbol):
-        return emulated_launch(self.library, symbol)
+    def kernel(self, symbol, shape):
+        return emulated_launch(self.library, symbol, shape)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import graphc as gc
-from graphc.codegen.cuda.render import statement_exprs
+from graphc.codegen.cuda.values import statement_exprs
 from graphc.kernels import ir
 from graphc.ops.elementwise import BINARY, UNARY
 from tests.kernels.helpers import Program
