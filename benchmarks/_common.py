@@ -5,7 +5,8 @@ Every result is one JSON line: {"id", "workload", "unit", "graphc", "numpy", "ra
 numpy, in the unit), "target", "better" ("higher" or "lower"), "met", "torch", "jax",
 "load_avg", ...details}. Peers are never graphc dependencies: their figures come from this
 interpreter when it can import them, else from the one named by $GRAPHC_PEER_PYTHON (running
-benchmarks/_peers.py), else they are null.
+benchmarks/_peers.py), else they are null. Peers run after graphc and numpy, in their own
+timing loop (medians too), so their columns are not interleaved with the other two.
 """
 import argparse
 import json
@@ -14,6 +15,8 @@ import statistics
 import subprocess
 import time
 import traceback
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = ("torch", "jax")
@@ -94,12 +97,12 @@ def _where(err):
     ours = [f for f in frames if f"{os.sep}graphc{os.sep}" in f.filename
             or f"{os.sep}runtime{os.sep}" in f.filename] or frames
     frame = ours[-1]
-    return f"{os.path.relpath(frame.filename, os.path.dirname(HERE))}:{frame.lineno} in {frame.name}"
+    path = os.path.relpath(frame.filename, os.path.dirname(HERE))
+    return f"{path}:{frame.lineno} in {frame.name}"
 
 
 def check_close(name, got, expected, rtol, atol):
     """Raise if graphc's result is not numpy's: a wrong answer fast is not a figure."""
-    import numpy as np
     if not np.allclose(got, expected, rtol=rtol, atol=atol):
         diff = float(np.max(np.abs(np.asarray(got, np.float64) - expected)))
         raise AssertionError(f"{name}: graphc and numpy differ by up to {diff:.3g}")
