@@ -1,17 +1,23 @@
-"""How each generated kernel is launched: the range [0, extent) whose iterations its threads
-share, and the block size. The renderer and the runtime both read it from here.
+"""How each generated kernel is launched: the range [0, extent) whose iterations [lo, hi) its
+blocks or threads take, and the block size. The renderer and the runtime both read it here.
 
 Kinds of kernels:
 - "loop": the outermost loop is parallel; each thread takes iterations of it (grid-stride).
+- "rows": the same, but each block takes iterations, its threads sharing the iteration's long
+  reductions and inner loops (a softmax or a row sum: one block per row).
 - "gemm": a matrix product (in loops over a batch): threads share the product's elements.
-- "single": anything else (a reduction to one value); one thread runs it.
+- "block": no parallel loop, but long reductions: one block, its threads sharing them.
+- "single": anything else; one thread runs it.
 """
 from dataclasses import dataclass
 
 from ...kernels import ir
+from .values import Values, statement_exprs, walk_statements
 
-THREADS = 256
+THREADS = 256  # a power of two: blocks reduce by halving
 MAX_BLOCKS = 65535  # a grid-stride loop covers the rest; plenty to fill any GPU
+SHARED_FROM = 64  # reductions this long (or of run-time length) are shared by a block
+PER_THREAD = ("loop", "gemm", "single")  # kinds whose threads, not blocks, take iterations
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,13 @@ def gemm_of(kernel):
 
 def launch(kernel):
     loop = kernel.parallel_loop
-    if loop is not None:
-        return Launch("loop", loop.extent)
     gemm = gemm_of(kernel)
     if gemm is not None:
         return Launch("gemm", ir.mul(gemm.m, gemm.n))
+    if shares_reductions(kernel):
+        return Launch("rows", loop.extent) if loop else Launch("block", ir.const(1))
+    if loop is not None:
+        return Launch("loop", loop.extent)
     return Launch("single", ir.const(1), threads=1)
 
 
@@ -43,7 +51,38 @@ def blocks(launch, hi):
     """Blocks for a launch over [0, hi) (0 when there is nothing to do)."""
     if hi <= 0:
         return 0
-    return min(-(-hi // launch.threads), MAX_BLOCKS)
+    per_block = launch.threads if launch.kind in PER_THREAD else 1
+    return min(-(-hi // per_block), MAX_BLOCKS)
+
+
+def shares_reductions(kernel):
+    """Whether a block's threads share the reductions of each iteration of the kernel's
+    parallel loop (or of the kernel, without one): some reduction there is long, and every
+    index check there depends on that iteration only, so that a bad index stops all the
+    block's threads together (they meet at barriers: a thread must not leave alone)."""
+    loop = kernel.parallel_loop
+    body = loop.body if loop else kernel.body
+    outer = {loop.var.name} if loop else set()
+    nested = [x for s in body if isinstance(s, ir.Loop) for x in walk_statements(s.body)]
+    if any(isinstance(s, ir.Gemm) for s in list(body) + nested) or any(
+            isinstance(s, ir.Check) for s in nested):
+        return False
+    values, seen, todo = Values(), set(), list(statement_exprs(body))
+    long = False
+    while todo:
+        e = todo.pop()
+        n = values(e)
+        if n in seen:
+            continue
+        seen.add(n)
+        free = values.free[n]
+        if isinstance(e, ir.Reduce) and free <= outer:
+            size = ir.product(extent for _, extent in e.loops)
+            long = long or not isinstance(size, ir.Const) or size.value >= SHARED_FROM
+        if isinstance(e, ir.Op) and e.name == "check_index" and not free <= outer:
+            return False
+        todo.extend(ir.children(e))
+    return long
 
 
 # index arithmetic on the host, for launch ranges: numpy's semantics on Python ints

@@ -4,11 +4,18 @@
                 long long lo, long long hi)
 
 reading the program's buffers and run-time dims by slot from two device arrays, and reporting a
-bad gather index as error[0] = what + 1, error[1] = the index (the first report wins; the thread
-that finds it stops). Threads share the iterations [lo, hi) of the kernel's launch range (see
-launch.py) in a grid-stride loop: the parallel outermost loop's iterations, or a matrix
-product's elements; a kernel with neither runs on one thread. Inner loops and reductions run
-sequentially in each thread; float32 (and narrower) sums accumulate in double, as on the CPU.
+bad gather index as error[0] = what + 1, error[1] = the index (the first report wins; the
+threads that find it stop). The kernel's launch (launch.py) says who takes the iterations
+[lo, hi) of its range:
+- threads, in a grid-stride loop: the parallel loop's iterations or a matrix product's
+  elements, inner loops and reductions running sequentially in each thread;
+- blocks ("rows", "block"): the threads of a block share each iteration's reductions (each
+  takes every blockDim.x-th position, then the block combines their results in shared memory)
+  and its inner loops; stores outside those loops are thread 0's. Such code must run alike in
+  all the block's threads where it meets a barrier, so index checks are made there, in front of
+  the loops, under the condition that the loops run at all;
+- one thread, for a kernel with neither a parallel loop nor a long reduction.
+float32 (and narrower) sums accumulate in double, as on the CPU.
 
 Every value is a named C constant computed once per scope (equal expressions are one value),
 at its first use; a Reduce that does not depend on an inner loop is computed in front of it,
@@ -21,12 +28,16 @@ import re
 from ...kernels import ir
 from .gemm import render_gemm
 from .launch import launch
-from .scalar import PRELUDE, render_op
+from .reductions import (PRELUDE as REDUCTIONS, accumulator, block_combine, combine,
+                         extreme, identity, narrowing)
+from .scalar import PRELUDE as SCALARS
+from .scalar import render_op
 from .types import FLOATS, REGISTER, STORAGE, literal
 from .values import INDEX_OPS, Values, operands, statement_exprs, walk_statements
 
 PARAMS = ("void* const* __restrict__ buffers, const long long* __restrict__ dims,\n"
           "        long long* __restrict__ error, long long lo, long long hi")
+PRELUDE = SCALARS + "\n" + REDUCTIONS
 RESERVED = re.compile(r"(buf|dim)\d+|first|stride|lo|hi|buffers|dims|error")
 
 
@@ -58,17 +69,25 @@ class KernelRenderer:
         self.dims = set()
         self.counter = itertools.count()
         self.grid_stride_used = False
+        # in a kernel whose blocks share reductions: whether the code being emitted runs the
+        # same in every thread of the block (barriers and index checks may only go there)
+        self.shared = self.launch.kind in ("rows", "block")
+        self.uniform = self.shared
+        self.check_guard = None  # a condition an index check is emitted under (see hoist)
 
     def render(self):
         body = self.kernel.body
         self.check_names()
-        if self.launch.kind == "loop":
-            self.loop(body[0], distributed=True)
-        elif self.launch.kind == "gemm":
+        kind = self.launch.kind
+        if kind in ("loop", "rows"):
+            self.loop(body[0], "threads" if kind == "loop" else "blocks")
+        elif kind == "gemm":
             for s in body:
                 self.stmt(s, distributed=True)
         else:
-            self.line("if (blockIdx.x != 0 || threadIdx.x != 0) return;  // one thread runs it")
+            if kind == "single":
+                self.line("if (blockIdx.x != 0 || threadIdx.x != 0) return;  "
+                          "// one thread runs it")
             for s in body:
                 self.stmt(s)
         nodes = ", ".join(n.replace("\n", " ") for n in self.kernel.nodes) or "no graph nodes"
@@ -89,7 +108,8 @@ class KernelRenderer:
         out += [f"const long long dim{slot} = dims[{slot}];" for slot in sorted(self.dims)]
         if self.grid_stride_used:
             out += ["const long long first = lo + (long long)blockIdx.x * blockDim.x"
-                    " + threadIdx.x;", "const long long stride = (long long)gridDim.x * blockDim.x;"]
+                    " + threadIdx.x;",
+                    "const long long stride = (long long)gridDim.x * blockDim.x;"]
         return out
 
     def check_names(self):
@@ -131,6 +151,17 @@ class KernelRenderer:
         self.grid_stride_used = True
         self.open_block(f"for (long long {var} = first; {var} < hi; {var} += stride)", (var,))
 
+    def open_shared_loop(self, var, extent, loop_vars=None):
+        """A loop in which a block's threads share the iterations [0, extent): code in it is
+        no longer uniform."""
+        self.open_block(f"for (long long {var} = threadIdx.x; {var} < {extent}; "
+                        f"{var} += blockDim.x)", loop_vars or (var,))
+        self.uniform = False
+
+    def close_shared_loop(self):
+        self.close_block()
+        self.uniform = True
+
     def pointer(self, slot, dtype, written=False):
         known, was_written = self.buffers.get(slot, (dtype, False))
         if known != dtype:
@@ -142,11 +173,12 @@ class KernelRenderer:
     def stmt(self, s, distributed=False):
         """`distributed`: no grid-stride loop is open yet, so a Gemm shares its elements."""
         if isinstance(s, ir.Loop):
-            self.loop(s, distributed=False)
+            self.loop(s)
         elif isinstance(s, ir.Store):
             value, index = self.value(s.value), self.value(s.index)
             buffer = self.pointer(s.buffer, s.value.dtype, written=True)
-            self.line(f"{buffer}[{index}] = {to_storage(value, s.value.dtype)};")
+            store = f"{buffer}[{index}] = {to_storage(value, s.value.dtype)};"
+            self.line(f"if (threadIdx.x == 0) {store}" if self.uniform else store)
         elif isinstance(s, ir.Gemm):
             render_gemm(self, s, distributed)
         elif isinstance(s, ir.Check):
@@ -155,20 +187,39 @@ class KernelRenderer:
         else:
             raise ir.Unsupported(f"statement {type(s).__name__}")
 
-    def loop(self, s, distributed):
-        """A Loop statement: the grid-stride loop over [lo, hi) when `distributed`."""
-        extent = None if distributed else self.value(s.extent)
-        self.hoist(list(statement_exprs(s.body)), {s.var.name})
-        if distributed:
-            self.open_grid_stride(s.var.name)
+    def loop(self, s, how="plain"):
+        """A Loop statement. `how`: "threads" (the grid-stride loop over [lo, hi)), "blocks"
+        (blocks take the iterations [lo, hi)), else a loop in each thread, or, in uniform code
+        of a kernel whose blocks share reductions, a loop the block's threads share."""
+        var = s.var.name
+        roots = list(statement_exprs(s.body))
+        shared = how == "plain" and self.uniform
+        if how == "threads":
+            self.hoist(roots, {var})
+            self.open_grid_stride(var)
+        elif how == "blocks":
+            self.hoist(roots, {var})
+            self.open_block(f"for (long long {var} = lo + blockIdx.x; {var} < hi; "
+                            f"{var} += gridDim.x)", (var,))
+        elif shared:
+            extent = self.value(s.extent)
+            self.hoist(roots, {var}, guard=nonempty([s.extent], [extent]))
+            self.open_shared_loop(var, extent)
         else:
-            self.open_loop(s.var.name, extent)
+            extent = self.value(s.extent)
+            self.hoist(roots, {var})
+            self.open_loop(var, extent)
         for x in s.body:
             self.stmt(x)
-        self.close_block()
+        if shared:
+            self.close_shared_loop()
+        else:
+            self.close_block()
 
-    def hoist(self, roots, inner):
-        """Compute now the Reduces under roots that depend on none of the `inner` loops."""
+    def hoist(self, roots, inner, guard=None):
+        """Compute now the Reduces under roots that depend on none of the `inner` loops, and
+        with a guard (the condition for the loops to run at all), their index checks too: in
+        front of a loop the block's threads share, a check must run in every thread or none."""
         bound = set().union(*self.bound)
         seen, todo = set(), list(roots)
         while todo:
@@ -178,8 +229,14 @@ class KernelRenderer:
                 continue
             seen.add(n)
             free = self.values.free[n]
-            if isinstance(e, ir.Reduce) and not free & inner and free <= bound:
+            invariant = not free & inner and free <= bound
+            if invariant and isinstance(e, ir.Reduce):
                 self.value(e)
+                continue
+            if invariant and guard and isinstance(e, ir.Op) and e.name == "check_index":
+                self.check_guard = guard
+                self.value(e)
+                self.check_guard = None
                 continue
             todo.extend(ir.children(e))
 
@@ -225,9 +282,14 @@ class KernelRenderer:
         if isinstance(e, ir.Op):
             args = [self.lookup(a) for a in e.args]
             if e.name == "check_index":
+                if self.shared and not self.uniform:  # launch.shares_reductions excludes it
+                    raise AssertionError(f"kernel {self.kernel.name}: an index check where "
+                                         "the block's threads may disagree")
                 i, n, what = args
-                self.line(f"if ((unsigned long long){i} >= (unsigned long long){n}) "
-                          f"{{ gc_report(error, {what}, {i}); return; }}")
+                bad = f"(unsigned long long){i} >= (unsigned long long){n}"
+                guard = self.check_guard
+                bad = f"{guard} && {bad}" if guard and guard != "true" else bad
+                self.line(f"if ({bad}) {{ gc_report(error, {what}, {i}); return; }}")
                 return i
             if self.values.index[self.values(e)]:
                 return f"({args[0]} {INDEX_OPS[e.name]} {args[1]})"
@@ -243,83 +305,78 @@ class KernelRenderer:
 
     # -- reductions ----------------------------------------------------------------------------
     def reduce(self, r):
-        """The reduction as loops updating accumulators (for argmax/argmin: the best value,
-        its position, and a running position over the loops, flattened in order)."""
+        """The reduction as loops updating accumulators (argmax/argmin: the best value and its
+        position over the loops, flattened in order). In uniform code of a kernel whose blocks
+        share reductions, the block's threads take positions in turn, then combine."""
         extents = [self.value(x) for _, x in r.loops]
-        dtype = r.value.dtype
+        dtype, shared, arg = r.value.dtype, self.uniform, r.op in ("argmax", "argmin")
         name = self.fresh(r.op)
         narrow = narrowing(r.op, dtype)
-        acc = f"{name}_acc" if narrow else name
-        if r.op in ("argmax", "argmin"):
-            best, pos = f"{name}_best", f"{name}_pos"
-            high = r.op == "argmax"
-            self.line(f"{REGISTER[dtype]} {best} = {extreme(dtype, not high)};")
-            self.line(f"long long {name} = 0, {pos} = 0;")
+        acc = f"{name}_best" if arg else f"{name}_acc" if narrow else name
+        start = extreme(dtype, r.op == "argmin") if arg else identity(r.op, dtype)
+        if arg and shared:
+            self.line(f"gc_best<{REGISTER[dtype]}> {acc} = {{{start}, GC_NO_POSITION}};")
+        elif arg:
+            self.line(f"{REGISTER[dtype]} {acc} = {start};")
+            self.line(f"long long {name} = 0, {name}_pos = 0;")
         else:
-            self.line(f"{accumulator(r.op, dtype)} {acc} = {identity(r.op, dtype)};")
-        self.hoist([r.value], {v.name for v, _ in r.loops})
-        for (var, _), extent in zip(r.loops, extents):
-            self.open_loop(var.name, extent)
+            self.line(f"{accumulator(r.op, dtype)} {acc} = {start};")
+        names = [v.name for v, _ in r.loops]
+        if shared:
+            total = " * ".join(extents) if extents else "1"
+            self.hoist([r.value], set(names),
+                       guard=nonempty([x for _, x in r.loops], extents))
+            position = names[0] if len(names) == 1 else self.fresh("position")
+            self.open_shared_loop(position, total, names + [position])
+            for line in unflatten(position, names, extents) if len(names) > 1 else ():
+                self.line(line)
+        else:
+            self.hoist([r.value], set(names))
+            position = f"{name}_pos"
+            for var, extent in zip(names, extents):
+                self.open_loop(var, extent)
         v = self.value(r.value)
-        if r.op in ("argmax", "argmin"):
-            better = f"{v} {'>' if high else '<'} {best}"
+        if arg:
+            best = f"{acc}.value" if shared else acc
+            better = f"{v} {'>' if r.op == 'argmax' else '<'} {best}"
             if dtype in FLOATS:  # NaN is the extreme, and the first NaN stays
                 better = f"({better} || {v} != {v}) && {best} == {best}"
-            self.line(f"if ({better}) {{ {best} = {v}; {name} = {pos}; }}")
-            self.line(f"++{pos};")
+            at = f"{acc}.at" if shared else name
+            self.line(f"if ({better}) {{ {best} = {v}; {at} = {position}; }}")
+            if not shared:
+                self.line(f"++{position};")
         else:
             self.line(combine(r.op, dtype, acc, v))
-        for _ in r.loops:
-            self.close_block()
+        if shared:
+            self.close_shared_loop()
+            self.line(f"{acc} = gc_block_reduce({acc}, {block_combine(r.op, dtype)}());")
+            if arg:  # a reduction over nothing gives position 0
+                self.line(f"const long long {name} = {acc}.at == GC_NO_POSITION ? 0 : {acc}.at;")
+        else:
+            for _ in names:
+                self.close_block()
         if narrow:
             self.line(f"const {REGISTER[dtype]} {name} = {narrow.format(acc)};")
         return name
 
 
-def accumulator(op, dtype):
-    """float32 and narrower sums and products accumulate in double."""
-    return "double" if op in ("sum", "prod") and dtype in FLOATS else REGISTER[dtype]
+def nonempty(extents, texts):
+    """The condition for loops of these extents (C expressions `texts`) to run at all."""
+    if all(isinstance(e, ir.Const) and e.value > 0 for e in extents):
+        return "true"
+    return " && ".join(f"{t} > 0" for e, t in zip(extents, texts)
+                       if not (isinstance(e, ir.Const) and e.value > 0))
 
 
-def narrowing(op, dtype):
-    """How an accumulator becomes the result: a format of it, or None when it is the result."""
-    if accumulator(op, dtype) == REGISTER[dtype]:
-        return None
-    return "__half2float(__double2half({}))" if dtype == "float16" else "(float){}"
-
-
-def extreme(dtype, high):
-    """The dtype's highest (or lowest) value: the max/min reductions' identities."""
-    if dtype == "bool":
-        return literal(high, dtype)
-    if dtype in FLOATS:
-        return literal(float("inf") if high else float("-inf"), dtype)
-    bits = 31 if dtype == "int32" else 63
-    return literal((1 << bits) - 1 if high else -(1 << bits), dtype)
-
-
-def identity(op, dtype):
-    if op in ("max", "min"):
-        return extreme(dtype, op == "min")
-    one = op == "prod"
-    if dtype == "bool":
-        return literal(one, dtype)
-    return literal(float(one) if dtype in FLOATS else int(one),
-                   "float64" if dtype in FLOATS else dtype)
-
-
-COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
-    ("sum", "float"): "{0} += {1};", ("prod", "float"): "{0} *= {1};",
-    ("sum", "int"): "{0} = gc_add({0}, {1});", ("prod", "int"): "{0} = gc_mul({0}, {1});",
-    ("sum", "bool"): "{0} = {0} || {1};", ("prod", "bool"): "{0} = {0} && {1};",
-}
-
-
-def combine(op, dtype, acc, v):
-    if op in ("max", "min"):
-        return f"{acc} = gc_{op}imum({acc}, {v});"
-    kind = "float" if dtype in FLOATS else "bool" if dtype == "bool" else "int"
-    return COMBINE[op, kind].format(acc, v)
+def unflatten(position, names, extents):
+    """Lines binding the loop variables `names` to their values at a flat position."""
+    out = []
+    for i, var in enumerate(names):
+        inner = extents[i + 1:]
+        q = f"{position} / {inner[0] if len(inner) == 1 else '(' + ' * '.join(inner) + ')'}"
+        q = position if not inner else q if i == 0 else f"({q})"
+        out.append(f"const long long {var} = {q if i == 0 else f'{q} % {extents[i]}'};")
+    return out
 
 
 def to_storage(value, dtype):

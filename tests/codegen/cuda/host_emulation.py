@@ -18,8 +18,7 @@ import tempfile
 import numpy as np
 
 from graphc.codegen.cuda import launch, nvcc
-from graphc.codegen.cuda.render import render_kernel
-from graphc.codegen.cuda.scalar import PRELUDE
+from graphc.codegen.cuda.render import PRELUDE, render_kernel
 from graphc.kernels.interpret import KernelIndexError
 
 SHIM = r"""// host emulation of the CUDA built-ins graphc's kernels use

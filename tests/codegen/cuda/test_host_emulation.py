@@ -71,6 +71,25 @@ def test_special_values_follow_numpy(compiled):
                                            err_msg=f"{name} output {i}")
 
 
+def test_rows_shared_by_a_block_with_special_values(compiled):
+    """NaN and infinities in long rows (a block per row): argmax/argmin take the first NaN,
+    max and softmax propagate it; ties go to the first position."""
+    cases, host = compiled
+    case, program, phs = cases["long_rows"]
+    x = np.round(programs.sample("float32", (5, 300), np.random.default_rng(4)))
+    x[0, [7, 250]] = np.nan
+    x[1, [3, 299]] = np.inf
+    x[2, :] = -np.inf
+    x[3, 100:] = np.nan
+    ints = np.zeros((5, 100), np.int32)
+    ints[1, 50:] = 3
+    feed = {phs[0]: x, phs[1]: ints}
+    with np.errstate(all="ignore"):
+        want = run_reference(program.fetches, feed)
+    for i, (g, w) in enumerate(zip(program.execute(feed, host.run), want)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=f"output {i}")
+
+
 def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
     cases, host = compiled
     for dtype in ("int32", "int64"):
@@ -87,13 +106,14 @@ def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
                 np.testing.assert_array_equal(g, w, err_msg=f"{name} output {i}")
 
 
-@pytest.mark.parametrize("name,bad", [("gather_one_hot", 7), ("gather_one_hot", -1),
-                                      ("sparse_cross_entropy", 13)])
-def test_bad_indices_report_the_error_and_value(compiled, name, bad):
+@pytest.mark.parametrize("name,at,bad", [
+    ("gather_one_hot", 1, 7), ("gather_one_hot", 1, -1), ("sparse_cross_entropy", 1, 13),
+    ("long_gathered_rows", 1, 50), ("long_gathered_rows", 3, -2)])  # blocks share these rows
+def test_bad_indices_report_the_error_and_value(compiled, name, at, bad):
     cases, host = compiled
     case, program, phs = cases[name]
     feed = programs.feed(case, phs, np.random.default_rng(3))
-    feed[phs[1]][2] = bad
+    feed[phs[at]][2] = bad
     with pytest.raises(KernelIndexError) as err:
         program.execute(feed, host.run)
     node, message = program.slots.errors[err.value.what]

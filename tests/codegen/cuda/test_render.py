@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from graphc.codegen.cuda import launch, nvcc
-from graphc.codegen.cuda.render import render_kernel, render_program, symbol
-from graphc.codegen.cuda.scalar import PRELUDE, unsupported_ops
+from graphc.codegen.cuda.render import PRELUDE, render_kernel, render_program, symbol
+from graphc.codegen.cuda.scalar import unsupported_ops
 from graphc.errors import DeviceError
 from graphc.ir import dtypes
 from graphc.kernels import ir

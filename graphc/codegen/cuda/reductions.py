@@ -1,0 +1,119 @@
+"""Reductions in CUDA C: accumulator types, identities, the update of an accumulator by a value,
+and the block-wide combination of the threads' partial results (PRELUDE).
+
+float32 and narrower sums and products accumulate in double, as the CPU backend's do; integer
+ones wrap around; a bool sum is `any` and a bool product `all`. A block shares a reduction by
+giving each thread every blockDim.x-th position, then halving the partial results in shared
+memory; argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
+"""
+from .launch import THREADS
+from .types import FLOATS, REGISTER, literal
+
+PRELUDE = r"""// ---- block-wide reductions, for kernels whose blocks share reductions ------------
+#define GC_BLOCK %d  // the most threads a block has: a power of two
+#define GC_NO_POSITION 9223372036854775807LL  // the position of a thread that saw nothing
+
+// Every thread of the block passes its partial result and gets the block's, halving in shared
+// memory (blockDim.x is a power of two). All the block's threads must call it.
+template <typename T, typename Combine> GC_INLINE T gc_block_reduce(T partial, Combine combine) {
+    __shared__ T part[GC_BLOCK];
+    part[threadIdx.x] = partial;
+    __syncthreads();
+    for (unsigned int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half)
+            part[threadIdx.x] = combine(part[threadIdx.x], part[threadIdx.x + half]);
+        __syncthreads();
+    }
+    T out = part[0];
+    __syncthreads();  // before the next reduction writes part
+    return out;
+}
+struct gc_plus { template <typename T> GC_INLINE T operator()(T a, T b) const { return a + b; } };
+struct gc_times { template <typename T> GC_INLINE T operator()(T a, T b) const { return a * b; } };
+struct gc_wrapping_plus {
+    template <typename T> GC_INLINE T operator()(T a, T b) const { return gc_add(a, b); }
+};
+struct gc_wrapping_times {
+    template <typename T> GC_INLINE T operator()(T a, T b) const { return gc_mul(a, b); }
+};
+struct gc_any { GC_INLINE bool operator()(bool a, bool b) const { return a || b; } };
+struct gc_all { GC_INLINE bool operator()(bool a, bool b) const { return a && b; } };
+struct gc_max {
+    template <typename T> GC_INLINE T operator()(T a, T b) const { return gc_maximum(a, b); }
+};
+struct gc_min {
+    template <typename T> GC_INLINE T operator()(T a, T b) const { return gc_minimum(a, b); }
+};
+
+// argmax (High) or argmin: the extreme of two partial results, NaN the most extreme; on a tie
+// the first position
+template <typename T> struct gc_best { T value; long long at; };
+template <bool High> struct gc_arg_best {
+    template <typename T> GC_INLINE gc_best<T> operator()(gc_best<T> a, gc_best<T> b) const {
+        bool a_nan = a.value != a.value, b_nan = b.value != b.value;
+        bool beats = High ? b.value > a.value : b.value < a.value;
+        bool tie = a_nan == b_nan && (a_nan || a.value == b.value);
+        return (!a_nan && (beats || b_nan)) || (tie && b.at < a.at) ? b : a;
+    }
+};
+""" % THREADS
+
+COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
+    ("sum", "float"): "{0} += {1};", ("prod", "float"): "{0} *= {1};",
+    ("sum", "int"): "{0} = gc_add({0}, {1});", ("prod", "int"): "{0} = gc_mul({0}, {1});",
+    ("sum", "bool"): "{0} = {0} || {1};", ("prod", "bool"): "{0} = {0} && {1};",
+}
+BLOCK_COMBINE = {  # (op, kind) -> the functor combining two threads' accumulators
+    ("sum", "float"): "gc_plus", ("prod", "float"): "gc_times",
+    ("sum", "int"): "gc_wrapping_plus", ("prod", "int"): "gc_wrapping_times",
+    ("sum", "bool"): "gc_any", ("prod", "bool"): "gc_all",
+    **{(op, kind): f"gc_{op}" for op in ("max", "min") for kind in ("float", "int", "bool")},
+    **{("argmax", kind): "gc_arg_best<true>" for kind in ("float", "int", "bool")},
+    **{("argmin", kind): "gc_arg_best<false>" for kind in ("float", "int", "bool")},
+}
+
+
+def _kind(dtype):
+    return "float" if dtype in FLOATS else "bool" if dtype == "bool" else "int"
+
+
+def accumulator(op, dtype):
+    """float32 and narrower sums and products accumulate in double."""
+    return "double" if op in ("sum", "prod") and dtype in FLOATS else REGISTER[dtype]
+
+
+def narrowing(op, dtype):
+    """How an accumulator becomes the result: a format of it, or None when it is the result."""
+    if accumulator(op, dtype) == REGISTER[dtype]:
+        return None
+    return "__half2float(__double2half({}))" if dtype == "float16" else "(float){}"
+
+
+def extreme(dtype, high):
+    """The dtype's highest (or lowest) value: the max/min reductions' identities."""
+    if dtype == "bool":
+        return literal(high, dtype)
+    if dtype in FLOATS:
+        return literal(float("inf") if high else float("-inf"), dtype)
+    bits = 31 if dtype == "int32" else 63
+    return literal((1 << bits) - 1 if high else -(1 << bits), dtype)
+
+
+def identity(op, dtype):
+    if op in ("max", "min"):
+        return extreme(dtype, op == "min")
+    one = op == "prod"
+    if dtype == "bool":
+        return literal(one, dtype)
+    return literal(float(one) if dtype in FLOATS else int(one),
+                   "float64" if dtype in FLOATS else dtype)
+
+
+def combine(op, dtype, acc, v):
+    if op in ("max", "min"):
+        return f"{acc} = gc_{op}imum({acc}, {v});"
+    return COMBINE[op, _kind(dtype)].format(acc, v)
+
+
+def block_combine(op, dtype):
+    return BLOCK_COMBINE[op, _kind(dtype)]
