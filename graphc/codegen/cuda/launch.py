@@ -5,7 +5,8 @@ Kinds of kernels:
 - "loop": the outermost loop is parallel; each thread takes iterations of it (grid-stride).
 - "rows": the same, but each block takes iterations, its threads sharing the iteration's long
   reductions and inner loops (a softmax or a row sum: one block per row).
-- "gemm": a matrix product (in loops over a batch): threads share the product's elements.
+- "tiles": a matrix product (in loops over a batch): blocks take tiles of the product.
+- "gemm": the same with few rows or columns: threads share the product's elements.
 - "block": no parallel loop, but long reductions: one block, its threads sharing them.
 - "single": anything else; one thread runs it.
 """
@@ -18,6 +19,8 @@ THREADS = 256  # a power of two: blocks reduce by halving
 MAX_BLOCKS = 65535  # a grid-stride loop covers the rest; plenty to fill any GPU
 SHARED_FROM = 64  # reductions this long (or of run-time length) are shared by a block
 PER_THREAD = ("loop", "gemm", "single")  # kinds whose threads, not blocks, take iterations
+GEMM_TILE = 64  # rows and columns of a tile of a matrix product
+SMALL_GEMM = 16  # products with fewer rows or columns than this are not tiled
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,18 @@ def launch(kernel):
     loop = kernel.parallel_loop
     gemm = gemm_of(kernel)
     if gemm is not None:
-        return Launch("gemm", ir.mul(gemm.m, gemm.n))
+        if any(isinstance(d, ir.Const) and d.value < SMALL_GEMM for d in (gemm.m, gemm.n)):
+            return Launch("gemm", ir.mul(gemm.m, gemm.n))
+        return Launch("tiles", ir.mul(_tiles(gemm.m), _tiles(gemm.n)))
     if shares_reductions(kernel):
         return Launch("rows", loop.extent) if loop else Launch("block", ir.const(1))
     if loop is not None:
         return Launch("loop", loop.extent)
     return Launch("single", ir.const(1), threads=1)
+
+
+def _tiles(size):
+    return ir.floordiv(ir.add(size, ir.const(GEMM_TILE - 1)), ir.const(GEMM_TILE))
 
 
 def blocks(launch, hi):

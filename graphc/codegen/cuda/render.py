@@ -81,7 +81,7 @@ class KernelRenderer:
         kind = self.launch.kind
         if kind in ("loop", "rows"):
             self.loop(body[0], "threads" if kind == "loop" else "blocks")
-        elif kind == "gemm":
+        elif kind in ("gemm", "tiles"):
             for s in body:
                 self.stmt(s, distributed=True)
         else:
@@ -173,7 +173,7 @@ class KernelRenderer:
     def stmt(self, s, distributed=False):
         """`distributed`: no grid-stride loop is open yet, so a Gemm shares its elements."""
         if isinstance(s, ir.Loop):
-            self.loop(s)
+            self.loop(s, distributed=distributed)
         elif isinstance(s, ir.Store):
             value, index = self.value(s.value), self.value(s.index)
             buffer = self.pointer(s.buffer, s.value.dtype, written=True)
@@ -187,10 +187,11 @@ class KernelRenderer:
         else:
             raise ir.Unsupported(f"statement {type(s).__name__}")
 
-    def loop(self, s, how="plain"):
+    def loop(self, s, how="plain", distributed=False):
         """A Loop statement. `how`: "threads" (the grid-stride loop over [lo, hi)), "blocks"
         (blocks take the iterations [lo, hi)), else a loop in each thread, or, in uniform code
-        of a kernel whose blocks share reductions, a loop the block's threads share."""
+        of a kernel whose blocks share reductions, a loop the block's threads share.
+        `distributed` passes on to the body (loops over a batch of matrix products)."""
         var = s.var.name
         roots = list(statement_exprs(s.body))
         shared = how == "plain" and self.uniform
@@ -210,7 +211,7 @@ class KernelRenderer:
             self.hoist(roots, {var})
             self.open_loop(var, extent)
         for x in s.body:
-            self.stmt(x)
+            self.stmt(x, distributed)
         if shared:
             self.close_shared_loop()
         else:

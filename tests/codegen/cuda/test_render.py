@@ -122,14 +122,18 @@ def test_launch_ranges():
     dims = [6]
     assert launch.launch(kernels["check"]).kind == "loop"
     assert launch.evaluate(launch.launch(kernels["check"]).extent, dims) == 6
-    gemm = launch.launch(kernels["gemm_accumulate"])
-    assert gemm.kind == "gemm" and launch.evaluate(gemm.extent, dims) == 36
+    tiles = launch.launch(kernels["gemm_accumulate"])  # blocks take 64 x 64 tiles
+    assert tiles.kind == "tiles" and launch.evaluate(tiles.extent, dims) == 1
+    assert launch.evaluate(tiles.extent, [130]) == 9 and launch.blocks(tiles, 9) == 9
     assert launch.launch(kernels["gemm_per_row"]).kind == "loop"
     single = ir.Kernel("single", (ir.Store(0, ir.const(0), ir.const(1.0, "float32")),), {})
     assert launch.launch(single).kind == "single"
     assert "if (blockIdx.x != 0 || threadIdx.x != 0) return;" in render_kernel(single)
-    assert launch.blocks(gemm, 0) == 0 and launch.blocks(gemm, 1) == 1
-    assert launch.blocks(gemm, 257) == 2 and launch.blocks(gemm, 1 << 40) == launch.MAX_BLOCKS
+    case = next(c for c in programs.CASES if c.name == "matmul")  # 5 columns: not tiled
+    small = launch.launch(programs.program(case)[0].kernels[0])
+    assert small.kind == "gemm" and launch.blocks(small, 0) == 0
+    assert launch.blocks(small, 1) == 1 and launch.blocks(small, 257) == 2
+    assert launch.blocks(small, 1 << 40) == launch.MAX_BLOCKS
     index = ir.op("floordiv", ir.op("mod", ir.Dim(0), ir.const(4)), ir.const(-1))
     assert launch.evaluate(index, dims) == np.floor_divide(6 % 4, -1)
 
