@@ -89,7 +89,8 @@ def test_kernels_of_several_batch_sizes(graph, gpu):
     x = gc.placeholder(gc.float32, (None, 13), name="x")
     b = gc.placeholder(gc.float32, (13,), name="b")
     outputs = [gc.nn.softmax(x * 1.5 + b), gc.sum(x, axis=0), gc.max(x), gc.argmin(x, axis=1),
-               gc.cast(x > b, gc.int32), gc.concat([x, x * 2.0], axis=1)[:, ::3]]
+               gc.cast(x > b, gc.int32), gc.concat([x, x * 2.0], axis=1)[:, ::3],
+               gc.matmul(x, gc.transpose(x)) + 1.0]
     feeds = [(_normal(n, 13), _normal(13)) for n in (7, 1, 7, 1023)]
     _compare(outputs, feeds, [x, b])
     if isinstance(gpu, HostGpu):
