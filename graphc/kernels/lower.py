@@ -13,6 +13,7 @@ or read through strides, and their epilogues as a loop nest over the product. Gr
 cannot lower raise Unsupported; the runtime runs those through the numpy reference instead.
 """
 import itertools
+import sys
 import math
 
 from . import ir
@@ -157,6 +158,17 @@ def default_rule(node):
 # ---- loop nests -------------------------------------------------------------------------------
 def lower_group(group, slots, name):
     """The kernels that compute `group` (a fusion KernelGroup), in order."""
+    # values are built by recursion over the group's nodes: a fused chain of n ops nests
+    # about 4n calls deep
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 8 * len(group.nodes) + 1000))
+    try:
+        return _lower_group(group, slots, name)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _lower_group(group, slots, name):
     if group.kind in ("stateful", "opaque", "contraction"):
         if group.root.op not in CONTRACTIONS:
             raise Unsupported(group.root.op)
