@@ -3,8 +3,8 @@ modules compiled by nvcc and cached on disk, launches and copies.
 
 pycuda is optional (`pip install graphc[cuda]`): it is imported when a CUDA program first runs,
 and a missing pycuda or GPU is a DeviceError then, never when a program is built. The device's
-primary context serves the whole process; each run makes it current while it runs. Copies and
-launches go in order on one stream; a download waits for what came before it.
+primary context serves the whole process; each run makes it current while it runs. Kernels are
+queued on one stream without waiting; copies wait for what was queued before them.
 
 `Gpu` is all the CUDA executable asks of a GPU, so tests can put a stand-in in its place.
 """
@@ -24,8 +24,8 @@ class Gpu:
             import pycuda.driver as driver
             import pycuda.tools as tools
         except ImportError as error:
-            raise DeviceError(f"{NEEDS}: pycuda is not installed (pip install graphc[cuda]; "
-                              f"{error})") from None
+            raise DeviceError(f"{NEEDS}: pycuda cannot be imported ({error}); install it "
+                              "with pip install graphc[cuda]") from None
         try:
             driver.init()
             if driver.Device.count() == 0:
@@ -63,12 +63,14 @@ class Gpu:
                 raise ResourceError(f"out of GPU memory: {what} needs {nbytes:,} bytes; "
                                     f"{free:,} of the GPU's {total:,} bytes are free") from None
 
+    # Copies go through the default stream, which waits for the kernels queued on ours (a
+    # blocking stream) and which they wait for: each copy comes in order, and is done when it
+    # returns, so the host array may change or be read at once.
     def upload(self, allocation, array):
-        self.driver.memcpy_htod_async(allocation, array, self.stream)
+        self.driver.memcpy_htod(allocation, array)
 
     def download(self, array, allocation):
-        self.driver.memcpy_dtoh_async(array, allocation, self.stream)
-        self.stream.synchronize()
+        self.driver.memcpy_dtoh(array, allocation)
 
     def load(self, source):
         """The module of a CUDA C translation unit, as a cubin for this GPU: compiled by nvcc

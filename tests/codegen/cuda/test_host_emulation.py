@@ -2,15 +2,19 @@
 kernels, run with several emulated blocks and threads on fresh random inputs, must give the
 reference device's values; the handmade kernels must give the kernel IR interpreter's. Bad
 gather indices and labels must come back as the error the interpreter reports."""
+import os
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import graphc as gc
 from graphc.kernels import interpret
 from graphc.kernels.interpret import KernelIndexError
 from tests.codegen.cuda import programs
 from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
-from tests.kernels.helpers import run_reference
+from tests.kernels.helpers import Program, run_reference
+from tests.passes.random_graphs import assert_same_values, random_graphs
 
 pytestmark = pytest.mark.skipif(missing_toolchain() is not None,
                                 reason=f"host emulation of CUDA C: {missing_toolchain()}")
@@ -167,3 +171,16 @@ def test_a_failed_check_statement_reports_its_value(compiled):
     with pytest.raises(KernelIndexError) as err:
         host.run(kernel, buffers, [6])
     assert (err.value.what, err.value.value) == (0, 9)
+
+
+@settings(max_examples=int(os.environ.get("GRAPHC_HYPOTHESIS_EXAMPLES", 60)) // 6,
+          deadline=None)
+@given(random_graphs())
+def test_random_graphs(case):
+    """Random graphs over the whole op set (the optimizer tests' generator), their kernels
+    compiled for the host (one compile per graph: fewer examples than the interpreter's)."""
+    program = Program(case.outputs)
+    host = compile_for_host(program.kernels) if program.kernels else None
+    got = program.execute(case.feed, host.run if host else None)
+    assert_same_values(run_reference(case.outputs, case.feed), got, case.outputs,
+                       "\n".join(case.lines))
