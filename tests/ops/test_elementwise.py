@@ -199,3 +199,13 @@ def test_unary_ops_on_scalars():
         got = evaluate(getattr(gc, name), np.asarray(x))
         assert got.shape == ()
         np.testing.assert_allclose(got, expect(np.float64(x)), rtol=2e-6)
+
+
+def test_float_floor_division_follows_numpy_at_the_edges():
+    a = np.array([1.0, np.inf, -7.5, 7.5, 5.0, -0.0, 3.0, np.nan, 1e308, 0.3])
+    b = np.array([0.1, 2.0, 2.0, -2.0, 0.0, 3.0, -0.0, 1.0, 1e-308, 0.1])
+    with np.errstate(all="ignore"):
+        want = np.floor_divide(a, b)
+    got = evaluate(lambda x, y: x // y, a, b)  # every device against the reference
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got[5]) == np.signbit(want[5])

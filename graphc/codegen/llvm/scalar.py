@@ -65,7 +65,21 @@ def _isfinite(k, x):
 
 
 def _floordiv_float(b, x, y):
-    return b.call(intrinsic(b.module, "llvm.floor", x.type), [b.fdiv(x, y)], name="floordiv")
+    """numpy's floor_divide: (x - fmod(x, y)) / y, moved down when the remainder's sign
+    differs from y's and rounded to the nearest integer (1.0 // 0.1 is 9, inf // 2 NaN);
+    x / y when y is 0."""
+    zero, one = ll.Constant(x.type, 0.0), ll.Constant(x.type, 1.0)
+    r = b.frem(x, y, name="fmod")
+    div = b.fdiv(b.fsub(x, r), y, name="exact")
+    differ = b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", r, zero))
+    div = b.select(b.and_(b.fcmp_unordered("!=", r, zero), differ), b.fsub(div, one), div)
+    low = b.call(intrinsic(b.module, "llvm.floor", x.type), [div])
+    near = b.select(b.fcmp_ordered(">", b.fsub(div, low), ll.Constant(x.type, 0.5)),
+                    b.fadd(low, one), low)
+    signed_zero = b.call(intrinsic(b.module, "llvm.copysign", x.type, 2),
+                         [zero, b.fdiv(x, y)])
+    out = b.select(b.fcmp_unordered("!=", div, zero), near, signed_zero)
+    return b.select(b.fcmp_ordered("==", y, zero), b.fdiv(x, y), out, name="floordiv")
 
 
 def _mod_float(b, x, y):
