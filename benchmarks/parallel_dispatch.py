@@ -20,13 +20,13 @@ import ctypes
 import functools
 import json
 import os
-import statistics
 import sys
 import time
 
 import llvmlite.ir as ir
 import numpy as np
 
+from _common import interleaved
 from graphc.codegen.llvm import jit, parallel
 from graphc.runtime.threads import ThreadPool
 
@@ -168,15 +168,6 @@ def summary(ns):
             "p99_ns": round(float(np.percentile(ns, 99)), 1)}
 
 
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def emit(record, nthreads):
     record.update(nthreads=nthreads, cores=len(os.sched_getaffinity(0)),
                   load_avg=round(os.getloadavg()[0], 2))
@@ -228,7 +219,7 @@ def main(nthreads):
 
         one, many = horner_ms(0), horner_ms(pool.address)
         np.testing.assert_allclose(out, numpy_horner(), rtol=1e-5)
-        ref = median_seconds(numpy_horner, 5) * 1e3
+        ref = interleaved({"numpy": numpy_horner}, 5, warmup=0)["numpy"] * 1e3
         emit({"id": "horner", "n": HORNER_N, "one_thread_ms": round(one, 3),
               "pool_ms": round(many, 3), "speedup": round(one / many, 2),
               "numpy_ms": round(ref, 3), "pool_vs_numpy": round(many / ref, 4)}, nthreads)

@@ -9,7 +9,6 @@ Two lines per chain length:
 
 Usage: python benchmarks/w8_chain.py [n ...] [--quick]   (default n: 1000 10000 100000)
 """
-import statistics
 import time
 
 import numpy as np
@@ -39,15 +38,6 @@ def numpy_chain(x, n):
     return x
 
 
-def median_seconds(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def measure_cpu(n, repeats):
     g, x, y, _ = chain(n)
     t0 = time.perf_counter()
@@ -73,8 +63,9 @@ def measure_optimizer(n):
         f = gc.function([x], y, session=gc.Session(g, device="reference"))
     xb = np.ones(1, np.float32)
     repeats = 5 if n <= 10_000 else 1
-    run = median_seconds(lambda: f(xb), repeats)
-    ref = median_seconds(lambda: numpy_chain(xb, n), repeats)
+    times = interleaved({"graphc": lambda: f(xb), "numpy": lambda: numpy_chain(xb, n)},
+                        repeats, warmup=0)
+    run, ref = times["graphc"], times["numpy"]
     return [{"id": "W8-optimize", "n": n, "device": "reference", "build_s": round(build, 3),
              "optimize_s": round(compiled.compile_seconds, 3),
              "pass_s": {k: round(v, 3) for k, v in compiled.pass_seconds.items()},
