@@ -19,6 +19,7 @@ import numpy as np
 
 from ..ir import dtypes
 from . import ir
+from .numbering import ValueNumbering, operands
 
 
 class KernelIndexError(Exception):
@@ -129,32 +130,6 @@ def _identity(op, dtype):
 
 
 # ---- one run ----------------------------------------------------------------------------------
-def _operands(e):
-    """The expressions e's value is computed from, in its own scope."""
-    if isinstance(e, ir.Op):
-        return e.args
-    if isinstance(e, ir.Load):
-        return (e.index,)
-    if isinstance(e, ir.Reduce):
-        return tuple(extent for _, extent in e.loops)
-    return ()
-
-
-def _fields(e):
-    """e's fields other than its operands."""
-    if isinstance(e, ir.Const):
-        return (e.value, e.dtype)
-    if isinstance(e, ir.Var):
-        return (e.name, e.dtype)
-    if isinstance(e, ir.Dim):
-        return (e.slot, e.dtype)
-    if isinstance(e, ir.Load):
-        return (e.buffer, e.dtype)
-    if isinstance(e, ir.Op):
-        return (e.name, e.dtype)
-    return (e.op, e.dtype, tuple(v.name for v, _ in e.loops))
-
-
 def _statement_exprs(s):
     if isinstance(s, ir.Loop):
         return (s.extent,)
@@ -173,9 +148,8 @@ class _Run:
         self.kernel = kernel
         self.buffers = buffers
         self.dims = dims
-        self.number = {}  # id(expr) -> its number; equal expressions get one number
-        self.numbers = {}  # an expression's kind, fields and operands' numbers -> its number
-        self.free = []  # number -> frozenset of the loop variable names it depends on
+        self.values = ValueNumbering()
+        self.number, self.free = self.values.number, self.values.free
         self.loaded = set()  # slots that loads read
 
     def fail(self, message):
@@ -195,6 +169,7 @@ class _Run:
             elif isinstance(s, ir.Gemm):
                 self.loaded.update((s.a.buffer, s.b.buffer))
                 stored.add(s.c.buffer)
+        self.loaded.update(e.buffer for e in self.values.kept if isinstance(e, ir.Load))
         both = stored & self.loaded
         if both:
             self.fail(f"reads slots {sorted(both)} that it also writes; its iterations could "
@@ -208,32 +183,9 @@ class _Run:
         self.block(self.kernel.body, root)
 
     def _analyze(self, roots):
-        """Number every expression under roots by value (equal expressions are one), and
-        find the variables each depends on and the slots loads read."""
-        number, free, stack = self.number, self.free, list(roots)
-        while stack:
-            e = stack[-1]
-            if id(e) in number:
-                stack.pop()
-                continue
-            kids = _operands(e) + ((e.value,) if isinstance(e, ir.Reduce) else ())
-            waiting = [k for k in kids if id(k) not in number]
-            if waiting:
-                stack.extend(waiting)
-                continue
-            stack.pop()
-            key = (type(e), _fields(e)) + tuple(number[id(k)] for k in kids)
-            n = number[id(e)] = self.numbers.setdefault(key, len(self.numbers))
-            if n < len(free):
-                continue
-            out = frozenset().union(*(free[number[id(k)]] for k in kids))
-            if isinstance(e, ir.Var):
-                out = frozenset((e.name,))
-            elif isinstance(e, ir.Reduce):
-                out -= {v.name for v, _ in e.loops}
-            elif isinstance(e, ir.Load):
-                self.loaded.add(e.buffer)
-            free.append(out)
+        """Number every expression under roots by value (equal expressions are one)."""
+        for root in roots:
+            self.values(root)
 
     def buffer(self, slot, dtype):
         if not 0 <= slot < len(self.buffers) or self.buffers[slot] is None:
@@ -343,7 +295,7 @@ class _Scope:
                 memo[key] = self.lift(self.parent.value(e))
                 stack.pop()
                 continue
-            waiting = [k for k in _operands(e) if number[id(k)] not in memo]
+            waiting = [k for k in operands(e) if number[id(k)] not in memo]
             if waiting:
                 stack.extend(waiting)
                 continue

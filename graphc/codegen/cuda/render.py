@@ -26,6 +26,7 @@ import itertools
 import re
 
 from ...kernels import ir
+from ...kernels.numbering import operands
 from .gemm import render_gemm
 from .launch import launch
 from .reductions import (PRELUDE as REDUCTIONS, accumulator, block_combine, combine,
@@ -33,7 +34,7 @@ from .reductions import (PRELUDE as REDUCTIONS, accumulator, block_combine, comb
 from .scalar import PRELUDE as SCALARS
 from .scalar import render_op
 from .types import FLOATS, REGISTER, STORAGE, literal
-from .values import INDEX_OPS, Values, operands, statement_exprs, walk_statements
+from .values import INDEX_OPS, Values, statement_exprs, walk_statements
 
 PARAMS = ("void* const* __restrict__ buffers, const long long* __restrict__ dims,\n"
           "        long long* __restrict__ error, long long lo, long long hi")
