@@ -18,6 +18,7 @@ from graphc.codegen.llvm import jit
 from graphc.codegen.llvm.program import build_module, entry_symbol
 from graphc.codegen.llvm.scalar import unsupported_ops
 from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
+from graphc.ir import dtypes
 from graphc.ir.types import Dim, TensorType
 from graphc.kernels.ir import Unsupported
 from graphc.kernels.lower import Slots, lower_group
@@ -127,6 +128,9 @@ class CpuExecutable(Executable):
         self.unfed = [n for n in self.nodes if n.op == "placeholder"
                       and self.slots.buffer(n.outputs[0]) not in fed]
         self.output_slots = [self.slots.buffer(t) for t in self.outputs]
+        nodes = self.outputs[0].graph.nodes
+        self.slot_owners = {slot: nodes[node_id]  # the node whose output a slot holds
+                            for (node_id, _), slot in self.slots.buffers.items()}
         self.assign_slots = {n.inputs[0].node.attrs["uid"]: self.slots.buffer(n.inputs[1])
                              for n in self.nodes if n.op == "assign"}
 
@@ -243,10 +247,8 @@ class Plan:
         for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
             if slot in self.given:
                 continue
-            storage = np.dtype(np.float32) if dtype == "bfloat16" else np.dtype(
-                np.bool_ if dtype == "bool" else dtype)
-            check_allocation(shapes.node_of(slot, exe), [TensorType(dtype, shape)], limit)
-            self.arrays[slot] = np.empty(shape, storage)
+            check_allocation(exe.slot_owners.get(slot), [TensorType(dtype, shape)], limit)
+            self.arrays[slot] = np.empty(shape, dtypes.BY_NAME[dtype].np)
         self.table = np.zeros(max(len(self.shapes), 1), np.uintp)
         self.error = np.zeros(2, np.int64)
         self.ctx = (ctypes.c_void_p * 3)(self.table.ctypes.data, self.dims.ctypes.data,
@@ -287,12 +289,6 @@ class BoundShapes:
 
     def resolve(self, d):
         return self.dims[id(d)] if isinstance(d, Dim) else d
-
-    def node_of(self, slot, exe):
-        for (node_id, _), s in exe.slots.buffers.items():
-            if s == slot:
-                return exe.outputs[0].graph.nodes[node_id]
-        return None
 
 
 def bind_shapes(exe, arrays):

@@ -17,6 +17,7 @@ from graphc.codegen.cuda import launch as launches
 from graphc.codegen.cuda import nvcc
 from graphc.codegen.cuda.render import render_program, symbol
 from graphc.errors import GraphcError
+from graphc.ir import dtypes
 from graphc.ir.types import TensorType
 
 from . import cuda_driver
@@ -115,13 +116,11 @@ class CudaPlan:
         shapes = bind_shapes(exe, arrays)
         self.gpu = gpu
         self.shapes = [tuple(shapes.resolve(d) for d in shape) for _, shape in slots.buffer_info]
-        self.storage = [np.dtype(np.float32 if dtype == "bfloat16" else
-                                 np.bool_ if dtype == "bool" else dtype)
-                        for dtype, _ in slots.buffer_info]
+        self.storage = [dtypes.BY_NAME[dtype].np for dtype, _ in slots.buffer_info]
         limit = memory_limit()
         self.device = []
         for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
-            node = shapes.node_of(slot, exe)
+            node = exe.slot_owners.get(slot)
             check_allocation(node, [TensorType(dtype, shape)], limit)
             nbytes = int(np.prod(shape, dtype=np.int64)) * self.storage[slot].itemsize
             what = f"buffer {slot} ({dtype}{list(shape)}" + (f", '{node.name}')" if node else ")")
