@@ -170,9 +170,11 @@ def lower_group(group, slots, name):
 
 def _lower_group(group, slots, name):
     if group.kind in ("stateful", "opaque", "contraction"):
-        if group.root.op not in CONTRACTIONS:
+        # an op declares its own as `register(..., contraction=fn(group, slots, name))`
+        lower = CONTRACTIONS.get(group.root.op) or group.root.spec.extra.get("contraction")
+        if lower is None:
             raise Unsupported(group.root.op)
-        return CONTRACTIONS[group.root.op](group, slots, name)
+        return lower(group, slots, name)
     emitter = Emitter(group, slots)
     fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)]
     nests = [(group.space, group.axes, fits, group.levels)] if fits else []

@@ -16,7 +16,7 @@ from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .elementwise import _tensor, cast, exp, log1p, relu
 from .elementwise import abs as abs_
 from .reductions import along_axis, sum as reduce_sum
-from ..kernels import rules
+from ..kernels import conv_rules, rules
 from .registry import apply, register
 from .shape import expand_dims, one_hot
 from .sources import as_tensor
@@ -338,12 +338,15 @@ def _backprop_filter_grad(node, h):
 
 
 register("conv2d", infer=_conv2d_infer, ref=_conv2d_ref, grad=_conv2d_grad, kind="opaque",
+         contraction=conv_rules.conv2d,
          doc="2-D convolution (cross-correlation), NHWC input, HWIO filters")
 register("conv2d_backprop_input", infer=_backprop_infer("conv2d_backprop_input", 0),
          ref=_conv2d_backprop_input_ref, grad=_backprop_input_grad, kind="opaque",
+         contraction=conv_rules.conv2d_backprop_input,
          doc="gradient of conv2d w.r.t. its input; x gives only the shape")
 register("conv2d_backprop_filter", infer=_backprop_infer("conv2d_backprop_filter", 1),
          ref=_conv2d_backprop_filter_ref, grad=_backprop_filter_grad, kind="opaque",
+         contraction=conv_rules.conv2d_backprop_filter,
          doc="gradient of conv2d w.r.t. its filters; filters give only the shape")
 
 

@@ -1,0 +1,240 @@
+"""Lowering of conv2d and its two gradient ops (NHWC input, HWIO filters) to matrix products.
+
+Each op becomes one Gemm over the *patches* of its input: the matrix whose row m = (n, oh, ow)
+holds, at column k = (kh, kw, ci), the input at (n, oh*s + kh*d - pad, ow*s + kw*d - pad, ci),
+or 0 where that falls in the padding (s, d: stride, dilation; pad as TensorFlow pads).
+- conv2d:                 out (M x CO) = patches (M x K) @ filters (K x CO)
+- conv2d_backprop_filter: df (K x CO)  = patches^T (K x M) @ g (M x CO)
+- conv2d_backprop_input:  dpatches (M x K) = g (M x CO) @ filters^T (CO x K); dx[n, h, w, ci]
+  then gathers, over the taps (kh, kw), the dpatches entry of the output cell that read (h, w)
+  through that tap, if any (col2im as a gather: each input cell is written once, and no
+  stride wastes work).
+Products run in the op's dtype for float32 and float64, in float32 for float16 and bfloat16
+(operands cast while they are copied, the result rounded once at the end). Prologues fused
+into the group are computed while the patches are copied; epilogues in a loop over the output,
+reading the product, as for matmul.
+
+The patches are copied into a scratch buffer (im2col) by a loop nest whose innermost loop runs
+along the channels, contiguous in both buffers, so it vectorizes; the Gemm then packs them
+through its vector paths. Reading patches straight from the input inside the Gemm's packing
+would save that copy's memory traffic, but packing gathers (channel runs transposed into
+k-major panels) measured no faster than this copy, so it waits for a packing stage that
+understands channel runs.
+"""
+from dataclasses import dataclass
+
+from . import ir, rules
+from .lower import Emitter, loop_nest, nest
+
+COMPUTE_DTYPE = {"float32": "float32", "float64": "float64", "float16": "float32",
+                 "bfloat16": "float32"}
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """One spatial axis of a convolution, as index expressions."""
+    size: ir.Expr  # of the input
+    out: ir.Expr  # of the output
+    taps: ir.Expr  # of the filters
+    stride: int
+    dilation: int
+    pad: ir.Expr  # padding before the input
+    padded: bool  # whether any output reads padding
+
+    def source(self, o, t):
+        """The input position that output position o reads through tap t (may be outside)."""
+        return ir.sub(ir.add(ir.mul(o, ir.const(self.stride)), ir.mul(t, ir.const(self.dilation))),
+                      self.pad)
+
+
+def _axes(k, node, out_shape):
+    """The two spatial _Axis of node (any of the three ops; out_shape: conv2d's output's)."""
+    x, filters = node.inputs[:2]
+    a = node.attrs
+    axes = []
+    for i in range(2):
+        size, out, taps = k.dim(x.shape[1 + i]), k.dim(out_shape[1 + i]), k.dim(filters.shape[i])
+        s, d = a["strides"][i], a["dilations"][i]
+        if a["padding"] == "VALID":
+            axes.append(_Axis(size, out, taps, s, d, ir.const(0), False))
+            continue
+        # SAME: (out - 1) * s + span - size cells of padding in all, the odd one after
+        span = ir.add(ir.mul(ir.sub(taps, ir.const(1)), ir.const(d)), ir.const(1))
+        total = _maximum(ir.sub(ir.add(ir.mul(ir.sub(out, ir.const(1)), ir.const(s)), span),
+                                size), ir.const(0))
+        axes.append(_Axis(size, out, taps, s, d, ir.floordiv(total, ir.const(2)),
+                          total != ir.const(0)))
+    return axes
+
+
+def _maximum(a, b):
+    if isinstance(a, ir.Const) and isinstance(b, ir.Const):
+        return ir.const(max(a.value, b.value))
+    return ir.op("maximum", a, b)
+
+
+def _both(a, b):
+    if a is None:
+        return b
+    return ir.op("logical_and", a, b, dtype="bool")
+
+
+class _Lowering:
+    """The kernels of one conv group, in order: copies of operands, the Gemm, the epilogue."""
+
+    def __init__(self, group, slots, name):
+        self.group, self.slots, self.name = group, slots, name
+        self.node = group.root
+        self.out = self.node.outputs[0]
+        self.dtype = COMPUTE_DTYPE[self.out.dtype.name]
+        # the tensor shaped like conv2d's output: g for the gradient ops
+        inputs = self.node.inputs
+        self.conv_out = inputs[2] if len(inputs) == 3 else self.out
+        self.k = Emitter(group, slots)
+        self.axes = _axes(self.k, self.node, self.conv_out.shape)
+        self.kernels = []
+
+    def add(self, body, nodes=None):
+        nodes = nodes or tuple(n.name for n in self.group.nodes)
+        self.kernels.append(ir.Kernel(f"{self.name}_{len(self.kernels)}", body, {}, nodes))
+
+    def cast(self, value):
+        return rules._as_dtype(value, self.dtype)
+
+    def contiguous(self, t):
+        """A slot holding t row-major in the compute dtype: t's own buffer when it is computed
+        outside the group in that dtype, else a scratch copy (prologue computed on the way)."""
+        if t.node.id not in self.k.members and t.dtype.name == self.dtype:
+            return self.slots.buffer(t)
+        slot = self.slots.scratch(self.dtype, t.shape)
+        dims = self.k.dims(t.shape)
+        vars_ = [ir.Var(f"i{a}") for a in range(len(dims))]
+        store = ir.Store(slot, ir.linear(vars_, ir.contiguous_strides(dims)),
+                         self.cast(self.k.value(t, tuple(vars_))))
+        self.add(nest(list(zip(vars_, dims)), (store,), parallel=True))
+        return slot
+
+    def patch_shape(self):
+        """(N, OH, OW, KH, KW, CI): the M x K matrix of patches."""
+        return self.conv_out.shape[:3] + self.node.inputs[1].shape[:3]
+
+    def patches(self, x):
+        """A scratch copy of the patches of x."""
+        shape = self.patch_shape()
+        slot = self.slots.scratch(self.dtype, shape)
+        dims = self.k.dims(shape)
+        n, oh, ow, kh, kw, ci = vars_ = [ir.Var(v) for v in ("n", "oh", "ow", "kh", "kw", "ci")]
+        inside, at = None, []
+        for axis, o, t in zip(self.axes, (oh, ow), (kh, kw)):
+            i = axis.source(o, t)
+            if axis.padded:
+                inside = _both(inside, rules._in_range(i, axis.size))
+                i = rules._clamp(i, axis.size)
+            at.append(i)
+        value = self.cast(self.k.value(x, (n, *at, ci)))
+        if inside is not None:
+            value = rules._select(inside, value, ir.const(0, self.dtype))
+        store = ir.Store(slot, ir.linear(vars_, ir.contiguous_strides(dims)), value)
+        self.add(nest(list(zip(vars_, dims)), (store,), parallel=True))
+        return slot
+
+    def sizes(self):
+        """(M, K, CO) of the op's matrices."""
+        dims = self.k.dims(self.patch_shape())
+        return (ir.product(dims[:3]), ir.product(dims[3:]),
+                self.k.dim(self.node.inputs[1].shape[3]))
+
+    def gemm(self, m, n, kk, a, b, c):
+        """Gemm of operands given as (slot, row stride, column stride), C row-major."""
+        def operand(slot, rows, cols):
+            return ir.Operand(slot, ir.const(0), rows, cols)
+        self.add((ir.Gemm(self.dtype, m, n, kk, operand(*a), operand(*b), operand(*c)),),
+                 (self.node.name,))
+
+    def product_slot(self):
+        """Where the product goes: the output itself when it is wanted as the Gemm makes it."""
+        if self.out in self.group.outputs and self.out.dtype.name == self.dtype:
+            return self.slots.buffer(self.out)
+        return self.slots.scratch(self.dtype, self.out.shape)
+
+    def load(self, slot, shape):
+        """idx -> the element at idx of a row-major `shape` in slot."""
+        strides = ir.contiguous_strides(self.k.dims(shape))
+        return lambda idx: ir.Load(slot, ir.linear(idx, strides), self.dtype)
+
+    def finish(self, value_at, stored=None):
+        """The kernels, with a last one storing the group's outputs (but the product already
+        in its place, slot `stored`) from a loop over the op's output, whose value at idx is
+        value_at(idx)."""
+        def value(idx):
+            v = value_at(idx)
+            if self.out.dtype.name == "bfloat16":
+                return ir.op("round_bfloat16", v, dtype="bfloat16")
+            return rules._as_dtype(v, self.out.dtype.name)
+        rest = [t for t in self.group.outputs
+                if not (t is self.out and stored == self.slots.buffer(t))]
+        if rest:
+            emitter = Emitter(self.group, self.slots, {(self.node.id, 0): value})
+            self.kernels.append(loop_nest(emitter, self.group, self.out.shape, (), rest,
+                                          f"{self.name}_{len(self.kernels)}"))
+        return self.kernels
+
+
+def conv2d(group, slots, name):
+    """out (M x CO) = patches (M x K) @ filters (K x CO)."""
+    low = _Lowering(group, slots, name)
+    x, filters = low.node.inputs
+    m, k, co = low.sizes()
+    a, b, c = low.patches(x), low.contiguous(filters), low.product_slot()
+    low.gemm(m, co, k, (a, k, ir.const(1)), (b, co, ir.const(1)), (c, co, ir.const(1)))
+    return low.finish(low.load(c, low.out.shape), stored=c)
+
+
+def conv2d_backprop_filter(group, slots, name):
+    """df (K x CO) = patches^T (K x M) @ g (M x CO)."""
+    low = _Lowering(group, slots, name)
+    x, filters, g = low.node.inputs
+    m, k, co = low.sizes()
+    a, b, c = low.patches(x), low.contiguous(g), low.product_slot()
+    low.gemm(k, co, m, (a, ir.const(1), k), (b, co, ir.const(1)), (c, co, ir.const(1)))
+    return low.finish(low.load(c, low.out.shape), stored=c)
+
+
+def conv2d_backprop_input(group, slots, name):
+    """dpatches (M x K) = g (M x CO) @ filters^T (CO x K), then dx gathered from dpatches."""
+    low = _Lowering(group, slots, name)
+    x, filters, g = low.node.inputs
+    m, k, co = low.sizes()
+    a, b = low.contiguous(g), low.contiguous(filters)
+    c = low.slots.scratch(low.dtype, low.patch_shape())
+    low.gemm(m, k, co, (a, co, ir.const(1)), (b, ir.const(1), co), (c, k, ir.const(1)))
+    dpatch = low.load(c, low.patch_shape())
+
+    def tap(idx, kh, kw):
+        """What input cell idx gets through tap (kh, kw): the dpatches entry of the output
+        cell that reads it there, or 0 where no output cell does."""
+        n, h, w, ci = idx
+        ok, at = None, []
+        for axis, i, t in zip(low.axes, (h, w), (kh, kw)):
+            # o * stride = i + pad - t * dilation, for an output position o in range
+            num = ir.sub(ir.add(i, axis.pad), ir.mul(t, ir.const(axis.dilation)))
+            o = ir.floordiv(num, ir.const(axis.stride))
+            if axis.stride > 1:
+                ok = _both(ok, ir.op("equal", ir.mod(num, ir.const(axis.stride)), ir.const(0),
+                                     dtype="bool"))
+            ok = _both(ok, rules._in_range(o, axis.out))
+            at.append(rules._clamp(o, axis.out))
+        return rules._select(ok, dpatch((n, *at, kh, kw, ci)), ir.const(0, low.dtype))
+
+    taps = filters.shape[:2]
+
+    def gathered(idx):
+        if all(isinstance(t, int) for t in taps):  # unrolled: taps added in order, in dtype
+            total = None
+            for kh in range(taps[0]):
+                for kw in range(taps[1]):
+                    v = tap(idx, ir.const(kh), ir.const(kw))
+                    total = v if total is None else ir.op("add", total, v)
+            return total
+        return low.k.reduce("sum", filters.shape, (0, 1), lambda t: tap(idx, *t), low.dtype)
+    return low.finish(gathered)
