@@ -2,6 +2,8 @@
 blocks or threads take, and the block size. The renderer and the runtime both read it here.
 
 Kinds of kernels:
+- "flat": elementwise, the loop nest one range of positions that threads take `vector` at a
+  time (elementwise.py).
 - "loop": the outermost loop is parallel; each thread takes iterations of it (grid-stride).
 - "rows": the same, but each block takes iterations, its threads sharing the iteration's long
   reductions and inner loops (a softmax or a row sum: one block per row).
@@ -13,12 +15,13 @@ Kinds of kernels:
 from dataclasses import dataclass
 
 from ...kernels import ir
+from .elementwise import flat_nest, vector_width
 from .values import Values, statement_exprs, walk_statements
 
 THREADS = 256  # a power of two: blocks reduce by halving
 MAX_BLOCKS = 65535  # a grid-stride loop covers the rest; plenty to fill any GPU
 SHARED_FROM = 64  # reductions this long (or of run-time length) are shared by a block
-PER_THREAD = ("loop", "gemm", "single")  # kinds whose threads, not blocks, take iterations
+PER_THREAD = ("flat", "loop", "gemm", "single")  # kinds whose threads, not blocks, take iterations
 GEMM_TILE = 64  # rows and columns of a tile of a matrix product
 SMALL_GEMM = 16  # products with fewer rows or columns than this are not tiled
 
@@ -28,6 +31,7 @@ class Launch:
     kind: str
     extent: ir.Expr  # of the range the kernel's iterations [lo, hi) come from
     threads: int = THREADS
+    vector: int = 1  # iterations a thread takes at once
 
 
 def gemm_of(kernel):
@@ -47,6 +51,9 @@ def launch(kernel):
         return Launch("tiles", ir.mul(_tiles(gemm.m), _tiles(gemm.n)))
     if shares_reductions(kernel):
         return Launch("rows", loop.extent) if loop else Launch("block", ir.const(1))
+    if flat_nest(kernel):
+        return Launch("flat", ir.product(x for _, x in flat_nest(kernel)[0]),
+                      vector=vector_width(kernel))
     if loop is not None:
         return Launch("loop", loop.extent)
     return Launch("single", ir.const(1), threads=1)
@@ -60,7 +67,7 @@ def blocks(launch, hi):
     """Blocks for a launch over [0, hi) (0 when there is nothing to do)."""
     if hi <= 0:
         return 0
-    per_block = launch.threads if launch.kind in PER_THREAD else 1
+    per_block = launch.threads * launch.vector if launch.kind in PER_THREAD else 1
     return min(-(-hi // per_block), MAX_BLOCKS)
 
 

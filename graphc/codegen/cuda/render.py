@@ -7,8 +7,10 @@ reading the program's buffers and run-time dims by slot from two device arrays, 
 bad gather index as error[0] = what + 1, error[1] = the index (the first report wins; the
 threads that find it stop). The kernel's launch (launch.py) says who takes the iterations
 [lo, hi) of its range:
-- threads, in a grid-stride loop: the parallel loop's iterations or a matrix product's
-  elements, inner loops and reductions running sequentially in each thread;
+- threads, in a grid-stride loop: the positions of an elementwise kernel's whole loop nest,
+  several at a time where the buffers are aligned (elementwise.py); else the parallel loop's
+  iterations or a matrix product's elements, inner loops and reductions running sequentially
+  in each thread;
 - blocks ("rows", "block"): the threads of a block share each iteration's reductions (each
   takes every blockDim.x-th position, then the block combines their results in shared memory)
   and its inner loops; stores outside those loops are thread 0's. Such code must run alike in
@@ -27,18 +29,20 @@ import re
 
 from ...kernels import ir
 from ...kernels.numbering import operands
+from .elementwise import PRELUDE as VECTORS
+from .elementwise import render_flat
 from .gemm import render_gemm
 from .launch import launch
 from .reductions import (PRELUDE as REDUCTIONS, accumulator, block_combine, combine,
                          extreme, identity, narrowing)
 from .scalar import PRELUDE as SCALARS
 from .scalar import render_op
-from .types import FLOATS, REGISTER, STORAGE, literal
+from .types import FLOATS, REGISTER, STORAGE, from_storage, literal, to_storage
 from .values import INDEX_OPS, Values, statement_exprs, walk_statements
 
 PARAMS = ("void* const* __restrict__ buffers, const long long* __restrict__ dims,\n"
           "        long long* __restrict__ error, long long lo, long long hi")
-PRELUDE = SCALARS + "\n" + REDUCTIONS
+PRELUDE = SCALARS + "\n" + REDUCTIONS + "\n" + VECTORS
 RESERVED = re.compile(r"(buf|dim)\d+|first|stride|lo|hi|buffers|dims|error")
 
 
@@ -82,6 +86,8 @@ class KernelRenderer:
         kind = self.launch.kind
         if kind in ("loop", "rows"):
             self.loop(body[0], "threads" if kind == "loop" else "blocks")
+        elif kind == "flat":
+            render_flat(self)
         elif kind in ("gemm", "tiles"):
             for s in body:
                 self.stmt(s, distributed=True)
@@ -105,7 +111,7 @@ class KernelRenderer:
             dtype, written = self.buffers[slot]
             t = STORAGE[dtype]
             t = t if written else f"const {t}"
-            out.append(f"{t}* __restrict__ buf{slot} = ({t}*)buffers[{slot}];")
+            out.append(f"{t}* __restrict__ buf{slot} = gc_global(({t}*)buffers[{slot}]);")
         out += [f"const long long dim{slot} = dims[{slot}];" for slot in sorted(self.dims)]
         if self.grid_stride_used:
             out += ["const long long first = lo + (long long)blockIdx.x * blockDim.x"
@@ -380,14 +386,3 @@ def unflatten(position, names, extents):
         out.append(f"const long long {var} = {q if i == 0 else f'{q} % {extents[i]}'};")
     return out
 
-
-def to_storage(value, dtype):
-    if dtype == "bool":
-        return f"(unsigned char){value}"
-    return f"__float2half_rn({value})" if dtype == "float16" else value
-
-
-def from_storage(element, dtype):
-    if dtype == "bool":
-        return f"{element} != 0"
-    return f"__half2float({element})" if dtype == "float16" else element

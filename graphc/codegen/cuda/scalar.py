@@ -102,6 +102,12 @@ GC_INLINE float gc_round_bfloat16(float x) {
     return x != x ? x : __uint_as_float(bits);
 }
 
+// The buffers are global memory: said so, their loads and stores need no generic addresses.
+template <typename T> GC_INLINE T* gc_global(T* p) {
+    __builtin_assume(__isGlobal(p));
+    return p;
+}
+
 // Records error `what` about `value` unless a kernel recorded one already (the first wins);
 // the host reads error[0] - 1 and error[1] after the launch.
 GC_INLINE void gc_report(long long* error, long long what, long long value) {

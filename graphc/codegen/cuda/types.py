@@ -13,6 +13,8 @@ from ...ir import dtypes
 REGISTER = {"bool": "bool", "int32": "int", "int64": "long long", "float16": "float",
             "bfloat16": "float", "float32": "float", "float64": "double"}
 STORAGE = {**REGISTER, "bool": "unsigned char", "float16": "__half"}
+STORAGE_BYTES = {"bool": 1, "int32": 4, "int64": 8, "float16": 2, "bfloat16": 4, "float32": 4,
+                 "float64": 8}
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 INTS = ("int32", "int64")
 INT_MIN = {"int32": "(-2147483647 - 1)", "int64": "(-9223372036854775807LL - 1)"}
@@ -53,3 +55,15 @@ def literal(value, dtype):
     if "e" not in text and "." not in text:
         text += ".0"
     return f"({text}{suffix})" if text.startswith("-") else f"{text}{suffix}"
+
+
+def to_storage(value, dtype):
+    if dtype == "bool":
+        return f"(unsigned char){value}"
+    return f"__float2half_rn({value})" if dtype == "float16" else value
+
+
+def from_storage(element, dtype):
+    if dtype == "bool":
+        return f"{element} != 0"
+    return f"__half2float({element})" if dtype == "float16" else element

@@ -82,6 +82,11 @@ CASES = (
         Case("broadcast_chain", [("float32", (7, 13)), ("float32", (13,)), ("float32", (7, 1)),
                                  ("float32", ())],
              lambda a, b, c, d: gc.sigmoid(gc.tanh(a) * b + 0.5 * gc.maximum(a, c) - d)),
+        Case("vector_tails", [("float32", (None,)), ("float16", (None, 3)), ("float64", (None,)),
+                              ("bool", (None,)), ("float32", (3,))],
+             lambda x, h, d, b, c: [gc.tanh(x) * 0.5 + x, gc.exp(h * 0.25), gc.abs(h) + c,
+                                    gc.cast(d, gc.float16), gc.logical_not(b),
+                                    gc.where(b, d, 2.0 * d), gc.cast(h > 0.0, gc.int64)]),
         Case("reductions_float32", [("float32", (None, 4, 5))],
              lambda x: [f(x * 2.0, axis=a, keepdims=k)
                         for f in (gc.sum, gc.mean, gc.max, gc.min, gc.prod)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 import graphc as gc
+from graphc.codegen.cuda import launch
 from graphc.kernels import interpret
 from graphc.kernels.interpret import KernelIndexError
 from tests.codegen.cuda import programs
@@ -53,6 +54,53 @@ def test_cases_match_the_reference(compiled, name, batch):
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"output {i}")
         else:
             np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+
+
+def _misaligned(run_kernel, offset):
+    """run_kernel on copies of the buffers that start `offset` bytes (times the element size)
+    past a 16-byte boundary: elementwise kernels must then take positions one at a time."""
+    def run(kernel, buffers, dims):
+        moved = []
+        for b in buffers:
+            raw = np.empty(b.nbytes + 32, np.uint8)
+            skip = (-raw.ctypes.data) % 16 + offset * b.itemsize
+            moved.append(raw[skip:skip + b.nbytes].view(b.dtype))
+            moved[-1][...] = b
+        run_kernel(kernel, moved, dims)
+        for b, m in zip(buffers, moved):
+            b[...] = m
+    return run
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 7, 1023, 4099])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_vectors_and_their_tails(compiled, batch, offset):
+    """Elementwise kernels take whole vectors where the buffers are aligned, then the rest
+    one position at a time; or every position one at a time where one is not aligned."""
+    cases, host = compiled
+    case, program, phs = cases["vector_tails"]
+    assert {launch.launch(k).kind for k in program.kernels} == {"flat"}
+    assert {launch.launch(k).vector for k in program.kernels} >= {2, 4, 8, 16}
+    feed = programs.feed(case, phs, np.random.default_rng(batch), batch)
+    got = program.execute(feed, _misaligned(host.run, offset))
+    for i, (g, w) in enumerate(zip(got, run_reference(program.fetches, feed))):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=3e-3, atol=3e-3, err_msg=f"output {i}")
+
+
+@pytest.mark.parametrize("name", ["broadcast_chain", "gather_one_hot", "cast_from_float64",
+                                  "binary_float16", "where_int32", "strided_slices"])
+def test_elementwise_cases_on_misaligned_buffers(compiled, name):
+    cases, host = compiled
+    case, program, phs = cases[name]
+    feed = programs.feed(case, phs, np.random.default_rng(11), 9)
+    got = program.execute(feed, _misaligned(host.run, 1))
+    want = program.execute(feed, host.run)
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+    for i, (g, w) in enumerate(zip(got, run_reference(program.fetches, feed))):
+        np.testing.assert_allclose(g, w, rtol=_tolerance(case), atol=_tolerance(case),
+                                   err_msg=f"output {i}")
 
 
 def test_special_values_follow_numpy(compiled):

@@ -48,6 +48,24 @@ def test_every_kernel_compiles_to_ptx_without_warnings(rendered, arch):
 
 
 @needs_nvcc
+def test_elementwise_kernels_move_16_bytes_per_access():
+    """The vectors of flat kernels become 16-byte global loads and stores in nvcc's PTX
+    (float32 by 4, float16 and bool by 8 and 16 as 32-bit words, float64 by 2), with the
+    one-at-a-time loop beside them."""
+    case = next(c for c in programs.CASES if c.name == "vector_tails")
+    kernels = programs.program(case)[0].kernels
+    ptx = nvcc.compile_source(render_program([kernels]), "sm_90").decode()
+    bodies = dict(re.findall(r"\.entry\s+(\w+)\((.*?)\n}", ptx, re.S))
+    vectors = {k.name: set(re.findall(r"(?:ld|st)\.global\.v\d\.\w+", bodies[k.name]))
+               for k in kernels}
+    assert all(vectors.values()), vectors
+    assert set().union(*vectors.values()) >= {
+        "ld.global.v4.f32", "st.global.v4.f32", "ld.global.v4.u32", "st.global.v4.u32",
+        "ld.global.v2.f64"}, vectors
+    assert "ld.global.f32" in ptx and "st.global.f32" in ptx  # the positions one at a time
+
+
+@needs_nvcc
 def test_a_compile_error_is_a_device_error_with_nvcc_s_message():
     with pytest.raises(DeviceError) as info:
         nvcc.compile_source('extern "C" __global__ void k() { int unused; }', "sm_80")
@@ -75,8 +93,9 @@ def test_a_fused_kernel_names_its_nodes_and_values():
     assert nodes == list(kernel.nodes) and len(nodes) >= 5
     assert any(n.startswith("tanh") for n in nodes) and any(n.startswith("sigmoid") for n in nodes)
     for line in ("const float tanh", "= tanhf(load", "const float sigmoid", "= gc_sigmoid(",
-                 'extern "C" __global__ void chain(', "for (long long i0 = first; i0 < hi; "
-                 "i0 += stride) {"):
+                 'extern "C" __global__ void chain(',
+                 "const gc_vec<float, 4> in6 = *(const gc_vec<float, 4>*)(buf1 + at4);",
+                 "const long long i1 = position8 % 13LL;"):
         assert line in text, line
     assert text.count("{") == text.count("}")
 
@@ -143,8 +162,11 @@ def test_loop_variables_never_clash_with_generated_names():
     kernel = ir.Kernel("clash", (ir.Loop(i, ir.const(3), (ir.Store(0, i, i),), True),), {})
     with pytest.raises(ir.Unsupported):
         render_kernel(kernel)
-    j = ir.Var("load0")
-    kernel = ir.Kernel("renamed", (ir.Loop(j, ir.const(3), (
-        ir.Store(0, j, ir.Load(1, j, "float32")),), True),), {})
+    j, k = ir.Var("load0"), ir.Var("k")
+    position = ir.add(ir.mul(j, ir.const(5)), k)
+    kernel = ir.Kernel("renamed", (ir.Loop(j, ir.const(3), (ir.Loop(k, ir.const(5), (
+        ir.Store(0, position, ir.Load(1, j, "float32")),)),), True),), {})
     text = render_kernel(kernel)
-    assert "const float load1 = buf1[load0];" in text
+    assert re.search(r"const long long load0 = position\d+ / 5LL;", text)
+    assert "const float load0" not in text
+    assert re.search(r"const float load\d+ = buf1\[load0\];", text)
