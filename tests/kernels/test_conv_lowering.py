@@ -1,0 +1,81 @@
+"""The convolution ops lowered to kernel IR (patches copy, Gemm, gather or epilogue), run by the
+interpreter against the reference device on odd sizes, symbolic sizes and fused neighbours."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.kernels import ir
+from tests.kernels.helpers import assert_matches_reference
+
+rng = np.random.default_rng(17)
+
+
+def check(build, arrays, shapes=None, rtol=1e-5):
+    """build(*placeholders) -> tensors, run as kernels by the interpreter and by the reference,
+    none of them left to the references. Returns the Program."""
+    g = gc.Graph()
+    with g.as_default():
+        phs = [gc.placeholder(gc.as_dtype(a.dtype), s or a.shape, name=f"in{i}")
+               for i, (a, s) in enumerate(zip(arrays, shapes or [None] * len(arrays)))]
+        out = build(*phs)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        scale = max(float(np.abs(a).max()) for a in arrays) ** 2
+        return assert_matches_reference(outs, dict(zip(phs, arrays)), rtol=rtol,
+                                        atol=rtol * scale * 10)
+
+
+def gemms(program):
+    def walk(body):
+        for s in body:
+            if isinstance(s, ir.Gemm):
+                yield s
+            elif isinstance(s, ir.Loop):
+                yield from walk(s.body)
+    return [g for k in program.kernels for g in walk(k.body)]
+
+
+@pytest.mark.parametrize("xs,fs,stride,padding,dilation", [
+    ((7, 33, 17, 3), (5, 2, 3, 5), 2, "SAME", 1),
+    ((1, 9, 8, 1), (3, 3, 1, 3), 1, "VALID", 2),
+    ((7, 5, 6, 5), (1, 1, 5, 1), 3, "SAME", 1),
+])
+def test_each_op_is_a_copy_a_gemm_and_a_gather(xs, fs, stride, padding, dilation):
+    x, f = rng.normal(size=xs).astype(np.float32), rng.normal(size=fs).astype(np.float32)
+    kw = dict(strides=stride, padding=padding, dilations=dilation)
+    with gc.Graph().as_default():
+        ys = gc.nn.conv2d(gc.placeholder(gc.float32, xs), gc.placeholder(gc.float32, fs),
+                          **kw).shape
+    g = rng.normal(size=ys).astype(np.float32)
+    forward = check(lambda a, b: gc.nn.conv2d(a, b, **kw), [x, f])
+    backward = check(lambda a, b, c: [gc.nn.conv2d_backprop_input(a, b, c, **kw),
+                                      gc.nn.conv2d_backprop_filter(a, b, c, **kw)], [x, f, g])
+    # patches + Gemm; (Gemm + gather) and (patches + Gemm)
+    assert len(forward.kernels) == 2 and len(gemms(forward)) == 1
+    assert len(backward.kernels) == 4 and len(gemms(backward)) == 2
+
+
+def test_symbolic_sizes_and_float64():
+    x = rng.normal(size=(3, 10, 7, 2))
+    f, g = rng.normal(size=(3, 2, 2, 4)), rng.normal(size=(3, 5, 4, 4))
+    shapes = [(None, None, None, 2), None, (None, None, None, 4)]
+    check(lambda a, b, c: [gc.nn.conv2d(a, b, 2, "SAME"),
+                           gc.nn.conv2d_backprop_input(a, b, c, 2, "SAME"),
+                           gc.nn.conv2d_backprop_filter(a, b, c, 2, "SAME")],
+          [x, f, g], shapes, rtol=1e-12)
+
+
+def test_prologues_are_computed_into_the_operands_and_epilogues_after_the_product():
+    x, f, b = (rng.normal(size=s).astype(np.float32) for s in ((2, 7, 6, 3), (3, 3, 3, 4), (4,)))
+    program = check(lambda a, w, c: gc.relu(gc.nn.conv2d(gc.exp(a * 0.5), w * 2.0, 1, "SAME")
+                                            + c), [x, f, b])
+    assert len(gemms(program)) == 1
+    # the scaled filters, the patches of exp(x / 2), the Gemm, bias and relu: one group
+    assert len(program.compilation.partition.groups) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precisions_multiply_in_float32(dtype):
+    x, f = rng.normal(size=(2, 7, 6, 3)).astype(np.float32), rng.normal(size=(3, 2, 3, 4))
+    program = check(lambda a, w: gc.nn.conv2d(gc.cast(a, dtype), gc.cast(w, dtype), 1, "SAME"),
+                    [x, f.astype(np.float32)], rtol=2e-2)
+    assert {g.dtype for g in gemms(program)} == {"float32"}
