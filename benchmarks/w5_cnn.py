@@ -4,7 +4,9 @@ gc.function with updates on device "cpu", next to the same step written by hand 
 (im2col convolutions; interleaved, medians). Both start from the same weights, and their first
 losses must agree before anything is timed.
 
-Prints one JSON line (steps/s). Usage: python benchmarks/w5_cnn.py [--quick] [--no-peers]
+Prints one JSON line (steps/s), then W5-conv lines: each convolution op alone at the size of
+the second convolution (GFLOP/s, numpy's im2col products beside it).
+Usage: python benchmarks/w5_cnn.py [--quick] [--no-peers]
 """
 import numpy as np
 
@@ -131,7 +133,45 @@ def measure(batch_size, repeats, no_peers):
                    TARGET_STEPS, peers=peers, repeats=repeats, **peer_details(peers))]
 
 
+# ---- the convolution ops alone -----------------------------------------------------------------
+def conv_ops(batch_size):
+    """{op: (graphc function, numpy function, arrays)} at the second convolution's size."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch_size, 13, 13, 32), dtype=np.float32)
+    k = rng.standard_normal((3, 3, 32, 64), dtype=np.float32)
+    g = rng.standard_normal((batch_size, 11, 11, 64), dtype=np.float32)
+    matrix = k.reshape(-1, 64)
+    return {
+        "conv2d": (gc.nn.conv2d, lambda x, k: im2col(x, 3) @ matrix, [x, k]),
+        "conv2d_backprop_input": (
+            gc.nn.conv2d_backprop_input,
+            lambda x, k, g: col2im(g.reshape(-1, 64) @ matrix.T, x.shape, 3), [x, k, g]),
+        "conv2d_backprop_filter": (
+            gc.nn.conv2d_backprop_filter,
+            lambda x, k, g: im2col(x, 3).T @ g.reshape(-1, 64), [x, k, g]),
+    }
+
+
+def measure_conv_ops(batch_size, repeats):
+    flops = 2 * batch_size * 11 * 11 * 3 * 3 * 32 * 64
+    out = []
+    for op, (build, by_hand, arrays) in conv_ops(batch_size).items():
+        g = gc.Graph()
+        with g.as_default():
+            phs = [gc.placeholder(gc.float32, a.shape) for a in arrays]
+            f = gc.function(phs, build(*phs), session=gc.Session(g, device="cpu"))
+        check_close(op, f(*arrays).reshape(-1), by_hand(*arrays).reshape(-1), rtol=1e-3,
+                    atol=1e-2)
+        seconds = interleaved({"graphc": lambda: f(*arrays), "numpy": lambda: by_hand(*arrays)},
+                              repeats)
+        out.append(result("W5-conv", f"{op} alone, batch {batch_size}, 13x13x32 -> 11x11x64, "
+                          "3x3 VALID", "GFLOP/s", flops / seconds["graphc"] / 1e9,
+                          flops / seconds["numpy"] / 1e9, None, repeats=repeats))
+    return out
+
+
 if __name__ == "__main__":
     args = arguments(__doc__)
     batch_size, repeats = (4, 3) if args.quick else (BATCH, 9)
     guarded("W5", "CNN train step", lambda: measure(batch_size, repeats, args.no_peers))
+    guarded("W5-conv", "convolution ops alone", lambda: measure_conv_ops(batch_size, repeats))
