@@ -10,7 +10,10 @@ so a new batch size changes only the dims array, never the code.
 Statements:
 - Loop(var, extent, body, parallel): `for var in range(extent)`; a parallel loop (only ever the
   outermost) may be split into ranges that run on several threads.
-- Store(buffer, index, value): buffer[index] = value.
+- Store(buffer, index, value, accumulate): buffer[index] = value, or with accumulate
+  buffer[index] += value (an `add` of the value's dtype; bool: or), where a repeated index
+  takes every iteration's value. Accumulations may run in any order, a parallel loop's at once:
+  the code generators make them atomic or run the loop on one thread.
 - Gemm: C[i, j] (+)= sum_k A[i, k] * B[k, j] through the code generator's matrix multiply.
 - Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
   index) to the runtime as error `what`.
@@ -23,7 +26,8 @@ Semantics (what interpret.py computes and the code generators match):
 - Operands are evaluated whatever their use: `where` evaluates both branches, so a load in the
   branch not taken must still be in bounds (the rules clamp such indices) and a check_index
   there still fires. Loop extents are the same for every iteration of the enclosing loops; a
-  loop of extent <= 0 runs nothing. A repeated store index keeps the last iteration's value.
+  loop of extent <= 0 runs nothing. A repeated store index keeps the last iteration's value
+  (accumulating stores: the sum of them all).
 - Types: an Op's operands have the Op's dtype, except that comparisons take two operands of
   one dtype and give bool, isnan/isfinite give bool, `where` takes a bool condition, `cast`
   takes any dtype and round_bfloat16 takes float32 or bfloat16. exp ... floor, erf, softplus,
@@ -129,6 +133,7 @@ class Store(Stmt):
     buffer: int
     index: Expr
     value: Expr
+    accumulate: bool = False
 
 
 @dataclass(frozen=True)
@@ -317,6 +322,12 @@ def statement_exprs(stmts):
             yield from (s.m, s.n, s.k)
             for operand in (s.a, s.b, s.c):
                 yield from (operand.offset, operand.rows, operand.cols)
+
+
+def accumulates(stmts):
+    """Whether an accumulating Store lies under these statements."""
+    return any(s.accumulate if isinstance(s, Store) else
+               isinstance(s, Loop) and accumulates(s.body) for s in stmts)
 
 
 def op_uses(kernels):

@@ -169,7 +169,9 @@ def lower_group(group, slots, name):
 
 
 def _lower_group(group, slots, name):
-    if group.kind in ("stateful", "opaque", "contraction"):
+    # an opaque op with a `lower` rule (a pool) is a loop nest over its output, like the rest
+    own_rule = "lower" in group.root.spec.extra
+    if group.kind in ("stateful", "opaque", "contraction") and not own_rule:
         # an op declares its own as `register(..., contraction=fn(group, slots, name))`
         lower = CONTRACTIONS.get(group.root.op) or group.root.spec.extra.get("contraction")
         if lower is None:

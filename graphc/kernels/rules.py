@@ -232,14 +232,17 @@ def pad(k, node, idx):
     return _select(inside, value, ir.const(node.attrs["value"], x.dtype.name))
 
 
+def checked_index(k, node, index, shape, axis):
+    """An index read from a tensor, as int64, checked to lie in [0, shape[axis]): outside, the
+    kernel stops and the run raises IndexError_ (as gather and its gradient do)."""
+    what = k.error(node, "%s: index {value} is out of range for axis %d of params with shape "
+                   "%s: expected 0 <= index < %s" % (node.op, axis, list(shape), shape[axis]))
+    return ir.op("check_index", _as_dtype(index, ir.INDEX), k.dim(shape[axis]), ir.const(what))
+
+
 def gather(k, node, idx):
     params, indices = node.inputs
     axis = node.attrs["axis"]
-    n = k.dim(params.shape[axis])
-    what = k.error(node, "gather: index {value} is out of range for axis %d of params with "
-                   "shape %s: expected 0 <= index < %s" % (axis, list(params.shape),
-                                                           params.shape[axis]))
     inner = idx[axis:axis + indices.rank]
-    position = ir.op("check_index", _as_dtype(k.value(indices, inner), ir.INDEX), n,
-                     ir.const(what))
+    position = checked_index(k, node, k.value(indices, inner), params.shape, axis)
     return k.value(params, idx[:axis] + (position,) + idx[axis + indices.rank:])

@@ -16,7 +16,7 @@ from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .elementwise import _tensor, cast, exp, log1p, relu
 from .elementwise import abs as abs_
 from .reductions import along_axis, sum as reduce_sum
-from ..kernels import conv_rules, rules
+from ..kernels import conv_rules, pool_rules, rules
 from .registry import apply, register
 from .shape import expand_dims, one_hot
 from .sources import as_tensor
@@ -451,17 +451,20 @@ def _max_pool_grad_grad(node, h):
 
 register("max_pool2d", infer=_pool_infer("max_pool2d"), ref=_max_pool_ref,
          grad=lambda node, g: [apply("max_pool2d_grad", [node.inputs[0], g], **node.attrs)],
-         kind="opaque", doc="max over 2-D windows of an NHWC input; padding never wins")
+         kind="opaque", lower=pool_rules.max_pool2d,
+         doc="max over 2-D windows of an NHWC input; padding never wins")
 register("max_pool2d_grad", infer=_pool_grad_infer("max_pool2d_grad"), ref=_max_pool_grad_ref,
-         grad=_max_pool_grad_grad, kind="opaque",
+         grad=_max_pool_grad_grad, kind="opaque", lower=pool_rules.max_pool2d_grad,
          doc="routes each window's gradient to its first maximal cell")
 register("avg_pool2d", infer=_pool_infer("avg_pool2d"), ref=_avg_pool_ref,
          grad=lambda node, g: [apply("avg_pool2d_grad", [node.inputs[0], g], **node.attrs)],
-         kind="opaque", doc="mean over the real (unpadded) cells of 2-D windows of NHWC input")
+         kind="opaque", lower=pool_rules.avg_pool2d,
+         doc="mean over the real (unpadded) cells of 2-D windows of NHWC input")
 # avg_pool2d is linear and avg_pool2d_grad is its adjoint, so the adjoint's gradient w.r.t. g
 # is avg_pool2d again; x gives only the shape.
 register("avg_pool2d_grad", infer=_pool_grad_infer("avg_pool2d_grad"), ref=_avg_pool_grad_ref,
          grad=lambda node, h: [None, apply("avg_pool2d", [h], **node.attrs)], kind="opaque",
+         lower=pool_rules.avg_pool2d_grad,
          doc="spreads each window's gradient evenly over its real cells")
 
 

@@ -12,7 +12,7 @@ from ..ir.graph import Tensor
 from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .broadcast import unbroadcast
 from .elementwise import _tensor, cast
-from ..kernels import rules
+from ..kernels import rules, scatter
 from .registry import NOT_DIFFERENTIABLE, apply, register
 from .sources import as_tensor
 
@@ -546,25 +546,30 @@ def _gather_infer(params, indices, *, axis):
     return TensorType(params.dtype, params.shape[:axis] + indices.shape + params.shape[axis + 1:])
 
 
-def _gather_ref(params, indices, *, axis):
-    n = params.shape[axis]
+def _check_indices(op, indices, shape, axis):
+    n = shape[axis]
     bad = (indices < 0) | (indices >= n)
     if bad.any():
         position = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise IndexError_(f"gather: index {indices[position]} at position {position} of the "
+        raise IndexError_(f"{op}: index {indices[position]} at position {position} of the "
                           f"indices is out of range for axis {axis} of params with shape "
-                          f"{format_shape(params.shape)}: expected 0 <= index < {n}")
+                          f"{format_shape(shape)}: expected 0 <= index < {n}")
+
+
+def _gather_ref(params, indices, *, axis):
+    _check_indices("gather", indices, params.shape, axis)
     return np.take(params, indices, axis=axis)
 
 
 def _gather_grad_ref(g, indices, like, *, axis):
+    _check_indices("gather_grad", indices, like.shape, axis)
     out = np.zeros(like.shape, g.dtype)
     np.add.at(out, (slice(None),) * axis + (indices,), g)  # repeated indices accumulate
     return out
 
 
-# gather loads through an index map that reads the indices; its gradient scatters with
-# accumulation, which is no index map, hence "opaque".
+# gather loads through an index map that reads the indices; its gradient, onehot(indices)^T @ g
+# along the axis, is a contraction computed as a scatter-add (scatter.gather_grad).
 register("gather", lower=rules.gather, infer=_gather_infer, ref=_gather_ref,
          grad=lambda node, g: [apply("gather_grad", [g, node.inputs[1], node.inputs[0]],
                                      axis=node.attrs["axis"]), None],
@@ -574,7 +579,7 @@ register("gather_grad",
          infer=lambda g, indices, like, *, axis: TensorType(g.dtype, like.shape),
          ref=_gather_grad_ref,
          grad=lambda node, gg: [gather(gg, node.inputs[1], node.attrs["axis"]), None, None],
-         kind="opaque", doc="g added into zeros of params' shape at the gathered positions")
+         kind="opaque", contraction=scatter.gather_grad, doc="g added into zeros of params' shape at the gathered positions")
 
 
 def gather(params, indices, axis=0, name=None):

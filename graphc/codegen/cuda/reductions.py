@@ -5,6 +5,7 @@ float32 and narrower sums and products accumulate in double, as the CPU backend'
 ones wrap around; a bool sum is `any` and a bool product `all`. A block shares a reduction by
 giving each thread every blockDim.x-th position, then halving the partial results in shared
 memory; argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
+Accumulating stores (scatter-adds) are atomic.
 """
 from .launch import THREADS
 from .types import FLOATS, REGISTER, literal
@@ -56,6 +57,27 @@ template <bool High> struct gc_arg_best {
         return (!a_nan && (beats || b_nan)) || (tie && b.at < a.at) ? b : a;
     }
 };
+
+// Accumulating stores (scatter-adds): a parallel loop's threads may add to one element at once.
+GC_INLINE void gc_accumulate(float* p, float v) { atomicAdd(p, v); }
+GC_INLINE void gc_accumulate(double* p, double v) { atomicAdd(p, v); }
+GC_INLINE void gc_accumulate(__half* p, __half v) { atomicAdd(p, v); }
+GC_INLINE void gc_accumulate(int* p, int v) { atomicAdd(p, v); }
+GC_INLINE void gc_accumulate(long long* p, long long v) {  // two's complement: wraps around
+    atomicAdd((unsigned long long*)p, (unsigned long long)v);
+}
+GC_INLINE void gc_accumulate(unsigned char* p, bool v) { if (v) *p = 1; }  // or: all write 1
+// bfloat16 is held in a float and its add rounds: swap in old + v until no other thread came
+// between the read and the swap
+GC_INLINE void gc_accumulate_bfloat16(float* p, float v) {
+    unsigned int* word = (unsigned int*)p;
+    unsigned int seen, old = *word;
+    do {
+        seen = old;
+        float sum = gc_round_bfloat16(__uint_as_float(seen) + v);
+        old = atomicCAS(word, seen, __float_as_uint(sum));
+    } while (old != seen);
+}
 """ % THREADS
 
 COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
@@ -113,6 +135,12 @@ def combine(op, dtype, acc, v):
     if op in ("max", "min"):
         return f"{acc} = gc_{op}imum({acc}, {v});"
     return COMBINE[op, _kind(dtype)].format(acc, v)
+
+
+def accumulate(pointer, value, dtype):
+    """The C statement of an accumulating store of `value` (in storage form) at `pointer`."""
+    fn = "gc_accumulate_bfloat16" if dtype == "bfloat16" else "gc_accumulate"
+    return f"{fn}({pointer}, {value});"
 
 
 def block_combine(op, dtype):

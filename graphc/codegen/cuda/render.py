@@ -33,8 +33,8 @@ from .elementwise import PRELUDE as VECTORS
 from .elementwise import render_flat
 from .gemm import render_gemm
 from .launch import launch
-from .reductions import (PRELUDE as REDUCTIONS, accumulator, block_combine, combine,
-                         extreme, identity, narrowing)
+from .reductions import (PRELUDE as REDUCTIONS, accumulate, accumulator, block_combine,
+                         combine, extreme, identity, narrowing)
 from .scalar import PRELUDE as SCALARS
 from .scalar import render_op
 from .types import FLOATS, REGISTER, STORAGE, from_storage, literal, to_storage
@@ -184,7 +184,9 @@ class KernelRenderer:
         elif isinstance(s, ir.Store):
             value, index = self.value(s.value), self.value(s.index)
             buffer = self.pointer(s.buffer, s.value.dtype, written=True)
-            store = f"{buffer}[{index}] = {to_storage(value, s.value.dtype)};"
+            stored = to_storage(value, s.value.dtype)
+            store = (accumulate(f"&{buffer}[{index}]", stored, s.value.dtype) if s.accumulate
+                     else f"{buffer}[{index}] = {stored};")
             self.line(f"if (threadIdx.x == 0) {store}" if self.uniform else store)
         elif isinstance(s, ir.Gemm):
             render_gemm(self, s, distributed)

@@ -15,7 +15,7 @@ from llvmlite import ir as ll
 
 from ...kernels import ir
 from .gemm import define_gemm
-from .scalar import emit_scalar, extremum
+from .scalar import emit_scalar, extremum, narrow_float
 from .types import F64, FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
@@ -220,11 +220,23 @@ class KernelEmitter(FunctionEmitter):
         elif isinstance(s, ir.Store):
             value = self.expr(s.value)
             ptr = self.b.gep(self.pointer(s.buffer, s.value.dtype), [self.expr(s.index)])
+            if s.accumulate:  # one thread runs such a kernel (program.py): no atomics
+                value = self.accumulated(s.value, ptr, value)
             self.b.store(self.to_storage(value, s.value.dtype), ptr)
         elif isinstance(s, ir.Gemm):
             self.gemm(s, outermost)
         else:
             raise ir.Unsupported(f"statement {type(s).__name__}")
+
+    def accumulated(self, e, ptr, value):
+        """What an accumulating store of e (computed as `value`) writes at ptr: the add of the
+        value's dtype (bfloat16 rounded, bool an or)."""
+        old = self.from_storage(self.b.load(ptr, name="old"), e.dtype)
+        if e.dtype == "bool":
+            return self.b.or_(old, value, name="any")
+        total = emit_scalar(self, ir.Op("add", (e, e), e.dtype), [old, value])
+        return emit_scalar(self, ir.op("round_bfloat16", e), [total]) if (
+            e.dtype == "bfloat16") else total
 
     def gemm(self, g, outermost):
         fn = define_gemm(self.module, g.dtype)
@@ -303,5 +315,5 @@ def narrow(b, v, acc_type, dtype):
     if target == acc_type:
         return v
     if dtype in FLOATS:
-        return b.fptrunc(v, target)
+        return narrow_float(b, v, target)
     return b.trunc(v, target)

@@ -75,6 +75,8 @@ def parallel_extent(kernel):
     loop = kernel.parallel_loop
     if loop is None:
         return None, None
+    if ir.accumulates(loop.body):  # threads would add to one element at once: one runs it all
+        return loop.extent, ir.const(0)
     return loop.extent, ir.mul(loop.extent, _work(loop.body))
 
 

@@ -10,7 +10,7 @@ from llvmlite import ir as ll
 
 from ...kernels import ir
 from . import mathlib
-from .types import F16, F32, FLOATS, I32, I64, TYPES, intrinsic
+from .types import F16, F32, F64, FLOATS, I32, I64, TYPES, intrinsic
 
 MATH = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "erf")
 ANY_DTYPE = ("cast", "where", "check_index", "round_bfloat16")
@@ -250,7 +250,7 @@ def cast(k, x, src, dst):
     if src == "bool":
         out = b.uitofp(x, to) if dst in FLOATS else b.zext(x, to)
     elif src in FLOATS and dst in FLOATS:
-        out = b.fpext(x, to) if _width(x.type) < _width(to) else b.fptrunc(x, to)
+        out = b.fpext(x, to) if _width(x.type) < _width(to) else narrow_float(b, x, to)
     elif src in FLOATS:
         out = b.call(intrinsic(k.module, "llvm.fptosi.sat", x.type, result=to), [x])
     elif dst in FLOATS:
@@ -258,6 +258,24 @@ def cast(k, x, src, dst):
     else:
         out = b.sext(x, to) if x.type.width < to.width else b.trunc(x, to)
     return round_bfloat16(b, out) if dst == "bfloat16" else out
+
+
+def narrow_float(b, x, to):
+    """x rounded to the narrower float type `to`. double -> half goes through a float rounded
+    to odd (toward zero, then the lowest bit set where inexact), which the second rounding
+    turns into the correctly rounded half: LLVM would call __truncdfhf2, which the JIT does
+    not link."""
+    if not (x.type == F64 and to == F16):
+        return b.fptrunc(x, to)
+    near = b.fptrunc(x, F32, name="near")
+    wide = b.fpext(near, F64)
+    zero = ll.Constant(F64, 0.0)
+    away = b.or_(b.and_(b.fcmp_ordered(">", x, zero), b.fcmp_ordered(">", wide, x)),
+                 b.and_(b.fcmp_ordered("<", x, zero), b.fcmp_ordered("<", wide, x)))
+    bits = b.bitcast(near, I32)
+    bits = b.select(away, b.sub(bits, I32(1)), bits)
+    bits = b.select(b.fcmp_unordered("!=", wide, x), b.or_(bits, I32(1)), bits)
+    return b.fptrunc(b.bitcast(bits, F32), F16, name="half")
 
 
 def _width(ty):

@@ -1,7 +1,7 @@
 """Generated CUDA C run on the host, to check what it computes without a GPU.
 
 The translation unit the renderer makes is compiled by the host C++ compiler after a shim that
-defines the CUDA built-ins the kernels use (thread and block indices, atomicCAS, the float/int
+defines the CUDA built-ins the kernels use (thread and block indices, atomics, the float/int
 bit casts and truncating conversions; cuda_fp16.h's half conversions have host versions). A
 launch runs its threads one after another, each through the whole kernel: that is what the GPU
 computes for kernels whose threads do not cooperate, and exercises the grid-stride loops with
@@ -74,6 +74,39 @@ static unsigned long long atomicCAS(unsigned long long* p, unsigned long long ex
                                     unsigned long long value) {
     __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     return expected;  // the old value, whether or not it was swapped
+}
+static unsigned int atomicCAS(unsigned int* p, unsigned int expected, unsigned int value) {
+    __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}
+static int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+// float adds: swap in old + v over the value's bits until no other thread came between
+static float gc_sum(float a, float b) { return a + b; }
+static double gc_sum(double a, double b) { return a + b; }
+static __half gc_sum(__half a, __half b) {
+    return __float2half_rn(__half2float(a) + __half2float(b));
+}
+template <typename T, typename Bits> static T gc_atomic_float_add(T* p, T v) {
+    Bits* word = (Bits*)p;
+    Bits seen = __atomic_load_n(word, __ATOMIC_SEQ_CST), sum_bits;
+    T old;
+    do {
+        memcpy(&old, &seen, sizeof(T));
+        T sum = gc_sum(old, v);
+        memcpy(&sum_bits, &sum, sizeof(T));
+    } while (!__atomic_compare_exchange_n(word, &seen, sum_bits, false, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_SEQ_CST));
+    return old;
+}
+static float atomicAdd(float* p, float v) { return gc_atomic_float_add<float, unsigned>(p, v); }
+static double atomicAdd(double* p, double v) {
+    return gc_atomic_float_add<double, unsigned long long>(p, v);
+}
+static __half atomicAdd(__half* p, __half v) {
+    return gc_atomic_float_add<__half, unsigned short>(p, v);
 }
 static unsigned int __float_as_uint(float x) { unsigned int u; memcpy(&u, &x, 4); return u; }
 static float __uint_as_float(unsigned int u) { float x; memcpy(&x, &u, 4); return x; }
