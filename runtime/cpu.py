@@ -15,7 +15,6 @@ import sys
 import numpy as np
 
 from graphc.codegen.llvm import jit
-from graphc.codegen.llvm.program import build_module, entry_symbol
 from graphc.codegen.llvm.scalar import unsupported_ops
 from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir import dtypes
@@ -25,12 +24,11 @@ from graphc.kernels.lower import Slots, lower_group
 from graphc.passes.fusion import singletons
 
 from .executable import RANDOM_OPS, Executable
-from .kernel_cache import cache_key, default_cache, graphc_identity
+from .llvm_objects import Program
 from .reference import check_allocation, check_finite, evaluate, memory_limit, random_draw
 from .threads import default_pool
 
 SOURCES = ("placeholder", "variable", "constant")
-TAG = "program_tag"  # replaced by the hash of the module in its symbols
 
 
 class HostStep:
@@ -61,8 +59,7 @@ class CpuExecutable(Executable):
         self.steps = self._lower(comp.partition or singletons(comp.graph, self.outputs))
         for t in self.outputs:
             self.slots.buffer(t)
-        self.module_text = None
-        self._library = None
+        self.program = None
         limit = memory_limit()
         self.constants = {self.slots.buffer(n.outputs[0]): evaluate(n, [], limit)[0]
                           for n in self.nodes if n.op == "constant"
@@ -100,23 +97,16 @@ class CpuExecutable(Executable):
         return steps
 
     def _compile(self, native):
-        # symbols carry a hash of the code, so two programs never clash in one process
-        text = str(build_module([s.kernels for s in native], TAG))
-        tag = cache_key(text)[:16]
-        self.module_text = text.replace(TAG, tag)
-        key = cache_key(self.module_text, jit.identity(), graphc_identity())
-        code = default_cache().get_or_build(key, lambda: jit.compile_ir(self.module_text))
-        self._library = jit.load_object(code)
+        self.program = Program([s.kernels for s in native])
         for step in native:
-            step.entry = self._library.function(entry_symbol(tag, step.number), ctypes.c_int64,
-                                                ctypes.c_void_p, ctypes.c_void_p)
+            step.entry = self.program.entry(step.number)
 
     def source(self, kind="llvm"):
         """The generated code: "llvm" (as emitted), "llvm-opt" (after O3) or "asm"."""
-        if self.module_text is None:
+        if self.program is None:
             return ""
         return {"llvm": lambda t: t, "llvm-opt": jit.optimize_ir,
-                "asm": jit.assembly}[kind](self.module_text)
+                "asm": jit.assembly}[kind](self.program.text)
 
     # -- running -----------------------------------------------------------------------------
     def _prepare_run(self):

@@ -18,14 +18,15 @@ import threading
 
 from ..codegen.llvm import jit, parallel
 from ..errors import ResourceError
+from .llvm_objects import pool_object
 
 _POINTER, _INT64 = ctypes.c_void_p, ctypes.c_int64
 
 
 @functools.lru_cache(maxsize=None)
 def _library():
-    """The pool module (workers, closing, dispatch), compiled once per process."""
-    return jit.load_object(jit.compile_ir(str(parallel.pool_module(jit.host()[0]))))
+    """The pool module (workers, closing, dispatch), loaded once per process."""
+    return jit.load_object(pool_object())
 
 
 def _native(name, *argtypes):

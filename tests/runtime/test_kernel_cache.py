@@ -3,6 +3,7 @@ unusable directories, and several processes writing the same keys at once.
 
 Run as a script, this file is one of those processes (see `_worker`).
 """
+import json
 import os
 import random
 import subprocess
@@ -360,6 +361,70 @@ def test_processes_writing_the_same_keys_at_once(tmp_path, max_bytes):
         assert None not in found.values() and len(files) == KEYS
     else:
         assert cache.size_bytes() <= max_bytes
+
+
+# ---- compiled programs and the GEMM they share, across processes ---------------------------
+PROGRAM = """
+import json, sys
+import numpy as np
+import graphc as gc
+from graphc.codegen.llvm import jit
+from graphc.runtime.llvm_objects import object_key
+
+compiles = []
+compile_ir = jit.compile_ir
+jit.compile_ir = lambda text: compiles.append(1) or compile_ir(text)
+epilogue, seed = sys.argv[1], int(sys.argv[2])
+ops = {"scale": (lambda y: y * 2.0, lambda y: y * np.float32(2)),
+       "shift": (lambda y: y + 2.0, lambda y: y + np.float32(2))}[epilogue]
+g = gc.Graph()
+with g.as_default():
+    a = gc.placeholder(gc.float32, (None, 23), name="a")
+    b = gc.placeholder(gc.float32, (23, 9), name="b")
+    f = gc.function([a, b], ops[0](gc.relu(a @ b)), session=gc.Session(g, device="cpu"))
+rng = np.random.default_rng(seed)
+x, w = rng.standard_normal((31, 23), np.float32), rng.standard_normal((23, 9), np.float32)
+error = np.abs(f(x, w) - ops[1](np.maximum(x @ w, 0))).max()
+print(json.dumps({"compiles": len(compiles), "error": float(error),
+                  "gemm_key": object_key("shared", "gemm float32")}))
+"""
+
+
+def run_program(directory, epilogue, seed):
+    """(compile_ir calls, stderr, the GEMM's key) of a new process that runs relu(a @ b) * 2
+    ("scale") or + 2 ("shift") and checks it on fresh inputs."""
+    env = {**os.environ, "GRAPHC_CACHE_DIR": str(directory)}
+    env.pop("GRAPHC_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", PROGRAM, epilogue, str(seed)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["error"] < 1e-4
+    return out["compiles"], proc.stderr, out["gemm_key"]
+
+
+def test_programs_share_the_gemm_across_processes_and_rebuild_a_corrupt_one(tmp_path):
+    directory = tmp_path / "cache"
+    compiles, _, gemm_key = run_program(directory, "scale", seed=1)
+    assert compiles == 3                           # the program, the GEMM, the thread pool
+    gemm_entry = KernelCache(directory).path(gemm_key)
+    assert os.path.exists(gemm_entry)
+    assert run_program(directory, "scale", seed=2)[:2] == (0, "")  # all three from the cache
+    assert run_program(directory, "shift", seed=3)[:2] == (1, "")  # a new program, one GEMM
+    assert cache_files(directory) == 4
+
+    with open(gemm_entry, "r+b") as f:             # one flipped byte in the middle
+        f.seek(os.path.getsize(gemm_entry) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    compiles, stderr, _ = run_program(directory, "shift", seed=4)
+    assert compiles == 1 and "corrupt kernel cache entry" in stderr
+    assert run_program(directory, "scale", seed=5)[:2] == (0, "")  # rebuilt, whole again
+
+
+def cache_files(directory):
+    return sum(len(files) for _, _, files in os.walk(directory))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ it does not depend on, once per iteration of the loops it does.
 from llvmlite import ir as ll
 
 from ...kernels import ir
-from .gemm import define_gemm
+from .gemm import declare_gemm
 from .scalar import emit_scalar, extremum, narrow_float
 from .types import F64, FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
 
@@ -239,7 +239,7 @@ class KernelEmitter(FunctionEmitter):
             e.dtype == "bfloat16") else total
 
     def gemm(self, g, outermost):
-        fn = define_gemm(self.module, g.dtype)
+        fn = declare_gemm(self.module, g.dtype)  # defined in a module of its own
         m = self.expr(g.m)
         rows = (self.lo, self.hi) if outermost else (I64(0), m)
 

@@ -1,6 +1,7 @@
 """Matrix multiply C = A @ B (or C += A @ B) as LLVM IR, in the Goto/BLIS scheme.
 
-`define_gemm(module, dtype)` adds `graphc_gemm_f32` or `graphc_gemm_f64` to a module:
+`define_gemm(module, dtype)` adds `graphc_gemm_f32` or `graphc_gemm_f64` to a module, and
+`declare_gemm(module, dtype)` declares it there, for code linked beside a module that defines it:
 
     void gemm(i64 M, i64 N, i64 K,
               T* A, i64 rsa, i64 csa,    A[i, k] at A[i*rsa + k*csa]   (element strides)
@@ -79,6 +80,22 @@ def gemm_argtypes():
 
 def gemm_name(dtype):
     return f"graphc_gemm_{_SCALARS[dtype][2]}"
+
+
+# the entry's parameters (T* as an opaque pointer)
+_ENTRY_ARGS = [(I64, "m"), (I64, "n"), (I64, "k"), (PTR, "a"), (I64, "rsa"), (I64, "csa"),
+               (PTR, "b"), (I64, "rsb"), (I64, "csb"), (PTR, "c"), (I64, "rsc"),
+               (I32, "accumulate"), (I64, "m_lo"), (I64, "m_hi")]
+
+
+def declare_gemm(module, dtype):
+    """The gemm function of `dtype` declared (not defined) in `module`."""
+    if dtype not in _SCALARS:
+        raise DTypeError(f"gemm supports float32 and float64, not {dtype!r}")
+    name = gemm_name(dtype)
+    if name in module.globals:
+        return module.globals[name]
+    return ir.Function(module, ir.FunctionType(VOID, [t for t, _ in _ENTRY_ARGS]), name)
 
 
 def define_gemm(module, dtype, vector_bits=None, blocking=None):
@@ -425,10 +442,7 @@ class _GemmBuilder:
     def entry(self, name, blocked):
         mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
                                           self.blk.mc)
-        fn, b = self._function(name, [
-            (I64, "m"), (I64, "n"), (I64, "k"), (PTR, "a"), (I64, "rsa"), (I64, "csa"),
-            (PTR, "b"), (I64, "rsb"), (I64, "csb"), (PTR, "c"), (I64, "rsc"),
-            (I32, "accumulate"), (I64, "m_lo"), (I64, "m_hi")], internal=False)
+        fn, b = self._function(name, _ENTRY_ARGS, internal=False)
         m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi = fn.args
         # the fallback when the heap has nothing to give: panels of one tile on the stack
         small_kc = 64

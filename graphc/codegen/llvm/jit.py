@@ -2,8 +2,9 @@
 
 The rest of the LLVM code generator builds `llvmlite.ir` modules and hands them here as text.
 `compile_ir` turns IR into an object file (bytes) for the host CPU at O3; `load_object` maps
-such bytes into the process and returns a `Library` whose symbols are looked up by name.
-Object bytes are what the disk cache stores, so a warm process only loads, never compiles.
+such bytes into the process, linked with any others given (a program and the GEMM it calls),
+and returns a `Library` whose symbols are looked up by name. Object bytes are what the disk
+cache stores, so a warm process only loads, never compiles.
 """
 import ctypes
 import functools
@@ -106,15 +107,17 @@ def assembly(ir_text):
 
 
 class Library:
-    """Object code loaded into this process; `address(name)` finds a function by symbol."""
+    """Object code loaded into this process; `address(name)` finds a function by symbol.
+    Several object files are linked together: each one's undefined symbols may be the others'."""
 
-    def __init__(self, object_bytes):
+    def __init__(self, *objects):
         with _lock:
             _init()
-            # an empty module hosts the engine; the object file carries the code. The engine
+            # an empty module hosts the engine; the object files carry the code. The engine
             # owns (and frees) its target machine, so it gets one of its own, not the shared one.
             self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_target_machine())
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_bytes))
+            for object_bytes in objects:
+                self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_bytes))
             self._engine.finalize_object()
 
     def address(self, name):
@@ -129,5 +132,6 @@ class Library:
         return ctypes.CFUNCTYPE(restype, *argtypes)(self.address(name))
 
 
-def load_object(object_bytes):
-    return Library(object_bytes)
+def load_object(*objects):
+    """The object files (bytes) loaded and linked together, as one Library."""
+    return Library(*objects)

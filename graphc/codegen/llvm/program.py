@@ -5,12 +5,17 @@ per segment, an exported entry `i64 graphc_<tag>_<n>(ctx*, i8* pool)` that calls
 kernels in order: a kernel with a parallel loop and enough work goes through the thread pool
 (`graphc_parallel_for`), a small one runs inline. After each kernel the entry checks the error
 slot and returns 1 if a kernel reported an error (a bad gather index), else it returns 0.
+
+Matrix products call `graphc_gemm_<dtype>`, which a program only declares: `gemm_module(dtype)`
+defines it, compiled once and linked beside every program that needs it (`gemm_dtypes`), since
+compiling the GEMM costs more than most programs.
 """
 from llvmlite import ir as ll
 
 from ...kernels import ir
 from . import jit
 from .emit import FunctionEmitter, KernelEmitter
+from .gemm import define_gemm
 from .parallel import define_parallel_for
 from .types import I64, PTR
 
@@ -28,6 +33,27 @@ def build_module(segments, tag):
     for number, kernels in enumerate(segments):
         functions = [KernelEmitter(module, k, f"{k.name}_{tag}").emit() for k in kernels]
         EntryEmitter(module, entry_symbol(tag, number), kernels, functions).emit()
+    return module
+
+
+def gemm_dtypes(segments):
+    """The dtypes of the matrix products in these segments' kernels, sorted."""
+    found = set()
+    todo = [s for kernels in segments for k in kernels for s in k.body]
+    while todo:
+        s = todo.pop()
+        if isinstance(s, ir.Gemm):
+            found.add(s.dtype)
+        elif isinstance(s, ir.Loop):
+            todo.extend(s.body)
+    return sorted(found)
+
+
+def gemm_module(dtype):
+    """A module that holds only the GEMM of `dtype`, for the programs that call it."""
+    module = ll.Module(name=f"graphc_gemm_{dtype}")
+    module.triple = jit.host()[0]
+    define_gemm(module, dtype)
     return module
 
 
