@@ -36,7 +36,6 @@ class _Axis:
     """One spatial axis of a convolution, as index expressions."""
     size: ir.Expr  # of the input
     out: ir.Expr  # of the output
-    taps: ir.Expr  # of the filters
     stride: int
     dilation: int
     pad: ir.Expr  # padding before the input
@@ -57,13 +56,13 @@ def _axes(k, node, out_shape):
         size, out, taps = k.dim(x.shape[1 + i]), k.dim(out_shape[1 + i]), k.dim(filters.shape[i])
         s, d = a["strides"][i], a["dilations"][i]
         if a["padding"] == "VALID":
-            axes.append(_Axis(size, out, taps, s, d, ir.const(0), False))
+            axes.append(_Axis(size, out, s, d, ir.const(0), False))
             continue
         # SAME: (out - 1) * s + span - size cells of padding in all, the odd one after
         span = ir.add(ir.mul(ir.sub(taps, ir.const(1)), ir.const(d)), ir.const(1))
         total = _maximum(ir.sub(ir.add(ir.mul(ir.sub(out, ir.const(1)), ir.const(s)), span),
                                 size), ir.const(0))
-        axes.append(_Axis(size, out, taps, s, d, ir.floordiv(total, ir.const(2)),
+        axes.append(_Axis(size, out, s, d, ir.floordiv(total, ir.const(2)),
                           total != ir.const(0)))
     return axes
 
@@ -204,7 +203,7 @@ def conv2d_backprop_filter(group, slots, name):
 def conv2d_backprop_input(group, slots, name):
     """dpatches (M x K) = g (M x CO) @ filters^T (CO x K), then dx gathered from dpatches."""
     low = _Lowering(group, slots, name)
-    x, filters, g = low.node.inputs
+    _, filters, g = low.node.inputs
     m, k, co = low.sizes()
     a, b = low.contiguous(g), low.contiguous(filters)
     c = low.slots.scratch(low.dtype, low.patch_shape())

@@ -58,10 +58,15 @@ def test_symbolic_sizes_and_float64():
     x = rng.normal(size=(3, 10, 7, 2))
     f, g = rng.normal(size=(3, 2, 2, 4)), rng.normal(size=(3, 5, 4, 4))
     shapes = [(None, None, None, 2), None, (None, None, None, 4)]
-    check(lambda a, b, c: [gc.nn.conv2d(a, b, 2, "SAME"),
-                           gc.nn.conv2d_backprop_input(a, b, c, 2, "SAME"),
-                           gc.nn.conv2d_backprop_filter(a, b, c, 2, "SAME")],
-          [x, f, g], shapes, rtol=1e-12)
+
+    def ops(a, b, c):
+        return [gc.nn.conv2d(a, b, 2, "SAME"), gc.nn.conv2d_backprop_input(a, b, c, 2, "SAME"),
+                gc.nn.conv2d_backprop_filter(a, b, c, 2, "SAME")]
+    check(ops, [x, f, g], shapes, rtol=1e-12)
+    # filters of symbolic size: the input gradient sums its taps in a Reduce
+    program = check(ops, [x, f, g], [shapes[0], (None, None, 2, 4), shapes[2]], rtol=1e-12)
+    values = [e for k in program.kernels for e in ir.statement_exprs(k.body)]
+    assert any(isinstance(e, ir.Reduce) for e in values)
 
 
 def test_prologues_are_computed_into_the_operands_and_epilogues_after_the_product():
