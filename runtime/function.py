@@ -43,14 +43,15 @@ class Function:
         if check_numerics is None:
             check_numerics = session.options.check_numerics
         options = Options(optimize, excluding, including, debug, check_numerics)
-        self._flat = flat
         self._exe = session.compile(flat + self.update_ops, self.inputs, options, self.name)
 
     def __call__(self, *args, **kwargs):
         if not kwargs and len(args) == len(self.inputs):  # the common case, kept short
-            arrays = [check_feed(t, v) for t, v in zip(self.inputs, args)]
-            results = self.session.execute(self._exe, arrays)
-            return rebuild_fetches(self._structure, results[:len(self._flat)])
+            results = self.session.execute_again(self._exe, args)
+            if results is None:
+                arrays = [check_feed(t, v) for t, v in zip(self.inputs, args)]
+                results = self.session.execute(self._exe, arrays)
+            return rebuild_fetches(self._structure, results)
         by_name = {t.name: t for t in self.inputs}
         unknown = set(kwargs) - set(by_name)
         if unknown:
@@ -64,7 +65,7 @@ class Function:
         values.update((by_name[k], v) for k, v in kwargs.items())
         arrays = [check_feed(t, values[t]) for t in self.inputs]
         results = self.session.execute(self._exe, arrays)
-        return rebuild_fetches(self._structure, results[:len(self._flat)])
+        return rebuild_fetches(self._structure, results)
 
     @property
     def graph(self):

@@ -1,0 +1,175 @@
+"""The static memory plan of a CPU program: which of a run's buffers may share storage.
+
+The kernels and host steps of a program run in one fixed order, so every buffer is live from
+the first step that touches it to the last: `Lifetimes` finds those intervals once per
+executable. Buffers whose intervals do not overlap may take the same storage, and `pack` lays
+them out in one arena per plan (the fed shapes fix the sizes): largest first, each at the
+lowest 64-byte aligned offset no buffer live at the same time occupies (best fit among gaps).
+
+In place: an elementwise kernel may write its output over an input that dies in that kernel,
+when the kernel is one perfect loop nest storing one value at each position in turn and every
+load of that input reads the position being stored (so each element is read before it is
+overwritten, and never after). The two buffers then count as one.
+
+Buffers that outlive a run are never shared: the caller's outputs, feeds, variables,
+constants, and the new values of assigned variables (handed to the session).
+
+After a kernel reports a bad index, the runtime runs its whole segment again through the
+reference (CpuExecutable._diagnose), so a segment's inputs stay live to its end and are never
+overwritten in place.
+"""
+from graphc.kernels import ir
+
+ALIGN = 64
+
+
+class Lifetimes:
+    """When each buffer of a program is live, in steps (kernels and host steps) counted in
+    order, and which writes may go in place.
+
+    steps: the program's steps; each is ("native", [kernels]) or ("host", slots read, slots
+    written). private: slots that never share storage. itemsize: bytes per element of each
+    slot's storage (an output overwrites an input in place only element for element)."""
+
+    def __init__(self, steps, private, itemsize):
+        self.private = frozenset(private)
+        self.first, self.last = {}, {}
+        self.in_place = []  # (output slot, input slot) candidates, in program order
+        position = 0
+        for step in steps:
+            if step[0] == "host":
+                self._touch(position, set(step[1]) | set(step[2]))
+                position += 1
+                continue
+            start, written = position, set()
+            for kernel in step[1]:
+                reads, writes = kernel_access(kernel)
+                self._touch(position, reads | writes)
+                output, inputs = in_place_candidates(kernel)
+                self.in_place += [(output, i) for i in inputs
+                                  if i in written and itemsize[i] == itemsize[output]]
+                written |= writes
+                position += 1
+            # the diagnosis re-reads the segment's inputs after any of its kernels
+            for slot, first in self.first.items():
+                if first < start and self.last[slot] >= start:
+                    self.last[slot] = position - 1
+        # a candidate whose input lives on past the kernel (kept by a later step) is dropped
+        self.in_place = [(o, i) for o, i in self.in_place
+                         if self.last[i] == self.first[o] and o not in self.private
+                         and i not in self.private]
+
+    def _touch(self, position, slots):
+        for slot in slots:
+            self.first.setdefault(slot, position)
+            self.last[slot] = position
+
+
+def pack(lifetimes, nbytes):
+    """({slot: byte offset in the arena}, arena bytes) for the shareable slots, given every
+    slot's size in bytes (nbytes[slot])."""
+    # an output and the input it overwrites become one unit (chains of them too); an output
+    # takes one input at most: two inputs of one kernel are live at once
+    root = {}
+
+    def find(slot):
+        while slot in root:
+            slot = root[slot]
+        return slot
+    for out, inp in lifetimes.in_place:
+        if nbytes[out] == nbytes[inp] and out not in root:
+            root[out] = find(inp)
+    units = {}
+    for slot in lifetimes.first:
+        if slot not in lifetimes.private:
+            units.setdefault(find(slot), []).append(slot)
+    spans = []  # (bytes, first, last, root)
+    for r, members in units.items():
+        size = -(-max(nbytes[s] for s in members) // ALIGN) * ALIGN
+        spans.append((size, min(lifetimes.first[s] for s in members),
+                      max(lifetimes.last[s] for s in members), r))
+    spans.sort(key=lambda s: (-s[0], s[1], s[3]))
+    placed, offset_of, total = [], {}, 0  # placed: (offset, end, first, last)
+    for size, first, last, r in spans:
+        taken = sorted((o, e) for o, e, f, l in placed if f <= last and first <= l)
+        best, best_gap, cursor = None, None, 0
+        for o, e in taken:
+            gap = o - cursor
+            if gap >= size and (best_gap is None or gap < best_gap):
+                best, best_gap = cursor, gap
+            cursor = max(cursor, e)
+        offset = cursor if best is None else best
+        placed.append((offset, offset + size, first, last))
+        offset_of[r] = offset
+        total = max(total, offset + size)
+    return {s: offset_of[r] for r, members in units.items() for s in members}, total
+
+
+# ---- what kernels touch ---------------------------------------------------------------------
+def kernel_access(kernel):
+    """(slots the kernel reads, slots it writes)."""
+    reads, writes = set(), set()
+    for load in loads(kernel):
+        reads.add(load.buffer)
+    for s in statements(kernel.body):
+        if isinstance(s, ir.Store):
+            writes.add(s.buffer)
+        elif isinstance(s, ir.Gemm):
+            reads.update((s.a.buffer, s.b.buffer))
+            writes.add(s.c.buffer)
+            if s.accumulate:
+                reads.add(s.c.buffer)
+    return reads, writes
+
+
+def in_place_candidates(kernel):
+    """(output slot, [input slots it may overwrite]) for a kernel that is one perfect loop
+    nest around one Store at the row-major position of its loop variables, where every load
+    of those inputs reads that same position; (None, []) for any other kernel."""
+    body, loops = kernel.body, []
+    while len(body) == 1 and isinstance(body[0], ir.Loop):
+        loops.append(body[0])
+        body = body[0].body
+    if len(body) != 1 or not isinstance(body[0], ir.Store):
+        return None, []
+    store = body[0]
+    position = ir.linear([loop.var for loop in loops],
+                         ir.contiguous_strides([loop.extent for loop in loops]))
+    if store.index != position:
+        return None, []
+    indices = {}
+    for load in loads(kernel):
+        indices.setdefault(load.buffer, set()).add(load.index)
+    return store.buffer, [slot for slot, seen in indices.items()
+                          if slot != store.buffer and seen == {position}]
+
+
+def statements(body):
+    for s in body:
+        yield s
+        if isinstance(s, ir.Loop):
+            yield from statements(s.body)
+
+
+def loads(kernel):
+    """Every distinct Load expression in the kernel (walked without recursion: fused chains
+    nest deeper than Python's stack)."""
+    todo, seen = [], set()
+    for s in statements(kernel.body):
+        if isinstance(s, ir.Loop):
+            todo.append(s.extent)
+        elif isinstance(s, ir.Store):
+            todo += [s.index, s.value]
+        elif isinstance(s, ir.Check):
+            todo += [s.ok, s.value]
+        elif isinstance(s, ir.Gemm):
+            todo += [s.m, s.n, s.k] + [x for o in (s.a, s.b, s.c)
+                                       for x in (o.offset, o.rows, o.cols)]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ir.Load):
+            yield e
+        todo.extend(ir.children(e))
