@@ -1,21 +1,21 @@
 """Elementwise kernels as flat ranges, with 16-byte loads and stores (launch kind "flat").
 
-A kernel that is a nest of loops (the outermost parallel) around stores at the nest's flat
-position only, with no reduction or matrix product, is one range of positions [lo, hi): the
-threads take positions in a grid-stride loop whatever the shape, so that neighbouring threads
-touch neighbouring elements. When every buffer read or written at the flat position is aligned
-to its vector (checked at run time, on the pointers), each thread takes a vector of `width`
-positions at a time: those buffers move through one 16-byte access per vector (for the widest
-dtype; narrower ones through a narrower vector), the vector's lanes computed one after another
-by the scalar code. The positions after the last whole vector, or all of them when a pointer is
-not aligned, go one at a time. Loop variables are recovered from the position only where an
-expression needs them (a broadcast operand, a gather).
+A kernel that is a nest of loops (the outermost parallel) around stores (not accumulating)
+at the nest's flat position only, with no reduction or matrix product, is one range of
+positions [lo, hi): the threads take positions in a grid-stride loop whatever the shape, so
+that neighbouring threads touch neighbouring elements. When every buffer read or written at the
+flat position is aligned to its vector (checked at run time, on the pointers), each thread
+takes a vector of `width` positions at a time: those buffers move through one 16-byte access
+per vector (for the widest dtype; narrower ones through a narrower vector), the vector's lanes
+computed one after another by the scalar code. The positions after the last whole vector, or
+all of them when a pointer is not aligned, go one at a time. Loop variables are recovered from
+the position only where an expression needs them (a broadcast operand, a gather).
 """
 from ...kernels import ir
 from .types import STORAGE, STORAGE_BYTES, from_storage, to_storage
 
 VECTOR_BYTES = 16
-PRELUDE = r"""// ---- vectors of elementwise kernels ---------------------------------------------------------
+PRELUDE = r"""// ---- vectors of elementwise kernels ----------------------------------------------
 // N elements moved by one access of N * sizeof(T) bytes (16 at most), which needs that alignment
 template <typename T, int N> struct __align__(sizeof(T) * N) gc_vec { T v[N]; };
 GC_INLINE bool gc_aligned(const void* p, unsigned long long bytes) {
@@ -32,7 +32,7 @@ def flat_nest(kernel):
     while len(body) == 1 and isinstance(body[0], ir.Loop):
         loops.append((body[0].var, body[0].extent))
         body = body[0].body
-    if not body or not all(isinstance(s, ir.Store) for s in body):
+    if not body or not all(isinstance(s, ir.Store) and not s.accumulate for s in body):
         return None
     flat = ir.linear([v for v, _ in loops], ir.contiguous_strides([e for _, e in loops]))
     if any(s.index != flat for s in body) or _reduces(body):

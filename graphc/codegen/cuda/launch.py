@@ -7,6 +7,7 @@ Kinds of kernels:
 - "loop": the outermost loop is parallel; each thread takes iterations of it (grid-stride).
 - "rows": the same, but each block takes iterations, its threads sharing the iteration's long
   reductions and inner loops (a softmax or a row sum: one block per row).
+- "warp_rows": the same with a warp in place of a block, where the rows are short.
 - "tiles": a matrix product (in loops over a batch): blocks take tiles of the product.
 - "gemm": the same with few rows or columns: threads share the product's elements.
 - "block": no parallel loop, but long reductions: one block, its threads sharing them.
@@ -18,12 +19,32 @@ from ...kernels import ir
 from .elementwise import flat_nest, vector_width
 from .values import Values, statement_exprs, walk_statements
 
-THREADS = 256  # a power of two: blocks reduce by halving
+THREADS = 256  # a multiple of the warp size
+WARP = 32
 MAX_BLOCKS = 65535  # a grid-stride loop covers the rest; plenty to fill any GPU
-SHARED_FROM = 64  # reductions this long (or of run-time length) are shared by a block
+SHARED_FROM = 64  # reductions this long (or of run-time length) are shared by a warp or block
+WARP_ROWS = 1024  # rows whose work is all known to be this short or shorter: a warp per row
 PER_THREAD = ("flat", "loop", "gemm", "single")  # kinds whose threads, not blocks, take iterations
 GEMM_TILE = 64  # rows and columns of a tile of a matrix product
 SMALL_GEMM = 16  # products with fewer rows or columns than this are not tiled
+
+
+@dataclass(frozen=True)
+class Team:
+    """Who shares a row's work, as C expressions: the member's number and the team's size, the
+    team's number among all running and how many run, and the function combining the members'
+    partial results (reductions.py)."""
+    member: str
+    size: str
+    number: str
+    count: str
+    reduce: str
+
+
+BLOCK = Team("threadIdx.x", "blockDim.x", "blockIdx.x", "gridDim.x", "gc_block_reduce")
+TEAMS = {"rows": BLOCK, "block": BLOCK,
+         "warp_rows": Team("gc_lane()", "GC_WARP", "gc_warp()", "gc_warps()", "gc_warp_reduce")}
+TEAMS_PER_BLOCK = {"warp_rows": THREADS // WARP}
 
 
 @dataclass(frozen=True)
@@ -49,8 +70,12 @@ def launch(kernel):
         if any(isinstance(d, ir.Const) and d.value < SMALL_GEMM for d in (gemm.m, gemm.n)):
             return Launch("gemm", ir.mul(gemm.m, gemm.n))
         return Launch("tiles", ir.mul(_tiles(gemm.m), _tiles(gemm.n)))
-    if shares_reductions(kernel):
-        return Launch("rows", loop.extent) if loop else Launch("block", ir.const(1))
+    shared = shared_work(kernel)
+    if shared is not None:
+        if loop is None:
+            return Launch("block", ir.const(1))
+        short = all(_at_most(size, WARP_ROWS) for size in shared)
+        return Launch("warp_rows" if short else "rows", loop.extent)
     if flat_nest(kernel):
         return Launch("flat", ir.product(x for _, x in flat_nest(kernel)[0]),
                       vector=vector_width(kernel))
@@ -67,23 +92,26 @@ def blocks(launch, hi):
     """Blocks for a launch over [0, hi) (0 when there is nothing to do)."""
     if hi <= 0:
         return 0
-    per_block = launch.threads * launch.vector if launch.kind in PER_THREAD else 1
+    per_block = (launch.threads * launch.vector if launch.kind in PER_THREAD
+                 else TEAMS_PER_BLOCK.get(launch.kind, 1))
     return min(-(-hi // per_block), MAX_BLOCKS)
 
 
-def shares_reductions(kernel):
-    """Whether a block's threads share the reductions of each iteration of the kernel's
-    parallel loop (or of the kernel, without one): some reduction there is long, and every
-    index check there depends on that iteration only, so that a bad index stops all the
-    block's threads together (they meet at barriers: a thread must not leave alone)."""
+def shared_work(kernel):
+    """The sizes of the work a warp or block would share in each iteration of the kernel's
+    parallel loop (or in the kernel, without one): its reductions' and its loops' extents; None
+    unless it should be shared: some reduction there is long, and every index check there
+    depends on that iteration only, so that a bad index stops all the team's threads together
+    (they meet at barriers and shuffles: a thread must not leave alone)."""
     loop = kernel.parallel_loop
     body = loop.body if loop else kernel.body
     outer = {loop.var.name} if loop else set()
     nested = [x for s in body if isinstance(s, ir.Loop) for x in walk_statements(s.body)]
     if any(isinstance(s, ir.Gemm) for s in list(body) + nested) or any(
             isinstance(s, ir.Check) for s in nested):
-        return False
+        return None
     values, seen, todo = Values(), set(), list(statement_exprs(body))
+    sizes = [s.extent for s in body if isinstance(s, ir.Loop)]
     long = False
     while todo:
         e = todo.pop()
@@ -93,12 +121,16 @@ def shares_reductions(kernel):
         seen.add(n)
         free = values.free[n]
         if isinstance(e, ir.Reduce) and free <= outer:
-            size = ir.product(extent for _, extent in e.loops)
-            long = long or not isinstance(size, ir.Const) or size.value >= SHARED_FROM
+            sizes.append(ir.product(extent for _, extent in e.loops))
+            long = long or not _at_most(sizes[-1], SHARED_FROM - 1)
         if isinstance(e, ir.Op) and e.name == "check_index" and not free <= outer:
-            return False
+            return None
         todo.extend(ir.children(e))
-    return long
+    return sizes if long else None
+
+
+def _at_most(size, bound):
+    return isinstance(size, ir.Const) and size.value <= bound
 
 
 # index arithmetic on the host, for launch ranges: numpy's semantics on Python ints

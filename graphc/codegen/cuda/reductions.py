@@ -2,33 +2,57 @@
 and the block-wide combination of the threads' partial results (PRELUDE).
 
 float32 and narrower sums and products accumulate in double, as the CPU backend's do; integer
-ones wrap around; a bool sum is `any` and a bool product `all`. A block shares a reduction by
-giving each thread every blockDim.x-th position, then halving the partial results in shared
-memory; argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
+ones wrap around; a bool sum is `any` and a bool product `all`. A warp or a block shares a
+reduction by giving each thread every 32nd or blockDim.x-th position; a warp then combines its
+partial results through shuffles, a block each warp's so and then the warps' through shared
+memory. argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
 Accumulating stores (scatter-adds) are atomic.
 """
 from .launch import THREADS
 from .types import FLOATS, REGISTER, literal
 
-PRELUDE = r"""// ---- block-wide reductions, for kernels whose blocks share reductions ------------
-#define GC_BLOCK %d  // the most threads a block has: a power of two
+PRELUDE = r"""// ---- reductions shared by a warp or a block --------------------------------------
+#define GC_BLOCK %d  // the most threads a block has: a multiple of the warp size
+#define GC_WARP 32
 #define GC_NO_POSITION 9223372036854775807LL  // the position of a thread that saw nothing
 
-// Every thread of the block passes its partial result and gets the block's, halving in shared
-// memory (blockDim.x is a power of two). All the block's threads must call it.
+template <typename T> struct gc_best { T value; long long at; };  // argmax/argmin's partials
+// A value from the lane `mask` away in the warp (every lane of the warp must call it)
+template <typename T> GC_INLINE T gc_shuffle_xor(T v, int mask) {
+    return __shfl_xor_sync(0xffffffffu, v, mask);
+}
+GC_INLINE bool gc_shuffle_xor(bool v, int mask) {
+    return __shfl_xor_sync(0xffffffffu, (int)v, mask) != 0;
+}
+template <typename T> GC_INLINE gc_best<T> gc_shuffle_xor(gc_best<T> v, int mask) {
+    return {gc_shuffle_xor(v.value, mask), gc_shuffle_xor(v.at, mask)};
+}
+// Every lane of the warp passes its partial result and gets the warp's: halving by shuffles
+// in a butterfly, so that every lane combines the same pairs (the combinations commute).
+template <typename T, typename Combine> GC_INLINE T gc_warp_reduce(T partial, Combine combine) {
+    for (int mask = GC_WARP / 2; mask > 0; mask /= 2)
+        partial = combine(partial, gc_shuffle_xor(partial, mask));
+    return partial;
+}
+// Every thread of the block passes its partial result and gets the block's: each warp's
+// through shuffles, then the warps' in order from shared memory. All the block's threads must
+// call it.
 template <typename T, typename Combine> GC_INLINE T gc_block_reduce(T partial, Combine combine) {
-    __shared__ T part[GC_BLOCK];
-    part[threadIdx.x] = partial;
+    __shared__ T warps[GC_BLOCK / GC_WARP];
+    partial = gc_warp_reduce(partial, combine);
+    if (threadIdx.x %% GC_WARP == 0) warps[threadIdx.x / GC_WARP] = partial;
     __syncthreads();
-    for (unsigned int half = blockDim.x / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half)
-            part[threadIdx.x] = combine(part[threadIdx.x], part[threadIdx.x + half]);
-        __syncthreads();
-    }
-    T out = part[0];
-    __syncthreads();  // before the next reduction writes part
+    T out = warps[0];
+    for (unsigned int w = 1; w < blockDim.x / GC_WARP; ++w) out = combine(out, warps[w]);
+    __syncthreads();  // before the next reduction writes warps
     return out;
 }
+// A warp's lane, and warps counted over the grid (kernels where a warp takes a row)
+GC_INLINE unsigned int gc_lane() { return threadIdx.x %% GC_WARP; }
+GC_INLINE long long gc_warp() {
+    return ((long long)blockIdx.x * blockDim.x + threadIdx.x) / GC_WARP;
+}
+GC_INLINE long long gc_warps() { return (long long)gridDim.x * blockDim.x / GC_WARP; }
 struct gc_plus { template <typename T> GC_INLINE T operator()(T a, T b) const { return a + b; } };
 struct gc_times { template <typename T> GC_INLINE T operator()(T a, T b) const { return a * b; } };
 struct gc_wrapping_plus {
@@ -48,7 +72,6 @@ struct gc_min {
 
 // argmax (High) or argmin: the extreme of two partial results, NaN the most extreme; on a tie
 // the first position
-template <typename T> struct gc_best { T value; long long at; };
 template <bool High> struct gc_arg_best {
     template <typename T> GC_INLINE gc_best<T> operator()(gc_best<T> a, gc_best<T> b) const {
         bool a_nan = a.value != a.value, b_nan = b.value != b.value;

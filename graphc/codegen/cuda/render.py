@@ -11,11 +11,12 @@ threads that find it stop). The kernel's launch (launch.py) says who takes the i
   several at a time where the buffers are aligned (elementwise.py); else the parallel loop's
   iterations or a matrix product's elements, inner loops and reductions running sequentially
   in each thread;
-- blocks ("rows", "block"): the threads of a block share each iteration's reductions (each
-  takes every blockDim.x-th position, then the block combines their results in shared memory)
-  and its inner loops; stores outside those loops are thread 0's. Such code must run alike in
-  all the block's threads where it meets a barrier, so index checks are made there, in front of
-  the loops, under the condition that the loops run at all;
+- teams: blocks ("rows", "block") or warps ("warp_rows", for short rows): the threads of a
+  team share each iteration's reductions (each takes every team-size-th position, then the
+  team combines their results: launch.TEAMS) and its inner loops; stores outside those loops
+  are the team's first thread's. Such code must run alike in all the team's threads where it
+  meets a barrier or shuffle, so index checks are made there, in front of the loops, under the
+  condition that the loops run at all;
 - one thread, for a kernel with neither a parallel loop nor a long reduction.
 float32 (and narrower) sums accumulate in double, as on the CPU.
 
@@ -32,9 +33,10 @@ from ...kernels.numbering import operands
 from .elementwise import PRELUDE as VECTORS
 from .elementwise import render_flat
 from .gemm import render_gemm
-from .launch import launch
+from .launch import TEAMS, launch
 from .reductions import (PRELUDE as REDUCTIONS, accumulate, accumulator, block_combine,
                          combine, extreme, identity, narrowing)
+from .rows import cached_rows
 from .scalar import PRELUDE as SCALARS
 from .scalar import render_op
 from .types import FLOATS, REGISTER, STORAGE, from_storage, literal, to_storage
@@ -74,18 +76,21 @@ class KernelRenderer:
         self.dims = set()
         self.counter = itertools.count()
         self.grid_stride_used = False
-        # in a kernel whose blocks share reductions: whether the code being emitted runs the
-        # same in every thread of the block (barriers and index checks may only go there)
-        self.shared = self.launch.kind in ("rows", "block")
+        # in a kernel whose teams share reductions: whether the code being emitted runs the
+        # same in every thread of the team (barriers, shuffles and index checks may only go there)
+        self.team = TEAMS.get(self.launch.kind)
+        self.shared = self.team is not None
         self.uniform = self.shared
         self.check_guard = None  # a condition an index check is emitted under (see hoist)
+        self.rows = cached_rows(kernel) if self.launch.kind == "rows" else []
+        self.row_names = {}  # value number of a cached row's load -> (copy, loop variable)
 
     def render(self):
         body = self.kernel.body
         self.check_names()
         kind = self.launch.kind
-        if kind in ("loop", "rows"):
-            self.loop(body[0], "threads" if kind == "loop" else "blocks")
+        if kind in ("loop", "rows", "warp_rows"):
+            self.loop(body[0], "threads" if kind == "loop" else "teams")
         elif kind == "flat":
             render_flat(self)
         elif kind in ("gemm", "tiles"):
@@ -159,10 +164,11 @@ class KernelRenderer:
         self.open_block(f"for (long long {var} = first; {var} < hi; {var} += stride)", (var,))
 
     def open_shared_loop(self, var, extent, loop_vars=None):
-        """A loop in which a block's threads share the iterations [0, extent): code in it is
+        """A loop in which a team's threads share the iterations [0, extent): code in it is
         no longer uniform."""
-        self.open_block(f"for (long long {var} = threadIdx.x; {var} < {extent}; "
-                        f"{var} += blockDim.x)", loop_vars or (var,))
+        member, size = self.team.member, self.team.size
+        self.open_block(f"for (long long {var} = {member}; {var} < {extent}; {var} += {size})",
+                        loop_vars or (var,))
         self.uniform = False
 
     def close_shared_loop(self):
@@ -187,7 +193,7 @@ class KernelRenderer:
             stored = to_storage(value, s.value.dtype)
             store = (accumulate(f"&{buffer}[{index}]", stored, s.value.dtype) if s.accumulate
                      else f"{buffer}[{index}] = {stored};")
-            self.line(f"if (threadIdx.x == 0) {store}" if self.uniform else store)
+            self.line(f"if ({self.team.member} == 0) {store}" if self.uniform else store)
         elif isinstance(s, ir.Gemm):
             render_gemm(self, s, distributed)
         elif isinstance(s, ir.Check):
@@ -197,9 +203,9 @@ class KernelRenderer:
             raise ir.Unsupported(f"statement {type(s).__name__}")
 
     def loop(self, s, how="plain", distributed=False):
-        """A Loop statement. `how`: "threads" (the grid-stride loop over [lo, hi)), "blocks"
-        (blocks take the iterations [lo, hi)), else a loop in each thread, or, in uniform code
-        of a kernel whose blocks share reductions, a loop the block's threads share.
+        """A Loop statement. `how`: "threads" (the grid-stride loop over [lo, hi)), "teams"
+        (warps or blocks take the iterations [lo, hi)), else a loop in each thread, or, in
+        uniform code of a kernel whose teams share reductions, a loop the team's threads share.
         `distributed` passes on to the body (loops over a batch of matrix products)."""
         var = s.var.name
         roots = list(statement_exprs(s.body))
@@ -207,10 +213,14 @@ class KernelRenderer:
         if how == "threads":
             self.hoist(roots, {var})
             self.open_grid_stride(var)
-        elif how == "blocks":
+        elif how == "teams":
+            names = [self.fresh("row") for _ in self.rows]
+            for row, name in zip(self.rows, names):
+                self.line(row.declaration(name))
             self.hoist(roots, {var})
-            self.open_block(f"for (long long {var} = lo + blockIdx.x; {var} < hi; "
-                            f"{var} += gridDim.x)", (var,))
+            self.open_block(f"for (long long {var} = lo + {self.team.number}; {var} < hi; "
+                            f"{var} += {self.team.count})", (var,))
+            self.copy_rows(names)
         elif shared:
             extent = self.value(s.extent)
             self.hoist(roots, {var}, guard=nonempty([s.extent], [extent]))
@@ -226,10 +236,24 @@ class KernelRenderer:
         else:
             self.close_block()
 
+    def copy_rows(self, names):
+        """Copy this row's cached rows (rows.py) into shared memory; their loads read them."""
+        if not self.rows:
+            return
+        self.line("__syncthreads();  // the last row's readers are done with the copies")
+        for row, name in zip(self.rows, names):
+            at, base = self.fresh("at"), self.value(row.base)
+            buffer = self.pointer(row.buffer, row.dtype)
+            self.line(f"for (int {at} = threadIdx.x; {at} < {row.extent}; {at} += blockDim.x) "
+                      f"{name}[{at}] = {from_storage(f'{buffer}[{base} + {at}]', row.dtype)};")
+            for load, var in row.loads:
+                self.row_names[self.values(load)] = name, var
+        self.line("__syncthreads();")
+
     def hoist(self, roots, inner, guard=None):
         """Compute now the Reduces under roots that depend on none of the `inner` loops, and
         with a guard (the condition for the loops to run at all), their index checks too: in
-        front of a loop the block's threads share, a check must run in every thread or none."""
+        front of a loop the team's threads share, a check must run in every thread or none."""
         bound = set().union(*self.bound)
         seen, todo = set(), list(roots)
         while todo:
@@ -266,7 +290,8 @@ class KernelRenderer:
             if self.lookup(x) is not None:
                 stack.pop()
                 continue
-            if not isinstance(x, ir.Reduce):  # a Reduce computes its operands itself
+            # a Reduce computes its operands itself; a load of a cached row needs no index
+            if not isinstance(x, ir.Reduce) and self.values(x) not in self.row_names:
                 waiting = [k for k in operands(x) if self.lookup(k) is None]
                 if waiting:
                     stack.extend(waiting)
@@ -285,6 +310,9 @@ class KernelRenderer:
         if isinstance(e, ir.Dim):
             self.dims.add(e.slot)
             return f"dim{e.slot}"
+        if isinstance(e, ir.Load) and self.values(e) in self.row_names:
+            name, var = self.row_names[self.values(e)]
+            return self.define("load", e.dtype, f"{name}[{var}]")
         if isinstance(e, ir.Load):
             buffer = self.pointer(e.buffer, e.dtype)
             return self.define("load", e.dtype,
@@ -292,9 +320,9 @@ class KernelRenderer:
         if isinstance(e, ir.Op):
             args = [self.lookup(a) for a in e.args]
             if e.name == "check_index":
-                if self.shared and not self.uniform:  # launch.shares_reductions excludes it
+                if self.shared and not self.uniform:  # launch.shared_work excludes it
                     raise AssertionError(f"kernel {self.kernel.name}: an index check where "
-                                         "the block's threads may disagree")
+                                         "the team's threads may disagree")
                 i, n, what = args
                 bad = f"(unsigned long long){i} >= (unsigned long long){n}"
                 guard = self.check_guard
@@ -316,8 +344,8 @@ class KernelRenderer:
     # -- reductions ----------------------------------------------------------------------------
     def reduce(self, r):
         """The reduction as loops updating accumulators (argmax/argmin: the best value and its
-        position over the loops, flattened in order). In uniform code of a kernel whose blocks
-        share reductions, the block's threads take positions in turn, then combine."""
+        position over the loops, flattened in order). In uniform code of a kernel whose teams
+        share reductions, the team's threads take positions in turn, then combine."""
         extents = [self.value(x) for _, x in r.loops]
         dtype, shared, arg = r.value.dtype, self.uniform, r.op in ("argmax", "argmin")
         name = self.fresh(r.op)
@@ -359,7 +387,7 @@ class KernelRenderer:
             self.line(combine(r.op, dtype, acc, v))
         if shared:
             self.close_shared_loop()
-            self.line(f"{acc} = gc_block_reduce({acc}, {block_combine(r.op, dtype)}());")
+            self.line(f"{acc} = {self.team.reduce}({acc}, {block_combine(r.op, dtype)}());")
             if arg:  # a reduction over nothing gives position 0
                 self.line(f"const long long {name} = {acc}.at == GC_NO_POSITION ? 0 : {acc}.at;")
         else:

@@ -28,6 +28,7 @@ SHIM = r"""// host emulation of the CUDA built-ins graphc's kernels use
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <thread>
 #include <vector>
 #include <cuda_fp16.h>
@@ -46,11 +47,24 @@ static thread_local gc_index3 threadIdx;
 static gc_index3 blockIdx, blockDim, gridDim;
 static barrier<>* gc_barrier;
 static void __syncthreads() { gc_barrier->arrive_and_wait(); }
+// warps of 32 threads exchange values through gc_shuffled, meeting at their warp's barrier
+static vector<unique_ptr<barrier<>>> gc_warp_barriers;
+static unsigned long long gc_shuffled[1024];
+template <typename T> static T __shfl_xor_sync(unsigned int, T v, int mask) {
+    static_assert(sizeof(T) <= sizeof(gc_shuffled[0]));
+    barrier<>& warp = *gc_warp_barriers[threadIdx.x / 32];
+    memcpy(&gc_shuffled[threadIdx.x], &v, sizeof(T));
+    warp.arrive_and_wait();
+    memcpy(&v, &gc_shuffled[threadIdx.x ^ mask], sizeof(T));
+    warp.arrive_and_wait();
+    return v;
+}
 #define __builtin_assume(condition) ((void)0)
 static bool __isGlobal(const void*) { return true; }
 typedef void (*gc_kernel)(void* const*, const long long*, long long*, long long, long long);
 // A launch: blocks one after another, the threads of a block at once on OS threads, so that
-// __syncthreads is a barrier; a thread that has returned no longer holds the others up.
+// __syncthreads is a barrier (and each warp has one for its shuffles); a thread that has
+// returned no longer holds the others up.
 extern "C" void gc_emulate_launch(gc_kernel kernel, unsigned int blocks, unsigned int threads,
                                   void* const* buffers, const long long* dims, long long* error,
                                   long long lo, long long hi) {
@@ -60,12 +74,16 @@ extern "C" void gc_emulate_launch(gc_kernel kernel, unsigned int blocks, unsigne
         blockIdx = {block, 0, 0};
         barrier<> sync(threads);
         gc_barrier = &sync;
+        gc_warp_barriers.clear();
+        for (unsigned int first = 0; first < threads; first += 32)
+            gc_warp_barriers.emplace_back(new barrier<>(min(threads - first, 32u)));
         vector<thread> running;
         for (unsigned int t = 0; t < threads; ++t)
             running.emplace_back([&, t] {
                 threadIdx = {t, 0, 0};
                 kernel(buffers, dims, error, lo, hi);
                 sync.arrive_and_drop();
+                gc_warp_barriers[t / 32]->arrive_and_drop();
             });
         for (thread& th : running) th.join();
     }
@@ -123,10 +141,11 @@ static int __double2int_rz(double x) { return gc_truncate<int>(x); }
 static long long __double2ll_rz(double x) { return gc_truncate<long long>(x); }
 """
 # the emulated grid by kind of launch: at most 2 blocks; kernels whose threads only share
-# iterations run 3 threads, those that reduce through shared memory a power of two (their code
+# iterations run 3 threads, those whose warps or blocks share reductions two warps (their code
 # reads blockDim), tiled matrix products the block size their code is written for
 BLOCKS = 2
-THREADS = {"flat": 3, "loop": 3, "gemm": 3, "single": 3, "rows": 8, "block": 8}
+THREADS = {"flat": 3, "loop": 3, "gemm": 3, "single": 3,
+           **dict.fromkeys(("rows", "block", "warp_rows"), 64)}
 
 
 def cuda_include():

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 
 import graphc as gc
 from graphc.codegen.cuda import launch
-from graphc.kernels import interpret
+from graphc.codegen.cuda.render import render_kernel
+from graphc.kernels import interpret, ir
 from graphc.kernels.interpret import KernelIndexError
 from tests.codegen.cuda import programs
 from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
@@ -140,6 +141,43 @@ def test_rows_shared_by_a_block_with_special_values(compiled):
         want = run_reference(program.fetches, feed)
     for i, (g, w) in enumerate(zip(program.execute(feed, host.run), want)):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=f"output {i}")
+
+
+def test_wide_rows_through_shared_memory_with_special_values(compiled):
+    """Rows too long for a warp: a block per row, the row copied into shared memory once and
+    read from there by the max, the sum and the output; NaN and infinities come through."""
+    cases, host = compiled
+    case, program, phs = cases["wide_rows"]
+    kinds = {k.name: launch.launch(k).kind for k in program.kernels}
+    assert set(kinds.values()) == {"rows"}, kinds
+    texts = [render_kernel(k) for k in program.kernels]
+    assert sum("__shared__ float row" in t for t in texts) >= 2
+    rng = np.random.default_rng(8)
+    x = programs.sample("float32", (4, 1500), rng)
+    x[0, [5, 1400]] = np.nan
+    x[1, 700] = np.inf
+    x[2, :] = -np.inf
+    h = programs.sample("float16", (4, 1100), rng)
+    h[3, 1000] = np.inf
+    feed = {phs[0]: x, phs[1]: h}
+    with np.errstate(all="ignore"):
+        want = run_reference(program.fetches, feed)
+    for i, (g, w) in enumerate(zip(program.execute(feed, host.run), want)):
+        np.testing.assert_allclose(g, w, rtol=3e-3, atol=1e-6, err_msg=f"output {i}")
+
+
+def test_short_rows_go_to_warps():
+    """Rows whose work is known to be at most WARP_ROWS long take a warp each (shuffles, no
+    shared memory); rows of run-time length a block."""
+    kinds = {}
+    for name in ("long_rows", "long_gathered_rows", "reductions_float32"):
+        case = next(c for c in programs.CASES if c.name == name)
+        kinds[name] = {launch.launch(k).kind for k in programs.program(case)[0].kernels}
+    assert kinds["long_rows"] == {"warp_rows", "rows"}  # rows of 300 and 100; the batch axis
+    assert "warp_rows" in kinds["long_gathered_rows"]
+    assert {"rows", "block"} <= kinds["reductions_float32"]
+    rows = launch.Launch("warp_rows", ir.const(1))
+    assert launch.blocks(rows, 8) == 1 and launch.blocks(rows, 9) == 2
 
 
 def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
