@@ -11,9 +11,10 @@ Statements:
 - Loop(var, extent, body, parallel): `for var in range(extent)`; a parallel loop (only ever the
   outermost) may be split into ranges that run on several threads.
 - Store(buffer, index, value, accumulate): buffer[index] = value, or with accumulate
-  buffer[index] += value (an `add` of the value's dtype; bool: or), where a repeated index
-  takes every iteration's value. Accumulations may run in any order, a parallel loop's at once:
-  the code generators make them atomic or run the loop on one thread.
+  buffer[index] += value (an `add` of the value's dtype; bool: or; not bfloat16, whose float32
+  storage accumulates instead), where a repeated index takes every iteration's value.
+  Accumulations may run in any order, a parallel loop's at once: the code generators make
+  them atomic or run the loop on one thread.
 - Gemm: C[i, j] (+)= sum_k A[i, k] * B[k, j] through the code generator's matrix multiply.
 - Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
   index) to the runtime as error `what`.

@@ -1,10 +1,11 @@
-"""gather_grad as kernels: a scatter-add, out = zeros(like); out[..., indices[j], ...] += g[..., j, ...].
+"""gather_grad as kernels: a scatter-add, out = zeros(like); out[.., i[j], ..] += g[.., j, ..].
 
-Two kernels: one fills the output with zeros, one walks g adding each element into the row its
-index names through an accumulating store, so repeated indices add up: O(size of g), where
-computing each output row as a reduction over all indices would be O(rows * indices). Indices
-are checked as gather checks them: one outside [0, n) stops the kernel and the run raises
-IndexError_.
+One kernel fills the output with zeros, one walks g adding each element into the row its index
+names through an accumulating store, so repeated indices add up: O(size of g), where computing
+each output row as a reduction over all indices would be O(rows * indices). Indices are checked
+as gather checks them: one outside [0, n) stops the kernel and the run raises IndexError_.
+bfloat16 adds into a float32 scratch, rounded once by a third kernel, as the reference's
+float32 storage adds.
 """
 from . import ir
 from .lower import Emitter, nest
@@ -16,18 +17,35 @@ def gather_grad(group, slots, name):
     g, indices, like = node.inputs
     axis, out = node.attrs["axis"], node.outputs[0]
     k = Emitter(group, slots)
-    slot, dims = slots.buffer(out), k.dims(out.shape)
+    dims = k.dims(out.shape)
     strides = ir.contiguous_strides(dims)
+    rounded = out.dtype.name == "bfloat16"
+    dtype = "float32" if rounded else out.dtype.name
+    target = slots.scratch(dtype, out.shape) if rounded else slots.buffer(out)
 
-    at = [ir.Var(f"i{a}") for a in range(out.rank)]
-    zero = ir.Store(slot, ir.linear(at, strides), ir.const(0, out.dtype.name))
-    zeros = ir.Kernel(name, nest(list(zip(at, dims)), (zero,), parallel=True), {}, (node.name,))
+    def over(shape, hint, body, number):
+        at = [ir.Var(f"{hint}{a}") for a in range(len(shape))]
+        stmt = body(at)
+        return ir.Kernel(f"{name}_{number}" if number else name,
+                         nest(list(zip(at, k.dims(shape))), (stmt,), parallel=True), {},
+                         (node.name,))
 
-    at = [ir.Var(f"j{a}") for a in range(g.rank)]
-    inner = tuple(at[axis:axis + indices.rank])
-    row = checked_index(k, node, k.value(indices, inner), like.shape, axis)
-    target = at[:axis] + [row] + at[axis + indices.rank:]
-    add = ir.Store(slot, ir.linear(target, strides), k.value(g, tuple(at)), accumulate=True)
-    adds = ir.Kernel(f"{name}_1", nest(list(zip(at, k.dims(g.shape))), (add,), parallel=True),
-                     {}, (node.name,))
-    return [zeros, adds]
+    def zero(at):
+        return ir.Store(target, ir.linear(at, strides), ir.const(0, dtype))
+
+    def add(at):
+        row = checked_index(k, node, k.value(indices, tuple(at[axis:axis + indices.rank])),
+                            like.shape, axis)
+        where = at[:axis] + [row] + at[axis + indices.rank:]
+        value = k.value(g, tuple(at))
+        if rounded:
+            value = ir.Op("cast", (value,), dtype)
+        return ir.Store(target, ir.linear(where, strides), value, accumulate=True)
+
+    def round_out(at):
+        flat = ir.linear(at, strides)
+        return ir.Store(slots.buffer(out), flat, ir.op("round_bfloat16", ir.Load(
+            target, flat, dtype), dtype="bfloat16"))
+
+    kernels = [over(out.shape, "i", zero, 0), over(g.shape, "j", add, 1)]
+    return kernels + [over(out.shape, "i", round_out, 2)] if rounded else kernels

@@ -309,6 +309,27 @@ def test_repeated_store_index_keeps_the_last_iteration():
     assert out[0] == 53
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float16", "float32", "float64", "bool"])
+def test_accumulating_store_adds_every_iteration(dtype):
+    """out[index[i]] += value[i] with repeated indices, in the dtype (float16 rounds each add,
+    bool adds are or); a plain store to the same places keeps only the last value."""
+    index = rng.integers(0, 5, 41)
+    value = sample(dtype, 41)
+    out = sample(dtype, 5)
+    want = out.copy()
+    np.add.at(want, index, value)
+    add = ir.Store(0, ir.Load(1, i, ir.INDEX), ir.Load(2, i, dtype), accumulate=True)
+    run_kernel(kernel(loop(i, 41, add)), [out, index, value], [])
+    np.testing.assert_array_equal(out, want)
+
+
+def test_accumulating_store_of_bfloat16_is_refused():
+    add = ir.Store(0, c(0), ir.Load(1, i, "bfloat16"), accumulate=True)
+    with pytest.raises(AssertionError, match="bfloat16"):
+        run_kernel(kernel(loop(i, 3, add)), [np.zeros(1, np.float32), np.ones(3, np.float32)],
+                   [])
+
+
 def test_zero_extent_loops_run_nothing():
     out = np.full(3, 9.0, np.float32)
     bad = ir.Store(0, c(100), ir.Load(1, c(-1), "float32"))  # would fail if it ran

@@ -90,17 +90,6 @@ GC_INLINE void gc_accumulate(long long* p, long long v) {  // two's complement: 
     atomicAdd((unsigned long long*)p, (unsigned long long)v);
 }
 GC_INLINE void gc_accumulate(unsigned char* p, bool v) { if (v) *p = 1; }  // or: all write 1
-// bfloat16 is held in a float and its add rounds: swap in old + v until no other thread came
-// between the read and the swap
-GC_INLINE void gc_accumulate_bfloat16(float* p, float v) {
-    unsigned int* word = (unsigned int*)p;
-    unsigned int seen, old = *word;
-    do {
-        seen = old;
-        float sum = gc_round_bfloat16(__uint_as_float(seen) + v);
-        old = atomicCAS(word, seen, __float_as_uint(sum));
-    } while (old != seen);
-}
 """ % THREADS
 
 COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
@@ -160,10 +149,9 @@ def combine(op, dtype, acc, v):
     return COMBINE[op, _kind(dtype)].format(acc, v)
 
 
-def accumulate(pointer, value, dtype):
+def accumulate(pointer, value):
     """The C statement of an accumulating store of `value` (in storage form) at `pointer`."""
-    fn = "gc_accumulate_bfloat16" if dtype == "bfloat16" else "gc_accumulate"
-    return f"{fn}({pointer}, {value});"
+    return f"gc_accumulate({pointer}, {value});"
 
 
 def block_combine(op, dtype):

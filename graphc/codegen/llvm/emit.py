@@ -230,13 +230,11 @@ class KernelEmitter(FunctionEmitter):
 
     def accumulated(self, e, ptr, value):
         """What an accumulating store of e (computed as `value`) writes at ptr: the add of the
-        value's dtype (bfloat16 rounded, bool an or)."""
+        value's dtype (bool: or)."""
         old = self.from_storage(self.b.load(ptr, name="old"), e.dtype)
         if e.dtype == "bool":
             return self.b.or_(old, value, name="any")
-        total = emit_scalar(self, ir.Op("add", (e, e), e.dtype), [old, value])
-        return emit_scalar(self, ir.op("round_bfloat16", e), [total]) if (
-            e.dtype == "bfloat16") else total
+        return emit_scalar(self, ir.Op("add", (e, e), e.dtype), [old, value])
 
     def gemm(self, g, outermost):
         fn = declare_gemm(self.module, g.dtype)  # defined in a module of its own

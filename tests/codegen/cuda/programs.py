@@ -15,6 +15,7 @@ import graphc as gc
 from graphc.codegen.cuda.values import statement_exprs
 from graphc.kernels import ir
 from graphc.ops.elementwise import BINARY, UNARY
+from graphc.ops.registry import apply
 from tests.kernels.helpers import Program
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
@@ -141,6 +142,17 @@ CASES = (
              lambda p, i, j: [gc.gather(p, i) * 2.0, gc.gather(p + 1.0, j, axis=1),
                               gc.one_hot(i, 5), gc.one_hot(i, 5, dtype=gc.int32, axis=0)],
              ranges={1: (0, 7), 2: (0, 13)}),
+        Case("pools", [("float32", (None, 9, 13, 3))], lambda x: _pools(x, 3, 2, "SAME")),
+        Case("pools_float16", [("float16", (None, 6, 5, 2))], lambda x: _pools(x, 2, 2, "VALID")),
+        Case("embedding_grads", [("float32", (7, 5)), ("int32", (None,)), ("bfloat16", (4, 3)),
+                                 ("int64", (2, 3))],
+             lambda p, i, q, j: gc.grad(gc.sum(gc.square(gc.gather(p, i)))
+                                        + gc.sum(gc.gather(q, j, axis=1) * 1.5), [p, q]),
+             ranges={1: (0, 3), 3: (0, 3)}),  # repeated indices
+        Case("scatter_adds", [("int64", (None,))] + [(d, (None, 4)) for d in (
+            "float32", "float64", "float16", "int32", "int64", "bool")],
+             lambda i, *grads: _scatter_adds(i, *grads),
+             ranges={0: (0, 6)}),
         Case("matmul", [("float32", (None, 13)), ("float32", (13, 5)), ("float32", (5,))],
              lambda x, w, b: [gc.relu(gc.matmul(x, w) + b), gc.matmul(x, gc.transpose(
                  gc.transpose(w))) * 2.0, gc.matmul(gc.transpose(w), gc.transpose(x))],
@@ -162,6 +174,18 @@ CASES = (
                                 ("float32", (13, 11)), ("float32", (11, 5)), ("float32", (11,))],
              lambda x, y, w1, w2, b1: _mlp_step(x, y, w1, w2, b1), ranges={1: (0, 5)}),
     ])
+
+
+def _pools(x, ksize, strides, padding):
+    top, mean = gc.nn.max_pool2d(x, ksize, strides, padding), gc.nn.avg_pool2d(x, ksize, strides,
+                                                                               padding)
+    return [top, mean, gc.grad(gc.sum(top * top) + gc.sum(mean * 0.5), [x])[0]]
+
+
+def _scatter_adds(indices, *grads):
+    """gather_grad of each grad into 6 rows."""
+    return [apply("gather_grad", [g, indices, gc.constant(np.zeros((6, 4), g.dtype.np))],
+                  axis=0) for g in grads]
 
 
 def _mlp_step(x, y, w1, w2, b1):

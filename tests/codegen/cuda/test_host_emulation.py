@@ -198,7 +198,8 @@ def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
 
 @pytest.mark.parametrize("name,at,bad", [
     ("gather_one_hot", 1, 7), ("gather_one_hot", 1, -1), ("sparse_cross_entropy", 1, 13),
-    ("long_gathered_rows", 1, 50), ("long_gathered_rows", 3, -2)])  # blocks share these rows
+    ("long_gathered_rows", 1, 50), ("long_gathered_rows", 3, -2),  # blocks share these rows
+    ("scatter_adds", 0, 6), ("scatter_adds", 0, -1)])
 def test_bad_indices_report_the_error_and_value(compiled, name, at, bad):
     cases, host = compiled
     case, program, phs = cases[name]
@@ -207,7 +208,8 @@ def test_bad_indices_report_the_error_and_value(compiled, name, at, bad):
     with pytest.raises(KernelIndexError) as err:
         program.execute(feed, host.run)
     node, message = program.slots.errors[err.value.what]
-    assert err.value.value == bad and node.op in ("gather", "sparse_softmax_cross_entropy")
+    assert err.value.value == bad and node.op in ("gather", "gather_grad",
+                                                  "sparse_softmax_cross_entropy")
     with pytest.raises(KernelIndexError) as oracle:
         program.execute(feed)
     assert (oracle.value.what, oracle.value.value) == (err.value.what, bad)
