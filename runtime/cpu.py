@@ -6,8 +6,10 @@ module (graphc.codegen.llvm), cached on disk as object code. Groups with no kern
 segments; each native segment is entered through one call.
 
 Running binds the symbolic dims from the fed shapes (once per distinct set of shapes: a `Plan`
-holds the concrete shapes, the dims array and the intermediate buffers, reused across runs),
-points the buffer table at the feeds, variables and fresh output arrays, and calls the segments.
+holds the concrete shapes, the dims array and the intermediate buffers, reused across runs;
+intermediates share storage as memory_plan.py lays them out), points the buffer table at the
+feeds, variables and fresh output arrays, and calls the segments. A program of one native call
+is run again by `run_again` with no more than the checks that the arrays fit the last plan.
 """
 import ctypes
 import functools
