@@ -126,7 +126,8 @@ class CudaPlan:
             what = f"buffer {slot} ({dtype}{list(shape)}" + (f", '{node.name}')" if node else ")")
             self.device.append(gpu.allocate(nbytes, what))
         self.arrays = [None] * len(self.shapes)
-        self.error = np.zeros(2, np.int64)
+        kernels = [k for step in exe.steps if isinstance(step, NativeStep) for k in step.kernels]
+        self.error = np.zeros(launches.work_words(kernels), np.int64)  # and the work area
         dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
         table = np.array([int(d) for d in self.device] or [0], np.uint64)
         self.own = [table, dims, self.error]  # uploaded: the kernels' buffer table, dims, errors

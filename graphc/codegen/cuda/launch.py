@@ -10,7 +10,10 @@ Kinds of kernels:
 - "warp_rows": the same with a warp in place of a block, where the rows are short.
 - "tiles": a matrix product (in loops over a batch): blocks take tiles of the product.
 - "gemm": the same with few rows or columns: threads share the product's elements.
-- "block": no parallel loop, but long reductions: one block, its threads sharing them.
+- "grid": no parallel loop, but long reductions to scalars: every block takes a share of each,
+  and the last block to finish combines the blocks' results (two passes in one launch).
+- "block": the same where the grid cannot share them (one reduction needs another's result,
+  or an index is checked): one block, its threads sharing them.
 - "single": anything else; one thread runs it.
 """
 from dataclasses import dataclass
@@ -32,19 +35,24 @@ SMALL_GEMM = 16  # products with fewer rows or columns than this are not tiled
 @dataclass(frozen=True)
 class Team:
     """Who shares a row's work, as C expressions: the member's number and the team's size, the
-    team's number among all running and how many run, and the function combining the members'
-    partial results (reductions.py)."""
+    team's number among all running and how many run, the function combining the members'
+    partial results (reductions.py), and the condition for the thread that stores."""
     member: str
     size: str
     number: str
     count: str
     reduce: str
+    first: str = "threadIdx.x == 0"
 
 
 BLOCK = Team("threadIdx.x", "blockDim.x", "blockIdx.x", "gridDim.x", "gc_block_reduce")
 TEAMS = {"rows": BLOCK, "block": BLOCK,
-         "warp_rows": Team("gc_lane()", "GC_WARP", "gc_warp()", "gc_warps()", "gc_warp_reduce")}
+         "warp_rows": Team("gc_lane()", "GC_WARP", "gc_warp()", "gc_warps()", "gc_warp_reduce",
+                           "gc_lane() == 0"),
+         "grid": Team("gc_grid_thread()", "gc_grid_threads()", "0", "1", "gc_block_reduce")}
 TEAMS_PER_BLOCK = {"warp_rows": THREADS // WARP}
+GRID_BLOCKS = 256  # the most blocks of a "grid" kernel, each leaving a partial result
+ERROR_WORDS = 4  # of the kernels' error report and work area: the report, a count of blocks
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,12 @@ def launch(kernel):
     shared = shared_work(kernel)
     if shared is not None:
         if loop is None:
+            grid = grid_reductions(kernel)
+            if grid:
+                extent = ir.product(x for _, x in grid[0].loops)
+                for r in grid[1:]:
+                    extent = ir.op("maximum", extent, ir.product(x for _, x in r.loops))
+                return Launch("grid", extent)
             return Launch("block", ir.const(1))
         short = all(_at_most(size, WARP_ROWS) for size in shared)
         return Launch("warp_rows" if short else "rows", loop.extent)
@@ -92,9 +106,52 @@ def blocks(launch, hi):
     """Blocks for a launch over [0, hi) (0 when there is nothing to do)."""
     if hi <= 0:
         return 0
+    if launch.kind == "grid":
+        return min(-(-hi // launch.threads), GRID_BLOCKS)
     per_block = (launch.threads * launch.vector if launch.kind in PER_THREAD
                  else TEAMS_PER_BLOCK.get(launch.kind, 1))
     return min(-(-hi // per_block), MAX_BLOCKS)
+
+
+def grid_reductions(kernel):
+    """The reductions, in the order they are first used, of a kernel of stores of scalars whose
+    reductions to scalars a grid can share: none of them reads another and nothing is index
+    checked outside them. None otherwise."""
+    if not all(isinstance(s, ir.Store) for s in kernel.body):
+        return None
+    found, seen, todo = [], set(), [e for s in reversed(kernel.body) for e in (s.value, s.index)]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ir.Op) and e.name == "check_index":
+            return None
+        if isinstance(e, ir.Reduce) and not ir.free_vars(e):
+            if any(isinstance(x, ir.Reduce) and not ir.free_vars(x) or isinstance(x, ir.Op)
+                   and x.name == "check_index" for x in _under(e)):
+                return None
+            found.append(e)
+            continue
+        todo.extend(reversed(ir.children(e)))
+    return found or None
+
+
+def _under(e):
+    seen, todo = set(), list(ir.children(e))
+    while todo:
+        x = todo.pop()
+        if id(x) not in seen:
+            seen.add(id(x))
+            yield x
+            todo.extend(ir.children(x))
+
+
+def work_words(kernels):
+    """The 8-byte words of the error report and work area these kernels need: the report and a
+    count of finished blocks, then 16 bytes per block and reduction of "grid" kernels."""
+    grids = [len(grid_reductions(k)) for k in kernels if launch(k).kind == "grid"]
+    return ERROR_WORDS + 2 * GRID_BLOCKS * max(grids, default=0)
 
 
 def shared_work(kernel):

@@ -8,7 +8,7 @@ partial results through shuffles, a block each warp's so and then the warps' thr
 memory. argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
 Accumulating stores (scatter-adds) are atomic.
 """
-from .launch import THREADS
+from .launch import ERROR_WORDS, GRID_BLOCKS, THREADS
 from .types import FLOATS, REGISTER, literal
 
 PRELUDE = r"""// ---- reductions shared by a warp or a block --------------------------------------
@@ -47,6 +47,46 @@ template <typename T, typename Combine> GC_INLINE T gc_block_reduce(T partial, C
     __syncthreads();  // before the next reduction writes warps
     return out;
 }
+// Reductions shared by the grid ("grid" kernels): each block leaves its partial result in the
+// work area after the error report (error[0], error[1]) and the count of finished blocks
+// (error[2]), 16 bytes per block and reduction; the last block to finish combines them.
+GC_INLINE long long gc_grid_thread() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+GC_INLINE long long gc_grid_threads() { return (long long)gridDim.x * blockDim.x; }
+template <typename T> GC_INLINE T* gc_partials(long long* error, int which) {
+    return (T*)(error + %d + 2LL * %d * which);
+}
+template <typename T> GC_INLINE void gc_grid_put(long long* error, int which, T partial) {
+    if (threadIdx.x == 0) gc_partials<T>(error, which)[blockIdx.x] = partial;
+}
+// Whether this block is the last to finish: then every block's partial results are visible
+// (each made its writes visible before it counted itself); the last resets the count.
+GC_INLINE bool gc_grid_last(long long* error) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned int* done = (unsigned int*)(error + 2);
+        last = atomicAdd(done, 1u) == gridDim.x - 1;
+        if (last) *done = 0;
+    }
+    __syncthreads();
+    return last;
+}
+// Other blocks' results, read past this block's L1 cache
+template <typename T> GC_INLINE T gc_read_shared(const T* p) { return *(const volatile T*)p; }
+template <typename T> GC_INLINE gc_best<T> gc_read_shared(const gc_best<T>* p) {
+    return {gc_read_shared(&p->value), gc_read_shared(&p->at)};
+}
+// The blocks' partial results combined, in the same order in every thread of the last block
+template <typename T, typename Combine>
+GC_INLINE T gc_grid_combine(long long* error, int which, T identity, Combine combine) {
+    const T* partials = gc_partials<T>(error, which);
+    T out = identity;
+    for (unsigned int b = threadIdx.x; b < gridDim.x; b += blockDim.x)
+        out = combine(out, gc_read_shared(partials + b));
+    return gc_block_reduce(out, combine);
+}
+
 // A warp's lane, and warps counted over the grid (kernels where a warp takes a row)
 GC_INLINE unsigned int gc_lane() { return threadIdx.x %% GC_WARP; }
 GC_INLINE long long gc_warp() {
@@ -90,7 +130,7 @@ GC_INLINE void gc_accumulate(long long* p, long long v) {  // two's complement: 
     atomicAdd((unsigned long long*)p, (unsigned long long)v);
 }
 GC_INLINE void gc_accumulate(unsigned char* p, bool v) { if (v) *p = 1; }  // or: all write 1
-""" % THREADS
+""" % (THREADS, ERROR_WORDS, GRID_BLOCKS)
 
 COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
     ("sum", "float"): "{0} += {1};", ("prod", "float"): "{0} *= {1};",

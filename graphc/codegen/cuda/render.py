@@ -33,7 +33,7 @@ from ...kernels.numbering import operands
 from .elementwise import PRELUDE as VECTORS
 from .elementwise import render_flat
 from .gemm import render_gemm
-from .launch import TEAMS, launch
+from .launch import TEAMS, grid_reductions, launch
 from .reductions import (PRELUDE as REDUCTIONS, accumulate, accumulator, block_combine,
                          combine, extreme, identity, narrowing)
 from .rows import cached_rows
@@ -84,6 +84,7 @@ class KernelRenderer:
         self.check_guard = None  # a condition an index check is emitted under (see hoist)
         self.rows = cached_rows(kernel) if self.launch.kind == "rows" else []
         self.row_names = {}  # value number of a cached row's load -> (copy, loop variable)
+        self.grid_partials = []  # (Reduce, name, accumulator, identity, combine) of a grid
 
     def render(self):
         body = self.kernel.body
@@ -93,6 +94,8 @@ class KernelRenderer:
             self.loop(body[0], "threads" if kind == "loop" else "teams")
         elif kind == "flat":
             render_flat(self)
+        elif kind == "grid":
+            self.render_grid()
         elif kind in ("gemm", "tiles"):
             for s in body:
                 self.stmt(s, distributed=True)
@@ -193,7 +196,7 @@ class KernelRenderer:
             stored = to_storage(value, s.value.dtype)
             store = (accumulate(f"&{buffer}[{index}]", stored) if s.accumulate
                      else f"{buffer}[{index}] = {stored};")
-            self.line(f"if ({self.team.member} == 0) {store}" if self.uniform else store)
+            self.line(f"if ({self.team.first}) {store}" if self.uniform else store)
         elif isinstance(s, ir.Gemm):
             render_gemm(self, s, distributed)
         elif isinstance(s, ir.Check):
@@ -385,17 +388,42 @@ class KernelRenderer:
                 self.line(f"++{position};")
         else:
             self.line(combine(r.op, dtype, acc, v))
-        if shared:
-            self.close_shared_loop()
-            self.line(f"{acc} = {self.team.reduce}({acc}, {block_combine(r.op, dtype)}());")
-            if arg:  # a reduction over nothing gives position 0
-                self.line(f"const long long {name} = {acc}.at == GC_NO_POSITION ? 0 : {acc}.at;")
-        else:
+        if not shared:
             for _ in names:
                 self.close_block()
-        if narrow:
-            self.line(f"const {REGISTER[dtype]} {name} = {narrow.format(acc)};")
+            if narrow:
+                self.line(f"const {REGISTER[dtype]} {name} = {narrow.format(acc)};")
+            return name
+        self.close_shared_loop()
+        functor = f"{block_combine(r.op, dtype)}()"
+        self.line(f"{acc} = {self.team.reduce}({acc}, {functor});")
+        if self.launch.kind == "grid":  # finished by the last block (render_grid)
+            self.line(f"gc_grid_put(error, {len(self.grid_partials)}, {acc});")
+            first = f"gc_best<{REGISTER[dtype]}>{{{start}, GC_NO_POSITION}}" if arg else start
+            self.grid_partials.append((r, name, acc, first, functor))
+            return name
+        return self.result(r, name, acc)
+
+    def result(self, r, name, acc):
+        """The value of a shared reduction from its team's combined accumulator."""
+        narrow = narrowing(r.op, r.value.dtype)
+        if r.op in ("argmax", "argmin"):  # a reduction over nothing gives position 0
+            self.line(f"const long long {name} = {acc}.at == GC_NO_POSITION ? 0 : {acc}.at;")
+        elif narrow:
+            self.line(f"const {REGISTER[r.value.dtype]} {name} = {narrow.format(acc)};")
         return name
+
+    def render_grid(self):
+        """A "grid" kernel: every block computes its share of each reduction; the last block
+        to finish combines the blocks' results and makes the stores."""
+        for r in grid_reductions(self.kernel):
+            self.value(r)
+        self.line("if (!gc_grid_last(error)) return;  // the last block combines the results")
+        for which, (r, name, acc, first, functor) in enumerate(self.grid_partials):
+            self.line(f"{acc} = gc_grid_combine(error, {which}, {first}, {functor});")
+            self.result(r, name, acc)
+        for s in self.kernel.body:
+            self.stmt(s)
 
 
 def nonempty(extents, texts):

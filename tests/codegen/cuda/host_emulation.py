@@ -23,6 +23,7 @@ from graphc.codegen.cuda.render import PRELUDE, render_kernel
 from graphc.kernels.interpret import KernelIndexError
 
 SHIM = r"""// host emulation of the CUDA built-ins graphc's kernels use
+#include <atomic>
 #include <barrier>
 #include <climits>
 #include <cmath>
@@ -47,6 +48,10 @@ static thread_local gc_index3 threadIdx;
 static gc_index3 blockIdx, blockDim, gridDim;
 static barrier<>* gc_barrier;
 static void __syncthreads() { gc_barrier->arrive_and_wait(); }
+static void __threadfence() { atomic_thread_fence(memory_order_seq_cst); }
+static unsigned int atomicAdd(unsigned int* p, unsigned int v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
 // warps of 32 threads exchange values through gc_shuffled, meeting at their warp's barrier
 static vector<unique_ptr<barrier<>>> gc_warp_barriers;
 static unsigned long long gc_shuffled[1024];
@@ -141,7 +146,7 @@ static long long __double2ll_rz(double x) { return gc_truncate<long long>(x); }
 # reads blockDim), tiled matrix products the block size their code is written for
 BLOCKS = 2
 THREADS = {"flat": 3, "loop": 3, "gemm": 3, "single": 3,
-           **dict.fromkeys(("rows", "block", "warp_rows"), 64)}
+           **dict.fromkeys(("rows", "block", "warp_rows", "grid"), 64)}
 
 
 def cuda_include():
@@ -205,12 +210,13 @@ class HostKernels:
         self.launchers = {id(k): emulated_launch(library, symbols[id(k)], launch.launch(k))
                           for k in kernels}
         self.kernels = kernels
+        self.work_words = launch.work_words(kernels)
 
     def run(self, kernel, buffers, dims):
         table = (ctypes.c_void_p * max(len(buffers), 1))(
             *[None if b is None else b.ctypes.data for b in buffers])
         dims_array = np.array(list(dims) or [0], np.int64)
-        error = np.zeros(2, np.int64)
+        error = np.zeros(self.work_words, np.int64)
         shape = launch.launch(kernel)
         hi = launch.evaluate(shape.extent, dims)
         blocks = launch.blocks(shape, hi)

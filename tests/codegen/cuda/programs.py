@@ -113,6 +113,11 @@ CASES = (
         Case("wide_rows", [("float32", (None, 1500)), ("float16", (None, 1100))],
              lambda x, h: [gc.nn.softmax(x), gc.nn.log_softmax(x * 0.5) + x,
                            gc.argmax(x, axis=1), gc.nn.softmax(h), gc.sum(h, axis=1)]),
+        Case("full_reductions", [("float32", (None, 300)), ("int64", (None, 70)),
+                                 ("bool", (None, 90))],
+             lambda x, i, b: [gc.sum(x), gc.max(x), gc.mean(gc.exp(x * 0.1)), gc.argmax(
+                 gc.reshape(x, (-1,))), gc.sum(i), gc.min(i), gc.prod(gc.cast(b, gc.int32)),
+                              gc.argmin(gc.reshape(i, (-1,)))]),
         Case("long_gathered_rows", [("float32", (50, 200)), ("int32", (None,)),
                                     ("float32", (None, 120)), ("int64", (None,))],
              lambda p, i, x, y: [gc.nn.softmax(gc.gather(p, i)),

@@ -180,6 +180,28 @@ def test_short_rows_go_to_warps():
     assert launch.blocks(rows, 8) == 1 and launch.blocks(rows, 9) == 2
 
 
+@pytest.mark.parametrize("batch", [1, 7])
+def test_full_reductions_shared_by_the_grid(compiled, batch):
+    """Reductions to a scalar: each block reduces its share, the last block to finish combines
+    the blocks' results (two blocks here; NaN and ties between the blocks' shares)."""
+    cases, host = compiled
+    case, program, phs = cases["full_reductions"]
+    grid = [k for k in program.kernels if launch.launch(k).kind == "grid"]
+    assert len(grid) >= 4
+    shape = launch.launch(grid[0])
+    assert launch.blocks(shape, launch.evaluate(shape.extent, [7])) > 2  # 2 emulated
+    feed = programs.feed(case, phs, np.random.default_rng(batch), batch)
+    x = feed[phs[0]]
+    x[-1, 299] = x.max() + 1.0  # the argmax in the last block's share...
+    x[0, 5] = x[-1, 299]  # ... tied with one in the first's
+    got = program.execute(feed, host.run)
+    for i, (g, w) in enumerate(zip(got, run_reference(program.fetches, feed))):
+        np.testing.assert_allclose(g, w, rtol=1e-5, err_msg=f"output {i}")
+    x[0, 7] = np.nan
+    got = program.execute(feed, host.run)
+    assert np.isnan(got[1]) and got[3] == 7
+
+
 def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
     cases, host = compiled
     for dtype in ("int32", "int64"):
