@@ -28,6 +28,7 @@ SCRIPTS = {
     "w6_call_overhead.py": {"W6": 1},
     "w7_compile_cache.py": {"W7": 2},
     "w8_chain.py": {"W8": 2, "W8-optimize": 1},
+    "reductions.py": {f"R{n}": 1 for n in range(1, 6)},
 }
 WITHOUT_NUMPY = {"W7", "W8"}
 

@@ -9,11 +9,13 @@ Values live in registers in their compute type (bool as i1, bfloat16 as float) a
 their storage type (bool as i8). Reductions accumulate float32 (and narrower) sums in double,
 so a sum is at least as accurate as numpy's pairwise one; the add carries `reassoc` so the loop
 vectorizer may still split it across lanes. A Reduce is computed in front of the innermost loop
-it does not depend on, once per iteration of the loops it does.
+it does not depend on, once per iteration of the loops it does; a parallel loop whose reductions
+read down columns runs in blocks with the loop moved inside them (columns.py).
 """
 from llvmlite import ir as ll
 
 from ...kernels import ir
+from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from .scalar import emit_scalar, extremum, narrow_float
 from .types import F64, FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
@@ -162,6 +164,14 @@ class FunctionEmitter:
                                                     name=f"buf{slot}")
         return self.pointers[key]
 
+    def stack_array(self, ty, count):
+        """Room for `count` values of type ty on the stack, allocated once in the entry block."""
+        entry = self.fn.entry_basic_block
+        with self.b.goto_block(entry):
+            if entry.terminator is not None:
+                self.b.position_before(entry.terminator)
+            return self.b.alloca(ty, size=I64(count), name="acc")
+
     def to_storage(self, value, dtype):
         return self.b.zext(value, I8) if dtype == "bool" else value
 
@@ -215,8 +225,12 @@ class KernelEmitter(FunctionEmitter):
             parallel = outermost and s.parallel
             start = self.lo if parallel else I64(0)
             stop = self.hi if parallel else self.expr(s.extent)
-            self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
-                      list(ir.statement_exprs(s.body)))
+            columns = parallel and column_reductions(s)
+            if columns:
+                emit_column_loop(self, s, start, stop, columns)
+            else:
+                self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
+                          list(ir.statement_exprs(s.body)))
         elif isinstance(s, ir.Store):
             value = self.expr(s.value)
             ptr = self.b.gep(self.pointer(s.buffer, s.value.dtype), [self.expr(s.index)])
