@@ -2,13 +2,17 @@
 
 Two lines per chain length:
 - W8: gc.function on device "cpu": compile seconds (gc.function creation: optimizing, fusion,
-  code generation, loading) and microseconds per call (median of blocks of calls). numpy has
-  no compiled counterpart, so its column is null;
+  code generation, loading; with an empty kernel cache, so that the code is really compiled)
+  and microseconds per call (median of blocks of calls). numpy has no compiled counterpart,
+  so its column is null;
 - W8-optimize: graph build, O2 optimization and fusion time (per pass), and one run on device
   "reference", next to numpy doing the same work eagerly.
 
 Usage: python benchmarks/w8_chain.py [n ...] [--quick]   (default n: 1000 10000 100000)
 """
+import contextlib
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -38,11 +42,27 @@ def numpy_chain(x, n):
     return x
 
 
+@contextlib.contextmanager
+def empty_cache():
+    """$GRAPHC_CACHE_DIR set to a new, empty directory for the duration."""
+    saved = os.environ.get("GRAPHC_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="graphc-w8-") as cache_dir:
+        os.environ["GRAPHC_CACHE_DIR"] = cache_dir
+        try:
+            yield
+        finally:
+            if saved is None:
+                del os.environ["GRAPHC_CACHE_DIR"]
+            else:
+                os.environ["GRAPHC_CACHE_DIR"] = saved
+
+
 def measure_cpu(n, repeats):
     g, x, y, _ = chain(n)
-    t0 = time.perf_counter()
-    f = gc.function([x], y, session=gc.Session(g, device="cpu"))
-    compile_s = time.perf_counter() - t0
+    with empty_cache():
+        t0 = time.perf_counter()
+        f = gc.function([x], y, session=gc.Session(g, device="cpu"))
+        compile_s = time.perf_counter() - t0
     xb = np.ones(1, np.float32)
     check_close(f"W8 n={n}", f(xb), numpy_chain(xb, n), rtol=1e-4, atol=0)
     run_us = interleaved({"graphc": lambda: f(xb)}, repeats, number=100)["graphc"] * 1e6

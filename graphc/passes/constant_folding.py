@@ -3,7 +3,7 @@ from ..ir import dtypes
 from ..ir.graph import FrozenArray
 from ..ir.source import source_of
 from ..ops.registry import apply, call_reference
-from .rebuild import rebuild
+from .rebuild import holds_only_needed, reachable, rebuild
 
 # Folding a node into a constant larger than this would bloat the graph (and every cache key)
 # with data that a kernel computes faster than it loads.
@@ -32,5 +32,6 @@ def fold(node, tensor):
 
 def constant_folding(outputs):
     """Replace every node computed from constants alone by its value."""
-    graph, new_outputs = rebuild(outputs, fold)
-    return graph, new_outputs
+    if holds_only_needed(outputs) and not any(_foldable(n) for n in reachable(outputs)):
+        return outputs[0].graph, outputs
+    return rebuild(outputs, fold)

@@ -9,7 +9,7 @@ from typing import Callable
 from ..errors import GraphcError
 from . import rules
 from .constant_folding import constant_folding
-from .rebuild import rebuild
+from .rebuild import holds_only_needed, rebuild
 from .rewrite import apply_rules
 
 
@@ -39,6 +39,8 @@ def _rule_pass(rule_list):
 
 def dce(outputs):
     """Drop every node no output depends on."""
+    if holds_only_needed(outputs):
+        return outputs[0].graph, outputs
     return rebuild(outputs)
 
 

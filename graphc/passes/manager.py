@@ -62,6 +62,10 @@ def optimize(outputs, optimize="O2", excluding=(), including=(), debug=False, na
         if debug:
             _type_check(current, p.name)
         result.stages.append((p.name, current))
+    if passes and current and current[0].graph is outputs[0].graph:
+        # no pass changed anything; the result still gets a graph of its own, one that what
+        # the user adds to theirs later does not reach
+        _, current = rebuild(current)
     result.outputs = current
     result.graph = current[0].graph if current else None
     result.fuse = fuse

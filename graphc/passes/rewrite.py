@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from ..errors import GraphcError
 from ..ir.source import source_of
-from .rebuild import rebuild
+from .rebuild import holds_only_needed, reachable, rebuild
 
 
 class Var:
@@ -103,33 +103,43 @@ def _same_type(a, b):
 
 
 def apply_rules(rules, outputs, steps_per_node=64):
-    """(graph, outputs) with `rules` applied bottom-up to a fixed point; counts what fired."""
+    """(graph, outputs) with `rules` applied bottom-up to a fixed point; counts what fired.
+    Where no pattern matches anywhere, nothing can fire: the graph comes back as it is."""
     by_op = defaultdict(list)
     for rule in rules:
         by_op[rule.pattern.op].append(rule)
     fired = Counter()
+    if holds_only_needed(outputs) and not _matches_anywhere(by_op, outputs):
+        return (outputs[0].graph if outputs else None), outputs, fired
 
     def replace(old_node, tensor):
         history = []
-        with tensor.graph.as_default(), source_of(old_node.source):
-            while True:
-                for rule in by_op.get(tensor.node.op, ()):
-                    binding = Match()
-                    if not rule.pattern.match(tensor, binding):
-                        continue
+        while True:
+            for rule in by_op.get(tensor.node.op, ()):
+                binding = Match()
+                if not rule.pattern.match(tensor, binding):
+                    continue
+                with tensor.graph.as_default(), source_of(old_node.source):
                     new = rule.build(binding)
-                    if new is None or new is tensor or not _same_type(new, tensor):
-                        continue
-                    history.append(rule.name)
-                    fired[rule.name] += 1
-                    tensor = new
-                    break
-                else:
-                    return tensor
-                if len(history) > steps_per_node:
-                    loop = ", ".join(sorted(set(history[-8:])))
-                    raise GraphcError(f"rewrite rules loop on node '{old_node.name}' "
-                                      f"({old_node.op}): {loop} kept firing", old_node)
+                if new is None or new is tensor or not _same_type(new, tensor):
+                    continue
+                history.append(rule.name)
+                fired[rule.name] += 1
+                tensor = new
+                break
+            else:
+                return tensor
+            if len(history) > steps_per_node:
+                loop = ", ".join(sorted(set(history[-8:])))
+                raise GraphcError(f"rewrite rules loop on node '{old_node.name}' "
+                                  f"({old_node.op}): {loop} kept firing", old_node)
 
     graph, new_outputs = rebuild(outputs, replace)
     return graph, new_outputs, fired
+
+
+def _matches_anywhere(by_op, outputs):
+    """Whether some rule's pattern matches some tensor the outputs need."""
+    return any(rule.pattern.match(t, Match())
+               for node in reachable(outputs) for t in node.outputs
+               for rule in by_op.get(node.op, ()))

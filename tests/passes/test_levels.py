@@ -204,6 +204,27 @@ def test_w8_chain_through_o2(graph, n, limit):
     np.testing.assert_allclose(expected[0], feed[x] * slope + offset, rtol=1e-4, atol=1e-6 * n)
 
 
+def test_passes_with_nothing_to_change_return_their_graph_yet_the_result_is_private(graph):
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    y = gc.tanh(x) * gc.exp(x)
+    compilation = optimize([y], "O2")
+    graphs = [outs[0].graph for _, outs in compilation.stages]
+    assert graphs[1:] == [graphs[0]] * (len(graphs) - 1)   # every pass kept the user's graph
+    assert compilation.graph is not graph                   # but the result is a copy
+    assert [n.op for n in compilation.graph.nodes] == [n.op for n in graph.nodes]
+    gc.sin(y)                                               # what the user adds later
+    assert len(compilation.graph.nodes) == 4                # does not reach the result
+
+
+def test_a_pass_that_changes_something_copies_and_drops_dead_nodes(graph):
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    gc.cos(x)                                               # dead
+    y = gc.tanh(x) * 1.0                                    # algebraic drops the * 1
+    compilation = optimize([y], "O2")
+    assert [n.op for n in compilation.graph.nodes] == ["placeholder", "tanh"]
+    assert all(outs[0].graph is not graph for name, outs in compilation.stages[1:])
+
+
 # ---- random graphs ------------------------------------------------------------------------------
 @settings(max_examples=int(os.environ.get("GRAPHC_HYPOTHESIS_EXAMPLES", 200)), deadline=None)
 @given(random_graphs())
