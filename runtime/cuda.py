@@ -5,10 +5,14 @@ Building needs neither a GPU nor pycuda: it lowers and renders, so `source("cuda
 anywhere. The first run compiles the CUDA C for the GPU it finds (see cuda_driver.py); without
 pycuda or a GPU the run raises a DeviceError.
 
-A run uploads the feeds and variables, queues the native steps' kernels on the stream, and
-moves data to the host only where it must: the inputs of a host step (whose outputs go back up),
-the fetched outputs, and what a diagnosis reads. A kernel's bad index is read from the error
-slot at those points, and the CPU device's diagnosis (the reference run over the failing
+A run uploads the feeds, and the variables whose device copies do not hold the session's
+values already (variables stay resident between runs: an assignment's new value is copied into
+the variable's buffer on the GPU, and the array handed to the session is remembered as what
+that buffer holds). It queues the native steps' kernels and assignments' copies on the stream,
+then the fetched outputs' and new values' copies to the host, and waits once, at the end. Data
+moves to the host mid-run only where it must: the inputs of a host step (whose outputs go back
+up) and what a diagnosis reads. A kernel's bad index is read from the error slot at those
+points and at the end, and the CPU device's diagnosis (the reference run over the failing
 step's groups) gives the error its message.
 """
 import numpy as np
@@ -55,30 +59,65 @@ class CudaExecutable(CpuExecutable):
         if self.unfed:
             super().run(feed_arrays, read_variable, rng_for)  # raises the CPU device's FeedError
         gpu = cuda_driver.gpu()
-        given = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
-                 if slot is not None]
-        given += [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
+        fed = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
+               if slot is not None]
+        variables = [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
         with gpu.current():
             if self._module is None and self.cuda_source:
                 self._module = gpu.load(self.cuda_source)
-            signature = tuple(arr.shape for _, arr in given)
+            signature = tuple(arr.shape for _, arr in fed + variables)
             plan = self._plans.get(signature)
             if plan is None:
-                plan = self._plans[signature] = CudaPlan(self, gpu, dict(given) | self.constants)
-            for slot, arr in given:
+                plan = CudaPlan(self, gpu, dict(fed + variables) | self.constants)
+                self._plans[signature] = plan
+            for slot, arr in fed:
                 plan.upload(slot, arr)
-            updates = {}
+            for slot, arr in variables:
+                plan.upload_variable(slot, arr)
+            updates, assigned = {}, []
             for step in self.steps:
                 if isinstance(step, NativeStep):
                     plan.launch(step)
+                elif self._assigns_on_device(step.group, plan):
+                    assigned += self._assign_on_device(step.group, plan)
                 else:
                     self._run_on_host(step.group, plan, read_variable, rng_for, updates)
-            outs = [plan.fetch(slot) for slot in self.output_slots]
+            news = [(uid, var, plan.fetch(value)) for uid, var, value, _ in assigned]
+            # an assignment's output is its new value, fetched once
+            fetched = {out: new for (*_, outs), (_, _, new) in zip(assigned, news)
+                       for out in outs}
+            outs = [fetched.get(slot) or plan.fetch(slot) for slot in self.output_slots]
+            for _, var, new in news:  # the variables' device copies take their new values,
+                plan.resident.pop(var, None)  # which are theirs once the session has them
+                plan.copy(var, new.slot)
+            plan.finish()  # the run's one wait for the GPU
             self._check_errors(plan)
             if self.options.check_numerics:
                 plan.download(range(len(plan.shapes)))
                 self._check_numerics(plan, read_variable, rng_for)
-        return outs, {uid: np.array(value) for uid, value in updates.items()}
+        updates = {uid: np.array(value) for uid, value in updates.items()}
+        for uid, var, new in news:
+            updates[uid] = plan.resident[var] = new.value()
+        return [out.value() for out in outs], updates
+
+    def _assigns_on_device(self, group, plan):
+        """Whether a host step only assigns variables their values' whole buffers."""
+        return all(node.op == "assign" and plan.shapes[self.slots.buffer(node.inputs[0])]
+                   == plan.shapes[self.slots.buffer(node.inputs[1])] for node in group.nodes)
+
+    def _assign_on_device(self, group, plan):
+        """An assignment step without the host: its outputs copied on the GPU; (variable uid,
+        variable slot, value slot, output slots) of each assignment, to fetch and copy into
+        the variable at the end."""
+        out = []
+        for node in group.nodes:
+            value = self.slots.buffer(node.inputs[1])
+            outputs = [self.slots.buffer(t) for t in group.outputs if t.node is node]
+            for slot in outputs:
+                plan.copy(slot, value)
+            out.append((node.inputs[0].node.attrs["uid"], self.slots.buffer(node.inputs[0]),
+                        value, outputs))
+        return out
 
     def _run_on_host(self, group, plan, read_variable, rng_for, updates):
         """A host step: its inputs come down, the reference runs, its outputs go up."""
@@ -109,7 +148,8 @@ class CudaExecutable(CpuExecutable):
 
 class CudaPlan:
     """Device buffers, dims and launches for one set of fed shapes. `arrays` mirrors on the
-    host the slots that host steps, diagnoses and numerics checks read (None elsewhere)."""
+    host the slots that host steps, diagnoses and numerics checks read (None elsewhere);
+    `resident` maps a variable's slot to the session's array that its device copy holds."""
 
     def __init__(self, exe, gpu, arrays):
         slots = exe.slots
@@ -122,10 +162,10 @@ class CudaPlan:
         for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
             node = exe.slot_owners.get(slot)
             check_allocation(node, [TensorType(dtype, shape)], limit)
-            nbytes = int(np.prod(shape, dtype=np.int64)) * self.storage[slot].itemsize
             what = f"buffer {slot} ({dtype}{list(shape)}" + (f", '{node.name}')" if node else ")")
-            self.device.append(gpu.allocate(nbytes, what))
+            self.device.append(gpu.allocate(self.nbytes(slot), what))
         self.arrays = [None] * len(self.shapes)
+        self.resident = {}
         kernels = [k for step in exe.steps if isinstance(step, NativeStep) for k in step.kernels]
         self.error = np.zeros(launches.work_words(kernels), np.int64)  # and the work area
         dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
@@ -141,6 +181,10 @@ class CudaPlan:
                 self.launches[step.number] = [self._launch(exe, k, dims) for k in step.kernels]
         for slot, value in exe.constants.items():
             self.upload(slot, value)
+        self.errors = None  # the error words' fetch of the current run
+
+    def nbytes(self, slot):
+        return int(np.prod(self.shapes[slot], dtype=np.int64)) * self.storage[slot].itemsize
 
     def _launch(self, exe, kernel, dims):
         shape = launches.launch(kernel)
@@ -157,6 +201,17 @@ class CudaPlan:
     def upload(self, slot, array):
         self.gpu.upload(self.device[slot], np.ascontiguousarray(array, self.storage[slot]))
 
+    def upload_variable(self, slot, array):
+        """A variable's value, unless its device copy holds it already."""
+        if self.resident.get(slot) is not array:
+            self.resident.pop(slot, None)
+            self.upload(slot, array)
+            self.resident[slot] = array
+
+    def copy(self, slot, source):
+        """Queue a copy of one slot's buffer into another's."""
+        self.gpu.copy(self.device[slot], self.device[source], self.nbytes(slot))
+
     def mirror(self, slots):
         """Host arrays for these slots (their contents as they were)."""
         for slot in slots:
@@ -164,20 +219,42 @@ class CudaPlan:
                 self.arrays[slot] = np.empty(self.shapes[slot], self.storage[slot])
 
     def download(self, slots):
+        """Copy these slots to their host mirrors now (waiting for the kernels before)."""
         slots = list(slots)
         self.mirror(slots)
         for slot in slots:
             self.gpu.download(self.arrays[slot], self.device[slot])
 
     def fetch(self, slot):
-        """A new host array with the slot's value."""
-        out = np.empty(self.shapes[slot], self.storage[slot])
-        self.gpu.download(out, self.device[slot])
-        return out
+        """Queue the slot's value's copy to the host: a Fetch, whose value() is a new array
+        once finish() has waited for the GPU."""
+        return Fetch(self, slot, self.gpu.fetch(self.device[slot], self.nbytes(slot)))
+
+    def finish(self):
+        """Queue the error words' copy, then wait for everything queued."""
+        self.errors = self.gpu.fetch(self.args[2], 16)
+        self.gpu.synchronize()
 
     def read_error(self):
-        """Whether a kernel reported an error (then in self.error; the device's is cleared)."""
-        self.gpu.download(self.error, self.args[2])
+        """Whether a kernel reported an error (then in self.error; the device's is cleared).
+        After finish(), the error words it fetched; else they are read now."""
+        if self.errors is not None:
+            self.error[:2] = self.errors.view(np.int64)
+            self.errors = None
+        else:
+            self.gpu.download(self.error[:2], self.args[2])
         if self.error[0]:
             self.gpu.upload(self.args[2], np.zeros(2, np.int64))
+            self.resident.clear()  # the run's assignments may have reached the device copies
         return bool(self.error[0])
+
+
+class Fetch:
+    """A slot's value on its way to the host (in a staging buffer of the GPU's)."""
+
+    def __init__(self, plan, slot, staged):
+        self.plan, self.slot, self.staged = plan, slot, staged
+
+    def value(self):
+        plan, slot = self.plan, self.slot
+        return self.staged.view(plan.storage[slot]).reshape(plan.shapes[slot]).copy()

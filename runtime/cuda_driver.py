@@ -3,12 +3,19 @@ modules compiled by nvcc and cached on disk, launches and copies.
 
 pycuda is optional (`pip install graphc[cuda]`): it is imported when a CUDA program first runs,
 and a missing pycuda or GPU is a DeviceError then, never when a program is built. The device's
-primary context serves the whole process; each run makes it current while it runs. Kernels are
-queued on one stream without waiting; copies wait for what was queued before them.
+primary context serves the whole process; each run makes it current while it runs. Kernels and
+copies are queued on one stream; a run waits for it once (synchronize), except where the host
+needs data at once (download). Host arrays of STAGED_FROM bytes or more go through page-locked
+(pinned) staging buffers, kept for the next run, so that their copies are asynchronous and
+fast; every fetch is staged, so that it waits for nothing.
 
-`Gpu` is all the CUDA executable asks of a GPU, so tests can put a stand-in in its place.
+`Gpu` is all the CUDA executable asks of a GPU, so tests can put a stand-in in its place; the
+driver (pycuda.driver and pycuda.tools' memory pool) can be passed in, so tests can run the
+class itself on a fake one.
 """
 import contextlib
+
+import numpy as np
 
 from graphc.codegen.cuda import nvcc
 from graphc.errors import DeviceError, ResourceError
@@ -16,16 +23,24 @@ from graphc.errors import DeviceError, ResourceError
 from .kernel_cache import cache_key, default_cache, graphc_identity
 
 NEEDS = "device 'cuda' needs pycuda and an NVIDIA GPU"
+STAGED_FROM = 1 << 16  # bytes
+
+
+def pycuda_driver():
+    """(pycuda.driver, pycuda.tools), or a DeviceError."""
+    try:
+        import pycuda.driver as driver
+        import pycuda.tools as tools
+    except ImportError as error:
+        raise DeviceError(f"{NEEDS}: pycuda cannot be imported ({error}); install it "
+                          "with pip install graphc[cuda]") from None
+    return driver, tools
 
 
 class Gpu:
-    def __init__(self):
-        try:
-            import pycuda.driver as driver
-            import pycuda.tools as tools
-        except ImportError as error:
-            raise DeviceError(f"{NEEDS}: pycuda cannot be imported ({error}); install it "
-                              "with pip install graphc[cuda]") from None
+    def __init__(self, driver=None, tools=None):
+        if driver is None:
+            driver, tools = pycuda_driver()
         try:
             driver.init()
             if driver.Device.count() == 0:
@@ -39,6 +54,7 @@ class Gpu:
         with self.current():
             self.pool = tools.DeviceMemoryPool()
             self.stream = driver.Stream()
+        self.staging = {}  # device address -> its pinned staging buffer (bytes)
 
     @contextlib.contextmanager
     def current(self):
@@ -63,22 +79,53 @@ class Gpu:
                 raise ResourceError(f"out of GPU memory: {what} needs {nbytes:,} bytes; "
                                     f"{free:,} of the GPU's {total:,} bytes are free") from None
 
-    # Copies go through the default stream, which waits for the kernels queued on ours (a
-    # blocking stream) and which they wait for: each copy comes in order, and is done when it
-    # returns, so the host array may change or be read at once.
     def upload(self, allocation, array):
-        self.driver.memcpy_htod(allocation, array)
+        """Queue a copy of a host array to the device; the array may change once it returns."""
+        if array.nbytes < STAGED_FROM:  # through the default stream, done when it returns
+            self.driver.memcpy_htod(allocation, array)
+            return
+        staged = self._staged(allocation, array.nbytes)
+        np.copyto(staged, array.reshape(-1).view(np.uint8))
+        self.driver.memcpy_htod_async(allocation, staged, self.stream)
 
+    # The default stream waits for the kernels queued on ours (a blocking stream) and they
+    # for it: a copy through it comes in order, and is done when it returns.
     def download(self, array, allocation):
+        """Copy device memory into a host array now, after what is queued."""
         self.driver.memcpy_dtoh(array, allocation)
 
+    def fetch(self, allocation, nbytes):
+        """Queue a copy of device memory to a pinned buffer (bytes), read after synchronize()."""
+        staged = self._staged(allocation, nbytes, "fetch")
+        self.driver.memcpy_dtoh_async(staged, allocation, self.stream)
+        return staged
+
+    def copy(self, destination, source, nbytes):
+        """Queue a copy between device allocations."""
+        if nbytes:
+            self.driver.memcpy_dtod_async(destination, source, nbytes, self.stream)
+
+    def synchronize(self):
+        """Wait for everything queued."""
+        self.stream.synchronize()
+
+    def _staged(self, allocation, nbytes, use="upload"):
+        key = (int(allocation), use)
+        staged = self.staging.get(key)
+        if staged is None or staged.nbytes != nbytes:
+            staged = self.staging[key] = self.driver.pagelocked_empty(nbytes, np.uint8)
+        return staged
+
     def load(self, source):
-        """The module of a CUDA C translation unit, as a cubin for this GPU: compiled by nvcc
-        or found in the kernel cache (keyed by source, architecture and nvcc's version)."""
+        """The module of a CUDA C translation unit."""
+        return Module(self, self.driver.module_from_buffer(self.compile(source)))
+
+    def compile(self, source):
+        """A cubin for this GPU: compiled by nvcc or found in the kernel cache (keyed by
+        source, architecture and nvcc's version)."""
         key = cache_key(source, self.arch, nvcc.version(), graphc_identity())
-        cubin = default_cache().get_or_build(
+        return default_cache().get_or_build(
             key, lambda: nvcc.compile_source(source, self.arch, "cubin"))
-        return Module(self, self.driver.module_from_buffer(cubin))
 
 
 class Module:

@@ -1,9 +1,10 @@
 """device='cuda': functions build and render anywhere; running needs pycuda and a GPU.
 
-The run path is tested here on two GPUs: `host`, a stand-in whose memory is host memory and
-whose kernels are the generated CUDA C compiled for the host (tests/codegen/cuda/
-host_emulation.py; needs g++ and the CUDA headers), and `cuda`, the real one through pycuda,
-skipped where pycuda or a GPU is missing. Results must match the reference device."""
+The run path is tested here on two GPUs: `host`, runtime.cuda_driver.Gpu itself on a fake
+pycuda whose memory is host memory and whose kernels are the generated CUDA C compiled for the
+host (tests/codegen/cuda/fake_driver.py; needs g++ and the CUDA headers), and `cuda`, the real
+one through pycuda, skipped where pycuda or a GPU is missing. Results must match the reference
+device; on the fake, the copies and waits a run makes are counted too."""
 import re
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 import graphc as gc
 from graphc.codegen.cuda import nvcc
 from graphc.runtime import cuda_driver
-from tests.codegen.cuda.host_emulation import HostGpu, missing_toolchain
+from tests.codegen.cuda.fake_driver import EmulatedGpu, emulated_gpu
+from tests.codegen.cuda.host_emulation import missing_toolchain
 
 rng = np.random.default_rng(5)
 
@@ -31,7 +33,7 @@ def gpu(request, monkeypatch):
     if request.param == "host":
         if missing_toolchain():
             pytest.skip(f"host emulation of CUDA C: {missing_toolchain()}")
-        stand_in = HostGpu()
+        stand_in = emulated_gpu()
         monkeypatch.setattr(cuda_driver, "_gpu", stand_in)
         return stand_in
     reason = _real_gpu_missing()
@@ -93,8 +95,8 @@ def test_kernels_of_several_batch_sizes(graph, gpu):
                gc.matmul(x, gc.transpose(x)) + 1.0]
     feeds = [(_normal(n, 13), _normal(13)) for n in (7, 1, 7, 1023)]
     _compare(outputs, feeds, [x, b])
-    if isinstance(gpu, HostGpu):
-        assert gpu.loads == 1  # one module, compiled on the first run
+    if isinstance(gpu, EmulatedGpu):
+        assert gpu.driver.calls["module_from_buffer"] == 1  # one module, from the first run
 
 
 def test_train_steps_update_variables_as_the_reference(graph, gpu):
@@ -150,3 +152,87 @@ def test_check_numerics_names_the_node(graph, gpu):
                                rtol=1e-6)
     with pytest.raises(gc.NumericsError, match="the_log"):
         f(np.full((3, 5), -1.0, np.float32))
+
+
+# ---- on the fake driver: what a run copies and waits for --------------------------------------
+@pytest.fixture
+def fake(monkeypatch):
+    if missing_toolchain():
+        pytest.skip(f"host emulation of CUDA C: {missing_toolchain()}")
+
+    def install(capacity=1 << 30):
+        gpu = emulated_gpu(capacity)
+        monkeypatch.setattr(cuda_driver, "_gpu", gpu)
+        return gpu
+    return install
+
+
+def _counts(gpu):
+    calls = gpu.driver.calls
+    return {k: calls[k] for k in ("htod", "htod_async", "dtoh", "dtoh_async", "dtod_async",
+                                  "synchronize", "pagelocked_empty")}
+
+
+def test_variables_stay_on_the_gpu_between_runs(graph, fake):
+    """A train step uploads its variables on the first run only: their new values are copied
+    into their buffers on the GPU, and fetched once (for the session); each run waits once."""
+    gpu = fake()
+    x = gc.placeholder(gc.float32, (None, 13), name="x")
+    w = gc.Variable(_normal(13, 5) * 0.3, name="w")
+    b = gc.Variable(np.zeros(5, np.float32), name="b")
+    loss = gc.mean(gc.square(gc.matmul(x, w) + b))
+    gw, gb = gc.grad(loss, [w, b])
+    sessions = [gc.Session(device=d) for d in ("cuda", "reference")]
+    steps = [gc.function([x], loss, updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)],
+                         session=s) for s in sessions]
+    feed = _normal(9, 13)
+    np.testing.assert_allclose(steps[0](feed), steps[1](feed), rtol=1e-5)  # uploads all
+    for run in range(3):
+        before = _counts(gpu)
+        got, want = steps[0](feed), steps[1](feed)
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        made = {k: v - before[k] for k, v in _counts(gpu).items()}
+        assert made["htod"] + made["htod_async"] == 1, made  # the feed only
+        assert made["dtod_async"] == 2 + 2 and made["dtoh"] == 0, made  # w, b and the
+        assert made["dtoh_async"] == 1 + 2 + 1, made  # assignments' outputs; loss, w, b, errors
+        assert made["synchronize"] == 1 and made["pagelocked_empty"] == 0, made
+    for v in (w, b):
+        np.testing.assert_allclose(sessions[0].get_value(v), sessions[1].get_value(v),
+                                   rtol=1e-5, atol=1e-7)
+    new = _normal(5)
+    for s in sessions:  # a value the session sets goes up before the next run
+        s.set_value(b, new)
+    np.testing.assert_allclose(steps[0](feed), steps[1](feed), rtol=1e-5)
+    np.testing.assert_allclose(sessions[0].get_value(b), sessions[1].get_value(b), rtol=1e-5)
+
+
+def test_large_feeds_and_fetches_go_through_pinned_buffers(graph, fake):
+    gpu = fake()
+    x = gc.placeholder(gc.float32, (None, 1000), name="x")
+    f = gc.function([x], [gc.exp(x) * 2.0, gc.sum(x, axis=1)], device="cuda")
+    big = _normal(40, 1000)  # 160,000 bytes: staged
+    f(big)  # compiles, and uploads the kernels' tables and the constant
+    for _ in range(2):
+        before = _counts(gpu)
+        out, sums = f(big)
+        made = {k: v - before[k] for k, v in _counts(gpu).items()}
+        np.testing.assert_allclose(out, np.exp(big) * 2.0, rtol=1e-6)
+        np.testing.assert_allclose(sums, big.sum(axis=1), rtol=1e-5, atol=1e-4)
+        assert made["htod_async"] == 1 and made["htod"] == 0 and made["synchronize"] == 1
+        assert made["dtoh_async"] == 3
+    assert gpu.driver.calls["pagelocked_empty"] == 4  # feed, 2 fetches, error words: reused
+    out[...] = 0  # the results are the caller's own
+    np.testing.assert_allclose(f(big)[0], np.exp(big) * 2.0, rtol=1e-6)
+
+
+def test_out_of_gpu_memory_is_a_resource_error_and_the_session_goes_on(graph, fake):
+    gpu = fake(capacity=1 << 20)
+    x = gc.placeholder(gc.float32, (None, 1000), name="x")
+    f = gc.function([x], gc.tanh(x) + 1.0, device="cuda")
+    with pytest.raises(gc.ResourceError, match=r"out of GPU memory: buffer \d+ \(float32"
+                                               r"\[400, 1000\].* needs 1,600,000 bytes; "
+                                               r"[\d,]+ of the GPU's 1,048,576 bytes are free"):
+        f(_normal(400, 1000))
+    assert gpu.driver.calls["free_held"] >= 1
+    small = _normal(30, 1000)
+    np.testing.assert_allclose(f(small), np.tanh(small) + 1.0, rtol=1e-6, atol=1e-6)

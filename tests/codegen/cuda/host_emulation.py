@@ -9,7 +9,6 @@ several blocks and threads. Device math (expf, ...) is the host's libm here, so 
 with a GPU's to a few ulps, not bitwise. Misaligned accesses abort (g++'s alignment sanitizer),
 so a vector load or store that a GPU would fault on fails the tests here too.
 """
-import contextlib
 import ctypes
 import os
 import shutil
@@ -229,46 +228,3 @@ class HostKernels:
 
 def compile_for_host(kernels):
     return HostKernels(kernels)
-
-
-class HostGpu:
-    """A stand-in for runtime.cuda_driver.Gpu: its memory is host memory and its kernels the
-    generated CUDA C compiled for the host, so the CUDA device's run path runs without a GPU."""
-
-    arch = "host"
-
-    def __init__(self):
-        self.loads = 0
-
-    @contextlib.contextmanager
-    def current(self):
-        yield self
-
-    def allocate(self, nbytes, what):
-        return Allocation(max(nbytes, 1))
-
-    def upload(self, allocation, array):
-        allocation.bytes[:array.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-
-    def download(self, array, allocation):
-        array.reshape(-1).view(np.uint8)[:] = allocation.bytes[:array.nbytes]
-
-    def load(self, source):
-        self.loads += 1
-        return HostModule(host_library(source))
-
-
-class Allocation:
-    def __init__(self, nbytes):
-        self.bytes = np.zeros(nbytes, np.uint8)
-
-    def __int__(self):
-        return self.bytes.ctypes.data
-
-
-class HostModule:
-    def __init__(self, library):
-        self.library = library
-
-    def kernel(self, symbol, shape):
-        return emulated_launch(self.library, symbol, shape)

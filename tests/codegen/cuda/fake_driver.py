@@ -1,0 +1,161 @@
+"""A fake pycuda over host memory, so that runtime.cuda_driver.Gpu itself runs without a GPU.
+
+`FakeDriver` has the parts of pycuda.driver that Gpu uses: device memory is host memory (an
+allocation's int() is its address), copies are memmoves done when called (queued copies too:
+the stream runs everything at once), a module is the CUDA C compiled for the host
+(host_emulation.py) and a launch runs it on emulated blocks. It counts what Gpu asks of it
+(`calls`), so tests can check which copies a run makes and that it waits once; `capacity`
+bounds the memory, so tests can run out of it.
+
+`emulated_gpu()` is a Gpu on a fake driver whose modules take the CUDA C itself, not a cubin.
+"""
+import ctypes
+from collections import Counter
+
+import numpy as np
+
+from graphc.runtime import cuda_driver
+from tests.codegen.cuda.host_emulation import BLOCKS, host_library
+
+
+class FakeDriver:
+    class Error(Exception):
+        pass
+
+    class MemoryError(Error):
+        pass
+
+    def __init__(self, capacity=1 << 30):
+        self.capacity, self.used = capacity, 0
+        self.calls = Counter()
+        driver = self
+
+        class Device:
+            count = staticmethod(lambda: 1)
+
+            def __init__(self, number):
+                self.number = number
+
+            def compute_capability(self):
+                return (9, 0)
+
+            def retain_primary_context(self):
+                return Context()
+
+        class Context:
+            def push(self):
+                driver.calls["push"] += 1
+
+            @staticmethod
+            def pop():
+                driver.calls["pop"] += 1
+
+        class Stream:
+            def synchronize(self):
+                driver.calls["synchronize"] += 1
+
+        self.Device, self.Context, self.Stream = Device, Context, Stream
+
+    def init(self):
+        pass
+
+    def mem_get_info(self):
+        return self.capacity - self.used, self.capacity
+
+    def pagelocked_empty(self, shape, dtype):
+        self.calls["pagelocked_empty"] += 1
+        return np.empty(shape, dtype)
+
+    def memcpy_htod(self, dst, src):
+        self._copy("htod", int(dst), src.ctypes.data, src.nbytes)
+
+    def memcpy_htod_async(self, dst, src, stream):
+        self._copy("htod_async", int(dst), src.ctypes.data, src.nbytes)
+
+    def memcpy_dtoh(self, dst, src):
+        self._copy("dtoh", dst.ctypes.data, int(src), dst.nbytes)
+
+    def memcpy_dtoh_async(self, dst, src, stream):
+        self._copy("dtoh_async", dst.ctypes.data, int(src), dst.nbytes)
+
+    def memcpy_dtod_async(self, dst, src, nbytes, stream):
+        self._copy("dtod_async", int(dst), int(src), nbytes)
+
+    def _copy(self, kind, dst, src, nbytes):
+        self.calls[kind] += 1
+        ctypes.memmove(dst, src, nbytes)
+
+    def module_from_buffer(self, source):
+        self.calls["module_from_buffer"] += 1
+        return FakeModule(host_library(source.decode()))
+
+
+class FakeModule:
+    def __init__(self, library):
+        self.library = library
+
+    def get_function(self, symbol):
+        return FakeFunction(self.library, symbol)
+
+
+class FakeFunction:
+    def __init__(self, library, symbol):
+        self.run = library.gc_emulate_launch
+        self.run.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 2 + [ctypes.c_void_p] * 3 + [
+            ctypes.c_longlong] * 2
+        self.kernel = ctypes.cast(getattr(library, symbol), ctypes.c_void_p)
+
+    def prepare(self, signature):
+        assert signature == "PPPqq"
+
+    def prepared_async_call(self, grid, block, stream, *args):
+        assert grid[0] > 0 and grid[1:] == (1,) and block[1:] == (1, 1)
+        self.run(self.kernel, min(grid[0], BLOCKS), block[0], *args)
+
+
+class FakeTools:
+    """pycuda.tools: a memory pool over the fake driver's memory."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def DeviceMemoryPool(self):
+        return FakePool(self.driver)
+
+
+class FakePool:
+    def __init__(self, driver):
+        self.driver = driver
+
+    def allocate(self, nbytes):
+        if self.driver.used + nbytes > self.driver.capacity:
+            raise self.driver.MemoryError(f"cannot allocate {nbytes} bytes")
+        return FakeAllocation(self.driver, nbytes)
+
+    def free_held(self):
+        self.driver.calls["free_held"] += 1
+
+
+class FakeAllocation:
+    def __init__(self, driver, nbytes):
+        self.driver, self.nbytes = driver, nbytes
+        self.bytes = np.zeros(nbytes, np.uint8)
+        driver.used += nbytes
+
+    def __int__(self):
+        return self.bytes.ctypes.data
+
+    def __del__(self):
+        self.driver.used -= self.nbytes
+
+
+class EmulatedGpu(cuda_driver.Gpu):
+    """A Gpu on a fake driver, its modules built from the CUDA C itself."""
+
+    def compile(self, source):
+        return source.encode()
+
+
+def emulated_gpu(capacity=1 << 30):
+    driver = FakeDriver(capacity)
+    return EmulatedGpu(driver, FakeTools(driver))
