@@ -9,8 +9,9 @@ import pytest
 
 import graphc as gc
 from graphc.passes import fusion
-from graphc.passes.fusion import (BROADCAST, CONTRACTION_INPUT, CONTRACTION_OPS, CYCLE, REASONS,
-                                  SPACE, STATEFUL, TWO_CONSUMERS, partition)
+from graphc.passes.fusion import (BROADCAST, CONTRACTION_INPUT, CONTRACTION_OPS, CYCLE,
+                                  MAX_GROUP_NODES, REASONS, SIZE, SPACE, STATEFUL, TWO_CONSUMERS,
+                                  partition)
 
 rng = np.random.default_rng(3)
 
@@ -330,7 +331,7 @@ def test_mlp_train_step_partitions_into_few_kernels():
     assert sum(g.kind == "stateful" for g in part.groups) == len(params) + 1
 
 
-def test_long_chain_is_one_group_in_linear_time():
+def test_long_chain_is_cut_into_groups_of_bounded_size_in_linear_time():
     x = gc.placeholder(gc.float32, (1000,), name="x")
     a, b = gc.constant(1.0001, gc.float32), gc.constant(0.001, gc.float32)
     y = x
@@ -340,8 +341,13 @@ def test_long_chain_is_one_group_in_linear_time():
     part = partition(y.graph, [y])
     seconds = time.perf_counter() - start
     print(f"\n100,000-step chain (200,000 nodes) partitioned in {seconds:.2f} s")
-    (group,) = part.groups
-    assert len(group.nodes) == 200_000 and group.inputs == [x, a, b]
+    assert len(part.groups) == 200_000 // MAX_GROUP_NODES
+    assert all(len(g.nodes) == MAX_GROUP_NODES for g in part.groups)
+    assert part.groups[0].inputs == [x, a, b] and part.groups[-1].outputs == [y]
+    for before, after in zip(part.groups, part.groups[1:]):   # each continues the last
+        assert set(after.inputs) == {before.outputs[0], a, b} and len(before.outputs) == 1
+    assert len(part.boundaries) == len(part.groups) - 1
+    assert {b.reason for b in part.boundaries} == {SIZE}
     assert seconds < 30
 
 
