@@ -114,6 +114,8 @@ def kernel_access(kernel):
     for s in statements(kernel.body):
         if isinstance(s, ir.Store):
             writes.add(s.buffer)
+            if s.accumulate:
+                reads.add(s.buffer)
         elif isinstance(s, ir.Gemm):
             reads.update((s.a.buffer, s.b.buffer))
             writes.add(s.c.buffer)
@@ -124,13 +126,13 @@ def kernel_access(kernel):
 
 def in_place_candidates(kernel):
     """(output slot, [input slots it may overwrite]) for a kernel that is one perfect loop
-    nest around one Store at the row-major position of its loop variables, where every load
-    of those inputs reads that same position; (None, []) for any other kernel."""
+    nest around one plain Store at the row-major position of its loop variables, where every
+    load of those inputs reads that same position; (None, []) for any other kernel."""
     body, loops = kernel.body, []
     while len(body) == 1 and isinstance(body[0], ir.Loop):
         loops.append(body[0])
         body = body[0].body
-    if len(body) != 1 or not isinstance(body[0], ir.Store):
+    if len(body) != 1 or not isinstance(body[0], ir.Store) or body[0].accumulate:
         return None, []
     store = body[0]
     position = ir.linear([loop.var for loop in loops],
@@ -140,8 +142,8 @@ def in_place_candidates(kernel):
     indices = {}
     for load in loads(kernel):
         indices.setdefault(load.buffer, set()).add(load.index)
-    return store.buffer, [slot for slot, seen in indices.items()
-                          if slot != store.buffer and seen == {position}]
+    return store.buffer, sorted(slot for slot, seen in indices.items()
+                                if slot != store.buffer and seen == {position})
 
 
 def statements(body):

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.runtime.memory_plan import ALIGN, Lifetimes, pack
+from graphc.kernels import ir
+from graphc.runtime.memory_plan import ALIGN, Lifetimes, in_place_candidates, pack
 from tests.passes.random_graphs import assert_same_values, random_graphs
 
 rng = np.random.default_rng(11)
@@ -60,6 +61,51 @@ def test_a_chain_of_steps_takes_two_buffers():
     offsets, total = pack(Lifetimes(steps, (), [4] * 6), [256] * 6)
     assert total == 512
     assert offsets[0] == offsets[2] == offsets[4] != offsets[1] == offsets[3] == offsets[5]
+
+
+# ---- which kernels may write over an input ---------------------------------------------------
+def kernel(*stores, extents=(3, 5)):
+    """A perfect loop nest over `extents` around `stores`, each made by store(position)."""
+    loops = [ir.Var(f"i{a}") for a in range(len(extents))]
+    position = ir.linear(loops, ir.contiguous_strides([ir.const(e) for e in extents]))
+    body = tuple(store(position) for store in stores)
+    for var, extent in reversed(list(zip(loops, extents))):
+        body = (ir.Loop(var, ir.const(extent), body),)
+    return ir.Kernel("k", body, {})
+
+
+def load(slot, index):
+    return ir.Load(slot, index, "float32")
+
+
+def test_only_loads_at_the_stored_position_allow_writing_in_place():
+    def add(p):
+        return ir.Store(2, p, ir.op("add", ir.op("exp", load(0, p)), load(1, p)))
+    assert in_place_candidates(kernel(add)) == (2, [0, 1])
+
+    def shifted(p):  # reads slot 1 at the next position too
+        return ir.Store(2, p, ir.op("add", load(0, p), load(1, ir.add(p, ir.const(1)))))
+    assert in_place_candidates(kernel(shifted)) == (2, [0])
+
+    def row_sum(p):  # a reduction reads other positions of slot 0
+        r = ir.Var("r")
+        return ir.Store(2, p, ir.op("mul", load(0, p), ir.Reduce("sum", ((r, ir.const(5)),),
+                                                                   load(0, r), "float32")))
+    assert in_place_candidates(kernel(row_sum)) == (2, [])
+
+
+def test_kernels_of_other_shapes_never_write_in_place():
+    def plain(p):
+        return ir.Store(2, p, load(0, p))
+
+    def accumulating(p):
+        return ir.Store(2, p, load(0, p), accumulate=True)
+
+    def transposed(p):  # stored at another position than the loops' own
+        i0, i1 = ir.Var("i0"), ir.Var("i1")
+        return ir.Store(2, ir.add(ir.mul(i1, ir.const(3)), i0), load(0, p))
+    for k in (kernel(accumulating), kernel(plain, plain), kernel(transposed)):
+        assert in_place_candidates(k) == (None, [])
 
 
 # ---- on the CPU device -------------------------------------------------------------------------
