@@ -25,6 +25,7 @@ from graphc.ir import dtypes
 from graphc.ir.types import Dim, TensorType
 from graphc.kernels.ir import Unsupported
 from graphc.kernels.lower import Slots, lower_group
+from graphc.kernels.split_reductions import split_reductions
 from graphc.passes.fusion import singletons
 
 from .executable import RANDOM_OPS, Executable
@@ -82,7 +83,8 @@ class CpuExecutable(Executable):
             for t in list(group.inputs) + list(group.outputs):
                 self.slots.buffer(t)
             try:
-                kernels = lower_group(group, self.slots, f"k{group.id}_{group.root.op}")
+                kernels = split_reductions(lower_group(group, self.slots,
+                                                       f"k{group.id}_{group.root.op}"), self.slots)
                 missing = unsupported_ops(kernels)
                 if missing:
                     raise Unsupported(", ".join(sorted(missing)))
