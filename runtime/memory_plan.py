@@ -18,7 +18,7 @@ After a kernel reports a bad index, the runtime runs its whole segment again thr
 reference (CpuExecutable._diagnose), so a segment's inputs stay live to its end and are never
 overwritten in place.
 """
-from graphc.kernels import ir
+from graphc.kernels.access import in_place_candidates, kernel_access
 
 ALIGN = 64
 
@@ -104,74 +104,3 @@ def pack(lifetimes, nbytes):
         total = max(total, offset + size)
     return {s: offset_of[r] for r, members in units.items() for s in members}, total
 
-
-# ---- what kernels touch ---------------------------------------------------------------------
-def kernel_access(kernel):
-    """(slots the kernel reads, slots it writes)."""
-    reads, writes = set(), set()
-    for load in loads(kernel):
-        reads.add(load.buffer)
-    for s in statements(kernel.body):
-        if isinstance(s, ir.Store):
-            writes.add(s.buffer)
-            if s.accumulate:
-                reads.add(s.buffer)
-        elif isinstance(s, ir.Gemm):
-            reads.update((s.a.buffer, s.b.buffer))
-            writes.add(s.c.buffer)
-            if s.accumulate:
-                reads.add(s.c.buffer)
-    return reads, writes
-
-
-def in_place_candidates(kernel):
-    """(output slot, [input slots it may overwrite]) for a kernel that is one perfect loop
-    nest around one plain Store at the row-major position of its loop variables, where every
-    load of those inputs reads that same position; (None, []) for any other kernel."""
-    body, loops = kernel.body, []
-    while len(body) == 1 and isinstance(body[0], ir.Loop):
-        loops.append(body[0])
-        body = body[0].body
-    if len(body) != 1 or not isinstance(body[0], ir.Store) or body[0].accumulate:
-        return None, []
-    store = body[0]
-    position = ir.linear([loop.var for loop in loops],
-                         ir.contiguous_strides([loop.extent for loop in loops]))
-    if store.index != position:
-        return None, []
-    indices = {}
-    for load in loads(kernel):
-        indices.setdefault(load.buffer, set()).add(load.index)
-    return store.buffer, sorted(slot for slot, seen in indices.items()
-                                if slot != store.buffer and seen == {position})
-
-
-def statements(body):
-    for s in body:
-        yield s
-        if isinstance(s, ir.Loop):
-            yield from statements(s.body)
-
-
-def loads(kernel):
-    """Every distinct Load expression in the kernel (walked without recursion: fused chains
-    nest deeper than Python's stack)."""
-    todo, seen = [], set()
-    for s in statements(kernel.body):
-        if isinstance(s, ir.Loop):
-            todo.append(s.extent)
-        elif isinstance(s, ir.Store):
-            todo += [s.index, s.value]
-        elif isinstance(s, ir.Check):
-            todo += [s.ok, s.value]
-        elif isinstance(s, ir.Gemm):
-            todo += [s.m, s.n, s.k] + [x for o in (s.a, s.b, s.c)
-                                       for x in (o.offset, o.rows, o.cols)]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ir.Load):
-            yield e
-        todo.extend(ir.children(e))

@@ -15,6 +15,7 @@ read down columns runs in blocks with the loop moved inside them (columns.py).
 from llvmlite import ir as ll
 
 from ...kernels import ir
+from .aliasing import AliasScopes
 from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from .scalar import emit_scalar, extremum, narrow_float
@@ -38,6 +39,7 @@ class FunctionEmitter:
         self.scopes = [{}]  # memo of computed values, one dict per open loop
         self.bound = [set()]  # loop variables bound at each depth
         self.vars = {}
+        self.aliases = None  # AliasScopes of a kernel's buffers
 
 
     def loop(self, loops, body, invariant_roots):
@@ -144,7 +146,8 @@ class FunctionEmitter:
             return b.load(b.gep(self.dims, [I64(e.slot)]), name=f"dim{e.slot}")
         if isinstance(e, ir.Load):
             ptr = b.gep(self.pointer(e.buffer, e.dtype), [self.lookup(e.index)])
-            return self.from_storage(b.load(ptr, name=f"b{e.buffer}"), e.dtype)
+            return self.from_storage(self.access(b.load(ptr, name=f"b{e.buffer}"), e.buffer),
+                                     e.dtype)
         if isinstance(e, ir.Op):
             args = [self.lookup(a) for a in e.args]
             return emit_scalar(self, e, args)
@@ -163,6 +166,10 @@ class FunctionEmitter:
                 self.pointers[key] = self.b.bitcast(raw, TYPES[dtype][1].as_pointer(),
                                                     name=f"buf{slot}")
         return self.pointers[key]
+
+    def access(self, instruction, slot, write=False):
+        """A load or store of buffer `slot`, marked with the buffers it cannot touch."""
+        return instruction if self.aliases is None else self.aliases.mark(instruction, slot, write)
 
     def stack_array(self, ty, count):
         """Room for `count` values of type ty on the stack, allocated once in the entry block."""
@@ -212,6 +219,7 @@ class KernelEmitter(FunctionEmitter):
         ctx.name, self.lo.name, self.hi.name = "ctx", "lo", "hi"
         super().__init__(module, fn, ctx)
         self.kernel = kernel
+        self.aliases = AliasScopes(module, symbol, kernel)
 
     def emit(self):
         for stmt in self.kernel.body:
@@ -235,17 +243,18 @@ class KernelEmitter(FunctionEmitter):
             value = self.expr(s.value)
             ptr = self.b.gep(self.pointer(s.buffer, s.value.dtype), [self.expr(s.index)])
             if s.accumulate:  # one thread runs such a kernel (program.py): no atomics
-                value = self.accumulated(s.value, ptr, value)
-            self.b.store(self.to_storage(value, s.value.dtype), ptr)
+                value = self.accumulated(s, ptr, value)
+            self.access(self.b.store(self.to_storage(value, s.value.dtype), ptr), s.buffer, True)
         elif isinstance(s, ir.Gemm):
             self.gemm(s, outermost)
         else:
             raise ir.Unsupported(f"statement {type(s).__name__}")
 
-    def accumulated(self, e, ptr, value):
-        """What an accumulating store of e (computed as `value`) writes at ptr: the add of the
-        value's dtype (bool: or)."""
-        old = self.from_storage(self.b.load(ptr, name="old"), e.dtype)
+    def accumulated(self, s, ptr, value):
+        """What accumulating store s (its value computed as `value`) writes at ptr: the add
+        of the value's dtype (bool: or)."""
+        e = s.value
+        old = self.from_storage(self.access(self.b.load(ptr, name="old"), s.buffer), e.dtype)
         if e.dtype == "bool":
             return self.b.or_(old, value, name="any")
         return emit_scalar(self, ir.Op("add", (e, e), e.dtype), [old, value])

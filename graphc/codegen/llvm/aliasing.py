@@ -1,0 +1,48 @@
+"""Alias scopes of a kernel's buffers: metadata telling LLVM which loads and stores never touch
+the same memory. The buffer pointers come from the context table, so without it LLVM must
+assume any two of them overlap: it copies a channel run element by element, or guards each
+vectorized loop with run-time overlap checks.
+
+A program's buffers are distinct arrays or disjoint parts of the memory plan's arena, but for
+one exception: a kernel's output may lie over an input it overwrites in place
+(graphc.kernels.access.in_place_candidates). Those slots form one class; every other slot is a
+class of its own. A store is marked as touching no other class, a load as touching none of the
+classes the kernel writes: two loads claim nothing (one array may be fed for two placeholders).
+Scopes are named after the kernel's function, so the claims of two kernels never mix (LLVM
+clones them when it inlines a kernel).
+"""
+from llvmlite import ir as ll
+
+from ...kernels.access import in_place_candidates, kernel_access
+
+
+class AliasScopes:
+    """The scopes of one kernel's buffers, in `module`, for the function named `name`."""
+
+    def __init__(self, module, name, kernel):
+        self.module = module
+        reads, writes = kernel_access(kernel)
+        output, inputs = in_place_candidates(kernel)
+        shared = {output, *inputs} if inputs else set()
+        self.class_of = {s: min(shared) if s in shared else s for s in reads | writes}
+        self.written = {self.class_of[s] for s in writes}
+        domain = module.add_metadata([ll.MetaDataString(module, name)])
+        self.scopes = {c: module.add_metadata([ll.MetaDataString(module, f"{name}.buf{c}"),
+                                               domain])
+                       for c in sorted(set(self.class_of.values()))}
+        self.lists = {}  # (class, write) -> (alias.scope list, noalias list or None)
+
+    def mark(self, instruction, slot, write):
+        """Attach the scopes of a load (write False) or store of buffer `slot`."""
+        key = self.class_of[slot], write
+        if key not in self.lists:
+            own, _ = key
+            others = [scope for c, scope in self.scopes.items()
+                      if c != own and (write or c in self.written)]
+            self.lists[key] = (self.module.add_metadata([self.scopes[own]]),
+                               others and self.module.add_metadata(others))
+        scope, noalias = self.lists[key]
+        instruction.set_metadata("alias.scope", scope)
+        if noalias:
+            instruction.set_metadata("noalias", noalias)
+        return instruction
