@@ -6,8 +6,9 @@ vectorized loop with run-time overlap checks.
 A program's buffers are distinct arrays or disjoint parts of the memory plan's arena, but for
 one exception: a kernel's output may lie over an input it overwrites in place
 (graphc.kernels.access.in_place_candidates). Those slots form one class; every other slot is a
-class of its own. A store is marked as touching no other class, a load as touching none of the
-classes the kernel writes: two loads claim nothing (one array may be fed for two placeholders).
+class of its own. Each buffer has a scope; a store is marked as touching no buffer of another
+class, a load as touching none of the written buffers of another class: two loads claim
+nothing (one array may be fed for two placeholders).
 Scopes are named after the kernel's function, so the claims of two kernels never mix (LLVM
 clones them when it inlines a kernel).
 """
@@ -25,21 +26,20 @@ class AliasScopes:
         output, inputs = in_place_candidates(kernel)
         shared = {output, *inputs} if inputs else set()
         self.class_of = {s: min(shared) if s in shared else s for s in reads | writes}
-        self.written = {self.class_of[s] for s in writes}
+        self.written = writes
         domain = module.add_metadata([ll.MetaDataString(module, name)])
-        self.scopes = {c: module.add_metadata([ll.MetaDataString(module, f"{name}.buf{c}"),
+        self.scopes = {s: module.add_metadata([ll.MetaDataString(module, f"{name}.buf{s}"),
                                                domain])
-                       for c in sorted(set(self.class_of.values()))}
-        self.lists = {}  # (class, write) -> (alias.scope list, noalias list or None)
+                       for s in sorted(self.class_of)}
+        self.lists = {}  # (slot, write) -> (alias.scope list, noalias list or None)
 
     def mark(self, instruction, slot, write):
         """Attach the scopes of a load (write False) or store of buffer `slot`."""
-        key = self.class_of[slot], write
+        key = slot, write
         if key not in self.lists:
-            own, _ = key
-            others = [scope for c, scope in self.scopes.items()
-                      if c != own and (write or c in self.written)]
-            self.lists[key] = (self.module.add_metadata([self.scopes[own]]),
+            others = [scope for s, scope in self.scopes.items()
+                      if self.class_of[s] != self.class_of[slot] and (write or s in self.written)]
+            self.lists[key] = (self.module.add_metadata([self.scopes[slot]]),
                                others and self.module.add_metadata(others))
         scope, noalias = self.lists[key]
         instruction.set_metadata("alias.scope", scope)
