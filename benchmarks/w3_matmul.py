@@ -12,11 +12,10 @@ import os
 import threading
 
 import numpy as np
-from llvmlite import ir
 
 import graphc as gc
 from _common import arguments, check_close, guarded, interleaved, peer_details, peer_figures, result
-from graphc.codegen.llvm import gemm, jit
+from graphc.codegen.llvm import gemm, jit, program
 
 TARGET_GFLOPS = {"W3": 366, "W3b": 352}  # float32
 
@@ -55,10 +54,9 @@ def measure(id, size, bias_relu, dtype, repeats, no_peers):
 
 # ---- the GEMM kernel alone ---------------------------------------------------------------------
 def compiled_gemm(dtype):
-    module = ir.Module(name="w3_matmul")
-    module.triple = jit.host()[0]
-    gemm.define_gemm(module, dtype)
-    library = jit.load_object(jit.compile_ir(str(module)))
+    """The GEMM as programs link it (its own module, at the level programs compile it)."""
+    module = program.gemm_module(dtype)
+    library = jit.load_object(jit.compile_ir(str(module), **program.GEMM_PIPELINE))
     fn = library.function(gemm.gemm_name(dtype), None, *gemm.gemm_argtypes())
     fn.library = library  # the code lives as long as the function
     return fn

@@ -14,7 +14,8 @@ import threading
 
 from graphc.codegen.llvm import jit
 from graphc.codegen.llvm.parallel import pool_module
-from graphc.codegen.llvm.program import build_module, entry_symbol, gemm_dtypes, gemm_module
+from graphc.codegen.llvm.program import (GEMM_PIPELINE, build_module, entry_symbol,
+                                         gemm_dtypes, gemm_module)
 from graphc.kernels.fingerprint import fingerprint
 
 from .kernel_cache import cache_key, default_cache, graphc_identity
@@ -25,27 +26,28 @@ def object_key(*content):
     return cache_key(*content, jit.identity(), graphc_identity())
 
 
-def compiled(key, make_ir):
-    """Object code (bytes) under `key`: from the disk cache, else compiled from make_ir()."""
-    return default_cache().get_or_build(key, lambda: jit.compile_ir(make_ir()))
+def compiled(key, make_ir, **pipeline):
+    """Object code (bytes) under `key`: from the disk cache, else compiled from make_ir()
+    (`pipeline`: jit.compile_ir's options)."""
+    return default_cache().get_or_build(key, lambda: jit.compile_ir(make_ir(), **pipeline))
 
 
 _shared = {}  # object key -> bytes, for the objects that many programs link
 _shared_lock = threading.Lock()
 
 
-def shared_object(name, make_module):
+def shared_object(name, make_module, **pipeline):
     """The object code of a module programs share (make_module() builds it; `name` says
     which one it is), read or compiled once per process."""
     key = object_key("shared", name)
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = compiled(key, lambda: str(make_module()))
+            _shared[key] = compiled(key, lambda: str(make_module()), **pipeline)
         return _shared[key]
 
 
 def gemm_object(dtype):
-    return shared_object(f"gemm {dtype}", lambda: gemm_module(dtype))
+    return shared_object(f"gemm {dtype}", lambda: gemm_module(dtype), **GEMM_PIPELINE)
 
 
 def pool_object():

@@ -68,42 +68,44 @@ def target_machine():
 O3_MAX_LINES = 20_000
 
 
-def _optimized(ir_text):
+def _optimized(ir_text, level, unroll):
     try:
         mod = llvm.parse_assembly(str(ir_text))
         mod.verify()
     except RuntimeError as err:
         raise GraphcError(f"generated LLVM IR does not verify: {err}") from None
     tm = target_machine()
-    level = 3 if ir_text.count("\n") <= O3_MAX_LINES else 1
+    if level == 3 and ir_text.count("\n") > O3_MAX_LINES:
+        level = 1
     options = llvm.create_pipeline_tuning_options(speed_level=level)
-    options.loop_vectorization = level == 3
-    options.slp_vectorization = level == 3
-    options.loop_unrolling = True
+    options.loop_vectorization = level >= 2
+    options.slp_vectorization = level >= 2
+    options.loop_unrolling = unroll
     builder = llvm.create_pass_builder(tm, options)
     builder.getModulePassManager().run(mod, builder)
     return mod
 
 
-def optimize_ir(ir_text):
-    """The IR after LLVM's O3 pipeline, as text (what `f.source("llvm", optimized=True)` shows)."""
+def optimize_ir(ir_text, level=3, unroll=True):
+    """The IR after LLVM's pipeline (as compile_ir runs it), as text."""
     with _lock:
         _init()
-        return str(_optimized(ir_text))
+        return str(_optimized(ir_text, level, unroll))
 
 
-def compile_ir(ir_text):
-    """Host object code (bytes) for an IR module, optimized at O3."""
+def compile_ir(ir_text, level=3, unroll=True):
+    """Host object code (bytes) for an IR module, optimized at O3 (`level` 1 or 2: O1, O2;
+    `unroll=False` leaves loops as written, for code vectorized by hand)."""
     with _lock:
         _init()
-        return target_machine().emit_object(_optimized(ir_text))
+        return target_machine().emit_object(_optimized(ir_text, level, unroll))
 
 
-def assembly(ir_text):
-    """The host assembly of an IR module, optimized at O3."""
+def assembly(ir_text, level=3, unroll=True):
+    """The host assembly of an IR module, optimized as compile_ir does."""
     with _lock:
         _init()
-        return target_machine().emit_assembly(_optimized(ir_text))
+        return target_machine().emit_assembly(_optimized(ir_text, level, unroll))
 
 
 class Library:

@@ -1,10 +1,11 @@
 """Programs and the GEMM module they link: which dtypes a program needs, and a declared GEMM
-called from one object and defined in another, linked when loaded."""
+called from one object and defined in another (compiled as programs get it), linked when
+loaded."""
 import numpy as np
 from llvmlite import ir as ll
 
 from graphc.codegen.llvm import gemm, jit
-from graphc.codegen.llvm.program import gemm_dtypes, gemm_module
+from graphc.codegen.llvm.program import GEMM_PIPELINE, gemm_dtypes, gemm_module
 from graphc.kernels import ir
 
 
@@ -38,7 +39,7 @@ def test_a_declared_gemm_links_with_its_module_when_loaded():
     rng = np.random.default_rng(7)
     for dtype in ("float32", "float64"):
         library = jit.load_object(jit.compile_ir(str(caller_module(dtype))),
-                                  jit.compile_ir(str(gemm_module(dtype))))
+                                  jit.compile_ir(str(gemm_module(dtype)), **GEMM_PIPELINE))
         call = library.function("call", None, *gemm.gemm_argtypes())
         for m, n, k in [(1, 1, 1), (7, 33, 5), (40, 17, 1023)]:
             a = rng.standard_normal((m, k)).astype(dtype)
