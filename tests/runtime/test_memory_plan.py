@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.kernels import ir
-from graphc.runtime.memory_plan import ALIGN, Lifetimes, in_place_candidates, pack
+from graphc.kernels.access import in_place_candidates
+from graphc.runtime.memory_plan import ALIGN, Lifetimes, pack
 from tests.passes.random_graphs import assert_same_values, random_graphs
 
 rng = np.random.default_rng(11)
