@@ -123,7 +123,10 @@ class _Lowering:
         shape = self.patch_shape()
         slot = self.slots.scratch(self.dtype, shape)
         dims = self.k.dims(shape)
-        n, oh, ow, kh, kw, ci = vars_ = [ir.Var(v) for v in ("n", "oh", "ow", "kh", "kw", "ci")]
+        # threads split the output rows of all images (a batch of 1 uses them all too)
+        row, rows = ir.Var("row"), ir.mul(dims[0], dims[1])
+        n, oh = ir.unflatten(row, dims[:2])
+        ow, kh, kw, ci = inner = [ir.Var(v) for v in ("ow", "kh", "kw", "ci")]
         inside, at = None, []
         for axis, o, t in zip(self.axes, (oh, ow), (kh, kw)):
             i = axis.source(o, t)
@@ -134,8 +137,9 @@ class _Lowering:
         value = self.cast(self.k.value(x, (n, *at, ci)))
         if inside is not None:
             value = rules._select(inside, value, ir.const(0, self.dtype))
-        store = ir.Store(slot, ir.linear(vars_, ir.contiguous_strides(dims)), value)
-        self.add(nest(list(zip(vars_, dims)), (store,), parallel=True))
+        store = ir.Store(slot, ir.linear([row, *inner], ir.contiguous_strides([rows, *dims[2:]])),
+                         value)
+        self.add((ir.Loop(row, rows, nest(list(zip(inner, dims[2:])), (store,)), parallel=True),))
         return slot
 
     def sizes(self):

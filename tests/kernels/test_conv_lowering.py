@@ -84,3 +84,17 @@ def test_half_precisions_multiply_in_float32(dtype):
     program = check(lambda a, w: gc.nn.conv2d(gc.cast(a, dtype), gc.cast(w, dtype), 1, "SAME"),
                     [x, f.astype(np.float32)], rtol=2e-2)
     assert {g.dtype for g in gemms(program)} == {"float32"}
+
+
+@pytest.mark.parametrize("batch", [1, None])
+def test_threads_split_the_patch_copy_by_image_rows(batch):
+    x, f = rng.normal(size=(3, 11, 6, 2)), rng.normal(size=(3, 2, 2, 4))
+    program = check(lambda a, b: gc.nn.conv2d(a, b, 2, "VALID"), [x[:batch or 3], f],
+                    [(batch, 11, 6, 2), None], rtol=1e-12)
+    copy = program.kernels[0].parallel_loop
+    # 5 output rows per image: 5 rows in all for one image, batch * 5 for a symbolic batch
+    if batch:
+        assert copy.extent == ir.const(5)
+    else:
+        assert copy.extent.name == "mul" and isinstance(copy.extent.args[0], ir.Dim)
+        assert copy.extent.args[1] == ir.const(5)

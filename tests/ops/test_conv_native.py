@@ -68,6 +68,7 @@ CASES = [  # (x shape, filter shape, stride, padding, dilation)
     ((1, 10, 11, 1), (3, 2, 1, 1), 3, "VALID", 2),
     ((7, 5, 4, 3), (5, 4, 3, 5), 2, "SAME", 1),  # windows wider than the image
     ((1, 1, 1, 1), (1, 1, 1, 1), 1, "VALID", 1),
+    ((1, 33, 17, 16), (3, 3, 16, 4), 1, "SAME", 1),  # one image, patches copied by threads
 ]
 
 
