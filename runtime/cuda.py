@@ -129,11 +129,6 @@ class CudaExecutable(CpuExecutable):
         for slot in outputs:
             plan.upload(slot, plan.arrays[slot])
 
-    def _slots_read(self, group):
-        members = {n.id for n in group.nodes}
-        return {self.slots.buffers[t.node.id, t.index] for n in group.nodes for t in n.inputs
-                if t.node.id not in members and (t.node.id, t.index) in self.slots.buffers}
-
     def _check_errors(self, plan):
         """Raise the error a kernel reported, diagnosed on the host as on the CPU device."""
         if not plan.read_error():
