@@ -1,38 +1,93 @@
 """The Gemm statement in CUDA C: C[i, j] (+)= sum_k A[i, k] * B[k, j].
 
-Where the Gemm is the kernel's work, blocks take tiles of C (launch kind "tiles"): TILE x TILE
-elements, each of the block's SIDE x SIDE threads computing PER_THREAD x PER_THREAD of them
-(rows ty + SIDE * i, columns tx + SIDE * j, so that neighbouring threads store neighbouring
-columns), while k advances TILE_K at a time through tiles of A and B in shared memory. Each
-thread loads elements of those tiles in the order that is contiguous in memory for the
-operand's strides (a transposed operand too), and the tiles are padded by a column so that
-neither order meets bank conflicts. Products with few rows or columns (launch kind "gemm"), and
-Gemms elsewhere in a kernel, compute each element as one dot product per thread. Either way
-an element accumulates over k in order with fma, in the product's dtype.
+Where the Gemm is the kernel's work, blocks take tiles of C (launch kind "tiles"), TILE x TILE
+elements each, while k advances through tiles of A and B copied into shared memory: each
+thread copies elements in the order that is contiguous in memory for the operand's strides
+(a transposed operand too), zeros where a tile runs past the matrix, so that edge tiles need
+no other care. Two ways to multiply the tiles:
+- on the tensor cores (nvcuda::wmma), for float16 and bfloat16 and, where the user allows
+  tf32, for float32: the 8 warps of a block each compute a 16 x 32 part of the tile as two
+  16 x 16 fragments accumulating in float32; the block's fragments go through shared memory
+  once more on their way out, so that the stores to C check the matrix's bounds and are
+  contiguous;
+- on the CUDA cores otherwise: each of the block's SIDE x SIDE threads computes PER_THREAD x
+  PER_THREAD elements (rows ty + SIDE * i, columns tx + SIDE * j, so that neighbouring threads
+  store neighbouring columns) from registers, the tiles padded by a column so that neither
+  copying order meets bank conflicts.
+Products with few rows or columns (launch kind "gemm"), and Gemms elsewhere in a kernel, compute
+each element as one dot product per thread. On the CUDA cores an element accumulates over k in
+order with fma, in the register type of the product's dtype (float for float16 and bfloat16).
+A float16 or bfloat16 product is rounded once, when it is stored.
 """
+from dataclasses import dataclass
+
 from .launch import GEMM_TILE as TILE
-from .launch import THREADS
-from .types import REGISTER, math_suffix
+from .launch import THREADS, WARP
+from .types import REGISTER, from_storage, math_suffix, to_storage
 
 TILE_K = 16
 PER_THREAD = 4
 SIDE = TILE // PER_THREAD
 assert SIDE * SIDE == THREADS
 
+PRELUDE = r"""// ---- tensor cores (wmma: sm_80 and later for bfloat16 and tf32) -----------------------
+#include <mma.h>
+#include <cuda_bf16.h>
+namespace wmma = nvcuda::wmma;
+"""
+
+
+@dataclass(frozen=True)
+class TensorCores:
+    """How a product goes through the tensor cores: its inputs' name, their C type in shared
+    memory and wmma's name for it, the k of the m16n16k shape, and the conversion of a float
+    into the staged type (tf32: rounded to 10 bits of mantissa, as the units take it)."""
+    name: str
+    staged: str
+    fragment: str
+    k: int
+    convert: str
+
+
+TENSOR_CORES = {
+    "float16": TensorCores("float16", "__half", "__half", 16, "__float2half_rn"),
+    "bfloat16": TensorCores("bfloat16", "__nv_bfloat16", "__nv_bfloat16", 16,
+                            "__float2bfloat16_rn"),
+    "tf32": TensorCores("tf32", "float", "wmma::precision::tf32", 8, "wmma::__float_to_tf32"),
+}
+FRAGMENT = 16  # rows and columns of a wmma fragment
+STAGE_K = 32  # k per tile of A and B in shared memory
+PAD_BYTES = 16  # per row of a shared tile: wmma wants rows a multiple of 16 bytes long
+WARPS = THREADS // WARP
+WARP_COLUMNS = 2  # fragments side by side in a warp's part of the tile
+WARPS_DOWN = TILE // FRAGMENT  # warps above each other in the tile
+assert WARPS_DOWN * (TILE // (FRAGMENT * WARP_COLUMNS)) == WARPS
+
+
+def tensor_cores(dtype, tf32=False):
+    """The tensor-core form of a product of dtype (float32 with `tf32` only), or None where
+    it runs on the CUDA cores."""
+    if dtype == "float32":
+        return TENSOR_CORES["tf32"] if tf32 else None
+    return TENSOR_CORES.get(dtype)
+
 
 def render_gemm(r, g, distributed):
     """Emit Gemm g through the kernel renderer r; `distributed`: the kernel's threads share
     it (no loop sharing out iterations is open)."""
-    if distributed and r.launch.kind == "tiles":
-        Tiled(r, g).render()
-    else:
+    if not (distributed and r.launch.kind == "tiles"):
         render_dot_products(r, g, distributed)
+    elif tensor_cores(g.dtype, r.tf32):
+        TensorCoreTiles(r, g, tensor_cores(g.dtype, r.tf32)).render()
+    else:
+        Tiled(r, g).render()
 
 
 class Operands:
     """A Gemm's sizes, pointers and strides as C expressions of the renderer r."""
 
     def __init__(self, r, g):
+        self.dtype = g.dtype
         self.t, self.fma = REGISTER[g.dtype], f"fma{math_suffix(g.dtype)}"
         self.n, self.k = r.value(g.n), r.value(g.k)
         self.a_at, self.a_rows, self.a_cols = (r.value(x) for x in (g.a.offset, g.a.rows,
@@ -42,16 +97,26 @@ class Operands:
         self.c_at, self.c_rows = r.value(g.c.offset), r.value(g.c.rows)
         self.a, self.b = r.pointer(g.a.buffer, g.dtype), r.pointer(g.b.buffer, g.dtype)
         self.c = r.pointer(g.c.buffer, g.dtype, written=True)
-        self.store = "+=" if g.accumulate else "="
+        self.accumulate = g.accumulate
 
     def at_a(self, row, k):
-        return f"{self.a}[{offset(self.a_at, (row, self.a_rows), (k, self.a_cols))}]"
+        """The value of A[row, k] in its register type."""
+        at = offset(self.a_at, (row, self.a_rows), (k, self.a_cols))
+        return from_storage(f"{self.a}[{at}]", self.dtype)
 
     def at_b(self, k, col):
-        return f"{self.b}[{offset(self.b_at, (k, self.b_rows), (col, self.b_cols))}]"
+        at = offset(self.b_at, (k, self.b_rows), (col, self.b_cols))
+        return from_storage(f"{self.b}[{at}]", self.dtype)
 
-    def at_c(self, row, col):
-        return f"{self.c}[{offset(self.c_at, (row, self.c_rows), (col, '1LL'))}]"
+    def store(self, row, col, value):
+        """The statement storing (or adding) a float `value` into C[row, col], rounded once
+        to the product's dtype."""
+        c = f"{self.c}[{offset(self.c_at, (row, self.c_rows), (col, '1LL'))}]"
+        if self.accumulate:
+            value = f"{from_storage(c, self.dtype)} + {value}"
+        if self.dtype == "bfloat16":
+            value = f"gc_round_bfloat16({value})"
+        return f"{c} = {to_storage(value, self.dtype)};"
 
 
 def offset(base, *terms):
@@ -77,28 +142,28 @@ def render_dot_products(r, g, distributed):
     r.open_loop(kk, o.k)
     r.line(f"{acc} = {o.fma}({o.at_a(row, kk)}, {o.at_b(kk, col)}, {acc});")
     r.close_block()
-    r.line(f"{o.at_c(row, col)} {o.store} {acc};")
+    r.line(o.store(row, col, acc))
     r.close_block()
     if not distributed:
         r.close_block()
 
 
-class Tiled:
-    def __init__(self, r, g):
+class Tiles:
+    """What both tiled forms share: the loop over the tiles of C and over k, and the copies
+    of A's and B's tiles into shared memory. A subclass's render() declares its shared
+    tiles, then calls open_tiles()."""
+    depth = TILE_K  # k per tile of A and B
+
+    def __init__(self, r, g, names):
+        """`names`: the subclass's names for r.fresh, in self.v beside the shared ones."""
         self.r, self.g, self.o = r, g, Operands(r, g)
         self.m = r.value(g.m)
+        self.v = {x: r.fresh(x) for x in ("a_k_first", "b_k_first", "tiles_n", "tile",
+                                          "first_row", "first_col", "first_k") + names}
 
-    def render(self):
-        r, o, m = self.r, self.o, self.m
-        names = {x: r.fresh(x) for x in ("a_tile", "b_tile", "tx", "ty", "a_k_first",
-                                        "b_k_first", "tiles_n", "tile", "first_row",
-                                        "first_col", "acc", "first_k", "tk", "a", "b")}
-        self.v = v = names
-        r.line(f"// C in tiles of {TILE} x {TILE}, each thread computing {PER_THREAD} x "
-               f"{PER_THREAD} elements; k by {TILE_K} through shared memory")
-        r.line(f"__shared__ {o.t} {v['a_tile']}[{TILE_K}][{TILE + 1}];  // [k][row]")
-        r.line(f"__shared__ {o.t} {v['b_tile']}[{TILE_K}][{TILE + 1}];  // [k][column]")
-        r.line(f"const int {v['tx']} = threadIdx.x % {SIDE}, {v['ty']} = threadIdx.x / {SIDE};")
+    def open_tiles(self):
+        """Open the loop over the block's tiles of C."""
+        r, v, o = self.r, self.v, self.o
         r.line(f"const bool {v['a_k_first']} = {o.a_cols} == 1, "
                f"{v['b_k_first']} = {o.b_rows} == 1 && {o.b_cols} != 1;")
         r.line(f"const long long {v['tiles_n']} = ({o.n} + {TILE - 1}) / {TILE};")
@@ -106,31 +171,57 @@ class Tiled:
                      f"{v['tile']} += gridDim.x)")
         r.line(f"const long long {v['first_row']} = {v['tile']} / {v['tiles_n']} * {TILE}, "
                f"{v['first_col']} = {v['tile']} % {v['tiles_n']} * {TILE};")
+
+    def open_k(self):
+        k0 = self.v["first_k"]
+        self.r.open_block(f"for (long long {k0} = 0; {k0} < {self.o.k}; {k0} += {self.depth})")
+
+    def load_tiles(self, a_target, b_target, convert=lambda value: value):
+        """Copy the tiles of A and B at k0 into shared memory: a_target(k, row) and
+        b_target(k, column) name the elements, `convert` the staged value of a register."""
+        v, o = self.v, self.o
+        self.load_tile(a_target, "row", self.m, v["a_k_first"], o.at_a, v["first_row"],
+                       convert)
+        self.load_tile(b_target, "col", o.n, v["b_k_first"], lambda col, k: o.at_b(k, col),
+                       v["first_col"], convert)
+
+    def load_tile(self, target, along, size, k_first, element, start, convert):
+        """Copy the operand's depth x TILE tile at (k0, start) into shared memory, zeros
+        outside the matrix; consecutive threads take consecutive k when k_first."""
+        r, v, o, depth = self.r, self.v, self.o, self.depth
+        e, kk, x, at, k = (r.fresh(h) for h in ("e", "tk", "t" + along[0], along, "k"))
+        r.open_block(f"for (int {e} = threadIdx.x; {e} < {depth * TILE}; {e} += blockDim.x)")
+        r.line(f"const int {kk} = {k_first} ? {e} % {depth} : {e} / {TILE}, "
+               f"{x} = {k_first} ? {e} / {depth} : {e} % {TILE};")
+        r.line(f"const long long {at} = {start} + {x}, {k} = {v['first_k']} + {kk};")
+        value = f"{at} < {size} && {k} < {o.k} ? {element(at, k)} : 0"
+        r.line(f"{target(kk, x)} = {convert(value)};")
+        r.close_block()
+
+
+class Tiled(Tiles):
+    """The CUDA cores' tiles: PER_THREAD x PER_THREAD elements of C per thread."""
+
+    def __init__(self, r, g):
+        super().__init__(r, g, ("a_tile", "b_tile", "tx", "ty", "acc", "tk", "a", "b"))
+
+    def render(self):
+        r, o, v = self.r, self.o, self.v
+        r.line(f"// C in tiles of {TILE} x {TILE}, each thread computing {PER_THREAD} x "
+               f"{PER_THREAD} elements; k by {TILE_K} through shared memory")
+        r.line(f"__shared__ {o.t} {v['a_tile']}[{TILE_K}][{TILE + 1}];  // [k][row]")
+        r.line(f"__shared__ {o.t} {v['b_tile']}[{TILE_K}][{TILE + 1}];  // [k][column]")
+        r.line(f"const int {v['tx']} = threadIdx.x % {SIDE}, {v['ty']} = threadIdx.x / {SIDE};")
+        self.open_tiles()
         r.line(f"{o.t} {v['acc']}[{PER_THREAD}][{PER_THREAD}] = {{}};")
-        k0 = v["first_k"]
-        r.open_block(f"for (long long {k0} = 0; {k0} < {o.k}; {k0} += {TILE_K})")
-        self.load_tile("a", "row", m, v["a_k_first"],
-                       lambda row, k: o.at_a(row, k), v["first_row"])
-        self.load_tile("b", "col", o.n, v["b_k_first"],
-                       lambda col, k: o.at_b(k, col), v["first_col"])
+        self.open_k()
+        self.load_tiles(lambda k, row: f"{v['a_tile']}[{k}][{row}]",
+                        lambda k, col: f"{v['b_tile']}[{k}][{col}]")
         r.line("__syncthreads();")
         self.multiply()
         r.line("__syncthreads();")
         r.close_block()
         self.store()
-        r.close_block()
-
-    def load_tile(self, which, along, size, k_first, element, start):
-        """Copy the operand's TILE_K x TILE tile at (k0, start) into shared memory, zeros
-        outside the matrix; consecutive threads take consecutive k when k_first."""
-        r, v, o = self.r, self.v, self.o
-        e, kk, x, at, k = (r.fresh(h) for h in ("e", "tk", "t" + along[0], along, "k"))
-        r.open_block(f"for (int {e} = threadIdx.x; {e} < {TILE_K * TILE}; {e} += blockDim.x)")
-        r.line(f"const int {kk} = {k_first} ? {e} % {TILE_K} : {e} / {TILE}, "
-               f"{x} = {k_first} ? {e} / {TILE_K} : {e} % {TILE};")
-        r.line(f"const long long {at} = {start} + {x}, {k} = {v['first_k']} + {kk};")
-        r.line(f"{v[which + '_tile']}[{kk}][{x}] = {at} < {size} && {k} < {o.k} ? "
-               f"{element(at, k)} : 0;")
         r.close_block()
 
     def multiply(self):
@@ -155,7 +246,88 @@ class Tiled:
         r.open_block(f"for (int {j} = 0; {j} < {PER_THREAD}; ++{j})")
         r.line(f"const long long {row} = {v['first_row']} + {v['ty']} + {SIDE} * {i}, "
                f"{col} = {v['first_col']} + {v['tx']} + {SIDE} * {j};")
-        r.line(f"if ({row} < {self.m} && {col} < {o.n}) "
-               f"{o.at_c(row, col)} {o.store} {v['acc']}[{i}][{j}];")
+        value = f"{v['acc']}[{i}][{j}]"
+        r.line(f"if ({row} < {self.m} && {col} < {o.n}) {o.store(row, col, value)}")
         r.close_block()
+        r.close_block()
+
+
+class TensorCoreTiles(Tiles):
+    """The tensor cores' tiles: warp w computes rows FRAGMENT * (w % WARPS_DOWN) onwards,
+    columns FRAGMENT * WARP_COLUMNS * (w / WARPS_DOWN) onwards, in WARP_COLUMNS fragments."""
+    depth = STAGE_K
+
+    def __init__(self, r, g, cores):
+        super().__init__(r, g, ("a_tile", "b_tile", "c_tile", "warp_row", "warp_col", "acc",
+                                "tk", "a", "b", "j"))
+        self.cores = cores
+
+    def render(self):
+        r, o, v, cores = self.r, self.o, self.v, self.cores
+        staged_pad = PAD_BYTES // (2 if cores.staged != "float" else 4)
+        self.lda, self.ldb, self.ldc = STAGE_K + staged_pad, TILE + staged_pad, TILE + 4
+        r.line(f"// C in tiles of {TILE} x {TILE} on the tensor cores (wmma m16n16k{cores.k}, "
+               f"{cores.name} inputs, float accumulators): each warp computes {FRAGMENT} x "
+               f"{FRAGMENT * WARP_COLUMNS} elements; k by {STAGE_K} through shared memory")
+        r.line(f"__shared__ __align__(32) {cores.staged} {v['a_tile']}[{TILE}][{self.lda}];  "
+               "// [row][k]")
+        r.line(f"__shared__ __align__(32) {cores.staged} {v['b_tile']}[{STAGE_K}][{self.ldb}];"
+               "  // [k][column]")
+        r.line(f"__shared__ __align__(32) float {v['c_tile']}[{TILE}][{self.ldc}];  "
+               "// [row][column]: the accumulators on their way out")
+        warp = f"threadIdx.x / {WARP}"
+        r.line(f"const int {v['warp_row']} = {warp} % {WARPS_DOWN} * {FRAGMENT}, "
+               f"{v['warp_col']} = {warp} / {WARPS_DOWN} * {FRAGMENT * WARP_COLUMNS};")
+        self.open_tiles()
+        j = v["j"]
+        r.line(f"wmma::fragment<wmma::accumulator, {FRAGMENT}, {FRAGMENT}, {cores.k}, float> "
+               f"{v['acc']}[{WARP_COLUMNS}];")
+        r.line(f"for (int {j} = 0; {j} < {WARP_COLUMNS}; ++{j}) "
+               f"wmma::fill_fragment({v['acc']}[{j}], 0.0f);")
+        self.open_k()
+        self.load_tiles(lambda k, row: f"{v['a_tile']}[{row}][{k}]",
+                        lambda k, col: f"{v['b_tile']}[{k}][{col}]",
+                        lambda value: f"{cores.convert}({value})")
+        r.line("__syncthreads();")
+        self.multiply()
+        r.line("__syncthreads();")
+        r.close_block()
+        self.store()
+        r.line("__syncthreads();  // the tile is out before the next one's accumulators land")
+        r.close_block()
+
+    def fragment(self, use, name):
+        cores = self.cores
+        return (f"wmma::fragment<wmma::{use}, {FRAGMENT}, {FRAGMENT}, {cores.k}, "
+                f"{cores.fragment}, wmma::row_major> {name};")
+
+    def multiply(self):
+        r, v, k = self.r, self.v, self.cores.k
+        tk, j = v["tk"], v["j"]
+        r.open_block(f"for (int {tk} = 0; {tk} < {STAGE_K}; {tk} += {k})")
+        r.line(self.fragment("matrix_a", v["a"]))
+        r.line(f"wmma::load_matrix_sync({v['a']}, &{v['a_tile']}[{v['warp_row']}][{tk}], "
+               f"{self.lda});")
+        r.open_block(f"for (int {j} = 0; {j} < {WARP_COLUMNS}; ++{j})")
+        r.line(self.fragment("matrix_b", v["b"]))
+        r.line(f"wmma::load_matrix_sync({v['b']}, "
+               f"&{v['b_tile']}[{tk}][{v['warp_col']} + {FRAGMENT} * {j}], {self.ldb});")
+        r.line(f"wmma::mma_sync({v['acc']}[{j}], {v['a']}, {v['b']}, {v['acc']}[{j}]);")
+        r.close_block()
+        r.close_block()
+
+    def store(self):
+        """The accumulators into the shared C tile, then the tile's elements inside the
+        matrix into C, neighbouring threads storing neighbouring columns."""
+        r, v, o, j = self.r, self.v, self.o, self.v["j"]
+        r.line(f"for (int {j} = 0; {j} < {WARP_COLUMNS}; ++{j}) wmma::store_matrix_sync("
+               f"&{v['c_tile']}[{v['warp_row']}][{v['warp_col']} + {FRAGMENT} * {j}], "
+               f"{v['acc']}[{j}], {self.ldc}, wmma::mem_row_major);")
+        r.line("__syncthreads();")
+        e, row, col = r.fresh("e"), r.fresh("row"), r.fresh("col")
+        r.open_block(f"for (int {e} = threadIdx.x; {e} < {TILE * TILE}; {e} += blockDim.x)")
+        r.line(f"const long long {row} = {v['first_row']} + {e} / {TILE}, "
+               f"{col} = {v['first_col']} + {e} % {TILE};")
+        value = f"{v['c_tile']}[{e} / {TILE}][{e} % {TILE}]"
+        r.line(f"if ({row} < {self.m} && {col} < {o.n}) {o.store(row, col, value)}")
         r.close_block()

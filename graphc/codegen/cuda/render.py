@@ -32,6 +32,7 @@ from ...kernels import ir
 from ...kernels.numbering import operands
 from .elementwise import PRELUDE as VECTORS
 from .elementwise import render_flat
+from .gemm import PRELUDE as TENSOR_CORES
 from .gemm import render_gemm
 from .launch import TEAMS, grid_reductions, launch
 from .reductions import (PRELUDE as REDUCTIONS, accumulate, accumulator, block_combine,
@@ -44,14 +45,15 @@ from .values import INDEX_OPS, Values, statement_exprs, walk_statements
 
 PARAMS = ("void* const* __restrict__ buffers, const long long* __restrict__ dims,\n"
           "        long long* __restrict__ error, long long lo, long long hi")
-PRELUDE = SCALARS + "\n" + REDUCTIONS + "\n" + VECTORS
+PRELUDE = SCALARS + "\n" + REDUCTIONS + "\n" + VECTORS + "\n" + TENSOR_CORES
 RESERVED = re.compile(r"(buf|dim)\d+|first|stride|lo|hi|buffers|dims|error")
 
 
-def render_program(segments, tag=None):
+def render_program(segments, tag=None, tf32=False):
     """One translation unit: the prelude, then every kernel of every segment (lists of
-    ir.Kernel), in order; symbols are the kernels' names, suffixed with `_{tag}` if given."""
-    kernels = [render_kernel(k, symbol(k, tag)) for segment in segments for k in segment]
+    ir.Kernel), in order; symbols are the kernels' names, suffixed with `_{tag}` if given.
+    `tf32`: float32 matrix products may round their inputs to tf32 for the tensor cores."""
+    kernels = [render_kernel(k, symbol(k, tag), tf32) for segment in segments for k in segment]
     return "\n\n".join([PRELUDE.rstrip()] + kernels) + "\n"
 
 
@@ -59,14 +61,14 @@ def symbol(kernel, tag=None):
     return f"{kernel.name}_{tag}" if tag else kernel.name
 
 
-def render_kernel(kernel, name=None):
+def render_kernel(kernel, name=None, tf32=False):
     """The CUDA C function of one kernel (without the prelude it calls)."""
-    return KernelRenderer(kernel, name or kernel.name).render()
+    return KernelRenderer(kernel, name or kernel.name, tf32).render()
 
 
 class KernelRenderer:
-    def __init__(self, kernel, name):
-        self.kernel, self.name = kernel, name
+    def __init__(self, kernel, name, tf32=False):
+        self.kernel, self.name, self.tf32 = kernel, name, tf32
         self.launch = launch(kernel)
         self.values = Values()
         self.lines, self.depth = [], 1

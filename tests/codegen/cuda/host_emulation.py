@@ -2,7 +2,8 @@
 
 The translation unit the renderer makes is compiled by the host C++ compiler after a shim that
 defines the CUDA built-ins the kernels use (thread and block indices, atomics, the float/int
-bit casts and truncating conversions; cuda_fp16.h's half conversions have host versions). A
+bit casts and truncating conversions; cuda_fp16.h's half conversions have host versions), and
+host_wmma.h the tensor cores' fragments in place of <mma.h>. A
 launch runs its threads one after another, each through the whole kernel: that is what the GPU
 computes for kernels whose threads do not cooperate, and exercises the grid-stride loops with
 several blocks and threads. Device math (expf, ...) is the host's libm here, so results agree
@@ -140,6 +141,8 @@ static long long __float2ll_rz(float x) { return gc_truncate<long long>(x); }
 static int __double2int_rz(double x) { return gc_truncate<int>(x); }
 static long long __double2ll_rz(double x) { return gc_truncate<long long>(x); }
 """
+with open(os.path.join(os.path.dirname(__file__), "host_wmma.h")) as _header:
+    WMMA = _header.read()
 # the emulated grid by kind of launch: at most 2 blocks; kernels whose threads only share
 # iterations run 3 threads, those whose warps or blocks share reductions two warps (their code
 # reads blockDim), tiled matrix products the block size their code is written for
@@ -170,6 +173,7 @@ def host_library(source):
     """A CUDA C translation unit (the renderer's, prelude included) compiled for the host and
     loaded; each kernel takes the CUDA kernel's arguments and runs one emulated thread."""
     source = source.replace("#include <cuda_fp16.h>\n", SHIM, 1)
+    source = source.replace("#include <mma.h>\n", WMMA, 1)
     with tempfile.TemporaryDirectory(prefix="graphc-host-cuda-") as folder:
         src, lib = os.path.join(folder, "kernels.cpp"), os.path.join(folder, "kernels.so")
         with open(src, "w") as f:
@@ -202,9 +206,10 @@ def emulated_launch(library, symbol, shape):
 class HostKernels:
     """Kernels compiled for the host: `run(kernel, buffers, dims)` as interpret.run_kernel."""
 
-    def __init__(self, kernels):
+    def __init__(self, kernels, tf32=False):
         symbols = {id(k): f"{k.name}_h{n}" for n, k in enumerate(kernels)}
-        source = "\n\n".join([PRELUDE] + [render_kernel(k, symbols[id(k)]) for k in kernels])
+        source = "\n\n".join([PRELUDE] + [render_kernel(k, symbols[id(k)], tf32)
+                                           for k in kernels])
         library = host_library(source)
         self.launchers = {id(k): emulated_launch(library, symbols[id(k)], launch.launch(k))
                           for k in kernels}
@@ -226,5 +231,5 @@ class HostKernels:
             raise KernelIndexError(int(error[0]) - 1, int(error[1]))
 
 
-def compile_for_host(kernels):
-    return HostKernels(kernels)
+def compile_for_host(kernels, tf32=False):
+    return HostKernels(kernels, tf32)
