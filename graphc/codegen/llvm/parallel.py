@@ -9,7 +9,7 @@ code splits a loop with
 
 which cuts [0, n) into `nthreads` contiguous chunks, publishes the job, works on it too and
 returns once every chunk is done. Each program module carries its own copy of that function
-(object files are loaded apart and never linked together); only the memory layout is shared.
+(a program's object is not linked with the pool's); only the memory layout is shared.
 
 The protocol, in the order things happen:
 - the caller takes `busy` (one job at a time; a caller that finds it taken, e.g. a second Python
