@@ -25,6 +25,7 @@ from graphc.ir import dtypes
 from graphc.ir.types import Dim, TensorType
 from graphc.kernels.ir import Unsupported
 from graphc.kernels.lower import Slots, lower_group
+from graphc.kernels.shared_copies import share_copies
 from graphc.kernels.split_reductions import split_reductions
 from graphc.passes.fusion import singletons
 
@@ -63,6 +64,7 @@ class CpuExecutable(Executable):
         self.slots = Slots()
         comp = self.compilation
         self.steps = self._lower(comp.partition or singletons(comp.graph, self.outputs))
+        share_copies([s.kernels for s in self.steps if isinstance(s, NativeStep)], self.slots)
         for t in self.outputs:
             self.slots.buffer(t)
         self.program = None
