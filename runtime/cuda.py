@@ -41,7 +41,7 @@ class CudaExecutable(CpuExecutable):
     _module = None  # loaded on the first run
 
     def _compile(self, native):
-        text = render_program([s.kernels for s in native], TAG)
+        text = render_program([s.kernels for s in native], TAG, self.options.allow_tf32)
         self.tag = cache_key(text)[:16]
         self.cuda_source = text.replace(TAG, self.tag)
 

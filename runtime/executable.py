@@ -15,15 +15,18 @@ RANDOM_OPS = ("random_normal", "random_uniform")
 
 
 class Options:
-    """How a session or function compiles: optimization level and pass filters."""
+    """How a session or function compiles: optimization level and pass filters; allow_tf32:
+    float32 matrix products may round their inputs to tf32 on the GPU's tensor cores (devices
+    without them ignore it)."""
 
     def __init__(self, optimize="O2", excluding=(), including=(), debug=False,
-                 check_numerics=False):
+                 check_numerics=False, allow_tf32=False):
         self.optimize = optimize
         self.excluding = tuple(excluding)
         self.including = tuple(including)
         self.debug = bool(debug)
         self.check_numerics = bool(check_numerics)
+        self.allow_tf32 = bool(allow_tf32)
 
 
 class Executable:

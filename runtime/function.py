@@ -20,7 +20,8 @@ class Function:
     """
 
     def __init__(self, inputs, outputs, updates=None, device=None, session=None, name=None,
-                 optimize="O2", excluding=(), including=(), debug=False, check_numerics=None):
+                 optimize="O2", excluding=(), including=(), debug=False, check_numerics=None,
+                 allow_tf32=None):
         self.inputs = list(inputs)
         for t in self.inputs:
             if not isinstance(t, Tensor):
@@ -42,7 +43,9 @@ class Function:
         query(optimize, excluding, including)
         if check_numerics is None:
             check_numerics = session.options.check_numerics
-        options = Options(optimize, excluding, including, debug, check_numerics)
+        if allow_tf32 is None:
+            allow_tf32 = session.options.allow_tf32
+        options = Options(optimize, excluding, including, debug, check_numerics, allow_tf32)
         self._exe = session.compile(flat + self.update_ops, self.inputs, options, self.name)
 
     def __call__(self, *args, **kwargs):
@@ -104,7 +107,9 @@ def function(inputs, outputs, updates=None, device=None, session=None, name=None
     """Compile `outputs` as a function of `inputs` (Theano style).
 
     Options: optimize="O0".."O3" (default "O2"), excluding=[...], including=[...] (pass names
-    or tags), debug=True (type-check between passes), check_numerics=True.
+    or tags), debug=True (type-check between passes), check_numerics=True, allow_tf32=True
+    (float32 matrix products on device="cuda" may round their inputs to tf32 for the tensor
+    cores; other devices accept it and compute in float32).
     """
     return Function(inputs, outputs, updates=updates, device=device, session=session, name=name,
                     **options)

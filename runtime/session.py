@@ -28,10 +28,11 @@ class Session:
     """
 
     def __init__(self, graph=None, device=None, check_numerics=False, seed=None, optimize="O2",
-                 excluding=(), including=(), debug=False):
+                 excluding=(), including=(), debug=False, allow_tf32=False):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = check_device(device)
-        self.options = Options(optimize, excluding, including, debug, check_numerics)
+        self.options = Options(optimize, excluding, including, debug, check_numerics,
+                               allow_tf32)
         query(optimize, excluding, including)  # an unknown level or pass fails here, not later
         self.seed = seed
         self._values = {}  # variable uid -> ndarray

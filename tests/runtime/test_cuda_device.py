@@ -131,6 +131,43 @@ def test_host_steps_between_kernels(graph, gpu):
     assert "matmul" not in f.source()
 
 
+def _tf32(x):
+    """The nearest tf32 (ties away from zero), as the tensor-core kernels round float32."""
+    bits = (x.view(np.uint32) + np.uint32(0x1000)) & np.uint32(0xffffe000)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def test_allow_tf32_puts_float32_products_on_the_tensor_cores(graph, gpu):
+    """Under allow_tf32 (function or session option) float32 matmuls round their inputs to
+    tf32 and accumulate in float32; without it they stay float32 on the CUDA cores; the CPU
+    device accepts the option and computes in float32."""
+    x = gc.placeholder(gc.float32, (None, 70), name="x")
+    w = gc.placeholder(gc.float32, (70, 33), name="w")
+    b = gc.placeholder(gc.float32, (33,), name="b")
+    outputs = [gc.relu(gc.matmul(x, w) + b), gc.matmul(gc.transpose(w), gc.transpose(x))]
+    fast = gc.function([x, w, b], outputs, device="cuda", allow_tf32=True)
+    by_session = gc.function([x, w, b], outputs,
+                             session=gc.Session(device="cuda", allow_tf32=True))
+    exact = gc.function([x, w, b], outputs, device="cuda")
+    cpu = gc.function([x, w, b], outputs, device="cpu", allow_tf32=True)
+    for f in (fast, by_session):
+        assert "wmma::precision::tf32" in f.source() and "m16n16k8" in f.source()
+    assert "wmma::fragment" not in exact.source()
+    for n in (1, 7, 130):
+        feed = (_normal(n, 70), _normal(70, 33), _normal(33))
+        rounded_x, rounded_w = _tf32(feed[0]), _tf32(feed[1])
+        want = [np.maximum(rounded_x @ rounded_w + feed[2], 0), rounded_w.T @ rounded_x.T]
+        for f in (fast, by_session):
+            for got, expected in zip(f(*feed), want):
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+        full = [np.maximum(feed[0] @ feed[1] + feed[2], 0), feed[1].T @ feed[0].T]
+        for f in (exact, cpu):
+            for got, expected in zip(f(*feed), full):
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    difference = np.abs(fast(*feed)[1] - full[1]).max()
+    assert difference > 1e-3, difference  # the rounding to tf32 shows
+
+
 def test_a_bad_gather_index_is_an_index_error_and_the_function_still_works(graph, gpu):
     p = gc.placeholder(gc.float32, (7, 13), name="p")
     i = gc.placeholder(gc.int32, (None,), name="i")
