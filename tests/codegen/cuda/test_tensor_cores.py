@@ -42,12 +42,30 @@ def _gemm_kernel(name, dtype, a_transposed, b_transposed, accumulate=False, batc
     return ir.Kernel(name, body, {}, ("matmul",))
 
 
+def _small_kernels():
+    """Half-precision products off the tensor cores: 3 rows (dot products shared by the grid),
+    and one product per iteration of a parallel loop over dim 3 (dot products in a thread),
+    accumulating."""
+    m, n, k, count = ir.Const(3, "int64"), ir.Dim(1), ir.Dim(2), ir.Dim(3)
+    i, one = ir.Var("i0"), ir.const(1)
+    few = [ir.Kernel(f"{dtype}_three_rows", (ir.Gemm(dtype, m, n, k, ir.Operand(
+        0, ir.const(0), k, one), ir.Operand(1, ir.const(0), n, one), ir.Operand(
+        2, ir.const(0), n, one)),), {}, ("matmul",)) for dtype in ("float16", "bfloat16")]
+    at = (lambda size: ir.mul(i, size))
+    per_row = [ir.Kernel(f"{dtype}_per_iteration", (ir.Loop(i, count, (ir.Gemm(
+        dtype, m, n, k, ir.Operand(0, at(ir.mul(m, k)), k, one), ir.Operand(
+            1, at(ir.mul(k, n)), n, one), ir.Operand(2, at(ir.mul(m, n)), n, one), True),),
+        parallel=True),), {}, ("matmul",)) for dtype in ("float16", "bfloat16")]
+    return few + per_row
+
+
+SMALL = _small_kernels()
 KERNELS = [(dtype, layout, _gemm_kernel(f"{dtype}_{int(layout[0])}{int(layout[1])}", dtype,
                                         *layout))
            for dtype in ("float16", "bfloat16", "float32") for layout in LAYOUTS]
 BATCHED = {dtype: _gemm_kernel(f"{dtype}_batched_accumulating", dtype, False, True, True,
                                True) for dtype in ("float16", "bfloat16", "float32")}
-ALL = [k for _, _, k in KERNELS] + list(BATCHED.values())
+ALL = [k for _, _, k in KERNELS] + list(BATCHED.values()) + SMALL
 
 
 def _round(x, dtype):
@@ -100,6 +118,15 @@ def _tolerance(dtype, k):
     return dict(rtol=ulp, atol=ulp + 2e-6 * k)
 
 
+def _check(got, want, dtype, k, message=""):
+    """got is want to the tolerance, and holds values of dtype (bfloat16 in float32 arrays)."""
+    assert got.dtype == STORAGE[dtype]
+    if dtype == "bfloat16":
+        np.testing.assert_array_equal(got, _round(got, dtype), err_msg="not rounded")
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32),
+                               err_msg=message, **_tolerance(dtype, k))
+
+
 @pytest.fixture(scope="module")
 def host():
     if missing_toolchain():
@@ -111,7 +138,8 @@ def test_tensor_cores_take_half_precisions_and_float32_only_under_tf32():
     assert tensor_cores("float16").k == tensor_cores("bfloat16").k == 16
     assert tensor_cores("float32") is None and tensor_cores("float32", tf32=True).k == 8
     assert tensor_cores("float64", tf32=True) is None
-    assert {launch.launch(k).kind for k in ALL} == {"tiles"}
+    assert {launch.launch(k).kind for k in ALL if k not in SMALL} == {"tiles"}
+    assert [launch.launch(k).kind for k in SMALL] == ["gemm", "gemm", "loop", "loop"]
 
 
 def test_the_source_shows_the_chosen_kernel():
@@ -144,8 +172,7 @@ def test_products_match_numpy(host, dtype, layout, kernel):
         got = _run(host[tf], kernel, dtype, *stored, np.zeros((m, n), STORAGE[dtype]),
                    [m, n, k, 1])
         want = _round(tf32(a) @ tf32(b) if tf else a @ b, dtype)
-        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32),
-                                   err_msg=f"{m} x {n} x {k}", **_tolerance(dtype, k))
+        _check(got, want, dtype, k, f"{m} x {n} x {k}")
 
 
 @needs_host
@@ -158,8 +185,7 @@ def test_batched_products_add_to_c_rounding_once(host, dtype):
     tf = dtype == "float32"
     got = _run(host[tf], BATCHED[dtype], dtype, a_s, b_s, c_s, [m, n, k, count])
     product = tf32(a) @ np.swapaxes(tf32(bt), 1, 2) if tf else a @ np.swapaxes(bt, 1, 2)
-    np.testing.assert_allclose(got.astype(np.float32), _round(c + product, dtype).astype(
-        np.float32), **_tolerance(dtype, k))
+    _check(got, _round(c + product, dtype), dtype, k)
 
 
 @needs_host
@@ -173,3 +199,16 @@ def test_tf32_rounds_inputs_to_nearest_not_down(host):
     np.testing.assert_array_equal(got, np.full((3, 5), k * (1 + 2.0 ** -10), np.float32))
     assert tf32(np.float32(1 + 2.0 ** -11)) == 1 + 2.0 ** -10  # the tie goes away from zero
     assert tf32(np.float32(-1 - 2.0 ** -11)) == -1 - 2.0 ** -10
+
+
+@needs_host
+@pytest.mark.parametrize("kernel", SMALL, ids=[k.name for k in SMALL])
+def test_half_precision_dot_products_round_once(host, kernel):
+    dtype = kernel.name.split("_")[0]
+    rng = np.random.default_rng(3)
+    count = 4 if "iteration" in kernel.name else 1
+    for n, k in ((1, 1), (5, 33), (17, 0)):
+        (a, b, c), stored = _inputs(dtype, [(count, 3, k), (count, k, n), (count, 3, n)], rng)
+        got = _run(host[False], kernel, dtype, *stored, [3, n, k, count])
+        want = _round((c if count > 1 else 0) + a @ b, dtype)
+        _check(got, want, dtype, k, f"{n} x {k}")
