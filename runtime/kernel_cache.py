@@ -51,11 +51,12 @@ def cache_key(*parts):
 
 
 @functools.cache
-def graphc_identity():
-    """graphc's version and a digest of its code generators' sources: changed code, new keys."""
+def graphc_identity(sources=("codegen", "kernels")):
+    """graphc's version and a digest of the sources (folders of the graphc package) that
+    compiled code depends on: changed code, new keys."""
     import graphc   # at call time: graphc imports this package while it starts
     root = os.path.dirname(os.path.abspath(graphc.__file__))
-    return f"graphc-{graphc.__version__}-{_tree_digest(root, ('codegen', 'kernels'))[:16]}"
+    return f"graphc-{graphc.__version__}-{_tree_digest(root, sources)[:16]}"
 
 
 def _tree_digest(root, subdirs):

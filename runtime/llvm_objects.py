@@ -2,8 +2,9 @@
 call, the thread pool.
 
 A program is keyed on the fingerprint of its kernels (graphc.kernels.fingerprint) and on what
-else decides its code: LLVM and the host CPU (`jit.identity()`) and graphc's code generators
-(`graphc_identity()`). A warm process therefore loads a program without generating its LLVM IR.
+else decides its code: LLVM and the host CPU (`jit.identity()`) and the sources of the kernel IR
+and the LLVM code generator (`graphc_identity`). A warm process therefore loads a program
+without generating its LLVM IR.
 The GEMM of each dtype is compiled apart, once, under a key of its own, and linked beside every
 program that calls it: compiling it costs more than most programs. Objects that programs share
 are kept in memory once read or built, so a process reads (or compiles) each of them once.
@@ -21,9 +22,12 @@ from graphc.kernels.fingerprint import fingerprint
 from .kernel_cache import cache_key, default_cache, graphc_identity
 
 
+SOURCES = ("codegen/llvm", "kernels")  # what the code depends on, of graphc's own sources
+
+
 def object_key(*content):
     """The cache key of the object code built from `content` (text that decides the module)."""
-    return cache_key(*content, jit.identity(), graphc_identity())
+    return cache_key(*content, jit.identity(), graphc_identity(SOURCES))
 
 
 def compiled(key, make_ir, **pipeline):
