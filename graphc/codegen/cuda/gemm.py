@@ -13,7 +13,8 @@ no other care. Two ways to multiply the tiles:
 - on the CUDA cores otherwise: each of the block's SIDE x SIDE threads computes PER_THREAD x
   PER_THREAD elements (rows ty + SIDE * i, columns tx + SIDE * j, so that neighbouring threads
   store neighbouring columns) from registers, the tiles padded by a column so that neither
-  copying order meets bank conflicts.
+  copying order meets bank conflicts, and kept in two stages: the next k's tiles are copied
+  while the current ones are multiplied.
 Products with few rows or columns (launch kind "gemm"), and Gemms elsewhere in a kernel, compute
 each element as one dot product per thread. On the CUDA cores an element accumulates over k in
 order with fma, in the register type of the product's dtype (float for float16 and bfloat16).
@@ -30,7 +31,7 @@ PER_THREAD = 4
 SIDE = TILE // PER_THREAD
 assert SIDE * SIDE == THREADS
 
-PRELUDE = r"""// ---- tensor cores (wmma: sm_80 and later for bfloat16 and tf32) -----------------------
+PRELUDE = r"""// ---- tensor cores (wmma: sm_80 and later for bfloat16 and tf32) -------------------
 #include <mma.h>
 #include <cuda_bf16.h>
 namespace wmma = nvcuda::wmma;
@@ -172,67 +173,81 @@ class Tiles:
         r.line(f"const long long {v['first_row']} = {v['tile']} / {v['tiles_n']} * {TILE}, "
                f"{v['first_col']} = {v['tile']} % {v['tiles_n']} * {TILE};")
 
-    def open_k(self):
-        k0 = self.v["first_k"]
-        self.r.open_block(f"for (long long {k0} = 0; {k0} < {self.o.k}; {k0} += {self.depth})")
 
-    def load_tiles(self, a_target, b_target, convert=lambda value: value):
+    def load_tiles(self, a_target, b_target, k0, convert=lambda value: value):
         """Copy the tiles of A and B at k0 into shared memory: a_target(k, row) and
         b_target(k, column) name the elements, `convert` the staged value of a register."""
         v, o = self.v, self.o
-        self.load_tile(a_target, "row", self.m, v["a_k_first"], o.at_a, v["first_row"],
+        self.load_tile(a_target, "row", self.m, v["a_k_first"], o.at_a, v["first_row"], k0,
                        convert)
         self.load_tile(b_target, "col", o.n, v["b_k_first"], lambda col, k: o.at_b(k, col),
-                       v["first_col"], convert)
+                       v["first_col"], k0, convert)
 
-    def load_tile(self, target, along, size, k_first, element, start, convert):
+    def load_tile(self, target, along, size, k_first, element, start, k0, convert):
         """Copy the operand's depth x TILE tile at (k0, start) into shared memory, zeros
         outside the matrix; consecutive threads take consecutive k when k_first."""
-        r, v, o, depth = self.r, self.v, self.o, self.depth
+        r, o, depth = self.r, self.o, self.depth
         e, kk, x, at, k = (r.fresh(h) for h in ("e", "tk", "t" + along[0], along, "k"))
         r.open_block(f"for (int {e} = threadIdx.x; {e} < {depth * TILE}; {e} += blockDim.x)")
         r.line(f"const int {kk} = {k_first} ? {e} % {depth} : {e} / {TILE}, "
                f"{x} = {k_first} ? {e} / {depth} : {e} % {TILE};")
-        r.line(f"const long long {at} = {start} + {x}, {k} = {v['first_k']} + {kk};")
+        r.line(f"const long long {at} = {start} + {x}, {k} = "
+               f"{kk if k0 == '0' else f'{k0} + {kk}'};")
         value = f"{at} < {size} && {k} < {o.k} ? {element(at, k)} : 0"
         r.line(f"{target(kk, x)} = {convert(value)};")
         r.close_block()
 
 
 class Tiled(Tiles):
-    """The CUDA cores' tiles: PER_THREAD x PER_THREAD elements of C per thread."""
+    """The CUDA cores' tiles: PER_THREAD x PER_THREAD elements of C per thread. Two stages of
+    A's and B's tiles in shared memory: the block copies the next k's tiles into one while
+    it multiplies those in the other, one barrier per step of k."""
 
     def __init__(self, r, g):
-        super().__init__(r, g, ("a_tile", "b_tile", "tx", "ty", "acc", "tk", "a", "b"))
+        super().__init__(r, g, ("a_tile", "b_tile", "tx", "ty", "acc", "tk", "a", "b",
+                                "stage"))
 
     def render(self):
         r, o, v = self.r, self.o, self.v
+        k0, stage = v["first_k"], v["stage"]
         r.line(f"// C in tiles of {TILE} x {TILE}, each thread computing {PER_THREAD} x "
-               f"{PER_THREAD} elements; k by {TILE_K} through shared memory")
-        r.line(f"__shared__ {o.t} {v['a_tile']}[{TILE_K}][{TILE + 1}];  // [k][row]")
-        r.line(f"__shared__ {o.t} {v['b_tile']}[{TILE_K}][{TILE + 1}];  // [k][column]")
+               f"{PER_THREAD} elements; k by {TILE_K} through shared memory, in two stages")
+        r.line(f"__shared__ {o.t} {v['a_tile']}[2][{TILE_K}][{TILE + 1}];  "
+               "// [stage][k][row]")
+        r.line(f"__shared__ {o.t} {v['b_tile']}[2][{TILE_K}][{TILE + 1}];  "
+               "// [stage][k][column]")
         r.line(f"const int {v['tx']} = threadIdx.x % {SIDE}, {v['ty']} = threadIdx.x / {SIDE};")
         self.open_tiles()
         r.line(f"{o.t} {v['acc']}[{PER_THREAD}][{PER_THREAD}] = {{}};")
-        self.open_k()
-        self.load_tiles(lambda k, row: f"{v['a_tile']}[{k}][{row}]",
-                        lambda k, col: f"{v['b_tile']}[{k}][{col}]")
+        self.load_stage("0", "0")
         r.line("__syncthreads();")
+        r.open_block(f"for (long long {k0} = 0, {stage} = 0; {k0} < {o.k}; "
+                     f"{k0} += {TILE_K}, {stage} ^= 1)")
+        r.line("// the other stage's readers passed the last barrier: it takes the next k")
+        r.open_block(f"if ({k0} + {TILE_K} < {o.k})")
+        self.load_stage(f"{stage} ^ 1", f"{k0} + {TILE_K}")
+        r.close_block()
         self.multiply()
         r.line("__syncthreads();")
         r.close_block()
         self.store()
         r.close_block()
 
+    def load_stage(self, stage, k0):
+        a, b = self.v["a_tile"], self.v["b_tile"]
+        self.load_tiles(lambda k, row: f"{a}[{stage}][{k}][{row}]",
+                        lambda k, col: f"{b}[{stage}][{k}][{col}]", k0)
+
     def multiply(self):
         r, v, o = self.r, self.v, self.o
         i, j = r.fresh("i"), r.fresh("j")
         r.open_block(f"for (int {v['tk']} = 0; {v['tk']} < {TILE_K}; ++{v['tk']})")
+        a_row, b_row = (f"{v[x]}[{v['stage']}][{v['tk']}]" for x in ("a_tile", "b_tile"))
         r.line(f"{o.t} {v['a']}[{PER_THREAD}], {v['b']}[{PER_THREAD}];")
         r.line(f"for (int {i} = 0; {i} < {PER_THREAD}; ++{i}) "
-               f"{v['a']}[{i}] = {v['a_tile']}[{v['tk']}][{v['ty']} + {SIDE} * {i}];")
+               f"{v['a']}[{i}] = {a_row}[{v['ty']} + {SIDE} * {i}];")
         r.line(f"for (int {j} = 0; {j} < {PER_THREAD}; ++{j}) "
-               f"{v['b']}[{j}] = {v['b_tile']}[{v['tk']}][{v['tx']} + {SIDE} * {j}];")
+               f"{v['b']}[{j}] = {b_row}[{v['tx']} + {SIDE} * {j}];")
         r.line(f"for (int {i} = 0; {i} < {PER_THREAD}; ++{i})")
         r.line(f"    for (int {j} = 0; {j} < {PER_THREAD}; ++{j})")
         r.line(f"        {v['acc']}[{i}][{j}] = {o.fma}({v['a']}[{i}], {v['b']}[{j}], "
@@ -284,9 +299,10 @@ class TensorCoreTiles(Tiles):
                f"{v['acc']}[{WARP_COLUMNS}];")
         r.line(f"for (int {j} = 0; {j} < {WARP_COLUMNS}; ++{j}) "
                f"wmma::fill_fragment({v['acc']}[{j}], 0.0f);")
-        self.open_k()
+        k0 = v["first_k"]
+        r.open_block(f"for (long long {k0} = 0; {k0} < {o.k}; {k0} += {self.depth})")
         self.load_tiles(lambda k, row: f"{v['a_tile']}[{row}][{k}]",
-                        lambda k, col: f"{v['b_tile']}[{k}][{col}]",
+                        lambda k, col: f"{v['b_tile']}[{k}][{col}]", k0,
                         lambda value: f"{cores.convert}({value})")
         r.line("__syncthreads();")
         self.multiply()

@@ -165,14 +165,15 @@ def test_the_kernels_compile_to_wmma_instructions(arch):
 @needs_host
 @pytest.mark.parametrize("dtype,layout,kernel", KERNELS, ids=[k.name for _, _, k in KERNELS])
 def test_products_match_numpy(host, dtype, layout, kernel):
+    """float32 on the tensor cores under tf32, on the CUDA cores (two stages) without."""
     rng = np.random.default_rng(len(kernel.name))
-    tf = dtype == "float32"
-    for m, n, k in SIZES:
-        (a, b), stored = _inputs(dtype, [(m, k), (k, n)], rng, layout)
-        got = _run(host[tf], kernel, dtype, *stored, np.zeros((m, n), STORAGE[dtype]),
-                   [m, n, k, 1])
-        want = _round(tf32(a) @ tf32(b) if tf else a @ b, dtype)
-        _check(got, want, dtype, k, f"{m} x {n} x {k}")
+    for tf in (True, False) if dtype == "float32" else (False,):
+        for m, n, k in SIZES:
+            (a, b), stored = _inputs(dtype, [(m, k), (k, n)], rng, layout)
+            got = _run(host[tf], kernel, dtype, *stored, np.zeros((m, n), STORAGE[dtype]),
+                       [m, n, k, 1])
+            want = _round(tf32(a) @ tf32(b) if tf else a @ b, dtype)
+            _check(got, want, dtype, k, f"{m} x {n} x {k}, tf32 {tf}")
 
 
 @needs_host
