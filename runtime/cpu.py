@@ -2,14 +2,18 @@
 
 Compiling lowers each fusion group to kernel IR (graphc.kernels) and all kernels to one LLVM
 module (graphc.codegen.llvm), cached on disk as object code. Groups with no kernel lowering yet
-(stateful ops, convolutions, pooling, ...) run through the numpy reference between native
-segments; each native segment is entered through one call.
+(random draws, ops without a lowering rule) run through the numpy reference between native segments; each native
+segment is entered through one call. Assignments and groups run no step: an assignment's output
+is its value's buffer, handed to the variable after the run (the two arrays swap places, no
+copy), or the variable's own storage where the kernel computing the value may write over it
+(memory_plan.Lifetimes.writes_over); a group's output is the constant True.
 
 Running binds the symbolic dims from the fed shapes (once per distinct set of shapes: a `Plan`
 holds the concrete shapes, the dims array and the intermediate buffers, reused across runs;
 intermediates share storage as memory_plan.py lays them out), points the buffer table at the
-feeds, variables and fresh output arrays, and calls the segments. A program of one native call
-is run again by `run_again` with no more than the checks that the arrays fit the last plan.
+feeds, variables and fresh output arrays, and calls the segments. A program of native calls
+and random draws only is run again by `run_again` with no more than the checks that the
+arrays fit the last plan.
 """
 import ctypes
 import functools
@@ -58,12 +62,16 @@ class NativeStep:
 class CpuExecutable(Executable):
     device = "cpu"
     outputs_owned = True  # run() returns arrays no one else holds
+    resolves_assignments = True  # assignments and groups run no step (see the module's doc)
 
-    def __init__(self, fetches, feeds, options, name="session"):
-        super().__init__(fetches, feeds, options, name)
+    def __init__(self, fetches, feeds, options, name="session", effects=()):
+        super().__init__(fetches, feeds, options, name, effects)
         self.slots = Slots()
+        self.assigned = []  # (variable uid, variable slot, value slot) of resolved assignments
+        true_slots = []  # the outputs of groups
         comp = self.compilation
-        self.steps = self._lower(comp.partition or singletons(comp.graph, self.outputs))
+        self.steps = self._lower(comp.partition or singletons(comp.graph, self.outputs),
+                                 true_slots)
         share_copies([s.kernels for s in self.steps if isinstance(s, NativeStep)], self.slots)
         for t in self.outputs:
             self.slots.buffer(t)
@@ -72,6 +80,7 @@ class CpuExecutable(Executable):
         self.constants = {self.slots.buffer(n.outputs[0]): evaluate(n, [], limit)[0]
                           for n in self.nodes if n.op == "constant"
                           and (n.id, 0) in self.slots.buffers}
+        self.constants.update((slot, np.array(True)) for slot in true_slots)
         native = [s for s in self.steps if isinstance(s, NativeStep)]
         if native:
             self._compile(native)
@@ -79,9 +88,11 @@ class CpuExecutable(Executable):
         self._prepare_run()
 
     # -- compiling ---------------------------------------------------------------------------
-    def _lower(self, partition):
+    def _lower(self, partition, true_slots):
         steps = []
         for group in partition.groups:
+            if self._resolve(group, true_slots):
+                continue
             for t in list(group.inputs) + list(group.outputs):
                 self.slots.buffer(t)
             try:
@@ -105,6 +116,23 @@ class CpuExecutable(Executable):
             steps[-1].groups.append(group)
         return steps
 
+    def _resolve(self, group, true_slots):
+        """Whether `group` needs no step: it only assigns variables values of their own
+        shapes, or groups other ops."""
+        if not self.resolves_assignments or not all(
+                n.op == "group" or (n.op == "assign" and n.inputs[1].shape == n.inputs[0].shape)
+                for n in group.nodes):
+            return False
+        for node in group.nodes:
+            if node.op == "group":
+                true_slots.append(self.slots.buffer(node.outputs[0]))
+                continue
+            var, value = node.inputs
+            self.slots.share(node.outputs[0], value)
+            self.assigned.append((var.node.attrs["uid"], self.slots.buffer(var),
+                                  self.slots.buffer(value)))
+        return True
+
     def _compile(self, native):
         self.program = Program([s.kernels for s in native])
         for step in native:
@@ -123,6 +151,7 @@ class CpuExecutable(Executable):
         self.feed_slots = [None if t is None else self.slots.buffer(t) for t in self.feed_targets]
         self.variable_slots = [(self.slots.buffer(n.outputs[0]), n.attrs["uid"])
                                for n in self.nodes if n.op == "variable"]
+        self.variable_slot = {uid: slot for slot, uid in self.variable_slots}
         fed = set(self.feed_slots)
         self.unfed = [n for n in self.nodes if n.op == "placeholder"
                       and self.slots.buffer(n.outputs[0]) not in fed]
@@ -132,10 +161,13 @@ class CpuExecutable(Executable):
                             for (node_id, _), slot in self.slots.buffers.items()}
         self.assign_slots = {n.inputs[0].node.attrs["uid"]: self.slots.buffer(n.inputs[1])
                              for n in self.nodes if n.op == "assign"}
+        self.fetched_slots = {slot for slot, none in zip(self.output_slots, self.fetch_none)
+                              if not none}
         # what outlives a run keeps its own storage (all of it while checking numerics,
         # which reads every group's outputs after the run)
-        kept = (set(self.feed_slots) | {s for s, _ in self.variable_slots} | set(self.constants)
-                | set(self.output_slots) | set(self.assign_slots.values()))
+        given = set(self.feed_slots) | {s for s, _ in self.variable_slots} | set(self.constants)
+        values = list(self.assign_slots.values())
+        kept = given | self.fetched_slots | set(values)
         if self.options.check_numerics:
             kept = range(len(self.slots.buffer_info))
         self.lifetimes = Lifetimes(
@@ -143,11 +175,20 @@ class CpuExecutable(Executable):
              ("host", self._slots_read(s.group), [self.slots.buffer(t) for t in s.group.outputs])
              for s in self.steps], kept,
             [np.dtype(dtypes.BY_NAME[dtype].np).itemsize for dtype, _ in self.slots.buffer_info])
-        # one native call and nothing else: a run whose feeds fit the last plan as they are
-        # can go straight to it (run_again)
-        self.repeatable = (all(isinstance(s, NativeStep) for s in self.steps)
-                           and None not in self.feed_slots and not any(self.fetch_none)
-                           and not self.options.check_numerics)
+        # new values computed in their variables' storage: values of one assignment each,
+        # neither fed nor fetched, for variables that are neither fetched nor assigned
+        candidates = [(value, var) for _, var, value in self.assigned
+                      if value not in given | self.fetched_slots and values.count(value) == 1
+                      and var not in self.fetched_slots and var not in values]
+        direct = ({} if self.options.check_numerics else
+                  dict(self.lifetimes.writes_over(candidates)))
+        self.in_variables = [(uid, var, value) for uid, var, value in self.assigned
+                             if direct.get(value) == var]
+        # native calls and random draws only: a run whose feeds fit the last plan as they are
+        # can go straight to them (run_again)
+        self.repeatable = (all(isinstance(s, NativeStep) or all(
+                               n.op in RANDOM_OPS for n in s.group.nodes) for s in self.steps)
+                           and None not in self.feed_slots and not self.options.check_numerics)
         self.last_plan = None
 
     @property
@@ -176,25 +217,16 @@ class CpuExecutable(Executable):
         if plan is None:
             plan = self._plans[signature] = Plan(self, dict(given) | self.constants)
         plan.bind(given)
-        plan.renew_outputs()
-        updates = {}
-        for step in self.steps:
-            if isinstance(step, NativeStep):
-                if step.entry(plan.ctx_address, plan.pool):
-                    self._diagnose(step, plan)
-            else:
-                self._host(step.group, plan, read_variable, rng_for, updates)
-        if self.options.check_numerics:
-            self._check_numerics(plan, read_variable, rng_for)
-        outs = plan.outputs()
-        self.last_plan = plan
-        return outs, self._hand_over(plan, updates, read_variable)
+        for uid, _, value in self.in_variables:
+            plan.bind_in_place(value, read_variable(uid))
+        return self._call(plan, read_variable, rng_for)
 
-    def run_again(self, args, read_variable):
+    def run_again(self, args, read_variable, rng_for):
         """run() for arguments that fit the last run's plan as they are (ndarrays of its
         shapes and storage dtypes, C-contiguous) when the variables it read are the same
-        arrays: the outputs, or None where anything differs and run() must check the feeds.
-        Only programs of one native call qualify (self.repeatable)."""
+        arrays: (outputs, new variable values), or None where anything differs and run()
+        must check the feeds. Only programs of native calls and random draws qualify
+        (self.repeatable)."""
         plan = self.last_plan
         if plan is None or not self.repeatable:
             return None
@@ -209,39 +241,62 @@ class CpuExecutable(Executable):
         for slot, uid in self.variable_slots:
             if read_variable(uid) is not arrays[slot]:
                 return None
+        return self._call(plan, read_variable, rng_for)
+
+    def _call(self, plan, read_variable, rng_for):
+        """Run the steps on a bound plan: (outputs, new variable values)."""
         plan.renew_outputs()
-        if plan.call is not None and plan.call():
-            self._diagnose(self.steps[0], plan)
-        return plan.outputs()
+        updates = {}
+        for step, call in plan.calls:
+            if call is None:
+                self._host(step.group, plan, read_variable, rng_for, updates)
+            elif call():
+                self._diagnose(step, plan)
+        if self.options.check_numerics:
+            self._check_numerics(plan, read_variable, rng_for)
+        for uid, _, value in self.assigned:
+            updates[uid] = plan.arrays[value]
+        self.last_plan = plan
+        return plan.outputs(), self._hand_over(plan, updates, read_variable)
 
     def _hand_over(self, plan, updates, read_variable):
-        """New variable values without copies where possible: a value computed into one of
-        the plan's own buffers becomes the variable's array, and the variable's old array
-        (owned by the session, which lets go of it now) becomes that buffer for the next run."""
+        """New variable values without copies where possible: a value computed in the
+        variable's storage stays there; one computed into a plan's own buffer becomes the
+        variable's array, and the variable's old array (owned by the session, which lets go
+        of it now) becomes that buffer for the next run. The caller's arrays and the arrays
+        of variables are never one another's."""
         out, taken = {}, set()
         for uid, new in updates.items():
-            slot = self.assign_slots.get(uid)
             old = read_variable(uid)
+            if new is old:
+                continue  # written in place (bind_in_place)
+            slot = self.assign_slots.get(uid)
             if (slot is None or slot in taken or plan.arrays[slot] is not new
-                    or slot in plan.given or slot in plan.fresh
+                    or slot in plan.given or slot in plan.fresh or slot in plan.in_place
                     or old.shape != new.shape or old.dtype != new.dtype
                     or not old.flags.c_contiguous or not old.flags.writeable):
                 out[uid] = np.array(new)
                 continue
             taken.add(slot)
             plan.arrays[slot] = old
-            plan.table[slot] = old.ctypes.data
+            plan.table[slot] = address(old)
+            var = self.variable_slot[uid]  # holds the new array, as the next run binds it
+            plan.arrays[var] = new
+            plan.table[var] = address(new)
             out[uid] = new
         return out
 
     def _diagnose(self, step, plan):
-        """A kernel reported a bad index: the reference, run over the segment's groups,
-        raises the error with its full message (the position of the bad index too)."""
+        """A kernel reported a bad index: the reference, run over the segment's groups up to
+        the failing one, raises the error with its full message (the position of the bad
+        index too)."""
         what, value = int(plan.error[0]) - 1, int(plan.error[1])
         plan.error[:] = 0
+        node, message = self.slots.errors[what]
         for group in step.groups:
             self._host(group, plan, None, None, {})
-        node, message = self.slots.errors[what]
+            if node in group.nodes:
+                break
         raise IndexError_(message.format(value=value), node)
 
     def _host(self, group, plan, read_variable, rng_for, updates, check=False):
@@ -294,9 +349,12 @@ class Plan:
         self.shapes = [tuple(shapes.resolve(d) for d in shape)
                        for _, shape in slots.buffer_info]
         self.given = set(arrays)
-        self.fresh = {exe.slots.buffer(t) for t in exe.outputs} - self.given
+        self.in_place = {value for _, _, value in exe.in_variables}  # bound per run
+        self.fresh = exe.fetched_slots - self.given
         self.fresh_slots = sorted(self.fresh)
+        self.storage = [np.dtype(dtypes.BY_NAME[dtype].np) for dtype, _ in slots.buffer_info]
         self.arrays = [None] * len(self.shapes)
+        self.spares = {}  # in-place slots' own buffers, for variables they cannot write over
         self._allocate(exe)
         self.table = np.zeros(max(len(self.shapes), 1), np.uintp)
         self.error = np.zeros(2, np.int64)
@@ -308,27 +366,28 @@ class Plan:
         for slot, arr in enumerate(self.arrays):
             if arr is not None:
                 self.table[slot] = arr.ctypes.data
-        self.output_fresh = [(slot, slot in self.fresh) for slot in exe.output_slots]
-        if exe.repeatable:  # what run_again needs: the feeds' types, the one native call
+        self.output_kinds = [(slot, slot in self.fresh, none)
+                             for slot, none in zip(exe.output_slots, exe.fetch_none)]
+        # each step with what runs it: a native call, or None for the reference
+        self.calls = [(step, functools.partial(step.entry, self.ctx_address, self.pool)
+                       if isinstance(step, NativeStep) else None) for step in exe.steps]
+        if exe.repeatable:  # what run_again checks: the feeds' types
             self.feed_types = [(slot, _unchecked_dtype(slots.buffer_info[slot][0]),
                                 self.shapes[slot]) for slot in exe.feed_slots]
-            entry = exe.steps[0].entry if exe.steps else None
-            self.call = entry and functools.partial(entry, self.ctx_address, self.pool)
 
     def _allocate(self, exe):
         limit = memory_limit()
-        info = exe.slots.buffer_info
-        storage = [dtypes.BY_NAME[dtype].np for dtype, _ in info]
-        nbytes = [math.prod(shape) * np.dtype(s).itemsize
-                  for shape, s in zip(self.shapes, storage)]
+        info, storage = exe.slots.buffer_info, self.storage
+        nbytes = [math.prod(shape) * s.itemsize for shape, s in zip(self.shapes, storage)]
+        elsewhere = self.given | self.in_place  # storage the plan does not own
         for slot, (dtype, _) in enumerate(info):
-            if slot not in self.given:
+            if slot not in elsewhere:
                 check_allocation(exe.slot_owners.get(slot),
                                  [TensorType(dtype, self.shapes[slot])], limit)
         offsets, arena_bytes = pack(exe.lifetimes, nbytes)
         arena = aligned_bytes(arena_bytes)
         for slot, shape in enumerate(self.shapes):
-            if slot in self.given:
+            if slot in elsewhere:
                 continue
             if slot in offsets:
                 start = offsets[slot]
@@ -336,10 +395,10 @@ class Plan:
                     storage[slot]).reshape(shape)
             else:
                 self.arrays[slot] = np.empty(shape, storage[slot])
-        owned = [n for slot, n in enumerate(nbytes) if slot not in self.given]
+        owned = [n for slot, n in enumerate(nbytes) if slot not in elsewhere]
         self.nbytes_unshared = sum(owned)
         self.nbytes = arena_bytes + sum(n for slot, n in enumerate(nbytes)
-                                        if slot not in self.given and slot not in offsets)
+                                        if slot not in elsewhere and slot not in offsets)
 
     def bind(self, given):
         """Point the buffer table at this run's feeds and variables."""
@@ -349,6 +408,18 @@ class Plan:
                 arr = np.ascontiguousarray(arr)
             arrays[slot] = arr
             table[slot] = address(arr)
+
+    def bind_in_place(self, slot, variable):
+        """Point an in-place slot (a new value computed over its variable) at the variable's
+        array, or where that array is not one the kernels may write (read-only, strided, in
+        another dtype), at a spare buffer of the slot's own."""
+        if not (variable.flags.writeable and variable.flags.c_contiguous
+                and variable.dtype == self.storage[slot]):
+            if slot not in self.spares:
+                self.spares[slot] = np.empty(self.shapes[slot], self.storage[slot])
+            variable = self.spares[slot]
+        self.arrays[slot] = variable
+        self.table[slot] = address(variable)
 
     def renew_outputs(self):
         """Last run's outputs, where the caller has let go of them (no reference, no view),
@@ -360,10 +431,11 @@ class Plan:
                 table[slot] = address(arrays[slot])
 
     def outputs(self):
-        """Fresh outputs go to the caller; anything else (a fed or stored array) is copied."""
+        """Fresh outputs go to the caller; anything else (a fed or stored array) is copied;
+        what is fetched for its effect alone gives None."""
         arrays = self.arrays
-        return [arrays[slot] if fresh else np.array(arrays[slot])
-                for slot, fresh in self.output_fresh]
+        return [None if none else arrays[slot] if fresh else np.array(arrays[slot])
+                for slot, fresh, none in self.output_kinds]
 
 
 def _unchecked_dtype(name):

@@ -39,6 +39,7 @@ class CudaExecutable(CpuExecutable):
     cuda_source = ""  # a program with no kernels keeps these
     tag = None
     _module = None  # loaded on the first run
+    resolves_assignments = False  # assignments copy on the GPU (_assign_on_device)
 
     def _compile(self, native):
         text = render_program([s.kernels for s in native], TAG, self.options.allow_tf32)

@@ -32,8 +32,9 @@ class Options:
 class Executable:
     outputs_owned = False  # run() may return arrays it keeps (the session copies them)
 
-    def __init__(self, fetches, feeds, options, name="session"):
-        self.fetches = tuple(fetches)
+    def __init__(self, fetches, feeds, options, name="session", effects=()):
+        """effects: more tensors to compute (assignments) that are fetched as None."""
+        self.fetches = tuple(fetches) + tuple(effects)
         self.feeds = tuple(feeds)
         self.options = options
         # Feeding an inner tensor replaces it; compile such runs unoptimized so that tensor
@@ -46,7 +47,9 @@ class Executable:
         self._map_feeds(inner_feeds)
         self.nodes = self._schedule()
         # fetches that give None (gc.group and other ops run for their effect)
-        self.fetch_none = tuple(bool(t.node.spec.extra.get("fetch_none")) for t in self.fetches)
+        self.fetch_none = tuple(bool(t.node.spec.extra.get("fetch_none"))
+                                for t in self.fetches[:len(self.fetches) - len(effects)]
+                                ) + (True,) * len(effects)
         self.variable_uids = [n.attrs["uid"] for n in self.nodes if n.op == "variable"]
         self._check_assignments()
 
@@ -89,9 +92,9 @@ class Executable:
     def stats(self):
         return self.compilation.stats()
 
-    def run_again(self, args, read_variable):
-        """A shortcut past the feed checks for arguments exactly like the last run's: the
-        outputs, or None (always, here) where run() must be taken."""
+    def run_again(self, args, read_variable, rng_for):
+        """A shortcut past the feed checks for arguments exactly like the last run's: what
+        run() returns, or None (always, here) where run() must be taken."""
         return None
 
     def run(self, feed_arrays, read_variable, rng_for):

@@ -46,7 +46,8 @@ class Function:
         if allow_tf32 is None:
             allow_tf32 = session.options.allow_tf32
         options = Options(optimize, excluding, including, debug, check_numerics, allow_tf32)
-        self._exe = session.compile(flat + self.update_ops, self.inputs, options, self.name)
+        self._exe = session.compile(flat, self.inputs, options, self.name,
+                                    effects=self.update_ops)
 
     def __call__(self, *args, **kwargs):
         if not kwargs and len(args) == len(self.inputs):  # the common case, kept short

@@ -14,11 +14,16 @@ overwritten, and never after). The two buffers then count as one.
 Buffers that outlive a run are never shared: the caller's outputs, feeds, variables,
 constants, and the new values of assigned variables (handed to the session).
 
+A variable's new value may be computed straight into the variable's storage (`writes_over`)
+where nothing can tell: no step reads the variable after the kernel that starts writing the
+value (that kernel reads it, if at all, only in place), and no step from that kernel on can
+fail, so a failed run still leaves every variable as it was.
+
 After a kernel reports a bad index, the runtime runs its whole segment again through the
 reference (CpuExecutable._diagnose), so a segment's inputs stay live to its end and are never
 overwritten in place.
 """
-from graphc.kernels.access import in_place_candidates, kernel_access
+from graphc.kernels.access import in_place_candidates, kernel_access, may_fail
 
 ALIGN = 64
 
@@ -34,11 +39,16 @@ class Lifetimes:
     def __init__(self, steps, private, itemsize):
         self.private = frozenset(private)
         self.first, self.last = {}, {}
+        self.used_last = {}  # the last step that touches each slot (self.last: to the end of
+        # the segment for a segment's inputs, which a diagnosis may re-read)
         self.in_place = []  # (output slot, input slot) candidates, in program order
+        self.kernel_in_place = set()  # every kernel's (output, input it may overwrite)
+        self.last_fallible = -1  # the last step that can raise: a host step or an index check
         position = 0
         for step in steps:
             if step[0] == "host":
                 self._touch(position, set(step[1]) | set(step[2]))
+                self.last_fallible = position
                 position += 1
                 continue
             start, written = position, set()
@@ -46,8 +56,11 @@ class Lifetimes:
                 reads, writes = kernel_access(kernel)
                 self._touch(position, reads | writes)
                 output, inputs = in_place_candidates(kernel)
+                self.kernel_in_place.update((output, i) for i in inputs)
                 self.in_place += [(output, i) for i in inputs
                                   if i in written and itemsize[i] == itemsize[output]]
+                if may_fail(kernel):
+                    self.last_fallible = position
                 written |= writes
                 position += 1
             # the diagnosis re-reads the segment's inputs after any of its kernels
@@ -59,10 +72,23 @@ class Lifetimes:
                          if self.last[i] == self.first[o] and o not in self.private
                          and i not in self.private]
 
+    def writes_over(self, pairs):
+        """The (new value, variable) pairs among `pairs` whose new value may be computed in
+        the variable's storage: its first writer is a kernel after the last step that can
+        fail, and the variable is touched after that kernel by nothing, and by the kernel
+        itself only where it may write in place."""
+        out = []
+        for new, var in pairs:
+            writer, last_read = self.first.get(new, -1), self.used_last.get(var, -1)
+            if writer > self.last_fallible and (last_read < writer or (
+                    last_read == writer and (new, var) in self.kernel_in_place)):
+                out.append((new, var))
+        return out
+
     def _touch(self, position, slots):
         for slot in slots:
             self.first.setdefault(slot, position)
-            self.last[slot] = position
+            self.last[slot] = self.used_last[slot] = position
 
 
 def pack(lifetimes, nbytes):

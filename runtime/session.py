@@ -76,12 +76,13 @@ class Session:
             self._executables[key] = exe
         return exe
 
-    def compile(self, fetches, feeds, options=None, name="session"):
-        """An Executable for these fetches and fed tensors, run later by `execute`."""
+    def compile(self, fetches, feeds, options=None, name="session", effects=()):
+        """An Executable for these fetches and fed tensors, run later by `execute`; the
+        tensors in `effects` (assignments) are computed too and fetched as None."""
         self._check_open()
         cls = executable_class(self.device, feeds)
         with _collector_paused():
-            return cls(fetches, feeds, options or self.options, name)
+            return cls(fetches, feeds, options or self.options, name, effects)
 
     def execute(self, exe, feed_arrays):
         """Run a compiled executable on checked feed arrays; groups fetch as None."""
@@ -98,7 +99,12 @@ class Session:
         """execute() through the executable's shortcut for unchecked arguments that fit its
         last run exactly (see run_again); None where they do not, and nothing has run."""
         with self._lock:
-            return exe.run_again(args, self._values.get)
+            done = exe.run_again(args, self._values.get, self._rng)
+            if done is None:
+                return None
+            outs, updates = done
+            self._values.update(updates)
+            return outs
 
     def _variable(self, uid):
         for var in self.graph.variables:

@@ -53,8 +53,19 @@ def statements(body):
 
 
 def loads(kernel):
-    """Every distinct Load expression in the kernel (walked without recursion: fused chains
-    nest deeper than Python's stack)."""
+    """Every distinct Load expression in the kernel."""
+    return (e for e in expressions(kernel) if isinstance(e, ir.Load))
+
+
+def may_fail(kernel):
+    """Whether the kernel can stop with an error (a Check, or an index it checks)."""
+    return (any(isinstance(s, ir.Check) for s in statements(kernel.body))
+            or any(isinstance(e, ir.Op) and e.name == "check_index" for e in expressions(kernel)))
+
+
+def expressions(kernel):
+    """Every distinct expression in the kernel (walked without recursion: fused chains nest
+    deeper than Python's stack)."""
     todo, seen = [], set()
     for s in statements(kernel.body):
         if isinstance(s, ir.Loop):
@@ -71,6 +82,5 @@ def loads(kernel):
         if id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, ir.Load):
-            yield e
+        yield e
         todo.extend(ir.children(e))

@@ -39,6 +39,11 @@ class Slots:
             self.buffers[key] = self._new(tensor.dtype.name, tensor.shape)
         return self.buffers[key]
 
+    def share(self, tensor, other):
+        """`tensor` is held in the buffer of `other` (a tensor of its type: an assignment's
+        output is its value)."""
+        self.buffers[tensor.node.id, tensor.index] = self.buffer(other)
+
     def scratch(self, dtype, shape):
         return self._new(dtype, tuple(shape))
 

@@ -80,10 +80,146 @@ def test_updates_apply_on_every_call(graph):
     x = gc.placeholder(gc.float32, (2,), name="x")
     total = gc.Variable(np.zeros(2, np.float32), name="total")
     f = cpu_function([x], total + x, graph, updates=[(total, total + x)])
-    assert not f._exe.repeatable  # an assignment runs on the host
+    assert f._exe.repeatable  # the assignment runs no step of its own
     for i in range(1, 4):
-        f(np.ones(2, np.float32))
+        np.testing.assert_array_equal(f(np.ones(2, np.float32)), [i, i])
         np.testing.assert_array_equal(f.session.get_value(total), [i, i])
+
+
+def spy_on(sess):
+    """The names of the session's entries each call of a function goes through."""
+    taken = []
+    for name in ("execute", "execute_again"):
+        def call(exe, arrays, run=getattr(sess, name), name=name):
+            out = run(exe, arrays)
+            taken.append(name if out is not None else "checked")
+            return out
+        setattr(sess, name, call)
+    return taken
+
+
+def mlp_step(graph, dropout=None):
+    """(inputs, loss, updates, variables) of a small SGD train step."""
+    x = gc.placeholder(gc.float32, (None, 7), name="x")
+    y = gc.placeholder(gc.int32, (None,), name="y")
+    params = [gc.Variable(uniform(7, 9), name="w1"), gc.Variable(uniform(9), name="b1"),
+              gc.Variable(uniform(9, 3), name="w2"), gc.Variable(uniform(3), name="b2")]
+    h = gc.relu(x @ params[0] + params[1])
+    if dropout:
+        h = gc.nn.dropout(h, dropout)
+    loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(h @ params[2] + params[3], y))
+    grads = gc.grad(loss, params)
+    return [x, y], loss, [(p, p - 0.1 * g) for p, g in zip(params, grads)], params
+
+
+def test_train_steps_take_the_fast_path_and_update_as_the_reference_does(graph):
+    inputs, loss, updates, params = mlp_step(graph)
+    f = cpu_function(inputs, loss, graph, updates=updates)
+    g = gc.function(inputs, loss, updates=updates, session=gc.Session(graph, device="reference"))
+    exe = f._exe
+    assert exe.repeatable and exe.in_variables  # some values computed over their variables
+    taken = spy_on(f.session)
+    values = f.session._values
+    xb, yb = uniform(13, 7), rng.integers(0, 3, 13).astype(np.int32)
+    for step in range(4):
+        if step == 2:
+            xb, yb = uniform(1, 7), rng.integers(0, 3, 1).astype(np.int32)  # a new shape
+        before = {uid: values.get(uid) for uid, _, _ in exe.in_variables}
+        np.testing.assert_allclose(f(xb, yb), g(xb, yb), rtol=1e-5)
+        for p in params:
+            np.testing.assert_allclose(f.session.get_value(p), g.session.get_value(p),
+                                       rtol=1e-5, atol=1e-6)
+        # written where the variable's array is: the session holds the same arrays
+        assert step == 0 or all(values[uid] is before[uid] for uid in before)
+    assert taken == ["checked", "execute", "execute_again"] * 2
+
+
+def test_outputs_and_variables_never_share_arrays(graph):
+    """A fetched new value, a fetched variable and the variables' arrays stay apart, and
+    fetching the variable gives its value from before the run."""
+    x = gc.placeholder(gc.float32, (5,), name="x")
+    w = gc.Variable(uniform(5), name="w")
+    v = gc.Variable(uniform(5), name="v")
+    new_w = w * 0.5 + x
+    f = cpu_function([x], [new_w, v], graph, updates=[(w, new_w), (v, v + 1.0)])
+    sess = f.session
+    kept = []
+    for _ in range(3):
+        xb = uniform(5)
+        old_w, old_v = sess.get_value(w), sess.get_value(v)
+        got_w, got_v = f(xb)
+        np.testing.assert_allclose(got_w, old_w * 0.5 + xb, rtol=1e-6)
+        np.testing.assert_array_equal(got_v, old_v)
+        np.testing.assert_allclose(sess.get_value(w), got_w, rtol=1e-6)
+        np.testing.assert_allclose(sess.get_value(v), old_v + 1, rtol=1e-6)
+        for out in (got_w, got_v):
+            assert not any(np.shares_memory(out, a) for a in sess._values.values())
+        kept.append((got_w, np.array(got_w)))
+    for got, copy in kept:  # later calls left earlier outputs alone
+        np.testing.assert_array_equal(got, copy)
+
+
+def test_an_update_that_others_read_first_is_kept_apart(graph):
+    """b's new value reads a's old one; variables swapped by two assignments."""
+    x = gc.placeholder(gc.float32, (6,), name="x")
+    a = gc.Variable(uniform(6), name="a")
+    b = gc.Variable(uniform(6), name="b")
+    c = gc.Variable(uniform(6), name="c")
+    d = gc.Variable(uniform(6), name="d")
+    updates = [(a, a + x), (b, gc.exp(a) * 2.0), (c, d), (d, c)]
+    for optimize in ("O0", "O2"):
+        f = gc.function([x], gc.sum(x), updates=updates, optimize=optimize,
+                        session=gc.Session(graph, device="cpu"))
+        g = gc.function([x], gc.sum(x), updates=updates,
+                        session=gc.Session(graph, device="reference"))
+        for _ in range(3):
+            xb = uniform(6)
+            f(xb)
+            g(xb)
+            for var in (a, b, c, d):
+                np.testing.assert_allclose(f.session.get_value(var), g.session.get_value(var),
+                                           rtol=1e-6)
+
+
+def test_a_run_that_fails_changes_no_variable(graph):
+    """An index error raised after or before the update kernels leaves every variable as
+    it was, whether the new value goes over the variable or beside it."""
+    i = gc.placeholder(gc.int32, (3,), name="i")
+    w = gc.Variable(uniform(4, 2), name="w")
+    v = gc.Variable(uniform(4, 2), name="v")
+    picked = gc.gather(w, i)
+    for outputs, new in ((gc.sum(picked), w * 2.0), (gc.gather(w * 2.0, i), w + 1.0),
+                         (gc.sum(picked), gc.gather(w, i * 0)[0] + w),
+                         (gc.gather(v, i), w + 1.0)):  # the update's kernel comes first
+        f = cpu_function([i], outputs, graph, updates=[(w, new)])
+        sess = f.session
+        start = sess.get_value(w)
+        f(np.array([0, 3, 1], np.int32))
+        after_one = sess.get_value(w)
+        assert not np.array_equal(after_one, start)
+        for _ in range(2):
+            with pytest.raises(gc.IndexError_):
+                f(np.array([0, 4, 1], np.int32))
+            np.testing.assert_array_equal(sess.get_value(w), after_one)
+
+
+def test_dropout_train_steps_take_the_fast_path_with_their_draws(graph):
+    """Random draws stay host steps, and the fast path still takes the step: the same
+    draws and updates as in a session whose calls all take the checked path."""
+    inputs, loss, updates, params = mlp_step(graph, dropout=0.3)
+    fast = gc.function(inputs, loss, updates=updates,
+                       session=gc.Session(graph, device="cpu", seed=5))
+    checked = gc.function(inputs, loss, updates=updates,
+                          session=gc.Session(graph, device="cpu", seed=5))
+    assert fast._exe.repeatable
+    taken = spy_on(fast.session)
+    xb, yb = uniform(11, 7), rng.integers(0, 3, 11).astype(np.int32)
+    for _ in range(3):
+        np.testing.assert_allclose(fast(xb, yb), checked(xb.tolist(), yb.tolist()), rtol=1e-5)
+    assert taken.count("execute_again") == 2
+    for p in params:
+        np.testing.assert_allclose(fast.session.get_value(p), checked.session.get_value(p),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_an_output_that_is_a_feed_is_a_copy(graph):

@@ -109,6 +109,43 @@ def test_kernels_of_other_shapes_never_write_in_place():
         assert in_place_candidates(k) == (None, [])
 
 
+def test_new_values_go_over_their_variables_only_where_nothing_can_tell():
+    """Slot 0 is a variable, slot 2 its new value: computed in the variable's storage only
+    when no step reads the variable later, the kernel reads it in place if at all, and no
+    step from that kernel on can fail."""
+    def update(p):
+        return ir.Store(2, p, ir.op("sub", load(0, p), load(1, p)))
+
+    def read(p):
+        return ir.Store(3, p, ir.op("exp", load(0, p)))
+
+    def shifted(p):
+        i0, i1 = ir.Var("i0"), ir.Var("i1")
+        return ir.Store(2, p, load(0, ir.add(ir.mul(i1, ir.const(3)), i0)))
+
+    def accumulating(p):
+        return ir.Store(2, p, load(0, p), accumulate=True)
+
+    def checked_index(p):
+        return ir.Store(3, p, load(1, ir.Op("check_index", (p, ir.const(15), ir.const(0)),
+                                              "int64")))
+    check = ir.Kernel("check", (ir.Check(load(4, ir.const(0)), 0, ir.const(0)),), {})
+
+    def over(*steps):
+        lifetimes = Lifetimes([s if isinstance(s, tuple) else ("native", [s]) for s in steps],
+                              {0, 1, 2}, [4] * 5)
+        return lifetimes.writes_over([(2, 0)]) == [(2, 0)]
+    assert over(kernel(read), kernel(update))
+    assert over(check, kernel(checked_index), kernel(update))
+    assert over(("host", [1], [4]), kernel(update), kernel(lambda p: ir.Store(3, p, load(2, p))))
+    assert not over(kernel(update), kernel(read))  # the old value is read after
+    assert not over(kernel(shifted))  # read at other positions than written
+    assert not over(kernel(accumulating))
+    assert not over(kernel(update), check)  # a failure after it would leave it changed
+    assert not over(kernel(update), kernel(checked_index))
+    assert not over(kernel(update), ("host", [1], [4]))
+
+
 # ---- on the CPU device -------------------------------------------------------------------------
 def compiled(outputs, feeds, **options):
     """(session, executable) on device "cpu", compiled op by op (no fusion) unless told."""
@@ -151,6 +188,29 @@ def test_a_kernel_that_reads_elsewhere_does_not_write_over_its_input(graph):
         [got] = sess.execute(exe, [xb])
         np.testing.assert_allclose(got, reference(np.exp(xb)) * 2, rtol=1e-6)
         assert not np.shares_memory(storage(exe, u), storage(exe, v))
+
+
+def test_a_scatter_add_never_writes_over_its_input(graph):
+    """The gradient of a gather adds rows into its output through an accumulating store:
+    the rows it reads (dying there, of the output's size) keep storage of their own (the
+    rules themselves are tested on hand-built kernels above)."""
+    x = gc.placeholder(gc.float32, (7, 3), name="x")
+    i = gc.placeholder(gc.int32, (7,), name="i")
+    table = gc.Variable(uniform(7, 3), name="table")
+    rows = gc.exp(x)
+    [grad] = gc.grad(gc.sum(gc.gather(table, i) * rows), [table])
+    assert grad.node.op == "gather_grad"
+    for level in ("O0", "O2"):
+        sess, exe = compiled([grad], [x, i], optimize=level)
+        for _ in range(2):
+            xb, ib = uniform(7, 3), rng.integers(0, 3, 7).astype(np.int32)  # repeated rows
+            [got] = sess.execute(exe, [xb, ib])
+            want = np.zeros((7, 3), np.float32)
+            np.add.at(want, ib, np.exp(xb))
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+        if level == "O0":
+            added = grad.node.inputs[0]
+            assert not np.shares_memory(storage(exe, added), storage(exe, grad))
 
 
 def test_outputs_kept_by_the_caller_stay_intact(graph):
