@@ -21,7 +21,7 @@ import zipfile
 import numpy as np
 
 from graphc.errors import CheckpointError, GraphcError
-from graphc.runtime.atomic import write_atomic
+from graphc.io.atomic import write_atomic
 
 from . import backend, layers as layers_mod, losses, metrics, optimizers
 from .layers.base import Layer, flatten

@@ -13,9 +13,8 @@ import zipfile
 import numpy as np
 
 from graphc.errors import CheckpointError, DTypeError
+from graphc.io.atomic import write_atomic
 from graphc.ir import dtypes
-
-from .atomic import write_atomic
 
 FORMAT = "graphc-checkpoint"
 VERSION = 1

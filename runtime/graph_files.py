@@ -20,8 +20,8 @@ import numpy as np
 
 from graphc.errors import CheckpointError, GraphcError, GraphMismatchError
 from graphc.io import graph_json
+from graphc.io.atomic import write_atomic
 
-from .atomic import write_atomic
 from .fetches import flatten_fetches, rebuild_fetches
 from .session import get_default_session
 

@@ -19,7 +19,7 @@ import struct
 import time
 import warnings
 
-from .atomic import write_atomic
+from graphc.io.atomic import write_atomic
 
 _MAGIC = b"GCKC"
 _FORMAT = 1
