@@ -93,6 +93,17 @@ class Function:
                               partition=comp.partition, title=title)
         return dump_kernels(comp.partition, format=format, title=title)
 
+    def profile(self, *args, runs=20, show=True):
+        """Call the function 2 * runs + 1 times on args (updates applied, as calls would),
+        every other call with each kernel and host step timed: a runtime.profile.Profile
+        (rows of name, nodes, median seconds, share), printed as a table unless show=False.
+        Device "cpu" only."""
+        from .profile import profile
+        result = profile(self._exe, lambda: self(*args), runs)
+        if show:
+            print(result)
+        return result
+
     def source(self, kind=None):
         """The generated code: "llvm" (LLVM IR as emitted, the default), "llvm-opt" (after
         LLVM's O3) or "asm" (host assembly) on device="cpu"; "cuda" (CUDA C, the default) or

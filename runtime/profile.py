@@ -1,0 +1,151 @@
+"""Where a compiled CPU function's time goes: one row per kernel and per host step.
+
+Profiling builds the function's kernels a second time as a program with one entry per kernel
+(`Program([[kernel], ...])`: each entry dispatches its kernel as the segment's entry would,
+through the thread pool when it has enough work), and for the profiled calls only, replaces
+each native step of the run's plan with the kernels' entries called one by one under a timer;
+host steps (the numpy reference) are timed as they run. The calls are ordinary calls
+otherwise: feeds are checked, updates applied. The normal run path holds no timer.
+
+A profile's rows sum to the instrumented call's time: the last row, "python", is what the call
+spent outside kernels and host steps (checking feeds, binding, handing over outputs and new
+variable values). Each figure is a median over the runs; `step_seconds` is the median time of
+uninstrumented calls interleaved with the profiled ones, to compare with.
+"""
+import statistics
+import time
+from dataclasses import dataclass
+
+from graphc.errors import GraphcError
+
+from .cpu import CpuExecutable, NativeStep
+from .llvm_objects import Program
+
+
+@dataclass
+class Row:
+    name: str  # the kernel's name, "host <op>" for a host step, "python" for the rest
+    nodes: tuple  # names of the graph nodes it computes
+    seconds: float  # median over the runs
+    share: float  # of the sum of all rows' medians
+
+
+@dataclass
+class Profile:
+    rows: list
+    step_seconds: float  # median of uninstrumented calls
+    runs: int
+
+    @property
+    def total_seconds(self):
+        return sum(r.seconds for r in self.rows)
+
+    def __str__(self):
+        width = max([len(r.name) for r in self.rows] + [6])
+        lines = [f"{'kernel':<{width}}  {'ms':>8}  {'share':>6}  nodes"]
+        for r in self.rows:
+            nodes = ", ".join(r.nodes)
+            if len(nodes) > 60:
+                nodes = nodes[:57] + "..."
+            lines.append(f"{r.name:<{width}}  {r.seconds * 1e3:8.3f}  {r.share:6.1%}  {nodes}")
+        lines.append(f"{'sum':<{width}}  {self.total_seconds * 1e3:8.3f}  (uninstrumented call: "
+                     f"{self.step_seconds * 1e3:.3f} ms; medians of {self.runs} runs)")
+        return "\n".join(lines)
+
+
+def profile(exe, call, runs=20):
+    """Profile `call()` (which runs `exe` once): a first call, then `runs` uninstrumented and
+    `runs` instrumented calls in turn. Returns a Profile."""
+    if not isinstance(exe, CpuExecutable):
+        raise GraphcError(f"profiling times native kernels: it needs device 'cpu', not "
+                          f"{getattr(exe, 'device', 'reference')!r}")
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        raise GraphcError(f"runs must be a positive integer, got {runs!r}")
+    call()  # the plan for these feeds, and everything warm
+    timer = Timer(exe, exe.last_plan)
+    plain = []
+    for _ in range(runs):  # interleaved: the load of a shared machine hits both alike
+        start = time.perf_counter()
+        call()
+        plain.append(time.perf_counter() - start)
+        with timer:
+            start = time.perf_counter()
+            call()
+            timer.finish(time.perf_counter() - start)
+    return timer.profile(statistics.median(plain), runs)
+
+
+class Timer:
+    """While entered: the plan's native steps run kernel by kernel, timed, and host steps are
+    timed; `finish(seconds)` closes one run."""
+
+    def __init__(self, exe, plan):
+        self.exe, self.plan = exe, plan
+        native = [s for s in exe.steps if isinstance(s, NativeStep)]
+        # kept: its entries live as long as it does
+        self.program = program = (Program([[k] for s in native for k in s.kernels])
+                                  if native else None)
+        self.rows = []  # (name, nodes)
+        self.entries = {}  # step -> [(row, entry)]
+        self.host_rows = {}  # group id -> row
+        for step in exe.steps:
+            if isinstance(step, NativeStep):
+                self.entries[step] = [(self._row(k.name, k.nodes),
+                                       program.entry(sum(map(len, self.entries.values())) + i))
+                                      for i, k in enumerate(step.kernels)]
+            else:
+                group = step.group
+                self.host_rows[group.id] = self._row(f"host {group.root.op}",
+                                                     tuple(n.name for n in group.nodes))
+        self.python = self._row("python", ())
+        self.times = [[] for _ in self.rows]
+        self.current = [0.0] * len(self.rows)
+
+    def _row(self, name, nodes):
+        self.rows.append((name, tuple(nodes)))
+        return len(self.rows) - 1
+
+    def __enter__(self):
+        plan, ctx, pool = self.plan, self.plan.ctx_address, self.plan.pool
+        self.saved_calls = plan.calls
+        plan.calls = [(step, None if call is None else self._native(self.entries[step], ctx, pool))
+                      for step, call in plan.calls]
+        self.exe._host = self._host
+        self.current[:] = [0.0] * len(self.rows)
+        return self
+
+    def __exit__(self, *exc):
+        self.plan.calls = self.saved_calls
+        del self.exe._host  # the class's method again
+
+    def _native(self, entries, ctx, pool):
+        current, clock = self.current, time.perf_counter
+
+        def call():
+            for row, entry in entries:
+                start = clock()
+                failed = entry(ctx, pool)
+                current[row] += clock() - start
+                if failed:
+                    return failed
+            return 0
+        return call
+
+    def _host(self, group, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return type(self.exe)._host(self.exe, group, *args, **kwargs)
+        finally:
+            self.current[self.host_rows[group.id]] += time.perf_counter() - start
+
+    def finish(self, seconds):
+        current = self.current
+        current[self.python] = seconds - sum(current)
+        for times, t in zip(self.times, current):
+            times.append(t)
+
+    def profile(self, step_seconds, runs):
+        medians = [statistics.median(t) for t in self.times]
+        total = sum(medians) or 1.0
+        rows = [Row(name, nodes, m, m / total) for (name, nodes), m in zip(self.rows, medians)]
+        return Profile(rows, step_seconds, runs)

@@ -1,0 +1,101 @@
+"""f.profile: one row per kernel and host step of a compiled CPU function, timed while the
+calls still compute what calls compute."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.runtime.cpu import HostStep, NativeStep
+
+rng = np.random.default_rng(11)
+
+
+def uniform(*shape):
+    return rng.uniform(-1, 1, shape).astype(np.float32)
+
+
+def train_step(graph, batch, features):
+    """A dense softmax layer's SGD step: (f, w, x, y, initial weights)."""
+    x = gc.placeholder(gc.float32, (None, features), name="x")
+    y = gc.placeholder(gc.int32, (None,), name="y")
+    start = uniform(features, 10)
+    w = gc.Variable(start.copy(), name="w")
+    loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(x @ w, y))
+    [grad] = gc.grad(loss, [w])
+    f = gc.function([x, y], loss, updates={w: w - 0.1 * grad},
+                    session=gc.Session(graph, device="cpu"))
+    return f, w, uniform(batch, features), rng.integers(0, 10, batch).astype(np.int32), start
+
+
+def numpy_step(w, x, y):
+    z = x @ w
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    return w - 0.1 * (x.T @ p) / len(y)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 130])
+def test_rows_name_every_kernel_and_sum_to_the_call(graph, batch, capsys):
+    f, w, xb, yb, start = train_step(graph, batch, 33)
+    runs = 5
+    prof = f.profile(xb, yb, runs=runs)
+    kernels = [(k.name, k.nodes) for s in f._exe.steps if isinstance(s, NativeStep)
+               for k in s.kernels]
+    assert kernels, "the step compiled to native kernels"
+    assert [(r.name, r.nodes) for r in prof.rows] == kernels + [("python", ())]
+    assert all(r.seconds >= 0 for r in prof.rows[:-1])
+    assert sum(r.share for r in prof.rows) == pytest.approx(1.0)
+    # loosely: timers around each kernel change the call's time, never its order of magnitude
+    assert prof.step_seconds / 10 < prof.total_seconds < prof.step_seconds * 10 + 1e-3
+    printed = capsys.readouterr().out
+    assert all(name in printed for name, _ in kernels)
+    # the profiled calls were calls: 2 * runs + 1 updates (a first call, then timed and
+    # untimed calls in turn), as numpy computes them
+    expected = start
+    for _ in range(2 * runs + 1):
+        expected = numpy_step(expected, xb, yb)
+    np.testing.assert_allclose(f.session.run(w), expected, rtol=1e-4, atol=1e-5)
+    # and the normal path is back: a call after profiling is one more step
+    f(xb, yb)
+    np.testing.assert_allclose(f.session.run(w), numpy_step(expected, xb, yb), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_host_steps_get_rows_of_their_own(graph):
+    x = gc.placeholder(gc.float32, (None, 5), name="x")
+    noise = gc.random.uniform((3, 5), seed=1)  # a random draw runs on the host
+    f = gc.function([x], gc.sum(gc.exp(x), axis=0) + noise,
+                    session=gc.Session(graph, device="cpu"))
+    prof = f.profile(uniform(7, 5), runs=3, show=False)
+    hosts = [s for s in f._exe.steps if isinstance(s, HostStep)]
+    assert hosts
+    names = [r.name for r in prof.rows]
+    for step in hosts:
+        assert f"host {step.group.root.op}" in names
+    assert len(names) == len(hosts) + sum(len(s.kernels) for s in f._exe.steps
+                                          if isinstance(s, NativeStep)) + 1
+    assert "host" in str(prof)
+
+
+def test_bad_indices_still_raise_while_profiling(graph):
+    x = gc.placeholder(gc.float32, (4, 3), name="x")
+    i = gc.placeholder(gc.int32, (None,), name="i")
+    f = gc.function([x, i], gc.gather(x, i) * 2.0, session=gc.Session(graph, device="cpu"))
+    xb = uniform(4, 3)
+    good = np.array([0, 3, 1], np.int32)
+    prof = f.profile(xb, good, runs=2, show=False)
+    assert prof.rows
+    timer_free = f(xb, good)  # the profile left the plan as it was
+    np.testing.assert_allclose(timer_free, xb[good] * 2.0)
+    with pytest.raises(gc.IndexError_):
+        f.profile(xb, np.array([0, 9], np.int32), runs=2, show=False)
+
+
+def test_profiling_needs_the_cpu_device_and_positive_runs(graph):
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    f = gc.function([x], x + 1.0, session=gc.Session(graph, device="reference"))
+    with pytest.raises(gc.GraphcError, match="device 'cpu'"):
+        f.profile(uniform(3))
+    g = gc.function([x], x + 1.0, session=gc.Session(graph, device="cpu"))
+    with pytest.raises(gc.GraphcError, match="positive"):
+        g.profile(uniform(3), runs=0)
