@@ -103,7 +103,8 @@ class Session:
             if done is None:
                 return None
             outs, updates = done
-            self._values.update(updates)
+            if updates:
+                self._values.update(updates)
             return outs
 
     def _variable(self, uid):
