@@ -33,6 +33,7 @@ from graphc.kernels.shared_copies import share_copies
 from graphc.kernels.split_reductions import split_reductions
 from graphc.passes.fusion import singletons
 
+from .code_dump import write_code
 from .executable import RANDOM_OPS, Executable
 from .llvm_objects import Program
 from .memory_plan import ALIGN, Lifetimes, pack
@@ -86,6 +87,7 @@ class CpuExecutable(Executable):
             self._compile(native)
         self._plans = {}
         self._prepare_run()
+        write_code(self)  # the kernel IR and generated code, where GRAPHC_DUMP_DIR is set
 
     # -- compiling ---------------------------------------------------------------------------
     def _lower(self, partition, true_slots):

@@ -65,7 +65,8 @@ def literal(node):
     return rule(node) if rule is not None else None
 
 
-def _term(text):
+def simple_term(text):
+    """A name or a number as a term (a negative number binds as a prefix op does)."""
     return text, (UNARY if text.startswith("-") else ATOM)
 
 
@@ -86,19 +87,25 @@ def _bracket(node):
 
 def render_node(node, operands):
     """One node as a term (text, precedence) over its operands' terms."""
-    if node.op in INFIX and len(operands) == 2:
-        symbol, prec = INFIX[node.op]
+    return render_op(node.op, operands, _bracket(node))
+
+
+def render_op(op, operands, bracket=""):
+    """An operation named `op` (a graph op or a kernel IR Op) as a term over its operands'
+    terms: infix, prefix, or a call with `bracket` after the name."""
+    if op in INFIX and len(operands) == 2:
+        symbol, prec = INFIX[op]
         (_, left), (_, right) = operands
-        if node.op in RIGHT_ASSOCIATIVE:
+        if op in RIGHT_ASSOCIATIVE:
             parens = (left <= prec, right < prec)
         else:
             parens = (left < prec or (prec == COMPARISON and left == prec), right <= prec)
         return (f"{_wrap(operands[0], parens[0])} {symbol} {_wrap(operands[1], parens[1])}",
                 prec)
-    if node.op in PREFIX:
-        return f"{PREFIX[node.op]}{_wrap(operands[0], operands[0][1] <= UNARY)}", UNARY
+    if op in PREFIX:
+        return f"{PREFIX[op]}{_wrap(operands[0], operands[0][1] <= UNARY)}", UNARY
     args = ", ".join(text for text, _ in operands)
-    return f"{node.op}{_bracket(node)}({args})", ATOM
+    return f"{op}{bracket}({args})", ATOM
 
 
 @dataclass
@@ -132,7 +139,7 @@ class _Printer:
             if ref is None:
                 ref, named = f"in{named}", named + 1
             self.inputs.append((t, ref))
-            self.terms[t] = _term(ref)
+            self.terms[t] = simple_term(ref)
         single = len(group.outputs) == 1
         self.outputs = [(t, "out" if single else f"out{i}") for i, t in enumerate(group.outputs)]
         self.out_names = dict(self.outputs)
@@ -157,7 +164,7 @@ class _Printer:
     def visit(self, node):
         number_text = literal(node)
         if number_text is not None and not any(t in self.out_names for t in node.outputs):
-            self.terms[node.outputs[0]] = _term(number_text)
+            self.terms[node.outputs[0]] = simple_term(number_text)
             return
         term = render_node(node, [self.operand(t) for t in node.inputs])
         if len(node.outputs) > 1:

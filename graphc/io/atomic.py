@@ -20,3 +20,8 @@ def write_atomic(path, write):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_text(path, text):
+    """Write `text` (UTF-8) to `path` atomically."""
+    return write_atomic(path, lambda f: f.write(text.encode()))

@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import GraphcError
+from ..io.atomic import write_text
 from .database import query
 from .rebuild import reachable, rebuild
 
@@ -19,6 +20,7 @@ class Compilation:
     fuse: bool = True
     pass_seconds: dict = field(default_factory=dict)
     compile_seconds: float = 0.0
+    dump_directory: str | None = None  # where GRAPHC_DUMP_DIR's files of this compilation go
     _partition: object = None
 
     @property
@@ -71,7 +73,8 @@ def optimize(outputs, optimize="O2", excluding=(), including=(), debug=False, na
     result.fuse = fuse
     result.compile_seconds = time.perf_counter() - start
     if dump_dir:
-        write_stages(result, os.path.join(dump_dir, name))
+        result.dump_directory = os.path.join(dump_dir, name)
+        write_stages(result, result.dump_directory)
     return result
 
 
@@ -85,18 +88,10 @@ def _type_check(outputs, after):
 def write_stages(result, directory):
     """One text dump per stage, numbered in order, plus the kernel groups."""
     from ..dump import dump_graph, dump_kernels
-    os.makedirs(directory, exist_ok=True)
     for i, (stage, outs) in enumerate(result.stages):
         if outs:
-            _write(os.path.join(directory, f"{i:02d}-{stage}.txt"),
-                   dump_graph(outs[0].graph, outs, format="text"))
+            write_text(os.path.join(directory, f"{i:02d}-{stage}.txt"),
+                       dump_graph(outs[0].graph, outs, format="text") + "\n")
     if result.partition is not None:
-        _write(os.path.join(directory, f"{len(result.stages):02d}-kernels.txt"),
-               dump_kernels(result.partition, format="text", title="kernels"))
-
-
-def _write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
+        write_text(os.path.join(directory, f"{len(result.stages):02d}-kernels.txt"),
+                   dump_kernels(result.partition, format="text", title="kernels") + "\n")
