@@ -1,5 +1,6 @@
 """The pass manager: runs the passes a level selects, times each, and keeps every stage."""
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -73,9 +74,15 @@ def optimize(outputs, optimize="O2", excluding=(), including=(), debug=False, na
     result.fuse = fuse
     result.compile_seconds = time.perf_counter() - start
     if dump_dir:
-        result.dump_directory = os.path.join(dump_dir, name)
+        result.dump_directory = os.path.join(dump_dir, folder_name(name))
         write_stages(result, result.dump_directory)
     return result
+
+
+def folder_name(name):
+    """A function's name as one folder inside the dump directory (a name may be a file's path,
+    as `python -m graphc dump FILE` names its function)."""
+    return re.sub(r"[^\w.+-]", "_", name).lstrip(".") or "function"
 
 
 def _type_check(outputs, after):
