@@ -16,6 +16,9 @@ Statements:
   Accumulations may run in any order, a parallel loop's at once: the code generators make
   them atomic or run the loop on one thread.
 - Gemm: C[i, j] (+)= sum_k A[i, k] * B[k, j] through the code generator's matrix multiply.
+  A, B and C hold the Gemm's dtype (float16, bfloat16, float32 or float64; a target's code
+  generator may take fewer: lower.Slots.gemm_dtypes). float16 and bfloat16 products are summed
+  in float32 and rounded once: C = round(sum), or C = round(C + sum) when accumulating.
 - Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
   index) to the runtime as error `what`.
 Expressions:
@@ -252,10 +255,34 @@ def product(exprs):
 
 def linear(index, strides):
     """sum(index[i] * strides[i])."""
+    flat = _unflattened(index, strides)
+    if flat is not None:
+        return flat
     out = const(0)
     for i, s in zip(index, strides):
         out = add(out, mul(i, s))
     return out
+
+
+def _unflattened(index, strides):
+    """f where index is unflatten(f, extents) and strides are the extents' row-major strides:
+    the flat position read back (a reshape of a contiguous array), which is f for every
+    integer f under floor division. Else None."""
+    last = index[-1] if index else None
+    if not (isinstance(last, Op) and last.name == "mod"):
+        return None
+    extents = [const(1)]  # the first extent decides neither unflatten nor the strides
+    for e in index[1:]:
+        if isinstance(e, Op) and e.name == "mod":
+            extents.append(e.args[1])
+        elif _value(e) == 0:  # unflatten's entry for an extent of 1
+            extents.append(const(1))
+        else:
+            return None
+    flat = last.args[0]
+    if unflatten(flat, extents) != list(index) or contiguous_strides(extents) != list(strides):
+        return None
+    return flat
 
 
 def contiguous_strides(extents):
