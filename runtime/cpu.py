@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from graphc.codegen.llvm import jit
+from graphc.codegen.llvm import gemm, jit
 from graphc.codegen.llvm.scalar import unsupported_ops
 from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir import dtypes
@@ -64,10 +64,11 @@ class CpuExecutable(Executable):
     device = "cpu"
     outputs_owned = True  # run() returns arrays no one else holds
     resolves_assignments = True  # assignments and groups run no step (see the module's doc)
+    gemm_dtypes = gemm.DTYPES  # float16/bfloat16 products are computed in float32
 
     def __init__(self, fetches, feeds, options, name="session", effects=()):
         super().__init__(fetches, feeds, options, name, effects)
-        self.slots = Slots()
+        self.slots = Slots(self.gemm_dtypes)
         self.assigned = []  # (variable uid, variable slot, value slot) of resolved assignments
         true_slots = []  # the outputs of groups
         comp = self.compilation

@@ -23,6 +23,7 @@ from graphc.codegen.cuda.render import render_program, symbol
 from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType
+from graphc.kernels.lower import GEMM_DTYPES
 
 from . import cuda_driver
 from .cpu import CpuExecutable, NativeStep, bind_shapes
@@ -40,6 +41,7 @@ class CudaExecutable(CpuExecutable):
     tag = None
     _module = None  # loaded on the first run
     resolves_assignments = False  # assignments copy on the GPU (_assign_on_device)
+    gemm_dtypes = GEMM_DTYPES  # float16/bfloat16 products on the tensor cores
 
     def _compile(self, native):
         text = render_program([s.kernels for s in native], TAG, self.options.allow_tf32)

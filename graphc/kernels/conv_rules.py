@@ -10,9 +10,9 @@ or 0 where that falls in the padding (s, d: stride, dilation; pad as TensorFlow 
   through that tap, if any (col2im as a gather: each input cell is written once, and no
   stride wastes work).
 Products run in the op's dtype for float32 and float64, in float32 for float16 and bfloat16
-(operands cast while they are copied, the result rounded once at the end). Prologues fused
-into the group are computed while the patches are copied; epilogues in a loop over the output,
-reading the product, as for matmul.
+(operands cast while they are copied, the result rounded once at the end: products.py). Prologues
+fused into the group are computed while the patches are copied; epilogues in a loop over the
+output, reading the product, as for matmul.
 
 The patches are copied into a scratch buffer (im2col) by a loop nest whose innermost loop runs
 along the channels, contiguous in both buffers (vector moves: the kernels' alias scopes tell
@@ -25,10 +25,8 @@ would save it, given a packing stage that copies channel runs.
 from dataclasses import dataclass
 
 from . import ir, rules
-from .lower import Emitter, loop_nest, nest
-
-COMPUTE_DTYPE = {"float32": "float32", "float64": "float64", "float16": "float32",
-                 "bfloat16": "float32"}
+from .lower import nest
+from .products import WIDER, Products
 
 
 @dataclass(frozen=True)
@@ -79,40 +77,17 @@ def _both(a, b):
     return ir.op("logical_and", a, b, dtype="bool")
 
 
-class _Lowering:
+class _Lowering(Products):
     """The kernels of one conv group, in order: copies of operands, the Gemm, the epilogue."""
 
     def __init__(self, group, slots, name):
-        self.group, self.slots, self.name = group, slots, name
-        self.node = group.root
-        self.out = self.node.outputs[0]
-        self.dtype = COMPUTE_DTYPE[self.out.dtype.name]
+        # float32 for 16-bit floats on every target: the input gradient sums its taps in it
+        out = group.root.outputs[0].dtype.name
+        super().__init__(group, slots, name, WIDER.get(out, out))
         # the tensor shaped like conv2d's output: g for the gradient ops
         inputs = self.node.inputs
         self.conv_out = inputs[2] if len(inputs) == 3 else self.out
-        self.k = Emitter(group, slots)
         self.axes = _axes(self.k, self.node, self.conv_out.shape)
-        self.kernels = []
-
-    def add(self, body, nodes=None):
-        nodes = nodes or tuple(n.name for n in self.group.nodes)
-        self.kernels.append(ir.Kernel(f"{self.name}_{len(self.kernels)}", body, {}, nodes))
-
-    def cast(self, value):
-        return rules._as_dtype(value, self.dtype)
-
-    def contiguous(self, t):
-        """A slot holding t row-major in the compute dtype: t's own buffer when it is computed
-        outside the group in that dtype, else a scratch copy (prologue computed on the way)."""
-        if t.node.id not in self.k.members and t.dtype.name == self.dtype:
-            return self.slots.buffer(t)
-        slot = self.slots.scratch(self.dtype, t.shape)
-        dims = self.k.dims(t.shape)
-        vars_ = [ir.Var(f"i{a}") for a in range(len(dims))]
-        store = ir.Store(slot, ir.linear(vars_, ir.contiguous_strides(dims)),
-                         self.cast(self.k.value(t, tuple(vars_))))
-        self.add(nest(list(zip(vars_, dims)), (store,), parallel=True))
-        return slot
 
     def patch_shape(self):
         """(N, OH, OW, KH, KW, CI): the M x K matrix of patches."""
@@ -154,34 +129,6 @@ class _Lowering:
             return ir.Operand(slot, ir.const(0), rows, cols)
         self.add((ir.Gemm(self.dtype, m, n, kk, operand(*a), operand(*b), operand(*c)),),
                  (self.node.name,))
-
-    def product_slot(self):
-        """Where the product goes: the output itself when it is wanted as the Gemm makes it."""
-        if self.out in self.group.outputs and self.out.dtype.name == self.dtype:
-            return self.slots.buffer(self.out)
-        return self.slots.scratch(self.dtype, self.out.shape)
-
-    def load(self, slot, shape):
-        """idx -> the element at idx of a row-major `shape` in slot."""
-        strides = ir.contiguous_strides(self.k.dims(shape))
-        return lambda idx: ir.Load(slot, ir.linear(idx, strides), self.dtype)
-
-    def finish(self, value_at, stored=None):
-        """The kernels, with a last one storing the group's outputs (but the product already
-        in its place, slot `stored`) from a loop over the op's output, whose value at idx is
-        value_at(idx)."""
-        def value(idx):
-            v = value_at(idx)
-            if self.out.dtype.name == "bfloat16":
-                return ir.op("round_bfloat16", v, dtype="bfloat16")
-            return rules._as_dtype(v, self.out.dtype.name)
-        rest = [t for t in self.group.outputs
-                if not (t is self.out and stored == self.slots.buffer(t))]
-        if rest:
-            emitter = Emitter(self.group, self.slots, {(self.node.id, 0): value})
-            self.kernels.append(loop_nest(emitter, self.group, self.out.shape, (), rest,
-                                          f"{self.name}_{len(self.kernels)}"))
-        return self.kernels
 
 
 def conv2d(group, slots, name):

@@ -41,6 +41,10 @@ def run_kernel(kernel, buffers, dims):
     _Run(kernel, buffers, dims).run()
 
 
+# Gemm dtypes whose products are summed in another (then rounded once to the Gemm's)
+HALF_SUMS = {"float16": np.float32, "bfloat16": np.float32}
+
+
 def storage(dtype):
     """The numpy dtype that holds values of IR dtype `dtype` (bfloat16 is held as float32)."""
     return dtypes.BY_NAME[dtype].np
@@ -252,8 +256,12 @@ class _Run:
             a = self.matrix(s.a.buffer, s.dtype, strides[0:3], m, k)
             b = self.matrix(s.b.buffer, s.dtype, strides[3:6], k, n)
             c = self.matrix(s.c.buffer, s.dtype, strides[6:9], m, n)
-            product = np.matmul(a, b)
-            c[...] = c + product if s.accumulate else product
+            wide = HALF_SUMS.get(s.dtype, c.dtype)
+            with np.errstate(all="ignore"):
+                total = np.matmul(a.astype(wide), b.astype(wide))
+                if s.accumulate:
+                    total = c.astype(wide) + total
+            c[...] = dtypes.to_storage(total, dtypes.BY_NAME[s.dtype])  # rounded once
 
     def matrix(self, slot, dtype, layout, rows, cols):
         """A (rows, cols) view of a slot: element [r, c] at offset + r*row_stride + c*col_stride."""

@@ -8,9 +8,10 @@ indices it needs (views just move the index). A reduction becomes a Reduce expre
 loop variables; the code generators compute it once per iteration of the loops it depends on,
 so a softmax row kernel computes its max and its sum once per row.
 
-Matrix products become Gemm statements (float32/float64) with their prologues materialized
-or read through strides, and their epilogues as a loop nest over the product. Groups the rules
-cannot lower raise Unsupported; the runtime runs those through the numpy reference instead.
+Contractions (matrix products, convolutions) lower through the op's own `contraction` rule
+(matmul_rules.py, conv_rules.py): Gemm statements with their prologues materialized or read
+through strides, and their epilogues as a loop nest over the product. Groups the rules cannot
+lower raise Unsupported; the runtime runs those through the numpy reference instead.
 """
 import itertools
 import sys
@@ -19,14 +20,17 @@ import math
 from . import ir
 from .ir import Unsupported
 
-GEMM_DTYPES = ("float32", "float64")
+# what a Gemm statement takes (kernel IR); a target's code generator may take fewer
+GEMM_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 class Slots:
     """Where the kernels of one program find things: the runtime's numbering of buffers
-    (one per tensor, plus scratch) and of run-time dims, and its table of run-time errors."""
+    (one per tensor, plus scratch) and of run-time dims, and its table of run-time errors;
+    and the dtypes the target's Gemm takes (products of others run in a wider dtype)."""
 
-    def __init__(self):
+    def __init__(self, gemm_dtypes=GEMM_DTYPES):
+        self.gemm_dtypes = tuple(gemm_dtypes)
         self.buffers = {}  # (node id, output index) -> slot
         self.buffer_info = []  # slot -> (dtype name, shape tuple) ; shape dims int or Dim
         self.dims = {}  # id(Dim) -> slot
@@ -178,7 +182,7 @@ def _lower_group(group, slots, name):
     own_rule = "lower" in group.root.spec.extra
     if group.kind in ("stateful", "opaque", "contraction") and not own_rule:
         # an op declares its own as `register(..., contraction=fn(group, slots, name))`
-        lower = CONTRACTIONS.get(group.root.op) or group.root.spec.extra.get("contraction")
+        lower = group.root.spec.extra.get("contraction")
         if lower is None:
             raise Unsupported(group.root.op)
         return lower(group, slots, name)
@@ -243,76 +247,3 @@ def nest(loops, body, parallel=False):
     for depth, (var, extent) in reversed(list(enumerate(loops))):
         body = (ir.Loop(var, extent, body, parallel and depth == 0),)
     return body
-
-
-# ---- matrix products ---------------------------------------------------------------------------
-def _strided(emitter, t):
-    """(slot, offset, strides) when tensor t can be read in place through strides: it is
-    computed outside the group, or is a transpose of such a tensor. Else None."""
-    node = t.node
-    if node.id not in emitter.members:
-        dims = emitter.dims(t.shape)
-        return emitter.slots.buffer(t), ir.const(0), ir.contiguous_strides(dims)
-    if node.op == "transpose":
-        inner = _strided(emitter, node.inputs[0])
-        if inner:
-            slot, offset, strides = inner
-            return slot, offset, [strides[p] for p in node.attrs["perm"]]
-    return None
-
-
-def _operand(emitter, t, name, kernels, group):
-    """t readable through strides, materializing it into scratch first if it must be."""
-    found = _strided(emitter, t)
-    if found:
-        return found
-    slot = emitter.slots.scratch(t.dtype.name, t.shape)
-    dims = emitter.dims(t.shape)
-    vars_ = [ir.Var(f"i{a}") for a in range(len(t.shape))]
-    store = ir.Store(slot, ir.linear(vars_, ir.contiguous_strides(dims)),
-                     emitter.value(t, tuple(vars_)))
-    kernels.append(ir.Kernel(f"{name}_{len(kernels)}", nest(list(zip(vars_, dims)), (store,),
-                                                             parallel=True), {},
-                             tuple(n.name for n in group.nodes)))
-    return slot, ir.const(0), ir.contiguous_strides(dims)
-
-
-def lower_matmul(group, slots, name):
-    node = group.root
-    a, b = node.inputs
-    out = node.outputs[0]
-    if a.rank < 2 or b.rank < 2 or out.dtype.name not in GEMM_DTYPES:
-        emitter = Emitter(group, slots)
-        return [loop_nest(emitter, group, group.space, group.axes, group.outputs, name)]
-    emitter = Emitter(group, slots)
-    kernels = []
-    a_slot, a_off, a_str = _operand(emitter, a, name, kernels, group)
-    b_slot, b_off, b_str = _operand(emitter, b, name, kernels, group)
-    c_slot = slots.buffer(out) if out in group.outputs else slots.scratch(out.dtype.name,
-                                                                            out.shape)
-    dims = emitter.dims(out.shape)
-    c_str = ir.contiguous_strides(dims)
-    batch = out.shape[:-2]
-    bvars = [ir.Var(f"b{i}") for i in range(len(batch))]
-    a_b = broadcast_index(a.shape[:-2], batch, bvars, emitter.dim)
-    b_b = broadcast_index(b.shape[:-2], batch, bvars, emitter.dim)
-    m, n, kk = dims[-2], dims[-1], emitter.dim(a.shape[-1])
-    gemm = ir.Gemm(out.dtype.name, m, n, kk,
-                   ir.Operand(a_slot, ir.add(a_off, ir.linear(a_b, a_str[:-2])), a_str[-2],
-                              a_str[-1]),
-                   ir.Operand(b_slot, ir.add(b_off, ir.linear(b_b, b_str[:-2])), b_str[-2],
-                              b_str[-1]),
-                   ir.Operand(c_slot, ir.linear(bvars, c_str[:-2]), c_str[-2], ir.const(1)))
-    body = nest(list(zip(bvars, dims[:-2])), (gemm,))
-    kernels.append(ir.Kernel(f"{name}_{len(kernels)}", body, {}, (node.name,)))
-    rest = [t for t in group.outputs if t is not out]
-    if rest:
-        def product(idx):
-            return ir.Load(c_slot, ir.linear(idx, c_str), out.dtype.name)
-        epilogue = Emitter(group, slots, {(node.id, 0): product})
-        kernels.append(loop_nest(epilogue, group, out.shape, (), rest,
-                                 f"{name}_{len(kernels)}"))
-    return kernels
-
-
-CONTRACTIONS = {"matmul": lower_matmul}

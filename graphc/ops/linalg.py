@@ -3,6 +3,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..ir.types import TensorType, broadcast_shapes, format_shape
+from ..kernels import matmul_rules
 from .broadcast import unbroadcast
 from .elementwise import coerce_pair
 from .registry import apply, register
@@ -50,6 +51,7 @@ def _matmul_grad(node, g):
 
 
 register("matmul", infer=_matmul_infer, ref=np.matmul, grad=_matmul_grad, kind="contraction",
+         contraction=matmul_rules.matmul,
          doc="matrix product with numpy's broadcasting and 1-D rules")
 
 

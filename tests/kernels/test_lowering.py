@@ -9,6 +9,7 @@ from hypothesis import given, settings
 
 import graphc as gc
 from graphc.ops.elementwise import BINARY, UNARY
+from graphc.kernels import ir
 from graphc.kernels.interpret import KernelIndexError, run_kernel
 from tests.kernels.helpers import Program, assert_matches_reference, run_reference
 from tests.passes.random_graphs import assert_same_values, random_graphs
@@ -273,9 +274,38 @@ def test_batched_matmul_with_epilogue():
     check(lambda x, w: gc.matmul(x, w), a.astype(np.float64), b.astype(np.float64), rtol=1e-12)
 
 
-def test_integer_matmul_runs_through_the_reference():
-    check(lambda x, w: gc.matmul(x, w) + 1, integers(-3, 3, 7, 13), integers(-3, 3, 13, 5),
-          unsupported=1)
+def test_integer_matmul_wraps_around():
+    big = 2 ** 30
+    for dtype in (np.int32, np.int64):
+        check(lambda x, w: gc.matmul(x, w) + 1, integers(-big, big, 7, 13, dtype=dtype),
+              integers(-big, big, 13, 5, dtype=dtype))
+        check(gc.matmul, integers(-3, 3, 2, 1, 7, 3, dtype=dtype),
+              integers(-3, 3, 4, 3, 5, dtype=dtype))
+        check(gc.matmul, integers(-3, 3, 3, dtype=dtype), integers(-3, 3, 3, dtype=dtype))
+
+
+ONE_D = [((13,), (13, 5)), ((7, 13), (13,)), ((13,), (13,)), ((2, 7, 13), (13,)),
+         ((13,), (2, 13, 5)), ((2, 1, 7, 13), (3, 13, 1)), ((1,), (1,))]
+
+
+@pytest.mark.parametrize("sa,sb", ONE_D)
+def test_matmul_1d_operands_and_broadcast_batches(sa, sb):
+    check(gc.matmul, normal(*sa), normal(*sb), rtol=1e-5, atol=1e-5)
+    check(lambda x, w: gc.exp(gc.matmul(x * 0.5, w)) * 0.5, normal(*sa), normal(*sb),
+          rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("sa,sb", [((7, 33), (33, 5)), ((3, 7, 33), (33,)), ((33,), (33, 1))])
+def test_half_matmul_sums_in_float32_and_rounds_once(dtype, sa, sb):
+    """A half Gemm statement by default; the result of float32 sums rounded once."""
+    def build(x, w):
+        x, w = gc.cast(x, dtype), gc.cast(w, dtype)
+        return [gc.matmul(x, w), gc.matmul(x, w) * 2.0, gc.matmul(gc.transpose(gc.transpose(x)),
+                                                                  w + 1.0)]
+    program = check(build, normal(*sa), normal(*sb), rtol=1e-2, atol=1e-2)
+    assert {s.dtype for k in program.kernels for s in k.body if isinstance(s, ir.Gemm)} \
+        <= {dtype}
 
 
 # ---- a whole train step -----------------------------------------------------------------------

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from tests.helpers import check_grad, evaluate
+from graphc.runtime.cpu import HostStep
+from tests.helpers import check_grad, evaluate, run
 
 rng = np.random.default_rng(1)
 
@@ -94,3 +95,67 @@ def test_matmul_shape_error_names_the_dims():
         b = gc.placeholder(gc.float32, (5, 2))
         with pytest.raises(gc.ShapeError, match=r"inner dims 4 and 5 differ"):
             a @ b
+
+
+# ---- matmul compiled on device="cpu": no HostStep, every dtype, numpy's 1-D rules --------------
+MATMUL_SHAPES = [((1, 1), (1, 1)), ((7, 33), (33, 1)), ((33, 7), (7, 33)), ((1, 7), (7, 33)),
+                 ((33,), (33, 7)), ((7, 33), (33,)), ((7,), (7,)), ((1,), (1, 1)),
+                 ((3, 7, 33), (33,)), ((33,), (3, 33, 7)), ((3, 7, 33), (33, 1)),
+                 ((2, 1, 7, 33), (3, 33, 7)), ((7, 1), (3, 1, 33))]
+MATMUL_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
+
+
+def values(shape, dtype):
+    if dtype.startswith("int"):
+        # large enough that products and their sums wrap around as numpy's do
+        return rng.integers(-2 ** 20, 2 ** 20, shape).astype(dtype)
+    return rng.uniform(-1, 1, shape)
+
+
+def run_native(build, arrays, dtype):
+    """build(*placeholders of dtype) -> tensors, run on the reference and on cpu (tests.helpers
+    .run compares them within the dtype's tolerance), with no matmul left on cpu's host."""
+    g = gc.Graph()
+    with g.as_default():
+        phs = [gc.placeholder(gc.as_dtype(dtype), a.shape, name=f"in{i}")
+               for i, a in enumerate(arrays)]
+        outs = build(*phs)
+    exe = gc.Session(graph=g, device="cpu").compile(list(outs), phs)
+    assert not [n.op for s in exe.steps if isinstance(s, HostStep) for n in s.group.nodes]
+    storage = np.float32 if dtype == "bfloat16" else dtype  # bfloat16 feeds are rounded
+    return run(outs, {p: a.astype(storage) for p, a in zip(phs, arrays)}, graph=g)
+
+
+@pytest.mark.parametrize("dtype", MATMUL_DTYPES)
+@pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
+def test_matmul_native_on_cpu(dtype, sa, sb):
+    a, b = values(sa, dtype), values(sb, dtype)
+    bias = values(np.broadcast_shapes(np.matmul(a, b).shape[-1:]), dtype)
+    got = run_native(lambda x, y, c: [gc.matmul(x, y), gc.matmul(x, y) + c], [a, b, bias],
+                     dtype)
+    if dtype.startswith("int"):  # wrapped around exactly as numpy's
+        np.testing.assert_array_equal(got[0], np.matmul(a, b))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_matmul_native_prologues_and_transposes(dtype):
+    a, b = values((3, 33, 7), dtype), values((3, 33, 7), dtype)
+    run_native(lambda x, y: [gc.matmul(gc.transpose(x, (0, 2, 1)), y),
+                             gc.matmul(x * 0.5, gc.transpose(y, (0, 2, 1))),
+                             gc.relu(gc.matmul(x[0], gc.transpose(y[1])))], [a, b], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("sa,sb", [((7, 33), (33, 1)), ((33,), (33, 7)), ((7, 33), (33,)),
+                                   ((33,), (33,)), ((3, 7, 33), (33,)),
+                                   ((2, 1, 7, 33), (3, 33, 7))])
+def test_matmul_gradients_native_on_cpu(dtype, sa, sb):
+    a, b = values(sa, dtype), values(sb, dtype)
+    weights = rng.uniform(0.5, 1.5, np.matmul(a, b).shape)
+
+    def build(x, y):
+        loss = gc.sum(gc.matmul(x, y) * gc.constant(weights, dtype=dtype))
+        return gc.grad(loss, [x, y])
+    da, db = run_native(build, [a, b], dtype)
+    if dtype == "float64":
+        check_grad(gc.matmul, a, b)

@@ -42,6 +42,7 @@ PTR = ir.PointerType()
 VOID = ir.VoidType()
 
 _SCALARS = {"float32": (ir.FloatType(), 4, "f32"), "float64": (ir.DoubleType(), 8, "f64")}
+DTYPES = tuple(_SCALARS)  # the Gemm statements this GEMM computes (lower.Slots.gemm_dtypes)
 
 BUFFER_ALIGN = 64  # a cache line; also the widest vector's alignment
 
