@@ -12,6 +12,8 @@ import pytest
 
 import graphc as gc
 from graphc.codegen.cuda import nvcc
+from graphc.ops.shape import prod_of_others
+from graphc.runtime.cpu import HostStep
 from graphc.runtime import cuda_driver
 from tests.codegen.cuda.fake_driver import EmulatedGpu, emulated_gpu
 from tests.codegen.cuda.host_emulation import missing_toolchain
@@ -120,15 +122,15 @@ def test_train_steps_update_variables_as_the_reference(graph, gpu):
 
 
 def test_host_steps_between_kernels(graph, gpu):
-    """Integer matmul has no kernel: it runs on the host, between kernels, with its inputs
-    brought down and its output sent up."""
+    """prod_of_others (prod's gradient) has no kernel: it runs on the host, between kernels,
+    with its inputs brought down and its output sent up."""
     a = gc.placeholder(gc.int32, (None, 6), name="a")
-    b = gc.placeholder(gc.int32, (6, 4), name="b")
-    out = gc.sum(gc.matmul(a * 2, b) + 1, axis=1)
-    f = _compare([out, gc.matmul(a, b)], [(rng.integers(-5, 5, (n, 6)).astype(np.int32),
-                                           rng.integers(-5, 5, (6, 4)).astype(np.int32))
-                                          for n in (3, 8)], [a, b])
-    assert "matmul" not in f.source()
+    b = gc.placeholder(gc.int32, (6,), name="b")
+    out = gc.sum(prod_of_others(a * 2, (1,)) + b, axis=1)
+    f = _compare([out, prod_of_others(a, (1,))], [(rng.integers(-5, 5, (n, 6)).astype(np.int32),
+                                                   rng.integers(-5, 5, (6,)).astype(np.int32))
+                                                  for n in (3, 8)], [a, b])
+    assert "prod_of_others" not in f.source()
 
 
 def _tf32(x):
@@ -273,3 +275,38 @@ def test_out_of_gpu_memory_is_a_resource_error_and_the_session_goes_on(graph, fa
     assert gpu.driver.calls["free_held"] >= 1
     small = _normal(30, 1000)
     np.testing.assert_allclose(f(small), np.tanh(small) + 1.0, rtol=1e-6, atol=1e-6)
+
+
+def test_every_matmul_is_native_and_half_ones_use_the_tensor_cores(graph, gpu):
+    """float16 and bfloat16 matmuls render to wmma (inputs half, float32 sums, rounded once),
+    integer ones wrap around as numpy's, 1-D operands and broadcast batches as numpy's; no
+    matmul is left to the host."""
+    x16 = gc.placeholder(gc.float16, (None, 70), name="x16")
+    w16 = gc.placeholder(gc.float16, (70, 33), name="w16")
+    a_bf = gc.placeholder(gc.bfloat16, (3, 20, 40), name="a_bf")
+    v_bf = gc.placeholder(gc.bfloat16, (40,), name="v_bf")
+    xi = gc.placeholder(gc.int32, (None, 13), name="xi")
+    wi = gc.placeholder(gc.int32, (13,), name="wi")
+    inputs = [x16, w16, a_bf, v_bf, xi, wi]
+    outputs = [gc.relu(gc.matmul(x16, w16)), gc.matmul(a_bf, gc.transpose(a_bf, (0, 2, 1))),
+               gc.matmul(a_bf, v_bf), gc.matmul(v_bf, gc.transpose(a_bf, (0, 2, 1))),
+               gc.matmul(xi, wi), gc.matmul(wi, wi)]
+    f = gc.function(inputs, outputs, device="cuda")
+    assert not [s for s in f._exe.steps if isinstance(s, HostStep)]
+    source = f.source("cuda")
+    for cores in ("wmma::mma_sync", "16, __half, wmma::row_major", "__nv_bfloat16, wmma"):
+        assert cores in source, cores
+    want = gc.function(inputs, outputs, device="reference")
+    for n in (1, 7, 33):
+        feed = [rng.uniform(-1, 1, (n, 70)).astype(np.float16),
+                rng.uniform(-1, 1, (70, 33)).astype(np.float16),
+                _normal(3, 20, 40), _normal(40),
+                rng.integers(-2 ** 20, 2 ** 20, (n, 13)).astype(np.int32),
+                rng.integers(-2 ** 20, 2 ** 20, (13,)).astype(np.int32)]
+        for g, w, t in zip(f(*feed), want(*feed), outputs):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            if t.dtype.is_integer:
+                np.testing.assert_array_equal(g, w)
+            else:  # one rounding of the dtype apart at most
+                tol = {"float16": 2e-3, "bfloat16": 1e-2}[t.dtype.name]
+                np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
