@@ -56,7 +56,9 @@ UNARY = {
     "softplus": (lambda x: np.logaddexp(np.zeros_like(x), x), lambda x, y, g: g * sigmoid(x),
                  "float"),
     "relu": (lambda x: np.maximum(x, np.zeros_like(x)),
-             lambda x, y, g: where(x > 0, g, zeros_like(g)), "num"),
+             # from the output (y > 0 exactly where x > 0, NaN neither): a train step
+             # then keeps relu's output alone, not its input too
+             lambda x, y, g: where(y > 0, g, zeros_like(g)), "num"),
     "erf": (_np_erf, lambda x, y, g: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)), "float"),
     "floor": (np.floor, lambda x, y, g: zeros_like(x), "float"),
     "isnan": (np.isnan, None, "pred"),

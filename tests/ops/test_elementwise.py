@@ -70,6 +70,20 @@ def test_piecewise_gradients_away_from_kinks():
     assert np.all(g == 0)
 
 
+@pytest.mark.parametrize("n", [1, 7, 1023])
+def test_relu_gradient_reads_the_output_alone(graph, n):
+    x = gc.placeholder(gc.float32, (None,), name="x")
+    y = gc.relu(x)
+    [dx] = gc.grad(gc.sum(y * y), [x])
+    mask = [node for node in graph.nodes if node.op == "greater"]
+    assert mask and all(node.inputs[0] is y for node in mask)
+    xb = rng.standard_normal(n).astype(np.float32)
+    xb[:3] = [np.nan, 0.0, -0.0][:n]  # no gradient through NaN or either zero
+    for device in ("reference", "cpu"):
+        got = gc.function([x], dx, session=gc.Session(graph, device=device))(xb)
+        np.testing.assert_allclose(got, np.where(xb > 0, 2 * np.maximum(xb, 0), 0), rtol=1e-6)
+
+
 BINARY_CASES = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
     "maximum": np.maximum, "minimum": np.minimum, "pow": np.power,
