@@ -2,6 +2,10 @@
 import os
 import tempfile
 
+# mkstemp makes its file private (0600); a finished file gets the mode open() would give it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_atomic(path, write):
     """Call write(file) on a temp file, then move it over `path` so readers never see half."""
@@ -10,6 +14,7 @@ def write_atomic(path, write):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

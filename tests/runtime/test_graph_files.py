@@ -448,6 +448,19 @@ def test_a_failed_save_leaves_the_old_file_and_no_temp_file(saved, monkeypatch):
     gc.load(path)
 
 
+def test_atomic_files_get_the_mode_open_would_give(tmp_path):
+    from graphc.io.atomic import write_text
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        open(tmp_path / "b.txt", "w").close()
+    finally:
+        os.umask(old)
+    mode = lambda name: os.stat(tmp_path / name).st_mode & 0o777
+    assert mode("a.txt") == mode("b.txt") == 0o644
+    assert (tmp_path / "a.txt").read_text() == "x"
+
+
 def test_graph_json_is_core_and_never_imports_the_runtime():
     import ast
     tree = ast.parse(open(graph_json.__file__).read())
