@@ -29,6 +29,7 @@ SCRIPTS = {
     "w7_compile_cache.py": {"W7": 2},
     "w8_chain.py": {"W8": 2, "W8-optimize": 1},
     "reductions.py": {f"R{n}": 1 for n in range(1, 6)},
+    "matmul_dtypes.py": {f"M{n}": 1 for n in range(1, 7)},
     "gemm_shapes.py": {"G1": 1, "G4": 1, "G7": 1, "G12": 1},
 }
 WITHOUT_NUMPY = {"W7", "W8"}
