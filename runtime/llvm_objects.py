@@ -5,8 +5,9 @@ A program is keyed on the fingerprint of its kernels (graphc.kernels.fingerprint
 else decides its code: LLVM and the host CPU (`jit.identity()`) and the sources of the kernel IR
 and the LLVM code generator (`graphc_identity`). A warm process therefore loads a program
 without generating its LLVM IR.
-The GEMM of each dtype is compiled apart, once, under a key of its own, and linked beside every
-program that calls it: compiling it costs more than most programs. Objects that programs share
+The GEMM of each dtype is compiled apart, once, under a key of its own, and loaded once per
+process, where every program that calls it links to it: compiling it costs more than most
+programs, and one copy means one packing buffer per thread, whatever the number of programs. Objects that programs share
 are kept in memory once read or built, so a process reads (or compiles) each of them once.
 """
 import ctypes
@@ -14,6 +15,7 @@ import functools
 import threading
 
 from graphc.codegen.llvm import jit
+from graphc.codegen.llvm.gemm import gemm_name
 from graphc.codegen.llvm.parallel import pool_module
 from graphc.codegen.llvm.program import (GEMM_PIPELINE, build_module, entry_symbol,
                                          gemm_dtypes, gemm_module)
@@ -54,6 +56,19 @@ def gemm_object(dtype):
     return shared_object(f"gemm {dtype}", lambda: gemm_module(dtype), **GEMM_PIPELINE)
 
 
+_gemm_libraries = {}  # dtype -> the loaded GEMM, kept for the life of the process
+_gemm_lock = threading.Lock()
+
+
+def link_gemm(dtype):
+    """Loads the GEMM of `dtype` into the process once, for programs loaded later to call."""
+    with _gemm_lock:
+        if dtype not in _gemm_libraries:
+            library = jit.load_object(gemm_object(dtype))
+            jit.publish(library, gemm_name(dtype))
+            _gemm_libraries[dtype] = library
+
+
 def pool_object():
     return shared_object("thread pool", lambda: pool_module(jit.host()[0]))
 
@@ -66,7 +81,9 @@ class Program:
         key = object_key("program", *(fingerprint(kernels) for kernels in segments))
         self.tag = key[:16]  # in the symbols: two programs never clash in one process
         code = compiled(key, lambda: self.text)
-        self.library = jit.load_object(code, *(gemm_object(d) for d in gemm_dtypes(segments)))
+        for dtype in gemm_dtypes(segments):
+            link_gemm(dtype)
+        self.library = jit.load_object(code)
 
     @functools.cached_property
     def text(self):

@@ -22,8 +22,11 @@ The stages, one function each:
   edge         a tile cut by the border of C: a microkernel into a scratch tile, then
   store_part   copies out the rows x cols that exist, so nothing outside C is touched
   blocked      the five loops around the microkernel, over blocks of the given sizes
-  gemm         the entry: rows in range, K == 0, the packing buffers (heap, or a small
-               stack buffer with small blocks where the heap has none to give)
+  scratch      this thread's packing buffer: allocated on its first call, grown when a call
+               needs more, reused by every later call (no allocation, no page faults) and freed
+               when the thread exits (a pthread key per loaded copy of this code)
+  gemm         the entry: rows in range, K == 0, the packing buffers (the thread's scratch, or
+               a small stack buffer with small blocks where the heap has none to give)
 
 Packing makes every microkernel load contiguous and aligned whatever the strides of A and B,
 and padding makes partial panels plain full ones, so the microkernel has no tail logic.
@@ -174,6 +177,10 @@ class _GemmBuilder:
         self.fmuladd = self._declare(f"llvm.fmuladd.{suffix}", self.vec, [self.vec] * 3)
         self.aligned_alloc = self._declare("aligned_alloc", PTR, [I64, I64])
         self.free = self._declare("free", VOID, [PTR])
+        self.pthread_once = self._declare("pthread_once", I32, [PTR, PTR])
+        self.key_create = self._declare("pthread_key_create", I32, [PTR, PTR])
+        self.get_specific = self._declare("pthread_getspecific", PTR, [I32])
+        self.set_specific = self._declare("pthread_setspecific", I32, [I32, PTR])
         self.memset = self._declare("llvm.memset.p0.i64", VOID,
                                     [PTR, ir.IntType(8), I64, I1])
 
@@ -203,7 +210,7 @@ class _GemmBuilder:
             kernel = self.microkernel(f"{name}_microkernel{height}", height)
             tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height, store_part)
         blocked = self.blocked(f"{name}_blocked", pack_a, pack_b, tiles)
-        return self.entry(name, blocked)
+        return self.entry(name, blocked, self.scratch(f"{name}_scratch"))
 
     def heights(self):
         """Tile heights, tallest first: MR, and two thirds and one third of it, so that the
@@ -440,7 +447,49 @@ class _GemmBuilder:
         b.ret_void()
         return fn
 
-    def entry(self, name, blocked):
+    def _global(self, name, typ):
+        var = ir.GlobalVariable(self.module, typ, name)
+        var.linkage = "internal"
+        var.initializer = ir.Constant(typ, 0)  # 0 is PTHREAD_ONCE_INIT too
+        return var
+
+    def scratch(self, name):
+        """`ptr scratch(i64 bytes)`: this thread's buffer of at least `bytes` (a multiple of
+        BUFFER_ALIGN), aligned, or null where the heap (or a pthread key) has none to give.
+        A block starts with one line that holds its capacity; the key's destructor frees it."""
+        once, key, have_key = (self._global(f"{name}_{x}", I32) for x in ("once", "key", "ok"))
+        make_key, b = self._function(f"{name}_make_key", [])
+        made = b.call(self.key_create, [key, self.free], name="made")
+        b.store(b.zext(b.icmp_signed("==", made, ir.Constant(I32, 0)), I32), have_key)
+        b.ret_void()
+
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [I64]), name)
+        fn.linkage = "internal"
+        fn.args[0].name = "bytes"
+        bytes_ = fn.args[0]
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b.call(self.pthread_once, [once, make_key])
+        with b.if_then(b.icmp_signed("==", b.load(have_key, name="have_key"),
+                                     ir.Constant(I32, 0))):
+            b.ret(ir.Constant(PTR, None))
+        key_value = b.load(key, name="key")
+        block = b.call(self.get_specific, [key_value], name="block")
+        with b.if_then(b.icmp_unsigned("!=", block, ir.Constant(PTR, None))):
+            capacity = b.load(block, name="capacity", typ=I64)
+            with b.if_then(b.icmp_signed(">=", capacity, bytes_, name="fits")):
+                b.ret(b.gep(block, [_const(BUFFER_ALIGN)], source_etype=ir.IntType(8),
+                            name="buffer"))
+        b.call(self.free, [block])  # free(NULL) is a no-op
+        grown = b.call(self.aligned_alloc, [_const(BUFFER_ALIGN),
+                                            b.add(bytes_, _const(BUFFER_ALIGN))], name="grown")
+        b.call(self.set_specific, [key_value, grown])
+        with b.if_then(b.icmp_unsigned("==", grown, ir.Constant(PTR, None))):
+            b.ret(ir.Constant(PTR, None))
+        b.store(bytes_, grown)
+        b.ret(b.gep(grown, [_const(BUFFER_ALIGN)], source_etype=ir.IntType(8), name="buffer"))
+        return fn
+
+    def entry(self, name, blocked, scratch):
         mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
                                           self.blk.mc)
         fn, b = self._function(name, _ENTRY_ARGS, internal=False)
@@ -473,11 +522,9 @@ class _GemmBuilder:
                             "bytes_a")
         bytes_b = _round_up(b, b.mul(b.mul(kc, nc), _const(self.itemsize)), BUFFER_ALIGN,
                             "bytes_b")
-        heap_a = b.call(self.aligned_alloc, [_const(BUFFER_ALIGN), bytes_a], name="heap_a")
-        heap_b = b.call(self.aligned_alloc, [_const(BUFFER_ALIGN), bytes_b], name="heap_b")
-        have_heap = b.and_(b.icmp_unsigned("!=", heap_a, ir.Constant(PTR, None)),
-                           b.icmp_unsigned("!=", heap_b, ir.Constant(PTR, None)),
-                           name="have_heap")
+        heap_a = b.call(scratch, [b.add(bytes_a, bytes_b)], name="heap_a")
+        heap_b = b.gep(heap_a, [bytes_a], source_etype=ir.IntType(8), name="heap_b")
+        have_heap = b.icmp_unsigned("!=", heap_a, ir.Constant(PTR, None), name="have_heap")
         args = [lo, hi, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, add]
         with b.if_else(have_heap) as (heap, stack):
             with heap:
@@ -485,7 +532,5 @@ class _GemmBuilder:
             with stack:
                 b.call(blocked, args + [stack_a, stack_b, _const(small_kc), _const(nr),
                                         _const(mr)])
-        b.call(self.free, [heap_a])  # free(NULL) is a no-op
-        b.call(self.free, [heap_b])
         b.ret_void()
         return fn

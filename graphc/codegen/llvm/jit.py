@@ -2,8 +2,9 @@
 
 The rest of the LLVM code generator builds `llvmlite.ir` modules and hands them here as text.
 `compile_ir` turns IR into an object file (bytes) for the host CPU at O3; `load_object` maps
-such bytes into the process, linked with any others given (a program and the GEMM it calls),
-and returns a `Library` whose symbols are looked up by name. Object bytes are what the disk
+such bytes into the process, linked with any others given, and returns a `Library` whose
+symbols are looked up by name; `publish` lets later objects link to a loaded library's symbol
+(programs and the one GEMM of the process). Object bytes are what the disk
 cache stores, so a warm process only loads, never compiles.
 """
 import ctypes
@@ -137,3 +138,11 @@ class Library:
 def load_object(*objects):
     """The object files (bytes) loaded and linked together, as one Library."""
     return Library(*objects)
+
+
+def publish(library, name):
+    """Symbol `name` of `library` resolves in objects loaded from now on that declare it and
+    define none, so that many libraries share one copy of it (`library` must outlive them)."""
+    address = library.address(name)
+    with _lock:
+        llvm.add_symbol(name, address)

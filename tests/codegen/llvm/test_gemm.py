@@ -3,6 +3,7 @@ vector widths and blockings, and that nothing outside A, B and C is touched."""
 import ctypes
 import functools
 import mmap
+import resource
 import threading
 
 import numpy as np
@@ -257,3 +258,44 @@ def test_microkernel_uses_the_widest_vectors():
     register = {512: "zmm", 256: "ymm", 128: "xmm"}[width]
     fma = "vfmadd" if "fma" in jit.host_features() else "mul"
     assert any(fma in line and register in line for line in jit.assembly(str(module)).splitlines())
+
+
+def _in_thread(work):
+    """work() run on a new thread; returns what it returned (exceptions re-raised)."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = work()
+        except BaseException as err:  # re-raised on the caller's thread
+            out["error"] = err
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_packing_buffer_grows_and_is_reused(dtype):
+    # on a new thread: small, large (the buffer grows), large and small again (the buffer is
+    # reused), each against numpy; once grown, calls take no new pages
+    rng = np.random.default_rng(21)
+    shapes = [(31, 33, 9), (700, 300, 500), (700, 300, 500), (5, 7, 3)]
+    operands = [(random(rng, (m, k), dtype), random(rng, (k, n), dtype),
+                 np.full((m, n), np.nan, dtype)) for m, n, k in shapes]  # C paged in
+    compiled(dtype)
+
+    def work():
+        faults = []
+        for a, b, c in operands:
+            before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+            call(a, b, c)
+            faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+            check(c, a, b)
+        return faults
+    faults = _in_thread(work)
+    # the first large call pages in its buffer (a heap block freed after each call took new
+    # pages every time); later calls take none
+    assert faults[2] <= 2 and faults[3] <= 2, faults
