@@ -229,69 +229,130 @@ class _GemmBuilder:
                                       (I64, "count"), (I64, "depth"), (PTR, "dst")])
         src, lane_stride, depth_stride, count, depth, dst = fn.args
         w = _const(width)
-        scalar_from = b.alloca(I64, name="scalar_from")
         with _loop(b, _const(0), count, w, "p") as p:
             panel = self._at(b, dst, b.mul(p, depth), "panel")
             src_p = self._at(b, src, b.mul(p, lane_stride), "src_p")
             valid = _min(b, w, b.sub(count, p), "valid")
+            # the two usual layouts get vector code, masked loads reading only the lanes
+            # (and k) that exist and zeroing the others: lanes contiguous (B row-major, A
+            # transposed) copy a row of lanes per k; k contiguous (A row-major, B transposed)
+            # transpose lanes x vector-length blocks. Anything else goes scalar.
+            by_rows = b.icmp_signed("==", lane_stride, _const(1), name="by_rows")
+            by_blocks = b.icmp_signed("==", depth_stride, _const(1), name="by_blocks")
             whole = b.icmp_signed("==", valid, w, name="whole")
-            with b.if_then(b.not_(whole)):
-                panel_bytes = b.mul(b.mul(depth, w), _const(self.itemsize))
-                b.call(self.memset, [panel, ir.Constant(ir.IntType(8), 0), panel_bytes,
-                                     ir.Constant(I1, 0)])
-            # whole panels of the two usual layouts get vector code: lanes contiguous (B
-            # row-major, A transposed) copy a row of lanes per k; k contiguous (A row-major,
-            # B transposed) transpose lanes x vector-length blocks. Anything else goes scalar.
-            by_rows = b.and_(whole, b.icmp_signed("==", lane_stride, _const(1)), name="by_rows")
-            by_blocks = b.and_(whole, b.icmp_signed("==", depth_stride, _const(1)),
-                               name="by_blocks")
-            # the scalar loop packs whatever k the vector code leaves
-            b.store(_const(0), scalar_from)
             with b.if_else(by_rows) as (rows, other):
-                with rows:
-                    row = ir.VectorType(self.t, width)
-                    with _loop(b, _const(0), depth, _const(1), "k") as k:
-                        x = b.load(self._at(b, src_p, b.mul(k, depth_stride), "from"), name="x",
-                                   typ=row, align=self.itemsize)
-                        b.store(x, self._at(b, panel, b.mul(k, w), "to"), align=self.itemsize)
-                    b.store(depth, scalar_from)
+                with rows:  # whole panels without masks: as fast as plain copies get
+                    with b.if_else(whole) as (plain, part):
+                        with plain:
+                            self._copy_rows(b, src_p, depth_stride, depth, panel, width, None)
+                        with part:
+                            self._copy_rows(b, src_p, depth_stride, depth, panel, width,
+                                            self._below(b, width, valid, "row_mask"))
                 with other:
-                    with b.if_then(by_blocks):
-                        b.store(self._pack_by_blocks(b, src_p, lane_stride, depth, panel, width),
-                                scalar_from)
-            start = b.load(scalar_from, name="k_start", typ=I64)
-            with _loop(b, start, depth, _const(1), "k") as k:
-                from_k = self._at(b, src_p, b.mul(k, depth_stride), "from_k")
-                to_k = self._at(b, panel, b.mul(k, w), "to_k")
-                with _loop(b, _const(0), valid, _const(1), "l") as lane:
-                    x = b.load(self._at(b, from_k, b.mul(lane, lane_stride), "from"), name="x",
-                               typ=self.t)
-                    b.store(x, self._at(b, to_k, lane, "to"))
+                    with b.if_else(by_blocks) as (blocks, scalar):
+                        with blocks:
+                            with b.if_else(whole) as (plain, part):
+                                with plain:
+                                    self._pack_by_blocks(b, src_p, lane_stride, depth, panel,
+                                                         width, None)
+                                with part:
+                                    self._pack_by_blocks(b, src_p, lane_stride, depth, panel,
+                                                         width, valid)
+                        with scalar:
+                            self._pack_scalar(b, src_p, lane_stride, depth_stride, depth, panel,
+                                              width, valid)
         b.ret_void()
         return fn
 
-    def _pack_by_blocks(self, b, src, lane_stride, depth, panel, width):
-        """Whole vectors along k (unit stride) of `width` lanes, transposed in groups of up to
-        4 lanes (small shuffles; wider groups measured slower). Returns how far k got."""
+    def _copy_rows(self, b, src, depth_stride, depth, panel, width, mask):
+        """A row of `width` contiguous lanes per k (the lanes of `mask` where given)."""
+        row = ir.VectorType(self.t, width)
+        with _loop(b, _const(0), depth, _const(1), "k") as k:
+            from_k = self._at(b, src, b.mul(k, depth_stride), "from")
+            x = (b.load(from_k, name="x", typ=row, align=self.itemsize) if mask is None else
+                 self._masked_load(b, from_k, mask, "x"))
+            b.store(x, self._at(b, panel, b.mul(k, _const(width)), "to"), align=self.itemsize)
+
+    def _pack_scalar(self, b, src, lane_stride, depth_stride, depth, panel, width, valid):
+        with b.if_then(b.icmp_signed("<", valid, _const(width), name="part")):
+            panel_bytes = b.mul(b.mul(depth, _const(width)), _const(self.itemsize))
+            b.call(self.memset, [panel, ir.Constant(ir.IntType(8), 0), panel_bytes,
+                                 ir.Constant(I1, 0)])
+        with _loop(b, _const(0), depth, _const(1), "k") as k:
+            from_k = self._at(b, src, b.mul(k, depth_stride), "from_k")
+            to_k = self._at(b, panel, b.mul(k, _const(width)), "to_k")
+            with _loop(b, _const(0), valid, _const(1), "l") as lane:
+                x = b.load(self._at(b, from_k, b.mul(lane, lane_stride), "from"), name="x",
+                           typ=self.t)
+                b.store(x, self._at(b, to_k, lane, "to"))
+
+    def _below(self, b, count, bound, name):
+        """<count x i1>: lane i is i < bound."""
+        iota = ir.Constant(ir.VectorType(I64, count), list(range(count)))
+        splat = b.insert_element(ir.Constant(ir.VectorType(I64, count), ir.Undefined), bound,
+                                 ir.Constant(I32, 0))
+        splat = b.shuffle_vector(splat, ir.Constant(ir.VectorType(I64, count), ir.Undefined),
+                                 _mask([0] * count))
+        return b.icmp_signed("<", iota, splat, name=name)
+
+    def _masked_load(self, b, ptr, mask, name):
+        """The lanes of `mask` read from ptr, the others zero (and not read)."""
+        typ = ir.VectorType(self.t, mask.type.count)
+        load = self._declare(f"llvm.masked.load.v{typ.count}{self.t.intrinsic_name}.p0", typ,
+                             [PTR, I32, mask.type, typ])
+        return b.call(load, [ptr, ir.Constant(I32, self.itemsize), mask,
+                             ir.Constant(typ, None)], name=name)
+
+    def _pack_by_blocks(self, b, src, lane_stride, depth, panel, width, valid):
+        """Vectors along k (unit stride) of `width` lanes, `valid` of them read (all where
+        None), transposed in
+        groups of up to 4 lanes (small shuffles; wider groups measured slower); the last
+        block of k reads and writes only the k that exist."""
         lanes = self.lanes
-        group = next(g for g in (4, 2, 1) if width % g == 0)
         end = b.mul(b.sdiv(depth, _const(lanes)), _const(lanes), name="blocks_end")
         with _loop(b, _const(0), end, _const(lanes), "k") as k:
-            with _loop(b, _const(0), _const(width), _const(group), "g") as g:
-                from_g = self._at(b, src, b.add(b.mul(g, lane_stride), k), "from_g")
-                rows = [b.load(self._at(b, from_g, b.mul(_const(r), lane_stride), f"from{r}"),
-                               name=f"row{r}", typ=self.vec, align=self.itemsize)
-                        for r in range(group)]
-                block = _concat(b, rows, "block")
-                to_g = self._at(b, panel, b.add(b.mul(k, _const(width)), g), "to_g")
-                for j in range(lanes):
-                    # lanes g..g+group at k + j: element j of each row
-                    piece = b.shuffle_vector(block, block, _mask([r * lanes + j
-                                                                  for r in range(group)]),
-                                             name=f"k{j}")
-                    b.store(piece, self._at(b, to_g, _const(j * width), "to"),
-                            align=self.itemsize)
-        return end
+            self._transpose_block(b, src, lane_stride, panel, width, valid, k, None, None)
+        rest = b.sub(depth, end, name="rest")
+        with b.if_then(b.icmp_signed(">", rest, _const(0))):
+            self._transpose_block(b, src, lane_stride, panel, width, valid, end,
+                                  self._below(b, lanes, rest, "k_mask"), rest)
+
+    def _transpose_block(self, b, src, lane_stride, panel, width, valid, k, k_mask, rest):
+        """Lanes [0, width) x k .. k + lanes into the panel; lanes past `valid` (None: none)
+        become zeros, and only the k of `k_mask` (None: all), `rest` of them, are read and
+        written."""
+        lanes = self.lanes
+        group = next(g for g in (4, 2, 1) if width % g == 0)
+        if k_mask is None and valid is not None:
+            k_mask = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes)
+        with _loop(b, _const(0), _const(width), _const(group), "g") as g:
+            from_g = self._at(b, src, b.add(b.mul(g, lane_stride), k), "from_g")
+            rows = []
+            for r in range(group):
+                from_r = self._at(b, from_g, b.mul(_const(r), lane_stride), f"from{r}")
+                if k_mask is None:
+                    rows.append(b.load(from_r, name=f"row{r}", typ=self.vec,
+                                       align=self.itemsize))
+                    continue
+                mask = k_mask
+                if valid is not None:
+                    exists = b.icmp_signed("<", b.add(g, _const(r)), valid, name=f"exists{r}")
+                    mask = b.select(exists, k_mask, ir.Constant(k_mask.type, None),
+                                    name=f"mask{r}")
+                rows.append(self._masked_load(b, from_r, mask, f"row{r}"))
+            block = _concat(b, rows, "block")
+            to_g = self._at(b, panel, b.add(b.mul(k, _const(width)), g), "to_g")
+            for j in range(lanes):
+                # lanes g..g+group at k + j: element j of each row
+                piece = b.shuffle_vector(block, block, _mask([r * lanes + j
+                                                              for r in range(group)]),
+                                         name=f"k{j}")
+                to = self._at(b, to_g, _const(j * width), "to")
+                if rest is None:
+                    b.store(piece, to, align=self.itemsize)
+                else:
+                    with b.if_then(b.icmp_signed("<", _const(j), rest)):
+                        b.store(piece, to, align=self.itemsize)
 
     # -- the register tile ----------------------------------------------------------------
 

@@ -299,3 +299,42 @@ def test_packing_buffer_grows_and_is_reused(dtype):
     # the first large call pages in its buffer (a heap block freed after each call took new
     # pages every time); later calls take none
     assert faults[2] <= 2 and faults[3] <= 2, faults
+
+
+def call_in_parts(a, b, c, parts, accumulate=0):
+    """The gemm as a thread pool runs it: [0, m) cut into `parts` contiguous shares (the first
+    m % parts one longer), one call per share, all at once on threads of their own."""
+    m = a.shape[0]
+    q, r = divmod(m, parts)
+    starts = [i * q + min(i, r) for i in range(parts + 1)]
+    workers = [threading.Thread(target=call, args=(a, b, c, accumulate), kwargs={"rows": share})
+               for share in zip(starts, starts[1:])]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+# shapes of train steps: tiny and odd extents, one row or column, long k with few rows and
+# columns (filter gradients), small k with many rows (first layers)
+STEP_SHAPES = [(1, 1, 1), (1, 9, 31), (9, 32, 1), (9, 1, 33), (31, 33, 9), (33, 31, 288),
+               (288, 33, 31), (9, 32, 5000), (31, 9, 4099), (1, 288, 33), (300, 64, 9)]
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("accumulate", [0, 1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["a b", "a_t b", "a b_t", "a_t b_t"])
+@pytest.mark.parametrize("m,n,k", STEP_SHAPES)
+def test_train_step_shapes(m, n, k, layout, dtype, accumulate, parts):
+    rng = np.random.default_rng([m, n, k, accumulate])
+    a = random(rng, (k, m), dtype).T if "a_t" in layout else random(rng, (m, k), dtype)
+    b = random(rng, (n, k), dtype).T if "b_t" in layout else random(rng, (k, n), dtype)
+    c0 = random(rng, (m, n), dtype)
+    c = c0.copy()
+    call_in_parts(a, b, c, parts, accumulate)
+    check(c, a, b, c0.astype(np.float64) if accumulate else None)
+    if parts == 2:  # the same sums in the same order, however the work is split
+        alone = c0.copy()
+        call(a, b, alone, accumulate)
+        np.testing.assert_array_equal(c, alone)
