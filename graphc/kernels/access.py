@@ -10,7 +10,7 @@ def kernel_access(kernel):
     reads, writes = set(), set()
     for load in loads(kernel):
         reads.add(load.buffer)
-    for s in statements(kernel.body):
+    for s in ir.walk_statements(kernel.body):
         if isinstance(s, ir.Store):
             writes.add(s.buffer)
             if s.accumulate:
@@ -45,13 +45,6 @@ def in_place_candidates(kernel):
                                 if slot != store.buffer and seen == {position})
 
 
-def statements(body):
-    for s in body:
-        yield s
-        if isinstance(s, ir.Loop):
-            yield from statements(s.body)
-
-
 def loads(kernel):
     """Every distinct Load expression in the kernel."""
     return (e for e in expressions(kernel) if isinstance(e, ir.Load))
@@ -59,7 +52,7 @@ def loads(kernel):
 
 def may_fail(kernel):
     """Whether the kernel can stop with an error (a Check, or an index it checks)."""
-    return (any(isinstance(s, ir.Check) for s in statements(kernel.body))
+    return (any(isinstance(s, ir.Check) for s in ir.walk_statements(kernel.body))
             or any(isinstance(e, ir.Op) and e.name == "check_index" for e in expressions(kernel)))
 
 
@@ -67,7 +60,7 @@ def expressions(kernel):
     """Every distinct expression in the kernel (walked without recursion: fused chains nest
     deeper than Python's stack)."""
     todo, seen = [], set()
-    for s in statements(kernel.body):
+    for s in ir.walk_statements(kernel.body):
         if isinstance(s, ir.Loop):
             todo.append(s.extent)
         elif isinstance(s, ir.Store):

@@ -352,6 +352,14 @@ def statement_exprs(stmts):
                 yield from (operand.offset, operand.rows, operand.cols)
 
 
+def walk_statements(stmts):
+    """Every statement in these statements, loops' bodies included, in program order."""
+    for s in stmts:
+        yield s
+        if isinstance(s, Loop):
+            yield from walk_statements(s.body)
+
+
 def accumulates(stmts):
     """Whether an accumulating Store lies under these statements."""
     return any(s.accumulate if isinstance(s, Store) else

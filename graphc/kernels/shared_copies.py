@@ -13,7 +13,7 @@ never are, since the runtime hands them out.
 import dataclasses
 
 from . import ir
-from .access import kernel_access, loads, statements
+from .access import kernel_access, loads
 from .fingerprint import fingerprint
 
 
@@ -80,7 +80,7 @@ def _blank(body, slot):
 
 def _renamed(kernel, renamed):
     """The kernel with its products' operands in renamed slots moved to their new slots."""
-    if not any(isinstance(s, ir.Gemm) for s in statements(kernel.body)):
+    if not any(isinstance(s, ir.Gemm) for s in ir.walk_statements(kernel.body)):
         return kernel
 
     def operand(o):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ...kernels import ir
 from .elementwise import flat_nest, vector_width
-from .values import Values, statement_exprs, walk_statements
+from .values import Values, statement_exprs
 
 THREADS = 256  # a multiple of the warp size
 WARP = 32
@@ -163,7 +163,7 @@ def shared_work(kernel):
     loop = kernel.parallel_loop
     body = loop.body if loop else kernel.body
     outer = {loop.var.name} if loop else set()
-    nested = [x for s in body if isinstance(s, ir.Loop) for x in walk_statements(s.body)]
+    nested = [x for s in body if isinstance(s, ir.Loop) for x in ir.walk_statements(s.body)]
     if any(isinstance(s, ir.Gemm) for s in list(body) + nested) or any(
             isinstance(s, ir.Check) for s in nested):
         return None

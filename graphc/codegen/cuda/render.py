@@ -41,7 +41,7 @@ from .rows import cached_rows
 from .scalar import PRELUDE as SCALARS
 from .scalar import render_op
 from .types import FLOATS, REGISTER, STORAGE, from_storage, literal, to_storage
-from .values import INDEX_OPS, Values, statement_exprs, walk_statements
+from .values import INDEX_OPS, Values, statement_exprs
 
 PARAMS = ("void* const* __restrict__ buffers, const long long* __restrict__ dims,\n"
           "        long long* __restrict__ error, long long lo, long long hi")
@@ -131,7 +131,7 @@ class KernelRenderer:
 
     def check_names(self):
         """Loop variables keep their IR names: none may be one the renderer gives."""
-        names = {s.var.name for s in walk_statements(self.kernel.body) if isinstance(s, ir.Loop)}
+        names = {s.var.name for s in ir.walk_statements(self.kernel.body) if isinstance(s, ir.Loop)}
         for e in statement_exprs(self.kernel.body):
             self.values(e)
         names |= {e.name for e in self.values.kept if isinstance(e, ir.Var)}

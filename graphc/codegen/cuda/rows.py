@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ...kernels import ir
 from .types import REGISTER, STORAGE_BYTES
-from .values import statement_exprs, walk_statements
+from .values import statement_exprs
 
 ROW_CACHE_BYTES = 32 * 1024
 
@@ -37,7 +37,7 @@ def cached_rows(kernel):
     loop = kernel.parallel_loop
     outer = {loop.var.name}
     extents = {s.var.name: s.extent for s in loop.body if isinstance(s, ir.Loop)}
-    written = {s.buffer for s in walk_statements(loop.body) if isinstance(s, ir.Store)}
+    written = {s.buffer for s in ir.walk_statements(loop.body) if isinstance(s, ir.Store)}
     readers, seen, todo = {}, set(), list(statement_exprs(loop.body))
     while todo:
         e = todo.pop()

@@ -18,13 +18,6 @@ def statement_exprs(stmts):
             yield from ir.statement_exprs([s])
 
 
-def walk_statements(stmts):
-    for s in stmts:
-        yield s
-        if isinstance(s, ir.Loop):
-            yield from walk_statements(s.body)
-
-
 class Values(ValueNumbering):
     """Value numbers of a kernel's expressions, and which are index arithmetic (+, -, * of
     int64 loop variables, dims and constants: no data, so it cannot overflow)."""
