@@ -8,9 +8,13 @@
               T* B, i64 rsb, i64 csb,    B[k, j] at B[k*rsb + j*csb]
               T* C, i64 rsc,             C[i, j] at C[i*rsc + j]
               i32 accumulate,            0: C = A @ B, 1: C += A @ B
-              i64 m_lo, i64 m_hi)        only rows [m_lo, m_hi) of C, to split work over threads
+              i64 m_lo, i64 m_hi)        this call's share of C, to split work over threads
 
-C must not overlap A or B. With K == 0, C becomes 0 (or stays as it is when accumulating).
+A share [m_lo, m_hi) of [0, M) is the rows [m_lo, m_hi) of C, or, where M < N and N >= 4 NR,
+the columns [N*m_lo/M, N*m_hi/M) of every row (rounded to whole vectors): each share packs all
+of the smaller operand, so calls that split C into shares pack the larger one once between
+them. Shares that partition [0, M) partition C, and every element of C is the same sum in the
+same order whatever the shares. C must not overlap A or B. With K == 0, C becomes 0 (or stays as it is when accumulating).
 
 The stages, one function each:
   pack_a       an mc x kc block of A into panels of MR rows, k-major, zero padded
@@ -550,6 +554,30 @@ class _GemmBuilder:
         b.ret(b.gep(grown, [_const(BUFFER_ALIGN)], source_etype=ir.IntType(8), name="buffer"))
         return fn
 
+    def _share(self, b, by_columns, m, n, lo, hi, src_b, csb, c):
+        """(lo, hi, n, B, C) of the rows and columns this call computes: rows [lo, hi) of all
+        columns, or (by_columns, lo < hi) all rows of the columns [n*lo/m, n*hi/m), cut at
+        whole vectors (the last share to n)."""
+        pre = b.block
+        with b.if_then(by_columns):
+            def column(x, name):
+                at = b.sdiv(b.add(b.sdiv(b.mul(n, x), m), _const(self.lanes // 2)),
+                            _const(self.lanes))
+                at = _min(b, b.mul(at, _const(self.lanes)), n, name)
+                return b.select(b.icmp_signed(">=", x, m), n, at, name=name)
+            first, last = column(lo, "first_column"), column(hi, "last_column")
+            values = (_const(0), m, b.sub(last, first), self._at(b, src_b, b.mul(first, csb), "b_share"),
+                      self._at(b, c, first, "c_share"))
+            cols = b.block
+        phis = []
+        for by_row, by_column, name in zip((lo, hi, n, src_b, c), values,
+                                           ("lo", "hi", "n", "b", "c")):
+            phi = b.phi(by_row.type, name=f"share_{name}")
+            phi.add_incoming(by_row, pre)
+            phi.add_incoming(by_column, cols)
+            phis.append(phi)
+        return phis
+
     def entry(self, name, blocked, scratch):
         mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
                                           self.blk.mc)
@@ -562,6 +590,11 @@ class _GemmBuilder:
         stack_a.align = stack_b.align = BUFFER_ALIGN
         lo = b.select(b.icmp_signed(">", m_lo, _const(0)), m_lo, _const(0), name="lo")
         hi = _min(b, m_hi, m, "hi")
+        # (a share of a few columns would waste most of each tile's width: W5's filter gradient
+        # of 9 x 32 halves measured slower than its shares of 4 and 5 rows)
+        wide = b.and_(b.icmp_signed("<", m, n), b.icmp_signed(">=", n, _const(4 * nr)))
+        by_columns = b.and_(wide, b.icmp_signed("<", lo, hi), name="by_columns")  # 0 < m
+        lo, hi, n, src_b, c = self._share(b, by_columns, m, n, lo, hi, src_b, csb, c)
         add = b.icmp_signed("!=", accumulate, ir.Constant(I32, 0), name="add")
         nothing = b.or_(b.icmp_signed(">=", lo, hi), b.icmp_signed("<=", n, _const(0)))
         with b.if_then(nothing):

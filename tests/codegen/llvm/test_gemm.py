@@ -135,8 +135,8 @@ def test_accumulate(m, n, k, dtype, vector_bits, blocking):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_empty_k_zeroes_or_keeps_c(dtype):
-    a, b = np.empty((9, 0), dtype), np.empty((0, 40), dtype)
-    c = np.full((9, 40), 3.5, dtype)
+    a, b = np.empty((40, 0), dtype), np.empty((0, 9), dtype)
+    c = np.full((40, 9), 3.5, dtype)
     call(a, b, c, accumulate=1)
     assert (c == 3.5).all()
     call(a, b, c, accumulate=0)
@@ -144,6 +144,11 @@ def test_empty_k_zeroes_or_keeps_c(dtype):
     c[:] = 3.5
     call(a, b, c, rows=(2, 5))
     assert (c[2:5] == 0).all() and (c[:2] == 3.5).all() and (c[5:] == 3.5).all()
+    wide = np.full((9, 300), 3.5, dtype)  # shares of far fewer rows than columns are columns
+    call(a[:9], b.reshape(0, 300), wide, rows=(0, 4))  # 300 * 4/9 to whole vectors
+    lanes = jit.vector_bits() // (8 * c.itemsize)
+    split = (300 * 4 // 9 + lanes // 2) // lanes * lanes
+    assert (wide[:, :split] == 0).all() and (wide[:, split:] == 3.5).all()
 
 
 @pytest.mark.parametrize("m,n,rows", [(0, 5, None), (5, 0, None), (9, 9, (4, 4)), (9, 9, (6, 2))])
@@ -338,3 +343,24 @@ def test_train_step_shapes(m, n, k, layout, dtype, accumulate, parts):
         alone = c0.copy()
         call(a, b, alone, accumulate)
         np.testing.assert_array_equal(c, alone)
+
+
+@pytest.mark.parametrize("m,n,parts", [(20, 130, 3), (9, 200, 2), (5, 400, 4)])
+def test_shares_of_few_rows_are_whole_columns(m, n, parts):
+    # far fewer rows than columns: each share computes every row of a block of whole columns;
+    # the shares' blocks are disjoint and cover C
+    rng = np.random.default_rng([m, n])
+    a, b = random(rng, (m, 7), "float32"), random(rng, (7, n), "float32")
+    q, r = divmod(m, parts)
+    starts = [i * q + min(i, r) for i in range(parts + 1)]
+    owner = np.full(n, -1)
+    for share, rows in enumerate(zip(starts, starts[1:])):
+        c = np.full((m, n), np.nan, np.float32)
+        call(a, b, c, rows=rows)
+        written = ~np.isnan(c)
+        columns = written.all(axis=0)
+        assert (written == columns).all()  # whole columns only
+        assert (owner[columns] == -1).all()
+        owner[columns] = share
+        check(c[:, columns], a, b[:, columns])
+    assert (owner >= 0).all() and (np.diff(owner) >= 0).all()
