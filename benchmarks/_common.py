@@ -38,6 +38,13 @@ def arguments(doc, extra=None):
     return args
 
 
+# BLAS libraries keep their idle threads spinning for a while after a call (OpenBLAS: 2^28
+# cycles, about 70 ms), which takes a core from whatever is timed next; and threads that went
+# to sleep meanwhile wake slowly on a virtual machine. So each contender's turn starts with this
+# pause and one untimed call: none pays for the one before it, all are timed as in a loop.
+SETTLE_S = 0.1
+
+
 def interleaved(contenders, repeats, number=1, warmup=1):
     """{name: median seconds per call}. Each repeat times `number` back-to-back calls of every
     contender in turn, so that load from other work hits all of them alike."""
@@ -47,6 +54,9 @@ def interleaved(contenders, repeats, number=1, warmup=1):
     samples = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
+            if not _quick:
+                time.sleep(SETTLE_S)
+                fn()
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()
