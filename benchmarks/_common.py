@@ -40,9 +40,11 @@ def arguments(doc, extra=None):
 
 # BLAS libraries keep their idle threads spinning for a while after a call (OpenBLAS: 2^28
 # cycles, about 70 ms), which takes a core from whatever is timed next; and threads that went
-# to sleep meanwhile wake slowly on a virtual machine. So each contender's turn starts with this
-# pause and one untimed call: none pays for the one before it, all are timed as in a loop.
+# to sleep meanwhile come back slowly (clocked down) on a virtual machine. So each contender's
+# turn starts with this pause, then untimed calls for WARM_S: none pays for the one before it,
+# and all are timed as in a running loop.
 SETTLE_S = 0.1
+WARM_S = 0.05
 
 
 def interleaved(contenders, repeats, number=1, warmup=1):
@@ -55,13 +57,20 @@ def interleaved(contenders, repeats, number=1, warmup=1):
     for _ in range(repeats):
         for name, fn in contenders.items():
             if not _quick:
-                time.sleep(SETTLE_S)
-                fn()
+                _settle_and_warm(fn)
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()
             samples[name].append((time.perf_counter() - t0) / number)
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def _settle_and_warm(fn):
+    time.sleep(SETTLE_S)
+    start = time.perf_counter()
+    fn()
+    while time.perf_counter() - start < WARM_S:
+        fn()
 
 
 def result(id, workload, unit, graphc, numpy, target, better="higher", peers=None, **details):
