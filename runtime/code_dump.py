@@ -7,7 +7,7 @@ after them so that a listing sorts in pipeline order:
     90-kernel-ir.txt     every native kernel (graphc/dump/kernel_ir.py), in call order, with
                          the host steps between them and what each buffer and dim holds
     91-program.ll        device cpu: the LLVM IR as generated,
-    92-program-opt.ll    after LLVM's O3,
+    92-program-opt.ll    after LLVM's pipeline,
     93-program.s         and the host assembly
     91-program.cu        device cuda: the CUDA C,
     92-program.ptx       and nvcc's PTX (where nvcc is on the PATH)

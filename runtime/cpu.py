@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 from graphc.codegen.llvm import gemm, jit
+from graphc.codegen.llvm.program import PROGRAM_PIPELINE
 from graphc.codegen.llvm.scalar import unsupported_ops
 from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir import dtypes
@@ -142,11 +143,13 @@ class CpuExecutable(Executable):
             step.entry = self.program.entry(step.number)
 
     def source(self, kind="llvm"):
-        """The generated code: "llvm" (as emitted), "llvm-opt" (after O3) or "asm"."""
+        """The generated code: "llvm" (as emitted), "llvm-opt" (after LLVM's pipeline) or "asm"."""
         if self.program is None:
             return ""
-        return {"llvm": lambda t: t, "llvm-opt": jit.optimize_ir,
-                "asm": jit.assembly}[kind](self.program.text)
+        if kind == "llvm":
+            return self.program.text
+        return {"llvm-opt": jit.optimize_ir, "asm": jit.assembly}[kind](self.program.text,
+                                                                       **PROGRAM_PIPELINE)
 
     # -- running -----------------------------------------------------------------------------
     def _prepare_run(self):

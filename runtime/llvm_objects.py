@@ -17,8 +17,8 @@ import threading
 from graphc.codegen.llvm import jit
 from graphc.codegen.llvm.gemm import gemm_name
 from graphc.codegen.llvm.parallel import pool_module
-from graphc.codegen.llvm.program import (GEMM_PIPELINE, build_module, entry_symbol,
-                                         gemm_dtypes, gemm_module)
+from graphc.codegen.llvm.program import (GEMM_PIPELINE, PROGRAM_PIPELINE, build_module,
+                                         entry_symbol, gemm_dtypes, gemm_module)
 from graphc.kernels.fingerprint import fingerprint
 
 from .kernel_cache import cache_key, default_cache, graphc_identity
@@ -80,7 +80,7 @@ class Program:
         self.segments = segments
         key = object_key("program", *(fingerprint(kernels) for kernels in segments))
         self.tag = key[:16]  # in the symbols: two programs never clash in one process
-        code = compiled(key, lambda: self.text)
+        code = compiled(key, lambda: self.text, **PROGRAM_PIPELINE)
         for dtype in gemm_dtypes(segments):
             link_gemm(dtype)
         self.library = jit.load_object(code)
