@@ -23,6 +23,7 @@ from graphc.codegen.cuda.render import render_program, symbol
 from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType
+from graphc.kernels.implicit_operands import gather_copies
 from graphc.kernels.lower import GEMM_DTYPES
 
 from . import cuda_driver
@@ -42,8 +43,11 @@ class CudaExecutable(CpuExecutable):
     _module = None  # loaded on the first run
     resolves_assignments = False  # assignments copy on the GPU (_assign_on_device)
     gemm_dtypes = GEMM_DTYPES  # float16/bfloat16 products on the tensor cores
+    unused_slots = frozenset()  # scratch that no kernel uses once copies are read in place
 
     def _compile(self, native):
+        # products read their copied operands (convolutions' patches) in place
+        self.unused_slots = gather_copies([s.kernels for s in native], self.slots)
         text = render_program([s.kernels for s in native], TAG, self.options.allow_tf32)
         self.tag = cache_key(text)[:16]
         self.cuda_source = text.replace(TAG, self.tag)
@@ -96,7 +100,7 @@ class CudaExecutable(CpuExecutable):
             plan.finish()  # the run's one wait for the GPU
             self._check_errors(plan)
             if self.options.check_numerics:
-                plan.download(range(len(plan.shapes)))
+                plan.download(s for s, d in enumerate(plan.device) if d is not None)
                 self._check_numerics(plan, read_variable, rng_for)
         updates = {uid: np.array(value) for uid, value in updates.items()}
         for uid, var, new in news:
@@ -158,6 +162,9 @@ class CudaPlan:
         limit = memory_limit()
         self.device = []
         for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
+            if slot in exe.unused_slots:
+                self.device.append(None)
+                continue
             node = exe.slot_owners.get(slot)
             check_allocation(node, [TensorType(dtype, shape)], limit)
             what = f"buffer {slot} ({dtype}{list(shape)}" + (f", '{node.name}')" if node else ")")
@@ -167,7 +174,7 @@ class CudaPlan:
         kernels = [k for step in exe.steps if isinstance(step, NativeStep) for k in step.kernels]
         self.error = np.zeros(launches.work_words(kernels), np.int64)  # and the work area
         dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
-        table = np.array([int(d) for d in self.device] or [0], np.uint64)
+        table = np.array([int(d or 0) for d in self.device] or [0], np.uint64)
         self.own = [table, dims, self.error]  # uploaded: the kernels' buffer table, dims, errors
         self.args = []
         for array in self.own:

@@ -36,7 +36,10 @@ def kernel_text(kernel):
 
 
 def operand_text(operand, terms):
-    """A Gemm operand: element [r, c] of the matrix is at offset + r * rows + c * cols."""
+    """A Gemm operand: element [r, c] of the matrix is at offset + r * rows + c * cols, or a
+    gathered one's value at [row, col]."""
+    if isinstance(operand, ir.Gathered):
+        return f"[{operand.row.name}, {operand.col.name}: {terms[operand.value]}]"
     offset, rows, cols = (terms[e] for e in (operand.offset, operand.rows, operand.cols))
     return f"b{operand.buffer}(offset={offset}, rows={rows}, cols={cols})"
 
@@ -79,8 +82,7 @@ class _Printer:
                                   f"{'+=' if s.accumulate else '='} {t[s.value]}")
                 self.where(t, depth)
             elif isinstance(s, ir.Gemm):
-                t = self.terms(s.m, s.n, s.k, *(getattr(o, f) for o in (s.a, s.b, s.c)
-                                                for f in ("offset", "rows", "cols")))
+                t = self.terms(*ir.gemm_exprs(s))
                 a, b, c = (operand_text(o, t) for o in (s.a, s.b, s.c))
                 self.lines.append(f"{pad}gemm {s.dtype} m={t[s.m]} n={t[s.n]} k={t[s.k]}: "
                                   f"{c} {'+=' if s.accumulate else '='} {a} @ {b}")

@@ -16,7 +16,7 @@ def kernel_access(kernel):
             if s.accumulate:
                 reads.add(s.buffer)
         elif isinstance(s, ir.Gemm):
-            reads.update((s.a.buffer, s.b.buffer))
+            reads.update(ir.operand_buffers(s))
             writes.add(s.c.buffer)
             if s.accumulate:
                 reads.add(s.c.buffer)
@@ -68,8 +68,7 @@ def expressions(kernel):
         elif isinstance(s, ir.Check):
             todo += [s.ok, s.value]
         elif isinstance(s, ir.Gemm):
-            todo += [s.m, s.n, s.k] + [x for o in (s.a, s.b, s.c)
-                                       for x in (o.offset, o.rows, o.cols)]
+            todo += list(ir.gemm_exprs(s))
     while todo:
         e = todo.pop()
         if id(e) in seen:

@@ -9,18 +9,19 @@ or 0 where that falls in the padding (s, d: stride, dilation; pad as TensorFlow 
   then gathers, over the taps (kh, kw), the dpatches entry of the output cell that read (h, w)
   through that tap, if any (col2im as a gather: each input cell is written once, and no
   stride wastes work).
-Products run in the op's dtype for float32 and float64, in float32 for float16 and bfloat16
-(operands cast while they are copied, the result rounded once at the end: products.py). Prologues
+Products run in the op's dtype for float32 and float64; for float16 and bfloat16 in the
+target's product dtype (products.compute_dtype: half Gemms on CUDA's tensor cores, float32
+products of operands cast while copied on the CPU), but the input gradient's in float32 on
+every target, since its gather sums the taps in the product's dtype. Prologues
 fused into the group are computed while the patches are copied; epilogues in a loop over the
 output, reading the product, as for matmul.
 
 The patches are copied into a scratch buffer (im2col) by a loop nest whose innermost loop runs
 along the channels, contiguous in both buffers (vector moves: the kernels' alias scopes tell
-LLVM the two buffers are apart); the Gemm then packs the patches through
-its vector paths, and the kernel IR, its interpreter and the CUDA renderer need nothing new.
-The copy costs about 0.3 ms (9 MB written, then read back) beside a 1 ms product at W5's
-second convolution. Reading the patches straight from the input while packing (implicit GEMM)
-would save it, given a packing stage that copies channel runs.
+LLVM the two buffers are apart); the CPU's Gemm then packs the patches through its vector
+paths. The copy costs about 0.3 ms (9 MB written, then read back) beside a 1 ms product at
+W5's second convolution. On CUDA the copy is dropped and the product reads the patches from x
+as it loads its tiles (implicit GEMM: implicit_operands.py rewrites the kernels).
 """
 from dataclasses import dataclass
 
@@ -80,10 +81,11 @@ def _both(a, b):
 class _Lowering(Products):
     """The kernels of one conv group, in order: copies of operands, the Gemm, the epilogue."""
 
-    def __init__(self, group, slots, name):
-        # float32 for 16-bit floats on every target: the input gradient sums its taps in it
+    def __init__(self, group, slots, name, wider=False):
+        """`wider`: float32 for 16-bit floats on every target (the input gradient sums its
+        taps in it), else the target's product dtype (products.compute_dtype)."""
         out = group.root.outputs[0].dtype.name
-        super().__init__(group, slots, name, WIDER.get(out, out))
+        super().__init__(group, slots, name, WIDER.get(out, out) if wider else None)
         # the tensor shaped like conv2d's output: g for the gradient ops
         inputs = self.node.inputs
         self.conv_out = inputs[2] if len(inputs) == 3 else self.out
@@ -153,7 +155,7 @@ def conv2d_backprop_filter(group, slots, name):
 
 def conv2d_backprop_input(group, slots, name):
     """dpatches (M x K) = g (M x CO) @ filters^T (CO x K), then dx gathered from dpatches."""
-    low = _Lowering(group, slots, name)
+    low = _Lowering(group, slots, name, wider=True)
     _, filters, g = low.node.inputs
     m, k, co = low.sizes()
     a, b = low.contiguous(g), low.contiguous(filters)

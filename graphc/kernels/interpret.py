@@ -142,8 +142,7 @@ def _statement_exprs(s):
     if isinstance(s, ir.Check):
         return (s.ok, s.value)
     if isinstance(s, ir.Gemm):
-        return (s.m, s.n, s.k) + tuple(e for o in (s.a, s.b, s.c)
-                                       for e in (o.offset, o.rows, o.cols))
+        return tuple(ir.gemm_exprs(s))
     raise AssertionError(f"unknown statement {type(s).__name__}")
 
 
@@ -171,7 +170,7 @@ class _Run:
             elif isinstance(s, ir.Store):
                 stored.add(s.buffer)
             elif isinstance(s, ir.Gemm):
-                self.loaded.update((s.a.buffer, s.b.buffer))
+                self.loaded.update(ir.operand_buffers(s))
                 stored.add(s.c.buffer)
         self.loaded.update(e.buffer for e in self.values.kept if isinstance(e, ir.Load))
         both = stored & self.loaded
@@ -247,21 +246,35 @@ class _Run:
 
     def gemm(self, s, scope):
         """One matrix product per iteration of the enclosing loops, in loop order."""
-        exprs = _statement_exprs(s)
+        exprs = [s.m, s.n, s.k] + [e for o in (s.a, s.b, s.c) if isinstance(o, ir.Operand)
+                                   for e in (o.offset, o.rows, o.cols)]
         if any(e.dtype != ir.INDEX for e in exprs):
             self.fail("gemm sizes and strides must be int64")
         values = [np.broadcast_to(scope.value(e), scope.shape) for e in exprs]
         for at in np.ndindex(*scope.shape):
             m, n, k, *strides = (int(v[at]) for v in values)
-            a = self.matrix(s.a.buffer, s.dtype, strides[0:3], m, k)
-            b = self.matrix(s.b.buffer, s.dtype, strides[3:6], k, n)
-            c = self.matrix(s.c.buffer, s.dtype, strides[6:9], m, n)
+            a = self.operand(s.a, s.dtype, strides, m, k, scope, at)
+            b = self.operand(s.b, s.dtype, strides, k, n, scope, at)
+            c = self.matrix(s.c.buffer, s.dtype, strides[:3], m, n)
             wide = HALF_SUMS.get(s.dtype, c.dtype)
             with np.errstate(all="ignore"):
                 total = np.matmul(a.astype(wide), b.astype(wide))
                 if s.accumulate:
                     total = c.astype(wide) + total
             c[...] = dtypes.to_storage(total, dtypes.BY_NAME[s.dtype])  # rounded once
+
+    def operand(self, o, dtype, strides, rows, cols, scope, at):
+        """A Gemm operand as a (rows, cols) array: a strided one takes (and removes) the first
+        three of `strides`; a Gathered one is evaluated for iteration `at` of the scope."""
+        if isinstance(o, ir.Operand):
+            layout = strides[:3]
+            del strides[:3]
+            return self.matrix(o.buffer, dtype, layout, rows, cols)
+        if o.value.dtype != dtype:
+            self.fail(f"gathered operand of dtype {o.value.dtype} in a {dtype} gemm")
+        inner = _Scope(self, scope, ((o.row.name, max(rows, 0)), (o.col.name, max(cols, 0))))
+        value = np.broadcast_to(inner.value(o.value), inner.shape)
+        return value[at] if at else value
 
     def matrix(self, slot, dtype, layout, rows, cols):
         """A (rows, cols) view of a slot: element [r, c] at offset + r*row_stride + c*col_stride."""

@@ -19,6 +19,9 @@ Statements:
   A, B and C hold the Gemm's dtype (float16, bfloat16, float32 or float64; a target's code
   generator may take fewer: lower.Slots.gemm_dtypes). float16 and bfloat16 products are summed
   in float32 and rounded once: C = round(sum), or C = round(C + sum) when accumulating.
+  An operand is a strided matrix in a buffer (Operand), or Gathered: element [r, c] computed
+  by an expression of two variables (an implicit operand, such as a convolution's patches read
+  from its input: element [r, c] is evaluated for 0 <= r, c < the matrix's extents only).
 - Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
   index) to the runtime as error `what`.
 Expressions:
@@ -150,13 +153,24 @@ class Operand:
 
 
 @dataclass(frozen=True)
+class Gathered:
+    """A matrix computed where it is read: element [r, c] is `value` with `row` = r and
+    `col` = c (variables bound by the Gemm alone). `along`: "row" or "col", the index along
+    which neighbouring elements read neighbouring memory (a code generator's order of reads)."""
+    row: Var
+    col: Var
+    value: Expr
+    along: str = "col"
+
+
+@dataclass(frozen=True)
 class Gemm(Stmt):
     dtype: str
     m: Expr
     n: Expr
     k: Expr
-    a: Operand
-    b: Operand
+    a: object  # Operand or Gathered
+    b: object  # Operand or Gathered
     c: Operand  # c.cols is 1
     accumulate: bool = False
 
@@ -302,6 +316,31 @@ def unflatten(flat, extents):
     return out
 
 
+def substitute(expr, values):
+    """expr with the variables named in `values` (name -> Expr) replaced by their values."""
+    memo = {}
+
+    def walk(e):
+        key = id(e)
+        if key not in memo:
+            if isinstance(e, Var):
+                memo[key] = values.get(e.name, e)
+            elif isinstance(e, Load):
+                memo[key] = Load(e.buffer, walk(e.index), e.dtype)
+            elif isinstance(e, Op):
+                memo[key] = Op(e.name, tuple(walk(a) for a in e.args), e.dtype)
+            elif isinstance(e, Reduce):
+                inner = {v.name for v, _ in e.loops}
+                if inner & set(values):
+                    raise ValueError(f"substituting variables a reduction binds: {inner}")
+                memo[key] = Reduce(e.op, tuple((v, walk(x)) for v, x in e.loops),
+                                   walk(e.value), e.dtype)
+            else:
+                memo[key] = e
+        return memo[key]
+    return walk(expr)
+
+
 def op(name, *args, dtype=None):
     return Op(name, tuple(args), dtype or args[0].dtype)
 
@@ -347,9 +386,23 @@ def statement_exprs(stmts):
         elif isinstance(s, Store):
             yield from (s.index, s.value)
         elif isinstance(s, Gemm):
-            yield from (s.m, s.n, s.k)
-            for operand in (s.a, s.b, s.c):
-                yield from (operand.offset, operand.rows, operand.cols)
+            yield from gemm_exprs(s)
+
+
+def gemm_exprs(g):
+    """The expressions of a Gemm: its sizes, then its operands' offsets and strides, or a
+    Gathered operand's value."""
+    yield from (g.m, g.n, g.k)
+    for operand in (g.a, g.b, g.c):
+        if isinstance(operand, Gathered):
+            yield operand.value
+        else:
+            yield from (operand.offset, operand.rows, operand.cols)
+
+
+def operand_buffers(g):
+    """The buffers a Gemm reads through strided operands."""
+    return [o.buffer for o in (g.a, g.b) if isinstance(o, Operand)]
 
 
 def walk_statements(stmts):

@@ -79,11 +79,19 @@ def test_prologues_are_computed_into_the_operands_and_epilogues_after_the_produc
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_precisions_multiply_in_float32(dtype):
+def test_half_precisions_multiply_in_the_targets_gemm_dtype(dtype):
+    """conv2d and its filter gradient multiply half operands where the target's Gemm takes
+    them (these tests' Slots take every dtype, as CUDA's); the input gradient's product runs
+    in float32, since its gather sums the taps in the product's dtype."""
     x, f = rng.normal(size=(2, 7, 6, 3)).astype(np.float32), rng.normal(size=(3, 2, 3, 4))
-    program = check(lambda a, w: gc.nn.conv2d(gc.cast(a, dtype), gc.cast(w, dtype), 1, "SAME"),
-                    [x, f.astype(np.float32)], rtol=2e-2)
-    assert {g.dtype for g in gemms(program)} == {"float32"}
+    g = rng.normal(size=(2, 7, 6, 4)).astype(np.float32)
+
+    def convs(a, w, dy):
+        a, w, dy = (gc.cast(t, dtype) for t in (a, w, dy))
+        return [gc.nn.conv2d(a, w, 1, "SAME"), gc.nn.conv2d_backprop_filter(a, w, dy, 1, "SAME"),
+                gc.nn.conv2d_backprop_input(a, w, dy, 1, "SAME")]
+    program = check(convs, [x, f.astype(np.float32), g], rtol=2e-2)
+    assert [g.dtype for g in gemms(program)] == [dtype, dtype, "float32"]
 
 
 @pytest.mark.parametrize("batch", [1, None])

@@ -310,3 +310,18 @@ def test_every_matmul_is_native_and_half_ones_use_the_tensor_cores(graph, gpu):
             else:  # one rounding of the dtype apart at most
                 tol = {"float16": 2e-3, "bfloat16": 1e-2}[t.dtype.name]
                 np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
+
+
+def test_convolutions_read_their_patches_in_place(graph, gpu):
+    """No patches copy and no scratch for it on the GPU: the products gather the patches from
+    x (implicit GEMM); a conv, its bias and relu and both gradients match the reference."""
+    x = gc.placeholder(gc.float32, (None, 11, 10, 3), name="x")
+    f = gc.placeholder(gc.float32, (3, 3, 3, 20), name="f")
+    y = gc.relu(gc.nn.conv2d(x, f, strides=2, padding="SAME"))
+    dx, df = gc.grad(gc.sum(y * y), [x, f])
+    fn = _compare([y, dx, df], [[_normal(n, 11, 10, 3), _normal(3, 3, 3, 20)] for n in (1, 7)],
+                  [x, f], rtol=1e-4, atol=1e-4)
+    assert fn._exe.unused_slots
+    plans = list(fn._exe._plans.values())
+    assert plans and all(plan.device[s] is None for plan in plans for s in fn._exe.unused_slots)
+    assert "_row" in fn.source("cuda")

@@ -22,6 +22,7 @@ A float16 or bfloat16 product is rounded once, when it is stored.
 """
 from dataclasses import dataclass
 
+from ...kernels import ir
 from .launch import GEMM_TILE as TILE
 from .launch import THREADS, WARP
 from .types import REGISTER, from_storage, math_suffix, to_storage
@@ -85,29 +86,23 @@ def render_gemm(r, g, distributed):
 
 
 class Operands:
-    """A Gemm's sizes, pointers and strides as C expressions of the renderer r."""
+    """A Gemm's sizes, operands and C as C expressions of the renderer r."""
 
     def __init__(self, r, g):
-        self.dtype = g.dtype
+        self.r, self.dtype = r, g.dtype
         self.t, self.fma = REGISTER[g.dtype], f"fma{math_suffix(g.dtype)}"
         self.n, self.k = r.value(g.n), r.value(g.k)
-        self.a_at, self.a_rows, self.a_cols = (r.value(x) for x in (g.a.offset, g.a.rows,
-                                                                     g.a.cols))
-        self.b_at, self.b_rows, self.b_cols = (r.value(x) for x in (g.b.offset, g.b.rows,
-                                                                     g.b.cols))
+        self.a, self.b = (reader(r, o, g.dtype) for o in (g.a, g.b))
         self.c_at, self.c_rows = r.value(g.c.offset), r.value(g.c.rows)
-        self.a, self.b = r.pointer(g.a.buffer, g.dtype), r.pointer(g.b.buffer, g.dtype)
         self.c = r.pointer(g.c.buffer, g.dtype, written=True)
         self.accumulate = g.accumulate
 
     def at_a(self, row, k):
-        """The value of A[row, k] in its register type."""
-        at = offset(self.a_at, (row, self.a_rows), (k, self.a_cols))
-        return from_storage(f"{self.a}[{at}]", self.dtype)
+        """The value of A[row, k] in its register type (a gathered operand's lines first)."""
+        return self.a.element(self.r, row, k)
 
     def at_b(self, k, col):
-        at = offset(self.b_at, (k, self.b_rows), (col, self.b_cols))
-        return from_storage(f"{self.b}[{at}]", self.dtype)
+        return self.b.element(self.r, k, col)
 
     def store(self, row, col, value):
         """The statement storing (or adding) a float `value` into C[row, col], rounded once
@@ -118,6 +113,51 @@ class Operands:
         if self.dtype == "bfloat16":
             value = f"gc_round_bfloat16({value})"
         return f"{c} = {to_storage(value, self.dtype)};"
+
+
+def reader(r, o, dtype):
+    return Gathered(o) if isinstance(o, ir.Gathered) else Strided(r, o, dtype)
+
+
+class Strided:
+    """The elements of a strided operand: loads from its buffer."""
+    emits = False  # element() writes no lines
+
+    def __init__(self, r, o, dtype):
+        self.at, self.rows, self.cols = (r.value(x) for x in (o.offset, o.rows, o.cols))
+        self.pointer, self.dtype = r.pointer(o.buffer, dtype), dtype
+
+    def element(self, r, row, col):
+        at = offset(self.at, (row, self.rows), (col, self.cols))
+        return from_storage(f"{self.pointer}[{at}]", self.dtype)
+
+    def along_rows(self):
+        """C condition: neighbouring rows are neighbours in memory (and columns are not)."""
+        return f"{self.rows} == 1 && {self.cols} != 1"
+
+    def along_cols(self):
+        return f"{self.cols} == 1"
+
+
+class Gathered:
+    """The elements of a gathered operand: its value, computed where it is read by lines
+    written in the current block, with its variables bound to the element's row and column."""
+    emits = True
+
+    def __init__(self, o):
+        self.o = o
+
+    def element(self, r, row, col):
+        o = self.o
+        r.bound[-1].update((o.row.name, o.col.name))
+        r.line(f"const long long {o.row.name} = {row}, {o.col.name} = {col};")
+        return r.value(o.value)
+
+    def along_rows(self):
+        return "true" if self.o.along == "row" else "false"
+
+    def along_cols(self):
+        return "true" if self.o.along == "col" else "false"
 
 
 def offset(base, *terms):
@@ -165,8 +205,8 @@ class Tiles:
     def open_tiles(self):
         """Open the loop over the block's tiles of C."""
         r, v, o = self.r, self.v, self.o
-        r.line(f"const bool {v['a_k_first']} = {o.a_cols} == 1, "
-               f"{v['b_k_first']} = {o.b_rows} == 1 && {o.b_cols} != 1;")
+        r.line(f"const bool {v['a_k_first']} = {o.a.along_cols()}, "
+               f"{v['b_k_first']} = {o.b.along_rows()};")
         r.line(f"const long long {v['tiles_n']} = ({o.n} + {TILE - 1}) / {TILE};")
         r.open_block(f"for (long long {v['tile']} = lo + blockIdx.x; {v['tile']} < hi; "
                      f"{v['tile']} += gridDim.x)")
@@ -178,14 +218,15 @@ class Tiles:
         """Copy the tiles of A and B at k0 into shared memory: a_target(k, row) and
         b_target(k, column) name the elements, `convert` the staged value of a register."""
         v, o = self.v, self.o
-        self.load_tile(a_target, "row", self.m, v["a_k_first"], o.at_a, v["first_row"], k0,
-                       convert)
-        self.load_tile(b_target, "col", o.n, v["b_k_first"], lambda col, k: o.at_b(k, col),
+        self.load_tile(a_target, "row", self.m, v["a_k_first"], o.a, o.at_a, v["first_row"],
+                       k0, convert)
+        self.load_tile(b_target, "col", o.n, v["b_k_first"], o.b, lambda col, k: o.at_b(k, col),
                        v["first_col"], k0, convert)
 
-    def load_tile(self, target, along, size, k_first, element, start, k0, convert):
+    def load_tile(self, target, along, size, k_first, operand, element, start, k0, convert):
         """Copy the operand's depth x TILE tile at (k0, start) into shared memory, zeros
-        outside the matrix; consecutive threads take consecutive k when k_first."""
+        outside the matrix; consecutive threads take consecutive k when k_first. A gathered
+        operand's elements are computed inside the matrix only."""
         r, o, depth = self.r, self.o, self.depth
         e, kk, x, at, k = (r.fresh(h) for h in ("e", "tk", "t" + along[0], along, "k"))
         r.open_block(f"for (int {e} = threadIdx.x; {e} < {depth * TILE}; {e} += blockDim.x)")
@@ -193,7 +234,15 @@ class Tiles:
                f"{x} = {k_first} ? {e} / {depth} : {e} % {TILE};")
         r.line(f"const long long {at} = {start} + {x}, {k} = "
                f"{kk if k0 == '0' else f'{k0} + {kk}'};")
-        value = f"{at} < {size} && {k} < {o.k} ? {element(at, k)} : 0"
+        inside = f"{at} < {size} && {k} < {o.k}"
+        if operand.emits:
+            value = r.fresh("element")
+            r.line(f"{o.t} {value} = 0;")
+            r.open_block(f"if ({inside})")
+            r.line(f"{value} = {element(at, k)};")
+            r.close_block()
+        else:
+            value = f"{inside} ? {element(at, k)} : 0"
         r.line(f"{target(kk, x)} = {convert(value)};")
         r.close_block()
 
