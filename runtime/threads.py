@@ -3,7 +3,8 @@
 A `ThreadPool` owns the pool memory laid out by graphc.codegen.llvm.parallel and nthreads - 1
 worker threads. Each worker is a Python thread that enters the native `graphc_worker` through
 ctypes (which releases the GIL) and stays there until the pool closes, so a dispatch runs no
-Python. Generated code receives `pool.address` and calls its own `graphc_parallel_for` with it.
+Python. Generated code receives `pool.address` and calls `graphc_parallel_for` with it (the
+pool's module, which programs link).
 
 Lifetime: a pool runs until `close()` (or the end of the process). Its memory outlives the
 close, so code that still holds the address keeps working, single-threaded. After `os.fork()`
@@ -12,25 +13,19 @@ run inline), and `default_pool()` makes the child a pool of its own.
 """
 import atexit
 import ctypes
-import functools
 import os
 import threading
 
-from ..codegen.llvm import jit, parallel
+from ..codegen.llvm import parallel
 from ..errors import ResourceError
-from .llvm_objects import pool_object
+from .llvm_objects import POOL, link
 
 _POINTER, _INT64 = ctypes.c_void_p, ctypes.c_int64
 
 
-@functools.lru_cache(maxsize=None)
-def _library():
-    """The pool module (workers, closing, dispatch), loaded once per process."""
-    return jit.load_object(pool_object())
-
-
 def _native(name, *argtypes):
-    return _library().function(name, None, *argtypes)
+    """A function of the pool module (workers, closing, dispatch), loaded once per process."""
+    return link(POOL).function(name, None, *argtypes)
 
 
 def default_nthreads():

@@ -371,11 +371,17 @@ import graphc as gc
 from graphc.codegen.llvm import jit
 from graphc.runtime import llvm_objects
 
-compiles, modules = [], []
+modules = []
 compile_ir, build_module = jit.compile_ir, llvm_objects.build_module
-jit.compile_ir = lambda *args, **kw: compiles.append(1) or compile_ir(*args, **kw)
+epilogue, seed, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def counted_compile(*args, **kw):   # one line per compile, in this process or a forked child
+    with open(log, "a") as f:
+        f.write("compile\\n")
+    return compile_ir(*args, **kw)
+
+jit.compile_ir = counted_compile
 llvm_objects.build_module = lambda *args: modules.append(1) or build_module(*args)
-epilogue, seed = sys.argv[1], int(sys.argv[2])
 ops = {"scale": (lambda y: y * 2.0, lambda y: y * np.float32(2)),
        "shift": (lambda y: y + 2.0, lambda y: y + np.float32(2))}[epilogue]
 g = gc.Graph()
@@ -386,7 +392,9 @@ with g.as_default():
 rng = np.random.default_rng(seed)
 x, w = rng.standard_normal((31, 23), np.float32), rng.standard_normal((23, 9), np.float32)
 error = np.abs(f(x, w) - ops[1](np.maximum(x @ w, 0))).max()
-print(json.dumps({"compiles": len(compiles), "modules": len(modules), "error": float(error),
+with open(log) as f:
+    compiles = len(f.readlines())
+print(json.dumps({"compiles": compiles, "modules": len(modules), "error": float(error),
                   "gemm_key": llvm_objects.object_key("shared", "gemm float32")}))
 """
 
@@ -396,8 +404,10 @@ def run_program(directory, epilogue, seed):
     ("scale") or + 2 ("shift") and checks it on fresh inputs."""
     env = {**os.environ, "GRAPHC_CACHE_DIR": str(directory)}
     env.pop("GRAPHC_CACHE", None)
-    proc = subprocess.run([sys.executable, "-c", PROGRAM, epilogue, str(seed)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    log = directory.parent / f"compiles-{epilogue}-{seed}.log"
+    log.write_text("")
+    proc = subprocess.run([sys.executable, "-c", PROGRAM, epilogue, str(seed), str(log)],
+                          env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["error"] < 1e-4

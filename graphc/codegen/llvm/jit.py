@@ -9,6 +9,7 @@ cache stores, so a warm process only loads, never compiles.
 """
 import ctypes
 import functools
+import os
 import threading
 
 import llvmlite
@@ -17,6 +18,10 @@ import llvmlite.binding as llvm
 from ...errors import GraphcError
 
 _lock = threading.Lock()  # llvmlite's binding layer is not thread safe
+# A child forked while another thread is inside LLVM would start with LLVM's state half updated
+# and could not compile (runtime/forked_compile.py compiles in children): a fork waits for it.
+os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
+                    after_in_child=_lock.release)
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,8 +8,8 @@ code splits a loop with
     graphc_parallel_for(pool, fn, arg, n)     fn(arg, lo, hi) runs the iterations [lo, hi)
 
 which cuts [0, n) into `nthreads` contiguous chunks, publishes the job, works on it too and
-returns once every chunk is done. Each program module carries its own copy of that function
-(a program's object is not linked with the pool's); only the memory layout is shared.
+returns once every chunk is done. The pool's module defines it (`pool_module`); a program only
+declares it (`declare_parallel_for`) and is linked with the pool's object when loaded.
 
 The protocol, in the order things happen:
 - the caller takes `busy` (one job at a time; a caller that finds it taken, e.g. a second Python
@@ -40,6 +40,7 @@ I64 = ir.IntType(64)
 BYTE_PTR = ir.IntType(8).as_pointer()
 VOID = ir.VoidType()
 JOB_TYPE = ir.FunctionType(VOID, [BYTE_PTR, I64, I64])  # fn(arg, lo, hi)
+PARALLEL_FOR_TYPE = ir.FunctionType(VOID, [BYTE_PTR, JOB_TYPE.as_pointer(), BYTE_PTR, I64])
 
 LINE = 64  # cache line: fields written by different threads never share one
 FIELDS = {  # name: (byte offset, type)
@@ -253,12 +254,16 @@ class _Emitter:
         self.add("done", 1, "release")
 
 
+def declare_parallel_for(module):
+    """`graphc_parallel_for` declared in `module`, for code linked with the pool's module."""
+    return _declare(module, "graphc_parallel_for", PARALLEL_FOR_TYPE)
+
+
 def define_parallel_for(module):
     """`void graphc_parallel_for(i8* pool, void (i8*, i64, i64)* fn, i8* arg, i64 n)` in `module`."""
     if "graphc_parallel_for" in module.globals:
         return module.globals["graphc_parallel_for"]
-    ftype = ir.FunctionType(VOID, [BYTE_PTR, JOB_TYPE.as_pointer(), BYTE_PTR, I64])
-    func = ir.Function(module, ftype, "graphc_parallel_for")
+    func = ir.Function(module, PARALLEL_FOR_TYPE, "graphc_parallel_for")
     pool, fn, arg, n = func.args
     pool.name, fn.name, arg.name, n.name = "pool", "fn", "arg", "n"
     e = _Emitter(func, pool)

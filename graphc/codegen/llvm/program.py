@@ -3,8 +3,9 @@
 `build_module(segments, tag)` puts every kernel of every segment into one LLVM module and adds,
 per segment, an exported entry `i64 graphc_<tag>_<n>(ctx*, i8* pool)` that calls the segment's
 kernels in order: a kernel with a parallel loop and enough work goes through the thread pool
-(`graphc_parallel_for`), a small one runs inline. After each kernel the entry checks the error
-slot and returns 1 if a kernel reported an error (a bad gather index), else it returns 0.
+(`graphc_parallel_for`, which a program declares and the pool's module defines), a small one
+runs inline. After each kernel the entry checks the error slot and returns 1 if a kernel
+reported an error (a bad gather index), else it returns 0.
 
 Matrix products call `graphc_gemm_<dtype>`, which a program only declares: `gemm_module(dtype)`
 defines it, compiled once (GEMM_PIPELINE) and linked beside every program that needs it
@@ -16,7 +17,7 @@ from ...kernels import ir
 from . import jit
 from .emit import FunctionEmitter, KernelEmitter
 from .gemm import define_gemm
-from .parallel import define_parallel_for
+from .parallel import declare_parallel_for
 from .types import I64, PTR
 
 PARALLEL_MIN_WORK = 1 << 15  # element operations below which a dispatch costs more than it saves
@@ -81,7 +82,7 @@ class EntryEmitter(FunctionEmitter):
 
     def emit(self):
         b = self.b
-        parallel_for = define_parallel_for(self.module)
+        parallel_for = declare_parallel_for(self.module)
         status = self.b.gep(self.error, [I64(0)], name="status")
         for kernel, fn in zip(self.kernels, self.functions):
             extent, work = parallel_extent(kernel)
