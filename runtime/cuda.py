@@ -194,7 +194,8 @@ class CudaPlan:
     def _launch(self, exe, kernel, dims):
         shape = launches.launch(kernel)
         hi = launches.evaluate(shape.extent, dims)
-        return (exe._module.kernel(symbol(kernel, exe.tag), shape), launches.blocks(shape, hi),
+        return (exe._module.kernel(symbol(kernel, exe.tag), shape),
+                launches.blocks(shape, hi, dims),
                 shape.threads, hi)
 
     def launch(self, step):

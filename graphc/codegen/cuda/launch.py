@@ -8,6 +8,10 @@ Kinds of kernels:
 - "rows": the same, but each block takes iterations, its threads sharing the iteration's long
   reductions and inner loops (a softmax or a row sum: one block per row).
 - "warp_rows": the same with a warp in place of a block, where the rows are short.
+- "split_rows": rows of stores of reductions (a row sum): one block per row where there are
+  many rows; where a few long rows would leave the GPU idle, `shares` blocks take each row,
+  each leaving a partial result per reduction, and the row's last block to finish combines
+  them in order and stores (two passes in one launch, as "grid").
 - "tiles": a matrix product (in loops over a batch): blocks take tiles of the product.
 - "gemm": the same with few rows or columns: threads share the product's elements.
 - "grid": no parallel loop, but long reductions to scalars: every block takes a share of each,
@@ -47,12 +51,20 @@ class Team:
 
 BLOCK = Team("threadIdx.x", "blockDim.x", "blockIdx.x", "gridDim.x", "gc_block_reduce")
 TEAMS = {"rows": BLOCK, "block": BLOCK,
+         # `shares` blocks a row (render.py defines it: gc_split_shares)
+         "split_rows": Team("(long long)(blockIdx.x % shares) * blockDim.x + threadIdx.x",
+                            "(long long)shares * blockDim.x", "blockIdx.x / shares",
+                            "gridDim.x / shares", "gc_block_reduce"),
          "warp_rows": Team("gc_lane()", "GC_WARP", "gc_warp()", "gc_warps()", "gc_warp_reduce",
                            "gc_lane() == 0"),
          "grid": Team("gc_grid_thread()", "gc_grid_threads()", "0", "1", "gc_block_reduce")}
 TEAMS_PER_BLOCK = {"warp_rows": THREADS // WARP}
-GRID_BLOCKS = 256  # the most blocks of a "grid" kernel, each leaving a partial result
-ERROR_WORDS = 4  # of the kernels' error report and work area: the report, a count of blocks
+GRID_BLOCKS = 256  # the most blocks of a "grid" or split "split_rows" kernel (partial results)
+SPLIT_COUNTS = 4  # the word where split rows' counts of finished blocks start (32 bits each)
+# of the kernels' error report and work area: the report (2 words), a "grid" kernel's count
+# of finished blocks (1), one spare, then split rows' counts
+ERROR_WORDS = SPLIT_COUNTS + GRID_BLOCKS // 2
+SPLIT_FROM = 16 * THREADS  # the least elements of a row that one share takes
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Launch:
     extent: ir.Expr  # of the range the kernel's iterations [lo, hi) come from
     threads: int = THREADS
     vector: int = 1  # iterations a thread takes at once
+    row: ir.Expr = None  # "split_rows": the length of its longest reduction
 
 
 def gemm_of(kernel):
@@ -83,13 +96,14 @@ def launch(kernel):
         if loop is None:
             grid = grid_reductions(kernel)
             if grid:
-                extent = ir.product(x for _, x in grid[0].loops)
-                for r in grid[1:]:
-                    extent = ir.op("maximum", extent, ir.product(x for _, x in r.loops))
-                return Launch("grid", extent)
+                return Launch("grid", _longest(grid))
             return Launch("block", ir.const(1))
-        short = all(_at_most(size, WARP_ROWS) for size in shared)
-        return Launch("warp_rows" if short else "rows", loop.extent)
+        if all(_at_most(size, WARP_ROWS) for size in shared):
+            return Launch("warp_rows", loop.extent)
+        split = _scalar_reductions(loop.body, {loop.var.name})
+        if split and not any(ir.free_vars(x) for r in split for _, x in r.loops):
+            return Launch("split_rows", loop.extent, row=_longest(split))
+        return Launch("rows", loop.extent)
     if flat_nest(kernel):
         return Launch("flat", ir.product(x for _, x in flat_nest(kernel)[0]),
                       vector=vector_width(kernel))
@@ -102,12 +116,23 @@ def _tiles(size):
     return ir.floordiv(ir.add(size, ir.const(GEMM_TILE - 1)), ir.const(GEMM_TILE))
 
 
-def blocks(launch, hi):
-    """Blocks for a launch over [0, hi) (0 when there is nothing to do)."""
+def _longest(reductions):
+    extent = ir.product(x for _, x in reductions[0].loops)
+    for r in reductions[1:]:
+        extent = ir.op("maximum", extent, ir.product(x for _, x in r.loops))
+    return extent
+
+
+def blocks(launch, hi, dims=()):
+    """Blocks for a launch over [0, hi) (0 when there is nothing to do), given the dims."""
     if hi <= 0:
         return 0
     if launch.kind == "grid":
         return min(-(-hi // launch.threads), GRID_BLOCKS)
+    if launch.kind == "split_rows":
+        shares = min(-(-evaluate(launch.row, dims) // SPLIT_FROM), GRID_BLOCKS // hi)
+        if shares > 1:
+            return hi * shares
     per_block = (launch.threads * launch.vector if launch.kind in PER_THREAD
                  else TEAMS_PER_BLOCK.get(launch.kind, 1))
     return min(-(-hi // per_block), MAX_BLOCKS)
@@ -117,9 +142,21 @@ def grid_reductions(kernel):
     """The reductions, in the order they are first used, of a kernel of stores of scalars whose
     reductions to scalars a grid can share: none of them reads another and nothing is index
     checked outside them. None otherwise."""
-    if not all(isinstance(s, ir.Store) for s in kernel.body):
+    return _scalar_reductions(kernel.body, set())
+
+
+def row_reductions(kernel):
+    """The reductions of a "split_rows" kernel's row, in the order they are first used."""
+    loop = kernel.parallel_loop
+    return _scalar_reductions(loop.body, {loop.var.name})
+
+
+def _scalar_reductions(stores, outer):
+    """The reductions depending on `outer` loop variables only under `stores` (Store
+    statements only, else None), as grid_reductions."""
+    if not all(isinstance(s, ir.Store) for s in stores):
         return None
-    found, seen, todo = [], set(), [e for s in reversed(kernel.body) for e in (s.value, s.index)]
+    found, seen, todo = [], set(), [e for s in reversed(stores) for e in (s.value, s.index)]
     while todo:
         e = todo.pop()
         if id(e) in seen:
@@ -127,8 +164,8 @@ def grid_reductions(kernel):
         seen.add(id(e))
         if isinstance(e, ir.Op) and e.name == "check_index":
             return None
-        if isinstance(e, ir.Reduce) and not ir.free_vars(e):
-            if any(isinstance(x, ir.Reduce) and not ir.free_vars(x) or isinstance(x, ir.Op)
+        if isinstance(e, ir.Reduce) and ir.free_vars(e) <= outer:
+            if any(isinstance(x, ir.Reduce) and ir.free_vars(x) <= outer or isinstance(x, ir.Op)
                    and x.name == "check_index" for x in _under(e)):
                 return None
             found.append(e)
@@ -149,8 +186,10 @@ def _under(e):
 
 def work_words(kernels):
     """The 8-byte words of the error report and work area these kernels need: the report and a
-    count of finished blocks, then 16 bytes per block and reduction of "grid" kernels."""
-    grids = [len(grid_reductions(k)) for k in kernels if launch(k).kind == "grid"]
+    count of finished blocks and split rows' counts, then 16 bytes per block and reduction of
+    "grid" and "split_rows" kernels."""
+    grids = [len(grid_reductions(k) if launch(k).kind == "grid" else row_reductions(k))
+             for k in kernels if launch(k).kind in ("grid", "split_rows")]
     return ERROR_WORDS + 2 * GRID_BLOCKS * max(grids, default=0)
 
 

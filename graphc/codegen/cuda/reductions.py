@@ -8,7 +8,7 @@ partial results through shuffles, a block each warp's so and then the warps' thr
 memory. argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
 Accumulating stores (scatter-adds) are atomic.
 """
-from .launch import ERROR_WORDS, GRID_BLOCKS, THREADS
+from .launch import ERROR_WORDS, GRID_BLOCKS, SPLIT_COUNTS, THREADS
 from .types import FLOATS, REGISTER, literal
 
 PRELUDE = r"""// ---- reductions shared by a warp or a block --------------------------------------
@@ -77,14 +77,37 @@ template <typename T> GC_INLINE T gc_read_shared(const T* p) { return *(const vo
 template <typename T> GC_INLINE gc_best<T> gc_read_shared(const gc_best<T>* p) {
     return {gc_read_shared(&p->value), gc_read_shared(&p->at)};
 }
-// The blocks' partial results combined, in the same order in every thread of the last block
+// The partial results of blocks [first, first + count) combined, in the same order in every
+// thread of the last block
 template <typename T, typename Combine>
-GC_INLINE T gc_grid_combine(long long* error, int which, T identity, Combine combine) {
-    const T* partials = gc_partials<T>(error, which);
+GC_INLINE T gc_grid_combine(long long* error, int which, T identity, Combine combine,
+                            unsigned int first, unsigned int count) {
+    const T* partials = gc_partials<T>(error, which) + first;
     T out = identity;
-    for (unsigned int b = threadIdx.x; b < gridDim.x; b += blockDim.x)
+    for (unsigned int b = threadIdx.x; b < count; b += blockDim.x)
         out = combine(out, gc_read_shared(partials + b));
     return gc_block_reduce(out, combine);
+}
+// Rows split across blocks ("split_rows" kernels): with fewer rows than blocks (counting the
+// first blocks that partial results have room for), `shares` consecutive blocks take each row,
+// else one block a row. Blocks past the rows' shares find no row.
+GC_INLINE unsigned int gc_split_shares(long long lo, long long hi) {
+    long long rows = hi - lo, blocks = gridDim.x < %d ? gridDim.x : %d;
+    return rows > 0 && rows < blocks ? (unsigned int)(blocks / rows) : 1u;
+}
+// Whether this block is the last of its row's shares to finish (as gc_grid_last; the row's
+// count is the team's, reset by the last)
+GC_INLINE bool gc_split_last(long long* error, unsigned int team, unsigned int shares) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned int* done = (unsigned int*)(error + %d) + team;
+        last = atomicAdd(done, 1u) == shares - 1;
+        if (last) *done = 0;
+    }
+    __syncthreads();
+    return last;
 }
 
 // A warp's lane, and warps counted over the grid (kernels where a warp takes a row)
@@ -130,7 +153,7 @@ GC_INLINE void gc_accumulate(long long* p, long long v) {  // two's complement: 
     atomicAdd((unsigned long long*)p, (unsigned long long)v);
 }
 GC_INLINE void gc_accumulate(unsigned char* p, bool v) { if (v) *p = 1; }  // or: all write 1
-""" % (THREADS, ERROR_WORDS, GRID_BLOCKS)
+""" % (THREADS, ERROR_WORDS, GRID_BLOCKS, GRID_BLOCKS, GRID_BLOCKS, SPLIT_COUNTS)
 
 COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
     ("sum", "float"): "{0} += {1};", ("prod", "float"): "{0} *= {1};",

@@ -34,7 +34,7 @@ from .elementwise import PRELUDE as VECTORS
 from .elementwise import render_flat
 from .gemm import PRELUDE as TENSOR_CORES
 from .gemm import render_gemm
-from .launch import TEAMS, grid_reductions, launch
+from .launch import TEAMS, grid_reductions, launch, row_reductions
 from .reductions import (PRELUDE as REDUCTIONS, accumulate, accumulator, block_combine,
                          combine, extreme, identity, narrowing)
 from .rows import cached_rows
@@ -46,7 +46,7 @@ from .values import INDEX_OPS, Values, statement_exprs
 PARAMS = ("void* const* __restrict__ buffers, const long long* __restrict__ dims,\n"
           "        long long* __restrict__ error, long long lo, long long hi")
 PRELUDE = SCALARS + "\n" + REDUCTIONS + "\n" + VECTORS + "\n" + TENSOR_CORES
-RESERVED = re.compile(r"(buf|dim)\d+|first|stride|lo|hi|buffers|dims|error")
+RESERVED = re.compile(r"(buf|dim)\d+|first|stride|lo|hi|buffers|dims|error|shares")
 
 
 def render_program(segments, tag=None, tf32=False):
@@ -92,7 +92,7 @@ class KernelRenderer:
         body = self.kernel.body
         self.check_names()
         kind = self.launch.kind
-        if kind in ("loop", "rows", "warp_rows"):
+        if kind in ("loop", "rows", "warp_rows", "split_rows"):
             self.loop(body[0], "threads" if kind == "loop" else "teams")
         elif kind == "flat":
             render_flat(self)
@@ -123,6 +123,8 @@ class KernelRenderer:
             t = t if written else f"const {t}"
             out.append(f"{t}* __restrict__ buf{slot} = gc_global(({t}*)buffers[{slot}]);")
         out += [f"const long long dim{slot} = dims[{slot}];" for slot in sorted(self.dims)]
+        if self.launch.kind == "split_rows":
+            out.append("const unsigned int shares = gc_split_shares(lo, hi);  // blocks a row")
         if self.grid_stride_used:
             out += ["const long long first = lo + (long long)blockIdx.x * blockDim.x"
                     " + threadIdx.x;",
@@ -226,6 +228,8 @@ class KernelRenderer:
             self.open_block(f"for (long long {var} = lo + {self.team.number}; {var} < hi; "
                             f"{var} += {self.team.count})", (var,))
             self.copy_rows(names)
+            if self.launch.kind == "split_rows":
+                self.combine_shares()
         elif shared:
             extent = self.value(s.extent)
             self.hoist(roots, {var}, guard=nonempty([s.extent], [extent]))
@@ -399,8 +403,9 @@ class KernelRenderer:
         self.close_shared_loop()
         functor = f"{block_combine(r.op, dtype)}()"
         self.line(f"{acc} = {self.team.reduce}({acc}, {functor});")
-        if self.launch.kind == "grid":  # finished by the last block (render_grid)
-            self.line(f"gc_grid_put(error, {len(self.grid_partials)}, {acc});")
+        if self.launch.kind in ("grid", "split_rows"):  # finished by the last block
+            put = f"gc_grid_put(error, {len(self.grid_partials)}, {acc});"
+            self.line(put if self.launch.kind == "grid" else f"if (shares > 1) {put}")
             first = f"gc_best<{REGISTER[dtype]}>{{{start}, GC_NO_POSITION}}" if arg else start
             self.grid_partials.append((r, name, acc, first, functor))
             return name
@@ -422,10 +427,26 @@ class KernelRenderer:
             self.value(r)
         self.line("if (!gc_grid_last(error)) return;  // the last block combines the results")
         for which, (r, name, acc, first, functor) in enumerate(self.grid_partials):
-            self.line(f"{acc} = gc_grid_combine(error, {which}, {first}, {functor});")
+            self.line(f"{acc} = gc_grid_combine(error, {which}, {first}, {functor}, 0, "
+                      "gridDim.x);")
             self.result(r, name, acc)
         for s in self.kernel.body:
             self.stmt(s)
+
+    def combine_shares(self):
+        """In a "split_rows" kernel's row: every share computes its part of each reduction;
+        where several blocks share the row, the last to finish combines their results in
+        order, and the others go on (to no other row: each team has one at most)."""
+        for r in row_reductions(self.kernel):
+            self.value(r)
+        self.open_block("if (shares > 1)")
+        self.line(f"if (!gc_split_last(error, {self.team.number}, shares)) continue;")
+        for which, (r, name, acc, first, functor) in enumerate(self.grid_partials):
+            self.line(f"{acc} = gc_grid_combine(error, {which}, {first}, {functor}, "
+                      f"{self.team.number} * shares, shares);")
+        self.close_block()
+        for r, name, acc, _, _ in self.grid_partials:
+            self.result(r, name, acc)
 
 
 def nonempty(extents, texts):

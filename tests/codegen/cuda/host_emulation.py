@@ -147,8 +147,9 @@ with open(os.path.join(os.path.dirname(__file__), "host_wmma.h")) as _header:
 # iterations run 3 threads, those whose warps or blocks share reductions two warps (their code
 # reads blockDim), tiled matrix products the block size their code is written for
 BLOCKS = 2
+SPLIT_BLOCKS = 8  # "split_rows": enough for a few rows to be split
 THREADS = {"flat": 3, "loop": 3, "gemm": 3, "single": 3,
-           **dict.fromkeys(("rows", "block", "warp_rows", "grid"), 64)}
+           **dict.fromkeys(("rows", "block", "warp_rows", "grid", "split_rows"), 64)}
 
 
 def cuda_include():
@@ -199,7 +200,8 @@ def emulated_launch(library, symbol, shape):
 
     def launch(blocks, _threads, *args):
         assert blocks > 0
-        run(ctypes.cast(fn, ctypes.c_void_p), min(blocks, BLOCKS), threads, *args)
+        most = SPLIT_BLOCKS if shape.kind == "split_rows" else BLOCKS
+        run(ctypes.cast(fn, ctypes.c_void_p), min(blocks, most), threads, *args)
     return launch
 
 
@@ -223,7 +225,7 @@ class HostKernels:
         error = np.zeros(self.work_words, np.int64)
         shape = launch.launch(kernel)
         hi = launch.evaluate(shape.extent, dims)
-        blocks = launch.blocks(shape, hi)
+        blocks = launch.blocks(shape, hi, dims_array)
         if blocks:
             self.launchers[id(kernel)](blocks, shape.threads, ctypes.addressof(table),
                                        dims_array.ctypes.data, error.ctypes.data, 0, hi)

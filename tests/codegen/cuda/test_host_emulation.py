@@ -145,11 +145,12 @@ def test_rows_shared_by_a_block_with_special_values(compiled):
 
 def test_wide_rows_through_shared_memory_with_special_values(compiled):
     """Rows too long for a warp: a block per row, the row copied into shared memory once and
-    read from there by the max, the sum and the output; NaN and infinities come through."""
+    read from there by the max, the sum and the output (argmax and the sum, stores of
+    reductions alone, may split rows across blocks); NaN and infinities come through."""
     cases, host = compiled
     case, program, phs = cases["wide_rows"]
     kinds = {k.name: launch.launch(k).kind for k in program.kernels}
-    assert set(kinds.values()) == {"rows"}, kinds
+    assert set(kinds.values()) == {"rows", "split_rows"}, kinds
     texts = [render_kernel(k) for k in program.kernels]
     assert sum("__shared__ float row" in t for t in texts) >= 2
     rng = np.random.default_rng(8)
@@ -168,14 +169,15 @@ def test_wide_rows_through_shared_memory_with_special_values(compiled):
 
 def test_short_rows_go_to_warps():
     """Rows whose work is known to be at most WARP_ROWS long take a warp each (shuffles, no
-    shared memory); rows of run-time length a block."""
+    shared memory); rows of run-time length a block, or several where they hold stores of
+    reductions only ("split_rows")."""
     kinds = {}
     for name in ("long_rows", "long_gathered_rows", "reductions_float32"):
         case = next(c for c in programs.CASES if c.name == name)
         kinds[name] = {launch.launch(k).kind for k in programs.program(case)[0].kernels}
     assert kinds["long_rows"] == {"warp_rows", "rows"}  # rows of 300 and 100; the batch axis
     assert "warp_rows" in kinds["long_gathered_rows"]
-    assert {"rows", "block"} <= kinds["reductions_float32"]
+    assert {"split_rows", "block"} <= kinds["reductions_float32"]
     rows = launch.Launch("warp_rows", ir.const(1))
     assert launch.blocks(rows, 8) == 1 and launch.blocks(rows, 9) == 2
 
