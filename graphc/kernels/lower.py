@@ -219,7 +219,10 @@ def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
     `levels` (default the group's) says where each output's node is computed."""
     slots = emitter.slots
     extents = emitter.dims(space)
-    vars_ = [ir.Var(f"i{a}") for a in range(len(space))]
+    # an axis of extent 1 is no loop (index 0), so the parallel loop is the first kept axis
+    # with more than one position, and indices do not depend on a variable that never moves
+    vars_ = [ir.const(0) if d == 1 and isinstance(d, int) else ir.Var(f"i{a}")
+             for a, d in enumerate(space)]
     kept = [a for a in range(len(space)) if a not in axes]
     levels = group.levels if levels is None else levels
     outer, inner = [], []
@@ -238,9 +241,14 @@ def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
         where.append(ir.Store(slots.buffer(t), flat, emitter.value(t, tuple(idx))))
     body = tuple(outer)
     if inner:
-        body += nest([(vars_[a], extents[a]) for a in axes], tuple(inner))
-    body = nest([(vars_[a], extents[a]) for a in kept], body, parallel=True)
+        body += nest(_moving(vars_, extents, axes), tuple(inner))
+    body = nest(_moving(vars_, extents, kept), body, parallel=True)
     return ir.Kernel(name, body, {}, tuple(n.name for n in group.nodes))
+
+
+def _moving(vars_, extents, axes):
+    """(variable, extent) of the axes among `axes` that are loops."""
+    return [(vars_[a], extents[a]) for a in axes if isinstance(vars_[a], ir.Var)]
 
 
 def nest(loops, body, parallel=False):

@@ -4,25 +4,35 @@ Operands are read as matrices through strides: a 1-D operand as A's one row, (k,
 as B's one column, (k,) -> (k, 1), and the output leaves that axis out, as numpy's does. Batch
 dims become loops around the Gemm, each product reading its operands' broadcast batch entry;
 where B has no batch dims and A's lie contiguously above its rows (A row-major), they fold into
-the rows of one Gemm instead: (b, m, k) @ (k, n) is one (b*m) x k x n product, and (b, m, k) @
-(k,) one matrix-vector product, which runs as the vector's row times the matrix's transpose
-(the GEMM's register tiles are wider than tall). float16 and bfloat16 products go as
-products.py says.
+the rows of one Gemm instead: (b, m, k) @ (k, n) is one (b*m) x k x n product. A
+matrix-vector product left to the Gemm (below) runs as the vector's row times the matrix's
+transpose (the GEMM's register tiles are wider than tall). float16 and bfloat16 products go
+as products.py says.
 
-Integer products (rare; no target's Gemm takes them) are a loop over the output of Reduce(sum)s,
-which wrap around as numpy's do.
+Products with a vector side (M or N is 1 at compile time: a 1-D operand, or a matrix of one
+row or column) are memory-bound: a Gemm would pack the matrix and fill register tiles with rows
+that do not exist. They, and integer products (rare; no target's Gemm takes them), are a loop
+over the output of Reduce(sum)s instead, the epilogue fused: (m, k) @ (k,) is a dot product
+per row, parallel over the rows, reading along k; (k,) @ (k, n) a column reduction, parallel
+over the columns, which the code generators block (each reads rows of B in order). Float
+products run in the compute dtype (float16, bfloat16: float32) and are rounded once; integer
+ones wrap around as numpy's do. A batched one whose matrix lies in memory across k (its column
+sums would step through memory by whole rows inside each batch entry) stays a Gemm.
 """
 from . import ir
 from .lower import Emitter, broadcast_index, loop_nest, nest
-from .products import Products, compute_dtype
+from .products import WIDER, Products, compute_dtype, in_place, rounded
 
 
 def matmul(group, slots, name):
     node = group.root
     a, b = node.inputs
     out = node.outputs[0]
-    if compute_dtype(out.dtype.name, slots) not in slots.gemm_dtypes:
-        return _sums(group, slots, name)
+    dtype = compute_dtype(out.dtype.name, slots)
+    if dtype not in slots.gemm_dtypes:
+        return _sums(group, slots, name, dtype)
+    if _vector_product(group, slots):  # half products in float32, as a half Gemm's
+        return _sums(group, slots, name, WIDER.get(dtype, dtype))
     low = Products(group, slots, name)
     em = low.k
     a_slot, a_at, a_str = low.strided(a)
@@ -73,13 +83,50 @@ def _rows_below_batch(strides, dims, nb):
     return all(strides[i] == ir.mul(strides[i + 1], dims[i + 1]) for i in range(nb))
 
 
-def _sums(group, slots, name):
-    """out[..., i, j] = Reduce(sum over kk) of a[..., i, kk] * b[..., kk, j], in out's dtype."""
+def _vector_side(a, b):
+    """0 when A has one row (M == 1), 1 when B has one column (N == 1), else None."""
+    if a.rank == 1 or _one(a.shape[-2]):
+        return 0
+    if b.rank == 1 or _one(b.shape[-1]):
+        return 1
+    return None
+
+
+def _one(d):
+    """Whether dim d is 1 at compile time."""
+    return isinstance(d, int) and d == 1
+
+
+def _vector_product(group, slots):
+    """Whether the matmul of `group` runs as sums (see the module's doc): a vector side, and
+    no batch axis or a matrix read along k."""
+    a, b = group.root.inputs
+    side = _vector_side(a, b)
+    if side is None:
+        return False
+    batch = group.root.outputs[0].shape[:_batch_rank(a, b, group.root.outputs[0])]
+    if all(_one(d) for d in batch):
+        return True
+    found = in_place(Emitter(group, slots), (a, b)[1 - side])
+    # a prologue computes the matrix in its own order, which is along k
+    return found is None or found[2][-1 if side else -2] == ir.const(1)
+
+
+def _sums(group, slots, name, dtype):
+    """out[..., i, j] = Reduce(sum over kk) of a[..., i, kk] * b[..., kk, j] in `dtype`, then
+    out's dtype. A vector side computed in the group (a prologue) is copied first, once,
+    rather than computed again for every row or column of the other side."""
     node = group.root
     a, b = node.inputs
     out = node.outputs[0]
     nb = _batch_rank(a, b, out)
     batch_shape = out.shape[:nb]
+    low = Products(group, slots, name, dtype)
+    overrides = {(node.id, 0): lambda idx: rounded(product(idx), out.dtype.name)}
+    side = _vector_side(a, b)
+    vector = None if side is None else (a, b)[side]
+    if vector is not None and in_place(low.k, vector) is None:
+        overrides[vector.node.id, vector.index] = low.load(low.contiguous(vector), vector.shape)
 
     def product(idx):
         batch, rest = idx[:nb], idx[nb:]
@@ -90,7 +137,10 @@ def _sums(group, slots, name):
                               + (*i, kk[0]))
             y = emitter.value(b, broadcast_index(b.shape[:-2], batch_shape, batch, emitter.dim)
                               + (kk[0], *j))
-            return ir.op("mul", x, y)
-        return emitter.reduce("sum", a.shape[-1:], (0,), term, out.dtype.name)
-    emitter = Emitter(group, slots, {(node.id, 0): product})
-    return [loop_nest(emitter, group, out.shape, (), group.outputs, name)]
+            return ir.op("mul", low.cast(x), low.cast(y))
+        return emitter.reduce("sum", a.shape[-1:], (0,), term, dtype)
+    emitter = Emitter(group, slots, overrides)
+    low.kernels.append(loop_nest(emitter, group, out.shape, (), group.outputs,
+                                 f"{name}_{len(low.kernels)}" if low.kernels else name))
+    return low.kernels
+

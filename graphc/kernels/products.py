@@ -56,7 +56,7 @@ class Products:
         """(slot, offset, strides) of t in the compute dtype: read in place where t is
         computed outside the group in that dtype or is a transpose of such a tensor, else
         a row-major copy."""
-        found = _in_place(self.k, t) if t.dtype.name == self.dtype else None
+        found = in_place(self.k, t) if t.dtype.name == self.dtype else None
         if found:
             return found
         return self.contiguous(t), ir.const(0), ir.contiguous_strides(self.k.dims(t.shape))
@@ -79,10 +79,7 @@ class Products:
         dtype = self.out.dtype.name
 
         def value(idx):
-            v = value_at(idx)
-            if v.dtype != dtype and dtype == "bfloat16":
-                return ir.op("round_bfloat16", v, dtype="bfloat16")
-            return rules._as_dtype(v, dtype)
+            return rounded(value_at(idx), dtype)
         rest = [t for t in self.group.outputs
                 if not (t is self.out and stored == self.slots.buffer(t))]
         if rest:
@@ -92,7 +89,14 @@ class Products:
         return self.kernels
 
 
-def _in_place(emitter, t):
+def rounded(value, dtype):
+    """value (a product in its compute dtype) in dtype: bfloat16 rounded, others cast."""
+    if value.dtype != dtype and dtype == "bfloat16":
+        return ir.op("round_bfloat16", value, dtype="bfloat16")
+    return rules._as_dtype(value, dtype)
+
+
+def in_place(emitter, t):
     """(slot, offset, strides) when tensor t can be read in place through strides: it is
     computed outside the group, or is a transpose of such a tensor. Else None."""
     node = t.node
@@ -100,7 +104,7 @@ def _in_place(emitter, t):
         dims = emitter.dims(t.shape)
         return emitter.slots.buffer(t), ir.const(0), ir.contiguous_strides(dims)
     if node.op == "transpose":
-        inner = _in_place(emitter, node.inputs[0])
+        inner = in_place(emitter, node.inputs[0])
         if inner:
             slot, offset, strides = inner
             return slot, offset, [strides[p] for p in node.attrs["perm"]]

@@ -295,6 +295,77 @@ def test_matmul_1d_operands_and_broadcast_batches(sa, sb):
           rtol=1e-5, atol=1e-5)
 
 
+def _matmul_kernel(program):
+    """The kernel that computes the matmul: its last one, holding the product's Reduce."""
+    return [k for k in program.kernels if "matmul" in " ".join(k.nodes)][-1]
+
+
+def _exprs(stmts):
+    """Every expression under the statements, subexpressions included."""
+    todo, found = list(ir.statement_exprs(stmts)), []
+    while todo:
+        found.append(todo.pop())
+        todo.extend(ir.children(found[-1]))
+    return found
+
+
+def _reduces(stmts):
+    return {e for e in _exprs(stmts) if isinstance(e, ir.Reduce)}
+
+
+# (build, A, B, extent of the parallel loop): products with a vector side
+VECTOR_PRODUCTS = [
+    (gc.matmul, (1023, 13), (13,), 1023),  # dot products of rows
+    (gc.matmul, (7, 13), (13, 1), 7),
+    (gc.matmul, (1, 13), (13, 1023), 1023),  # column sums, the unit row no loop
+    (gc.matmul, (13,), (13, 33), 33),
+    (lambda x, v: gc.matmul(gc.transpose(x), v), (13, 33), (13,), 33),  # columns of x
+    (lambda v, x: gc.matmul(v, gc.transpose(x)), (13,), (33, 13), 33),  # rows of x
+    (gc.matmul, (3, 7, 13), (13,), 3),  # batch entries, each 7 rows
+    (lambda v, x: gc.matmul(v, gc.transpose(x, (0, 2, 1))), (13,), (3, 5, 13), 3),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("build,sa,sb,extent", VECTOR_PRODUCTS)
+def test_products_with_a_vector_side_are_sums(dtype, build, sa, sb, extent):
+    """No Gemm: one Reduce(sum) over k per output element, in float32 for half dtypes, the
+    loops over the output's axes of more than one position, the first of them parallel; the
+    epilogue in the same kernel."""
+    def cast(x):
+        return x if dtype == "float32" else gc.cast(x, dtype)
+    tol = {"float16": 1e-2, "bfloat16": 2e-2}.get(dtype, 1e-5)
+    program = check(lambda x, y: gc.relu(build(cast(x), cast(y))) * 2.0, normal(*sa),
+                    normal(*sb), rtol=tol, atol=tol)
+    kernel = _matmul_kernel(program)
+    assert not [s for s in ir.walk_statements(kernel.body) if isinstance(s, ir.Gemm)]
+    (reduce,) = _reduces(kernel.body)
+    assert reduce.op == "sum" and reduce.dtype == ("float64" if dtype == "float64" else
+                                                   "float32")
+    assert kernel.parallel_loop.extent == ir.const(extent)
+    assert not any(s.extent == ir.const(1) for s in ir.walk_statements(kernel.body)
+                   if isinstance(s, ir.Loop))
+
+
+def test_vector_products_copy_a_computed_vector_once():
+    """A vector side computed in the group (exp(v)) is copied first, not computed again for
+    every row; a computed matrix side is read through its prologue; rows symbolic."""
+    program = check(lambda x, v: gc.matmul(x * 0.5, gc.exp(v)) + 1.0, normal(9, 13),
+                    normal(13), batch=(0,))
+    copy, sums = program.kernels[-2:]
+    assert _reduces(sums.body) and not _reduces(copy.body)
+    assert "exp" not in {e.name for e in _exprs(sums.body) if isinstance(e, ir.Op)}
+    assert "exp" in {e.name for e in _exprs(copy.body) if isinstance(e, ir.Op)}
+
+
+def test_batched_vector_products_reading_columns_stay_gemms():
+    """(k,) @ (b, k, n): B's columns inside each batch entry would be read a row apart, so
+    this one is a Gemm per batch entry."""
+    program = check(gc.matmul, normal(13), normal(3, 13, 5))
+    assert [s for k in program.kernels for s in ir.walk_statements(k.body)
+            if isinstance(s, ir.Gemm)]
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("sa,sb", [((7, 33), (33, 5)), ((3, 7, 33), (33,)), ((33,), (33, 1))])
 def test_half_matmul_sums_in_float32_and_rounds_once(dtype, sa, sb):

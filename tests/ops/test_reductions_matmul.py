@@ -101,15 +101,18 @@ def test_matmul_shape_error_names_the_dims():
 MATMUL_SHAPES = [((1, 1), (1, 1)), ((7, 33), (33, 1)), ((33, 7), (7, 33)), ((1, 7), (7, 33)),
                  ((33,), (33, 7)), ((7, 33), (33,)), ((7,), (7,)), ((1,), (1, 1)),
                  ((3, 7, 33), (33,)), ((33,), (3, 33, 7)), ((3, 7, 33), (33, 1)),
-                 ((2, 1, 7, 33), (3, 33, 7)), ((7, 1), (3, 1, 33))]
+                 ((2, 1, 7, 33), (3, 33, 7)), ((7, 1), (3, 1, 33)), ((1023, 7), (7,)),
+                 ((7,), (7, 1023)), ((1, 7), (7, 1023)), ((33, 1023), (1023, 1))]
 MATMUL_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
 
 
-def values(shape, dtype):
+def values(shape, dtype, low=-1.0):
+    """Floats in [low, 1); `low` 0 for long sums, whose terms of mixed signs would cancel to
+    less than the reference's own rounding error."""
     if dtype.startswith("int"):
         # large enough that products and their sums wrap around as numpy's do
         return rng.integers(-2 ** 20, 2 ** 20, shape).astype(dtype)
-    return rng.uniform(-1, 1, shape)
+    return rng.uniform(low, 1, shape)
 
 
 def run_native(build, arrays, dtype):
@@ -129,7 +132,8 @@ def run_native(build, arrays, dtype):
 @pytest.mark.parametrize("dtype", MATMUL_DTYPES)
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
 def test_matmul_native_on_cpu(dtype, sa, sb):
-    a, b = values(sa, dtype), values(sb, dtype)
+    low = 0.0 if sa[-1] > 100 else -1.0
+    a, b = values(sa, dtype, low), values(sb, dtype, low)
     bias = values(np.broadcast_shapes(np.matmul(a, b).shape[-1:]), dtype)
     got = run_native(lambda x, y, c: [gc.matmul(x, y), gc.matmul(x, y) + c], [a, b, bias],
                      dtype)
@@ -143,6 +147,24 @@ def test_matmul_native_prologues_and_transposes(dtype):
     run_native(lambda x, y: [gc.matmul(gc.transpose(x, (0, 2, 1)), y),
                              gc.matmul(x * 0.5, gc.transpose(y, (0, 2, 1))),
                              gc.relu(gc.matmul(x[0], gc.transpose(y[1])))], [a, b], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_vector_products_native_with_transposes_and_prologues(dtype):
+    """Matrix-vector products reading the matrix down its columns (a transpose) or along its
+    rows, a computed vector and a computed matrix, a symbolic number of rows."""
+    x, v, w = values((33, 1023), dtype, 0.0), values((33,), dtype), values((1023,), dtype, 0.0)
+    run_native(lambda x, v, w: [gc.matmul(gc.transpose(x), v), gc.matmul(v, x),
+                                gc.matmul(w, gc.transpose(x)), gc.matmul(x, gc.exp(w) * 0.5),
+                                gc.tanh(gc.matmul(gc.exp(x), w)) + 1.0,
+                                gc.matmul(gc.transpose(x * 2.0), v)], [x, v, w], dtype)
+    g = gc.Graph()
+    with g.as_default():
+        rows = gc.placeholder(gc.as_dtype(dtype), (None, 1023))
+        product = gc.matmul(rows, gc.constant(w, dtype=dtype)) * 2.0
+    storage = np.float32 if dtype == "bfloat16" else dtype
+    for n in (1, 7):
+        run([product], {rows: values((n, 1023), dtype, 0.0).astype(storage)}, graph=g)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
