@@ -25,6 +25,17 @@ CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
 
 
+def one_vector_per_iteration(module):
+    """Loop metadata: the vectorizer widens the loop but does not interleave it. A loop that
+    carries no value (it stores what each iteration computes) runs as fast with one vector per
+    iteration, and LLVM's time grows with the code; reductions keep several sums in flight."""
+    option = module.add_metadata([ll.MetaDataString(module, "llvm.loop.interleave.count"),
+                                  I32(1)])
+    loop = module.add_metadata([ll.MetaDataString(module, f"loop{len(module.metadata)}"), option])
+    loop.operands = (loop, option)  # LLVM takes a loop's metadata only if it names itself first
+    return loop
+
+
 class FunctionEmitter:
     """A function that reads the program context: buffers, dims, error slot, expressions."""
 
@@ -79,7 +90,9 @@ class FunctionEmitter:
         iv.add_incoming(nxt, latch)
         for name, phi in phis.items():
             phi.add_incoming(updated[name], latch)
-        self.b.cbranch(self.b.icmp_signed("<", nxt, stop), head, done)
+        latch_branch = self.b.cbranch(self.b.icmp_signed("<", nxt, stop), head, done)
+        if not phis:
+            latch_branch.set_metadata("llvm.loop", one_vector_per_iteration(self.module))
         self.b.position_at_end(done)
         out = {}
         for name, phi in phis.items():
