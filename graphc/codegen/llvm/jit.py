@@ -74,7 +74,7 @@ def target_machine():
 O3_MAX_LINES = 20_000
 
 
-def _optimized(ir_text, level, unroll, interleave):
+def _optimized(ir_text, level, unroll):
     try:
         mod = llvm.parse_assembly(str(ir_text))
         mod.verify()
@@ -87,33 +87,31 @@ def _optimized(ir_text, level, unroll, interleave):
     options.loop_vectorization = level >= 2
     options.slp_vectorization = level >= 2
     options.loop_unrolling = unroll
-    options.loop_interleaving = interleave
     builder = llvm.create_pass_builder(tm, options)
     builder.getModulePassManager().run(mod, builder)
     return mod
 
 
-def optimize_ir(ir_text, level=3, unroll=True, interleave=True):
+def optimize_ir(ir_text, level=3, unroll=True):
     """The IR after LLVM's pipeline (as compile_ir runs it), as text."""
     with _lock:
         _init()
-        return str(_optimized(ir_text, level, unroll, interleave))
+        return str(_optimized(ir_text, level, unroll))
 
 
-def compile_ir(ir_text, level=3, unroll=True, interleave=True):
+def compile_ir(ir_text, level=3, unroll=True):
     """Host object code (bytes) for an IR module, optimized at O3 (`level` 1 or 2: O1, O2;
-    `unroll=False` leaves loops as written, for code vectorized by hand; `interleave=False`
-    lets the loop vectorizer run one vector per iteration instead of several)."""
+    `unroll=False` leaves loops as written, for code vectorized by hand)."""
     with _lock:
         _init()
-        return target_machine().emit_object(_optimized(ir_text, level, unroll, interleave))
+        return target_machine().emit_object(_optimized(ir_text, level, unroll))
 
 
-def assembly(ir_text, level=3, unroll=True, interleave=True):
+def assembly(ir_text, level=3, unroll=True):
     """The host assembly of an IR module, optimized as compile_ir does."""
     with _lock:
         _init()
-        return target_machine().emit_assembly(_optimized(ir_text, level, unroll, interleave))
+        return target_machine().emit_assembly(_optimized(ir_text, level, unroll))
 
 
 class Library:
