@@ -32,6 +32,10 @@ The stages, one function each:
   gemm         the entry: rows in range, K == 0, the packing buffers (the thread's scratch, or
                a small stack buffer with small blocks where the heap has none to give)
 
+B of at most one vector of columns (N <= lanes: dense layers with few classes) goes to a second
+copy of these stages built for tiles one vector wide and taller (`narrow_blocking`), which
+waste fewer lanes on columns that do not exist; both share the thread's scratch.
+
 Packing makes every microkernel load contiguous and aligned whatever the strides of A and B,
 and padding makes partial panels plain full ones, so the microkernel has no tail logic.
 """
@@ -80,6 +84,17 @@ def default_blocking(dtype, vector_bits):
     return Blocking(mr=mr, nr=2 * lanes, kc=kc, nc=384, mc=mr * (3072 // mr))
 
 
+def narrow_blocking(dtype, vector_bits):
+    """Blocking for products of at most one vector of columns (N <= lanes; W5's and W4's
+    dense layers have 10): one vector of B per row of the tile, as many rows as the wide
+    tile has accumulators less a third (16 under AVX-512, measured faster than 24 at 64 and
+    128 rows), so 10 columns fill 10/16 of each FMA instead of 10/32."""
+    wide = default_blocking(dtype, vector_bits)
+    lanes = wide.nr // 2
+    mr = 16 if vector_bits >= 512 else 2 * wide.mr
+    return Blocking(mr=mr, nr=lanes, kc=wide.kc, nc=wide.nc, mc=mr * (3072 // mr))
+
+
 def gemm_argtypes():
     """ctypes argument types of the generated function (pointers as c_void_p)."""
     i64, p = ctypes.c_int64, ctypes.c_void_p
@@ -106,17 +121,25 @@ def declare_gemm(module, dtype):
     return ir.Function(module, ir.FunctionType(VOID, [t for t, _ in _ENTRY_ARGS]), name)
 
 
-def define_gemm(module, dtype, vector_bits=None, blocking=None):
+def define_gemm(module, dtype, vector_bits=None, blocking=None, narrow=None):
     """The gemm function of `dtype` in `module`, defined on first use. `vector_bits` (default:
-    the host's) and `blocking` (default: `default_blocking`) exist for tests and tuning."""
+    the host's), `blocking` (default: `default_blocking`) and `narrow`, the blocking of calls
+    with N <= lanes (default: `narrow_blocking` where `blocking` is the default, else the
+    same code as the others), exist for tests and tuning."""
     if dtype not in _SCALARS:
         raise DTypeError(f"gemm supports float32 and float64, not {dtype!r}")
     name = gemm_name(dtype)
     if name in module.globals:
         return module.globals[name]
     vector_bits = vector_bits or jit.vector_bits()
-    return _GemmBuilder(module, dtype, vector_bits,
-                        blocking or default_blocking(dtype, vector_bits)).define(name)
+    if blocking is None:
+        blocking = default_blocking(dtype, vector_bits)
+        narrow = narrow or narrow_blocking(dtype, vector_bits)
+    wide = _GemmBuilder(module, dtype, vector_bits, blocking)
+    scratch = wide.scratch(f"{name}_scratch")
+    narrow_fn = narrow and _GemmBuilder(module, dtype, vector_bits, narrow).define(
+        f"{name}_narrow", scratch, internal=True)
+    return wide.define(name, scratch, narrow_fn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +228,9 @@ class _GemmBuilder:
     def _at(self, b, base, index, name):
         return b.gep(base, [index], inbounds=True, name=name, source_etype=self.t)
 
-    def define(self, name):
+    def define(self, name, scratch, narrow=None, internal=False):
+        """The entry `name` (internal: one that serves another's narrow calls), its packing
+        buffers from `scratch`; calls with N <= lanes go to the entry `narrow` where given."""
         pack_a = self.pack(f"{name}_pack_a", self.blk.mr)
         pack_b = self.pack(f"{name}_pack_b", self.blk.nr)
         store_part = self.store_part(f"{name}_store_part")
@@ -214,7 +239,7 @@ class _GemmBuilder:
             kernel = self.microkernel(f"{name}_microkernel{height}", height)
             tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height, store_part)
         blocked = self.blocked(f"{name}_blocked", pack_a, pack_b, tiles)
-        return self.entry(name, blocked, self.scratch(f"{name}_scratch"))
+        return self.entry(name, blocked, scratch, narrow, internal)
 
     def heights(self):
         """Tile heights, tallest first: MR, and two thirds and one third of it, so that the
@@ -578,11 +603,15 @@ class _GemmBuilder:
             phis.append(phi)
         return phis
 
-    def entry(self, name, blocked, scratch):
+    def entry(self, name, blocked, scratch, narrow, internal):
         mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
                                           self.blk.mc)
-        fn, b = self._function(name, _ENTRY_ARGS, internal=False)
+        fn, b = self._function(name, _ENTRY_ARGS, internal=internal)
         m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi = fn.args
+        if narrow is not None:
+            with b.if_then(b.icmp_signed("<=", n, _const(self.lanes), name="narrow")):
+                b.call(narrow, fn.args)
+                b.ret_void()
         # the fallback when the heap has nothing to give: panels of one tile on the stack
         small_kc = 64
         stack_a = b.alloca(ir.ArrayType(self.t, mr * small_kc), name="stack_a")

@@ -19,7 +19,7 @@ EPS = {"float32": np.finfo(np.float32).eps, "float64": np.finfo(np.float64).eps}
 # 4 and 2 under MR = 6) exactly and not; more than one block of k, n and rows
 SHAPES = [(1, 1, 1), (7, 5, 3), (13, 33, 17), (12, 32, 8), (24, 64, 1), (20, 64, 9),
           (10, 48, 33), (8, 16, 5), (1023, 17, 129), (1, 1000, 7), (64, 1, 64), (25, 65, 385),
-          (5, 400, 6), (3, 7, 1100)]
+          (5, 400, 6), (3, 7, 1100), (3100, 10, 70), (37, 16, 20), (37, 17, 20)]
 
 # (vector bits, blocking) of the builds tested besides the host's defaults: narrower vector
 # registers; blocks small enough that small matrices cross every block boundary; and the
@@ -30,15 +30,21 @@ BLOCKINGS = {
     "tile": {"float32": gemm.Blocking(mr=12, nr=32, kc=64, nc=32, mc=12),
              "float64": gemm.Blocking(mr=12, nr=16, kc=64, nc=16, mc=12)},
 }
-VARIANTS = [(None, None), (256, None), (128, None), (None, "small"), (None, "tile")]
+# the tiles of B one vector wide (N <= lanes) in blocks as small: "narrow" replaces the
+# default narrow blocking, the wide one stays the default
+NARROW = {"float32": gemm.Blocking(mr=16, nr=16, kc=5, nc=32, mc=32),
+          "float64": gemm.Blocking(mr=16, nr=8, kc=7, nc=16, mc=48)}
+VARIANTS = [(None, None), (256, None), (128, None), (None, "small"), (None, "tile"),
+            (None, "narrow")]
 
 
 @functools.lru_cache(maxsize=None)
 def compiled(dtype, vector_bits=None, blocking=None):
     module = ir.Module(name="test_gemm")
     module.triple = jit.host()[0]
-    gemm.define_gemm(module, dtype, vector_bits=vector_bits,
-                     blocking=BLOCKINGS[blocking][dtype] if blocking else None)
+    wide = BLOCKINGS[blocking][dtype] if blocking in BLOCKINGS else None
+    gemm.define_gemm(module, dtype, vector_bits=vector_bits, blocking=wide,
+                     narrow=NARROW[dtype] if blocking == "narrow" else None)
     library = jit.load_object(jit.compile_ir(str(module)))
     fn = library.function(gemm.gemm_name(dtype), None, *gemm.gemm_argtypes())
     return library, fn
@@ -263,6 +269,24 @@ def test_microkernel_uses_the_widest_vectors():
     register = {512: "zmm", 256: "ymm", 128: "xmm"}[width]
     fma = "vfmadd" if "fma" in jit.host_features() else "mul"
     assert any(fma in line and register in line for line in jit.assembly(str(module)).splitlines())
+
+
+def test_narrow_products_take_tiles_one_vector_wide():
+    """N <= lanes goes to the narrow copy (tiles of one vector, more rows); wider N does not."""
+    module = ir.Module(name="narrow")
+    gemm.define_gemm(module, "float32", vector_bits=512)
+    text = str(module)
+    assert "graphc_gemm_f32_narrow_microkernel16" in text
+    assert 'icmp sle i64 %"n", 16' in text
+    narrow = gemm.narrow_blocking("float32", 512)
+    assert (narrow.mr, narrow.nr) == (16, 16) and gemm.default_blocking("float32", 512).nr == 32
+    assert "narrow" not in str(_with_blocking(BLOCKINGS["small"]["float32"]))
+
+
+def _with_blocking(blocking):
+    module = ir.Module(name="blocked")
+    gemm.define_gemm(module, "float32", vector_bits=512, blocking=blocking)
+    return module
 
 
 def _in_thread(work):
