@@ -5,7 +5,10 @@ moved inside: each reduction of the block runs `for r: for t < n: acc[t] = combi
 value at j = start + t)`, acc an array on the stack (float32 and narrower sums in double, as
 everywhere), then each statement of the loop's body runs for the whole block (`for t < n:
 statement`, the body's inner loops around that loop), reading the reductions from acc. The
-loops over t read memory in order and vectorize.
+loops over t read memory in order and vectorize. The loop over r takes UNROLL rows per pass
+over acc (one load and store of each accumulator for them all: float32[1024] @ [1024, 1024]
+on one thread 91 -> 66 us), and acc sits on a cache line of its own (vectors straddling two
+lines cost a tenth more).
 
 This reorders the iterations of a parallel loop, which are independent (threads may run them
 in any order), and keeps each iteration's statements in order.
@@ -14,6 +17,8 @@ from ...kernels import ir
 from .types import I64
 
 BLOCK = 512  # positions a block reduces at once: 4 KiB of double accumulators per reduction
+LINE = 64  # bytes: a cache line, and the widest vector
+UNROLL = 4  # rows a column reduction takes in per load and store of its accumulators
 FOLDABLE = ("sum", "prod", "max", "min")  # reductions whose accumulator is one value
 
 
@@ -71,13 +76,37 @@ def _coefficient(e, name):
     return None
 
 
+def _fold(k, r, array, var, rows, t):
+    """acc[t] = combine(acc[t], r's value at var = each of rows in turn): one load and store
+    of the accumulator for all of them."""
+    from .emit import combine, reduction_type  # emit.py imports us
+
+    b = k.b
+    acc_type = reduction_type(r.op, r.value.dtype)
+    slot = b.gep(array, [t])
+    carried = {"value": b.load(slot, name="acc")}
+    for row in rows:
+        k.vars[var.name] = row
+        k.bound[-1].add(var.name)
+        k.scopes.append({})  # values at this row are not the next row's
+        carried = combine(k, r.op, r.value.dtype, acc_type, carried, k.expr(r.value))
+        k.scopes.pop()
+    b.store(carried["value"], slot)
+
+
+def _aligned(array):
+    """array aligned to a cache line (the stack gives 8 bytes)."""
+    array.align = LINE
+    return array
+
+
 def emit_column_loop(k, loop, start, stop, reduces):
     """The parallel loop over [start, stop) in blocks; k is the kernel's emitter."""
-    from .emit import combine, narrow, reduction_init, reduction_type  # emit.py imports us
+    from .emit import narrow, reduction_init, reduction_type  # emit.py imports us
 
     b, name = k.b, loop.var.name
     k.hoist(list(ir.statement_exprs(loop.body)), {name})
-    accumulators = [(r, k.stack_array(reduction_type(r.op, r.value.dtype), BLOCK))
+    accumulators = [(r, _aligned(k.stack_array(reduction_type(r.op, r.value.dtype), BLOCK)))
                     for r in reduces]
     blocks = b.sdiv(b.add(b.sub(stop, start), I64(BLOCK - 1)), I64(BLOCK), name="blocks")
     outer = k.open_loop(ir.Var(f"{name}.block"), I64(0), blocks, {})
@@ -104,14 +133,19 @@ def emit_column_loop(k, loop, start, stop, reduces):
         acc_type = reduction_type(r.op, r.value.dtype)
         init = reduction_init(r.op, r.value.dtype, acc_type)
         over_block(lambda t: b.store(init, b.gep(array, [t])))
-        handles = [k.open_loop(var, I64(0), k.expr(extent), {}) for var, extent in r.loops]
-
-        def fold(t, r=r, array=array, acc_type=acc_type):
-            slot = b.gep(array, [t])
-            carried = {"value": b.load(slot, name="acc")}
-            b.store(combine(k, r.op, r.value.dtype, acc_type, carried, k.expr(r.value))["value"],
-                    slot)
-        over_block(fold)
+        *outer_loops, (var, extent) = r.loops
+        handles = [k.open_loop(v, I64(0), k.expr(e), {}) for v, e in outer_loops]
+        rows = k.expr(extent)
+        # the innermost loop UNROLL rows at a time, then the rows left one at a time
+        steps = k.open_loop(ir.Var(f"{var.name}.by{UNROLL}"), I64(0),
+                            b.sdiv(rows, I64(UNROLL)), {})
+        first_row = b.mul(k.vars[f"{var.name}.by{UNROLL}"], I64(UNROLL), name=f"{var.name}.0")
+        over_block(lambda t, r=r, array=array: _fold(k, r, array, var, [
+            b.add(first_row, I64(u), name=var.name) for u in range(UNROLL)], t))
+        k.close_loop(steps, {})
+        rest = k.open_loop(var, b.mul(b.sdiv(rows, I64(UNROLL)), I64(UNROLL)), rows, {})
+        over_block(lambda t, r=r, array=array: _fold(k, r, array, var, [k.vars[var.name]], t))
+        k.close_loop(rest, {})
         for handle in reversed(handles):
             k.close_loop(handle, {})
         done.append((r, array))

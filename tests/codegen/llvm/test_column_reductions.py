@@ -1,17 +1,20 @@
 """Column reductions (reductions over leading axes, the kept axis contiguous) are emitted in
 blocks with the kept axis innermost (graphc/codegen/llvm/columns.py): the same values as the
-reference on odd sizes (one column, blocks cut short, more than one block), every reduction
+reference on odd sizes (one column, blocks cut short, more than one block, rows in and out
+of whole unrolled steps), every reduction
 and dtype, NaN, nested column reductions and full-size outputs beside them."""
 import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.codegen.llvm.columns import BLOCK, column_reductions
+from graphc.codegen.llvm.columns import BLOCK, UNROLL, column_reductions
 from tests.helpers import evaluate
 from tests.kernels.helpers import Program
 
 rng = np.random.default_rng(17)
-SHAPES = [(1, 1), (7, 1), (1, 7), (7, 13), (1023, 3), (3, BLOCK * 2 + 5), (2, 5, 1031)]
+# rows: fewer than UNROLL, whole steps of it with and without rows left over
+SHAPES = [(1, 1), (7, 1), (1, 7), (7, 13), (1023, 3), (3, BLOCK * 2 + 5), (2, 5, 1031),
+          (UNROLL, 13), (2 * UNROLL, BLOCK + 1), (3, UNROLL, 9)]
 REDUCTIONS = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min, "prod": gc.prod}
 
 
