@@ -114,14 +114,5 @@ def _with_gathered(kernel, gathered):
     """The kernel with the products reading `gathered` slots rewritten."""
     if not any(set(ir.operand_buffers(g)) & set(gathered) for g in _gemms(kernel)):
         return kernel
-
-    def rewrite(body):
-        out = []
-        for s in body:
-            if isinstance(s, ir.Loop):
-                s = dataclasses.replace(s, body=rewrite(s.body))
-            elif isinstance(s, ir.Gemm):
-                s = _rewritten(s, gathered)
-            out.append(s)
-        return tuple(out)
-    return dataclasses.replace(kernel, body=rewrite(kernel.body))
+    body = ir.map_gemms(kernel.body, lambda g: _rewritten(g, gathered))
+    return dataclasses.replace(kernel, body=body)

@@ -54,7 +54,7 @@ Semantics (what interpret.py computes and the code generators match):
 - A kernel whose check_index or Check fails reports one failure (parallel loops may find
   another first; the interpreter reports the first in loop order).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 INDEX = "int64"
@@ -411,6 +411,15 @@ def walk_statements(stmts):
         yield s
         if isinstance(s, Loop):
             yield from walk_statements(s.body)
+
+
+def map_gemms(stmts, rewrite):
+    """These statements with every Gemm, loops' bodies included, replaced by rewrite(gemm)."""
+    def one(s):
+        if isinstance(s, Loop):
+            return replace(s, body=map_gemms(s.body, rewrite))
+        return rewrite(s) if isinstance(s, Gemm) else s
+    return tuple(one(s) for s in stmts)
 
 
 def accumulates(stmts):

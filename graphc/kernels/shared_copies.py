@@ -85,14 +85,6 @@ def _renamed(kernel, renamed):
 
     def operand(o):
         return dataclasses.replace(o, buffer=renamed.get(o.buffer, o.buffer))
-
-    def rename(body):
-        out = []
-        for s in body:
-            if isinstance(s, ir.Loop):
-                s = dataclasses.replace(s, body=rename(s.body))
-            elif isinstance(s, ir.Gemm):
-                s = dataclasses.replace(s, a=operand(s.a), b=operand(s.b), c=operand(s.c))
-            out.append(s)
-        return tuple(out)
-    return dataclasses.replace(kernel, body=rename(kernel.body))
+    body = ir.map_gemms(kernel.body, lambda g: dataclasses.replace(
+        g, a=operand(g.a), b=operand(g.b), c=operand(g.c)))
+    return dataclasses.replace(kernel, body=body)
