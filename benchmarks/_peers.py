@@ -41,9 +41,13 @@ def _torch_train_step(model, x, y, lr):
     return step
 
 
-def _torch(workload, s):
+def _torch(workload, s, device="cpu"):
+    """A callable doing `workload` at sizes `s` with PyTorch on `device` ("cuda": nothing waits
+    for the GPU, the caller synchronizes); W3/W3b in s.get("dtype", "float32")."""
     import torch
-    t = torch.from_numpy
+
+    def t(array):
+        return torch.from_numpy(array).to(device)
     rng = _rng()
     if workload == "W1":
         x = t(rng.standard_normal(s["n"], dtype=np.float32))
@@ -52,8 +56,10 @@ def _torch(workload, s):
         x = t(rng.standard_normal((s["rows"], s["cols"]), dtype=np.float32))
         return lambda: torch.softmax(x, dim=-1)
     if workload in ("W3", "W3b"):
-        x, w = (t(rng.standard_normal((s["n"], s["n"]), dtype=np.float32)) for _ in range(2))
-        b = t(rng.standard_normal(s["n"], dtype=np.float32))
+        dtype = getattr(torch, s.get("dtype", "float32"))
+        x, w = (t(rng.standard_normal((s["n"], s["n"]), dtype=np.float32)).to(dtype)
+                for _ in range(2))
+        b = t(rng.standard_normal(s["n"], dtype=np.float32)).to(dtype)
         return (lambda: torch.relu(x @ w + b)) if workload == "W3" else (lambda: x @ w)
     if workload == "W4":
         layers = []
@@ -63,7 +69,7 @@ def _torch(workload, s):
                 lin.weight.copy_(t(w.T.copy()))
                 lin.bias.copy_(t(b))
             layers += [lin, torch.nn.ReLU()]
-        model = torch.nn.Sequential(*layers[:-1])
+        model = torch.nn.Sequential(*layers[:-1]).to(device)
         x = t(rng.standard_normal((s["batch"], s["sizes"][0]), dtype=np.float32))
         y = t(rng.integers(0, s["sizes"][-1], s["batch"]))
         return _torch_train_step(model, x, y, s["lr"])
@@ -71,7 +77,7 @@ def _torch(workload, s):
         nn = torch.nn
         model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
                               nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                              nn.Linear(64 * 5 * 5, 10))
+                              nn.Linear(64 * 5 * 5, 10)).to(device)
         x = t(rng.standard_normal((s["batch"], 1, 28, 28), dtype=np.float32))
         y = t(rng.integers(0, 10, s["batch"]))
         return _torch_train_step(model, x, y, s["lr"])

@@ -12,6 +12,10 @@ import sys
 
 import pytest
 
+import graphc as gc
+from graphc.runtime import cuda_driver
+from tests.codegen.cuda.host_emulation import missing_toolchain
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
 RESULT_KEYS = {"id", "workload", "unit", "graphc", "numpy", "ratio", "target", "better", "met",
@@ -33,6 +37,10 @@ SCRIPTS = {
     "gemm_shapes.py": {"G1": 1, "G4": 1, "G7": 1, "G12": 1},
 }
 WITHOUT_NUMPY = {"W7", "W8"}
+# device "cuda" beside PyTorch on the GPU: no numpy column; without a GPU, skip lines
+GPU_SCRIPT = "gpu_workloads.py"
+GPU_IDS = ["copy-cuda", "W1-cuda", "W2-cuda", "W3b-cuda-float32", "W3b-cuda-bfloat16",
+           "W4-cuda", "W5-cuda"]
 
 
 def run_script(script, *args, env):
@@ -70,6 +78,43 @@ def test_script_prints_result_lines(script):
         else:
             assert line["numpy"] > 0
             assert math.isclose(line["ratio"], line["graphc"] / line["numpy"], rel_tol=2e-3)
+
+
+def test_gpu_script_skips_without_a_gpu():
+    """Here (no pycuda or no GPU): one line per workload saying why, exit status 0."""
+    try:
+        cuda_driver.gpu()
+    except gc.DeviceError as error:
+        reason = str(error)
+    else:
+        pytest.skip("pycuda and a GPU are here: the script measures instead of skipping")
+    lines = run_script(GPU_SCRIPT, "--no-peers", env=quiet_env())
+    assert [line["id"] for line in lines] == GPU_IDS
+    for line in lines:
+        assert set(line) == {"id", "workload", "skipped"} and line["skipped"] == reason
+
+
+def test_gpu_script_runs_on_the_emulated_gpu():
+    """With GRAPHC_BENCH_FAKE_GPU=1 every graphc path of the script runs on the host-emulated
+    GPU (the CUDA C compiled for the host), its results checked against numpy's; the lines are
+    well formed, judge nothing at --quick, and say that the GPU was a fake."""
+    if missing_toolchain():
+        pytest.skip(f"host emulation of CUDA C: {missing_toolchain()}")
+    lines = run_script(GPU_SCRIPT, "--no-peers", env=dict(quiet_env(), GRAPHC_BENCH_FAKE_GPU="1"))
+    errors = [line for line in lines if "error" in line]
+    assert not errors, errors
+    assert [line["id"] for line in lines] == GPU_IDS
+    for line in lines:
+        assert RESULT_KEYS <= set(line), line
+        assert line["fake_gpu"] is True and line["graphc"] > 0
+        assert line["numpy"] is None and line["ratio"] is None and "numpy_note" in line
+        assert line["torch"] is None and line["jax"] is None and line["torch_note"] == "--no-peers"
+        assert line["target"] is None and line["met"] is None
+    for line in lines[1:5]:  # W1, W2, W3b: kernels alone beside whole calls
+        assert line["graphc_call"] > 0 and line["host_steps"] == 0
+    for line in lines[1:]:  # judged by the copy measured here, not by the missing PyTorch
+        assert line["unchecked"] == ["torch"] and ("ratio_vs_copy" in line) == (
+            "copy" in line["targets"])
 
 
 def test_peer_interpreter_is_asked():
