@@ -14,6 +14,7 @@ driver (pycuda.driver and pycuda.tools' memory pool) can be passed in, so tests 
 class itself on a fake one.
 """
 import contextlib
+import ctypes
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from .kernel_cache import cache_key, default_cache, graphc_identity
 
 NEEDS = "device 'cuda' needs pycuda and an NVIDIA GPU"
 STAGED_FROM = 1 << 16  # bytes
+LIBCUDA = "libcuda.so.1"  # the driver library pycuda is linked to (Linux)
+# cuInit's failures that cuGetErrorString cannot describe: CUDA_ERROR_STUB_LIBRARY
+UNDESCRIBED = {34: "the libcuda loaded is the CUDA toolkit's stub library, not a GPU's driver "
+                   "(is the toolkit's stubs folder on LD_LIBRARY_PATH?)"}
 
 
 def pycuda_driver():
@@ -34,26 +39,48 @@ def pycuda_driver():
     except ImportError as error:
         raise DeviceError(f"{NEEDS}: pycuda cannot be imported ({error}); install it "
                           "with pip install graphc[cuda]") from None
+    failure = init_failure()
+    if failure:
+        raise DeviceError(f"{NEEDS}: the CUDA driver's cuInit fails: {failure}")
     return driver, tools
+
+
+def init_failure(library=LIBCUDA):
+    """Why cuInit fails, asked of the driver library through ctypes; None when it succeeds
+    (or the library cannot be opened by that name: pycuda's init then speaks for itself).
+    pycuda's own init would crash where the driver cannot describe the failure, as the CUDA
+    toolkit's stub libcuda: it reads the text of cuGetErrorString without checking that it
+    answered."""
+    try:
+        libcuda = ctypes.CDLL(library)
+    except OSError:
+        return None
+    status = libcuda.cuInit(0)
+    if status == 0:
+        return None
+    text = ctypes.c_char_p()
+    if libcuda.cuGetErrorString(status, ctypes.byref(text)) != 0 or not text.value:
+        return UNDESCRIBED.get(status, f"error {status}")
+    return text.value.decode()
 
 
 class Gpu:
     def __init__(self, driver=None, tools=None):
         if driver is None:
             driver, tools = pycuda_driver()
+        self.driver = driver
         try:
             driver.init()
             if driver.Device.count() == 0:
                 raise DeviceError(f"{NEEDS}: the CUDA driver finds no GPU")
             self.device = driver.Device(0)
             self.context = self.device.retain_primary_context()
+            self.arch = "sm_%d%d" % self.device.compute_capability()
+            with self.current():
+                self.pool = tools.DeviceMemoryPool()
+                self.stream = driver.Stream()
         except driver.Error as error:
             raise DeviceError(f"{NEEDS}: the CUDA driver fails: {error}") from None
-        self.driver = driver
-        self.arch = "sm_%d%d" % self.device.compute_capability()
-        with self.current():
-            self.pool = tools.DeviceMemoryPool()
-            self.stream = driver.Stream()
         self.staging = {}  # device address -> its pinned staging buffer (bytes)
 
     @contextlib.contextmanager
@@ -67,17 +94,13 @@ class Gpu:
 
     def allocate(self, nbytes, what):
         """Device memory of nbytes (from the pool); a ResourceError when the GPU has not got
-        it, the pool's unused blocks given back first."""
+        it (the pool has given back the blocks it held and tried again by then)."""
         try:
             return self.pool.allocate(max(nbytes, 1))
         except self.driver.MemoryError:
-            self.pool.free_held()
-            try:
-                return self.pool.allocate(max(nbytes, 1))
-            except self.driver.MemoryError:
-                free, total = self.driver.mem_get_info()
-                raise ResourceError(f"out of GPU memory: {what} needs {nbytes:,} bytes; "
-                                    f"{free:,} of the GPU's {total:,} bytes are free") from None
+            free, total = self.driver.mem_get_info()
+            raise ResourceError(f"out of GPU memory: {what} needs {nbytes:,} bytes; "
+                                f"{free:,} of the GPU's {total:,} bytes are free") from None
 
     def upload(self, allocation, array):
         """Queue a copy of a host array to the device; the array may change once it returns."""
@@ -118,7 +141,12 @@ class Gpu:
 
     def load(self, source):
         """The module of a CUDA C translation unit."""
-        return Module(self, self.driver.module_from_buffer(self.compile(source)))
+        binary = self.compile(source)
+        try:
+            return Module(self, self.driver.module_from_buffer(binary))
+        except self.driver.Error as error:  # e.g. a driver older than nvcc
+            raise DeviceError(f"the CUDA driver cannot load the kernels nvcc compiled for "
+                              f"{self.arch}: {error}") from None
 
     def compile(self, source):
         """A cubin for this GPU: compiled by nvcc or found in the kernel cache (keyed by

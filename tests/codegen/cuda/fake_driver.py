@@ -1,9 +1,9 @@
 """A fake pycuda over host memory, so that runtime.cuda_driver.Gpu itself runs without a GPU.
 
-`FakeDriver` has the parts of pycuda.driver that Gpu uses: device memory is host memory (an
-allocation's int() is its address), copies are memmoves done when called (queued copies too:
-the stream runs everything at once), a module is the CUDA C compiled for the host
-(host_emulation.py) and a launch runs it on emulated blocks. It counts what Gpu asks of it
+`FakeDriver` has the parts of pycuda.driver that Gpu uses, with pycuda's signatures: device
+memory is host memory (an allocation's int() is its address), copies are memmoves done when
+called (queued copies too: the stream runs everything at once), a module is the CUDA C compiled
+for the host (host_emulation.py) and a launch runs it on emulated blocks. It counts what Gpu asks of it
 (`calls`), so tests can check which copies a run makes and that it waits once; `capacity`
 bounds the memory, so tests can run out of it.
 
@@ -51,6 +51,9 @@ class FakeDriver:
                 driver.calls["pop"] += 1
 
         class Stream:
+            def __init__(self, flags=0):
+                self.flags = flags
+
             def synchronize(self):
                 driver.calls["synchronize"] += 1
 
@@ -69,17 +72,17 @@ class FakeDriver:
     def memcpy_htod(self, dst, src):
         self._copy("htod", int(dst), src.ctypes.data, src.nbytes)
 
-    def memcpy_htod_async(self, dst, src, stream):
+    def memcpy_htod_async(self, dst, src, stream=None):
         self._copy("htod_async", int(dst), src.ctypes.data, src.nbytes)
 
     def memcpy_dtoh(self, dst, src):
         self._copy("dtoh", dst.ctypes.data, int(src), dst.nbytes)
 
-    def memcpy_dtoh_async(self, dst, src, stream):
+    def memcpy_dtoh_async(self, dst, src, stream=None):
         self._copy("dtoh_async", dst.ctypes.data, int(src), dst.nbytes)
 
-    def memcpy_dtod_async(self, dst, src, nbytes, stream):
-        self._copy("dtod_async", int(dst), int(src), nbytes)
+    def memcpy_dtod_async(self, dst, src, size, stream=None):
+        self._copy("dtod_async", int(dst), int(src), size)
 
     def _copy(self, kind, dst, src, nbytes):
         self.calls[kind] += 1
@@ -105,10 +108,14 @@ class FakeFunction:
             ctypes.c_longlong] * 2
         self.kernel = ctypes.cast(getattr(library, symbol), ctypes.c_void_p)
 
-    def prepare(self, signature):
-        assert signature == "PPPqq"
+    def prepare(self, arg_types):
+        assert arg_types == "PPPqq"
+        return self
 
     def prepared_async_call(self, grid, block, stream, *args):
+        # pycuda takes tuples of Python ints only (a list as block is its old call form)
+        assert type(grid) is tuple and type(block) is tuple
+        assert all(type(n) is int for n in grid + block + args), (grid, block, args)
         assert grid[0] > 0 and grid[1:] == (1,) and block[1:] == (1, 1)
         self.run(self.kernel, min(grid[0], BLOCKS), block[0], *args)
 
@@ -124,16 +131,17 @@ class FakeTools:
 
 
 class FakePool:
+    """pycuda's pool gives back the blocks it holds and tries again before it raises; this one
+    holds none."""
+
     def __init__(self, driver):
         self.driver = driver
 
     def allocate(self, nbytes):
         if self.driver.used + nbytes > self.driver.capacity:
-            raise self.driver.MemoryError(f"cannot allocate {nbytes} bytes")
+            raise self.driver.MemoryError("memory_pool::allocate failed: out of memory - "
+                                          "failed to free memory for allocation")
         return FakeAllocation(self.driver, nbytes)
-
-    def free_held(self):
-        self.driver.calls["free_held"] += 1
 
 
 class FakeAllocation:
