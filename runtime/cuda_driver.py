@@ -96,7 +96,7 @@ class Gpu:
         """Device memory of nbytes (from the pool); a ResourceError when the GPU has not got
         it (the pool has given back the blocks it held and tried again by then)."""
         try:
-            return self.pool.allocate(max(nbytes, 1))
+            return Allocation(self, self.pool.allocate(max(nbytes, 1)))
         except self.driver.MemoryError:
             free, total = self.driver.mem_get_info()
             raise ResourceError(f"out of GPU memory: {what} needs {nbytes:,} bytes; "
@@ -104,29 +104,30 @@ class Gpu:
 
     def upload(self, allocation, array):
         """Queue a copy of a host array to the device; the array may change once it returns."""
-        if array.nbytes < STAGED_FROM:  # through the default stream, done when it returns
-            self.driver.memcpy_htod(allocation, array)
+        if array.nbytes < STAGED_FROM:  # through the default stream, read when it returns
+            self.driver.memcpy_htod(int(allocation), array)
             return
         staged = self._staged(allocation, array.nbytes)
         np.copyto(staged, array.reshape(-1).view(np.uint8))
-        self.driver.memcpy_htod_async(allocation, staged, self.stream)
+        self.driver.memcpy_htod_async(int(allocation), staged, self.stream)
 
-    # The default stream waits for the kernels queued on ours (a blocking stream) and they
-    # for it: a copy through it comes in order, and is done when it returns.
+    # The (legacy) default stream waits for the kernels queued on ours (created blocking,
+    # flags 0) and they for it: a copy through it comes in order. From pageable memory the
+    # host array has been read when the copy returns; to it, the copy is done.
     def download(self, array, allocation):
         """Copy device memory into a host array now, after what is queued."""
-        self.driver.memcpy_dtoh(array, allocation)
+        self.driver.memcpy_dtoh(array, int(allocation))
 
     def fetch(self, allocation, nbytes):
         """Queue a copy of device memory to a pinned buffer (bytes), read after synchronize()."""
         staged = self._staged(allocation, nbytes, "fetch")
-        self.driver.memcpy_dtoh_async(staged, allocation, self.stream)
+        self.driver.memcpy_dtoh_async(staged, int(allocation), self.stream)
         return staged
 
     def copy(self, destination, source, nbytes):
         """Queue a copy between device allocations."""
         if nbytes:
-            self.driver.memcpy_dtod_async(destination, source, nbytes, self.stream)
+            self.driver.memcpy_dtod_async(int(destination), int(source), nbytes, self.stream)
 
     def synchronize(self):
         """Wait for everything queued."""
@@ -154,6 +155,22 @@ class Gpu:
         key = cache_key(source, self.arch, nvcc.version(), graphc_identity())
         return default_cache().get_or_build(
             key, lambda: nvcc.compile_source(source, self.arch, "cubin"))
+
+
+class Allocation:
+    """A block of the pool's device memory; int() is its address. It goes back to the pool
+    with the GPU's context current: pycuda's own pooled allocation, dropped with none current
+    while the pool holds no other block, throws in its destructor, which aborts the process."""
+
+    def __init__(self, gpu, block):
+        self.gpu, self.block, self.address = gpu, block, int(block)
+
+    def __int__(self):
+        return self.address
+
+    def __del__(self):
+        with self.gpu.current():
+            self.block.free()
 
 
 class Module:

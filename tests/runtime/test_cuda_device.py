@@ -5,6 +5,7 @@ pycuda whose memory is host memory and whose kernels are the generated CUDA C co
 host (tests/codegen/cuda/fake_driver.py; needs g++ and the CUDA headers), and `cuda`, the real
 one through pycuda, skipped where pycuda or a GPU is missing. Results must match the reference
 device; on the fake, the copies and waits a run makes are counted too."""
+import gc as python_gc
 import re
 
 import numpy as np
@@ -274,6 +275,23 @@ def test_out_of_gpu_memory_is_a_resource_error_and_the_session_goes_on(graph, fa
         f(_normal(400, 1000))
     small = _normal(30, 1000)
     np.testing.assert_allclose(f(small), np.tanh(small) + 1.0, rtol=1e-6, atol=1e-6)
+
+
+def test_device_memory_goes_back_in_the_gpus_context(graph, fake):
+    """pycuda aborts the process when a pooled block is dropped with no context current (and
+    the pool holds no other): the buffers of a run that ran out of memory, and those of a
+    function dropped between runs, go back in the GPU's context."""
+    gpu = fake(capacity=1 << 20)
+    x = gc.placeholder(gc.float32, (None, 1000), name="x")
+    f = gc.function([x], gc.tanh(x) + 1.0, device="cuda")
+    with pytest.raises(gc.ResourceError):
+        f(_normal(400, 1000))
+    f(_normal(30, 1000))
+    used = gpu.driver.used
+    del f
+    python_gc.collect()
+    assert gpu.driver.used < used and gpu.driver.depth == 0
+    assert gpu.driver.calls["dropped_without_context"] == 0
 
 
 def test_every_matmul_is_native_and_half_ones_use_the_tensor_cores(graph, gpu):

@@ -5,7 +5,9 @@ memory is host memory (an allocation's int() is its address), copies are memmove
 called (queued copies too: the stream runs everything at once), a module is the CUDA C compiled
 for the host (host_emulation.py) and a launch runs it on emulated blocks. It counts what Gpu asks of it
 (`calls`), so tests can check which copies a run makes and that it waits once; `capacity`
-bounds the memory, so tests can run out of it.
+bounds the memory, so tests can run out of it. It keeps pycuda's rule that device memory goes
+back to the pool with a context current: a block dropped without (where pycuda aborts the
+process) is counted in calls["dropped_without_context"].
 
 `emulated_gpu()` is a Gpu on a fake driver whose modules take the CUDA C itself, not a cubin.
 """
@@ -27,6 +29,7 @@ class FakeDriver:
 
     def __init__(self, capacity=1 << 30):
         self.capacity, self.used = capacity, 0
+        self.depth = 0  # contexts pushed
         self.calls = Counter()
         driver = self
 
@@ -45,10 +48,12 @@ class FakeDriver:
         class Context:
             def push(self):
                 driver.calls["push"] += 1
+                driver.depth += 1
 
             @staticmethod
             def pop():
                 driver.calls["pop"] += 1
+                driver.depth -= 1
 
         class Stream:
             def __init__(self, flags=0):
@@ -153,8 +158,21 @@ class FakeAllocation:
     def __int__(self):
         return self.bytes.ctypes.data
 
+    def free(self):
+        if not self.driver.depth:
+            raise self.driver.Error("explicit_context_dependent failed: invalid device "
+                                    "context - no currently active context?")
+        self._give_back()
+
     def __del__(self):
-        self.driver.used -= self.nbytes
+        if self.bytes is not None and not self.driver.depth:
+            self.driver.calls["dropped_without_context"] += 1
+        self._give_back()
+
+    def _give_back(self):
+        if self.bytes is not None:
+            self.driver.used -= self.nbytes
+            self.bytes = None
 
 
 class EmulatedGpu(cuda_driver.Gpu):
