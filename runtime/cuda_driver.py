@@ -104,6 +104,8 @@ class Gpu:
 
     def upload(self, allocation, array):
         """Queue a copy of a host array to the device; the array may change once it returns."""
+        if not array.nbytes:  # empty copies and pinned buffers are not asked of the driver
+            return
         if array.nbytes < STAGED_FROM:  # through the default stream, read when it returns
             self.driver.memcpy_htod(int(allocation), array)
             return
@@ -116,10 +118,13 @@ class Gpu:
     # host array has been read when the copy returns; to it, the copy is done.
     def download(self, array, allocation):
         """Copy device memory into a host array now, after what is queued."""
-        self.driver.memcpy_dtoh(array, int(allocation))
+        if array.nbytes:
+            self.driver.memcpy_dtoh(array, int(allocation))
 
     def fetch(self, allocation, nbytes):
         """Queue a copy of device memory to a pinned buffer (bytes), read after synchronize()."""
+        if not nbytes:
+            return np.empty(0, np.uint8)
         staged = self._staged(allocation, nbytes, "fetch")
         self.driver.memcpy_dtoh_async(staged, int(allocation), self.stream)
         return staged

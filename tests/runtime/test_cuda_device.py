@@ -265,6 +265,19 @@ def test_large_feeds_and_fetches_go_through_pinned_buffers(graph, fake):
     np.testing.assert_allclose(f(big)[0], np.exp(big) * 2.0, rtol=1e-6)
 
 
+def test_empty_feeds_and_results_copy_nothing(graph, fake):
+    gpu = fake()
+    x = gc.placeholder(gc.float32, (None, 13), name="x")
+    f = gc.function([x], [gc.exp(x) * 2.0, gc.sum(x, axis=0)], device="cuda")
+    for n in (0, 5, 0):
+        feed = _normal(n, 13)
+        out, sums = f(feed)
+        assert out.shape == (n, 13) and sums.shape == (13,)
+        np.testing.assert_allclose(out, np.exp(feed) * 2.0, rtol=1e-6)
+        np.testing.assert_allclose(sums, feed.sum(axis=0), rtol=1e-5, atol=1e-5)
+    assert gpu.driver.calls["empty"] == 0
+
+
 def test_out_of_gpu_memory_is_a_resource_error_and_the_session_goes_on(graph, fake):
     fake(capacity=1 << 20)
     x = gc.placeholder(gc.float32, (None, 1000), name="x")

@@ -7,7 +7,8 @@ for the host (host_emulation.py) and a launch runs it on emulated blocks. It cou
 (`calls`), so tests can check which copies a run makes and that it waits once; `capacity`
 bounds the memory, so tests can run out of it. It keeps pycuda's rule that device memory goes
 back to the pool with a context current: a block dropped without (where pycuda aborts the
-process) is counted in calls["dropped_without_context"].
+process) is counted in calls["dropped_without_context"]; empty copies and pinned buffers (which
+the driver may refuse) in calls["empty"].
 
 `emulated_gpu()` is a Gpu on a fake driver whose modules take the CUDA C itself, not a cubin.
 """
@@ -70,8 +71,9 @@ class FakeDriver:
     def mem_get_info(self):
         return self.capacity - self.used, self.capacity
 
-    def pagelocked_empty(self, shape, dtype):
+    def pagelocked_empty(self, shape, dtype, order="C", mem_flags=0):
         self.calls["pagelocked_empty"] += 1
+        self.calls["empty"] += not shape
         return np.empty(shape, dtype)
 
     def memcpy_htod(self, dst, src):
@@ -91,6 +93,7 @@ class FakeDriver:
 
     def _copy(self, kind, dst, src, nbytes):
         self.calls[kind] += 1
+        self.calls["empty"] += not nbytes
         ctypes.memmove(dst, src, nbytes)
 
     def module_from_buffer(self, source):
