@@ -122,7 +122,7 @@ def test_pycuda_offers_what_cuda_driver_uses():
     assert isinstance(inspect.getattr_static(driver.Context, "pop"), staticmethod)
     pool = tools.DeviceMemoryPool
     assert _signature(pool.allocate).startswith("allocate( (DeviceMemoryPool)arg1, (int)arg2)")
-    assert {"__int__", "__index__"} <= set(dir(driver.PooledDeviceAllocation))
+    assert {"__int__", "__index__", "free"} <= set(dir(driver.PooledDeviceAllocation))
     # an out-of-memory pool raises driver.MemoryError, a driver.Error (not Python's)
     assert driver.MemoryError.__mro__[1:3] == (driver.Error, Exception)
     assert not issubclass(driver.MemoryError, MemoryError)
