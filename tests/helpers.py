@@ -2,8 +2,10 @@
 import numpy as np
 
 import graphc as gc
+from tests import cuda_coverage
 
-DEVICES = ("cpu",)  # checked against device="reference" by every `run`
+# checked against device="reference" by every `run`; "cuda" where CUDA code can run
+DEVICES = ("cpu",) + (("cuda",) if cuda_coverage.runs_on else ())
 # how closely a device must match the reference, by result dtype: (rtol, atol)
 TOLERANCE = {"float64": (1e-10, 1e-12), "float32": (2e-5, 1e-6), "float16": (2e-3, 1e-3),
              "bfloat16": (1e-2, 1e-2)}

@@ -375,8 +375,10 @@ class KernelRenderer:
                        guard=nonempty([x for _, x in r.loops], extents))
             position = names[0] if len(names) == 1 else self.fresh("position")
             self.open_shared_loop(position, total, names + [position])
-            for line in unflatten(position, names, extents) if len(names) > 1 else ():
-                self.line(line)
+            used = ir.free_vars(r.value)  # nvcc warns of the others, unread
+            for var, line in zip(names, unflatten(position, names, extents)):
+                if len(names) > 1 and var in used:
+                    self.line(line)
         else:
             self.hoist([r.value], set(names))
             position = f"{name}_pos"

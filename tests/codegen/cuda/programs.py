@@ -118,6 +118,9 @@ CASES = (
              lambda x, i, b: [gc.sum(x), gc.max(x), gc.mean(gc.exp(x * 0.1)), gc.argmax(
                  gc.reshape(x, (-1,))), gc.sum(i), gc.min(i), gc.prod(gc.cast(b, gc.int32)),
                               gc.argmin(gc.reshape(i, (-1,)))]),
+        Case("reductions_of_broadcasts", [("float32", (None, 4, 3)), ("float32", (None,))],
+             lambda y, x: [gc.sum(gc.fill_like(y, 2.0)), gc.sum(y * 0.0 + gc.sum(x)),
+                           gc.max(gc.broadcast_to(gc.reshape(gc.sum(x), (1, 1)), (600, 7)))]),
         Case("long_gathered_rows", [("float32", (50, 200)), ("int32", (None,)),
                                     ("float32", (None, 120)), ("int64", (None,))],
              lambda p, i, x, y: [gc.nn.softmax(gc.gather(p, i)),
