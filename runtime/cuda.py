@@ -6,10 +6,12 @@ anywhere. The first run compiles the CUDA C for the GPU it finds (see cuda_drive
 pycuda or a GPU the run raises a DeviceError.
 
 A run uploads the feeds, and the variables whose device copies do not hold the session's
-values already (variables stay resident between runs: an assignment's new value is copied into
-the variable's buffer on the GPU, and the array handed to the session is remembered as what
-that buffer holds). It queues the native steps' kernels and assignments' copies on the stream,
-then the fetched outputs' and new values' copies to the host, and waits once, at the end. Data
+values already. Variables stay on the GPU between runs: an assignment's new value is copied
+into a spare buffer of the variable's, which becomes the variable's buffer once the run has
+succeeded (a failed run leaves every variable's buffer as it was), and the session holds a
+`Resident` value that names that buffer; it comes to the host only when asked for (get_value,
+save). A run queues the native steps' kernels and the assignments' copies on the stream, then
+the fetched outputs' copies to the host, and waits once, at the end. Data
 moves to the host mid-run only where it must: the inputs of a host step (whose outputs go back
 up) and what a diagnosis reads. A kernel's bad index is read from the error slot at those
 points and at the end, and the CPU device's diagnosis (the reference run over the failing
@@ -28,6 +30,7 @@ from graphc.kernels.lower import GEMM_DTYPES
 
 from . import cuda_driver
 from .cpu import CpuExecutable, NativeStep, bind_shapes
+from .executable import DeviceValue
 from .kernel_cache import cache_key
 from .reference import check_allocation, memory_limit
 
@@ -42,6 +45,7 @@ class CudaExecutable(CpuExecutable):
     tag = None
     _module = None  # loaded on the first run
     resolves_assignments = False  # assignments copy on the GPU (_assign_on_device)
+    reads_device_values = True  # variables' values may be Resident (kept on the GPU)
     gemm_dtypes = GEMM_DTYPES  # float16/bfloat16 products on the tensor cores
     unused_slots = frozenset()  # scratch that no kernel uses once copies are read in place
 
@@ -89,23 +93,18 @@ class CudaExecutable(CpuExecutable):
                     assigned += self._assign_on_device(step.group, plan)
                 else:
                     self._run_on_host(step.group, plan, read_variable, rng_for, updates)
-            news = [(uid, var, plan.fetch(value)) for uid, var, value, _ in assigned]
-            # an assignment's output is its new value, fetched once
-            fetched = {out: new for (*_, outs), (_, _, new) in zip(assigned, news)
-                       for out in outs}
-            outs = [fetched.get(slot) or plan.fetch(slot) for slot in self.output_slots]
-            for _, var, new in news:  # the variables' device copies take their new values,
-                plan.resident.pop(var, None)  # which are theirs once the session has them
-                plan.copy(var, new.slot)
+            for _, var, value, _ in assigned:
+                plan.copy_to_spare(var, value)
+            outs = [None if none else plan.fetch(slot)  # what the session hands back
+                    for slot, none in zip(self.output_slots, self.fetch_none)]
             plan.finish()  # the run's one wait for the GPU
             self._check_errors(plan)
             if self.options.check_numerics:
                 plan.download(s for s, d in enumerate(plan.device) if d is not None)
                 self._check_numerics(plan, read_variable, rng_for)
-        updates = {uid: np.array(value) for uid, value in updates.items()}
-        for uid, var, new in news:
-            updates[uid] = plan.resident[var] = new.value()
-        return [out.value() for out in outs], updates
+            updates = {uid: np.array(value) for uid, value in updates.items()}
+            updates.update(plan.take_spares([(uid, var) for uid, var, _, _ in assigned]))
+        return [out and out.value() for out in outs], updates
 
     def _assigns_on_device(self, group, plan):
         """Whether a host step only assigns variables their values' whole buffers."""
@@ -114,8 +113,8 @@ class CudaExecutable(CpuExecutable):
 
     def _assign_on_device(self, group, plan):
         """An assignment step without the host: its outputs copied on the GPU; (variable uid,
-        variable slot, value slot, output slots) of each assignment, to fetch and copy into
-        the variable at the end."""
+        variable slot, value slot, output slots) of each assignment, whose value the variable
+        takes at the end."""
         out = []
         for node in group.nodes:
             value = self.slots.buffer(node.inputs[1])
@@ -174,12 +173,14 @@ class CudaPlan:
         kernels = [k for step in exe.steps if isinstance(step, NativeStep) for k in step.kernels]
         self.error = np.zeros(launches.work_words(kernels), np.int64)  # and the work area
         dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
-        table = np.array([int(d or 0) for d in self.device] or [0], np.uint64)
-        self.own = [table, dims, self.error]  # uploaded: the kernels' buffer table, dims, errors
-        self.args = []
-        for array in self.own:
+        self.table = np.array([int(d or 0) for d in self.device] or [0], np.uint64)
+        self.spares = {}  # variable slot -> the buffer its next value is copied into
+        self.args = []  # on the GPU: the kernels' buffer table, dims, error words
+        for array in (self.table, dims, self.error):
             self.args.append(gpu.allocate(array.nbytes, "the kernels' tables"))
             gpu.upload(self.args[-1], array)
+        # buffer tables by content: assignments swap buffers (take_spares), between two tables
+        self.tables = {self.table.tobytes(): self.args[0]}
         self.launches = {}
         for step in exe.steps:
             if isinstance(step, NativeStep):
@@ -207,12 +208,39 @@ class CudaPlan:
     def upload(self, slot, array):
         self.gpu.upload(self.device[slot], np.ascontiguousarray(array, self.storage[slot]))
 
-    def upload_variable(self, slot, array):
-        """A variable's value, unless its device copy holds it already."""
-        if self.resident.get(slot) is not array:
-            self.resident.pop(slot, None)
-            self.upload(slot, array)
-            self.resident[slot] = array
+    def upload_variable(self, slot, value):
+        """A variable's value (an array, or Resident in this or another plan's buffer), unless
+        its buffer holds it already."""
+        if self.resident.get(slot) is value:
+            return
+        if not isinstance(value, Resident):
+            self.upload(slot, value)
+        elif value.allocation is not self.device[slot]:
+            self.gpu.copy(self.device[slot], value.allocation, self.nbytes(slot))
+        self.resident[slot] = value
+
+    def copy_to_spare(self, var, value):
+        """Queue the copy of an assignment's value (slot) into the variable's spare buffer;
+        its own buffer keeps the value the run's kernels read."""
+        if var not in self.spares:
+            self.spares[var] = self.gpu.allocate(self.nbytes(var), f"the next value of buffer "
+                                                                   f"{var}")
+        self.gpu.copy(self.spares[var], self.device[value], self.nbytes(var))
+
+    def take_spares(self, assigned):
+        """After a run that succeeded: each assigned variable's spare, holding its new value,
+        becomes its buffer (the old one its spare). {variable uid: Resident new value}."""
+        news = {}
+        for uid, var in assigned:
+            self.device[var], self.spares[var] = self.spares[var], self.device[var]
+            self.table[var] = int(self.device[var])
+            news[uid] = self.resident[var] = Resident(self, var)
+        key = self.table.tobytes()
+        if key not in self.tables:
+            self.tables[key] = self.gpu.allocate(self.table.nbytes, "the kernels' tables")
+            self.gpu.upload(self.tables[key], self.table)
+        self.args[0] = self.tables[key]
+        return news
 
     def copy(self, slot, source):
         """Queue a copy of one slot's buffer into another's."""
@@ -251,7 +279,6 @@ class CudaPlan:
             self.gpu.download(self.error[:2], self.args[2])
         if self.error[0]:
             self.gpu.upload(self.args[2], np.zeros(2, np.int64))
-            self.resident.clear()  # the run's assignments may have reached the device copies
         return bool(self.error[0])
 
 
@@ -264,3 +291,22 @@ class Fetch:
     def value(self):
         plan, slot = self.plan, self.slot
         return self.staged.view(plan.storage[slot]).reshape(plan.shapes[slot]).copy()
+
+
+class Resident(DeviceValue):
+    """A variable's value in a plan's buffer on the GPU: the session's value of the variable
+    until another replaces it; the buffer keeps it that long (see the module's doc)."""
+
+    def __init__(self, plan, slot):
+        self.gpu, self.allocation = plan.gpu, plan.device[slot]
+        self.shape, self.dtype = plan.shapes[slot], plan.storage[slot]
+        self._host = None
+
+    def host(self):
+        if self._host is None:
+            array = np.empty(self.shape, self.dtype)
+            with self.gpu.current():
+                self.gpu.download(array, self.allocation)
+            array.flags.writeable = False
+            self._host = array
+        return self._host

@@ -81,7 +81,6 @@ class Gpu:
                 self.stream = driver.Stream()
         except driver.Error as error:
             raise DeviceError(f"{NEEDS}: the CUDA driver fails: {error}") from None
-        self.staging = {}  # device address -> its pinned staging buffer (bytes)
 
     @contextlib.contextmanager
     def current(self):
@@ -139,10 +138,10 @@ class Gpu:
         self.stream.synchronize()
 
     def _staged(self, allocation, nbytes, use="upload"):
-        key = (int(allocation), use)
-        staged = self.staging.get(key)
+        """The allocation's pinned buffer for uploads or fetches of nbytes (kept with it)."""
+        staged = allocation.staging.get(use)
         if staged is None or staged.nbytes != nbytes:
-            staged = self.staging[key] = self.driver.pagelocked_empty(nbytes, np.uint8)
+            staged = allocation.staging[use] = self.driver.pagelocked_empty(nbytes, np.uint8)
         return staged
 
     def load(self, source):
@@ -169,6 +168,7 @@ class Allocation:
 
     def __init__(self, gpu, block):
         self.gpu, self.block, self.address = gpu, block, int(block)
+        self.staging = {}  # "upload"/"fetch" -> its pinned staging buffer (see Gpu._staged)
 
     def __int__(self):
         return self.address
@@ -176,6 +176,7 @@ class Allocation:
     def __del__(self):
         with self.gpu.current():
             self.block.free()
+            self.staging.clear()
 
 
 class Module:

@@ -14,6 +14,18 @@ from .reference import check_finite, evaluate, memory_limit, random_draw
 RANDOM_OPS = ("random_normal", "random_uniform")
 
 
+class DeviceValue:
+    """A variable's value that a device keeps in its own memory: the session holds it as the
+    variable's value, so that the next run on that device finds it in place, and asks for a
+    host copy (`host()`) only where one is needed (get_value, save, another device)."""
+    shape = ()
+    dtype = None
+
+    def host(self):
+        """The value as a host array (read-only: the device's copy stays the value)."""
+        raise NotImplementedError
+
+
 class Options:
     """How a session or function compiles: optimization level and pass filters; allow_tf32:
     float32 matrix products may round their inputs to tf32 on the GPU's tensor cores (devices
@@ -31,6 +43,7 @@ class Options:
 
 class Executable:
     outputs_owned = False  # run() may return arrays it keeps (the session copies them)
+    reads_device_values = False  # run() takes DeviceValues as variables' values as they are
 
     def __init__(self, fetches, feeds, options, name="session", effects=()):
         """effects: more tensors to compute (assignments) that are fetched as None."""

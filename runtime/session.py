@@ -14,7 +14,7 @@ from graphc.passes import query
 
 from . import checkpoint
 from .devices import check_device, executable_class
-from .executable import Options
+from .executable import DeviceValue, Options
 from .feeds import check_feed
 from .fetches import flatten_fetches, rebuild_fetches
 
@@ -35,7 +35,7 @@ class Session:
                                allow_tf32)
         query(optimize, excluding, including)  # an unknown level or pass fails here, not later
         self.seed = seed
-        self._values = {}  # variable uid -> ndarray
+        self._values = {}  # variable uid -> ndarray, or a DeviceValue a device holds
         self._rngs = {}  # random node uid -> numpy Generator
         self._executables = {}
         self._closed = False
@@ -90,7 +90,8 @@ class Session:
             for uid in exe.variable_uids:
                 if uid not in self._values:  # only a first use looks the variable up
                     self._ensure_initialized(self._variable(uid))
-            outs, updates = exe.run(feed_arrays, self._values.__getitem__, self._rng)
+            read = self._values.__getitem__ if exe.reads_device_values else self._host_value
+            outs, updates = exe.run(feed_arrays, read, self._rng)
             self._values.update(updates)  # only once the whole run has succeeded
         own = np.asarray if exe.outputs_owned else np.array
         return [None if none else own(o) for none, o in zip(exe.fetch_none, outs)]
@@ -138,7 +139,12 @@ class Session:
         """The variable's current value (a copy)."""
         self._check_variable(var)
         self._ensure_initialized(var)
-        return np.array(self._values[var.node.attrs["uid"]])
+        return np.array(self._host_value(var.node.attrs["uid"]))
+
+    def _host_value(self, uid):
+        """A variable's value as a host array, copied from a device that holds it if need be."""
+        value = self._values[uid]
+        return value.host() if isinstance(value, DeviceValue) else value
 
     def set_value(self, var, value):
         """Overwrite the variable's value; shape must match, same-kind dtypes are cast."""

@@ -184,6 +184,33 @@ def test_a_bad_gather_index_is_an_index_error_and_the_function_still_works(graph
     np.testing.assert_allclose(f(params, good), np.exp(params[good]) * 2.0, rtol=1e-6)
 
 
+def test_variables_on_the_gpu_survive_failed_runs_and_are_shared_by_functions(graph, gpu):
+    """A run that fails after its assignments were queued leaves every variable as it was;
+    a second function (another plan) reads the values the first left on the GPU; the
+    session's host copies (get_value, set_value) agree with the reference throughout."""
+    table = gc.Variable(_normal(9, 4), name="table")
+    i = gc.placeholder(gc.int32, (None,), name="i")
+    rows = gc.gather(table, i)
+    sessions = [gc.Session(device=d) for d in ("cuda", "reference")]
+    steps = [gc.function([i], gc.sum(rows), updates=[(table, table * 0.5 + 1.0)], session=s)
+             for s in sessions]
+    reads = [gc.function([i], rows * 2.0, session=s) for s in sessions]
+    good, bad = np.array([0, 8, 3], np.int32), np.array([1, 9], np.int32)
+
+    def same(values):
+        np.testing.assert_allclose(values[0], values[1], rtol=1e-6, atol=1e-6)
+    for n in range(3):
+        same([step(good) for step in steps])
+        with pytest.raises(gc.IndexError_):
+            steps[0](bad)
+        same([read(good) for read in reads])
+        if n == 1:
+            same([s.get_value(table) for s in sessions])
+            for s in sessions:
+                s.set_value(table, np.arange(36, dtype=np.float32).reshape(9, 4))
+    same([s.get_value(table) for s in sessions])
+
+
 def test_check_numerics_names_the_node(graph, gpu):
     x = gc.placeholder(gc.float32, (None, 5), name="x")
     out = gc.sqrt(gc.log(x, name="the_log") + 1.0) * 2.0
@@ -214,8 +241,9 @@ def _counts(gpu):
 
 
 def test_variables_stay_on_the_gpu_between_runs(graph, fake):
-    """A train step uploads its variables on the first run only: their new values are copied
-    into their buffers on the GPU, and fetched once (for the session); each run waits once."""
+    """A train step uploads its variables on the first run only: their new values stay on
+    the GPU (the session's values name their buffers) and come down only when asked for;
+    each run waits once."""
     gpu = fake()
     x = gc.placeholder(gc.float32, (None, 13), name="x")
     w = gc.Variable(_normal(13, 5) * 0.3, name="w")
@@ -226,15 +254,16 @@ def test_variables_stay_on_the_gpu_between_runs(graph, fake):
     steps = [gc.function([x], loss, updates=[(w, w - 0.1 * gw), (b, b - 0.1 * gb)],
                          session=s) for s in sessions]
     feed = _normal(9, 13)
-    np.testing.assert_allclose(steps[0](feed), steps[1](feed), rtol=1e-5)  # uploads all
+    for _ in range(2):  # uploads all; then the buffer table of the swapped buffers
+        np.testing.assert_allclose(steps[0](feed), steps[1](feed), rtol=1e-5)
     for run in range(3):
         before = _counts(gpu)
         got, want = steps[0](feed), steps[1](feed)
         np.testing.assert_allclose(got, want, rtol=1e-5)
         made = {k: v - before[k] for k, v in _counts(gpu).items()}
         assert made["htod"] + made["htod_async"] == 1, made  # the feed only
-        assert made["dtod_async"] == 2 + 2 and made["dtoh"] == 0, made  # w, b and the
-        assert made["dtoh_async"] == 1 + 2 + 1, made  # assignments' outputs; loss, w, b, errors
+        assert made["dtod_async"] == 2 + 2 and made["dtoh"] == 0, made  # the assignments'
+        assert made["dtoh_async"] == 1 + 1, made  # outputs and the spares; loss, error words
         assert made["synchronize"] == 1 and made["pagelocked_empty"] == 0, made
     for v in (w, b):
         np.testing.assert_allclose(sessions[0].get_value(v), sessions[1].get_value(v),
