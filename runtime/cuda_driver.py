@@ -118,7 +118,8 @@ class Gpu:
     def download(self, array, allocation):
         """Copy device memory into a host array now, after what is queued."""
         if array.nbytes:
-            self.driver.memcpy_dtoh(array, int(allocation))
+            with self._waiting():
+                self.driver.memcpy_dtoh(array, int(allocation))
 
     def fetch(self, allocation, nbytes):
         """Queue a copy of device memory to a pinned buffer (bytes), read after synchronize()."""
@@ -135,7 +136,16 @@ class Gpu:
 
     def synchronize(self):
         """Wait for everything queued."""
-        self.stream.synchronize()
+        with self._waiting():
+            self.stream.synchronize()
+
+    @contextlib.contextmanager
+    def _waiting(self):
+        """A wait for the GPU, where a fault of a kernel queued before shows: a DeviceError."""
+        try:
+            yield
+        except self.driver.Error as error:
+            raise DeviceError(f"the GPU failed while running graphc's kernels: {error}") from None
 
     def _staged(self, allocation, nbytes, use="upload"):
         """The allocation's pinned buffer for uploads or fetches of nbytes (kept with it)."""

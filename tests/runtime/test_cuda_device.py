@@ -319,6 +319,21 @@ def test_out_of_gpu_memory_is_a_resource_error_and_the_session_goes_on(graph, fa
     np.testing.assert_allclose(f(small), np.tanh(small) + 1.0, rtol=1e-6, atol=1e-6)
 
 
+def test_a_fault_on_the_gpu_is_a_device_error(graph, fake, monkeypatch):
+    """A kernel's fault (an illegal address, say) shows when the run waits for the GPU."""
+    gpu = fake()
+    x = gc.placeholder(gc.float32, (None, 10), name="x")
+    f = gc.function([x], gc.tanh(x) + 1.0, device="cuda")
+
+    def fault():
+        raise gpu.driver.Error("cuStreamSynchronize failed: an illegal memory access was "
+                               "encountered")
+    monkeypatch.setattr(gpu.stream, "synchronize", fault)
+    with pytest.raises(gc.DeviceError, match="the GPU failed while running graphc's kernels: "
+                                             "cuStreamSynchronize failed: an illegal memory"):
+        f(_normal(3, 10))
+
+
 def test_device_memory_goes_back_in_the_gpus_context(graph, fake):
     """pycuda aborts the process when a pooled block is dropped with no context current (and
     the pool holds no other): the buffers of a run that ran out of memory, and those of a
