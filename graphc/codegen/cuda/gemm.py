@@ -15,9 +15,12 @@ no other care. Two ways to multiply the tiles:
   store neighbouring columns) from registers, the tiles padded by a column so that neither
   copying order meets bank conflicts, and kept in two stages: the next k's tiles are copied
   while the current ones are multiplied.
-Products with few rows or columns (launch kind "gemm"), and Gemms elsewhere in a kernel, compute
-each element as one dot product per thread. On the CUDA cores an element accumulates over k in
-order with fma, in the register type of the product's dtype (float for float16 and bfloat16).
+Products with few rows or columns compute each element as one dot product: a thread's, where k
+is short (launch kind "gemm", and Gemms elsewhere in a kernel), else a warp's (kind
+"warp_dots": the lanes take every 32nd k, then sum their partial results by shuffles), so that
+a product of a few elements with long sums (a filter's gradient: 288 elements, k = 86,528)
+still fills the GPU. A thread's dot product accumulates over k in order with fma, in the
+register type of the product's dtype (float for float16 and bfloat16).
 A float16 or bfloat16 product is rounded once, when it is stored.
 """
 from dataclasses import dataclass
@@ -168,22 +171,35 @@ def offset(base, *terms):
 
 
 def render_dot_products(r, g, distributed):
-    """One dot product per element of C: the grid-stride loop shares the elements when
-    `distributed`, else this thread computes them all."""
+    """One dot product per element of C: when `distributed`, the grid's threads (or warps,
+    launch kind "warp_dots") share the elements, else this thread computes them all."""
     o = Operands(r, g)
     row, col, kk, acc = r.fresh("row"), r.fresh("col"), r.fresh("k"), r.fresh("acc")
-    if distributed:
+    by_warps = distributed and r.launch.kind == "warp_dots"
+    if by_warps:
+        element = r.fresh("element")
+        r.open_block(f"for (long long {element} = lo + gc_warp(); {element} < hi; "
+                     f"{element} += gc_warps())", (element,))
+    elif distributed:
         element = r.fresh("element")
         r.open_grid_stride(element)
-        r.line(f"const long long {row} = {element} / {o.n}, {col} = {element} % {o.n};")
     else:
         r.open_loop(row, r.value(g.m))
         r.open_loop(col, o.n)
+    if distributed:
+        r.line(f"const long long {row} = {element} / {o.n}, {col} = {element} % {o.n};")
     r.line(f"{o.t} {acc} = 0;")
-    r.open_loop(kk, o.k)
+    if by_warps:
+        r.open_block(f"for (long long {kk} = gc_lane(); {kk} < {o.k}; {kk} += GC_WARP)", (kk,))
+    else:
+        r.open_loop(kk, o.k)
     r.line(f"{acc} = {o.fma}({o.at_a(row, kk)}, {o.at_b(kk, col)}, {acc});")
     r.close_block()
-    r.line(o.store(row, col, acc))
+    if by_warps:  # every lane of the warp takes the same elements: all meet at the shuffles
+        r.line(f"{acc} = gc_warp_reduce({acc}, gc_plus());")
+        r.line(f"if (gc_lane() == 0) {o.store(row, col, acc)}")
+    else:
+        r.line(o.store(row, col, acc))
     r.close_block()
     if not distributed:
         r.close_block()

@@ -14,6 +14,8 @@ Kinds of kernels:
   them in order and stores (two passes in one launch, as "grid").
 - "tiles": a matrix product (in loops over a batch): blocks take tiles of the product.
 - "gemm": the same with few rows or columns: threads share the product's elements.
+- "warp_dots": the same with long (or run-time) sums: warps share the elements, the lanes of a
+  warp the sum.
 - "grid": no parallel loop, but long reductions to scalars: every block takes a share of each,
   and the last block to finish combines the blocks' results (two passes in one launch).
 - "block": the same where the grid cannot share them (one reduction needs another's result,
@@ -58,7 +60,7 @@ TEAMS = {"rows": BLOCK, "block": BLOCK,
          "warp_rows": Team("gc_lane()", "GC_WARP", "gc_warp()", "gc_warps()", "gc_warp_reduce",
                            "gc_lane() == 0"),
          "grid": Team("gc_grid_thread()", "gc_grid_threads()", "0", "1", "gc_block_reduce")}
-TEAMS_PER_BLOCK = {"warp_rows": THREADS // WARP}
+TEAMS_PER_BLOCK = {"warp_rows": THREADS // WARP, "warp_dots": THREADS // WARP}
 GRID_BLOCKS = 256  # the most blocks of a "grid" or split "split_rows" kernel (partial results)
 SPLIT_COUNTS = 4  # the word where split rows' counts of finished blocks start (32 bits each)
 # of the kernels' error report and work area: the report (2 words), a "grid" kernel's count
@@ -89,7 +91,8 @@ def launch(kernel):
     gemm = gemm_of(kernel)
     if gemm is not None:
         if any(isinstance(d, ir.Const) and d.value < SMALL_GEMM for d in (gemm.m, gemm.n)):
-            return Launch("gemm", ir.mul(gemm.m, gemm.n))
+            short = _at_most(gemm.k, SHARED_FROM - 1)
+            return Launch("gemm" if short else "warp_dots", ir.mul(gemm.m, gemm.n))
         return Launch("tiles", ir.mul(_tiles(gemm.m), _tiles(gemm.n)))
     shared = shared_work(kernel)
     if shared is not None:

@@ -98,7 +98,7 @@ class KernelRenderer:
             render_flat(self)
         elif kind == "grid":
             self.render_grid()
-        elif kind in ("gemm", "tiles"):
+        elif kind in ("gemm", "warp_dots", "tiles"):
             for s in body:
                 self.stmt(s, distributed=True)
         else:

@@ -149,7 +149,7 @@ with open(os.path.join(os.path.dirname(__file__), "host_wmma.h")) as _header:
 BLOCKS = 2
 SPLIT_BLOCKS = 8  # "split_rows": enough for a few rows to be split
 THREADS = {"flat": 3, "loop": 3, "gemm": 3, "single": 3,
-           **dict.fromkeys(("rows", "block", "warp_rows", "grid", "split_rows"), 64)}
+           **dict.fromkeys(("rows", "block", "warp_rows", "warp_dots", "grid", "split_rows"), 64)}
 
 
 def cuda_include():

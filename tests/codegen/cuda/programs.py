@@ -118,6 +118,11 @@ CASES = (
              lambda x, i, b: [gc.sum(x), gc.max(x), gc.mean(gc.exp(x * 0.1)), gc.argmax(
                  gc.reshape(x, (-1,))), gc.sum(i), gc.min(i), gc.prod(gc.cast(b, gc.int32)),
                               gc.argmin(gc.reshape(i, (-1,)))]),
+        Case("long_dot_products", [("float32", (None, 300)), ("float32", (300, 5)),
+                                   ("float32", (None, 3)), ("float16", (None, 70)),
+                                   ("float16", (70, 3)), ("float32", (2, 100, 4))],
+             lambda x, w, y, h, v, b: [x @ w, gc.transpose(x) @ y, h @ v,
+                                       gc.transpose(b, (0, 2, 1)) @ b]),
         Case("reductions_of_broadcasts", [("float32", (None, 4, 3)), ("float32", (None,))],
              lambda y, x: [gc.sum(gc.fill_like(y, 2.0)), gc.sum(y * 0.0 + gc.sum(x)),
                            gc.max(gc.broadcast_to(gc.reshape(gc.sum(x), (1, 1)), (600, 7)))]),

@@ -43,7 +43,8 @@ def _gemm_kernel(name, dtype, a_transposed, b_transposed, accumulate=False, batc
 
 
 def _small_kernels():
-    """Half-precision products off the tensor cores: 3 rows (dot products shared by the grid),
+    """Half-precision products off the tensor cores: 3 rows (dot products of run-time length
+    shared by the grid's warps),
     and one product per iteration of a parallel loop over dim 3 (dot products in a thread),
     accumulating."""
     m, n, k, count = ir.Const(3, "int64"), ir.Dim(1), ir.Dim(2), ir.Dim(3)
@@ -139,7 +140,7 @@ def test_tensor_cores_take_half_precisions_and_float32_only_under_tf32():
     assert tensor_cores("float32") is None and tensor_cores("float32", tf32=True).k == 8
     assert tensor_cores("float64", tf32=True) is None
     assert {launch.launch(k).kind for k in ALL if k not in SMALL} == {"tiles"}
-    assert [launch.launch(k).kind for k in SMALL] == ["gemm", "gemm", "loop", "loop"]
+    assert [launch.launch(k).kind for k in SMALL] == ["warp_dots", "warp_dots", "loop", "loop"]
 
 
 def test_the_source_shows_the_chosen_kernel():
