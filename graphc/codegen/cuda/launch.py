@@ -128,10 +128,10 @@ def _longest(reductions):
 
 def blocks(launch, hi, dims=()):
     """Blocks for a launch over [0, hi) (0 when there is nothing to do), given the dims."""
+    if launch.kind == "grid":  # stores its results even when every reduction is empty
+        return min(max(-(-hi // launch.threads), 1), GRID_BLOCKS)
     if hi <= 0:
         return 0
-    if launch.kind == "grid":
-        return min(-(-hi // launch.threads), GRID_BLOCKS)
     if launch.kind == "split_rows":
         shares = min(-(-evaluate(launch.row, dims) // SPLIT_FROM), GRID_BLOCKS // hi)
         if shares > 1:

@@ -123,6 +123,8 @@ CASES = (
                                    ("float16", (70, 3)), ("float32", (2, 100, 4))],
              lambda x, w, y, h, v, b: [x @ w, gc.transpose(x) @ y, h @ v,
                                        gc.transpose(b, (0, 2, 1)) @ b]),
+        Case("means", [("float32", (None, 33))],
+             lambda t: [gc.sum(t), gc.mean(gc.square(t - 1.0)), gc.mean(t, axis=0)]),
         Case("reductions_of_broadcasts", [("float32", (None, 4, 3)), ("float32", (None,))],
              lambda y, x: [gc.sum(gc.fill_like(y, 2.0)), gc.sum(y * 0.0 + gc.sum(x)),
                            gc.max(gc.broadcast_to(gc.reshape(gc.sum(x), (1, 1)), (600, 7)))]),

@@ -205,6 +205,17 @@ def test_full_reductions_shared_by_the_grid(compiled, batch):
     assert np.isnan(got[1]) and got[3] == 7
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value")
+def test_reductions_of_empty_tensors_store_their_identities(compiled):
+    """A kernel whose blocks share reductions to scalars stores its results when every
+    reduction is empty: a sum's 0, a mean's NaN (0 / 0), as numpy."""
+    cases, host = compiled
+    case, program, phs = cases["means"]
+    feed = {phs[0]: np.zeros((0, 33), np.float32)}
+    for g, w in zip(program.execute(feed, host.run), run_reference(program.fetches, feed)):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_integer_arithmetic_wraps_and_divides_as_numpy(compiled):
     cases, host = compiled
     for dtype in ("int32", "int64"):
