@@ -11,9 +11,10 @@ TOLERANCE = {"float64": (1e-10, 1e-12), "float32": (2e-5, 1e-6), "float16": (2e-
              "bfloat16": (1e-2, 1e-2)}
 
 
-def run(fetches, feed=None, graph=None, **session_args):
+def run(fetches, feed=None, graph=None, tolerance=None, **session_args):
     """Evaluate fetches in a fresh reference session, and on every other device, which must
-    give the same values (within TOLERANCE) or raise the same kind of error."""
+    give the same values (within TOLERANCE, or `tolerance`: dtype name -> (rtol, atol) where
+    given) or raise the same kind of error."""
     results, errors = {}, {}
     for device in ("reference",) + DEVICES:
         try:
@@ -26,11 +27,11 @@ def run(fetches, feed=None, graph=None, **session_args):
         assert len(errors) == 1 + len(DEVICES) and len(set(kinds.values())) == 1, kinds
         raise errors["reference"]
     for device in DEVICES:
-        assert_same(results[device], results["reference"], fetches, device)
+        assert_same(results[device], results["reference"], fetches, device, tolerance)
     return results["reference"]
 
 
-def assert_same(got, want, fetches, device):
+def assert_same(got, want, fetches, device, tolerance=None):
     tensors = fetches if isinstance(fetches, (list, tuple)) else [fetches]
     got_list = got if isinstance(fetches, (list, tuple)) else [got]
     want_list = want if isinstance(fetches, (list, tuple)) else [want]
@@ -39,7 +40,7 @@ def assert_same(got, want, fetches, device):
             continue
         a, b = np.asarray(a), np.asarray(b)
         name = t.dtype.name if isinstance(t, gc.Tensor) else b.dtype.name
-        rtol, atol = TOLERANCE.get(name, (0, 0))
+        rtol, atol = (tolerance or TOLERANCE).get(name, TOLERANCE.get(name, (0, 0)))
         assert a.shape == b.shape and a.dtype == b.dtype, (device, a.shape, b.shape, a.dtype)
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True,
                                    err_msg=f"device {device!r} differs from the reference")
