@@ -21,6 +21,7 @@ import numpy as np
 
 from graphc.codegen.cuda import launch as launches
 from graphc.codegen.cuda import nvcc
+from graphc.codegen.cuda.collapse_loops import collapse_loops
 from graphc.codegen.cuda.render import render_program, symbol
 from graphc.errors import GraphcError
 from graphc.ir import dtypes
@@ -52,6 +53,8 @@ class CudaExecutable(CpuExecutable):
     def _compile(self, native):
         # products read their copied operands (convolutions' patches) in place
         self.unused_slots = gather_copies([s.kernels for s in native], self.slots)
+        for step in native:  # threads take single outputs of pools, not whole images
+            step.kernels[:] = collapse_loops(step.kernels)
         text = render_program([s.kernels for s in native], TAG, self.options.allow_tf32)
         self.tag = cache_key(text)[:16]
         self.cuda_source = text.replace(TAG, self.tag)
