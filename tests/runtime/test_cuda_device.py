@@ -211,6 +211,32 @@ def test_variables_on_the_gpu_survive_failed_runs_and_are_shared_by_functions(gr
     same([s.get_value(table) for s in sessions])
 
 
+def test_a_keras_model_trains_on_cuda_as_on_the_cpu(gpu):
+    """The frontend's layers, Adam and fit on device 'cuda': the same losses, weights and
+    predictions as on the CPU (a conv, a pool, dense layers, dropout off, odd batch sizes)."""
+    import graphc.frontend as gk
+    layers = gk.layers
+    x = rng.normal(size=(37, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 37).astype(np.int32)
+    fits = {}
+    for device in ("cuda", "cpu"):
+        gk.utils.set_random_seed(4)
+        model = gk.Sequential([layers.Input((6, 6, 2)),
+                               layers.Conv2D(5, 3, padding="same", activation="relu"),
+                               layers.MaxPooling2D(), layers.Flatten(),
+                               layers.Dense(7, activation="tanh"),
+                               layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=gk.optimizers.Adam(0.01), device=device,
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+        fits[device] = (history.history["loss"], model.get_weights(), model.predict(x[:5]))
+    (loss, weights, out), (want_loss, want_weights, want_out) = fits["cuda"], fits["cpu"]
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-4)
+    for w, v in zip(weights, want_weights):
+        np.testing.assert_allclose(w, v, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(out, want_out, rtol=1e-4, atol=1e-6)
+
+
 def test_check_numerics_names_the_node(graph, gpu):
     x = gc.placeholder(gc.float32, (None, 5), name="x")
     out = gc.sqrt(gc.log(x, name="the_log") + 1.0) * 2.0
