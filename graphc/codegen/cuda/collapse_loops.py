@@ -25,7 +25,7 @@ from .launch import launch
 
 
 def collapse_loops(kernels):
-    """The kernels, each "loop" kernel's perfect nest of independent loops made one parallel loop."""
+    """The kernels, with each "loop" kernel's nest of independent loops made one parallel loop."""
     return [_collapsed(k) if launch(k).kind == "loop" else k for k in kernels]
 
 
@@ -53,8 +53,8 @@ def _independent(kernel, loops):
     statements = list(ir.walk_statements(kernel.body))
     extents = {s.var.name: s.extent for s in statements if isinstance(s, ir.Loop)}
     stores = [s for s in statements if isinstance(s, ir.Store)]
-    if any(isinstance(s, ir.Gemm) for s in statements) or ir.accumulates(kernel.body) or \
-            len(extents) < sum(isinstance(s, ir.Loop) for s in statements):
+    twice = len(extents) < sum(isinstance(s, ir.Loop) for s in statements)  # a name, 2 loops
+    if twice or ir.accumulates(kernel.body) or any(isinstance(s, ir.Gemm) for s in statements):
         return 0
     index = {}
     for s in stores:
