@@ -92,7 +92,11 @@ class KernelRenderer:
         body = self.kernel.body
         self.check_names()
         kind = self.launch.kind
-        if kind in ("loop", "rows", "warp_rows", "split_rows"):
+        extent = self.launch.extent
+        # nothing to do (and the index arithmetic of the empty outputs would divide by 0)
+        if isinstance(extent, ir.Const) and extent.value == 0 and kind != "grid":
+            self.line("// no iterations: the outputs are empty")
+        elif kind in ("loop", "rows", "warp_rows", "split_rows"):
             self.loop(body[0], "threads" if kind == "loop" else "teams")
         elif kind == "flat":
             render_flat(self)

@@ -49,6 +49,9 @@ template <typename T> GC_INLINE T gc_mod(T a, T b) {
     T r = a % b;
     return (r != 0 && (r < 0) != (b < 0)) ? r + b : r;
 }
+// IEEE division (a zero divisor gives inf or NaN), through a call so that the compiler does
+// not warn of a divisor it finds constant: the mean of an empty axis divides by a literal 0.
+template <typename T> GC_INLINE T gc_divide(T a, T b) { return a / b; }
 // For floats, numpy's divmod: the quotient from the remainder, so that 1.0 // 0.1 is 9 (not
 // floor(1.0 / 0.1) = 10) and inf // 2 is NaN; a zero remainder takes the divisor's sign.
 template <typename T> GC_INLINE T gc_floordiv_float(T a, T b) {
@@ -118,7 +121,7 @@ GC_INLINE void gc_report(long long* error, long long what, long long value) {
 
 # Expressions of the operand expressions {0}, {1}, {2}; {f} is the math functions' suffix.
 FLOAT_OPS = {
-    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "gc_divide({0}, {1})",
     "floordiv": "gc_floordiv_float({0}, {1})", "mod": "gc_mod_float({0}, {1})",
     "pow": "pow{f}({0}, {1})",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
