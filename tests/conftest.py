@@ -36,6 +36,14 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
 
 
+def pytest_terminal_summary(terminalreporter):
+    if cuda_coverage.graphs:
+        terminalreporter.write_line(
+            f"device cuda: {cuda_coverage.graphs} graphs built beside the CPU's, "
+            f"{len(cuda_coverage.kernels)} distinct kernels; op tests also run on cuda: "
+            f"{cuda_coverage.runs_on or 'no (no GPU; GRAPHC_TEST_CUDA=host runs them)'}")
+
+
 def pytest_unconfigure(config):
     if _cache_dir:
         os.environ.pop("GRAPHC_CACHE_DIR", None)

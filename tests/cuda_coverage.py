@@ -21,6 +21,7 @@ from graphc.runtime.cuda import CudaExecutable
 NAME = "gc_kernel"  # every kernel rendered under this name, so that twins have one text
 kernels = {}  # CUDA C of a kernel -> the test that first built it
 failures = []  # (test, error) of graphs that compiled for the CPU but not for CUDA
+graphs = 0  # graphs built for CUDA beside the CPU
 runs_on = None  # where device "cuda" runs the op tests: "gpu", "host" or None (set by conftest)
 
 
@@ -52,6 +53,8 @@ def _also_for_cuda(fetches, feeds, options, name, effects):
     finally:
         if dump_dir is not None:
             os.environ["GRAPHC_DUMP_DIR"] = dump_dir
+    global graphs
+    graphs += 1
     test = _current_test()
     for step in exe.steps:
         if isinstance(step, NativeStep):
