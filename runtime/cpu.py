@@ -45,10 +45,11 @@ SOURCES = ("placeholder", "variable", "constant")
 
 
 class HostStep:
-    """A fusion group run through the numpy reference."""
+    """A fusion group run through the numpy reference, and why it has no native kernel."""
 
-    def __init__(self, group):
+    def __init__(self, group, reason):
         self.group = group
+        self.reason = reason
 
 
 class NativeStep:
@@ -104,15 +105,15 @@ class CpuExecutable(Executable):
                                                        f"k{group.id}_{group.root.op}"), self.slots)
                 missing = unsupported_ops(kernels)
                 if missing:
-                    raise Unsupported(", ".join(sorted(missing)))
-            except Unsupported:
+                    raise Unsupported("no instructions for " + ", ".join(sorted(missing)))
+            except Unsupported as why:
                 # the references also read inputs only for their shapes: give those a buffer
                 members = {n.id for n in group.nodes}
                 for node in group.nodes:
                     for t in node.inputs:
                         if t.node.id not in members:
                             self.slots.buffer(t)
-                steps.append(HostStep(group))
+                steps.append(HostStep(group, str(why)))
                 continue
             if not steps or not isinstance(steps[-1], NativeStep):
                 steps.append(NativeStep(sum(isinstance(s, NativeStep) for s in steps)))
@@ -141,6 +142,13 @@ class CpuExecutable(Executable):
         self.program = Program([s.kernels for s in native])
         for step in native:
             step.entry = self.program.entry(step.number)
+
+    def stats(self):
+        """The compilation's figures, and every group run through the numpy reference between
+        native segments (`host_steps`: its nodes and the reason), where speed falls off."""
+        return {**super().stats(), "host_steps": [
+            {"nodes": [n.name for n in s.group.nodes], "ops": sorted({n.op for n in s.group.nodes}),
+             "reason": s.reason} for s in self.steps if isinstance(s, HostStep)]}
 
     def source(self, kind="llvm"):
         """The generated code: "llvm" (as emitted), "llvm-opt" (after LLVM's pipeline) or "asm"."""

@@ -123,7 +123,7 @@ class Emitter:
             return self.load(t, idx)
         rule = t.node.spec.extra.get("lower") or default_rule(t.node)
         if rule is None:
-            raise Unsupported(t.node.op)
+            raise Unsupported(f"no lowering rule for op '{t.node.op}'")
         out = rule(self, t.node, idx) if len(t.node.outputs) == 1 else rule(self, t.node, idx,
                                                                                t.index)
         if t.dtype.name == "bfloat16" and not isinstance(out, ir.Load):
@@ -184,7 +184,7 @@ def _lower_group(group, slots, name):
         # an op declares its own as `register(..., contraction=fn(group, slots, name))`
         lower = group.root.spec.extra.get("contraction")
         if lower is None:
-            raise Unsupported(group.root.op)
+            raise Unsupported(f"no kernel lowering for op '{group.root.op}'")
         return lower(group, slots, name)
     emitter = Emitter(group, slots)
     fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)]

@@ -77,6 +77,18 @@ def test_host_steps_get_rows_of_their_own(graph):
     assert "host" in str(prof)
 
 
+def test_stats_list_every_host_step_with_its_reason(graph):
+    x = gc.placeholder(gc.float32, (None, 5), name="x")
+    noise = gc.random.uniform((3, 5), seed=1, name="noise")
+    f = gc.function([x], gc.sum(gc.exp(x), axis=0) + noise,
+                    session=gc.Session(graph, device="cpu"))
+    [host] = f.stats()["host_steps"]
+    assert host["nodes"] == ["noise"] and host["ops"] == ["random_uniform"]
+    assert host["reason"] == "no kernel lowering for op 'random_uniform'"
+    plain = gc.function([x], gc.exp(x), session=gc.Session(graph, device="cpu"))
+    assert plain.stats()["host_steps"] == []
+
+
 def test_bad_indices_still_raise_while_profiling(graph):
     x = gc.placeholder(gc.float32, (4, 3), name="x")
     i = gc.placeholder(gc.int32, (None,), name="i")
