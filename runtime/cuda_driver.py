@@ -1,7 +1,7 @@
 """The GPU behind device 'cuda', through pycuda: one context, a caching memory pool, a stream,
 modules compiled by nvcc and cached on disk, launches and copies.
 
-pycuda is optional (`pip install graphc[cuda]`): it is imported when a CUDA program first runs,
+pycuda is optional (`pip install -e ".[cuda]"`): it is imported when a CUDA program first runs,
 and a missing pycuda or GPU is a DeviceError then, never when a program is built. The device's
 primary context serves the whole process; each run makes it current while it runs. Kernels and
 copies are queued on one stream; a run waits for it once (synchronize), except where the host
@@ -38,7 +38,7 @@ def pycuda_driver():
         import pycuda.tools as tools
     except ImportError as error:
         raise DeviceError(f"{NEEDS}: pycuda cannot be imported ({error}); install it "
-                          "with pip install graphc[cuda]") from None
+                          "with pip install -e \".[cuda]\" in graphc's checkout") from None
     failure = init_failure()
     if failure:
         raise DeviceError(f"{NEEDS}: the CUDA driver's cuInit fails: {failure}")
