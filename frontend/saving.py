@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from graphc.errors import CheckpointError, GraphcError
+from graphc.errors import CheckpointError, FileNotFoundError_, GraphcError
 from graphc.io.atomic import write_atomic
 
 from . import backend, layers as layers_mod, losses, metrics, optimizers
@@ -210,8 +210,9 @@ def _write_zip(path, members):
     return write_atomic(path, write)
 
 
-def _read_zip(path):
-    """{member name: bytes}, refusing unsafe or unexpected names."""
+def _read_zip(path, what):
+    """{member name: bytes} of the `what` (model or weights file) at `path`, refusing unsafe or
+    unexpected names."""
     try:
         with zipfile.ZipFile(path) as z:
             out = {}
@@ -226,6 +227,8 @@ def _read_zip(path):
                                           f"file holds {sorted(MEMBERS)}")
                 out[name] = z.read(name)
             return out
+    except FileNotFoundError:
+        raise FileNotFoundError_(f"no {what} at {path}", path) from None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise CheckpointError(f"{path}: not a readable graphc model file ({e})") from None
 
@@ -280,7 +283,7 @@ def save_model(model, path):
 
 def load_model(path):
     from .models import Model
-    members = _read_zip(path)
+    members = _read_zip(path, "model file")
     if "model.json" not in members or "weights.npz" not in members:
         raise CheckpointError(f"{path}: a model file needs model.json and weights.npz")
     config = _json(members["model.json"], path, FORMAT)
@@ -314,7 +317,7 @@ def save_weights(model, path):
 
 def load_weights(model, path):
     model._require_built("loading weights")
-    members = _read_zip(path)
+    members = _read_zip(path, "weights file")
     if "weights.npz" not in members:
         raise CheckpointError(f"{path}: no weights.npz member")
     if "model.json" in members:

@@ -2,7 +2,12 @@
 
 Each error carries the node it concerns (name and op) and the user's source line that created
 that node, so a message always points back at the user's own code.
+
+Each class is also the built-in exception a numpy or Keras user would catch for the same
+mistake (ShapeError is a ValueError, DTypeError a TypeError, ...), so code written against
+those keeps working.
 """
+import errno
 
 
 class GraphcError(Exception):
@@ -21,15 +26,18 @@ def _with_node(message, node):
     return f"node '{node.name}' [{node.op}]{where}: {message}"
 
 
-class ShapeError(GraphcError):
+class ShapeError(GraphcError, ValueError):
     """Shapes that do not fit together (building or feeding a graph)."""
 
 
-class DTypeError(GraphcError):
-    """A dtype an op does not accept, or a cast that would lose information."""
+class DTypeError(GraphcError, TypeError, ValueError):
+    """A dtype an op does not accept, or a cast that would lose information.
+
+    A TypeError, as numpy's casting errors are, and a ValueError like every other error about
+    what a tensor holds."""
 
 
-class FeedError(GraphcError):
+class FeedError(GraphcError, ValueError):
     """A missing feed, or a fed value whose shape or dtype the placeholder refuses."""
 
 
@@ -47,6 +55,17 @@ class NumericsError(GraphcError):
 
 class CheckpointError(GraphcError):
     """A checkpoint or graph file that is missing, corrupt, truncated or does not match."""
+
+
+class FileNotFoundError_(CheckpointError, FileNotFoundError):
+    """A checkpoint, graph file or model file that does not exist; `filename` is its path."""
+
+    def __init__(self, message, filename=None):
+        super().__init__(message)
+        self.errno, self.strerror, self.filename = errno.ENOENT, "No such file", filename
+
+    def __str__(self):
+        return self.args[0]  # OSError would show "[Errno 2] No such file: 'path'" instead
 
 
 class ResourceError(GraphcError):

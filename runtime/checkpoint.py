@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from graphc.errors import CheckpointError, DTypeError
+from graphc.errors import CheckpointError, DTypeError, FileNotFoundError_
 from graphc.io.atomic import write_atomic
 from graphc.ir import dtypes
 
@@ -71,7 +71,7 @@ def read(path, expected):
     except CheckpointError:
         raise
     except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
+        raise FileNotFoundError_(f"no checkpoint at {path}", path) from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, TypeError,
             AttributeError, DTypeError) as err:
         # a manifest of the wrong JSON shape fails in any of these ways

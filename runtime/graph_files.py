@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from graphc.errors import CheckpointError, GraphcError, GraphMismatchError
+from graphc.errors import CheckpointError, FileNotFoundError_, GraphcError, GraphMismatchError
 from graphc.io import graph_json
 from graphc.io.atomic import write_atomic
 
@@ -126,7 +126,7 @@ def load(path):
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err.detail}") from None
     except FileNotFoundError:
-        raise CheckpointError(f"no graph file at {path}") from None
+        raise FileNotFoundError_(f"no graph file at {path}", path) from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError,
             RecursionError) as err:
         raise CheckpointError(f"{path} is corrupt or truncated: {err}") from None

@@ -55,6 +55,42 @@ def test_every_error_class_is_a_graphc_error():
     assert issubclass(gc.DeviceError, gc.ResourceError)
 
 
+
+# ---- each error is also the built-in exception a numpy or Keras user catches ----------------
+def test_shape_dtype_and_feed_errors_are_value_errors_and_dtype_errors_type_errors():
+    x = gc.placeholder(gc.float32, (None, 3), name="x")
+    i = gc.placeholder(gc.int32, (3,), name="i")
+    with pytest.raises(ValueError) as info:
+        x + gc.placeholder(gc.float32, (4,), name="y")
+    assert isinstance(info.value, gc.ShapeError)
+    for build in (lambda: gc.exp(i), lambda: gc.logical_and(x, x)):
+        with pytest.raises(TypeError) as info:
+            build()
+        assert isinstance(info.value, gc.DTypeError) and isinstance(info.value, ValueError)
+    sess = gc.Session()
+    for feed in ({x: np.zeros((2, 4), np.float32)}, {i: np.array([0.5, 1.0, 2.0])}, {}):
+        with pytest.raises(ValueError) as info:
+            sess.run(x[:, 0] * gc.cast(i[0], gc.float32), feed)
+        assert isinstance(info.value, gc.FeedError), feed
+    with pytest.raises(IndexError) as info:
+        x[:, 3]
+    assert isinstance(info.value, gc.IndexError_)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "graph file", "model file", "weights file"])
+def test_a_missing_file_is_a_file_not_found_error(kind, tmp_path):
+    import graphc.frontend as gk
+    model = gk.Sequential([gk.layers.Input((2,)), gk.layers.Dense(1)])
+    load = {"checkpoint": gc.Session().restore, "graph file": gc.load,
+            "model file": gk.load_model, "weights file": model.load_weights}[kind]
+    path = str(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError) as info:
+        load(path)
+    assert isinstance(info.value, gc.FileNotFoundError_)
+    assert isinstance(info.value, gc.CheckpointError)  # as it was before it was also this
+    assert info.value.filename == path
+    assert str(info.value) == f"no {kind} at {path}"
+
 # ---- shapes and dtypes fail when the graph is built ----------------------------------------
 def test_shape_mismatch_fails_at_build():
     x = gc.placeholder(gc.float32, (3, 4), name="x")
