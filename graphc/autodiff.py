@@ -5,6 +5,7 @@ differentiated again, optimized and compiled like the rest of the graph.
 """
 from .errors import GradientError
 from .ir.graph import Tensor
+from .ir.types import format_shape
 from .ops.elementwise import add, cast, ones_like, zeros_like
 
 
@@ -102,8 +103,8 @@ def _seeds(ys, grad_ys):
         for t in ys:
             if t.shape != ():
                 raise GradientError(
-                    f"gc.grad: y '{t.name}' has shape {t.shape}; differentiate a scalar (e.g. "
-                    "gc.mean of it) or pass grad_ys", t.node)
+                    f"gc.grad: y '{t.name}' has shape {format_shape(t.shape)}; differentiate a "
+                    "scalar (e.g. gc.mean of it) or pass grad_ys", t.node)
         return [ones_like(t) for t in ys]
     seeds, _ = _flatten(grad_ys)
     if len(seeds) != len(ys):

@@ -27,7 +27,7 @@ from graphc.codegen.llvm.program import PROGRAM_PIPELINE
 from graphc.codegen.llvm.scalar import unsupported_ops
 from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir import dtypes
-from graphc.ir.types import Dim, TensorType
+from graphc.ir.types import Dim, TensorType, format_type
 from graphc.kernels.ir import Unsupported
 from graphc.kernels.lower import Slots, lower_group
 from graphc.kernels.shared_copies import share_copies
@@ -222,7 +222,7 @@ class CpuExecutable(Executable):
         if self.unfed:
             node = self.unfed[0]
             raise FeedError(f"placeholder '{node.name}' needs a value: add it to feed_dict "
-                            f"(expected {node.outputs[0].type})", node)
+                            f"(expected {format_type(node.outputs[0].type)})", node)
         given = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
                  if slot is not None]
         given += [(slot, read_variable(uid)) for slot, uid in self.variable_slots]

@@ -2,7 +2,8 @@
 import numbers
 
 import graphc as gc
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, ShapeError
+from graphc.ir.types import format_shape
 
 from .. import activations, backend, initializers, regularizers
 from .base import Layer, set_weight_options, weight_options_config
@@ -88,8 +89,8 @@ class Flatten(Layer):
         size = 1
         for d in inputs.shape[1:]:
             if not isinstance(d, int):
-                raise GraphcError(f"Flatten '{self.name}' needs known non-batch dims, got "
-                                  f"{inputs.shape}")
+                raise ShapeError(f"Flatten '{self.name}' needs known non-batch dims, got "
+                                 f"{format_shape(inputs.shape)}")
             size *= d
         return gc.reshape(inputs, (-1, size))
 

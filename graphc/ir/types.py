@@ -63,6 +63,7 @@ class TensorType:
         return hash((self.dtype.name, self.shape))
 
     def __repr__(self):
+        """As dumps show it: run-time dims by name (float32[x.0, 4]); see format_type."""
         return f"{self.dtype.name}[{', '.join(str(d) for d in self.shape)}]"
 
 
@@ -83,7 +84,7 @@ def broadcast_shapes(*shapes, what="broadcast"):
             if result == 1:
                 result = d
             elif isinstance(result, int) and isinstance(d, int):
-                raise ShapeError(f"cannot {what} shapes {' and '.join(_fmt(s) for s in shapes)}: "
+                raise ShapeError(f"cannot {what} shapes {' and '.join(map(format_shape, shapes))}: "
                                  f"axis {axis - rank} has sizes {result} and {d}")
             elif isinstance(d, int):
                 result = d
@@ -92,11 +93,19 @@ def broadcast_shapes(*shapes, what="broadcast"):
     return tuple(out)
 
 
-def _fmt(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+def _message_dim(d):
+    return "None" if isinstance(d, Dim) else str(d)
 
 
-format_shape = _fmt
+def format_shape(shape):
+    """A shape as error messages show it: a dim known only at run time is None, as Keras and
+    TensorFlow users read it ((None, 4)); dumps name it instead (x.0)."""
+    return "(" + ", ".join(map(_message_dim, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def format_type(t):
+    """A TensorType as error messages show it: float32[None, 4]."""
+    return f"{t.dtype.name}[{', '.join(map(_message_dim, t.shape))}]"
 
 
 def normalize_axis(axis, rank, what="axis"):

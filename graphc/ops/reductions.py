@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..ir import dtypes
-from ..ir.types import TensorType, normalize_axes, normalize_axis
+from ..ir.types import TensorType, format_shape, normalize_axes, normalize_axis
 from .broadcast import broadcast_like
 from .elementwise import _tensor, cast, equal, where, zeros_like
 from ..kernels import rules
@@ -128,7 +128,8 @@ def _axes(x, axis):
     try:
         return normalize_axes(axis, x.rank)
     except ShapeError as err:
-        raise ShapeError(f"{err.detail} (tensor '{x.name}', shape {x.shape})", x.node) from None
+        raise ShapeError(f"{err.detail} (tensor '{x.name}', shape {format_shape(x.shape)})",
+                         x.node) from None
 
 
 for _name in REDUCTIONS:

@@ -176,8 +176,8 @@ def _random(kind, shape, params, dtype, seed, name, like=None):
     if like is None:
         shape = tuple(shape)
         if any(not isinstance(d, (int, np.integer)) for d in shape):
-            raise ShapeError(f"random shape must be ints, got {shape}; use a tensor's shape "
-                             "through dropout or random_like")
+            raise ShapeError(f"random shape must be ints, got {format_shape(shape)}; use a "
+                             "tensor's shape through dropout or random_like")
     return apply(kind, inputs, name=name, uid=new_uid(), shape=tuple(shape or ()),
                  dtype=dtypes.as_dtype(dtype), seed=seed, params=tuple(map(float, params)))
 
