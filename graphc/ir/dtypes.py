@@ -88,9 +88,11 @@ def as_dtype(value):
 #   bfloat16                                 bfloat16 float32 float64
 #   float32                                           float32 float64
 #
-# i.e. the higher rank wins, and float16 with bfloat16 meet at float32. A Python scalar is
-# "weak": it takes the tensor's dtype when its kind fits (2.0 * float16 stays float16,
-# 3 * int32 stays int32); a Python float with an integer or bool tensor gives float32.
+# i.e. the higher rank wins, and float16 with bfloat16 meet at float32. As in numpy 2 (NEP 50),
+# a Python scalar or list is "weak": it takes the tensor's dtype when its kind fits (2.0 *
+# float16 stays float16, 3 * int32 stays int32); a Python float with an integer or bool tensor
+# gives float32. A numpy scalar or array is strong: it keeps its dtype, which promotes with the
+# tensor's by the table (float32 tensor + np.float64(2) is float64).
 _SPECIAL = {frozenset(("float16", "bfloat16")): float32}
 
 
@@ -105,22 +107,30 @@ def promote(a, b):
     return a if a.rank > b.rank else b
 
 
+def is_weak(value):
+    """Whether a value is a Python scalar or list (weak), not a numpy scalar or array."""
+    return not isinstance(value, (np.ndarray, np.generic))
+
+
 def weak_scalar_dtype(value, other):
-    """The dtype a Python scalar takes next to a tensor of dtype `other`."""
-    if isinstance(value, (bool, np.bool_)):
+    """The dtype a weak value (a Python scalar or list) takes next to a tensor of dtype `other`."""
+    kind = np.asarray(value).dtype.kind
+    if kind == "b":
         return other
-    if isinstance(value, (int, np.integer)):
+    if kind in "iu":
         return other if other.kind in "if" else int32
     return other if other.is_float else float32
 
 
+# Python floats become float32 and ints int32, as in TF and Keras
+_WEAK_DEFAULTS = {np.dtype(np.float64): float32, np.dtype(np.int64): int32}
+
+
 def default_dtype(value):
-    """The dtype of a Python value or array given to gc.constant with no dtype."""
+    """The dtype of a Python value, numpy scalar or array given to gc.constant with no dtype."""
     arr = np.asarray(value)
-    if arr.dtype == np.float64 and not isinstance(value, np.ndarray):
-        return float32  # Python floats become float32, as in TF and Keras
-    if arr.dtype == np.int64 and not isinstance(value, np.ndarray):
-        return int32
+    if is_weak(value) and arr.dtype in _WEAK_DEFAULTS:
+        return _WEAK_DEFAULTS[arr.dtype]
     return as_dtype(arr.dtype)
 
 

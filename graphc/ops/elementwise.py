@@ -186,7 +186,7 @@ def _tensor(x, like=None):
     if isinstance(x, Tensor):
         return x
     graph = like.graph if like is not None else None
-    if like is not None and not isinstance(x, np.ndarray):
+    if like is not None and dtypes.is_weak(x):
         return constant(x, dtype=dtypes.weak_scalar_dtype(x, like.dtype), graph=graph)
     return constant(x, graph=graph)
 
