@@ -133,7 +133,7 @@ class Executable:
                 outs = (new,)
             elif node.op in RANDOM_OPS:
                 outs = (random_draw(node, rng_for(node.attrs["uid"], node.attrs["seed"]),
-                                    inputs),)
+                                    inputs, limit),)
             else:
                 outs = evaluate(node, inputs, limit)
             if self.options.check_numerics:

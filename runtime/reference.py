@@ -1,4 +1,6 @@
 """The reference device: a numpy interpreter of the graph, the oracle of every test."""
+import contextlib
+import math
 import os
 
 import numpy as np
@@ -32,31 +34,40 @@ def concrete_types(node, arrays):
     return (out,) if isinstance(out, TensorType) else tuple(out)
 
 
-def check_allocation(node, types, limit):
+def check_allocation(node, types, limit, what="output"):
+    """A ResourceError naming the node where a tensor of one of `types` would exceed limit."""
     for t in types:
-        n = 1
-        for d in t.shape:
-            n *= d
-        nbytes = n * t.dtype.itemsize
+        nbytes = math.prod(t.shape) * t.dtype.itemsize
         if nbytes > limit:
-            raise ResourceError(f"output {t} needs {nbytes:,} bytes, more than the "
+            raise ResourceError(f"{what} {t} needs {nbytes:,} bytes, more than the "
                                 f"{limit:,} bytes that can be allocated", node)
+
+
+@contextlib.contextmanager
+def allocating(node):
+    """numpy's MemoryError, from an array no check foresaw (a reference's intermediate), as a
+    ResourceError naming the node: the session stays usable."""
+    try:
+        yield
+    except MemoryError as err:
+        raise ResourceError(f"out of memory computing it on the host: {err}", node) from None
 
 
 def evaluate(node, arrays, limit):
     """Run one pure op through its numpy reference, with shapes checked before allocating."""
     types = concrete_types(node, arrays)
     check_allocation(node, types, limit)
-    try:
-        out = call_reference(node, arrays)
-    except GraphcError:
-        raise
-    except (ValueError, IndexError, TypeError) as err:
-        raise ShapeError(f"at run time with input shapes "
-                         f"{', '.join(format_shape(a.shape) for a in arrays)}: {err}",
-                         node) from None
-    outs = out if isinstance(out, tuple) else (out,)
-    return tuple(dtypes.to_storage(o, t.dtype).reshape(t.shape) for o, t in zip(outs, types))
+    with allocating(node):
+        try:
+            out = call_reference(node, arrays)
+        except GraphcError:
+            raise
+        except (ValueError, IndexError, TypeError) as err:
+            raise ShapeError(f"at run time with input shapes "
+                             f"{', '.join(format_shape(a.shape) for a in arrays)}: {err}",
+                             node) from None
+        outs = out if isinstance(out, tuple) else (out,)
+        return tuple(dtypes.to_storage(o, t.dtype).reshape(t.shape) for o, t in zip(outs, types))
 
 
 def check_finite(node, outputs):
@@ -68,6 +79,13 @@ def check_finite(node, outputs):
                                 f"(check_numerics=True)", node)
 
 
-def random_draw(node, rng, like_arrays):
+def random_draw(node, rng, like_arrays, limit=None):
+    """A random node's numbers, their size checked first: numpy draws them in float64."""
     shape = like_arrays[0].shape if like_arrays else node.attrs["shape"]
-    return dtypes.to_storage(draw(rng, node.op, shape, node.attrs["params"]), node.attrs["dtype"])
+    limit = memory_limit() if limit is None else limit
+    check_allocation(node, [TensorType(node.attrs["dtype"], shape)], limit)
+    check_allocation(node, [TensorType(dtypes.float64, shape)], limit,
+                     "numpy draws in float64: a draw of")
+    with allocating(node):
+        return dtypes.to_storage(draw(rng, node.op, shape, node.attrs["params"]),
+                                 node.attrs["dtype"])
