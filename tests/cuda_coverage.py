@@ -14,6 +14,7 @@ per graph).
 import os
 
 from graphc.codegen.cuda.render import render_kernel
+from graphc.errors import DeviceError
 from graphc.runtime import cuda_driver
 from graphc.runtime.cpu import CpuExecutable, NativeStep
 from graphc.runtime.cuda import CudaExecutable
@@ -33,8 +34,8 @@ def where_cuda_runs():
         return "host"
     try:
         cuda_driver.gpu()
-    except Exception:  # no pycuda, no driver or no GPU: the reason shows in the cuda tests
-        return None
+    except DeviceError:  # no pycuda, no driver or no GPU: the reason shows in the cuda tests
+        return None  # (any other failure of the start-up stops the run: it is a bug)
     return "gpu"
 
 
