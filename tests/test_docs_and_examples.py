@@ -9,10 +9,20 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def readme_python_blocks():
+def readme_text():
     with open(os.path.join(ROOT, "README.md")) as f:
-        text = f.read()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+        return f.read()
+
+
+def readme_python_blocks():
+    return re.findall(r"```python\n(.*?)```", readme_text(), flags=re.S)
+
+
+def test_readme_table_of_levels_is_generated_from_the_pass_database():
+    from graphc.passes import table
+    assert table.generated_block() in readme_text(), (
+        "the README's table of optimization levels differs from the pass database; run: "
+        "python -m graphc.passes.table README.md")
 
 
 def test_readme_python_blocks_run_in_order(tmp_path):

@@ -4,13 +4,14 @@ An optimization level is a query over it: the passes whose tags meet the level's
 order, minus `excluding`, plus `including` (both by name or tag).
 """
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from ..errors import GraphcError
 from . import rules
-from .constant_folding import constant_folding
+from .constant_folding import MAX_FOLDED_ELEMENTS, constant_folding
 from .rebuild import holds_only_needed, rebuild
-from .rewrite import apply_rules
+from .rewrite import rewrite
 
 
 @dataclass(frozen=True)
@@ -19,22 +20,15 @@ class Pass:
     position: int
     tags: frozenset
     run: Callable  # outputs -> (graph, outputs)
-    doc: str = ""
+    doc: str = ""  # markdown; a rule pass's rules say the rest (see table.py)
     rules: tuple = field(default=())
 
 
-# A replacement can expose new matches above it; a few sweeps reach the fixed point.
-MAX_SWEEPS = 4
-
-
-def _rule_pass(rule_list):
-    def run(outputs):
-        for _ in range(MAX_SWEEPS):
-            graph, outputs, fired = apply_rules(rule_list, outputs)
-            if not fired:
-                break
-        return graph, outputs
-    return run
+def _rule_pass(name, position, tags, rule_list, doc=""):
+    """A pass that rewrites with `rule_list` to a fixed point."""
+    rule_list = tuple(rule_list)
+    return Pass(name, position, frozenset(tags), partial(rewrite, rule_list, pass_name=name),
+                doc, rule_list)
 
 
 def dce(outputs):
@@ -45,30 +39,26 @@ def dce(outputs):
 
 
 PASSES = [
-    Pass("canonicalize", 10, frozenset({"O1", "O2", "O3", "canonicalize"}),
-         _rule_pass(rules.CANONICALIZE), "constants to the right, x - c to x + (-c)",
-         tuple(rules.CANONICALIZE)),
+    _rule_pass("canonicalize", 10, {"O1", "O2", "O3", "canonicalize"}, rules.CANONICALIZE),
     Pass("constant_folding", 20, frozenset({"O1", "O2", "O3", "folding"}), constant_folding,
-         "nodes of constants become constants"),
-    Pass("algebraic", 30, frozenset({"O2", "O3", "algebraic"}), _rule_pass(rules.ALGEBRAIC),
-         "x*1, x+0, x-x, neg(neg x), double transpose, reshape chains, x/c", tuple(rules.ALGEBRAIC)),
-    Pass("stabilize", 40, frozenset({"O2", "O3", "stabilize", "numerics"}),
-         _rule_pass(rules.STABILIZE), "log(softmax) -> log_softmax, log(1+x) -> log1p, ...",
-         tuple(rules.STABILIZE)),
-    Pass("fast_math", 50, frozenset({"O3", "fast_math"}), _rule_pass(rules.FAST_MATH),
-         "rewrites exact only on part of the domain: x*0 -> 0 and x-x -> 0 (finite x), "
-         "exp(log x) -> x (positive x), x/c -> x*(1/c) (within an ulp)",
-         tuple(rules.FAST_MATH)),
-    Pass("dce", 90, frozenset({"O1", "O2", "O3", "dce"}), dce, "drop dead nodes"),
+         f"nodes computed from constants alone become constants, up to "
+         f"{MAX_FOLDED_ELEMENTS:,} elements"),
+    _rule_pass("algebraic", 30, {"O2", "O3", "algebraic"}, rules.ALGEBRAIC),
+    _rule_pass("stabilize", 40, {"O2", "O3", "stabilize", "numerics"}, rules.STABILIZE),
+    _rule_pass("fast_math", 50, {"O3", "fast_math"}, rules.FAST_MATH,
+               "rewrites exact only on part of the domain or within an ulp"),
+    Pass("dce", 90, frozenset({"O1", "O2", "O3", "dce"}), dce, "drops nodes no output needs"),
 ]
 BY_NAME = {p.name: p for p in PASSES}
 LEVELS = ("O0", "O1", "O2", "O3")
+DEFAULT_LEVEL = "O2"
 # Fusion is the last stage: it partitions the optimized graph into kernel groups instead of
 # rewriting it, so it is queried by name or tag like a pass but run by the pass manager.
 FUSION_TAGS = frozenset({"O2", "O3", "fusion"})
+FUSION_DOC = "nodes into kernel groups"
 
 
-def query(optimize="O2", excluding=(), including=()):
+def query(optimize=DEFAULT_LEVEL, excluding=(), including=()):
     """(passes in order, whether fusion runs) for a level and name/tag filters."""
     if optimize not in LEVELS:
         raise GraphcError(f"unknown optimization level {optimize!r}; expected one of "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import GraphcError
 from ..io.atomic import write_text
-from .database import query
+from .database import DEFAULT_LEVEL, query
 from .rebuild import reachable, rebuild
 
 
@@ -49,7 +49,7 @@ class Compilation:
         }
 
 
-def optimize(outputs, optimize="O2", excluding=(), including=(), debug=False, name="function",
+def optimize(outputs, optimize=DEFAULT_LEVEL, excluding=(), including=(), debug=False, name="function",
              dump_dir=None):
     """Run the selected passes over the subgraph behind `outputs`; returns a Compilation."""
     start = time.perf_counter()

@@ -1,14 +1,15 @@
 """The rewrite engine: local rewrites written as patterns, applied bottom-up to a fixed point.
 
-A rule is `Rule(name, pattern, build)`: the pattern is an op with input patterns and an
+A rule is `Rule(name, pattern, build, doc)`: the pattern is an op with input patterns and an
 optional predicate; `build(match)` returns the replacement tensor, made with the ordinary op
-functions. The engine copies the graph node by node (inputs first, so rewrites see rewritten
-inputs) and tries the rules on each copy until none applies. A replacement must have the same
-type as what it replaces; a rule whose replacement differs is not applied.
+functions; `doc` says what it does in a few words of markdown (the README's table of levels
+is made of them). A sweep copies the graph node by node (inputs first, so rewrites see
+rewritten inputs) and tries the rules on each copy until none applies. A replacement must have
+the same type as what it replaces; a rule whose replacement differs is not applied.
 """
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from ..errors import GraphcError
 from ..ir.source import source_of
@@ -85,7 +86,7 @@ class Rule:
     name: str
     pattern: Op
     build: Callable
-    doc: Optional[str] = None
+    doc: str = ""
 
 
 class Match(dict):
@@ -102,9 +103,31 @@ def _same_type(a, b):
     return a.type == b.type
 
 
+# A sweep rewrites each node until no rule applies to it, but not the nodes that a replacement
+# creates under itself (log(sigmoid x) -> -softplus(-x) leaves a new neg for the next sweep).
+# Normal graphs reach the fixed point in two sweeps, the second finding nothing to do (the
+# tests, the frontend's train steps); rules still firing after this many rewrite in a circle.
+MAX_SWEEPS = 32
+
+
+def rewrite(rules, outputs, max_sweeps=MAX_SWEEPS, pass_name="rewrite"):
+    """(graph, outputs) with `rules` applied in sweeps until none fires (the fixed point)."""
+    graph = outputs[0].graph if outputs else None
+    for _ in range(max_sweeps):
+        graph, outputs, fired = apply_rules(rules, outputs)
+        if not fired:
+            return graph, outputs
+    counts = ", ".join(f"{name} ({n}x)" for name, n in sorted(fired.items()))
+    raise GraphcError(f"pass {pass_name!r} reaches no fixed point: its rules still fired after "
+                      f"{max_sweeps} sweeps, in the last one {counts}. Rules that undo each "
+                      "other are a bug of graphc's rules; excluding=[" + repr(pass_name) +
+                      "] works around it")
+
+
 def apply_rules(rules, outputs, steps_per_node=64):
-    """(graph, outputs) with `rules` applied bottom-up to a fixed point; counts what fired.
-    Where no pattern matches anywhere, nothing can fire: the graph comes back as it is."""
+    """(graph, outputs, what fired) after one sweep: `rules` applied bottom-up, each node
+    rewritten until none applies to it. Where no pattern matches anywhere, nothing can fire:
+    the graph comes back as it is."""
     by_op = defaultdict(list)
     for rule in rules:
         by_op[rule.pattern.op].append(rule)

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 import graphc as gc
 from graphc.ir.graph import Graph, nodes_needed
 from graphc.ir.types import TensorType
-from graphc.passes import PASSES, database, optimize, query
+from graphc.passes import PASSES, database, optimize, query, table
+from graphc.passes.rewrite import apply_rules, rewrite
 
 from .random_graphs import assert_same_values, op_counts, random_graphs, values_at
 
@@ -176,7 +177,8 @@ def test_function_stats(graph):
     f = gc.function([x], gc.exp(x * 1.0 + 0.0) * 2.0)
     stats = f.stats()
     assert set(stats) == {"nodes_before", "nodes_after", "kernels", "compile_seconds",
-                          "pass_seconds"}
+                          "pass_seconds", "host_steps"}
+    assert stats["host_steps"] == []  # every group of this graph has a native kernel
     assert stats["nodes_before"] == 8 and stats["nodes_after"] == 4  # x, exp, 2.0, mul
     assert stats["kernels"] >= 1
     assert set(stats["pass_seconds"]) == set(LEVEL_PASSES["O2"][0]) | {"fusion"}
@@ -234,3 +236,67 @@ def test_random_graphs_compute_the_same_values_at_every_level(case):
     for level in ("O1", "O2", "O3"):
         got = values_at(level, case.outputs, case.feed, debug=True)
         assert_same_values(expected, got, case.outputs, f"at {level}")
+
+
+# ---- the fixed point ----------------------------------------------------------------------------
+def test_a_train_step_reaches_each_rewrite_fixed_point_in_two_sweeps(graph):
+    """A CNN train step of the frontend (conv, pools, batch norm, dropout, softmax loss, Adam):
+    each rule pass, and fast_math after O2, needs one sweep that rewrites and one that finds
+    nothing, far within rewrite.MAX_SWEEPS."""
+    import graphc.frontend as gk
+    L = gk.layers
+    gk.utils.set_random_seed(5)
+    model = gk.Sequential([
+        L.Input((6, 6, 1)), L.Conv2D(4, 3, padding="same", activation="relu"),
+        L.BatchNormalization(), L.MaxPooling2D(), L.Conv2D(4, 3, activation="sigmoid"),
+        L.GlobalAveragePooling2D(), L.Dropout(0.2), L.Dense(3, activation="softmax")])
+    model.compile(optimizer=gk.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], device="reference")  # the passes alone: no code made
+    history = model.fit(rng.normal(size=(8, 6, 6, 1)).astype("float32"),
+                        rng.integers(0, 3, 8), batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    stages = model.train_function._exe.compilation.stages
+    by_name = {p.name: p for p in PASSES}
+    fired = Counter()
+    for (_, before), (name, _) in zip(stages, stages[1:]):
+        if by_name[name].rules:
+            rewrite(by_name[name].rules, before, max_sweeps=2)
+            fired.update(apply_rules(by_name[name].rules, before)[2])
+    assert len(fired) >= 3, f"the check checks little: only {fired} fired"
+    rewrite(by_name["fast_math"].rules, stages[-1][1], max_sweeps=2)
+
+
+# ---- the README's table of levels ---------------------------------------------------------------
+def test_the_table_of_levels_names_every_pass_and_rule_of_each_level():
+    rows = {row.split(" | ")[0].strip("| `").split("`")[0]: row
+            for row in table.levels_table().splitlines()[2:]}
+    assert list(rows) == list(LEVEL_PASSES)
+    assert "(default)" in rows[database.DEFAULT_LEVEL]
+    assert rows["O0"] == "| `O0` | none: the graph runs as built |"
+    for level, (names, fuse) in LEVEL_PASSES.items():
+        below = LEVEL_PASSES.get(f"O{int(level[1]) - 1}", ([], False))[0]
+        for p in PASSES:
+            shown = f"`{p.name}` (" in rows[level]
+            assert shown == (p.name in names and p.name not in below), (level, p.name)
+            for rule in p.rules if shown else ():
+                assert rule.doc in rows[level], (level, rule.name)
+        assert (f"`fusion` ({database.FUSION_DOC})" in rows[level]) == (fuse and level == "O2")
+    assert "`x-x` to `0`" in rows["O3"] and "x-x" not in rows["O2"]
+
+
+def test_the_table_is_rewritten_in_place_between_its_markers(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("intro\n" + table.BEGIN + "| old | table |\n" + table.END + "after\n")
+    table.update(str(path))
+    assert path.read_text() == "intro\n" + table.generated_block() + "after\n"
+    path.write_text("no table here\n")
+    with pytest.raises(gc.GraphcError, match="holds no generated table"):
+        table.update(str(path))
+
+
+def test_the_default_level_is_the_one_sessions_and_functions_use():
+    import inspect
+    from graphc.runtime.executable import Options
+    from graphc.runtime.function import Function
+    assert inspect.signature(Options).parameters["optimize"].default == database.DEFAULT_LEVEL
+    assert inspect.signature(Function).parameters["optimize"].default == database.DEFAULT_LEVEL

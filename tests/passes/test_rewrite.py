@@ -14,7 +14,7 @@ import graphc as gc
 from graphc.ir.graph import nodes_needed
 from graphc.passes import LEVELS, PASSES, optimize, query
 from graphc.passes.constant_folding import MAX_FOLDED_ELEMENTS
-from graphc.passes.rewrite import Op, Rule, Var, apply_rules
+from graphc.passes.rewrite import MAX_SWEEPS, Op, Rule, Var, apply_rules, rewrite
 
 from .random_graphs import assert_same_values, op_counts, values_at
 
@@ -160,10 +160,31 @@ def test_rule_fires_and_keeps_values(graph, case):
     assert_same_values(expected, values_at(level, [out], feed), [out], f"after {level}")
 
 
-def test_every_rule_of_every_table_has_a_case():
+def test_every_rule_of_every_table_has_a_case_and_a_doc():
     rules = [rule.name for p in PASSES for rule in p.rules]
     assert len(rules) == len(set(rules)), "two rules share a name"
     assert set(rules) == {case.rule for case in CASES}
+    assert not [rule.name for p in PASSES for rule in p.rules if not rule.doc]
+
+
+SPECIAL_VALUES = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 3e38, -3e38, 1e-40,
+                           -1e-40, 100.0, -100.0, 0.5, -2.0], np.float32)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if PASS_OF_RULE[c.rule].name != "fast_math"
+                                  and all(spec[0] == "float32" for spec in c.inputs)], ids=str)
+def test_rules_below_o3_keep_every_nan_and_make_none(graph, case):
+    """The README's promise: at O1 and O2 a value is NaN exactly where the graph as built
+    gives NaN, on infinities, signed zeros, the largest and subnormal values."""
+    rng = np.random.default_rng(3)
+    phs, _ = make_inputs(case.inputs, rng)
+    feed = {ph: rng.choice(SPECIAL_VALUES, size=ph.shape).astype(np.float32) for ph in phs}
+    out = case.build(*phs)
+    as_built = values_at("O0", [out], feed)[0]
+    assert np.isnan(as_built).any() and not np.isnan(as_built).all(), "no case for NaN"
+    for level in ("O1", "O2"):
+        optimized = values_at(level, [out], feed)[0]
+        np.testing.assert_array_equal(np.isnan(optimized), np.isnan(as_built), err_msg=level)
 
 
 # Graphs that look like a rule's pattern but are not it: at O3, where every rule runs, each
@@ -272,6 +293,26 @@ def test_rules_that_undo_each_other_stop_with_an_error_naming_both(graph):
     with pytest.raises(gc.GraphcError, match="loop") as err:
         apply_rules([SUB_TO_ADD, ADD_TO_SUB], [a - b])
     assert "sub_to_add_neg" in str(err.value) and "add_neg_to_sub" in str(err.value)
+
+
+# abs(x) -> abs(neg(neg x)) leaves the new neg(neg x) to the next sweep, where neg_neg undoes
+# it and the abs above matches again: a loop across sweeps, not on one node.
+ABS_OF_NEG_NEG = Rule("abs_of_neg_neg", Op("abs", Var("x", lambda t: t.node.op != "neg")),
+                      lambda m: gc.abs(gc.neg(gc.neg(m.x))))
+
+
+def test_rules_that_undo_each_other_across_sweeps_stop_with_an_error_naming_both(graph):
+    a = gc.placeholder(gc.float32, (3,))
+    neg_neg = PASS_OF_RULE["neg_neg"].rules
+    with pytest.raises(gc.GraphcError, match=f"'loop' reaches no fixed point.*{MAX_SWEEPS} "
+                                             "sweeps.*abs_of_neg_neg.*neg_neg") as err:
+        rewrite([ABS_OF_NEG_NEG, *neg_neg], [gc.abs(a) * 2.0], pass_name="loop")
+    assert "excluding=['loop']" in str(err.value)
+    # each alone reaches its fixed point
+    _, (out,) = rewrite([ABS_OF_NEG_NEG], [gc.abs(a)])
+    assert [n.op for n in nodes_needed([out])] == ["placeholder", "neg", "neg", "abs"]
+    _, (out,) = rewrite(neg_neg, [gc.abs(-(-a))])
+    assert [n.op for n in nodes_needed([out])] == ["placeholder", "abs"]
 
 
 def test_either_rule_alone_reaches_a_fixed_point(graph):
