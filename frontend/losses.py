@@ -8,6 +8,8 @@ it, so the log never sees a rounded-to-zero probability.
 import graphc as gc
 from graphc.errors import GraphcError
 
+from .labels import CLASS_INDICES, LIKE_PREDICTIONS, fit as fit_labels
+
 EPSILON = 1e-7
 
 
@@ -27,15 +29,18 @@ def _mean_last(t):
 
 
 class Loss:
-    """Callable: loss(y_true, y_pred) -> per-example values, shape (batch,)."""
+    """Callable: loss(y_true, y_pred) -> per-example values, shape (batch,).
+
+    y_true comes to per_example in the shape label_kind names (see labels.py)."""
 
     name = None
+    label_kind = LIKE_PREDICTIONS
 
     def __init__(self, from_logits=False):
         self.from_logits = from_logits
 
     def __call__(self, y_true, y_pred):
-        return self.per_example(y_true, y_pred)
+        return self.per_example(fit_labels(y_true, y_pred, self.label_kind, self.name), y_pred)
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -106,9 +111,10 @@ class CategoricalCrossentropy(Loss):
 class SparseCategoricalCrossentropy(Loss):
     """y_true: class indices, of shape (batch,) or (batch, 1)."""
     name = "sparse_categorical_crossentropy"
+    label_kind = CLASS_INDICES
 
     def per_example(self, y_true, y_pred):
-        y_true = class_indices(y_true, y_pred)
+        y_true = class_indices(y_true)
         logits = y_pred if self.from_logits else _logits_under(y_pred, "softmax")
         if logits is None:
             p = y_pred / gc.sum(y_pred, axis=-1, keepdims=True)
@@ -116,10 +122,8 @@ class SparseCategoricalCrossentropy(Loss):
         return gc.nn.sparse_softmax_cross_entropy(logits, y_true)
 
 
-def class_indices(y_true, y_pred):
-    """Integer labels with the rank of y_pred minus one ((batch, 1) labels lose their 1)."""
-    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
-        y_true = gc.squeeze(y_true, axis=-1)
+def class_indices(y_true):
+    """Class indices as integers (float labels are cast)."""
     return y_true if y_true.dtype.is_integer else gc.cast(y_true, gc.int32)
 
 

@@ -7,6 +7,7 @@ computes them, so a batch costs no extra call. `result` after a step is sum / co
 import graphc as gc
 from graphc.errors import GraphcError
 
+from .labels import CLASS_INDICES, LIKE_PREDICTIONS, fit as fit_labels
 from .losses import class_indices
 
 
@@ -15,9 +16,11 @@ def _equal_float(a, b):
 
 
 class Metric:
-    """A running mean of per-example values. Subclasses define values(y_true, y_pred)."""
+    """A running mean of per-example values. Subclasses define values(y_true, y_pred), which
+    gets y_true in the shape label_kind names (see labels.py)."""
 
     name = None
+    label_kind = LIKE_PREDICTIONS
 
     def __init__(self, name=None):
         self.name = name or type(self).name
@@ -37,6 +40,7 @@ class Metric:
 
     def update(self, y_true, y_pred):
         """(updates, result): the state after this batch and the running mean it gives."""
+        y_true = fit_labels(y_true, y_pred, self.label_kind, type(self).name)
         values = gc.cast(self.values(y_true, y_pred), gc.float32)
         ones = gc.broadcast_to(gc.constant(1.0), values.shape)
         return self.accumulate(gc.sum(values), gc.sum(ones))
@@ -94,15 +98,17 @@ class CategoricalAccuracy(Metric):
 class SparseCategoricalAccuracy(Metric):
     """argmax(y_pred) equals the integer label."""
     name = "sparse_categorical_accuracy"
+    label_kind = CLASS_INDICES
 
     def values(self, y_true, y_pred):
-        labels = class_indices(y_true, y_pred)
+        labels = class_indices(y_true)
         return _equal_float(gc.cast(gc.argmax(y_pred, axis=-1), labels.dtype), labels)
 
 
 class SparseTopKCategoricalAccuracy(Metric):
     """The label's score is among the k highest (fewer than k classes score higher)."""
     name = "sparse_top_k_categorical_accuracy"
+    label_kind = CLASS_INDICES
 
     def __init__(self, k=5, name=None):
         super().__init__(name)
@@ -116,7 +122,7 @@ class SparseTopKCategoricalAccuracy(Metric):
         return gc.cast(higher < self.k, gc.float32)
 
     def values(self, y_true, y_pred):
-        return self._hits(class_indices(y_true, y_pred), y_pred)
+        return self._hits(class_indices(y_true), y_pred)
 
     def get_config(self):
         return {"name": self.name, "k": self.k}
@@ -124,6 +130,7 @@ class SparseTopKCategoricalAccuracy(Metric):
 
 class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
     name = "top_k_categorical_accuracy"
+    label_kind = LIKE_PREDICTIONS
 
     def values(self, y_true, y_pred):
         return self._hits(gc.cast(gc.argmax(y_true, axis=-1), gc.int32), y_pred)

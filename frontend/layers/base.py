@@ -108,7 +108,7 @@ class Layer:
         self._regularized = []  # (weight, regularizer)
         self._graph = None
         self.input_shape_hint = None if input_shape is None else tuple(input_shape)
-        self.output_shape = None
+        self.input_shape = self.output_shape = None  # of the last call, None for unknown dims
 
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
@@ -253,9 +253,7 @@ class Layer:
         record = CallRecord(self, inputs, kwargs, outputs)
         for t in flatten(outputs):
             history[t] = record
-        out = flatten(outputs)
-        self.output_shape = [static_shape(t) for t in out] if isinstance(outputs, (list, tuple)) \
-            else static_shape(out[0])
+        self.input_shape, self.output_shape = _static_shapes(inputs), _static_shapes(outputs)
         return outputs
 
     # -- configuration ------------------------------------------------------------------------
@@ -271,13 +269,20 @@ class Layer:
         return f"<{type(self).__name__} '{self.name}'>"
 
 
+def _static_shapes(structure):
+    """static_shape of a tensor, or of each in a list or tuple."""
+    if isinstance(structure, (list, tuple)):
+        return [static_shape(t) for t in structure]
+    return static_shape(structure)
+
+
 def _distinct(outputs, inputs, history):
     """Outputs as tensor objects no other call produced. A layer may return its input
     (Dropout at inference) or a node that graph deduplication shares with another call; an
     alias (a new Tensor object for the same node output) keeps each call's outputs apart, so a
     functional model replays every layer."""
     def fresh(t):
-        if t in inputs or t in history:
+        if any(t is i for i in inputs) or t in history:  # `in` a list would call ==
             return Tensor(t.node, t.index, t.type)
         return t
     if isinstance(outputs, (list, tuple)):

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, IndexError_, ShapeError
 
 
 def as_arrays(data, what):
@@ -14,18 +14,32 @@ def as_arrays(data, what):
     arrays = [np.asarray(a) for a in items]
     for a in arrays:
         if a.ndim == 0:
-            raise GraphcError(f"{what} must be arrays with a batch axis, got a scalar")
+            raise ShapeError(f"{what} must be arrays with a batch axis, got a scalar")
     return arrays
 
 
-def num_examples(*groups):
-    sizes = {len(a) for group in groups if group for a in group}
-    if len(sizes) > 1:
-        raise GraphcError(f"inputs and targets have different numbers of examples: "
-                          f"{sorted(sizes)}")
-    if not sizes or 0 in sizes:
-        raise GraphcError("no examples: the arrays are empty")
-    return sizes.pop()
+def num_examples(xs, ys=None, names=("x", "y")):
+    """The number of examples (rows) every array of xs and ys holds, or a ShapeError saying
+    how many each holds."""
+    counts = [(name if len(group) == 1 else f"{name}[{i}]", len(a))
+              for name, group in zip(names, (xs, ys)) if group for i, a in enumerate(group)]
+    if len({n for _, n in counts}) > 1:
+        raise ShapeError(", ".join(f"{name} has {n} samples" for name, n in counts)
+                         + ": every array needs one row per sample, the same number of rows")
+    if not counts or counts[0][1] == 0:
+        raise ShapeError("no examples: the arrays are empty")
+    return counts[0][1]
+
+
+def check_class_indices(y, classes, what, loss):
+    """An IndexError_ naming the first label of `y` outside [0, classes), by its index in `y`
+    (the user's array, not a shuffled batch)."""
+    bad = (y < 0) | (y >= classes)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise IndexError_(f"{what}[{', '.join(map(str, first))}] is {y[first]}, not a class "
+                          f"index: {loss} takes labels in [0, {classes}) for an output of "
+                          f"{classes} classes ({int(bad.sum())} bad labels in all)")
 
 
 def label_dtype(array):

@@ -17,6 +17,7 @@ from graphc.ir.graph import Tensor
 from graphc.runtime.devices import check_device
 
 from .. import backend, callbacks as callbacks_mod, losses as losses_mod
+from ..labels import CLASS_INDICES
 from .. import optimizers as optimizers_mod
 from ..layers.base import Layer, flatten, record_of
 from . import data, steps
@@ -199,6 +200,15 @@ class Model(Layer):
                  for a, t in zip(xs, self.inputs)]
         return feeds + [np.asarray(y, dtype=data.label_dtype(y)) for y in ys]
 
+    def _check_labels(self, ys, what):
+        """Labels for losses that take class indices are in range, checked on the arrays as
+        given, so that an error names the label's index in them (not in a shuffled batch)."""
+        for i, (y, loss, out) in enumerate(zip(ys, self.compiled.losses, self.outputs)):
+            classes = out.shape[-1]
+            if getattr(loss, "label_kind", None) == CLASS_INDICES and isinstance(classes, int):
+                data.check_class_indices(y, classes, what if len(ys) == 1 else f"{what}[{i}]",
+                                         loss.name)
+
     def _reset_metrics(self):
         sess = self.session
         for metric in self.compiled.all_metrics():
@@ -209,15 +219,19 @@ class Model(Layer):
         """One optimizer step on one batch; returns the logs (loss and metrics) of that batch
         alone."""
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
+        data.num_examples(xs, ys)
         self.build_from_arrays(xs)
         step = self._step("train", ys)
+        self._check_labels(ys, "y")
         self._reset_metrics()
         return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
 
     def test_on_batch(self, x, y):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
+        data.num_examples(xs, ys)
         self.build_from_arrays(xs)
         step = self._step("test", ys)
+        self._check_labels(ys, "y")
         self._reset_metrics()
         return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
 
@@ -240,17 +254,20 @@ class Model(Layer):
         if ys is None:
             raise GraphcError("fit needs targets y")
         data.num_examples(xs, ys)
+        self.build_from_arrays(xs)
+        step = self._step("train", ys)
+        self._check_labels(ys, "y")  # before the split, so that indices are the user's
         val = None
         if validation_data is not None:
             val = (data.as_arrays(validation_data[0], "validation x"),
                    data.as_arrays(validation_data[1], "validation y"))
+            data.num_examples(*val, names=("validation x", "validation y"))
+            self._check_labels(val[1], "validation y")
         elif validation_split:
             (xs, ys), val = data.split_last([xs, ys], validation_split)
         n = data.num_examples(xs, ys)
         batch_size = 32 if batch_size is None else batch_size
         steps_per_epoch = -(-n // batch_size)
-        self.build_from_arrays(xs)
-        step = self._step("train", ys)
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose),
                                       epochs=epochs, steps=steps_per_epoch)
         self.stop_training = False
@@ -300,6 +317,8 @@ class Model(Layer):
         n = data.num_examples(xs, ys)
         batch_size = 32 if batch_size is None else batch_size
         self.build_from_arrays(xs)
+        self._step("test", ys)
+        self._check_labels(ys, "y")
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose), epochs=1,
                                       steps=-(-n // batch_size), mode="test")
         cbs.on_test_begin()

@@ -7,9 +7,12 @@ of another size runs the same executable.
 from dataclasses import dataclass
 
 import graphc as gc
+from graphc.errors import ShapeError
+from graphc.ir.types import format_shape
 
 from .. import metrics as metrics_mod
 from ..layers.base import flatten
+from ..layers.core import Dense
 
 
 @dataclass
@@ -37,7 +40,12 @@ def _losses_and_metrics(model, targets, outputs):
     total = 0.0
     batch = None
     for i, (y, out) in enumerate(zip(targets, outputs)):
-        per_example = compiled.losses[i](y, out)
+        try:
+            per_example = compiled.losses[i](y, out)
+            metrics = [(metric, metric.update(y, out))
+                       for metric in compiled.metrics_for(i, y, out)]
+        except ShapeError as err:
+            raise ShapeError(err.detail + _flatten_hint(model, out), err.node) from None
         if batch is None:
             batch = _ones_count(per_example)
         loss = gc.mean(per_example)
@@ -45,13 +53,32 @@ def _losses_and_metrics(model, targets, outputs):
         if multi:
             tracked.append(compiled.loss_tracker(f"{model.output_names[i]}_loss")
                            .update_mean(loss, batch) + (f"{model.output_names[i]}_loss",))
-        for metric in compiled.metrics_for(i, y, out):
+        for metric, update in metrics:
             name = f"{model.output_names[i]}_{metric.name}" if multi else metric.name
-            tracked.append(metric.update(y, out) + (name,))
+            tracked.append(update + (name,))
     for penalty in model.losses:
         total = total + penalty
     head = compiled.loss_tracker("loss").update_mean(total, batch) + ("loss",)
     return total, [head] + tracked
+
+
+def _flatten_hint(model, predictions):
+    """Why labels may not fit predictions of rank > 2: a Dense layer fed a tensor of rank > 2
+    applies to its last axis only (as in Keras), where a Flatten before it was meant."""
+    if predictions.ndim <= 2:
+        return ""
+    for layer in _all_layers(model):
+        if isinstance(layer, Dense) and layer.input_shape and len(layer.input_shape) > 2:
+            return (f"; Dense layer '{layer.name}' gets inputs of shape "
+                    f"{format_shape(layer.input_shape)} and, as in Keras, applies to their last "
+                    "axis only: if each example has one label, put a Flatten() layer before it")
+    return ""
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        yield from _all_layers(layer) if hasattr(layer, "layers") else ()
 
 
 def build_train(model, specs, session):
