@@ -1,5 +1,10 @@
-"""Where in the user's code a node was created: the first stack frame outside graphc."""
+"""Where in the user's code a node was created: the first stack frame outside graphc.
+
+A location is 'file:line', the file relative to the current directory when it lies under it
+(model.py:4, as `python model.py` names it) and absolute otherwise.
+"""
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -36,6 +41,22 @@ def user_source():
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)
         if not any(filename.startswith(root + os.sep) for root in _INTERNAL):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+            return f"{_shown(frame.f_code.co_filename, filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
+
+
+def _shown(name, path):
+    """The code's file name `name` (absolute: `path`) as locations show it."""
+    if name.startswith("<"):  # <string>, <stdin>: no file
+        return name
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the current directory was removed
+        return path
+    return _relative(path, cwd)
+
+
+@functools.lru_cache(maxsize=256)  # every node asks; relpath costs microseconds
+def _relative(path, cwd):
+    return os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path

@@ -354,7 +354,7 @@ def test_a_rewritten_node_keeps_the_source_line_of_the_node_it_replaced(graph):
     new, new_folded = compilation.outputs
     assert new.node.op == "log_softmax" and new.node.source == out.node.source
     assert new_folded.node.op == "constant" and new_folded.node.source == folded.node.source
-    assert new.node.source.startswith(__file__)
+    assert "test_rewrite.py:" in new.node.source
 
 
 # ---- rewrites that must not change values -------------------------------------------------------
@@ -419,4 +419,4 @@ def test_an_error_while_folding_names_the_node_as_at_run_time(graph):
         values_at("O1", [out], {})
     for err in (at_run_time, when_folding):
         assert err.value.node is not None and err.value.node.op == "gather"
-        assert f"created at {__file__}" in str(err.value)
+        assert "(created at " in str(err.value) and "test_rewrite.py:" in str(err.value)
