@@ -59,17 +59,11 @@ def _axes(k, node, out_shape):
             continue
         # SAME: (out - 1) * s + span - size cells of padding in all, the odd one after
         span = ir.add(ir.mul(ir.sub(taps, ir.const(1)), ir.const(d)), ir.const(1))
-        total = _maximum(ir.sub(ir.add(ir.mul(ir.sub(out, ir.const(1)), ir.const(s)), span),
-                                size), ir.const(0))
+        total = ir.maximum(ir.sub(ir.add(ir.mul(ir.sub(out, ir.const(1)), ir.const(s)), span),
+                                  size), ir.const(0))
         axes.append(_Axis(size, out, s, d, ir.floordiv(total, ir.const(2)),
                           total != ir.const(0)))
     return axes
-
-
-def _maximum(a, b):
-    if isinstance(a, ir.Const) and isinstance(b, ir.Const):
-        return ir.const(max(a.value, b.value))
-    return ir.op("maximum", a, b)
 
 
 def _both(a, b):

@@ -260,6 +260,18 @@ def mod(a, b):
     return Op("mod", (a, b), INDEX)
 
 
+def maximum(a, b):
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(max(a.value, b.value))
+    return Op("maximum", (a, b), INDEX)
+
+
+def minimum(a, b):
+    if isinstance(a, Const) and isinstance(b, Const):
+        return const(min(a.value, b.value))
+    return Op("minimum", (a, b), INDEX)
+
+
 def product(exprs):
     out = const(1)
     for e in exprs:

@@ -15,12 +15,41 @@ def _fill(template, values):
 
 
 def _clamp(i, size):
-    return ir.op("minimum", ir.op("maximum", i, ir.const(0)), ir.sub(size, ir.const(1)))
+    """i moved into [0, size): in bounds only where size >= 1 (see _unless_empty)."""
+    return ir.minimum(ir.maximum(i, ir.const(0)), ir.sub(size, ir.const(1)))
+
+
+def _is_empty(size):
+    return isinstance(size, ir.Const) and size.value == 0
+
+
+def _unless_empty(k, sizes, value):
+    """value, read at indices clamped into the extents `sizes`, computed only where
+    none of them is 0. An extent of 0 leaves no index to clamp to, and `where` evaluates its
+    untaken branch too, so where a run-time extent may be 0 the read goes under a Reduce of
+    min(n1, n2, ..., 1) iterations (run-time extents are never negative): over no iteration
+    a Reduce evaluates nothing (the kernel IR's one lazy construct), and the caller's select
+    never takes its value then; over one, the max of one value is that value."""
+    extent = ir.const(1)
+    for n in sizes:
+        if not isinstance(n, ir.Const):
+            extent = ir.minimum(n, extent)
+    if isinstance(extent, ir.Const):
+        return value
+    return ir.Reduce("max", ((k.var("nonempty"), extent),), value, value.dtype)
 
 
 def _in_range(i, size):
     return ir.op("logical_and", ir.op("greater_equal", i, ir.const(0), dtype="bool"),
                  ir.op("less", i, size, dtype="bool"), dtype="bool")
+
+
+def _all(conditions):
+    """The conjunction of bool expressions, None for none."""
+    out = None
+    for c in conditions:
+        out = c if out is None else ir.op("logical_and", out, c, dtype="bool")
+    return out
 
 
 def _select(cond, a, b):
@@ -153,16 +182,20 @@ def broadcast(k, node, idx):
 
 def _piecewise(k, node, idx, axis, pieces):
     """The value along `axis` taken from consecutive pieces [(tensor, size)]: a select chain
-    whose untaken branches read clamped, in-bounds indices."""
+    whose untaken branches read clamped, in-bounds indices (an empty piece is never taken)."""
     i = idx[axis]
     start, out = ir.const(0), None
     for t, size in pieces:
         local = ir.sub(i, start)
-        value = k.value(t, idx[:axis] + (_clamp(local, size),) + idx[axis + 1:])
+        start = ir.add(start, size)
+        if _is_empty(size):
+            continue
+        value = _unless_empty(k, [size], k.value(t, idx[:axis] + (_clamp(local, size),)
+                                                 + idx[axis + 1:]))
         out = value if out is None else _select(
             ir.op("less", local, ir.const(0), dtype="bool"), out, value)
-        start = ir.add(start, size)
-    return out
+    # pieces all empty: so is the output, whose value is never computed
+    return ir.const(0, node.outputs[0].dtype.name) if out is None else out
 
 
 def concat(k, node, idx):
@@ -178,58 +211,77 @@ def split(k, node, idx, output=0):
     return k.input(node, 0, idx[:axis] + (ir.add(idx[axis], offset),) + idx[axis + 1:])
 
 
-def _slice_entries(k, node, shape):
-    """(start, step) per axis of a strided_slice `index` attr on a static shape."""
-    out = []
-    for entry, d in zip(node.attrs["index"], shape):
-        if entry is None:
-            out.append((0, 1))
-        elif isinstance(entry, int):
-            out.append((entry % d if isinstance(d, int) else entry, 1))
-        else:
-            if not isinstance(d, int):
-                raise ir.Unsupported("strided_slice on a symbolic dim")
-            start, _, step = slice(*entry).indices(d)
-            out.append((start, step))
-    return out
+def _slice_start(entry, n):
+    """(first index, step) of a strided_slice entry along an axis of extent n: numpy's rules
+    (slice.indices) as index arithmetic, a constant where n is one, so that negative and
+    out-of-range bounds resolve against the extent at run time. An int entry out of range
+    never gets here: the op's inference refuses it, and the runtimes run inference again on
+    the fed shapes before any kernel."""
+    if entry is None:
+        return ir.const(0), 1
+    if isinstance(entry, int):
+        return (ir.const(entry) if entry >= 0 else ir.add(n, ir.const(entry))), 1
+    start, _, step = entry
+    last = n if step > 0 else ir.sub(n, ir.const(1))  # the furthest start numpy keeps
+    if start is None:
+        return (ir.const(0) if step > 0 else last), step
+    if start < 0:
+        return ir.maximum(ir.add(n, ir.const(start)), ir.const(0 if step > 0 else -1)), step
+    return ir.minimum(ir.const(start), last), step
 
 
 def strided_slice(k, node, idx):
     x = node.inputs[0]
-    entries = _slice_entries(k, node, x.shape)
-    return k.value(x, tuple(ir.add(ir.const(s), ir.mul(i, ir.const(st)))
-                            for i, (s, st) in zip(idx, entries)))
+    at = []
+    for i, entry, n in zip(idx, node.attrs["index"], k.dims(x.shape)):
+        start, step = _slice_start(entry, n)
+        at.append(ir.add(start, ir.mul(i, ir.const(step))))
+    return k.value(x, tuple(at))
 
 
 def strided_slice_grad(k, node, idx):
+    """g at the slice's position that took index idx of `like`, where one did, else 0."""
     g, like = node.inputs
-    entries = _slice_entries(k, node, like.shape)
-    inside, src = None, []
-    for i, (s, st), n in zip(idx, entries, k.dims(g.shape)):
-        offset = ir.sub(i, ir.const(s))
-        j = ir.floordiv(offset, ir.const(st))
-        ok = ir.op("logical_and", _in_range(j, n),
-                   ir.op("equal", ir.mod(offset, ir.const(st)), ir.const(0), dtype="bool"),
-                   dtype="bool")
-        inside = ok if inside is None else ir.op("logical_and", inside, ok, dtype="bool")
+    zero = ir.const(0, g.dtype.name)
+    sizes = k.dims(g.shape)
+    if any(map(_is_empty, sizes)):
+        return zero
+    conditions, src, may_be_empty = [], [], []
+    for i, entry, m, n in zip(idx, node.attrs["index"], k.dims(like.shape), sizes):
+        if entry is None:  # the whole axis
+            src.append(i)
+            continue
+        start, step = _slice_start(entry, m)
+        offset = ir.sub(i, start)
+        j = ir.floordiv(offset, ir.const(step))
+        conditions.append(_in_range(j, n))
+        if abs(step) > 1:
+            conditions.append(ir.op("equal", ir.mod(offset, ir.const(step)), ir.const(0),
+                                    dtype="bool"))
         src.append(_clamp(j, n))
-    value = k.value(g, tuple(src))
-    return value if inside is None else _select(inside, value, ir.const(0, g.dtype.name))
+        may_be_empty.append(n)
+    value = _unless_empty(k, may_be_empty, k.value(g, tuple(src)))
+    inside = _all(conditions)
+    return value if inside is None else _select(inside, value, zero)
 
 
 def pad(k, node, idx):
     x = node.inputs[0]
-    inside, src = None, []
+    conditions, src, padded = [], [], []
     for i, (before, after), n in zip(idx, node.attrs["paddings"], k.dims(x.shape)):
+        if not (before or after):
+            src.append(i)
+            continue
         j = ir.sub(i, ir.const(before))
-        if before or after:
-            ok = _in_range(j, n)
-            inside = ok if inside is None else ir.op("logical_and", inside, ok, dtype="bool")
+        conditions.append(_in_range(j, n))
         src.append(_clamp(j, n))
-    value = k.value(x, tuple(src))
-    if inside is None:
-        return value
-    return _select(inside, value, ir.const(node.attrs["value"], x.dtype.name))
+        padded.append(n)
+    fill = ir.const(node.attrs["value"], x.dtype.name)
+    if any(map(_is_empty, padded)):
+        return fill
+    value = _unless_empty(k, padded, k.value(x, tuple(src)))
+    inside = _all(conditions)
+    return value if inside is None else _select(inside, value, fill)
 
 
 def checked_index(k, node, index, shape, axis):

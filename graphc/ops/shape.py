@@ -398,7 +398,11 @@ def _sliced_dim(entry, dim, axis):
         if _known(dim):
             _check_in_range(entry, dim, axis)
         return 1
-    return len(range(*slice(*entry).indices(dim))) if _known(dim) else Dim()
+    if _known(dim):
+        return len(range(*slice(*entry).indices(dim)))
+    start, stop, step = entry
+    # the whole axis reversed is as long as the axis, whatever its size
+    return dim if (start, stop, step) in ((None, None, -1), (-1, None, -1)) else Dim()
 
 
 def _strided_slice_infer(x, *, index):
@@ -454,8 +458,10 @@ def _slice_entry(s):
                           "held in a tensor use gc.gather") from None
     if step == 0:
         raise IndexError_(f"slice step cannot be zero (in {s})")
-    entry = (start, stop, 1 if step is None else step)
-    return None if entry == (None, None, 1) else entry
+    step = 1 if step is None else step
+    if start == 0 and step > 0:  # the same selection as from None, so the same node
+        start = None
+    return None if (start, stop, step) == (None, None, 1) else (start, stop, step)
 
 
 def _index_item(item):

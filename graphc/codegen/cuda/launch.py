@@ -229,6 +229,10 @@ def shared_work(kernel):
 
 
 def _at_most(size, bound):
+    """Whether size is known to be at most bound: a constant, or a minimum with such a term
+    (a read that a run-time extent of 0 must not make: rules._unless_empty)."""
+    if isinstance(size, ir.Op) and size.name == "minimum":
+        return any(_at_most(a, bound) for a in size.args)
     return isinstance(size, ir.Const) and size.value <= bound
 
 

@@ -19,7 +19,7 @@ from .aliasing import AliasScopes
 from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from .scalar import emit_scalar, extremum, narrow_float
-from .types import F64, FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
+from .types import F64, FLOATS, I1, I8, I32, I64, PTR, TYPES, VOID, constant
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
