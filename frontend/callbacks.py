@@ -1,7 +1,8 @@
 """Callbacks: objects whose Keras-named hooks fit and evaluate call.
 
 Hooks: on_train_begin/end(logs), on_epoch_begin/end(epoch, logs),
-on_train_batch_begin/end(batch, logs), on_test_begin/end(logs), on_test_batch_begin/end.
+on_train_batch_begin/end(batch, logs), on_test_begin/end(logs), on_test_batch_begin/end,
+on_predict_begin/end(logs), on_predict_batch_begin/end.
 A callback sees the model as self.model and may set model.stop_training.
 """
 import csv
@@ -15,7 +16,8 @@ from .progress import Progbar
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
-         "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end")
+         "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
+         "on_predict_batch_begin", "on_predict_batch_end")
 
 
 class Callback:
@@ -104,6 +106,11 @@ class ProgbarLogger(Callback):
 
     def on_test_end(self, logs=None):
         self.bar.update(self.seen, logs or {}, final=True)
+
+    # predict shows its batches as evaluate does
+    on_predict_begin = on_test_begin
+    on_predict_batch_end = on_test_batch_end
+    on_predict_end = on_test_end
 
 
 class History(Callback):

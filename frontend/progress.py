@@ -1,8 +1,9 @@
-"""Keras-style progress output for fit and evaluate.
+"""Keras-style progress output for fit, evaluate and predict.
 
 verbose=1 on a terminal: a bar per epoch redrawn in place (steps, ETA, loss and metrics),
-ending with the time per step. verbose=1 when stdout is not a terminal (a log file, CI), and
-verbose=2: one line per epoch, so logs are not flooded.
+ending with the time per step. The bar draws its unfilled track, as Keras does
+(`[=========>..........]`), so it keeps its width. verbose=1 when stdout is not a terminal
+(a log file, CI), and verbose=2: one line per epoch, so logs are not flooded.
 """
 import sys
 import time
@@ -21,6 +22,13 @@ def _format_time(seconds):
     if seconds >= 60:
         return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
     return f"{seconds:.0f}s"
+
+
+def _bar(done):
+    """[=====>....] for the fraction `done` of the steps, BAR + 2 characters wide."""
+    filled = int(BAR * done)
+    arrow = ">" if 0 < filled < BAR else ""
+    return "[" + "=" * (filled - len(arrow)) + arrow + "." * (BAR - filled) + "]"
 
 
 def _per_step(seconds):
@@ -50,10 +58,8 @@ class Progbar:
         self._last_draw = now
         elapsed = now - self.start
         done = min(step / self.target, 1.0) if self.target else 1.0
-        filled = int(BAR * done)
-        bar = "━" * filled + " " * (BAR - filled) if self.live else ""
         width = len(str(self.target))
-        head = f"{step:>{width}}/{self.target} {bar}".rstrip()
+        head = f"{step:>{width}}/{self.target}" + (f" {_bar(done)}" if self.live else "")
         if final:
             timing = f" {_format_time(elapsed)} {_per_step(elapsed / max(step, 1))}"
         else:

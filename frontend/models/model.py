@@ -327,14 +327,22 @@ class Model(Layer):
         return logs if return_dict else (list(logs.values()) if len(logs) > 1
                                          else next(iter(logs.values())))
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """The model's outputs (inference mode) for all of x, batch by batch."""
         xs = data.as_arrays(x, "x")
         n = data.num_examples(xs)
+        batch_size = 32 if batch_size is None else batch_size
         self.build_from_arrays(xs)
         step = self._step("predict")
-        chunks = [step.function(*self._feeds([a[idx] for a in xs]))
-                  for idx in data.batch_slices(n, 32 if batch_size is None else batch_size)]
+        cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose), epochs=1,
+                                      steps=-(-n // batch_size), mode="predict")
+        cbs.on_predict_begin()
+        chunks = []
+        for i, idx in enumerate(data.batch_slices(n, batch_size)):
+            cbs.on_predict_batch_begin(i)
+            chunks.append(step.function(*self._feeds([a[idx] for a in xs])))
+            cbs.on_predict_batch_end(i)
+        cbs.on_predict_end()
         outs = [np.concatenate([c[i] for c in chunks]) for i in range(len(self.outputs))]
         return outs if self._multi_output else outs[0]
 

@@ -2,11 +2,13 @@
 hooks, and the progress output."""
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
 
 import graphc.frontend as gk
+from graphc.frontend import progress
 
 L = gk.layers
 rng = np.random.default_rng(7)
@@ -154,7 +156,7 @@ def test_progress_bar_on_a_terminal_and_one_line_in_logs():
     model.fit(X, Y, batch_size=4, epochs=2, verbose=0,
               callbacks=[gk.callbacks.ProgbarLogger(1, stream=tty)])
     out = tty.getvalue()
-    assert out.count("Epoch ") == 2 and "8/8 ━━━━━━━━━━━━━━━━━━━━" in out
+    assert out.count("Epoch ") == 2 and "8/8 [====================]" in out
     assert "\r" in out and ("ms/step" in out or "us/step" in out)
     assert "- loss: " in out and "- mae: " in out
 
@@ -163,3 +165,50 @@ def test_progress_bar_on_a_terminal_and_one_line_in_logs():
               callbacks=[gk.callbacks.ProgbarLogger(1, stream=log)])
     lines = log.getvalue().splitlines()
     assert len(lines) == 4 and lines[1].startswith("8/8 ") and "\r" not in log.getvalue()
+
+
+def test_the_bar_draws_its_unfilled_track_so_its_width_is_steady(monkeypatch):
+    monkeypatch.setattr(progress, "REDRAW_SECONDS", 0.0)  # draw every step
+    tty = FakeTTY()
+    bar = progress.Progbar(40, tty)
+    for step in range(1, 41):
+        bar.update(step, {"loss": 1.0 / step}, final=step == 40)
+    frames = tty.getvalue().split("\r")[1:]
+    assert len(frames) == 40
+    for step, frame in enumerate(frames, 1):
+        drawn = re.match(r" *(\d+)/40 \[(=*)(>?)(\.*)\] ", frame)
+        assert drawn, frame
+        assert int(drawn[1]) == step
+        filled, arrow, track = map(len, drawn.groups()[1:])
+        assert filled + arrow + track == progress.BAR  # the same width at every step
+        assert filled + arrow == progress.BAR * step // 40
+        assert arrow == (0 < filled + arrow < progress.BAR)
+    assert frames[-1].startswith("40/40 [" + "=" * progress.BAR + "]")
+
+
+def test_predict_shows_progress_with_verbose_and_calls_the_predict_hooks(capsys):
+    model = regression()
+    quiet = model.predict(X, batch_size=8, verbose=0)
+    assert capsys.readouterr().out == ""
+    w, b = model.get_weights()
+    np.testing.assert_allclose(quiet, X @ w + b, rtol=1e-5, atol=1e-6)
+
+    batches = []
+
+    class Hooks(gk.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    tty = FakeTTY()
+    shown = model.predict(X, batch_size=8, verbose=0,
+                          callbacks=[Hooks(), gk.callbacks.ProgbarLogger(1, stream=tty)])
+    np.testing.assert_array_equal(shown, quiet)
+    assert batches == [0, 1, 2, 3]
+    assert "\r" in tty.getvalue() and "4/4 [====================]" in tty.getvalue()
+
+    model.predict(X, batch_size=8, verbose=1)  # stdout is not a terminal here: one line
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("4/4 ") and "/step" in lines[0]
+    model.evaluate(X, Y, batch_size=8, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("4/4 ") and "- loss: " in lines[0]
