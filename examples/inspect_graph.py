@@ -1,16 +1,18 @@
 """Inspect what the compiler does to an MLP train step (784-512-512-10, SGD).
 
 Prints the function's compile statistics and its kernel groups, and writes the optimized graph
-as a self-contained HTML page.
+as a self-contained HTML page, nodes coloured by kernel, to build/demo_dumps/ beside the other
+dumps of `make demo` (or to --html PATH).
 Run: python examples/inspect_graph.py [--html PATH] [--hidden N]
 """
 import argparse
 import os
-import tempfile
 
 import numpy as np
 
 import graphc as gc
+
+HTML = "build/demo_dumps/mlp_step.html"  # beside digits_cnn.py's dumps
 
 
 def train_step(hidden=512):
@@ -32,22 +34,22 @@ def train_step(hidden=512):
                        updates=[(p, p - 0.1 * g) for p, g in zip(params, grads)])
 
 
-def main(html=None, hidden=512):
+def main(html=HTML, hidden=512):
     f = train_step(hidden)
     stats = f.stats()
     print(f"nodes before optimization: {stats['nodes_before']}, after: {stats['nodes_after']}, "
           f"kernel groups: {stats['kernels']}, compile: {stats['compile_seconds'] * 1e3:.1f} ms")
     print(f.dump(stage="optimized"))
-    html = html or os.path.join(tempfile.mkdtemp(), "mlp_step.html")
+    os.makedirs(os.path.dirname(os.path.abspath(html)), exist_ok=True)
     with open(html, "w") as out:
         out.write(f.dump(stage="optimized", format="html"))
-    print(f"optimized graph as HTML: {html}")
+    print(f"optimized graph as HTML: {os.path.abspath(html)}")
     return stats
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--html")
+    parser.add_argument("--html", default=HTML)
     parser.add_argument("--hidden", type=int, default=512)
     args = parser.parse_args()
     main(args.html, args.hidden)

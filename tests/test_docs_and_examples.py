@@ -56,3 +56,21 @@ def test_theano_example_recovers_the_line():
     finally:
         sys.path.pop(0)
     assert abs(w - 3) < 0.05 and abs(b + 2) < 0.05
+
+
+def test_the_inspection_example_writes_its_page_beside_the_demos_other_dumps(tmp_path,
+                                                                            monkeypatch, capsys):
+    """`make demo` runs the examples from the checkout: the kernel-coloured page goes to
+    build/demo_dumps/ there, where digits_cnn.py writes its dumps, not to a temp folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "examples"))
+    import digits_cnn
+    import inspect_graph
+    stats = inspect_graph.main(hidden=7)
+    page = tmp_path / "build" / "demo_dumps" / "mlp_step.html"
+    assert os.path.dirname(page) == os.path.abspath(digits_cnn.main.__defaults__[2])
+    assert f"optimized graph as HTML: {page}" in capsys.readouterr().out
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "mlp_step" in text
+    # the nodes carry their kernel, which colours them
+    assert len(set(re.findall(r'"kernel":(\d+)', text))) == stats["kernels"]
