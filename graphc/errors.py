@@ -78,3 +78,7 @@ class IndexError_(GraphcError, IndexError):
 
 class DeviceError(ResourceError):
     """A device that does not exist or is not built yet."""
+
+
+class TruthValueError(GraphcError, TypeError):
+    """A symbolic tensor used where Python needs True or False (`if`, `and`, `not`, `in`)."""

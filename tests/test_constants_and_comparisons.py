@@ -17,7 +17,8 @@ from tests.helpers import run
     (np.int64(3), gc.int64), (np.int32(3), gc.int32), (np.bool_(True), gc.bool_),
     (np.array(0.3), gc.float64), (np.array(3), gc.int64), (np.array(0.3, np.float16), gc.float16),
     # Python scalars and lists are weak: floats float32, ints int32
-    (0.3, gc.float32), (3, gc.int32), (True, gc.bool_), ([0.3, 1.0], gc.float32), ([1, 2], gc.int32),
+    (0.3, gc.float32), (3, gc.int32), (True, gc.bool_), ([0.3, 1.0], gc.float32),
+    ([1, 2], gc.int32),
 ])
 def test_constant_dtype_follows_numpy2_numpy_values_are_strong(graph, value, want):
     c = gc.constant(value)
@@ -119,3 +120,74 @@ def test_numpy_scalars_fed_and_assigned_take_the_tensor_dtype(graph):
     assert got[2] == 7 and got[2].dtype == np.int32
     assert step.dtype is gc.float32
     np.testing.assert_array_equal(sess.get_value(v), np.full(2, np.float32(np.float64(0.3))))
+
+
+# ---- == and != are elementwise; tensors stay hashable by identity ---------------------------
+def test_eq_and_ne_against_a_number_are_elementwise(graph):
+    x = gc.placeholder(gc.float32, (4,))
+    a = np.array([1.0, 2.0, 1.0, np.nan], np.float32)
+    eq, ne = x == 1.0, x != 1.0
+    assert isinstance(eq, gc.Tensor) and (eq.op, eq.dtype) == ("equal", gc.bool_)
+    assert isinstance(ne, gc.Tensor) and (ne.op, ne.dtype) == ("not_equal", gc.bool_)
+    share = gc.mean(gc.cast(x == 1.0, gc.float32))  # was 0.0: x == 1.0 was Python's False
+    got_eq, got_ne, got_share = run([eq, ne, share], {x: a}, graph=graph)
+    np.testing.assert_array_equal(got_eq, a == 1.0)
+    np.testing.assert_array_equal(got_ne, a != 1.0)  # NaN != 1.0, as in numpy
+    assert got_share == 0.5
+
+
+def test_eq_and_ne_against_arrays_tensors_and_reflected(graph):
+    x = gc.placeholder(gc.int32, (2, 3))
+    y = gc.placeholder(gc.int32, (3,))
+    a = np.array([[1, 2, 3], [3, 2, 1]], np.int32)
+    b = np.array([3, 2, 1], np.int32)
+    cases = {  # expression -> numpy's answer
+        x == y: a == b, x != y: a != b,
+        x == b: a == b, b == x: b == a, b != x: b != a,
+        x == [3, 2, 1]: a == b, 2 == x: 2 == a, np.int32(2) != x: np.int32(2) != a,
+        x == 2.5: a == 2.5,  # compared as float32, as x + 2.5 would be
+    }
+    got = run(list(cases), {x: a, y: b}, graph=graph)
+    for (expr, want), value in zip(cases.items(), got):
+        assert expr.dtype is gc.bool_
+        np.testing.assert_array_equal(value, want)
+
+
+def test_eq_with_other_objects_is_identity(graph):
+    x = gc.placeholder(gc.float32, (2,))
+    assert (x == None) is False and (x != None) is True  # noqa: E711
+    assert (x == "x") is False and (x != object()) is True
+
+
+def test_tensors_stay_feed_dict_keys_set_members_and_dict_keys(graph):
+    xs = [gc.placeholder(gc.float32, (2,), name=f"p{i}") for i in range(50)]
+    total = xs[0]
+    for t in xs[1:]:
+        total = total + t
+    feed = {t: np.full(2, i, np.float32) for i, t in enumerate(xs)}
+    np.testing.assert_array_equal(run(total, feed, graph=graph), np.full(2, sum(range(50))))
+    assert len(set(xs)) == 50 and len(set(xs + xs)) == 50
+    assert xs[7] in set(xs) and feed[xs[7]][0] == 7
+    assert gc.exp(xs[0]) in {gc.exp(xs[0])}  # one node (hash-consed), so one tensor
+    assert gc.exp(xs[1]) not in {gc.exp(xs[0]): 1}
+    assert hash(xs[0]) != hash(xs[1])
+
+
+def test_truth_value_of_a_tensor_is_a_clear_type_error(graph):
+    x = gc.placeholder(gc.float32, (2,))
+    for make in (lambda: bool(x), lambda: bool(x == 1.0), lambda: x if x != 0.0 else None,
+                 lambda: not x, lambda: gc.exp(x) in [x]):
+        with pytest.raises(gc.GraphcError, match=r"no truth value.*gc\.equal.*`is`") as info:
+            make()
+        assert isinstance(info.value, TypeError)
+
+
+def test_broadcast_to_dims_of_two_other_tensors(graph):
+    # broadcast_to keeps a list of the tensors whose dims it takes: found by identity, not ==
+    x = gc.placeholder(gc.float32, ())
+    rows = gc.placeholder(gc.float32, (None,), name="rows")
+    cols = gc.placeholder(gc.float32, (None,), name="cols")
+    y = gc.broadcast_to(x, (rows.shape[0], cols.shape[0], rows.shape[0]))
+    got = run(y, {x: np.float32(2), rows: np.zeros(3, np.float32),
+                  cols: np.zeros(2, np.float32)}, graph=graph)
+    np.testing.assert_array_equal(got, np.full((3, 2, 3), 2, np.float32))

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from ..errors import GraphcError, GraphMismatchError
+from ..errors import GraphcError, GraphMismatchError, TruthValueError
 from .types import TensorType, format_shape
 
 
@@ -121,8 +121,11 @@ class Tensor:
                 f" op={self.op}>")
 
     def __bool__(self):
-        raise GraphcError(f"tensor '{self.name}' is symbolic and has no truth value; "
-                          "use gc.where or compare values after sess.run", self.node)
+        raise TruthValueError(
+            f"tensor '{self.name}' is symbolic and has no truth value (in an `if`, `and`, `or`, "
+            "`not`, or `in` a list); `==` and `!=` build elementwise comparisons: use "
+            "gc.equal / gc.where for values, `is` to ask whether two tensors are the same",
+            self.node)
 
     def __len__(self):
         first = self.shape[0] if self.shape else None
@@ -135,11 +138,11 @@ class Tensor:
         raise GraphcError(f"tensor '{self.name}' is symbolic and cannot be iterated; "
                           "use gc.split or indexing")
 
+    # == and != are elementwise (gc.equal, gc.not_equal: see graphc.ops), yet a tensor stays a
+    # dict key (feed_dict) and a set member: a dict or set compares keys by identity first and
+    # calls == only on equal hashes, which distinct live tensors never have.
     def __hash__(self):
         return id(self)
-
-    # == and != keep Python's identity meaning so tensors can be dict keys (feed_dict);
-    # gc.equal and gc.not_equal compare elementwise.
 
 
 def _make_tensor(cls, node, index, type_):

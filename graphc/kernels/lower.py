@@ -191,7 +191,8 @@ def _lower_group(group, slots, name):
     nests = [(group.space, group.axes, fits, group.levels)] if fits else []
     # A multi-output node (split) gives its group its first output's space: its other
     # outputs loop over their own shapes.
-    nests += [(t.shape, (), [t], {}) for t in group.outputs if t not in fits]
+    fitting = set(fits)  # not `in` a list, which would compare tensors with (elementwise) ==
+    nests += [(t.shape, (), [t], {}) for t in group.outputs if t not in fitting]
     return [loop_nest(emitter, group, space, axes, outputs, f"{name}_{i}" if i else name, levels)
             for i, (space, axes, outputs, levels) in enumerate(nests)]
 

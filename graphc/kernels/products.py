@@ -63,7 +63,8 @@ class Products:
 
     def product_slot(self):
         """Where the product goes: the output itself when it is wanted as the Gemm makes it."""
-        if self.out in self.group.outputs and self.out.dtype.name == self.dtype:
+        # a set: `in` a list would compare tensors with (elementwise) ==
+        if self.out in set(self.group.outputs) and self.out.dtype.name == self.dtype:
             return self.slots.buffer(self.out)
         return self.slots.scratch(self.dtype, self.out.shape)
 

@@ -245,18 +245,17 @@ def broadcast_to(x, shape, name=None):
     tensor's shape, as in gc.broadcast_to(b, (x.shape[0], 10))."""
     x = _tensor(x)
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
-    holders, dims = [x], []
+    position, dims = {x: 0}, []  # tensor -> its input position (a dict key is by identity)
     for d in shape:
         if isinstance(d, Dim):
             holder, axis = _holder_of(x, d)
-            if holder not in holders:  # tensors compare by identity
-                holders.append(holder)
-            dims.append((holders.index(holder), axis))
+            dims.append((position.setdefault(holder, len(position)), axis))
         elif isinstance(d, numbers.Integral) and d >= 0:
             dims.append(int(d))
         else:
             raise ShapeError(f"broadcast_to: a dim must be a non-negative int or a symbolic dim "
                              f"of another tensor, got {d!r} in {shape}")
+    holders = list(position)
     if _target_shape(holders, dims) == x.shape:
         return x
     return apply("broadcast_to", holders, name=name, dims=tuple(dims))
