@@ -48,6 +48,7 @@ class _Splitter:
     def __init__(self, kernel, slots):
         self.kernel, self.slots = kernel, slots
         self.kernels = []
+        self.splits = 0  # numbers the splits: names of their kernels and variables
         self.memo = {}
         self.made = set()  # the Reduces over partials this pass made
 
@@ -105,7 +106,8 @@ class _Splitter:
         size = ir.op("maximum", _ceil_div(n, wanted), ir.const(1))
         chunks = ir.floordiv(n, size)
         wide = SPLIT[r.op] if r.dtype.startswith("float") and SPLIT[r.op] else r.dtype
-        number = len(self.kernels)
+        # numbered before its value is split, which may split reductions nested in it first
+        number, self.splits = self.splits, self.splits + 1
         chunk, step, part, tail = (ir.Var(f"{first.name}_{hint}{number}")
                                    for hint in ("chunk", "step", "part", "tail"))
 

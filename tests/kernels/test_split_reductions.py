@@ -97,3 +97,14 @@ def test_float32_sums_combine_partials_in_double():
         t = gc.placeholder(gc.float32, x.shape)
         got = gc.Session(graph=g, device="cpu").run(gc.sum(t), {t: x})
     assert got == 100_000.0
+
+
+def test_reductions_nested_in_a_split_reduction_get_kernels_of_their_own_names():
+    """log_softmax(log_softmax(x)) over a whole symbolic axis: the outer reductions' values
+    hold the inner ones, split while the outer ones are; every partial kernel and chunk
+    variable has a name of its own (two kernels were both named ..._part4)."""
+    x = rng.normal(size=(5,)).astype(np.float32)
+    (got,) = check(lambda t: [gc.nn.log_softmax(gc.nn.log_softmax(t, axis=0), axis=0)], x,
+                   splits=40)
+    shifted = x - x.max()
+    np.testing.assert_allclose(got, shifted - np.log(np.exp(shifted).sum()), rtol=1e-5)
