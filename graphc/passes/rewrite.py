@@ -120,8 +120,8 @@ def rewrite(rules, outputs, max_sweeps=MAX_SWEEPS, pass_name="rewrite"):
     counts = ", ".join(f"{name} ({n}x)" for name, n in sorted(fired.items()))
     raise GraphcError(f"pass {pass_name!r} reaches no fixed point: its rules still fired after "
                       f"{max_sweeps} sweeps, in the last one {counts}. Rules that undo each "
-                      "other are a bug of graphc's rules; excluding=[" + repr(pass_name) +
-                      "] works around it")
+                      f"other are a bug of graphc's rules; excluding=[{pass_name!r}] works "
+                      "around it")
 
 
 def apply_rules(rules, outputs, steps_per_node=64):
