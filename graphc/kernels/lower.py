@@ -108,6 +108,8 @@ class Emitter:
     def reduce(self, op, shape, axes, value_at, dtype):
         """Reduce(op) over `axes` of a space of `shape`; value_at(vars) gives the value at the
         index whose reduced axes are `vars`."""
+        if not axes:  # a reduction over no axes is its one value (code generators expect loops)
+            return value_at([])
         loops = [(self.var(), self.dim(shape[a])) for a in axes]
         return ir.Reduce(op, tuple(loops), value_at([v for v, _ in loops]), dtype)
 
