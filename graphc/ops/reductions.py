@@ -54,13 +54,24 @@ def _prod_grad(node, g):
     return [broadcast_like(_keepdims_grad(node, g), x) * prod_of_others(x, node.attrs["axes"])]
 
 
-def _reduce_infer(name, accepts_bool=False, out_dtype=None):
+def _check_not_empty(name, x, axes):
+    """max, min, argmax and argmin of no values are undefined: numpy raises, and so does
+    graphc, when the graph is built for a static 0 and at run time for a run-time dim."""
+    for a in axes:
+        if a < x.rank and x.shape[a] == 0:
+            raise ShapeError(f"{name} over axis {a} of shape {format_shape(x.shape)}, which is "
+                             f"empty: the {name} of no values is undefined")
+
+
+def _reduce_infer(name, has_identity=True, accepts_bool=False, out_dtype=None):
     def infer(x, *, axes, keepdims):
         if x.dtype.is_bool and not accepts_bool:
             raise DTypeError(f"{name} expects a numeric tensor, got bool; cast it first")
         for a in axes:
             if not 0 <= a < builtins.max(x.rank, 1):
                 raise ShapeError(f"{name}: axis {a} out of range for rank {x.rank}")
+        if not has_identity:
+            _check_not_empty(name, x, axes)
         return TensorType(out_dtype or x.dtype, _reduced_shape(x.shape, axes, keepdims))
     return infer
 
@@ -71,17 +82,18 @@ def _ref(fn):
     return ref
 
 
-# name: (numpy reference, gradient, accepts bool)
+# name: (numpy reference, gradient, whether it has a value over no elements)
 REDUCTIONS = {
-    "sum": (np.sum, _sum_grad),
-    "mean": (np.mean, _mean_grad),
-    "max": (np.max, _extremum_grad),
-    "min": (np.min, _extremum_grad),
-    "prod": (np.prod, _prod_grad),
+    "sum": (np.sum, _sum_grad, True),
+    "mean": (np.mean, _mean_grad, True),  # NaN over no elements
+    "max": (np.max, _extremum_grad, False),
+    "min": (np.min, _extremum_grad, False),
+    "prod": (np.prod, _prod_grad, True),
 }
 
-for _name, (_fn, _grad) in REDUCTIONS.items():
-    register(_name, infer=_reduce_infer(_name), ref=_ref(_fn), grad=_grad, kind="reduction",
+for _name, (_fn, _grad, _has_identity) in REDUCTIONS.items():
+    register(_name, infer=_reduce_infer(_name, _has_identity), ref=_ref(_fn), grad=_grad,
+             kind="reduction",
              lower=rules.reduction(_name),
              doc=f"{_name} over axes")
 
@@ -90,6 +102,7 @@ def _arg_infer(name):
     def infer(x, *, axis):
         if x.dtype.is_bool:
             raise DTypeError(f"{name} expects a numeric tensor, got bool")
+        _check_not_empty(name, x, (axis,))
         return TensorType(dtypes.int64, tuple(d for i, d in enumerate(x.shape) if i != axis))
     return infer
 

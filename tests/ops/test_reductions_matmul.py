@@ -4,7 +4,7 @@ import pytest
 
 import graphc as gc
 from graphc.runtime.cpu import HostStep
-from tests.helpers import check_grad, evaluate, run
+from tests.helpers import DEVICES, check_grad, evaluate, run
 
 rng = np.random.default_rng(1)
 
@@ -44,6 +44,29 @@ def test_arg_reductions(name, fn):
         got = evaluate(lambda t: getattr(gc, name)(t, axis=axis), x)
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, fn(x, axis=axis))
+
+
+EMPTY_UNDEFINED = {"max": lambda t, a: gc.max(t, axis=a), "min": lambda t, a: gc.min(t, axis=a),
+                   "argmax": gc.argmax, "argmin": gc.argmin}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_UNDEFINED))
+def test_extrema_of_an_empty_axis_are_errors_on_every_device(name):
+    """As numpy raises, so does every device (device cpu gave -inf or position 0): at run time
+    for a run-time dim fed 0, when the graph is built for a static 0. Reducing a non-empty axis
+    of an empty tensor is fine."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 3))
+        over_rows, over_columns = (EMPTY_UNDEFINED[name](x, axis) for axis in (0, 1))
+        for device in ("reference",) + DEVICES:
+            sess = gc.Session(g, device=device)
+            with pytest.raises(gc.ShapeError, match="empty"):
+                sess.run(over_rows, {x: np.zeros((0, 3), np.float32)})
+            assert sess.run(over_columns, {x: np.zeros((0, 3), np.float32)}).shape == (0,)
+            assert sess.run(over_rows, {x: np.ones((2, 3), np.float32)}).shape == (3,)
+        with pytest.raises(gc.ShapeError, match="empty"):
+            EMPTY_UNDEFINED[name](gc.placeholder(gc.float32, (0, 3)), 0)
 
 
 def test_logsumexp_is_stable_and_differentiable():
