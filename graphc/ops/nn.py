@@ -68,7 +68,10 @@ def _softmax_infer(op):
 
 
 def _shifted(x, axis):
-    """x minus its max along axis, so that exp cannot overflow."""
+    """x minus its max along axis, so that exp cannot overflow (an empty x has no max, and
+    nothing to shift)."""
+    if x.size == 0:
+        return x
     return x - np.max(x, axis=axis, keepdims=True)
 
 

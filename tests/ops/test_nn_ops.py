@@ -69,6 +69,18 @@ def test_softmax_and_log_softmax_match_numpy(shape, axis):
     np.testing.assert_allclose(lsm, np.log(want), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape,axis", [((0,), 0), ((3, 0), -1), ((0, 4), -1), ((0, 4), 0)])
+def test_softmax_and_log_softmax_of_empty_tensors_are_empty(shape, axis):
+    """On every device, also through constant folding; the reference raised numpy's error for
+    the max of an empty axis."""
+    x = np.zeros(shape, np.float32)
+    sm, lsm = evaluate(lambda t: [gc.nn.softmax(t, axis), gc.nn.log_softmax(t, axis)], x)
+    assert sm.shape == lsm.shape == shape
+    with gc.Graph().as_default():
+        folded = gc.nn.log_softmax(gc.constant(x), axis)
+        assert gc.Session(device="cpu", optimize="O1").run(folded).shape == shape
+
+
 def test_softmax_of_large_logits_stays_finite():
     x = np.array([[1000.0, 999.0, -1000.0], [-1e4, -1e4, -1e4]], np.float32)
     sm, lsm = evaluate(lambda t: [gc.nn.softmax(t), gc.nn.log_softmax(t)], x)
