@@ -254,7 +254,7 @@ def broadcast_to(x, shape, name=None):
             dims.append(int(d))
         else:
             raise ShapeError(f"broadcast_to: a dim must be a non-negative int or a symbolic dim "
-                             f"of another tensor, got {d!r} in {shape}")
+                             f"of another tensor, got {d!r} in {format_shape(shape)}")
     holders = list(position)
     if _target_shape(holders, dims) == x.shape:
         return x
@@ -456,7 +456,7 @@ def _slice_entry(s):
         raise GraphcError(f"slice bounds must be ints or None, got {s}; to pick positions "
                           "held in a tensor use gc.gather") from None
     if step == 0:
-        raise IndexError_(f"slice step cannot be zero (in {s})")
+        raise ShapeError(f"slice step cannot be zero (in {s})")  # a ValueError, as in numpy
     step = 1 if step is None else step
     if start == 0 and step > 0:  # the same selection as from None, so the same node
         start = None
