@@ -25,6 +25,17 @@ def _np_erf(x):
     return np.asarray(_erf(x), dtype=x.dtype)
 
 
+def _rounded_once(fn):
+    """fn computed in float32 for a float16 x and rounded once, as a float16 device computes
+    one op (numpy would round each of fn's steps to float16)."""
+    def ref(x):
+        if x.dtype == np.float16:
+            return fn(x.astype(np.float32)).astype(np.float16)
+        return fn(x)
+    return ref
+
+
+@_rounded_once
 def _sigmoid(x):
     # split by sign so neither branch overflows
     out = np.empty_like(x)
@@ -48,7 +59,8 @@ UNARY = {
     "log1p": (np.log1p, lambda x, y, g: g / (1 + x), "float"),
     "expm1": (np.expm1, lambda x, y, g: g * (y + 1), "float"),
     "sqrt": (np.sqrt, lambda x, y, g: g / (2 * y), "float"),
-    "rsqrt": (lambda x: 1 / np.sqrt(x), lambda x, y, g: g * (-0.5) * y / x, "float"),
+    "rsqrt": (_rounded_once(lambda x: 1 / np.sqrt(x)), lambda x, y, g: g * (-0.5) * y / x,
+              "float"),
     "sin": (np.sin, lambda x, y, g: g * cos(x), "float"),
     "cos": (np.cos, lambda x, y, g: -(g * sin(x)), "float"),
     "tanh": (np.tanh, lambda x, y, g: g * (1 - y * y), "float"),
