@@ -14,7 +14,9 @@ for most tables one at a time, refitting the rest). The bound quoted for a table
 approximation error with the rounded coefficients. The bound quoted for a function ("measured")
 is the largest error against correctly rounded results: for float32 over every float32 of the
 binades where the function does its work (GRAPHC_EXHAUSTIVE=1 runs that test), for float64 on
-random samples against long double references. All stay within 4 ulp of numpy's float64 too.
+random samples against long double references (52 million per function; the tests check a
+seeded 1.3 million). They are also within their bound plus one ulp of numpy's float64 (the
+platform's libm, itself about an ulp off).
 
 No fast-math flags are set: contract, reassoc, arcp and afn change roundings, nnan, ninf and nsz
 change special values, and the vectorizer needs none of them.
@@ -139,8 +141,10 @@ def _exp_reduce(m, x):
 
 
 def _expm1_reduced(m, r):
-    """expm1(r) for |r| <= ln2/2 with relative error under an ulp."""
-    return m.b.fmul(r, m.horner(r, EXP_Q[m.bits], "q"), name="expm1_r")
+    """expm1(r) = r + r*(r*Q'(r)) for |r| <= ln2/2, rounded once by an fma (about half an
+    ulp): expm1 and tanh double it and subtract 1, which doubles its error in ulps."""
+    r_tail = m.b.fmul(r, m.horner(r, EXP_Q[m.bits][1:], "q"), name="r_q_tail")
+    return m.fma(r, r_tail, r, name="expm1_r")
 
 
 def _exp_core(m, x, x_lo=None):

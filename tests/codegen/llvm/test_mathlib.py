@@ -1,9 +1,14 @@
-"""mathlib: accuracy in ulps on large random samples over the whole float range, special values
+"""mathlib: accuracy in ulps on large seeded samples over the whole float range, special values
 as numpy has them, loops of every length, and loops that LLVM vectorizes with no library call.
 
 References: float32 results are compared with the float64 value rounded to float32 (correctly
 rounded but for rare double-rounding ties); float64 results with long double values rounded to
 float64, and with numpy's float64 functions; erf with math.erf.
+
+MAX_ULP holds the largest error measured, which the README states: over 40 seeds of samples()
+(52 million values per function and dtype; about 1.3 million of them are checked here, one
+seed) and, for float32, every value of the binades where each function does its work
+(GRAPHC_EXHAUSTIVE=1).
 """
 import ctypes
 import functools
@@ -20,7 +25,13 @@ from graphc.errors import GraphcError
 
 FTYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
 DTYPES = [np.float32, np.float64]
-MAX_ULP = 4
+# name -> largest error in ulps against the correctly rounded result, (float32, float64)
+MAX_ULP = {"exp": (1, 1), "log": (1, 1), "log1p": (1, 1), "tanh": (1, 1), "erf": (1, 1),
+           "pow": (1, 1), "expm1": (2, 2), "sigmoid": (2, 2), "softplus": (2, 2), "sin": (2, 2),
+           "cos": (2, 2)}
+# numpy's float64 functions (the platform's libm) are themselves within about an ulp
+NUMPY_SLACK = 1
+SEED = 20240611
 TRIG_RANGE = {np.float32: 1e5, np.float64: 1e9}  # where sin/cos promise accuracy
 
 
@@ -100,7 +111,12 @@ def reference(name, x):
         return REFERENCES[name](x.astype(wide)).astype(x.dtype)
 
 
-def check_close(name, x, y, ref, against):
+def max_ulp(name, dtype):
+    return MAX_ULP[name][DTYPES.index(np.dtype(dtype).type)]
+
+
+def check_close(name, x, y, ref, against, slack=0):
+    """y within MAX_ULP (plus `slack`) of ref, with NaNs in the same places."""
     nan = np.isnan(ref)
     wrong_nan = np.flatnonzero(nan != np.isnan(y))
     assert wrong_nan.size == 0, (
@@ -111,14 +127,31 @@ def check_close(name, x, y, ref, against):
     message = (f"{name} {x.dtype}: max error {errors[worst]} ulp against {against} over "
                f"{errors.size} values, at x={x[~nan][worst]!r}: {y[~nan][worst]!r} vs "
                f"{ref[~nan][worst]!r}")
-    assert errors[worst] <= MAX_ULP, message
+    assert errors[worst] <= max_ulp(name, x.dtype) + slack, message
     return message
+
+
+def readme_bounds():
+    """What the README must say: each bound and the functions it holds for, as in MAX_ULP."""
+    groups = {}
+    for name, (b32, b64) in MAX_ULP.items():
+        bound = f"{b32} ulp" if b32 == b64 else f"{b32} ulp (float32) and {b64} (float64)"
+        groups.setdefault(bound, []).append(name)
+    return ", ".join(f"{bound} for `{' '.join(names)}`" for bound, names in groups.items())
+
+
+def test_every_function_has_a_bound_and_the_readme_states_it():
+    assert set(MAX_ULP) == set(REFERENCES) | {"pow"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    with open(os.path.join(root, "README.md")) as f:
+        readme = " ".join(f.read().split())
+    assert f"within {readme_bounds()} of the correctly rounded result" in readme, readme_bounds()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("name", list(REFERENCES))
 def test_accuracy(name, dtype):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(SEED)
     x = samples(rng, dtype)
     if name in ("sin", "cos"):
         x = x[np.abs(x) <= TRIG_RANGE[dtype]]
@@ -126,12 +159,12 @@ def test_accuracy(name, dtype):
     print(check_close(name, x, y, reference(name, x), "the correctly rounded result"))
     if dtype == np.float64 and name in NUMPY_FLOAT64:
         with np.errstate(all="ignore"):
-            print(check_close(name, x, y, getattr(np, name)(x), "numpy"))
+            print(check_close(name, x, y, getattr(np, name)(x), "numpy", NUMPY_SLACK))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_pow_accuracy(dtype):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(SEED)
     x = samples(rng, dtype)
     exponents = [rng.uniform(-30, 30, x.size), rng.uniform(-2, 2, x.size),
                  rng.integers(-20, 21, x.size),
@@ -144,7 +177,7 @@ def test_pow_accuracy(dtype):
     print(check_close("pow", x, got, ref, "the correctly rounded result"))
     if dtype == np.float64:
         with np.errstate(all="ignore"):
-            print(check_close("pow", x, got, np.power(x, y), "numpy"))
+            print(check_close("pow", x, got, np.power(x, y), "numpy", NUMPY_SLACK))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
@@ -167,7 +200,7 @@ def test_pow_special_values_as_numpy(dtype):
         (a, b, c, d) for a, b, c, d, bad in zip(x, y, got, ref, ~same & (exact | np.isnan(ref)))
         if bad]
     finite = ~exact & ~np.isnan(ref)
-    check_close("pow", x[finite], got[finite], ref[finite], "numpy")
+    check_close("pow", x[finite], got[finite], ref[finite], "numpy", NUMPY_SLACK)
 
 
 # name -> (lowest binade, binade past the highest, signs): where each function does its work;
@@ -245,7 +278,7 @@ def test_subnormal_and_extreme_results(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("name", ["sin", "cos"])
 def test_sin_cos_beyond_their_range_stay_in_unit_interval(name, dtype):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(SEED)
     x = rng.choice([-1, 1], 4099) * 10.0 ** rng.uniform(
         math.log10(TRIG_RANGE[dtype]), math.log10(np.finfo(dtype).max), 4099)
     y = apply(name, np.concatenate([x.astype(dtype), [np.finfo(dtype).max]]).astype(dtype))
@@ -256,7 +289,7 @@ def test_sin_cos_beyond_their_range_stay_in_unit_interval(name, dtype):
 @pytest.mark.parametrize("size", [0, 1, 7, 17, 1023])
 def test_any_length_same_bits_and_nothing_written_past_n(size, dtype):
     """Vector body and scalar remainder compute identical bits; the loop stops at n."""
-    x, y = np.random.default_rng().uniform(-4, 4, (2, 2048)).astype(dtype)
+    x, y = np.random.default_rng(SEED).uniform(-4, 4, (2, 2048)).astype(dtype)
     for name in [*REFERENCES, "pow"]:
         args = (x, y) if name == "pow" else (x,)
         full = apply(name, *args)
@@ -289,7 +322,7 @@ UNARY_INTRINSICS = {"sqrt": np.sqrt, "fabs": np.abs, "floor": np.floor, "ceil": 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_intrinsics_match_numpy(dtype):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(SEED)
     x = samples(rng, dtype, 1 << 12)
     x[::97] = np.nan
     w = rng.permutation(x)
