@@ -59,6 +59,10 @@ class Executable:
         self.outputs = self.compilation.outputs
         self._map_feeds(inner_feeds)
         self.nodes = self._schedule()
+        # a fed placeholder that no fetch needs is not fed, as one the passes dropped
+        scheduled = {n.id for n in self.nodes}
+        self.feed_targets = [t if t is not None and t.node.id in scheduled else None
+                             for t in self.feed_targets]
         # fetches that give None (gc.group and other ops run for their effect)
         self.fetch_none = tuple(bool(t.node.spec.extra.get("fetch_none"))
                                 for t in self.fetches[:len(self.fetches) - len(effects)]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from tests.helpers import DEVICES
 
 rng = np.random.default_rng(2)
 
@@ -170,3 +171,16 @@ def test_unconnected_zero_gradient_of_a_static_placeholder_needs_no_feed(graph):
     out = gc.Session(device="reference").run([gx, gv])
     np.testing.assert_array_equal(out[0], np.zeros((2, 3)))
     np.testing.assert_array_equal(out[1], [2.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("level", ["O0", "O1", "O2"])
+def test_a_feed_the_fetches_do_not_need_is_not_read(graph, level):
+    """A fed placeholder with run-time dims that no fetch reads: unoptimized, device cpu kept
+    a buffer for it whose dims nothing bound (KeyError when planning the run)."""
+    n = gc.placeholder(gc.float32, (None, None), name="unused")
+    x = gc.placeholder(gc.float32, (None,), name="x")
+    for device in ("reference",) + DEVICES:
+        sess = gc.Session(device=device, optimize=level)
+        got = sess.run(gc.neg(x), {n: np.ones((2, 5), np.float32), x: np.arange(3.0)})
+        np.testing.assert_array_equal(got, -np.arange(3.0))
+        assert sess.run(gc.constant(2.0) * 3.0, {n: np.ones((4, 1), np.float32)}) == 6.0
