@@ -303,16 +303,14 @@ class CpuExecutable(Executable):
         return out
 
     def _diagnose(self, step, plan):
-        """A kernel reported a bad index: the reference, run over the segment's groups up to
-        the failing one, raises the error with its full message (the position of the bad
-        index too)."""
+        """A kernel reported a bad index: the reference, run over the failing group (whose
+        inputs the kernels before it made), raises the error with its full message (the
+        position of the bad index too). Not the groups before it: one may read the shape of
+        a value that the failing group was to make."""
         what, value = int(plan.error[0]) - 1, int(plan.error[1])
         plan.error[:] = 0
         node, message = self.slots.errors[what]
-        for group in step.groups:
-            self._host(group, plan, None, None, {})
-            if node in group.nodes:
-                break
+        self._host(next(g for g in step.groups if node in g.nodes), plan, None, None, {})
         raise IndexError_(message.format(value=value), node)
 
     def _host(self, group, plan, read_variable, rng_for, updates, check=False):

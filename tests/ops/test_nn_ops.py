@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from tests.helpers import check_grad, evaluate
+from tests.helpers import DEVICES, check_grad, evaluate
 
 rng = np.random.default_rng(3)
 
@@ -126,6 +126,24 @@ def test_sparse_softmax_cross_entropy_gradient():
     labels = np.array([0, 6, 3], np.int64)
     check_grad(lambda t: gc.nn.sparse_softmax_cross_entropy(t, gc.constant(labels)),
                rng.normal(size=(3, 7)))
+
+
+def test_a_bad_label_is_reported_when_an_earlier_kernel_reads_the_loss_shape_only():
+    """fill_like(loss) reads only the loss's shape, so its kernel may run before the loss's:
+    device cpu, rerunning the kernels before the failing one to report the bad label, read
+    the loss's unmade buffer (IndexError) instead of raising IndexError_."""
+    g = gc.Graph()
+    with g.as_default():
+        labels = gc.placeholder(gc.int32, (1, 2))
+        loss = gc.nn.sparse_softmax_cross_entropy(gc.constant(np.zeros((1, 2, 3), np.float32)),
+                                                  labels)
+        fetches = [gc.fill_like(loss, 2.0), -loss]
+    for device in ("reference",) + DEVICES:
+        sess = gc.Session(g, device=device)
+        with pytest.raises(gc.errors.IndexError_, match=r"label 6 at position \(0, 1\)"):
+            sess.run(fetches, {labels: np.array([[0, 6]], np.int32)})
+        np.testing.assert_allclose(sess.run(fetches, {labels: np.array([[0, 2]], np.int32)})[1],
+                                   [[-math.log(3)] * 2], rtol=1e-6)
 
 
 def test_sparse_label_out_of_range_names_label_and_range():
