@@ -35,13 +35,11 @@ from graphc.kernels.split_reductions import split_reductions
 from graphc.passes.fusion import singletons
 
 from .code_dump import write_code
-from .executable import RANDOM_OPS, Executable
+from .executable import Executable
 from .llvm_objects import Program
 from .memory_plan import ALIGN, Lifetimes, pack
 from .reference import check_allocation, check_finite, evaluate, memory_limit, random_draw
 from .threads import default_pool
-
-SOURCES = ("placeholder", "variable", "constant")
 
 
 class HostStep:
@@ -201,7 +199,7 @@ class CpuExecutable(Executable):
         # native calls and random draws only: a run whose feeds fit the last plan as they are
         # can go straight to them (run_again)
         self.repeatable = (all(isinstance(s, NativeStep) or all(
-                               n.op in RANDOM_OPS for n in s.group.nodes) for s in self.steps)
+                               n.spec.random for n in s.group.nodes) for s in self.steps)
                            and None not in self.feed_slots and not self.options.check_numerics)
         self.last_plan = None
 
@@ -325,7 +323,7 @@ class CpuExecutable(Executable):
             if node.op == "assign":
                 outs = (inputs[1],)
                 updates[node.inputs[0].node.attrs["uid"]] = inputs[1]
-            elif node.op in RANDOM_OPS:
+            elif node.spec.random:
                 outs = (random_draw(node, rng_for(node.attrs["uid"], node.attrs["seed"]),
                                     inputs),)
             else:
@@ -498,7 +496,7 @@ def bind_shapes(exe, arrays):
         slot = exe.slots.buffers.get((node.id, 0))
         if slot in by_slot:
             outs = [TensorType(node.outputs[0].dtype, by_slot[slot])]
-        elif node.op in SOURCES:
+        elif node.spec.kind == "source":
             outs = [TensorType(node.outputs[0].dtype, tuple(shapes.resolve(d)
                                                             for d in node.outputs[0].shape))]
         else:

@@ -11,8 +11,6 @@ from graphc.passes import optimize
 
 from .reference import check_finite, evaluate, memory_limit, random_draw
 
-RANDOM_OPS = ("random_normal", "random_uniform")
-
 
 class DeviceValue:
     """A variable's value that a device keeps in its own memory: the session holds it as the
@@ -64,7 +62,7 @@ class Executable:
         self.feed_targets = [t if t is not None and t.node.id in scheduled else None
                              for t in self.feed_targets]
         # fetches that give None (gc.group and other ops run for their effect)
-        self.fetch_none = tuple(bool(t.node.spec.extra.get("fetch_none"))
+        self.fetch_none = tuple(t.node.spec.fetch_none
                                 for t in self.fetches[:len(self.fetches) - len(effects)]
                                 ) + (True,) * len(effects)
         self.variable_uids = [n.attrs["uid"] for n in self.nodes if n.op == "variable"]
@@ -135,7 +133,7 @@ class Executable:
                 new = evaluate(node, inputs, limit)[0]
                 updates[node.inputs[0].node.attrs["uid"]] = new
                 outs = (new,)
-            elif node.op in RANDOM_OPS:
+            elif node.spec.random:
                 outs = (random_draw(node, rng_for(node.attrs["uid"], node.attrs["seed"]),
                                     inputs, limit),)
             else:

@@ -36,6 +36,8 @@ class OpSpec:
     grad: Optional[Callable]
     kind: str
     stateful: bool = False
+    random: bool = False
+    fetch_none: bool = False
     tensor_class: type = Tensor
     doc: str = ""
     extra: dict = field(default_factory=dict)  # lowering details (e.g. scalar expression)
@@ -47,11 +49,12 @@ class OpSpec:
 REGISTRY = {}
 
 
-def register(name, *, infer, ref, grad, kind, stateful=False, tensor_class=Tensor, doc="",
-             **extra):
+def register(name, *, infer, ref, grad, kind, stateful=False, random=False, fetch_none=False,
+             tensor_class=Tensor, doc="", **extra):
     if name in REGISTRY:
         raise ValueError(f"op {name!r} declared twice")
-    spec = OpSpec(name, infer, ref, grad, kind, stateful, tensor_class, doc, extra)
+    spec = OpSpec(name, infer, ref, grad, kind, stateful, random, fetch_none, tensor_class, doc,
+                  extra)
     REGISTRY[name] = spec
     return spec
 

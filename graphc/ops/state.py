@@ -158,7 +158,7 @@ def _random_infer(*like, uid, shape, dtype, seed, params):
 
 for _kind in ("random_normal", "random_uniform"):
     register(_kind, infer=_random_infer, ref=_runtime_only, grad=NOT_DIFFERENTIABLE,
-             kind="stateful", stateful=True,
+             kind="stateful", stateful=True, random=True,
              doc="a fresh draw each run from the session's generator for this node")
 
 
