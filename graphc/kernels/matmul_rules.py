@@ -107,9 +107,12 @@ def _vector_product(group, slots):
     batch = group.root.outputs[0].shape[:_batch_rank(a, b, group.root.outputs[0])]
     if all(_one(d) for d in batch):
         return True
-    found = in_place(Emitter(group, slots), (a, b)[1 - side])
-    # a prologue computes the matrix in its own order, which is along k
-    return found is None or found[2][-1 if side else -2] == ir.const(1)
+    matrix = (a, b)[1 - side]
+    found = in_place(Emitter(group, slots), matrix)
+    # a prologue computes the matrix in its own order, which is along k; k is A's last axis
+    # and B's last but one, or its only one (A of one row times a 1-D B)
+    k_axis = -2 if side == 0 and matrix.rank > 1 else -1
+    return found is None or found[2][k_axis] == ir.const(1)
 
 
 def _sums(group, slots, name, dtype):
