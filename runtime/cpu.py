@@ -320,9 +320,9 @@ class CpuExecutable(Executable):
         limit = memory_limit()
         for node in group.nodes:
             inputs = [value(t) for t in node.inputs]
-            if node.op == "assign":
-                outs = (inputs[1],)
-                updates[node.inputs[0].node.attrs["uid"]] = inputs[1]
+            if node.op == "assign":  # the value, broadcast to the variable's shape
+                outs = (np.broadcast_to(inputs[1], inputs[0].shape),)
+                updates[node.inputs[0].node.attrs["uid"]] = outs[0]
             elif node.spec.random:
                 outs = (random_draw(node, rng_for(node.attrs["uid"], node.attrs["seed"]),
                                     inputs),)

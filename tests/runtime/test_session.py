@@ -184,3 +184,18 @@ def test_a_feed_the_fetches_do_not_need_is_not_read(graph, level):
         got = sess.run(gc.neg(x), {n: np.ones((2, 5), np.float32), x: np.arange(3.0)})
         np.testing.assert_array_equal(got, -np.arange(3.0))
         assert sess.run(gc.constant(2.0) * 3.0, {n: np.ones((4, 1), np.float32)}) == 6.0
+
+
+def test_an_assigned_value_broadcasts_to_the_variable_shape(graph):
+    """assign(v, c) for a scalar c and v of shape (1, 3): on device cpu the variable took
+    the value's shape (), so the next run that read it failed."""
+    v = gc.Variable(np.zeros((1, 3)))
+    assign = gc.assign(v, gc.constant(np.float64(2.5)))
+    total = gc.sum(v * 2.0)
+    for device in ("reference",) + DEVICES:
+        sess = gc.Session(device=device)
+        for expected in (0.0, 15.0):
+            new, got = sess.run([assign, total])
+            np.testing.assert_array_equal(new, np.full((1, 3), 2.5))
+            assert got == expected
+        np.testing.assert_array_equal(sess.get_value(v), np.full((1, 3), 2.5))
