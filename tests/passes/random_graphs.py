@@ -349,7 +349,7 @@ def arg_reduction(b):
         b.add(out, 0, a.shape[axis] - 1, f"cast({name}({a.name} + noise, axis={axis}))")
 
 
-def _factor_shape(b, n):
+def factor_shape(b, n):
     """A random shape with n elements (rank up to 4), one dim maybe -1."""
     primes, k, p = [], n, 2
     while k > 1:
@@ -368,7 +368,7 @@ def _factor_shape(b, n):
 
 def reshape(b):
     a = b.pick()
-    shape = _factor_shape(b, _size(a.shape))
+    shape = factor_shape(b, _size(a.shape))
     b.add(gc.reshape(a.tensor, shape), a.lo, a.hi, f"reshape({a.name}, {shape})")
 
 
@@ -415,7 +415,7 @@ def _index_entry(b, dim):
     return slice(None)
 
 
-def _format_index(index):
+def format_index(index):
     def one(e):
         if isinstance(e, slice):
             return ":".join("" if v is None else str(v) for v in (e.start, e.stop, e.step))
@@ -436,7 +436,7 @@ def getitem(b):
     if rank < MAX_RANK and b.draw(st.booleans()):
         index.insert(b.integers(0, len(index)), None)
     index = tuple(index)
-    b.add(a.tensor[index], a.lo, a.hi, f"{a.name}[{_format_index(index)}]")
+    b.add(a.tensor[index], a.lo, a.hi, f"{a.name}[{format_index(index)}]")
 
 
 def gather(b):
@@ -561,7 +561,7 @@ def _transpose_twice(b, v):
 
 
 def _reshape_twice(b, v):
-    s, t = (_factor_shape(b, _size(v.shape)) for _ in range(2))
+    s, t = (factor_shape(b, _size(v.shape)) for _ in range(2))
     return gc.reshape(gc.reshape(v.tensor, s), t), f"reshape(reshape({v.name}, {s}), {t})", \
         v.lo, v.hi
 
@@ -580,7 +580,7 @@ def _simple(text, build, image=lambda lo, hi: (lo, hi)):
 
 
 def _reshape_like_reshaped(b, v):
-    s, t = (_factor_shape(b, _size(v.shape)) for _ in range(2))
+    s, t = (factor_shape(b, _size(v.shape)) for _ in range(2))
     like = gc.reshape(v.tensor, t)
     return (gc.reshape_like(gc.reshape(v.tensor, s), like),
             f"reshape_like(reshape({v.name}, {s}), reshape({v.name}, {t}))", v.lo, v.hi)
@@ -647,7 +647,7 @@ STEPS = (unary, unary, binary, binary, where, reduction, arg_reduction, reshape,
          softmax, cast, constant, one_hot, composite, composite, composite)
 
 
-def _leaves(values):
+def leaves(values):
     """The values that no other value is computed from: fetching them leaves no dead node."""
     inner = set()
     for v in values:
@@ -670,6 +670,6 @@ def random_graphs(draw, max_steps=30):
             b.add(x, -2, 2, f"placeholder({dtype.name}, {list(shape)})")
         for _ in range(b.integers(1, max_steps)):
             b.choice(STEPS)(b)
-        outputs = _leaves(b.pool[len(feed):]) or b.pool[-1:]
+        outputs = leaves(b.pool[len(feed):]) or b.pool[-1:]
         b.lines.append("outputs: " + ", ".join(v.name for v in outputs))
     return RandomGraph(feed, [v.tensor for v in outputs], b.lines)
