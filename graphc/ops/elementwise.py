@@ -125,6 +125,16 @@ def _true_div(a, b):
     return np.true_divide(a, b)
 
 
+def _power(a, b):
+    """numpy's power, except that an integer to a negative integer power is 1 / a**-b
+    truncated toward zero (0 unless |a| is 1), as the kernels compute it, where numpy raises."""
+    if a.dtype.kind != "i":
+        return np.power(a, b)
+    negative = b < 0
+    truncated = np.where(np.abs(a) == 1, np.where(b % 2 == 0, 1, a), 0)
+    return np.where(negative, truncated, np.power(a, np.where(negative, 0, b))).astype(a.dtype)
+
+
 def _pow_grad_exponent(a, y, g):
     safe_log = where(a > 0, log(where(a > 0, a, ones_like(a))), zeros_like(a))
     return g * y * safe_log
@@ -140,7 +150,7 @@ BINARY = {
     "div": (_true_div, lambda a, b, y, g: (g / b, -(g * a) / (b * b)), "float"),
     "floordiv": (np.floor_divide, lambda a, b, y, g: (zeros_like(a), zeros_like(b)), "same"),
     "mod": (np.mod, lambda a, b, y, g: (g, -(g * floordiv(a, b))), "same"),
-    "pow": (np.power, lambda a, b, y, g: (g * b * pow(a, b - 1), _pow_grad_exponent(a, y, g)),
+    "pow": (_power, lambda a, b, y, g: (g * b * pow(a, b - 1), _pow_grad_exponent(a, y, g)),
             "same"),
     "maximum": (np.maximum,
                 lambda a, b, y, g: (where(a >= b, g, zeros_like(g)),

@@ -210,6 +210,16 @@ def test_float16_composites_round_once(name, in_float32):
                                       err_msg=device)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_powers_with_negative_exponents_truncate_toward_zero(dtype):
+    """1 / a**-b truncated toward zero (0 unless |a| is 1), as graphc's kernels promise
+    (kernels/ir.py), on every device; numpy raises, and so did the reference."""
+    a = np.array([2, -1, -1, 1, 0, 3, -2, 7], dtype)
+    b = np.array([-1, -3, -2, -5, -1, 2, -2, 0], dtype)
+    got = evaluate(lambda x, y: x ** y, a, b)
+    np.testing.assert_array_equal(got, np.array([0, -1, 1, 1, 0, 9, 0, 1], dtype))
+
+
 def test_transcendentals_need_floats():
     g = gc.Graph()
     with g.as_default():
