@@ -18,19 +18,13 @@ and nothing costs, unless GRAPHC_DUMP_DIR is set.
 """
 import os
 
-from graphc.codegen.cuda import nvcc
+from graphc.compiler import NativeStep
 from graphc.dump.kernel_ir import kernel_ir_text
 from graphc.dump.kernels import kernel_line
 from graphc.io.atomic import write_text
 from graphc.ir.types import TensorType
 
 KERNEL_IR = "90-kernel-ir.txt"
-# device -> (file name, source kind, what must be there to make it: None, or a test)
-SOURCE_FILES = {
-    "cpu": (("91-program.ll", "llvm", None), ("92-program-opt.ll", "llvm-opt", None),
-            ("93-program.s", "asm", None)),
-    "cuda": (("91-program.cu", "cuda", None), ("92-program.ptx", "ptx", nvcc.find)),
-}
 
 
 def write_code(exe):
@@ -39,9 +33,9 @@ def write_code(exe):
     if directory is None:
         return
     write_text(os.path.join(directory, KERNEL_IR), program_text(exe) + "\n")
-    if not any(is_native(step) for step in exe.steps):
+    if not any(isinstance(step, NativeStep) for step in exe.steps):
         return  # no native code
-    for name, kind, needs in SOURCE_FILES[exe.device]:
+    for name, kind, needs in exe.target.dump_files:
         if needs is None or needs():
             write_text(os.path.join(directory, name), exe.source(kind))
 
@@ -60,13 +54,8 @@ def program_text(exe):
                      f"{', '.join(held.get(slot, ['(scratch)']))}")
     lines += [f"# d{i}: {d}" for i, d in enumerate(slots.dim_objects)]
     for step in exe.steps:
-        if is_native(step):
+        if isinstance(step, NativeStep):
             lines += ["", f"## native segment {step.number}", "", kernel_ir_text(step.kernels)]
         else:
             lines += ["", f"## on the host (numpy reference): {kernel_line(step.group)}"]
     return "\n".join(lines)
-
-
-def is_native(step):
-    """Whether a step of the executable is a native segment (cpu.NativeStep), not a host one."""
-    return hasattr(step, "kernels")

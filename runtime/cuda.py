@@ -1,84 +1,61 @@
-"""The CUDA device: the CPU device's program (the same kernels, the same host steps for groups
-with no kernel lowering), its kernels rendered to CUDA C and run on the GPU.
+"""The CUDA device: a native executable whose program is CUDA C (graphc/targets/cuda.py), run
+on the GPU.
 
-Building needs neither a GPU nor pycuda: it lowers and renders, so `source("cuda")` works
-anywhere. The first run compiles the CUDA C for the GPU it finds (see cuda_driver.py); without
-pycuda or a GPU the run raises a DeviceError.
+Building needs neither a GPU nor pycuda: it compiles the graph and renders the CUDA C, so
+`source("cuda")` works anywhere. The first run compiles the CUDA C for the GPU it finds (see
+cuda_driver.py); without pycuda or a GPU the run raises a DeviceError.
 
-A run uploads the feeds, and the variables whose device copies do not hold the session's
-values already. Variables stay on the GPU between runs: an assignment's new value is copied
-into a spare buffer of the variable's, which becomes the variable's buffer once the run has
-succeeded (a failed run leaves every variable's buffer as it was), and the session holds a
-`Resident` value that names that buffer; it comes to the host only when asked for (get_value,
-save). A run queues the native steps' kernels and the assignments' copies on the stream, then
-the fetched outputs' copies to the host, and waits once, at the end. Data
-moves to the host mid-run only where it must: the inputs of a host step (whose outputs go back
-up) and what a diagnosis reads. A kernel's bad index is read from the error slot at those
-points and at the end, and the CPU device's diagnosis (the reference run over the failing
-step's groups) gives the error its message.
+A plan's buffers are device memory: the ones the memory plan lets share storage are parts of
+one arena allocation, the others allocations of their own; scratch that no kernel uses once
+the target's passes have run (convolutions' patches read in place) gets none. A run uploads
+the feeds, and the variables whose device copies do not hold the session's values already.
+Variables stay on the GPU between runs: an assignment's new value is copied into a spare
+buffer of the variable's, which becomes the variable's buffer once the run has succeeded (a
+failed run leaves every variable's buffer as it was), and the session holds a `Resident`
+value that names that buffer; it comes to the host only when asked for (get_value, save). A
+run queues the native steps' kernels and the assignments' copies on the stream, then the
+fetched outputs' copies to the host, and waits once, at the end. Data moves to the host
+mid-run only where it must: the inputs of a host step (whose outputs go back up) and what a
+diagnosis reads. A kernel's bad index is read from the error slot at those points and at the
+end, and diagnosed on the host as on the CPU device.
 """
 import numpy as np
 
-from graphc.codegen.cuda import launch as launches
-from graphc.codegen.cuda import nvcc
-from graphc.codegen.cuda.collapse_loops import collapse_loops
-from graphc.codegen.cuda.render import render_program, symbol
-from graphc.errors import GraphcError
-from graphc.ir import dtypes
-from graphc.ir.types import TensorType
-from graphc.kernels.implicit_operands import gather_copies
-from graphc.kernels.lower import GEMM_DTYPES
+from graphc.compiler import NativeStep
+from graphc.targets.cuda import CUDA
 
 from . import cuda_driver
-from .cpu import CpuExecutable, NativeStep, bind_shapes
 from .executable import DeviceValue
-from .kernel_cache import cache_key
-from .reference import check_allocation, memory_limit
-
-TAG = "program_tag"  # replaced by the hash of the source in its symbols
-SOURCES = ("cuda", "ptx")
-PTX_ARCH = "sm_80"  # the architecture of source("ptx")
+from .native import NativeExecutable, NativePlan
 
 
-class CudaExecutable(CpuExecutable):
+class CudaExecutable(NativeExecutable):
     device = "cuda"
-    cuda_source = ""  # a program with no kernels keeps these
-    tag = None
-    _module = None  # loaded on the first run
-    resolves_assignments = False  # assignments copy on the GPU (_assign_on_device)
+    target = CUDA
     reads_device_values = True  # variables' values may be Resident (kept on the GPU)
-    gemm_dtypes = GEMM_DTYPES  # float16/bfloat16 products on the tensor cores
-    unused_slots = frozenset()  # scratch that no kernel uses once copies are read in place
+    _module = None  # loaded on the first run
 
-    def _compile(self, native):
-        # products read their copied operands (convolutions' patches) in place
-        self.unused_slots = gather_copies([s.kernels for s in native], self.slots)
-        for step in native:  # threads take single outputs of pools, not whole images
-            step.kernels[:] = collapse_loops(step.kernels)
-        text = render_program([s.kernels for s in native], TAG, self.options.allow_tf32)
-        self.tag = cache_key(text)[:16]
-        self.cuda_source = text.replace(TAG, self.tag)
+    @property
+    def unused_slots(self):
+        """Scratch that no kernel uses once copies are read in place: no buffer on the GPU."""
+        return self.program.unused_slots
 
-    def source(self, kind="cuda"):
-        """The generated code: "cuda" (CUDA C) or "ptx" (nvcc's PTX for sm_80)."""
-        if kind not in SOURCES:
-            raise GraphcError(f"unknown source kind {kind!r} on device 'cuda'; expected one of "
-                              f"{', '.join(map(repr, SOURCES))}")
-        if kind == "ptx" and self.cuda_source:
-            return nvcc.compile_source(self.cuda_source, PTX_ARCH, "ptx").decode()
-        return self.cuda_source
+    def _lifetime_step(self, step):
+        # assignments copy on the GPU, where they read no error report (_assigns_on_device)
+        if not isinstance(step, NativeStep) and all(n.op == "assign" for n in step.group.nodes):
+            return ("copy",) + super()._lifetime_step(step)[1:]
+        return super()._lifetime_step(step)
 
-    # -- running -----------------------------------------------------------------------------
     def run(self, feed_arrays, read_variable, rng_for):
-        if self.unfed:
-            super().run(feed_arrays, read_variable, rng_for)  # raises the CPU device's FeedError
+        self._check_fed()
         gpu = cuda_driver.gpu()
         fed = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
                if slot is not None]
         variables = [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
         with gpu.current():
-            if self._module is None and self.cuda_source:
-                self._module = gpu.load(self.cuda_source)
+            code = self.program.code
+            if self._module is None and code is not None:
+                self._module = gpu.load(code.text)
             signature = tuple(arr.shape for _, arr in fed + variables)
             plan = self._plans.get(signature)
             if plan is None:
@@ -107,6 +84,7 @@ class CudaExecutable(CpuExecutable):
                 self._check_numerics(plan, read_variable, rng_for)
             updates = {uid: np.array(value) for uid, value in updates.items()}
             updates.update(plan.take_spares([(uid, var) for uid, var, _, _ in assigned]))
+        self.last_plan = plan
         return [out and out.value() for out in outs], updates
 
     def _assigns_on_device(self, group, plan):
@@ -130,7 +108,7 @@ class CudaExecutable(CpuExecutable):
 
     def _run_on_host(self, group, plan, read_variable, rng_for, updates):
         """A host step: its inputs come down, the reference runs, its outputs go up."""
-        plan.download(self._slots_read(group))
+        plan.download(self.program.slots_read(group))
         self._check_errors(plan)
         outputs = [self.slots.buffer(t) for t in group.outputs]
         plan.mirror(outputs)
@@ -145,41 +123,41 @@ class CudaExecutable(CpuExecutable):
         node = self.slots.errors[int(plan.error[0]) - 1][0]
         step = next(s for s in self.steps if isinstance(s, NativeStep)
                     and any(node in g.nodes for g in s.groups))
-        plan.download(set().union(*(self._slots_read(g) for g in step.groups)))
+        plan.download(set().union(*(self.program.slots_read(g) for g in step.groups)))
         plan.mirror(self.slots.buffer(t) for g in step.groups for t in g.outputs)
         self._diagnose(step, plan)
 
 
-class CudaPlan:
-    """Device buffers, dims and launches for one set of fed shapes. `arrays` mirrors on the
-    host the slots that host steps, diagnoses and numerics checks read (None elsewhere);
-    `resident` maps a variable's slot to the session's array that its device copy holds."""
+class CudaPlan(NativePlan):
+    """Device buffers, dims and launches for one set of fed shapes. `device[slot]` is the
+    slot's device memory (None for scratch no kernel uses); `arrays` mirrors on the host the
+    slots that host steps, diagnoses and numerics checks read (None elsewhere); `resident`
+    maps a variable's slot to the session's array that its device copy holds."""
 
     def __init__(self, exe, gpu, arrays):
-        slots = exe.slots
-        shapes = bind_shapes(exe, arrays)
+        super().__init__(exe, arrays, exe.unused_slots)
         self.gpu = gpu
-        self.shapes = [tuple(shapes.resolve(d) for d in shape) for _, shape in slots.buffer_info]
-        self.storage = [dtypes.BY_NAME[dtype].np for dtype, _ in slots.buffer_info]
-        limit = memory_limit()
-        self.device = []
-        for slot, ((dtype, _), shape) in enumerate(zip(slots.buffer_info, self.shapes)):
-            if slot in exe.unused_slots:
-                self.device.append(None)
-                continue
+        self.device = [None] * len(self.shapes)
+        # the buffers of their own first: a feed too large for the GPU is named in the error
+        for slot in self.owned:
             node = exe.slot_owners.get(slot)
-            check_allocation(node, [TensorType(dtype, shape)], limit)
-            what = f"buffer {slot} ({dtype}{list(shape)}" + (f", '{node.name}')" if node else ")")
-            self.device.append(gpu.allocate(self.nbytes(slot), what))
+            dtype = exe.slots.buffer_info[slot][0]
+            what = (f"buffer {slot} ({dtype}{list(self.shapes[slot])}"
+                    + (f", '{node.name}')" if node else ")"))
+            self.device[slot] = gpu.allocate(self.nbytes[slot], what)
+        if self.offsets:
+            arena = gpu.allocate(self.arena_bytes, f"the arena of {len(self.offsets)} "
+                                                   f"intermediate buffers")
+            for slot, offset in self.offsets.items():
+                self.device[slot] = cuda_driver.Part(arena, offset)
         self.arrays = [None] * len(self.shapes)
         self.resident = {}
-        kernels = [k for step in exe.steps if isinstance(step, NativeStep) for k in step.kernels]
-        self.error = np.zeros(launches.work_words(kernels), np.int64)  # and the work area
-        dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
+        code = exe.program.code
+        self.error = np.zeros(code.work_words if code else 2, np.int64)  # and the work area
         self.table = np.array([int(d or 0) for d in self.device] or [0], np.uint64)
         self.spares = {}  # variable slot -> the buffer its next value is copied into
         self.args = []  # on the GPU: the kernels' buffer table, dims, error words
-        for array in (self.table, dims, self.error):
+        for array in (self.table, self.dims, self.error):
             self.args.append(gpu.allocate(array.nbytes, "the kernels' tables"))
             gpu.upload(self.args[-1], array)
         # buffer tables by content: assignments swap buffers (take_spares), between two tables
@@ -187,20 +165,12 @@ class CudaPlan:
         self.launches = {}
         for step in exe.steps:
             if isinstance(step, NativeStep):
-                self.launches[step.number] = [self._launch(exe, k, dims) for k in step.kernels]
+                self.launches[step.number] = [
+                    (exe._module.kernel(k.symbol, k.shape),) + k.grid(self.dims)
+                    for k in code.launches[step.number]]
         for slot, value in exe.constants.items():
             self.upload(slot, value)
         self.errors = None  # the error words' fetch of the current run
-
-    def nbytes(self, slot):
-        return int(np.prod(self.shapes[slot], dtype=np.int64)) * self.storage[slot].itemsize
-
-    def _launch(self, exe, kernel, dims):
-        shape = launches.launch(kernel)
-        hi = launches.evaluate(shape.extent, dims)
-        return (exe._module.kernel(symbol(kernel, exe.tag), shape),
-                launches.blocks(shape, hi, dims),
-                shape.threads, hi)
 
     def launch(self, step):
         table, dims, error = (int(a) for a in self.args)
@@ -219,16 +189,16 @@ class CudaPlan:
         if not isinstance(value, Resident):
             self.upload(slot, value)
         elif value.allocation is not self.device[slot]:
-            self.gpu.copy(self.device[slot], value.allocation, self.nbytes(slot))
+            self.gpu.copy(self.device[slot], value.allocation, self.nbytes[slot])
         self.resident[slot] = value
 
     def copy_to_spare(self, var, value):
         """Queue the copy of an assignment's value (slot) into the variable's spare buffer;
         its own buffer keeps the value the run's kernels read."""
         if var not in self.spares:
-            self.spares[var] = self.gpu.allocate(self.nbytes(var), f"the next value of buffer "
+            self.spares[var] = self.gpu.allocate(self.nbytes[var], f"the next value of buffer "
                                                                    f"{var}")
-        self.gpu.copy(self.spares[var], self.device[value], self.nbytes(var))
+        self.gpu.copy(self.spares[var], self.device[value], self.nbytes[var])
 
     def take_spares(self, assigned):
         """After a run that succeeded: each assigned variable's spare, holding its new value,
@@ -247,7 +217,7 @@ class CudaPlan:
 
     def copy(self, slot, source):
         """Queue a copy of one slot's buffer into another's."""
-        self.gpu.copy(self.device[slot], self.device[source], self.nbytes(slot))
+        self.gpu.copy(self.device[slot], self.device[source], self.nbytes[slot])
 
     def mirror(self, slots):
         """Host arrays for these slots (their contents as they were)."""
@@ -265,7 +235,7 @@ class CudaPlan:
     def fetch(self, slot):
         """Queue the slot's value's copy to the host: a Fetch, whose value() is a new array
         once finish() has waited for the GPU."""
-        return Fetch(self, slot, self.gpu.fetch(self.device[slot], self.nbytes(slot)))
+        return Fetch(self, slot, self.gpu.fetch(self.device[slot], self.nbytes[slot]))
 
     def finish(self):
         """Queue the error words' copy, then wait for everything queued."""

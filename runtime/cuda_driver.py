@@ -18,8 +18,8 @@ import ctypes
 
 import numpy as np
 
-from graphc.codegen.cuda import nvcc
 from graphc.errors import DeviceError, ResourceError
+from graphc.targets import cuda
 
 from .kernel_cache import cache_key, default_cache, graphc_identity
 
@@ -166,9 +166,25 @@ class Gpu:
     def compile(self, source):
         """A cubin for this GPU: compiled by nvcc or found in the kernel cache (keyed by
         source, architecture and nvcc's version)."""
-        key = cache_key(source, self.arch, nvcc.version(), graphc_identity())
-        return default_cache().get_or_build(
-            key, lambda: nvcc.compile_source(source, self.arch, "cubin"))
+        key = cache_key(source, self.arch, cuda.compiler_version(), graphc_identity())
+        return default_cache().get_or_build(key, lambda: cuda.binary(source, self.arch))
+
+
+class Part:
+    """The bytes of an allocation from `offset` on (the memory plan's arena holds several
+    buffers); int() is their address. It keeps the allocation."""
+
+    def __init__(self, allocation, offset):
+        self.allocation, self.address = allocation, int(allocation) + offset
+        self.staging = {}  # as an Allocation's
+
+    def __int__(self):
+        return self.address
+
+    def __del__(self):
+        if self.staging:
+            with self.allocation.gpu.current():
+                self.staging.clear()
 
 
 class Allocation:

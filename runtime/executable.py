@@ -52,8 +52,7 @@ class Executable:
         # survives the passes unchanged.
         inner_feeds = any(t.node.op != "placeholder" for t in self.feeds)
         level = "O0" if inner_feeds else options.optimize
-        self.compilation = optimize(list(self.fetches), level, options.excluding,
-                                    options.including, options.debug, name)
+        self.compilation = self._compile(level, name)
         self.outputs = self.compilation.outputs
         self._map_feeds(inner_feeds)
         self.nodes = self._schedule()
@@ -67,6 +66,12 @@ class Executable:
                                 ) + (True,) * len(effects)
         self.variable_uids = [n.attrs["uid"] for n in self.nodes if n.op == "variable"]
         self._check_assignments()
+
+    def _compile(self, level, name):
+        """The optimized graph (a passes.Compilation): what the reference runs. A native
+        device compiles it further, through graphc.compiler."""
+        o = self.options
+        return optimize(list(self.fetches), level, o.excluding, o.including, o.debug, name)
 
     def _map_feeds(self, inner_feeds):
         if inner_feeds or self.compilation.graph is self.fetches[0].graph:

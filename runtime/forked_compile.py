@@ -1,6 +1,6 @@
 """Object code compiled in a forked child process while this one goes on with other work.
 
-LLVM's binding layer runs one call at a time in a process (graphc.codegen.llvm.jit), so two
+LLVM's binding layer runs one call at a time in a process (graphc/codegen/llvm/jit.py), so two
 modules compile at once only in two processes. A forked child needs no start-up: it has graphc
 loaded, builds the module's IR itself, compiles it and writes the object to a temporary file
 that the parent reads when it needs the code. Wherever that fails (no fork here, a single core,
@@ -12,7 +12,7 @@ import signal
 import tempfile
 import time
 
-from graphc.codegen.llvm import jit
+from graphc.targets import cpu
 
 CHILD_TIMEOUT_S = 120  # a child this late is stuck: far past any compile, even on a loaded machine
 
@@ -23,7 +23,7 @@ def worthwhile():
 
 
 class ForkedCompile:
-    """jit.compile_ir(make_ir(), **pipeline), started in a child; `result()` waits for it."""
+    """cpu.compile_object(make_ir(), pipeline), started in a child; `result()` waits for it."""
 
     def __init__(self, make_ir, **pipeline):
         self._make_ir = make_ir
@@ -41,7 +41,7 @@ class ForkedCompile:
     def _run_child(self):
         status = 1
         try:
-            self._file.write(jit.compile_ir(self._make_ir(), **self._pipeline))
+            self._file.write(cpu.compile_object(self._make_ir(), self._pipeline))
             self._file.flush()
             status = 0
         finally:
@@ -53,7 +53,7 @@ class ForkedCompile:
         if self._file is not None:
             self._file.close()
         if code is None:
-            code = jit.compile_ir(self._make_ir(), **self._pipeline)
+            code = cpu.compile_object(self._make_ir(), self._pipeline)
         return code
 
     def _child_result(self):

@@ -1,15 +1,18 @@
-"""The static memory plan of a CPU program: which of a run's buffers may share storage.
+"""The static memory plan of a native program: which of a run's buffers may share storage.
 
 The kernels and host steps of a program run in one fixed order, so every buffer is live from
 the first step that touches it to the last: `Lifetimes` finds those intervals once per
-executable. Buffers whose intervals do not overlap may take the same storage, and `pack` lays
-them out in one arena per plan (the fed shapes fix the sizes): largest first, each at the
-lowest 64-byte aligned offset no buffer live at the same time occupies (best fit among gaps).
+executable, from what the compiler found each kernel touches (graphc.kernels.access.Access).
+Buffers whose intervals do not overlap may take the same storage, and `pack` lays them out in
+one arena per plan (the fed shapes fix the sizes): largest first, each at the lowest 64-byte
+aligned offset no buffer live at the same time occupies (best fit among gaps). Both native
+devices plan so, the CPU in host memory, CUDA in the GPU's.
 
 In place: an elementwise kernel may write its output over an input that dies in that kernel,
 when the kernel is one perfect loop nest storing one value at each position in turn and every
 load of that input reads the position being stored (so each element is read before it is
-overwritten, and never after). The two buffers then count as one.
+overwritten, and never after), and its target allows it (Access.in_place is empty where not).
+The two buffers then count as one.
 
 Buffers that outlive a run are never shared: the caller's outputs, feeds, variables,
 constants, and the new values of assigned variables (handed to the session).
@@ -19,12 +22,12 @@ where nothing can tell: no step reads the variable after the kernel that starts 
 value (that kernel reads it, if at all, only in place), and no step from that kernel on can
 fail, so a failed run still leaves every variable as it was.
 
-After a kernel reports a bad index, the runtime runs its whole segment again through the
-reference (CpuExecutable._diagnose), so a segment's inputs stay live to its end and are never
-overwritten in place.
+After a kernel reports a bad index, the runtime runs the failing fusion group again through
+the reference (NativeExecutable._diagnose), on inputs that may come from before its segment.
+It learns of the report at the next host step at the latest (the CPU right after the segment;
+CUDA at a host step or the end of the run), so a segment's inputs stay live until that host
+step, and are never overwritten in place.
 """
-from graphc.kernels.access import in_place_candidates, kernel_access, may_fail
-
 ALIGN = 64
 
 
@@ -32,45 +35,55 @@ class Lifetimes:
     """When each buffer of a program is live, in steps (kernels and host steps) counted in
     order, and which writes may go in place.
 
-    steps: the program's steps; each is ("native", [kernels]) or ("host", slots read, slots
-    written). private: slots that never share storage. itemsize: bytes per element of each
-    slot's storage (an output overwrites an input in place only element for element)."""
+    steps: the program's steps; each is ("native", [Access of each kernel]), ("host", slots
+    read, slots written) or ("copy", slots read, slots written): copies on the device, which
+    neither fail nor read a kernel's error report. private: slots that never share storage.
+    itemsize: bytes per element of each slot's storage (an output overwrites an input in
+    place only element for element)."""
 
     def __init__(self, steps, private, itemsize):
         self.private = frozenset(private)
         self.first, self.last = {}, {}
-        self.used_last = {}  # the last step that touches each slot (self.last: to the end of
-        # the segment for a segment's inputs, which a diagnosis may re-read)
+        self.used_last = {}  # the last step that touches each slot (self.last: up to the next
+        # host step for a segment's inputs, which a diagnosis may re-read)
         self.in_place = []  # (output slot, input slot) candidates, in program order
         self.kernel_in_place = set()  # every kernel's (output, input it may overwrite)
         self.last_fallible = -1  # the last step that can raise: a host step or an index check
         position = 0
+        segments = []  # where the native steps since the last host step start
         for step in steps:
-            if step[0] == "host":
+            if step[0] != "native":
+                if step[0] == "host":
+                    self._keep_inputs(segments, position - 1)
+                    segments = []
+                    self.last_fallible = position
                 self._touch(position, set(step[1]) | set(step[2]))
-                self.last_fallible = position
                 position += 1
                 continue
-            start, written = position, set()
+            segments.append(position)
+            written = set()
             for kernel in step[1]:
-                reads, writes = kernel_access(kernel)
-                self._touch(position, reads | writes)
-                output, inputs = in_place_candidates(kernel)
-                self.kernel_in_place.update((output, i) for i in inputs)
-                self.in_place += [(output, i) for i in inputs
-                                  if i in written and itemsize[i] == itemsize[output]]
-                if may_fail(kernel):
+                self._touch(position, kernel.reads | kernel.writes)
+                self.kernel_in_place.update((kernel.output, i) for i in kernel.in_place)
+                self.in_place += [(kernel.output, i) for i in kernel.in_place
+                                  if i in written and itemsize[i] == itemsize[kernel.output]]
+                if kernel.may_fail:
                     self.last_fallible = position
-                written |= writes
+                written |= kernel.writes
                 position += 1
-            # the diagnosis re-reads the segment's inputs after any of its kernels
-            for slot, first in self.first.items():
-                if first < start and self.last[slot] >= start:
-                    self.last[slot] = position - 1
+        self._keep_inputs(segments, position - 1)
         # a candidate whose input lives on past the kernel (kept by a later step) is dropped
         self.in_place = [(o, i) for o, i in self.in_place
                          if self.last[i] == self.first[o] and o not in self.private
                          and i not in self.private]
+
+    def _keep_inputs(self, starts, end):
+        """The inputs of the segments starting at `starts` (born before, read from there on)
+        stay live to `end`, where a diagnosis may read them."""
+        for start in starts:
+            for slot, first in self.first.items():
+                if first < start and self.last[slot] >= start:
+                    self.last[slot] = max(self.last[slot], end)
 
     def writes_over(self, pairs):
         """The (new value, variable) pairs among `pairs` whose new value may be computed in

@@ -1,10 +1,10 @@
 """Where a compiled CPU function's time goes: one row per kernel and per host step.
 
 Profiling builds the function's kernels a second time as a program with one entry per kernel
-(`Program([[kernel], ...])`: each entry dispatches its kernel as the segment's entry would,
-through the thread pool when it has enough work), and for the profiled calls only, replaces
-each native step of the run's plan with the kernels' entries called one by one under a timer;
-host steps (the numpy reference) are timed as they run. The calls are ordinary calls
+(the code of segments [[kernel], ...]: each entry dispatches its kernel as the segment's entry
+would, through the thread pool when it has enough work), and for the profiled calls only,
+replaces each native step of the run's plan with the kernels' entries called one by one under
+a timer; host steps (the numpy reference) are timed as they run. The calls are ordinary calls
 otherwise: feeds are checked, updates applied. The normal run path holds no timer.
 
 A profile's rows sum to the instrumented call's time: the last row, "python", is what the call
@@ -16,9 +16,11 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from graphc.compiler import NativeStep
 from graphc.errors import GraphcError
+from graphc.targets.cpu import CPU
 
-from .cpu import CpuExecutable, NativeStep
+from .cpu import CpuExecutable
 from .llvm_objects import Program
 
 
@@ -83,8 +85,8 @@ class Timer:
         self.exe, self.plan = exe, plan
         native = [s for s in exe.steps if isinstance(s, NativeStep)]
         # kept: its entries live as long as it does
-        self.program = program = (Program([[k] for s in native for k in s.kernels])
-                                  if native else None)
+        segments = [[k] for s in native for k in s.kernels]
+        self.program = program = Program(CPU.generate(segments)) if native else None
         self.rows = []  # (name, nodes)
         self.entries = {}  # step -> [(row, entry)]
         self.host_rows = {}  # group id -> row

@@ -1,10 +1,10 @@
 """The native thread pool that compiled kernels split their outer loops over.
 
-A `ThreadPool` owns the pool memory laid out by graphc.codegen.llvm.parallel and nthreads - 1
-worker threads. Each worker is a Python thread that enters the native `graphc_worker` through
-ctypes (which releases the GIL) and stays there until the pool closes, so a dispatch runs no
-Python. Generated code receives `pool.address` and calls `graphc_parallel_for` with it (the
-pool's module, which programs link).
+A `ThreadPool` owns the pool memory, laid out as the CPU target says (graphc/targets/cpu.py),
+and nthreads - 1 worker threads. Each worker is a Python thread that enters the native
+`graphc_worker` through ctypes (which releases the GIL) and stays there until the pool closes,
+so a dispatch runs no Python. Generated code receives `pool.address` and calls
+`graphc_parallel_for` with it (the pool's module, which programs link).
 
 Lifetime: a pool runs until `close()` (or the end of the process). Its memory outlives the
 close, so code that still holds the address keeps working, single-threaded. After `os.fork()`
@@ -16,16 +16,17 @@ import ctypes
 import os
 import threading
 
-from ..codegen.llvm import parallel
-from ..errors import ResourceError
-from .llvm_objects import POOL, link
+from graphc.errors import ResourceError
+from graphc.targets import cpu
+
+from .llvm_objects import link
 
 _POINTER, _INT64 = ctypes.c_void_p, ctypes.c_int64
 
 
 def _native(name, *argtypes):
     """A function of the pool module (workers, closing, dispatch), loaded once per process."""
-    return link(POOL).function(name, None, *argtypes)
+    return link(cpu.POOL_CODE).function(name, None, *argtypes)
 
 
 def default_nthreads():
@@ -51,12 +52,12 @@ class ThreadPool:
             raise ResourceError(f"a thread pool needs a positive number of threads, got {nthreads!r}")
         self.nthreads = nthreads
         # zeroed, one line of slack for alignment
-        self._memory = ctypes.create_string_buffer(parallel.pool_bytes(nthreads) + parallel.LINE)
+        self._memory = ctypes.create_string_buffer(cpu.pool_bytes(nthreads) + cpu.POOL_LINE)
         base = ctypes.addressof(self._memory)
-        self.address = base + (-base) % parallel.LINE
+        self.address = base + (-base) % cpu.POOL_LINE
         self._field("nthreads").value = nthreads
         oversubscribed = nthreads > len(os.sched_getaffinity(0))
-        self._field("spin_cycles").value = 0 if oversubscribed else parallel.SPIN_CYCLES
+        self._field("spin_cycles").value = 0 if oversubscribed else cpu.POOL_SPIN_CYCLES
         self._close_lock = threading.Lock()
         self._closed = False
         self._dispatch = _native("graphc_parallel_for", _POINTER, _POINTER, _POINTER, _INT64)
@@ -69,8 +70,8 @@ class ThreadPool:
         _open_pools.add(self)
 
     def _field(self, name):
-        offset, typ = parallel.FIELDS[name]
-        ctype = {32: ctypes.c_int32, 64: ctypes.c_int64}[typ.width]
+        offset, bits = cpu.pool_field(name)
+        ctype = {32: ctypes.c_int32, 64: ctypes.c_int64}[bits]
         return ctype.from_address(self.address + offset)
 
     @property

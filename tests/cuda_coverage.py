@@ -14,9 +14,10 @@ per graph).
 import os
 
 from graphc.codegen.cuda.render import render_kernel
+from graphc.compiler import NativeStep
 from graphc.errors import DeviceError
 from graphc.runtime import cuda_driver
-from graphc.runtime.cpu import CpuExecutable, NativeStep
+from graphc.runtime.cpu import CpuExecutable
 from graphc.runtime.cuda import CudaExecutable
 
 NAME = "gc_kernel"  # every kernel rendered under this name, so that twins have one text

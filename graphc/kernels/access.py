@@ -1,8 +1,30 @@
 """What a kernel touches: the buffers it reads and writes, and which of its inputs its output
-may overwrite in place. The CPU memory plan (graphc.runtime.memory_plan) shares storage by these
-rules, and the LLVM code generator tells LLVM which buffers can never overlap by the same rules.
+may overwrite in place. The runtime's memory plan (graphc.runtime.memory_plan) shares storage
+by these rules, read from each kernel's `Access` (the compiler makes them), and the LLVM code
+generator tells LLVM which buffers can never overlap by the same rules.
 """
+from typing import NamedTuple
+
 from . import ir
+
+
+class Access(NamedTuple):
+    """What the memory plan needs to know of a kernel: the slots it reads and writes, the
+    output it may store over inputs it reads in place (None) and those inputs, and whether it
+    can stop with an error."""
+    reads: frozenset
+    writes: frozenset
+    output: object
+    in_place: tuple
+    may_fail: bool
+
+
+def access(kernel, in_place=True):
+    """The kernel's Access; `in_place=False` for a target whose kernels never store over an
+    input (the CUDA C's buffer pointers are __restrict__)."""
+    reads, writes = kernel_access(kernel)
+    output, inputs = in_place_candidates(kernel) if in_place else (None, [])
+    return Access(frozenset(reads), frozenset(writes), output, tuple(inputs), may_fail(kernel))
 
 
 def kernel_access(kernel):

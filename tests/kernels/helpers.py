@@ -1,6 +1,8 @@
-"""Running a graph as kernels: optimize it, lower every fusion group with one Slots, bind the
-run-time dims from the feeds, allocate a flat buffer per slot, and run the kernels in partition
-order. Groups that do not lower run through the ops' numpy references, as the runtime does.
+"""Running a graph as kernels: compile it through the one pipeline (graphc.compiler), by default
+for the kernel IR's own target (no target passes, every Gemm dtype, no code), allocate a flat
+buffer per slot, bind the run-time dims from the feeds as the runtime does, and run the steps
+in order: kernels through `run_kernel`, groups that do not lower through the ops' numpy
+references, as the runtime does.
 
 `execute` takes the function that runs one kernel, so a code generator's tests run the same
 programs through their compiled kernels and compare with `run_reference`.
@@ -8,41 +10,31 @@ programs through their compiled kernels and compare with `run_reference`.
 import numpy as np
 
 import graphc as gc
+from graphc.compiler import HostStep, NativeStep, compile
 from graphc.ir import dtypes
-from graphc.ir.graph import nodes_needed
-from graphc.ir.types import TensorType
 from graphc.kernels import interpret
-from graphc.kernels.ir import Unsupported
-from graphc.kernels.lower import Slots, lower_group
 from graphc.ops.registry import call_reference
-from graphc.passes import optimize
+from graphc.targets import KERNEL_IR
 
 # Stored into every buffer before a run, so an element no kernel writes shows up in results.
 POISON = {"f": np.nan, "i": -777_777, "b": True}
 
 
 class Program:
-    """The kernels of one set of outputs. `steps` lists (group, kernels), kernels None for a
-    group that runs through the references; `unsupported` those groups."""
+    """The compiled program (graphc.compiler.Program) of one set of outputs for `target`.
+    `steps` are its steps; `unsupported` the groups of its host steps."""
 
-    def __init__(self, outputs, level="O2"):
+    def __init__(self, outputs, level="O2", target=KERNEL_IR):
         self.fetches = list(outputs)
-        self.compilation = optimize(self.fetches, level)
-        self.slots = Slots()
-        self.steps, self.unsupported = [], []
-        for group in self.compilation.partition.groups:
-            try:
-                kernels = lower_group(group, self.slots, f"k{group.id}")
-            except Unsupported:
-                kernels = None
-                self.unsupported.append(group)
-                for t in group.inputs + group.outputs:
-                    self.slots.buffer(t)
-            self.steps.append((group, kernels))
+        self.program = compile(self.fetches, target, level)
+        self.compilation = self.program.compilation
+        self.slots = self.program.slots
+        self.steps = self.program.steps
+        self.unsupported = [s.group for s in self.steps if isinstance(s, HostStep)]
 
     @property
     def kernels(self):
-        return [k for _, kernels in self.steps for k in kernels or ()]
+        return [k for s in self.steps if isinstance(s, NativeStep) for k in s.kernels]
 
     def sources(self, feed):
         """Values of the optimized graph's sources: fed placeholders (matched by uid),
@@ -60,38 +52,25 @@ class Program:
         return values
 
     def dims(self, values):
-        """Each run-time dim's value, bound by shape inference from the sources' shapes (the
-        dims of reshapes, concats and pads are new symbols that only inference relates)."""
-        bound, concrete = {}, {}
-        for node in nodes_needed(self.compilation.outputs):
-            if (node.id, 0) in values:
-                types = [values[node.id, 0]]
-            else:
-                assert node.spec.kind != "source", f"{node.op} '{node.name}' needs a value"
-                out = node.spec.infer(*[concrete[t.node.id, t.index] for t in node.inputs],
-                                      **node.attrs)
-                types = [out] if isinstance(out, TensorType) else list(out)
-            for t, c in zip(node.outputs, types):
-                concrete[node.id, t.index] = TensorType(t.dtype, c.shape)
-                for d, n in zip(t.shape, c.shape):
-                    if not isinstance(d, int):
-                        assert bound.setdefault(id(d), n) == n, f"dim {d} is two sizes"
-        return [bound[id(d)] for d in self.slots.dim_objects], bound
+        """(each run-time dim's value, in slot order; the BoundShapes), bound from the sources'
+        values as the runtime binds them."""
+        buffers_of = self.slots.buffers
+        shapes = self.program.bind_shapes({buffers_of[key]: v.shape for key, v in values.items()
+                                           if key in buffers_of})
+        return [shapes.dims[id(d)] for d in self.slots.dim_objects], shapes
 
     def execute(self, feed, run_kernel=interpret.run_kernel):
         """The fetched values for `feed` ({placeholder tensor of the original graph: array})."""
         values = self.sources(feed)
-        dims, bound = self.dims(values)
-
-        def shape(t):
-            return tuple(d if isinstance(d, int) else bound[id(d)] for d in t)
-
+        buffers_of = self.slots.buffers
+        dims, shapes = self.dims(values)
         buffers = []
         for dtype, dshape in self.slots.buffer_info:
-            buf = np.empty(int(np.prod(shape(dshape), dtype=np.int64)), dtypes.BY_NAME[dtype].np)
+            buf = np.empty(int(np.prod(shapes.shape(dshape), dtype=np.int64)),
+                           dtypes.BY_NAME[dtype].np)
             buf.fill(POISON[buf.dtype.kind])
             buffers.append(buf)
-        for key, slot in self.slots.buffers.items():
+        for key, slot in buffers_of.items():
             if key in values:
                 buffers[slot][...] = values[key].reshape(-1)
 
@@ -99,14 +78,14 @@ class Program:
             key = (t.node.id, t.index)
             if key in values:
                 return values[key]
-            return buffers[self.slots.buffers[key]].reshape(shape(t.shape))
+            return buffers[buffers_of[key]].reshape(shapes.shape(t.shape))
 
-        for group, kernels in self.steps:
-            if kernels is None:
-                for t, value in zip(group.outputs, run_group(group, read)):
-                    buffers[self.slots.buffers[t.node.id, t.index]][...] = value.reshape(-1)
+        for step in self.steps:
+            if isinstance(step, HostStep):
+                for t, value in zip(step.group.outputs, run_group(step.group, read)):
+                    buffers[buffers_of[t.node.id, t.index]][...] = value.reshape(-1)
             else:
-                for kernel in kernels:
+                for kernel in step.kernels:
                     run_kernel(kernel, buffers, dims)
         return [np.array(read(t)) for t in self.compilation.outputs]
 

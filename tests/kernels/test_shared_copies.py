@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.compiler import NativeStep
 from graphc.kernels import ir
 from graphc.kernels.access import loads
 from graphc.kernels.lower import Slots
 from graphc.kernels.shared_copies import share_copies
-from graphc.runtime.cpu import NativeStep
 from tests.ops.test_conv_native import assert_close
 
 rng = np.random.default_rng(23)

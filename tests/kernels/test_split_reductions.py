@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.kernels.split_reductions import split_reductions
+from graphc.targets.cpu import CPU
 from tests.helpers import run
 from tests.kernels.helpers import Program, run_reference
 
@@ -16,11 +16,9 @@ REDUCTIONS = {"sum": gc.sum, "mean": gc.mean, "max": gc.max, "min": gc.min, "pro
 
 
 def split_program(outputs):
-    """The Program of outputs with its kernels split as device "cpu" splits them."""
-    program = Program(outputs)
-    program.steps = [(group, kernels and split_reductions(kernels, program.slots))
-                     for group, kernels in program.steps]
-    return program
+    """The Program of outputs with its kernels split as device "cpu" splits them: compiled
+    for the CPU target."""
+    return Program(outputs, target=CPU)
 
 
 def check(build, x, splits):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.runtime.cpu import HostStep
+from graphc.compiler import HostStep
 from tests.helpers import TOLERANCE, check_grad
 
 rng = np.random.default_rng(5)

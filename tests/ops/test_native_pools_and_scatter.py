@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.compiler import HostStep
 from graphc.ops.registry import apply
-from graphc.runtime.cpu import HostStep
 from tests.helpers import run
 
 rng = np.random.default_rng(5)

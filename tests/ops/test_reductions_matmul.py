@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.runtime.cpu import HostStep
+from graphc.compiler import HostStep
 from tests.helpers import DEVICES, check_grad, evaluate, run
 
 rng = np.random.default_rng(1)

@@ -47,7 +47,7 @@ def test_cpu_writes_kernel_ir_llvm_ir_and_assembly(graph, monkeypatch, tmp_path)
     text = {n: (directory / n).read_text() for n in CPU_FILES}
     kernels = _kernels(f)
     assert len(kernels) >= 3
-    tag = f._exe.program.tag
+    tag = f._exe.program.code.tag
     for k in kernels:
         assert f"kernel {k.name}" in text["90-kernel-ir.txt"]
         assert f'@"{k.name}_{tag}"' in text["91-program.ll"]
@@ -78,7 +78,7 @@ def test_a_program_from_the_disk_cache_is_dumped_too(graph, monkeypatch, tmp_pat
     directory = tmp_path / "dumps" / "again"
     assert _code_files(directory) == CPU_FILES
     assert (directory / "91-program.ll").read_text() == first.source("llvm")
-    assert entry_symbol(again._exe.program.tag, 0) in (directory / "93-program.s").read_text()
+    assert entry_symbol(again._exe.program.code.tag, 0) in (directory / "93-program.s").read_text()
     np.testing.assert_allclose(again(xb, wb)[0], _want(xb, wb)[0], rtol=1e-5, atol=1e-6)
 
 
@@ -116,9 +116,9 @@ def test_cuda_writes_the_cuda_c_and_its_ptx(graph, monkeypatch, tmp_path):
     assert source == f.source("cuda")
     for k in _kernels(f):
         assert f"kernel {k.name}" in (directory / "90-kernel-ir.txt").read_text()
-        assert re.search(rf'extern "C" __global__ void {k.name}_{f._exe.tag}\(', source)
+        assert re.search(rf'extern "C" __global__ void {k.name}_{f._exe.program.code.tag}\(', source)
         if with_ptx:
-            assert re.search(rf"\.entry {k.name}_{f._exe.tag}\(",
+            assert re.search(rf"\.entry {k.name}_{f._exe.program.code.tag}\(",
                              (directory / "92-program.ptx").read_text())
 
 

@@ -13,8 +13,8 @@ import pytest
 
 import graphc as gc
 from graphc.codegen.cuda import nvcc
+from graphc.compiler import HostStep
 from graphc.ops.shape import prod_of_others
-from graphc.runtime.cpu import HostStep
 from graphc.runtime import cuda_driver
 from tests.codegen.cuda.fake_driver import EmulatedGpu, emulated_gpu
 from tests.codegen.cuda.host_emulation import missing_toolchain
@@ -237,6 +237,50 @@ def test_a_keras_model_trains_on_cuda_as_on_the_cpu(gpu):
     for w, v in zip(weights, want_weights):
         np.testing.assert_allclose(w, v, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(out, want_out, rtol=1e-4, atol=1e-6)
+
+
+def test_intermediates_share_the_gpus_memory_by_liveness(graph, gpu):
+    """Compiled op by op, a chain's intermediates die one after another: its plan lays them
+    out in one arena by liveness, in two places taken in turn, so it holds less than one
+    buffer per tensor, at two batch sizes (two plans), with the reference's results."""
+    x = gc.placeholder(gc.float32, (None, 1000), name="x")
+    chain = [x]
+    for op in (gc.exp, gc.sin, gc.cos, gc.tanh, gc.square, gc.sqrt):
+        chain.append(op(chain[-1]))
+    out = gc.sum(chain[-1], axis=1)
+    f = gc.function([x], out, device="cuda", optimize="O0")
+    want = gc.function([x], out, device="reference")
+    for n in (30, 7):
+        xb = _normal(n, 1000)
+        np.testing.assert_allclose(f(xb), want(xb), rtol=1e-5)
+        exe = f._exe
+        planned, unshared = exe.plan_bytes
+        assert unshared == 6 * n * 1000 * 4 + n * 4  # the intermediates and the output
+        assert planned < unshared / 2
+        places = {int(exe.last_plan.device[exe.slots.buffers[t.node.id, 0]]) for t in chain[1:]}
+        assert len(places) == 2
+
+
+def test_intermediates_share_the_gpus_memory_by_liveness(graph, gpu):
+    """Compiled op by op, a chain's intermediates die one after another: its plan lays them
+    out in one arena by liveness, in two places taken in turn, so it holds less than one
+    buffer per tensor, at two batch sizes (two plans), with the reference's results."""
+    x = gc.placeholder(gc.float32, (None, 1000), name="x")
+    chain = [x]
+    for op in (gc.exp, gc.sin, gc.cos, gc.tanh, gc.square, gc.sqrt):
+        chain.append(op(chain[-1]))
+    out = gc.sum(chain[-1], axis=1)
+    f = gc.function([x], out, device="cuda", optimize="O0")
+    want = gc.function([x], out, device="reference")
+    for n in (30, 7):
+        xb = _normal(n, 1000)
+        np.testing.assert_allclose(f(xb), want(xb), rtol=1e-5)
+        exe = f._exe
+        planned, unshared = exe.plan_bytes
+        assert unshared == 6 * n * 1000 * 4 + n * 4  # the intermediates and the output
+        assert planned < unshared / 2
+        places = {int(exe.last_plan.device[exe.slots.buffers[t.node.id, 0]]) for t in chain[1:]}
+        assert len(places) == 2
 
 
 def test_check_numerics_names_the_node(graph, gpu):

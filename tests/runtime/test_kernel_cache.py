@@ -370,9 +370,10 @@ import numpy as np
 import graphc as gc
 from graphc.codegen.llvm import jit
 from graphc.runtime import llvm_objects
+from graphc.targets import cpu
 
 modules = []
-compile_ir, build_module = jit.compile_ir, llvm_objects.build_module
+compile_ir, build_module = jit.compile_ir, cpu.build_module
 epilogue, seed, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 def counted_compile(*args, **kw):   # one line per compile, in this process or a forked child
@@ -381,7 +382,7 @@ def counted_compile(*args, **kw):   # one line per compile, in this process or a
     return compile_ir(*args, **kw)
 
 jit.compile_ir = counted_compile
-llvm_objects.build_module = lambda *args: modules.append(1) or build_module(*args)
+cpu.build_module = lambda *args: modules.append(1) or build_module(*args)
 ops = {"scale": (lambda y: y * 2.0, lambda y: y * np.float32(2)),
        "shift": (lambda y: y + 2.0, lambda y: y + np.float32(2))}[epilogue]
 g = gc.Graph()

@@ -1,4 +1,4 @@
-"""The CPU device's memory plan: buffers share storage when their lifetimes do not overlap,
+"""The native devices' memory plan: buffers share storage when their lifetimes do not overlap,
 and an elementwise kernel may write over the input it reads last."""
 import os
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.kernels import ir
-from graphc.kernels.access import in_place_candidates
+from graphc.kernels.access import access, in_place_candidates
 from graphc.runtime.memory_plan import ALIGN, Lifetimes, pack
 from tests.passes.random_graphs import assert_same_values, random_graphs
 
@@ -132,7 +132,8 @@ def test_new_values_go_over_their_variables_only_where_nothing_can_tell():
     check = ir.Kernel("check", (ir.Check(load(4, ir.const(0)), 0, ir.const(0)),), {})
 
     def over(*steps):
-        lifetimes = Lifetimes([s if isinstance(s, tuple) else ("native", [s]) for s in steps],
+        lifetimes = Lifetimes([s if isinstance(s, tuple) else ("native", [access(s)])
+                               for s in steps],
                               {0, 1, 2}, [4] * 5)
         return lifetimes.writes_over([(2, 0)]) == [(2, 0)]
     assert over(kernel(read), kernel(update))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.runtime.cpu import HostStep, NativeStep
+from graphc.compiler import HostStep, NativeStep
 
 rng = np.random.default_rng(11)
 

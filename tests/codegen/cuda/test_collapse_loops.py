@@ -10,9 +10,9 @@ import graphc as gc
 from graphc.codegen.cuda import launch, nvcc
 from graphc.codegen.cuda.collapse_loops import collapse_loops
 from graphc.codegen.cuda.render import PRELUDE, render_kernel
+from graphc.compiler import NativeStep
 from graphc.kernels import interpret, ir
 from graphc.kernels.interpret import KernelIndexError
-from graphc.runtime.cpu import NativeStep
 from tests.codegen.cuda import programs
 from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
 from tests.kernels.helpers import Program, run_reference
@@ -41,7 +41,9 @@ def _pools(shape, ksize, strides, padding, dtype):
     with gc.Graph().as_default():
         x, outs = build()
         original, collapsed = Program(outs), Program(outs)
-    collapsed.steps = [(g, k and collapse_loops(k)) for g, k in collapsed.steps]
+    for step in collapsed.steps:
+        if isinstance(step, NativeStep):
+            step.kernels[:] = collapse_loops(step.kernels)
     return original, collapsed, x
 
 

@@ -9,6 +9,7 @@ import pytest
 import graphc as gc
 from graphc.codegen.cuda import nvcc
 from graphc.codegen.cuda.render import PRELUDE, render_kernel
+from graphc.compiler import NativeStep
 from graphc.kernels import interpret, ir
 from graphc.kernels.implicit_operands import gather_copies
 from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
@@ -39,7 +40,8 @@ def _program(xs, fs, strides, padding, dilations, dtype=gc.float32):
         program = Program(outs)
     assert not program.unsupported
     before = len(program.kernels)
-    dropped = gather_copies([k for _, k in program.steps if k], program.slots)
+    dropped = gather_copies([s.kernels for s in program.steps if isinstance(s, NativeStep)],
+                            program.slots)
     return program, (x, f, b, dy), before, dropped
 
 

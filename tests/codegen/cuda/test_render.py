@@ -94,7 +94,7 @@ def test_a_fused_kernel_names_its_nodes_and_values():
     assert any(n.startswith("tanh") for n in nodes) and any(n.startswith("sigmoid") for n in nodes)
     for line in ("const float tanh", "= tanhf(load", "const float sigmoid", "= gc_sigmoid(",
                  'extern "C" __global__ void chain(',
-                 "const gc_vec<float, 4> in6 = *(const gc_vec<float, 4>*)(buf1 + at4);",
+                 "const gc_vec<float, 4> in6 = *(const gc_vec<float, 4>*)(buf0 + at4);",
                  "const long long i1 = position8 % 13LL;"):
         assert line in text, line
     assert text.count("{") == text.count("}")

@@ -1,0 +1,194 @@
+"""The compiler: one pipeline from a graph's outputs to a program that a device runs.
+
+    outputs --passes (graphc/passes)--> optimized graph --fusion (passes/fusion.py)--> fusion
+    groups --lowering (kernels/lower.py)--> kernel IR, group by group --the target's group
+    passes--> --repeated copies dropped (kernels/shared_copies.py)--> --the target's program
+    passes--> segments of kernels --the target's code generator--> code
+
+`compile(outputs, target, ...)` runs all of it and returns a `Program`: its steps in the order
+they run (native segments of kernels, each entered through one call, and host steps: fusion
+groups the target cannot lower, with the reason, which run through the numpy reference), the
+table of buffers, run-time dims and error messages (`slots`), what the memory plan needs to
+know of each kernel, and the code. It keeps no state between calls: a sub-graph (a loop's
+body) compiles through another call. The target (graphc/targets) says what differs between
+machines; the runtime (graphc.runtime) allocates the buffers and runs the steps.
+"""
+from .errors import FeedError, GraphcError
+from .ir.graph import nodes_needed
+from .ir.types import Dim, TensorType
+from .kernels.access import access
+from .kernels.ir import Unsupported
+from .kernels.lower import Slots, lower_group
+from .kernels.shared_copies import share_copies
+from .passes import optimize
+from .passes.fusion import singletons
+
+
+class HostStep:
+    """A fusion group run through the numpy reference, and why it has no native kernel."""
+
+    def __init__(self, group, reason):
+        self.group = group
+        self.reason = reason
+
+
+class NativeStep:
+    """Consecutive kernels (of `groups`, in order) entered through one native call: segment
+    `number` of the code. `access[i]` is what kernel i touches (kernels.access.Access)."""
+
+    def __init__(self, number):
+        self.number = number
+        self.kernels = []
+        self.groups = []
+        self.access = []
+
+
+class Program:
+    """A compiled graph: see the module's doc. `assigned` lists the assignments that run no
+    step (variable uid, variable's slot, new value's slot), `true_slots` the outputs of
+    groups (the constant True), `constants` the constant nodes by slot, and `unused_slots`
+    the scratch no kernel uses once the target's passes have run."""
+
+    def __init__(self, compilation, target, slots):
+        self.compilation = compilation
+        self.target = target
+        self.slots = slots
+        self.outputs = compilation.outputs
+        self.nodes = nodes_needed(self.outputs)  # in topological order
+        self.steps = []
+        self.assigned = []
+        self.true_slots = []
+        self.unused_slots = frozenset()
+        self.code = None  # the target's code, where there are native steps
+        self.constants = {}
+
+    @property
+    def native(self):
+        return [s for s in self.steps if isinstance(s, NativeStep)]
+
+    def slots_read(self, group):
+        """The slots a host step (or a diagnosis) reads: its nodes' inputs from outside."""
+        members = {n.id for n in group.nodes}
+        return {self.slots.buffers[t.node.id, t.index] for n in group.nodes for t in n.inputs
+                if t.node.id not in members and (t.node.id, t.index) in self.slots.buffers}
+
+    def bind_shapes(self, given):
+        """Every symbolic dim's value (a BoundShapes), by running shape inference over the
+        program's nodes from the concrete shapes of the slots in `given` ({slot: shape}: the
+        fed, stored and constant arrays)."""
+        shapes = BoundShapes()
+        concrete = {}
+        for node in self.nodes:
+            slot = self.slots.buffers.get((node.id, 0))
+            if slot in given:
+                outs = [TensorType(node.outputs[0].dtype, given[slot])]
+            elif node.spec.kind == "source":
+                outs = [TensorType(node.outputs[0].dtype, tuple(shapes.resolve(d)
+                                                                for d in node.outputs[0].shape))]
+            else:
+                types = [concrete[(t.node.id, t.index)] for t in node.inputs]
+                try:
+                    out = node.spec.infer(*types, **node.attrs)
+                except GraphcError as err:
+                    raise type(err)(f"at run time: {err.detail}", node) from None
+                outs = [out] if isinstance(out, TensorType) else list(out)
+            for i, (t, c) in enumerate(zip(node.outputs, outs)):
+                shapes.bind(t.shape, c.shape, node)
+                concrete[(node.id, i)] = c
+        return shapes
+
+
+class BoundShapes:
+    """The run-time values of symbolic dims (by the Dim's identity)."""
+
+    def __init__(self):
+        self.dims = {}
+
+    def bind(self, symbolic, concrete, node):
+        for d, n in zip(symbolic, concrete):
+            if isinstance(d, Dim):
+                if self.dims.setdefault(id(d), n) != n:
+                    raise FeedError(f"dimension {d} is {self.dims[id(d)]} in one place and {n} "
+                                    f"in another", node)
+
+    def resolve(self, d):
+        return self.dims[id(d)] if isinstance(d, Dim) else d
+
+    def shape(self, shape):
+        return tuple(self.resolve(d) for d in shape)
+
+
+def compile(outputs, target, level="O2", excluding=(), including=(), debug=False,
+            name="function", allow_tf32=False):
+    """The Program of `outputs` for `target`: the passes that `level` and the pass filters
+    select (graphc.passes.optimize), then `generate`. allow_tf32: float32 products may round
+    their inputs to tf32 (CUDA)."""
+    compilation = optimize(list(outputs), level, excluding, including, debug, name)
+    return generate(compilation, target, allow_tf32)
+
+
+def generate(compilation, target, allow_tf32=False):
+    """The Program of an optimized graph (a passes.Compilation) for `target`."""
+    program = Program(compilation, target, Slots(target.gemm_dtypes))
+    slots = program.slots
+    groups = (compilation.partition or singletons(compilation.graph, compilation.outputs)).groups
+    for group in groups:
+        if not _resolves(program, group):
+            _lower(program, group)
+    segments = [s.kernels for s in program.native]
+    share_copies(segments, slots)
+    for t in program.outputs:
+        slots.buffer(t)
+    program.constants = {slots.buffers[n.id, 0]: n for n in program.nodes
+                         if n.op == "constant" and (n.id, 0) in slots.buffers}
+    program.unused_slots = frozenset(target.program_passes(segments, slots))
+    for step in program.native:
+        step.access = [access(k, target.writes_in_place) for k in step.kernels]
+    if segments:
+        program.code = target.generate(segments, allow_tf32)
+    return program
+
+
+def _lower(program, group):
+    """Append the group's kernels to the program's last native segment (or a new one), or
+    a host step where it does not lower."""
+    slots, target, steps = program.slots, program.target, program.steps
+    for t in list(group.inputs) + list(group.outputs):
+        slots.buffer(t)
+    try:
+        kernels = target.group_passes(
+            lower_group(group, slots, f"k{group.id}_{group.root.op}"), slots)
+        missing = target.unsupported(kernels)
+        if missing:
+            raise Unsupported("no instructions for " + ", ".join(sorted(missing)))
+    except Unsupported as why:
+        # the references also read inputs only for their shapes: give those a buffer
+        members = {n.id for n in group.nodes}
+        for node in group.nodes:
+            for t in node.inputs:
+                if t.node.id not in members:
+                    slots.buffer(t)
+        steps.append(HostStep(group, str(why)))
+        return
+    if not steps or not isinstance(steps[-1], NativeStep):
+        steps.append(NativeStep(len(program.native)))
+    steps[-1].kernels.extend(kernels)
+    steps[-1].groups.append(group)
+
+
+def _resolves(program, group):
+    """Whether `group` needs no step on a target that resolves assignments: it only assigns
+    variables values of their own shapes, or groups other ops."""
+    if not program.target.resolves_assignments or not all(
+            n.op == "group" or (n.op == "assign" and n.inputs[1].shape == n.inputs[0].shape)
+            for n in group.nodes):
+        return False
+    slots = program.slots
+    for node in group.nodes:
+        if node.op == "group":
+            program.true_slots.append(slots.buffer(node.outputs[0]))
+            continue
+        var, value = node.inputs
+        slots.share(node.outputs[0], value)
+        program.assigned.append((var.node.attrs["uid"], slots.buffer(var), slots.buffer(value)))
+    return True
