@@ -56,6 +56,10 @@ def shape_text(shape):
     return "[" + ", ".join(map(dim_text, shape)) + "]"
 
 
+class Skip(Exception):
+    """A step finds nothing to build on: it builds nothing."""
+
+
 @dataclass(frozen=True)
 class Value:
     """A pool tensor and its name in the printed graph. The composites of random_graphs also
@@ -120,7 +124,7 @@ class Builder(random_graphs.Builder):
         self.symbols = [Dim(name) for name in ("N", "M")[:self.integers(0, 2)]]
         self.sources = []
         self.effects = []  # fetched for their effect only (group)
-        self.assigned = set()  # variables assigned already (at most once per run)
+        self.assigned = set()  # node ids of variables assigned already (once per run at most)
 
     # -- drawing --------------------------------------------------------------------------------
     def flip(self, p=0.5):
@@ -163,12 +167,15 @@ class Builder(random_graphs.Builder):
 
     def operand(self, ok=lambda v: True, among=ALL, shape=None, fresh=0.2):
         """A pool value of a dtype in `among` that satisfies `ok`, or (sometimes, or when there
-        is none) a fresh source of such a dtype and of `shape` (default: drawn)."""
+        is none) a fresh source of such a dtype and of `shape` (default: drawn); Skip when
+        there is neither."""
         options = [v for v in self.pool if v.dtype in among and ok(v)]
         if options and not self.flip(fresh):
             return self.choice(options)
         made = self.source(self.dtype(among), self.shape() if shape is None else shape)
-        return made if made is not None and ok(made) else None
+        if made is None or not ok(made):
+            raise Skip("no operand")
+        return made
 
     def source(self, dtype, shape, profile=None):
         """A fresh placeholder (always, where the shape has run-time dims) or constant."""

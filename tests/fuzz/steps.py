@@ -17,7 +17,8 @@ from graphc.ops.registry import apply
 from tests.passes.random_graphs import COMPOSITES, factor_shape, format_index
 
 from . import values
-from .builder import ALL, FLOATS, INTS, MAX_RANK, NUMERIC, broadcast, resolve, shape_text, show
+from .builder import (ALL, FLOATS, INTS, MAX_RANK, NUMERIC, Skip, broadcast, resolve,
+                      shape_text, show)
 
 
 # ---- the steps: one per op of the registry ----------------------------------------------
@@ -86,8 +87,6 @@ def binary(name, result):
 
     def make(b):
         a = b.operand(among=among)
-        if a is None:
-            return
         other, text, numpy_dtype = _second_operand(b, a, among)
         left, right = (a.tensor, a.name), (other, text)
         if b.flip():
@@ -114,11 +113,7 @@ def binary(name, result):
 
 def make_where(b):
     cond = b.operand(among=(gc.bool_,))
-    if cond is None:
-        return
     x = b.operand(lambda v: broadcast(v.shape, cond.shape) is not None)
-    if x is None:
-        return
     other, text, _ = _second_operand(b, x, (x.dtype,))
     if broadcast(cond.shape, x.shape, np.shape(other) if not isinstance(other, gc.Tensor)
                  else other.shape) is None:
@@ -147,7 +142,7 @@ def make_stop_gradient(b):
 
 def make_one_hot(b):
     indices = b.operand(among=INTS)
-    if indices is None or indices.rank >= MAX_RANK:
+    if indices.rank >= MAX_RANK:
         return
     depth = b.integers(0, 5)
     dtype = b.dtype()
@@ -191,8 +186,6 @@ def make_sum_to_like(b):
     """g summed down to the shape of `like`, a tensor that broadcasts to g's shape (made from
     g by a sum with keepdims, maybe without its leading axes)."""
     g = b.operand(lambda v: v.rank >= 1, among=NUMERIC)
-    if g is None:
-        return
     axes = tuple(sorted(b.draw(st.lists(st.integers(0, g.rank - 1), unique=True))))
     like = gc.sum(g.tensor, axis=axes, keepdims=True) if axes else g.tensor
     for _ in range(b.integers(0, g.rank)):
@@ -206,15 +199,11 @@ def make_sum_to_like(b):
 
 def make_matmul(b):
     a = b.operand(lambda v: 1 <= v.rank <= 3, among=NUMERIC)
-    if a is None:
-        return
     k = a.shape[-1]
     shape = (k,) if b.flip(0.25) else (
         b.shape(max_rank=1) + (k, b.dim()))
     other = b.operand(lambda v: v.rank >= 1 and v.shape[0 if v.rank == 1 else -2] == k,
                       among=(a.dtype,), shape=shape, fresh=0.5)
-    if other is None:
-        return
     left, right = (a, other) if b.flip(0.8) or other.rank == 1 else (other, a)
     try:
         out = gc.matmul(left.tensor, right.tensor)
@@ -226,8 +215,6 @@ def make_matmul(b):
 def reduction(name):
     def make(b):
         x = b.operand(among=NUMERIC)
-        if x is None:
-            return
         axis, keepdims = _axes(b, x), b.flip()
         b.add(getattr(gc, name)(x.tensor, axis=axis, keepdims=keepdims),
               _call(f"gc.{name}", x.name, f"axis={axis}", f"keepdims={keepdims}"))
@@ -237,8 +224,6 @@ def reduction(name):
 def arg_reduction(name):
     def make(b):
         x = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
-        if x is None:
-            return
         axis = b.integers(-x.rank, x.rank - 1)
         b.add(getattr(gc, name)(x.tensor, axis=axis), _call(f"gc.{name}", x.name, f"axis={axis}"))
     return make
@@ -255,8 +240,6 @@ def make_reshape(b):
     """A new shape for x: its static dims' product factored anew, its run-time dim (one at
     most) kept, as itself or as -1."""
     x = b.operand(lambda v: sum(isinstance(d, Dim) for d in v.shape) <= 1)
-    if x is None:
-        return
     static = math.prod(d for d in x.shape if isinstance(d, int))
     symbolic = [d for d in x.shape if isinstance(d, Dim)]
     if static == 0:
@@ -282,7 +265,7 @@ def make_reshape(b):
 
 def make_reshape_like(b):
     x = b.operand(lambda v: v.static and v.rank >= 1)
-    if x is None or math.prod(x.shape) == 0:
+    if math.prod(x.shape) == 0:
         return
     like = gc.reshape(x.tensor, factor_shape(b, math.prod(x.shape)))
     other = b.operand(lambda v: v.shape == x.shape, among=(x.dtype,), shape=x.shape, fresh=0.3)
@@ -294,8 +277,6 @@ def make_reshape_like(b):
 
 def make_transpose(b):
     x = b.operand(lambda v: v.rank >= 2, shape=b.shape(min_rank=2))
-    if x is None:
-        return
     perm = tuple(b.draw(st.permutations(range(x.rank))))
     b.add(gc.transpose(x.tensor, perm), _call("gc.transpose", x.name, perm))
 
@@ -303,8 +284,6 @@ def make_transpose(b):
 def make_expand_dims(b):
     """gc.expand_dims (a reshape where it can be) or the expand_dims op itself."""
     x = b.operand(lambda v: v.rank < MAX_RANK)
-    if x is None:
-        return
     axis = b.integers(-x.rank - 1, x.rank)
     if b.flip():
         b.add(gc.expand_dims(x.tensor, axis), _call("gc.expand_dims", x.name, axis))
@@ -316,8 +295,6 @@ def make_expand_dims(b):
 
 def make_squeeze(b):
     x = b.operand(lambda v: 1 in v.shape, shape=b.shape(min_rank=1) + (1,))
-    if x is None:
-        return
     ones = [i for i, d in enumerate(x.shape) if d == 1]
     axis = b.choice([None] + ones + [i - x.rank for i in ones])
     b.add(gc.squeeze(x.tensor, axis), _call("gc.squeeze", x.name, axis))
@@ -325,8 +302,6 @@ def make_squeeze(b):
 
 def make_broadcast_to(b):
     x = b.operand(lambda v: v.rank < MAX_RANK)
-    if x is None:
-        return
     lead = b.shape(max_rank=MAX_RANK - x.rank)
     shape = lead + tuple(b.dim() if d == 1 else d for d in x.shape)
     try:
@@ -344,8 +319,6 @@ def _same_but(x, axis):
 
 def make_concat(b):
     x = b.operand(lambda v: v.rank >= 1, shape=b.shape(min_rank=1))
-    if x is None:
-        return
     axis = b.integers(-x.rank, x.rank - 1)
     parts = [x]
     for _ in range(b.integers(1, 2)):
@@ -358,8 +331,6 @@ def make_concat(b):
 
 def make_stack(b):
     x = b.operand(lambda v: v.rank < MAX_RANK)
-    if x is None:
-        return
     other = b.operand(lambda v: v.shape == x.shape, shape=x.shape)
     axis = b.integers(-x.rank - 1, x.rank)
     try:
@@ -375,8 +346,6 @@ def make_split(b):
     if b.flip(0.7):
         x = b.operand(lambda v: any(isinstance(d, int) for d in v.shape),
                       shape=b.shape(min_rank=1) + (b.integers(0, 7),))
-        if x is None:
-            return
         axis = b.choice([i for i, d in enumerate(x.shape) if isinstance(d, int)])
         n = x.shape[axis]
         cuts = sorted(b.draw(st.lists(st.integers(0, n), max_size=3)))
@@ -387,8 +356,6 @@ def make_split(b):
         text = _call("gc.split", x.name, sizes, axis)
     else:
         x = b.operand(lambda v: v.rank >= 1, shape=b.shape(min_rank=1))
-        if x is None:
-            return
         axis = b.integers(0, x.rank - 1)
         parts = [b.operand(_same_but(x, axis), shape=x.shape[:axis] + (b.dim(),)
                            + x.shape[axis + 1:]) for _ in range(b.integers(1, 3))]
@@ -433,8 +400,6 @@ def _index(b, x):
 
 def make_getitem(b):
     x = b.operand(lambda v: v.rank >= 1, shape=b.shape(min_rank=1))
-    if x is None:
-        return
     index = _index(b, x)
     try:
         out = x.tensor[index]
@@ -457,8 +422,6 @@ def make_strided_slice_grad(b):
     """A strided_slice with unresolved entries, then g (something of its shape) put back in
     place by strided_slice_grad."""
     x = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
-    if x is None:
-        return
     index = tuple(_raw_entry(b, d) for d in x.shape)
     try:
         sliced = shape_ops.strided_slice(x.tensor, index)
@@ -474,8 +437,6 @@ def make_strided_slice_grad(b):
 
 def make_pad(b):
     x = b.operand(lambda v: v.rank >= 1, shape=b.shape(min_rank=1))
-    if x is None:
-        return
     paddings = [[b.integers(0, 3), b.integers(0, 3)] for _ in x.shape]
     value = values.scalar(b.rng, x.dtype)
     try:
@@ -487,8 +448,6 @@ def make_pad(b):
 
 def make_gather(b):
     params = b.operand(lambda v: v.rank >= 1, shape=b.shape(min_rank=1))
-    if params is None:
-        return
     axis = b.integers(0, params.rank - 1)
     shape = b.shape(max_rank=MAX_RANK + 1 - params.rank)
     indices = b.index_placeholder(shape, params.shape[axis], f"axis {axis} of {params.name}")
@@ -500,8 +459,6 @@ def make_gather(b):
 
 def make_gather_grad(b):
     params = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
-    if params is None:
-        return
     axis = b.integers(0, params.rank - 1)
     indices = b.index_placeholder(b.shape(max_rank=2), params.shape[axis],
                                   f"axis {axis} of {params.name}")
@@ -519,8 +476,6 @@ def make_gather_grad(b):
 
 def make_prod_of_others(b):
     x = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
-    if x is None:
-        return
     axes = tuple(sorted(b.draw(st.lists(st.integers(0, x.rank - 1), min_size=1, unique=True))))
     b.add(apply("prod_of_others", [x.tensor], axes=axes),
           _call("apply", "'prod_of_others'", x.name, f"axes={axes}"))
@@ -588,29 +543,26 @@ def make_variable(b):
     dtype = b.dtype()
     shape = tuple(d for d in b.shape() if isinstance(d, int))
     initial = values.array(b.rng, dtype, shape, b.profile())
-    var = gc.Variable(initial, dtype=dtype)
-    b.add(var, _call("gc.Variable", show(initial), f"dtype=gc.{dtype.name}"))
+    var = b.add(gc.Variable(initial, dtype=dtype),
+                _call("gc.Variable", show(initial), f"dtype=gc.{dtype.name}"))
+    if var is None:
+        raise Skip("too big a variable")
+    return var
 
 
 def _unassigned_variable(b):
-    var = b.operand(lambda v: v.tensor.node.op == "variable" and v.tensor not in b.assigned,
-                    fresh=0)
-    if var is None:
-        make_variable(b)
-        var = b.pool[-1] if b.pool and b.pool[-1].tensor.node.op == "variable" else None
-    return var
+    """A variable of the pool that nothing assigns yet (one assignment per run), or a new one."""
+    options = [v for v in b.pool
+               if v.tensor.node.op == "variable" and v.tensor.node.id not in b.assigned]
+    return b.choice(options) if options and b.flip(0.7) else make_variable(b)
 
 
 def make_assign(b):
     var = _unassigned_variable(b)
-    if var is None:
-        return None
     value = b.operand(lambda v: broadcast(v.shape, var.shape) == var.shape
                       and all(isinstance(d, int) for d in v.shape),
                       among=(var.dtype,), shape=var.shape)
-    if value is None:
-        return None
-    b.assigned.add(var.tensor)
+    b.assigned.add(var.tensor.node.id)
     return b.add(gc.assign(var.tensor, value.tensor), _call("gc.assign", var.name, value.name))
 
 
@@ -651,8 +603,6 @@ def random_draw(kind):
 def softmax(name):
     def make(b):
         x = b.operand(lambda v: v.rank >= 1, among=FLOATS, shape=b.shape(min_rank=1))
-        if x is None:
-            return
         axis = b.integers(-x.rank, x.rank - 1)
         b.add(getattr(gc.nn, name)(x.tensor, axis=axis),
               _call(f"gc.nn.{name}", x.name, f"axis={axis}"))
@@ -662,8 +612,6 @@ def softmax(name):
 def make_sparse_xent(b):
     logits = b.operand(lambda v: v.rank >= 1 and v.shape[-1] != 0, among=FLOATS,
                        shape=b.shape(min_rank=1) + (b.integers(1, 5),))
-    if logits is None:
-        return
     labels = b.index_placeholder(logits.shape[:-1], logits.shape[-1], f"classes of {logits.name}")
     if labels is not None:
         b.add(gc.nn.sparse_softmax_cross_entropy(logits.tensor, labels.tensor),
@@ -687,15 +635,11 @@ def _window(b, x):
 
 def _conv(b):
     x = _image(b)
-    if x is None:
-        return None
     kh, kw, strides, padding = _window(b, x)
     dilations = (b.integers(1, 2), b.integers(1, 2))
     filters = b.operand(lambda v: v.rank == 4 and v.static and v.shape[2] == x.shape[3]
                         and 0 not in v.shape, among=(x.dtype,),
                         shape=(kh, kw, x.shape[3], b.integers(1, 3)), fresh=0.7)
-    if filters is None:
-        return None
     args = dict(strides=strides, padding=padding, dilations=dilations)
     try:
         y = gc.nn.conv2d(x.tensor, filters.tensor, **args)
@@ -725,8 +669,6 @@ def make_conv2d(b):
 def pool(name, with_gradient):
     def make(b):
         x = _image(b)
-        if x is None:
-            return
         kh, kw, strides, padding = _window(b, x)
         try:
             y = getattr(gc.nn, name)(x.tensor, (kh, kw), strides, padding)
@@ -749,8 +691,6 @@ def make_grad(b):
     x = b.operand(lambda v: v.tensor.node.op in ("placeholder", "variable"), among=FLOATS,
                   fresh=0)
     y = b.operand(lambda v: v.dtype.is_float, among=FLOATS, fresh=0)
-    if x is None or y is None:
-        return
     try:
         dx = gc.grad(gc.sum(y.tensor), x.tensor, unconnected="zero")
     except GraphcError:

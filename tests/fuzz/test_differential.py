@@ -177,7 +177,7 @@ def test_random_graphs_on_every_device(data):
     check_devices(case, data.draw(st.sampled_from(LEVELS), label="level"))
 
 
-@fuzz_settings(200)
+@fuzz_settings(150)
 @given(data=st.data())
 def test_random_graphs_at_every_level(data):
     _not_the_simplest(data)
