@@ -16,8 +16,9 @@ Schema (format "graphc-dump", version 2):
    "kernels": null}                    the input stage; the optimized stage lists its kernel
                                        groups in an order where each comes after those it reads:
      [{"id": 0,
-       "kind": "elementwise",          "elementwise", "reduction", "contraction", "opaque"
-                                       or "stateful"
+       "kind": "elementwise",          "elementwise", "reduction", "contraction", or the
+                                       kind of an op alone in its kernel: "window",
+                                       "scatter", "host" or "stateful"
        "nodes": [1, 2, 3],             ids of its nodes, in topological order
        "inputs": [{"tensor": "x:0", "as": "in0", "dtype": "float32", "shape": ["x.0", 784]}],
                                        "as": how the expression names it: in0, in1, ... or,

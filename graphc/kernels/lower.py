@@ -3,15 +3,16 @@
 A group's outputs are stored from one loop nest over its space: the kept axes outside (the
 first of them parallel), the reduction axes inside. Each stored value is built by asking for a
 tensor's value at an index: a tensor computed outside the group is a load, one computed inside
-is its op's `lower` rule applied at that index, which in turn asks for its inputs' values at the
-indices it needs (views just move the index). A reduction becomes a Reduce expression over new
-loop variables; the code generators compute it once per iteration of the loops it depends on,
-so a softmax row kernel computes its max and its sum once per row.
+is its op's `lower` rule (OpSpec.lower) applied at that index, which in turn asks for its
+inputs' values at the indices it needs (views just move the index). A reduction becomes a
+Reduce expression over new loop variables; the code generators compute it once per iteration
+of the loops it depends on, so a softmax row kernel computes its max and its sum once per row.
 
-Contractions (matrix products, convolutions) lower through the op's own `contraction` rule
-(matmul_rules.py, conv_rules.py): Gemm statements with their prologues materialized or read
-through strides, and their epilogues as a loop nest over the product. Groups the rules cannot
-lower raise Unsupported; the runtime runs those through the numpy reference instead.
+Contractions (matrix products, convolutions) and scatters lower their whole group through the
+op's own `lower_group` rule (matmul_rules.py, conv_rules.py, scatter.py): Gemm statements with
+their prologues materialized or read through strides, and their epilogues as a loop nest over
+the product. Groups the rules cannot lower, and ops with neither rule (host and stateful ops),
+raise Unsupported; the runtime runs those through the numpy reference instead.
 """
 import itertools
 import sys
@@ -123,7 +124,7 @@ class Emitter:
             return self.overrides[key](idx)
         if t.node.id not in self.members:
             return self.load(t, idx)
-        rule = t.node.spec.extra.get("lower") or default_rule(t.node)
+        rule = t.node.spec.lower
         if rule is None:
             raise Unsupported(f"no lowering rule for op '{t.node.op}'")
         out = rule(self, t.node, idx) if len(t.node.outputs) == 1 else rule(self, t.node, idx,
@@ -155,17 +156,6 @@ def broadcast_index(small, big, idx, dim):
     return tuple(out)
 
 
-def default_rule(node):
-    """Elementwise ops whose kernel IR scalar op has their name lower to it directly."""
-    if node.spec.kind != "elementwise" or node.op not in ir.ARITY:
-        return None
-
-    def rule(k, node, idx):
-        args = [k.broadcast_input(node, i, idx) for i in range(len(node.inputs))]
-        return ir.Op(node.op, tuple(args), node.outputs[0].dtype.name)
-    return rule
-
-
 # ---- loop nests -------------------------------------------------------------------------------
 def lower_group(group, slots, name):
     """The kernels that compute `group` (a fusion KernelGroup), in order."""
@@ -180,14 +170,11 @@ def lower_group(group, slots, name):
 
 
 def _lower_group(group, slots, name):
-    # an opaque op with a `lower` rule (a pool) is a loop nest over its output, like the rest
-    own_rule = "lower" in group.root.spec.extra
-    if group.kind in ("stateful", "opaque", "contraction") and not own_rule:
-        # an op declares its own as `register(..., contraction=fn(group, slots, name))`
-        lower = group.root.spec.extra.get("contraction")
-        if lower is None:
-            raise Unsupported(f"no kernel lowering for op '{group.root.op}'")
-        return lower(group, slots, name)
+    spec = group.root.spec
+    if spec.lower_group is not None:
+        return spec.lower_group(group, slots, name)
+    if spec.lower is None:
+        raise Unsupported(f"no kernel lowering for op '{group.root.op}'")
     emitter = Emitter(group, slots)
     fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)]
     nests = [(group.space, group.axes, fits, group.levels)] if fits else []

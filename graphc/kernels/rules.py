@@ -2,8 +2,7 @@
 
 A rule is `rule(k, node, idx) -> Expr` (multi-output ops also get the output number): the value
 of node's output at index `idx` (a tuple of int64 expressions, one per axis), built from its
-inputs' values at the indices it needs, which it asks the emitter `k` for. Elementwise ops whose
-kernel IR scalar op has their name need no rule (graphc.kernels.lower.default_rule).
+inputs' values at the indices it needs, which it asks the emitter `k` for.
 """
 from . import ir
 
@@ -62,6 +61,12 @@ def _as_dtype(expr, dtype):
 
 
 # ---- elementwise ---------------------------------------------------------------------------
+def scalar(k, node, idx):
+    """The kernel IR scalar op of the op's own name, over its inputs broadcast to the output."""
+    args = [k.broadcast_input(node, i, idx) for i in range(len(node.inputs))]
+    return ir.Op(node.op, tuple(args), node.outputs[0].dtype.name)
+
+
 def identity(k, node, idx):
     return k.input(node, 0, idx)
 
@@ -119,8 +124,7 @@ def arg_reduction(kind):
 def sum_to_like(k, node, idx):
     x, like = node.inputs
     lead = x.rank - like.rank
-    axes = [a for a in range(x.rank)
-            if a < lead or (like.shape[a - lead] == 1 and x.shape[a] != 1)]
+    axes = node.spec.reduced_axes(node)
     template = tuple(None if a in axes else idx[a - lead] for a in range(x.rank))
     return k.reduce("sum", x.shape, axes, lambda vs: k.value(x, _fill(template, vs)),
                     node.outputs[0].dtype.name)

@@ -104,7 +104,7 @@ def _unary_grad(rule):
 
 for _name, (_ref, _rule, _accepts) in UNARY.items():
     register(_name, infer=_unary_infer(_name, _accepts), ref=_ref, grad=_unary_grad(_rule),
-             kind="elementwise", doc=f"elementwise {_name}")
+             kind="elementwise", lower=rules.scalar, doc=f"elementwise {_name}")
 
 
 def _make_unary(opname):
@@ -201,7 +201,7 @@ def _binary_grad(rule):
 
 for _name, (_ref, _rule, _result) in BINARY.items():
     register(_name, infer=_binary_infer(_name, _result), ref=_ref, grad=_binary_grad(_rule),
-             kind="elementwise", doc=f"elementwise {_name} with broadcasting")
+             kind="elementwise", lower=rules.scalar, doc=f"elementwise {_name} with broadcasting")
 
 
 def _tensor(x, like=None):
@@ -258,7 +258,7 @@ def _where_grad(node, g):
 
 
 register("where", infer=_where_infer, ref=np.where, grad=_where_grad, kind="elementwise",
-         doc="where(cond, a, b): a where cond holds, else b")
+         lower=rules.scalar, doc="where(cond, a, b): a where cond holds, else b")
 
 
 def where(cond, a, b, name=None):
@@ -277,7 +277,7 @@ def _cast_grad(node, g):
 
 register("cast", infer=lambda x, *, dtype: TensorType(dtype, x.shape),
          ref=lambda x, *, dtype: x.astype(dtype.np), grad=_cast_grad, kind="elementwise",
-         doc="convert to another dtype")
+         lower=rules.scalar, doc="convert to another dtype")
 
 
 def cast(x, dtype, name=None):
@@ -292,7 +292,7 @@ def cast(x, dtype, name=None):
 register("fill_like", lower=rules.fill_like,
          infer=lambda x, *, value, dtype: TensorType(dtype, x.shape),
          ref=lambda x, *, value, dtype: np.full(x.shape, value, dtype.np),
-         grad=NOT_DIFFERENTIABLE, kind="elementwise",
+         grad=NOT_DIFFERENTIABLE, kind="elementwise", shape_only={0},
          doc="a tensor of x's shape filled with one value")
 
 

@@ -51,7 +51,7 @@ def _matmul_grad(node, g):
 
 
 register("matmul", infer=_matmul_infer, ref=np.matmul, grad=_matmul_grad, kind="contraction",
-         contraction=matmul_rules.matmul,
+         lower_group=matmul_rules.matmul,
          doc="matrix product with numpy's broadcasting and 1-D rules")
 
 

@@ -150,6 +150,7 @@ def _sparse_xent_grad(node, g):
 
 register("sparse_softmax_cross_entropy", lower=rules.sparse_softmax_cross_entropy, infer=_sparse_xent_infer, ref=_sparse_xent_ref,
          grad=_sparse_xent_grad, kind="reduction",
+         reduced_axes=lambda node: (node.inputs[0].rank - 1,),  # the classes of the logits
          doc="-log softmax(logits)[label] per example; labels are class indices")
 
 
@@ -340,16 +341,16 @@ def _backprop_filter_grad(node, h):
             apply("conv2d", [x, h], **node.attrs)]
 
 
-register("conv2d", infer=_conv2d_infer, ref=_conv2d_ref, grad=_conv2d_grad, kind="opaque",
-         contraction=conv_rules.conv2d,
+register("conv2d", infer=_conv2d_infer, ref=_conv2d_ref, grad=_conv2d_grad, kind="contraction",
+         lower_group=conv_rules.conv2d,
          doc="2-D convolution (cross-correlation), NHWC input, HWIO filters")
 register("conv2d_backprop_input", infer=_backprop_infer("conv2d_backprop_input", 0),
-         ref=_conv2d_backprop_input_ref, grad=_backprop_input_grad, kind="opaque",
-         contraction=conv_rules.conv2d_backprop_input,
+         ref=_conv2d_backprop_input_ref, grad=_backprop_input_grad, kind="contraction",
+         lower_group=conv_rules.conv2d_backprop_input, shape_only={0},
          doc="gradient of conv2d w.r.t. its input; x gives only the shape")
 register("conv2d_backprop_filter", infer=_backprop_infer("conv2d_backprop_filter", 1),
-         ref=_conv2d_backprop_filter_ref, grad=_backprop_filter_grad, kind="opaque",
-         contraction=conv_rules.conv2d_backprop_filter,
+         ref=_conv2d_backprop_filter_ref, grad=_backprop_filter_grad, kind="contraction",
+         lower_group=conv_rules.conv2d_backprop_filter, shape_only={1},
          doc="gradient of conv2d w.r.t. its filters; filters give only the shape")
 
 
@@ -454,19 +455,19 @@ def _max_pool_grad_grad(node, h):
 
 register("max_pool2d", infer=_pool_infer("max_pool2d"), ref=_max_pool_ref,
          grad=lambda node, g: [apply("max_pool2d_grad", [node.inputs[0], g], **node.attrs)],
-         kind="opaque", lower=pool_rules.max_pool2d,
+         kind="window", lower=pool_rules.max_pool2d,
          doc="max over 2-D windows of an NHWC input; padding never wins")
 register("max_pool2d_grad", infer=_pool_grad_infer("max_pool2d_grad"), ref=_max_pool_grad_ref,
-         grad=_max_pool_grad_grad, kind="opaque", lower=pool_rules.max_pool2d_grad,
+         grad=_max_pool_grad_grad, kind="window", lower=pool_rules.max_pool2d_grad,
          doc="routes each window's gradient to its first maximal cell")
 register("avg_pool2d", infer=_pool_infer("avg_pool2d"), ref=_avg_pool_ref,
          grad=lambda node, g: [apply("avg_pool2d_grad", [node.inputs[0], g], **node.attrs)],
-         kind="opaque", lower=pool_rules.avg_pool2d,
+         kind="window", lower=pool_rules.avg_pool2d,
          doc="mean over the real (unpadded) cells of 2-D windows of NHWC input")
 # avg_pool2d is linear and avg_pool2d_grad is its adjoint, so the adjoint's gradient w.r.t. g
 # is avg_pool2d again; x gives only the shape.
 register("avg_pool2d_grad", infer=_pool_grad_infer("avg_pool2d_grad"), ref=_avg_pool_grad_ref,
-         grad=lambda node, h: [None, apply("avg_pool2d", [h], **node.attrs)], kind="opaque",
+         grad=lambda node, h: [None, apply("avg_pool2d", [h], **node.attrs)], kind="window",
          lower=pool_rules.avg_pool2d_grad,
          doc="spreads each window's gradient evenly over its real cells")
 

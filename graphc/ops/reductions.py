@@ -118,7 +118,7 @@ register("reduced_size", lower=rules.reduced_size,
          infer=lambda x, *, axes: TensorType(x.dtype if x.dtype.is_float else dtypes.float32,
                                              ()),
          ref=lambda x, *, axes: np.asarray(float(np.prod([x.shape[a] for a in axes]))),
-         grad=NOT_DIFFERENTIABLE, kind="elementwise",
+         grad=NOT_DIFFERENTIABLE, kind="elementwise", shape_only={0},
          doc="the number of elements along `axes` (known once shapes are)")
 
 

@@ -1,17 +1,46 @@
 """The op registry: each op is declared once, with everything about it side by side.
 
-An OpSpec holds
+`register(name, **fields)` declares an op as an OpSpec, a frozen record that every stage reads:
+autodiff, the passes, fusion, lowering, the runtime and the dumps ask the spec, never a table
+of op names of their own. Adding an op is one `register` call (plus a lowering rule where its
+loop nest has a shape no rule builds yet). The fields:
+
+What it computes
 - `infer(*input_types, **attrs)`: output TensorType(s); raises ShapeError/DTypeError with a
   precise message. The same function checks shapes again at run time on concrete types.
 - `ref(*arrays, **attrs)`: the numpy reference, the oracle of every test.
 - `grad(node, *output_grads)`: input gradients built from other ops (None: no gradient flows
-  to that input), or NOT_DIFFERENTIABLE for ops whose outputs carry no gradient.
-- `kind`: how the op lowers to kernels: "elementwise", "reduction", "view", "contraction",
-  "opaque" (a library call such as conv2d), "source" (placeholder, constant, variable) or
-  "stateful" (assign, random).
+  to that input), or NOT_DIFFERENTIABLE for ops whose outputs carry no gradient; None: asking
+  for one is a GradientError.
+- `doc`: one line on what it computes; `tensor_class`: the class of its outputs (Variable for
+  variables, else Tensor).
+
+How it becomes kernels
+- `kind`: what shape of loop nest it is, one of KINDS below, which also gives its fusion
+  `role` (derived, not declared) and which of the two lowering fields it needs.
+- `lower(k, node, idx)`: the per-element rule (graphc/kernels/rules.py, pool_rules.py): the
+  value of the output at index `idx`, built from its inputs' values at the indices it asks the
+  emitter `k` for; multi-output ops (split) also get the output number.
+- `lower_group(group, slots, name)`: the whole-group lowering of a contraction or scatter
+  (kernels/matmul_rules.py, conv_rules.py, scatter.py): the kernels of its fusion group.
+- `shape_only`: the input positions read only for their shape (broadcast_like's `like`): no
+  data moves along those edges, so fusion neither joins nor orders groups by them.
+- `reduced_axes(node)`: the axes a reduction combines; by default its `axes` attr, else its
+  `axis` attr, else every axis (sum_to_like and sparse_softmax_cross_entropy declare theirs).
+- `view`: for a view, how its elements relate to its input's: "linear" (the same elements in
+  the same order, as reshape), "broadcast" (its first input stretched by numpy broadcasting)
+  or "reorder" (anything else: transpose, slices, gathers). Fusion computes whatever feeds a
+  reordering view at any index, so no reduction or contraction may feed one in a group.
+
+What the passes and the runtime must know
+- `stateful`: its value depends on or changes session state (placeholders, variables,
+  assignments, random draws): it has a `uid` attr of its own, so it is never merged with an
+  equal-looking node, and a graph file stores it as a fresh identity to give on loading.
+- `random`: a stateful op that draws anew each run from the session's generator for the node.
+- `fetch_none`: fetching it gives None (gc.group: it runs its inputs for their effect).
 """
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Container, NamedTuple, Optional
 
 import numpy as np
 
@@ -20,7 +49,37 @@ from ..ir.graph import Tensor, freeze, get_default_graph
 from ..ir.source import user_source
 from ..ir.types import TensorType
 
-KINDS = ("elementwise", "reduction", "view", "contraction", "opaque", "source", "stateful")
+
+class Kind(NamedTuple):
+    role: Optional[str]  # in fusion: "pointwise" (computed at any index of a loop nest),
+    # "reduction" or "contraction" (the anchor of a group), "alone" (a group of its own) or
+    # None (a buffer no kernel computes)
+    lowering: Optional[str]  # the field that lowers it: "lower", "lower_group", or None (no
+    # kernel: the runtime resolves it or runs its reference)
+
+
+KINDS = {
+    # each output element from its inputs' elements at the same index (numpy broadcasting)
+    "elementwise": Kind("pointwise", "lower"),
+    # each output element is one input element (or a constant): see `view`
+    "view": Kind("pointwise", "lower"),
+    # combines elements along axes (sum, argmax; softmax, a row op)
+    "reduction": Kind("reduction", "lower"),
+    # sums products of two operands' elements (matmul, conv2d and its backprops): the group's
+    # other nodes become its prologues (computed as operands) and its epilogue
+    "contraction": Kind("contraction", "lower_group"),
+    # each output element from a window of its input (pools): a loop nest of its own
+    "window": Kind("alone", "lower"),
+    # adds its input's elements at positions other tensors give (gather_grad)
+    "scatter": Kind("alone", "lower_group"),
+    # no kernel: runs through its numpy reference between native steps (prod_of_others)
+    "host": Kind("alone", None),
+    # reads or changes session state (assign, group, random draws)
+    "stateful": Kind("alone", None),
+    # a buffer: placeholder, constant, variable
+    "source": Kind(None, None),
+}
+VIEWS = ("linear", "broadcast", "reorder")
 
 
 def NOT_DIFFERENTIABLE(node, *grads):
@@ -28,33 +87,52 @@ def NOT_DIFFERENTIABLE(node, *grads):
     return [None] * len(node.inputs)
 
 
-@dataclass(frozen=True, eq=False)
+def attr_axes(node):
+    """The axes of a reduction's `axes` attr, else of its `axis` attr, else every axis."""
+    if "axes" in node.attrs:
+        return node.attrs["axes"]
+    if "axis" in node.attrs:
+        return (node.attrs["axis"],)
+    return range(node.inputs[0].rank)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class OpSpec:
     name: str
     infer: Callable
     ref: Callable
     grad: Optional[Callable]
+    doc: str = ""
+    tensor_class: type = Tensor
     kind: str
+    role: Optional[str] = field(init=False)
+    lower: Optional[Callable] = None
+    lower_group: Optional[Callable] = None
+    shape_only: Container[int] = ()
+    reduced_axes: Callable = attr_axes
+    view: Optional[str] = None
     stateful: bool = False
     random: bool = False
     fetch_none: bool = False
-    tensor_class: type = Tensor
-    doc: str = ""
-    extra: dict = field(default_factory=dict)  # lowering details (e.g. scalar expression)
 
     def __post_init__(self):
-        assert self.kind in KINDS, self.kind
+        kind = KINDS[self.kind]
+        object.__setattr__(self, "role", kind.role)
+        for lowering in ("lower", "lower_group"):
+            assert (getattr(self, lowering) is not None) == (kind.lowering == lowering), (
+                f"op {self.name!r}: a {self.kind} op declares {kind.lowering or 'no lowering'}")
+        assert (self.view in VIEWS) if self.kind == "view" else self.view is None, self.name
+        assert self.stateful or not self.random, self.name
 
 
 REGISTRY = {}
 
 
-def register(name, *, infer, ref, grad, kind, stateful=False, random=False, fetch_none=False,
-             tensor_class=Tensor, doc="", **extra):
+def register(name, **fields):
+    """Declare op `name` with the OpSpec `fields` (see the module's doc)."""
     if name in REGISTRY:
         raise ValueError(f"op {name!r} declared twice")
-    spec = OpSpec(name, infer, ref, grad, kind, stateful, random, fetch_none, tensor_class, doc,
-                  extra)
+    spec = OpSpec(name=name, **fields)
     REGISTRY[name] = spec
     return spec
 

@@ -3,6 +3,7 @@ indexing, joining and gathering ops of DESIGN.md section 3."""
 import builtins
 import numbers
 import operator
+import sys
 
 import numpy as np
 
@@ -59,12 +60,13 @@ def _reshape_ref(x, *, shape):
 
 
 register("reshape", lower=rules.reshape, infer=_reshape_infer, ref=_reshape_ref,
-         grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view",
+         grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view", view="linear",
          doc="same elements, new shape (one dim may be -1)")
 
 register("reshape_like", lower=rules.reshape, infer=lambda x, like: TensorType(x.dtype, like.shape),
          ref=lambda x, like: x.reshape(like.shape),
-         grad=lambda node, g: [reshape_like(g, node.inputs[0]), None], kind="view",
+         grad=lambda node, g: [reshape_like(g, node.inputs[0]), None], kind="view", view="linear",
+         shape_only={1},
          doc="x reshaped to the run-time shape of `like`")
 
 
@@ -93,7 +95,7 @@ def _transpose_infer(x, *, perm):
 
 register("transpose", lower=rules.transpose, infer=_transpose_infer, ref=lambda x, *, perm: np.transpose(x, perm),
          grad=lambda node, g: [transpose(g, tuple(np.argsort(node.attrs["perm"])))],
-         kind="view", doc="permute axes")
+         kind="view", view="reorder", doc="permute axes")
 
 
 def transpose(x, perm=None, name=None):
@@ -126,7 +128,7 @@ def expand_dims(x, axis, name=None):
 register("expand_dims", lower=rules.reshape,
          infer=lambda x, *, axis: TensorType(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:]),
          ref=lambda x, *, axis: np.expand_dims(x, axis),
-         grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view",
+         grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view", view="linear",
          doc="insert a size-1 axis")
 
 
@@ -138,7 +140,7 @@ def _squeeze_infer(x, *, axes):
 
 
 register("squeeze", lower=rules.reshape, infer=_squeeze_infer, ref=lambda x, *, axes: np.squeeze(x, axis=axes),
-         grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view",
+         grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view", view="linear",
          doc="drop size-1 axes")
 
 
@@ -226,7 +228,8 @@ def _broadcast_to_infer(x, *holders, dims):
 register("broadcast_to", lower=rules.broadcast, infer=_broadcast_to_infer,
          ref=lambda x, *holders, dims: np.broadcast_to(x, _target_shape((x,) + holders, dims)),
          grad=lambda node, g: [unbroadcast(g, node.inputs[0])] + [None] * (len(node.inputs) - 1),
-         kind="view", doc="x broadcast to a shape whose symbolic dims come from other tensors")
+         kind="view", view="broadcast", shape_only=range(1, sys.maxsize),  # all but x
+         doc="x broadcast to a shape whose symbolic dims come from other tensors")
 
 
 def _holder_of(x, dim):
@@ -290,7 +293,7 @@ def _concat_grad(node, g):
 
 register("concat", lower=rules.concat, infer=_concat_infer,
          ref=lambda *values, axis: np.concatenate(values, axis=axis), grad=_concat_grad,
-         kind="view", doc="tensors joined along an existing axis")
+         kind="view", view="reorder", doc="tensors joined along an existing axis")
 
 
 # split cuts x along `axis` into pieces of the sizes in `sizes` (ints; one may be -1 for the
@@ -325,7 +328,7 @@ def _split_ref(x, *others, axis, sizes):
 register("split", lower=rules.split, infer=_split_infer, ref=_split_ref,
          grad=lambda node, *gs: [apply("concat", gs, axis=node.attrs["axis"])]
          + [None] * (len(node.inputs) - 1),
-         kind="view", doc="x cut along an axis into pieces (one output per piece)")
+         kind="view", view="reorder", doc="x cut along an axis into pieces (one output per piece)")
 
 
 def concat(values, axis, name=None):
@@ -419,13 +422,15 @@ register("strided_slice", lower=rules.strided_slice, infer=_strided_slice_infer,
          ref=lambda x, *, index: x[_np_index(index)],
          grad=lambda node, g: [apply("strided_slice_grad", [g, node.inputs[0]],
                                      index=node.attrs["index"])],
-         kind="view", doc="a strided box of x (one int, slice or None entry per axis)")
+         kind="view", view="reorder",
+         doc="a strided box of x (one int, slice or None entry per axis)")
 
 register("strided_slice_grad", lower=rules.strided_slice_grad,
          infer=lambda g, like, *, index: TensorType(g.dtype, like.shape),
          ref=_strided_slice_grad_ref,
          grad=lambda node, gg: [strided_slice(gg, node.attrs["index"]), None],
-         kind="view", doc="g placed where strided_slice took it from, zeros elsewhere")
+         kind="view", view="reorder",
+         doc="g placed where strided_slice took it from, zeros elsewhere")
 
 
 def strided_slice(x, index):
@@ -529,7 +534,8 @@ def _unpadded(before, after):
 register("pad", lower=rules.pad, infer=_pad_infer,
          ref=lambda x, *, paddings, value: np.pad(x, paddings, constant_values=value),
          grad=lambda node, g: [strided_slice(g, [_unpadded(*p) for p in node.attrs["paddings"]])],
-         kind="view", doc="x surrounded by a constant, numpy's pad in constant mode")
+         kind="view", view="reorder",
+         doc="x surrounded by a constant, numpy's pad in constant mode")
 
 
 def pad(x, paddings, constant_values=0, name=None):
@@ -578,13 +584,14 @@ def _gather_grad_ref(g, indices, like, *, axis):
 register("gather", lower=rules.gather, infer=_gather_infer, ref=_gather_ref,
          grad=lambda node, g: [apply("gather_grad", [g, node.inputs[1], node.inputs[0]],
                                      axis=node.attrs["axis"]), None],
-         kind="view", doc="numpy's take along an axis; indices must lie in [0, n)")
+         kind="view", view="reorder", doc="numpy's take along an axis; indices must lie in [0, n)")
 
 register("gather_grad",
          infer=lambda g, indices, like, *, axis: TensorType(g.dtype, like.shape),
          ref=_gather_grad_ref,
          grad=lambda node, gg: [gather(gg, node.inputs[1], node.attrs["axis"]), None, None],
-         kind="opaque", contraction=scatter.gather_grad, doc="g added into zeros of params' shape at the gathered positions")
+         kind="scatter", lower_group=scatter.gather_grad,
+         doc="g added into zeros of params' shape at the gathered positions")
 
 
 def gather(params, indices, axis=0, name=None):
@@ -642,7 +649,7 @@ def _prod_of_others_grad(node, g):
 
 
 register("prod_of_others", infer=lambda x, *, axes: x, ref=_prod_of_others_ref,
-         grad=_prod_of_others_grad, kind="opaque",
+         grad=_prod_of_others_grad, kind="host",
          doc="for each element, the product of the other elements along axes")
 
 

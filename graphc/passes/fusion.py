@@ -2,8 +2,10 @@
 
 One walk over the live nodes in reverse topological order. When a node is visited, every
 consumer already has a group, so the node either joins one of its consumers' groups or starts
-a group of its own; no node lands in two groups, so no work is ever duplicated. Sources
-(placeholders, constants, variables) are buffers, not groups.
+a group of its own; no node lands in two groups, so no work is ever duplicated. What fusion
+asks about an op, its OpSpec says (graphc/ops/registry.py): its role (computed pointwise, an
+anchor, alone in a group, or a buffer: sources are buffers, not groups), the inputs it reads
+for their shape only, the axes it reduces, and whether a view keeps elements in order.
 
 A group is one loop nest over an iteration space with a few *levels*: "full" (the space),
 "reduced" (one value per row: the space without the group's reduction axes), "scalar" (computed
@@ -30,38 +32,19 @@ from typing import NamedTuple
 
 from ..errors import ShapeError
 from ..ir.types import broadcast_shapes
+from ..ops.registry import KINDS
 
 # Why fusion stopped at an edge between two groups.
 TWO_CONSUMERS = "two consumers"
 BROADCAST = "reduction then broadcast to a different shape"
 CONTRACTION_INPUT = "contraction input"
-OPAQUE = "opaque op"
-STATEFUL = "stateful op"
 CYCLE = "would create a cycle"
 SPACE = "different iteration space"
 SIZE = "kernel size limit"
-REASONS = (TWO_CONSUMERS, BROADCAST, CONTRACTION_INPUT, OPAQUE, STATEFUL, CYCLE, SPACE, SIZE)
-ALONE = {"stateful": STATEFUL, "opaque": OPAQUE}  # groups of one node, and why
-
-# How each op kind takes part in fusion ("pointwise": computed per element; None: a buffer).
-ROLE_OF_KIND = {"elementwise": "pointwise", "view": "pointwise", "reduction": "reduction",
-                "contraction": "contraction", "opaque": "opaque", "stateful": "stateful",
-                "source": None}
-# Opaque ops that are contractions in disguise: they take prologues and epilogues.
-CONTRACTION_OPS = {"conv2d", "conv2d_backprop_input", "conv2d_backprop_filter"}
-# Inputs an op reads only for their shape: no data moves along those edges.
-SHAPE_ONLY_INPUTS = {"broadcast_like": {1}, "reshape_like": {1}, "sum_to_like": {1},
-                     "fill_like": {0}, "reduced_size": {0}, "conv2d_backprop_input": {0},
-                     "conv2d_backprop_filter": {1},
-                     "broadcast_to": range(1, 1 << 16)}  # every input after the first
-# Views that keep elements in order (so rows stay rows) or broadcast their first input.
-LINEAR_VIEWS = {"reshape", "reshape_like", "expand_dims", "squeeze"}
-BROADCAST_VIEWS = {"broadcast_like", "broadcast_to"}
-# Reductions whose axes are not in an "axes" or "axis" attr.
-REDUCED_AXES = {
-    "sum_to_like": lambda node: _broadcast_axes(node.outputs[0].shape, node.inputs[0].shape),
-    "sparse_softmax_cross_entropy": lambda node: (node.inputs[0].rank - 1,),
-}
+# an op whose kind's role is "alone" is a group of one node: fusion stops at it for its kind
+ALONE = {kind: f"{kind} op" for kind, about in KINDS.items() if about.role == "alone"}
+STATEFUL = ALONE["stateful"]
+REASONS = (TWO_CONSUMERS, BROADCAST, CONTRACTION_INPUT, CYCLE, SPACE, SIZE, *ALONE.values())
 CYCLE_CHECK_BUDGET = 256  # groups one cycle check may visit
 # A chain of 20,000 ops in one kernel spent 20 us per instruction in code generation, one cut
 # into kernels of 1,000 nodes 10 us.
@@ -76,9 +59,11 @@ class Boundary(NamedTuple):
 
 @dataclass(eq=False)
 class KernelGroup:
-    """Nodes that become one kernel. `space` is the shape its loop nest runs over, `axes` the
-    axes of that space its reductions (or row broadcasts) run along, and `levels` says where
-    each node is computed: "full", "reduced" (once per row), "scalar" (once) or "operand<i>"
+    """Nodes that become one kernel. `kind` is "elementwise", "reduction" or "contraction" (by
+    its anchor), or the kind of the one op of a group that stands alone ("window", "scatter",
+    "host" or "stateful"). `space` is the shape its loop nest runs over, `axes` the axes of
+    that space its reductions (or row broadcasts) run along, and `levels` says where each node
+    is computed: "full", "reduced" (once per row), "scalar" (once) or "operand<i>"
     (a contraction's prologue)."""
 
     id: int
@@ -121,7 +106,7 @@ def singletons(graph, outputs):
     """One kernel group per node, for compiling without the fusion pass."""
     outputs = list(outputs)
     fetched = set(outputs)
-    live = [n for n in _live(graph, outputs) if _role(n) is not None]
+    live = [n for n in _live(graph, outputs) if n.spec.role is not None]
     consumers = {}
     for node in live:
         for i, t in enumerate(node.inputs):
@@ -129,14 +114,13 @@ def singletons(graph, outputs):
                 consumers.setdefault(t, []).append(node)
     groups, group_of = [], {}
     for number, node in enumerate(live):
-        role = _role(node)
-        reduction = role == "reduction"
+        reduction = node.spec.role == "reduction"
         space = node.inputs[0].shape if reduction else (
             node.outputs[0].shape if node.outputs else ())
         axes = tuple(sorted(_row_axes(node))) if reduction else ()
         keeps_size = reduction and _size(node.outputs[0].shape) == _size(space)
         level = "reduced" if reduction and not keeps_size else "full"
-        kind = {"pointwise": "elementwise"}.get(role, role)
+        kind = "elementwise" if node.spec.role == "pointwise" else node.spec.kind
         outs = [t for t in node.outputs if t in consumers or t in fetched]
         inputs = [t for i, t in enumerate(node.inputs) if _reads_data(node, i)]
         group = KernelGroup(number, kind, [node], list(dict.fromkeys(inputs)), outs, node,
@@ -180,33 +164,21 @@ def _broadcast_axes(small, big):
 
 def _row_axes(node):
     """The effective axes a reduction runs along (axes of size 1 do not count)."""
-    attrs, shape = node.attrs, node.inputs[0].shape
-    if "axes" in attrs:
-        axes = attrs["axes"]
-    elif "axis" in attrs:
-        axes = (attrs["axis"],)
-    else:
-        axes = REDUCED_AXES.get(node.op, lambda n: range(len(shape)))(node)
-    return frozenset(a for a in axes if shape[a] != 1)
+    shape = node.inputs[0].shape
+    return frozenset(a for a in node.spec.reduced_axes(node) if shape[a] != 1)
 
 
 def _keepdims(shape, axes):
     return tuple(1 if i in axes else d for i, d in enumerate(shape))
 
 
-def _role(node):
-    if node.op in CONTRACTION_OPS:
-        return "contraction"
-    return ROLE_OF_KIND[node.spec.kind]
-
-
 def _reads_data(node, index):
-    return index not in SHAPE_ONLY_INPUTS.get(node.op, ())
+    return index not in node.spec.shape_only
 
 
 def _broadcasts(node):
     """Whether node reads its inputs with numpy broadcasting into its output shape."""
-    if node.op in BROADCAST_VIEWS:
+    if node.spec.view == "broadcast":
         return True
     if node.spec.kind != "elementwise":
         return False
@@ -219,8 +191,7 @@ def _broadcasts(node):
 
 def _reorders(node):
     """A view whose elements are not its input's in order (transpose, slice, gather...)."""
-    return (node.spec.kind == "view" and node.op not in LINEAR_VIEWS
-            and node.op not in BROADCAST_VIEWS)
+    return node.spec.view == "reorder"
 
 
 def _takes_contraction(group, level):
@@ -286,9 +257,8 @@ class _Partitioner:
 
     def run(self):
         for node in reversed(self.live):
-            role = _role(node)
-            if role is not None:
-                self._visit(node, role)
+            if node.spec.role is not None:
+                self._visit(node, node.spec.role)
         return self._result()
 
     # -- one node ---------------------------------------------------------------------------
@@ -296,9 +266,9 @@ class _Partitioner:
         by_group = {}
         for consumer, index in self.consumers[node.id]:
             by_group.setdefault(self.group[consumer.id], []).append((consumer, index))
-        if role in ALONE:
+        if role == "alone":
             home = self._seed(node, role)
-            reasons = dict.fromkeys(by_group, ALONE[role])
+            reasons = dict.fromkeys(by_group, ALONE[node.spec.kind])
         else:
             home, reasons = self._fuse(node, role, by_group)
         for group, edges in by_group.items():
@@ -370,7 +340,7 @@ class _Partitioner:
     def _edge_level(self, role, group, consumer, index):
         """The level a value needs to feed `consumer` (a group member) at input `index`: a
         level, the axes of a row broadcast the group does not have yet, or a reason."""
-        consumer_role = _role(consumer)
+        consumer_role = consumer.spec.role
         if consumer_role == "contraction":
             return group.operands[index]
         if consumer_role == "reduction" and index == 0:
@@ -393,7 +363,7 @@ class _Partitioner:
 
     def _ends_contraction(self, node):
         """Whether node is the only reader of a contraction's output, of the same size."""
-        return any(_role(t.node) == "contraction" and self.consumers[t.node.id] == [(node, i)]
+        return any(t.node.spec.role == "contraction" and self.consumers[t.node.id] == [(node, i)]
                    and _size(t.shape) == _size(node.outputs[0].shape)
                    for i, t in self.reads[node.id])
 
@@ -423,7 +393,7 @@ class _Partitioner:
 
     # -- building groups --------------------------------------------------------------------
     def _seed(self, node, role):
-        kind = role if role in ALONE else "elementwise"  # until an anchor joins
+        kind = node.spec.kind if role == "alone" else "elementwise"  # until an anchor joins
         shape = node.outputs[0].shape if node.outputs else ()
         group = _Group(len(self.groups), kind, shape, node)
         self.groups.append(group)
