@@ -40,9 +40,9 @@ import numpy as np
 import _peers
 import graphc as gc
 from _common import HERE, arguments, check_close, emit, guarded, interleaved, result
+from graphc.compiler import NativeStep
 from graphc.ir import dtypes
 from graphc.runtime import cuda_driver
-from graphc.runtime.cpu import NativeStep
 from w1_elementwise import numpy_w1
 from w2_softmax import numpy_softmax
 from w4_mlp import batch, mlp_graph, numpy_mlp_step
