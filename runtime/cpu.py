@@ -19,7 +19,7 @@ from graphc.compiler import NativeStep
 from graphc.ir import dtypes
 from graphc.targets.cpu import CPU
 
-from .llvm_objects import Program
+from .llvm_objects import LoadedProgram
 from .memory_plan import ALIGN
 from .native import NativeExecutable, NativePlan
 from .threads import default_pool
@@ -32,7 +32,7 @@ class CpuExecutable(NativeExecutable):
     def __init__(self, fetches, feeds, options, name="session", effects=()):
         super().__init__(fetches, feeds, options, name, effects)
         code = self.program.code
-        self.library = None if code is None else Program(code)
+        self.library = None if code is None else LoadedProgram(code)
         self.entries = {step.number: self.library.entry(step.number)
                         for step in self.steps if isinstance(step, NativeStep)}
         # native calls and random draws only: a run whose feeds fit the last plan as they are

@@ -74,7 +74,7 @@ def link(shared):
         return _libraries[key]
 
 
-class Program:
+class LoadedProgram:
     """A CPU program's code (a cpu.CpuCode) loaded: `entry(n)` is segment n's `i64 (ctx*,
     pool*)`."""
 

@@ -21,7 +21,7 @@ from graphc.errors import GraphcError
 from graphc.targets.cpu import CPU
 
 from .cpu import CpuExecutable
-from .llvm_objects import Program
+from .llvm_objects import LoadedProgram
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Timer:
         native = [s for s in exe.steps if isinstance(s, NativeStep)]
         # kept: its entries live as long as it does
         segments = [[k] for s in native for k in s.kernels]
-        self.program = program = Program(CPU.generate(segments)) if native else None
+        self.program = program = LoadedProgram(CPU.generate(segments)) if native else None
         self.rows = []  # (name, nodes)
         self.entries = {}  # step -> [(row, entry)]
         self.host_rows = {}  # group id -> row
