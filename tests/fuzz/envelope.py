@@ -121,7 +121,11 @@ def _product_ambiguous(node, inputs, out):
 
 
 def _product_bound(node, inputs, out):
-    return relative(_reduced_terms(node, inputs, out) + 2)(node, inputs, out)
+    """n roundings, relative, for a product of n factors (prod reduces them, prod_of_others
+    multiplies the others along its axes)."""
+    n = (math.prod(inputs[0].shape[a] for a in node.attrs["axes"])
+         if node.op == "prod_of_others" else _reduced_terms(node, inputs, out))
+    return relative(n + 2)(node, inputs, out)
 
 
 def _log_softmax_bound(node, inputs, out):

@@ -41,13 +41,15 @@ Optimization levels are compared on the reference device: O1 and O2 must give wh
 within the roundings a rewrite may change (every rounding op may move by 2 ulps) and where O0
 makes no overflow or division by zero itself (a stabilizing rewrite computes log(softmax(x))
 without softmax's underflow to 0): so they never turn a NaN into a number or a number into a
-NaN. O3's fast-math rewrites hold for finite values only, so at O3 every value O0 computes
-from a non-finite one is left open.
+NaN. The sign of a zero that a rounding op makes is open between levels: log(1 + x) ->
+log1p(x) gives -0.0 for x = -0.0 where O0 gives 0.0, and so does x + 0 -> x. O3's
+fast-math rewrites hold for finite values only, so at O3 every value O0 computes from a
+non-finite one is left open.
 
 `make test` runs a few hundred examples with a fixed derandomized seed, so it is stable;
 GRAPHC_FUZZ_EXAMPLES=N runs N examples of each fuzz test (the per-op tests share N) with a
-fresh random seed, for long runs. A failure prints the graph as code, its feeds
-and the positions that differ.
+fresh random seed, for long runs. A failure prints the graph as code, its feeds and the
+positions that differ.
 """
 import os
 
