@@ -17,6 +17,7 @@ import dataclasses
 
 from . import ir
 from .access import expressions, kernel_access, loads
+from .legalize import expression
 
 
 def gather_copies(segments, slots):
@@ -102,8 +103,8 @@ def _operand(o, rows, cols, name, gathered, dtype):
         return None
     for split in range(1, len(extents)):
         if ir.product(extents[split:]) == stride == inner_extent:
-            digits = (ir.unflatten(outer, extents[:split])
-                      + ir.unflatten(inner, extents[split:]))
+            digits = map(expression, ir.unflatten(outer, extents[:split])
+                         + ir.unflatten(inner, extents[split:]))
             values = {v.name: d for v, d in zip(variables, digits)}
             return ir.Gathered(row, col, ir.substitute(value, values),
                                "col" if inner is col else "row")

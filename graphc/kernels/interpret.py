@@ -80,7 +80,8 @@ SCALAR = {
     "isfinite": np.isfinite, "logical_not": np.logical_not, "cast": lambda x: x,
     "round_bfloat16": dtypes.round_bfloat16,
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
-    "floordiv": np.floor_divide, "mod": np.mod, "pow": _pow, "maximum": np.maximum,
+    "floordiv": np.floor_divide, "mod": np.mod, "pow": _pow, "fmod": np.fmod,
+    "truncdiv": lambda a, b: (a - np.fmod(a, b)) // b, "maximum": np.maximum,
     "minimum": np.minimum, "equal": np.equal, "not_equal": np.not_equal, "less": np.less,
     "less_equal": np.less_equal, "greater": np.greater, "greater_equal": np.greater_equal,
     "logical_and": np.logical_and, "logical_or": np.logical_or,
@@ -96,6 +97,7 @@ def _is_float(d):
 # What an Op's operand dtypes must be, given the Op's own dtype d: a check on the lowering.
 SIGNATURES = {
     "same": lambda d, args: all(a == d for a in args),
+    "int": lambda d, args: d in ("int32", "int64") and all(a == d for a in args),
     "float": lambda d, args: _is_float(d) and all(a == d for a in args),
     "logic": lambda d, args: d == "bool" and all(a == "bool" for a in args),
     "compare": lambda d, args: d == "bool" and args[0] == args[1],
@@ -107,30 +109,18 @@ SIGNATURES = {
 }
 SIGNATURE_OF = {
     **dict.fromkeys(("neg", "abs", "sign", "square", "relu", "add", "sub", "mul", "floordiv",
-                     "mod", "pow", "maximum", "minimum"), "same"),
+                     "mod", "pow", "fmod", "maximum", "minimum"), "same"),
     **dict.fromkeys(("exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
                      "sigmoid", "softplus", "erf", "floor", "div"), "float"),
     **dict.fromkeys(("logical_not", "logical_and", "logical_or", "logical_xor"), "logic"),
     **dict.fromkeys(ir.COMPARISONS, "compare"),
     "isnan": "predicate", "isfinite": "predicate", "cast": "cast", "round_bfloat16": "round",
-    "where": "select", "check_index": "index",
+    "where": "select", "check_index": "index", "truncdiv": "int",
 }
+# C's integer division: a divisor of 0 or -1 is undefined in the code generators (legalize.py
+# never gives them one)
+C_DIVISIONS = ("truncdiv", "fmod")
 assert set(SIGNATURE_OF) == set(ir.ARITY)
-
-
-def _identity(op, dtype):
-    """The value a reduction over no elements gives (positions: 0)."""
-    if op in ("argmax", "argmin"):
-        return 0
-    d = dtypes.BY_NAME[dtype]
-    if d.is_float:
-        lo, hi = -np.inf, np.inf
-    elif d.is_bool:
-        lo, hi = False, True
-    else:
-        info = np.iinfo(d.np)
-        lo, hi = info.min, info.max
-    return ir.REDUCTIONS[op](lo, hi)
 
 
 # ---- one run ----------------------------------------------------------------------------------
@@ -379,12 +369,18 @@ class _Scope:
         if not SIGNATURES[SIGNATURE_OF[e.name]](e.dtype, [a.dtype for a in e.args]):
             run.fail(f"{e.name} -> {e.dtype} of operands "
                      f"{', '.join(a.dtype for a in e.args)}")
-        args = [self.operand(a) for a in e.args]
+        # a float16 op computes in float32 and rounds once, as numpy's float16 ufuncs do (rsqrt
+        # and sigmoid here are several ufuncs)
+        args = [self.operand(a).astype(np.float32) if a.dtype == "float16" else self.operand(a)
+                for a in e.args]
         if e.name == "check_index":
             return self.check_index(*args)
-        with np.errstate(all="ignore"):
-            out = SCALAR[e.name](*args)
-        return self.lift(np.asarray(out).astype(storage(e.dtype), copy=False))
+        if e.name in C_DIVISIONS and e.dtype in ("int32", "int64") and (
+                np.any(args[1] == 0) or np.any(args[1] == -1)):
+            run.fail(f"{e.name} by 0 or -1")
+        with np.errstate(all="ignore"):  # a cast may overflow to inf, as IEEE casts do
+            out = np.asarray(SCALAR[e.name](*args)).astype(storage(e.dtype), copy=False)
+        return self.lift(out)
 
     def check_index(self, i, n, what):
         bad = (i < 0) | (i >= n)
@@ -401,7 +397,7 @@ class _Scope:
             self.run.fail(f"{op} reduction of {e.value.dtype} to {e.dtype}")
         extents = tuple(self.extent(x) for _, x in e.loops)
         if 0 in extents:  # the value is never computed
-            return self.lift(np.asarray(_identity(op, e.dtype)).astype(storage(e.dtype)))
+            return self.lift(np.asarray(ir.identity(op, e.value.dtype)).astype(storage(e.dtype)))
         inner = _Scope(self.run, self, tuple((v.name, n) for (v, _), n in zip(e.loops, extents)))
         value = inner.value(e.value)
         value = np.broadcast_to(value, value.shape[:self.ndim] + extents)
@@ -412,5 +408,6 @@ class _Scope:
                 out = (np.argmax if op == "argmax" else np.argmin)(flat, axis=-1)
             else:
                 reducer = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}[op]
-                out = reducer(value, axis=axes)
+                wide = storage(ir.accumulator(op, e.value.dtype))
+                out = reducer(value.astype(wide, copy=False), axis=axes)
         return np.asarray(out).astype(storage(e.dtype), copy=False)

@@ -38,24 +38,37 @@ Semantics (what interpret.py computes and the code generators match):
 - Types: an Op's operands have the Op's dtype, except that comparisons take two operands of
   one dtype and give bool, isnan/isfinite give bool, `where` takes a bool condition, `cast`
   takes any dtype and round_bfloat16 takes float32 or bfloat16. exp ... floor, erf, softplus,
-  sigmoid and div take floats only (integer division is floordiv); logical ops take bool.
+  sigmoid and div take floats only (integer division is floordiv, or truncdiv); truncdiv takes
+  ints only; logical ops take bool.
 - bfloat16 values are held as float32: ops on them compute in float32 and only round_bfloat16
   rounds (to nearest, ties to even, as graphc.ir.dtypes.round_bfloat16); a bfloat16 Const is
   rounded. float16 ops round to float16 after every op.
-- Integer arithmetic wraps around. floordiv and mod follow Python for ints and floats (the
-  quotient is floored, the remainder takes the divisor's sign); integer floordiv and mod by 0
-  give 0. pow with a negative integer exponent gives 1 / a**-b truncated toward zero (0 unless
-  |a| == 1). cast converts as numpy's astype (float to int truncates; NaN, inf and out-of-range
-  values give an unspecified int; nonzero is true). maximum/minimum, max/min and sign
-  propagate NaN; argmax/argmin treat NaN as the extreme.
-- A Reduce over zero iterations gives REDUCTIONS' identity (argmax/argmin: position 0) without
+- Integer arithmetic wraps around. floordiv and mod follow numpy (floor_divide, remainder) for
+  ints and floats: the quotient is floored, the remainder takes the divisor's sign (a zero
+  remainder too: -4.0 % 2.0 is 0.0, 4.0 % -2.0 is -0.0); integer floordiv and mod by 0 give 0,
+  floordiv by -1 negates (wrapping); float floordiv by 0 is x / 0, float mod by 0 NaN. pow with
+  a negative integer exponent gives 1 / a**-b truncated toward zero (0 unless |a| == 1).
+  truncdiv and fmod are C's / and % (fmod for floats: the remainder takes the dividend's sign);
+  an integer divisor of 0 or -1 is the lowering's error (the interpreter refuses it). The
+  compound ops (floordiv, mod, integer pow, sign, ...) reach no code generator: legalize.py
+  expands them into simple ones at the end of lowering. cast converts as numpy's astype (float
+  to int truncates; NaN, inf and out-of-range values give an unspecified int; nonzero is true).
+  maximum/minimum, max/min and sign propagate NaN (sign of -0.0 is 0.0, as numpy's);
+  argmax/argmin treat NaN as the extreme.
+- A Reduce over zero iterations gives identity(op, dtype) (argmax/argmin: position 0) without
   evaluating its value. argmax/argmin positions are flattened over the Reduce's loops in order.
-  Sums and products may associate in any order.
+  Sums and products may associate in any order, and accumulate in accumulator(op, dtype) (float
+  ones in float64), rounded to the Reduce's dtype once; a bool sum is `any`, a product `all`.
 - A kernel whose check_index or Check fails reports one failure (parallel loops may find
   another first; the interpreter reports the first in loop order).
 """
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, fields, replace
 from typing import Optional
+
+import numpy as np
+
+from ..ir import dtypes
 
 INDEX = "int64"
 
@@ -63,16 +76,62 @@ INDEX = "int64"
 UNARY = ("neg", "abs", "sign", "square", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin",
          "cos", "tanh", "sigmoid", "softplus", "relu", "erf", "floor", "isnan", "isfinite",
          "logical_not", "cast", "round_bfloat16")
-BINARY = ("add", "sub", "mul", "div", "floordiv", "mod", "pow", "maximum", "minimum", "equal",
-          "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
-          "logical_or", "logical_xor")
+BINARY = ("add", "sub", "mul", "div", "floordiv", "mod", "pow", "truncdiv", "fmod", "maximum",
+          "minimum", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+          "logical_and", "logical_or", "logical_xor")
 TERNARY = ("where", "check_index")  # check_index(i, n, what): i, or error `what` unless 0 <= i < n
 ARITY = {**dict.fromkeys(UNARY, 1), **dict.fromkeys(BINARY, 2), **dict.fromkeys(TERNARY, 3)}
 COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
 
-# Reductions: name -> identity as a function of the dtype's (lowest, highest) values.
-REDUCTIONS = {"sum": lambda lo, hi: 0, "prod": lambda lo, hi: 1, "max": lambda lo, hi: lo,
-              "min": lambda lo, hi: hi, "argmax": lambda lo, hi: lo, "argmin": lambda lo, hi: hi}
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What a reduction means, for the interpreter and both code generators. `start`: the
+    accumulator's first value as a function of its dtype's (lowest, highest) values (argmax/
+    argmin: the best value's, their position starts at 0); `combine`: the scalar op that takes
+    one more value into the accumulator (argmax/argmin: None, they keep the first extreme);
+    `widens`: whether float values accumulate in float64 (so that a float32 sum is at least as
+    accurate as numpy's pairwise one)."""
+    start: object
+    combine: Optional[str]
+    widens: bool = False
+
+
+REDUCTIONS = {
+    "sum": Reduction(lambda lo, hi: 0, "add", widens=True),
+    "prod": Reduction(lambda lo, hi: 1, "mul", widens=True),
+    "max": Reduction(lambda lo, hi: lo, "maximum"), "min": Reduction(lambda lo, hi: hi, "minimum"),
+    "argmax": Reduction(lambda lo, hi: lo, None), "argmin": Reduction(lambda lo, hi: hi, None),
+}
+
+
+def extremes(dtype):
+    """The lowest and highest values of a dtype, as Python numbers (floats: the infinities)."""
+    d = dtypes.BY_NAME[dtype]
+    if d.is_float:
+        return -math.inf, math.inf
+    if d.is_bool:
+        return False, True
+    info = np.iinfo(d.np)
+    return int(info.min), int(info.max)
+
+
+def accumulator(op, dtype):
+    """The dtype in which reduction `op` of `dtype` values accumulates (the best value's, for
+    argmax/argmin)."""
+    return "float64" if REDUCTIONS[op].widens and dtypes.BY_NAME[dtype].is_float else dtype
+
+
+def reduction_start(op, dtype):
+    """The first value of the accumulator of reduction `op` of `dtype` values (a value of
+    accumulator(op, dtype))."""
+    return REDUCTIONS[op].start(*extremes(dtype))
+
+
+def identity(op, dtype):
+    """What reduction `op` of `dtype` values gives over zero iterations (argmax/argmin: 0)."""
+    return 0 if REDUCTIONS[op].combine is None else reduction_start(op, dtype)
 
 
 class Unsupported(Exception):
@@ -81,6 +140,17 @@ class Unsupported(Exception):
 
 class Expr:
     __slots__ = ()
+
+
+def _hash_once(e):
+    """The hash of a compound expression's fields, kept once computed: expressions share
+    subexpressions (a legalized floordiv reads its divisor five times), and hashing each anew
+    at every level that holds it takes time exponential in the nesting."""
+    kept = e.__dict__.get("_hash")
+    if kept is None:
+        kept = hash(tuple(getattr(e, f.name) for f in fields(e)))
+        object.__setattr__(e, "_hash", kept)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -106,6 +176,7 @@ class Load(Expr):
     buffer: int
     index: Expr
     dtype: str
+    __hash__ = _hash_once
 
 
 @dataclass(frozen=True)
@@ -113,6 +184,7 @@ class Op(Expr):
     name: str
     args: tuple
     dtype: str
+    __hash__ = _hash_once
 
 
 @dataclass(frozen=True)
@@ -121,6 +193,7 @@ class Reduce(Expr):
     loops: tuple  # ((Var, extent Expr), ...)
     value: Expr
     dtype: str  # the result's: the value's, or int64 for argmax/argmin
+    __hash__ = _hash_once
 
 
 class Stmt:

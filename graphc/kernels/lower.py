@@ -20,6 +20,7 @@ import math
 
 from . import ir
 from .ir import Unsupported
+from .legalize import legalize
 
 # what a Gemm statement takes (kernel IR); a target's code generator may take fewer
 GEMM_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -158,13 +159,14 @@ def broadcast_index(small, big, idx, dim):
 
 # ---- loop nests -------------------------------------------------------------------------------
 def lower_group(group, slots, name):
-    """The kernels that compute `group` (a fusion KernelGroup), in order."""
+    """The kernels that compute `group` (a fusion KernelGroup), in order, legal (their compound
+    scalar ops expanded: legalize.py)."""
     # values are built by recursion over the group's nodes: a fused chain of n ops nests
     # about 4n calls deep
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 8 * len(group.nodes) + 1000))
     try:
-        return _lower_group(group, slots, name)
+        return legalize(_lower_group(group, slots, name))
     finally:
         sys.setrecursionlimit(limit)
 

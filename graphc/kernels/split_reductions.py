@@ -2,8 +2,8 @@
 a scalar) is computed once, by one thread. This pass gives each such large reduction a kernel of
 its own in front: a parallel loop over up to CHUNKS chunks of its outermost loop, each storing
 its partial result into scratch, and leaves in its place a Reduce over those partials. float32
-sums and products add their partials in float64, as sums accumulate everywhere, so they stay at
-least as accurate as numpy's pairwise ones.
+sums and products add their partials in their accumulator's dtype (float64: kernels/ir.py's
+REDUCTIONS), so they stay at least as accurate as numpy's pairwise ones.
 
 Chunks take K = ceil(n / CHUNKS) positions of the outermost loop each (at least CHUNK_MIN
 elements), n // K of them in parallel; the n % K positions left are reduced on one thread with
@@ -14,11 +14,10 @@ floats keep their one-thread loop, as do reductions known to be small.
 import dataclasses
 
 from . import ir
+from .legalize import expression
 
 CHUNKS = 64  # partial results at most: a few per thread
 CHUNK_MIN = 1 << 15  # positions per chunk at least, so that a chunk outweighs its dispatch
-SPLIT = {"sum": "float64", "prod": "float64", "max": None, "min": None}  # op -> float partials
-COMBINE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
 DTYPES = ("float32", "float64", "int32", "int64")
 
 
@@ -36,7 +35,8 @@ def split_reductions(kernels, slots):
 
 
 def _splittable(e):
-    return (isinstance(e, ir.Reduce) and e.op in SPLIT and e.value.dtype in DTYPES
+    return (isinstance(e, ir.Reduce) and ir.REDUCTIONS[e.op].combine is not None
+            and e.value.dtype in DTYPES
             and not ir.free_vars(e) and not _small(ir.product(x for _, x in e.loops)))
 
 
@@ -104,8 +104,8 @@ class _Splitter:
         wanted = ir.op("minimum", ir.op("minimum", ir.const(CHUNKS), n),
                        _ceil_div(total, ir.const(CHUNK_MIN)))
         size = ir.op("maximum", _ceil_div(n, wanted), ir.const(1))
-        chunks = ir.floordiv(n, size)
-        wide = SPLIT[r.op] if r.dtype.startswith("float") and SPLIT[r.op] else r.dtype
+        chunks = expression(ir.floordiv(n, size))
+        wide = ir.accumulator(r.op, r.dtype)
         # numbered before its value is split, which may split reductions nested in it first
         number, self.splits = self.splits, self.splits + 1
         chunk, step, part, tail = (ir.Var(f"{first.name}_{hint}{number}")
@@ -125,9 +125,10 @@ class _Splitter:
         done = ir.mul(chunks, size)
         partials = ir.Reduce(r.op, ((part, chunks),), ir.Load(slot, part, wide), wide)
         self.made.add(id(partials))
-        out = ir.Op(COMBINE[r.op], (partials, reduce_from(done, tail, ir.sub(n, done))), wide)
+        left = reduce_from(done, tail, ir.sub(n, done))
+        out = ir.Op(ir.REDUCTIONS[r.op].combine, (partials, left), wide)
         return out if wide == r.dtype else ir.Op("cast", (out,), r.dtype)
 
 
 def _ceil_div(a, b):
-    return ir.floordiv(ir.add(a, ir.sub(b, ir.const(1))), b)
+    return expression(ir.floordiv(ir.add(a, ir.sub(b, ir.const(1))), b))

@@ -5,8 +5,9 @@ perfect nest under the parallel loop made one loop over the product of its exten
 threads take single outputs, and neighbouring threads read neighbouring channels. The CPU
 keeps its kernels: it threads the outer loop and vectorizes the inner ones.
 
-The collapsed loop's variable binds the old ones to the digits of its position (ir.unflatten);
-a store at the row-major position of the collapsed variables stores at the new variable's.
+The collapsed loop's variable binds the old ones to the digits of its position (ir.unflatten,
+legalized); a store at the row-major position of the collapsed variables stores at the new
+variable's.
 Loops are collapsed only where their iterations are independent, so that threads may take
 them in any order: no Gemm and no accumulating store in the kernel, no load of a buffer it
 stores to, the stores to a buffer all at one index, and each index the row-major position of
@@ -21,6 +22,7 @@ import math
 
 from ...kernels import ir
 from ...kernels.access import expressions
+from ...kernels.legalize import expression
 from .launch import launch
 
 
@@ -120,7 +122,7 @@ def _merge(kernel, loops):
     fixed = math.prod(e.value for e in extents if isinstance(e, ir.Const))
     total = ir.mul(ir.product(e for e in extents if not isinstance(e, ir.Const)),
                    ir.const(fixed))
-    digits = dict(zip(names, ir.unflatten(var, extents)))
+    digits = dict(zip(names, map(expression, ir.unflatten(var, extents))))
     all_extents = {s.var.name: s.extent for s in ir.walk_statements(kernel.body)
                    if isinstance(s, ir.Loop)} | {var.name: total}
 

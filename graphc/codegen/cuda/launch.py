@@ -22,6 +22,7 @@ Kinds of kernels:
   or an index is checked): one block, its threads sharing them.
 - "single": anything else; one thread runs it.
 """
+import operator
 from dataclasses import dataclass
 
 from ...kernels import ir
@@ -236,10 +237,21 @@ def _at_most(size, bound):
     return isinstance(size, ir.Const) and size.value <= bound
 
 
-# index arithmetic on the host, for launch ranges: numpy's semantics on Python ints
-HOST_OPS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+def _truncdiv(a, b):
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+# index arithmetic on the host, for launch ranges: the kernel IR's semantics on Python ints
+# (legal index arithmetic, and the compound floordiv and mod, as launch's own tile counts use)
+HOST_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "neg": operator.neg,
+            "truncdiv": _truncdiv, "fmod": lambda a, b: a - b * _truncdiv(a, b),
             "floordiv": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else 0,
-            "maximum": max, "minimum": min}
+            "maximum": max, "minimum": min,
+            "equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
+            "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge,
+            "logical_and": lambda a, b: a and b, "logical_or": lambda a, b: a or b,
+            "logical_xor": operator.ne, "where": lambda c, a, b: a if c else b}
 
 
 def evaluate(expr, dims):

@@ -1,14 +1,17 @@
-"""Reductions in CUDA C: accumulator types, identities, the update of an accumulator by a value,
-and the block-wide combination of the threads' partial results (PRELUDE).
+"""Reductions in CUDA C: accumulators (their dtypes and first values: graphc/kernels/ir.py's
+REDUCTIONS), the update of an accumulator by a value, and the block-wide combination of the
+threads' partial results (PRELUDE).
 
-float32 and narrower sums and products accumulate in double, as the CPU backend's do; integer
-ones wrap around; a bool sum is `any` and a bool product `all`. A warp or a block shares a
+Float sums and products accumulate in double, as the CPU backend's do; integer ones wrap
+around; a bool sum is `any` and a bool product `all`. A warp or a block shares a
 reduction by giving each thread every 32nd or blockDim.x-th position; a warp then combines its
 partial results through shuffles, a block each warp's so and then the warps' through shared
 memory. argmax/argmin carry (value, position) pairs, and a tie goes to the first position.
 Accumulating stores (scatter-adds) are atomic.
 """
+from ...kernels import ir
 from .launch import ERROR_WORDS, GRID_BLOCKS, SPLIT_COUNTS, THREADS
+from .scalar import expression
 from .types import FLOATS, REGISTER, literal
 
 PRELUDE = r"""// ---- reductions shared by a warp or a block --------------------------------------
@@ -155,11 +158,6 @@ GC_INLINE void gc_accumulate(long long* p, long long v) {  // two's complement: 
 GC_INLINE void gc_accumulate(unsigned char* p, bool v) { if (v) *p = 1; }  // or: all write 1
 """ % (THREADS, ERROR_WORDS, GRID_BLOCKS, GRID_BLOCKS, GRID_BLOCKS, SPLIT_COUNTS)
 
-COMBINE = {  # (op, kind) -> the update of accumulator {0} by value {1}
-    ("sum", "float"): "{0} += {1};", ("prod", "float"): "{0} *= {1};",
-    ("sum", "int"): "{0} = gc_add({0}, {1});", ("prod", "int"): "{0} = gc_mul({0}, {1});",
-    ("sum", "bool"): "{0} = {0} || {1};", ("prod", "bool"): "{0} = {0} && {1};",
-}
 BLOCK_COMBINE = {  # (op, kind) -> the functor combining two threads' accumulators
     ("sum", "float"): "gc_plus", ("prod", "float"): "gc_times",
     ("sum", "int"): "gc_wrapping_plus", ("prod", "int"): "gc_wrapping_times",
@@ -175,8 +173,8 @@ def _kind(dtype):
 
 
 def accumulator(op, dtype):
-    """float32 and narrower sums and products accumulate in double."""
-    return "double" if op in ("sum", "prod") and dtype in FLOATS else REGISTER[dtype]
+    """The C type of the accumulator of reduction `op` of `dtype` values."""
+    return REGISTER[ir.accumulator(op, dtype)]
 
 
 def narrowing(op, dtype):
@@ -186,30 +184,16 @@ def narrowing(op, dtype):
     return "__half2float(__double2half({}))" if dtype == "float16" else "(float){}"
 
 
-def extreme(dtype, high):
-    """The dtype's highest (or lowest) value: the max/min reductions' identities."""
-    if dtype == "bool":
-        return literal(high, dtype)
-    if dtype in FLOATS:
-        return literal(float("inf") if high else float("-inf"), dtype)
-    bits = 31 if dtype == "int32" else 63
-    return literal((1 << bits) - 1 if high else -(1 << bits), dtype)
-
-
-def identity(op, dtype):
-    if op in ("max", "min"):
-        return extreme(dtype, op == "min")
-    one = op == "prod"
-    if dtype == "bool":
-        return literal(one, dtype)
-    return literal(float(one) if dtype in FLOATS else int(one),
-                   "float64" if dtype in FLOATS else dtype)
+def start(op, dtype):
+    """The accumulator's first value (argmax/argmin: the best value's), a C literal."""
+    return literal(ir.reduction_start(op, dtype), ir.accumulator(op, dtype))
 
 
 def combine(op, dtype, acc, v):
-    if op in ("max", "min"):
-        return f"{acc} = gc_{op}imum({acc}, {v});"
-    return COMBINE[op, _kind(dtype)].format(acc, v)
+    """The update of accumulator `acc` by value `v`: the reduction's combining op, in the
+    accumulator's dtype."""
+    update = expression(ir.REDUCTIONS[op].combine, ir.accumulator(op, dtype), [acc, v])
+    return f"{acc} = {update};"
 
 
 def accumulate(pointer, value):

@@ -36,7 +36,7 @@ from .gemm import PRELUDE as TENSOR_CORES
 from .gemm import render_gemm
 from .launch import TEAMS, grid_reductions, launch, row_reductions
 from .reductions import (PRELUDE as REDUCTIONS, accumulate, accumulator, block_combine,
-                         combine, extreme, identity, narrowing)
+                         combine, narrowing, start)
 from .rows import cached_rows
 from .scalar import PRELUDE as SCALARS
 from .scalar import render_op
@@ -364,14 +364,14 @@ class KernelRenderer:
         name = self.fresh(r.op)
         narrow = narrowing(r.op, dtype)
         acc = f"{name}_best" if arg else f"{name}_acc" if narrow else name
-        start = extreme(dtype, r.op == "argmin") if arg else identity(r.op, dtype)
+        initial = start(r.op, dtype)
         if arg and shared:
-            self.line(f"gc_best<{REGISTER[dtype]}> {acc} = {{{start}, GC_NO_POSITION}};")
+            self.line(f"gc_best<{REGISTER[dtype]}> {acc} = {{{initial}, GC_NO_POSITION}};")
         elif arg:
-            self.line(f"{REGISTER[dtype]} {acc} = {start};")
+            self.line(f"{REGISTER[dtype]} {acc} = {initial};")
             self.line(f"long long {name} = 0, {name}_pos = 0;")
         else:
-            self.line(f"{accumulator(r.op, dtype)} {acc} = {start};")
+            self.line(f"{accumulator(r.op, dtype)} {acc} = {initial};")
         names = [v.name for v, _ in r.loops]
         if shared:
             total = " * ".join(extents) if extents else "1"
@@ -412,7 +412,8 @@ class KernelRenderer:
         if self.launch.kind in ("grid", "split_rows"):  # finished by the last block
             put = f"gc_grid_put(error, {len(self.grid_partials)}, {acc});"
             self.line(put if self.launch.kind == "grid" else f"if (shares > 1) {put}")
-            first = f"gc_best<{REGISTER[dtype]}>{{{start}, GC_NO_POSITION}}" if arg else start
+            first = f"gc_best<{REGISTER[dtype]}>{{{initial}, GC_NO_POSITION}}" if arg else \
+                initial
             self.grid_partials.append((r, name, acc, first, functor))
             return name
         return self.result(r, name, acc)

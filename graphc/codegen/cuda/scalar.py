@@ -1,9 +1,11 @@
 """The kernel IR's scalar operations as CUDA C expressions, one table row per (op, kind of type).
 
 Semantics follow numpy, as the LLVM generator's do: integers wrap around (their arithmetic goes
-through the unsigned type of the same width, where C leaves signed overflow undefined); floor
-division and modulo round toward minus infinity, and by 0 give 0 for integers; maximum/minimum
-propagate NaN; float -> int casts truncate and saturate, NaN giving 0 (the cvt.rzi intrinsics);
+through the unsigned type of the same width, where C leaves signed overflow undefined);
+maximum/minimum propagate NaN; float -> int casts truncate and saturate, NaN giving 0 (the
+cvt.rzi intrinsics); compound ops (floor division, modulo, integer pow, sign, ...) never get
+here: graphc/kernels/legalize.py expands them into simple ones, and truncdiv/fmod (C's / and %)
+get divisors that cannot trap;
 float16 computes in float and rounds back to half after every op; bfloat16 is a float rounded
 only by round_bfloat16. Transcendentals are CUDA's correctly-rounded-or-close library functions
 (expf, log1pf, erff, ...; no fast-math variants). The helpers the table names are defined once
@@ -34,67 +36,23 @@ template <typename T> GC_INLINE T gc_mul(T a, T b) {
     return (T)((U)a * (U)b);
 }
 template <typename T> GC_INLINE T gc_neg(T a) { return gc_sub((T)0, a); }
-template <typename T> GC_INLINE T gc_abs(T a) { return a < 0 ? gc_neg(a) : a; }
 
-// Python's floor division and remainder: the quotient is floored, the remainder takes the
-// divisor's sign; an integer divisor of 0 gives 0, and -1 wraps (MIN / -1 is undefined in C).
-template <typename T> GC_INLINE T gc_floordiv(T a, T b) {
-    if (b == 0) return 0;
-    if (b == -1) return gc_neg(a);
-    T q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-template <typename T> GC_INLINE T gc_mod(T a, T b) {
-    if (b == 0 || b == -1) return 0;
-    T r = a % b;
-    return (r != 0 && (r < 0) != (b < 0)) ? r + b : r;
-}
 // IEEE division (a zero divisor gives inf or NaN), through a call so that the compiler does
 // not warn of a divisor it finds constant: the mean of an empty axis divides by a literal 0.
 template <typename T> GC_INLINE T gc_divide(T a, T b) { return a / b; }
-// For floats, numpy's divmod: the quotient from the remainder, so that 1.0 // 0.1 is 9 (not
-// floor(1.0 / 0.1) = 10) and inf // 2 is NaN; a zero remainder takes the divisor's sign.
-template <typename T> GC_INLINE T gc_floordiv_float(T a, T b) {
-    if (b == (T)0) return a / b;
-    T r = fmod(a, b);
-    T q = (a - r) / b;
-    if (r != (T)0 && (b < (T)0) != (r < (T)0)) q -= (T)1;
-    if (q == (T)0) return copysign((T)0, a / b);
-    T whole = floor(q);
-    return q - whole > (T)0.5 ? whole + (T)1 : whole;
-}
-template <typename T> GC_INLINE T gc_mod_float(T a, T b) {
-    T r = fmod(a, b);
-    if (b == (T)0) return r;
-    if (r == (T)0) return copysign((T)0, b);
-    return (b < (T)0) != (r < (T)0) ? r + b : r;
-}
-// a ** b; a negative exponent gives 1 / a**-b truncated toward zero.
-template <typename T> GC_INLINE T gc_pow_int(T a, T b) {
-    typedef typename gc_unsigned<T>::type U;
-    if (b < 0) return a == 1 ? (T)1 : a == -1 ? ((b & 1) ? (T)-1 : (T)1) : (T)0;
-    U base = (U)a, out = 1;
-    for (; b > 0; b >>= 1) {
-        if (b & 1) out *= base;
-        base *= base;
-    }
-    return (T)out;
-}
 
-// NaN propagates through maximum and minimum (and so through relu and the max/min reductions).
+// NaN propagates through maximum and minimum (and so through the max/min reductions).
 template <typename T> GC_INLINE T gc_maximum(T a, T b) { return (a > b || a != a) ? a : b; }
 template <typename T> GC_INLINE T gc_minimum(T a, T b) { return (a < b || a != a) ? a : b; }
-template <typename T> GC_INLINE T gc_relu(T x) { return gc_maximum(x, (T)0); }
-// -1, 0 or 1; NaN and -0.0 pass through.
-template <typename T> GC_INLINE T gc_sign(T x) { return x > (T)0 ? (T)1 : x < (T)0 ? (T)-1 : x; }
 
-template <typename T> GC_INLINE T gc_rsqrt(T x) { return (T)1 / sqrt(x); }
 // Split by sign, so that neither branch overflows.
 template <typename T> GC_INLINE T gc_sigmoid(T x) {
     T e = exp(-fabs(x));
     return x >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e);
 }
-template <typename T> GC_INLINE T gc_softplus(T x) { return log1p(exp(-fabs(x))) + gc_relu(x); }
+template <typename T> GC_INLINE T gc_softplus(T x) {
+    return log1p(exp(-fabs(x))) + gc_maximum(x, (T)0);
+}
 
 // float16 values are computed as floats, rounded to half after every operation.
 GC_INLINE float gc_half(float x) { return __half2float(__float2half_rn(x)); }
@@ -122,12 +80,10 @@ GC_INLINE void gc_report(long long* error, long long what, long long value) {
 # Expressions of the operand expressions {0}, {1}, {2}; {f} is the math functions' suffix.
 FLOAT_OPS = {
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "gc_divide({0}, {1})",
-    "floordiv": "gc_floordiv_float({0}, {1})", "mod": "gc_mod_float({0}, {1})",
-    "pow": "pow{f}({0}, {1})",
+    "fmod": "fmod{f}({0}, {1})", "pow": "pow{f}({0}, {1})",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
-    "neg": "-{0}", "abs": "fabs{f}({0})", "sign": "gc_sign({0})", "square": "{0} * {0}",
-    "rsqrt": "gc_rsqrt({0})", "relu": "gc_relu({0})", "sigmoid": "gc_sigmoid({0})",
-    "softplus": "gc_softplus({0})", "isnan": "isnan({0})", "isfinite": "isfinite({0})",
+    "neg": "-{0}", "abs": "fabs{f}({0})", "sigmoid": "gc_sigmoid({0})",
+    "softplus": "gc_softplus({0})", "isnan": "isnan({0})",
     **{name: name + "{f}({0})" for name in ("exp", "log", "log1p", "expm1", "sqrt", "sin",
                                             "cos", "tanh", "erf", "floor")},
 }
@@ -136,10 +92,9 @@ COMPARE = {"equal": "{0} == {1}", "not_equal": "{0} != {1}", "less": "{0} < {1}"
 FLOAT_OPS.update(COMPARE)
 INT_OPS = {
     "add": "gc_add({0}, {1})", "sub": "gc_sub({0}, {1})", "mul": "gc_mul({0}, {1})",
-    "floordiv": "gc_floordiv({0}, {1})", "mod": "gc_mod({0}, {1})", "pow": "gc_pow_int({0}, {1})",
+    "truncdiv": "{0} / {1}", "fmod": "{0} % {1}",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
-    "neg": "gc_neg({0})", "abs": "gc_abs({0})", "sign": "gc_sign({0})",
-    "square": "gc_mul({0}, {0})", "relu": "gc_relu({0})", **COMPARE,
+    "neg": "gc_neg({0})", **COMPARE,
 }
 BOOL_OPS = {
     "logical_and": "{0} && {1}", "logical_or": "{0} || {1}", "logical_xor": "{0} != {1}",
@@ -170,8 +125,13 @@ def render_op(e, args):
         return f"{args[0]} ? {args[1]} : {args[2]}"
     if e.name == "round_bfloat16":
         return f"gc_round_bfloat16({args[0]})"
-    text = table_for(src)[e.name].format(*args, f=math_suffix(src) if src in FLOATS else "")
+    text = expression(e.name, src, args)
     return f"gc_half({text})" if e.dtype == "float16" else text
+
+
+def expression(name, dtype, args):
+    """The C expression of scalar op `name` on register values `args` of `dtype`, unrounded."""
+    return table_for(dtype)[name].format(*args, f=math_suffix(dtype) if dtype in FLOATS else "")
 
 
 def cast(x, src, dst):

@@ -6,11 +6,12 @@ A kernel with a parallel outermost loop runs the iterations [lo, hi) of that loo
 pool can hand ranges to threads; other kernels ignore lo and hi.
 
 Values live in registers in their compute type (bool as i1, bfloat16 as float) and in memory in
-their storage type (bool as i8). Reductions accumulate float32 (and narrower) sums in double,
-so a sum is at least as accurate as numpy's pairwise one; the add carries `reassoc` so the loop
-vectorizer may still split it across lanes. A Reduce is computed in front of the innermost loop
-it does not depend on, once per iteration of the loops it does; a parallel loop whose reductions
-read down columns runs in blocks with the loop moved inside them (columns.py).
+their storage type (bool as i8). Reductions accumulate as kernels/ir.py's REDUCTIONS say (float
+sums in double, so a sum is at least as accurate as numpy's pairwise one); the add carries
+`reassoc` so the loop vectorizer may still split it across lanes. A Reduce is computed in
+front of the innermost loop it does not depend on, once per iteration of the loops it does; a
+parallel loop whose reductions read down columns runs in blocks with the loop moved inside them
+(columns.py).
 """
 from llvmlite import ir as ll
 
@@ -18,8 +19,8 @@ from ...kernels import ir
 from .aliasing import AliasScopes
 from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
-from .scalar import emit_scalar, extremum, narrow_float
-from .types import F64, FLOATS, I1, I8, I32, I64, PTR, TYPES, VOID, constant
+from .scalar import emit_scalar, narrow_float, table_for
+from .types import FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
@@ -285,42 +286,26 @@ class KernelEmitter(FunctionEmitter):
                          at(g.b), self.expr(g.b.rows), self.expr(g.b.cols),
                          at(g.c), self.expr(g.c.rows), I32(int(g.accumulate)), *rows])
 
-# ---- reductions: types, identities, combine, result ---------------------------------------------
+# ---- reductions: accumulators (dtypes, first values: kernels/ir.py), combine, result ---------
 def reduction_type(op, dtype):
-    if op in ("sum", "prod") and dtype in FLOATS:
-        return F64
-    if op in ("sum", "prod") and dtype == "bool":
-        return I64
-    return TYPES[dtype][0]
+    return TYPES[ir.accumulator(op, dtype)][0]
 
 
 def reduction_init(op, dtype, acc_type):
-    if op in ("sum", "prod"):
-        one = 1 if op == "prod" else 0
-        return ll.Constant(acc_type, float(one) if acc_type == F64 else one)
-    low = op in ("max", "argmax")
-    if dtype in FLOATS:
-        return ll.Constant(acc_type, float("-inf") if low else float("inf"))
-    if dtype == "bool":
-        return I1(0 if low else 1)
-    bits = acc_type.width
-    return ll.Constant(acc_type, -(1 << (bits - 1)) if low else (1 << (bits - 1)) - 1)
+    return constant(ir.reduction_start(op, dtype), ir.accumulator(op, dtype))
 
 
 def combine(k, op, dtype, acc_type, carried, v):
     """The accumulators after taking in value v."""
     b = k.b
     acc = carried["value"]
-    if op in ("sum", "prod"):
-        x = widen(b, v, dtype, acc_type)
-        if isinstance(acc_type, (ll.FloatType, ll.DoubleType)):
-            out = b.fadd(acc, x, name="sum") if op == "sum" else b.fmul(acc, x, name="prod")
-            out.flags.append("reassoc")
-        else:
-            out = b.add(acc, x, name="sum") if op == "sum" else b.mul(acc, x, name="prod")
+    how = ir.REDUCTIONS[op].combine
+    if how is not None:
+        accumulator = ir.accumulator(op, dtype)
+        out = table_for(accumulator)[how](k, acc, widen(b, v, dtype, acc_type))
+        if accumulator in FLOATS and how in ("add", "mul"):
+            out.flags.append("reassoc")  # so the loop vectorizer may split it across lanes
         return {"value": out}
-    if op in ("max", "min"):
-        return {"value": extremum(k, op, dtype, acc, v)}
     # argmax/argmin: the first extreme; a NaN counts as the extreme (numpy's rule)
     if dtype in FLOATS:
         better = b.fcmp_ordered(">" if op == "argmax" else "<", v, acc)

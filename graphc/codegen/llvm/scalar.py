@@ -1,10 +1,11 @@
 """The kernel IR's scalar operations as LLVM instructions, one table row per (op, kind of type).
 
-Semantics follow numpy: NaN propagates through maximum/minimum; integer division by zero gives
-0 (numpy's result) instead of LLVM's undefined behaviour; floor division and modulo round toward
-minus infinity; float -> int casts saturate (NaN gives 0) rather than producing poison.
-float16 arithmetic runs in float32 and rounds back after each op, as numpy's float16 does;
-transcendentals come from graphc's vectorizable math library.
+Semantics follow numpy: NaN propagates through maximum/minimum; float -> int casts saturate
+(NaN gives 0) rather than producing poison. Compound ops (floor division, modulo, integer pow,
+sign, ...) never get here: graphc/kernels/legalize.py expands them into simple ones, and
+truncdiv/fmod get divisors that cannot trap. float16 arithmetic runs in float32 and rounds back
+after each op, as numpy's float16 does; transcendentals come from graphc's vectorizable math
+library.
 """
 from llvmlite import ir as ll
 
@@ -51,64 +52,17 @@ def _math(name):
     return lambda k, *args: mathlib.call(k.b, name, list(args))
 
 
-def _sign_float(k, x):
-    """-1, 0 or 1; NaN and -0 pass through."""
-    b, one, zero = k.b, ll.Constant(x.type, 1.0), ll.Constant(x.type, 0.0)
-    positive = b.select(b.fcmp_ordered(">", x, zero), one, x)
-    return b.select(b.fcmp_ordered("<", x, zero), ll.Constant(x.type, -1.0), positive,
-                    name="sign")
-
-
-def _isfinite(k, x):
-    magnitude = k.b.call(intrinsic(k.module, "llvm.fabs", x.type), [x])
-    return k.b.fcmp_ordered("<", magnitude, ll.Constant(x.type, float("inf")), name="isfinite")
-
-
-def _floordiv_float(b, x, y):
-    """numpy's floor_divide: (x - fmod(x, y)) / y, moved down when the remainder's sign
-    differs from y's and rounded to the nearest integer (1.0 // 0.1 is 9, inf // 2 NaN);
-    x / y when y is 0."""
-    zero, one = ll.Constant(x.type, 0.0), ll.Constant(x.type, 1.0)
-    r = b.frem(x, y, name="fmod")
-    div = b.fdiv(b.fsub(x, r), y, name="exact")
-    differ = b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", r, zero))
-    div = b.select(b.and_(b.fcmp_unordered("!=", r, zero), differ), b.fsub(div, one), div)
-    low = b.call(intrinsic(b.module, "llvm.floor", x.type), [div])
-    near = b.select(b.fcmp_ordered(">", b.fsub(div, low), ll.Constant(x.type, 0.5)),
-                    b.fadd(low, one), low)
-    signed_zero = b.call(intrinsic(b.module, "llvm.copysign", x.type, 2),
-                         [zero, b.fdiv(x, y)])
-    out = b.select(b.fcmp_unordered("!=", div, zero), near, signed_zero)
-    return b.select(b.fcmp_ordered("==", y, zero), b.fdiv(x, y), out, name="floordiv")
-
-
-def _mod_float(b, x, y):
-    """numpy's remainder: fmod, moved into the divisor's sign."""
-    r = b.frem(x, y, name="fmod")
-    zero = ll.Constant(x.type, 0.0)
-    differ = b.xor(b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero))
-    fix = b.and_(b.fcmp_ordered("!=", r, zero), differ)
-    return b.select(fix, b.fadd(r, y), r, name="mod")
-
-
 FLOAT_OPS = {
     "add": lambda k, x, y: k.b.fadd(x, y, name="add"),
     "sub": lambda k, x, y: k.b.fsub(x, y, name="sub"),
     "mul": lambda k, x, y: k.b.fmul(x, y, name="mul"),
     "div": lambda k, x, y: k.b.fdiv(x, y, name="div"),
-    "floordiv": lambda k, x, y: _floordiv_float(k.b, x, y),
-    "mod": lambda k, x, y: _mod_float(k.b, x, y),
+    "fmod": lambda k, x, y: k.b.frem(x, y, name="fmod"),
     "pow": _math("pow") if "pow" in mathlib.NAMES else _intrinsic("llvm.pow", 2),
     "maximum": lambda k, x, y: extremum(k, "maximum", "float32", x, y),
     "minimum": lambda k, x, y: extremum(k, "minimum", "float32", x, y),
     "neg": lambda k, x: k.b.fneg(x, name="neg"),
-    "square": lambda k, x: k.b.fmul(x, x, name="square"),
-    "rsqrt": lambda k, x: k.b.fdiv(ll.Constant(x.type, 1.0),
-                                   _intrinsic("llvm.sqrt")(k, x), name="rsqrt"),
-    "relu": lambda k, x: extremum(k, "maximum", "float32", x, ll.Constant(x.type, 0.0)),
-    "sign": _sign_float,
     "isnan": lambda k, x: k.b.fcmp_unordered("uno", x, x, name="isnan"),
-    "isfinite": _isfinite,
     "sqrt": _intrinsic("llvm.sqrt"),
     "floor": _intrinsic("llvm.floor"),
     "abs": _intrinsic("llvm.fabs"),
@@ -124,7 +78,7 @@ for _name, (_ordered, _pred) in COMPARE.items():
 
 
 def extremum(k, name, dtype, a, c):
-    """maximum/minimum (also the max/min reductions' combine): NaN wins for floats."""
+    """maximum/minimum: NaN wins for floats."""
     b = k.b
     high = name in ("max", "maximum")
     if dtype in FLOATS:
@@ -136,58 +90,17 @@ def extremum(k, name, dtype, a, c):
 
 
 # ---- integers and bools --------------------------------------------------------------------------
-def _safe_divisor(b, y):
-    """(divisor that cannot trap, whether the real one was 0 or -1 where sdiv would overflow)."""
-    zero = b.icmp_signed("==", y, ll.Constant(y.type, 0))
-    return b.select(zero, ll.Constant(y.type, 1), y), zero
-
-
-def _floordiv_int(b, x, y):
-    d, by_zero = _safe_divisor(b, y)
-    minus_one = b.icmp_signed("==", d, ll.Constant(y.type, -1))
-    q = b.sdiv(x, b.select(minus_one, ll.Constant(y.type, 1), d))
-    q = b.select(minus_one, b.sub(ll.Constant(y.type, 0), x), q)  # wraps like numpy
-    r = b.sub(x, b.mul(q, d))
-    adjust = b.and_(b.icmp_signed("!=", r, ll.Constant(y.type, 0)),
-                    b.xor(b.icmp_signed("<", r, ll.Constant(y.type, 0)),
-                          b.icmp_signed("<", d, ll.Constant(y.type, 0))))
-    q = b.select(adjust, b.sub(q, ll.Constant(y.type, 1)), q)
-    return b.select(by_zero, ll.Constant(y.type, 0), q, name="floordiv")
-
-
-def _mod_int(b, x, y):
-    q = _floordiv_int(b, x, y)
-    d, by_zero = _safe_divisor(b, y)
-    return b.select(by_zero, ll.Constant(y.type, 0), b.sub(x, b.mul(q, d)), name="mod")
-
-
-def _abs_int(k, x):
-    zero = ll.Constant(x.type, 0)
-    return k.b.select(k.b.icmp_signed("<", x, zero), k.b.sub(zero, x), x, name="abs")
-
-
-def _sign_int(k, x):
-    zero = ll.Constant(x.type, 0)
-    pos = k.b.zext(k.b.icmp_signed(">", x, zero), x.type)
-    neg = k.b.zext(k.b.icmp_signed("<", x, zero), x.type)
-    return k.b.sub(pos, neg, name="sign")
-
-
 INT_COMPARE = {"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=",
                "greater": ">", "greater_equal": ">="}
 INT_OPS = {
     "add": lambda k, x, y: k.b.add(x, y, name="add"),
     "sub": lambda k, x, y: k.b.sub(x, y, name="sub"),
     "mul": lambda k, x, y: k.b.mul(x, y, name="mul"),
-    "floordiv": lambda k, x, y: _floordiv_int(k.b, x, y),
-    "mod": lambda k, x, y: _mod_int(k.b, x, y),
+    "truncdiv": lambda k, x, y: k.b.sdiv(x, y, name="truncdiv"),
+    "fmod": lambda k, x, y: k.b.srem(x, y, name="fmod"),
     "maximum": lambda k, x, y: extremum(k, "maximum", "int", x, y),
     "minimum": lambda k, x, y: extremum(k, "minimum", "int", x, y),
     "neg": lambda k, x: k.b.sub(ll.Constant(x.type, 0), x, name="neg"),
-    "abs": _abs_int,
-    "square": lambda k, x: k.b.mul(x, x, name="square"),
-    "relu": lambda k, x: extremum(k, "maximum", "int", x, ll.Constant(x.type, 0)),
-    "sign": _sign_int,
     **{name: (lambda pred, name: lambda k, x, y: k.b.icmp_signed(pred, x, y, name=name))(
         pred, name) for name, pred in INT_COMPARE.items()},
 }

@@ -14,6 +14,7 @@ import numpy as np
 import graphc as gc
 from graphc.codegen.cuda.values import statement_exprs
 from graphc.kernels import ir
+from graphc.kernels.legalize import legalize
 from graphc.ops.elementwise import BINARY, UNARY
 from graphc.ops.registry import apply
 from tests.kernels.helpers import Program
@@ -242,7 +243,7 @@ def _load(slot, index, dtype):
 def handmade_kernels():
     """Kernels that lowering does not produce (yet), reading slots 0.. of a program whose
     run-time dim 0 is n: bool reductions, integer pow, a Check, Gemms that accumulate or that
-    run inside a parallel loop."""
+    run inside a parallel loop; legalized, as lowering's kernels are."""
     i, r = _v("i0"), _v("r0")
     n = ir.Dim(0)
     flags = _load(0, ir.add(ir.mul(i, n), r), "bool")
@@ -273,7 +274,7 @@ def handmade_kernels():
         "float64", n, n, n, per_row, per_row,
         ir.Operand(18, ir.mul(i, ir.mul(n, n)), n, ir.const(1))),), parallel=True),),
                        {}, ("matmul",))
-    return [bool_reductions, powers, check, accumulate, nested]
+    return legalize([bool_reductions, powers, check, accumulate, nested])
 
 
 def all_programs():
@@ -282,7 +283,19 @@ def all_programs():
 
 
 def expected_ops():
-    return set().union(*(case.ops for case in CASES))
+    """The (op, operand dtype) pairs the cases' kernels must contain: the cases' own, a
+    compound op's (legalize.py) replaced by those of its expansion."""
+    return set().union(*(_legal_ops(name, dtype) for case in CASES for name, dtype in case.ops))
+
+
+def _legal_ops(name, dtype):
+    """The (op, operand dtype) pairs of op `name` on `dtype` operands once legalized."""
+    if name not in ir.ARITY:  # a reduction
+        return {(name, dtype)}
+    args = tuple(ir.Var(f"x{n}", dtype) for n in range(ir.ARITY[name]))
+    result = "bool" if name in ir.COMPARISONS + ("isnan", "isfinite") else dtype
+    probe = ir.Kernel("probe", (ir.Store(0, ir.const(0), ir.Op(name, args, result)),), {})
+    return ir.op_uses(legalize([probe]))
 
 
 def op_uses(kernels):
