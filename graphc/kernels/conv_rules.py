@@ -25,7 +25,8 @@ as it loads its tiles (implicit GEMM: implicit_operands.py rewrites the kernels)
 """
 from dataclasses import dataclass
 
-from . import ir, rules
+from . import ir
+from . import lowering_rules as rules
 from .lower import nest
 from .products import WIDER, Products
 

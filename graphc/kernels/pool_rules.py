@@ -18,7 +18,7 @@ an index expression, max((out - 1) * s + k - size, 0) // 2, as TensorFlow's SAME
 from dataclasses import dataclass
 
 from . import ir
-from .rules import _clamp, _in_range, _select
+from .lowering_rules import _clamp, _in_range, _select
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ result is rounded once at the end, by the epilogue's loop. Either way the result
 (which sums 16-bit floats in float32) and the reference's (bfloat16: a float32 product,
 rounded).
 """
-from . import ir, rules
+from . import ir
+from . import lowering_rules as rules
 from .lower import Emitter, loop_nest, nest
 
 WIDER = {"float16": "float32", "bfloat16": "float32"}  # where the target's Gemm has no dtype

@@ -9,7 +9,7 @@ float32 storage adds.
 """
 from . import ir
 from .lower import Emitter, nest
-from .rules import checked_index
+from .lowering_rules import checked_index
 
 
 def gather_grad(group, slots, name):

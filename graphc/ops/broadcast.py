@@ -6,7 +6,7 @@ symbolic dims; these two ops are each other's gradient.
 import numpy as np
 
 from ..ir.types import TensorType, broadcast_shapes
-from ..kernels import rules
+from ..kernels import lowering_rules as rules
 from .registry import apply, register
 
 

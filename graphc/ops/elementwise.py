@@ -12,7 +12,7 @@ from ..ir import dtypes
 from ..ir.graph import Tensor
 from ..ir.types import TensorType, broadcast_shapes
 from .broadcast import unbroadcast
-from ..kernels import rules
+from ..kernels import lowering_rules as rules
 from .registry import NOT_DIFFERENTIABLE, apply, graph_of, register
 from .sources import constant
 

@@ -16,7 +16,8 @@ from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .elementwise import _tensor, cast, exp, log1p, relu
 from .elementwise import abs as abs_
 from .reductions import along_axis, sum as reduce_sum
-from ..kernels import conv_rules, pool_rules, rules
+from ..kernels import conv_rules, pool_rules
+from ..kernels import lowering_rules as rules
 from .registry import apply, register
 from .shape import expand_dims, one_hot
 from .sources import as_tensor

@@ -8,7 +8,7 @@ from ..ir import dtypes
 from ..ir.types import TensorType, format_shape, normalize_axes, normalize_axis
 from .broadcast import broadcast_like
 from .elementwise import _tensor, cast, equal, where, zeros_like
-from ..kernels import rules
+from ..kernels import lowering_rules as rules
 from .registry import NOT_DIFFERENTIABLE, apply, register
 
 

@@ -13,7 +13,8 @@ from ..ir.graph import Tensor
 from ..ir.types import Dim, TensorType, format_shape, normalize_axis
 from .broadcast import unbroadcast
 from .elementwise import _tensor, cast
-from ..kernels import rules, scatter
+from ..kernels import lowering_rules as rules
+from ..kernels import scatter
 from .registry import NOT_DIFFERENTIABLE, apply, register
 from .sources import as_tensor
 

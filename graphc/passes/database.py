@@ -8,7 +8,7 @@ from functools import partial
 from typing import Callable
 
 from ..errors import GraphcError
-from . import rules
+from . import rewrite_rules as rules
 from .constant_folding import MAX_FOLDED_ELEMENTS, constant_folding
 from .rebuild import holds_only_needed, rebuild
 from .rewrite import rewrite
