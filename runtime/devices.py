@@ -5,8 +5,8 @@ PLANNED = {}
 
 
 def _reference():
-    from .executable import Executable
-    return Executable
+    from .executable import ReferenceExecutable
+    return ReferenceExecutable
 
 
 def _cpu():

@@ -1,12 +1,14 @@
-"""Executable: the compiled form of one (graph, fetches, feeds) triple.
+"""Executable: the compiled form of one (graph, fetches, feeds) triple, the base of every
+device's; ReferenceExecutable: device "reference".
 
-Compiling runs the pass pipeline over the fetches' subgraph; running evaluates the optimized
-graph on the reference device. Sources (feeds, variables, random draws) and assignments are
+Compiling runs the pass pipeline over the fetches' subgraph; the reference device runs by
+evaluating the optimized graph node by node. Sources (feeds, variables, random draws) and assignments are
 resolved here, everything else through the ops' references. Placeholders, variables and random
 nodes are matched to the session's state by their `uid`, which every pass preserves.
 Assignments are handed back, so the session applies them only after the whole run succeeded.
 """
 from graphc.errors import FeedError, GraphcError
+from graphc.ir.types import format_type
 from graphc.passes import optimize
 
 from .reference import check_finite, evaluate, memory_limit, random_draw
@@ -119,6 +121,15 @@ class Executable:
 
     def run(self, feed_arrays, read_variable, rng_for):
         """Evaluate; returns (fetched arrays, {variable uid: new value})."""
+        raise NotImplementedError
+
+
+class ReferenceExecutable(Executable):
+    """Device "reference": the optimized graph evaluated node by node through the ops' numpy
+    references, the oracle every other device is tested against."""
+
+    def run(self, feed_arrays, read_variable, rng_for):
+        """Evaluate; returns (fetched arrays, {variable uid: new value})."""
         values = {}
         for t, arr in zip(self.feed_targets, feed_arrays):
             if t is not None:
@@ -131,7 +142,7 @@ class Executable:
             inputs = [values[(t.node.id, t.index)] for t in node.inputs]
             if node.op == "placeholder":
                 raise FeedError(f"placeholder '{node.name}' needs a value: add it to feed_dict "
-                                f"(expected {node.outputs[0].type})", node)
+                                f"(expected {format_type(node.outputs[0].type)})", node)
             if node.op == "variable":
                 outs = (read_variable(node.attrs["uid"]),)
             elif node.op == "assign":

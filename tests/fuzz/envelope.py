@@ -37,7 +37,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType
-from graphc.runtime.executable import Executable, Options
+from graphc.runtime.executable import Options, ReferenceExecutable
 from graphc.runtime.feeds import check_feed
 from graphc.runtime.reference import evaluate, memory_limit, random_draw
 
@@ -401,7 +401,7 @@ def envelope(fetches, feed_sets, level, mode, session_seed):
     """(the reference's Outcomes, the perturbed runs' Outcomes per run) of the fetches at
     `level`, fed each feed set (dicts with the same placeholders, in the same order) in turn."""
     feeds = list(feed_sets[0]) if feed_sets else []
-    exe = Executable(list(fetches), feeds, Options(optimize=level))
+    exe = ReferenceExecutable(list(fetches), feeds, Options(optimize=level))
     reference = run_all(Interpreter(exe, MODES[mode], None, session_seed), feed_sets)
     runs = [run_all(Interpreter(exe, MODES[mode], r, session_seed), feed_sets)
             for r in range(RUNS)]
