@@ -40,7 +40,7 @@ def main(epochs=10, batch_size=64):
         accuracy = np.mean(predict(x_test) == y_test)
         print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, held-out accuracy "
               f"{accuracy:.4f}")
-    print(f"one compiled step: {step.stats()['kernels']} kernel groups")
+    print(f"one compiled step: {step.stats()['kernels']} fusion groups")
     return accuracy
 
 

@@ -1,6 +1,6 @@
 """Inspect what the compiler does to an MLP train step (784-512-512-10, SGD).
 
-Prints the function's compile statistics and its kernel groups, and writes the optimized graph
+Prints the function's compile statistics and its fusion groups, and writes the optimized graph
 as a self-contained HTML page, nodes coloured by kernel, to build/demo_dumps/ beside the other
 dumps of `make demo` (or to --html PATH).
 Run: python examples/inspect_graph.py [--html PATH] [--hidden N]
@@ -38,7 +38,7 @@ def main(html=HTML, hidden=512):
     f = train_step(hidden)
     stats = f.stats()
     print(f"nodes before optimization: {stats['nodes_before']}, after: {stats['nodes_after']}, "
-          f"kernel groups: {stats['kernels']}, compile: {stats['compile_seconds'] * 1e3:.1f} ms")
+          f"fusion groups: {stats['kernels']}, compile: {stats['compile_seconds'] * 1e3:.1f} ms")
     print(f.dump(stage="optimized"))
     os.makedirs(os.path.dirname(os.path.abspath(html)), exist_ok=True)
     with open(html, "w") as out:

@@ -1,6 +1,6 @@
 """GRAPHC_DUMP_DIR's files of generated code, written beside the graphs of each stage.
 
-The pass manager writes `00-input.txt`, one file per pass and the kernel groups; an
+The pass manager writes `00-input.txt`, one file per pass and the fusion groups; an
 executable with native code adds its kernel IR and what its code generator made of it, numbered
 after them so that a listing sorts in pipeline order:
 
@@ -41,7 +41,7 @@ def write_code(exe):
 
 
 def program_text(exe):
-    """The kernel IR of every step in order; host steps as their kernel group's line."""
+    """The kernel IR of every step in order; host steps as their fusion group's line."""
     slots = exe.slots
     lines = [f"# kernel IR of {exe.device} program (kernels in call order; LLVM functions "
              f"and CUDA kernels are named after them)"]

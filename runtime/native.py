@@ -166,7 +166,7 @@ class NativeExecutable(Executable):
             np.copyto(target, np.asarray(local[(t.node.id, t.index)]).reshape(target.shape))
 
     def _check_numerics(self, plan, read_variable, rng_for):
-        """The first kernel group with a non-finite output is run again through the
+        """The first fusion group with a non-finite output is run again through the
         reference, node by node, to name the node where the value first appeared."""
         for step in self.steps:
             groups = step.groups if isinstance(step, NativeStep) else [step.group]

@@ -3,7 +3,7 @@
 `dump(what, format)` shows the graph behind tensors before optimization; `dump_graph` and
 `dump_kernels` are what `f.dump(stage=...)` calls for a function's graph at each stage:
 "input" and "optimized" through `dump_graph` (the optimized one with its partition into
-kernel groups), "kernels" through `dump_kernels`.
+fusion groups), "kernels" through `dump_kernels`.
 """
 from ..errors import GraphcError
 from ..ir.graph import Graph, Tensor, get_default_graph
@@ -12,7 +12,7 @@ from .html import kernels_html, to_html
 from .json_dump import kernels_json, to_json
 from .text import kernels_text, to_text
 
-# format: (the graph, optionally with its kernel groups; the kernel groups alone)
+# format: (the graph, optionally with its fusion groups; the fusion groups alone)
 FORMATS = {"text": to_text, "dot": to_dot, "json": to_json, "html": to_html}
 KERNEL_FORMATS = {"text": kernels_text, "dot": kernels_dot, "json": kernels_json,
                   "html": kernels_html}
@@ -29,7 +29,7 @@ def _pick(table, format, what):
 def dump_graph(graph, tensors=(), format="text", partition=None, title=None):
     """The nodes behind `tensors` (all of `graph` when none) in `format`.
 
-    `partition`, the optimized stage's kernel groups, shows which nodes fused into which
+    `partition`, the optimized stage's fusion groups, shows which nodes fused into which
     kernel; `title` (say, the function and stage) heads the dump.
     """
     render = _pick(FORMATS, format, "dump")
@@ -37,7 +37,7 @@ def dump_graph(graph, tensors=(), format="text", partition=None, title=None):
 
 
 def dump_kernels(partition, format="text", title=None):
-    """The kernel groups of a compiled function (the "kernels" stage) in `format`."""
+    """The fusion groups of a compiled function (the "kernels" stage) in `format`."""
     render = _pick(KERNEL_FORMATS, format, "kernel dump")
     if partition is None:
         raise GraphcError("no kernels to dump: fusion did not run (optimize='O0' or "

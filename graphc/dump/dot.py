@@ -6,7 +6,7 @@ does not depend on. A node is labelled with its name, op and output type(s); an 
 type of the tensor it carries.
 
 Nodes sit in clusters: by name scope (a node named "a/b/c" in cluster "a/b", nested in "a"),
-or, when a partition is given (the optimized stage), one filled cluster per kernel group,
+or, when a partition is given (the optimized stage), one filled cluster per fusion group,
 labelled with its id and kind. The kernels stage is the graph of the kernels themselves: one
 box per kernel with its expression, the buffers they read, and an edge per tensor passed.
 """

@@ -87,7 +87,7 @@ def _tensor_ref(t, ref):
 
 
 def kernel_record(group, boundaries):
-    """One kernel group as data; `boundaries` are those whose producer it computes."""
+    """One fusion group as data; `boundaries` are those whose producer it computes."""
     expr = expression(group)
     return {"id": group.id, "kind": group.kind, "nodes": [n.id for n in group.nodes],
             "inputs": [_tensor_ref(t, ref) for t, ref in expr.inputs],

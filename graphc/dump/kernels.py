@@ -1,4 +1,4 @@
-"""What every dump says about a kernel group: its scalar expression, its colour, its edges.
+"""What every dump says about a fusion group: its scalar expression, its colour, its edges.
 
 A group prints as one expression over named values: `in0, in1, ...` are the tensors it reads,
 `out` (or `out0, out1, ...`) those it writes, and constants of one element are inlined as
@@ -34,7 +34,7 @@ BRACKETED_ATTRS = ("axes", "axis", "perm", "dtype")
 LONGEST_INLINE = 160  # characters; a longer operand is bound to a temporary
 MAX_LISTED_NODES = 8  # node names a kernel line lists
 
-# Colours of kernel groups (light, so black text stays readable), indexed by group id.
+# Colours of fusion groups (light, so black text stays readable), indexed by group id.
 PALETTE = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
            "#f7b6d2", "#dbdb8d", "#9edae5", "#fdd0a2", "#c7e9c0", "#dadaeb")
 

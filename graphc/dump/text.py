@@ -4,7 +4,7 @@
     layer1/
       %3 layer1/matmul = matmul(x, layer1/W) : float32[x.0, 512]  # train.py:9
 
-With a partition (the optimized stage) each kernel group is one line, its nodes written as
+With a partition (the optimized stage) each fusion group is one line, its nodes written as
 one scalar expression (see kernels.py), in the scope of its root node; the nodes no kernel
 computes (placeholders, variables, constants) keep their own lines.
 """

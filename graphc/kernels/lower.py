@@ -1,4 +1,4 @@
-"""Lowering: one fusion group (graphc.passes.fusion.KernelGroup) -> kernel IR loop nests.
+"""Lowering: one fusion group (graphc.passes.fusion.FusionGroup) -> kernel IR loop nests.
 
 A group's outputs are stored from one loop nest over its space: the kept axes outside (the
 first of them parallel), the reduction axes inside. Each stored value is built by asking for a
@@ -159,7 +159,7 @@ def broadcast_index(small, big, idx, dim):
 
 # ---- loop nests -------------------------------------------------------------------------------
 def lower_group(group, slots, name):
-    """The kernels that compute `group` (a fusion KernelGroup), in order, legal (their compound
+    """The kernels that compute `group` (a FusionGroup), in order, legal (their compound
     scalar ops expanded: legalize.py)."""
     # values are built by recursion over the group's nodes: a fused chain of n ops nests
     # about 4n calls deep

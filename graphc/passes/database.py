@@ -52,10 +52,10 @@ PASSES = [
 BY_NAME = {p.name: p for p in PASSES}
 LEVELS = ("O0", "O1", "O2", "O3")
 DEFAULT_LEVEL = "O2"
-# Fusion is the last stage: it partitions the optimized graph into kernel groups instead of
+# Fusion is the last stage: it partitions the optimized graph into fusion groups instead of
 # rewriting it, so it is queried by name or tag like a pass but run by the pass manager.
 FUSION_TAGS = frozenset({"O2", "O3", "fusion"})
-FUSION_DOC = "nodes into kernel groups"
+FUSION_DOC = "nodes into fusion groups"
 
 
 def query(optimize=DEFAULT_LEVEL, excluding=(), including=()):

@@ -1,4 +1,4 @@
-"""Fusion: partition an optimized graph into kernel groups, for the kernel IR to lower.
+"""Fusion: partition an optimized graph into fusion groups, for the kernel IR to lower.
 
 One walk over the live nodes in reverse topological order. When a node is visited, every
 consumer already has a group, so the node either joins one of its consumers' groups or starts
@@ -58,7 +58,7 @@ class Boundary(NamedTuple):
 
 
 @dataclass(eq=False)
-class KernelGroup:
+class FusionGroup:
     """Nodes that become one kernel. `kind` is "elementwise", "reduction" or "contraction" (by
     its anchor), or the kind of the one op of a group that stands alone ("window", "scatter",
     "host" or "stateful"). `space` is the shape its loop nest runs over, `axes` the axes of
@@ -88,7 +88,7 @@ class KernelGroup:
 @dataclass
 class Partition:
     groups: list  # topological order
-    group_of: dict  # node id -> KernelGroup
+    group_of: dict  # node id -> FusionGroup
     boundaries: list  # Boundary for every data edge between two groups
 
     def summary(self):
@@ -103,7 +103,7 @@ def partition(graph, outputs):
 
 
 def singletons(graph, outputs):
-    """One kernel group per node, for compiling without the fusion pass."""
+    """One fusion group per node, for compiling without the fusion pass."""
     outputs = list(outputs)
     fetched = set(outputs)
     live = [n for n in _live(graph, outputs) if n.spec.role is not None]
@@ -123,7 +123,7 @@ def singletons(graph, outputs):
         kind = "elementwise" if node.spec.role == "pointwise" else node.spec.kind
         outs = [t for t in node.outputs if t in consumers or t in fetched]
         inputs = [t for i, t in enumerate(node.inputs) if _reads_data(node, i)]
-        group = KernelGroup(number, kind, [node], list(dict.fromkeys(inputs)), outs, node,
+        group = FusionGroup(number, kind, [node], list(dict.fromkeys(inputs)), outs, node,
                             space, axes, {node.id: level})
         groups.append(group)
         group_of[node.id] = group
@@ -459,7 +459,7 @@ class _Partitioner:
             outputs.update((t, None) for t in node.outputs if t in self.fetched)
         root = max(group.anchors, key=lambda n: n.id) if group.anchors else nodes[-1]
         outputs = sorted(outputs, key=lambda t: (t.node.id, t.index))
-        return KernelGroup(number, group.kind, nodes, list(inputs), outputs, root,
+        return FusionGroup(number, group.kind, nodes, list(inputs), outputs, root,
                            group.full.shape, tuple(sorted(group.axes or ())),
                            {n.id: group.level_name(self.level[n.id]) for n in nodes})
 

@@ -26,7 +26,7 @@ class Compilation:
 
     @property
     def partition(self):
-        """The kernel groups (None when fusion is off); computed when first asked for, since
+        """The fusion groups (None when fusion is off); computed when first asked for, since
         only code generation and dumps need them."""
         if self._partition is None and self.fuse and self.outputs:
             from .fusion import partition
@@ -93,7 +93,7 @@ def _type_check(outputs, after):
 
 
 def write_stages(result, directory):
-    """One text dump per stage, numbered in order, plus the kernel groups."""
+    """One text dump per stage, numbered in order, plus the fusion groups."""
     from ..dump import dump_graph, dump_kernels
     for i, (stage, outs) in enumerate(result.stages):
         if outs:

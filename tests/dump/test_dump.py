@@ -1,5 +1,5 @@
 """Graph dumps: text, JSON and DOT (HTML in test_html.py), through gc.dump, f.dump and
-`python -m graphc dump`, with and without the kernel groups fusion makes."""
+`python -m graphc dump`, with and without the fusion groups fusion makes."""
 import json
 import os
 import re

@@ -1,4 +1,4 @@
-"""Fusion: how many kernel groups a computation becomes, why fusion stops, and the invariants
+"""Fusion: how many fusion groups a computation becomes, why fusion stops, and the invariants
 every partition keeps (each node in one group, an acyclic group DAG, inputs from earlier
 groups)."""
 import time
@@ -323,7 +323,7 @@ def test_mlp_train_step_partitions_into_few_kernels():
     train = gc.group(*[gc.assign_sub(p, 0.1 * g) for p, g in zip(params, grads)])
     part = check([loss, train])
     computed = sum(1 for n in loss.graph.nodes if n.spec.kind != "source")
-    print(f"\nMLP train step: {computed} nodes -> {len(part.groups)} kernel groups\n"
+    print(f"\nMLP train step: {computed} nodes -> {len(part.groups)} fusion groups\n"
           + part.summary())
     assert len(part.groups) < computed / 2
     forward = [g for g in part.groups if ops(g) == ["matmul", "add", "relu"]]
