@@ -21,7 +21,7 @@ along the channels, contiguous in both buffers (vector moves: the kernels' alias
 LLVM the two buffers are apart); the CPU's Gemm then packs the patches through its vector
 paths. The copy costs about 0.3 ms (9 MB written, then read back) beside a 1 ms product at
 W5's second convolution. On CUDA the copy is dropped and the product reads the patches from x
-as it loads its tiles (implicit GEMM: implicit_operands.py rewrites the kernels).
+as it loads its tiles (implicit GEMM: codegen/cuda/implicit_operands.py rewrites the kernels).
 """
 from dataclasses import dataclass
 

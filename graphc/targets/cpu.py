@@ -4,7 +4,7 @@ Capabilities: the GEMM computes float32 and float64 products (float16 and bfloat
 float32); a kernel may store over an input it reads only where it stores (the kernels' alias
 scopes tell LLVM so, codegen/llvm/aliasing.py); a scalar op without instructions in
 codegen/llvm/scalar.py leaves its group to the numpy reference. Its own kernel pass splits
-large full reductions among the threads (kernels/split_reductions.py). Assignments run no
+large full reductions among the threads (codegen/llvm/split_reductions.py). Assignments run no
 step: the runtime hands an assignment's value's buffer to the variable.
 
 The code (`CpuCode`) is the program's segments of kernels and their fingerprints; the LLVM IR is
@@ -21,8 +21,8 @@ from ..codegen.llvm import gemm, jit, parallel
 from ..codegen.llvm.program import (GEMM_PIPELINE, PROGRAM_PIPELINE, build_module, entry_symbol,
                                     gemm_dtypes, gemm_module)
 from ..codegen.llvm.scalar import unsupported_ops
+from ..codegen.llvm.split_reductions import split_reductions
 from ..kernels.fingerprint import fingerprint
-from ..kernels.split_reductions import split_reductions
 from . import Target
 
 

@@ -5,7 +5,7 @@ Capabilities: matrix products of every float dtype are native (float16 and bfloa
 tensor cores); no kernel stores over an input, since the generated code declares every buffer
 pointer __restrict__; a scalar op without CUDA C in codegen/cuda/scalar.py leaves its group to
 the numpy reference. Its own kernel passes: products read convolutions' patches where they
-are copied from (kernels/implicit_operands.py), and perfect loop nests under a parallel
+are copied from (codegen/cuda/implicit_operands.py), and perfect loop nests under a parallel
 loop become one loop whose positions threads take (codegen/cuda/collapse_loops.py).
 Assignments are steps: the runtime copies their values on the GPU.
 
@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 from ..codegen.cuda import launch, nvcc
 from ..codegen.cuda.collapse_loops import collapse_loops
+from ..codegen.cuda.implicit_operands import gather_copies
 from ..codegen.cuda.render import render_program, symbol
 from ..codegen.cuda.scalar import unsupported_ops
-from ..kernels.implicit_operands import gather_copies
 from ..kernels.lower import GEMM_DTYPES
 from . import Target
 

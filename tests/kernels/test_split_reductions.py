@@ -1,5 +1,5 @@
 """Large reductions to a scalar split into chunks reduced in parallel, then combined
-(graphc/kernels/split_reductions.py, run by device "cpu"): the interpreter on the split kernels
+(graphc/codegen/llvm/split_reductions.py, run by device "cpu"): the interpreter on the split kernels
 and the compiled program both give the reference's values on odd sizes (a remainder past the
 last full chunk), few rows, symbolic sizes, every reduction and dtype, NaN, nested full
 reductions and empty tensors; float32 sums stay more accurate than numpy's."""

@@ -1,9 +1,10 @@
 """Copies read where they are copied from (implicit GEMM): a kernel that only copies values into
-a scratch buffer that nothing but matrix products reads (a convolution's patches, conv_rules.py)
-is dropped, and those products compute the copied values as they read them (ir.Gathered
-operands). A target whose Gemm loads its operands' tiles element by element (CUDA: the patches
-come straight from the convolution's input into shared memory) saves the copy's writes and
-reads; the CPU's GEMM packs its operands through vector paths and keeps the copy.
+a scratch buffer that nothing but matrix products reads (a convolution's patches,
+kernels/conv_rules.py) is dropped, and those products compute the copied values as they read
+them (ir.Gathered operands). A kernel pass of the CUDA target (graphc/targets/cuda.py), whose
+Gemm loads its operands' tiles element by element: the patches come straight from the
+convolution's input into shared memory, which saves the copy's writes and reads. The CPU's
+GEMM packs its operands through vector paths and keeps the copy.
 
 An operand is rewritten when the copy's position splits along the operand's matrix, so that
 its element [r, c] is a cheap function of r and c: the copy stores at the row-major position
@@ -15,9 +16,9 @@ copy reads, and its value checks no index (a product's threads must not stop one
 """
 import dataclasses
 
-from . import ir
-from .access import expressions, kernel_access, loads
-from .legalize import expression
+from ...kernels import ir
+from ...kernels.access import expressions, kernel_access, loads
+from ...kernels.legalize import expression
 
 
 def gather_copies(segments, slots):

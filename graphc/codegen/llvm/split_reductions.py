@@ -10,11 +10,14 @@ elements), n // K of them in parallel; the n % K positions left are reduced on o
 the partials, so that no chunk needs a mask and every load stays in order and in bounds.
 Integer reductions and float max/min are exact in any order; argmax/argmin, bool and the 16-bit
 floats keep their one-thread loop, as do reductions known to be small.
+
+A kernel pass of the CPU target (graphc/targets/cpu.py): on the GPU, the CUDA code generator
+shares such a reduction among a grid's blocks itself (launch kind "grid").
 """
 import dataclasses
 
-from . import ir
-from .legalize import expression
+from ...kernels import ir
+from ...kernels.legalize import expression
 
 CHUNKS = 64  # partial results at most: a few per thread
 CHUNK_MIN = 1 << 15  # positions per chunk at least, so that a chunk outweighs its dispatch

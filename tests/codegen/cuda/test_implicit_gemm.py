@@ -1,4 +1,4 @@
-"""Convolutions as implicit GEMMs (graphc/kernels/implicit_operands.py): the patches copies are
+"""Convolutions as implicit GEMMs (graphc/codegen/cuda/implicit_operands.py): the patches copies are
 dropped and the products read the patches from x as they load their tiles. The rewritten
 kernels run in the interpreter and as CUDA C on the host (host_emulation.py) against the
 reference device, on odd sizes (batches of 1 and 7, strides, SAME and VALID, dilation, 1x1
@@ -8,10 +8,10 @@ import pytest
 
 import graphc as gc
 from graphc.codegen.cuda import nvcc
+from graphc.codegen.cuda.implicit_operands import gather_copies
 from graphc.codegen.cuda.render import PRELUDE, render_kernel
 from graphc.compiler import NativeStep
 from graphc.kernels import interpret, ir
-from graphc.kernels.implicit_operands import gather_copies
 from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
 from tests.kernels.helpers import Program, run_reference
 
