@@ -48,21 +48,16 @@ def number(value, dtype):
     return str(dtype.np.type(value))
 
 
-def _literal_of_constant(node):
-    value = node.attrs["value"].array
-    return number(value.flat[0], node.outputs[0].dtype) if value.size == 1 else None
-
-
-# Nodes that are a number wherever they appear (None: this one is not).
-LITERALS = {
-    "constant": _literal_of_constant,
-    "fill_like": lambda node: number(node.attrs["value"], node.outputs[0].dtype),
-}
-
-
 def literal(node):
-    rule = LITERALS.get(node.op)
-    return rule(node) if rule is not None else None
+    """The number a node is wherever it appears, as text (None: it is not one): its uniform
+    value, except that an array stored in the graph (a source) of more than one element keeps
+    its name, which says it is an array."""
+    known = node.spec.uniform_value
+    value = known(node) if known is not None else None
+    if value is None or (node.spec.kind == "source"
+                         and node.outputs[0].type.num_elements() != 1):
+        return None
+    return number(value, node.outputs[0].dtype)
 
 
 def simple_term(text):

@@ -168,6 +168,9 @@ BINARY = {
     "logical_or": (np.logical_or, None, "logic"),
     "logical_xor": (np.logical_xor, None, "logic"),
 }
+# the binary ops whose operands may swap
+COMMUTATIVE = ("add", "mul", "maximum", "minimum", "equal", "not_equal", "logical_and",
+               "logical_or", "logical_xor")
 
 
 def _binary_infer(name, result):
@@ -201,7 +204,8 @@ def _binary_grad(rule):
 
 for _name, (_ref, _rule, _result) in BINARY.items():
     register(_name, infer=_binary_infer(_name, _result), ref=_ref, grad=_binary_grad(_rule),
-             kind="elementwise", lower=rules.scalar, doc=f"elementwise {_name} with broadcasting")
+             kind="elementwise", lower=rules.scalar, commutative=_name in COMMUTATIVE,
+             doc=f"elementwise {_name} with broadcasting")
 
 
 def _tensor(x, like=None):
@@ -293,6 +297,7 @@ register("fill_like", lower=rules.fill_like,
          infer=lambda x, *, value, dtype: TensorType(dtype, x.shape),
          ref=lambda x, *, value, dtype: np.full(x.shape, value, dtype.np),
          grad=NOT_DIFFERENTIABLE, kind="elementwise", shape_only={0},
+         uniform_value=lambda node: node.attrs["value"],
          doc="a tensor of x's shape filled with one value")
 
 

@@ -16,15 +16,16 @@ What it computes
   variables, else Tensor).
 
 How it becomes kernels
-- `kind`: what shape of loop nest it is, one of KINDS below, which also gives its fusion
-  `role` (derived, not declared) and which of the two lowering fields it needs.
-- `lower(k, node, idx)`: the per-element rule (graphc/kernels/rules.py, pool_rules.py): the
+- `kind`: what sort of computation it is, one of KINDS below. The kind fixes its `role` in
+  fusion (a field derived from the kind, not declared) and which of the two lowering fields
+  below the op declares (a check at registration holds every op to it).
+- `lower(k, node, idx)`: the per-element rule (kernels/lowering_rules.py, pool_rules.py): the
   value of the output at index `idx`, built from its inputs' values at the indices it asks the
   emitter `k` for; multi-output ops (split) also get the output number.
 - `lower_group(group, slots, name)`: the whole-group lowering of a contraction or scatter
   (kernels/matmul_rules.py, conv_rules.py, scatter.py): the kernels of its fusion group.
 - `shape_only`: the input positions read only for their shape (broadcast_like's `like`): no
-  data moves along those edges, so fusion neither joins nor orders groups by them.
+  data moves along those edges, so fusion gives no group such an input to read.
 - `reduced_axes(node)`: the axes a reduction combines; by default its `axes` attr, else its
   `axis` attr, else every axis (sum_to_like and sparse_softmax_cross_entropy declare theirs).
 - `view`: for a view, how its elements relate to its input's: "linear" (the same elements in
@@ -32,7 +33,11 @@ How it becomes kernels
   or "reorder" (anything else: transpose, slices, gathers). Fusion computes whatever feeds a
   reordering view at any index, so no reduction or contraction may feed one in a group.
 
-What the passes and the runtime must know
+What the passes, the runtime and the dumps must know
+- `commutative`: its two operands may swap (canonicalization moves constants to the right).
+- `uniform_value(node)`: the one value every element of its output has, when its attrs tell
+  (a constant's uniform array, fill_like); None where they do not. Rewrite patterns match
+  constants through it, and the dumps print such a node as a number.
 - `stateful`: its value depends on or changes session state (placeholders, variables,
   assignments, random draws): it has a `uid` attr of its own, so it is never merged with an
   equal-looking node, and a graph file stores it as a fresh identity to give on loading.
@@ -59,7 +64,7 @@ class Kind(NamedTuple):
 
 
 KINDS = {
-    # each output element from its inputs' elements at the same index (numpy broadcasting)
+    # each output element from its inputs' elements at its index (numpy broadcasting)
     "elementwise": Kind("pointwise", "lower"),
     # each output element is one input element (or a constant): see `view`
     "view": Kind("pointwise", "lower"),
@@ -111,6 +116,8 @@ class OpSpec:
     shape_only: Container[int] = ()
     reduced_axes: Callable = attr_axes
     view: Optional[str] = None
+    commutative: bool = False
+    uniform_value: Optional[Callable] = None
     stateful: bool = False
     random: bool = False
     fetch_none: bool = False
@@ -120,7 +127,8 @@ class OpSpec:
         object.__setattr__(self, "role", kind.role)
         for lowering in ("lower", "lower_group"):
             assert (getattr(self, lowering) is not None) == (kind.lowering == lowering), (
-                f"op {self.name!r}: a {self.kind} op declares {kind.lowering or 'no lowering'}")
+                f"op {self.name!r} of kind {self.kind!r} declares "
+                f"{kind.lowering or 'no lowering'}")
         assert (self.view in VIEWS) if self.kind == "view" else self.view is None, self.name
         assert self.stateful or not self.random, self.name
 

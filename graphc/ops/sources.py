@@ -16,6 +16,7 @@ register("constant",
          infer=lambda *, value, dtype: TensorType(dtype, value.array.shape),
          ref=lambda *, value, dtype: value.array,
          grad=NOT_DIFFERENTIABLE, kind="source",
+         uniform_value=lambda node: node.attrs["value"].uniform_value,
          doc="A literal array stored in the graph.")
 
 register("placeholder",

@@ -73,12 +73,8 @@ class Op:
 
 def constant_value(tensor):
     """The one value every element of `tensor` has, when the graph says so; else None."""
-    node = tensor.node
-    if node.op == "fill_like":
-        return node.attrs["value"]
-    if node.op == "constant":
-        return node.attrs["value"].uniform_value
-    return None
+    known = tensor.node.spec.uniform_value
+    return known(tensor.node) if known is not None else None
 
 
 @dataclass(frozen=True)

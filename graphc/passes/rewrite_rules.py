@@ -11,12 +11,10 @@ import numpy as np
 from ..ir import dtypes
 from ..ops import elementwise as E
 from ..ops import shape as S
-from ..ops.registry import apply
+from ..ops.registry import REGISTRY, apply
 from .rewrite import Const, Op, Rule, Var, constant_value
 
 x, y = Var("x"), Var("y")
-COMMUTATIVE = ("add", "mul", "maximum", "minimum", "equal", "not_equal", "logical_and",
-               "logical_or", "logical_xor")
 
 
 def _const_first(node):
@@ -48,7 +46,7 @@ def _finite_in(value, like):
 CANONICALIZE = [
     Rule(f"{op}_constant_right", Op(op, x, y, where=_const_first),
          (lambda op: lambda m: apply(op, [m.y, m.x]))(op), "constants to the right")
-    for op in COMMUTATIVE
+    for op, spec in REGISTRY.items() if spec.commutative
 ] + [
     Rule("sub_constant_to_add", Op("sub", Var("x", _float), Const(name="c")),
          lambda m: m.x + _scalar_like(-m.c, m.x) if m.c != 0 else None,
