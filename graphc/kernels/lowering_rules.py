@@ -162,7 +162,8 @@ def sparse_softmax_cross_entropy(k, node, idx):
     row = idx + (ir.const(0),)
     _, top, total = _row_stats(k, logits, row, logits.rank - 1)
     picked = k.value(logits, idx + (label,))
-    return ir.op("sub", ir.op("add", ir.op("log", total), top), picked)
+    # -log_softmax at the label, shifted first: log(total) + top - picked cancels for huge logits
+    return ir.op("neg", ir.op("sub", ir.op("sub", picked, top), ir.op("log", total)))
 
 
 # ---- views ---------------------------------------------------------------------------------

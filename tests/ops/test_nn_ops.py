@@ -122,6 +122,15 @@ def test_sparse_softmax_cross_entropy_matches_numpy(label_dtype):
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def test_sparse_softmax_cross_entropy_of_huge_logits():
+    """The loss is log(sum(exp(x - max))) - (x[label] - max): device cpu added the max first
+    and subtracted x[label] after, which lost the log to cancellation (0 for [1e38, 1e38])."""
+    big = np.finfo(np.float32).max
+    logits = np.array([[big, big], [1e38, 1e38], [-big, -big], [big, 0.0]], np.float32)
+    got = evaluate(gc.nn.sparse_softmax_cross_entropy, logits, np.array([0, 1, 1, 0], np.int32))
+    np.testing.assert_allclose(got, [math.log(2)] * 3 + [0.0], rtol=1e-6)
+
+
 def test_sparse_softmax_cross_entropy_gradient():
     labels = np.array([0, 6, 3], np.int64)
     check_grad(lambda t: gc.nn.sparse_softmax_cross_entropy(t, gc.constant(labels)),
