@@ -38,8 +38,8 @@ Semantics (what interpret.py computes and the code generators match):
 - Types: an Op's operands have the Op's dtype, except that comparisons take two operands of
   one dtype and give bool, isnan/isfinite give bool, `where` takes a bool condition, `cast`
   takes any dtype and round_bfloat16 takes float32 or bfloat16. exp ... floor, erf, softplus,
-  sigmoid and div take floats only (integer division is floordiv, or truncdiv); truncdiv takes
-  ints only; logical ops take bool.
+  sigmoid, div and fmod take floats only (integer division is floordiv, or truncdiv); truncdiv
+  takes ints only; logical ops take bool.
 - bfloat16 values are held as float32: ops on them compute in float32 and only round_bfloat16
   rounds (to nearest, ties to even, as graphc.ir.dtypes.round_bfloat16); a bfloat16 Const is
   rounded. float16 ops round to float16 after every op.
@@ -48,8 +48,8 @@ Semantics (what interpret.py computes and the code generators match):
   remainder too: -4.0 % 2.0 is 0.0, 4.0 % -2.0 is -0.0); integer floordiv and mod by 0 give 0,
   floordiv by -1 negates (wrapping); float floordiv by 0 is x / 0, float mod by 0 NaN. pow with
   a negative integer exponent gives 1 / a**-b truncated toward zero (0 unless |a| == 1).
-  truncdiv and fmod are C's / and % (fmod for floats: the remainder takes the dividend's sign);
-  an integer divisor of 0 or -1 is the lowering's error (the interpreter refuses it). The
+  truncdiv is C's integer / (truncated toward zero), fmod C's fmod (the remainder takes the
+  dividend's sign); truncdiv by 0 or -1 is the lowering's error (the interpreter refuses it). The
   compound ops (floordiv, mod, integer pow, sign, ...) reach no code generator: legalize.py
   expands them into simple ones at the end of lowering. cast converts as numpy's astype (float
   to int truncates; NaN, inf and out-of-range values give an unspecified int; nonzero is true).

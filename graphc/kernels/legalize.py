@@ -92,13 +92,13 @@ def _any(signs):
 # op -> the sign of its result from its operands' signs
 SIGNS = {"add": lambda s: _any(s) if None not in s else None, "mul": _all, "minimum": _all,
          "maximum": _any, "where": lambda s: _all(s[1:]),
-         **dict.fromkeys(("truncdiv", "fmod"), lambda s: s[0] and s[1] and "non-negative")}
+         "truncdiv": lambda s: s[0] and s[1] and "non-negative"}
 
 
 class _Division:
-    """Integer x / y as C divides (truncdiv, fmod), by a divisor that cannot trap, and where
-    the result must differ (by 0, or -1: MIN / -1 overflows). What is known of the operands'
-    signs drops the tests that cannot hold, as they would in index arithmetic."""
+    """Integer x / y as C divides (truncdiv, and its remainder), by a divisor that cannot trap,
+    and where the result must differ (by 0, or -1: MIN / -1 overflows). What is known of the
+    operands' signs drops the tests that cannot hold, as they would in index arithmetic."""
 
     def __init__(self, x, y):
         self.x, self.y = x, y
@@ -111,7 +111,8 @@ class _Division:
         self.traps = self.zero if self.minus_one is None else ir.Op(
             "logical_or", (self.zero, self.minus_one), "bool")
         self.d = y if self.traps is None else _where(self.traps, _c(1, y), y)
-        self.q, self.r = _op("truncdiv", x, self.d), _op("fmod", x, self.d)
+        self.q = _op("truncdiv", x, self.d)
+        self.r = _op("sub", x, _op("mul", self.q, self.d))  # C's %, from the one division
         if divisor and dividend:  # both non-negative: so is the remainder
             self.moves = None
         elif divisor:
@@ -196,11 +197,12 @@ def _pow(a, b):
     out, power = one, a
     bits = 31 if a.dtype == "int32" else 63  # of a non-negative exponent
     for bit in range(bits):
-        odd = _test("not_equal", _op("fmod", e, _c(2, e)), _c(0, e))
+        half = _op("truncdiv", e, _c(2, e))
+        odd = _test("not_equal", e, _op("mul", half, _c(2, e)))
         out = _where(odd, power if out is one else _op("mul", out, power), out)
         if bit < bits - 1:
-            power, e = _op("mul", power, power), _op("truncdiv", e, _c(2, e))
-    even = _test("equal", _op("fmod", b, _c(2, b)), _c(0, b))
+            power, e = _op("mul", power, power), half
+    even = _test("equal", b, _op("mul", _op("truncdiv", b, _c(2, b)), _c(2, b)))
     return _where(negative, _inverse(a, even), out)
 
 

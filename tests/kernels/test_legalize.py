@@ -158,7 +158,7 @@ def test_lowered_kernels_hold_no_compound_op(graph):
 
 def test_index_arithmetic_of_known_signs_keeps_no_test_that_cannot_hold():
     """Loop variables and dims are never negative: dividing one by a dim tests only for a zero
-    dim; by a positive constant, nothing (both quotients are C's)."""
+    dim; by a positive constant, nothing (the quotient is C's, the remainder from it)."""
     i, n = ir.Var("i"), ir.Dim(0)
     by_dim = ir.Kernel("by_dim", (ir.Loop(i, ir.const(7), (
         ir.Store(0, i, ir.floordiv(i, n)), ir.Store(1, i, ir.mod(i, n)),
@@ -169,8 +169,10 @@ def test_index_arithmetic_of_known_signs_keeps_no_test_that_cannot_hold():
     used = ir.op_uses([legal])
     assert ("equal", "int64") in used and ("logical_or", "bool") not in used, used
     quotients = [s.value for s in legal.body[0].body]
-    assert quotients[2] == ir.Op("truncdiv", (i, ir.const(3)), "int64")
-    assert quotients[3] == ir.Op("fmod", (i, ir.const(3)), "int64")
+    quotient = ir.Op("truncdiv", (i, ir.const(3)), "int64")
+    assert quotients[2] == quotient
+    assert quotients[3] == ir.Op("sub", (i, ir.Op("mul", (quotient, ir.const(3)), "int64")),
+                                 "int64")
     assert ("less", "int64") in ir.op_uses([ir.Kernel("k", (legal.body[0].body[4],), {})])
     for dim in (0, 1, 3, 5):
         outs = [np.zeros(7, np.int64) for _ in range(5)]

@@ -245,7 +245,7 @@ def _truncdiv(a, b):
 # index arithmetic on the host, for launch ranges: the kernel IR's semantics on Python ints
 # (legal index arithmetic, and the compound floordiv and mod, as launch's own tile counts use)
 HOST_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "neg": operator.neg,
-            "truncdiv": _truncdiv, "fmod": lambda a, b: a - b * _truncdiv(a, b),
+            "truncdiv": _truncdiv,
             "floordiv": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else 0,
             "maximum": max, "minimum": min,
             "equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,

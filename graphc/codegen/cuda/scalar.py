@@ -4,11 +4,10 @@ Semantics follow numpy, as the LLVM generator's do: integers wrap around (their 
 through the unsigned type of the same width, where C leaves signed overflow undefined);
 maximum/minimum propagate NaN; float -> int casts truncate and saturate, NaN giving 0 (the
 cvt.rzi intrinsics); compound ops (floor division, modulo, integer pow, sign, ...) never get
-here: graphc/kernels/legalize.py expands them into simple ones, and truncdiv/fmod (C's / and %)
-get divisors that cannot trap;
-float16 computes in float and rounds back to half after every op; bfloat16 is a float rounded
-only by round_bfloat16. Transcendentals are CUDA's correctly-rounded-or-close library functions
-(expf, log1pf, erff, ...; no fast-math variants). The helpers the table names are defined once
+here: graphc/kernels/legalize.py expands them into simple ones, and truncdiv (C's /) gets
+divisors that cannot trap; float16 computes in float and rounds back to half after every op;
+bfloat16 is a float rounded only by round_bfloat16. Transcendentals are CUDA's
+correctly-rounded-or-close library functions (expf, log1pf, erff, ...; no fast-math variants). The helpers the table names are defined once
 per translation unit, in PRELUDE.
 """
 from ...kernels import ir
@@ -92,7 +91,7 @@ COMPARE = {"equal": "{0} == {1}", "not_equal": "{0} != {1}", "less": "{0} < {1}"
 FLOAT_OPS.update(COMPARE)
 INT_OPS = {
     "add": "gc_add({0}, {1})", "sub": "gc_sub({0}, {1})", "mul": "gc_mul({0}, {1})",
-    "truncdiv": "{0} / {1}", "fmod": "{0} % {1}",
+    "truncdiv": "{0} / {1}",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
     "neg": "gc_neg({0})", **COMPARE,
 }

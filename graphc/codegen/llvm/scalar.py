@@ -3,7 +3,7 @@
 Semantics follow numpy: NaN propagates through maximum/minimum; float -> int casts saturate
 (NaN gives 0) rather than producing poison. Compound ops (floor division, modulo, integer pow,
 sign, ...) never get here: graphc/kernels/legalize.py expands them into simple ones, and
-truncdiv/fmod get divisors that cannot trap. float16 arithmetic runs in float32 and rounds back
+truncdiv gets divisors that cannot trap. float16 arithmetic runs in float32 and rounds back
 after each op, as numpy's float16 does; transcendentals come from graphc's vectorizable math
 library.
 """
@@ -97,7 +97,6 @@ INT_OPS = {
     "sub": lambda k, x, y: k.b.sub(x, y, name="sub"),
     "mul": lambda k, x, y: k.b.mul(x, y, name="mul"),
     "truncdiv": lambda k, x, y: k.b.sdiv(x, y, name="truncdiv"),
-    "fmod": lambda k, x, y: k.b.srem(x, y, name="fmod"),
     "maximum": lambda k, x, y: extremum(k, "maximum", "int", x, y),
     "minimum": lambda k, x, y: extremum(k, "minimum", "int", x, y),
     "neg": lambda k, x: k.b.sub(ll.Constant(x.type, 0), x, name="neg"),
