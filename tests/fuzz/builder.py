@@ -220,6 +220,6 @@ class Builder(random_graphs.Builder):
 
 def show(array):
     array = np.asarray(array)
-    if array.size <= 8:
+    if array.size <= 40:
         return f"np.array({array.tolist()!r}, {array.dtype.name})"
     return f"<{array.dtype.name} array {list(array.shape)}>"

@@ -73,9 +73,11 @@ EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "0"))
 LEVELS = ("O0", "O1", "O2", "O2", "O2", "O3", "O3")
 
 
-def fuzz_settings(examples):
-    """A few examples, the same ones every run; or GRAPHC_FUZZ_EXAMPLES fresh ones."""
-    return settings(max_examples=EXAMPLES or examples, deadline=None, derandomize=not EXAMPLES,
+def fuzz_settings(examples, shares=1):
+    """`examples` examples, the same ones every run; or GRAPHC_FUZZ_EXAMPLES fresh ones,
+    shared among `shares` tests."""
+    return settings(max_examples=max(1, EXAMPLES // shares) if EXAMPLES else examples,
+                    deadline=None, derandomize=not EXAMPLES,
                     database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
@@ -158,7 +160,7 @@ GROUPS = [OPS[i:i + GROUP] for i in range(0, len(OPS), GROUP)]
 
 
 @pytest.mark.parametrize("ops", GROUPS, ids="-".join)
-@fuzz_settings(max(1, EXAMPLES // len(GROUPS)) if EXAMPLES else 1)
+@fuzz_settings(1, shares=len(GROUPS))
 @given(data=st.data())
 def test_every_op_on_every_device_and_level(ops, data):
     """A graph around the group's ops, on every device at a level drawn and across levels. A
