@@ -165,14 +165,15 @@ class Builder(random_graphs.Builder):
         self.pool.append(Value(tensor, name))
         return self.pool[-1]
 
-    def operand(self, ok=lambda v: True, among=ALL, shape=None, fresh=0.2):
+    def operand(self, ok=lambda v: True, among=ALL, shape=None, fresh=0.2, profile=None):
         """A pool value of a dtype in `among` that satisfies `ok`, or (sometimes, or when there
-        is none) a fresh source of such a dtype and of `shape` (default: drawn); Skip when
-        there is neither."""
+        is none) a fresh source of such a dtype and of `shape` (default: drawn), with values
+        drawn by `profile` (default: drawn); Skip when there is neither."""
         options = [v for v in self.pool if v.dtype in among and ok(v)]
         if options and not self.flip(fresh):
             return self.choice(options)
-        made = self.source(self.dtype(among), self.shape() if shape is None else shape)
+        made = self.source(self.dtype(among), self.shape() if shape is None else shape,
+                           profile)
         if made is None or not ok(made):
             raise Skip("no operand")
         return made

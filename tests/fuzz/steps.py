@@ -14,6 +14,8 @@ from graphc.ir import dtypes
 from graphc.ir.types import Dim
 from graphc.ops import elementwise, shape as shape_ops
 from graphc.ops.registry import apply
+from graphc.passes.database import PASSES
+from graphc.passes.rewrite import Const, Var
 from tests.passes.random_graphs import COMPOSITES, factor_shape, format_index
 
 from . import values
@@ -711,6 +713,51 @@ def make_composite(b):
         b.add(tensor, text)
 
 
+# ---- the rewrite rules' patterns -------------------------------------------------------------
+RULES = [rule for p in PASSES for rule in p.rules]
+# how a pattern's op that takes attrs gets them, from its input
+PATTERN_ATTRS = {
+    "transpose": lambda b, x: {"perm": tuple(b.draw(st.permutations(range(x.rank))))},
+    "reshape": lambda b, x: {"shape": factor_shape(b, math.prod(x.shape))},
+    "softmax": lambda b, x: {"axis": b.integers(0, x.rank - 1)},
+    "cast": lambda b, x: {"dtype": b.dtype(FLOATS)},
+}
+
+
+def _instance(b, pattern, bound, among=FLOATS):
+    """A tensor (or, for a constant, a Python number) that `pattern` of a rewrite rule
+    matches, made of pool values (of static non-empty shapes, dtypes in `among`) and the
+    dtypes' specials."""
+    if isinstance(pattern, Var):
+        if pattern.name not in bound:
+            first = next(iter(bound.values()), None)  # a second variable broadcasts with it
+            bound[pattern.name] = b.operand(
+                lambda v: v.rank >= 1 and v.static and 0 not in v.shape
+                and (first is None or broadcast(v.shape, first.shape) is not None)
+                and (pattern.where is None or pattern.where(v.tensor)), among=among,
+                shape=first.shape if first else (b.integers(1, 5), b.integers(1, 4)),
+                fresh=0.5, profile="special")
+        return bound[pattern.name].tensor
+    if isinstance(pattern, Const):
+        return values.scalar(b.rng, among[0]) if pattern.value is None else pattern.value
+    logic = elementwise.BINARY.get(pattern.op, (None, None, ""))[2] == "logic"
+    args = [_instance(b, p, bound, (gc.bool_,) if logic else FLOATS) for p in pattern.inputs]
+    if pattern.op in PATTERN_ATTRS:
+        return apply(pattern.op, args, **PATTERN_ATTRS[pattern.op](b, args[0]))
+    if b.flip(0.3):
+        args.reverse()  # constants on the left too, for canonicalize
+    return getattr(gc, pattern.op)(*args)
+
+
+def make_rewrite_pattern(b):
+    """What a rewrite rule of any level looks for (random_graphs' COMPOSITES, made from the
+    rules themselves), on any values: a rule added to the database is fuzzed too."""
+    rule = RULES[b.rng.integers(len(RULES))]
+    bound = {}
+    b.add(_instance(b, rule.pattern, bound),
+          f"pattern of {rule.name} on " + ", ".join(v.name for v in bound.values()))
+
+
 # op -> a step that builds it. The elementwise tables' ops get theirs from the tables.
 MAKERS = {
     **{name: unary(name, accepts) for name, (_, _, accepts) in elementwise.UNARY.items()},
@@ -737,5 +784,5 @@ MAKERS = {
     "avg_pool2d": pool("avg_pool2d", False), "avg_pool2d_grad": pool("avg_pool2d", True),
 }
 # steps that build no op of their own but reach rewrites and paths the others do not
-MORE_STEPS = (make_stack, make_logsumexp, make_grad, make_composite, make_composite)
+MORE_STEPS = (make_stack, make_logsumexp, make_grad, make_composite, make_rewrite_pattern)
 ALL_STEPS = list(MAKERS.values()) + list(MORE_STEPS)

@@ -17,7 +17,7 @@ from graphc.errors import GraphcError
 from tests.passes.random_graphs import leaves
 
 from .builder import FED_SIZES, Builder, FuzzCase, Skip
-from .steps import ALL_STEPS, MAKERS, make_placeholder
+from .steps import ALL_STEPS, MAKERS, make_placeholder, make_rewrite_pattern
 
 
 def _feed_sizes(b):
@@ -30,9 +30,9 @@ def _feed_sizes(b):
 
 
 @st.composite
-def fuzz_cases(draw, ops=(), steps=(2, 8)):
+def fuzz_cases(draw, ops=(), steps=(2, 8), rewrites=(0, 0)):
     """A FuzzCase: the steps of `ops` first, then a number in the range `steps` of steps
-    drawn from all."""
+    drawn from all, and a number in the range `rewrites` of rewrite rules' patterns."""
     graph = gc.Graph()
     with graph.as_default():
         b = Builder(draw)
@@ -41,6 +41,7 @@ def fuzz_cases(draw, ops=(), steps=(2, 8)):
         chosen = [MAKERS[op] for op in ops]
         # drawn by the builder's generator: hypothesis's own draws favour some steps
         chosen += [ALL_STEPS[i] for i in b.rng.integers(len(ALL_STEPS), size=b.integers(*steps))]
+        chosen += [make_rewrite_pattern] * b.integers(*rewrites)
         for step in chosen:
             try:
                 step(b)
