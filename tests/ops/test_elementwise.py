@@ -243,6 +243,22 @@ def test_unary_ops_on_scalars():
         np.testing.assert_allclose(got, expect(np.float64(x)), rtol=2e-6)
 
 
+def test_float_remainders_take_the_divisors_sign_at_zero_too():
+    """numpy's remainder is 0.0 with the divisor's sign where the division is exact; device
+    cpu returned fmod's zero, with the dividend's sign (-2.0 % 1.0 was -0.0)."""
+    a = np.array([-2.0, 2.0, -0.0, 0.0, -3.0, 3.0, -1.3812797, 7.0, np.inf, 1.0], np.float32)
+    b = np.array([1.0, -1.0, 1.0, -1.0, 1.5, -1.5, 1.1754944e-38, 0.0, 2.0, np.inf], np.float32)
+    with np.errstate(all="ignore"):
+        want = np.mod(a, b)
+    g = gc.Graph()
+    with g.as_default():
+        x, y = gc.placeholder(gc.float32, a.shape), gc.placeholder(gc.float32, b.shape)
+    for device in ("reference",) + DEVICES:
+        got = gc.Session(g, device=device).run(x % y, {x: a, y: b})
+        np.testing.assert_array_equal(got, want, err_msg=device)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=device)
+
+
 def test_float_floor_division_follows_numpy_at_the_edges():
     a = np.array([1.0, np.inf, -7.5, 7.5, 5.0, -0.0, 3.0, np.nan, 1e308, 0.3])
     b = np.array([0.1, 2.0, 2.0, -2.0, 0.0, 3.0, -0.0, 1.0, 1e-308, 0.1])
