@@ -46,7 +46,7 @@ GPU_IDS = ["copy-cuda", "W1-cuda", "W2-cuda", "W3b-cuda-float32", "W3b-cuda-bflo
 def run_script(script, *args, env):
     """The JSON lines `script --quick *args` prints."""
     proc = subprocess.run([sys.executable, os.path.join(BENCH, script), "--quick", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()]
 

@@ -337,7 +337,7 @@ class KernelRenderer:
                     raise AssertionError(f"kernel {self.kernel.name}: an index check where "
                                          "the team's threads may disagree")
                 i, n, what = args
-                bad = f"(unsigned long long){i} >= (unsigned long long){n}"
+                bad = f"gc_out_of_range({i}, {n})"
                 guard = self.check_guard
                 bad = f"{guard} && {bad}" if guard and guard != "true" else bad
                 self.line(f"if ({bad}) {{ gc_report(error, {what}, {i}); return; }}")

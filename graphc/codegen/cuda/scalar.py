@@ -74,6 +74,12 @@ GC_INLINE void gc_report(long long* error, long long what, long long value) {
     unsigned long long code = (unsigned long long)(what + 1);
     if (atomicCAS((unsigned long long*)error, 0ULL, code) == 0ULL) error[1] = value;
 }
+
+// Whether index i lies outside [0, n): one unsigned compare. A function, so that an extent
+// of literal 0 draws no "pointless comparison of unsigned integer with zero" warning.
+GC_INLINE bool gc_out_of_range(long long i, long long n) {
+    return (unsigned long long)i >= (unsigned long long)n;
+}
 """
 
 # Expressions of the operand expressions {0}, {1}, {2}; {f} is the math functions' suffix.

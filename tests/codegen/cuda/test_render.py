@@ -106,7 +106,7 @@ def test_semantics_visible_in_the_code():
                              "softmax")}
     xent = "\n".join(render_kernel(k) for k in by_case["sparse_cross_entropy"].kernels)
     # a bad label is reported (first report wins) and stops the thread
-    assert re.search(r"if \(\(unsigned long long\)cast\d+ >= \(unsigned long long\)\d+LL\) "
+    assert re.search(r"if \(gc_out_of_range\(cast\d+, \d+LL\)\) "
                      r"\{ gc_report\(error, 0LL, cast\d+\); return; \}", xent)
     assert "double sum" in xent  # float32 sums accumulate in double
     half = "\n".join(render_kernel(k) for k in by_case["reductions_float16"].kernels)
