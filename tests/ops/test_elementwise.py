@@ -220,6 +220,22 @@ def test_integer_powers_with_negative_exponents_truncate_toward_zero(dtype):
     np.testing.assert_array_equal(got, np.array([0, -1, 1, 1, 0, 9, 0, 1], dtype))
 
 
+def test_fills_beyond_a_dtypes_range_are_infinite():
+    """fill_like, pad and one_hot values too large for float16 (or float32) are rounded to the
+    dtype as numpy casts them, to inf: device cpu failed to compile them (OverflowError
+    packing the LLVM constant); 65519 still rounds to 65504."""
+    x = np.ones(2, np.float16)
+    got = evaluate(lambda t: [gc.fill_like(t, 1e5), gc.pad(t, [[1, 0]], -70000.0),
+                              gc.one_hot(gc.constant(np.array([0, 2])), 3, on_value=1e6,
+                                         dtype=gc.float16),
+                              gc.fill_like(t, 1e39, gc.float32), gc.fill_like(t, 65519.0)], x)
+    np.testing.assert_array_equal(got[0], [np.inf, np.inf])
+    np.testing.assert_array_equal(got[1], [-np.inf, 1, 1])
+    np.testing.assert_array_equal(got[2], [[np.inf, 0, 0], [0, 0, np.inf]])
+    np.testing.assert_array_equal(got[3], [np.inf, np.inf])
+    np.testing.assert_array_equal(got[4], [65504, 65504])
+
+
 def test_transcendentals_need_floats():
     g = gc.Graph()
     with g.as_default():

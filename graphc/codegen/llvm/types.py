@@ -1,4 +1,5 @@
 """LLVM types of graphc's dtypes, constants, and intrinsic declarations."""
+import numpy as np
 from llvmlite import ir as ll
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
@@ -17,8 +18,14 @@ def constant(value, dtype):
     if dtype == "bool":
         return I1(int(bool(value)))
     if dtype in FLOATS:
-        return ll.Constant(ty, float(value))
+        # rounded to the register type as numpy casts (70000 is inf in float16), which
+        # llvmlite refuses to do for a value out of the type's range
+        with np.errstate(over="ignore"):
+            return ll.Constant(ty, float(np.asarray(value, _NUMPY[ty])))
     return ll.Constant(ty, int(value))
+
+
+_NUMPY = {F16: np.float16, F32: np.float32, F64: np.float64}
 
 
 def intrinsic(module, name, ty, nargs=1, result=None):
