@@ -86,24 +86,27 @@ def _reduced_terms(node, inputs, out):
     return max(1, inputs[0].size // max(out.size, 1))
 
 
-def _abs_reference(node, inputs):
-    """The op's reference on |inputs| (float64, non-finite elements as 0; ints as they are):
-    for a sum of products, the sum of the products' magnitudes."""
-    args = [_finite_part(a) if a.dtype.kind == "f" else a for a in inputs]
+def _abs_reference(node, inputs, selectors=()):
+    """The op's reference on |inputs| (float64, non-finite elements as 0; ints and the inputs
+    numbered in `selectors`, which choose rather than scale, as they are): for a sum of
+    products, the sum of the products' magnitudes."""
+    args = [_finite_part(a) if a.dtype.kind == "f" and i not in selectors else a
+            for i, a in enumerate(inputs)]
     with np.errstate(all="ignore"):
         out = node.spec.ref(*args, **node.attrs)
     return _float64(out[0] if isinstance(out, tuple) else out)
 
 
-def summed(terms=_reduced_terms, mean=False):
+def summed(terms=_reduced_terms, mean=False, selectors=()):
     """A sum of `terms` products per element, in any order: off by up to (terms + 2) roundings
     of the sum of the magnitudes. Where partial sums can pass the largest finite value, an
     overflow depends on the order: anything. `mean`: the reference divides the sum by the
-    number of terms, so the partial sums are `terms` times larger."""
+    number of terms, so the partial sums are `terms` times larger. `selectors`: the inputs
+    that choose which terms are summed (max_pool2d_grad's x)."""
     def parts(node, inputs, out):
         eps, tiny, biggest = _info(node.outputs[0].dtype)
         n = terms(node, inputs, out)
-        magnitude = np.broadcast_to(_abs_reference(node, inputs), out.shape)
+        magnitude = np.broadcast_to(_abs_reference(node, inputs, selectors), out.shape)
         return (n + 2) * eps * magnitude + 4 * tiny, magnitude * (n if mean else 1) >= biggest
 
     return Leeway(bound=lambda *a: parts(*a)[0], ambiguous=lambda *a: parts(*a)[1],
@@ -177,7 +180,8 @@ LEEWAY = {
     **dict.fromkeys(("sum", "sum_to_like", "matmul"), summed()),
     "mean": summed(mean=True),
     "avg_pool2d": summed(_window_terms, mean=True),
-    **dict.fromkeys(("avg_pool2d_grad", "max_pool2d_grad"), summed(_window_terms)),
+    "avg_pool2d_grad": summed(_window_terms),
+    "max_pool2d_grad": summed(_window_terms, selectors=(0,)),
     **dict.fromkeys(("conv2d", "conv2d_backprop_input", "conv2d_backprop_filter"),
                     summed(_conv_terms)),
     "gather_grad": summed(_gather_grad_terms),

@@ -252,8 +252,9 @@ def make_reshape(b):
             shape = shape + (-1,)
     else:
         shape = factor_shape(b, static)
-        if symbolic:
-            shape = tuple(1 if d == -1 else d for d in shape)
+        if symbolic:  # only one dim may be inferred: the factor -1 stood for is spelled out
+            rest = static // math.prod(d for d in shape if d != -1)
+            shape = tuple(rest if d == -1 else d for d in shape)
             at = b.integers(0, len(shape))
             shape = shape[:at] + (b.choice((-1, symbolic[0])),) + shape[at:]
     if len(shape) > MAX_RANK:
