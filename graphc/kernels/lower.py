@@ -178,14 +178,24 @@ def _lower_group(group, slots, name):
     if spec.lower is None:
         raise Unsupported(f"no kernel lowering for op '{group.root.op}'")
     emitter = Emitter(group, slots)
-    fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)]
+    fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)
+            and not _stored_in_a_loop_that_may_not_run(group, t)]
     nests = [(group.space, group.axes, fits, group.levels)] if fits else []
-    # A multi-output node (split) gives its group its first output's space: its other
-    # outputs loop over their own shapes.
+    # A multi-output node (split) gives its group its first output's space, and a scalar
+    # output may not be stored there (above): those outputs loop over their own shapes.
     fitting = set(fits)  # not `in` a list, which would compare tensors with (elementwise) ==
     nests += [(t.shape, (), [t], {}) for t in group.outputs if t not in fitting]
     return [loop_nest(emitter, group, space, axes, outputs, f"{name}_{i}" if i else name, levels)
             for i, (space, axes, outputs, levels) in enumerate(nests)]
+
+
+def _stored_in_a_loop_that_may_not_run(group, t):
+    """Whether t is computed at the scalar level of a space whose kept loops, which its store
+    sits in (loop_nest), may have no iterations: an extent of 0, or one known only at run
+    time (exp(x) fetched beside e + exp(x) for an empty e was never stored)."""
+    kept = [d for a, d in enumerate(group.space) if a not in group.axes]
+    return group.levels.get(t.node.id) == "scalar" and any(
+        not (isinstance(d, int) and d > 0) for d in kept)
 
 
 def _level_shape(group, t):

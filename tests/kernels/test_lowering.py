@@ -11,6 +11,7 @@ import graphc as gc
 from graphc.ops.elementwise import BINARY, UNARY
 from graphc.kernels import ir
 from graphc.kernels.interpret import KernelIndexError, run_kernel
+from tests.helpers import run
 from tests.kernels.helpers import Program, assert_matches_reference, run_reference
 from tests.passes.random_graphs import assert_same_values, random_graphs
 
@@ -415,3 +416,22 @@ def test_random_graphs(case):
     got = program.execute(case.feed)
     assert_same_values(run_reference(case.outputs, case.feed), got, case.outputs,
                        "\n".join(case.lines))
+
+
+@pytest.mark.parametrize("fed", [False, True])
+@pytest.mark.parametrize("rows", [0, 3])
+def test_a_scalar_output_fused_into_a_broadcast_is_stored_when_the_broadcast_is_empty(
+        fed, rows):
+    """exp(x) of a scalar x, fetched (through minimum) and broadcast into e + exp(x) in one
+    fusion group: its store sat inside the loop over e, which runs no times for an empty e,
+    so device cpu returned whatever the buffer held. e constant, or fed for a run-time dim;
+    on the interpreter and every device."""
+    x, e = normal(), normal(rows)
+    g = gc.Graph()
+    with g.as_default():
+        t = gc.placeholder(gc.float32, ())
+        u = gc.placeholder(gc.float32, (None,)) if fed else gc.constant(e)
+        outs = [gc.minimum(t, gc.exp(t)), u + gc.exp(t)]
+        feed = {t: x, u: e} if fed else {t: x}
+        assert_matches_reference(outs, feed)
+    run(outs, feed, graph=g)
