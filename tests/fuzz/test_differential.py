@@ -37,7 +37,8 @@ runs as in one session):
   instead of skipping: integers wrap around, integer floordiv and mod by 0 give 0, pow with a
   negative integer exponent truncates 1 / a**-b toward zero, a NaN cast to bool is True.
 
-Optimization levels are compared on the reference device: O1 and O2 must give what O0 gives
+Optimization levels are compared on the reference device, on graphs that also hold what the
+rewrite rules look for (built from the rules' own patterns): O1 and O2 must give what O0 gives
 within the roundings a rewrite may change (every rounding op may move by 2 ulps) and where O0
 makes no overflow or division by zero itself (a stabilizing rewrite computes log(softmax(x))
 without softmax's underflow to 0): so they never turn a NaN into a number or a number into a
