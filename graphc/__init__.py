@@ -23,6 +23,7 @@ from .ops.shape import broadcast_to, concat, gather, one_hot, pad, split, stack
 from .ops.sources import constant, placeholder
 from .ops.state import (Variable, assign, assign_add, assign_sub, global_variables_initializer,
                         group)
+from .ops.control_flow import cond, foldl, map_fn, scan, while_loop
 from .autodiff import grad
 from .dump import dump
 from . import nn, random, train

@@ -35,9 +35,10 @@ def concrete_types(node, arrays):
 
 
 def check_allocation(node, types, limit, what="output"):
-    """A ResourceError naming the node where a tensor of one of `types` would exceed limit."""
+    """A ResourceError naming the node where a tensor of one of `types` would exceed limit
+    (a dim known only from the value, of a value-shaped op, is not counted)."""
     for t in types:
-        nbytes = math.prod(t.shape) * t.dtype.itemsize
+        nbytes = math.prod(d for d in t.shape if isinstance(d, int)) * t.dtype.itemsize
         if nbytes > limit:
             raise ResourceError(f"{what} {t} needs {nbytes:,} bytes, more than the "
                                 f"{limit:,} bytes that can be allocated", node)
@@ -67,7 +68,19 @@ def evaluate(node, arrays, limit):
                              f"{', '.join(format_shape(a.shape) for a in arrays)}: {err}",
                              node) from None
         outs = out if isinstance(out, tuple) else (out,)
-        return tuple(dtypes.to_storage(o, t.dtype).reshape(t.shape) for o, t in zip(outs, types))
+        return tuple(_shaped(dtypes.to_storage(o, t.dtype), t) for o, t in zip(outs, types))
+
+
+def _shaped(array, t):
+    """The array in the shape of type t; dims of t known only from the value (Dims, which
+    value-shaped ops such as loops give) are taken from the array."""
+    if t.is_static:
+        return array.reshape(t.shape)
+    if array.ndim != t.rank or any(isinstance(d, int) and d != n
+                                   for d, n in zip(t.shape, array.shape)):
+        raise ShapeError(f"at run time: a value of shape {format_shape(array.shape)} where "
+                         f"{format_shape(t.shape)} was inferred")
+    return array
 
 
 def check_finite(node, outputs):

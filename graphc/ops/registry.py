@@ -43,6 +43,9 @@ What the passes, the runtime and the dumps must know
   equal-looking node, and a graph file stores it as a fresh identity to give on loading.
 - `random`: a stateful op that draws anew each run from the session's generator for the node.
 - `fetch_none`: fetching it gives None (gc.group: it runs its inputs for their effect).
+- `value_shaped`: the length of some output dim is known only once the op ran (a loop run
+  until a condition, or for a number of steps held in a tensor): its inference gives such a
+  dim as a Dim even on concrete inputs, and the runtime takes the size from the value.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Container, NamedTuple, Optional
@@ -51,6 +54,7 @@ import numpy as np
 
 from ..errors import GraphcError, GraphMismatchError
 from ..ir.graph import Tensor, freeze, get_default_graph
+from ..ir.subgraph import active_builder
 from ..ir.source import user_source
 from ..ir.types import TensorType
 
@@ -121,6 +125,7 @@ class OpSpec:
     stateful: bool = False
     random: bool = False
     fetch_none: bool = False
+    value_shaped: bool = False
 
     def __post_init__(self):
         kind = KINDS[self.kind]
@@ -182,7 +187,17 @@ def call_reference(node, arrays):
 def apply(op, inputs, name=None, **attrs):
     """Add op(inputs, attrs) to the inputs' graph; returns its output tensor (or a tuple)."""
     spec = get_spec(op)
-    graph = graph_of(inputs)
+    builder = active_builder()
+    if builder is not None:  # building a loop or branch body: outer tensors become arguments
+        if spec.stateful:
+            raise GraphcError(
+                f"{op} cannot be used inside a loop or branch body (state and random draws are "
+                "not supported there yet); create it outside and use it inside",
+                PendingNode(builder.graph, op, name, user_source()))
+        inputs = [builder.capture(t) for t in inputs]
+        graph = builder.graph
+    else:
+        graph = graph_of(inputs)
     attrs = {k: freeze(v) for k, v in attrs.items()}
     source = user_source()
     try:
