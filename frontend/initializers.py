@@ -137,11 +137,35 @@ class LecunNormal(_VarianceScaling):
     mode, distribution = "fan_in", "truncated_normal"
 
 
+class Orthogonal(_Random):
+    """A (semi-)orthogonal matrix times `gain` (Keras's default for recurrent kernels): the Q
+    of a QR decomposition of a normal draw, its columns' signs fixed by R's diagonal."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = gain
+
+    def draw(self, shape):
+        if len(shape) < 2:
+            raise GraphcError(f"the orthogonal initializer needs a shape of rank >= 2, got "
+                              f"{shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._rng().normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
 INITIALIZERS = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
-    "lecun_normal": LecunNormal,
+    "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
 }
 
 

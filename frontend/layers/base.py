@@ -82,6 +82,25 @@ def record_of(tensor):
     return _history(tensor.graph).get(tensor)
 
 
+def _mask_table(graph):
+    """{tensor: its Keras mask} of one graph: the boolean (batch, time) tensor that
+    Embedding(mask_zero=True) or Masking attached to a layer output, and that layers which
+    support masking pass on (Keras keeps it on the tensor as `_keras_mask`)."""
+    return graph.__dict__.setdefault("frontend_masks", {})
+
+
+def mask_of(tensor):
+    """The mask attached to a layer output, or None."""
+    return _mask_table(tensor.graph).get(tensor) if isinstance(tensor, Tensor) else None
+
+
+def set_mask(tensor, mask):
+    if mask is None:
+        _mask_table(tensor.graph).pop(tensor, None)
+    else:
+        _mask_table(tensor.graph)[tensor] = mask
+
+
 def flatten(structure):
     """The tensors in a tensor, or a list/tuple of them (one level, as Keras layers take)."""
     if isinstance(structure, (list, tuple)):
@@ -96,7 +115,14 @@ def static_shape(t):
 
 class Layer:
     """Base of all layers. Subclasses set weights up in `build(input_shape)` with
-    `add_weight`, and compute in `call(inputs[, training])`."""
+    `add_weight`, and compute in `call(inputs[, training][, mask])`.
+
+    Masks follow Keras: a layer whose `call` takes `mask` receives the mask attached to its
+    input (None if there is none), and a layer with `supports_masking` attaches
+    `compute_mask(inputs, mask)` (by default the input's mask) to its output; other layers
+    drop it."""
+
+    supports_masking = False
 
     def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None):
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -243,18 +269,37 @@ class Layer:
                                   "and their inputs must share one graph")
             if _accepts_training(type(self)):
                 kwargs["training"] = bool(training)
+            masks = [mask_of(t) for t in tensors]
+            previous_mask = masks if isinstance(inputs, (list, tuple)) else masks[0]
+            if all(m is None for m in masks):
+                previous_mask = None
+            implicit_mask = "mask" not in kwargs and _accepts_mask(type(self))
+            if implicit_mask:
+                kwargs["mask"] = previous_mask
             with graph.name_scope(self.name):
                 outputs = self.call(inputs, **kwargs)
+                output_mask = (self.compute_mask(inputs, previous_mask)
+                               if self.supports_masking else None)
         if outer is None:
             self.updates = updates
         kwargs.pop("training", None)
+        if implicit_mask:
+            kwargs.pop("mask")
         history = _history(graph)
         outputs = _distinct(outputs, tensors, history)
+        out_masks = (list(output_mask) if isinstance(output_mask, (list, tuple))
+                     else [output_mask] * len(flatten(outputs)))
+        for t, m in zip(flatten(outputs), out_masks):
+            set_mask(t, m)
         record = CallRecord(self, inputs, kwargs, outputs)
         for t in flatten(outputs):
             history[t] = record
         self.input_shape, self.output_shape = _static_shapes(inputs), _static_shapes(outputs)
         return outputs
+
+    def compute_mask(self, inputs, mask):
+        """The mask of the output(s), given the input's; used where `supports_masking`."""
+        return mask
 
     # -- configuration ------------------------------------------------------------------------
     def get_config(self):
@@ -291,12 +336,19 @@ def _distinct(outputs, inputs, history):
 
 
 _training_arg = {}
+_mask_arg = {}
 
 
 def _accepts_training(cls):
     if cls not in _training_arg:
         _training_arg[cls] = "training" in inspect.signature(cls.call).parameters
     return _training_arg[cls]
+
+
+def _accepts_mask(cls):
+    if cls not in _mask_arg:
+        _mask_arg[cls] = "mask" in inspect.signature(cls.call).parameters
+    return _mask_arg[cls]
 
 
 def set_weight_options(layer, activation, use_bias, kernel_initializer, bias_initializer,

@@ -20,6 +20,7 @@ def Input(shape, dtype="float32", name=None):
 
 class Dense(Layer):
     """activation(inputs @ kernel + bias) over the last axis."""
+    supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -53,6 +54,8 @@ class Dense(Layer):
 
 
 class Activation(Layer):
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -67,6 +70,7 @@ class Activation(Layer):
 class Dropout(Layer):
     """Zeroes a fraction `rate` of the inputs while training (scaling the rest by
     1 / (1 - rate)); the identity at inference."""
+    supports_masking = True
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -120,12 +124,18 @@ class Reshape(Layer):
 
 
 class Embedding(Layer):
-    """Integer ids (batch, ...) -> vectors (batch, ..., output_dim)."""
+    """Integer ids (batch, ...) -> vectors (batch, ..., output_dim).
+
+    mask_zero=True: id 0 is padding; the output carries the mask `ids != 0`, which the
+    recurrent layers and MultiHeadAttention honour (so the vocabulary holds input_dim ids,
+    0 included, as in Keras)."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="random_uniform",
-                 embeddings_regularizer=None, **kwargs):
+                 embeddings_regularizer=None, mask_zero=False, **kwargs):
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
 
@@ -139,8 +149,32 @@ class Embedding(Layer):
             inputs = gc.cast(inputs, gc.int32)
         return gc.gather(self.embeddings, inputs)
 
+    def compute_mask(self, inputs, mask=None):
+        return gc.not_equal(inputs, 0) if self.mask_zero else None
+
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim,
-                "output_dim": self.output_dim,
+                "output_dim": self.output_dim, "mask_zero": self.mask_zero,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer)}
+
+
+class Masking(Layer):
+    """Marks the time steps whose features all equal `mask_value` as padding: the output is the
+    input with those steps zeroed, carrying the mask `any(inputs != mask_value, axis=-1)` that
+    the recurrent layers and MultiHeadAttention honour."""
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        return gc.max(gc.cast(gc.not_equal(inputs, self.mask_value), gc.int32), axis=-1) > 0
+
+    def call(self, inputs):
+        keep = self.compute_mask(inputs)
+        return inputs * gc.cast(gc.expand_dims(keep, -1), inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

@@ -12,6 +12,7 @@ class BatchNormalization(Layer):
     become momentum * moving + (1 - momentum) * batch. Inference, and a layer whose trainable
     is False: the moving statistics are used, as in Keras.
     """
+    supports_masking = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
@@ -60,6 +61,7 @@ class BatchNormalization(Layer):
 
 class LayerNormalization(Layer):
     """Normalizes each example over the last axis, then scales and shifts per feature."""
+    supports_masking = True
 
     def __init__(self, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)

@@ -1,0 +1,326 @@
+"""Parity of graphc's recurrent and attention layers with Keras 3: for each configuration, the
+same functional model is built with Keras (in another interpreter, on JAX) and with
+graphc.frontend, Keras's weights are copied into graphc's layers with set_weights, and both
+predict on the same random inputs (masks included). Prints one JSON line per configuration
+with the max abs difference of every output, and a last summary line.
+
+Keras is never a graphc dependency: it runs in the interpreter named by GRAPHC_PEER_PYTHON
+(e.g. `python3.11 -m venv /work/peervenv && /work/peervenv/bin/pip install keras jax jaxlib`),
+or in this one if it can import keras.
+
+Usage:
+    GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_layer_parity.py \
+        [--device reference|cpu] [--only SUBSTRING] [--tolerance 1e-5]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+B, T, F = 3, 7, 5  # batch, time steps, features: odd sizes
+
+
+# ---- the cases: one function per configuration, the same code for Keras and graphc -----------
+# Each takes `lib` (keras, or graphc.frontend) and returns (model, layers whose weights are
+# copied, names of the input arrays in the model's input order).
+def _rnn(kind, **kwargs):
+    def case(lib):
+        x = lib.Input((T, F))
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model(x, layer(x)), [layer], ["x"]
+    return case
+
+
+def _rnn_masked(kind, **kwargs):
+    def case(lib):
+        x, m = lib.Input((T, F)), lib.Input((T,), dtype="bool")
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model([x, m], layer(x, mask=m)), [layer], ["x", "mask"]
+    return case
+
+
+def _bidirectional(kind, merge_mode="concat", masked=False, **kwargs):
+    def case(lib):
+        x = lib.Input((T, F))
+        inputs = [x]
+        layer = lib.layers.Bidirectional(getattr(lib.layers, kind)(**kwargs),
+                                         merge_mode=merge_mode)
+        if masked:
+            m = lib.Input((T,), dtype="bool")
+            inputs.append(m)
+            out = layer(x, mask=m)
+        else:
+            out = layer(x)
+        names = ["x", "mask"][:len(inputs)]
+        return lib.Model(inputs if masked else x, out), [layer], names
+    return case
+
+
+def _embedding_then(kind, **kwargs):
+    def case(lib):
+        ids = lib.Input((T,), dtype="int32")
+        emb = lib.layers.Embedding(11, F, mask_zero=True)
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model(ids, layer(emb(ids))), [emb, layer], ["ids"]
+    return case
+
+
+def _masking_then(kind, **kwargs):
+    def case(lib):
+        x = lib.Input((T, F))
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model(x, layer(lib.layers.Masking(0.0)(x))), [layer], ["x_padded"]
+    return case
+
+
+def _mha(call_kwargs=None, key=False, attention_mask=False, **kwargs):
+    def case(lib):
+        q, v = lib.Input((T, F)), lib.Input((T + 2, F + 1))
+        inputs, names, extra = [q, v], ["x", "v"], {}
+        if key:
+            k = lib.Input((T + 2, F - 1))
+            inputs.append(k)
+            names.append("k")
+            extra["key"] = k
+        if attention_mask:
+            m = lib.Input((T, T + 2), dtype="bool")
+            inputs.append(m)
+            names.append("attention_mask")
+            extra["attention_mask"] = m
+        layer = lib.layers.MultiHeadAttention(**kwargs)
+        out = layer(q, v, **extra, **(call_kwargs or {}))
+        return lib.Model(inputs, out), [layer], names
+    return case
+
+
+def _mha_self(call_kwargs=None, **kwargs):
+    def case(lib):
+        x = lib.Input((T, F))
+        layer = lib.layers.MultiHeadAttention(**kwargs)
+        return lib.Model(x, layer(x, x, **(call_kwargs or {}))), [layer], ["x"]
+    return case
+
+
+def _mha_embedding(**kwargs):
+    def case(lib):
+        ids = lib.Input((T,), dtype="int32")
+        emb = lib.layers.Embedding(11, F, mask_zero=True)
+        layer = lib.layers.MultiHeadAttention(**kwargs)
+        h = emb(ids)
+        return lib.Model(ids, layer(h, h)), [emb, layer], ["ids"]
+    return case
+
+
+CASES = {
+    "SimpleRNN": _rnn("SimpleRNN", units=7),
+    "SimpleRNN relu return_sequences go_backwards": _rnn(
+        "SimpleRNN", units=7, activation="relu", return_sequences=True, go_backwards=True),
+    "SimpleRNN return_state no bias": _rnn("SimpleRNN", units=4, use_bias=False,
+                                           return_state=True),
+    "LSTM": _rnn("LSTM", units=6),
+    "LSTM return_sequences return_state": _rnn("LSTM", units=6, return_sequences=True,
+                                               return_state=True),
+    "LSTM go_backwards return_sequences return_state": _rnn(
+        "LSTM", units=5, go_backwards=True, return_sequences=True, return_state=True),
+    "LSTM no bias relu, unit_forget_bias=False": _rnn(
+        "LSTM", units=5, use_bias=False, activation="relu", unit_forget_bias=False),
+    "GRU reset_after=True return_sequences return_state": _rnn(
+        "GRU", units=6, return_sequences=True, return_state=True),
+    "GRU reset_after=False return_sequences return_state": _rnn(
+        "GRU", units=6, reset_after=False, return_sequences=True, return_state=True),
+    "GRU go_backwards": _rnn("GRU", units=5, go_backwards=True),
+    "GRU reset_after=False go_backwards no bias": _rnn(
+        "GRU", units=5, reset_after=False, go_backwards=True, use_bias=False),
+    "SimpleRNN mask return_sequences": _rnn_masked("SimpleRNN", units=4, return_sequences=True),
+    "LSTM mask return_sequences return_state": _rnn_masked(
+        "LSTM", units=6, return_sequences=True, return_state=True),
+    "LSTM mask go_backwards return_sequences return_state": _rnn_masked(
+        "LSTM", units=6, go_backwards=True, return_sequences=True, return_state=True),
+    "GRU mask reset_after=True return_state": _rnn_masked("GRU", units=5, return_state=True),
+    "GRU mask reset_after=False return_sequences": _rnn_masked(
+        "GRU", units=5, reset_after=False, return_sequences=True),
+    "Embedding(mask_zero) -> LSTM return_sequences": _embedding_then(
+        "LSTM", units=4, return_sequences=True),
+    "Embedding(mask_zero) -> GRU": _embedding_then("GRU", units=4),
+    "Masking -> SimpleRNN return_sequences": _masking_then("SimpleRNN", units=3,
+                                                           return_sequences=True),
+    "Masking -> LSTM": _masking_then("LSTM", units=3),
+    "Bidirectional(LSTM) concat": _bidirectional("LSTM", units=4),
+    "Bidirectional(LSTM return_sequences) sum": _bidirectional(
+        "LSTM", merge_mode="sum", units=4, return_sequences=True),
+    "Bidirectional(GRU return_sequences) ave": _bidirectional(
+        "GRU", merge_mode="ave", units=4, return_sequences=True),
+    "Bidirectional(SimpleRNN) mul": _bidirectional("SimpleRNN", merge_mode="mul", units=4),
+    "Bidirectional(GRU return_sequences) None": _bidirectional(
+        "GRU", merge_mode=None, units=3, return_sequences=True),
+    "Bidirectional(LSTM return_state) concat": _bidirectional(
+        "LSTM", units=3, return_state=True),
+    "Bidirectional(LSTM return_sequences) concat, mask": _bidirectional(
+        "LSTM", masked=True, units=4, return_sequences=True),
+    "Bidirectional(GRU) concat, mask": _bidirectional("GRU", masked=True, units=4),
+    "MultiHeadAttention self": _mha_self(num_heads=2, key_dim=3),
+    # scores returned: Keras 3.15's fused attention path (taken otherwise) fails on a value_dim
+    # that differs from key_dim
+    "MultiHeadAttention cross, key, value_dim, output_shape, scores": _mha(
+        key=True, call_kwargs={"return_attention_scores": True}, num_heads=3, key_dim=4,
+        value_dim=5, output_shape=6),
+    "MultiHeadAttention attention_mask": _mha(attention_mask=True, num_heads=2, key_dim=3),
+    "MultiHeadAttention use_causal_mask": _mha_self(
+        call_kwargs={"use_causal_mask": True}, num_heads=2, key_dim=4),
+    "MultiHeadAttention causal + attention_mask, scores": _mha(
+        attention_mask=True,
+        call_kwargs={"use_causal_mask": True, "return_attention_scores": True},
+        num_heads=2, key_dim=3),
+    "MultiHeadAttention no bias, return_attention_scores": _mha_self(
+        call_kwargs={"return_attention_scores": True}, num_heads=3, key_dim=2,
+        use_bias=False),
+    "MultiHeadAttention one head": _mha(num_heads=1, key_dim=5),
+    "Embedding(mask_zero) -> MultiHeadAttention": _mha_embedding(num_heads=2, key_dim=3),
+}
+
+
+def inputs():
+    """The random input arrays every case draws from."""
+    rng = np.random.default_rng(0)
+    lengths = np.array([T, 3, 1])
+    pad = np.arange(T)[None, :] < lengths[:, None]  # right padding: True where a step counts
+    mask = pad.copy()
+    mask[0, 2] = False  # a hole in the middle of a sequence
+    ids = rng.integers(1, 11, (B, T)).astype("int32") * pad
+    x = rng.normal(size=(B, T, F)).astype("float32")
+    attention_mask = rng.random((B, T, T + 2)) < 0.7
+    attention_mask[:, :, 0] = True  # every query sees at least one key
+    return {"x": x, "mask": mask, "ids": ids, "x_padded": x * pad[..., None],
+            "v": rng.normal(size=(B, T + 2, F + 1)).astype("float32"),
+            "k": rng.normal(size=(B, T + 2, F - 1)).astype("float32"),
+            "attention_mask": attention_mask}
+
+
+def _outputs(model, arrays):
+    out = model.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+# ---- the Keras side (run in the peer interpreter) ---------------------------------------------
+def peer_main(in_path, out_path, only):
+    import jax
+    import keras
+    keras.utils.set_random_seed(0)
+    with np.load(in_path) as f:
+        data = {k: f[k] for k in f.files}
+    result, rng = {}, np.random.default_rng(1)
+    for name, case in CASES.items():
+        if only and only not in name:
+            continue
+        try:
+            model, layers, names = case(keras)
+        except Exception as e:
+            result[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            continue
+        for layer in layers:  # nonzero biases too, so that every weight matters
+            layer.set_weights([np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
+                               for w in layer.get_weights()])
+        outs = _outputs(model, [data[n] for n in names])
+        weights = [[np.asarray(w) for w in layer.get_weights()] for layer in layers]
+        result[name] = {"outputs": outs, "weights": weights}
+    arrays = {}
+    for i, (name, r) in enumerate(result.items()):
+        for j, o in enumerate(r.get("outputs", [])):
+            arrays[f"c{i}_out{j}"] = o
+        for li, ws in enumerate(r.get("weights", [])):
+            for wi, w in enumerate(ws):
+                arrays[f"c{i}_l{li}_w{wi}"] = w
+    np.savez(out_path, **arrays)
+    print(json.dumps({"cases": list(result),
+                      "errors": {k: r["error"] for k, r in result.items() if "error" in r},
+                      "version": f"keras {keras.__version__} on jax {jax.__version__}"}))
+
+
+def keras_results(in_path, out_path, only):
+    peer = os.environ.get("GRAPHC_PEER_PYTHON")
+    if peer is None:
+        try:
+            import keras  # noqa: F401
+        except ImportError:
+            return {"error": "keras is not installed; set GRAPHC_PEER_PYTHON to a Python "
+                             "with keras and jax"}
+        peer = sys.executable
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([peer, os.path.abspath(__file__), "--peer", in_path, out_path]
+                          + (["--only", only] if only else []),
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": f"the Keras run failed: {proc.stderr.strip()[-2000:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---- the graphc side --------------------------------------------------------------------------
+def main(device, only, tolerance):
+    import graphc as gc
+    import graphc.frontend as gk
+    data = inputs()
+    with tempfile.TemporaryDirectory() as tmp:
+        in_path, out_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(in_path, **data)
+        peer = keras_results(in_path, out_path, only)
+        if "error" in peer:
+            print(json.dumps({"bench": "keras_layer_parity", "error": peer["error"]}))
+            return 1
+        with np.load(out_path) as f:
+            theirs = {k: f[k] for k in f.files}
+    worst, failed = 0.0, []
+    for i, name in enumerate(peer["cases"]):
+        if name in peer["errors"]:
+            failed.append(name)
+            print(json.dumps({"bench": "keras_layer_parity", "case": name,
+                              "keras_error": peer["errors"][name]}))
+            continue
+        with gc.Graph().as_default():
+            gk.utils.set_random_seed(0)
+            try:
+                model, layers, names = CASES[name](gk)
+                for li, layer in enumerate(layers):
+                    n = len(layer.weights)
+                    layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(n)])
+                if device:
+                    model.compile(optimizer="sgd", loss="mse", device=device)
+                ours = _outputs(model, [data[n] for n in names])
+            except Exception as e:  # report, and go on with the other cases
+                failed.append(name)
+                print(json.dumps({"bench": "keras_layer_parity", "case": name,
+                                  "error": f"{type(e).__name__}: {e}"[:500]}))
+                continue
+        expected = [theirs[f"c{i}_out{j}"] for j in range(len(ours))]
+        shapes_ok = all(a.shape == b.shape for a, b in zip(ours, expected)) and \
+            f"c{i}_out{len(ours)}" not in theirs
+        diffs = [float(np.max(np.abs(a - b))) if a.shape == b.shape else None
+                 for a, b in zip(ours, expected)]
+        ok = shapes_ok and all(d is not None and d <= tolerance for d in diffs)
+        if not ok:
+            failed.append(name)
+        worst = max([worst] + [d for d in diffs if d is not None])
+        print(json.dumps({"bench": "keras_layer_parity", "case": name,
+                          "output_shapes": [list(a.shape) for a in ours],
+                          "max_abs_diff": diffs, "ok": ok}))
+    print(json.dumps({"bench": "keras_layer_parity", "cases": len(peer["cases"]),
+                      "failed": failed, "worst_max_abs_diff": worst, "tolerance": tolerance,
+                      "device": device or "default", "keras": peer["version"]}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--only", default=None, help="run the cases whose name holds this")
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--peer", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer:
+        peer_main(args.peer[0], args.peer[1], args.only)
+    else:
+        sys.exit(main(args.device, args.only, args.tolerance))
