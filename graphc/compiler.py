@@ -72,11 +72,15 @@ class Program:
         return {self.slots.buffers[t.node.id, t.index] for n in group.nodes for t in n.inputs
                 if t.node.id not in members and (t.node.id, t.index) in self.slots.buffers}
 
-    def bind_shapes(self, given):
+    def bind_shapes(self, given, value_dims=None):
         """Every symbolic dim's value (a BoundShapes), by running shape inference over the
         program's nodes from the concrete shapes of the slots in `given` ({slot: shape}: the
-        fed, stored and constant arrays)."""
+        fed, stored and constant arrays). A value-shaped op (a loop whose step count comes from
+        a value) leaves dims that only its run tells: they take their values from
+        `value_dims` ({id(Dim): size}), else 0, and `shapes.value_dims` lists them (id ->
+        the size assumed), for the runtime to check once the op ran."""
         shapes = BoundShapes()
+        value_dims = value_dims or {}
         concrete = {}
         for node in self.nodes:
             slot = self.slots.buffers.get((node.id, 0))
@@ -92,6 +96,9 @@ class Program:
                 except GraphcError as err:
                     raise type(err)(f"at run time: {err.detail}", node) from None
                 outs = [out] if isinstance(out, TensorType) else list(out)
+                if node.spec.value_shaped:
+                    outs = [TensorType(c.dtype, tuple(shapes.assume(d, value_dims)
+                                                      for d in c.shape)) for c in outs]
             for i, (t, c) in enumerate(zip(node.outputs, outs)):
                 shapes.bind(t.shape, c.shape, node)
                 concrete[(node.id, i)] = c
@@ -103,6 +110,15 @@ class BoundShapes:
 
     def __init__(self):
         self.dims = {}
+        self.value_dims = {}  # id(Dim) -> the size assumed for a dim only a value tells
+
+    def assume(self, d, value_dims):
+        """A concrete size for dim d of a value-shaped op's output: d itself when an int,
+        else its size in value_dims (0 where not known yet), recorded in value_dims."""
+        if isinstance(d, int):
+            return d
+        n = self.value_dims[id(d)] = value_dims.get(id(d), 0)
+        return n
 
     def bind(self, symbolic, concrete, node):
         for d, n in zip(symbolic, concrete):

@@ -16,12 +16,13 @@ import sys
 import numpy as np
 
 from graphc.compiler import NativeStep
+from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.targets.cpu import CPU
 
 from .llvm_objects import LoadedProgram
 from .memory_plan import ALIGN
-from .native import NativeExecutable, NativePlan
+from .native import NativeExecutable, NativePlan, Replan
 from .threads import default_pool
 
 
@@ -31,6 +32,7 @@ class CpuExecutable(NativeExecutable):
 
     def __init__(self, fetches, feeds, options, name="session", effects=()):
         super().__init__(fetches, feeds, options, name, effects)
+        self._value_dims = {}  # fed shapes -> the lengths of value-shaped loops last run
         code = self.program.code
         self.library = None if code is None else LoadedProgram(code)
         self.entries = {step.number: self.library.entry(step.number)
@@ -47,13 +49,52 @@ class CpuExecutable(NativeExecutable):
                  if slot is not None]
         given += [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
         signature = tuple(arr.shape for _, arr in given)
-        plan = self._plans.get(signature)
-        if plan is None:
-            plan = self._plans[signature] = Plan(self, dict(given) | self.constants)
-        plan.bind(given)
-        for uid, _, value in self.in_variables:
-            plan.bind_in_place(value, read_variable(uid))
-        return self._call(plan, read_variable, rng_for)
+        # a loop whose step count comes from a value: its stacked outputs' length is assumed
+        # to be the last run's (0 at first); where the loop ran another number of steps, the
+        # run starts again on a plan for the lengths found (Replan)
+        value_dims = self._value_dims.get(signature)
+        for _ in range(len(self.steps) + 2):
+            key = (signature, tuple(sorted((value_dims or {}).items())))
+            plan = self._plans.get(key)
+            if plan is None:
+                try:
+                    plan = Plan(self, dict(given) | self.constants, value_dims)
+                except GraphcError:
+                    if value_dims is not None:
+                        raise
+                    plan = None  # an assumed length of 0 may not fit what follows the loop
+                if plan is None or (plan.value_dims and value_dims is None):
+                    # lengths not known yet for these shapes: this run goes through the
+                    # reference, which tells them
+                    return self._run_on_reference(signature, feed_arrays, read_variable,
+                                                  rng_for)
+                self._plans[key] = plan
+            plan.bind(given)
+            for uid, _, value in self.in_variables:
+                plan.bind_in_place(value, read_variable(uid))
+            try:
+                return self._call(plan, read_variable, rng_for)
+            except Replan as found:
+                value_dims = self._value_dims[signature] = {**value_dims, **found.dims}
+        raise GraphcError("the lengths of loops whose step counts come from values did not "
+                          "settle after running the program again")
+
+    def _run_on_reference(self, signature, feed_arrays, read_variable, rng_for):
+        """A run through the ops' references (Executable.reference_values), which records the
+        lengths that value-shaped loops had, for the plans of the next runs."""
+        values, updates = self.reference_values(feed_arrays, read_variable, rng_for)
+        found = {}
+        for node in self.nodes:
+            if node.spec.value_shaped:
+                for t in node.outputs:
+                    if (node.id, t.index) in values:
+                        for d, n in zip(t.shape, np.shape(values[(node.id, t.index)])):
+                            if not isinstance(d, int):
+                                found[id(d)] = n
+        self._value_dims[signature] = found
+        outs = [None if none else np.array(values[(t.node.id, t.index)])
+                for t, none in zip(self.outputs, self.fetch_none)]
+        return outs, {uid: np.array(v) for uid, v in updates.items()}
 
     def run_again(self, args, read_variable, rng_for):
         """run() for arguments that fit the last run's plan as they are (ndarrays of its
@@ -127,10 +168,10 @@ class Plan(NativePlan):
     """A CPU plan: host arrays for the buffers (views into one arena where they share
     storage), the table of their addresses the kernels read, and the calls of the steps."""
 
-    def __init__(self, exe, arrays):
+    def __init__(self, exe, arrays, value_dims=None):
         self.given = set(arrays)
         self.in_place = {value for _, _, value in exe.in_variables}  # bound per run
-        super().__init__(exe, arrays, self.given | self.in_place)
+        super().__init__(exe, arrays, self.given | self.in_place, value_dims)
         self.fresh = exe.fetched_slots - self.given
         self.fresh_slots = sorted(self.fresh)
         self.arrays = [None] * len(self.shapes)

@@ -123,13 +123,10 @@ class Executable:
         """Evaluate; returns (fetched arrays, {variable uid: new value})."""
         raise NotImplementedError
 
-
-class ReferenceExecutable(Executable):
-    """Device "reference": the optimized graph evaluated node by node through the ops' numpy
-    references, the oracle every other device is tested against."""
-
-    def run(self, feed_arrays, read_variable, rng_for):
-        """Evaluate; returns (fetched arrays, {variable uid: new value})."""
+    def reference_values(self, feed_arrays, read_variable, rng_for):
+        """The optimized graph evaluated node by node through the ops' numpy references:
+        ({(node id, output index): array}, {variable uid: new value}). Device "reference"
+        runs this; a native device falls back on it where it cannot plan a run."""
         values = {}
         for t, arr in zip(self.feed_targets, feed_arrays):
             if t is not None:
@@ -158,4 +155,14 @@ class ReferenceExecutable(Executable):
                 check_finite(node, outs)
             for i, out in enumerate(outs):
                 values[(node.id, i)] = out
+        return values, updates
+
+
+class ReferenceExecutable(Executable):
+    """Device "reference": the optimized graph evaluated node by node through the ops' numpy
+    references, the oracle every other device is tested against."""
+
+    def run(self, feed_arrays, read_variable, rng_for):
+        """Evaluate; returns (fetched arrays, {variable uid: new value})."""
+        values, updates = self.reference_values(feed_arrays, read_variable, rng_for)
         return [values[(t.node.id, t.index)] for t in self.outputs], updates

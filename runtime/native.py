@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from graphc.compiler import NativeStep, compile
-from graphc.errors import FeedError, IndexError_, NumericsError
+from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType, format_type
 
@@ -140,7 +140,9 @@ class NativeExecutable(Executable):
         raise IndexError_(message.format(value=value), node)
 
     def _host(self, group, plan, read_variable, rng_for, updates, check=False):
-        """Run a group through the reference on the plan's host arrays."""
+        """Run a group through the reference on the plan's host arrays. A value-shaped
+        output (a loop's stacked values) whose run-time length differs from the one the plan
+        assumed raises Replan with the sizes found."""
         local = {}
 
         def value(t):
@@ -161,6 +163,15 @@ class NativeExecutable(Executable):
                 check_finite(node, outs)
             for i, out in enumerate(outs):
                 local[(node.id, i)] = out
+        found = {}
+        for t in group.outputs:
+            if t.node.spec.value_shaped:
+                arr = np.asarray(local[(t.node.id, t.index)])
+                for d, n in zip(t.shape, arr.shape):
+                    if plan.value_dims.get(id(d), n) != n:
+                        found[id(d)] = n
+        if found:
+            raise Replan(found)
         for t in group.outputs:
             target = plan.arrays[self.slots.buffer(t)]
             np.copyto(target, np.asarray(local[(t.node.id, t.index)]).reshape(target.shape))
@@ -179,6 +190,18 @@ class NativeExecutable(Executable):
                         raise
 
 
+class Replan(GraphcError):
+    """A loop ran a number of steps other than the plan assumed: `dims` ({id(Dim): size})
+    are the sizes found; the run starts again on a plan for them (device cpu; a device that
+    does not, reports it as this error)."""
+
+    def __init__(self, dims):
+        super().__init__("this device does not yet run a loop whose step count comes from a "
+                         "value (a tensor n_steps, a while_loop) where its per-step values are "
+                         "used (by a gradient, say); use device='cpu' or 'reference'")
+        self.dims = dims
+
+
 class NativePlan:
     """Concrete shapes, dims and the storage layout for one set of fed shapes. `arrays` are
     the caller's (feeds, variables, constants, by slot); `unallocated` the slots the plan
@@ -186,9 +209,11 @@ class NativePlan:
     `offsets` share one arena of `arena_bytes` by liveness; the slots `owned` get storage of
     their own."""
 
-    def __init__(self, exe, arrays, unallocated):
+    def __init__(self, exe, arrays, unallocated, value_dims=None):
         slots = exe.slots
-        shapes = exe.program.bind_shapes({slot: arr.shape for slot, arr in arrays.items()})
+        shapes = exe.program.bind_shapes({slot: arr.shape for slot, arr in arrays.items()},
+                                         value_dims)
+        self.value_dims = shapes.value_dims  # sizes assumed for dims that values tell
         self.dims = np.array([shapes.dims[id(d)] for d in slots.dim_objects] or [0], np.int64)
         self.shapes = [shapes.shape(shape) for _, shape in slots.buffer_info]
         self.storage = [np.dtype(dtypes.BY_NAME[dtype].np) for dtype, _ in slots.buffer_info]

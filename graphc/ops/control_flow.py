@@ -131,7 +131,7 @@ def _loop_infer(n_steps, *types, body, cond, counts, reverse, bounded, n_static,
     results = body.infer(_step_types(seqs, carries, nonseqs))
     for j, (init, new) in enumerate(zip(carries, results)):
         if not _compatible(init, new):
-            raise ShapeError(
+            raise (ShapeError if init.dtype is new.dtype else DTypeError)(
                 f"{what}: the loop changes the {_carry_name(what, j)} from "
                 f"{format_type(init)} to {format_type(new)}; a value carried from one step to "
                 "the next must keep its dtype and shape")
