@@ -298,7 +298,12 @@ def _build_loop_grad(node, grads):
     if not float_res or not (float_carry or float_seq or float_ns):
         return [None] * len(node.inputs)
     # the value of each carry before each step: the initial value, then the stack but its last
-    before = [concat([expand_dims(inits[j], 0), getitem(stacked[j], slice(None, -1))], 0)
+    # (a reverse loop, which stores step t's value at t: the stack but its first, then the
+    # initial value)
+    reverse = attrs["reverse"]
+    before = [concat([getitem(stacked[j], slice(1, None)), expand_dims(inits[j], 0)], 0)
+              if reverse else
+              concat([expand_dims(inits[j], 0), getitem(stacked[j], slice(None, -1))], 0)
               for j in range(n_carry)]
     g_res = [g_stacked[i] if g_stacked[i] is not None else zeros_like(stacked[i])
              for i in float_res]
@@ -330,7 +335,7 @@ def _build_loop_grad(node, grads):
     # the backward runs as many steps as the forward did, its stacked axis the forward's
     steps = stacked[0].shape[0]
     out = _loop_node(count, b_seqs, b_inits, list(nonseqs) + b.captured, back, None,
-                     reverse=True, bounded=True, n_static=attrs["n_static"],
+                     reverse=not reverse, bounded=True, n_static=attrs["n_static"],
                      dynamic=attrs["dynamic"], length=steps if isinstance(steps, Dim) else None,
                      what=attrs["what"] + " gradient")
     nb = len(back.results)
