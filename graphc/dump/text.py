@@ -9,6 +9,7 @@ one scalar expression (see kernels.py), in the scope of its root node; the nodes
 computes (placeholders, variables, constants) keep their own lines.
 """
 from ..ir.graph import nodes_needed
+from ..ir.subgraph import Body
 from .kernels import boundaries_by_group, expression, kernel_line
 
 INDENT = "  "
@@ -33,10 +34,26 @@ def attrs_text(node):
 
 
 def node_line(node):
+    """The node's line; a loop's or cond's bodies follow it, indented (see body_lines)."""
     args = ", ".join(t.name for t in node.inputs)
     attrs = attrs_text(node)
-    return (f"%{node.id} {node.name} = {node.op}({args}){' ' + attrs if attrs else ''}"
+    line = (f"%{node.id} {node.name} = {node.op}({args}){' ' + attrs if attrs else ''}"
             f" : {node_type(node)}  # {node.source}")
+    return "\n".join([line] + body_lines(node))
+
+
+def body_lines(node):
+    """The bodies among the node's attrs (a loop's body and cond, a cond's branches): a
+    header naming the attr, its arguments and results, then its nodes, one level deeper."""
+    lines = []
+    for key, value in node.attrs.items():
+        if isinstance(value, Body):
+            args = ", ".join(t.name for t in value.arguments)
+            results = ", ".join(t.name for t in value.results)
+            lines.append(f"{INDENT}{key}: {value.name}({args}) -> ({results})")
+            for inner in nodes_needed(list(value.results) + list(value.arguments)):
+                lines += [INDENT * 2 + part for part in node_line(inner).split("\n")]
+    return lines
 
 
 def scope_of(name):
@@ -78,7 +95,7 @@ def _indented(scope, depth, lines):
             lines.append(f"{INDENT * depth}{entry.name}/")
             _indented(entry, depth + 1, lines)
         else:
-            lines.append(INDENT * depth + entry)
+            lines.extend(INDENT * depth + part for part in entry.split("\n"))
 
 
 def to_text(graph, tensors=(), partition=None, title=None):

@@ -272,3 +272,19 @@ def test_scan_output_count_and_type_errors(graph):
         gc.scan(lambda xt, h: gc.cast(h, gc.float32) + 1.0, sequences=x,  # scan-dtype
                 outputs_info=[gc.constant(np.zeros(2))])
     assert line_of("# scan-dtype") in str(err.value)
+
+
+def test_text_dump_nests_bodies_and_graph_files_refuse_loops(graph, tmp_path):
+    x = gc.placeholder(gc.float64, (None, 3), name="x")
+    hs, _ = gc.scan(lambda xt, h: gc.tanh(xt + h), sequences=x,
+                    outputs_info=gc.constant(np.zeros(3)))
+    text = gc.dump(hs)
+    lines = text.splitlines()
+    at = next(i for i, s in enumerate(lines) if " = loop(" in s)
+    assert lines[at + 1].startswith("  body: scan(")
+    assert any(s.startswith("    ") and "= tanh(" in s for s in lines[at + 2:])
+    f = gc.function([x], hs)
+    assert "loop" in f.dump(stage="optimized")
+    assert [s["ops"] for s in f.stats()["host_steps"]] == [["loop"]]
+    with pytest.raises(gc.GraphcError, match="does not store"):
+        gc.save(str(tmp_path / "g"), [hs])
