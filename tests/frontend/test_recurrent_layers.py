@@ -1,0 +1,334 @@
+"""SimpleRNN, LSTM, GRU, Bidirectional, Masking and Embedding(mask_zero=True) against numpy
+references written from Keras 3's equations (benchmarks/keras_layer_parity.py checks the same
+layers against Keras itself), their weights, masks, saving, training and gradients."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import graphc as gc
+import graphc.frontend as gk
+from graphc.frontend.layers.base import mask_of
+
+L = gk.layers
+rng = np.random.default_rng(11)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# ---- numpy references (Keras 3's cells; batch-major inputs) --------------------------------------
+def ref_step(kind, x_t, states, weights, units, reset_after=True):
+    kernel, rk = weights[0], weights[1]
+    bias = weights[2] if len(weights) > 2 else None
+    h = states[0]
+    if kind == "SimpleRNN":
+        out = np.tanh(x_t @ kernel + h @ rk + (0 if bias is None else bias))
+        return [out]
+    if kind == "LSTM":
+        z = x_t @ kernel + h @ rk + (0 if bias is None else bias)
+        i, f, c, o = np.split(z, 4, axis=-1)
+        c_new = sigmoid(f) * states[1] + sigmoid(i) * np.tanh(c)
+        return [sigmoid(o) * np.tanh(c_new), c_new]
+    u = units
+    if reset_after:
+        bx, bh = (bias[0], bias[1]) if bias is not None else (0, 0)
+        xz, xr, xh = np.split(x_t @ kernel + bx, 3, axis=-1)
+        rz, rr, rh = np.split(h @ rk + bh, 3, axis=-1)
+        z, r = sigmoid(xz + rz), sigmoid(xr + rr)
+        hh = np.tanh(xh + r * rh)
+    else:
+        xz, xr, xh = np.split(x_t @ kernel + (0 if bias is None else bias), 3, axis=-1)
+        z = sigmoid(xz + h @ rk[:, :u])
+        r = sigmoid(xr + h @ rk[:, u:2 * u])
+        hh = np.tanh(xh + (r * h) @ rk[:, 2 * u:])
+    return [z * h + (1 - z) * hh]
+
+
+def ref_rnn(kind, x, weights, units, mask=None, go_backwards=False, reset_after=True,
+            zero_output_for_mask=False):
+    """(outputs in the order the steps ran (batch, time, units), final states)."""
+    batch, steps = x.shape[:2]
+    states = [np.zeros((batch, units), x.dtype) for _ in range(2 if kind == "LSTM" else 1)]
+    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    outs = []
+    for t in order:
+        new = ref_step(kind, x[:, t], states, weights, units, reset_after)
+        if mask is not None:
+            keep = mask[:, t, None]
+            new = [np.where(keep, n, s) for n, s in zip(new, states)]
+            out = np.where(keep, new[0], 0) if zero_output_for_mask else new[0]
+        else:
+            out = new[0]
+        states = new
+        outs.append(out)
+    return np.stack(outs, axis=1), states
+
+
+def random_weights(layer):
+    return [rng.normal(0, 0.5, tuple(w.shape)).astype("float32") for w in layer.weights]
+
+
+def predict(model, *arrays):
+    out = model.predict(list(arrays) if len(arrays) > 1 else arrays[0], verbose=0)
+    return out if isinstance(out, list) else [out]
+
+
+# ---- outputs against the references -----------------------------------------------------------------
+CONFIGS = [
+    ("SimpleRNN", {}), ("LSTM", {}), ("GRU", {}), ("GRU", {"reset_after": False}),
+    ("LSTM", {"use_bias": False}), ("GRU", {"use_bias": False, "reset_after": False}),
+]
+
+
+@pytest.mark.parametrize("kind,extra", CONFIGS)
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_rnn_matches_numpy_reference(kind, extra, go_backwards, masked):
+    batch, steps, features, units = 5, 9, 3, 7
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    inputs = [gk.Input((steps, features))]
+    layer = getattr(L, kind)(units, return_sequences=True, return_state=True,
+                             go_backwards=go_backwards, **extra)
+    if masked:
+        inputs.append(gk.Input((steps,), dtype="bool"))
+        outputs = layer(inputs[0], mask=inputs[1])
+    else:
+        outputs = layer(inputs[0])
+    model = gk.Model(inputs, outputs)
+    weights = random_weights(layer)
+    layer.set_weights(weights)
+    mask = None
+    if masked:
+        lengths = rng.integers(1, steps + 1, batch)
+        mask = np.arange(steps)[None] < lengths[:, None]
+        mask[0, 1] = False  # a hole inside a sequence
+    got = predict(model, x, mask) if masked else predict(model, x)
+    seq, states = ref_rnn(kind, x, weights, units, mask, go_backwards,
+                          extra.get("reset_after", True))
+    np.testing.assert_allclose(got[0], seq, rtol=1e-5, atol=1e-5)
+    for g, s in zip(got[1:], states):
+        np.testing.assert_allclose(g, s, rtol=1e-5, atol=1e-5)
+    assert len(got) == 1 + len(states)
+
+
+def test_last_output_without_return_sequences_and_unbatched_shapes():
+    x = rng.normal(size=(4, 6, 2)).astype("float32")
+    layer = L.GRU(3)
+    model = gk.Sequential([L.Input((6, 2)), layer])
+    seq, _ = ref_rnn("GRU", x, layer.get_weights(), 3)
+    assert model.output_shape == (None, 3)
+    np.testing.assert_allclose(model.predict(x, verbose=0), seq[:, -1], rtol=1e-5, atol=1e-6)
+    # one compiled model serves every batch size and, with a None time axis, every length
+    free = gk.Sequential([L.Input((None, 2)), L.LSTM(3, return_sequences=True)])
+    for steps in (1, 4, 9):
+        assert free.predict(rng.normal(size=(2, steps, 2)).astype("float32"),
+                            verbose=0).shape == (2, steps, 3)
+
+
+def test_weights_have_keras_shapes_order_and_initial_values():
+    model = gk.Sequential([L.Input((5, 3)), L.LSTM(4)])
+    lstm = model.layers[0]
+    assert [w.name for w in lstm.weights] == [f"{lstm.name}/kernel",
+                                              f"{lstm.name}/recurrent_kernel",
+                                              f"{lstm.name}/bias"]
+    assert [tuple(w.shape) for w in lstm.weights] == [(3, 16), (4, 16), (16,)]
+    _, rk, bias = lstm.get_weights()
+    np.testing.assert_allclose(rk @ rk.T, np.eye(4), atol=1e-5)  # orthogonal recurrent kernel
+    np.testing.assert_array_equal(bias, np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
+    gru = L.GRU(5)
+    gk.Sequential([L.Input((2, 3)), gru])
+    assert [tuple(w.shape) for w in gru.weights] == [(3, 15), (5, 15), (2, 15)]
+    gru_before = L.GRU(5, reset_after=False)
+    gk.Sequential([L.Input((2, 3)), gru_before])
+    assert [tuple(w.shape) for w in gru_before.weights] == [(3, 15), (5, 15), (15,)]
+    rnn = L.SimpleRNN(2, use_bias=False)
+    gk.Sequential([L.Input((2, 3)), rnn])
+    assert [tuple(w.shape) for w in rnn.weights] == [(3, 2), (2, 2)]
+    bi = L.Bidirectional(L.LSTM(2))
+    gk.Sequential([L.Input((2, 3)), bi])
+    assert bi.weights == bi.forward_layer.weights + bi.backward_layer.weights
+    assert [tuple(w.shape) for w in bi.weights] == [(3, 8), (2, 8), (8,)] * 2
+    assert bi.forward_layer.name.startswith("forward_lstm")
+    assert bi.backward_layer.name.startswith("backward_lstm")
+    assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
+
+
+# ---- masks ------------------------------------------------------------------------------------
+def test_embedding_mask_zero_gives_the_unpadded_sequences_results():
+    """A sequence right-padded with id 0 gives what the sequence alone gives."""
+    emb, lstm = L.Embedding(13, 4, mask_zero=True), L.LSTM(5, return_sequences=True)
+    ids_in = gk.Input((None,), dtype="int32")
+    h = emb(ids_in)
+    assert mask_of(h) is not None
+    out = lstm(h)
+    assert mask_of(out) is not None
+    last = L.GRU(3)(out)
+    assert mask_of(last) is None
+    model = gk.Model(ids_in, [out, last])
+    ids = rng.integers(1, 13, (4, 8)).astype("int32")
+    lengths = [8, 5, 2, 1]
+    padded = ids * (np.arange(8)[None] < np.array(lengths)[:, None])
+    seq_all, last_all = predict(model, padded)
+    for i, n in enumerate(lengths):
+        seq_i, last_i = predict(model, ids[i:i + 1, :n])
+        np.testing.assert_allclose(last_all[i], last_i[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(seq_all[i, :n], seq_i[0], rtol=1e-5, atol=1e-6)
+        # masked steps repeat the last unmasked output (Keras 3)
+        np.testing.assert_allclose(seq_all[i, n:], np.repeat(seq_i[0, -1:], 8 - n, axis=0),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_masking_zeroes_masked_steps_and_masks_through_dense_and_dropout():
+    x = rng.normal(size=(3, 5, 2)).astype("float32")
+    x[1, 3:] = 0.5
+    x[2, 0] = 0.5
+    masking = L.Masking(0.5)
+    inp = gk.Input((5, 2))
+    masked = masking(inp)
+    h = L.Dropout(0.3)(L.Dense(4)(masked))
+    assert mask_of(h) is not None  # Dense and Dropout pass the mask on, as in Keras
+    out = L.SimpleRNN(3, return_sequences=True)(h)
+    model = gk.Model(inp, [masked, out])
+    got_x, _ = predict(model, x)
+    keep = np.any(x != 0.5, axis=-1)
+    np.testing.assert_array_equal(got_x, x * keep[..., None])
+    fn = gc.function([inp], mask_of(masked), session=model.session)
+    np.testing.assert_array_equal(fn(x), keep)
+    assert mask_of(L.Flatten()(masked)) is None  # layers without mask support drop it
+
+
+def test_zero_output_for_mask_and_bidirectional_merge_modes():
+    batch, steps, features, units = 3, 6, 2, 4
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    mask = np.arange(steps)[None] < np.array([6, 4, 2])[:, None]
+    outs, layers = [], []
+    inp, m = gk.Input((steps, features)), gk.Input((steps,), dtype="bool")
+    for mode in ("concat", "sum", "mul", "ave", None):
+        bi = L.Bidirectional(L.GRU(units, return_sequences=True), merge_mode=mode)
+        y = bi(inp, mask=m)
+        outs.extend(y if mode is None else [y])
+        layers.append(bi)
+    model = gk.Model([inp, m], outs)
+    got = predict(model, x, mask)
+    expected = []
+    for mode, bi in zip(("concat", "sum", "mul", "ave", None), layers):
+        w = random_weights(bi)
+        bi.set_weights(w)
+        fwd, _ = ref_rnn("GRU", x, w[:3], units, mask, zero_output_for_mask=True)
+        bwd, _ = ref_rnn("GRU", x, w[3:], units, mask, go_backwards=True,
+                         zero_output_for_mask=True)
+        bwd = bwd[:, ::-1]
+        expected.extend({"concat": [np.concatenate([fwd, bwd], -1)], "sum": [fwd + bwd],
+                         "mul": [fwd * bwd], "ave": [(fwd + bwd) / 2], None: [fwd, bwd]}[mode])
+    got = predict(model, x, mask)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    assert np.all(got[0][1, 4:] == 0)  # masked steps output zeros in a Bidirectional
+
+
+def test_bidirectional_return_state_gives_both_directions_states():
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    bi = L.Bidirectional(L.LSTM(4, return_state=True))
+    inp = gk.Input((5, 3))
+    outs = bi(inp)
+    assert len(outs) == 5
+    model = gk.Model(inp, outs)
+    w = random_weights(bi)
+    bi.set_weights(w)
+    got = predict(model, x)
+    fwd, (fh, fc) = ref_rnn("LSTM", x, w[:3], 4)
+    bwd, (bh, bc) = ref_rnn("LSTM", x, w[3:], 4, go_backwards=True)
+    for g, e in zip(got, [np.concatenate([fwd[:, -1], bwd[:, -1]], -1), fh, fc, bh, bc]):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+# ---- saving, training, gradients ----------------------------------------------------------------
+def test_models_with_recurrent_layers_save_and_load(tmp_path):
+    ids = gk.Input((7,), dtype="int32")
+    h = L.Embedding(10, 4, mask_zero=True)(ids)
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")(h)
+    h = L.GRU(5, reset_after=False, go_backwards=True)(h)
+    out = L.Dense(2, activation="softmax")(h)
+    model = gk.Model(ids, out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = rng.integers(0, 10, (6, 7)).astype("int32")
+    x[:, 0] = 1
+    model.fit(x, rng.integers(0, 2, 6), epochs=1, verbose=0)
+    before = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.gck")
+    loaded = gk.load_model(tmp_path / "m.gck")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-6, atol=1e-6)
+    kinds = [type(layer).__name__ for layer in loaded.layers]
+    assert kinds == ["Embedding", "Bidirectional", "GRU", "Dense"]
+    gru = loaded.layers[2]
+    assert (gru.reset_after, gru.go_backwards, gru.units) == (False, True, 5)
+    assert loaded.layers[1].merge_mode == "sum"
+    seq = gk.Sequential([L.Input((4, 2)), L.SimpleRNN(3, activation="relu"), L.Dense(1)])
+    seq.save(tmp_path / "s.gck")
+    xs = rng.normal(size=(2, 4, 2)).astype("float32")
+    np.testing.assert_allclose(gk.load_model(tmp_path / "s.gck").predict(xs, verbose=0),
+                               seq.predict(xs, verbose=0), rtol=1e-6)
+
+
+def test_fit_lowers_the_loss_of_an_lstm_and_a_gru():
+    x = rng.normal(size=(64, 6, 3)).astype("float32")
+    y = (x[:, :, 0].sum(axis=1) > 0).astype("int32")
+    for rnn in (L.LSTM(8), L.GRU(8, dropout=0.1)):
+        model = gk.Sequential([L.Input((6, 3)), rnn, L.Dense(2, activation="softmax")])
+        model.compile(optimizer=gk.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+        first = model.evaluate(x, y, verbose=0)
+        model.fit(x, y, batch_size=16, epochs=15, verbose=0)
+        assert model.evaluate(x, y, verbose=0) < 0.6 * first
+
+
+def test_lstm_gradient_matches_central_differences_in_float64():
+    batch, steps, features, units = 2, 4, 3, 3
+    x = rng.normal(size=(batch, steps, features))
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
+    proj = rng.normal(size=(steps, units))
+    xin = gc.placeholder("float64", (None, steps, features))
+    min_ = gc.placeholder("bool", (None, steps))
+    lstm = L.LSTM(units, return_sequences=True, dtype="float64")
+    seq = lstm(xin, mask=min_)
+    loss = gc.sum(seq * gc.constant(proj))
+    grads = gc.grad(loss, lstm.weights + [xin])
+    weights = [w.astype("float64") for w in random_weights(lstm)]
+    lstm.set_weights(weights)
+    got = gc.function([xin, min_], grads, session=lstm._session())(x, mask)
+
+    def f(ws, xv):
+        return np.sum(ref_rnn("LSTM", xv, ws, units, mask)[0] * proj)
+    eps = 1e-6
+    for k, target in enumerate(weights + [x]):
+        num = np.zeros_like(target)
+        for idx in np.ndindex(target.shape):
+            for sign in (1, -1):
+                moved = [w.copy() for w in weights] + [x.copy()]
+                moved[k][idx] += sign * eps
+                num[idx] += sign * f(moved[:3], moved[3]) / (2 * eps)
+        np.testing.assert_allclose(got[k], num, rtol=1e-6, atol=1e-8)
+    assert np.all(got[3][1, 2:] == 0)  # masked steps take no gradient
+
+
+def test_bad_arguments_are_graphc_errors():
+    with pytest.raises(gc.GraphcError, match="stateful"):
+        L.LSTM(3, stateful=True)
+    with pytest.raises(gc.GraphcError, match="units"):
+        L.GRU(0)
+    with pytest.raises(gc.GraphcError, match="merge_mode"):
+        L.Bidirectional(L.LSTM(2), merge_mode="max")
+    with pytest.raises(gc.GraphcError, match=r"\(batch, time, features\)"):
+        L.LSTM(2)(gk.Input((3,)))
+
+
+def test_digits_lstm_example_runs_at_a_tiny_size():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "digits_lstm.py"),
+                             "--epochs", "1", "--units", "8", "--samples", "200"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out accuracy" in result.stdout and "reloaded" in result.stdout
