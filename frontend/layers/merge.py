@@ -15,8 +15,15 @@ def _several(layer, inputs):
 
 
 class Add(Layer):
+    supports_masking = True
+
     def call(self, inputs):
         return reduce(lambda a, b: a + b, _several(self, inputs))
+
+    def compute_mask(self, inputs, mask):
+        """The inputs' masks anded, as in Keras (None where no input has one)."""
+        masks = [m for m in (mask or []) if m is not None]
+        return reduce(gc.logical_and, masks) if masks else None
 
 
 class Concatenate(Layer):

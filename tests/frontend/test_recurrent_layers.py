@@ -200,6 +200,8 @@ def test_masking_zeroes_masked_steps_and_masks_through_dense_and_dropout():
     fn = gc.function([inp], mask_of(masked), session=model.session)
     np.testing.assert_array_equal(fn(x), keep)
     assert mask_of(L.Flatten()(masked)) is None  # layers without mask support drop it
+    both = L.Add()([masked, L.Dense(2)(inp)])  # Add ands the masks there are
+    assert mask_of(both) is not None and mask_of(L.Add()([inp, inp])) is None
 
 
 def test_zero_output_for_mask_and_bidirectional_merge_modes():
