@@ -1,0 +1,25 @@
+"""The recurrent and attention layers agree with Keras 3 (benchmarks/keras_layer_parity.py):
+run where a Keras is at hand, in GRAPHC_PEER_PYTHON (a separate venv with keras and jax) or in
+this interpreter; skipped otherwise, since Keras is never a graphc dependency."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.skipif(not os.environ.get("GRAPHC_PEER_PYTHON")
+                    and importlib.util.find_spec("keras") is None,
+                    reason="no Keras: set GRAPHC_PEER_PYTHON to a Python with keras and jax")
+def test_every_new_layer_matches_keras():
+    result = subprocess.run([sys.executable,
+                             os.path.join(ROOT, "benchmarks", "keras_layer_parity.py")],
+                            capture_output=True, text=True, timeout=900)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "error" not in summary, summary
+    assert summary["failed"] == [] and summary["cases"] >= 36, result.stdout[-3000:]
+    assert summary["worst_max_abs_diff"] <= 1e-5
