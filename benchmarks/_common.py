@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 import traceback
 
@@ -125,6 +126,25 @@ def check_close(name, got, expected, rtol, atol):
     if not np.allclose(got, expected, rtol=rtol, atol=atol):
         diff = float(np.max(np.abs(np.asarray(got, np.float64) - expected)))
         raise AssertionError(f"{name}: graphc and numpy differ by up to {diff:.3g}")
+
+
+def keras_peer(script, args):
+    """The last JSON line that `script --peer *args` prints when run by a Python with Keras on
+    JAX ($GRAPHC_PEER_PYTHON, else this one if it has Keras), or {"error": why}."""
+    peer = os.environ.get("GRAPHC_PEER_PYTHON")
+    if peer is None:
+        try:
+            import keras  # noqa: F401
+        except ImportError:
+            return {"error": "keras is not installed; set GRAPHC_PEER_PYTHON to a Python "
+                             "with keras and jax"}
+        peer = sys.executable
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([peer, os.path.abspath(script), "--peer", *args],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": f"the Keras run failed: {proc.stderr.strip()[-2000:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def peer_figures(workload, sizes, repeats, skip=False):

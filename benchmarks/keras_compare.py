@@ -14,12 +14,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+
+from _common import keras_peer
 
 SPEC = {"batch_size": 32, "learning_rate": 0.003}
 
@@ -98,20 +98,7 @@ def run(framework, kind, data, epochs, device):
 # ---- the peer side --------------------------------------------------------------------------
 def keras_results(data_path, epochs):
     """{model: result} from Keras on JAX, or {"error": why}."""
-    peer = os.environ.get("GRAPHC_PEER_PYTHON")
-    if peer is None:
-        try:
-            import keras  # noqa: F401
-        except ImportError:
-            return {"error": "keras is not installed; set GRAPHC_PEER_PYTHON to a Python "
-                             "with keras and jax"}
-        peer = sys.executable
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([peer, os.path.abspath(__file__), "--peer", data_path,
-                           "--epochs", str(epochs)], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        return {"error": f"the Keras run failed: {proc.stderr.strip()[-500:]}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return keras_peer(__file__, [data_path, "--epochs", str(epochs)])
 
 
 def peer_main(data_path, epochs):

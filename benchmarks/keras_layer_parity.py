@@ -15,11 +15,12 @@ Usage:
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+from _common import keras_peer
 
 B, T, F = 3, 7, 5  # batch, time steps, features: odd sizes
 
@@ -241,21 +242,7 @@ def peer_main(in_path, out_path, only):
 
 
 def keras_results(in_path, out_path, only):
-    peer = os.environ.get("GRAPHC_PEER_PYTHON")
-    if peer is None:
-        try:
-            import keras  # noqa: F401
-        except ImportError:
-            return {"error": "keras is not installed; set GRAPHC_PEER_PYTHON to a Python "
-                             "with keras and jax"}
-        peer = sys.executable
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([peer, os.path.abspath(__file__), "--peer", in_path, out_path]
-                          + (["--only", only] if only else []),
-                          capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        return {"error": f"the Keras run failed: {proc.stderr.strip()[-2000:]}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return keras_peer(__file__, [in_path, out_path] + (["--only", only] if only else []))
 
 
 # ---- the graphc side --------------------------------------------------------------------------
