@@ -1,11 +1,16 @@
-"""The W1-W6 workloads in PyTorch (eager) and JAX (jit), for the peer columns of the benchmarks.
+"""The W1-W6 and W9 workloads in PyTorch (eager) and JAX (jit), for the peer columns of the
+benchmarks; W9 (the LSTM train step) also in Keras 3 on JAX and in TensorFlow (tf.function).
 
 Needs only numpy and whichever peers are installed, never graphc, so that it runs in another
 interpreter: `python benchmarks/_peers.py W1 '{"n": 16777216}' 7` prints one JSON line
 {"torch": figure or null, "jax": ..., "peer_versions": ...}, in the unit of the script.
+W9 adds "keras_jax" and "tf", and runs each peer in a process of its own (no framework's
+threads or allocator linger into another's timing; TensorFlow and PyTorch stay apart).
 """
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -159,6 +164,193 @@ def _jax(workload, s):
     raise KeyError(workload)
 
 
+# ---- W9: the LSTM train step, in every peer ----------------------------------------------------
+# sizes: {"units", "features", "steps", "batch", "lr", "first_loss" (numpy's, from the same
+# weights: each peer checks its own first loss against it before timing)}
+ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}  # Keras's defaults, in every peer
+W9_PEERS = ("torch", "jax", "keras_jax", "tf")
+
+
+def lstm_problem(s, seed=0):
+    """The W9 weights and batch, as Keras lays them out: kernel (features, 4u) Glorot-uniform,
+    recurrent_kernel (u, 4u) orthogonal, bias (4u,) with the forget gate's quarter 1 (gates i,
+    f, c, o); x (batch, steps, features), targets y (batch, u) for the last output."""
+    rng = np.random.default_rng(seed)
+    f, u = s["features"], s["units"]
+    limit = np.sqrt(6 / (f + 4 * u))
+    kernel = rng.uniform(-limit, limit, (f, 4 * u)).astype(np.float32)
+    q, r = np.linalg.qr(rng.standard_normal((4 * u, u)))
+    recurrent = (q * np.sign(np.diag(r))).T.astype(np.float32)  # orthonormal rows
+    bias = np.concatenate([np.zeros(u), np.ones(u), np.zeros(2 * u)]).astype(np.float32)
+    x = rng.standard_normal((s["batch"], s["steps"], f), dtype=np.float32)
+    y = rng.uniform(-0.5, 0.5, (s["batch"], u)).astype(np.float32)
+    return [kernel, recurrent, bias], x, y
+
+
+def _check_first_loss(name, loss, s):
+    if not np.isclose(loss, s["first_loss"], rtol=1e-4, atol=1e-6):
+        raise AssertionError(f"W9 {name}: first loss {loss:.7g}, numpy's {s['first_loss']:.7g}")
+
+
+def _w9_torch(s):
+    import torch
+    (kernel, recurrent, bias), x, y = lstm_problem(s)
+    lstm = torch.nn.LSTM(s["features"], s["units"], batch_first=True)  # gates i, f, g, o
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(kernel.T.copy()))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(recurrent.T.copy()))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(bias))
+        lstm.bias_hh_l0.zero_()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(lstm.parameters(), lr=s["lr"], betas=(ADAM["beta_1"], ADAM["beta_2"]),
+                           eps=ADAM["epsilon"])
+
+    def loss():
+        out, _ = lstm(x)
+        return torch.mean((out[:, -1] - y) ** 2)
+    with torch.no_grad():
+        _check_first_loss("torch", float(loss()), s)
+
+    def step():
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        opt.step()
+    return step
+
+
+def _w9_jax(s):
+    """jax.jit of loss, gradients (lax.scan over the steps) and Adam, the state donated."""
+    import jax
+    import jax.numpy as jnp
+    params, x, y = lstm_problem(s)
+    b1, b2, eps, lr = ADAM["beta_1"], ADAM["beta_2"], ADAM["epsilon"], s["lr"]
+
+    def loss(p, x, y):
+        kernel, recurrent, bias = p
+        proj = jnp.swapaxes(x @ kernel + bias, 0, 1)  # (steps, batch, 4u)
+
+        def cell(carry, z_x):
+            h, c = carry
+            i, f, g, o = jnp.split(z_x + h @ recurrent, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            return (jax.nn.sigmoid(o) * jnp.tanh(c), c), None
+        zero = jnp.zeros((x.shape[0], recurrent.shape[0]), x.dtype)
+        (h, _), _ = jax.lax.scan(cell, (zero, zero), proj)
+        return jnp.mean((h - y) ** 2)
+
+    def update(state, x, y):
+        p, m, v, t = state
+        grads = jax.grad(loss)(p, x, y)
+        t = t + 1
+        m = [b1 * a + (1 - b1) * g for a, g in zip(m, grads)]
+        v = [b2 * a + (1 - b2) * g * g for a, g in zip(v, grads)]
+        alpha = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        p = [a - alpha * mi / (jnp.sqrt(vi) + eps) for a, mi, vi in zip(p, m, v)]
+        return p, m, v, t
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    _check_first_loss("jax", float(jax.jit(loss)(params, x, y)), s)
+    update = jax.jit(update, donate_argnums=0)
+    state = [([jnp.asarray(p) for p in params], [jnp.zeros_like(p) for p in params],
+              [jnp.zeros_like(p) for p in params], jnp.float32(0))]
+
+    def step():
+        state[0] = jax.block_until_ready(update(state[0], x, y))
+    return step
+
+
+def _w9_keras_jax(s):
+    """Keras 3 on JAX, as a Keras user writes it: Sequential([Input, LSTM]), Adam, "mse",
+    train_on_batch (its jitted train function; the returned loss waits for the step)."""
+    os.environ["KERAS_BACKEND"] = "jax"
+    import keras
+    weights, x, y = lstm_problem(s)
+    model = keras.Sequential([keras.Input((s["steps"], s["features"])),
+                              keras.layers.LSTM(s["units"])])
+    model.layers[-1].set_weights(weights)
+    model.compile(optimizer=keras.optimizers.Adam(s["lr"], **ADAM), loss="mse")
+    _check_first_loss("keras_jax", float(model.test_on_batch(x, y)), s)
+    return lambda: model.train_on_batch(x, y)
+
+
+def _w9_tf(s):
+    """A tf.function (graph mode, no XLA, no Keras) of the step: the input projection as one
+    product, tf.foldl over the steps, tf.GradientTape, and Adam on tf.Variables."""
+    import tensorflow as tf
+    weights, x, y = lstm_problem(s)
+    params = [tf.Variable(w) for w in weights]
+    slots = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in weights]
+    t = tf.Variable(0.0)
+    b1, b2, eps, lr = ADAM["beta_1"], ADAM["beta_2"], ADAM["epsilon"], s["lr"]
+    x, y = tf.constant(x), tf.constant(y)
+    batch, steps, features = x.shape
+
+    def loss_of(x, y):
+        kernel, recurrent, bias = params
+        proj = tf.reshape(tf.reshape(x, (-1, features)) @ kernel + bias, (batch, steps, -1))
+
+        def cell(carry, z_x):
+            h, c = carry
+            i, f, g, o = tf.split(z_x + h @ recurrent, 4, axis=-1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+        zero = tf.zeros((batch, recurrent.shape[0]))
+        h, _ = tf.foldl(cell, tf.transpose(proj, (1, 0, 2)), initializer=(zero, zero))
+        return tf.reduce_mean((h - y) ** 2)
+
+    @tf.function
+    def update(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_of(x, y)
+        grads = tape.gradient(loss, params)
+        t.assign_add(1.0)
+        alpha = lr * tf.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        for p, g, (m, v) in zip(params, grads, slots):
+            m.assign(b1 * m + (1 - b1) * g)
+            v.assign(b2 * v + (1 - b2) * g * g)
+            p.assign_sub(alpha * m / (tf.sqrt(v) + eps))
+        return loss
+    _check_first_loss("tf", float(tf.function(loss_of)(x, y)), s)
+    return lambda: update(x, y).numpy()
+
+
+W9_MAKERS = {"torch": _w9_torch, "jax": _w9_jax, "keras_jax": _w9_keras_jax, "tf": _w9_tf}
+W9_MODULES = {"torch": ["torch"], "jax": ["jax"], "keras_jax": ["keras", "jax"],
+              "tf": ["tensorflow"]}
+
+
+def _w9_one(name, sizes, repeats):
+    """{"figure": steps/s, "version"} of one peer, measured in this process."""
+    step = W9_MAKERS[name](sizes)
+    seconds = interleaved({name: step}, repeats, warmup=2)[name]
+    versions = [f"{m} {importlib.import_module(m).__version__}" for m in W9_MODULES[name]]
+    return {"figure": float(f"{1 / seconds:.4g}"), "version": " on ".join(versions)}
+
+
+def _w9_measure(sizes, repeats):
+    """Each W9 peer in a process of its own: {name: steps/s or None, "peer_versions",
+    "peer_errors" (why a peer that is installed gave no figure)}."""
+    out, versions, errors = {}, [], {}
+    for name in W9_PEERS:
+        out[name] = None
+        if not all(available(m) for m in W9_MODULES[name]):
+            continue
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "W9",
+                               json.dumps(sizes), str(repeats), name],
+                              capture_output=True, text=True,
+                              env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2"))
+        if proc.returncode != 0:
+            errors[name] = proc.stderr.strip()[-500:]
+            continue
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[name] = got["figure"]
+        versions.append(f"{name}: {got['version']}")
+    out["peer_versions"] = ", ".join(versions)
+    if errors:
+        out["peer_errors"] = errors
+    return out
+
+
 # workload -> (calls per timed sample, figure from (seconds per call, sizes))
 WORKLOADS = {
     "W1": (1, lambda t, s: 8 * s["n"] / t / 1e9),
@@ -173,6 +365,8 @@ MAKERS = {"torch": _torch, "jax": _jax}
 
 
 def measure(workload, sizes, repeats):
+    if workload == "W9":
+        return _w9_measure(sizes, repeats)
     calls, figure = WORKLOADS[workload]
     out, versions = {}, []
     for name in PEERS:
@@ -188,4 +382,7 @@ def measure(workload, sizes, repeats):
 
 if __name__ == "__main__":
     workload, sizes, repeats = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-    print(json.dumps(measure(workload, sizes, repeats)))
+    if len(sys.argv) > 4:  # W9: one peer, in a process of its own
+        print(json.dumps(_w9_one(sys.argv[4], sizes, repeats)))
+    else:
+        print(json.dumps(measure(workload, sizes, repeats)))

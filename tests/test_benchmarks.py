@@ -1,4 +1,4 @@
-"""The W1-W8 benchmark scripts run (at --quick sizes) and print well-formed result lines.
+"""The W1-W9 benchmark scripts run (at --quick sizes) and print well-formed result lines.
 
 Only the shape of the output is checked here, never a speed: figures belong to `make bench`.
 Each script runs in its own process, as `make bench` runs it, with the test run's cache dir.
@@ -32,6 +32,7 @@ SCRIPTS = {
     "w6_call_overhead.py": {"W6": 1},
     "w7_compile_cache.py": {"W7": 2},
     "w8_chain.py": {"W8": 2, "W8-optimize": 1},
+    "w9_lstm.py": {"W9": 1},
     "reductions.py": {f"R{n}": 1 for n in range(1, 6)},
     "matmul_dtypes.py": {f"M{n}": 1 for n in range(1, 7)},
     "gemm_shapes.py": {"G1": 1, "G4": 1, "G7": 1, "G12": 1},
