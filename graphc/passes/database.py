@@ -10,6 +10,7 @@ from typing import Callable
 from ..errors import GraphcError
 from . import rewrite_rules as rules
 from .constant_folding import MAX_FOLDED_ELEMENTS, constant_folding
+from .hoisting import loop_invariant_hoisting
 from .rebuild import holds_only_needed, rebuild
 from .rewrite import rewrite
 
@@ -43,6 +44,10 @@ PASSES = [
     Pass("constant_folding", 20, frozenset({"O1", "O2", "O3", "folding"}), constant_folding,
          f"nodes computed from constants alone become constants, up to "
          f"{MAX_FOLDED_ELEMENTS:,} elements"),
+    Pass("loop_invariants", 25, frozenset({"O2", "O3", "loops"}), loop_invariant_hoisting,
+         "work a loop body repeats on the same values moves before the loop, and per-step "
+         "products and elementwise ops of sequence slices (`x_t @ W`) become one op over the "
+         "whole sequence"),
     _rule_pass("algebraic", 30, {"O2", "O3", "algebraic"}, rules.ALGEBRAIC),
     _rule_pass("stabilize", 40, {"O2", "O3", "stabilize", "numerics"}, rules.STABILIZE),
     _rule_pass("fast_math", 50, {"O3", "fast_math"}, rules.FAST_MATH,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import GraphcError
 from ..io.atomic import write_text
+from .bodies import everywhere
 from .database import DEFAULT_LEVEL, query
 from .rebuild import reachable, rebuild
 
@@ -51,7 +52,8 @@ class Compilation:
 
 def optimize(outputs, optimize=DEFAULT_LEVEL, excluding=(), including=(), debug=False, name="function",
              dump_dir=None):
-    """Run the selected passes over the subgraph behind `outputs`; returns a Compilation."""
+    """Run the selected passes over the subgraph behind `outputs` and inside every loop and
+    cond body it holds (graphc/passes/bodies.py); returns a Compilation."""
     start = time.perf_counter()
     passes, fuse = query(optimize, excluding, including)
     dump_dir = dump_dir if dump_dir is not None else os.environ.get("GRAPHC_DUMP_DIR")
@@ -60,7 +62,7 @@ def optimize(outputs, optimize=DEFAULT_LEVEL, excluding=(), including=(), debug=
     current = list(outputs)
     for p in passes:
         t0 = time.perf_counter()
-        _, current = p.run(current)
+        _, current = everywhere(p.run, current)  # in loop and cond bodies too
         result.pass_seconds[p.name] = time.perf_counter() - t0
         if debug:
             _type_check(current, p.name)

@@ -19,28 +19,33 @@ def holds_only_needed(outputs):
     return not outputs or len(reachable(outputs)) == len(outputs[0].graph.nodes)
 
 
-def copy_node(new_graph, node, inputs, check_types=False):
-    """`node` re-created in `new_graph` over `inputs`, keeping its name, attrs and source."""
+def copy_node(new_graph, node, inputs, check_types=False, attrs=None):
+    """`node` re-created in `new_graph` over `inputs`, keeping its name, attrs (or taking
+    `attrs`, which must give it the same output types: a loop over an optimized body) and
+    source."""
     same_inputs = all(a.type == b.type for a, b in zip(inputs, node.inputs))
+    attrs = node.attrs if attrs is None else attrs
     if same_inputs and not check_types:
         out_types = [t.type for t in node.outputs]
     else:
-        out = node.spec.infer(*[t.type for t in inputs], **node.attrs)
+        out = node.spec.infer(*[t.type for t in inputs], **attrs)
         out_types = [out] if isinstance(out, TensorType) else list(out)
         if check_types and same_inputs and out_types != [t.type for t in node.outputs]:
             raise GraphcError(f"type check: recorded {[t.type for t in node.outputs]}, "
                               f"inferred {out_types}", node)
-    return new_graph.add_node(node.spec, inputs, node.attrs, out_types, node.name, node.source)
+    return new_graph.add_node(node.spec, inputs, attrs, out_types, node.name, node.source)
 
 
-def rebuild(outputs, replace=None, check_types=False):
+def rebuild(outputs, replace=None, check_types=False, new_attrs=None):
     """(new graph, new outputs): the outputs' subgraph copied, each copied tensor passed
-    through `replace(old_node, new_tensor) -> tensor` when given."""
+    through `replace(old_node, new_tensor) -> tensor` when given. `new_attrs`, a dict
+    {node id: attrs}, gives those nodes other attrs of the same output types."""
     new_graph = Graph()
     mapping = {}
+    new_attrs = new_attrs or {}
     for node in reachable(outputs):
         inputs = [mapping[(t.node.id, t.index)] for t in node.inputs]
-        copy = copy_node(new_graph, node, inputs, check_types)
+        copy = copy_node(new_graph, node, inputs, check_types, new_attrs.get(node.id))
         for old, new in zip(node.outputs, copy.outputs):
             mapping[(node.id, old.index)] = replace(node, new) if replace else new
     _carry_variables(outputs, new_graph, mapping)
