@@ -39,6 +39,7 @@ def test_readme_python_blocks_run_in_order(tmp_path):
     ("custom_training_loop.py", ["--epochs", "1"], "held-out accuracy"),
     ("tf1_style.py", ["--steps", "30"], "training accuracy"),
     ("theano_style.py", ["--steps", "60"], "(true 3)"),
+    ("theano_scan.py", ["--tiny"], "all three match numpy"),
     ("inspect_graph.py", ["--hidden", "7"], "fusion groups: 22"),
 ])
 def test_examples_run(script, args, expect):
