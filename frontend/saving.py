@@ -227,6 +227,8 @@ def _read_zip(path, what):
                                           f"file holds {sorted(MEMBERS)}")
                 out[name] = z.read(name)
             return out
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise FileNotFoundError_(f"no {what} at {path}", path) from None
     except (zipfile.BadZipFile, OSError, EOFError) as e:

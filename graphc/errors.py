@@ -53,19 +53,26 @@ class NumericsError(GraphcError):
     """A NaN or Inf found under check_numerics=True."""
 
 
-class CheckpointError(GraphcError):
-    """A checkpoint or graph file that is missing, corrupt, truncated or does not match."""
+class CheckpointError(GraphcError, OSError):
+    """A checkpoint, model or graph file that is missing, corrupt, truncated or does not match,
+    or that could not be written (a full disk, a folder without write permission, a read-only
+    file system): an OSError too, whose `errno`, `strerror` and `filename` say which file and
+    why when the operating system refused it."""
+
+    def __init__(self, message, node=None, *, errno=None, strerror=None, filename=None):
+        super().__init__(message, node)
+        self.errno, self.strerror, self.filename = errno, strerror, filename
+
+    def __str__(self):
+        return self.args[0]  # OSError would show "[Errno 28] ..." instead of the message
 
 
 class FileNotFoundError_(CheckpointError, FileNotFoundError):
     """A checkpoint, graph file or model file that does not exist; `filename` is its path."""
 
     def __init__(self, message, filename=None):
-        super().__init__(message)
-        self.errno, self.strerror, self.filename = errno.ENOENT, "No such file", filename
-
-    def __str__(self):
-        return self.args[0]  # OSError would show "[Errno 2] No such file: 'path'" instead
+        super().__init__(message, errno=errno.ENOENT, strerror="No such file",
+                         filename=filename)
 
 
 class ResourceError(GraphcError):

@@ -19,14 +19,14 @@ import struct
 import time
 import warnings
 
-from graphc.io.atomic import write_atomic
+from graphc.io.atomic import TEMP_PREFIX as _TEMP_PREFIX, write_atomic, writer_alive
 
 _MAGIC = b"GCKC"
 _FORMAT = 1
 _HEADER = struct.Struct("<4sIQ32s")   # magic, format version, payload length, sha256(payload)
 _KEY = re.compile(r"[0-9a-f]{2,128}")
-_TEMP_PREFIX = ".tmp-"                # write_atomic's temp files
-_STALE_TEMP_S = 24 * 3600             # a temp file this old was left by a killed writer
+_STALE_TEMP_S = 24 * 3600             # a temp file this old was left by a killed writer (a
+                                      # dead writer's on this host goes at once)
 _RESCAN_EVERY = 64                    # puts between scans, to count other processes' entries
 _LOW_WATER = 0.9                      # evict below the bound: a full cache is not rescanned per put
 DEFAULT_MAX_BYTES = 1 << 30
@@ -176,7 +176,8 @@ class KernelCache:
                 if stat and entry.name.endswith(".bin"):
                     found.append((stat.st_mtime_ns, entry.path, stat.st_size))
                 elif stat and entry.name.startswith(_TEMP_PREFIX):
-                    if now - stat.st_mtime > _STALE_TEMP_S:
+                    if (now - stat.st_mtime > _STALE_TEMP_S
+                            or not writer_alive(entry.name, now, stat.st_mtime)):
                         _quietly(os.unlink, entry.path)
         except OSError as error:
             self._give_up(error)
