@@ -1,9 +1,12 @@
 """Variable checkpoints: one zip file holding a versioned manifest and one .npy per variable.
 
 Layout (format "graphc-checkpoint", version 1):
-  manifest.json   {"format", "version", "variables": {name: {"dtype", "shape", "sha256"}}}
+  manifest.json   {"format", "version", "variables": {name: {"dtype", "shape", "sha256"}},
+                   "random": {random node name: its numpy bit generator's state}}
   <index>.npy     the value of the index-th variable in the manifest, read with allow_pickle=False
 Every array is checked against its digest, so a corrupt or tampered file is refused whole.
+"random" (absent in files written before it existed) holds the session's random streams, so
+that draws after a restore continue those the saved session would have made.
 """
 import hashlib
 import io
@@ -24,13 +27,16 @@ def _digest(arr):
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def write(path, values):
-    """Write {name: array} to `path` atomically; returns the path."""
+def write(path, values, random_streams=None):
+    """Write {name: array} (and {random node name: generator state}) to `path` atomically;
+    returns the path."""
     entries = {}
     for i, (name, arr) in enumerate(values.items()):
         entries[name] = {"file": f"{i}.npy", "dtype": str(arr.dtype),
                          "shape": list(arr.shape), "sha256": _digest(arr)}
     manifest = {"format": FORMAT, "version": VERSION, "variables": entries}
+    if random_streams:
+        manifest["random"] = random_streams
 
     def dump(f):
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
@@ -48,6 +54,11 @@ def read(path, expected):
 
     Raises CheckpointError listing every difference; returns only when all entries are good.
     """
+    return read_all(path, expected)[0]
+
+
+def read_all(path, expected):
+    """({name: array}, {random node name: generator state}) from `path`, as read() checks."""
     try:
         with zipfile.ZipFile(path) as z:
             manifest = json.loads(z.read("manifest.json"))
@@ -67,7 +78,12 @@ def read(path, expected):
                     raise CheckpointError(f"{path}: the value of '{name}' is corrupt (its digest "
                                           "does not match the manifest)")
                 values[name] = arr
-            return values
+            streams = manifest.get("random", {})
+            if not isinstance(streams, dict) or not all(
+                    isinstance(k, str) and isinstance(v, dict) for k, v in streams.items()):
+                raise CheckpointError(f"{path}: its random streams are not a table of "
+                                      "generator states")
+            return values, streams
     except CheckpointError:
         raise
     except FileNotFoundError:

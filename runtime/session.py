@@ -6,7 +6,7 @@ import weakref
 
 import numpy as np
 
-from graphc.errors import FeedError, GraphcError, GraphMismatchError
+from graphc.errors import CheckpointError, FeedError, GraphcError, GraphMismatchError
 from graphc.ir import dtypes
 from graphc.ir.graph import Tensor, get_default_graph
 from graphc.ops.state import Variable
@@ -166,18 +166,60 @@ class Session:
             raise GraphMismatchError(f"tensor '{t.name}' belongs to another graph than this "
                                      "session's", t.node)
 
+    # -- random streams --------------------------------------------------------------------
+    def rng_state(self, node):
+        """The state of random node `node`'s generator (a JSON-able dict), None before its
+        first draw."""
+        rng = self._rngs.get(_random_node(node).attrs["uid"])
+        return None if rng is None else rng.bit_generator.state
+
+    def set_rng_state(self, node, state):
+        """Make random node `node` draw next what a generator in `state` draws."""
+        node = _random_node(node)
+        uid = node.attrs["uid"]
+        rng = self._rngs.get(uid)
+        if rng is not None and type(rng.bit_generator).__name__ == state.get("bit_generator"):
+            rng.bit_generator.state = state   # in place: a run holding the generator sees it
+        else:
+            self._rngs[uid] = generator_from_state(state)
+
+    def random_state(self):
+        """{random node name: generator state} of every random node that has drawn."""
+        return {n.name: self.rng_state(n) for n in self.graph.nodes
+                if n.spec.random and n.attrs["uid"] in self._rngs}
+
+    def set_random_state(self, states):
+        """Set the generators of the graph's random nodes named in `states` (random_state's
+        table); names of nodes this graph does not have are ignored."""
+        nodes = {n.name: n for n in self.graph.nodes if n.spec.random}
+        news = {name: generator_from_state(state) for name, state in states.items()
+                if name in nodes}   # every state checked before any generator changes
+        for name, rng in news.items():
+            self.set_rng_state(nodes[name], rng.bit_generator.state)
+
     # -- checkpoints -----------------------------------------------------------------------
     def save(self, path):
-        """Write every variable's value to `path` (atomically); returns the path."""
+        """Write every variable's value and the random streams' states to `path`
+        (atomically); returns the path. A failed write (full disk, no permission) is a
+        CheckpointError and changes nothing."""
         values = {v.name: self.get_value(v) for v in self.graph.variables}
-        return checkpoint.write(path, values)
+        return checkpoint.write(path, values, self.random_state())
 
     def restore(self, path):
-        """Read variable values from `path`; on any mismatch nothing changes."""
+        """Read variable values and random streams from `path`; on any mismatch nothing
+        changes."""
         expected = {v.name: (v.dtype, v.shape) for v in self.graph.variables}
-        values = checkpoint.read(path, expected)
+        values, streams = checkpoint.read_all(path, expected)
+        try:
+            nodes = {n.name for n in self.graph.nodes if n.spec.random}
+            for name, state in streams.items():
+                if name in nodes:
+                    generator_from_state(state)
+        except CheckpointError as err:
+            raise CheckpointError(f"{path}: {err.detail}") from None
         for v in self.graph.variables:
             self._values[v.node.attrs["uid"]] = dtypes.to_storage(values[v.name], v.dtype)
+        self.set_random_state(streams)
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self):
@@ -207,6 +249,32 @@ class Session:
 
     def __repr__(self):
         return f"<Session device={self.device!r} graph={self.graph!r}>"
+
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def generator_from_state(state):
+    """A numpy Generator whose bit generator is in `state` (a bit_generator.state dict);
+    CheckpointError for anything else."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise CheckpointError(f"not a random generator state (bit generator {name!r}; "
+                              f"expected one of {', '.join(_BIT_GENERATORS)})")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise CheckpointError(f"a bad {name} generator state ({err})") from None
+    return np.random.Generator(bit_generator)
+
+
+def _random_node(node):
+    node = node.node if isinstance(node, Tensor) else node
+    if not getattr(node, "spec", None) or not node.spec.random:
+        raise GraphcError(f"expected a random draw (gc.random.normal/uniform, dropout), got "
+                          f"{node!r}")
+    return node
 
 
 _local = threading.local()
