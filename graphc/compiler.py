@@ -24,12 +24,46 @@ from .passes import optimize
 from .passes.fusion import singletons
 
 
-class HostStep:
-    """A fusion group run through the numpy reference, and why it has no native kernel."""
+CONTROL_FLOW = ("loop", "cond")  # host ops whose bodies compile through this pipeline
 
-    def __init__(self, group, reason):
+
+class HostStep:
+    """A fusion group run through the numpy reference, and why it has no native kernel.
+    A loop or cond (a group of one such node) has `bodies`: {Body: its Program}, each body
+    compiled through `compile` for the same target, level and options (None elsewhere); the
+    device runs the node by running those programs, not by interpreting the body."""
+
+    def __init__(self, group, reason, bodies=None):
         self.group = group
         self.reason = reason
+        self.bodies = bodies
+
+    @property
+    def node(self):
+        return self.group.nodes[0]
+
+    def body_host_steps(self):
+        """The host steps of the compiled bodies, nested bodies' included: (body name,
+        HostStep) pairs. None of them: the node runs natively."""
+        found = []
+        for body, program in (self.bodies or {}).items():
+            for step in program.steps:
+                if isinstance(step, HostStep):
+                    if step.bodies is None:
+                        found.append((body.name, step))
+                    else:
+                        found.extend((f"{body.name}/{name}", s)
+                                     for name, s in step.body_host_steps())
+        return found
+
+
+def bodies_of(node):
+    """The Bodies a loop or cond node runs (the loop's body, then its condition if any)."""
+    if node.op == "loop":
+        return [node.attrs["body"]] + ([node.attrs["cond"]] if node.attrs["cond"] else [])
+    if node.op == "cond":
+        return [node.attrs["true_body"], node.attrs["false_body"]]
+    return []
 
 
 class NativeStep:
@@ -140,17 +174,29 @@ def compile(outputs, target, level="O2", excluding=(), including=(), debug=False
     select (graphc.passes.optimize), then `generate`. allow_tf32: float32 products may round
     their inputs to tf32 (CUDA)."""
     compilation = optimize(list(outputs), level, excluding, including, debug, name)
-    return generate(compilation, target, allow_tf32)
+    programs = {}  # Body -> Program: a body met twice in this call compiles once
+
+    def compile_body(body):
+        if body not in programs:  # reentrant: the same pipeline, target and options
+            programs[body] = compile(body.results, target, level, excluding, including, debug,
+                                     f"{name}/{body.name}", allow_tf32)
+        return programs[body]
+    return generate(compilation, target, allow_tf32, compile_body)
 
 
-def generate(compilation, target, allow_tf32=False):
-    """The Program of an optimized graph (a passes.Compilation) for `target`."""
+def generate(compilation, target, allow_tf32=False, compile_body=None):
+    """The Program of an optimized graph (a passes.Compilation) for `target`. compile_body:
+    Body -> Program, for the bodies of loops and conds (None: they stay interpreted)."""
     program = Program(compilation, target, Slots(target.gemm_dtypes))
     slots = program.slots
     groups = (compilation.partition or singletons(compilation.graph, compilation.outputs)).groups
     for group in groups:
         if not _resolves(program, group):
             _lower(program, group)
+            step = program.steps[-1] if program.steps else None
+            if (compile_body is not None and isinstance(step, HostStep) and step.group is group
+                    and len(group.nodes) == 1 and group.nodes[0].op in CONTROL_FLOW):
+                step.bodies = {body: compile_body(body) for body in bodies_of(group.nodes[0])}
     segments = [s.kernels for s in program.native]
     share_copies(segments, slots)
     for t in program.outputs:

@@ -22,7 +22,8 @@ from graphc.targets.cpu import CPU
 
 from .llvm_objects import LoadedProgram
 from .memory_plan import ALIGN
-from .native import NativeExecutable, NativePlan, Replan
+from .loops import run_loop
+from .native import BodyExecutable, NativeExecutable, NativePlan, Replan
 from .threads import default_pool
 
 
@@ -32,7 +33,6 @@ class CpuExecutable(NativeExecutable):
 
     def __init__(self, fetches, feeds, options, name="session", effects=()):
         super().__init__(fetches, feeds, options, name, effects)
-        self._value_dims = {}  # fed shapes -> the lengths of value-shaped loops last run
         code = self.program.code
         self.library = None if code is None else LoadedProgram(code)
         self.entries = {step.number: self.library.entry(step.number)
@@ -79,23 +79,6 @@ class CpuExecutable(NativeExecutable):
         raise GraphcError("the lengths of loops whose step counts come from values did not "
                           "settle after running the program again")
 
-    def _run_on_reference(self, signature, feed_arrays, read_variable, rng_for):
-        """A run through the ops' references (Executable.reference_values), which records the
-        lengths that value-shaped loops had, for the plans of the next runs."""
-        values, updates = self.reference_values(feed_arrays, read_variable, rng_for)
-        found = {}
-        for node in self.nodes:
-            if node.spec.value_shaped:
-                for t in node.outputs:
-                    if (node.id, t.index) in values:
-                        for d, n in zip(t.shape, np.shape(values[(node.id, t.index)])):
-                            if not isinstance(d, int):
-                                found[id(d)] = n
-        self._value_dims[signature] = found
-        outs = [None if none else np.array(values[(t.node.id, t.index)])
-                for t, none in zip(self.outputs, self.fetch_none)]
-        return outs, {uid: np.array(v) for uid, v in updates.items()}
-
     def run_again(self, args, read_variable, rng_for):
         """run() for arguments that fit the last run's plan as they are (ndarrays of its
         shapes and storage dtypes, C-contiguous) when the variables it read are the same
@@ -122,11 +105,7 @@ class CpuExecutable(NativeExecutable):
         """Run the steps on a bound plan: (outputs, new variable values)."""
         plan.renew_outputs()
         updates = {}
-        for step, call in plan.calls:
-            if call is None:
-                self._host(step.group, plan, read_variable, rng_for, updates)
-            elif call():
-                self._diagnose(step, plan)
+        self._steps(plan, read_variable, rng_for, updates)
         if self.options.check_numerics:
             self._check_numerics(plan, read_variable, rng_for)
         self.last_plan = plan
@@ -135,6 +114,40 @@ class CpuExecutable(NativeExecutable):
         for uid, _, value in self.assigned:
             updates[uid] = plan.arrays[value]
         return plan.outputs(), self._hand_over(plan, updates, read_variable)
+
+    def _steps(self, plan, read_variable, rng_for, updates):
+        """The plan's calls in order: native segments, and host steps on its arrays."""
+        for step, call in plan.calls:
+            if call is None:
+                self._host(step.group, plan, read_variable, rng_for, updates)
+            elif call():
+                self._diagnose(step, plan)
+
+    def _host(self, group, plan, read_variable, rng_for, updates, check=False):
+        """A loop whose body compiled runs it in the plan's buffers (loops.run_loop); other
+        host steps (and a loop while checking numerics) as NativeExecutable's."""
+        node = group.nodes[0]
+        if (len(group.nodes) == 1 and node.op == "loop" and node.attrs["body"] in self.bodies
+                and not check and run_loop(self, node, plan)):
+            return
+        super()._host(group, plan, read_variable, rng_for, updates, check)
+
+    @property
+    def runs_in_place(self):
+        """Whether a loop may run this body in its plan's buffers (loops.run_loop): not while
+        checking numerics (nor, as run_loop finds, where a loop inside it has a length only
+        its run tells)."""
+        return not self.options.check_numerics
+
+    def plan_for(self, given):
+        """The plan (made once per set of shapes) of a compiled body for its arguments
+        `given` [(slot, array)], bound to them."""
+        key = tuple(arr.shape for _, arr in given)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = Plan(self, dict(given) | self.constants)
+        plan.bind(given)
+        return plan
 
     def _hand_over(self, plan, updates, read_variable):
         """New variable values without copies where possible: a value computed in the
@@ -162,6 +175,13 @@ class CpuExecutable(NativeExecutable):
             plan.table[var] = address(new)
             out[uid] = new
         return out
+
+
+class CpuBody(BodyExecutable, CpuExecutable):
+    """A compiled loop or cond body on the CPU (see runtime/loops.py for how loops run it)."""
+
+
+CpuExecutable.body_class = CpuBody
 
 
 class Plan(NativePlan):

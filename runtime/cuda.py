@@ -24,9 +24,11 @@ import numpy as np
 from graphc.compiler import NativeStep
 from graphc.targets.cuda import CUDA
 
+from graphc.errors import GraphcError
+
 from . import cuda_driver
 from .executable import DeviceValue
-from .native import NativeExecutable, NativePlan
+from .native import BodyExecutable, NativeExecutable, NativePlan, Replan
 
 
 class CudaExecutable(NativeExecutable):
@@ -52,38 +54,63 @@ class CudaExecutable(NativeExecutable):
         fed = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
                if slot is not None]
         variables = [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
+        signature = tuple(arr.shape for _, arr in fed + variables)
+        # a loop whose step count comes from a value: planned for the last run's length, run
+        # again on a plan for the length found where it ran another (as on the CPU device)
+        value_dims = self._value_dims.get(signature)
         with gpu.current():
             code = self.program.code
             if self._module is None and code is not None:
                 self._module = gpu.load(code.text)
-            signature = tuple(arr.shape for _, arr in fed + variables)
-            plan = self._plans.get(signature)
-            if plan is None:
-                plan = CudaPlan(self, gpu, dict(fed + variables) | self.constants)
-                self._plans[signature] = plan
-            for slot, arr in fed:
-                plan.upload(slot, arr)
-            for slot, arr in variables:
-                plan.upload_variable(slot, arr)
-            updates, assigned = {}, []
-            for step in self.steps:
-                if isinstance(step, NativeStep):
-                    plan.launch(step)
-                elif self._assigns_on_device(step.group, plan):
-                    assigned += self._assign_on_device(step.group, plan)
-                else:
-                    self._run_on_host(step.group, plan, read_variable, rng_for, updates)
-            for _, var, value, _ in assigned:
-                plan.copy_to_spare(var, value)
-            outs = [None if none else plan.fetch(slot)  # what the session hands back
-                    for slot, none in zip(self.output_slots, self.fetch_none)]
-            plan.finish()  # the run's one wait for the GPU
-            self._check_errors(plan)
-            if self.options.check_numerics:
-                plan.download(s for s, d in enumerate(plan.device) if d is not None)
-                self._check_numerics(plan, read_variable, rng_for)
-            updates = {uid: np.array(value) for uid, value in updates.items()}
-            updates.update(plan.take_spares([(uid, var) for uid, var, _, _ in assigned]))
+            for _ in range(len(self.steps) + 2):
+                key = (signature, tuple(sorted((value_dims or {}).items())))
+                plan = self._plans.get(key)
+                if plan is None:
+                    try:
+                        plan = CudaPlan(self, gpu, dict(fed + variables) | self.constants,
+                                        value_dims)
+                    except GraphcError:
+                        if value_dims is not None:
+                            raise
+                        plan = None  # an assumed length of 0 may not fit what follows
+                    if plan is None or (plan.value_dims and value_dims is None):
+                        # lengths not known yet for these shapes: the references tell them
+                        return self._run_on_reference(signature, feed_arrays,
+                                                      _on_host(read_variable), rng_for)
+                    self._plans[key] = plan
+                try:
+                    return self._run_plan(plan, gpu, fed, variables, read_variable, rng_for)
+                except Replan as found:
+                    value_dims = self._value_dims[signature] = {**(value_dims or {}),
+                                                                **found.dims}
+        raise GraphcError("the lengths of loops whose step counts come from values did not "
+                          "settle after running the program again")
+
+    def _run_plan(self, plan, gpu, fed, variables, read_variable, rng_for):
+        """One run on a plan (inside gpu.current()): (outputs, new variable values)."""
+        for slot, arr in fed:
+            plan.upload(slot, arr)
+        for slot, arr in variables:
+            plan.upload_variable(slot, arr)
+        updates, assigned = {}, []
+        for step in self.steps:
+            if isinstance(step, NativeStep):
+                plan.launch(step)
+            elif self._assigns_on_device(step.group, plan):
+                assigned += self._assign_on_device(step.group, plan)
+            else:
+                self._run_on_host(step.group, plan, read_variable, rng_for, updates)
+        for _, var, value, _ in assigned:
+            plan.copy_to_spare(var, value)
+        outs = [None if none else plan.fetch(slot)  # what the session hands back
+                for slot, none in zip(self.output_slots, self.fetch_none)]
+        plan.finish()  # the run's one wait for the GPU
+        self._check_errors(plan)
+        if self.options.check_numerics:
+            plan.download(s for s, d in enumerate(plan.device) if d is not None)
+            self._check_numerics(plan, read_variable, rng_for)
+        updates = {uid: np.array(value) for uid, value in updates.items()}
+        updates.update(plan.take_spares([(uid, var) for uid, var, _, _ in assigned]))
         self.last_plan = plan
         return [out and out.value() for out in outs], updates
 
@@ -128,14 +155,30 @@ class CudaExecutable(NativeExecutable):
         self._diagnose(step, plan)
 
 
+def _on_host(read_variable):
+    """read_variable giving host arrays (a Resident value's host copy)."""
+    def read(uid):
+        value = read_variable(uid)
+        return value.host() if isinstance(value, DeviceValue) else value
+    return read
+
+
+class CudaBody(BodyExecutable, CudaExecutable):
+    """A compiled loop or cond body on the GPU: each step it runs is one run of it (its
+    arguments uploaded, its kernels launched, its results fetched)."""
+
+
+CudaExecutable.body_class = CudaBody
+
+
 class CudaPlan(NativePlan):
     """Device buffers, dims and launches for one set of fed shapes. `device[slot]` is the
     slot's device memory (None for scratch no kernel uses); `arrays` mirrors on the host the
     slots that host steps, diagnoses and numerics checks read (None elsewhere); `resident`
     maps a variable's slot to the session's array that its device copy holds."""
 
-    def __init__(self, exe, gpu, arrays):
-        super().__init__(exe, arrays, exe.unused_slots)
+    def __init__(self, exe, gpu, arrays, value_dims=None):
+        super().__init__(exe, arrays, exe.unused_slots, value_dims)
         self.gpu = gpu
         self.device = [None] * len(self.shapes)
         # the buffers of their own first: a feed too large for the GPU is named in the error

@@ -13,6 +13,10 @@ from graphc.passes import optimize
 
 from .reference import check_finite, evaluate, memory_limit, random_draw
 
+# the ops a run feeds by uid: placeholders, and the arguments of a compiled loop or cond body
+# (whose executable's feeds are the body's arguments)
+FED_OPS = ("placeholder", "argument")
+
 
 class DeviceValue:
     """A variable's value that a device keeps in its own memory: the session holds it as the
@@ -52,7 +56,7 @@ class Executable:
         self.options = options
         # Feeding an inner tensor replaces it; compile such runs unoptimized so that tensor
         # survives the passes unchanged.
-        inner_feeds = any(t.node.op != "placeholder" for t in self.feeds)
+        inner_feeds = any(t.node.op not in FED_OPS for t in self.feeds)
         level = "O0" if inner_feeds else options.optimize
         self.compilation = self._compile(level, name)
         self.outputs = self.compilation.outputs
@@ -80,7 +84,7 @@ class Executable:
             self.feed_targets = list(self.feeds)
             return
         by_uid = {n.attrs["uid"]: n for n in self.compilation.graph.nodes
-                  if n.op == "placeholder"}
+                  if n.op in FED_OPS}
         # a placeholder the passes found unneeded is simply not fed
         self.feed_targets = [by_uid[t.node.attrs["uid"]].outputs[0]
                              if t.node.attrs["uid"] in by_uid else None for t in self.feeds]

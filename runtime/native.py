@@ -20,10 +20,11 @@ import math
 
 import numpy as np
 
-from graphc.compiler import NativeStep, compile
+from graphc.compiler import HostStep, NativeStep, compile
 from graphc.errors import FeedError, GraphcError, IndexError_, NumericsError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType, format_type
+from graphc.ops.control_flow import interpret, using_body_runner
 
 from .code_dump import write_code
 from .executable import Executable
@@ -34,21 +35,35 @@ from .reference import check_allocation, check_finite, evaluate, memory_limit, r
 class NativeExecutable(Executable):
     target = None  # the graphc.targets target whose code the device runs
     outputs_owned = True  # run() returns arrays no one else holds
+    body_class = None  # the device's executable of a compiled body (a BodyExecutable)
+    _given_program = None  # a body's Program, compiled with the enclosing program
 
     def __init__(self, fetches, feeds, options, name="session", effects=()):
         super().__init__(fetches, feeds, options, name, effects)
         program = self.program
         self.slots, self.steps, self.assigned = program.slots, program.steps, program.assigned
+        # the compiled bodies of loops and conds, each an executable of the device's, made
+        # once here (their code loads through the kernel cache like the program's)
+        self.bodies = {}
+        for step in self.steps:
+            if isinstance(step, HostStep) and step.bodies:
+                for body, body_program in step.bodies.items():
+                    if body not in self.bodies:
+                        self.bodies[body] = self.body_class(body, body_program, options)
         limit = memory_limit()
         self.constants = {slot: evaluate(node, [], limit)[0]
                           for slot, node in program.constants.items()}
         self.constants.update((slot, np.array(True)) for slot in program.true_slots)
         self._plans = {}  # fed shapes -> plan
+        self._value_dims = {}  # fed shapes -> the lengths of value-shaped loops last run
         self.last_plan = None
         self._prepare_run()
 
     def _compile(self, level, name):
         o = self.options
+        if self._given_program is not None:  # a body, compiled with its enclosing program
+            self.program = self._given_program
+            return self.program.compilation
         self.program = compile(list(self.fetches), self.target, level, o.excluding, o.including,
                                o.debug, name, o.allow_tf32)
         return self.program.compilation
@@ -58,7 +73,41 @@ class NativeExecutable(Executable):
         native segments (`host_steps`: its nodes and the reason), where speed falls off."""
         return {**super().stats(), "host_steps": [
             {"nodes": [n.name for n in s.group.nodes], "ops": sorted({n.op for n in s.group.nodes}),
-             "reason": s.reason} for s in self.steps if not isinstance(s, NativeStep)]}
+             "reason": _host_reason(s)} for s in self.steps
+            if not isinstance(s, NativeStep) and _host_reason(s) is not None]}
+
+    # -- compiled bodies -----------------------------------------------------------------------
+    def _run_body(self, body, arrays):
+        """The body runner (graphc.ops.control_flow.using_body_runner) of this executable's
+        loops and conds: the body's compiled executable run on `arrays` (a body it did not
+        compile, as in a reference run of a nested body, is interpreted)."""
+        exe = self.bodies.get(body)
+        if exe is None:
+            return interpret(body, arrays)
+        outs, _ = exe.run([np.asarray(a) for a in arrays], _no_variable, _no_random)
+        return outs
+
+    def _run_on_reference(self, signature, feed_arrays, read_variable, rng_for):
+        """A run through the ops' references (Executable.reference_values), which records the
+        lengths that value-shaped loops had, for the plans of the next runs."""
+        values, updates = self.reference_values(feed_arrays, read_variable, rng_for)
+        found = {}
+        for node in self.nodes:
+            if node.spec.value_shaped:
+                for t in node.outputs:
+                    if (node.id, t.index) in values:
+                        for d, n in zip(t.shape, np.shape(values[(node.id, t.index)])):
+                            if not isinstance(d, int):
+                                found[id(d)] = n
+        self._value_dims[signature] = found
+        outs = [None if none else np.array(values[(t.node.id, t.index)])
+                for t, none in zip(self.outputs, self.fetch_none)]
+        return outs, {uid: np.array(v) for uid, v in updates.items()}
+
+    def reference_values(self, feed_arrays, read_variable, rng_for):
+        """Executable.reference_values, its loops and conds running their compiled bodies."""
+        with using_body_runner(self._run_body):
+            return super().reference_values(feed_arrays, read_variable, rng_for)
 
     def source(self, kind=None):
         """The generated code as `kind` (the target's source_kinds; the first by default)."""
@@ -143,6 +192,10 @@ class NativeExecutable(Executable):
         """Run a group through the reference on the plan's host arrays. A value-shaped
         output (a loop's stacked values) whose run-time length differs from the one the plan
         assumed raises Replan with the sizes found."""
+        with using_body_runner(self._run_body):  # loops and conds run compiled bodies
+            self._host_nodes(group, plan, rng_for, updates, check)
+
+    def _host_nodes(self, group, plan, rng_for, updates, check):
         local = {}
 
         def value(t):
@@ -190,15 +243,43 @@ class NativeExecutable(Executable):
                         raise
 
 
+def _host_reason(step):
+    """Why a host step is one (None: a loop or cond whose bodies run natively)."""
+    if step.bodies is None:
+        return step.reason
+    inner = step.body_host_steps()
+    if not inner:
+        return None
+    return "its compiled body runs host steps: " + "; ".join(
+        f"{name}: {', '.join(n.name for n in s.group.nodes)} ({s.reason})" for name, s in inner)
+
+
+def _no_variable(uid):
+    raise GraphcError("a compiled body reads no variable (captured ones are its arguments)")
+
+
+def _no_random(uid, seed):
+    raise GraphcError("a compiled body draws no random numbers")
+
+
+class BodyExecutable:
+    """What a device's executable of a compiled body adds (mixed in before the device's
+    executable class): it is built from the body's Program, compiled with the enclosing
+    program, and its feeds are the body's arguments, its fetches the body's results."""
+
+    def __init__(self, body, program, options):
+        self._given_program = program
+        self.body = body
+        super().__init__(body.results, body.arguments, options, body.name)
+
+
 class Replan(GraphcError):
     """A loop ran a number of steps other than the plan assumed: `dims` ({id(Dim): size})
-    are the sizes found; the run starts again on a plan for them (device cpu; a device that
-    does not, reports it as this error)."""
+    are the sizes found; the run starts again on a plan for them (devices cpu and cuda)."""
 
     def __init__(self, dims):
-        super().__init__("this device does not yet run a loop whose step count comes from a "
-                         "value (a tensor n_steps, a while_loop) where its per-step values are "
-                         "used (by a gradient, say); use device='cpu' or 'reference'")
+        super().__init__("a loop ran another number of steps than the run was planned for "
+                         "(the run starts again on a plan for the length found)")
         self.dims = dims
 
 

@@ -58,10 +58,19 @@ def _also_for_cuda(fetches, feeds, options, name, effects):
     global graphs
     graphs += 1
     test = _current_test()
-    for step in exe.steps:
+    for kernel in program_kernels(exe.program):
+        kernels.setdefault(render_kernel(kernel, NAME, options.allow_tf32), test)
+
+
+def program_kernels(program):
+    """Every kernel of a Program: its native steps', then its loops' and conds' compiled
+    bodies' (nested ones too)."""
+    for step in program.steps:
         if isinstance(step, NativeStep):
-            for kernel in step.kernels:
-                kernels.setdefault(render_kernel(kernel, NAME, options.allow_tf32), test)
+            yield from step.kernels
+        elif getattr(step, "bodies", None):
+            for body_program in step.bodies.values():
+                yield from program_kernels(body_program)
 
 
 def record_cuda_builds():

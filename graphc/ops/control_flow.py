@@ -165,15 +165,15 @@ def _carry_name(what, j):
         what, f"fed-back output {j}")
 
 
-def _loop_ref(n_steps, *arrays, body, cond, counts, reverse, bounded, n_static, dynamic,
-              length, what):
-    seqs, carries, nonseqs, extras = _split(arrays, counts)
+def step_count(n_steps, seq_lengths, bounded, reverse, what):
+    """A loop's number of steps (None: until its condition fails) from its n_steps value and
+    its sequences' lengths; the errors of a bad count (also for devices running loops)."""
     n = int(n_steps)
     if bounded and n < 0:
         raise GraphcError(f"{what}: n_steps is {n}; it must be >= 0")
     total = None
-    if seqs:
-        total = min(len(s) for s in seqs)
+    if seq_lengths:
+        total = min(seq_lengths)
         if bounded:
             if n > total:
                 raise IndexError_(f"{what}: n_steps is {n} but the sequences have only {total} "
@@ -183,6 +183,13 @@ def _loop_ref(n_steps, *arrays, body, cond, counts, reverse, bounded, n_static, 
         total = n
     if reverse and total is None:
         raise GraphcError(f"{what}: a reverse loop needs a step count")
+    return total
+
+
+def _loop_ref(n_steps, *arrays, body, cond, counts, reverse, bounded, n_static, dynamic,
+              length, what):
+    seqs, carries, nonseqs, extras = _split(arrays, counts)
+    total = step_count(n_steps, [len(s) for s in seqs], bounded, reverse, what)
     run = current_body_runner()
     n_results = len(body.results)
     stacks = [[] for _ in range(n_results)]

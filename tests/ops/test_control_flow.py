@@ -285,6 +285,6 @@ def test_text_dump_nests_bodies_and_graph_files_refuse_loops(graph, tmp_path):
     assert any(s.startswith("    ") and "= tanh(" in s for s in lines[at + 2:])
     f = gc.function([x], hs)
     assert "loop" in f.dump(stage="optimized")
-    assert [s["ops"] for s in f.stats()["host_steps"]] == [["loop"]]
+    assert f.stats()["host_steps"] == []  # the body compiled natively
     with pytest.raises(gc.GraphcError, match="does not store"):
         gc.save(str(tmp_path / "g"), [hs])
