@@ -16,6 +16,11 @@ value carries an explicit tag, one key naming what it is:
   {"int": 3} {"float": 0.5} {"float": "nan"|"inf"|"-inf"} {"bool": true} {"none": null}
   {"str": "SAME"} {"tuple": [tagged, ...]} {"dtype": "float32"} {"dim": index into "dims"}
   {"array": index into "arrays"} {"uid": null}: a fresh identity for a stateful node
+  {"body": {"name": "scan", "nodes": [...], "arguments": [node, ...], "results": [[node,
+            output], ...]}}: a loop's or cond's body (graphc/ir/subgraph.py), a graph of its
+            own: its nodes as above (indices local to the body, bodies nested in them), the
+            indices of its argument nodes in order, and its result tensors; "dims" and
+            "arrays" are the file's tables, shared by every body
 
 An output shape lists ints and {"dim": index}. The arrays themselves (constants, variable
 values) are stored by the caller; "sha256" is the FrozenArray digest of each (dtype, shape
@@ -23,8 +28,11 @@ and bytes), so any change to one is found. A variable is saved with the value it
 session, which becomes its initial value when loaded.
 
 Loading builds the graph only through the op registry: each op is looked up by name, its
-inference is run on the loaded input types and must give the stored output types. Nothing in
-a file is ever imported, evaluated or unpickled.
+inference is run on the loaded input types and must give the stored output types. A loop's or
+cond's bodies are checked against the node: as many arguments, of the types the node gives
+them, as its inputs and counts say; argument nodes only in bodies and every one of them
+listed; no placeholder, variable or stateful op inside a body. Nothing in a file is ever
+imported, evaluated or unpickled.
 """
 import math
 
@@ -32,19 +40,22 @@ from ..dump.text import nodes_for
 from ..errors import CheckpointError, GraphcError
 from ..ir import dtypes
 from ..ir.dtypes import DType
-from ..ir.graph import FrozenArray, Graph, new_uid
+from ..ir.graph import FrozenArray, Graph, new_uid, nodes_needed
+from ..ir.subgraph import Body
 from ..ir.types import Dim, TensorType
 from ..ops.registry import get_spec
 
 FORMAT = "graphc-graph"
 VERSION = 1
+MAX_BODY_DEPTH = 32  # bodies nested deeper than this in a file are refused
 
 
 # ---- saving -----------------------------------------------------------------------------------
 class _Encoder:
-    def __init__(self):
+    def __init__(self, variable_value):
         self.dims = {}  # Dim -> index
         self.arrays = {}  # digest -> (index, FrozenArray)
+        self.variable_value = variable_value
 
     def dim(self, d):
         return {"dim": self.dims.setdefault(d, len(self.dims))}
@@ -63,13 +74,26 @@ class _Encoder:
     def shape(self, shape):
         return [d if isinstance(d, int) else self.dim(d) for d in shape]
 
-    def node(self, node, index_of, variable_value):
+    def nodes(self, nodes):
+        """The records of `nodes` (topological order) and their indices by node id."""
+        index_of = {node.id: i for i, node in enumerate(nodes)}
+        return [self.node(node, index_of) for node in nodes], index_of
+
+    def body(self, body, node, key):
+        nodes = nodes_needed(list(body.results) + list(body.arguments))
+        records, index_of = self.nodes(nodes)
+        return {"body": {"name": body.name, "nodes": records,
+                         "arguments": [index_of[a.node.id] for a in body.arguments],
+                         "results": [[index_of[t.node.id], t.index] for t in body.results]}}
+
+    def node(self, node, index_of):
         attrs = dict(node.attrs)
         if node.op == "variable":
-            attrs["init"] = FrozenArray(variable_value(node.outputs[0]))
+            attrs["init"] = FrozenArray(self.variable_value(node.outputs[0]))
+        fresh = node.spec.stateful or node.op == "argument"  # an identity, not a value
         return {"op": node.op, "name": node.name,
                 "inputs": [[index_of[t.node.id], t.index] for t in node.inputs],
-                "attrs": {k: ({"uid": None} if k == "uid" and node.spec.stateful
+                "attrs": {k: ({"uid": None} if k == "uid" and fresh
                               else self.value(v, node, k)) for k, v in attrs.items()},
                 "outputs": [{"dtype": t.dtype.name, "shape": self.shape(t.shape)}
                             for t in node.outputs],
@@ -86,6 +110,7 @@ _ENCODERS = {
     DType: lambda enc, v, node, key: {"dtype": v.name},
     Dim: lambda enc, v, node, key: enc.dim(v),
     FrozenArray: lambda enc, v, node, key: enc.array(v),
+    Body: lambda enc, v, node, key: enc.body(v, node, key),
 }
 
 
@@ -95,9 +120,8 @@ def encode(tensors, variable_value):
     `variable_value(variable)` gives the value each variable is saved with.
     """
     nodes = nodes_for(tensors[0].graph, tensors)
-    index_of = {node.id: i for i, node in enumerate(nodes)}
-    enc = _Encoder()
-    encoded = [enc.node(node, index_of, variable_value) for node in nodes]
+    enc = _Encoder(variable_value)
+    encoded, index_of = enc.nodes(nodes)
     arrays = [frozen.array for _, frozen in enc.arrays.values()]
     return {"format": FORMAT, "version": VERSION,
             "dims": [d.name for d in enc.dims],
@@ -150,6 +174,8 @@ class _Decoder:
         self.arrays = {}
         self.graph = Graph()
         self.nodes = []
+        self.where = ""  # "body 'scan' of node 4: " while decoding that body
+        self.depth = 0
 
     # attr values, one decoder per tag
     def value(self, tagged):
@@ -188,17 +214,55 @@ class _Decoder:
                                   "not match the graph's table")
         return frozen
 
+    def body(self, raw):
+        """A Body: a graph of its own, decoded with the file's dims and arrays tables."""
+        _expect(raw, dict, f"{self.where}a body")
+        name = _expect(raw.get("name"), str, f"{self.where}a body's 'name'")
+        if self.depth >= MAX_BODY_DEPTH:
+            raise CheckpointError(f"{self.where}bodies are nested more than {MAX_BODY_DEPTH} "
+                                  "deep")
+        saved = self.graph, self.nodes, self.where
+        self.graph, self.nodes = Graph(), []
+        self.where = f"{saved[2]}body {name!r}: "
+        self.depth += 1
+        try:
+            for index, node in enumerate(_expect(raw.get("nodes"), list,
+                                                 f"{self.where}'nodes'")):
+                self.node(index, node)
+            args = []
+            for k, ref in enumerate(_expect(raw.get("arguments"), list,
+                                            f"{self.where}'arguments'")):
+                node = self.nodes[_index(ref, len(self.nodes), f"{self.where}argument {k}")]
+                if node.op != "argument" or any(a.node is node for a in args):
+                    raise CheckpointError(f"{self.where}argument {k} is node {ref} "
+                                          f"({node.op}), not an argument node of its own")
+                args.append(node.outputs[0])
+            if sum(n.op == "argument" for n in self.nodes) != len(args):
+                raise CheckpointError(f"{self.where}an argument node is not in 'arguments'")
+            results = [self.input(ref, f"{self.where}result {k}")
+                       for k, ref in enumerate(_expect(raw.get("results"), list,
+                                                       f"{self.where}'results'"))]
+            return Body(self.graph, args, results, name)
+        finally:
+            self.graph, self.nodes, self.where = saved
+            self.depth -= 1
+
     # nodes
     def node(self, index, raw):
-        what = f"node {index}"
+        what = f"{self.where}node {index}"
         _expect(raw, dict, what)
         op = _expect(raw.get("op"), str, f"{what}: 'op'")
         name = _expect(raw.get("name"), str, f"{what}: 'name'")
-        what = f"node {index} ('{name}', op {op!r})"
+        what = f"{self.where}node {index} ('{name}', op {op!r})"
         try:
             spec = get_spec(op)
         except GraphcError:
             raise CheckpointError(f"{what}: unknown op {op!r}") from None
+        if self.depth and (spec.stateful or op in ("placeholder", "variable")):
+            raise CheckpointError(f"{what}: a {op} cannot be inside a loop or cond body")
+        if not self.depth and op == "argument":
+            raise CheckpointError(f"{what}: an argument belongs to a loop or cond body, not "
+                                  "to the graph")
         inputs = [self.input(ref, f"{what}: input {k}")
                   for k, ref in enumerate(_expect(raw.get("inputs"), list, f"{what}: 'inputs'"))]
         attrs = {_expect(k, str, f"{what}: an attr name"): self.value(v)
@@ -206,6 +270,11 @@ class _Decoder:
         source = raw.get("source")
         if source is not None:
             _expect(source, str, f"{what}: 'source'")
+        if any(isinstance(v, Body) for v in attrs.values()) or op in _BODY_CHECKS:
+            check = _BODY_CHECKS.get(op)
+            if check is None:
+                raise CheckpointError(f"{what}: a {op} node has no bodies")
+            check(inputs, attrs, what)
         out_types = self.check_types(spec, inputs, attrs, raw.get("outputs"), what)
         node = self.graph.add_node(spec, inputs, attrs, out_types, name, source)
         if node.op == "variable":
@@ -276,6 +345,7 @@ _DECODERS = {
     "dim": _Decoder.dim,
     "array": _Decoder.array,
     "uid": lambda dec, v: new_uid(),
+    "body": lambda dec, v: dec.body(v),
 }
 
 
@@ -285,6 +355,84 @@ def _dtype(name):
         raise CheckpointError(f"unknown dtype {name!r}; expected one of "
                               f"{', '.join(d.name for d in dtypes.ALL)}")
     return dtype
+
+
+def _attr(attrs, key, kinds, what):
+    """attrs[key], which must be an instance of `kinds`."""
+    if key not in attrs:
+        raise CheckpointError(f"{what}: attr {key!r} is missing")
+    value = attrs[key]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in (
+            kinds if isinstance(kinds, tuple) else (kinds,))):
+        raise CheckpointError(f"{what}: attr {key!r} is {_short(value)}, not of the kind a "
+                              "loop or cond stores there")
+    return value
+
+
+def _check_arguments(body, types, what, key):
+    """The body takes exactly arguments of `types`, in order."""
+    got = [a.type for a in body.arguments]
+    if len(got) != len(types):
+        raise CheckpointError(f"{what}: its {key} takes {len(got)} arguments, but the node "
+                              f"gives it {len(types)}")
+    for k, (a, t) in enumerate(zip(got, types)):
+        if a != t:
+            raise CheckpointError(f"{what}: argument {k} of its {key} is {a}, but the node "
+                                  f"gives it {t}")
+
+
+def _check_loop(inputs, attrs, what):
+    body = _attr(attrs, "body", Body, what)
+    cond = _attr(attrs, "cond", (Body, type(None)), what)
+    counts = _attr(attrs, "counts", tuple, what)
+    if len(counts) != 3 or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                   for c in counts):
+        raise CheckpointError(f"{what}: attr 'counts' should be three counts, got "
+                              f"{_short(counts)}")
+    for key in ("reverse", "bounded", "dynamic"):
+        _attr(attrs, key, bool, what)
+    _attr(attrs, "n_static", (int, type(None)), what)
+    _attr(attrs, "length", Dim, what)
+    _attr(attrs, "what", str, what)
+    n_seq, n_carry, n_nonseq = counts
+    if not inputs or 1 + sum(counts) > len(inputs):
+        raise CheckpointError(f"{what}: {len(inputs)} inputs, fewer than n_steps and the "
+                              f"{sum(counts)} its counts say")
+    seqs = inputs[1:1 + n_seq]
+    if any(s.rank == 0 for s in seqs):
+        raise CheckpointError(f"{what}: a sequence is a scalar")
+    rest = [t.type for t in inputs[1 + n_seq:]]
+    _check_arguments(body, [TensorType(s.dtype, s.shape[1:]) for s in seqs]
+                     + rest[:n_carry + n_nonseq], what, "body")
+    if len(body.results) < n_carry:
+        raise CheckpointError(f"{what}: its body gives {len(body.results)} results for "
+                              f"{n_carry} carries")
+    extras = rest[n_carry + n_nonseq:]
+    if cond is None:
+        if extras:
+            raise CheckpointError(f"{what}: {len(extras)} inputs more than its counts say")
+    else:
+        _check_arguments(cond, rest[:n_carry] + extras, what, "cond")
+        if len(cond.results) != 1:
+            raise CheckpointError(f"{what}: its cond gives {len(cond.results)} results, not 1")
+
+
+def _check_cond(inputs, attrs, what):
+    true_body = _attr(attrs, "true_body", Body, what)
+    false_body = _attr(attrs, "false_body", Body, what)
+    n_true = _attr(attrs, "n_true", int, what)
+    if not inputs or not 0 <= n_true <= len(inputs) - 1:
+        raise CheckpointError(f"{what}: n_true is {n_true} for {len(inputs)} inputs")
+    types = [t.type for t in inputs[1:]]
+    _check_arguments(true_body, types[:n_true], what, "true_body")
+    _check_arguments(false_body, types[n_true:], what, "false_body")
+    if len(true_body.results) != len(false_body.results):
+        raise CheckpointError(f"{what}: its branches give {len(true_body.results)} and "
+                              f"{len(false_body.results)} results")
+
+
+# the ops whose attrs hold bodies, and how a loaded node of each is checked against them
+_BODY_CHECKS = {"loop": _check_loop, "cond": _check_cond}
 
 
 def _check_variable(node, what):

@@ -274,7 +274,7 @@ def test_scan_output_count_and_type_errors(graph):
     assert line_of("# scan-dtype") in str(err.value)
 
 
-def test_text_dump_nests_bodies_and_graph_files_refuse_loops(graph, tmp_path):
+def test_text_dump_nests_bodies_and_graph_files_keep_loops(graph, tmp_path):
     x = gc.placeholder(gc.float64, (None, 3), name="x")
     hs, _ = gc.scan(lambda xt, h: gc.tanh(xt + h), sequences=x,
                     outputs_info=gc.constant(np.zeros(3)))
@@ -286,5 +286,8 @@ def test_text_dump_nests_bodies_and_graph_files_refuse_loops(graph, tmp_path):
     f = gc.function([x], hs)
     assert "loop" in f.dump(stage="optimized")
     assert f.stats()["host_steps"] == []  # the body compiled natively
-    with pytest.raises(gc.GraphcError, match="does not store"):
-        gc.save(str(tmp_path / "g"), [hs])
+    gc.save(str(tmp_path / "g"), [hs])  # graph files keep loops (tests/runtime/test_loop_graph_files.py)
+    loaded = gc.load(str(tmp_path / "g"))
+    xv = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(run(loaded.tensors[0], {loaded.placeholders["x"]: xv},
+                                   graph=loaded.graph), run(hs, {x: xv}), rtol=1e-12)
