@@ -4,13 +4,20 @@ Hooks: on_train_begin/end(logs), on_epoch_begin/end(epoch, logs),
 on_train_batch_begin/end(batch, logs), on_test_begin/end(logs), on_test_batch_begin/end,
 on_predict_begin/end(logs), on_predict_batch_begin/end.
 A callback sees the model as self.model and may set model.stop_training.
+When fit stops on an exception (Ctrl-C included), each callback's `on_fit_stopped(error)` runs
+before the exception goes on: the progress bar ends its line, CSVLogger has its rows on disk.
 """
 import csv
+import io
+import json
 import math
 import os
 import sys
 
-from graphc.errors import GraphcError
+import numpy as np
+
+from graphc.errors import CheckpointError, GraphcError
+from graphc.io.atomic import write_text
 
 from .progress import Progbar
 
@@ -32,7 +39,7 @@ class Callback:
         self.params = params
 
 
-for _hook in HOOKS:
+for _hook in HOOKS + ("on_fit_stopped",):
     setattr(Callback, _hook, lambda self, *args, **kwargs: None)
 
 
@@ -50,6 +57,15 @@ class CallbackList:
             for cb in self.callbacks:
                 getattr(cb, hook)(*args)
         return call_all
+
+    def fit_stopped(self, error):
+        """Tell every callback that fit stops on `error`; a callback that fails meanwhile
+        does not hide it."""
+        for cb in self.callbacks:
+            try:
+                cb.on_fit_stopped(error)
+            except Exception:  # noqa: BLE001 - the original error is the one to see
+                pass
 
 
 def configure(callbacks, model, verbose, epochs, steps, mode="train"):
@@ -106,6 +122,10 @@ class ProgbarLogger(Callback):
 
     def on_test_end(self, logs=None):
         self.bar.update(self.seen, logs or {}, final=True)
+
+    def on_fit_stopped(self, error):
+        if self.bar is not None:
+            self.bar.end_line()
 
     # predict shows its batches as evaluate does
     on_predict_begin = on_test_begin
@@ -274,7 +294,9 @@ class ReduceLROnPlateau(_Monitor):
 
 
 class CSVLogger(Callback):
-    """One CSV row per epoch: epoch, then the logged values in sorted order."""
+    """One CSV row per epoch: epoch, then the logged values in sorted order. The file is
+    rewritten atomically at each epoch's end (a kill leaves the previous epoch's file, never a
+    torn row); append=True keeps what the file held when training began."""
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -282,23 +304,32 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_train_begin(self, logs=None):
-        exists = self.append and os.path.exists(self.filename)
-        self.file = open(self.filename, "a" if self.append else "w", newline="")
+        self.text = ""
+        if self.append and os.path.exists(self.filename):
+            try:
+                with open(self.filename, newline="") as f:
+                    self.text = f.read()
+            except OSError as err:
+                raise CheckpointError(f"cannot read {self.filename} to append to it: "
+                                      f"{err.strerror or err}", errno=err.errno,
+                                      strerror=err.strerror, filename=self.filename) from None
+            if self.text and not self.text.endswith("\n"):
+                self.text += "\n"   # a row a killed writer of another kind left unfinished
         self.keys = None
-        self.write_header = not exists
+        self.write_header = not self.text
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        rows = io.StringIO(newline="")
+        writer = csv.writer(rows, delimiter=self.separator)
         if self.keys is None:
             self.keys = sorted(logs)
-            self.writer = csv.writer(self.file, delimiter=self.separator)
             if self.write_header:
-                self.writer.writerow(["epoch"] + self.keys)
-        self.writer.writerow([epoch] + [logs.get(k, "") for k in self.keys])
-        self.file.flush()
-
-    def on_train_end(self, logs=None):
-        self.file.close()
+                writer.writerow(["epoch"] + self.keys)
+        writer.writerow([epoch] + [logs.get(k, "") for k in self.keys])
+        text = self.text + rows.getvalue()
+        write_text(self.filename, text)
+        self.text = text   # only once written: a failed write is retried whole
 
 
 class TerminateOnNaN(Callback):
@@ -309,3 +340,91 @@ class TerminateOnNaN(Callback):
         if loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: invalid loss {loss}, terminating training")
             self.model.stop_training = True
+
+
+class BackupAndRestore(Callback):
+    """Back training up to `backup_dir`, and resume from the backup when fit starts again
+    after the process died (a kill, a preemption, Ctrl-C), as Keras 3's callback does.
+
+    save_freq="epoch" backs up at each epoch's end; an integer N every N batches (counted
+    across epochs). A backup holds the weights, the optimizer's state, the metrics' running
+    totals, the epoch and batch reached, the History so far and every random stream (fit's
+    shuffling, dropout masks, noise layers and gc.random draws in the model), so a fit that
+    resumes from it finishes with the same weights, History and metrics as one that was never
+    interrupted (bitwise on the same machine and thread count). The backup file is written
+    atomically: a kill at any moment leaves the previous backup or the new one. With
+    delete_checkpoint=True (the default) the backup is removed when fit ends normally (also
+    when a callback stopped it early), not when it ends on an exception, so the next fit of the
+    same run resumes. The other callbacks' own state (EarlyStopping's patience count,
+    ReduceLROnPlateau's) is not backed up and starts again.
+    """
+
+    FILENAME = "latest.backup"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise GraphcError("BackupAndRestore needs a backup_dir")
+        if save_freq != "epoch" and (isinstance(save_freq, bool)
+                                     or not isinstance(save_freq, (int, np.integer))
+                                     or save_freq < 1):
+            raise GraphcError(f"BackupAndRestore save_freq must be 'epoch' or a positive "
+                              f"number of batches, got {save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq if save_freq == "epoch" else int(save_freq)
+        self.delete_checkpoint = delete_checkpoint
+        self.path = os.path.join(self.backup_dir, self.FILENAME)
+        self._steps_done = 0
+
+    def on_train_begin(self, logs=None):
+        from . import saving
+        self._steps_done = 0
+        if not os.path.exists(self.path):
+            return
+        from .models.model import FitPosition
+        state = saving.read_backup(self.model, self.path)
+        self._steps_done = state["steps_done"]
+        history = self.model.history
+        if history is not None:
+            history.history = {k: list(v) for k, v in state["history"][0].items()}
+            history.epoch = list(state["history"][1])
+        self.model._resume_at = FitPosition(state["epoch"], state["batch"], None, state["logs"])
+
+    def _history(self, epoch=None, logs=None):
+        """The History so far as JSON, with `epoch`'s logs added (History's on_epoch_end runs
+        after the user's callbacks)."""
+        history = self.model.history
+        table = {k: list(v) for k, v in (history.history if history else {}).items()}
+        epochs = list(history.epoch if history else [])
+        if epoch is not None:
+            epochs.append(epoch)
+            for key, value in (logs or {}).items():
+                table.setdefault(key, []).append(float(value))
+        return {"history": table, "epoch": epochs}
+
+    def _backup(self, history):
+        from . import saving
+        position = self.model._fit_position
+        if position is not None:
+            saving.write_backup(self.model, self.path, position, history, self._steps_done)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done += 1
+        if self.save_freq != "epoch" and self._steps_done % self.save_freq == 0:
+            self._backup(self._history())
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._backup(self._history(epoch, logs))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            for path in (self.path,):
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+            try:
+                os.rmdir(self.backup_dir)   # only if nothing else is in it
+            except OSError:
+                pass

@@ -49,6 +49,7 @@ class Progbar:
         self.start = time.perf_counter()
         self._last_draw = 0.0
         self._width = 0
+        self._open = False   # a live line drawn without its newline yet
 
     def update(self, step, logs, final=False):
         """Show progress after `step` steps (1-based)."""
@@ -70,6 +71,15 @@ class Progbar:
             pad = max(0, self._width - len(line))
             self.stream.write("\r" + line + " " * pad + ("\n" if final else ""))
             self._width = len(line)
+            self._open = not final
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def end_line(self):
+        """End a live line left open (fit stopped by Ctrl-C or an error), so that what is
+        printed next starts on a line of its own."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False

@@ -3,7 +3,10 @@
 Members of a model file (model.save(path), any file name):
     model.json      {"format": "graphc.frontend.model", "version": 1, "model": architecture,
                      "compile": optimizer/loss/metrics or null, "epochs_trained": n,
-                     "shuffle_state": the fit shuffler's generator state}
+                     "shuffle_state": the fit shuffler's generator state,
+                     "random_state": {"shuffle": that state again, "train_step": the state of
+                     each random draw of the train step (dropout, noise, gc.random), in the
+                     order the step made them, null for one that never drew}}
     weights.npz     the model's weights in model.weights order ("w0000", "w0001", ...)
     optimizer.npz   the optimizer's variables (iterations, learning rate, slots), if built
 
@@ -11,8 +14,16 @@ Loading never imports a module or calls a function named in the file: layer clas
 graphc's own table and from classes registered with `gk.saving.register`; activations,
 initializers, losses, metrics and optimizers from their tables. Arrays load with
 allow_pickle=False. A member whose name is absolute or holds "..", an unexpected member, or an
-array of the wrong shape is a gc.CheckpointError. Dropout masks drawn after loading are not
-the ones the saved run would have drawn; everything else continues as it would have.
+array of the wrong shape is a gc.CheckpointError. Training a loaded model continues the saved
+one exactly: the same weights, optimizer state, shuffling and dropout masks as if it had never
+stopped.
+
+A backup (gk.callbacks.BackupAndRestore) is a zip of the same kind:
+    backup.json     {"format": "graphc.frontend.backup", "version": 1, "epoch", "batch" (batches
+                     of that epoch done), "steps_done", "logs" (the last batch's), "history",
+                     "epochs_trained", "random_state" (as above; "shuffle" as the epoch began),
+                     "counts": {"weights", "optimizer", "metrics"}}
+    variables.npz   the weights, the optimizer's variables and the metrics' running totals
 """
 import io
 import json
@@ -202,9 +213,9 @@ def _npz(arrays):
     return buf.getvalue()
 
 
-def _write_zip(path, members):
+def _write_zip(path, members, compression=zipfile.ZIP_DEFLATED):
     def write(f):
-        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        with zipfile.ZipFile(f, "w", compression) as z:
             for name, data in members.items():
                 z.writestr(name, data)
     return write_atomic(path, write)
@@ -273,7 +284,8 @@ def save_model(model, path):
     model._require_built("saving")
     config = {"format": FORMAT, "version": VERSION, "model": model_config(model),
               "compile": _compile_config(model), "epochs_trained": model.epochs_trained,
-              "shuffle_state": model._shuffle_rng.bit_generator.state}
+              "shuffle_state": model._shuffle_rng.bit_generator.state,
+              "random_state": model._random_state()}
     members = {"model.json": json.dumps(config, indent=1).encode("utf-8"),
                "weights.npz": _npz(model.get_weights())}
     opt = model.optimizer
@@ -300,12 +312,92 @@ def load_model(path):
             _assign(model.optimizer.variables,
                     _arrays(members["optimizer.npz"], path, "optimizer.npz"), path, "optimizer")
     model.epochs_trained = int(config.get("epochs_trained", 0))
-    if config.get("shuffle_state"):
-        try:
-            model._shuffle_rng.bit_generator.state = config["shuffle_state"]
-        except (TypeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{path}: bad shuffle_state ({e})") from None
+    try:
+        if config.get("random_state"):
+            model._set_random_state(config["random_state"])
+        elif config.get("shuffle_state"):
+            model._set_random_state({"shuffle": config["shuffle_state"]})
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: bad random_state ({e.detail})") from None
     return model
+
+
+# ---- backups (gk.callbacks.BackupAndRestore) ------------------------------------------------
+BACKUP_FORMAT = "graphc.frontend.backup"
+BACKUP_MEMBERS = {"backup.json", "variables.npz"}
+
+
+def _backup_variables(model):
+    """(weights, optimizer variables, metric totals): the variables a backup holds."""
+    metric_vars = [v for m in (model.compiled.all_metrics() if model.compiled else ())
+                   for v in (m._state or ())]
+    opt = model.optimizer
+    return list(model.weights), list(opt.variables if opt is not None else ()), metric_vars
+
+
+def write_backup(model, path, position, history, steps_done):
+    """Write what resuming fit at `position` (a FitPosition) needs to `path`, atomically."""
+    groups = _backup_variables(model)
+    sess = backend.session(model.graph)
+    arrays = [sess.get_value(v) for group in groups for v in group]
+    state = {"format": BACKUP_FORMAT, "version": VERSION, "epoch": position.epoch,
+             "batch": position.batch, "steps_done": steps_done, "logs": position.logs,
+             "history": history, "epochs_trained": model.epochs_trained,
+             "random_state": model._random_state(position.shuffle_state),
+             "counts": dict(zip(("weights", "optimizer", "metrics"), map(len, groups)))}
+    return _write_zip(path, {"backup.json": json.dumps(state).encode("utf-8"),
+                             "variables.npz": _npz(arrays)}, zipfile.ZIP_STORED)
+
+
+def read_backup(model, path):
+    """Restore the backup at `path` into `model` (variables, random streams, epoch count);
+    returns its state (epoch, batch, logs, history, steps_done). Checks everything first, so
+    a backup that does not fit the model changes nothing."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if set(z.namelist()) != BACKUP_MEMBERS:
+                raise CheckpointError(f"{path}: a backup holds {sorted(BACKUP_MEMBERS)}, this "
+                                      f"file {sorted(z.namelist())[:5]}")
+            blobs = {name: z.read(name) for name in BACKUP_MEMBERS}
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError_(f"no backup at {path}", path) from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable backup ({e})") from None
+    state = _json(blobs["backup.json"], path, BACKUP_FORMAT)
+    arrays = _arrays(blobs["variables.npz"], path, "variables.npz")
+    groups = _backup_variables(model)
+    try:
+        counts = [int(state["counts"][k]) for k in ("weights", "optimizer", "metrics")]
+        position = (int(state["epoch"]), int(state["batch"]), int(state["steps_done"]))
+        logs, history = dict(state["logs"]), state["history"]
+        history = ({str(k): list(map(float, v)) for k, v in history["history"].items()},
+                   [int(e) for e in history["epoch"]])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: a malformed backup.json ({e!r})") from None
+    if counts[:2] != [len(g) for g in groups[:2]] or sum(counts) != len(arrays):
+        raise CheckpointError(f"{path}: the backup holds {counts[0]} weights and {counts[1]} "
+                              f"optimizer variables, the model has {len(groups[0])} and "
+                              f"{len(groups[1])}: it is another model's backup")
+    variables = groups[0] + groups[1]
+    values = arrays[:counts[0] + counts[1]]
+    if counts[2] == len(groups[2]):  # the metrics' totals, where the same metrics are built
+        variables, values = variables + groups[2], values + arrays[counts[0] + counts[1]:]
+    for var, arr in zip(variables, values):
+        if tuple(var.shape) != arr.shape:
+            raise CheckpointError(f"{path}: the backup's value of '{var.name}' has shape "
+                                  f"{arr.shape}, the model's is {tuple(var.shape)}")
+    try:
+        model._set_random_state(state.get("random_state") or {})
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: bad random_state ({e.detail})") from None
+    sess = backend.session(model.graph)
+    for var, arr in zip(variables, values):
+        sess.set_value(var, arr)
+    model.epochs_trained = int(state.get("epochs_trained", position[0]))
+    return {"epoch": position[0], "batch": position[1], "steps_done": position[2],
+            "logs": logs, "history": history}
 
 
 def save_weights(model, path):

@@ -9,18 +9,33 @@ Weights live in the session of the model's graph (frontend/backend.py). The mode
 outputs are built once, with training=False; the train step replays the same layers with
 training=True on the same input placeholders.
 """
+import warnings
+from dataclasses import dataclass, field
+
 import numpy as np
 
 import graphc as gc
-from graphc.errors import GraphcError
+from graphc.errors import CheckpointError, GraphcError
 from graphc.ir.graph import Tensor
 from graphc.runtime.devices import check_device
+from graphc.runtime.kernel_cache import GraphcWarning
 
 from .. import backend, callbacks as callbacks_mod, losses as losses_mod
 from ..labels import CLASS_INDICES
 from .. import optimizers as optimizers_mod
 from ..layers.base import Layer, flatten, record_of
-from . import data, steps
+from . import data, interrupts, steps
+
+
+@dataclass
+class FitPosition:
+    """Where a running fit stands after a step or an epoch: `batch` batches of `epoch` done
+    (0 once an epoch is complete and `epoch` is the next one), the shuffler's state when that
+    epoch began (it draws the epoch's order again on resuming) and the last batch's logs."""
+    epoch: int
+    batch: int
+    shuffle_state: dict
+    logs: dict = field(default_factory=dict)
 
 
 class Model(Layer):
@@ -36,6 +51,10 @@ class Model(Layer):
         # the compiled steps fit, evaluate and predict last used (gc.functions: .dump(), .stats())
         self.train_function = self.test_function = self.predict_function = None
         self._shuffle_rng = np.random.default_rng(backend.next_seed())
+        self._train_step = None  # the train Step fit last used (its random nodes' streams)
+        self._pending_streams = None  # train-step stream states loaded before the step existed
+        self._resume_at = None  # where the next fit starts (set by BackupAndRestore)
+        self._fit_position = None  # where the running fit stands (FitPosition)
         self._records = None  # functional: the layer calls from inputs to outputs
         if inputs is not None or outputs is not None:
             self._init_functional(inputs, outputs)
@@ -189,7 +208,51 @@ class Model(Layer):
             self._steps[key] = (build[kind](self, specs, sess) if kind in build
                                 else steps.build_predict(self, sess))
         setattr(self, f"{kind}_function", self._steps[key].function)
+        if kind == "train":
+            self._train_step = self._steps[key]
+            if self._pending_streams is not None:
+                self._apply_streams(self._pending_streams)
         return self._steps[key]
+
+    # -- random streams ---------------------------------------------------------------------------
+    def _random_state(self, shuffle_state=None):
+        """Every random stream training draws from: fit's shuffler and the train step's random
+        nodes (dropout, noise, gc.random draws), by their position in the step; JSON-able."""
+        if self._train_step is not None:
+            sess = self.session
+            streams = [sess.rng_state(n) for n in self._train_step.random_nodes]
+        else:
+            streams = list(self._pending_streams or [])
+        return {"shuffle": shuffle_state or self._shuffle_rng.bit_generator.state,
+                "train_step": streams}
+
+    def _set_random_state(self, state):
+        """Continue the streams _random_state gave (a CheckpointError for a bad state); the
+        train step's apply when it is built, if it is not yet."""
+        from graphc.runtime.session import generator_from_state
+        if not isinstance(state, dict) or not isinstance(state.get("train_step", []), list):
+            raise CheckpointError("the random streams are not {'shuffle': ..., 'train_step': "
+                                  "[...]}")
+        streams = [None if s is None else generator_from_state(s).bit_generator.state
+                   for s in state.get("train_step", [])]
+        if state.get("shuffle") is not None:
+            self._shuffle_rng = generator_from_state(state["shuffle"])
+        self._pending_streams = streams
+        if self._train_step is not None:
+            self._apply_streams(streams)
+
+    def _apply_streams(self, streams):
+        nodes = self._train_step.random_nodes
+        if len(streams) != len(nodes):
+            warnings.warn(f"model '{self.name}': {len(streams)} saved random streams for the "
+                          f"{len(nodes)} random draws of its train step; dropout masks and "
+                          "noise will not continue the saved run's", GraphcWarning,
+                          stacklevel=3)
+        sess = self.session
+        for node, state in zip(nodes, streams):
+            if state is not None:
+                sess.set_rng_state(node, state)
+        self._pending_streams = None
 
     def _feeds(self, xs, ys=()):
         """Arrays cast to their placeholders' dtypes, inputs then targets."""
@@ -271,31 +334,55 @@ class Model(Layer):
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose),
                                       epochs=epochs, steps=steps_per_epoch)
         self.stop_training = False
+        self._resume_at = self._fit_position = None
         cbs.on_train_begin()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch)
-            self._reset_metrics()
-            order = self._shuffle_rng.permutation(n) if shuffle else None
-            for i, idx in enumerate(data.batch_slices(n, batch_size, order)):
-                cbs.on_train_batch_begin(i)
-                outs = step.function(*self._feeds([a[idx] for a in xs], [a[idx] for a in ys]))
-                logs = dict(zip(step.names, map(float, outs)))
-                cbs.on_train_batch_end(i, logs)
-                if self.stop_training:
-                    break
-            epoch_logs = dict(logs)
-            if val is not None:
-                val_logs = self._evaluate_arrays(val[0], val[1], batch_size)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            self.epochs_trained = epoch + 1
-            cbs.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
+        logs, first_epoch, first_batch = {}, initial_epoch, 0
+        if self._resume_at is not None:  # a callback (BackupAndRestore) restored a backup
+            at, self._resume_at = self._resume_at, None
+            first_epoch, first_batch, logs = at.epoch, at.batch, dict(at.logs)
+        # Ctrl-C lands between steps: the model is left at the last completed one
+        with interrupts.deferred() as interrupt:
+            try:
+                for epoch in range(first_epoch, epochs):
+                    resumed = epoch == first_epoch and first_batch > 0
+                    cbs.on_epoch_begin(epoch)
+                    if not resumed:  # a resumed epoch's metric totals came with the backup
+                        self._reset_metrics()
+                    shuffle_state = self._shuffle_rng.bit_generator.state
+                    order = self._shuffle_rng.permutation(n) if shuffle else None
+                    for i, idx in enumerate(data.batch_slices(n, batch_size, order)):
+                        if resumed and i < first_batch:
+                            continue
+                        cbs.on_train_batch_begin(i)
+                        outs = step.function(*self._feeds([a[idx] for a in xs],
+                                                          [a[idx] for a in ys]))
+                        logs = dict(zip(step.names, map(float, outs)))
+                        self._fit_position = FitPosition(epoch, i + 1, shuffle_state, logs)
+                        cbs.on_train_batch_end(i, logs)
+                        interrupt.check()
+                        if self.stop_training:
+                            break
+                    epoch_logs = dict(logs)
+                    if val is not None:
+                        val_logs = self._evaluate_arrays(val[0], val[1], batch_size,
+                                                         interrupt=interrupt)
+                        epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    self.epochs_trained = epoch + 1
+                    self._fit_position = FitPosition(epoch + 1, 0,
+                                                     self._shuffle_rng.bit_generator.state)
+                    cbs.on_epoch_end(epoch, epoch_logs)
+                    interrupt.check()
+                    if self.stop_training:
+                        break
+            except BaseException as error:  # Ctrl-C or a failure: bars end, files flush
+                cbs.fit_stopped(error)
+                raise
+            finally:
+                self._fit_position = None
         cbs.on_train_end(logs)
         return self.history
 
-    def _evaluate_arrays(self, xs, ys, batch_size, cbs=None):
+    def _evaluate_arrays(self, xs, ys, batch_size, cbs=None, interrupt=None):
         step = self._step("test", ys)
         self._reset_metrics()
         n = data.num_examples(xs, ys)
@@ -307,6 +394,8 @@ class Model(Layer):
             logs = dict(zip(step.names, map(float, outs)))
             if cbs:
                 cbs.on_test_batch_end(i, logs)
+            if interrupt is not None:
+                interrupt.check()
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,

@@ -19,6 +19,21 @@ from ..layers.core import Dense
 class Step:
     function: object  # the gc.function
     names: list  # the log name of each output
+    random_nodes: tuple = ()  # the random draws it makes (dropout, noise), in creation order
+
+
+def random_nodes(tensors):
+    """The random nodes `tensors` depend on, oldest first: a model's streams, by position."""
+    seen, found, stack = set(), [], [t.node for t in tensors]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.spec.random:
+            found.append(node)
+        stack.extend(t.node for t in node.inputs)
+    return tuple(sorted(found, key=lambda n: n.attrs["uid"]))
 
 
 def _ones_count(values):
@@ -92,9 +107,12 @@ def build_train(model, specs, session):
         grads = gc.grad(total, weights, unconnected="zero") if weights else []
         opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
-    fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked], updates=updates,
+    results = [r for _, r, _ in tracked]
+    fn = gc.function(model.inputs + targets, results, updates=updates,
                      session=session, name=f"{model.name}_train_step")
-    return Step(fn, [n for _, _, n in tracked])
+    return Step(fn, [n for _, _, n in tracked],
+                random_nodes(results + [value for _, value in updates
+                                         if hasattr(value, "node")]))
 
 
 def build_test(model, specs, session):
