@@ -169,24 +169,26 @@ class BoundShapes:
 
 
 def compile(outputs, target, level="O2", excluding=(), including=(), debug=False,
-            name="function", allow_tf32=False):
+            name="function", allow_tf32=False, loop_body=False):
     """The Program of `outputs` for `target`: the passes that `level` and the pass filters
     select (graphc.passes.optimize), then `generate`. allow_tf32: float32 products may round
-    their inputs to tf32 (CUDA)."""
+    their inputs to tf32 (CUDA). loop_body: the outputs are a loop body's results (the target
+    may add a driver that runs the whole loop, as the CPU's does)."""
     compilation = optimize(list(outputs), level, excluding, including, debug, name)
     programs = {}  # Body -> Program: a body met twice in this call compiles once
 
-    def compile_body(body):
+    def compile_body(body, is_loop_body):
         if body not in programs:  # reentrant: the same pipeline, target and options
             programs[body] = compile(body.results, target, level, excluding, including, debug,
-                                     f"{name}/{body.name}", allow_tf32)
+                                     f"{name}/{body.name}", allow_tf32, is_loop_body)
         return programs[body]
-    return generate(compilation, target, allow_tf32, compile_body)
+    return generate(compilation, target, allow_tf32, compile_body, loop_body)
 
 
-def generate(compilation, target, allow_tf32=False, compile_body=None):
+def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body=False):
     """The Program of an optimized graph (a passes.Compilation) for `target`. compile_body:
-    Body -> Program, for the bodies of loops and conds (None: they stay interpreted)."""
+    (Body, whether it is a loop's body) -> Program, for the bodies of loops and conds (None:
+    they stay interpreted)."""
     program = Program(compilation, target, Slots(target.gemm_dtypes))
     slots = program.slots
     groups = (compilation.partition or singletons(compilation.graph, compilation.outputs)).groups
@@ -196,7 +198,10 @@ def generate(compilation, target, allow_tf32=False, compile_body=None):
             step = program.steps[-1] if program.steps else None
             if (compile_body is not None and isinstance(step, HostStep) and step.group is group
                     and len(group.nodes) == 1 and group.nodes[0].op in CONTROL_FLOW):
-                step.bodies = {body: compile_body(body) for body in bodies_of(group.nodes[0])}
+                node = group.nodes[0]
+                step.bodies = {body: compile_body(body, node.op == "loop" and
+                                                  body is node.attrs["body"])
+                               for body in bodies_of(node)}
     segments = [s.kernels for s in program.native]
     share_copies(segments, slots)
     for t in program.outputs:
@@ -207,7 +212,7 @@ def generate(compilation, target, allow_tf32=False, compile_body=None):
     for step in program.native:
         step.access = [access(k, target.writes_in_place) for k in step.kernels]
     if segments:
-        program.code = target.generate(segments, allow_tf32)
+        program.code = target.generate(segments, allow_tf32, loop_body)
     return program
 
 

@@ -37,6 +37,10 @@ class CpuExecutable(NativeExecutable):
         self.library = None if code is None else LoadedProgram(code)
         self.entries = {step.number: self.library.entry(step.number)
                         for step in self.steps if isinstance(step, NativeStep)}
+        # a loop body's driver, which runs all its steps in one call (loops.run_loop); only
+        # where every step of the body is native
+        self.driver = (self.library.loop_driver() if self.library is not None and all(
+            isinstance(s, NativeStep) for s in self.steps) else None)
         # native calls and random draws only: a run whose feeds fit the last plan as they are
         # can go straight to them (run_again)
         self.repeatable = (all(isinstance(s, NativeStep) or all(

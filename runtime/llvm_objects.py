@@ -96,3 +96,8 @@ class LoadedProgram:
 
     def entry(self, number):
         return self.library.function(self.code.entry_symbol(number), *cpu.ENTRY_TYPES)
+
+    def loop_driver(self):
+        """A loop body's driver (cpu.CpuCode.driver_symbol), or None."""
+        symbol = self.code.driver_symbol
+        return None if symbol is None else self.library.function(symbol, *cpu.DRIVER_TYPES)

@@ -77,7 +77,13 @@ def run_loop(exe, node, plan):
         if test is not None:
             test.bind_fixed(range(n_carry, n_carry + len(extras)), extras)
         rows = [None if s is None else s.shape[0] for s in stacked]
-        while total is None or t < total:
+        done = False
+        if test is None and bexe.driver is not None and all(step.direct):
+            finals = run_native(step, seqs, current, stacked, total, reverse)
+            if finals is not None:  # else a kernel failed: stepping again diagnoses it
+                current, t, done = finals, total, True
+        exe.loop_modes[node.name] = "native driver" if done else "compiled body, stepped"
+        while not done and (total is None or t < total):
             if test is not None:
                 test.bind_args(range(n_carry), current)
                 test.run()
@@ -169,3 +175,48 @@ class Stepper:
 
     def result(self, k):
         return bool(self.plan.arrays[self.result_slots[k]])
+
+
+def run_native(step, seqs, carries, stacked, total, reverse):
+    """All `total` (> 0) steps in one call of the body's driver (codegen/llvm/loop_driver.py):
+    each binding says by pointer arithmetic where an argument or result lies at step t.
+    Returns the final carries (views of the stacked outputs), or None where a kernel reported
+    an error (then nothing of the run is kept: the caller steps through the loop again)."""
+    plan = step.plan
+    arg_slots = step.arg_slots
+    records = []
+
+    def rows(base, row):
+        """(first, base, stride) of row t (row T-1-t in a reverse loop) of a buffer."""
+        if reverse:
+            start = base + row * (total - 1)
+            return start, start, -row
+        return base, base, row
+    n_seq = len(seqs)
+    for i, s in enumerate(seqs):
+        if arg_slots[i] is not None:
+            records.append((arg_slots[i],) + rows(s.ctypes.data, s.strides[0] if s.ndim else 0))
+    dests = []
+    for k, slot in enumerate(step.result_slots):
+        shape, dtype = step.result_shape(k), step.result_dtype(k)
+        out = stacked[k]
+        if out is None or out.shape[0] < total:  # scratch: the carries' whole history, the
+            out = np.empty((total if k < len(carries) else 1,) + shape, dtype)  # others' last
+        dests.append(out)
+        row = out.strides[0] if out.shape[0] > 1 else 0
+        records.append((slot,) + rows(out.ctypes.data, row))
+    for j, init in enumerate(carries):
+        slot = arg_slots[n_seq + j]
+        if slot is None:
+            continue
+        out, row = dests[j], dests[j].strides[0]
+        # step t reads the row step t-1 wrote: row t-1 (forward) or T-t (reverse)
+        base = out.ctypes.data + (row * total if reverse else -row)
+        records.append((slot, init.ctypes.data, base, -row if reverse else row))
+    desc = np.array([total, len(records)] + [w for r in records for w in r], np.int64)
+    status = step.exe.driver(plan.ctx_address, plan.pool, desc.ctypes.data)
+    if status:
+        plan.error[:] = 0
+        return None
+    last = 0 if reverse else total - 1
+    return [dests[j][last if dests[j].shape[0] > 1 else 0, ...] for j in range(len(carries))]

@@ -45,6 +45,7 @@ class NativeExecutable(Executable):
         # the compiled bodies of loops and conds, each an executable of the device's, made
         # once here (their code loads through the kernel cache like the program's)
         self.bodies = {}
+        self.loop_modes = {}  # loop node name -> how its last run went (runtime/loops.py)
         for step in self.steps:
             if isinstance(step, HostStep) and step.bodies:
                 for body, body_program in step.bodies.items():
@@ -74,7 +75,15 @@ class NativeExecutable(Executable):
         return {**super().stats(), "host_steps": [
             {"nodes": [n.name for n in s.group.nodes], "ops": sorted({n.op for n in s.group.nodes}),
              "reason": _host_reason(s)} for s in self.steps
-            if not isinstance(s, NativeStep) and _host_reason(s) is not None]}
+            if not isinstance(s, NativeStep) and _host_reason(s) is not None],
+            # each loop and cond whose bodies compiled: its bodies' kernel counts, whether
+            # they run natively (no host step inside), and how its last run went
+            "loops": [{"node": s.node.name, "op": s.node.op,
+                       "body_kernels": {b.name: sum(len(n.kernels) for n in p.native)
+                                        for b, p in s.bodies.items()},
+                       "native": _host_reason(s) is None,
+                       "last_run": self.loop_modes.get(s.node.name)}
+                      for s in self.steps if isinstance(s, HostStep) and s.bodies]}
 
     # -- compiled bodies -----------------------------------------------------------------------
     def _run_body(self, body, arrays):

@@ -43,8 +43,9 @@ class Target:
         in place) for this target. Returns the slots that no kernel uses any more."""
         return frozenset()
 
-    def generate(self, segments, allow_tf32=False):
-        """The code of the program's segments (None: the kernel IR is the program)."""
+    def generate(self, segments, allow_tf32=False, loop_body=False):
+        """The code of the program's segments (None: the kernel IR is the program).
+        loop_body: the program is a loop's body (a target may add a driver of the loop)."""
         return None
 
     def source(self, code, kind):

@@ -18,8 +18,9 @@ import hashlib
 from typing import Callable, NamedTuple
 
 from ..codegen.llvm import gemm, jit, parallel
-from ..codegen.llvm.program import (GEMM_PIPELINE, PROGRAM_PIPELINE, build_module, entry_symbol,
-                                    gemm_dtypes, gemm_module)
+from ..codegen.llvm import loop_driver
+from ..codegen.llvm.program import (GEMM_PIPELINE, PROGRAM_PIPELINE, build_module, driver_symbol,
+                                    entry_symbol, gemm_dtypes, gemm_module)
 from ..codegen.llvm.scalar import unsupported_ops
 from ..codegen.llvm.split_reductions import split_reductions
 from ..kernels.fingerprint import fingerprint
@@ -41,8 +42,8 @@ class CpuTarget(Target):
     def group_passes(self, kernels, slots):
         return split_reductions(kernels, slots)
 
-    def generate(self, segments, allow_tf32=False):
-        return CpuCode(segments)
+    def generate(self, segments, allow_tf32=False, loop_body=False):
+        return CpuCode(segments, loop_body)
 
     def _source(self, code, kind):
         """"llvm": the IR as generated; "llvm-opt": after LLVM's pipeline; "asm": assembly."""
@@ -56,12 +57,16 @@ CPU = CpuTarget()
 
 
 class CpuCode:
-    """A CPU program: segment n is entered through `i64 entry_symbol(n)(ctx*, pool*)`."""
+    """A CPU program: segment n is entered through `i64 entry_symbol(n)(ctx*, pool*)`; a
+    loop body's (`loop_driver`) also has `i64 driver_symbol(ctx*, pool*, i64* desc)`, which
+    runs every step of the loop (codegen/llvm/loop_driver.py says what desc holds)."""
     pipeline = PROGRAM_PIPELINE  # compile_object's options
 
-    def __init__(self, segments):
+    def __init__(self, segments, loop_driver=False):
         self.segments = segments
-        self.fingerprints = tuple(fingerprint(kernels) for kernels in segments)
+        self.loop_driver = loop_driver
+        self.fingerprints = tuple(fingerprint(kernels) for kernels in segments) + (
+            ("loop driver",) if loop_driver else ())
         # in the symbols: two programs never clash in one process
         self.tag = hashlib.sha256("\n".join(self.fingerprints).encode()).hexdigest()[:16]
         # the GEMMs it calls, each compiled apart and linked (gemm_code)
@@ -70,14 +75,20 @@ class CpuCode:
     @functools.cached_property
     def text(self):
         """The program's LLVM IR."""
-        return str(build_module(self.segments, self.tag))
+        return str(build_module(self.segments, self.tag, self.loop_driver))
 
     def entry_symbol(self, number):
         return entry_symbol(self.tag, number)
 
+    @property
+    def driver_symbol(self):
+        return driver_symbol(self.tag) if self.loop_driver else None
+
 
 # ---- compiling, loading and linking CPU code ------------------------------------------------
 ENTRY_TYPES = (ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)  # a segment's entry, ctypes
+DRIVER_TYPES = ENTRY_TYPES + (ctypes.c_void_p,)  # a loop body's driver (ctx, pool, desc)
+DRIVER_RECORD = loop_driver.RECORD  # words of desc per binding
 
 
 class Linked(NamedTuple):

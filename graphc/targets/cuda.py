@@ -48,7 +48,7 @@ class CudaTarget(Target):
             kernels[:] = collapse_loops(kernels)
         return unused
 
-    def generate(self, segments, allow_tf32=False):
+    def generate(self, segments, allow_tf32=False, loop_body=False):
         return CudaCode(segments, allow_tf32)
 
     def _source(self, code, kind):

@@ -17,6 +17,7 @@ from ...kernels import ir
 from . import jit
 from .emit import FunctionEmitter, KernelEmitter
 from .gemm import define_gemm
+from .loop_driver import define_loop_driver
 from .parallel import declare_parallel_for
 from .types import I64, PTR
 
@@ -27,13 +28,22 @@ def entry_symbol(tag, segment):
     return f"graphc_{tag}_{segment}"
 
 
-def build_module(segments, tag):
-    """segments: lists of ir.Kernel. Returns the llvmlite module."""
+def driver_symbol(tag):
+    return f"graphc_{tag}_loop"
+
+
+def build_module(segments, tag, loop_driver=False):
+    """segments: lists of ir.Kernel. Returns the llvmlite module. loop_driver: the program is
+    a loop's body; add its driver (loop_driver.py), which runs every step in one call."""
     module = ll.Module(name=f"graphc_{tag}")
     module.triple = jit.host()[0]
+    entries = []
     for number, kernels in enumerate(segments):
         functions = [KernelEmitter(module, k, f"{k.name}_{tag}").emit() for k in kernels]
-        EntryEmitter(module, entry_symbol(tag, number), kernels, functions).emit()
+        entries.append(EntryEmitter(module, entry_symbol(tag, number), kernels,
+                                    functions).emit())
+    if loop_driver:
+        define_loop_driver(module, driver_symbol(tag), entries)
     return module
 
 
