@@ -227,16 +227,17 @@ def _w9_jax(s):
     b1, b2, eps, lr = ADAM["beta_1"], ADAM["beta_2"], ADAM["epsilon"], s["lr"]
 
     def loss(p, x, y):
+        # the input projection inside the step, as Keras's cell does: XLA on CPU ran this
+        # form about 1.5x faster than one hoisted product over the whole sequence
         kernel, recurrent, bias = p
-        proj = jnp.swapaxes(x @ kernel + bias, 0, 1)  # (steps, batch, 4u)
 
-        def cell(carry, z_x):
+        def cell(carry, x_t):
             h, c = carry
-            i, f, g, o = jnp.split(z_x + h @ recurrent, 4, axis=-1)
+            i, f, g, o = jnp.split(x_t @ kernel + h @ recurrent + bias, 4, axis=-1)
             c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
             return (jax.nn.sigmoid(o) * jnp.tanh(c), c), None
         zero = jnp.zeros((x.shape[0], recurrent.shape[0]), x.dtype)
-        (h, _), _ = jax.lax.scan(cell, (zero, zero), proj)
+        (h, _), _ = jax.lax.scan(cell, (zero, zero), jnp.swapaxes(x, 0, 1))
         return jnp.mean((h - y) ** 2)
 
     def update(state, x, y):
