@@ -9,12 +9,19 @@ Nodes sit in clusters: by name scope (a node named "a/b/c" in cluster "a/b", nes
 or, when a partition is given (the optimized stage), one filled cluster per fusion group,
 labelled with its id and kind. The kernels stage is the graph of the kernels themselves: one
 box per kernel with its expression, the buffers they read, and an edge per tensor passed.
+
+A loop's or cond's bodies are drawn beside it, one dashed cluster per body
+("subgraph cluster_n4_body" for the body attr of node %4; nested bodies inside theirs),
+labelled with the node, the attr and the body's arguments and results; a body's nodes are keyed
+by the path to them (n4_body_n2) and its edges stay inside its cluster.
 """
 import itertools
 from dataclasses import dataclass, field
 
 import networkx as nx
 
+from ..ir.graph import nodes_needed
+from ..ir.subgraph import Body
 from .kernels import colour, expression, partition_nodes
 from .text import Scope, node_type, nodes_for, scope_of, scope_tree
 
@@ -43,16 +50,57 @@ def _filled(fill):
 
 def to_networkx(graph, tensors=(), partition=None):
     """The nodes behind `tensors` as a MultiDiGraph keyed "n<id>", with labels, scopes and
-    the id of the kernel computing each (None without a partition, or for a source)."""
+    the id of the kernel computing each (None without a partition, or for a source). The
+    nodes of loop and cond bodies are in it too (keyed by their path, attr "body" naming
+    their cluster); g.graph["bodies"] maps a node's key to the Clusters of its bodies."""
     g = nx.MultiDiGraph()
-    for node in nodes_for(graph, tensors):
-        kernel = partition.group_of.get(node.id) if partition is not None else None
-        g.add_node(f"n{node.id}", label=f"{node.name}\n{node.op}\n{node_type(node)}",
-                   scope=scope_of(node.name),
-                   kernel=kernel.id if kernel is not None else None)
-        for t in node.inputs:
-            g.add_edge(f"n{t.node.id}", f"n{node.id}", label=str(t.type))
+    g.graph["bodies"] = {}
+    _add_nodes(g, nodes_for(graph, tensors), "", partition)
     return g
+
+
+def _add_nodes(g, nodes, prefix, partition=None, cluster=None):
+    for node in nodes:
+        key = f"{prefix}n{node.id}"
+        kernel = partition.group_of.get(node.id) if partition is not None else None
+        g.add_node(key, label=f"{node.name}\n{node.op}\n{node_type(node)}",
+                   scope=scope_of(node.name),
+                   kernel=kernel.id if kernel is not None else None, body=cluster)
+        for t in node.inputs:
+            g.add_edge(f"{prefix}n{t.node.id}", key, label=str(t.type))
+        clusters = [_body_cluster(g, node, key, attr, value)
+                    for attr, value in node.attrs.items() if isinstance(value, Body)]
+        if clusters:
+            g.graph["bodies"][key] = clusters
+
+
+def _body_cluster(g, node, key, attr, body):
+    """The dashed Cluster of one body of `node` (keyed `key`), its nodes added to g."""
+    name = f"cluster_{key}_{attr}"
+    prefix = f"{key}_{attr}_"
+    nodes = nodes_needed(list(body.results) + list(body.arguments))
+    _add_nodes(g, nodes, prefix, None, name)
+    entries = []
+    for inner in nodes:
+        entries.append(f"{prefix}n{inner.id}")
+        entries += g.graph["bodies"].get(f"{prefix}n{inner.id}", [])
+    args = ", ".join(t.name for t in body.arguments)
+    results = ", ".join(t.name for t in body.results)
+    label = f"{node.name} {attr}: {body.name}({args}) -> ({results})"
+    return Cluster(name, label, entries, {"style": "dashed", "color": "#555555"})
+
+
+def _with_bodies(g, entries):
+    """Each entry followed by the clusters of its bodies, at every level of clusters."""
+    out = []
+    for entry in entries:
+        if isinstance(entry, Cluster):
+            out.append(Cluster(entry.name, entry.label, _with_bodies(g, entry.entries),
+                               entry.attrs))
+        else:
+            out.append(entry)
+            out += g.graph["bodies"].get(entry, [])
+    return out
 
 
 def _scope_clusters(scope, counter):
@@ -69,6 +117,8 @@ def _scope_clusters(scope, counter):
 def _kernel_clusters(g, partition):
     loose, members = [], {}
     for key, kernel in g.nodes(data="kernel"):
+        if g.nodes[key].get("body"):
+            continue  # drawn in its body's cluster
         if kernel is None:
             loose.append(key)
         else:
@@ -111,9 +161,10 @@ def to_dot(graph, tensors=(), partition=None, title=None):
     if partition is not None:
         entries = _kernel_clusters(g, partition)
     else:
-        tree = scope_tree((scope, key) for key, scope in g.nodes(data="scope"))
+        tree = scope_tree((scope, key) for key, scope in g.nodes(data="scope")
+                          if not g.nodes[key].get("body"))
         entries = _scope_clusters(tree, itertools.count())
-    return write_dot(g, entries, title)
+    return write_dot(g, _with_bodies(g, entries), title)
 
 
 def _short(text):

@@ -6,13 +6,24 @@
   const MAX_LINKS = 100;        // inputs or consumers listed for one node
   const byId = new Map();
   const consumers = new Map();
-  for (const n of data.nodes) { byId.set(n.id, n); consumers.set(n.id, []); }
-  for (const n of data.nodes) {
+  // every node, those of loop and cond bodies too (a body node's id is its path, a string;
+  // n.parent is the id of the node holding its body, n.body that body's position there)
+  const allNodes = [];
+  (function register(nodes) {
+    for (const n of nodes) {
+      allNodes.push(n);
+      byId.set(n.id, n);
+      consumers.set(n.id, []);
+      (n.bodies || []).forEach(b => register(b.nodes));
+    }
+  })(data.nodes);
+  for (const n of allNodes) {
     for (const [src] of n.inputs) {
       const list = consumers.get(src);
       if (list && list[list.length - 1] !== n.id) list.push(n.id);
     }
   }
+  const inBodies = allNodes.length - data.nodes.length;
   const kernels = new Map((data.kernels || []).map(k => [k.id, k]));
 
   function el(tag, props, children) {
@@ -31,7 +42,7 @@
   }
 
   function scopeTree() {
-    const tree = {rows: new Map(), nodeGroup: new Map()};
+    const tree = {rows: new Map(), nodeGroup: new Map(), bodies: []};
     tree.root = makeGroup("", null, tree);
     const byPath = new Map([["", tree.root]]);
     function scope(path) {
@@ -56,7 +67,7 @@
   }
 
   function kernelTree() {
-    const tree = {rows: new Map(), nodeGroup: new Map()};
+    const tree = {rows: new Map(), nodeGroup: new Map(), bodies: []};
     tree.root = makeGroup("", null, tree);
     const buffers = makeGroup("buffers (computed by no kernel)", tree.root, tree);
     const byKernel = new Map();
@@ -110,7 +121,7 @@
     group.more = null;
     const end = Math.min(group.nodes.length, group.shown + CHUNK);
     for (let i = group.shown; i < end; i++) {
-      const entry = nodeEntry(group.nodes[i]);
+      const entry = nodeEntry(group.nodes[i], group.tree);
       if (group.tree) group.tree.rows.set(group.nodes[i].id, entry);
       group.list.appendChild(entry);
     }
@@ -124,10 +135,10 @@
     }
   }
 
-  function nodeEntry(n) {
+  function nodeEntry(n, tree) {
     const kernel = n.kernel === null ? null : kernels.get(n.kernel);
     const row = el("div", {className: "node", title: n.type + "\n" + n.source}, [
-      el("span", {className: "nid", textContent: "%" + n.id}), " ",
+      el("span", {className: "nid", textContent: "%" + (n.parent === undefined ? n.id : n.local)}), " ",
       el("span", {className: "name", textContent: n.name}), " ",
       el("span", {className: "op", textContent: n.op}), " ",
       el("span", {className: "type", textContent: n.type})]);
@@ -139,7 +150,34 @@
     const entry = el("div", {className: "entry"}, [row]);
     entry.info = null;
     row.addEventListener("click", () => toggleInfo(entry, n, kernel));
+    // a loop's or cond's bodies: a collapsible group each, under the node's row
+    entry.bodies = (n.bodies || []).map(b => bodyDetails(b, tree, entry));
     return entry;
+  }
+
+  function bodyDetails(body, tree, entry) {
+    const group = {label: body.label, nodes: body.nodes, tree, list: null, more: null,
+                   shown: 0, filled: false, details: null};
+    const summary = el("summary", {}, [
+      el("span", {className: "scope", textContent: body.label}),
+      el("span", {className: "count", textContent: " " + body.nodes.length + " nodes"})]);
+    const details = el("details", {className: "body"}, [summary]);
+    group.details = details;
+    group.fill = () => {
+      if (group.filled) return;
+      group.filled = true;
+      group.list = el("div", {className: "rows"});
+      details.appendChild(group.list);
+      showMore(group);
+    };
+    details.addEventListener("toggle", () => { if (details.open) group.fill(); });
+    if (tree) tree.bodies.push(group);
+    entry.appendChild(details);
+    if (tree && allNodes.length <= OPEN_ALL_BELOW) {
+      details.open = true;
+      group.fill();
+    }
+    return group;
   }
 
   function field(label, value) {
@@ -202,21 +240,35 @@
     current = views[kind];
   }
 
+  function entryOf(id) {
+    // the node's row in the current tree, opening what holds it: its group's chain, or,
+    // for a node of a body, the row of the node holding the body and then that body
+    const n = byId.get(id);
+    let group;
+    if (n.parent !== undefined) {
+      group = entryOf(n.parent).bodies[n.body];
+      group.details.open = true;
+      group.fill();
+    } else {
+      group = current.nodeGroup.get(id);
+      const chain = [];
+      for (let g = group; g.parent; g = g.parent) chain.unshift(g);
+      for (const g of chain) {
+        g.details.open = true;
+        fill(g, g.details, false);
+      }
+    }
+    const index = group.nodes.indexOf(n);
+    while (group.shown <= index) showMore(group);
+    return current.rows.get(id);
+  }
+
   function reveal(id) {
     if (search.value) {
       search.value = "";
       runSearch();
     }
-    const group = current.nodeGroup.get(id);
-    const chain = [];
-    for (let g = group; g.parent; g = g.parent) chain.unshift(g);
-    for (const g of chain) {
-      g.details.open = true;
-      fill(g, g.details, false);
-    }
-    const index = group.nodes.indexOf(byId.get(id));
-    while (group.shown <= index) showMore(group);
-    const entry = current.rows.get(id);
+    const entry = entryOf(id);
     entry.scrollIntoView({block: "center"});
     entry.firstChild.classList.add("flash");
     setTimeout(() => entry.firstChild.classList.remove("flash"), 1500);
@@ -228,10 +280,10 @@
     results.hidden = !query;
     main.hidden = !!query;
     if (!query) return;
-    const found = data.nodes.filter(n => n.name.toLowerCase().includes(query) ||
-                                         n.op.toLowerCase().includes(query));
+    const found = allNodes.filter(n => n.name.toLowerCase().includes(query) ||
+                                       n.op.toLowerCase().includes(query));
     results.appendChild(el("p", {className: "matches", textContent:
-      found.length + " of " + data.nodes.length + " nodes match \u201c" + query + "\u201d"}));
+      found.length + " of " + allNodes.length + " nodes match \u201c" + query + "\u201d"}));
     const list = {nodes: found, list: el("div", {className: "rows"}), more: null, shown: 0,
                   tree: null};
     results.appendChild(list.list);
@@ -252,6 +304,12 @@
       }
     };
     walk(current.root);
+    // bodies, nested ones too: filling one may add the groups of the bodies inside it
+    for (let i = 0; i < current.bodies.length; i++) {
+      const body = current.bodies[i];
+      if (open) body.fill();
+      body.details.open = open;
+    }
   }
   document.getElementById("expand").addEventListener("click", () => setAll(true));
   document.getElementById("collapse").addEventListener("click", () => setAll(false));
@@ -259,6 +317,7 @@
   if (data.kernels === null) groupBy.parentNode.hidden = true;
   groupBy.value = data.group_by;
   document.getElementById("stats").textContent = data.nodes.length + " nodes" +
+    (inBodies ? " (and " + inBodies + " in loop and cond bodies)" : "") +
     (data.kernels ? ", " + data.kernels.length + " kernels" : "") +
     ". Hover a node for its type and source line; click it for its inputs and consumers.";
   show(data.group_by);

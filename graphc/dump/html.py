@@ -14,13 +14,22 @@ Graphs of more than a few hundred nodes start with every scope collapsed. The pa
   {"title": "...", "group_by": "scope" | "kernel",
    "nodes": [{"id": 3, "name": "dense/matmul", "op": "matmul", "type": "float32[x.0, 10]",
               "source": "train.py:12", "kernel": 0 | null, "attrs": "perm=(1, 0)",
-              "inputs": [[node id, output index], ...]}, ...],
+              "inputs": [[node id, output index], ...],
+              "bodies": [...]}, ...],        only on a loop or cond, see below
    "kernels": null | [the JSON dump's kernel records, each with its "colour"]}
+
+A loop's or cond's bodies show as a collapsible group each (<details class="body">) under
+its row, nested bodies inside theirs. Each body is {"attr": "body", "label": "body:
+scan(x0, h0) -> (tanh)", "nodes": [...]}: its nodes as above, with "id" the path to the node
+("4/body/2": node %2 of the body attr of node %4), "local" its id in the body, "parent" the
+id of the node holding the body and "body" the body's position among that node's bodies.
 """
 import html
 import json
 from importlib import resources
 
+from ..ir.graph import nodes_needed
+from ..ir.subgraph import Body
 from .json_dump import kernel_records
 from .kernels import colour, partition_nodes
 from .text import attrs_text, node_type, nodes_for
@@ -66,11 +75,29 @@ def _payload_json(payload):
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
-def node_entry(node, partition):
+def node_entry(node, partition, path=None):
+    """The node's record; `path` (parent id, attr, position) for a node of a body."""
     kernel = partition.group_of.get(node.id) if partition is not None else None
-    return {"id": node.id, "name": node.name, "op": node.op, "type": node_type(node),
-            "source": node.source, "kernel": kernel.id if kernel is not None else None,
-            "attrs": attrs_text(node), "inputs": [[t.node.id, t.index] for t in node.inputs]}
+    ident = (lambda i: i) if path is None else (lambda i: f"{path[0]}/{path[1]}/{i}")
+    entry = {"id": ident(node.id), "name": node.name, "op": node.op, "type": node_type(node),
+             "source": node.source, "kernel": kernel.id if kernel is not None else None,
+             "attrs": attrs_text(node),
+             "inputs": [[ident(t.node.id), t.index] for t in node.inputs]}
+    if path is not None:
+        entry.update(local=node.id, parent=path[0], body=path[2])
+    bodies = [(k, v) for k, v in node.attrs.items() if isinstance(v, Body)]
+    if bodies:
+        entry["bodies"] = [body_entry(entry["id"], k, position, body)
+                           for position, (k, body) in enumerate(bodies)]
+    return entry
+
+
+def body_entry(parent, attr, position, body):
+    args = ", ".join(t.name for t in body.arguments)
+    results = ", ".join(t.name for t in body.results)
+    nodes = nodes_needed(list(body.results) + list(body.arguments))
+    return {"attr": attr, "label": f"{attr}: {body.name}({args}) -> ({results})",
+            "nodes": [node_entry(n, None, (parent, attr, position)) for n in nodes]}
 
 
 def payload(nodes, partition, title, group_by):

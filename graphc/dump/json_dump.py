@@ -11,8 +11,14 @@ Schema (format "graphc-dump", version 2):
               "attrs": {"perm": [1, 0]},       printable values, see below
               "outputs": [{"dtype": "float32", "shape": ["x.0", 10]}],
               "source": "train.py:12",         the user's line that created the node
-              "kernel": 0}, ...],              id of the kernel computing it; null when no
+              "kernel": 0,                     id of the kernel computing it; null when no
                                                kernel does (sources) or there are no kernels
+              "bodies": {"body": {...}}}, ...]  only on a loop or cond: each body attr (whose
+                                               "attrs" entry is the body's name) as
+                                               {"name": "scan", "arguments": ["x0:0", ...],
+                                                "results": ["tanh:0", ...], "nodes": [records
+                                                of the body's nodes, as these, ids and names
+                                                local to the body]}
    "kernels": null}                    the input stage; the optimized stage lists its kernel
                                        groups in an order where each comes after those it reads:
      [{"id": 0,
@@ -44,6 +50,8 @@ import json
 import math
 
 from ..ir.dtypes import DType
+from ..ir.graph import nodes_needed
+from ..ir.subgraph import Body
 from ..ir.types import Dim
 from .kernels import boundaries_by_group, expression
 from .text import nodes_for, shown_attrs
@@ -57,6 +65,7 @@ _PRINTABLE = {
     tuple: lambda v: [printable(x) for x in v],
     DType: lambda v: v.name,
     Dim: lambda v: v.name,
+    Body: lambda v: v.name,
 }
 
 
@@ -72,14 +81,30 @@ def tensor_type(t):
     return {"dtype": t.dtype.name, "shape": [printable(d) for d in t.shape]}
 
 
+def _ref(t):
+    return f"{t.node.name}:{t.index}"
+
+
 def node_record(node, partition=None):
     kernel = partition.group_of.get(node.id) if partition is not None else None
-    return {"id": node.id, "name": node.name, "op": node.op,
-            "inputs": [f"{t.node.name}:{t.index}" for t in node.inputs],
-            "attrs": {k: printable(v) for k, v in shown_attrs(node).items()},
-            "outputs": [tensor_type(t) for t in node.outputs],
-            "source": node.source,
-            "kernel": kernel.id if kernel is not None else None}
+    record = {"id": node.id, "name": node.name, "op": node.op,
+              "inputs": [_ref(t) for t in node.inputs],
+              "attrs": {k: printable(v) for k, v in shown_attrs(node).items()},
+              "outputs": [tensor_type(t) for t in node.outputs],
+              "source": node.source,
+              "kernel": kernel.id if kernel is not None else None}
+    bodies = {k: body_record(v) for k, v in node.attrs.items() if isinstance(v, Body)}
+    if bodies:
+        record["bodies"] = bodies
+    return record
+
+
+def body_record(body):
+    """A loop's or cond's body: its name, arguments, results and nodes (no kernels)."""
+    return {"name": body.name, "arguments": [_ref(t) for t in body.arguments],
+            "results": [_ref(t) for t in body.results],
+            "nodes": [node_record(n) for n in
+                      nodes_needed(list(body.results) + list(body.arguments))]}
 
 
 def _tensor_ref(t, ref):
