@@ -130,9 +130,10 @@ class Program:
                 except GraphcError as err:
                     raise type(err)(f"at run time: {err.detail}", node) from None
                 outs = [out] if isinstance(out, TensorType) else list(out)
-                if node.spec.value_shaped:
-                    outs = [TensorType(c.dtype, tuple(shapes.assume(d, value_dims)
-                                                      for d in c.shape)) for c in outs]
+                if node.spec.value_shaped:  # only outputs with buffers need the sizes
+                    outs = [TensorType(c.dtype, tuple(
+                        shapes.assume(d, value_dims, (node.id, i) in self.slots.buffers)
+                        for d in c.shape)) for i, c in enumerate(outs)]
             for i, (t, c) in enumerate(zip(node.outputs, outs)):
                 shapes.bind(t.shape, c.shape, node)
                 concrete[(node.id, i)] = c
@@ -146,12 +147,15 @@ class BoundShapes:
         self.dims = {}
         self.value_dims = {}  # id(Dim) -> the size assumed for a dim only a value tells
 
-    def assume(self, d, value_dims):
+    def assume(self, d, value_dims, record=True):
         """A concrete size for dim d of a value-shaped op's output: d itself when an int,
-        else its size in value_dims (0 where not known yet), recorded in value_dims."""
+        else its size in value_dims (0 where not known yet), recorded in value_dims (where
+        `record`: the output has a buffer)."""
         if isinstance(d, int):
             return d
-        n = self.value_dims[id(d)] = value_dims.get(id(d), 0)
+        n = value_dims.get(id(d), 0)
+        if record:
+            self.value_dims[id(d)] = n
         return n
 
     def bind(self, symbolic, concrete, node):
