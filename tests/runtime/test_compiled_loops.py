@@ -177,3 +177,13 @@ def test_loop_bodies_render_for_cuda(graph):
     (body_exe,) = exe.bodies.values()
     assert "tanhf" in body_exe.source("cuda") or "tanh" in body_exe.source("cuda")
     assert exe.stats()["host_steps"] == []
+
+
+def test_kernels_dump_shows_body_kernels_under_their_loop(graph):
+    x = gc.placeholder(gc.float32, (None, 4), name="x")
+    ys, _ = gc.scan(lambda xt, h: gc.tanh(xt + h * 0.5), sequences=x,
+                    outputs_info=gc.constant(np.zeros(4, np.float32)))
+    f = gc.function([x], ys, session=gc.Session(device="cpu"))
+    lines = f.dump(stage="kernels").splitlines()
+    at = next(i for i, s in enumerate(lines) if s.startswith("# body 'scan' of loop"))
+    assert lines[at + 1].startswith("  kernel k0") and "tanh" in lines[at + 1]
