@@ -179,7 +179,7 @@ def test_function_stats(graph):
     f = gc.function([x], gc.exp(x * 1.0 + 0.0) * 2.0)
     stats = f.stats()
     assert set(stats) == {"nodes_before", "nodes_after", "kernels", "compile_seconds",
-                          "pass_seconds", "host_steps"}
+                          "pass_seconds", "host_steps", "loops"}
     assert stats["host_steps"] == []  # every group of this graph has a native kernel
     assert stats["nodes_before"] == 8 and stats["nodes_after"] == 4  # x, exp, 2.0, mul
     assert stats["kernels"] >= 1
