@@ -145,7 +145,7 @@ def write_error(path, err):
     hint = {28: " (the disk is full)", 27: " (the file-size limit, ulimit -f, was reached)",
             13: " (no write permission in the folder)",
             1: " (no write permission in the folder)",
-            30: " (a read-only file system)", 122: " (the disk quota is exceeded)"}
+            122: " (the disk quota is exceeded)"}
     return CheckpointError(f"cannot write {path}: {cause}{hint.get(err.errno, '')}; the "
                            "previous file, if any, is unchanged", errno=err.errno,
                            strerror=cause, filename=path)
