@@ -9,8 +9,10 @@
 they run (native segments of kernels, each entered through one call, and host steps: fusion
 groups the target cannot lower, with the reason, which run through the numpy reference), the
 table of buffers, run-time dims and error messages (`slots`), what the memory plan needs to
-know of each kernel, and the code. It keeps no state between calls: a sub-graph (a loop's
-body) compiles through another call. The target (graphc/targets) says what differs between
+know of each kernel, and the code. It keeps no state between calls: a sub-graph (a loop's or
+cond's body) compiles through another call, made by this one for the same target, level and
+options (the host step of a loop or cond holds its bodies' Programs: HostStep.bodies; a loop
+body's code may have a driver running the whole loop, as the CPU target's does). The target (graphc/targets) says what differs between
 machines; the runtime (graphc.runtime) allocates the buffers and runs the steps.
 """
 from .errors import FeedError, GraphcError

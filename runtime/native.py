@@ -15,6 +15,12 @@ memory_plan.py lays them out by liveness, on both devices: buffers that outlive 
 variables, constants, fetched outputs, new values of variables) keep storage of their own.
 A kernel's bad index is diagnosed by the numpy reference run over its fusion group, which gives
 the error its full message.
+
+Loops and conds: the compiler compiled their bodies with the program (HostStep.bodies); each
+body becomes an executable of the device's (`body_class`, a BodyExecutable) once, here. The
+reference of a loop or cond then runs them through `_run_body` as its body runner (each step
+one run of the body's executable); device cpu runs loops in its plan's buffers instead
+(runtime/loops.py). A loop whose length only its run tells replans (Replan) on both devices.
 """
 import math
 
