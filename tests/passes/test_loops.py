@@ -165,3 +165,18 @@ def test_excluding_loops_keeps_bodies_whole_and_o0_changes_no_body(graph):
     assert ops_of(loops([out])[0].attrs["body"]).count("matmul") == 2
     (o0,) = optimized([hs], [x, h0], optimize="O0")
     assert loops([o0])[0].attrs["body"] is hs.node.attrs["body"]
+
+
+def test_products_move_out_of_nested_loops_level_by_level(graph):
+    x = gc.placeholder(gc.float64, (None, 2, 3), name="x")
+    W = gc.Variable(rng.normal(size=(3, 3)), name="W")
+    ys = gc.map_fn(lambda m: gc.foldl(lambda a, r: a * 0.5 + gc.tanh(r @ W), m,
+                                      initializer=gc.constant(np.zeros(3))), x)
+    (out,) = optimized([ys], [x])
+    # r @ W leaves the foldl as m @ W, which leaves the map_fn as x @ W
+    (proj,) = [n for n in nodes([out]) if n.op == "matmul"]
+    assert [t.node.op for t in proj.inputs] == ["placeholder", "variable"]
+    (loop,) = loops([out])
+    (inner,) = [n for n in loop.attrs["body"].nodes if n.op == "loop"]
+    assert "matmul" not in ops_of(loop.attrs["body"]) + ops_of(inner.attrs["body"])
+    same_everywhere([ys], [x], [(rng.normal(size=(n, 2, 3)),) for n in (4, 0)])
