@@ -12,6 +12,9 @@ examples/custom_training_loop.py writes it), `fit_step` is model.compile(Adam, "
 compiled step that fit and train_on_batch call (model.train_function, which also updates the
 loss tracker). The graphc figure is the faster of the two; `graphc_api` says which.
 
+`loops` is f.stats()["loops"] of the `function` step: for the forward loop and its gradient's,
+the native kernels of the body (one LSTM step) and how the last run went.
+
 Target: 1.5 times the best peer of the same run (none without peers).
 Prints one JSON line (steps/s). Usage: python benchmarks/w9_lstm.py [--quick] [--no-peers]
 """
@@ -151,7 +154,8 @@ def measure(s, repeats, no_peers):
                    "steps/s", steps[api], steps["numpy"], target, peers=peers,
                    graphc_api=api, graphc_function=round(steps["function"], 3),
                    graphc_fit_step=round(steps["fit_step"], 3),
-                   loops_on_host=loop_host_steps(f), first_loss=round(float(first), 6),
+                   loops_on_host=loop_host_steps(f), loops=f.stats().get("loops"),
+                   first_loss=round(float(first), 6),
                    repeats=repeats, **peer_details(peers))]
 
 
