@@ -3,7 +3,7 @@ t-th slice of each sequence, then the previous value of each fed-back output, th
 non-sequences), so each one reads as it did in Theano.
 
 1. A polynomial from its coefficients: one term per step, summed after the loop.
-2. A**k (elementwise) by repeated multiplication, k a run-time scalar, keeping only the final
+2. A**k (elementwise) by repeated multiplication, k a run-time scalar, returning only the final
    result; then its gradient through the loop, k * A**(k-1).
 3. An Elman recurrent net (tanh hidden layer, linear read-out) learning to echo its input
    DELAY steps late, trained by a gc.function with updates (SGD with momentum), gc.grad going
