@@ -26,7 +26,7 @@ from .ops.state import (Variable, assign, assign_add, assign_sub, global_variabl
 from .ops.control_flow import cond, foldl, map_fn, scan, while_loop
 from .autodiff import grad
 from .dump import dump
-from . import nn, random, train
+from . import distributed, nn, random, train
 
 # runtime/ and frontend/ install as graphc.runtime and graphc.frontend; frames there are
 # graphc's own, not the user's, when a node records where it was created.

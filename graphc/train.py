@@ -269,3 +269,58 @@ def _dependencies(tensor):
                 seen.add(t.node.id)
                 stack.append(t.node)
     return seen
+
+
+# ---- data parallel ----------------------------------------------------------------------------
+class DistributedOptimizer:
+    """An optimizer whose gradients are averaged over every rank of the MPI job before its
+    update rule applies them (Horovod's DistributedOptimizer): each rank computes gradients on
+    its own shard of the batch, the gradients are fused into buckets and allreduced
+    (gc.distributed.grouped_allreduce), and every rank applies the same update.
+
+        opt = gc.train.DistributedOptimizer(gc.train.AdamOptimizer(1e-3))
+        train_op = opt.minimize(loss)
+        sess.run(gc.distributed.broadcast_variables(root=0))   # start from rank 0's weights
+
+    op="sum" sums instead of averaging. Everything else (slots, names) is the wrapped
+    optimizer's."""
+
+    def __init__(self, optimizer, op="mean", bucket_bytes=None):
+        from . import distributed
+        if not isinstance(optimizer, Optimizer):
+            raise GraphcError(f"DistributedOptimizer wraps a gc.train optimizer, got "
+                              f"{optimizer!r}")
+        if op not in ("mean", "sum"):
+            raise GraphcError(f"DistributedOptimizer op must be 'mean' or 'sum', got {op!r}")
+        self.optimizer = optimizer
+        self.op = op
+        self.bucket_bytes = (distributed.DEFAULT_BUCKET_BYTES if bucket_bytes is None
+                             else int(bucket_bytes))
+
+    def compute_gradients(self, loss, var_list=None):
+        """[(gradient averaged over the ranks, variable)], as Optimizer.compute_gradients."""
+        from . import distributed
+        pairs = self.optimizer.compute_gradients(loss, var_list)
+        present = [i for i, (g, _) in enumerate(pairs) if g is not None]
+        reduced = distributed.grouped_allreduce([pairs[i][0] for i in present], self.op,
+                                                self.bucket_bytes)
+        pairs = list(pairs)
+        for i, g in zip(present, reduced):
+            pairs[i] = (g, pairs[i][1])
+        return pairs
+
+    def apply_gradients(self, grads_and_vars, name=None, *, global_step=None):
+        return self.optimizer.apply_gradients(grads_and_vars, name=name,
+                                              global_step=global_step)
+
+    def minimize(self, loss, var_list=None, name=None, *, global_step=None):
+        return self.apply_gradients(self.compute_gradients(loss, var_list), name=name,
+                                    global_step=global_step)
+
+    def __getattr__(self, name):
+        if name == "optimizer":
+            raise AttributeError(name)
+        return getattr(self.optimizer, name)
+
+    def __repr__(self):
+        return f"<DistributedOptimizer of {self.optimizer!r}>"

@@ -1,0 +1,303 @@
+"""gc.distributed: one model trained by several processes of an MPI job (Horovod's approach).
+
+    mpiexec -n 4 python train.py               # MPICH's, from the `mpi` extra (pip wheels)
+
+    gc.distributed.init()                      # idempotent; a plain `python train.py` is size 1
+    gc.distributed.rank(), gc.distributed.size()
+    y = gc.distributed.allreduce(t, op="mean") # or "sum": a graph op with a gradient
+    y = gc.distributed.broadcast(t, root=0)
+    opt = gc.train.DistributedOptimizer(gc.train.AdamOptimizer(1e-3))
+    sess.run(gc.distributed.broadcast_variables(root=0))
+
+The collectives are ops of the registry (graphc/ops/collectives.py). A device runs each one as
+a host step between its native segments: the step hands its input buffer (a numpy view of the
+plan's memory, no copy) to the communicator here, which moves it with mpi4py's buffer calls
+(no pickling): an allreduce is a reduce-scatter then an allgather (each chunk is reduced once,
+on one rank, so every rank gets bitwise the same result), or for small tensors an allgather
+summed in rank order. Gradients are fused into buckets (`grouped_allreduce`), one collective
+per bucket.
+
+The first time a process runs a collective node, every rank first compares a signature of it
+(op, dtype, shape): graphs that differ across ranks (a variable of another shape) raise a
+GraphcError on every rank instead of hanging or mixing garbage.
+
+Faults: `init()` installs an excepthook that prints the traceback and calls MPI_Abort, so a
+rank that raises ends the whole job (plain MPICH would wait in finalize forever); a rank killed
+by a signal ends the job through the launcher.
+
+Threads: with several ranks on one machine and GRAPHC_NUM_THREADS unset, init() gives each rank
+its share of the machine's cores (cores // ranks on the machine), so ranks do not oversubscribe
+it. Set GRAPHC_NUM_THREADS to choose.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import DTypeError, GraphcError
+from .ir.graph import get_default_graph
+from .ops.collectives import DTYPES, allreduce, broadcast
+
+__all__ = ["init", "initialized", "rank", "size", "local_size", "allreduce", "broadcast",
+           "broadcast_variables", "grouped_allreduce", "barrier", "stats", "communicator"]
+
+# environment variables that MPI launchers set in every rank (MPICH's hydra, Open MPI, PMIx)
+LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
+                      "MPI_LOCALNRANKS")
+SMALL_BYTES = 1 << 16  # tensors up to this (times the ranks) go by allgather + local sum
+DEFAULT_BUCKET_BYTES = 25 << 20  # PyTorch DDP's bucket size
+
+_comm = None
+
+
+def launched():
+    """Whether this process was started by an MPI launcher (mpiexec)."""
+    return any(v in os.environ for v in LAUNCHER_VARIABLES)
+
+
+def init():
+    """Join the MPI job this process was launched in (idempotent). A process that no launcher
+    started is a job of its own: size 1, rank 0, and MPI is not loaded."""
+    global _comm
+    if _comm is not None:
+        return _comm
+    if not launched():
+        _comm = SingleProcess()
+        return _comm
+    try:
+        from mpi4py import MPI
+    except ImportError as err:
+        raise GraphcError("this process runs under an MPI launcher, but mpi4py is not "
+                          "installed: pip install 'graphc[mpi]'") from err
+    _comm = MpiCommunicator(MPI)
+    return _comm
+
+
+def initialized():
+    return _comm is not None
+
+
+def communicator():
+    """The job's communicator (init() if not done yet)."""
+    return _comm if _comm is not None else init()
+
+
+def rank():
+    return communicator().rank
+
+
+def size():
+    return communicator().size
+
+
+def local_size():
+    """How many ranks of the job share this machine."""
+    return communicator().local_size
+
+
+def barrier():
+    communicator().barrier()
+
+
+def stats():
+    """What this process's collectives did so far: {"calls", "bytes", "seconds"} (host time
+    inside MPI, waiting for the slowest rank included)."""
+    c = communicator()
+    return {"calls": c.calls, "bytes": c.bytes, "seconds": c.seconds}
+
+
+def grouped_allreduce(tensors, op="mean", bucket_bytes=DEFAULT_BUCKET_BYTES):
+    """allreduce of each tensor, small ones fused: tensors of one dtype are flattened and
+    concatenated into buckets of up to `bucket_bytes`, one collective per bucket, and cut back
+    into their shapes (Horovod's tensor fusion). Returns the reduced tensors in order."""
+    from .ops.shape import concat, reshape, split
+    tensors = list(tensors)
+    out = [None] * len(tensors)
+    buckets = {}  # dtype -> [[index, ...], ...]
+    for i, t in enumerate(tensors):
+        if not t.type.is_static:
+            out[i] = allreduce(t, op)  # a run-time shape: its own collective
+            continue
+        nbytes = int(np.prod(t.shape, dtype=np.int64)) * t.dtype.np.itemsize
+        chain = buckets.setdefault(t.dtype.name, [[]])
+        filled = sum(int(np.prod(tensors[j].shape, dtype=np.int64))
+                     for j in chain[-1]) * t.dtype.np.itemsize
+        if chain[-1] and filled + nbytes > bucket_bytes:
+            chain.append([])
+        chain[-1].append(i)
+    for chain in buckets.values():
+        for bucket in chain:
+            if len(bucket) == 1:
+                out[bucket[0]] = allreduce(tensors[bucket[0]], op)
+                continue
+            flat = concat([reshape(tensors[i], (-1,)) for i in bucket], axis=0)
+            sizes = [int(np.prod(tensors[i].shape, dtype=np.int64)) for i in bucket]
+            for i, piece in zip(bucket, split(allreduce(flat, op), sizes)):
+                out[i] = reshape(piece, tensors[i].shape)
+    return out
+
+
+def broadcast_variables(root=0, variables=None, graph=None):
+    """One op that sets every variable (default: every variable of `graph`, default graph's:
+    weights and optimizer slots) to rank `root`'s value; fetching it yields None. Variables of
+    one dtype travel fused, one collective per dtype."""
+    from .ops.shape import concat, reshape, split
+    from .ops.state import assign, group
+    graph = graph or get_default_graph()
+    variables = list(graph.variables if variables is None else variables)
+    if not variables:
+        raise GraphcError("broadcast_variables: the graph has no variables")
+    by_dtype = {}
+    for v in variables:
+        if v.dtype.name not in DTYPES:
+            raise DTypeError(f"broadcast_variables: variable '{v.name}' is {v.dtype.name}; "
+                             f"collectives take {', '.join(DTYPES)}", v.node)
+        by_dtype.setdefault(v.dtype.name, []).append(v)
+    assigns = []
+    with graph.as_default():
+        for group_vars in by_dtype.values():
+            if len(group_vars) == 1:
+                assigns.append(assign(group_vars[0], broadcast(group_vars[0], root)))
+                continue
+            flat = concat([reshape(v, (-1,)) for v in group_vars], axis=0)
+            sizes = [int(np.prod(v.shape, dtype=np.int64)) for v in group_vars]
+            for v, piece in zip(group_vars, split(broadcast(flat, root), sizes)):
+                assigns.append(assign(v, reshape(piece, v.shape)))
+        return group(*assigns, name="broadcast_variables")
+
+
+# ---- communicators ---------------------------------------------------------------------------
+class SingleProcess:
+    """A job of one process: the collectives are the identity."""
+    rank, size, local_size = 0, 1, 1
+    calls = bytes = 0
+    seconds = 0.0
+
+    def allreduce(self, array, op, uid):
+        return np.array(array)
+
+    def broadcast(self, array, root, uid):
+        if root != 0:
+            raise GraphcError(f"broadcast from rank {root} in a job of 1 process")
+        return np.array(array)
+
+    def barrier(self):
+        pass
+
+    def bcast_object(self, obj, root=0):
+        return obj
+
+    def allgather_object(self, obj):
+        return [obj]
+
+    def abort(self, code=1):
+        os._exit(code)
+
+
+class MpiCommunicator:
+    """A communicator of the job's processes (a duplicate of MPI_COMM_WORLD) on mpi4py's
+    buffer interface: numpy arrays move without copies through Python objects."""
+
+    def __init__(self, MPI):
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD.Dup()
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_size = local.Get_size()
+        local.Free()
+        self.calls = self.bytes = 0
+        self.seconds = 0.0
+        self._checked = set()  # uids of collective nodes whose signature every rank agreed
+        if "GRAPHC_NUM_THREADS" not in os.environ and self.local_size > 1:
+            cores = len(os.sched_getaffinity(0))
+            os.environ["GRAPHC_NUM_THREADS"] = str(max(1, cores // self.local_size))
+        _install_abort_hook(self)
+
+    # -- the collectives' references -------------------------------------------------------
+    def _check(self, uid, signature):
+        """Every rank's signature of the collective about to run; a GraphcError on every rank
+        where they differ."""
+        if uid in self._checked:
+            return
+        seen = self.comm.allgather(signature)
+        if any(s != seen[0] for s in seen):
+            rows = "; ".join(f"rank {r}: {s}" for r, s in enumerate(seen))
+            raise GraphcError(f"the ranks run different collectives here ({rows}): every rank "
+                              "must build the same graph (the same variables, of the same "
+                              "shapes, in the same order)")
+        self._checked.add(uid)
+
+    def allreduce(self, array, op, uid):
+        array = np.ascontiguousarray(array)
+        self._check(uid, f"allreduce {op} {array.dtype}{list(array.shape)}")
+        start = time.perf_counter()
+        flat = array.reshape(-1)
+        n, size = flat.size, self.size
+        if n * flat.itemsize * size <= SMALL_BYTES:
+            gathered = np.empty((size, n), flat.dtype)
+            self.comm.Allgather(flat, gathered)
+            result = gathered[0].copy()
+            for r in range(1, size):  # in rank order, the same sum on every rank
+                result += gathered[r]
+        else:
+            chunk = -(-n // size)
+            if chunk * size != n:
+                padded = np.zeros(chunk * size, flat.dtype)
+                padded[:n] = flat
+            else:
+                padded = flat
+            mine = np.empty(chunk, flat.dtype)
+            # each chunk is reduced once, on one rank, then every rank gets every chunk
+            self.comm.Reduce_scatter_block(padded, mine, op=self.MPI.SUM)
+            result = np.empty(chunk * size, flat.dtype)
+            self.comm.Allgather(mine, result)
+            result = result[:n]
+        if op == "mean":
+            result /= np.asarray(size, result.dtype)
+        self._count(start, array.nbytes)
+        return result.reshape(array.shape)
+
+    def broadcast(self, array, root, uid):
+        if not 0 <= root < self.size:
+            raise GraphcError(f"broadcast from rank {root} in a job of {self.size} processes")
+        out = np.array(array, order="C")
+        self._check(uid, f"broadcast from {root} {out.dtype}{list(out.shape)}")
+        start = time.perf_counter()
+        self.comm.Bcast(out, root=root)
+        self._count(start, out.nbytes)
+        return out
+
+    def _count(self, start, nbytes):
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        self.bytes += nbytes
+
+    # -- control (Python objects: the frontend's shuffling state, predictions) -------------------
+    def barrier(self):
+        self.comm.Barrier()
+
+    def bcast_object(self, obj, root=0):
+        return self.comm.bcast(obj, root=root)
+
+    def allgather_object(self, obj):
+        return self.comm.allgather(obj)
+
+    def abort(self, code=1):
+        self.comm.Abort(code)
+
+
+def _install_abort_hook(comm):
+    """An uncaught exception on any rank prints its traceback, then aborts the whole job."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        try:
+            sys.stderr.write(f"graphc.distributed: rank {comm.rank} of {comm.size} failed; "
+                             "aborting the job\n")
+            previous(kind, value, tb)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            comm.abort(1)
+    sys.excepthook = hook
