@@ -24,6 +24,8 @@ from .ops.sources import constant, placeholder
 from .ops.state import (Variable, assign, assign_add, assign_sub, global_variables_initializer,
                         group)
 from .ops.control_flow import cond, foldl, map_fn, scan, while_loop
+from .ops.indexing import (cumsum, einsum, gather_elements, scatter_elements, scatter_nd,
+                           top_k)
 from .autodiff import grad
 from .dump import dump
 from . import distributed, nn, random, train
@@ -38,3 +40,11 @@ from .runtime import Session, function, get_default_session  # noqa: E402
 from .runtime.graph_files import load, save  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # gc.onnx imports the onnx package, an optional dependency: only when first used
+    if name == "onnx":
+        import importlib
+        return importlib.import_module("graphc.onnx")
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
