@@ -10,8 +10,8 @@ graphc.frontend as gk`).
 Each train step (forward, loss, gradients, optimizer update, metrics) is one compiled graphc
 function.
 """
-from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics,
-               models, optimizers, regularizers, saving, schedules, utils)
+from . import (activations, backend, callbacks, datasets, distribution, initializers, layers,
+               losses, metrics, models, optimizers, regularizers, saving, schedules, utils)
 from .layers import Input
 from .models import Model, Sequential, load_model
 

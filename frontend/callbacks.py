@@ -20,6 +20,7 @@ from graphc.errors import CheckpointError, GraphcError
 from graphc.io.atomic import write_text
 
 from .progress import Progbar
+from . import distribution
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
@@ -328,7 +329,7 @@ class CSVLogger(Callback):
                 writer.writerow(["epoch"] + self.keys)
         writer.writerow([epoch] + [logs.get(k, "") for k in self.keys])
         text = self.text + rows.getvalue()
-        write_text(self.filename, text)
+        distribution.chief_only(lambda: write_text(self.filename, text))  # rank 0 writes
         self.text = text   # only once written: a failed write is retried whole
 
 
@@ -418,13 +419,15 @@ class BackupAndRestore(Callback):
             self._backup(self._history(epoch, logs))
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint:
-            for path in (self.path,):
-                try:
-                    os.remove(path)
-                except FileNotFoundError:
-                    pass
-            try:
-                os.rmdir(self.backup_dir)   # only if nothing else is in it
-            except OSError:
-                pass
+        if self.delete_checkpoint:  # rank 0 removes it, the other ranks wait
+            distribution.chief_only(self._delete)
+
+    def _delete(self):
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+        try:
+            os.rmdir(self.backup_dir)   # only if nothing else is in it
+        except OSError:
+            pass

@@ -7,6 +7,7 @@ computes them, so a batch costs no extra call. `result` after a step is sum / co
 import graphc as gc
 from graphc.errors import GraphcError
 
+from . import distribution
 from .labels import CLASS_INDICES, LIKE_PREDICTIONS, fit as fit_labels
 from .losses import class_indices
 
@@ -46,6 +47,8 @@ class Metric:
         return self.accumulate(gc.sum(values), gc.sum(ones))
 
     def accumulate(self, batch_sum, batch_count):
+        # data parallel: the batch's totals over every rank's shard, so every rank logs the same
+        batch_sum, batch_count = distribution.sum_over_ranks([batch_sum, batch_count])
         total, count = self.state()
         new_total, new_count = total + batch_sum, count + batch_count
         return [(total, new_total), (count, new_count)], new_total / gc.maximum(new_count, 1.0)
@@ -63,7 +66,10 @@ class Mean(Metric):
     name = "mean"
 
     def update_mean(self, batch_mean, batch_count):
-        return self.accumulate(batch_mean * batch_count, batch_count)
+        batch_sum = batch_mean * batch_count
+        if distribution.active():  # a rank's empty shard has a NaN mean; it adds nothing
+            batch_sum = gc.where(batch_count > 0, batch_sum, 0.0)
+        return self.accumulate(batch_sum, batch_count)
 
 
 class Accuracy(Metric):

@@ -34,7 +34,7 @@ import numpy as np
 from graphc.errors import CheckpointError, FileNotFoundError_, GraphcError
 from graphc.io.atomic import write_atomic
 
-from . import backend, layers as layers_mod, losses, metrics, optimizers
+from . import backend, distribution, layers as layers_mod, losses, metrics, optimizers
 from .layers.base import Layer, flatten
 from .layers.core import Input
 
@@ -218,7 +218,8 @@ def _write_zip(path, members, compression=zipfile.ZIP_DEFLATED):
         with zipfile.ZipFile(f, "w", compression) as z:
             for name, data in members.items():
                 z.writestr(name, data)
-    return write_atomic(path, write)
+    # data parallel: rank 0 writes, the others wait for it (gk.distribution)
+    return distribution.chief_only(lambda: write_atomic(path, write))
 
 
 def _read_zip(path, what):

@@ -20,7 +20,7 @@ from graphc.ir.graph import Tensor
 from graphc.runtime.devices import check_device
 from graphc.runtime.kernel_cache import GraphcWarning
 
-from .. import backend, callbacks as callbacks_mod, losses as losses_mod
+from .. import backend, callbacks as callbacks_mod, distribution, losses as losses_mod
 from ..labels import CLASS_INDICES
 from .. import optimizers as optimizers_mod
 from ..layers.base import Layer, flatten, record_of
@@ -197,7 +197,7 @@ class Model(Layer):
                               "model.compile(optimizer, loss, metrics)")
         sess = self.session
         specs = tuple((data.label_dtype(y), y.shape[1:]) for y in ys or ())
-        key = (kind, specs, tuple(self.trainable_weights), id(sess))
+        key = (kind, specs, tuple(self.trainable_weights), id(sess), distribution.active())
         if key not in self._steps:
             if kind != "predict":
                 self._resolve_compiled()
@@ -213,6 +213,17 @@ class Model(Layer):
             if self._pending_streams is not None:
                 self._apply_streams(self._pending_streams)
         return self._steps[key]
+
+    def _start_data_parallel(self):
+        """Every rank starts from rank 0's variables (weights, optimizer slots, metric totals)
+        and shuffles as rank 0 does."""
+        graph, sess = self.graph, self.session
+        variables = tuple(graph.variables)
+        if getattr(self, "_broadcast", (None,))[0] != variables:
+            self._broadcast = (variables, gc.distributed.broadcast_variables(0, graph=graph))
+        sess.run(self._broadcast[1])
+        state = distribution.bcast_object(self._shuffle_rng.bit_generator.state)
+        self._shuffle_rng.bit_generator.state = state
 
     # -- random streams ---------------------------------------------------------------------------
     def _random_state(self, shuffle_state=None):
@@ -319,6 +330,8 @@ class Model(Layer):
         data.num_examples(xs, ys)
         self.build_from_arrays(xs)
         step = self._step("train", ys)
+        if distribution.active():
+            self._start_data_parallel()
         self._check_labels(ys, "y")  # before the split, so that indices are the user's
         val = None
         if validation_data is not None:
@@ -354,8 +367,9 @@ class Model(Layer):
                         if resumed and i < first_batch:
                             continue
                         cbs.on_train_batch_begin(i)
-                        outs = step.function(*self._feeds([a[idx] for a in xs],
-                                                          [a[idx] for a in ys]))
+                        part = distribution.shard(idx, n)  # this rank's (all, alone)
+                        outs = step.function(*self._feeds([a[part] for a in xs],
+                                                          [a[part] for a in ys]))
                         logs = dict(zip(step.names, map(float, outs)))
                         self._fit_position = FitPosition(epoch, i + 1, shuffle_state, logs)
                         cbs.on_train_batch_end(i, logs)
@@ -390,7 +404,8 @@ class Model(Layer):
         for i, idx in enumerate(data.batch_slices(n, batch_size)):
             if cbs:
                 cbs.on_test_batch_begin(i)
-            outs = step.function(*self._feeds([a[idx] for a in xs], [a[idx] for a in ys]))
+            part = distribution.shard(idx, n)  # this rank's (all, alone)
+            outs = step.function(*self._feeds([a[part] for a in xs], [a[part] for a in ys]))
             logs = dict(zip(step.names, map(float, outs)))
             if cbs:
                 cbs.on_test_batch_end(i, logs)
@@ -429,7 +444,9 @@ class Model(Layer):
         chunks = []
         for i, idx in enumerate(data.batch_slices(n, batch_size)):
             cbs.on_predict_batch_begin(i)
-            chunks.append(step.function(*self._feeds([a[idx] for a in xs])))
+            part = distribution.shard(idx, n)  # data parallel: every rank gets every shard
+            chunks.extend(distribution.allgather_object(
+                step.function(*self._feeds([a[part] for a in xs]))))
             cbs.on_predict_batch_end(i)
         cbs.on_predict_end()
         outs = [np.concatenate([c[i] for c in chunks]) for i in range(len(self.outputs))]
@@ -456,6 +473,8 @@ class Model(Layer):
 
 
 def _verbosity(verbose):
+    if not distribution.is_chief():  # data parallel: rank 0 alone prints
+        return 0
     return 1 if verbose == "auto" else int(verbose)
 
 

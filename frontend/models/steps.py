@@ -10,7 +10,7 @@ import graphc as gc
 from graphc.errors import ShapeError
 from graphc.ir.types import format_shape
 
-from .. import metrics as metrics_mod
+from .. import distribution, metrics as metrics_mod
 from ..layers.base import flatten
 from ..layers.core import Dense
 
@@ -74,7 +74,7 @@ def _losses_and_metrics(model, targets, outputs):
     for penalty in model.losses:
         total = total + penalty
     head = compiled.loss_tracker("loss").update_mean(total, batch) + ("loss",)
-    return total, [head] + tracked
+    return total, [head] + tracked, batch
 
 
 def _flatten_hint(model, predictions):
@@ -102,9 +102,11 @@ def build_train(model, specs, session):
         targets = _targets(model, specs)
         outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
-        total, tracked = _losses_and_metrics(model, targets, outputs)
+        total, tracked, batch = _losses_and_metrics(model, targets, outputs)
         weights = model.trainable_weights
         grads = gc.grad(total, weights, unconnected="zero") if weights else []
+        if distribution.active() and grads:
+            grads = _global_batch_gradients(grads, batch)
         opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
@@ -115,12 +117,22 @@ def build_train(model, specs, session):
                                          if hasattr(value, "node")]))
 
 
+def _global_batch_gradients(grads, batch):
+    """Data parallel: the gradients of the loss over the global batch, from each rank's
+    gradients of the loss over its shard: weighted by the shard's share of the examples (an
+    empty shard's count zero), summed over the ranks in fused buckets."""
+    total, = distribution.sum_over_ranks([batch])
+    share = batch / gc.maximum(total, 1.0)
+    weighted = [gc.where(batch > 0, g, 0.0) * share for g in grads]
+    return gc.distributed.grouped_allreduce(weighted, op="sum")
+
+
 def build_test(model, specs, session):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
         targets = _targets(model, specs)
         outputs = flatten(model(model.model_inputs_structure(), training=False))
-        _, tracked = _losses_and_metrics(model, targets, outputs)
+        _, tracked, _ = _losses_and_metrics(model, targets, outputs)
     fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked],
                      updates=[u for upd, _, _ in tracked for u in upd], session=session,
                      name=f"{model.name}_test_step")

@@ -1,0 +1,127 @@
+"""gk.distribution: data-parallel training on the processes of an MPI job.
+
+    gk.distribution.set_distribution(gk.distribution.DataParallel())
+    model.fit(x, y, batch_size=128)          # under `mpiexec -n 4 python train.py`
+
+With DataParallel set, fit, evaluate and predict are data parallel (the graphs they compile
+are built with the collectives below, so set it before the first fit):
+- every global batch of `batch_size` examples is split across the ranks, each rank taking
+  its own contiguous shard (np.array_split: sizes differ by at most one; a rank may get none of
+  a last batch smaller than the job);
+- fit starts from rank 0's weights, optimizer state and shuffling state (broadcast at the start
+  of every fit), and each step averages the gradients over the global batch: a rank's
+  gradient is weighted by its share of the batch's examples (an empty shard counts zero), so
+  the update is the one a single process makes on the whole global batch, up to float32
+  reordering, and the weights stay bitwise identical on every rank;
+- losses and metrics sum their totals and counts over the ranks inside the step, so every rank
+  logs the same values (the mean over all examples), and History, evaluate() and every callback
+  decision (EarlyStopping, ReduceLROnPlateau) agree on every rank;
+- predict returns every rank the whole prediction (the shards gathered in order);
+- only rank 0 prints progress and writes files (ModelCheckpoint, model.save, save_weights,
+  CSVLogger, BackupAndRestore); the other ranks wait for the write, so any rank can load the
+  file right after.
+Dropout masks and other random draws in the step draw from each rank's own streams, so a
+model with dropout does not reproduce the single-process run exactly (it is still trained
+correctly); batch-normalization statistics are each rank's shard's (as in Horovod without
+sync batch norm).
+"""
+import numpy as np
+
+import graphc as gc
+from graphc.errors import GraphcError
+
+
+class DataParallel:
+    """Replicate the model on every rank of the MPI job, split each batch across them."""
+
+    def __repr__(self):
+        return "DataParallel()"
+
+
+_current = [None]
+
+
+def set_distribution(strategy):
+    """Make fit/evaluate/predict follow `strategy` (a DataParallel; None: one process)."""
+    if strategy is not None and not isinstance(strategy, DataParallel):
+        raise GraphcError(f"set_distribution takes gk.distribution.DataParallel() or None, got "
+                          f"{strategy!r}")
+    if strategy is not None:
+        gc.distributed.init()
+    _current[0] = strategy
+
+
+def distribution():
+    return _current[0]
+
+
+def active():
+    """Whether steps are data parallel now."""
+    return _current[0] is not None
+
+
+def rank():
+    return gc.distributed.rank() if active() else 0
+
+
+def size():
+    return gc.distributed.size() if active() else 1
+
+
+def is_chief():
+    """Whether this process prints and writes files: rank 0, or any process alone."""
+    return rank() == 0
+
+
+def shard(index, n):
+    """This rank's part of a global batch of examples among n (a slice or an index array):
+    contiguous, the sizes differing by at most one (np.array_split's cut)."""
+    n_ranks = size()
+    if n_ranks == 1:
+        return index
+    if isinstance(index, slice):
+        start, stop = index.start or 0, min(index.stop, n)
+        total = stop - start
+    else:
+        total = len(index)
+    bounds = _bounds(total, n_ranks)
+    lo, hi = bounds[rank()], bounds[rank() + 1]
+    if isinstance(index, slice):
+        return slice(start + lo, start + hi)
+    return index[lo:hi]
+
+
+def _bounds(total, parts):
+    """np.array_split's cut points of `total` items into `parts`."""
+    base, extra = divmod(total, parts)
+    sizes = [base + 1] * extra + [base] * (parts - extra)
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+
+
+def chief_only(write):
+    """Run `write()` on rank 0 only, the other ranks waiting until it is done (so that any
+    rank can read what it wrote); returns what it returned (None elsewhere)."""
+    if size() == 1:
+        return write()
+    result = write() if rank() == 0 else None
+    gc.distributed.barrier()
+    return result
+
+
+def sum_over_ranks(values):
+    """Inside a step: each scalar tensor of `values` summed over the ranks, in one collective
+    (the identity when not data parallel)."""
+    if not active():
+        return list(values)
+    stacked = gc.stack([gc.cast(v, gc.float32) for v in values])
+    total = gc.distributed.allreduce(stacked, op="sum")
+    return [total[i] for i in range(len(values))]
+
+
+def bcast_object(obj):
+    """rank 0's Python object, on every rank."""
+    return gc.distributed.communicator().bcast_object(obj) if size() > 1 else obj
+
+
+def allgather_object(obj):
+    return gc.distributed.communicator().allgather_object(obj) if size() > 1 else [obj]
