@@ -32,7 +32,7 @@ def _matmul_infer(a, b):
 
 def _matmul_grad(node, g):
     a, b = node.inputs
-    from .shape import expand_dims, matrix_transpose, squeeze
+    from .shape import expand_dims, matrix_transpose, reshape, squeeze
     # lift 1-D operands to matrices so one formula serves every case
     a2 = expand_dims(a, 0) if a.ndim == 1 else a
     b2 = expand_dims(b, -1) if b.ndim == 1 else b
@@ -42,7 +42,13 @@ def _matmul_grad(node, g):
     if b.ndim == 1:
         g2 = expand_dims(g2, -1)
     da = matmul(g2, matrix_transpose(b2))
-    db = matmul(matrix_transpose(a2), g2)
+    if b.ndim == 2 and a.ndim > 2 and all(isinstance(d, int) for d in b.shape):
+        # b (a weight) is shared by all of a's batches: its gradient is one product over all
+        # of a's rows, not a batched product (batch, k, n) summed over the batch afterwards
+        k, n = b.shape
+        db = matmul(matrix_transpose(reshape(a, (-1, k))), reshape(g, (-1, n)))
+    else:
+        db = matmul(matrix_transpose(a2), g2)
     if a.ndim == 1:
         da = squeeze(da, -2)
     if b.ndim == 1:

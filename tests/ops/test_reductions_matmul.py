@@ -112,6 +112,24 @@ def test_matmul_second_order():
     check_grad(lambda x, y: gc.grad(gc.sum(gc.tanh(x @ y)), x) * 1.0, a, b)
 
 
+
+def test_weight_gradient_of_a_batched_product_is_one_product():
+    """The gradient w.r.t. b of a (batch, time, k) @ b (k, n) (a Dense or LSTM kernel on a
+    sequence) is one (k, batch*time) @ (batch*time, n) product, not a (batch, k, n) batched
+    product summed over the batch afterwards; second order through it too."""
+    from graphc.ir.graph import nodes_needed
+    a, b = rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 5))
+    check_grad(lambda x, y: gc.grad(gc.sum(gc.tanh(x @ y)), y) * 1.0, a, b)
+    check_grad(lambda x, y: gc.grad(gc.sum(gc.tanh(x @ y)), x) * 1.0, a, b)
+    x = gc.placeholder(gc.float32, (None, 3, 4))
+    w = gc.Variable(b.astype(np.float32))
+    [gw] = gc.grad(gc.sum(gc.tanh(x @ w)), [w])
+    products = [n for n in nodes_needed([gw]) if n.op == "matmul"]
+    assert [p.outputs[0].ndim for p in products] == [3, 2]  # the forward's, then the gradient's
+    np.testing.assert_allclose(
+        run([gw], {x: a.astype(np.float32)})[0],
+        np.einsum("btk,btn->kn", a, 1 - np.tanh(a @ b) ** 2), rtol=1e-4, atol=1e-5)
+
 def test_matmul_shape_error_names_the_dims():
     g = gc.Graph()
     with g.as_default():
