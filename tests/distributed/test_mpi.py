@@ -1,0 +1,123 @@
+"""Data-parallel training on real MPI jobs: the venv's mpiexec (MPICH, from the `mpi` extra)
+runs the job scripts beside this file on 2 and 4 ranks over loopback (4 ranks on a 2-core
+machine oversubscribe it), each under a hard timeout so that nothing can hang the suite."""
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+TIMEOUT = 120  # seconds for a whole job; the fault cases must end within 60
+
+try:
+    import mpi4py  # noqa: F401
+    HAVE_MPI = os.path.exists(MPIEXEC)
+except ImportError:
+    HAVE_MPI = False
+pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="no mpi4py and mpiexec in this Python's "
+                                "environment: pip install 'graphc[mpi]' (make test does)")
+
+
+def job_env():
+    env = dict(os.environ)
+    env["GRAPHC_NUM_THREADS"] = "1"   # one thread per rank: ranks share the machine's cores
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(HERE)),
+                                                      env.get("PYTHONPATH")]))
+    return env
+
+
+def run_job(script, ranks, *args, timeout=TIMEOUT):
+    """Run tests/distributed/SCRIPT on `ranks` ranks (None: a plain process, no launcher);
+    returns the CompletedProcess, with its wall time as .seconds."""
+    command = [sys.executable, os.path.join(HERE, script), *map(str, args)]
+    if ranks is not None:
+        command = [MPIEXEC, "-launcher", "fork", "-n", str(ranks)] + command
+    start = time.monotonic()
+    done = subprocess.run(command, env=job_env(), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    done.seconds = time.monotonic() - start
+    return done
+
+
+def results(folder, ranks):
+    found = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(folder, "result-*.json")))]
+    assert [r["rank"] for r in found] == list(range(ranks))
+    return found
+
+
+def check_ok(done):
+    assert done.returncode == 0, f"job failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_collectives_gradients_and_tf1_training(ranks, tmp_path):
+    check_ok(run_job("tf1_job.py", ranks, tmp_path))
+    found = results(str(tmp_path), ranks)
+    for r in found:
+        assert r["size"] == ranks
+        assert r["collectives"] == dict.fromkeys(r["collectives"], True), r["collectives"]
+        # DistributedOptimizer on shards == one process on the global batch, to float32 order
+        assert r["max_diff_single"] < 1e-5
+        # bitwise the same weights on every rank
+        assert r["weights_hex"] == found[0]["weights_hex"]
+        # f.profile() shows the communication as a row of its own
+        assert "host allreduce" in r["profile_rows"]
+        assert r["stats"]["calls"] > 0 and r["stats"]["seconds"] > 0
+
+
+@pytest.fixture(scope="module")
+def single_fit(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("single")
+    check_ok(run_job("keras_job.py", None, folder, "single"))
+    return results(str(folder), 1)[0]
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_keras_fit_evaluate_predict_data_parallel(ranks, tmp_path, single_fit):
+    done = run_job("keras_job.py", ranks, tmp_path)
+    check_ok(done)
+    found = results(str(tmp_path), ranks)
+    first = found[0]
+    for r in found:
+        assert r["size"] == ranks
+        # identical on every rank: weights bitwise, History and evaluate() exactly
+        for a, b in zip(r["weights"], first["weights"]):
+            assert np.array_equal(np.array(a), np.array(b))
+        assert r["history"] == first["history"] and r["evaluate"] == first["evaluate"]
+        assert r["epochs"] == 2  # EarlyStopping decided alike on every rank
+        assert r["loaded_same"]  # the checkpoint rank 0 wrote loads on every rank
+        np.testing.assert_allclose(r["pred"], single_fit["pred"], rtol=1e-5, atol=1e-5)
+    # equal, to float32 reordering, to one process fitting the same global batches
+    for a, b in zip(first["weights"], single_fit["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for key, values in single_fit["history"].items():
+        np.testing.assert_allclose(first["history"][key], values, rtol=1e-5)
+    for key, value in single_fit["evaluate"].items():
+        assert abs(first["evaluate"][key] - value) < 1e-5
+    # rank 0 alone printed progress and wrote the files
+    assert done.stdout.count("Epoch 1/3") == 1 and done.stdout.count("Epoch 2/3") == 1
+    rows = open(tmp_path / "log.csv").read().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["ckpt-1.gck", "ckpt-2.gck", "log.csv"] + [f"result-{i}.json" for i in range(ranks)])
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("raise", "RuntimeError: rank 1 fails on purpose"),
+    ("kill", "signal 9"),
+    ("mismatch", "the ranks run different collectives here"),
+])
+def test_a_failing_rank_ends_the_job(mode, expected):
+    done = run_job("fault_job.py", 2, mode, timeout=60)
+    assert done.returncode != 0
+    assert done.seconds < 60
+    assert expected in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "finished" not in done.stdout
+    if mode == "mismatch":
+        assert "GraphcError" in done.stderr and "float32[3, 5]" in done.stderr
