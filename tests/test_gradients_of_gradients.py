@@ -34,6 +34,9 @@ LABELS = np.array([0, 3, 1], np.int32)
 
 # op -> (build(*float64 tensors) -> tensor, input arrays)
 CASES = {
+    # collectives: one process is a job of size 1 (their gradients are collectives too)
+    "allreduce": (lambda x: gc.distributed.allreduce(x * x, op="mean") * x, [signed(5)]),
+    "broadcast": (lambda x: gc.distributed.broadcast(x * x) * x, [signed(5)]),
     "abs": (lambda x: gc.abs(x) * x, [signed(5)]),
     "neg": (lambda x: gc.neg(x) * x, [signed(5)]),
     "exp": (gc.exp, [signed(5)]),

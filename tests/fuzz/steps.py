@@ -142,6 +142,21 @@ def make_stop_gradient(b):
     b.add(gc.stop_gradient(x.tensor), _call("gc.stop_gradient", x.name))
 
 
+def collective(kind):
+    """allreduce (sum, or mean of a float) or broadcast: the identity in a one-process test."""
+    def make(b):
+        x = b.operand(among=(gc.float32, gc.float64, gc.int32, gc.int64))
+        if x is None:
+            return
+        if kind == "broadcast":
+            b.add(gc.distributed.broadcast(x.tensor), _call("gc.distributed.broadcast", x.name))
+            return
+        op = "mean" if x.tensor.dtype.is_float and b.draw(st.booleans()) else "sum"
+        b.add(gc.distributed.allreduce(x.tensor, op=op),
+              _call("gc.distributed.allreduce", x.name, f"op={op!r}"))
+    return make
+
+
 def make_one_hot(b):
     indices = b.operand(among=INTS)
     if indices.rank >= MAX_RANK:
@@ -776,6 +791,7 @@ MAKERS = {
     "gather_grad": make_gather_grad, "prod_of_others": make_prod_of_others,
     "constant": make_constant, "placeholder": make_placeholder, "variable": make_variable,
     "assign": make_assign, "group": make_group,
+    "allreduce": collective("allreduce"), "broadcast": collective("broadcast"),
     "random_normal": random_draw("normal"), "random_uniform": random_draw("uniform"),
     "softmax": softmax("softmax"), "log_softmax": softmax("log_softmax"),
     "sparse_softmax_cross_entropy": make_sparse_xent, "conv2d": make_conv2d,
