@@ -1,0 +1,1060 @@
+"""The one table of ONNX converters: op type -> (function of an importer.Node returning graphc
+tensors, the attributes it understands). Each converter reads `node.opset` where the op changed
+between opset versions (attributes that became inputs, Softmax's 2-D flattening before 13).
+Every converter builds graphc ops; ops graphc lacked are declared in graphc/ops like the rest.
+"""
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+import graphc.nn as gnn
+from ..ir import dtypes
+from ..ir.types import Dim
+from ..ops import elementwise as E
+from ..ops import indexing as I
+from ..ops import reductions as R
+from ..ops import shape as S
+from ..ops.linalg import matmul
+from ..ops.sources import constant
+from .proto import gc_dtype
+
+
+class Converter(NamedTuple):
+    fn: Callable
+    attrs: frozenset
+
+
+CONVERTERS = {}
+
+
+def converter(*op_types, attrs=()):
+    def deco(fn):
+        for op in op_types:
+            CONVERTERS[op] = Converter(fn, frozenset(attrs))
+        return fn
+    return deco
+
+
+def _known(d):
+    return isinstance(d, (int, np.integer))
+
+
+def _axis(axis, rank):
+    return axis + rank if axis < 0 else axis
+
+
+def _const_like(value, t):
+    return constant(np.asarray(value, dtype=t.dtype.np), dtype=t.dtype)
+
+
+# ---- elementwise ------------------------------------------------------------------------------
+_UNARY = {"Abs": E.abs, "Neg": E.neg, "Exp": E.exp, "Log": E.log, "Sqrt": E.sqrt, "Sin": E.sin,
+          "Cos": E.cos, "Tanh": E.tanh, "Sigmoid": E.sigmoid, "Relu": E.relu, "Erf": E.erf,
+          "Floor": E.floor, "Sign": E.sign, "IsNaN": E.isnan, "Softplus": E.softplus,
+          "Not": E.logical_not}
+for _op, _fn in _UNARY.items():
+    converter(_op)(lambda node, _fn=_fn: _fn(node.inputs[0]))
+
+
+@converter("Identity")
+def _identity(node):
+    return node.inputs[0]
+
+
+@converter("Dropout", attrs=("seed", "ratio", "is_test"))
+def _dropout(node):
+    x = node.inputs[0]
+    training = node.static(2) if node.input(2) is not None else None
+    if training is not None and bool(training):
+        raise node.unsupported("training mode (random drops) is not supported")
+    outs = [x]
+    if node.n_outputs > 1:
+        outs.append(E.fill_like(x, True, dtypes.bool_))
+    return outs
+
+
+@converter("Reciprocal")
+def _reciprocal(node):
+    x = node.inputs[0]
+    return _const_like(1, x) / x
+
+
+@converter("Ceil")
+def _ceil(node):
+    return E.neg(E.floor(E.neg(node.inputs[0])))
+
+
+@converter("Round")
+def _round(node):
+    x = node.inputs[0]  # half to even, as numpy
+    r = E.floor(x + 0.5)
+    tie = E.equal(r - x, _const_like(0.5, x))
+    odd = E.not_equal(E.mod(r, _const_like(2, x)), _const_like(0, x))
+    return E.where(E.logical_and(tie, odd), r - 1, r)
+
+
+@converter("Tan")
+def _tan(node):
+    return E.sin(node.inputs[0]) / E.cos(node.inputs[0])
+
+
+@converter("Sinh")
+def _sinh(node):
+    x = node.inputs[0]
+    return (E.exp(x) - E.exp(E.neg(x))) * 0.5
+
+
+@converter("Cosh")
+def _cosh(node):
+    x = node.inputs[0]
+    return (E.exp(x) + E.exp(E.neg(x))) * 0.5
+
+
+@converter("Asinh")
+def _asinh(node):
+    x = node.inputs[0]
+    return E.log(x + E.sqrt(x * x + 1))
+
+
+@converter("Acosh")
+def _acosh(node):
+    x = node.inputs[0]
+    return E.log(x + E.sqrt(x * x - 1))
+
+
+@converter("Atanh")
+def _atanh(node):
+    x = node.inputs[0]
+    return E.log((1 + x) / (1 - x)) * 0.5
+
+
+@converter("IsInf", attrs=("detect_negative", "detect_positive"))
+def _isinf(node):
+    x = node.inputs[0]
+    pos, neg = node.attr("detect_positive", 1), node.attr("detect_negative", 1)
+    inf = _const_like(np.inf, x)
+    hits = []
+    if pos:
+        hits.append(E.equal(x, inf))
+    if neg:
+        hits.append(E.equal(x, E.neg(inf)))
+    if not hits:
+        return E.fill_like(x, False, dtypes.bool_)
+    return hits[0] if len(hits) == 1 else E.logical_or(*hits)
+
+
+@converter("Elu", attrs=("alpha",))
+def _elu(node):
+    x, a = node.inputs[0], node.attr("alpha", 1.0)
+    return E.where(x > 0, x, (E.exp(x) - 1) * a)
+
+
+@converter("Selu", attrs=("alpha", "gamma"))
+def _selu(node):
+    x = node.inputs[0]
+    a, g = node.attr("alpha", 1.67326319217681884765625), node.attr("gamma",
+                                                                     1.05070102214813232421875)
+    return E.where(x > 0, x * g, (E.exp(x) * a - a) * g)
+
+
+@converter("Celu", attrs=("alpha",))
+def _celu(node):
+    x, a = node.inputs[0], node.attr("alpha", 1.0)
+    return E.maximum(x, _const_like(0, x)) + E.minimum(_const_like(0, x),
+                                                       (E.exp(x / a) - 1) * a)
+
+
+@converter("LeakyRelu", attrs=("alpha",))
+def _leaky(node):
+    x, a = node.inputs[0], node.attr("alpha", 0.01)
+    return E.where(x >= 0, x, x * a)
+
+
+@converter("ThresholdedRelu", attrs=("alpha",))
+def _trelu(node):
+    x, a = node.inputs[0], node.attr("alpha", 1.0)
+    return E.where(x > a, x, _const_like(0, x))
+
+
+@converter("PRelu")
+def _prelu(node):
+    x, slope = node.inputs
+    return E.where(x < 0, x * slope, x)
+
+
+def _hard_sigmoid(x, alpha, beta):
+    return E.minimum(E.maximum(x * alpha + beta, _const_like(0, x)), _const_like(1, x))
+
+
+@converter("HardSigmoid", attrs=("alpha", "beta"))
+def _hsig(node):
+    return _hard_sigmoid(node.inputs[0], node.attr("alpha", 0.2), node.attr("beta", 0.5))
+
+
+@converter("HardSwish")
+def _hswish(node):
+    x = node.inputs[0]
+    return x * _hard_sigmoid(x, 1 / 6, 0.5)
+
+
+@converter("Softsign")
+def _softsign(node):
+    x = node.inputs[0]
+    return x / (E.abs(x) + 1)
+
+
+@converter("Mish")
+def _mish(node):
+    x = node.inputs[0]
+    return x * E.tanh(E.softplus(x))
+
+
+@converter("Swish", attrs=("alpha",))
+def _swish(node):
+    x = node.inputs[0]
+    return x * E.sigmoid(x * node.attr("alpha", 1.0))
+
+
+@converter("Gelu", attrs=("approximate",))
+def _gelu(node):
+    x = node.inputs[0]
+    if node.attr("approximate", "none") == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+        return x * 0.5 * (E.tanh(inner) + 1)
+    return x * 0.5 * (E.erf(x * (1 / math.sqrt(2))) + 1)
+
+
+@converter("Shrink", attrs=("bias", "lambd"))
+def _shrink(node):
+    x = node.inputs[0]
+    b, l = node.attr("bias", 0.0), node.attr("lambd", 0.5)
+    zero = _const_like(0, x)
+    return E.where(x < -l, x + _const_like(b, x), E.where(x > l, x - _const_like(b, x), zero))
+
+
+_BINARY = {"Add": E.add, "Sub": E.sub, "Mul": E.mul, "Equal": E.equal, "Less": E.less,
+           "LessOrEqual": E.less_equal, "Greater": E.greater,
+           "GreaterOrEqual": E.greater_equal, "And": E.logical_and, "Or": E.logical_or,
+           "Xor": E.logical_xor}
+
+
+def _binary(fn):
+    def convert(node):
+        a, b = node.inputs[:2]
+        return fn(a, b)
+    return convert
+
+
+for _op, _fn in _BINARY.items():
+    converter(_op, attrs=("axis", "broadcast"))(_binary(_fn))
+
+
+@converter("Div", attrs=("axis", "broadcast"))
+def _div(node):
+    a, b = node.inputs[:2]
+    if a.dtype.is_float:
+        return E.div(a, b)
+    q = E.floordiv(a, b)  # integers truncate toward zero
+    inexact = E.not_equal(E.mod(a, b), _const_like(0, a))
+    signs = E.not_equal(a < 0, b < 0)
+    return E.where(E.logical_and(inexact, signs), q + 1, q)
+
+
+@converter("Mod", attrs=("fmod",))
+def _mod(node):
+    a, b = node.inputs
+    if not node.attr("fmod", 0):
+        return E.mod(a, b)
+    if a.dtype.is_float:
+        q = a / b
+        t = E.where(q < 0, E.neg(E.floor(E.neg(q))), E.floor(q))
+        return a - b * t
+    m = E.mod(a, b)  # C's fmod: the sign of the dividend
+    fix = E.logical_and(E.not_equal(m, _const_like(0, m)), E.not_equal(a < 0, b < 0))
+    return E.where(fix, m - b, m)
+
+
+@converter("Pow")
+def _pow(node):
+    a, b = node.inputs
+    if a.dtype is b.dtype:
+        return E.pow(a, b)
+    if a.dtype.is_float:
+        return E.pow(a, E.cast(b, a.dtype))
+    return E.cast(E.pow(E.cast(a, dtypes.float64), E.cast(b, dtypes.float64)), a.dtype)
+
+
+def _variadic(fn):
+    def convert(node):
+        xs = [x for x in node.inputs if x is not None]
+        out = xs[0]
+        for x in xs[1:]:
+            out = fn(out, x)
+        return out
+    return convert
+
+
+converter("Sum")(_variadic(E.add))
+converter("Max")(_variadic(E.maximum))
+converter("Min")(_variadic(E.minimum))
+
+
+@converter("Mean")
+def _mean(node):
+    xs = [x for x in node.inputs if x is not None]
+    return _variadic(E.add)(node) / float(len(xs))
+
+
+@converter("Where")
+def _where(node):
+    c, a, b = node.inputs
+    return E.where(c, a, b)
+
+
+@converter("Cast", attrs=("to", "saturate", "round_mode"))
+def _cast(node):
+    return E.cast(node.inputs[0], gc_dtype(node.attr("to"), "Cast's 'to'"))
+
+
+@converter("CastLike", attrs=("saturate", "round_mode"))
+def _castlike(node):
+    return E.cast(node.inputs[0], node.inputs[1].dtype)
+
+
+@converter("Clip", attrs=("min", "max"))
+def _clip(node):
+    x = node.inputs[0]
+    if node.opset < 11:
+        lo, hi = node.attr("min"), node.attr("max")
+        lo = None if lo is None else _const_like(lo, x)
+        hi = None if hi is None else _const_like(hi, x)
+    else:
+        lo, hi = node.input(1), node.input(2)
+    if lo is not None:
+        x = E.maximum(x, lo)
+    if hi is not None:
+        x = E.minimum(x, hi)
+    return x
+
+
+# ---- constants and shapes ------------------------------------------------------------------
+@converter("Constant", attrs=("value", "value_float", "value_floats", "value_int",
+                              "value_ints", "sparse_value", "value_string", "value_strings"))
+def _constant(node):
+    a = node.attrs
+    if "value" in a:
+        arr = a["value"]
+    elif "value_float" in a:
+        arr = np.float32(a["value_float"])
+    elif "value_floats" in a:
+        arr = np.asarray(a["value_floats"], np.float32)
+    elif "value_int" in a:
+        arr = np.int64(a["value_int"])
+    elif "value_ints" in a:
+        arr = np.asarray(a["value_ints"], np.int64)
+    else:
+        raise node.unsupported(f"Constant with {sorted(a)} is not supported")
+    return constant(arr, dtype=dtypes.as_dtype(arr.dtype))
+
+
+def _static_shape(node, x):
+    if not all(_known(d) for d in x.shape):
+        raise node.unsupported(f"the shape of a tensor of run-time shape {x.shape} is not "
+                               "supported")
+    return np.asarray(x.shape, np.int64)
+
+
+@converter("Shape", attrs=("start", "end"))
+def _shape(node):
+    shape = _static_shape(node, node.inputs[0])
+    start, end = node.attr("start", 0), node.attr("end", None)
+    return constant(shape[start:end], dtype=dtypes.int64)
+
+
+@converter("Size")
+def _size(node):
+    return constant(np.int64(np.prod(_static_shape(node, node.inputs[0]))), dtype=dtypes.int64)
+
+
+@converter("ConstantOfShape", attrs=("value",))
+def _const_of_shape(node):
+    shape = node.need_static(0, "the shape")
+    value = node.attr("value")
+    value = np.zeros(1, np.float32) if value is None else value
+    arr = np.full(tuple(int(d) for d in shape), value.reshape(-1)[0], value.dtype)
+    return constant(arr, dtype=dtypes.as_dtype(arr.dtype))
+
+
+@converter("Range")
+def _range(node):
+    start, limit, delta = (node.need_static(i, "start, limit and delta") for i in range(3))
+    arr = np.arange(start, limit, delta).astype(start.dtype)
+    return constant(arr, dtype=dtypes.as_dtype(arr.dtype))
+
+
+@converter("EyeLike", attrs=("dtype", "k"))
+def _eyelike(node):
+    x = node.inputs[0]
+    dt = gc_dtype(node.attr("dtype")) if "dtype" in node.attrs else x.dtype
+    arr = np.eye(x.shape[0], x.shape[1], k=node.attr("k", 0), dtype=dt.np)
+    return constant(arr, dtype=dt)
+
+
+@converter("Reshape", attrs=("allowzero", "shape"))
+def _reshape(node):
+    x = node.inputs[0]
+    shape = node.attr("shape") if node.opset < 5 else list(node.need_static(1, "the shape"))
+    allowzero = node.attr("allowzero", 0)
+    dims = []
+    for i, d in enumerate(shape):
+        d = int(d)
+        dims.append(x.shape[i] if d == 0 and not allowzero else d)
+    if all(_known(d) for d in x.shape) and -1 in dims:
+        known = int(np.prod([d for d in dims if d != -1]))
+        total = int(np.prod(x.shape))
+        dims[dims.index(-1)] = total // known if known else 0
+    return S.reshape(x, tuple(dims))
+
+
+@converter("Flatten", attrs=("axis",))
+def _flatten(node):
+    x = node.inputs[0]
+    axis = _axis(node.attr("axis", 1), x.rank)
+    head, tail = x.shape[:axis], x.shape[axis:]
+    if all(_known(d) for d in tail):
+        return S.reshape(x, (-1 if head else 1, int(np.prod(tail))))
+    if all(_known(d) for d in head):
+        return S.reshape(x, (int(np.prod(head)), -1))
+    raise node.unsupported("Flatten with run-time dims on both sides of the axis")
+
+
+@converter("Transpose", attrs=("perm",))
+def _transpose(node):
+    x = node.inputs[0]
+    perm = node.attr("perm", list(range(x.rank))[::-1])
+    return S.transpose(x, tuple(perm)) if x.rank else x
+
+
+def _axes_of(node, attr_until, index=1):
+    """Axes given as an attribute before opset `attr_until`, as input `index` from it."""
+    if node.opset < attr_until:
+        return node.attr("axes")
+    if node.input(index) is None:
+        return None
+    return [int(a) for a in node.need_static(index, "the axes").reshape(-1)]
+
+
+@converter("Squeeze", attrs=("axes",))
+def _squeeze(node):
+    x = node.inputs[0]
+    axes = _axes_of(node, 13)
+    if axes is None:
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
+    return S.squeeze(x, tuple(_axis(a, x.rank) for a in axes))
+
+
+@converter("Unsqueeze", attrs=("axes",))
+def _unsqueeze(node):
+    x = node.inputs[0]
+    axes = _axes_of(node, 13)
+    rank = x.rank + len(axes)
+    shape = list(x.shape)
+    for a in sorted(_axis(a, rank) for a in axes):
+        shape.insert(a, 1)
+    return S.reshape(x, tuple(shape)) if all(_known(d) for d in shape) else _expand_all(
+        x, sorted(_axis(a, rank) for a in axes))
+
+
+def _expand_all(x, axes):
+    for a in axes:
+        x = S.expand_dims(x, a)
+    return x
+
+
+@converter("Concat", attrs=("axis",))
+def _concat(node):
+    xs = [x for x in node.inputs if x is not None]
+    axis = _axis(node.attr("axis", 1 if node.opset < 4 else 0), xs[0].rank)
+    xs = [x for x in xs if x.shape[axis] != 0] or xs[:1]
+    return xs[0] if len(xs) == 1 else S.concat(xs, axis)
+
+
+@converter("Split", attrs=("axis", "split", "num_outputs"))
+def _split(node):
+    x = node.inputs[0]
+    axis = _axis(node.attr("axis", 0), x.rank)
+    if node.opset < 13:
+        sizes = node.attr("split")
+    else:
+        sizes = None if node.input(1) is None else [
+            int(s) for s in node.need_static(1, "the split sizes")]
+    n = node.n_outputs
+    if sizes is None:
+        dim = x.shape[axis]
+        if dim % n:  # opset 18: the last part is smaller
+            step = -(-dim // n)
+            sizes = [step] * (n - 1) + [dim - step * (n - 1)]
+        else:
+            sizes = [dim // n] * n
+    starts = np.cumsum([0] + list(sizes))
+    outs = []
+    for s, e in zip(starts[:-1], starts[1:]):
+        index = [None] * x.rank
+        index[axis] = (int(s), int(e), 1)
+        outs.append(S.strided_slice(x, index))
+    return outs
+
+
+@converter("Slice", attrs=("starts", "ends", "axes"))
+def _slice(node):
+    x = node.inputs[0]
+    if node.opset < 10:
+        starts, ends, axes, steps = (node.attr("starts"), node.attr("ends"),
+                                     node.attr("axes"), None)
+    else:
+        starts, ends = (list(node.need_static(i, "starts and ends")) for i in (1, 2))
+        axes = None if node.input(3) is None else list(node.need_static(3, "the axes"))
+        steps = None if node.input(4) is None else list(node.need_static(4, "the steps"))
+    axes = list(range(len(starts))) if axes is None else [_axis(int(a), x.rank) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    items = [slice(None)] * x.rank
+    big = 1 << 62
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        s, e, st = int(s), int(e), int(st)
+        s = max(min(s, big), -big)
+        e = max(min(e, big), -big)
+        items[a] = slice(s, e, st)
+    return x[tuple(items)]
+
+
+@converter("Gather", attrs=("axis",))
+def _gather(node):
+    x, idx = node.inputs
+    axis = _axis(node.attr("axis", 0), x.rank)
+    value = node.static(1)
+    dim = x.shape[axis]
+    if value is not None and _known(dim):
+        value = np.where(value < 0, value + dim, value).astype(value.dtype)
+        idx = constant(value, dtype=idx.dtype)
+    elif _known(dim):
+        idx = E.where(idx < 0, idx + _const_like(dim, idx), idx)
+    return S.gather(x, idx, axis)
+
+
+@converter("GatherElements", attrs=("axis",))
+def _gather_elements(node):
+    x, idx = node.inputs
+    return I.gather_elements(x, idx, node.attr("axis", 0))
+
+
+@converter("ScatterElements", "Scatter", attrs=("axis", "reduction"))
+def _scatter_elements(node):
+    x, idx, upd = node.inputs
+    return I.scatter_elements(x, idx, upd, node.attr("axis", 0), node.attr("reduction", "none"))
+
+
+@converter("ScatterND", attrs=("reduction",))
+def _scatter_nd(node):
+    x, idx, upd = node.inputs
+    return I.scatter_nd(x, idx, upd, node.attr("reduction", "none"))
+
+
+@converter("Expand")
+def _expand(node):
+    x = node.inputs[0]
+    shape = tuple(int(d) for d in node.need_static(1, "the shape"))
+    target = np.broadcast_shapes(tuple(d if _known(d) else 1 for d in x.shape), shape)
+    return S.broadcast_to(x, target)
+
+
+@converter("Tile")
+def _tile(node):
+    x = node.inputs[0]
+    reps = [int(r) for r in node.need_static(1, "the repeats")]
+    shape = [d for d in x.shape]
+    if not all(_known(d) for d in shape):
+        raise node.unsupported("Tile of a tensor of run-time shape")
+    y = S.reshape(x, tuple(v for d in shape for v in (1, d)))
+    y = S.broadcast_to(y, tuple(v for r, d in zip(reps, shape) for v in (r, d)))
+    return S.reshape(y, tuple(r * d for r, d in zip(reps, shape)))
+
+
+@converter("Pad", attrs=("mode", "pads", "value"))
+def _pad(node):
+    x = node.inputs[0]
+    mode = node.attr("mode", "constant")
+    if node.opset < 11:
+        pads, value, axes = node.attr("pads"), node.attr("value", 0.0), None
+    else:
+        pads = [int(p) for p in node.need_static(1, "the pads")]
+        value = 0 if node.input(2) is None else node.need_static(2, "the value").item()
+        axes = None if node.input(3) is None else [
+            _axis(int(a), x.rank) for a in node.need_static(3, "the axes")]
+    axes = list(range(x.rank)) if axes is None else axes
+    n = len(axes)
+    pairs = [[0, 0] for _ in range(x.rank)]
+    for k, a in enumerate(axes):
+        pairs[a] = [int(pads[k]), int(pads[k + n])]
+    # negative pads crop
+    items = [slice(-b if b < 0 else None, a if a < 0 else None) for b, a in pairs]
+    if any(b < 0 or a < 0 for b, a in pairs):
+        x = x[tuple(items)]
+        pairs = [[max(b, 0), max(a, 0)] for b, a in pairs]
+    if mode == "constant":
+        return S.pad(x, pairs, value)
+    if mode in ("edge", "reflect", "wrap"):
+        for a, (b, e) in enumerate(pairs):
+            x = _pad_axis(x, a, b, e, mode)
+        return x
+    raise node.unsupported(f"mode {mode!r}")
+
+
+def _pad_axis(x, axis, before, after, mode):
+    if before == after == 0:
+        return x
+    n = x.shape[axis]
+
+    def take(i):
+        items = [slice(None)] * x.rank
+        items[axis] = slice(i, i + 1)
+        return x[tuple(items)]
+    if mode == "edge":
+        left = [take(0)] * before
+        right = [take(n - 1)] * after
+    elif mode == "reflect":
+        left = [take(i) for i in range(before, 0, -1)]
+        right = [take(n - 2 - i) for i in range(after)]
+    else:
+        left = [take((n - before + i) % n) for i in range(before)]
+        right = [take(i % n) for i in range(after)]
+    return S.concat(left + [x] + right, axis)
+
+
+@converter("DepthToSpace", attrs=("blocksize", "mode"))
+def _d2s(node):
+    x = node.inputs[0]
+    b, mode = node.attr("blocksize"), node.attr("mode", "DCR")
+    n, c, h, w = x.shape
+    if mode == "DCR":
+        y = S.reshape(x, (n, b, b, c // (b * b), h, w))
+        y = S.transpose(y, (0, 3, 4, 1, 5, 2))
+    else:
+        y = S.reshape(x, (n, c // (b * b), b, b, h, w))
+        y = S.transpose(y, (0, 1, 4, 2, 5, 3))
+    return S.reshape(y, (n, c // (b * b), h * b, w * b))
+
+
+@converter("SpaceToDepth", attrs=("blocksize",))
+def _s2d(node):
+    x = node.inputs[0]
+    b = node.attr("blocksize")
+    n, c, h, w = x.shape
+    y = S.reshape(x, (n, c, h // b, b, w // b, b))
+    y = S.transpose(y, (0, 3, 5, 1, 2, 4))
+    return S.reshape(y, (n, c * b * b, h // b, w // b))
+
+
+@converter("Trilu", attrs=("upper",))
+def _trilu(node):
+    x = node.inputs[0]
+    k = 0 if node.input(1) is None else int(node.need_static(1, "k"))
+    n, m = x.shape[-2:]
+    mask = np.triu(np.ones((n, m), bool), k) if node.attr("upper", 1) else np.tril(
+        np.ones((n, m), bool), k)
+    return E.where(constant(mask, dtype=dtypes.bool_), x, _const_like(0, x))
+
+
+@converter("OneHot", attrs=("axis",))
+def _one_hot(node):
+    idx, depth, values = node.inputs
+    depth = int(node.need_static(1, "the depth").reshape(-1)[0])
+    vals = node.need_static(2, "the values")
+    idx = E.cast(idx, dtypes.int64) if idx.dtype.is_float else idx
+    idx = E.where(idx < 0, idx + _const_like(depth, idx), idx)
+    axis = node.attr("axis", -1)
+    return S.one_hot(idx, depth, vals[1].item(), vals[0].item(), values.dtype, axis)
+
+
+@converter("CumSum", attrs=("exclusive", "reverse"))
+def _cumsum(node):
+    x = node.inputs[0]
+    axis = int(node.need_static(1, "the axis").reshape(-1)[0])
+    return I.cumsum(x, axis, node.attr("exclusive", 0), node.attr("reverse", 0))
+
+
+@converter("TopK", attrs=("axis", "largest", "sorted", "k"))
+def _topk(node):
+    x = node.inputs[0]
+    k = node.attr("k") if node.opset < 10 else int(node.need_static(1, "k").reshape(-1)[0])
+    return I.top_k(x, k, node.attr("axis", -1), bool(node.attr("largest", 1)))
+
+
+@converter("Einsum", attrs=("equation",))
+def _einsum(node):
+    return I.einsum(node.attr("equation"), *node.inputs)
+
+
+# ---- reductions ------------------------------------------------------------------------------
+def _reduce(kind, inputs_from):
+    def convert(node):
+        x = node.inputs[0]
+        axes = _axes_of(node, inputs_from)
+        keep = bool(node.attr("keepdims", 1))
+        if not axes:
+            if node.attr("noop_with_empty_axes", 0):
+                return x
+            axes = list(range(x.rank))
+        axes = tuple(sorted(_axis(a, x.rank) for a in axes))
+        if kind == "sum":
+            return R.sum(x, axes, keep) if x.rank else x
+        if kind == "mean":
+            return R.mean(x, axes, keep)
+        if kind == "max":
+            return R.max(x, axes, keep)
+        if kind == "min":
+            return R.min(x, axes, keep)
+        if kind == "prod":
+            return R.prod(x, axes, keep)
+        if kind == "l1":
+            return R.sum(E.abs(x), axes, keep)
+        if kind == "l2":
+            return E.sqrt(R.sum(x * x, axes, keep)) if x.dtype.is_float else E.cast(
+                E.sqrt(E.cast(R.sum(x * x, axes, keep), dtypes.float64)), x.dtype)
+        if kind == "sumsquare":
+            return R.sum(x * x, axes, keep)
+        if kind == "logsum":
+            return E.log(R.sum(x, axes, keep))
+        if kind == "logsumexp":
+            return R.logsumexp(x, axes, keep)
+        raise AssertionError(kind)
+    return convert
+
+
+for _op, _kind, _from in (("ReduceSum", "sum", 13), ("ReduceMean", "mean", 18),
+                          ("ReduceMax", "max", 18), ("ReduceMin", "min", 18),
+                          ("ReduceProd", "prod", 18), ("ReduceL1", "l1", 18),
+                          ("ReduceL2", "l2", 18), ("ReduceSumSquare", "sumsquare", 18),
+                          ("ReduceLogSum", "logsum", 18),
+                          ("ReduceLogSumExp", "logsumexp", 18)):
+    converter(_op, attrs=("axes", "keepdims", "noop_with_empty_axes"))(_reduce(_kind, _from))
+
+
+def _arg(fn):
+    def convert(node):
+        x = node.inputs[0]
+        axis = _axis(node.attr("axis", 0), x.rank)
+        keep = node.attr("keepdims", 1)
+        if node.attr("select_last_index", 0):
+            n = x.shape[axis]
+            items = [slice(None)] * x.rank
+            items[axis] = slice(None, None, -1)
+            out = _const_like(n - 1, constant(np.int64(0))) - fn(x[tuple(items)], axis)
+        else:
+            out = fn(x, axis)
+        return S.expand_dims(out, axis) if keep else out
+    return convert
+
+
+converter("ArgMax", attrs=("axis", "keepdims", "select_last_index"))(_arg(R.argmax))
+converter("ArgMin", attrs=("axis", "keepdims", "select_last_index"))(_arg(R.argmin))
+
+
+# ---- softmax family ----------------------------------------------------------------------------
+def _softmax(fn):
+    def convert(node):
+        x = node.inputs[0]
+        if node.opset < 13:
+            axis = _axis(node.attr("axis", 1), x.rank)
+            head, tail = x.shape[:axis], x.shape[axis:]
+            flat = S.reshape(x, (int(np.prod(head)), int(np.prod(tail))))
+            return S.reshape(fn(flat, -1), x.shape)
+        return fn(x, _axis(node.attr("axis", -1), x.rank))
+    return convert
+
+
+def _hardmax(x, axis):
+    idx = R.argmax(x, axis)
+    return S.one_hot(idx, x.shape[axis], 1, 0, x.dtype, axis)
+
+
+converter("Softmax", attrs=("axis",))(_softmax(gnn.softmax))
+converter("LogSoftmax", attrs=("axis",))(_softmax(gnn.log_softmax))
+converter("Hardmax", attrs=("axis",))(_softmax(_hardmax))
+
+
+# ---- linear algebra ----------------------------------------------------------------------------
+@converter("MatMul")
+def _matmul(node):
+    a, b = node.inputs
+    return matmul(a, b)
+
+
+@converter("Gemm", attrs=("alpha", "beta", "transA", "transB", "broadcast"))
+def _gemm(node):
+    a, b, c = node.input(0), node.input(1), node.input(2)
+    if node.attr("transA", 0):
+        a = S.transpose(a, (1, 0))
+    if node.attr("transB", 0):
+        b = S.transpose(b, (1, 0))
+    y = matmul(a, b)
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    if alpha != 1.0:
+        y = y * alpha
+    if c is not None:
+        y = y + (c * beta if beta != 1.0 else c)
+    return y
+
+
+# ---- convolution and pooling (NCHW, through graphc's NHWC ops) -------------------------------
+def _nhwc(x):
+    return S.transpose(x, (0, 2, 3, 1))
+
+
+def _nchw(x):
+    return S.transpose(x, (0, 3, 1, 2))
+
+
+def _spatial(node, x, default=1, key=None):
+    n = x.rank - 2
+    v = node.attr(key)
+    return [default] * n if v is None else list(v)
+
+
+def _explicit_pads(node, in_hw, kernel, strides, dilations):
+    """[(before, after)] per spatial axis from pads or auto_pad."""
+    auto = node.attr("auto_pad", "NOTSET")
+    n = len(kernel)
+    if auto in ("NOTSET", "") or auto is None:
+        pads = node.attr("pads") or [0] * (2 * n)
+        return [(pads[i], pads[i + n]) for i in range(n)]
+    if auto == "VALID":
+        return [(0, 0)] * n
+    out = []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+        target = -(-size // s)
+        total = max((target - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        out.append((small, big) if auto == "SAME_UPPER" else (big, small))
+    return out
+
+
+def _lift_1d(x):
+    return S.expand_dims(x, 2)
+
+
+@converter("Conv", attrs=("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"))
+def _conv(node):
+    x, w, b = node.input(0), node.input(1), node.input(2)
+    one_d = x.rank == 3
+    if x.rank not in (3, 4):
+        raise node.unsupported(f"{x.rank - 2}-D convolution (only 1-D and 2-D)")
+    if one_d:
+        x, w = _lift_1d(x), _lift_1d(w)
+    kernel = list(w.shape[2:])
+    strides = _spatial(node, x, key="strides")
+    dilations = _spatial(node, x, key="dilations")
+    if one_d:
+        strides, dilations = [1] + strides[-1:], [1] + dilations[-1:]
+        node.attrs = dict(node.attrs)
+        if node.attr("pads"):
+            p = node.attr("pads")
+            node.attrs["pads"] = [0, p[0], 0, p[1]]
+    pads = _explicit_pads(node, x.shape[2:], kernel, strides, dilations)
+    group = node.attr("group", 1)
+    xh = _nhwc(x)
+    if any(p for pair in pads for p in pair):
+        xh = S.pad(xh, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
+    wh = S.transpose(w, (2, 3, 1, 0))  # (M, C/g, kh, kw) -> HWIO
+    if group == 1:
+        y = gnn.conv2d(xh, wh, strides=tuple(strides), padding="VALID",
+                       dilations=tuple(dilations))
+    else:
+        cin, m = x.shape[1] // group, w.shape[0] // group
+        parts = []
+        for g in range(group):
+            xg = xh[:, :, :, g * cin:(g + 1) * cin]
+            wg = wh[:, :, :, g * m:(g + 1) * m]
+            parts.append(gnn.conv2d(xg, wg, strides=tuple(strides), padding="VALID",
+                                    dilations=tuple(dilations)))
+        y = S.concat(parts, 3)
+    if b is not None:
+        y = y + b
+    y = _nchw(y)
+    return S.squeeze(y, (2,)) if one_d else y
+
+
+def _pool(node, kind):
+    x = node.inputs[0]
+    if x.rank != 4:
+        raise node.unsupported(f"{x.rank - 2}-D pooling (only 2-D)")
+    kernel = list(node.attr("kernel_shape"))
+    strides = _spatial(node, x, key="strides")
+    dilations = _spatial(node, x, key="dilations")
+    if any(d != 1 for d in dilations):
+        raise node.unsupported("dilated pooling")
+    if node.n_outputs > 1:
+        raise node.unsupported("the Indices output of MaxPool")
+    pads = _explicit_pads(node, x.shape[2:], kernel, strides, dilations)
+    if node.attr("ceil_mode", 0):
+        pads = [(b, e + _ceil_extra(size + b + e, k, s))
+                for (b, e), size, k, s in zip(pads, x.shape[2:], kernel, strides)]
+    xh = _nhwc(x)
+    pairs = [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)]
+    padded = any(p for pair in pads for p in pair)
+    if kind == "max":
+        if padded:
+            xh = S.pad(xh, pairs, -np.inf if x.dtype.is_float else
+                       int(np.iinfo(x.dtype.np).min))
+        y = gnn.max_pool2d(xh, tuple(kernel), tuple(strides), "VALID")
+    else:
+        if not padded:
+            y = gnn.avg_pool2d(xh, tuple(kernel), tuple(strides), "VALID")
+        else:
+            total = gnn.avg_pool2d(S.pad(xh, pairs, 0), tuple(kernel), tuple(strides), "VALID")
+            # cells counted: every cell of explicit pads with count_include_pad, never the
+            # cells ceil_mode adds beyond them
+            real = [(0, 0)] + [tuple(p) for p in (node.attr("pads") and _explicit_pads(
+                node, x.shape[2:], kernel, strides, dilations) or [(0, 0)] * 2)] + [(0, 0)]
+            ones = np.ones([1] + list(x.shape[2:]) + [1], x.dtype.np)
+            if node.attr("count_include_pad", 0):
+                ones = np.pad(ones, real, constant_values=1)
+                rest = [(0, 0)] + [(b - r[0], e - r[1]) for (b, e), r in
+                                   zip(pads, real[1:3])] + [(0, 0)]
+                ones = np.pad(ones, rest)
+            else:
+                ones = np.pad(ones, pairs)
+            count = gnn.avg_pool2d(constant(ones, dtype=x.dtype), tuple(kernel),
+                                   tuple(strides), "VALID")
+            y = total / count
+    return _nchw(y)
+
+
+def _ceil_extra(padded, k, s):
+    out_floor = (padded - k) // s + 1
+    out_ceil = -(-(padded - k) // s) + 1
+    if (out_ceil - 1) * s >= padded - 0:  # the last window must start inside
+        out_ceil -= 1
+    return max((out_ceil - 1) * s + k - padded, 0) if out_ceil > out_floor else 0
+
+
+converter("MaxPool", attrs=("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                            "storage_order", "strides"))(lambda node: _pool(node, "max"))
+converter("AveragePool", attrs=("auto_pad", "ceil_mode", "count_include_pad", "dilations",
+                                "kernel_shape", "pads", "strides"))(
+    lambda node: _pool(node, "avg"))
+
+
+@converter("GlobalAveragePool")
+def _gap(node):
+    x = node.inputs[0]
+    return R.mean(x, tuple(range(2, x.rank)), True)
+
+
+@converter("GlobalMaxPool")
+def _gmp(node):
+    x = node.inputs[0]
+    return R.max(x, tuple(range(2, x.rank)), True)
+
+
+# ---- normalization ---------------------------------------------------------------------------
+def _per_channel(v, rank):
+    return S.reshape(v, (v.shape[0],) + (1,) * (rank - 2))
+
+
+@converter("BatchNormalization", attrs=("epsilon", "momentum", "spatial", "is_test",
+                                        "training_mode", "consumed_inputs"))
+def _batchnorm(node):
+    x, scale, bias, mean, var = node.inputs[:5]
+    if node.attr("training_mode", 0) or node.n_outputs > 1:
+        raise node.unsupported("training mode")
+    eps = node.attr("epsilon", 1e-5)
+    r = x.rank
+    inv = E.rsqrt(var + eps) * scale
+    shift = bias - mean * inv
+    return x * _per_channel(inv, r) + _per_channel(shift, r)
+
+
+@converter("InstanceNormalization", attrs=("epsilon",))
+def _instnorm(node):
+    x, scale, bias = node.inputs
+    axes = tuple(range(2, x.rank))
+    mean = R.mean(x, axes, True)
+    d = x - mean
+    var = R.mean(d * d, axes, True)
+    y = d * E.rsqrt(var + node.attr("epsilon", 1e-5))
+    return y * _per_channel(scale, x.rank) + _per_channel(bias, x.rank)
+
+
+@converter("LayerNormalization", attrs=("axis", "epsilon", "stash_type"))
+def _layernorm(node):
+    x, scale, bias = node.input(0), node.input(1), node.input(2)
+    axis = _axis(node.attr("axis", -1), x.rank)
+    axes = tuple(range(axis, x.rank))
+    xf = E.cast(x, dtypes.float32) if x.dtype is not dtypes.float64 else x
+    mean = R.mean(xf, axes, True)
+    d = xf - mean
+    var = R.mean(d * d, axes, True)
+    inv = E.rsqrt(var + node.attr("epsilon", 1e-5))
+    y = E.cast(d * inv, x.dtype) * scale
+    if bias is not None:
+        y = y + bias
+    outs = [y]
+    if node.n_outputs > 1:
+        outs.append(mean)
+    if node.n_outputs > 2:
+        outs.append(inv)
+    return outs
+
+
+@converter("GroupNormalization", attrs=("epsilon", "num_groups", "stash_type"))
+def _groupnorm(node):
+    x, scale, bias = node.inputs
+    g = node.attr("num_groups")
+    n, c = x.shape[:2]
+    rest = x.shape[2:]
+    xg = S.reshape(x, (n, g, -1))
+    mean = R.mean(xg, (2,), True)
+    d = xg - mean
+    var = R.mean(d * d, (2,), True)
+    y = S.reshape(d * E.rsqrt(var + node.attr("epsilon", 1e-5)), x.shape)
+    return y * _per_channel(scale, x.rank) + _per_channel(bias, x.rank)
+
+
+@converter("LpNormalization", attrs=("axis", "p"))
+def _lpnorm(node):
+    x = node.inputs[0]
+    axis = _axis(node.attr("axis", -1), x.rank)
+    if node.attr("p", 2) == 1:
+        norm = R.sum(E.abs(x), (axis,), True)
+    else:
+        norm = E.sqrt(R.sum(x * x, (axis,), True))
+    return E.where(E.equal(norm, _const_like(0, norm)), _const_like(0, x), x / norm)
+
+
+@converter("MeanVarianceNormalization", attrs=("axes",))
+def _mvn(node):
+    x = node.inputs[0]
+    axes = tuple(node.attr("axes", [0, 2, 3]))
+    mean = R.mean(x, axes, True)
+    d = x - mean
+    var = R.mean(d * d, axes, True)
+    return d / (E.sqrt(var) + 1e-9)
+
+
+@converter("LRN", attrs=("alpha", "beta", "bias", "size"))
+def _lrn(node):
+    x = node.inputs[0]
+    size = node.attr("size")
+    alpha, beta, bias = node.attr("alpha", 1e-4), node.attr("beta", 0.75), node.attr("bias",
+                                                                                      1.0)
+    c = x.shape[1]
+    sq = x * x
+    before, after = (size - 1) // 2, size // 2
+    padded = S.pad(sq, [(0, 0), (before, after)] + [(0, 0)] * (x.rank - 2))
+    total = None
+    for i in range(size):
+        items = [slice(None), slice(i, i + c)]
+        part = padded[tuple(items)]
+        total = part if total is None else total + part
+    return x / E.pow(total * (alpha / size) + bias, _const_like(beta, x))

@@ -1,0 +1,217 @@
+"""ONNX ModelProto -> graphc Graph: placeholders for the inputs, constants for the
+initializers, and each node through its converter (converters.py, one table keyed by op type).
+
+Values known at load time (initializers, Constant nodes, Shape of a tensor of static shape and
+whatever is computed from those only) are folded with graphc's own numpy references, so shape
+computations (Shape -> Gather -> Concat -> Reshape) become plain attributes.
+"""
+import re
+
+import numpy as np
+
+from ..ir.graph import Graph, Tensor
+from ..ops.registry import call_reference
+from ..ops.sources import constant, placeholder
+from .errors import OnnxError, OnnxFormatError, OnnxUnsupportedError
+from .proto import gc_dtype, to_array
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+MIN_OPSET = 1
+
+
+def _attr_value(attr, base_dir, where):
+    import onnx
+    t = attr.type
+    A = onnx.AttributeProto
+    if t == A.FLOAT:
+        return float(attr.f)
+    if t == A.INT:
+        return int(attr.i)
+    if t == A.STRING:
+        return attr.s.decode("utf-8", "replace")
+    if t == A.FLOATS:
+        return [float(v) for v in attr.floats]
+    if t == A.INTS:
+        return [int(v) for v in attr.ints]
+    if t == A.STRINGS:
+        return [s.decode("utf-8", "replace") for s in attr.strings]
+    if t == A.TENSOR:
+        return to_array(attr.t, base_dir, f"{where} attribute {attr.name!r}")
+    raise OnnxUnsupportedError(f"attribute {attr.name!r} of type "
+                               f"{A.AttributeType.Name(t)} is not supported")
+
+
+def _safe_name(name, fallback):
+    cleaned = re.sub(r"[^A-Za-z0-9_.]", "_", name or "")
+    return cleaned or fallback
+
+
+class Node:
+    """What a converter sees of one ONNX node: its inputs as graphc tensors (None where
+    omitted), its attributes, the opset of its domain, and folding of static values."""
+
+    def __init__(self, importer, proto, opset, attrs):
+        self.importer, self.proto, self.opset, self.attrs = importer, proto, opset, attrs
+        self.op_type, self.name = proto.op_type, proto.name or proto.output[0]
+        self.inputs = [importer.values[n] if n else None for n in proto.input]
+        self.n_outputs = len(proto.output)
+
+    def input(self, i):
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def attr(self, name, default=None):
+        return self.attrs.get(name, default)
+
+    def static(self, i):
+        """The value of input i if it is known at load time, else None."""
+        t = self.input(i)
+        return None if t is None else self.importer.fold(t)
+
+    def need_static(self, i, what):
+        value = self.static(i)
+        if value is None:
+            raise NeedsValue(self.importer.inputs_behind(self.input(i)),
+                             f"{what} (input {i}) must be known at load time; a value "
+                             "computed at run time is not supported", self.name, self.op_type,
+                             self.proto.domain, self.opset)
+        return value
+
+    def unsupported(self, message):
+        return OnnxUnsupportedError(message, self.name, self.op_type, self.proto.domain,
+                                    self.opset)
+
+
+class NeedsValue(OnnxUnsupportedError):
+    """A converter needs at load time a value computed from graph inputs (`names`)."""
+
+    def __init__(self, names, *args):
+        self.names = names
+        super().__init__(*args)
+
+
+class Importer:
+    """known: {graph input name: array} of graph inputs to bind as constants."""
+
+    def __init__(self, model, base_dir=None, known=None):
+        self.model, self.base_dir = model, base_dir
+        self.known = known or {}
+        self._input_names = {}  # placeholder node -> ONNX input name
+        self.opsets = {}
+        for imp in model.opset_import:
+            self.opsets[imp.domain or ""] = imp.version
+        self.values = {}  # ONNX value name -> graphc Tensor
+        self._folded = {}  # tensor -> numpy value or None
+
+    def inputs_behind(self, t):
+        """The ONNX names of the graph inputs that t is computed from."""
+        seen, stack, names = set(), [t.node], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node in self._input_names:
+                names.add(self._input_names[node])
+            stack.extend(i.node for i in node.inputs)
+        return names
+
+    def fold(self, t):
+        """t's value at load time, from constants through the ops' references; None when it
+        depends on an input, a variable or random draws."""
+        key = (id(t.node), t.index)
+        if key in self._folded:
+            return self._folded[key]
+        node = t.node
+        value = None
+        if node.op == "constant":
+            value = node.attrs["value"].array
+        elif not node.spec.stateful and node.op not in ("loop", "cond") and node.inputs:
+            arrays = [self.fold(i) for i in node.inputs]
+            if all(a is not None for a in arrays):
+                out = call_reference(node, arrays)
+                value = np.asarray(out[t.index] if len(node.outputs) > 1 else out)
+        self._folded[key] = value
+        return value
+
+    def build(self):
+        from . import converters
+        g = self.model.graph
+        graph = Graph()
+        with graph.as_default():
+            for init in g.initializer:
+                arr = to_array(init, self.base_dir, f"initializer {init.name!r}")
+                self.values[init.name] = constant(arr, dtype=gc_dtype(init.data_type))
+            init_names = {i.name for i in g.initializer}
+            inputs = []
+            for k, vi in enumerate(g.input):
+                if vi.name in init_names:
+                    continue
+                tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+                if tt is None:
+                    raise OnnxUnsupportedError(f"graph input {vi.name!r} is not a tensor "
+                                               "(sequences, maps and optionals are not "
+                                               "supported)")
+                if vi.name in self.known:
+                    arr = np.asarray(self.known[vi.name])
+                    self.values[vi.name] = constant(arr, dtype=gc_dtype(tt.elem_type))
+                    continue
+                shape = []
+                for d in tt.shape.dim:
+                    shape.append(d.dim_value if d.HasField("dim_value") else None)
+                ph = placeholder(gc_dtype(tt.elem_type, f"graph input {vi.name!r}"), shape,
+                                 name=_safe_name(vi.name, f"input{k}"))
+                self.values[vi.name] = ph
+                self._input_names[ph.node] = vi.name
+                inputs.append((vi.name, ph))
+            for proto in g.node:
+                self.convert(proto, converters)
+            outputs = []
+            for vi in g.output:
+                if vi.name not in self.values:
+                    raise OnnxFormatError(f"graph output {vi.name!r} is computed by no node")
+                outputs.append((vi.name, self.values[vi.name]))
+        return graph, inputs, outputs
+
+    def convert(self, proto, converters):
+        domain = proto.domain or ""
+        where = f"ONNX node {proto.name or proto.output[0]!r}"
+        if domain not in DEFAULT_DOMAINS:
+            raise OnnxUnsupportedError(f"domain {domain!r} is not supported", proto.name,
+                                       proto.op_type, domain, self.opsets.get(domain))
+        opset = self.opsets.get("", self.opsets.get("ai.onnx", 0))
+        entry = converters.CONVERTERS.get(proto.op_type)
+        if entry is None:
+            raise OnnxUnsupportedError("op type is not supported", proto.name or
+                                       proto.output[0], proto.op_type, domain, opset)
+        for name in proto.input:
+            if name and name not in self.values:
+                raise OnnxFormatError(f"input {name!r} is computed by no earlier node",
+                                      proto.name, proto.op_type, domain, opset)
+        attrs = {}
+        for a in proto.attribute:
+            if a.name not in entry.attrs:
+                raise OnnxUnsupportedError(f"attribute {a.name!r} is not supported",
+                                           proto.name or proto.output[0], proto.op_type,
+                                           domain, opset)
+            try:
+                attrs[a.name] = _attr_value(a, self.base_dir, where)
+            except OnnxError as err:
+                raise type(err)(err.detail, proto.name or proto.output[0], proto.op_type,
+                                domain, opset) from None
+        node = Node(self, proto, opset, attrs)
+        try:
+            outs = entry.fn(node)
+        except NeedsValue:
+            raise
+        except OnnxError as err:
+            if err.op_type is None:
+                raise type(err)(err.detail, node.name, node.op_type, domain, opset) from None
+            raise
+        except Exception as err:  # a graphc error building the node: say which ONNX node
+            raise OnnxUnsupportedError(f"{type(err).__name__}: {err}", node.name, node.op_type,
+                                       domain, opset) from err
+        if isinstance(outs, Tensor):
+            outs = [outs]
+        for name, t in zip(proto.output, outs):
+            if name:
+                self.values[name] = t
