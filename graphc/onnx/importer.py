@@ -16,7 +16,7 @@ from .errors import OnnxError, OnnxFormatError, OnnxUnsupportedError
 from .proto import gc_dtype, to_array
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-MIN_OPSET = 1
+FOLD_LIMIT = 1 << 16  # results of constants alone up to this many elements become constants
 
 
 def _attr_value(attr, base_dir, where):
@@ -214,4 +214,13 @@ class Importer:
             outs = [outs]
         for name, t in zip(proto.output, outs):
             if name:
-                self.values[name] = t
+                self.values[name] = self._folded_constant(t)
+
+    def _folded_constant(self, t):
+        """t as a constant when its value is known now and small (a shape, axes, an index)."""
+        if t.node.op == "constant" or not all(i.node.op == "constant" for i in t.node.inputs):
+            return t
+        if not all(isinstance(d, int) for d in t.shape) or np.prod(t.shape) > FOLD_LIMIT:
+            return t
+        value = self.fold(t)
+        return t if value is None else constant(value.astype(t.dtype.np), dtype=t.dtype)

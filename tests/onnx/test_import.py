@@ -1,0 +1,123 @@
+"""gc.onnx.load and graphc.onnx.backend on small hand-built models."""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import graphc as gc  # noqa: E402
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _flatten_model(opset=13):
+    """x (N, 3, 2) -> Reshape(x, Concat(Shape(w)[0:1], [-1])) @ w + b, relu; batch dynamic."""
+    w = np.arange(6 * 4, dtype=np.float32).reshape(6, 4) / 10
+    b = np.array([1, -2, 3, -4], np.float32)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["f"], axis=1),
+        helper.make_node("Shape", ["w"], ["ws"]),
+        helper.make_node("Gather", ["ws", "zero"], ["k"], axis=0),
+        helper.make_node("Unsqueeze", ["k", "ax0"], ["k1"]),
+        helper.make_node("Concat", ["minus1", "k1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["f", "shape"], ["f2"]),
+        helper.make_node("MatMul", ["f2", "w"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["a"]),
+        helper.make_node("Relu", ["a"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"),
+             numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    return _model(nodes, [x], [y], inits, opset), w, b
+
+
+def _expected(x, w, b):
+    return np.maximum(x.reshape(len(x), -1) @ w + b, 0)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+def test_load_runs_with_a_dynamic_batch_compiled_once(device, tmp_path):
+    model, w, b = _flatten_model()
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    m = gc.onnx.load(str(path), device=device)
+    assert m.input_names == ["x"] and m.output_names == ["y"]
+    assert isinstance(m.graph, gc.Graph)
+    # the shape computation folded at load time: the reshape has its shape as an attribute
+    # and no gather or concat is computed
+    optimized = m.function.dump(stage="optimized")
+    assert "gather" not in optimized and "concat" not in optimized
+    for batch in (1, 5, 2):
+        x = np.random.RandomState(batch).randn(batch, 3, 2).astype(np.float32)
+        (y,) = m.run({"x": x})
+        np.testing.assert_allclose(y, _expected(x, w, b), rtol=1e-5, atol=1e-5)
+    assert m.function is not None
+    assert len(m._compiled) == 1  # one compiled function for every batch size
+
+
+def test_load_takes_bytes_and_modelproto():
+    model, w, b = _flatten_model()
+    x = np.ones((2, 3, 2), np.float32)
+    for source in (model.SerializeToString(), model):
+        (y,) = gc.onnx.load(source, device="reference").run({"x": x})
+        np.testing.assert_allclose(y, _expected(x, w, b), rtol=1e-6)
+
+
+def test_backend_prepare_run_model_run_node():
+    from graphc.onnx import backend
+    model, w, b = _flatten_model()
+    x = np.ones((2, 3, 2), np.float32)
+    assert backend.supports_device("CPU") and not backend.supports_device("TPU")
+    rep = backend.prepare(model, "CPU")
+    np.testing.assert_allclose(rep.run([x])[0], _expected(x, w, b), rtol=1e-6)
+    np.testing.assert_allclose(backend.run_model(model, [x])[0], _expected(x, w, b), rtol=1e-6)
+    node = helper.make_node("Softmax", ["a"], ["s"], axis=-1)
+    a = np.random.RandomState(0).randn(3, 4).astype(np.float32)
+    (s,) = backend.run_node(node, [a])
+    np.testing.assert_allclose(s, np.exp(a) / np.exp(a).sum(-1, keepdims=True), rtol=1e-5)
+
+
+def test_opset_versions_softmax_flattens_before_13_and_attrs_become_inputs():
+    x = np.random.RandomState(1).randn(2, 3, 4).astype(np.float32)
+    xi = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])
+    yo = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    old = _model([helper.make_node("Softmax", ["x"], ["y"], axis=1)], [xi], [yo], opset=11)
+    flat = x.reshape(2, 12)
+    want = (np.exp(flat) / np.exp(flat).sum(1, keepdims=True)).reshape(x.shape)
+    np.testing.assert_allclose(gc.onnx.load(old, device="reference").run([x])[0], want,
+                               rtol=1e-5)
+    new = _model([helper.make_node("Softmax", ["x"], ["y"], axis=1)], [xi], [yo], opset=13)
+    want = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    np.testing.assert_allclose(gc.onnx.load(new, device="reference").run([x])[0], want,
+                               rtol=1e-5)
+    # ReduceSum: axes attribute before 13, input from 13; an empty name = an omitted input
+    r11 = _model([helper.make_node("ReduceSum", ["x"], ["y"], axes=[1], keepdims=0)], [xi],
+                 [yo], opset=11)
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    r13 = _model([helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)], [xi], [yo],
+                 [axes], opset=13)
+    r13_all = _model([helper.make_node("ReduceSum", ["x", ""], ["y"], keepdims=0)], [xi], [yo],
+                     opset=13)
+    for m, want in ((r11, x.sum(1)), (r13, x.sum(1)), (r13_all, x.sum())):
+        np.testing.assert_allclose(gc.onnx.load(m, device="reference").run([x])[0], want,
+                                   rtol=1e-5)
+
+
+def test_new_ops_from_graphcs_own_api():
+    x = gc.constant(np.array([[3.0, 1.0, 2.0]], np.float32))
+    v, i = gc.top_k(x, 2)
+    idx = gc.constant(np.array([[2, 0]], np.int64))
+    f = gc.function([], [v, i, gc.cumsum(x, 1), gc.gather_elements(x, idx, 1),
+                         gc.einsum("ij,kj->ik", x, x)], device="reference")
+    v, i, c, g, e = f()
+    np.testing.assert_array_equal(v, [[3, 2]])
+    np.testing.assert_array_equal(i, [[0, 2]])
+    np.testing.assert_array_equal(c, [[3, 4, 6]])
+    np.testing.assert_array_equal(g, [[2, 3]])
+    np.testing.assert_array_equal(e, [[14]])
