@@ -1058,3 +1058,168 @@ def _lrn(node):
         part = padded[tuple(items)]
         total = part if total is None else total + part
     return x / E.pow(total * (alpha / size) + bias, _const_like(beta, x))
+
+
+@converter("RMSNormalization", attrs=("axis", "epsilon", "stash_type"))
+def _rmsnorm(node):
+    x, scale = node.inputs[:2]
+    axis = _axis(node.attr("axis", -1), x.rank)
+    xf = E.cast(x, dtypes.float32) if x.dtype is not dtypes.float64 else x
+    ms = R.mean(xf * xf, tuple(range(axis, x.rank)), True)
+    return E.cast(xf * E.rsqrt(ms + node.attr("epsilon", 1e-5)), x.dtype) * scale
+
+
+def _nll(node, logp, target, weight):
+    """NegativeLogLikelihoodLoss of log-probabilities (N, C, ...) at int targets (N, ...)."""
+    reduction = node.attr("reduction", "mean")
+    ignore = node.attr("ignore_index")
+    t = target
+    mask = None
+    if ignore is not None:
+        mask = E.not_equal(t, _const_like(ignore, t))
+        t = E.where(mask, t, _const_like(0, t))
+    picked = S.squeeze(I.gather_elements(logp, S.expand_dims(t, 1), 1), (1,))
+    w = S.gather(weight, t, 0) if weight is not None else None
+    if mask is not None:
+        m = E.cast(mask, logp.dtype)
+        w = m if w is None else w * m
+    loss = E.neg(picked) if w is None else E.neg(picked) * w
+    if reduction == "none":
+        return loss
+    total = R.sum(loss, tuple(range(loss.rank)), False)
+    if reduction == "sum":
+        return total
+    if reduction != "mean":
+        raise node.unsupported(f"reduction {reduction!r}")
+    if w is None:
+        return total / float(np.prod(loss.shape))
+    return total / R.sum(w, tuple(range(w.rank)), False)
+
+
+@converter("NegativeLogLikelihoodLoss", attrs=("reduction", "ignore_index"))
+def _nll_loss(node):
+    return _nll(node, node.input(0), node.input(1), node.input(2))
+
+
+@converter("SoftmaxCrossEntropyLoss", attrs=("reduction", "ignore_index"))
+def _sce_loss(node):
+    scores = node.input(0)
+    logp = gnn.log_softmax(scores, 1)
+    outs = [_nll(node, logp, node.input(1), node.input(2))]
+    if node.n_outputs > 1:
+        outs.append(logp)
+    return outs
+
+
+@converter("ConvTranspose", attrs=("auto_pad", "dilations", "group", "kernel_shape",
+                                   "output_padding", "output_shape", "pads", "strides"))
+def _conv_transpose(node):
+    x, w, b = node.input(0), node.input(1), node.input(2)
+    if node.attr("group", 1) != 1:
+        raise node.unsupported("grouped ConvTranspose")
+    one_d = x.rank == 3
+    if x.rank not in (3, 4):
+        raise node.unsupported(f"{x.rank - 2}-D ConvTranspose (only 1-D and 2-D)")
+    n = x.rank - 2
+
+    def spatial(key, default):
+        v = node.attr(key)
+        return [default] * n if v is None else list(v)
+    strides, dil = spatial("strides", 1), spatial("dilations", 1)
+    outpad = spatial("output_padding", 0)
+    if one_d:
+        x, w = _lift_1d(x), _lift_1d(w)
+        strides, dil, outpad = [1] + strides, [1] + dil, [0] + outpad
+    in_hw, k = list(x.shape[2:]), list(w.shape[2:])
+    full = [(i - 1) * s + (kk - 1) * d + 1 + op
+            for i, s, kk, d, op in zip(in_hw, strides, k, dil, outpad)]
+    auto = node.attr("auto_pad", "NOTSET")
+    out_shape = node.attr("output_shape")
+    if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = list(out_shape) if out_shape is not None else [i * s for i, s in
+                                                                zip(in_hw[-n:], strides[-n:])]
+        target = ([1] + target) if one_d else target
+        total = [f - t for f, t in zip(full, target)]
+        pads = [(t - t // 2, t // 2) if auto == "SAME_LOWER" else (t // 2, t - t // 2)
+                for t in total]
+    else:
+        p = node.attr("pads") or [0] * (2 * n)
+        pads = [(p[i], p[i + n]) for i in range(n)]
+        if one_d:
+            pads = [(0, 0)] + pads
+    like = constant(np.zeros((x.shape[0],) + tuple(full) + (w.shape[1],), x.dtype.np),
+                    dtype=x.dtype)
+    wh = S.transpose(w, (2, 3, 1, 0))
+    y = gnn.conv2d_backprop_input(like, wh, _nhwc(x), strides=tuple(strides), padding="VALID",
+                                  dilations=tuple(dil))
+    items = [slice(None)] + [slice(b0, f - e0) for (b0, e0), f in zip(pads, full)] + [
+        slice(None)]
+    y = y[tuple(items)]
+    if b is not None:
+        y = y + b
+    y = _nchw(y)
+    return S.squeeze(y, (2,)) if one_d else y
+
+
+def _heads(x, n_heads):
+    """(B, S, H*D) -> (B, H, S, D); 4-D stays."""
+    if x.rank == 4:
+        return x
+    b, s, hd = x.shape
+    return S.transpose(S.reshape(x, (b, s, n_heads, hd // n_heads)), (0, 2, 1, 3))
+
+
+@converter("Attention", attrs=("is_causal", "kv_num_heads", "q_num_heads", "scale", "softcap",
+                               "qk_matmul_output_mode", "softmax_precision"))
+def _attention(node):
+    q, k, v = node.inputs[:3]
+    mask, past_k, past_v = node.input(3), node.input(4), node.input(5)
+    if len(node.inputs) > 6 and node.input(6) is not None:
+        raise node.unsupported("nonpad_kv_seqlen")
+    three_d = q.rank == 3
+    q = _heads(q, node.attr("q_num_heads"))
+    k = _heads(k, node.attr("kv_num_heads"))
+    v = _heads(v, node.attr("kv_num_heads"))
+    if past_k is not None:
+        k = S.concat([past_k, k], 2)
+        v = S.concat([past_v, v], 2)
+    present_k, present_v = k, v
+    hq, hk = q.shape[1], k.shape[1]
+    if hq != hk:  # grouped-query attention: each kv head serves hq // hk query heads
+        rep = hq // hk
+
+        def repeat(t):
+            b, h, s, d = t.shape
+            t = S.broadcast_to(S.reshape(t, (b, h, 1, s, d)), (b, h, rep, s, d))
+            return S.reshape(t, (b, h * rep, s, d))
+        k, v = repeat(k), repeat(v)
+    d = q.shape[-1]
+    scale = node.attr("scale", 1 / math.sqrt(d))
+    scores = matmul(q, S.transpose(k, (0, 1, 3, 2))) * scale
+    qk = scores
+    q_len, kv_len = q.shape[2], k.shape[2]
+    if mask is not None:
+        if mask.dtype.is_bool:
+            scores = E.where(mask, scores, _const_like(-np.inf, scores))
+        else:
+            scores = scores + mask
+    if node.attr("is_causal", 0):
+        past = kv_len - q_len
+        allowed = np.tril(np.ones((q_len, kv_len), bool), past)
+        scores = E.where(constant(allowed, dtype=dtypes.bool_), scores,
+                         _const_like(-np.inf, scores))
+    qk_mode = node.attr("qk_matmul_output_mode", 0)
+    after_mask = scores
+    softcap = node.attr("softcap", 0.0)
+    if softcap:
+        scores = E.tanh(scores / softcap) * softcap
+    after_cap = scores
+    probs = gnn.softmax(scores, -1)
+    y = matmul(probs, v)
+    if three_d:
+        b, h, s, dv = y.shape
+        y = S.reshape(S.transpose(y, (0, 2, 1, 3)), (b, s, h * dv))
+    outs = [y, present_k, present_v]
+    if node.n_outputs > 3:
+        outs.append([qk, after_mask, after_cap, probs][qk_mode])
+    return outs[:node.n_outputs]

@@ -1,0 +1,39 @@
+"""The nine "light" model-zoo networks inside the onnx package import, run and match their
+stored outputs (inputs as onnx's runner makes them: arange(n)/n). The cheap ones run in the
+suite on device reference; GRAPHC_ONNX_ZOO=1 runs all nine (GRAPHC_ONNX_ZOO=cpu: on cpu)."""
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import numpy_helper  # noqa: E402
+
+import graphc as gc  # noqa: E402
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+CHEAP = ["squeezenet", "bvlc_alexnet", "inception_v1"]
+ALL = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
+       "squeezenet", "vgg19", "zfnet512"]
+ZOO = os.environ.get("GRAPHC_ONNX_ZOO", "")
+
+
+def _input(model, name):
+    (vi,) = [i for i in model.graph.input if i.name == name]
+    shape = tuple(d.dim_value or 1 for d in vi.type.tensor_type.shape.dim)
+    n = int(np.prod(shape))
+    return (np.arange(n).reshape(shape) / n).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_light_network_matches_its_stored_output(name):
+    if name not in CHEAP and not ZOO:
+        pytest.skip("set GRAPHC_ONNX_ZOO=1 to run every light network")
+    device = "cpu" if ZOO == "cpu" else "reference"
+    path = os.path.join(LIGHT, f"light_{name}.onnx")
+    m = gc.onnx.load(path, device=device)
+    (out,) = m.run({m.input_names[0]: _input(onnx.load(path), m.input_names[0])})
+    want = numpy_helper.to_array(onnx.load_tensor(
+        os.path.join(LIGHT, f"light_{name}_output_0.pb")))
+    assert out.shape == want.shape and out.dtype == want.dtype
+    np.testing.assert_allclose(out, want, rtol=1e-3, atol=1e-7)
