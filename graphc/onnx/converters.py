@@ -1180,7 +1180,9 @@ def _attention(node):
     q = _heads(q, node.attr("q_num_heads"))
     k = _heads(k, node.attr("kv_num_heads"))
     v = _heads(v, node.attr("kv_num_heads"))
+    past = 0
     if past_k is not None:
+        past = past_k.shape[2]
         k = S.concat([past_k, k], 2)
         v = S.concat([past_v, v], 2)
     present_k, present_v = k, v
@@ -1204,7 +1206,6 @@ def _attention(node):
         else:
             scores = scores + mask
     if node.attr("is_causal", 0):
-        past = kv_len - q_len
         allowed = np.tril(np.ones((q_len, kv_len), bool), past)
         scores = E.where(constant(allowed, dtype=dtypes.bool_), scores,
                          _const_like(-np.inf, scores))
@@ -1214,7 +1215,10 @@ def _attention(node):
     if softcap:
         scores = E.tanh(scores / softcap) * softcap
     after_cap = scores
-    probs = gnn.softmax(scores, -1)
+    wide = scores.dtype is dtypes.float16
+    probs = gnn.softmax(E.cast(scores, dtypes.float32) if wide else scores, -1)
+    probs = E.where(E.isnan(probs), _const_like(0, probs), probs)  # rows masked everywhere
+    probs = E.cast(probs, scores.dtype) if wide else probs
     y = matmul(probs, v)
     if three_d:
         b, h, s, dv = y.shape
@@ -1223,3 +1227,94 @@ def _attention(node):
     if node.n_outputs > 3:
         outs.append([qk, after_mask, after_cap, probs][qk_mode])
     return outs[:node.n_outputs]
+
+
+def _source_coords(mode, out, size, scale):
+    x = np.arange(out, dtype=np.float64)
+    if mode == "half_pixel":
+        return (x + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if out > 1 else np.zeros(out)
+    if mode == "align_corners":
+        return np.zeros(out) if out == 1 else x * (size - 1) / (out - 1)
+    if mode == "asymmetric":
+        return x / scale
+    if mode == "half_pixel_symmetric":
+        adjustment = out / (scale * size)
+        center = size / 2
+        return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
+    return None
+
+
+def _nearest(coords, rule):
+    frac = coords - np.floor(coords)
+    if rule == "round_prefer_floor":
+        idx = np.where(frac == 0.5, np.floor(coords), np.round(coords))
+    elif rule == "round_prefer_ceil":
+        idx = np.where(frac == 0.5, np.ceil(coords), np.round(coords))
+    elif rule == "floor":
+        idx = np.floor(coords)
+    elif rule == "ceil":
+        idx = np.ceil(coords)
+    else:
+        return None
+    return idx
+
+
+@converter("Resize", "Upsample", attrs=("mode", "coordinate_transformation_mode",
+                                        "nearest_mode", "cubic_coeff_a", "exclude_outside",
+                                        "extrapolation_value", "antialias", "axes",
+                                        "keep_aspect_ratio_policy", "scales"))
+def _resize(node):
+    x = node.inputs[0]
+    mode = node.attr("mode", "nearest")
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise node.unsupported(f"mode {mode!r}")
+    if node.attr("antialias", 0):
+        raise node.unsupported("antialias")
+    if node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise node.unsupported("keep_aspect_ratio_policy other than stretch")
+    if node.op_type == "Upsample" or node.opset < 11:
+        coord, rule = "asymmetric", "floor"
+        scales = node.attr("scales") if node.op_type == "Upsample" and node.opset < 9 else \
+            list(node.need_static(1, "the scales"))
+        sizes = None
+    else:
+        coord = node.attr("coordinate_transformation_mode", "half_pixel")
+        rule = node.attr("nearest_mode", "round_prefer_floor")
+        scales = None if node.input(2) is None or node.static(2) is not None and \
+            node.static(2).size == 0 else list(node.need_static(2, "the scales"))
+        sizes = None if node.input(3) is None else list(node.need_static(3, "the sizes"))
+    axes = [_axis(a, x.rank) for a in node.attr("axes", list(range(x.rank)))]
+    y = x
+    for k, a in enumerate(axes):
+        size = x.shape[a]
+        if sizes is not None:
+            out = int(sizes[k])
+            scale = out / size
+        else:
+            scale = float(scales[k])
+            out = int(np.floor(size * scale))
+        if out == size and scale == 1.0:
+            continue
+        coords = _source_coords(coord, out, size, scale)
+        if coords is None:
+            raise node.unsupported(f"coordinate_transformation_mode {coord!r}")
+        if mode == "nearest":
+            idx = _nearest(coords, rule)
+            if idx is None:
+                raise node.unsupported(f"nearest_mode {rule!r}")
+            idx = np.clip(idx, 0, size - 1).astype(np.int64)
+            y = S.gather(y, constant(idx, dtype=dtypes.int64), a)
+        else:
+            c = np.clip(coords, 0, size - 1)
+            i0 = np.floor(c).astype(np.int64)
+            i1 = np.minimum(i0 + 1, size - 1)
+            w = (c - i0).astype(x.dtype.np)
+            shape = [1] * x.rank
+            shape[a] = out
+            w = constant(w.reshape(shape), dtype=x.dtype)
+            y0 = S.gather(y, constant(i0, dtype=dtypes.int64), a)
+            y1 = S.gather(y, constant(i1, dtype=dtypes.int64), a)
+            y = y0 + (y1 - y0) * w
+    return y
