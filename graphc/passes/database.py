@@ -13,6 +13,7 @@ from .constant_folding import MAX_FOLDED_ELEMENTS, constant_folding
 from .hoisting import loop_invariant_hoisting
 from .rebuild import holds_only_needed, rebuild
 from .rewrite import rewrite
+from .step_values import keep_step_values
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ PASSES = [
          "work a loop body repeats on the same values moves before the loop, and per-step "
          "products and elementwise ops of sequence slices (`x_t @ W`) become one op over the "
          "whole sequence"),
+    Pass("loop_step_values", 26, frozenset({"O2", "O3", "loops"}), keep_step_values,
+         "a loop's sequence computed from an earlier loop's inputs and states (a gradient's "
+         "recomputed forward values) becomes a per-step output of that earlier loop"),
     _rule_pass("algebraic", 30, {"O2", "O3", "algebraic"}, rules.ALGEBRAIC),
     _rule_pass("stabilize", 40, {"O2", "O3", "stabilize", "numerics"}, rules.STABILIZE),
     _rule_pass("fast_math", 50, {"O3", "fast_math"}, rules.FAST_MATH,

@@ -35,10 +35,10 @@ def test_o0_runs_no_pass(graph):
 LEVEL_PASSES = {
     "O0": ([], False),
     "O1": (["canonicalize", "constant_folding", "dce"], False),
-    "O2": (["canonicalize", "constant_folding", "loop_invariants", "algebraic", "stabilize",
-           "dce"], True),
-    "O3": (["canonicalize", "constant_folding", "loop_invariants", "algebraic", "stabilize",
-           "fast_math", "dce"],
+    "O2": (["canonicalize", "constant_folding", "loop_invariants", "loop_step_values",
+            "algebraic", "stabilize", "dce"], True),
+    "O3": (["canonicalize", "constant_folding", "loop_invariants", "loop_step_values",
+            "algebraic", "stabilize", "fast_math", "dce"],
            True),
 }
 
