@@ -37,6 +37,11 @@ CASES = {
     # collectives: one process is a job of size 1 (their gradients are collectives too)
     "allreduce": (lambda x: gc.distributed.allreduce(x * x, op="mean") * x, [signed(5)]),
     "broadcast": (lambda x: gc.distributed.broadcast(x * x) * x, [signed(5)]),
+    # control flow: second derivatives through the backward loop and the branches' gradients
+    "loop": (lambda x, h: gc.scan(lambda row, c: gc.tanh(c * row + row), sequences=[x],
+                                  outputs_info=[h], n_steps=3)[0], [signed(4, 3), signed(3)]),
+    "cond": (lambda a, b: gc.cond(gc.less(gc.sum(a), 100.0), lambda: a * a * b, lambda: b),
+             [signed(5), signed(5)]),
     "abs": (lambda x: gc.abs(x) * x, [signed(5)]),
     "neg": (lambda x: gc.neg(x) * x, [signed(5)]),
     "exp": (gc.exp, [signed(5)]),
@@ -98,7 +103,8 @@ REFUSED = {
     "prod": ((lambda a: gc.prod(a, axis=1), [ROWS]), "second-order gradient of prod"),
 }
 # gradient ops, differentiated in the second gradient of the op they belong to
-REACHED_THROUGH = {"conv2d_backprop_input": "conv2d", "conv2d_backprop_filter": "conv2d",
+REACHED_THROUGH = {"resize_rows": "loop",  # the loop's case runs fewer steps than rows
+                   "conv2d_backprop_input": "conv2d", "conv2d_backprop_filter": "conv2d",
                    "avg_pool2d_grad": "avg_pool2d", "max_pool2d_grad": "max_pool2d",
                    "sum_to_like": "broadcast_like", "reshape_like": "reshape",
                    "strided_slice_grad": "strided_slice", "gather_grad": "gather",

@@ -37,6 +37,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType
+from graphc.ops.control_flow import using_body_runner
 from graphc.runtime.executable import Options, ReferenceExecutable
 from graphc.runtime.feeds import check_feed
 from graphc.runtime.reference import evaluate, memory_limit, random_draw
@@ -303,8 +304,23 @@ class Interpreter:
         exe = self.exe
         values = {(t.node.id, t.index): a for t, a in zip(exe.feed_targets, feed_arrays)
                   if t is not None}
+        with using_body_runner(self._body):
+            updates = self._evaluate(exe.nodes, values)
+        self.variables.update(updates)
+        return [None if none else values[(t.node.id, t.index)]
+                for none, t in zip(exe.fetch_none, exe.outputs)]
+
+    def _body(self, body, args):
+        """A loop's or cond's body for argument arrays `args`, its ops moved within their
+        freedom as outside: a device computes a body's exp as it computes any other."""
+        values = {(t.node.id, t.index): a for t, a in zip(body.arguments, args)}
+        self._evaluate(body.nodes, values)
+        return [values[(t.node.id, t.index)] for t in body.results]
+
+    def _evaluate(self, nodes, values):
+        """Compute `nodes` into `values`; the variables' new values."""
         updates, limit = {}, memory_limit()
-        for node in exe.nodes:
+        for node in nodes:
             if (node.id, 0) in values:
                 continue
             inputs = [values[(t.node.id, t.index)] for t in node.inputs]
@@ -321,9 +337,7 @@ class Interpreter:
                     outs = tuple(self._perturb(node, inputs, out, i) for i, out in enumerate(outs))
             for i, out in enumerate(outs):
                 values[(node.id, i)] = out
-        self.variables.update(updates)
-        return [None if none else values[(t.node.id, t.index)]
-                for none, t in zip(exe.fetch_none, exe.outputs)]
+        return updates
 
     def _perturb(self, node, inputs, out, index):
         dtype = node.outputs[index].dtype

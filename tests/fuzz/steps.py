@@ -157,6 +157,53 @@ def collective(kind):
     return make
 
 
+def scan_step(fewer_steps=False):
+    """A scan over a pool value's rows: a carry mixing each row in (forward or backwards,
+    sometimes fewer steps than rows), or a map without carry; now and then its gradient.
+    fewer_steps: always fewer steps than rows, and the gradient, whose backward loop resizes
+    the rows' gradient (resize_rows)."""
+    def make(b):
+        x = b.operand(lambda v: v.rank >= 1 and (not fewer_steps or (
+            isinstance(v.shape[0], int) and v.shape[0] >= 1
+            and v.tensor.node.op in ("placeholder", "variable"))), among=FLOATS)
+        rows, backwards = x.shape[0], b.flip(0.3)
+        n_steps = None
+        if fewer_steps:
+            n_steps = b.integers(0, rows - 1)
+        elif isinstance(rows, int) and b.flip(0.3):
+            n_steps = b.integers(0, rows)
+        if b.flip(0.3):
+            out, _ = gc.scan(lambda row: gc.tanh(row) * row, sequences=[x.tensor],
+                             n_steps=n_steps, go_backwards=backwards)
+            text = f"tanh(row) * row for each row of {x.name}"
+        else:
+            h0 = b.source(x.dtype, x.shape[1:])
+            if h0 is None:
+                return
+            out, _ = gc.scan(lambda row, h: h * 0.5 + gc.tanh(row) * h + row,
+                             sequences=[x.tensor], outputs_info=[h0.tensor], n_steps=n_steps,
+                             go_backwards=backwards)
+            text = f"h * 0.5 + tanh(row) * h + row over the rows of {x.name} from {h0.name}"
+        made = b.add(out, f"gc.scan({text}, n_steps={n_steps}, go_backwards={backwards})")
+        if made is not None and x.tensor.node.op in ("placeholder", "variable") and (
+                fewer_steps or b.flip(0.3)):
+            b.add(gc.grad(gc.sum(out), x.tensor),
+                  _call("gc.grad", f"gc.sum({made.name})", x.name))
+    return make
+
+
+def make_cond(b):
+    """A lazy conditional on a pool value's sign: each branch computes from pool values."""
+    x = b.operand(among=FLOATS)
+    y = b.operand(lambda v: v.shape == x.shape and v.dtype == x.dtype, among=FLOATS, fresh=0.5,
+                  shape=x.shape)
+    if x is None or y is None:
+        return
+    pred = gc.less(gc.sum(x.tensor), 0)
+    b.add(gc.cond(pred, lambda: x.tensor * y.tensor, lambda: gc.exp(y.tensor)),
+          f"gc.cond(sum({x.name}) < 0, {x.name} * {y.name}, exp({y.name}))")
+
+
 def make_one_hot(b):
     indices = b.operand(among=INTS)
     if indices.rank >= MAX_RANK:
@@ -791,6 +838,8 @@ MAKERS = {
     "gather_grad": make_gather_grad, "prod_of_others": make_prod_of_others,
     "constant": make_constant, "placeholder": make_placeholder, "variable": make_variable,
     "assign": make_assign, "group": make_group,
+    "loop": scan_step(), "argument": scan_step(), "resize_rows": scan_step(fewer_steps=True),
+    "cond": make_cond,
     "allreduce": collective("allreduce"), "broadcast": collective("broadcast"),
     "random_normal": random_draw("normal"), "random_uniform": random_draw("uniform"),
     "softmax": softmax("softmax"), "log_softmax": softmax("log_softmax"),

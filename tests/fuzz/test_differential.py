@@ -59,6 +59,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import graphc as gc
 from graphc.errors import GraphcError
+from graphc.ir.subgraph import Body
 from graphc.ops.registry import REGISTRY
 from tests.helpers import DEVICES
 
@@ -147,6 +148,17 @@ def test_every_op_of_the_registry_has_a_fuzzing_step():
     assert not set(MAKERS) - set(REGISTRY), "steps for ops the registry does not have"
 
 
+def ops_built(nodes):
+    """The ops of `nodes` and of their loops' and conds' bodies, nested ones included."""
+    ops = set()
+    for node in nodes:
+        ops.add(node.op)
+        for body in node.attrs.values():
+            if isinstance(body, Body):
+                ops |= ops_built(body.nodes)
+    return ops
+
+
 def _not_the_simplest(data):
     """Reject hypothesis's first example, the simplest one (every draw at its minimum:
     typical float32 values, no run-time dims), which a short run would spend on it."""
@@ -168,7 +180,7 @@ def test_every_op_on_every_device_and_level(ops, data):
     step that never builds its op fails as unsatisfiable."""
     _not_the_simplest(data)
     case = data.draw(fuzz_cases(ops=ops, steps=(0, 2)), label="case")
-    assume(set(ops) <= {node.op for node in case.graph.nodes})
+    assume(set(ops) <= ops_built(case.graph.nodes))
     level = data.draw(st.sampled_from(LEVELS), label="level")
     check_devices(case, level)
     check_levels(case)
