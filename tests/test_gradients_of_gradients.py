@@ -31,6 +31,8 @@ def positive(*shape):
 ROWS = signed(3, 4)
 IMAGE = signed(1, 4, 4, 2)
 LABELS = np.array([0, 3, 1], np.int32)
+INDICES = np.array([[0, -1], [2, 2], [1, 3]], np.int64)  # along ROWS' axis 1
+ROW_TUPLES = np.array([[0], [-1], [0]], np.int64)  # rows of ROWS, one twice
 
 # op -> (build(*float64 tensors) -> tensor, input arrays)
 CASES = {
@@ -42,6 +44,14 @@ CASES = {
                                   outputs_info=[h], n_steps=3)[0], [signed(4, 3), signed(3)]),
     "cond": (lambda a, b: gc.cond(gc.less(gc.sum(a), 100.0), lambda: a * a * b, lambda: b),
              [signed(5), signed(5)]),
+    # indexing (ONNX's): with a negative index and a repeated one
+    "gather_elements": (lambda a: gc.gather_elements(a, INDICES, axis=1) ** 3, [ROWS]),
+    "scatter_elements": (lambda a, u: gc.scatter_elements(a, INDICES, u, 1, "add") ** 3,
+                         [ROWS, signed(3, 2)]),
+    "scatter_nd": (lambda a, u: gc.scatter_nd(a * a, ROW_TUPLES, u, "add") * a,
+                   [ROWS, signed(3, 4)]),
+    "cumsum": (lambda a: gc.cumsum(a, axis=1, reverse=True) ** 3, [ROWS]),
+    "einsum": (lambda a, b: gc.einsum("ijl,jk->ik", a, b) ** 3, [signed(3, 4, 2), signed(4, 2)]),
     "abs": (lambda x: gc.abs(x) * x, [signed(5)]),
     "neg": (lambda x: gc.neg(x) * x, [signed(5)]),
     "exp": (gc.exp, [signed(5)]),

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, GradientError, ShapeError
 from ..ir import dtypes
 from ..ir.types import TensorType, format_shape
 from .registry import NOT_DIFFERENTIABLE, apply, register
@@ -80,8 +80,30 @@ def _scatter_elements_ref(x, indices, updates, *, axis, reduction):
     return out
 
 
+def _zeros(t):
+    return apply("fill_like", [t], value=0, dtype=t.dtype)
+
+
+def _scatter_gradients(node, g, gather_updates):
+    """[dx, None, dupdates] of a scatter writing (reduction "none": x's written places get no
+    gradient) or adding (reduction "add") updates; gather_updates(g) picks g at the indices."""
+    x, indices, updates = node.inputs
+    reduction = node.attrs["reduction"]
+    if reduction not in ("none", "add"):
+        raise GradientError(f"{node.op} with reduction {reduction!r} has no gradient (only "
+                            "'none' and 'add' do)", node)
+    dx = g if reduction == "add" else apply(node.op, [g, indices, _zeros(updates)],
+                                            **node.attrs)
+    return [dx, None, gather_updates(g)]
+
+
+def _scatter_elements_grad(node, g):
+    return _scatter_gradients(node, g, lambda g: apply(
+        "gather_elements", [g, node.inputs[1]], axis=node.attrs["axis"]))
+
+
 register("scatter_elements", infer=_scatter_elements_infer, ref=_scatter_elements_ref,
-         grad=None, kind="host",
+         grad=_scatter_elements_grad, kind="host",
          doc="x with updates written (or combined by reduction) at indices along axis")
 
 
@@ -106,7 +128,31 @@ def _scatter_nd_ref(x, indices, updates, *, reduction):
     return out
 
 
-register("scatter_nd", infer=_scatter_nd_infer, ref=_scatter_nd_ref, grad=None, kind="host",
+def _gather_nd(g, indices):
+    """g's slices at the index tuples along indices' last axis (negative ones from the end):
+    the rows of g with its first k axes flattened, at each tuple's flat position."""
+    from .elementwise import add, less, mul, where
+    from .shape import gather, reshape, squeeze, split
+    k = indices.shape[-1]
+    dims = g.shape[:k]
+    if not all(isinstance(d, numbers.Integral) for d in dims):
+        raise GradientError("the gradient of scatter_nd needs the indexed dims known before "
+                            "run time", g.node)
+    flat = None
+    for j, part in enumerate(split(indices, k, axis=-1) if k > 1 else [indices]):
+        index = squeeze(part, -1)
+        index = where(less(index, 0), add(index, dims[j]), index)
+        flat = index if flat is None else add(mul(flat, dims[j]), index)
+    rows = reshape(g, (int(np.prod(dims, dtype=np.int64)),) + tuple(g.shape[k:]))
+    return gather(rows, flat, axis=0)
+
+
+def _scatter_nd_grad(node, g):
+    return _scatter_gradients(node, g, lambda g: _gather_nd(g, node.inputs[1]))
+
+
+register("scatter_nd", infer=_scatter_nd_infer, ref=_scatter_nd_ref, grad=_scatter_nd_grad,
+         kind="host",
          doc="x with slices of updates written at the index tuples of indices' last axis")
 
 
@@ -165,9 +211,45 @@ def _einsum_infer(*xs, equation):
     return TensorType(xs[0].dtype, tuple(shape))
 
 
+def _einsum_subscripts(equation, n):
+    """(each operand's subscripts, the output's) of an equation without an ellipsis; an
+    implicit output is numpy's: the letters used once, in alphabetical order."""
+    inputs, arrow, out = equation.partition("->")
+    ins = inputs.split(",")
+    if not arrow:
+        letters = "".join(ins)
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return ins[:n], out
+
+
+def _einsum_grad(node, g):
+    """Each operand's gradient is an einsum of g with the other operands onto its subscripts;
+    its letters that appear nowhere else (summed over it alone) are broadcast back."""
+    from .shape import broadcast_to, reshape
+    equation = node.attrs["equation"]
+    if "." in equation:
+        raise GradientError("einsum's gradient with an ellipsis is not implemented", node)
+    ins, out = _einsum_subscripts(equation, len(node.inputs))
+    grads = []
+    for i, x in enumerate(node.inputs):
+        sub, others = ins[i], ins[:i] + ins[i + 1:]
+        if len(set(sub)) != len(sub):
+            raise GradientError(f"einsum's gradient for operand {i} ({sub!r}: a repeated "
+                                "index, a diagonal) is not implemented", node)
+        reached = set(out).union(*others)
+        kept = "".join(c for c in sub if c in reached)
+        operands = [g] + [t for j, t in enumerate(node.inputs) if j != i]
+        gx = apply("einsum", operands, equation=",".join([out] + others) + "->" + kept)
+        if kept != sub:
+            gx = broadcast_to(reshape(gx, tuple(d if c in reached else 1
+                                                for c, d in zip(sub, x.shape))), x.shape)
+        grads.append(gx)
+    return grads
+
+
 register("einsum", infer=_einsum_infer,
          ref=lambda *xs, equation: np.asarray(np.einsum(equation, *xs), dtype=xs[0].dtype),
-         grad=None, kind="host", doc="numpy's einsum over the operands")
+         grad=_einsum_grad, kind="host", doc="numpy's einsum over the operands")
 
 
 # ---- functions ----------------------------------------------------------------------------------

@@ -522,6 +522,70 @@ def make_gather(b):
     b.add(out, _call("gc.gather", params.name, indices.name, f"axis={axis}"))
 
 
+def make_gather_elements(b):
+    x = b.operand(lambda v: v.rank >= 1, shape=b.shape(min_rank=1))
+    axis = b.integers(0, x.rank - 1)
+    shape = tuple(b.dim() if i == axis else d for i, d in enumerate(x.shape))
+    indices = b.index_placeholder(shape, x.shape[axis], f"axis {axis} of {x.name}")
+    if indices is not None:
+        b.add(gc.gather_elements(x.tensor, indices.tensor, axis=axis),
+              _call("gc.gather_elements", x.name, indices.name, f"axis={axis}"))
+
+
+def make_scatter_elements(b):
+    x = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
+    axis = b.integers(0, x.rank - 1)
+    indices = b.index_placeholder(x.shape, x.shape[axis], f"axis {axis} of {x.name}")
+    updates = b.source(x.dtype, x.shape)
+    if indices is None or updates is None:
+        return
+    reduction = b.choice(("none", "add", "mul", "max", "min"))
+    b.add(gc.scatter_elements(x.tensor, indices.tensor, updates.tensor, axis, reduction),
+          _call("gc.scatter_elements", x.name, indices.name, updates.name, f"axis={axis}",
+                f"reduction={reduction!r}"))
+
+
+def make_scatter_nd(b):
+    x = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
+    n = b.integers(0, 4)
+    indices = b.index_placeholder((n, 1), x.shape[0], f"axis 0 of {x.name}")
+    updates = b.source(x.dtype, (n,) + x.shape[1:])
+    if indices is None or updates is None:
+        return
+    reduction = b.choice(("none", "add", "mul", "max", "min"))
+    b.add(gc.scatter_nd(x.tensor, indices.tensor, updates.tensor, reduction),
+          _call("gc.scatter_nd", x.name, indices.name, updates.name, f"reduction={reduction!r}"))
+
+
+def make_cumsum(b):
+    x = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
+    axis, exclusive, reverse = b.integers(0, x.rank - 1), b.flip(), b.flip()
+    b.add(gc.cumsum(x.tensor, axis, exclusive, reverse),
+          _call("gc.cumsum", x.name, f"axis={axis}", f"exclusive={exclusive}",
+                f"reverse={reverse}"))
+
+
+def make_top_k(b):
+    x = b.operand(lambda v: v.rank >= 1 and isinstance(v.shape[-1], int), among=NUMERIC,
+                  shape=b.shape(min_rank=1) + (b.integers(0, 5),))
+    k, largest = b.integers(0, x.shape[-1]), b.flip()
+    values, indices = gc.top_k(x.tensor, k, largest=largest)
+    b.add(values, _call("gc.top_k", x.name, k, f"largest={largest}") + "[0]")
+    b.add(indices, _call("gc.top_k", x.name, k, f"largest={largest}") + "[1]")
+
+
+def make_einsum(b):
+    a = b.operand(lambda v: v.rank == 2 and v.static, among=FLOATS,
+                  shape=(b.integers(0, 4), b.integers(1, 4)))
+    if b.flip():
+        b.add(gc.einsum("ij->ji", a.tensor), _call("gc.einsum", "'ij->ji'", a.name))
+        return
+    c = b.source(a.dtype, (a.shape[1], b.integers(1, 4)))
+    if c is not None:
+        b.add(gc.einsum("ij,jk->ik", a.tensor, c.tensor),
+              _call("gc.einsum", "'ij,jk->ik'", a.name, c.name))
+
+
 def make_gather_grad(b):
     params = b.operand(lambda v: v.rank >= 1, among=NUMERIC, shape=b.shape(min_rank=1))
     axis = b.integers(0, params.rank - 1)
@@ -835,7 +899,9 @@ MAKERS = {
     "expand_dims": make_expand_dims, "squeeze": make_squeeze, "broadcast_to": make_broadcast_to,
     "concat": make_concat, "split": make_split, "strided_slice": make_getitem,
     "strided_slice_grad": make_strided_slice_grad, "pad": make_pad, "gather": make_gather,
-    "gather_grad": make_gather_grad, "prod_of_others": make_prod_of_others,
+    "gather_grad": make_gather_grad, "gather_elements": make_gather_elements,
+    "scatter_elements": make_scatter_elements, "scatter_nd": make_scatter_nd,
+    "cumsum": make_cumsum, "top_k": make_top_k, "einsum": make_einsum, "prod_of_others": make_prod_of_others,
     "constant": make_constant, "placeholder": make_placeholder, "variable": make_variable,
     "assign": make_assign, "group": make_group,
     "loop": scan_step(), "argument": scan_step(), "resize_rows": scan_step(fewer_steps=True),
