@@ -13,6 +13,7 @@ from .constant_folding import MAX_FOLDED_ELEMENTS, constant_folding
 from .hoisting import loop_invariant_hoisting
 from .rebuild import holds_only_needed, rebuild
 from .rewrite import rewrite
+from .accumulators import loop_accumulators
 from .step_values import keep_step_values
 
 
@@ -52,6 +53,9 @@ PASSES = [
     Pass("loop_step_values", 26, frozenset({"O2", "O3", "loops"}), keep_step_values,
          "a loop's sequence computed from an earlier loop's inputs and states (a gradient's "
          "recomputed forward values) becomes a per-step output of that earlier loop"),
+    Pass("loop_accumulators", 27, frozenset({"O2", "O3", "loops"}), loop_accumulators,
+         "a carry that only sums per-step matrix products (`dU += h^T @ dz`, a gradient's "
+         "weight accumulator) becomes one product over all steps after the loop"),
     _rule_pass("algebraic", 30, {"O2", "O3", "algebraic"}, rules.ALGEBRAIC),
     _rule_pass("stabilize", 40, {"O2", "O3", "stabilize", "numerics"}, rules.STABILIZE),
     _rule_pass("fast_math", 50, {"O3", "fast_math"}, rules.FAST_MATH,

@@ -101,3 +101,85 @@ def test_n_steps_shorter_than_the_sequence_keeps_only_what_has_the_loop_s_rows(g
     # of the forward loop, h @ R (over the states before each step) is
     assert [t.node.op for t in forward.attrs["body"].results][2:] == ["matmul"]
     same_everywhere(outs, inputs, feeds([6]))
+
+
+# ---- loop_accumulators ---------------------------------------------------------------------
+def carries(loop):
+    return loop.attrs["counts"][1]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_the_recurrent_kernel_gradient_is_one_product_after_the_backward_loop(graph,
+                                                                              go_backwards):
+    inputs, outs = build(graph, length=5, go_backwards=go_backwards)
+    opt = optimized(outs, inputs)
+    backward = sorted(loops(opt), key=lambda n: n.attrs["reverse"])[1]
+    assert carries(backward) == 2  # dh and dc; dR is no longer carried
+    excluded = optimized(outs, inputs, excluding=["loop_accumulators"])
+    assert carries(sorted(loops(excluded), key=lambda n: n.attrs["reverse"])[1]) == 3
+    # a length known only at run time: the states before each step are not provably as many
+    # as the steps (one row more after zero steps), so the carry stays
+    with gc.Graph().as_default():
+        inputs_d, outs_d = build(gc.get_default_graph())
+        backward_d = sorted(loops(optimized(outs_d, inputs_d)),
+                            key=lambda n: n.attrs["reverse"])[1]
+        assert carries(backward_d) == 3
+        same_everywhere(outs_d, inputs_d, feeds([4, 0]))
+    # dR: one product whose contraction is (time * batch): (U, T*B) @ (T*B, 4U)
+    flat = [n for n in nodes(opt) if n.op == "matmul" and n.inputs[0].shape[0] == U
+            and n.inputs[1].shape[-1] == 4 * U and n.inputs[0].rank == 2]
+    assert len(flat) == 1
+    same_everywhere(outs, inputs, feeds([5]))
+
+
+def test_a_sum_of_products_of_sequence_slices_and_body_values(graph):
+    x = gc.placeholder(gc.float64, (None, B, F), name="x")
+    w = gc.Variable(rng.normal(size=(F, U)), name="w")
+    # foldl: only the final accumulator is read; the factors are the slice and a body value
+    final = gc.foldl(lambda acc, x_t: acc + gc.transpose(x_t) @ gc.sigmoid(x_t @ w), x,
+                     initializer=gc.constant(np.ones((F, U))))
+    loss = gc.sum(final * final)
+    outs = [final, loss]  # (a gradient would read the stacked accumulator)
+    opt = optimized(outs, [x])
+    # sigmoid(x_t @ w) moves out (loop_invariants), the sum of products becomes one product of
+    # the two sequences, and the loop, left with nothing to compute, goes
+    assert not loops(opt)
+    assert [n.inputs[0].shape[0] for n in nodes(opt) if n.op == "matmul"][-1] == F
+    same_everywhere(outs, [x], [(rng.normal(size=(n, B, F)),) for n in (4, 1, 0)])
+    f = gc.function([x], final, device="cpu")
+    np.testing.assert_allclose(f(np.zeros((0, B, F))), np.ones((F, U)))
+
+
+def test_a_used_stack_a_carry_factor_or_a_shorter_n_steps_keeps_the_carry(graph):
+    x = gc.placeholder(gc.float64, (6, B, F), name="x")
+    w = gc.Variable(rng.normal(size=(F, F)), name="w")
+    step = lambda x_t, acc: acc + gc.transpose(x_t) @ x_t  # noqa: E731
+    zero = gc.constant(np.zeros((F, F)))
+    stacked, _ = gc.scan(step, sequences=x, outputs_info=[zero])
+    short, _ = gc.scan(step, sequences=x, outputs_info=[zero], n_steps=4)
+    carried, _ = gc.scan(lambda x_t, acc: acc + acc @ w, sequences=x, outputs_info=[zero + 1])
+    outs = [stacked, short[-1], carried[-1]]
+    assert [carries(n) for n in loops(optimized(outs, [x]))] == [1, 1, 1]
+    same_everywhere(outs, [x], [(rng.normal(size=(6, B, F)),)])
+
+
+def test_accumulator_gradients_by_central_differences():
+    w, r = weights()
+
+    def f(x, h0, c0):
+        R = gc.constant(r)
+        hs = lstm(x, h0, c0, gc.constant(w), R)
+        g = gc.grad(gc.sum(hs * hs), [R])[0]  # dR, accumulated over the steps
+        return g
+    check_grad(f, *feeds([3])[0], rtol=1e-5)
+
+
+def test_a_body_value_factor_becomes_a_stacked_result(graph):
+    x = gc.placeholder(gc.float64, (None, None, F), name="x")  # batch known at run time
+    w = gc.Variable(rng.normal(size=(F, U)), name="w")
+    # x_t[::-1] views a shape known only at run time: it stays in the body (loop_invariants)
+    final = gc.foldl(lambda acc, x_t: acc + gc.transpose(x_t) @ gc.tanh(x_t[::-1] @ w), x,
+                     initializer=gc.constant(np.ones((F, U))))
+    (loop,) = loops(optimized([final], [x]))
+    assert carries(loop) == 0 and len(loop.attrs["body"].results) == 1  # tanh(...) stacked
+    same_everywhere([final], [x], [(rng.normal(size=(n, B, F)),) for n in (4, 1, 0)])
