@@ -1,16 +1,19 @@
-"""ONNX import: `gc.onnx.load(model)` gives an OnnxModel that runs an ONNX model through
-graphc's compiler; `graphc.onnx.backend` is the onnx.backend Backend over it.
+"""ONNX import and export: `gc.onnx.load(model)` gives an OnnxModel that runs an ONNX model
+through graphc's compiler; `graphc.onnx.backend` is the onnx.backend Backend over it;
+`gc.onnx.export(path, fetches)` writes a graphc graph as an ONNX model (exporter.py).
 
 Like graphc/__init__.py, this entry point compiles through the runtime (gc.function); the
 converter table and the importer (converters.py, importer.py, proto.py) are core modules.
 """
 import os
 
-from .errors import OnnxError, OnnxFormatError, OnnxSecurityError, OnnxUnsupportedError
+from .errors import (OnnxError, OnnxExportError, OnnxFormatError, OnnxSecurityError,
+                     OnnxUnsupportedError)
+from .exporter import export
 from .importer import Importer, NeedsValue
 
-__all__ = ["load", "OnnxModel", "OnnxError", "OnnxFormatError", "OnnxSecurityError",
-           "OnnxUnsupportedError"]
+__all__ = ["load", "export", "OnnxModel", "OnnxError", "OnnxExportError", "OnnxFormatError",
+           "OnnxSecurityError", "OnnxUnsupportedError"]
 
 MAX_FILE_BYTES = 1 << 31  # protobuf's own limit for one message
 

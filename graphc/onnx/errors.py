@@ -23,3 +23,11 @@ class OnnxSecurityError(OnnxError):
 
 class OnnxUnsupportedError(OnnxError):
     """An op, domain, attribute, attribute value or dtype that graphc does not import."""
+
+
+class OnnxExportError(OnnxError):
+    """A graphc graph that cannot be exported to ONNX: names the graphc node and op."""
+
+    def __init__(self, message, node=None):
+        self.onnx_node = self.op_type = self.domain = self.opset = None
+        GraphcError.__init__(self, message, node)
