@@ -15,6 +15,8 @@ options (the host step of a loop or cond holds its bodies' Programs: HostStep.bo
 body's code may have a driver running the whole loop, as the CPU target's does). The target (graphc/targets) says what differs between
 machines; the runtime (graphc.runtime) allocates the buffers and runs the steps.
 """
+import heapq
+
 from .errors import FeedError, GraphcError
 from .ir.graph import nodes_needed
 from .ir.types import Dim, TensorType
@@ -66,6 +68,91 @@ def bodies_of(node):
     if node.op == "cond":
         return [node.attrs["true_body"], node.attrs["false_body"]]
     return []
+
+
+class CollectiveStep(HostStep):
+    """One half of a collective that the target runs natively (`Target.native_collectives`):
+    phase "start" begins the allreduce of `group`'s input into its output buffer (a
+    non-blocking call, placed as soon as the input is computed), phase "wait" completes it
+    (placed just before the first step that reads the output, or at the end). Both name the
+    same one-node group; `partner` is the other half. The memory plan keeps the input and
+    output buffers live from the start to the wait: the collective owns them in between."""
+
+    def __init__(self, group, phase, partner=None):
+        super().__init__(group, None)
+        self.phase = phase
+        self.partner = partner
+
+
+def native_collective(group):
+    """Whether a group is an allreduce that a target with native collectives runs as a
+    start and a wait."""
+    return len(group.nodes) == 1 and group.nodes[0].op == "allreduce"
+
+
+def schedule_collectives(groups):
+    """The groups reordered (a topological order still) so that the collectives overlap the
+    rest of the program: a collective, and the groups that only feed collectives (a bucket's
+    concatenation), run as soon as their inputs are computed; groups that depend on a
+    collective's result run as late as possible, after every other group. Unchanged without
+    a native collective."""
+    if not any(native_collective(g) for g in groups):
+        return groups
+    producer = {}
+    for g in groups:
+        for t in g.outputs:
+            producer[t.node.id, t.index] = g.id
+    deps = {g.id: {producer[t.node.id, t.index] for t in g.inputs
+                   if (t.node.id, t.index) in producer} - {g.id} for g in groups}
+    users = {g.id: set() for g in groups}
+    for gid, ds in deps.items():
+        for d in ds:
+            users[d].add(gid)
+    early = {g.id for g in groups if native_collective(g)}
+    changed = True
+    while changed:  # groups whose every user is a collective or feeds only collectives
+        changed = False
+        for g in groups:
+            if g.id not in early and users[g.id] and users[g.id] <= early:
+                early.add(g.id)
+                changed = True
+    collectives = {g.id for g in groups if native_collective(g)}
+    late = set()
+    for g in groups:  # in topological order: a collective's users, transitively
+        if any(d in late or d in collectives for d in deps[g.id]):
+            late.add(g.id)
+    # the collectives in the order their inputs can be ready (fewest groups needed first);
+    # other groups run in that order of the first collective they feed (the backward pass
+    # computes the last layer's gradients, which the first bucket holds, first)
+    ancestors = {}
+    for g in groups:
+        found = set(deps[g.id])
+        for d in deps[g.id]:
+            found |= ancestors[d]
+        ancestors[g.id] = found
+    first_need = {}
+    for rank, c in enumerate(sorted(collectives, key=lambda c: len(ancestors[c]))):
+        for a in ancestors[c]:
+            first_need.setdefault(a, rank)
+    order = {g.id: i for i, g in enumerate(groups)}
+    waiting = {g.id: len(deps[g.id]) for g in groups}
+    ready = [g.id for g in groups if not deps[g.id]]
+    by_id = {g.id: g for g in groups}
+    out = []
+
+    def key(gid):
+        return (0 if gid in collectives else 1 if gid in early else 3 if gid in late else 2,
+                first_need.get(gid, len(collectives)), order[gid])
+    heap = [(key(gid), gid) for gid in ready]
+    heapq.heapify(heap)
+    while heap:
+        _, gid = heapq.heappop(heap)
+        out.append(by_id[gid])
+        for u in users[gid]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(heap, (key(u), u))
+    return out if len(out) == len(groups) else groups
 
 
 class NativeStep:
@@ -175,7 +262,7 @@ class BoundShapes:
 
 
 def compile(outputs, target, level="O2", excluding=(), including=(), debug=False,
-            name="function", allow_tf32=False, loop_body=False):
+            name="function", allow_tf32=False, loop_body=False, in_body=False):
     """The Program of `outputs` for `target`: the passes that `level` and the pass filters
     select (graphc.passes.optimize), then `generate`. allow_tf32: float32 products may round
     their inputs to tf32 (CUDA). loop_body: the outputs are a loop body's results (the target
@@ -186,19 +273,39 @@ def compile(outputs, target, level="O2", excluding=(), including=(), debug=False
     def compile_body(body, is_loop_body):
         if body not in programs:  # reentrant: the same pipeline, target and options
             programs[body] = compile(body.results, target, level, excluding, including, debug,
-                                     f"{name}/{body.name}", allow_tf32, is_loop_body)
+                                     f"{name}/{body.name}", allow_tf32, is_loop_body,
+                                     in_body=True)
         return programs[body]
-    return generate(compilation, target, allow_tf32, compile_body, loop_body)
+    return generate(compilation, target, allow_tf32, compile_body, loop_body,
+                    collectives=not in_body)
 
 
-def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body=False):
+def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body=False,
+             collectives=True):
     """The Program of an optimized graph (a passes.Compilation) for `target`. compile_body:
     (Body, whether it is a loop's body) -> Program, for the bodies of loops and conds (None:
-    they stay interpreted)."""
+    they stay interpreted). collectives: allreduces run natively (CollectiveStep) where the
+    target can (not in the bodies of loops and conds, which run them as host steps)."""
     program = Program(compilation, target, Slots(target.gemm_dtypes))
     slots = program.slots
     groups = (compilation.partition or singletons(compilation.graph, compilation.outputs)).groups
+    native_collectives = target.native_collectives and collectives
+    if native_collectives:
+        groups = schedule_collectives(groups)
+    pending = {}  # (node id, output index) of a started collective's output -> its wait
     for group in groups:
+        if native_collectives and native_collective(group):
+            for t in list(group.inputs) + list(group.outputs):
+                slots.buffer(t)
+            start = CollectiveStep(group, "start")
+            start.partner = CollectiveStep(group, "wait", start)
+            program.steps.append(start)
+            pending.update(((t.node.id, t.index), start.partner) for t in group.outputs)
+            continue
+        for t in group.inputs:  # the waits of the collectives whose results it reads
+            wait = pending.pop((t.node.id, t.index), None)
+            if wait is not None and wait not in program.steps:
+                program.steps.append(wait)
         if not _resolves(program, group):
             _lower(program, group)
             step = program.steps[-1] if program.steps else None
@@ -208,6 +315,9 @@ def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body
                 step.bodies = {body: compile_body(body, node.op == "loop" and
                                                   body is node.attrs["body"])
                                for body in bodies_of(node)}
+    for wait in pending.values():  # results only fetched: completed at the end
+        if wait not in program.steps:
+            program.steps.append(wait)
     segments = [s.kernels for s in program.native]
     share_copies(segments, slots)
     for t in program.outputs:

@@ -29,6 +29,7 @@ Threads: with several ranks on one machine and GRAPHC_NUM_THREADS unset, init() 
 its share of the machine's cores (cores // ranks on the machine), so ranks do not oversubscribe
 it. Set GRAPHC_NUM_THREADS to choose.
 """
+import ctypes
 import os
 import sys
 import time
@@ -47,6 +48,7 @@ LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK
                       "MPI_LOCALNRANKS")
 SMALL_BYTES = 1 << 16  # tensors up to this (times the ranks) go by allgather + local sum
 DEFAULT_BUCKET_BYTES = 25 << 20  # PyTorch DDP's bucket size
+FIRST_BUCKET_BYTES = 1 << 20  # and its first bucket's: its allreduce starts early
 
 _comm = None
 
@@ -65,6 +67,8 @@ def init():
     if not launched():
         _comm = SingleProcess()
         return _comm
+    # a deterministic allreduce (NativeMpi says why), unless the user chose one
+    os.environ.setdefault("MPIR_CVAR_IALLREDUCE_INTRA_ALGORITHM", "sched_recursive_doubling")
     try:
         from mpi4py import MPI
     except ImportError as err:
@@ -102,15 +106,25 @@ def barrier():
 
 def stats():
     """What this process's collectives did so far: {"calls", "bytes", "seconds"} (host time
-    inside MPI, waiting for the slowest rank included)."""
+    inside MPI, waiting for the slowest rank included), and of the allreduces run natively
+    (started, then waited for): "native_calls", "communication_seconds" (from each start to
+    its completion as first seen by MPI_Test or MPI_Wait) and "overlapped_seconds" (the part
+    of that time the program spent running other steps, not inside MPI)."""
     c = communicator()
-    return {"calls": c.calls, "bytes": c.bytes, "seconds": c.seconds}
+    return {"calls": c.calls, "bytes": c.bytes, "seconds": c.seconds,
+            "native_calls": c.native_calls, "communication_seconds": c.communication_seconds,
+            "overlapped_seconds": c.overlapped_seconds}
 
 
-def grouped_allreduce(tensors, op="mean", bucket_bytes=DEFAULT_BUCKET_BYTES):
+def grouped_allreduce(tensors, op="mean", bucket_bytes=DEFAULT_BUCKET_BYTES,
+                      first_bucket_bytes=None):
     """allreduce of each tensor, small ones fused: tensors of one dtype are flattened and
-    concatenated into buckets of up to `bucket_bytes`, one collective per bucket, and cut back
-    into their shapes (Horovod's tensor fusion). Returns the reduced tensors in order."""
+    concatenated, in the order given, into buckets of up to `bucket_bytes` (the first of each
+    dtype up to `first_bucket_bytes`, default the same), one collective per bucket, and cut
+    back into their shapes (Horovod's tensor fusion). Returns the reduced tensors in order.
+    On device cpu each bucket's allreduce starts as soon as its tensors are computed and is
+    waited for just before its first use (compiler.schedule_collectives)."""
+    first_bucket_bytes = bucket_bytes if first_bucket_bytes is None else first_bucket_bytes
     from .ops.shape import concat, reshape, split
     tensors = list(tensors)
     out = [None] * len(tensors)
@@ -123,7 +137,8 @@ def grouped_allreduce(tensors, op="mean", bucket_bytes=DEFAULT_BUCKET_BYTES):
         chain = buckets.setdefault(t.dtype.name, [[]])
         filled = sum(int(np.prod(tensors[j].shape, dtype=np.int64))
                      for j in chain[-1]) * t.dtype.np.itemsize
-        if chain[-1] and filled + nbytes > bucket_bytes:
+        cap = first_bucket_bytes if len(chain) == 1 else bucket_bytes
+        if chain[-1] and filled + nbytes > cap:
             chain.append([])
         chain[-1].append(i)
     for chain in buckets.values():
@@ -168,11 +183,33 @@ def broadcast_variables(root=0, variables=None, graph=None):
 
 
 # ---- communicators ---------------------------------------------------------------------------
+class Pending:
+    """A started native allreduce: its request and when things happened (perf_counter)."""
+    __slots__ = ("request", "out", "divide", "begun", "started", "done", "nbytes")
+
+    def __init__(self, request, out, divide, begun, nbytes):
+        self.request, self.out, self.divide = request, out, divide
+        self.begun, self.started, self.done, self.nbytes = begun, None, None, nbytes
+
+
 class SingleProcess:
     """A job of one process: the collectives are the identity."""
     rank, size, local_size = 0, 1, 1
-    calls = bytes = 0
-    seconds = 0.0
+    calls = bytes = native_calls = 0
+    seconds = communication_seconds = overlapped_seconds = 0.0
+    outstanding = ()
+
+    def start_allreduce(self, uid, op, out, send, recv):
+        """The native allreduce of a job of one: the input's bytes into the output's."""
+        if send != recv:
+            ctypes.memmove(recv, send, out.nbytes)
+        return None
+
+    def wait(self, pending):
+        pass
+
+    def progress(self):
+        pass
 
     def allreduce(self, array, op, uid):
         return np.array(array)
@@ -206,8 +243,10 @@ class MpiCommunicator:
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
         self.local_size = local.Get_size()
         local.Free()
-        self.calls = self.bytes = 0
-        self.seconds = 0.0
+        self.calls = self.bytes = self.native_calls = 0
+        self.seconds = self.communication_seconds = self.overlapped_seconds = 0.0
+        self.outstanding = []  # native allreduces started, not yet waited for (Pending)
+        self._native = None
         self._checked = set()  # uids of collective nodes whose signature every rank agreed
         if "GRAPHC_NUM_THREADS" not in os.environ and self.local_size > 1:
             cores = len(os.sched_getaffinity(0))
@@ -258,6 +297,64 @@ class MpiCommunicator:
         self._count(start, array.nbytes)
         return result.reshape(array.shape)
 
+    # -- native allreduces: MPI's C calls on the plan's buffers ----------------------------
+    def start_allreduce(self, uid, op, out, send, recv):
+        """Start the allreduce (MPI_Iallreduce) of the `out.size` elements at address `send`
+        into those at address `recv` (the plan's buffers, the output `out` a numpy view of
+        the latter, used for nothing but its type and, for op="mean", the division in place
+        once complete). Returns the Pending to wait for."""
+        native = self._native or self._load_native()
+        self._check(uid, f"allreduce {op} {out.dtype}{list(out.shape)}")
+        if out.size > 2**31 - 1:
+            raise GraphcError(f"allreduce of {out.size} elements: more than MPI's int count")
+        begun = time.perf_counter()
+        request = native.handle()
+        code = native.iallreduce(send, recv, out.size, native.types[out.dtype.name],
+                                 native.sum, native.comm_handle, ctypes.byref(request))
+        if code:
+            raise GraphcError(f"MPI_Iallreduce failed with error {code}")
+        pending = Pending(request, out, op == "mean", begun, out.nbytes)
+        pending.started = time.perf_counter()
+        self.seconds += pending.started - begun
+        self.outstanding.append(pending)
+        return pending
+
+    def progress(self):
+        """Let MPI move the outstanding allreduces along (MPI_Test on each), noting when each
+        completes. The runtime calls it between the steps that follow a start."""
+        native, flag = self._native, ctypes.c_int(0)
+        begun = time.perf_counter()
+        for p in self.outstanding:
+            if p.done is None:
+                native.test(ctypes.byref(p.request), ctypes.byref(flag), native.status_ignore)
+                if flag.value:
+                    p.done = time.perf_counter()
+        self.seconds += time.perf_counter() - begun
+
+    def wait(self, pending):
+        """Complete an allreduce (MPI_Wait), then for op="mean" divide in place."""
+        native = self._native
+        waited = time.perf_counter()
+        if pending.done is None:
+            code = native.wait(ctypes.byref(pending.request), native.status_ignore)
+            if code:
+                raise GraphcError(f"MPI_Wait failed with error {code}")
+            pending.done = time.perf_counter()
+        self.outstanding.remove(pending)
+        if pending.divide:
+            np.divide(pending.out, pending.out.dtype.type(self.size), out=pending.out)
+        end = time.perf_counter()
+        self.seconds += end - waited
+        self.calls += 1
+        self.native_calls += 1
+        self.bytes += pending.nbytes
+        self.communication_seconds += pending.done - pending.begun
+        self.overlapped_seconds += max(0.0, min(pending.done, waited) - pending.started)
+
+    def _load_native(self):
+        self._native = NativeMpi(self.MPI, self.comm)
+        return self._native
+
     def broadcast(self, array, root, uid):
         if not 0 <= root < self.size:
             raise GraphcError(f"broadcast from rank {root} in a job of {self.size} processes")
@@ -285,6 +382,63 @@ class MpiCommunicator:
 
     def abort(self, code=1):
         self.comm.Abort(code)
+
+
+class NativeMpi:
+    """The MPI library that mpi4py loaded, called through ctypes on raw addresses: no Python
+    object holds the data. Its own duplicate of the job's communicator carries the native
+    allreduces, which one thread starts in program order (the same order on every rank).
+
+    MPICH picks an allreduce algorithm by message size; unless MPIR_CVAR_IALLREDUCE_INTRA_
+    ALGORITHM is set, init() asks for recursive doubling, in which both partners of each
+    exchange add the same two values (a float sum is commutative, exactly), so every rank
+    ends with bitwise the same result, and a run with the same inputs gives the same bytes."""
+
+    def __init__(self, MPI, comm):
+        path = loaded_libmpi()
+        if path is None:
+            raise GraphcError("native collectives: no libmpi among the loaded libraries")
+        lib = ctypes.CDLL(path)
+        # handles are ints in MPICH's ABI, pointers in Open MPI's
+        handle = ctypes.c_int if MPI._sizeof(MPI.Comm) == 4 else ctypes.c_void_p
+        self.handle = handle
+        self.comm = comm.Dup()
+
+        def h(obj):
+            value = obj.handle & (2**(8 * ctypes.sizeof(handle)) - 1)
+            return handle(ctypes.c_int32(value).value if handle is ctypes.c_int else value)
+        self.comm_handle = h(self.comm)
+        self.types = {"float32": h(MPI.FLOAT), "float64": h(MPI.DOUBLE),
+                      "int32": h(MPI.INT32_T), "int64": h(MPI.INT64_T)}
+        self.sum = h(MPI.SUM)
+        # MPI_STATUS_IGNORE: (MPI_Status *) 1 in MPICH and its derivatives, NULL in Open MPI
+        self.status_ignore = ctypes.c_void_p(
+            None if "Open MPI" in MPI.Get_library_version() else 1)
+        self.iallreduce = lib.MPI_Iallreduce
+        self.iallreduce.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, handle,
+                                    handle, handle, ctypes.POINTER(handle)]
+        self.iallreduce.restype = ctypes.c_int
+        self.test = lib.MPI_Test
+        self.test.argtypes = [ctypes.POINTER(handle), ctypes.POINTER(ctypes.c_int),
+                              ctypes.c_void_p]
+        self.test.restype = ctypes.c_int
+        self.wait = lib.MPI_Wait
+        self.wait.argtypes = [ctypes.POINTER(handle), ctypes.c_void_p]
+        self.wait.restype = ctypes.c_int
+        self.path = path
+
+
+def loaded_libmpi():
+    """The path of the libmpi this process loaded (mpi4py's), from /proc/self/maps."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                name = line.split()[-1] if len(line.split()) >= 6 else ""
+                if os.path.basename(name).startswith("libmpi.so"):
+                    return name
+    except OSError:
+        pass
+    return None
 
 
 def _install_abort_hook(comm):

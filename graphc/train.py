@@ -282,10 +282,13 @@ class DistributedOptimizer:
         train_op = opt.minimize(loss)
         sess.run(gc.distributed.broadcast_variables(root=0))   # start from rank 0's weights
 
-    op="sum" sums instead of averaging. Everything else (slots, names) is the wrapped
-    optimizer's."""
+    op="sum" sums instead of averaging. Buckets (PyTorch DDP's sizes by default) take the
+    gradients in reverse order of the variables, the order the backward pass computes them
+    in: the first bucket (up to `first_bucket_bytes`, 1 MiB) holds the last layers', and its
+    allreduce overlaps the rest of the backward pass. Everything else (slots, names) is the
+    wrapped optimizer's."""
 
-    def __init__(self, optimizer, op="mean", bucket_bytes=None):
+    def __init__(self, optimizer, op="mean", bucket_bytes=None, first_bucket_bytes=None):
         from . import distributed
         if not isinstance(optimizer, Optimizer):
             raise GraphcError(f"DistributedOptimizer wraps a gc.train optimizer, got "
@@ -296,14 +299,16 @@ class DistributedOptimizer:
         self.op = op
         self.bucket_bytes = (distributed.DEFAULT_BUCKET_BYTES if bucket_bytes is None
                              else int(bucket_bytes))
+        self.first_bucket_bytes = (min(distributed.FIRST_BUCKET_BYTES, self.bucket_bytes)
+                                   if first_bucket_bytes is None else int(first_bucket_bytes))
 
     def compute_gradients(self, loss, var_list=None):
         """[(gradient averaged over the ranks, variable)], as Optimizer.compute_gradients."""
         from . import distributed
         pairs = self.optimizer.compute_gradients(loss, var_list)
-        present = [i for i, (g, _) in enumerate(pairs) if g is not None]
+        present = [i for i, (g, _) in enumerate(pairs) if g is not None][::-1]
         reduced = distributed.grouped_allreduce([pairs[i][0] for i in present], self.op,
-                                                self.bucket_bytes)
+                                                self.bucket_bytes, self.first_bucket_bytes)
         pairs = list(pairs)
         for i, g in zip(present, reduced):
             pairs[i] = (g, pairs[i][1])

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from graphc.compiler import NativeStep
+from graphc.compiler import CollectiveStep, NativeStep
 from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.targets.cpu import CPU
@@ -43,7 +43,8 @@ class CpuExecutable(NativeExecutable):
             isinstance(s, NativeStep) for s in self.steps) else None)
         # native calls and random draws only: a run whose feeds fit the last plan as they are
         # can go straight to them (run_again)
-        self.repeatable = (all(isinstance(s, NativeStep) or all(
+        self.collective = any(isinstance(s, CollectiveStep) for s in self.steps)
+        self.repeatable = (all(isinstance(s, (NativeStep, CollectiveStep)) or all(
                                n.spec.random for n in s.group.nodes) for s in self.steps)
                            and None not in self.feed_slots and not self.options.check_numerics)
 
@@ -64,8 +65,8 @@ class CpuExecutable(NativeExecutable):
                 try:
                     plan = Plan(self, dict(given) | self.constants, value_dims)
                 except GraphcError:
-                    if value_dims is not None:
-                        raise
+                    if value_dims is not None or not self.value_shaped:
+                        raise  # out of memory, say: only an assumed length may be wrong
                     plan = None  # an assumed length of 0 may not fit what follows the loop
                 if plan is None or (plan.value_dims and value_dims is None):
                     # lengths not known yet for these shapes: this run goes through the
@@ -121,11 +122,33 @@ class CpuExecutable(NativeExecutable):
 
     def _steps(self, plan, read_variable, rng_for, updates):
         """The plan's calls in order: native segments, and host steps on its arrays."""
+        if self.collective:
+            return self._steps_collective(plan, read_variable, rng_for, updates)
         for step, call in plan.calls:
             if call is None:
                 self._host(step.group, plan, read_variable, rng_for, updates)
             elif call():
                 self._diagnose(step, plan)
+
+    def _steps_collective(self, plan, read_variable, rng_for, updates):
+        """_steps for a program with native collectives: while one is outstanding, MPI gets
+        a call (MPI_Test) after every step to move it along; a step that raises waits for the
+        outstanding ones first (MPI must not write into buffers no longer theirs)."""
+        from graphc import distributed
+        comm = distributed.communicator()
+        try:
+            for step, call in plan.calls:
+                if call is None:
+                    self._host(step.group, plan, read_variable, rng_for, updates)
+                elif call():
+                    self._diagnose(step, plan)
+                if comm.outstanding:
+                    comm.progress()
+        except BaseException:
+            for pending in plan.pending.values():
+                comm.wait(pending)
+            plan.pending.clear()
+            raise
 
     def _host(self, group, plan, read_variable, rng_for, updates, check=False):
         """A loop whose body compiled runs it in the plan's buffers (loops.run_loop); other
@@ -218,13 +241,39 @@ class Plan(NativePlan):
                 self.table[slot] = arr.ctypes.data
         self.output_kinds = [(slot, slot in self.fresh, none)
                              for slot, none in zip(exe.output_slots, exe.fetch_none)]
-        # each step with what runs it: a native call, or None for the reference
+        # each step with what runs it: a native call, a collective's start or wait, or None
+        # for the reference
+        self.pending = {}  # group id -> the started collective (distributed.Pending)
         self.calls = [(step, functools.partial(exe.entries[step.number], self.ctx_address,
-                                               self.pool)
-                       if isinstance(step, NativeStep) else None) for step in exe.steps]
+                                               self.pool) if isinstance(step, NativeStep)
+                       else self._collective(exe, step) if isinstance(step, CollectiveStep)
+                       else None) for step in exe.steps]
         if exe.repeatable:  # what run_again checks: the feeds' types
             self.feed_types = [(slot, _unchecked_dtype(exe.slots.buffer_info[slot][0]),
                                 self.shapes[slot]) for slot in exe.feed_slots]
+
+    def _collective(self, exe, step):
+        """The call of a collective's start or wait: the job's communicator on the addresses
+        the buffer table holds when it runs (MPI reads the input buffer and writes the output
+        buffer where they are: no copy, no Python object in between)."""
+        from graphc import distributed
+        node, key = step.group.nodes[0], step.group.id
+        source, target = exe.slots.buffer(node.inputs[0]), exe.slots.buffer(node.outputs[0])
+        table, arrays, pending = self.table, self.arrays, self.pending
+        comm = distributed.communicator()
+        if step.phase == "start":
+            uid, op = node.attrs["uid"], node.attrs["reduce"]
+
+            def start():
+                pending[key] = comm.start_allreduce(uid, op, arrays[target],
+                                                    int(table[source]), int(table[target]))
+                return 0
+            return start
+
+        def wait():
+            comm.wait(pending.pop(key))
+            return 0
+        return wait
 
     def bind(self, given):
         """Point the buffer table at this run's feeds and variables."""

@@ -7,6 +7,13 @@ replaces each native step of the run's plan with the kernels' entries called one
 a timer; host steps (the numpy reference) are timed as they run. The calls are ordinary calls
 otherwise: feeds are checked, updates applied. The normal run path holds no timer.
 
+A native collective (an allreduce the compiler split into a start and a wait: compiler.
+CollectiveStep) gives two rows, "allreduce start" and "allreduce wait", the time the program
+spent inside MPI there; `communication` holds, per call, the medians of the time from each
+start to its completion (as MPI_Test or MPI_Wait first saw it), and of the part of it that
+overlapped other steps (distributed.stats()). `timeline` lists the last instrumented run's
+rows in the order they ran, with their start and end (seconds from the run's start).
+
 A profile's rows sum to the instrumented call's time: the last row, "python", is what the call
 spent outside kernels and host steps (checking feeds, binding, handing over outputs and new
 variable values). Each figure is a median over the runs; `step_seconds` is the median time of
@@ -16,7 +23,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from graphc.compiler import NativeStep
+from graphc.compiler import CollectiveStep, NativeStep
 from graphc.errors import GraphcError
 from graphc.targets.cpu import CPU
 
@@ -37,6 +44,10 @@ class Profile:
     rows: list
     step_seconds: float  # median of uninstrumented calls
     runs: int
+    # native collectives' medians per call: {"seconds" (start to completion),
+    # "overlapped_seconds", "exposed_seconds" (inside MPI)}; None without any
+    communication: dict = None
+    timeline: list = None  # the last instrumented run: [(row name, start s, end s)]
 
     @property
     def total_seconds(self):
@@ -52,6 +63,12 @@ class Profile:
             lines.append(f"{r.name:<{width}}  {r.seconds * 1e3:8.3f}  {r.share:6.1%}  {nodes}")
         lines.append(f"{'sum':<{width}}  {self.total_seconds * 1e3:8.3f}  (uninstrumented call: "
                      f"{self.step_seconds * 1e3:.3f} ms; medians of {self.runs} runs)")
+        c = self.communication
+        if c is not None:
+            share = c["overlapped_seconds"] / c["seconds"] if c["seconds"] else 0.0
+            lines.append(f"communication {c['seconds'] * 1e3:.3f} ms per call, of which "
+                         f"{c['overlapped_seconds'] * 1e3:.3f} ms ({share:.0%}) overlapped "
+                         f"other steps; {c['exposed_seconds'] * 1e3:.3f} ms inside MPI")
         return "\n".join(lines)
 
 
@@ -77,6 +94,12 @@ def profile(exe, call, runs=20):
     return timer.profile(statistics.median(plain), runs)
 
 
+def _comm_stats():
+    from graphc import distributed
+    st = distributed.stats()
+    return st["communication_seconds"], st["overlapped_seconds"], st["seconds"]
+
+
 class Timer:
     """While entered: the plan's native steps run kernel by kernel, timed, and host steps are
     timed; `finish(seconds)` closes one run."""
@@ -90,8 +113,12 @@ class Timer:
         self.rows = []  # (name, nodes)
         self.entries = {}  # step -> [(row, entry)]
         self.host_rows = {}  # group id -> row
+        self.collective_rows = {}  # CollectiveStep -> row
         for step in exe.steps:
-            if isinstance(step, NativeStep):
+            if isinstance(step, CollectiveStep):
+                self.collective_rows[step] = self._row(
+                    f"{step.group.root.op} {step.phase}", tuple(n.name for n in step.group.nodes))
+            elif isinstance(step, NativeStep):
                 self.entries[step] = [(self._row(k.name, k.nodes),
                                        program.entry(sum(map(len, self.entries.values())) + i))
                                       for i, k in enumerate(step.kernels)]
@@ -102,6 +129,9 @@ class Timer:
         self.python = self._row("python", ())
         self.times = [[] for _ in self.rows]
         self.current = [0.0] * len(self.rows)
+        self.events = []  # (row, start, end) of the run under way
+        self.collective = bool(self.collective_rows)
+        self.comm = []  # per run: (communication, overlapped, inside MPI) seconds
 
     def _row(self, name, nodes):
         self.rows.append((name, tuple(nodes)))
@@ -110,10 +140,16 @@ class Timer:
     def __enter__(self):
         plan, ctx, pool = self.plan, self.plan.ctx_address, self.plan.pool
         self.saved_calls = plan.calls
-        plan.calls = [(step, None if call is None else self._native(self.entries[step], ctx, pool))
+        plan.calls = [(step, None if call is None else
+                       self._timed(self.collective_rows[step], call)
+                       if step in self.collective_rows else
+                       self._native(self.entries[step], ctx, pool))
                       for step, call in plan.calls]
         self.exe._host = self._host
         self.current[:] = [0.0] * len(self.rows)
+        self.events = []
+        self.began = time.perf_counter()
+        self.comm_before = _comm_stats() if self.collective else None
         return self
 
     def __exit__(self, *exc):
@@ -127,10 +163,24 @@ class Timer:
             for row, entry in entries:
                 start = clock()
                 failed = entry(ctx, pool)
-                current[row] += clock() - start
+                end = clock()
+                current[row] += end - start
+                self.events.append((row, start, end))
                 if failed:
                     return failed
             return 0
+        return call
+
+    def _timed(self, row, inner):
+        current, clock = self.current, time.perf_counter
+
+        def call():
+            start = clock()
+            failed = inner()
+            end = clock()
+            current[row] += end - start
+            self.events.append((row, start, end))
+            return failed
         return call
 
     def _host(self, group, *args, **kwargs):
@@ -138,16 +188,27 @@ class Timer:
         try:
             return type(self.exe)._host(self.exe, group, *args, **kwargs)
         finally:
-            self.current[self.host_rows[group.id]] += time.perf_counter() - start
+            end = time.perf_counter()
+            self.current[self.host_rows[group.id]] += end - start
+            self.events.append((self.host_rows[group.id], start, end))
 
     def finish(self, seconds):
         current = self.current
         current[self.python] = seconds - sum(current)
         for times, t in zip(self.times, current):
             times.append(t)
+        if self.collective:
+            after = _comm_stats()
+            self.comm.append([a - b for a, b in zip(after, self.comm_before)])
 
     def profile(self, step_seconds, runs):
         medians = [statistics.median(t) for t in self.times]
         total = sum(medians) or 1.0
         rows = [Row(name, nodes, m, m / total) for (name, nodes), m in zip(self.rows, medians)]
-        return Profile(rows, step_seconds, runs)
+        communication = None
+        if self.comm:
+            communication = {key: statistics.median(c[i] for c in self.comm) for i, key in
+                             enumerate(("seconds", "overlapped_seconds", "exposed_seconds"))}
+        timeline = [(self.rows[row][0], start - self.began, end - self.began)
+                    for row, start, end in self.events]
+        return Profile(rows, step_seconds, runs, communication, timeline)

@@ -25,6 +25,9 @@ class Target:
     # Whether a kernel may store over an input that it reads only at the position it stores
     # (graphc.kernels.access.in_place_candidates); the memory plan then lets the two share.
     writes_in_place = False
+    # Whether allreduces run as native calls on the plan's buffers, started and waited for
+    # as two steps (compiler.CollectiveStep), not as host steps through the reference.
+    native_collectives = False
     source_kinds = ()  # what `source` shows, the default first
     # GRAPHC_DUMP_DIR's files of the code: (file name, source kind, None or a test that says
     # whether the tool making it is here)
