@@ -70,8 +70,8 @@ class CudaExecutable(NativeExecutable):
                         plan = CudaPlan(self, gpu, dict(fed + variables) | self.constants,
                                         value_dims)
                     except GraphcError:
-                        if value_dims is not None:
-                            raise
+                        if value_dims is not None or not self.value_shaped:
+                            raise  # out of memory, say: only an assumed length may be wrong
                         plan = None  # an assumed length of 0 may not fit what follows
                     if plan is None or (plan.value_dims and value_dims is None):
                         # lengths not known yet for these shapes: the references tell them

@@ -63,6 +63,8 @@ class NativeExecutable(Executable):
         self.constants.update((slot, np.array(True)) for slot in program.true_slots)
         self._plans = {}  # fed shapes -> plan
         self._value_dims = {}  # fed shapes -> the lengths of value-shaped loops last run
+        # whether a loop's step count comes from a value: then a plan may assume lengths
+        self.value_shaped = any(n.spec.value_shaped for n in self.nodes)
         self.last_plan = None
         self._prepare_run()
 
