@@ -463,6 +463,22 @@ class Model(Layer):
         from .. import saving
         return saving.save_model(self, path)
 
+    def export(self, filepath, format="onnx", verbose=None, opset=None):
+        """Write the inference graph (dropout off, batch norm on its moving statistics) as an
+        ONNX model with the weights' current values; the batch axis stays dynamic. Returns the
+        onnx.ModelProto. Only format="onnx" exists (Keras 3's spelling)."""
+        if format != "onnx":
+            raise GraphcError(f"model.export: format {format!r} is not supported; graphc "
+                              "exports format=\"onnx\"")
+        self._require_built("export")
+        from graphc import onnx as gonnx
+        model = gonnx.export(filepath, self.outputs, inputs=self.inputs, session=self.session,
+                             opset=opset, output_names=self.output_names,
+                             graph_name=self.name)
+        if verbose:
+            print(f"Saved the ONNX model of '{self.name}' at {filepath}")
+        return model
+
     def save_weights(self, path):
         from .. import saving
         return saving.save_weights(self, path)

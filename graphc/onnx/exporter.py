@@ -57,7 +57,7 @@ class Export:
     def __init__(self, opset):
         self.opset = opset
         self.nodes, self.initializers = [], []
-        self.names = {}  # graphc tensor -> ONNX value name
+        self.names = {}  # (graphc node id, output index) -> ONNX value name
         self.taken = set()
         self._consts = {}  # (dtype, shape, bytes) -> name, for small helper constants
         self.node = None  # the graphc node being exported (for names and errors)
@@ -581,21 +581,22 @@ def build_model(fetches, inputs=None, session=None, opset=None, graph_name="grap
     graph_inputs = []
     for k, t in enumerate(given):
         name = ex.fresh(input_names[k] if input_names else t.name)
-        ex.names[t] = name
+        ex.names[_key(t)] = name
         graph_inputs.append(_value_info(name, t))
     for node in needed:
-        if all(t in ex.names for t in node.outputs):
+        if all(_key(t) in ex.names for t in node.outputs):
             continue  # a graph input
         ex.node = node
         if node.op == "placeholder":
             raise OnnxExportError("this placeholder is needed by the fetches but is not one of "
                                   "the inputs", node)
         if node.op == "variable":
-            ex.names[node.outputs[0]] = ex.initializer(
+            ex.names[_key(node.outputs[0])] = ex.initializer(
                 session.get_value(node.outputs[0]).astype(node.outputs[0].dtype.np), node.name)
             continue
         if node.op == "constant":
-            ex.names[node.outputs[0]] = ex.initializer(node.attrs["value"].array, node.name)
+            value = node.attrs["value"].array
+            ex.names[_key(node.outputs[0])] = ex.initializer(value, node.name)
             continue
         export = EXPORTERS.get(node.op)
         if export is None:
@@ -603,15 +604,15 @@ def build_model(fetches, inputs=None, session=None, opset=None, graph_name="grap
             raise OnnxExportError(f"cannot export op {node.op!r} to ONNX: {why}", node)
         for t in node.outputs:
             onnx_dtype(t.dtype, node)
-        outs = export(ex, node, [ex.names[t] for t in node.inputs])
+        outs = export(ex, node, [ex.names[_key(t)] for t in node.inputs])
         for t, name in zip(node.outputs, outs):
-            ex.names[t] = name
+            ex.names[_key(t)] = name
     ex.node = None
 
     graph_outputs, produced = [], {o for n in ex.nodes for o in n.output}
     for k, t in enumerate(fetches):
         wanted = output_names[k] if output_names else t.name
-        name = ex.names[t]
+        name = ex.names[_key(t)]
         if name not in produced or name in {o.name for o in graph_outputs} or name != wanted:
             name = ex.op("Identity", [name], outputs=[ex.fresh(wanted)])[0]
         graph_outputs.append(_value_info(name, t))
@@ -621,6 +622,12 @@ def build_model(fetches, inputs=None, session=None, opset=None, graph_name="grap
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="graphc",
                               ir_version=helper.find_min_ir_version_for(opsets))
     return model
+
+
+def _key(t):
+    """A tensor's identity: frontend layers may hand out several Tensor objects for one node
+    output."""
+    return t.node.id, t.index
 
 
 def _nodes_between(inputs, fetches):
@@ -638,11 +645,13 @@ def _nodes_between(inputs, fetches):
     return [graph.nodes[i] for i in sorted(seen)]
 
 
-def export(path, fetches, inputs=None, session=None, opset=None, **names):
+def export(path, fetches, inputs=None, session=None, opset=None, input_names=None,
+           output_names=None, graph_name="graphc"):
     """Write the ONNX model of `fetches` (see build_model) to `path` atomically; returns the
-    ModelProto."""
+    ModelProto. Graph inputs and outputs are named after the tensors unless input_names or
+    output_names say otherwise."""
     from ..io.atomic import write_atomic
-    model = build_model(fetches, inputs, session, opset, **names)
+    model = build_model(fetches, inputs, session, opset, graph_name, input_names, output_names)
     data = model.SerializeToString()
     write_atomic(path, lambda f: f.write(data))
     return model
