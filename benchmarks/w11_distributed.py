@@ -2,7 +2,9 @@
 process with every core's thread, then `mpiexec -n 2` with one thread per rank (each rank 64
 examples, gradients averaged by gc.train.DistributedOptimizer), on the same machine. Reports
 steps/s of both, the scaling efficiency (2 ranks' steps/s over one process's, on the same
-cores), the measured compute and communication per step, and from them the ring-allreduce cost
+cores), the measured compute and communication per step (time inside MPI; and for the
+native allreduces, the time from each start to its completion and how much of it overlapped
+the rest of the step), and from them the ring-allreduce cost
 model's expected efficiency at 8 and 64 machines on 10 and 100 Gb/s links (a model, not a
 measurement: see the README's "Training on several processes").
 
@@ -57,7 +59,7 @@ def worker(sizes, batch, repeats, number):
         return sess.run([loss, train], feed)
     for _ in range(5):
         run()
-    samples, comm = [], []
+    samples, comm, spans, overlapped = [], [], [], []
     for _ in range(repeats):
         gc.distributed.barrier()
         before = gc.distributed.stats()
@@ -67,10 +69,17 @@ def worker(sizes, batch, repeats, number):
         samples.append((time.perf_counter() - t0) / number)
         after = gc.distributed.stats()
         comm.append((after["seconds"] - before["seconds"]) / number)
+        # native allreduces: start to completion, and the part of it spent in other steps
+        spans.append((after.get("communication_seconds", 0.0)
+                      - before.get("communication_seconds", 0.0)) / number)
+        overlapped.append((after.get("overlapped_seconds", 0.0)
+                           - before.get("overlapped_seconds", 0.0)) / number)
     stats = gc.distributed.stats()
     if rank == 0:
         print(json.dumps({"seconds": float(np.median(samples)), "comm_seconds":
-                          float(np.median(comm)), "bytes": stats["bytes"] / max(stats["calls"], 1),
+                          float(np.median(comm)), "span_seconds": float(np.median(spans)),
+                          "overlapped_seconds": float(np.median(overlapped)),
+                          "bytes": stats["bytes"] / max(stats["calls"], 1),
                           "threads": int(os.environ.get("GRAPHC_NUM_THREADS", "0") or 0)}),
               flush=True)
 
@@ -115,6 +124,8 @@ def measure(sizes, batch, repeats, number):
     record.update({"one_process_steps_s": round(one_sps, 2), "two_ranks_steps_s":
                    round(two_sps, 2), "efficiency": round(two_sps / one_sps, 3),
                    "comm_ms_per_step": round(two["comm_seconds"] * 1e3, 3),
+                   "allreduce_span_ms_per_step": round(two.get("span_seconds", 0) * 1e3, 3),
+                   "overlapped_ms_per_step": round(two.get("overlapped_seconds", 0) * 1e3, 3),
                    "step_ms_one_process": round(alone["seconds"] * 1e3, 3),
                    "gradient_bytes": grad_bytes, "cores": cores,
                    "ring_model_weak_scaling": model})

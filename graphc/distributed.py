@@ -9,13 +9,17 @@
     opt = gc.train.DistributedOptimizer(gc.train.AdamOptimizer(1e-3))
     sess.run(gc.distributed.broadcast_variables(root=0))
 
-The collectives are ops of the registry (graphc/ops/collectives.py). A device runs each one as
-a host step between its native segments: the step hands its input buffer (a numpy view of the
-plan's memory, no copy) to the communicator here, which moves it with mpi4py's buffer calls
-(no pickling): an allreduce is a reduce-scatter then an allgather (each chunk is reduced once,
-on one rank, so every rank gets bitwise the same result), or for small tensors an allgather
-summed in rank order. Gradients are fused into buckets (`grouped_allreduce`), one collective
-per bucket.
+The collectives are ops of the registry (graphc/ops/collectives.py). On device cpu an
+allreduce is two steps of the program (compiler.CollectiveStep): the start calls
+MPI_Iallreduce (NativeMpi: mpi4py's libmpi through ctypes) on the addresses of the plan's input
+and output buffers, the runtime calls MPI_Test between the following steps, and the wait calls
+MPI_Wait just before the result's first use. Elsewhere (the reference, device cuda, loop
+bodies, every broadcast) a collective is a host step that hands its input buffer (a numpy view
+of the plan's memory) to the communicator's mpi4py buffer calls: an allreduce is then a
+reduce-scatter and an allgather (each chunk reduced once, on one rank, so every rank gets
+bitwise the same result), or for small tensors an allgather summed in rank order, copied into
+the output buffer. Gradients are fused into buckets (`grouped_allreduce`), one collective per
+bucket.
 
 The first time a process runs a collective node, every rank first compares a signature of it
 (op, dtype, shape): graphs that differ across ranks (a variable of another shape) raise a

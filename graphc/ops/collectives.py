@@ -5,9 +5,10 @@
     broadcast(x, root=0)            every rank gets root's x
 
 They are stateful ops (kind "stateful": a uid of their own, never merged with an equal-looking
-node nor folded as a constant, a group of their own in fusion): a device runs each as a host
-step between its native segments, and its reference calls the job's communicator on the
-step's input buffer. In a process that is not part of a job (size 1) they are the identity.
+node nor folded as a constant, a group of their own in fusion). Device cpu runs an allreduce
+natively, as a start and a wait on the plan's buffers (compiler.CollectiveStep); otherwise a
+device runs a collective as a host step between its native segments, and its reference calls
+the job's communicator on the step's input buffer. In a process that is not part of a job (size 1) they are the identity.
 
 Gradients (Horovod's definitions): the gradient of an allreduce is the allreduce, with the
 same op, of the upstream gradients; the gradient of a broadcast is the sum of every rank's

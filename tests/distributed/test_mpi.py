@@ -121,3 +121,23 @@ def test_a_failing_rank_ends_the_job(mode, expected):
     assert "finished" not in done.stdout
     if mode == "mismatch":
         assert "GraphcError" in done.stderr and "float32[3, 5]" in done.stderr
+
+
+def test_native_allreduce_in_place_deterministic_and_overlapped(tmp_path):
+    """3 ranks (not a power of two): the allreduce is MPI called on the plan's buffers,
+    bitwise the same on every rank and from run to run, and a bucket's allreduce starts
+    before the backward pass has finished."""
+    check_ok(run_job("native_job.py", 3, tmp_path, timeout=90))
+    found = results(str(tmp_path), 3)
+    for r in found:
+        assert r["phases"] == ["start", "wait"]
+        assert r["addresses_are_the_plans"] and r["value_ok"]
+        assert all(r["repeatable"]) and all(r["close"])
+        assert r["digests"] == found[0]["digests"]
+        assert r["weights"] == found[0]["weights"]
+        assert r["kernels_between_starts"], r["profile_text"]
+        assert r["first_wait_after_last_start"], r["profile_text"]
+        c = r["communication"]
+        assert c["seconds"] > 0 and 0 < c["overlapped_seconds"] <= c["seconds"] + 1e-6
+        assert r["stats"]["native_calls"] > 0 and r["stats"]["calls"] == r["stats"]["native_calls"]
+        assert "overlapped" in r["profile_text"]
