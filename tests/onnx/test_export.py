@@ -246,3 +246,25 @@ def test_dump_command_shows_an_onnx_model(tmp_path, capsys):
     bad.write_bytes(b"\x08\x07garbage")
     assert main(["dump", str(bad)]) == 2
     assert "graphc: error:" in capsys.readouterr().err
+
+
+def test_scatters_and_a_gradient_graph(tmp_path):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 5), name="x")
+        t = gc.placeholder(gc.float32, (4, 3), name="t")
+        w = gc.Variable(rng.normal(size=(5, 3)).astype(np.float32), name="w")
+        loss = gc.mean(gc.square(gc.tanh(x @ w) - 0.5))
+        (dw,) = gc.grad(loss, [w])
+        idx = gc.constant(np.array([[0, 2, 1], [3, 0, 2]], np.int64))
+        outs = [gc.scatter_elements(t, idx, t[:2] * 10.0, axis=0, reduction="add"),
+                gc.scatter_nd(t, gc.constant(np.array([[1], [3]], np.int64)), t[:2] + 1.0)]
+        sess = gc.Session(g)
+    path = str(tmp_path / "grad.onnx")
+    gc.onnx.export(path, [loss, dw], inputs=[x], session=sess)
+    xv = rng.normal(size=(7, 5)).astype(np.float32)
+    _round_trip(path, {"x": xv}, sess.run([loss, dw], {x: xv}), load=False)
+    path = str(tmp_path / "scatter.onnx")
+    gc.onnx.export(path, outs, session=sess, opset=16)
+    tv = rng.normal(size=(4, 3)).astype(np.float32)
+    _round_trip(path, {"t": tv}, sess.run(outs, {t: tv}))
