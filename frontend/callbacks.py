@@ -9,7 +9,6 @@ before the exception goes on: the progress bar ends its line, CSVLogger has its 
 """
 import csv
 import io
-import json
 import math
 import os
 import sys

@@ -19,8 +19,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
-from .. import backend, initializers, regularizers
-from .. import activations, initializers, regularizers
+from .. import activations, backend, initializers, regularizers
 
 _names = {}
 _local = threading.local()

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from ..errors import GraphcError, GraphMismatchError, TruthValueError
-from .types import TensorType, format_shape
+from .types import format_shape
 
 
 class FrozenArray:

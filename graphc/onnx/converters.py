@@ -10,7 +10,6 @@ import numpy as np
 
 import graphc.nn as gnn
 from ..ir import dtypes
-from ..ir.types import Dim
 from ..ops import elementwise as E
 from ..ops import indexing as I
 from ..ops import reductions as R
@@ -1012,7 +1011,6 @@ def _groupnorm(node):
     x, scale, bias = node.inputs
     g = node.attr("num_groups")
     n, c = x.shape[:2]
-    rest = x.shape[2:]
     xg = S.reshape(x, (n, g, -1))
     mean = R.mean(xg, (2,), True)
     d = xg - mean

@@ -28,11 +28,11 @@ import threading
 
 import numpy as np
 
-from ..errors import DTypeError, GradientError, GraphcError, IndexError_, ShapeError
+from ..errors import DTypeError, GraphcError, IndexError_, ShapeError
 from ..ir import dtypes
 from ..ir.graph import Tensor, get_default_graph
 from ..ir.source import source_of, user_source
-from ..ir.subgraph import Body, BodyBuilder, active_builder
+from ..ir.subgraph import BodyBuilder, active_builder
 from ..ir.types import Dim, TensorType, format_type
 from .registry import NOT_DIFFERENTIABLE, PendingNode, apply, call_reference, register
 from .sources import as_tensor, constant

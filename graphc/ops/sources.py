@@ -3,7 +3,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..ir import dtypes
-from ..ir.graph import FrozenArray, Tensor, get_default_graph, new_uid
+from ..ir.graph import FrozenArray, Tensor, new_uid
 from ..ir.types import Dim, TensorType
 from .registry import NOT_DIFFERENTIABLE, apply, register
 

@@ -20,7 +20,7 @@ left as they are. The order of the sum changes (one product instead of a running
 """
 from ..ir.types import TensorType
 from ..ops.registry import get_spec
-from .rebuild import rebuild, reachable
+from .rebuild import reachable, rewrite_nodes
 
 
 def _key(t):
@@ -190,19 +190,6 @@ def loop_accumulators(outputs):
     """Turn a loop's carried sum of per-step matrix products into one product after the loop."""
     needed = reachable(outputs)
     used = {_key(t) for n in needed for t in n.inputs} | {_key(t) for t in outputs}
-    plans = {n.id: p for n in needed if n.op == "loop" for p in [plan(n, used)] if p}
-    if not plans:
-        return (outputs[0].graph if outputs else None), outputs
-    made = {}
-
-    def replace(old, tensor):
-        if old.id not in plans:
-            return tensor
-        node = tensor.node
-        if id(node) not in made:
-            made[id(node)] = rewritten(node, plans[old.id])
-        outs = made[id(node)]
-        if outs is None or tensor.index not in outs:
-            return tensor
-        return outs[tensor.index]
-    return rebuild(outputs, replace)
+    return rewrite_nodes(outputs, {
+        n.id: (lambda node, p=p: rewritten(node, p))
+        for n in needed if n.op == "loop" for p in [plan(n, used)] if p})

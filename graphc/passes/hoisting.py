@@ -20,12 +20,12 @@ not; nothing moves out of a cond's branches, which may not run. The body keeps i
 arguments and its results in order; the new arguments follow the sequences' and the
 non-sequences' ones.
 """
-from ..ir.graph import Graph, FrozenArray, nodes_needed
+from ..ir.graph import Graph, nodes_needed
 from ..ir.subgraph import Body
 from ..ir.types import TensorType
 from ..ops.registry import get_spec
 from ..ir.graph import new_uid
-from .rebuild import copy_node, reachable, rebuild
+from .rebuild import copy_node, reachable, rewrite_nodes
 
 INVARIANT, PER_SLICE, VARYING = "invariant", "per-slice", "varying"
 MOVABLE_KINDS = ("elementwise", "view", "reduction", "contraction")
@@ -226,17 +226,9 @@ def _still_needed(body, stop):
 
 def loop_invariant_hoisting(outputs):
     """Move loop-invariant and per-sequence-slice work out of loop bodies, before the loop."""
-    plans = {n.id: p for n in reachable(outputs) if n.op == "loop"
-             for p in [plan(n)] if p is not None}
-    if not plans:
-        return (outputs[0].graph if outputs else None), outputs
-    made = {}
-
-    def replace(old, tensor):
-        if old.id not in plans:
-            return tensor
-        node = tensor.node
-        if id(node) not in made:
-            made[id(node)] = hoisted(node, *plans[old.id]) or node
-        return made[id(node)].outputs[tensor.index]
-    return rebuild(outputs, replace)
+    def rewrite(node, p):
+        new = hoisted(node, *p)
+        return None if new is None else dict(enumerate(new.outputs))
+    return rewrite_nodes(outputs, {n.id: (lambda node, p=p: rewrite(node, p))
+                                   for n in reachable(outputs) if n.op == "loop"
+                                   for p in [plan(n)] if p is not None})

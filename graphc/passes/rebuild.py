@@ -52,6 +52,24 @@ def rebuild(outputs, replace=None, check_types=False, new_attrs=None):
     return new_graph, [mapping[(t.node.id, t.index)] for t in outputs]
 
 
+def rewrite_nodes(outputs, rewrites):
+    """(new graph, new outputs): the outputs' subgraph copied, each node whose id is a key of
+    `rewrites` passed, once copied, through rewrites[id](copy), which gives {output index: new
+    tensor} for the outputs it replaces, or None to keep the copy."""
+    if not rewrites:
+        return (outputs[0].graph if outputs else None), outputs
+    made = {}
+
+    def replace(old, tensor):
+        if old.id not in rewrites:
+            return tensor
+        node = tensor.node
+        if id(node) not in made:
+            made[id(node)] = rewrites[old.id](node) or {}
+        return made[id(node)].get(tensor.index, tensor)
+    return rebuild(outputs, replace)
+
+
 def _carry_variables(outputs, new_graph, mapping):
     if not outputs:
         return

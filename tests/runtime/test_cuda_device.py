@@ -261,28 +261,6 @@ def test_intermediates_share_the_gpus_memory_by_liveness(graph, gpu):
         assert len(places) == 2
 
 
-def test_intermediates_share_the_gpus_memory_by_liveness(graph, gpu):
-    """Compiled op by op, a chain's intermediates die one after another: its plan lays them
-    out in one arena by liveness, in two places taken in turn, so it holds less than one
-    buffer per tensor, at two batch sizes (two plans), with the reference's results."""
-    x = gc.placeholder(gc.float32, (None, 1000), name="x")
-    chain = [x]
-    for op in (gc.exp, gc.sin, gc.cos, gc.tanh, gc.square, gc.sqrt):
-        chain.append(op(chain[-1]))
-    out = gc.sum(chain[-1], axis=1)
-    f = gc.function([x], out, device="cuda", optimize="O0")
-    want = gc.function([x], out, device="reference")
-    for n in (30, 7):
-        xb = _normal(n, 1000)
-        np.testing.assert_allclose(f(xb), want(xb), rtol=1e-5)
-        exe = f._exe
-        planned, unshared = exe.plan_bytes
-        assert unshared == 6 * n * 1000 * 4 + n * 4  # the intermediates and the output
-        assert planned < unshared / 2
-        places = {int(exe.last_plan.device[exe.slots.buffers[t.node.id, 0]]) for t in chain[1:]}
-        assert len(places) == 2
-
-
 def test_check_numerics_names_the_node(graph, gpu):
     x = gc.placeholder(gc.float32, (None, 5), name="x")
     out = gc.sqrt(gc.log(x, name="the_log") + 1.0) * 2.0
