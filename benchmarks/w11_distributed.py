@@ -32,20 +32,11 @@ def worker(sizes, batch, repeats, number):
     """One process of the job (or the process alone): time the train step; rank 0 prints a
     JSON line {seconds per step, communication seconds and bytes per step}."""
     import graphc as gc
-    from w4_mlp import initial_params
+    from w4_mlp import initial_params, mlp_loss
     gc.distributed.init()
     rank, size = gc.distributed.rank(), gc.distributed.size()
-    params = initial_params(sizes)
-    g = gc.Graph()
+    g, (x, y), loss, _ = mlp_loss(sizes, initial_params(sizes))
     with g.as_default():
-        x = gc.placeholder(gc.float32, (None, sizes[0]), name="x")
-        y = gc.placeholder(gc.int32, (None,), name="y")
-        variables = [gc.Variable(p.copy(), name=f"p{i}") for i, p in enumerate(params)]
-        h = x
-        for i in range(0, len(variables), 2):
-            h = h @ variables[i] + variables[i + 1]
-            h = gc.relu(h) if i + 2 < len(variables) else h
-        loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(h, y))
         opt = gc.train.GradientDescentOptimizer(LR)
         train = (gc.train.DistributedOptimizer(opt) if size > 1 else opt).minimize(loss)
     sess = gc.Session(g, device="cpu")

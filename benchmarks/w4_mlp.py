@@ -38,8 +38,8 @@ def sgd_updates(loss, variables, lr):
     return [(v, v - lr * g) for v, g in zip(variables, gc.grad(loss, variables))]
 
 
-def mlp_graph(sizes, params, lr):
-    """(graph, [x, y], loss, updates) of the W4 train step."""
+def mlp_loss(sizes, params):
+    """(graph, [x, y], loss, variables) of the W4 model: its mean cross-entropy."""
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(gc.float32, (None, sizes[0]), name="x")
@@ -49,8 +49,14 @@ def mlp_graph(sizes, params, lr):
         for i in range(0, len(variables), 2):
             h = h @ variables[i] + variables[i + 1]
             h = gc.relu(h) if i + 2 < len(variables) else h
-        loss = gc.mean(gc.nn.sparse_softmax_cross_entropy(h, y))
-        return g, [x, y], loss, sgd_updates(loss, variables, lr)
+        return g, [x, y], gc.mean(gc.nn.sparse_softmax_cross_entropy(h, y)), variables
+
+
+def mlp_graph(sizes, params, lr):
+    """(graph, [x, y], loss, updates) of the W4 train step."""
+    g, inputs, loss, variables = mlp_loss(sizes, params)
+    with g.as_default():
+        return g, inputs, loss, sgd_updates(loss, variables, lr)
 
 
 def compile_step(graph, inputs, loss, updates):
