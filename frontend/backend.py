@@ -39,3 +39,92 @@ def set_random_seed(seed):
 def next_seed():
     """A fresh 31-bit seed from the stream set by set_random_seed."""
     return int(_seeds[0].integers(0, 2 ** 31 - 1))
+
+
+# ---- Keras's keras.backend configuration names -------------------------------------------------
+_config = {"floatx": "float32", "epsilon": 1e-7, "image_data_format": "channels_last"}
+_uids = {}
+
+
+def backend():
+    """The name of the backend: "graphc"."""
+    return "graphc"
+
+
+def floatx():
+    """The default float type's name ("float32")."""
+    return _config["floatx"]
+
+
+def set_floatx(value):
+    if value not in ("float16", "bfloat16", "float32", "float64"):
+        raise ValueError(f"Unknown floatx type: {value!r}")
+    _config["floatx"] = str(value)
+
+
+def epsilon():
+    """The fuzz factor of numeric expressions (1e-7, as in Keras)."""
+    return _config["epsilon"]
+
+
+def set_epsilon(value):
+    _config["epsilon"] = float(value)
+
+
+def image_data_format():
+    """"channels_last": graphc's image layers take (batch, height, width, channels)."""
+    return _config["image_data_format"]
+
+
+def set_image_data_format(data_format):
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"Unknown data_format: {data_format!r}")
+    _config["image_data_format"] = data_format
+
+
+def clear_session():
+    """Forget layer-name counters (as Keras does); sessions go with their graphs."""
+    from .layers import base
+    base._names.clear()
+    _uids.clear()
+
+
+def get_uid(prefix=""):
+    _uids[prefix] = _uids.get(prefix, 0) + 1
+    return _uids[prefix]
+
+
+def standardize_dtype(dtype):
+    """A dtype's canonical name ("float32", "int64", "bool", ...)."""
+    if dtype is None:
+        return floatx()
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = {"float": "float32", "int": "int64", "bool_": "bool"}.get(name, name)
+    return np.dtype(name).name if name != "bfloat16" else name
+
+
+def is_float_dtype(dtype):
+    name = standardize_dtype(dtype)
+    return name.startswith("float") or name.startswith("bfloat")
+
+
+def is_int_dtype(dtype):
+    name = standardize_dtype(dtype)
+    return name.startswith("int") or name.startswith("uint")
+
+
+def result_type(*dtypes):
+    """Keras's promotion, simplified: the widest float among floats (ints never widen a
+    float), else numpy's promotion of the ints and bools."""
+    names = [standardize_dtype(d) for d in dtypes] or [floatx()]
+    floats = [n for n in names if is_float_dtype(n)]
+    if floats:
+        return max(floats, key=lambda n: (np.dtype(n).itemsize if n != "bfloat16" else 2,
+                                          n != "bfloat16"))
+    return np.result_type(*[np.dtype(n) for n in names]).name
+
+
+def is_keras_tensor(x):
+    """True for graphc tensors (symbolic values that layers take)."""
+    from graphc.ir.graph import Tensor
+    return isinstance(x, Tensor)

@@ -5,6 +5,8 @@ mean. The cross-entropies take probabilities by default and logits with from_log
 the predictions come straight out of a softmax or sigmoid op, the loss reads the logits under
 it, so the log never sees a rounded-to-zero probability.
 """
+import numpy as np
+
 import graphc as gc
 from graphc.errors import GraphcError
 
@@ -127,15 +129,138 @@ def class_indices(y_true):
     return y_true if y_true.dtype.is_integer else gc.cast(y_true, gc.int32)
 
 
+def _hinge_labels(y_true):
+    """Keras's hinge labels: 0/1 labels become -1/1 when every label is 0 or 1."""
+    binary = gc.min(gc.cast(gc.logical_or(gc.equal(y_true, 0.0), gc.equal(y_true, 1.0)),
+                            gc.float32)) > 0.5
+    return gc.where(binary, 2.0 * y_true - 1.0, y_true)
+
+
+def _l2_normalize(x, axis=-1):
+    """x * min(rsqrt(sum(x**2)), 1 / epsilon), Keras's ops.normalize."""
+    inv = gc.minimum(gc.rsqrt(gc.sum(gc.square(x), axis=axis, keepdims=True)), 1.0 / EPSILON)
+    return x * inv
+
+
+class _Simple(MeanSquaredError):
+    """A loss without options, computed by `fn(y_true as float, y_pred)`."""
+    fn = None
+
+    def per_example(self, y_true, y_pred):
+        return type(self).fn(_float(y_true, y_pred), y_pred)
+
+
+class Hinge(_Simple):
+    name = "hinge"
+    fn = staticmethod(lambda t, p: _mean_last(gc.maximum(1.0 - _hinge_labels(t) * p, 0.0)))
+
+
+class SquaredHinge(_Simple):
+    name = "squared_hinge"
+    fn = staticmethod(lambda t, p: _mean_last(gc.square(gc.maximum(1.0 - _hinge_labels(t) * p,
+                                                                   0.0))))
+
+
+class CategoricalHinge(_Simple):
+    name = "categorical_hinge"
+    fn = staticmethod(lambda t, p: gc.maximum(
+        gc.max((1.0 - t) * p, axis=-1) - gc.sum(t * p, axis=-1) + 1.0, 0.0))
+
+
+class KLDivergence(_Simple):
+    name = "kl_divergence"
+
+    @staticmethod
+    def fn(t, p):
+        t, p = gc.clip(t, EPSILON, 1.0), gc.clip(p, EPSILON, 1.0)
+        return gc.sum(t * gc.log(t / p), axis=-1)
+
+
+class LogCosh(_Simple):
+    name = "log_cosh"
+
+    @staticmethod
+    def fn(t, p):
+        x = p - t
+        return _mean_last(x + gc.softplus(-2.0 * x) - float(np.log(2.0)))
+
+
+class MeanAbsolutePercentageError(_Simple):
+    name = "mean_absolute_percentage_error"
+    fn = staticmethod(lambda t, p: 100.0 * _mean_last(
+        gc.abs((t - p) / gc.maximum(gc.abs(t), EPSILON))))
+
+
+class MeanSquaredLogarithmicError(_Simple):
+    name = "mean_squared_logarithmic_error"
+    fn = staticmethod(lambda t, p: _mean_last(gc.square(
+        gc.log(gc.maximum(p, EPSILON) + 1.0) - gc.log(gc.maximum(t, EPSILON) + 1.0))))
+
+
+class Poisson(_Simple):
+    name = "poisson"
+    fn = staticmethod(lambda t, p: _mean_last(p - t * gc.log(p + EPSILON)))
+
+
+class CosineSimilarity(Loss):
+    """-cos(y_true, y_pred) along `axis` (-1 for identical directions)."""
+    name = "cosine_similarity"
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def per_example(self, y_true, y_pred):
+        y_true = _float(y_true, y_pred)
+        return -gc.sum(_l2_normalize(y_true, self.axis) * _l2_normalize(y_pred, self.axis),
+                       axis=self.axis)
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
 LOSSES = {cls.name: cls for cls in (
     MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy,
-    SparseCategoricalCrossentropy)}
-ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+    SparseCategoricalCrossentropy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, LogCosh,
+    MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, CosineSimilarity)}
+ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
+           "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
+           "kld": "kl_divergence", "logcosh": "log_cosh", "huber_loss": "huber"}
+
+
+def _functional(cls, *options):
+    """Keras's functional form of a loss class: fn(y_true, y_pred, **options) -> per-example
+    values (compile(loss=gk.losses.categorical_crossentropy) saves as the class would)."""
+    def fn(y_true, y_pred, **kwargs):
+        return cls(**kwargs)(y_true, y_pred)
+    fn.__name__ = fn.__qualname__ = cls.name
+    fn.__doc__ = f"The per-example {cls.name} of (y_true, y_pred); options: {options or 'none'}."
+    fn.loss_class = cls
+    return fn
+
+
+mean_squared_error = _functional(MeanSquaredError)
+mean_absolute_error = _functional(MeanAbsoluteError)
+huber = _functional(Huber, "delta")
+binary_crossentropy = _functional(BinaryCrossentropy, "from_logits")
+categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits")
+sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits")
+hinge = _functional(Hinge)
+squared_hinge = _functional(SquaredHinge)
+categorical_hinge = _functional(CategoricalHinge)
+kl_divergence = _functional(KLDivergence)
+log_cosh = _functional(LogCosh)
+mean_absolute_percentage_error = _functional(MeanAbsolutePercentageError)
+mean_squared_logarithmic_error = _functional(MeanSquaredLogarithmicError)
+poisson = _functional(Poisson)
+cosine_similarity = _functional(CosineSimilarity, "axis")
 
 
 def get(identifier):
     """A loss from a name ("mse", "sparse_categorical_crossentropy", ...), a config dict, an
     instance, or a function of (y_true, y_pred) returning per-example values."""
+    if getattr(identifier, "loss_class", None) is not None:  # a functional form
+        return identifier.loss_class()
     if isinstance(identifier, Loss) or (callable(identifier) and not isinstance(identifier, type)):
         return identifier
     if isinstance(identifier, dict):
@@ -151,3 +276,8 @@ def serialize(loss):
     if not isinstance(loss, Loss):
         raise GraphcError(f"loss {loss!r} is a function and cannot be saved by name")
     return {"name": loss.name, "config": loss.get_config()}
+
+
+def deserialize(config):
+    """A loss from serialize's dict (or a name)."""
+    return get(config)

@@ -4,12 +4,17 @@ A metric turns (y_true, y_pred) into one value per example; its state is two non
 variables, the sum of those values and their count, updated by the train or test step that
 computes them, so a batch costs no extra call. `result` after a step is sum / count.
 """
+import numpy as np
+
 import graphc as gc
 from graphc.errors import GraphcError
 
 from . import distribution
 from .labels import CLASS_INDICES, LIKE_PREDICTIONS, fit as fit_labels
+from . import losses
 from .losses import class_indices
+
+EPS = 1e-7  # Keras's backend.epsilon(), the AUC's end thresholds' margin
 
 
 def _equal_float(a, b):
@@ -158,12 +163,318 @@ class MeanSquaredError(Metric):
         return gc.mean(err, axis=-1) if err.ndim > 1 else err
 
 
+class _Confusion(Metric):
+    """A metric kept as confusion counts (one per threshold) summed over the epoch, its result
+    computed from them: Precision, Recall, AUC, the TruePositives family."""
+    counts = ()  # which of "tp", "fp", "tn", "fn" to keep
+
+    def __init__(self, thresholds=0.5, name=None, class_id=None):
+        super().__init__(name)
+        self.thresholds = thresholds
+        self.class_id = class_id
+
+    def _threshold_list(self):
+        t = self.thresholds
+        return [float(v) for v in t] if isinstance(t, (list, tuple)) else [float(t)]
+
+    def state(self):
+        if self._state is None:
+            n = len(self._threshold_list())
+            with gc.get_default_graph().root_scope():
+                self._state = tuple(gc.Variable(np.zeros(n, np.float32),
+                                                name=f"metrics/{self.name}/{c}", trainable=False)
+                                    for c in self.counts)
+        return self._state
+
+    def reset(self, session):
+        for var in self._state or ():
+            session.set_value(var, np.zeros(var.shape, np.float32))
+
+    def update(self, y_true, y_pred):
+        y_true = gc.cast(fit_labels(y_true, y_pred, self.label_kind, type(self).name),
+                         gc.float32)
+        y_pred = gc.cast(y_pred, gc.float32)
+        if self.class_id is not None:
+            y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
+        t = gc.reshape(y_true, (-1, 1)) > 0.5
+        thresholds = gc.constant(np.array(self._threshold_list(), np.float32))
+        pos = gc.reshape(y_pred, (-1, 1)) > gc.reshape(thresholds, (1, -1))
+        both = {"tp": gc.logical_and(t, pos), "fp": gc.logical_and(gc.logical_not(t), pos),
+                "tn": gc.logical_and(gc.logical_not(t), gc.logical_not(pos)),
+                "fn": gc.logical_and(t, gc.logical_not(pos))}
+        batch = [gc.sum(gc.cast(both[c], gc.float32), axis=0) for c in self.counts]
+        batch = distribution.sum_over_ranks(batch)
+        updates = [(v, v + b) for v, b in zip(self.state(), batch)]
+        totals = dict(zip(self.counts, [new for _, new in updates]))
+        out = self.from_counts(totals)
+        if not isinstance(self.thresholds, (list, tuple)) and out.ndim == 1:
+            out = gc.reshape(out, ())
+        return updates, out
+
+    def get_config(self):
+        return {"name": self.name, "thresholds": self.thresholds, "class_id": self.class_id}
+
+
+def _divide_no_nan(a, b):
+    safe = gc.where(gc.equal(b, 0.0), gc.ones_like(b), b)
+    return gc.where(gc.equal(b, 0.0), gc.zeros_like(a), a / safe)
+
+
+class Precision(_Confusion):
+    """true positives / predicted positives, at each threshold (y_pred > threshold)."""
+    name = "precision"
+    counts = ("tp", "fp")
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None):
+        if top_k is not None:
+            raise GraphcError(f"{type(self).__name__}(top_k=...) is not supported yet")
+        super().__init__(0.5 if thresholds is None else thresholds, name, class_id)
+
+    def from_counts(self, c):
+        return _divide_no_nan(c["tp"], c["tp"] + c["fp"])
+
+
+class Recall(Precision):
+    """true positives / actual positives."""
+    name = "recall"
+    counts = ("tp", "fn")
+
+    def from_counts(self, c):
+        return _divide_no_nan(c["tp"], c["tp"] + c["fn"])
+
+
+def _count_metric(count):
+    class Count(_Confusion):
+        counts = (count,)
+
+        def __init__(self, thresholds=None, name=None):
+            super().__init__(0.5 if thresholds is None else thresholds, name)
+
+        def from_counts(self, c):
+            return c[count]
+
+        def get_config(self):
+            return {"name": self.name, "thresholds": self.thresholds}
+    return Count
+
+
+class TruePositives(_count_metric("tp")):
+    name = "true_positives"
+
+
+class FalsePositives(_count_metric("fp")):
+    name = "false_positives"
+
+
+class TrueNegatives(_count_metric("tn")):
+    name = "true_negatives"
+
+
+class FalseNegatives(_count_metric("fn")):
+    name = "false_negatives"
+
+
+class AUC(_Confusion):
+    """Area under the ROC or PR curve from confusion counts at num_thresholds thresholds
+    spread evenly over [0, 1] (plus -epsilon and 1 + epsilon), summed by Keras's Riemann rule
+    (interpolation, minoring, majoring; PR with interpolation uses Davis & Goadrich's)."""
+    name = "auc"
+    counts = ("tp", "fp", "tn", "fn")
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
+                 name=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False):
+        if multi_label or label_weights is not None:
+            raise GraphcError("AUC(multi_label=True or label_weights) is not supported yet")
+        if str(curve).upper() not in ("ROC", "PR"):
+            raise GraphcError(f"AUC curve must be 'ROC' or 'PR', got {curve!r}")
+        if summation_method not in ("interpolation", "minoring", "majoring"):
+            raise GraphcError(f"unknown AUC summation_method {summation_method!r}")
+        if thresholds is not None:
+            inner = sorted(float(t) for t in thresholds)
+            num_thresholds = len(inner) + 2
+        else:
+            inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        self.num_thresholds, self.curve = int(num_thresholds), str(curve).upper()
+        self.summation_method, self.from_logits = summation_method, bool(from_logits)
+        self._given = thresholds
+        super().__init__([0.0 - EPS] + inner + [1.0 + EPS], name)
+
+    def update(self, y_true, y_pred):
+        return super().update(y_true, gc.sigmoid(y_pred) if self.from_logits else y_pred)
+
+    def from_counts(self, c):
+        n = self.num_thresholds
+        tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            dtp = tp[:n - 1] - tp[1:]
+            p = tp + fp
+            dp = p[:n - 1] - p[1:]
+            slope = _divide_no_nan(dtp, gc.maximum(dp, 0.0))
+            intercept = tp[1:] - slope * p[1:]
+            ratio = gc.where(gc.logical_and(p[:n - 1] > 0, p[1:] > 0),
+                             _divide_no_nan(p[:n - 1], gc.maximum(p[1:], 0.0)),
+                             gc.ones_like(p[1:]))
+            return gc.sum(_divide_no_nan(slope * (dtp + intercept * gc.log(ratio)),
+                                         gc.maximum(tp[1:] + fn[1:], 0.0)))
+        recall = _divide_no_nan(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _divide_no_nan(fp, fp + tn), recall
+        else:
+            x, y = recall, _divide_no_nan(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:n - 1] + y[1:]) / 2.0
+        elif self.summation_method == "minoring":
+            heights = gc.minimum(y[:n - 1], y[1:])
+        else:
+            heights = gc.maximum(y[:n - 1], y[1:])
+        return gc.sum((x[:n - 1] - x[1:]) * heights)
+
+    def get_config(self):
+        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
+                "summation_method": self.summation_method, "thresholds": self._given,
+                "from_logits": self.from_logits}
+
+
+class R2Score(Metric):
+    """The coefficient of determination over the epoch's examples, per output then averaged
+    (class_aggregation "uniform_average", "variance_weighted_average" or None), adjusted for
+    num_regressors as Keras does."""
+    name = "r2_score"
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name=None):
+        super().__init__(name)
+        if class_aggregation not in ("uniform_average", "variance_weighted_average", None):
+            raise GraphcError(f"unknown R2Score class_aggregation {class_aggregation!r}")
+        self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
+
+    def update(self, y_true, y_pred):
+        y_true = gc.cast(fit_labels(y_true, y_pred, self.label_kind, type(self).name),
+                         gc.float32)
+        y_pred = gc.cast(y_pred, gc.float32)
+        if y_pred.ndim == 1:
+            y_true, y_pred = gc.expand_dims(y_true, 1), gc.expand_dims(y_pred, 1)
+        outputs = y_pred.shape[-1]
+        if self._state is None:
+            with gc.get_default_graph().root_scope():
+                self._state = tuple(gc.Variable(np.zeros(shape, np.float32),
+                                                name=f"metrics/{self.name}/{what}",
+                                                trainable=False)
+                                    for what, shape in (("sum", outputs), ("squared_sum", outputs),
+                                                        ("total_mse", outputs), ("count", ())))
+        batch = [gc.sum(y_true, axis=0), gc.sum(gc.square(y_true), axis=0),
+                 gc.sum(gc.square(y_true - y_pred), axis=0),
+                 gc.sum(gc.ones_like(y_true[:, 0]))]
+        batch = distribution.sum_over_ranks(batch)
+        updates = [(v, v + b) for v, b in zip(self._state, batch)]
+        total, squared, mse, count = [new for _, new in updates]
+        mean = total / count
+        variance = squared - total * mean
+        raw = 1.0 - mse / variance
+        raw = gc.where(gc.isfinite(raw), raw, gc.zeros_like(raw))
+        if self.class_aggregation == "uniform_average":
+            r2 = gc.mean(raw)
+        elif self.class_aggregation == "variance_weighted_average":
+            r2 = gc.sum(variance / gc.sum(variance) * raw)
+        else:
+            r2 = raw
+        if self.num_regressors:
+            n, p = count, float(self.num_regressors)
+            adjusted = 1.0 - (1.0 - r2) * (n - 1.0) / (n - p - 1.0)
+            r2 = gc.where(n - p - 1.0 > 0, adjusted, r2)
+        return updates, r2
+
+    def reset(self, session):
+        for var in self._state or ():
+            session.set_value(var, np.zeros(var.shape, np.float32))
+
+    def get_config(self):
+        return {"name": self.name, "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
+class MeanMetricWrapper(Metric):
+    """The running mean of fn(y_true, y_pred, **kwargs)'s per-example values."""
+
+    def __init__(self, fn, name=None, **kwargs):
+        super().__init__(name or getattr(fn, "__name__", "mean_metric_wrapper"))
+        self._fn, self._fn_kwargs = fn, kwargs
+
+    def values(self, y_true, y_pred):
+        return self._fn(y_true, y_pred, **self._fn_kwargs)
+
+
+def _loss_metric(loss_cls, metric_name=None):
+    """The metric class of a loss: the running mean of its per-example values."""
+    class LossMetric(Metric):
+        name = metric_name or loss_cls.name
+        label_kind = loss_cls.label_kind
+
+        def __init__(self, name=None, **kwargs):
+            super().__init__(name)
+            self._loss = loss_cls(**kwargs)
+            self._kwargs = kwargs
+
+        def values(self, y_true, y_pred):
+            return self._loss.per_example(y_true, y_pred)
+
+        def get_config(self):
+            return {"name": self.name, **self._kwargs}
+    LossMetric.__name__ = loss_cls.__name__
+    return LossMetric
+
+
+BinaryCrossentropy = _loss_metric(losses.BinaryCrossentropy)
+CategoricalCrossentropy = _loss_metric(losses.CategoricalCrossentropy)
+SparseCategoricalCrossentropy = _loss_metric(losses.SparseCategoricalCrossentropy)
+Hinge = _loss_metric(losses.Hinge)
+SquaredHinge = _loss_metric(losses.SquaredHinge)
+CategoricalHinge = _loss_metric(losses.CategoricalHinge)
+KLDivergence = _loss_metric(losses.KLDivergence)
+LogCoshError = _loss_metric(losses.LogCosh, "logcosh")
+MeanAbsolutePercentageError = _loss_metric(losses.MeanAbsolutePercentageError)
+MeanSquaredLogarithmicError = _loss_metric(losses.MeanSquaredLogarithmicError)
+Poisson = _loss_metric(losses.Poisson)
+
+
+class CosineSimilarity(_loss_metric(losses.CosineSimilarity)):
+    """The mean cosine of (y_true, y_pred) (the loss's value negated)."""
+
+    def values(self, y_true, y_pred):
+        return -self._loss.per_example(y_true, y_pred)
+
+
+class RootMeanSquaredError(Metric):
+    """sqrt(the running mean of the squared errors), over every element."""
+    name = "root_mean_squared_error"
+
+    def update(self, y_true, y_pred):
+        y_true = fit_labels(y_true, y_pred, self.label_kind, type(self).name)
+        err = gc.square(y_pred - gc.cast(y_true, y_pred.dtype))
+        updates, result = self.accumulate(gc.sum(err), gc.sum(gc.ones_like(err)))
+        return updates, gc.sqrt(result)
+
+
+class Sum(Metric):
+    """The running sum of the values."""
+    name = "sum"
+
+    def update(self, y_true, y_pred):
+        updates, _ = self.accumulate(gc.sum(gc.cast(y_pred, gc.float32)), gc.constant(1.0))
+        return updates, updates[0][1]
+
+
 METRICS = {cls.name: cls for cls in (
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy, MeanAbsoluteError,
-    MeanSquaredError)}
+    MeanSquaredError, Precision, Recall, AUC, R2Score, TruePositives, FalsePositives,
+    TrueNegatives, FalseNegatives, BinaryCrossentropy, CategoricalCrossentropy,
+    SparseCategoricalCrossentropy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence,
+    LogCoshError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson,
+    CosineSimilarity, RootMeanSquaredError)}
 ALIASES = {"acc": "accuracy", "mae": "mean_absolute_error", "mse": "mean_squared_error",
-           "top_k": "top_k_categorical_accuracy"}
+           "top_k": "top_k_categorical_accuracy", "mape": "mean_absolute_percentage_error",
+           "msle": "mean_squared_logarithmic_error"}
 
 
 def get(identifier, y_true=None, y_pred=None, loss=None):
@@ -186,3 +497,31 @@ def _accuracy_for(y_true, y_pred, loss):
     if y_true.dtype.is_integer or y_true.ndim < y_pred.ndim or y_true.shape[-1] == 1:
         return SparseCategoricalAccuracy
     return CategoricalAccuracy
+
+
+# the functional forms Keras exports in keras.metrics (per-example values of graphc tensors)
+binary_accuracy = lambda y_true, y_pred, threshold=0.5: BinaryAccuracy(threshold=threshold).values(
+    gc.cast(y_true, gc.float32), y_pred)
+categorical_accuracy = lambda y_true, y_pred: CategoricalAccuracy().values(y_true, y_pred)
+sparse_categorical_accuracy = lambda y_true, y_pred: SparseCategoricalAccuracy().values(
+    y_true, y_pred)
+top_k_categorical_accuracy = lambda y_true, y_pred, k=5: TopKCategoricalAccuracy(k).values(
+    y_true, y_pred)
+sparse_top_k_categorical_accuracy = lambda y_true, y_pred, k=5: \
+    SparseTopKCategoricalAccuracy(k).values(y_true, y_pred)
+for _name in ("mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+              "mean_squared_logarithmic_error", "binary_crossentropy", "categorical_crossentropy",
+              "sparse_categorical_crossentropy", "hinge", "squared_hinge", "categorical_hinge",
+              "kl_divergence", "log_cosh", "poisson", "huber"):
+    globals()[_name] = getattr(losses, _name)
+
+
+def serialize(metric):
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
+def deserialize(config):
+    for cls in METRICS.values():
+        if cls.__name__ == config["class_name"]:
+            return cls(**config["config"])
+    raise GraphcError(f"unknown metric class {config['class_name']!r}")

@@ -1,4 +1,5 @@
-"""Optimizers: SGD (momentum, Nesterov), Adam, AdamW, RMSprop, Adagrad, with gradient
+"""Optimizers: SGD (momentum, Nesterov), Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam,
+Lion, Adafactor, Ftrl (Keras 3's update rules), with gradient
 clipping and learning-rate schedules.
 
 The update rules are graphc's (gc.train.sgd_update, momentum_update, adam_update,
@@ -61,9 +62,13 @@ class Optimizer:
             for var in var_list:
                 if var not in self._slot_vars:
                     self._slot_vars[var] = [
-                        gc.Variable(np.full(var.shape, s.fill, np.float32),
+                        gc.Variable(np.full(self.slot_shape(s, var), s.fill, np.float32),
                                     name=f"{var.name}/{self.name}/{s.name}", trainable=False)
                         for s in self.slots]
+
+    def slot_shape(self, slot, var):
+        """The shape of `var`'s `slot` (the weight's own, but for Adafactor's factors)."""
+        return tuple(var.shape)
 
     @property
     def variables(self):
@@ -71,7 +76,11 @@ class Optimizer:
         if self.iterations is None:
             return []
         head = [self.iterations] + ([self._lr_var] if self._lr_var is not None else [])
-        return head + [s for slots in self._slot_vars.values() for s in slots]
+        return head + [s for slots in self._slot_vars.values() for s in slots] + \
+            self._extra_variables()
+
+    def _extra_variables(self):
+        return []
 
     def _is_scheduled(self):
         return isinstance(self._learning_rate, schedules.LearningRateSchedule)
@@ -245,7 +254,229 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+class _Keras3Optimizer(Optimizer):
+    """The Keras 3 optimizers that take weight_decay: with it set, each weight shrinks by
+    learning_rate * weight_decay * weight before the update, as Keras 3's base optimizer does."""
+
+    def __init__(self, learning_rate, name, weight_decay=None, **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
+
+    def update_rule(self, param, grad, *slots, learning_rate):
+        if self.weight_decay:
+            param = param - param * self.weight_decay * learning_rate
+        return self.rule(param, grad, *slots, learning_rate=learning_rate)
+
+    def _step(self):
+        """The step number of this update, 1 for the first (Keras's iterations + 1)."""
+        return gc.cast(self.iterations + 1, gc.float32)
+
+    def hyper(self):
+        return {"weight_decay": self.weight_decay}
+
+
+class Adadelta(_Keras3Optimizer):
+    """accumulated_grad = rho * ag + (1 - rho) * g**2; delta = -sqrt(ad + eps) * g /
+    sqrt(ag + eps); ad = rho * ad + (1 - rho) * delta**2; param += lr * delta."""
+    slots = (Slot("accumulated_grad"), Slot("accumulated_delta_var"))
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name="adadelta", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def rule(self, param, grad, acc_grad, acc_delta, learning_rate):
+        rho, eps = self.rho, self.epsilon
+        acc_grad = rho * acc_grad + (1 - rho) * gc.square(grad)
+        delta = -(gc.sqrt(acc_delta + eps) * grad / gc.sqrt(acc_grad + eps))
+        acc_delta = rho * acc_delta + (1 - rho) * gc.square(delta)
+        return param + learning_rate * delta, acc_grad, acc_delta
+
+    def hyper(self):
+        return {**super().hyper(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(_Keras3Optimizer):
+    """Adam with the infinity norm: m += (g - m)(1 - beta_1); u = max(beta_2 u, |g|);
+    param -= lr m / ((1 - beta_1**t)(u + epsilon))."""
+    slots = (Slot("momentum"), Slot("norm"))
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 name="adamax", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def rule(self, param, grad, m, u, learning_rate):
+        beta_1_power = gc.pow(gc.constant(self.beta_1, dtype=gc.float32), self._step())
+        m = m + (grad - m) * (1 - self.beta_1)
+        u = gc.maximum(self.beta_2 * u, gc.abs(grad))
+        return param - learning_rate * m / ((1 - beta_1_power) * (u + self.epsilon)), m, u
+
+    def hyper(self):
+        return {**super().hyper(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(_Keras3Optimizer):
+    """Adam with Nesterov momentum and Keras's momentum schedule
+    u_t = beta_1 (1 - 0.5 * 0.96**t), whose running product is one more variable."""
+    slots = (Slot("momentum"), Slot("velocity"))
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 name="nadam", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._u_product = None
+
+    def build(self, var_list):
+        super().build(var_list)
+        if var_list and self._u_product is None:
+            graph = var_list[0].graph
+            with graph.as_default(), graph.root_scope():
+                self._u_product = gc.Variable(np.float32(1.0), name=f"{self.name}/u_product",
+                                              trainable=False)
+
+    def _extra_variables(self):
+        return [self._u_product] if self._u_product is not None else []
+
+    def apply(self, grads, var_list):
+        self.build(var_list)
+        step = self._step()
+        self._u_product_t = self._u_product * self.beta_1 * (
+            1.0 - 0.5 * gc.pow(gc.constant(0.96, dtype=gc.float32), step))
+        pairs = super().apply(grads, var_list)
+        return pairs + [(self._u_product, self._u_product_t)]
+
+    def rule(self, param, grad, m, v, learning_rate):
+        b1, b2 = self.beta_1, self.beta_2
+        step = self._step()
+        decay = gc.constant(0.96, dtype=gc.float32)
+        u_t = b1 * (1.0 - 0.5 * gc.pow(decay, step))
+        u_t_1 = b1 * (1.0 - 0.5 * gc.pow(decay, step + 1.0))
+        u_product_t = self._u_product_t
+        u_product_t_1 = u_product_t * u_t_1
+        beta_2_power = gc.pow(gc.constant(b2, dtype=gc.float32), step)
+        m = m + (grad - m) * (1 - b1)
+        v = v + (gc.square(grad) - v) * (1 - b2)
+        m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * grad / (1 - u_product_t)
+        v_hat = v / (1 - beta_2_power)
+        return param - m_hat * learning_rate / (gc.sqrt(v_hat) + self.epsilon), m, v
+
+    def hyper(self):
+        return {**super().hyper(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Lion(_Keras3Optimizer):
+    """param -= lr * sign(beta_1 m + (1 - beta_1) g); m = beta_2 m + (1 - beta_2) g."""
+    slots = (Slot("momentum"),)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, name="lion", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        if beta_1 <= 0 or beta_1 > 1:
+            raise GraphcError(f"Lion's beta_1 must be in (0, 1], got {beta_1}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+
+    def rule(self, param, grad, m, learning_rate):
+        step = gc.sign(m * self.beta_1 + grad * (1.0 - self.beta_1))
+        return param - learning_rate * step, m * self.beta_2 + grad * (1.0 - self.beta_2)
+
+    def hyper(self):
+        return {**super().hyper(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class Adafactor(_Keras3Optimizer):
+    """Keras 3's Adafactor: factored second moments (row and column means of g**2 + eps_1)
+    for weights of rank >= 2, a full one for vectors; the step is clipped by its RMS and
+    scaled by max(epsilon_2, RMS(param)) * min(lr, 1/sqrt(t))."""
+    slots = (Slot("r"), Slot("c"), Slot("velocity"))
+
+    def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3,
+                 clip_threshold=1.0, relative_step=True, name="adafactor", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.beta_2_decay, self.epsilon_1 = float(beta_2_decay), float(epsilon_1)
+        self.epsilon_2, self.clip_threshold = float(epsilon_2), float(clip_threshold)
+        self.relative_step = bool(relative_step)
+
+    def slot_shape(self, slot, var):
+        shape = tuple(var.shape)
+        if slot.name == "velocity":
+            return shape
+        if len(shape) < 2:
+            return ()
+        return shape[:-1] if slot.name == "r" else shape[:-2] + shape[-1:]
+
+    @staticmethod
+    def _rms(x):
+        return gc.sqrt(gc.mean(gc.square(x)))
+
+    def rule(self, param, grad, r, c, v, learning_rate):
+        step = self._step()
+        lr = learning_rate
+        if not self._is_scheduled() and self.relative_step:
+            lr = gc.minimum(lr, 1.0 / gc.sqrt(step))
+        rho_t = gc.minimum(lr, 1.0 / gc.sqrt(step))
+        alpha_t = gc.maximum(self.epsilon_2, self._rms(param)) * rho_t
+        grad_sq = gc.square(grad) + self.epsilon_1
+        beta_2_t = 1.0 - gc.pow(step, gc.constant(self.beta_2_decay, dtype=gc.float32))
+        if param.ndim >= 2:
+            r = beta_2_t * r + (1.0 - beta_2_t) * gc.mean(grad_sq, axis=-1)
+            c = beta_2_t * c + (1.0 - beta_2_t) * gc.mean(grad_sq, axis=-2)
+            v = gc.expand_dims(r / gc.mean(r, axis=-1, keepdims=True), -1) * \
+                gc.expand_dims(c, -2)
+        else:
+            v = beta_2_t * v + (1.0 - beta_2_t) * grad_sq
+        u_t = grad / gc.sqrt(v)
+        u_t_hat = u_t / gc.maximum(1.0, self._rms(u_t) / self.clip_threshold)
+        return param - alpha_t * u_t_hat, r, c, v
+
+    def hyper(self):
+        return {**super().hyper(), "beta_2_decay": self.beta_2_decay,
+                "epsilon_1": self.epsilon_1, "epsilon_2": self.epsilon_2,
+                "clip_threshold": self.clip_threshold, "relative_step": self.relative_step}
+
+
+class Ftrl(_Keras3Optimizer):
+    """Follow The Regularized Leader (Keras 3's rule, with L1, L2, shrinkage and beta)."""
+    slots = (Slot("accumulator"), Slot("linear"))
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5,
+                 initial_accumulator_value=0.1, l1_regularization_strength=0.0,
+                 l2_regularization_strength=0.0, l2_shrinkage_regularization_strength=0.0,
+                 beta=0.0, name="ftrl", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        if initial_accumulator_value < 0 or learning_rate_power > 0:
+            raise GraphcError("Ftrl needs initial_accumulator_value >= 0 and "
+                              "learning_rate_power <= 0")
+        self.learning_rate_power = float(learning_rate_power)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.l1_regularization_strength = float(l1_regularization_strength)
+        self.l2_regularization_strength = float(l2_regularization_strength)
+        self.l2_shrinkage_regularization_strength = float(l2_shrinkage_regularization_strength)
+        self.beta = float(beta)
+        self.slots = (Slot("accumulator", fill=self.initial_accumulator_value), Slot("linear"))
+
+    def rule(self, param, grad, accum, linear, learning_rate):
+        lr, p = learning_rate, -self.learning_rate_power
+        l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
+        grad_to_use = grad + 2 * self.l2_shrinkage_regularization_strength * param
+        new_accum = accum + gc.square(grad)
+        linear = linear + grad_to_use - (gc.pow(new_accum, p) - gc.pow(accum, p)) / lr * param
+        quadratic = gc.pow(new_accum, p) / lr + 2 * l2
+        l1 = self.l1_regularization_strength
+        new_param = (gc.clip(linear, -l1, l1) - linear) / quadratic
+        return new_param, new_accum, linear
+
+    def hyper(self):
+        return {**super().hyper(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength":
+                    self.l2_shrinkage_regularization_strength, "beta": self.beta}
+
+
+OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta,
+                                                     Adamax, Nadam, Lion, Adafactor, Ftrl)}
 
 
 def get(identifier):
