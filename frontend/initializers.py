@@ -184,6 +184,8 @@ def serialize(init):
 
 
 def _known(name):
+    by_class = {cls.__name__: key for key, cls in INITIALIZERS.items()}
+    name = by_class.get(name, name)  # Keras also takes class names ("Zeros", "HeNormal")
     if name not in INITIALIZERS:
         raise GraphcError(f"unknown initializer {name!r}; expected one of "
                           f"{', '.join(INITIALIZERS)} or an Initializer")

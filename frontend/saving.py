@@ -296,7 +296,22 @@ def save_model(model, path):
     return _write_zip(path, members)
 
 
-def load_model(path):
+_unsafe = []  # non-empty while a load_model(safe_mode=False) runs
+
+
+def safe_mode():
+    """False while load_model(..., safe_mode=False) rebuilds a model: only then may a Lambda
+    layer's saved bytecode be run."""
+    return not _unsafe
+
+
+def load_model(path, safe_mode=True):
+    if not safe_mode:
+        _unsafe.append(path)
+        try:
+            return load_model(path)
+        finally:
+            _unsafe.pop()
     from .models import Model
     members = _read_zip(path, "model file")
     if "model.json" not in members or "weights.npz" not in members:
