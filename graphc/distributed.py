@@ -23,7 +23,11 @@ bucket.
 
 The first time a process runs a collective node, every rank first compares a signature of it
 (op, dtype, shape): graphs that differ across ranks (a variable of another shape) raise a
-GraphcError on every rank instead of hanging or mixing garbage.
+GraphcError on every rank instead of hanging or mixing garbage. A collective whose shape is
+known only at run time (a batch axis of None) may change size from call to call, so every
+later call of it is checked too, cheaply (an MPI_Allreduce of four int64s: the ranks' element
+counts and dtypes agree or not); one of static shape (every gradient of a variable) cannot, and
+is checked only the first time.
 
 Faults: `init()` installs an excepthook that prints the traceback and calls MPI_Abort, so a
 rank that raises ends the whole job (plain MPICH would wait in finalize forever); a rank killed
@@ -50,6 +54,7 @@ __all__ = ["init", "initialized", "rank", "size", "local_size", "allreduce", "br
 # environment variables that MPI launchers set in every rank (MPICH's hydra, Open MPI, PMIx)
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
                       "MPI_LOCALNRANKS")
+_DTYPE_CODES = {"float32": 1, "float64": 2, "int32": 3, "int64": 4}  # for the size check
 SMALL_BYTES = 1 << 16  # tensors up to this (times the ranks) go by allgather + local sum
 DEFAULT_BUCKET_BYTES = 25 << 20  # PyTorch DDP's bucket size
 FIRST_BUCKET_BYTES = 1 << 20  # and its first bucket's: its allreduce starts early
@@ -203,7 +208,7 @@ class SingleProcess:
     seconds = communication_seconds = overlapped_seconds = 0.0
     outstanding = ()
 
-    def start_allreduce(self, uid, op, out, send, recv):
+    def start_allreduce(self, uid, op, out, send, recv, static=False):
         """The native allreduce of a job of one: the input's bytes into the output's."""
         if send != recv:
             ctypes.memmove(recv, send, out.nbytes)
@@ -252,28 +257,51 @@ class MpiCommunicator:
         self.outstanding = []  # native allreduces started, not yet waited for (Pending)
         self._native = None
         self._checked = set()  # uids of collective nodes whose signature every rank agreed
+        self.checks = 0  # per-call size checks made (_check)
         if "GRAPHC_NUM_THREADS" not in os.environ and self.local_size > 1:
             cores = len(os.sched_getaffinity(0))
             os.environ["GRAPHC_NUM_THREADS"] = str(max(1, cores // self.local_size))
         _install_abort_hook(self)
 
     # -- the collectives' references -------------------------------------------------------
-    def _check(self, uid, signature):
+    def _check(self, uid, signature, count=None, dtype=None):
         """Every rank's signature of the collective about to run; a GraphcError on every rank
-        where they differ."""
-        if uid in self._checked:
+        where they differ. The first time a node runs, the ranks compare the whole signature
+        (a pickled allgather); after that, where `count` is given (a collective whose size may
+        change from call to call: a shape known only at run time), a cheap check on every
+        call: one blocking MPI_Allreduce (max) of four int64s (count, -count, dtype code,
+        -dtype code), whose maxima say whether every rank sends as many elements of one dtype.
+        Every rank gets the same maxima, so every rank takes the same branch."""
+        if uid not in self._checked:
+            self._disagree(self.comm.allgather(signature))
+            self._checked.add(uid)
             return
-        seen = self.comm.allgather(signature)
+        if count is None:
+            return
+        code = _DTYPE_CODES.get(np.dtype(dtype).name, 0)
+        mine = np.array([count, -count, code, -code], np.int64)
+        most = np.empty(4, np.int64)
+        begun = time.perf_counter()
+        self.comm.Allreduce(mine, most, op=self.MPI.MAX)
+        self.seconds += time.perf_counter() - begun
+        self.checks += 1
+        if most[0] != -most[1] or most[2] != -most[3]:
+            self._disagree(self.comm.allgather(signature))
+
+    @staticmethod
+    def _disagree(seen):
+        """A GraphcError where the ranks' signatures `seen` (one per rank) differ."""
         if any(s != seen[0] for s in seen):
             rows = "; ".join(f"rank {r}: {s}" for r, s in enumerate(seen))
             raise GraphcError(f"the ranks run different collectives here ({rows}): every rank "
                               "must build the same graph (the same variables, of the same "
-                              "shapes, in the same order)")
-        self._checked.add(uid)
+                              "shapes, in the same order) and feed a collective whose shape "
+                              "is known only at run time tensors of the same shape")
 
     def allreduce(self, array, op, uid):
         array = np.ascontiguousarray(array)
-        self._check(uid, f"allreduce {op} {array.dtype}{list(array.shape)}")
+        self._check(uid, f"allreduce {op} {array.dtype}{list(array.shape)}", array.size,
+                    array.dtype)
         start = time.perf_counter()
         flat = array.reshape(-1)
         n, size = flat.size, self.size
@@ -302,13 +330,16 @@ class MpiCommunicator:
         return result.reshape(array.shape)
 
     # -- native allreduces: MPI's C calls on the plan's buffers ----------------------------
-    def start_allreduce(self, uid, op, out, send, recv):
+    def start_allreduce(self, uid, op, out, send, recv, static=False):
         """Start the allreduce (MPI_Iallreduce) of the `out.size` elements at address `send`
         into those at address `recv` (the plan's buffers, the output `out` a numpy view of
         the latter, used for nothing but its type and, for op="mean", the division in place
-        once complete). Returns the Pending to wait for."""
+        once complete). static: the node's shape is fixed in the graph (a gradient's), so
+        its size cannot change after the first call's check, and later calls skip the
+        per-call one (_check). Returns the Pending to wait for."""
         native = self._native or self._load_native()
-        self._check(uid, f"allreduce {op} {out.dtype}{list(out.shape)}")
+        self._check(uid, f"allreduce {op} {out.dtype}{list(out.shape)}",
+                    None if static else out.size, out.dtype)
         if out.size > 2**31 - 1:
             raise GraphcError(f"allreduce of {out.size} elements: more than MPI's int count")
         begun = time.perf_counter()
@@ -363,7 +394,8 @@ class MpiCommunicator:
         if not 0 <= root < self.size:
             raise GraphcError(f"broadcast from rank {root} in a job of {self.size} processes")
         out = np.array(array, order="C")
-        self._check(uid, f"broadcast from {root} {out.dtype}{list(out.shape)}")
+        self._check(uid, f"broadcast from {root} {out.dtype}{list(out.shape)}", out.size,
+                    out.dtype)
         start = time.perf_counter()
         self.comm.Bcast(out, root=root)
         self._count(start, out.nbytes)

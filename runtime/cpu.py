@@ -263,10 +263,12 @@ class Plan(NativePlan):
         comm = distributed.communicator()
         if step.phase == "start":
             uid, op = node.attrs["uid"], node.attrs["reduce"]
+            static = node.inputs[0].type.is_static  # its size cannot change from call to call
 
             def start():
                 pending[key] = comm.start_allreduce(uid, op, arrays[target],
-                                                    int(table[source]), int(table[target]))
+                                                    int(table[source]), int(table[target]),
+                                                    static)
                 return 0
             return start
 

@@ -112,6 +112,7 @@ def test_keras_fit_evaluate_predict_data_parallel(ranks, tmp_path, single_fit):
     ("raise", "RuntimeError: rank 1 fails on purpose"),
     ("kill", "signal 9"),
     ("mismatch", "the ranks run different collectives here"),
+    ("resize", "the ranks run different collectives here"),
 ])
 def test_a_failing_rank_ends_the_job(mode, expected):
     done = run_job("fault_job.py", 2, mode, timeout=60)
@@ -121,6 +122,57 @@ def test_a_failing_rank_ends_the_job(mode, expected):
     assert "finished" not in done.stdout
     if mode == "mismatch":
         assert "GraphcError" in done.stderr and "float32[3, 5]" in done.stderr
+    if mode == "resize":  # the first two calls agreed; the third's sizes differ: an error
+        assert "rank 1 call 1 done" in done.stdout and "call 2 done" not in done.stdout
+        assert "GraphcError" in done.stderr and "float32[5, 3]" in done.stderr
+
+
+def _left_in(folder):
+    """The checkpoints in `folder` by number, after checking that any temp file left there is
+    a dead writer's, which the next atomic write in the folder removes."""
+    from graphc.io import atomic
+    temps = [n for n in os.listdir(folder) if n.startswith(atomic.TEMP_PREFIX)]
+    assert not any(atomic.writer_alive(n) for n in temps), temps
+    atomic.write_text(os.path.join(folder, "next.txt"), "a later write")
+    names = sorted(os.listdir(folder))
+    assert not [n for n in names if n.startswith(atomic.TEMP_PREFIX)], names
+    return sorted((int(n[5:-4]), os.path.join(folder, n)) for n in names if n.endswith(".gck"))
+
+
+@pytest.mark.parametrize("mode", ["raise-ckpt", "kill-ckpt"])
+def test_a_failing_rank_leaves_the_last_checkpoint_whole(mode, tmp_path):
+    """Rank 0 saves after every step (sess.save) and rank 1 fails while it writes: the job
+    ends, every checkpoint left loads whole, and the last is of the last step saved."""
+    import graphc as gc
+    done = run_job("fault_job.py", 2, mode, tmp_path, timeout=60)
+    assert done.returncode != 0 and done.seconds < 60, done.stdout + done.stderr
+    assert "finished" not in done.stdout
+    saved = _left_in(str(tmp_path))
+    assert [step for step, _ in saved] == list(range(len(saved))) and len(saved) >= 3
+    g = gc.Graph()
+    with g.as_default():
+        gc.Variable(np.zeros((3, 4), "float32"), name="W")
+        big = gc.Variable(np.zeros(1 << 20, "float32"), name="big")
+    sess = gc.Session(graph=g)
+    for step, path in saved:
+        sess.restore(path)  # the digests of every value checked
+        np.testing.assert_array_equal(sess.get_value(big),
+                                      np.arange(1 << 20, dtype="float32") + step + 1)
+
+
+def test_a_killed_rank_leaves_the_last_model_checkpoint_whole(tmp_path):
+    """A data-parallel fit with ModelCheckpoint; rank 1 is killed at the end of epoch 3,
+    while rank 0 writes that epoch's file: the job ends, and the files left load."""
+    import graphc.frontend as gk
+    done = run_job("fault_job.py", 2, "keras-kill", tmp_path, timeout=60)
+    assert done.returncode != 0 and done.seconds < 60, done.stdout + done.stderr
+    assert "finished" not in done.stdout
+    saved = _left_in(str(tmp_path))
+    assert [epoch for epoch, _ in saved][:2] == [1, 2], saved
+    for _, path in saved:
+        model = gk.models.load_model(path)
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+        assert model.predict(np.ones((2, 32), "float32"), verbose=0).shape == (2, 2)
 
 
 def test_native_allreduce_in_place_deterministic_and_overlapped(tmp_path):
