@@ -1316,3 +1316,6 @@ def _resize(node):
             y1 = S.gather(y, constant(i1, dtype=dtypes.int64), a)
             y = y0 + (y1 - y0) * w
     return y
+
+
+from . import control  # noqa: E402,F401  (If, Loop, Scan, LSTM, GRU, RNN register here)

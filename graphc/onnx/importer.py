@@ -5,6 +5,7 @@ Values known at load time (initializers, Constant nodes, Shape of a tensor of st
 whatever is computed from those only) are folded with graphc's own numpy references, so shape
 computations (Shape -> Gather -> Concat -> Reshape) become plain attributes.
 """
+import collections
 import re
 
 import numpy as np
@@ -17,6 +18,7 @@ from .proto import gc_dtype, to_array
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 FOLD_LIMIT = 1 << 16  # results of constants alone up to this many elements become constants
+MAX_DEPTH = 16  # subgraphs (If/Loop/Scan bodies) nested deeper than this are refused
 
 
 def _attr_value(attr, base_dir, where):
@@ -37,6 +39,8 @@ def _attr_value(attr, base_dir, where):
         return [s.decode("utf-8", "replace") for s in attr.strings]
     if t == A.TENSOR:
         return to_array(attr.t, base_dir, f"{where} attribute {attr.name!r}")
+    if t == A.GRAPH:  # a body: converted by its op's converter (Importer.subgraph)
+        return attr.g
     raise OnnxUnsupportedError(f"attribute {attr.name!r} of type "
                                f"{A.AttributeType.Name(t)} is not supported")
 
@@ -101,6 +105,49 @@ class Importer:
             self.opsets[imp.domain or ""] = imp.version
         self.values = {}  # ONNX value name -> graphc Tensor
         self._folded = {}  # tensor -> numpy value or None
+        self.depth = 0  # how many bodies (subgraphs) enclose the graph being converted
+
+    def subgraph(self, graph_proto, bindings, where):
+        """Convert an If/Loop/Scan body (a GraphProto) inside the body being built: its inputs
+        are `bindings` (graphc tensors, in order), its names see the enclosing scopes' values
+        (outer tensors the body uses become captures of the body being built), its nodes go
+        through the same converters and checks as the top graph. Returns its output tensors.
+        Errors inside it name the body node and say which outer node holds it (`where`)."""
+        from . import converters
+        if self.depth + 1 > MAX_DEPTH:
+            raise OnnxFormatError(f"{where}: subgraphs are nested more than {MAX_DEPTH} deep")
+        if len(graph_proto.input) != len(bindings):
+            raise OnnxFormatError(f"{where}: the body declares {len(graph_proto.input)} inputs "
+                                  f"but the op gives it {len(bindings)}")
+        child = Importer.__new__(Importer)
+        child.__dict__.update(self.__dict__)
+        child.depth = self.depth + 1
+        child.values = collections.ChainMap({}, self.values)
+        try:
+            for init in graph_proto.initializer:
+                arr = to_array(init, self.base_dir, f"{where}: initializer {init.name!r}")
+                child.values.maps[0][init.name] = constant(arr, dtype=gc_dtype(init.data_type))
+            for vi, t in zip(graph_proto.input, bindings):
+                tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+                if vi.type.ListFields() and tt is None:
+                    raise OnnxUnsupportedError(f"body input {vi.name!r} is not a tensor "
+                                               "(sequences, maps and optionals are not "
+                                               "supported)")
+                if not vi.name:
+                    raise OnnxFormatError("a body input has no name")
+                child.values.maps[0][vi.name] = t
+            for proto in graph_proto.node:
+                child.convert(proto, converters)
+            outs = []
+            for vi in graph_proto.output:
+                if vi.name not in child.values:
+                    raise OnnxFormatError(f"body output {vi.name!r} is computed by no node")
+                outs.append(child.values[vi.name])
+        except NeedsValue:
+            raise
+        except OnnxError as err:
+            raise type(err)(f"{where}: {err}") from None
+        return outs
 
     def inputs_behind(self, t):
         """The ONNX names of the graph inputs that t is computed from."""
