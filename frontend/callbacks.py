@@ -430,3 +430,29 @@ class BackupAndRestore(Callback):
             os.rmdir(self.backup_dir)   # only if nothing else is in it
         except OSError:
             pass
+
+
+class LambdaCallback(Callback):
+    """A callback made of functions: on_epoch_begin/end(epoch, logs),
+    on_train_batch_begin/end(batch, logs) (on_batch_begin/end are the same two),
+    on_train_begin/end(logs), and any other hook name given as a keyword."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 **kwargs):
+        super().__init__()
+        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end)
+        for old, new in (("on_batch_begin", "on_train_batch_begin"),
+                         ("on_batch_end", "on_train_batch_end")):
+            if old in kwargs:
+                hooks[new] = kwargs.pop(old)
+        for name in kwargs:
+            if name not in HOOKS:
+                raise GraphcError(f"LambdaCallback: unknown hook {name!r}")
+        hooks.update(kwargs)
+        for name, fn in hooks.items():
+            if fn is not None:
+                setattr(self, name, fn)

@@ -92,3 +92,30 @@ def plot_model(model, to_file="model.png", show_shapes=True):
     if result.returncode != 0:
         raise GraphcError(f"Graphviz's dot failed on {dot_path}: {result.stderr.strip()}")
     return to_file
+
+
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
+                  value=0.0):
+    """Lists of sequences -> one (n, maxlen) array, as Keras's pad_sequences: shorter ones
+    padded with `value` and longer ones cut, at the start ("pre") or the end ("post")."""
+    if padding not in ("pre", "post") or truncating not in ("pre", "post"):
+        raise ValueError(f"padding and truncating must be 'pre' or 'post', got {padding!r}, "
+                         f"{truncating!r}")
+    sequences = [np.asarray(s) for s in sequences]
+    lengths = [len(s) for s in sequences]
+    maxlen = max(lengths, default=0) if maxlen is None else int(maxlen)
+    sample_shape = next((s.shape[1:] for s in sequences if len(s)), ())
+    out = np.full((len(sequences), maxlen) + tuple(sample_shape), value, dtype=dtype)
+    for i, s in enumerate(sequences):
+        if not len(s) or not maxlen:
+            continue
+        trunc = s[-maxlen:] if truncating == "pre" else s[:maxlen]
+        if padding == "post":
+            out[i, :len(trunc)] = trunc
+        else:
+            out[i, -len(trunc):] = trunc
+    return out
+
+
+from .progress import Progbar  # noqa: E402,F401  (public here, as in Keras)
+from .backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: E402,F401

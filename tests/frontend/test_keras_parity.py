@@ -23,3 +23,16 @@ def test_every_new_layer_matches_keras():
     assert "error" not in summary, summary
     assert summary["failed"] == [] and summary["cases"] >= 36, result.stdout[-3000:]
     assert summary["worst_max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.skipif(not os.environ.get("GRAPHC_PEER_PYTHON")
+                    and importlib.util.find_spec("keras") is None,
+                    reason="no Keras: set GRAPHC_PEER_PYTHON to a Python with keras and jax")
+def test_issue_19_layers_optimizers_losses_metrics_match_keras():
+    result = subprocess.run([sys.executable,
+                             os.path.join(ROOT, "benchmarks", "keras_breadth_parity.py")],
+                            capture_output=True, text=True, timeout=900)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "error" not in summary, summary
+    assert summary["failed"] == [] and summary["cases"] >= 55, result.stdout[-3000:]
+    assert summary["worst_max_abs_diff"] <= 1e-5

@@ -1,0 +1,299 @@
+"""Parity with Keras 3 of the layers, optimizers, losses and metrics that issue 19 added to
+graphc.frontend (keras_layer_parity.py covers the recurrent and attention layers).
+
+Layers: each case's model is built with Keras (in another interpreter, on JAX) and with
+graphc.frontend, Keras's weights (perturbed, so biases matter) are copied with set_weights, and
+both predict on the same inputs. Training: the same small model, weights and data are trained
+for a few steps with each optimizer, loss and metric (shuffle=False); the final weights and the
+history's loss and metric values are compared. One JSON line per case (max abs difference),
+then a summary line.
+
+Usage:
+    GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_breadth_parity.py \
+        [--only SUBSTRING] [--tolerance 1e-5]
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from _common import keras_peer
+
+B = 4
+
+
+def _seq(*make_layers, shape, data=None):
+    """A Sequential-like functional model: the layers applied in order to Input(shape)."""
+    def case(lib):
+        x = lib.Input(shape)
+        layers = [make(lib) for make in make_layers]
+        h = x
+        for layer in layers:
+            h = layer(h)
+        return lib.Model(x, h), [l for l in layers if l.weights], [data or f"x{len(shape)}"]
+    return case
+
+
+def _merge(kind, **kwargs):
+    def case(lib):
+        a, b = lib.Input((6,)), lib.Input((6,))
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model([a, b], layer([a, b])), [], ["x1", "y1"]
+    return case
+
+
+def _dot3():
+    def case(lib):
+        a, b = lib.Input(SEQ), lib.Input(SEQ)
+        return lib.Model([a, b], lib.layers.Dot(axes=(2, 2))([a, b])), [], ["x2", "y2"]
+    return case
+
+
+L = lambda name, **kw: (lambda lib: getattr(lib.layers, name)(**kw))  # noqa: E731
+IMG, SEQ = (8, 8, 3), (7, 6)
+LAYER_CASES = {
+    "Conv1D valid": _seq(L("Conv1D", filters=4, kernel_size=3), shape=SEQ),
+    "Conv1D same strides 2 relu": _seq(L("Conv1D", filters=4, kernel_size=3, strides=2,
+                                         padding="same", activation="relu"), shape=SEQ),
+    "Conv1D causal dilation 2": _seq(L("Conv1D", filters=3, kernel_size=2, padding="causal",
+                                       dilation_rate=2), shape=SEQ),
+    "Conv2DTranspose valid": _seq(L("Conv2DTranspose", filters=4, kernel_size=3), shape=IMG),
+    "Conv2DTranspose same strides 2": _seq(L("Conv2DTranspose", filters=2, kernel_size=3,
+                                             strides=2, padding="same"), shape=IMG),
+    "Conv2DTranspose valid strides 2 kernel 2x3": _seq(L("Conv2DTranspose", filters=2,
+                                                         kernel_size=(2, 3), strides=2),
+                                                       shape=IMG),
+    "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
+    "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
+    "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),
+    "GlobalMaxPooling2D keepdims": _seq(L("GlobalMaxPooling2D", keepdims=True), shape=IMG),
+    "GlobalAveragePooling1D": _seq(L("GlobalAveragePooling1D"), shape=SEQ),
+    "GlobalMaxPooling1D": _seq(L("GlobalMaxPooling1D"), shape=SEQ),
+    "MaxPooling1D": _seq(L("MaxPooling1D", pool_size=2), shape=SEQ),
+    "AveragePooling1D same strides 1": _seq(L("AveragePooling1D", pool_size=3, strides=1,
+                                              padding="same"), shape=SEQ),
+    "LeakyReLU": _seq(L("LeakyReLU", negative_slope=0.2), shape=SEQ),
+    "ReLU max_value threshold slope": _seq(L("ReLU", max_value=0.8, negative_slope=0.1,
+                                             threshold=0.2), shape=SEQ),
+    "ELU": _seq(L("ELU", alpha=0.7), shape=SEQ),
+    "PReLU shared_axes": _seq(L("PReLU", shared_axes=[1]), shape=SEQ),
+    "Softmax": _seq(L("Softmax"), shape=SEQ),
+    "Rescaling": _seq(L("Rescaling", scale=1 / 255.0, offset=-0.5), shape=IMG, data="pixels"),
+    "ZeroPadding2D": _seq(L("ZeroPadding2D", padding=((1, 2), (0, 3))), shape=IMG),
+    "Cropping2D": _seq(L("Cropping2D", cropping=((1, 2), (2, 0))), shape=IMG),
+    "ZeroPadding1D": _seq(L("ZeroPadding1D", padding=2), shape=SEQ),
+    "Cropping1D": _seq(L("Cropping1D", cropping=(1, 2)), shape=SEQ),
+    "TimeDistributed(Dense)": _seq(lambda lib: lib.layers.TimeDistributed(
+        lib.layers.Dense(3)), shape=SEQ),
+    "Permute": _seq(L("Permute", dims=(2, 1)), shape=SEQ),
+    "RepeatVector": _seq(L("RepeatVector", n=3), shape=(6,)),
+    "Lambda": _seq(lambda lib: lib.layers.Lambda(lambda z: z * 2.0 + 1.0), shape=SEQ),
+    "Identity": _seq(L("Identity"), shape=SEQ),
+    "Average": _merge("Average"),
+    "Maximum": _merge("Maximum"),
+    "Minimum": _merge("Minimum"),
+    "Multiply": _merge("Multiply"),
+    "Subtract": _merge("Subtract"),
+    "Concatenate": _merge("Concatenate"),
+    "Dot axes 1": _merge("Dot", axes=1),
+    "Dot normalize": _merge("Dot", axes=1, normalize=True),
+    "Dot 3-D axes 2": _dot3(),
+}
+
+# training: (optimizer class, its kwargs, loss, metrics, target kind)
+TRAIN_CASES = {
+    "Adadelta": ("Adadelta", {"learning_rate": 1.0}, "categorical_crossentropy", [], "onehot"),
+    "Adamax": ("Adamax", {"learning_rate": 0.01}, "categorical_crossentropy", [], "onehot"),
+    "Nadam": ("Nadam", {"learning_rate": 0.01}, "categorical_crossentropy", [], "onehot"),
+    "Lion": ("Lion", {"learning_rate": 0.001}, "categorical_crossentropy", [], "onehot"),
+    "Adafactor": ("Adafactor", {"learning_rate": 0.01}, "categorical_crossentropy", [],
+                  "onehot"),
+    "Ftrl": ("Ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01,
+                      "l2_regularization_strength": 0.01, "beta": 0.1},
+             "categorical_crossentropy", [], "onehot"),
+    "Adamax weight_decay": ("Adamax", {"learning_rate": 0.01, "weight_decay": 0.1},
+                            "mean_squared_error", [],
+                            "onehot"),
+    "losses hinge + metrics": ("SGD", {"learning_rate": 0.1}, "hinge",
+                               ["Precision", "Recall", "AUC", "TruePositives"], "binary"),
+    "losses squared_hinge": ("SGD", {"learning_rate": 0.1}, "squared_hinge", [], "binary"),
+    "losses categorical_hinge": ("SGD", {"learning_rate": 0.1}, "categorical_hinge",
+                                 ["TopKCategoricalAccuracy"], "onehot"),
+    "losses kl_divergence": ("SGD", {"learning_rate": 0.1}, "kl_divergence", [], "onehot"),
+    "losses log_cosh + R2Score": ("SGD", {"learning_rate": 0.1}, "log_cosh",
+                                  ["R2Score", "MeanSquaredError", "MeanAbsoluteError",
+                                   "RootMeanSquaredError"], "regression"),
+    "losses mape": ("SGD", {"learning_rate": 0.01}, "mean_absolute_percentage_error",
+                    ["MeanAbsolutePercentageError"], "positive"),
+    "losses msle": ("SGD", {"learning_rate": 0.1}, "mean_squared_logarithmic_error",
+                    ["MeanSquaredLogarithmicError"], "positive"),
+    "losses poisson": ("SGD", {"learning_rate": 0.1}, "poisson", ["Poisson"], "positive"),
+    "losses cosine_similarity": ("SGD", {"learning_rate": 0.1}, "cosine_similarity",
+                                 ["CosineSimilarity"], "regression"),
+    "metrics AUC PR, crossentropies": ("SGD", {"learning_rate": 0.1}, "binary_crossentropy",
+                                       [("AUC", {"curve": "PR"}), "BinaryCrossentropy",
+                                        ("Precision", {"thresholds": 0.3})], "binary"),
+}
+STEPS, TB = 3, 8  # batches of TB examples
+
+
+def _train_model(lib, kind):
+    x = lib.Input((5,))
+    act = {"onehot": "softmax", "binary": "sigmoid", "positive": "softplus"}.get(kind)
+    layer = lib.layers.Dense(3 if kind != "binary" else 1, activation=act)
+    return lib.Model(x, layer(x)), layer
+
+
+def _train_data():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(STEPS * TB, 5)).astype("float32")
+    cls = rng.integers(0, 3, STEPS * TB)
+    return {"x": x, "onehot": np.eye(3, dtype="float32")[cls],
+            "binary": (x[:, :1] + 0.3 * rng.normal(size=(STEPS * TB, 1)) > 0).astype("float32"),
+            "regression": rng.normal(size=(STEPS * TB, 3)).astype("float32"),
+            "positive": rng.uniform(0.5, 2.0, (STEPS * TB, 3)).astype("float32"),
+            "w0": rng.normal(0, 0.5, (5, 3)).astype("float32"),
+            "b0": rng.normal(0, 0.1, (3,)).astype("float32")}
+
+
+def _train(lib, name, data):
+    opt_name, opt_kwargs, loss, metrics, kind = TRAIN_CASES[name]
+    model, layer = _train_model(lib, kind)
+    n = 1 if kind == "binary" else 3
+    layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
+    mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(**m[1])
+            for m in metrics]
+    model.compile(optimizer=getattr(lib.optimizers, opt_name)(**opt_kwargs),
+                  loss=getattr(lib.losses, loss), metrics=mets)
+    hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0)
+    # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
+    keys = sorted(hist.history, key=_plain)
+    values = [np.asarray(hist.history[k], np.float32) for k in keys]
+    return [np.asarray(w) for w in layer.get_weights()] + values, [_plain(k) for k in keys]
+
+
+def _plain(key):
+    head, _, tail = key.rpartition("_")
+    return head if head and tail.isdigit() else key
+
+
+def inputs():
+    rng = np.random.default_rng(0)
+    return {"pixels": rng.uniform(0, 255, (B,) + IMG).astype("float32"),
+            "x3": rng.normal(size=(B,) + IMG).astype("float32"),
+            "x2": rng.normal(size=(B,) + SEQ).astype("float32"),
+            "y2": rng.normal(size=(B,) + SEQ).astype("float32"),
+            "x1": rng.normal(size=(B, 6)).astype("float32"),
+            "y1": rng.normal(size=(B, 6)).astype("float32")}
+
+
+def _outputs(model, arrays):
+    out = model.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def peer_main(in_path, out_path, only):
+    import jax
+    import keras
+    keras.utils.set_random_seed(0)
+    with np.load(in_path) as f:
+        data = {k: f[k] for k in f.files}
+    arrays, cases, errors, keys = {}, [], {}, {}
+    rng = np.random.default_rng(1)
+    for name, case in list(LAYER_CASES.items()) + [(n, None) for n in TRAIN_CASES]:
+        if only and only not in name:
+            continue
+        i = len(cases)
+        cases.append(name)
+        try:
+            if case is None:
+                outs, keys[name] = _train(keras, name, _train_data())
+            else:
+                model, layers, names = case(keras)
+                for li, layer in enumerate(layers):
+                    ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
+                          for w in layer.get_weights()]
+                    layer.set_weights(ws)
+                    for wi, w in enumerate(ws):
+                        arrays[f"c{i}_l{li}_w{wi}"] = w
+                outs = _outputs(model, [data[n] for n in names])
+        except Exception as e:
+            errors[name] = f"{type(e).__name__}: {e}"[:300]
+            continue
+        for j, o in enumerate(outs):
+            arrays[f"c{i}_out{j}"] = o
+    np.savez(out_path, **arrays)
+    print(json.dumps({"cases": cases, "errors": errors, "history_keys": keys,
+                      "version": f"keras {keras.__version__} on jax {jax.__version__}"}))
+
+
+def main(only, tolerance):
+    import graphc as gc
+    import graphc.frontend as gk
+    data = inputs()
+    with tempfile.TemporaryDirectory() as tmp:
+        in_path, out_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(in_path, **data)
+        peer = keras_peer(__file__, [in_path, out_path] + (["--only", only] if only else []))
+        if "error" in peer:
+            print(json.dumps({"bench": "keras_breadth_parity", "error": peer["error"]}))
+            return 1
+        with np.load(out_path) as f:
+            theirs = {k: f[k] for k in f.files}
+    worst, failed = 0.0, []
+    for i, name in enumerate(peer["cases"]):
+        if name in peer["errors"]:
+            failed.append(name)
+            print(json.dumps({"bench": "keras_breadth_parity", "case": name,
+                              "keras_error": peer["errors"][name]}))
+            continue
+        with gc.Graph().as_default():
+            gk.utils.set_random_seed(0)
+            try:
+                if name in TRAIN_CASES:
+                    ours, keys = _train(gk, name, _train_data())
+                    if keys != peer["history_keys"][name]:
+                        raise AssertionError(f"history keys {keys} != Keras's "
+                                             f"{peer['history_keys'][name]}")
+                else:
+                    model, layers, names = LAYER_CASES[name](gk)
+                    for li, layer in enumerate(layers):
+                        layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"]
+                                           for wi in range(len(layer.weights))])
+                    ours = _outputs(model, [data[n] for n in names])
+            except Exception as e:  # report, and go on with the other cases
+                failed.append(name)
+                print(json.dumps({"bench": "keras_breadth_parity", "case": name,
+                                  "error": f"{type(e).__name__}: {e}"[:500]}))
+                continue
+        expected = [theirs.get(f"c{i}_out{j}") for j in range(len(ours))]
+        diffs = [float(np.max(np.abs(a - b))) if b is not None and a.shape == b.shape else None
+                 for a, b in zip(ours, expected)]
+        ok = all(d is not None and d <= tolerance for d in diffs) and \
+            f"c{i}_out{len(ours)}" not in theirs
+        if not ok:
+            failed.append(name)
+        worst = max([worst] + [d for d in diffs if d is not None])
+        print(json.dumps({"bench": "keras_breadth_parity", "case": name,
+                          "max_abs_diff": max([d for d in diffs if d is not None], default=None),
+                          "ok": ok}))
+    print(json.dumps({"bench": "keras_breadth_parity", "cases": len(peer["cases"]),
+                      "failed": failed, "worst_max_abs_diff": worst, "tolerance": tolerance,
+                      "keras": peer["version"]}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=None, help="run the cases whose name holds this")
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--peer", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer:
+        peer_main(args.peer[0], args.peer[1], args.only)
+    else:
+        sys.exit(main(args.only, args.tolerance))
