@@ -1,83 +1,95 @@
-"""ONNX light model-zoo networks at batch 1: graphc (device cpu) beside onnxruntime with 1 and
-2 threads, when a peer Python ($GRAPHC_PEER_PYTHON, a venv with onnxruntime; never a graphc
-dependency) is given. Prints one JSON line per network: load+compile seconds, median latency
-in ms, max |graphc - onnxruntime| of the outputs.
+"""W10: the light model-zoo networks shipped inside the onnx package, batch 1, through
+gc.onnx.load on device "cpu", beside onnxruntime with 1 and 2 threads (interleaved, medians)
+where onnxruntime is installed (a test-only dependency, never needed by graphc). Both run the
+same random input; their outputs must agree before anything is timed.
 
-    python benchmarks/onnx_zoo.py [--networks squeezenet,bvlc_alexnet] [--repeats 10]
+Prints one JSON line per network (ms per inference; the load and compile seconds, the largest
+difference from onnxruntime's output) and, with onnxruntime, a W10-geomean line: graphc's
+latencies over onnxruntime's (2 threads), geometric mean and worst. Targets: each network at
+most 1.5x onnxruntime's 2-thread latency, the geometric mean at most 1.
+Usage: python benchmarks/w10_onnx_zoo.py [--quick] [--no-peers] [--networks a,b] [--device D]
 """
-import argparse
-import json
+import importlib.util
+import math
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
+from _common import arguments, guarded, interleaved, result
+
 DEFAULT = "squeezenet,bvlc_alexnet,inception_v1,resnet50"
-PEER = r"""
-import json, sys, time, numpy as np, onnxruntime as ort
-path, inp, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
-x = np.load(inp)
-out = {}
-for threads in (1, 2):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    name = s.get_inputs()[0].name
-    y = s.run(None, {name: x})[0]
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter(); s.run(None, {name: x}); times.append(time.perf_counter() - t)
-    out[f"ort_{threads}t_ms"] = 1000 * float(np.median(times))
-np.save(inp + ".out.npy", y)
-print(json.dumps(out))
-"""
 
 
-def main():
+def light_path(name):
+    import onnx
+    return os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light",
+                        f"light_{name}.onnx")
+
+
+def onnxruntime_sessions(path):
+    """{"onnxruntime_1t": run, "onnxruntime_2t": run}: callables of one input array."""
+    import onnxruntime as ort
+    runs = {}
+    for threads in (1, 2):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        runs[f"onnxruntime_{threads}t"] = lambda x, s=session, n=name: s.run(None, {n: x})[0]
+    return runs
+
+
+def measure(name, device, repeats, peers):
     import onnx
     import graphc as gc
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--networks", default=DEFAULT)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-    peer = os.environ.get("GRAPHC_PEER_PYTHON")
-    for name in args.networks.split(","):
-        path = os.path.join(light, f"light_{name}.onnx")
-        t = time.perf_counter()
-        m = gc.onnx.load(path, device=args.device)
-        (vi,) = [i for i in onnx.load(path).graph.input if i.name == m.input_names[0]]
-        shape = tuple(d.dim_value or 1 for d in vi.type.tensor_type.shape.dim)
-        x = np.random.RandomState(0).rand(*shape).astype(np.float32)
-        y = m.run({m.input_names[0]: x})[0]
-        compile_s = time.perf_counter() - t
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            m.run({m.input_names[0]: x})
-            times.append(time.perf_counter() - t)
-        record = {"network": name, "device": args.device, "batch": 1,
-                  "load_compile_s": round(compile_s, 2),
-                  "graphc_ms": round(1000 * float(np.median(times)), 2)}
-        if peer:
-            with tempfile.TemporaryDirectory() as d:
-                inp = os.path.join(d, "x.npy")
-                np.save(inp, x)
-                run = subprocess.run([peer, "-c", PEER, path, inp, str(args.repeats)],
-                                     capture_output=True, text=True)
-                if run.returncode == 0:
-                    record.update({k: round(v, 2) for k, v in
-                                   json.loads(run.stdout.strip().splitlines()[-1]).items()})
-                    record["max_abs_diff_vs_ort"] = float(np.abs(np.load(inp + ".out.npy") - y).max())
-                else:
-                    record["ort_error"] = run.stderr.strip().splitlines()[-1:]
-        print(json.dumps(record), flush=True)
+    path = light_path(name)
+    start = time.perf_counter()
+    model = gc.onnx.load(path, device=device)
+    (info,) = [i for i in onnx.load(path).graph.input if i.name == model.input_names[0]]
+    shape = tuple(d.dim_value or 1 for d in info.type.tensor_type.shape.dim)
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    y = model.run({model.input_names[0]: x})[0]
+    compile_s = time.perf_counter() - start
+    contenders = {"graphc": lambda: model.run({model.input_names[0]: x})}
+    details = {"network": name, "device": device, "load_compile_s": round(compile_s, 2)}
+    if peers:
+        for who, run in onnxruntime_sessions(path).items():
+            diff = float(np.max(np.abs(run(x) - y)))
+            details[f"max_abs_diff_{who}"] = diff
+            if not np.allclose(run(x), y, rtol=1e-3, atol=1e-4):
+                raise AssertionError(f"{name}: graphc and {who} differ by up to {diff:.3g}")
+            contenders[who] = lambda run=run: run(x)
+    ms = {who: round(1000 * s, 3) for who, s in interleaved(contenders, repeats).items()}
+    ort = ms.get("onnxruntime_2t")
+    return result("W10", f"{name} (onnx light model zoo), batch 1", "ms", ms["graphc"], None,
+                  None if ort is None else 1.5 * ort, better="lower", repeats=repeats,
+                  onnxruntime_1t_ms=ms.get("onnxruntime_1t"), onnxruntime_2t_ms=ort,
+                  **details)
+
+
+def geomean(records):
+    ratios = [r["graphc"] / r["onnxruntime_2t_ms"] for r in records]
+    mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    return result("W10-geomean", "graphc latency / onnxruntime's (2 threads), geometric mean "
+                  f"over {len(ratios)} networks", "ratio", mean, None, 1.0, better="lower",
+                  worst=round(max(ratios), 3))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    def extra(parser):
+        parser.add_argument("--networks", default=DEFAULT, help="comma-separated")
+        parser.add_argument("--device", default="cpu")
+    args = arguments(__doc__, extra)
+    names = "squeezenet" if args.quick else args.networks
+    repeats = 2 if args.quick else 10
+    peers = not args.no_peers and importlib.util.find_spec("onnxruntime") is not None
+    records = []
+
+    def measured(name):
+        records.append(measure(name, args.device, repeats, peers))
+        return records[-1:]
+    for name in names.split(","):
+        guarded("W10", name, lambda: measured(name))
+    if peers and records:
+        guarded("W10-geomean", "geometric mean", lambda: [geomean(records)])

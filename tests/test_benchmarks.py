@@ -33,12 +33,13 @@ SCRIPTS = {
     "w7_compile_cache.py": {"W7": 2},
     "w8_chain.py": {"W8": 2, "W8-optimize": 1},
     "w9_lstm.py": {"W9": 1},
+    "w10_onnx_zoo.py": {"W10": 1},
     "w11_distributed.py": {"W11": 1},
     "reductions.py": {f"R{n}": 1 for n in range(1, 6)},
     "matmul_dtypes.py": {f"M{n}": 1 for n in range(1, 7)},
     "gemm_shapes.py": {"G1": 1, "G4": 1, "G7": 1, "G12": 1},
 }
-WITHOUT_NUMPY = {"W7", "W8", "W11"}
+WITHOUT_NUMPY = {"W7", "W8", "W10", "W11"}
 # device "cuda" beside PyTorch on the GPU: no numpy column; without a GPU, skip lines
 GPU_SCRIPT = "gpu_workloads.py"
 GPU_IDS = ["copy-cuda", "W1-cuda", "W2-cuda", "W3b-cuda-float32", "W3b-cuda-bfloat16",
