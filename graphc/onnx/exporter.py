@@ -61,6 +61,15 @@ class Export:
         self.taken = set()
         self._consts = {}  # (dtype, shape, bytes) -> name, for small helper constants
         self.node = None  # the graphc node being exported (for names and errors)
+        self.used = None  # keys of the tensors something reads (None: assume all)
+
+    def child(self):
+        """An Export for a body (a subgraph): its own nodes and names, the names, helper
+        constants and initializers (outer-scope values to the body) of this one."""
+        sub = Export.__new__(Export)
+        sub.__dict__.update(self.__dict__)
+        sub.nodes, sub.names, sub.node, sub.used = [], {}, None, None
+        return sub
 
     # -- names ---------------------------------------------------------------------------------
     def fresh(self, base):
@@ -517,9 +526,6 @@ exporter("avg_pool2d")(_pool("AveragePool", count_include_pad=0))
 
 # ---- the ops that cannot be exported, with the reason -------------------------------------------
 REFUSED = {
-    "loop": "loops (gc.scan, map_fn, foldl, while_loop and the recurrent layers built on them) "
-            "do not export to ONNX Scan/Loop yet",
-    "cond": "gc.cond does not export to ONNX If yet",
     "random_normal": "a random draw has no deterministic ONNX form (export an inference "
                      "graph: training=False)",
     "random_uniform": "a random draw has no deterministic ONNX form (export an inference "
@@ -583,14 +589,49 @@ def build_model(fetches, inputs=None, session=None, opset=None, graph_name="grap
         name = ex.fresh(input_names[k] if input_names else t.name)
         ex.names[_key(t)] = name
         graph_inputs.append(_value_info(name, t))
-    for node in needed:
+    ex.used = {_key(t) for n in needed for t in n.inputs} | {_key(t) for t in fetches}
+    export_nodes(ex, needed, session)
+
+    graph_outputs, produced = [], {o for n in ex.nodes for o in n.output}
+    for k, t in enumerate(fetches):
+        wanted = output_names[k] if output_names else t.name
+        name = ex.names[_key(t)]
+        if name not in produced or name in {o.name for o in graph_outputs} or name != wanted:
+            name = ex.op("Identity", [name], outputs=[ex.fresh(wanted)])[0]
+        graph_outputs.append(_value_info(name, t))
+    read = _names_read(ex.nodes) | {o.name for o in graph_outputs}
+    initializers = [i for i in ex.initializers if i.name in read]  # e.g. a scan's unused count
+    onnx_graph = helper.make_graph(ex.nodes, graph_name, graph_inputs, graph_outputs,
+                                   initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="graphc",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    return model
+
+
+def _names_read(nodes):
+    """The value names ONNX nodes read, their subgraphs' nodes included."""
+    read = set()
+    for n in nodes:
+        read.update(n.input)
+        for a in n.attribute:
+            if a.HasField("g"):
+                read |= _names_read(a.g.node) | {o.name for o in a.g.output}
+    return read
+
+
+def export_nodes(ex, nodes, session=None):
+    """Each of `nodes` (in order) as ONNX nodes of `ex`; tensors already named are inputs."""
+    for node in nodes:
         if all(_key(t) in ex.names for t in node.outputs):
-            continue  # a graph input
+            continue  # a graph input (or a body's argument)
         ex.node = node
-        if node.op == "placeholder":
+        if node.op in ("placeholder", "argument"):
             raise OnnxExportError("this placeholder is needed by the fetches but is not one of "
                                   "the inputs", node)
         if node.op == "variable":
+            if session is None:
+                raise OnnxExportError("a variable inside a loop or cond body", node)
             ex.names[_key(node.outputs[0])] = ex.initializer(
                 session.get_value(node.outputs[0]).astype(node.outputs[0].dtype.np), node.name)
             continue
@@ -608,20 +649,6 @@ def build_model(fetches, inputs=None, session=None, opset=None, graph_name="grap
         for t, name in zip(node.outputs, outs):
             ex.names[_key(t)] = name
     ex.node = None
-
-    graph_outputs, produced = [], {o for n in ex.nodes for o in n.output}
-    for k, t in enumerate(fetches):
-        wanted = output_names[k] if output_names else t.name
-        name = ex.names[_key(t)]
-        if name not in produced or name in {o.name for o in graph_outputs} or name != wanted:
-            name = ex.op("Identity", [name], outputs=[ex.fresh(wanted)])[0]
-        graph_outputs.append(_value_info(name, t))
-    onnx_graph = helper.make_graph(ex.nodes, graph_name, graph_inputs, graph_outputs,
-                                   ex.initializers)
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="graphc",
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    return model
 
 
 def _key(t):
@@ -656,5 +683,7 @@ def export(path, fetches, inputs=None, session=None, opset=None, input_names=Non
     write_atomic(path, lambda f: f.write(data))
     return model
 
+
+from . import export_control  # noqa: E402,F401,I001  (loop -> Scan/Loop, cond -> If)
 
 __all__ = ["export", "build_model", "EXPORTERS", "REFUSED"]
