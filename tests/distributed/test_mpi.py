@@ -193,3 +193,28 @@ def test_native_allreduce_in_place_deterministic_and_overlapped(tmp_path):
         assert c["seconds"] > 0 and 0 < c["overlapped_seconds"] <= c["seconds"] + 1e-6
         assert r["stats"]["native_calls"] > 0 and r["stats"]["calls"] == r["stats"]["native_calls"]
         assert "overlapped" in r["profile_text"]
+
+
+def test_device_cuda_collectives_and_training_on_the_host_emulation(tmp_path):
+    """device="cuda" in a job of 2 ranks, on the host emulation of tests/codegen/cuda (no GPU
+    needed): allreduce, broadcast and DistributedOptimizer steps give device cpu's results,
+    and the same weights on both ranks."""
+    from tests.codegen.cuda.host_emulation import missing_toolchain
+    if missing_toolchain():
+        pytest.skip(f"host emulation of CUDA C: {missing_toolchain()}")
+    check_ok(run_job("cuda_job.py", 2, tmp_path, "host", timeout=120))
+    found = results(str(tmp_path), 2)
+    every = [(np.linspace(-1, 1, 6) * (r + 1) + r).astype("float32") for r in range(2)]
+    for r in found:
+        assert r["gpu"] == "EmulatedGpu"
+        s, m, b, big = (np.array(v) for v in r["cuda"][:4])
+        np.testing.assert_allclose(s, every[0] ** 2 + every[1] ** 2, rtol=1e-6)
+        np.testing.assert_allclose(m, (every[0] + every[1]) / 2, rtol=1e-6)
+        np.testing.assert_array_equal(b, every[1] + 1)
+        np.testing.assert_allclose(big, np.broadcast_to((every[0] + every[1])[:, None],
+                                                        (6, 5000)), rtol=1e-6)
+        for got, want in zip(r["cuda"][:4], r["cpu"][:4]):   # the collectives: exactly
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(r["cuda"][4:], r["cpu"][4:]):   # the weights: to float32 order
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert r["cuda"] == found[0]["cuda"]                 # the same on every rank
