@@ -208,3 +208,18 @@ def test_pad_sequences_and_lambda_callback():
               callbacks=[gk.callbacks.LambdaCallback(
                   on_epoch_end=lambda epoch, logs: seen.append((epoch, "loss" in logs)))])
     assert seen == [(0, True), (1, True)]
+
+
+def test_keras_io_mnist_convnet_example_runs_unchanged():
+    """examples/keras_mnist_convnet.py: keras.io's script with only its imports and data
+    loading changed, at a tiny size."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, os.path.join(root, "examples",
+                                                          "keras_mnist_convnet.py")],
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, GRAPHC_EXAMPLE_SAMPLES="24"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Epoch 15/15" in result.stdout and "Test accuracy:" in result.stdout
