@@ -11,7 +11,7 @@ Each train step (forward, loss, gradients, optimizer update, metrics) is one com
 function.
 """
 from . import (activations, backend, callbacks, datasets, distribution, initializers, layers,
-               losses, metrics, models, optimizers, regularizers, saving, schedules, utils)
+               losses, metrics, models, ops, optimizers, regularizers, saving, schedules, utils)
 from .layers import Input
 from .models import Model, Sequential, load_model
 

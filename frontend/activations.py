@@ -43,3 +43,22 @@ def name_of(fn):
         if known is fn:
             return name
     raise GraphcError(f"activation {fn!r} is not a built-in one and cannot be saved by name")
+
+
+# Keras's other activation functions, by the names keras.activations exports
+from .ops import (elu, hard_sigmoid, hard_silu, hard_swish, leaky_relu, log_sigmoid,  # noqa: E402
+                  log_softmax, relu6, selu, silu, softsign, swish)
+relu, tanh, sigmoid, softplus, exponential = gc.relu, gc.tanh, gc.sigmoid, gc.softplus, gc.exp
+ACTIVATIONS.update({"elu": elu, "selu": selu, "softsign": softsign, "swish": swish,
+                    "silu": silu, "relu6": relu6, "leaky_relu": leaky_relu,
+                    "hard_sigmoid": hard_sigmoid, "hard_silu": hard_silu,
+                    "hard_swish": hard_swish, "log_sigmoid": log_sigmoid,
+                    "exponential": gc.exp})
+
+
+def serialize(fn):
+    return name_of(fn)
+
+
+def deserialize(name):
+    return get(name)

@@ -223,3 +223,48 @@ def test_keras_io_mnist_convnet_example_runs_unchanged():
                             env=dict(os.environ, GRAPHC_EXAMPLE_SAMPLES="24"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Epoch 15/15" in result.stdout and "Test accuracy:" in result.stdout
+
+
+def test_keras_ops_against_numpy():
+    ops = gk.ops
+    x = rng.normal(size=(3, 4)).astype("float32")
+    checks = {
+        "matmul": (ops.matmul(x, x.T), x @ x.T), "einsum": (ops.einsum("ij,kj->ik", x, x), x @ x.T),
+        "softmax": (ops.softmax(x), np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+        "where": (ops.where(ops.greater(x, 0), x, 0.0), np.where(x > 0, x, 0)),
+        "concatenate": (ops.concatenate([x, x], axis=1), np.concatenate([x, x], 1)),
+        "stack": (ops.stack([x, x], axis=1), np.stack([x, x], 1)),
+        "mean": (ops.mean(x, axis=1), x.mean(1)), "var": (ops.var(x, axis=0), x.var(0)),
+        "tile": (ops.tile(x, (2, 1)), np.tile(x, (2, 1))),
+        "repeat": (ops.repeat(x, 2, axis=1), np.repeat(x, 2, 1)),
+        "round": (ops.round(x * 2), np.round(x * 2)), "ceil": (ops.ceil(x), np.ceil(x)),
+        "moveaxis": (ops.moveaxis(x, 0, 1), np.moveaxis(x, 0, 1)),
+        "segment_sum": (ops.segment_sum(x, np.array([0, 1, 0], "int32"), 2),
+                        np.stack([x[0] + x[2], x[1]])),
+        "tril": (ops.tril(x), np.tril(x)), "split": (ops.split(x, [1, 3], axis=1)[1], x[:, 1:3]),
+        "argmax": (ops.argmax(x, axis=1), x.argmax(1)),
+        "norm": (ops.norm(x, axis=-1), np.linalg.norm(x, axis=-1)),
+        "top_k": (ops.top_k(x, 2)[0], -np.sort(-x, 1)[:, :2]),
+        "silu": (ops.silu(x), x / (1 + np.exp(-x))),
+        "transpose": (ops.transpose(x), x.T), "reshape": (ops.reshape(x, (2, 6)), x.reshape(2, 6)),
+    }
+    sess = gc.Session(gc.get_default_graph())
+    for name, (t, ref) in checks.items():
+        np.testing.assert_allclose(sess.run(t), ref, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_custom_layer_written_with_keras_ops_runs():
+    ops = gk.ops
+
+    class RMSScale(L.Layer):
+        def build(self, input_shape):
+            self.gain = self.add_weight("gain", (input_shape[-1],), "ones")
+
+        def call(self, inputs):
+            rms = ops.sqrt(ops.mean(ops.square(inputs), axis=-1, keepdims=True) + 1e-6)
+            return ops.multiply(ops.divide(inputs, rms), self.gain)
+
+    x = rng.normal(size=(2, 5)).astype("float32")
+    y, _ = _run(RMSScale(), x)
+    np.testing.assert_allclose(y, x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-6),
+                               rtol=1e-5)

@@ -14,8 +14,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXCLUDED = {("layers", "FlaxLayer"), ("layers", "JaxLayer"), ("layers", "TorchModuleWrapper"),
             ("layers", "TFSMLayer"), ("utils", "get_file")}
-# the covered fraction may grow, never drop below this (issue 19's goal is 0.80)
-FLOOR = 0.113
+# the covered fraction may grow, never drop below this: 398 of 852 names now (issue 19's goal
+# is 0.80; it was 0.113, 97 names, before its first wave)
+FLOOR = 0.467
 
 
 def coverage():
