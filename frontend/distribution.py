@@ -20,11 +20,17 @@ are built with the collectives below, so set it before the first fit):
 - only rank 0 prints progress and writes files (ModelCheckpoint, model.save, save_weights,
   CSVLogger, BackupAndRestore); the other ranks wait for the write, so any rank can load the
   file right after.
-Dropout masks and other random draws in the step draw from each rank's own streams, so a
-model with dropout does not reproduce the single-process run exactly (it is still trained
-correctly); batch-normalization statistics are each rank's shard's (as in Horovod without
-sync batch norm).
+- random draws in the train step shaped like the batch (dropout masks, noise, gc.random draws
+  like a batch tensor) are the global batch's: every rank starts from rank 0's generator states
+  (broadcast at the start of every fit), draws for the whole global batch
+  (gc.random.global_batch, fed the batch's size and the rank's first row) and keeps its rows,
+  so the ranks' masks together are the single-process masks;
+- BatchNormalization in training normalizes with the mean and variance of the global batch
+  (sync batch norm: per-rank sums and counts, then sums of squared deviations, allreduced; the
+  gradient flows back through the allreduces), and updates its moving statistics from them.
 """
+import contextlib
+
 import numpy as np
 
 import graphc as gc
@@ -125,3 +131,57 @@ def bcast_object(obj):
 
 def allgather_object(obj):
     return gc.distributed.communicator().allgather_object(obj) if size() > 1 else [obj]
+
+
+# ---- inside the train step -------------------------------------------------------------------
+_step = [None]  # while a data-parallel train step is built: (rows, offset) placeholders
+
+
+@contextlib.contextmanager
+def train_step_scope(inputs):
+    """While building the train step, data parallel: yields the [rows, offset] placeholders the
+    step is fed (the global batch's size, this rank's first row of it); random draws shaped like
+    the batch of `inputs` draw the global batch's numbers, and global_moments syncs. Alone:
+    yields [] and changes nothing."""
+    if not active():
+        yield []
+        return
+    rows = gc.placeholder(gc.int64, (), name="global_batch_rows")
+    offset = gc.placeholder(gc.int64, (), name="global_batch_offset")
+    _step[0] = (rows, offset)
+    try:
+        with gc.random.global_batch(rows, offset, list(inputs)):
+            yield [rows, offset]
+    finally:
+        _step[0] = None
+
+
+def in_train_step():
+    """Whether a data-parallel train step is being built (so layers sync over the ranks)."""
+    return _step[0] is not None
+
+
+def window(index, n):
+    """[rows, offset] fed to a data-parallel train step for a global batch `index` (a slice or
+    an index array, as shard takes): the batch's size and this rank's first row of it."""
+    if isinstance(index, slice):
+        total = min(index.stop, n) - (index.start or 0)
+    else:
+        total = len(index)
+    return [np.int64(total), np.int64(_bounds(total, size())[rank()])]
+
+
+def global_moments(x, axes):
+    """Mean and variance of x over `axes` (the batch's among them): inside a data-parallel
+    train step, over the global batch (sync batch norm: per-rank sums and counts allreduced,
+    then the sums of squared deviations from the global mean, so the figures are the
+    single-process ones to float32 order; gradients flow through the allreduces). Only while
+    in_train_step()."""
+    count = gc.sum(gc.ones_like(x), axis=axes)
+    total = gc.distributed.allreduce(gc.stack([gc.sum(x, axis=axes), count]), op="sum")
+    count = gc.stop_gradient(total[1])
+    mean = total[0] / count
+    kept = [1 if i in axes else d for i, d in enumerate(x.shape)]
+    centered = x - gc.reshape(mean, tuple(kept))
+    squares = gc.distributed.allreduce(gc.sum(gc.square(centered), axis=axes), op="sum")
+    return mean, squares / count

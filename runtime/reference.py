@@ -95,10 +95,19 @@ def check_finite(node, outputs):
 def random_draw(node, rng, like_arrays, limit=None):
     """A random node's numbers, their size checked first: numpy draws them in float64."""
     shape = like_arrays[0].shape if like_arrays else node.attrs["shape"]
+    window = None
+    if node.attrs.get("window"):  # the global batch's draw, this shard's rows of it
+        rows, offset = int(like_arrays[1]), int(like_arrays[2])
+        if offset < 0 or offset + shape[0] > rows:
+            raise GraphcError(f"a global-batch draw of rows [{offset}, {offset + shape[0]}) of "
+                              f"a batch of {rows}", node)
+        window, shape = (offset, offset + shape[0]), (rows,) + tuple(shape[1:])
     limit = memory_limit() if limit is None else limit
     check_allocation(node, [TensorType(node.attrs["dtype"], shape)], limit)
     check_allocation(node, [TensorType(dtypes.float64, shape)], limit,
                      "numpy draws in float64: a draw of")
     with allocating(node):
-        return dtypes.to_storage(draw(rng, node.op, shape, node.attrs["params"]),
-                                 node.attrs["dtype"])
+        numbers = draw(rng, node.op, shape, node.attrs["params"])
+        if window is not None:
+            numbers = numbers[window[0]:window[1]]
+        return dtypes.to_storage(numbers, node.attrs["dtype"])

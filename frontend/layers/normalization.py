@@ -2,6 +2,7 @@
 LayerNormalization."""
 import graphc as gc
 
+from .. import distribution
 from .base import Layer
 
 
@@ -10,7 +11,9 @@ class BatchNormalization(Layer):
 
     Training: each batch is normalized by its own mean and variance, and the moving statistics
     become momentum * moving + (1 - momentum) * batch. Inference, and a layer whose trainable
-    is False: the moving statistics are used, as in Keras.
+    is False: the moving statistics are used, as in Keras. In fit under gk.distribution's
+    DataParallel, the batch is the global batch: its mean and variance are reduced over every
+    rank (sync batch norm), so training matches one process fitting the global batch.
     """
     supports_masking = True
 
@@ -37,10 +40,14 @@ class BatchNormalization(Layer):
 
     def call(self, inputs, training=False):
         rank = inputs.ndim
-        if training and self.trainable:
+        if training and self.trainable and distribution.in_train_step():
+            # data parallel: the global batch's statistics (sync batch norm)
+            mean, variance = distribution.global_moments(inputs, self._reduce)
+        elif training and self.trainable:
             mean = gc.mean(inputs, axis=self._reduce)
             variance = gc.mean(gc.square(inputs - self._along_axis(mean, rank)),
                                axis=self._reduce)
+        if training and self.trainable:
             m = self.momentum
             self.add_update(self.moving_mean, self.moving_mean * m + mean * (1 - m))
             self.add_update(self.moving_variance, self.moving_variance * m + variance * (1 - m))

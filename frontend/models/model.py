@@ -216,7 +216,7 @@ class Model(Layer):
 
     def _start_data_parallel(self):
         """Every rank starts from rank 0's variables (weights, optimizer slots, metric totals)
-        and shuffles as rank 0 does."""
+        and shuffles and draws (dropout, noise) as rank 0 does."""
         graph, sess = self.graph, self.session
         variables = tuple(graph.variables)
         if getattr(self, "_broadcast", (None,))[0] != variables:
@@ -224,6 +224,14 @@ class Model(Layer):
         sess.run(self._broadcast[1])
         state = distribution.bcast_object(self._shuffle_rng.bit_generator.state)
         self._shuffle_rng.bit_generator.state = state
+        nodes = self._train_step.random_nodes if self._train_step is not None else ()
+        if nodes:  # rank 0's generators (made now if they have not drawn yet), on every rank
+            if distribution.rank() == 0:
+                for node in nodes:
+                    sess._rng(node.attrs["uid"], node.attrs["seed"])
+            streams = distribution.bcast_object([sess.rng_state(node) for node in nodes])
+            for node, stream in zip(nodes, streams):
+                sess.set_rng_state(node, stream)
 
     # -- random streams ---------------------------------------------------------------------------
     def _random_state(self, shuffle_state=None):
@@ -368,8 +376,9 @@ class Model(Layer):
                             continue
                         cbs.on_train_batch_begin(i)
                         part = distribution.shard(idx, n)  # this rank's (all, alone)
+                        window = distribution.window(idx, n) if step.window else []
                         outs = step.function(*self._feeds([a[part] for a in xs],
-                                                          [a[part] for a in ys]))
+                                                          [a[part] for a in ys]), *window)
                         logs = dict(zip(step.names, map(float, outs)))
                         self._fit_position = FitPosition(epoch, i + 1, shuffle_state, logs)
                         cbs.on_train_batch_end(i, logs)

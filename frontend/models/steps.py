@@ -20,6 +20,7 @@ class Step:
     function: object  # the gc.function
     names: list  # the log name of each output
     random_nodes: tuple = ()  # the random draws it makes (dropout, noise), in creation order
+    window: bool = False  # data parallel: fed [global batch rows, this rank's offset] last
 
 
 def random_nodes(tensors):
@@ -100,30 +101,38 @@ def build_train(model, specs, session):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
         targets = _targets(model, specs)
-        outputs = flatten(model(model.model_inputs_structure(), training=True))
+        # data parallel: random draws are the global batch's, batch norm syncs (window: the
+        # [rows, offset] placeholders fed each step)
+        with distribution.train_step_scope(model.inputs) as window:
+            outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
         total, tracked, batch = _losses_and_metrics(model, targets, outputs)
         weights = model.trainable_weights
-        grads = gc.grad(total, weights, unconnected="zero") if weights else []
-        if distribution.active() and grads:
-            grads = _global_batch_gradients(grads, batch)
+        if distribution.active() and weights:
+            grads = _global_batch_gradients(total, weights, batch)
+        else:
+            grads = gc.grad(total, weights, unconnected="zero") if weights else []
         opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
-    fn = gc.function(model.inputs + targets, results, updates=updates,
+    fn = gc.function(model.inputs + targets + window, results, updates=updates,
                      session=session, name=f"{model.name}_train_step")
     return Step(fn, [n for _, _, n in tracked],
                 random_nodes(results + [value for _, value in updates
-                                         if hasattr(value, "node")]))
+                                         if hasattr(value, "node")]), bool(window))
 
 
-def _global_batch_gradients(grads, batch):
-    """Data parallel: the gradients of the loss over the global batch, from each rank's
-    gradients of the loss over its shard: weighted by the shard's share of the examples (an
-    empty shard's count zero), summed over the ranks in fused buckets."""
+def _global_batch_gradients(loss, weights, batch):
+    """Data parallel: the gradients of the loss over the global batch, from each rank's loss
+    over its shard weighted by the shard's share of the examples (an empty shard's zero),
+    differentiated, then summed over the ranks in fused buckets. The loss is weighted before
+    differentiating so that gradients crossing ranks inside the step (through the allreduces
+    of sync batch norm, whose gradient is the allreduce of the upstream ones) carry each
+    rank's weight too."""
     total, = distribution.sum_over_ranks([batch])
-    share = batch / gc.maximum(total, 1.0)
-    weighted = [gc.where(batch > 0, g, 0.0) * share for g in grads]
+    share = gc.stop_gradient(batch / gc.maximum(total, 1.0))
+    grads = gc.grad(loss * share, weights, unconnected="zero")
+    weighted = [gc.where(batch > 0, g, 0.0) for g in grads]
     return gc.distributed.grouped_allreduce(weighted, op="sum")
 
 

@@ -150,20 +150,30 @@ def global_variables_initializer():
 
 
 # ---- random -------------------------------------------------------------------------------
-def _random_infer(*like, uid, shape, dtype, seed, params):
+def _random_infer(*like, uid, shape, dtype, seed, params, window=False):
     if not dtype.is_float:
         raise DTypeError(f"random draws need a floating dtype, got {dtype.name}")
+    if window:  # inputs (like, rows, offset): see global_batch
+        if len(like) != 3 or not like[0].rank:
+            raise ShapeError("a global-batch draw takes (like, rows, offset), like of rank >= 1")
+        for t, what in zip(like[1:], ("rows", "offset")):
+            if t.rank or not t.dtype.is_integer:
+                raise DTypeError(f"a global-batch draw's {what} must be an integer scalar, got "
+                                 f"{format_shape(t.shape)} {t.dtype.name}")
     return TensorType(dtype, like[0].shape if like else shape)
 
 
 for _kind in ("random_normal", "random_uniform"):
     register(_kind, infer=_random_infer, ref=_runtime_only, grad=NOT_DIFFERENTIABLE,
              kind="stateful", stateful=True, random=True,
-             doc="a fresh draw each run from the session's generator for this node")
+             doc="a fresh draw each run from the session's generator for this node (with "
+                 "window=True, inputs (like, rows, offset): rows [offset, offset + len(like)) of "
+                 "a draw shaped (rows,) + like.shape[1:], see global_batch)")
 
 
 def draw(rng, kind, shape, params):
-    """The numbers a random node yields, from its numpy Generator."""
+    """The numbers a random node yields, from its numpy Generator (numpy fills them in C
+    order, so rows [a, b) of a draw of shape (n, ...) do not depend on n >= b)."""
     if kind == "random_normal":
         mean, stddev = params
         return rng.normal(mean, stddev, size=shape)
@@ -173,13 +183,17 @@ def draw(rng, kind, shape, params):
 
 def _random(kind, shape, params, dtype, seed, name, like=None):
     inputs = [like] if like is not None else []
+    window = _window_for(like)
+    if window is not None:
+        inputs += list(window)
     if like is None:
         shape = tuple(shape)
         if any(not isinstance(d, (int, np.integer)) for d in shape):
             raise ShapeError(f"random shape must be ints, got {format_shape(shape)}; use a "
                              "tensor's shape through dropout or random_like")
     return apply(kind, inputs, name=name, uid=new_uid(), shape=tuple(shape or ()),
-                 dtype=dtypes.as_dtype(dtype), seed=seed, params=tuple(map(float, params)))
+                 dtype=dtypes.as_dtype(dtype), seed=seed, params=tuple(map(float, params)),
+                 **({"window": True} if window is not None else {}))
 
 
 def random_normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None, name=None):
@@ -197,3 +211,43 @@ def random_uniform_like(x, minval=0.0, maxval=1.0, seed=None, name=None):
     return _random("random_uniform", None, (minval, maxval), x.dtype, seed, name, like=x)
 
 
+
+
+# ---- draws of the global batch (data parallel) --------------------------------------------
+_windows = []  # the global_batch contexts open now, innermost last
+
+
+class global_batch:
+    """Inside `with gc.random.global_batch(rows, offset, batch):` every random draw shaped like
+    a tensor whose first axis is the batch axis of `batch` (a tensor or a list of them, e.g.
+    the input placeholders) draws the numbers of the GLOBAL batch and keeps this process's rows:
+    it draws a (rows,) + like.shape[1:] array, as one process holding all `rows` examples would,
+    and yields its rows [offset, offset + like.shape[0]). `rows` and `offset` are integer scalar
+    tensors (placeholders fed each step). With the same generator state on every rank, the
+    ranks' shards of a batch thus get, together, exactly the single-process draw: dropout
+    masks, noise. Draws of other shapes are unchanged (the same numbers on every rank where
+    their generators agree). `rows` must be at least offset + like.shape[0] (checked each run).
+    """
+
+    def __init__(self, rows, offset, batch):
+        self.rows = as_tensor(rows)
+        self.offset = as_tensor(offset)
+        batch = batch if isinstance(batch, (list, tuple)) else [batch]
+        self.dims = [t.shape[0] for t in batch if t.ndim]
+
+    def __enter__(self):
+        _windows.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _windows.remove(self)
+
+
+def _window_for(like):
+    """(rows, offset) of the innermost global_batch context whose batch axis leads `like`."""
+    if like is None or not like.ndim:
+        return None
+    for w in reversed(_windows):
+        if any(like.shape[0] is d for d in w.dims) and w.rows.graph is like.graph:
+            return w.rows, w.offset
+    return None
