@@ -108,6 +108,32 @@ def test_keras_fit_evaluate_predict_data_parallel(ranks, tmp_path, single_fit):
         ["ckpt-1.gck", "ckpt-2.gck", "log.csv"] + [f"result-{i}.json" for i in range(ranks)])
 
 
+@pytest.fixture(scope="module")
+def single_random_bn_fit(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("single_random_bn")
+    check_ok(run_job("random_bn_job.py", None, folder, "single"))
+    return results(str(folder), 1)[0]
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_dropout_and_batch_norm_fit_equals_the_single_process_fit(ranks, tmp_path,
+                                                                  single_random_bn_fit):
+    """Dropout draws the global batch's masks and BatchNormalization uses the global batch's
+    statistics (sync batch norm), so a data-parallel fit (shuffled, the last batch of 2: on 4
+    ranks two shards are empty) is the single-process fit to float32 order; ranks bitwise
+    equal (they start from different weights and dropout seeds: rank 0's are broadcast)."""
+    check_ok(run_job("random_bn_job.py", ranks, tmp_path))
+    found = results(str(tmp_path), ranks)
+    first, single = found[0], single_random_bn_fit
+    for r in found:
+        assert r["size"] == ranks
+        assert r["weights_hex"] == first["weights_hex"] and r["history"] == first["history"]
+    for a, b in zip(first["weights"], single["weights"]):   # moving statistics included
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    for key, values in single["history"].items():
+        np.testing.assert_allclose(first["history"][key], values, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("mode, expected", [
     ("raise", "RuntimeError: rank 1 fails on purpose"),
     ("kill", "signal 9"),
