@@ -3,7 +3,10 @@ peer figures (PyTorch, JAX) and the guard that turns a failure into an error lin
 
 Every result is one JSON line: {"id", "workload", "unit", "graphc", "numpy", "ratio" (graphc /
 numpy, in the unit), "target", "better" ("higher" or "lower"), "met", "torch", "jax",
-"load_avg", ...details}. Peers are never graphc dependencies: their figures come from this
+"load_avg", "limit", "limit_of", "fraction_of_limit", ...details}: `limit` is the machine's
+bound for the unit (benchmarks/_machine.py: the FP32 FMA peak for GFLOP/s, and for steps/s
+where the script gives flops_per_step; the stream bandwidth for GB/s), null where none applies
+(latencies, compile times). Peers are never graphc dependencies: their figures come from this
 interpreter when it can import them, else from the one named by $GRAPHC_PEER_PYTHON (running
 benchmarks/_peers.py), else they are null. Peers run after graphc and numpy, in their own
 timing loop (medians too), so their columns are not interleaved with the other two.
@@ -22,6 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = ("torch", "jax")
 _quick = False  # --quick: sizes too small for the targets to mean anything, so none is given
+_scripted = False  # arguments() was called: result lines carry the machine's limits
 
 
 def arguments(doc, extra=None):
@@ -34,9 +38,25 @@ def arguments(doc, extra=None):
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
-    global _quick
+    global _quick, _scripted
     _quick = args.quick
+    _scripted = True
     return args
+
+
+def machine():
+    """The machine's measured peak and bandwidth (_machine.machine: once per process, a tiny
+    measurement marked quick under --quick), or None outside a benchmark script."""
+    if not _scripted:
+        return None
+    return _machine_module().machine(_quick)
+
+
+def _machine_module():
+    if HERE not in sys.path:  # _common loaded by path (tests): its sibling too
+        sys.path.insert(0, HERE)
+    import _machine
+    return _machine
 
 
 # BLAS libraries keep their idle threads spinning for a while after a call (OpenBLAS: 2^28
@@ -87,7 +107,48 @@ def result(id, workload, unit, graphc, numpy, target, better="higher", peers=Non
     record.update({name: _round((peers or {}).get(name)) for name in PEERS})
     record["load_avg"] = round(os.getloadavg()[0], 2)
     record.update(details)
+    record.update(limits(record, unit, better))
     return record
+
+
+def limits(record, unit, better="higher"):
+    """{"limit", "limit_of", "fraction_of_limit"} of a result line (nulls where the unit has no
+    limit or no machine was measured), with "graphc_gflops" for steps/s lines that give
+    flops_per_step, "graphc_1thread_fraction_of_limit" beside a graphc_1thread figure, and the
+    best peer's figure and fraction."""
+    out = {"limit": None, "limit_of": None, "fraction_of_limit": None}
+    if record.get("device") not in (None, "cpu"):
+        out["limit_of"] = "none measured: the machine's limits are the CPU's"
+        return out
+    record_machine = machine()
+    if record_machine is None:
+        return out
+    _machine = _machine_module()
+    flops = record.get("flops_per_step")
+    bound = _machine.limit_for(record_machine, unit, record.get("dtype"), record.get("threads")
+                               if record.get("threads") == 1 else None, flops)
+    if bound is None:
+        return out
+    value, what, factor = bound
+    limit_unit = "GFLOP/s" if unit == "steps/s" else unit
+    what += f", {limit_unit}" + (" (quick measurement: not a real limit)"
+                                 if record_machine.get("quick") else "")
+    out.update(limit=value, limit_of=what)
+
+    def fraction(figure, limit=value):
+        return None if figure is None or not limit else round(figure * factor / limit, 3)
+    out["fraction_of_limit"] = fraction(record.get("graphc"))
+    if unit == "steps/s" and record.get("graphc") is not None:
+        out["graphc_gflops"] = _round(record["graphc"] * factor)
+    if record.get("graphc_1thread") is not None and unit == "GFLOP/s":
+        one = _machine.limit_for(record_machine, unit, record.get("dtype"), 1)
+        out["graphc_1thread_fraction_of_limit"] = fraction(record["graphc_1thread"], one[0])
+    peers = {name: record.get(name) for name in PEERS if record.get(name) is not None}
+    if peers:
+        pick = max if better == "higher" else min
+        best = pick(peers, key=peers.get)
+        out.update(best_peer=best, best_peer_fraction_of_limit=fraction(peers[best]))
+    return out
 
 
 def _round(x):

@@ -21,6 +21,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _common import arguments, guarded, result  # noqa: E402
+from w4_mlp import mlp_train_flops  # noqa: E402
 
 SIZES = (784, 512, 512, 10)
 BATCH = 128
@@ -111,7 +112,8 @@ def measure(sizes, batch, repeats, number):
             model[f"{machines}x{gbit}Gb"] = {"efficiency": round(eff, 3),
                                              "allreduce_ms": round(comm * 1e3, 3)}
     record = result("W11", f"W4 train step data parallel, global batch {batch}: 2 MPI ranks x 1 "
-                    f"thread vs 1 process x {cores} threads", "steps/s", two_sps, None, None)
+                    f"thread vs 1 process x {cores} threads", "steps/s", two_sps, None, None,
+                    flops_per_step=mlp_train_flops(sizes, batch))
     record.update({"one_process_steps_s": round(one_sps, 2), "two_ranks_steps_s":
                    round(two_sps, 2), "efficiency": round(two_sps / one_sps, 3),
                    "comm_ms_per_step": round(two["comm_seconds"] * 1e3, 3),

@@ -32,6 +32,13 @@ def batch(shape, classes, seed=1):
             rng.integers(0, classes, shape[0]).astype(np.int32))
 
 
+def mlp_train_flops(sizes, batch_size):
+    """FLOPs of the step's matrix products: forward, weight gradients, and input gradients
+    of every layer but the first (2 per multiply-add; elementwise work not counted)."""
+    per_layer = [2 * batch_size * a * b for a, b in zip(sizes, sizes[1:])]
+    return 2 * sum(per_layer) + sum(per_layer[1:])
+
+
 # ---- graphc ----------------------------------------------------------------------------------
 def sgd_updates(loss, variables, lr):
     """Theano-style updates: each variable less lr times its gradient."""
@@ -114,7 +121,8 @@ def measure(sizes, batch_size, repeats, no_peers):
                          no_peers)
     return [result("W4", f"MLP {'-'.join(map(str, sizes))} SGD train step, batch {batch_size}",
                    "steps/s", steps["graphc"], steps["numpy"], TARGET_STEPS, peers=peers,
-                   repeats=repeats, calls_per_sample=5, **peer_details(peers))]
+                   repeats=repeats, calls_per_sample=5,
+                   flops_per_step=mlp_train_flops(sizes, batch_size), **peer_details(peers))]
 
 
 if __name__ == "__main__":

@@ -117,6 +117,15 @@ def numpy_cnn_step(params, x, y, lr):
     return loss
 
 
+def cnn_train_flops(batch_size):
+    """FLOPs of the step's convolutions and dense product: forward, weight gradients, and input
+    gradients of conv2 and the dense layer (2 per multiply-add; pools, relu, bias not counted)."""
+    conv1 = 2 * batch_size * 26 * 26 * 32 * 3 * 3 * 1
+    conv2 = 2 * batch_size * 11 * 11 * 64 * 3 * 3 * 32
+    dense = 2 * batch_size * 64 * 5 * 5 * 10
+    return 2 * (conv1 + conv2 + dense) + conv2 + dense
+
+
 def measure(batch_size, repeats, no_peers):
     params = initial_params()
     f = compile_step(*cnn_graph(params, LR))
@@ -130,7 +139,8 @@ def measure(batch_size, repeats, no_peers):
     peers = peer_figures("W5", {"batch": batch_size, "lr": LR}, repeats, no_peers)
     return [result("W5", f"CNN conv3x3x32-pool-conv3x3x64-pool-dense10 SGD train step, "
                    f"batch {batch_size}, 28x28x1", "steps/s", steps["graphc"], steps["numpy"],
-                   TARGET_STEPS, peers=peers, repeats=repeats, **peer_details(peers))]
+                   TARGET_STEPS, peers=peers, repeats=repeats,
+                   flops_per_step=cnn_train_flops(batch_size), **peer_details(peers))]
 
 
 # ---- the convolution ops alone -----------------------------------------------------------------

@@ -127,6 +127,14 @@ def loop_host_steps(f):
             for n in step["nodes"]]
 
 
+def lstm_train_flops(s):
+    """FLOPs of the step's products: per time step x @ kernel and h @ recurrent_kernel forward,
+    both weight gradients, and the gradient through h (2 per multiply-add; gates not counted)."""
+    u, f, b, t = s["units"], s["features"], s["batch"], s["steps"]
+    forward = 2 * b * t * 4 * u * (f + u)
+    return 2 * forward + 2 * b * t * 4 * u * u
+
+
 def measure(s, repeats, no_peers):
     weights, x, y = lstm_problem(s)
     f = function_step(s, weights)
@@ -155,7 +163,7 @@ def measure(s, repeats, no_peers):
                    graphc_api=api, graphc_function=round(steps["function"], 3),
                    graphc_fit_step=round(steps["fit_step"], 3),
                    loops_on_host=loop_host_steps(f), loops=f.stats().get("loops"),
-                   first_loss=round(float(first), 6),
+                   first_loss=round(float(first), 6), flops_per_step=lstm_train_flops(s),
                    repeats=repeats, **peer_details(peers))]
 
 

@@ -19,7 +19,10 @@ from tests.codegen.cuda.host_emulation import missing_toolchain
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
 RESULT_KEYS = {"id", "workload", "unit", "graphc", "numpy", "ratio", "target", "better", "met",
-               "torch", "jax", "load_avg"}
+               "torch", "jax", "load_avg", "limit", "limit_of", "fraction_of_limit"}
+MACHINE_KEYS = {"cpu_model", "cores", "vector_bits", "fma_peak_gflops", "fma_peak_1thread_gflops",
+                "stream_copy_gbps", "stream_triad_gbps", "stream_copy_1thread_gbps",
+                "stream_triad_1thread_gbps", "load_avg", "quick"}
 
 # script -> {id: how many result lines}; W7 starts two more processes that compile cold and
 # warm, the slowest part of this file (a few seconds)
@@ -81,6 +84,35 @@ def test_script_prints_result_lines(script):
         else:
             assert line["numpy"] > 0
             assert math.isclose(line["ratio"], line["graphc"] / line["numpy"], rel_tol=2e-3)
+        check_limit(line)
+
+
+def check_limit(line):
+    """GFLOP/s and GB/s lines (and steps/s lines with a FLOP count) carry the machine's limit,
+    from the quick measurement and saying so, and the figure's fraction of it; others none."""
+    per_second = line["unit"] in ("GFLOP/s", "GB/s") or (
+        line["unit"] == "steps/s" and line.get("flops_per_step"))
+    if not per_second or line.get("dtype") not in (None, "float32", "float64"):
+        assert line["limit"] is None and line["fraction_of_limit"] is None, line
+        return
+    assert line["limit"] > 0 and "quick measurement" in line["limit_of"], line
+    kind = "FMA peak" if line["unit"] != "GB/s" else "stream bandwidth"
+    assert kind in line["limit_of"], line
+    figure = line["graphc"] * (line.get("flops_per_step", 1e9) / 1e9 if line["unit"] == "steps/s"
+                               else 1)
+    assert math.isclose(line["fraction_of_limit"], figure / line["limit"], rel_tol=0.01,
+                        abs_tol=2e-3), line
+
+
+def test_machine_script_measures_the_machine_quickly():
+    """benchmarks/machine.py --quick: one line with the CPU, its FMA peak (all cores and one)
+    and stream bandwidths, marked quick, in well under a second of measuring."""
+    [line] = run_script("machine.py", env=quiet_env())
+    assert line["id"] == "machine" and MACHINE_KEYS <= set(line), line
+    assert line["quick"] is True and line["seconds"] < 5
+    assert line["cores"] >= 1 and line["vector_bits"] in (128, 256, 512)
+    for key in MACHINE_KEYS - {"cpu_model", "cores", "vector_bits", "load_avg", "quick"}:
+        assert line[key] > 0, key
 
 
 def test_gpu_script_skips_without_a_gpu():
@@ -143,6 +175,36 @@ def test_met_follows_the_direction_of_the_target():
     assert common.result("X", "w", "us", 2.5, 1.0, 2, better="lower")["met"] is False
     line = common.result("X", "w", "us", 3.0, 1.5, 2, better="lower")
     assert line["ratio"] == 2.0 and line["numpy"] == 1.5
+
+
+FAKE_MACHINE = {"cores": 2, "vector_bits": 256, "fma_peak_gflops": 200.0,
+                "fma_peak_1thread_gflops": 100.0, "stream_copy_gbps": 30.0,
+                "stream_triad_gbps": 40.0, "stream_copy_1thread_gbps": 20.0,
+                "stream_triad_1thread_gbps": 25.0, "quick": False}
+
+
+def test_fraction_of_limit_follows_the_unit(monkeypatch):
+    """GFLOP/s against the FMA peak (FP64: half of it; one thread: one core's), GB/s against the
+    best stream figure, steps/s through flops_per_step, latencies without a limit; the best peer
+    and its fraction too."""
+    common = _common()
+    monkeypatch.setattr(common, "machine", lambda: FAKE_MACHINE)
+    line = common.result("X", "w", "GFLOP/s", 150.0, 100.0, None, peers={"torch": 180.0})
+    assert line["limit"] == 200.0 and line["fraction_of_limit"] == 0.75
+    assert "FMA peak" in line["limit_of"] and "quick" not in line["limit_of"]
+    assert line["best_peer"] == "torch" and line["best_peer_fraction_of_limit"] == 0.9
+    line = common.result("X", "w", "GFLOP/s", 50.0, 1.0, None, dtype="float64",
+                         graphc_1thread=25.0)
+    assert line["fraction_of_limit"] == 0.5 and line["graphc_1thread_fraction_of_limit"] == 0.5
+    assert common.result("X", "w", "GFLOP/s", 50.0, 1.0, None, threads=1)["limit"] == 100.0
+    line = common.result("X", "w", "GB/s", 20.0, 1.0, None)
+    assert line["limit"] == 40.0 and line["fraction_of_limit"] == 0.5
+    line = common.result("X", "w", "steps/s", 100.0, 1.0, None, flops_per_step=1e9)
+    assert line["fraction_of_limit"] == 0.5 and line["graphc_gflops"] == 100.0
+    line = common.result("X", "w", "us", 2.0, 1.0, None, better="lower", peers={"jax": 3.0})
+    assert line["limit"] is None and line["fraction_of_limit"] is None
+    assert common.result("X", "w", "steps/s", 10.0, 1.0, None)["limit"] is None
+    assert common.result("X", "w", "GB/s", 10.0, 1.0, None, device="cuda")["limit"] is None
 
 
 def test_a_failing_workload_becomes_an_error_line(capsys):
