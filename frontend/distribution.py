@@ -171,6 +171,13 @@ def window(index, n):
     return [np.int64(total), np.int64(_bounds(total, size())[rank()])]
 
 
+def local_window(rows):
+    """[rows, offset] for a step fed `rows` examples on this rank, the global batch being the
+    ranks' examples in rank order (train_on_batch)."""
+    counts = allgather_object(int(rows))
+    return [np.int64(sum(counts)), np.int64(sum(counts[:rank()]))]
+
+
 def global_moments(x, axes):
     """Mean and variance of x over `axes` (the batch's among them): inside a data-parallel
     train step, over the global batch (sync batch norm: per-rank sums and counts allreduced,

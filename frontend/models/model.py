@@ -306,7 +306,9 @@ class Model(Layer):
         step = self._step("train", ys)
         self._check_labels(ys, "y")
         self._reset_metrics()
-        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
+        # data parallel: x is this rank's part of the batch, the ranks' parts in rank order
+        window = distribution.local_window(len(xs[0])) if step.window else []
+        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys), *window))))
 
     def test_on_batch(self, x, y):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
