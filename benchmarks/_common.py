@@ -23,7 +23,8 @@ import traceback
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = ("torch", "jax")
+# peer columns: PyTorch eager and JAX everywhere _peers.py has the workload; the others on W1-W4
+PEERS = ("torch", "jax", "torch_compile", "tf1", "tf_xla", "pytensor")
 _quick = False  # --quick: sizes too small for the targets to mean anything, so none is given
 _scripted = False  # arguments() was called: result lines carry the machine's limits
 
@@ -215,7 +216,7 @@ def peer_figures(workload, sizes, repeats, skip=False):
     if skip:
         return {}
     import _peers
-    if any(_peers.available(name) for name in PEERS):
+    if any(_peers.available(name) for name in _peers.MAKERS):
         return _peers.measure(workload, sizes, repeats)
     python = os.environ.get("GRAPHC_PEER_PYTHON")
     if not python:

@@ -1,5 +1,8 @@
 """The W1-W6 and W9 workloads in PyTorch (eager) and JAX (jit), for the peer columns of the
-benchmarks; W9 (the LSTM train step) also in Keras 3 on JAX and in TensorFlow (tf.function).
+benchmarks; W9 (the LSTM train step) also in Keras 3 on JAX and in TensorFlow (tf.function);
+W1-W4 also in torch.compile, TF1 (a tf.compat.v1 graph run by a Session, fed and fetched as
+numpy), TF with XLA (tf.function(jit_compile=True)) and PyTensor (pytensor.function), each of
+these in a process of its own (EXTRA_PEERS).
 
 Needs only numpy and whichever peers are installed, never graphc, so that it runs in another
 interpreter: `python benchmarks/_peers.py W1 '{"n": 16777216}' 7` prints one JSON line
@@ -352,6 +355,192 @@ def _w9_measure(sizes, repeats):
     return out
 
 
+# ---- W1-W4 in torch.compile, TF1 sessions, TF+XLA and PyTensor ---------------------------------
+EXTRA_PEERS = ("torch_compile", "tf1", "tf_xla", "pytensor")
+EXTRA_MODULES = {"torch_compile": ["torch"], "tf1": ["tensorflow"], "tf_xla": ["tensorflow"],
+                 "pytensor": ["pytensor"]}
+EXTRA_WORKLOADS = ("W1", "W2", "W3", "W3b", "W4")
+
+
+def _torch_compile(workload, s):
+    """torch.compile (inductor) of the eager peer's function; W4: of the model, the optimizer
+    step eager."""
+    import torch
+    if workload == "W4":
+        import torch.nn as nn
+        layers = []
+        for w, b in _dense_layers(s["sizes"]):
+            lin = nn.Linear(*w.shape)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(w.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
+            layers += [lin, nn.ReLU()]
+        model = torch.compile(nn.Sequential(*layers[:-1]))
+        rng = _rng()
+        x = torch.from_numpy(rng.standard_normal((s["batch"], s["sizes"][0]), dtype=np.float32))
+        y = torch.from_numpy(rng.integers(0, s["sizes"][-1], s["batch"]))
+        return _torch_train_step(model, x, y, s["lr"])
+    eager = _torch(workload, s)
+    return torch.compile(eager)
+
+
+def _tf_inputs(workload, s):
+    rng = _rng()
+    if workload == "W1":
+        return [rng.standard_normal(s["n"], dtype=np.float32)]
+    if workload == "W2":
+        return [rng.standard_normal((s["rows"], s["cols"]), dtype=np.float32)]
+    x, w = (rng.standard_normal((s["n"], s["n"]), dtype=np.float32) for _ in range(2))
+    return [x, w, rng.standard_normal(s["n"], dtype=np.float32)][:3 if workload == "W3" else 2]
+
+
+def _tf_expression(tf, workload):
+    if workload == "W1":
+        return lambda x: tf.tanh(x) * tf.sigmoid(x) + 0.5 * x * x - tf.exp(-tf.abs(x))
+    if workload == "W2":
+        return lambda x: tf.nn.softmax(x, axis=-1)
+    if workload == "W3":
+        return lambda x, w, b: tf.nn.relu(tf.matmul(x, w) + b)
+    return lambda x, w: tf.matmul(x, w)
+
+
+def _tf_mlp_loss(tf, params, x, y):
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = tf.matmul(h, w) + b
+        h = tf.nn.relu(h) if i < len(params) - 1 else h
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h))
+
+
+def _tf1(workload, s):
+    """A tf.compat.v1 graph in a Session: inputs fed as numpy, the result fetched as numpy (as
+    graphc's function is called); W4: GradientDescentOptimizer.minimize, fetching the loss."""
+    import tensorflow as tf
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        if workload == "W4":
+            rng = _rng()
+            xb = rng.standard_normal((s["batch"], s["sizes"][0]), dtype=np.float32)
+            yb = rng.integers(0, s["sizes"][-1], s["batch"]).astype(np.int32)
+            x = v1.placeholder(tf.float32, xb.shape)
+            y = v1.placeholder(tf.int32, yb.shape)
+            params = [(tf.Variable(w), tf.Variable(b)) for w, b in _dense_layers(s["sizes"])]
+            loss = _tf_mlp_loss(tf, params, x, y)
+            train = v1.train.GradientDescentOptimizer(s["lr"]).minimize(loss)
+            session = v1.Session(graph=graph)
+            session.run(v1.global_variables_initializer())
+            feed = {x: xb, y: yb}
+            return lambda: session.run([train, loss], feed)[1]
+        arrays = _tf_inputs(workload, s)
+        holders = [v1.placeholder(tf.float32, a.shape) for a in arrays]
+        out = _tf_expression(tf, workload)(*holders)
+        session = v1.Session(graph=graph)
+        feed = dict(zip(holders, arrays))
+        return lambda: session.run(out, feed)
+
+
+def _tf_xla(workload, s):
+    """tf.function(jit_compile=True) on tensors already in TF, the result fetched as numpy;
+    W4: the step (GradientTape, assign_sub on tf.Variables) compiled whole."""
+    import tensorflow as tf
+    if workload == "W4":
+        rng = _rng()
+        x = tf.constant(rng.standard_normal((s["batch"], s["sizes"][0]), dtype=np.float32))
+        y = tf.constant(rng.integers(0, s["sizes"][-1], s["batch"]).astype(np.int32))
+        params = [(tf.Variable(w), tf.Variable(b)) for w, b in _dense_layers(s["sizes"])]
+        flat = [v for pair in params for v in pair]
+
+        @tf.function(jit_compile=True)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = _tf_mlp_loss(tf, params, x, y)
+            for v, g in zip(flat, tape.gradient(loss, flat)):
+                v.assign_sub(s["lr"] * g)
+            return loss
+        return lambda: step(x, y).numpy()
+    f = tf.function(_tf_expression(tf, workload), jit_compile=True)
+    args = [tf.constant(a) for a in _tf_inputs(workload, s)]
+    return lambda: f(*args).numpy()
+
+
+def _pytensor(workload, s):
+    """pytensor.function in its default mode (C code compiled with the host's C++ compiler),
+    float32 throughout; W4: shared weights with SGD updates, returning the loss."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.tensor.special import log_softmax, softmax
+    if workload == "W4":
+        rng = _rng()
+        xb = rng.standard_normal((s["batch"], s["sizes"][0]), dtype=np.float32)
+        yb = rng.integers(0, s["sizes"][-1], s["batch"]).astype(np.int32)
+        x = pt.matrix("x", dtype="float32")
+        y = pt.vector("y", dtype="int32")
+        params = [(pytensor.shared(w), pytensor.shared(b)) for w, b in _dense_layers(s["sizes"])]
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w + b
+            h = pt.maximum(h, 0) if i < len(params) - 1 else h
+        loss = -pt.mean(log_softmax(h, axis=1)[pt.arange(y.shape[0]), y])
+        flat = [v for pair in params for v in pair]
+        lr = np.float32(s["lr"])
+        step = pytensor.function([x, y], loss, updates=[(v, v - lr * g) for v, g in
+                                                        zip(flat, pytensor.grad(loss, flat))])
+        return lambda: step(xb, yb)
+    arrays = _tf_inputs(workload, s)
+    holders = [pt.tensor(f"a{i}", dtype="float32", shape=(None,) * a.ndim)
+               for i, a in enumerate(arrays)]
+    if workload == "W1":
+        x = holders[0]
+        out = pt.tanh(x) * pt.sigmoid(x) + 0.5 * x * x - pt.exp(-pt.abs(x))
+    elif workload == "W2":
+        out = softmax(holders[0], axis=-1)
+    elif workload == "W3":
+        out = pt.maximum(holders[0] @ holders[1] + holders[2], 0)
+    else:
+        out = holders[0] @ holders[1]
+    f = pytensor.function(holders, out)
+    return lambda: f(*arrays)
+
+
+EXTRA_MAKERS = {"torch_compile": _torch_compile, "tf1": _tf1, "tf_xla": _tf_xla,
+                "pytensor": _pytensor}
+
+
+def _extra_one(workload, name, sizes, repeats):
+    """{"figure", "version"} of one extra peer on W1-W4, measured in this process."""
+    calls, figure = WORKLOADS[workload]
+    fn = EXTRA_MAKERS[name](workload, sizes)
+    seconds = interleaved({name: fn}, repeats, number=calls, warmup=3)[name]
+    versions = [f"{m} {importlib.import_module(m).__version__}" for m in EXTRA_MODULES[name]]
+    return {"figure": float(f"{figure(seconds, sizes):.4g}"), "version": " ".join(versions)}
+
+
+def _extra_measure(workload, sizes, repeats):
+    """Each extra peer in a process of its own: ({name: figure or None}, versions, errors)."""
+    out, versions, errors = {}, [], {}
+    for name in EXTRA_PEERS:
+        out[name] = None
+        if workload not in EXTRA_WORKLOADS or not all(available(m) for m in EXTRA_MODULES[name]):
+            continue
+        env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTENSOR_FLAGS="floatX=float32")
+        try:
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), workload,
+                                   json.dumps(sizes), str(repeats), name], capture_output=True,
+                                  text=True, env=env, timeout=900)
+        except subprocess.TimeoutExpired:
+            errors[name] = "timed out after 900 s"
+            continue
+        if proc.returncode != 0:
+            errors[name] = proc.stderr.strip()[-500:]
+            continue
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[name] = got["figure"]
+        versions.append(f"{name}: {got['version']}")
+    return out, versions, errors
+
+
 # workload -> (calls per timed sample, figure from (seconds per call, sizes))
 WORKLOADS = {
     "W1": (1, lambda t, s: 8 * s["n"] / t / 1e9),
@@ -370,20 +559,26 @@ def measure(workload, sizes, repeats):
         return _w9_measure(sizes, repeats)
     calls, figure = WORKLOADS[workload]
     out, versions = {}, []
-    for name in PEERS:
+    for name in MAKERS:
         if not available(name):
             out[name] = None
             continue
         fn = MAKERS[name](workload, sizes)
         out[name] = figure(interleaved({name: fn}, repeats, number=calls, warmup=2)[name], sizes)
         versions.append(f"{name} {importlib.import_module(name).__version__}")
-    out["peer_versions"] = ", ".join(versions)
+    extra, extra_versions, errors = _extra_measure(workload, sizes, repeats)
+    out.update(extra)
+    out["peer_versions"] = ", ".join(versions + extra_versions)
+    if errors:
+        out["peer_errors"] = errors
     return out
 
 
 if __name__ == "__main__":
     workload, sizes, repeats = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-    if len(sys.argv) > 4:  # W9: one peer, in a process of its own
+    if len(sys.argv) > 4 and workload == "W9":  # one peer, in a process of its own
         print(json.dumps(_w9_one(sys.argv[4], sizes, repeats)))
+    elif len(sys.argv) > 4:
+        print(json.dumps(_extra_one(workload, sys.argv[4], sizes, repeats)))
     else:
         print(json.dumps(measure(workload, sizes, repeats)))
