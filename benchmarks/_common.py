@@ -144,7 +144,8 @@ def limits(record, unit, better="higher"):
     if record.get("graphc_1thread") is not None and unit == "GFLOP/s":
         one = _machine.limit_for(record_machine, unit, record.get("dtype"), 1)
         out["graphc_1thread_fraction_of_limit"] = fraction(record["graphc_1thread"], one[0])
-    peers = {name: record.get(name) for name in PEERS if record.get(name) is not None}
+    peers = {name: record.get(name) for name in PEERS + ("keras_jax", "tf")  # W9's too
+             if isinstance(record.get(name), (int, float))}
     if peers:
         pick = max if better == "higher" else min
         best = pick(peers, key=peers.get)
