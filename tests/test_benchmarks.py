@@ -193,7 +193,7 @@ def test_fraction_of_limit_follows_the_unit(monkeypatch):
     assert line["limit"] == 200.0 and line["fraction_of_limit"] == 0.75
     assert "FMA peak" in line["limit_of"] and "quick" not in line["limit_of"]
     assert line["best_peer"] == "torch" and line["best_peer_fraction_of_limit"] == 0.9
-    line = common.result("X", "w", "steps/s", 1.0, 1.0, None, peers={"jax": 2.0}, tf=3.0)
+    line = common.result("X", "w", "GFLOP/s", 1.0, 1.0, None, peers={"jax": 2.0}, tf=3.0)
     assert line["best_peer"] == "tf"  # W9's extra columns count too
     line = common.result("X", "w", "GFLOP/s", 50.0, 1.0, None, dtype="float64",
                          graphc_1thread=25.0)
