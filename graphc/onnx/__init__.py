@@ -9,11 +9,25 @@ import os
 
 from .errors import (OnnxError, OnnxExportError, OnnxFormatError, OnnxSecurityError,
                      OnnxUnsupportedError)
-from .exporter import export
+from . import exporter
 from .importer import Importer, NeedsValue
 
 __all__ = ["load", "export", "OnnxModel", "OnnxError", "OnnxExportError", "OnnxFormatError",
            "OnnxSecurityError", "OnnxUnsupportedError"]
+
+def export(path, fetches, inputs=None, session=None, opset=None, input_names=None,
+           output_names=None, graph_name="graphc"):
+    """Write the ONNX model of `fetches` to `path` atomically (exporter.export); variables take
+    `session`'s values, by default those of the fetches' graph's default session."""
+    if session is None:
+        from ..ir.graph import Tensor
+        from ..runtime import get_default_session
+        first = fetches if isinstance(fetches, Tensor) else next(iter(fetches), None)
+        if isinstance(first, Tensor):
+            session = get_default_session(first.graph)
+    return exporter.export(path, fetches, inputs, session, opset, input_names, output_names,
+                           graph_name)
+
 
 MAX_FILE_BYTES = 1 << 31  # protobuf's own limit for one message
 

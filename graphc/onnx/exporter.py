@@ -565,8 +565,8 @@ def _tensors(values, what):
 def build_model(fetches, inputs=None, session=None, opset=None, graph_name="graphc",
                 input_names=None, output_names=None):
     """An onnx.ModelProto computing `fetches` from `inputs` (None: every placeholder the
-    fetches need, in creation order); variables take `session`'s values (None: the graph's
-    default session)."""
+    fetches need, in creation order); variables take `session`'s values (gc.onnx.export
+    passes the graph's default session where none is given)."""
     from onnx import helper
     opset = _check_opset(opset)
     fetches = _tensors(fetches, "fetches")
@@ -578,9 +578,8 @@ def build_model(fetches, inputs=None, session=None, opset=None, graph_name="grap
     if given is None:
         given = [n.outputs[0] for n in needed if n.op == "placeholder"]
     if session is None:
-        from graphc.runtime import get_default_session
-        session = get_default_session(graph)
-    elif session.graph is not graph:
+        raise OnnxError("export needs the session that holds the variables' values")
+    if session.graph is not graph:
         raise OnnxError("export: the session holds another graph than the fetches'")
 
     ex = Export(opset)
