@@ -1,5 +1,5 @@
-"""Parity with Keras 3 of the layers, optimizers, losses and metrics that issue 19 added to
-graphc.frontend (keras_layer_parity.py covers the recurrent and attention layers).
+"""Parity with Keras 3 of graphc.frontend's layers, optimizers, losses and metrics beyond the
+first feed-forward set (keras_layer_parity.py covers the recurrent and attention layers).
 
 Layers: each case's model is built with Keras (in another interpreter, on JAX) and with
 graphc.frontend, Keras's weights (perturbed, so biases matter) are copied with set_weights, and

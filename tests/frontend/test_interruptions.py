@@ -1,4 +1,4 @@
-"""Training that is interrupted (issue 18): killed, Ctrl-C'ed, resumed.
+"""Training that is interrupted: killed, Ctrl-C'ed, resumed.
 
 The kill test runs tests/frontend/interrupted_job.py in a subprocess, SIGKILLs it at random
 moments (inside a save, and at random times while it trains), restarts it until it finishes,

@@ -1,4 +1,4 @@
-"""Issue 19's first wave against numpy references: the new layers, losses, metrics and
+"""The Keras 3 names added beside the first layers, against numpy references: the layers, losses, metrics and
 optimizers, pad_sequences, the backend config, Lambda's safe_mode and LambdaCallback
 (benchmarks/keras_breadth_parity.py checks the same names against Keras 3 itself)."""
 import numpy as np

@@ -14,8 +14,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXCLUDED = {("layers", "FlaxLayer"), ("layers", "JaxLayer"), ("layers", "TorchModuleWrapper"),
             ("layers", "TFSMLayer"), ("utils", "get_file")}
-# the covered fraction may grow, never drop below this: 398 of 852 names now (issue 19's goal
-# is 0.80; it was 0.113, 97 names, before its first wave)
+# the covered fraction may grow, never drop below this: 398 of 852 names now (the goal is
+# 0.80; it was 0.113, 97 names, before conv1d, the merge layers, gk.ops and the rest came)
 FLOOR = 0.467
 
 

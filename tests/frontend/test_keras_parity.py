@@ -1,6 +1,7 @@
-"""The recurrent and attention layers agree with Keras 3 (benchmarks/keras_layer_parity.py):
-run where a Keras is at hand, in GRAPHC_PEER_PYTHON (a separate venv with keras and jax) or in
-this interpreter; skipped otherwise, since Keras is never a graphc dependency."""
+"""graphc.frontend agrees with Keras 3 (benchmarks/keras_layer_parity.py and
+keras_breadth_parity.py): run where a Keras is at hand, in GRAPHC_PEER_PYTHON (a separate venv
+with keras and jax) or in this interpreter; skipped otherwise, since Keras is never a graphc
+dependency."""
 import importlib.util
 import json
 import os
@@ -15,24 +16,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.mark.skipif(not os.environ.get("GRAPHC_PEER_PYTHON")
                     and importlib.util.find_spec("keras") is None,
                     reason="no Keras: set GRAPHC_PEER_PYTHON to a Python with keras and jax")
-def test_every_new_layer_matches_keras():
-    result = subprocess.run([sys.executable,
-                             os.path.join(ROOT, "benchmarks", "keras_layer_parity.py")],
+@pytest.mark.parametrize("script,cases", [
+    ("keras_layer_parity.py", 36),  # recurrent and attention layers, masks
+    ("keras_breadth_parity.py", 55),  # the other layers, optimizers, losses and metrics
+])
+def test_frontend_matches_keras(script, cases):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script)],
                             capture_output=True, text=True, timeout=900)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert "error" not in summary, summary
-    assert summary["failed"] == [] and summary["cases"] >= 36, result.stdout[-3000:]
-    assert summary["worst_max_abs_diff"] <= 1e-5
-
-
-@pytest.mark.skipif(not os.environ.get("GRAPHC_PEER_PYTHON")
-                    and importlib.util.find_spec("keras") is None,
-                    reason="no Keras: set GRAPHC_PEER_PYTHON to a Python with keras and jax")
-def test_issue_19_layers_optimizers_losses_metrics_match_keras():
-    result = subprocess.run([sys.executable,
-                             os.path.join(ROOT, "benchmarks", "keras_breadth_parity.py")],
-                            capture_output=True, text=True, timeout=900)
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "error" not in summary, summary
-    assert summary["failed"] == [] and summary["cases"] >= 55, result.stdout[-3000:]
+    assert summary["failed"] == [] and summary["cases"] >= cases, result.stdout[-3000:]
     assert summary["worst_max_abs_diff"] <= 1e-5

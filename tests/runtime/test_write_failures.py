@@ -1,4 +1,4 @@
-"""Writers that cannot write, and writers that were killed (issue 18).
+"""Writers that cannot write, and writers that were killed.
 
 Every atomic writer (sess.save, gc.save, model.save, save_weights, ModelCheckpoint, CSVLogger,
 BackupAndRestore, the kernel cache) is run against a full disk, a file-size limit, a folder
