@@ -19,7 +19,6 @@ and never stored: its figures only show that the fields are there.
 import ctypes
 import json
 import os
-import statistics
 import threading
 import time
 

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from _common import PEERS, interleaved
+from _common import interleaved
 
 
 def available(name):

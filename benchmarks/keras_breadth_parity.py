@@ -14,13 +14,11 @@ Usage:
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 
 import numpy as np
 
-from _common import keras_peer
+from _parity import compare, outputs, run_keras
 
 B = 4
 
@@ -190,11 +188,6 @@ def inputs():
             "y1": rng.normal(size=(B, 6)).astype("float32")}
 
 
-def _outputs(model, arrays):
-    out = model.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)
-    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-
-
 def peer_main(in_path, out_path, only):
     import jax
     import keras
@@ -219,7 +212,7 @@ def peer_main(in_path, out_path, only):
                     layer.set_weights(ws)
                     for wi, w in enumerate(ws):
                         arrays[f"c{i}_l{li}_w{wi}"] = w
-                outs = _outputs(model, [data[n] for n in names])
+                outs = outputs(model, [data[n] for n in names])
         except Exception as e:
             errors[name] = f"{type(e).__name__}: {e}"[:300]
             continue
@@ -231,59 +224,25 @@ def peer_main(in_path, out_path, only):
 
 
 def main(only, tolerance):
-    import graphc as gc
-    import graphc.frontend as gk
     data = inputs()
-    with tempfile.TemporaryDirectory() as tmp:
-        in_path, out_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(in_path, **data)
-        peer = keras_peer(__file__, [in_path, out_path] + (["--only", only] if only else []))
-        if "error" in peer:
-            print(json.dumps({"bench": "keras_breadth_parity", "error": peer["error"]}))
-            return 1
-        with np.load(out_path) as f:
-            theirs = {k: f[k] for k in f.files}
-    worst, failed = 0.0, []
-    for i, name in enumerate(peer["cases"]):
-        if name in peer["errors"]:
-            failed.append(name)
-            print(json.dumps({"bench": "keras_breadth_parity", "case": name,
-                              "keras_error": peer["errors"][name]}))
-            continue
-        with gc.Graph().as_default():
-            gk.utils.set_random_seed(0)
-            try:
-                if name in TRAIN_CASES:
-                    ours, keys = _train(gk, name, _train_data())
-                    if keys != peer["history_keys"][name]:
-                        raise AssertionError(f"history keys {keys} != Keras's "
-                                             f"{peer['history_keys'][name]}")
-                else:
-                    model, layers, names = LAYER_CASES[name](gk)
-                    for li, layer in enumerate(layers):
-                        layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"]
-                                           for wi in range(len(layer.weights))])
-                    ours = _outputs(model, [data[n] for n in names])
-            except Exception as e:  # report, and go on with the other cases
-                failed.append(name)
-                print(json.dumps({"bench": "keras_breadth_parity", "case": name,
-                                  "error": f"{type(e).__name__}: {e}"[:500]}))
-                continue
-        expected = [theirs.get(f"c{i}_out{j}") for j in range(len(ours))]
-        diffs = [float(np.max(np.abs(a - b))) if b is not None and a.shape == b.shape else None
-                 for a, b in zip(ours, expected)]
-        ok = all(d is not None and d <= tolerance for d in diffs) and \
-            f"c{i}_out{len(ours)}" not in theirs
-        if not ok:
-            failed.append(name)
-        worst = max([worst] + [d for d in diffs if d is not None])
-        print(json.dumps({"bench": "keras_breadth_parity", "case": name,
-                          "max_abs_diff": max([d for d in diffs if d is not None], default=None),
-                          "ok": ok}))
-    print(json.dumps({"bench": "keras_breadth_parity", "cases": len(peer["cases"]),
-                      "failed": failed, "worst_max_abs_diff": worst, "tolerance": tolerance,
-                      "keras": peer["version"]}))
-    return 1 if failed else 0
+    peer, theirs = run_keras(__file__, data, only)
+    if theirs is None:
+        print(json.dumps({"bench": "keras_breadth_parity", "error": peer["error"]}))
+        return 1
+
+    def run_case(i, name):
+        import graphc.frontend as gk
+        if name in TRAIN_CASES:
+            ours, keys = _train(gk, name, _train_data())
+            if keys != peer["history_keys"][name]:
+                raise AssertionError(f"history keys {keys} != Keras's "
+                                     f"{peer['history_keys'][name]}")
+            return ours
+        model, layers, names = LAYER_CASES[name](gk)
+        for li, layer in enumerate(layers):
+            layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(len(layer.weights))])
+        return outputs(model, [data[n] for n in names])
+    return compare("keras_breadth_parity", peer, theirs, run_case, tolerance)
 
 
 if __name__ == "__main__":

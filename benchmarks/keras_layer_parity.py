@@ -14,13 +14,11 @@ Usage:
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 
 import numpy as np
 
-from _common import keras_peer
+from _parity import compare, outputs, run_keras
 
 B, T, F = 3, 7, 5  # batch, time steps, features: odd sizes
 
@@ -201,11 +199,6 @@ def inputs():
             "attention_mask": attention_mask}
 
 
-def _outputs(model, arrays):
-    out = model.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)
-    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-
-
 # ---- the Keras side (run in the peer interpreter) ---------------------------------------------
 def peer_main(in_path, out_path, only):
     import jax
@@ -225,7 +218,7 @@ def peer_main(in_path, out_path, only):
         for layer in layers:  # nonzero biases too, so that every weight matters
             layer.set_weights([np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
                                for w in layer.get_weights()])
-        outs = _outputs(model, [data[n] for n in names])
+        outs = outputs(model, [data[n] for n in names])
         weights = [[np.asarray(w) for w in layer.get_weights()] for layer in layers]
         result[name] = {"outputs": outs, "weights": weights}
     arrays = {}
@@ -241,62 +234,24 @@ def peer_main(in_path, out_path, only):
                       "version": f"keras {keras.__version__} on jax {jax.__version__}"}))
 
 
-def keras_results(in_path, out_path, only):
-    return keras_peer(__file__, [in_path, out_path] + (["--only", only] if only else []))
-
-
 # ---- the graphc side --------------------------------------------------------------------------
 def main(device, only, tolerance):
-    import graphc as gc
-    import graphc.frontend as gk
     data = inputs()
-    with tempfile.TemporaryDirectory() as tmp:
-        in_path, out_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
-        np.savez(in_path, **data)
-        peer = keras_results(in_path, out_path, only)
-        if "error" in peer:
-            print(json.dumps({"bench": "keras_layer_parity", "error": peer["error"]}))
-            return 1
-        with np.load(out_path) as f:
-            theirs = {k: f[k] for k in f.files}
-    worst, failed = 0.0, []
-    for i, name in enumerate(peer["cases"]):
-        if name in peer["errors"]:
-            failed.append(name)
-            print(json.dumps({"bench": "keras_layer_parity", "case": name,
-                              "keras_error": peer["errors"][name]}))
-            continue
-        with gc.Graph().as_default():
-            gk.utils.set_random_seed(0)
-            try:
-                model, layers, names = CASES[name](gk)
-                for li, layer in enumerate(layers):
-                    n = len(layer.weights)
-                    layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(n)])
-                if device:
-                    model.compile(optimizer="sgd", loss="mse", device=device)
-                ours = _outputs(model, [data[n] for n in names])
-            except Exception as e:  # report, and go on with the other cases
-                failed.append(name)
-                print(json.dumps({"bench": "keras_layer_parity", "case": name,
-                                  "error": f"{type(e).__name__}: {e}"[:500]}))
-                continue
-        expected = [theirs[f"c{i}_out{j}"] for j in range(len(ours))]
-        shapes_ok = all(a.shape == b.shape for a, b in zip(ours, expected)) and \
-            f"c{i}_out{len(ours)}" not in theirs
-        diffs = [float(np.max(np.abs(a - b))) if a.shape == b.shape else None
-                 for a, b in zip(ours, expected)]
-        ok = shapes_ok and all(d is not None and d <= tolerance for d in diffs)
-        if not ok:
-            failed.append(name)
-        worst = max([worst] + [d for d in diffs if d is not None])
-        print(json.dumps({"bench": "keras_layer_parity", "case": name,
-                          "output_shapes": [list(a.shape) for a in ours],
-                          "max_abs_diff": diffs, "ok": ok}))
-    print(json.dumps({"bench": "keras_layer_parity", "cases": len(peer["cases"]),
-                      "failed": failed, "worst_max_abs_diff": worst, "tolerance": tolerance,
-                      "device": device or "default", "keras": peer["version"]}))
-    return 1 if failed else 0
+    peer, theirs = run_keras(__file__, data, only)
+    if theirs is None:
+        print(json.dumps({"bench": "keras_layer_parity", "error": peer["error"]}))
+        return 1
+
+    def run_case(i, name):
+        import graphc.frontend as gk
+        model, layers, names = CASES[name](gk)
+        for li, layer in enumerate(layers):
+            layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(len(layer.weights))])
+        if device:
+            model.compile(optimizer="sgd", loss="mse", device=device)
+        return outputs(model, [data[n] for n in names])
+    return compare("keras_layer_parity", peer, theirs, run_case, tolerance,
+                   device=device or "default")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""What the Keras parity scripts (keras_layer_parity.py, keras_breadth_parity.py) share: running
+their Keras side in the peer interpreter, and comparing graphc's outputs with Keras's case by
+case, one JSON line each and a summary line last."""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from _common import keras_peer
+
+
+def outputs(model, arrays):
+    """A model's predictions on `arrays` as a list of arrays."""
+    out = model.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def run_keras(script, data, only):
+    """(the Keras side's summary, its arrays by name) for input arrays `data`, or (summary
+    with "error", None)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        in_path, out_path = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(in_path, **data)
+        peer = keras_peer(script, [in_path, out_path] + (["--only", only] if only else []))
+        if "error" in peer:
+            return peer, None
+        with np.load(out_path) as f:
+            return peer, {k: f[k] for k in f.files}
+
+
+def compare(bench, peer, theirs, run_case, tolerance, **summary):
+    """Run each case of the Keras side's through run_case(i, name) -> graphc's outputs (in a
+    graph of its own, seeded), compare them with Keras's case outputs `c{i}_out{j}`, print a
+    line per case and the summary; the exit status (1 where a case failed)."""
+    import graphc as gc
+    import graphc.frontend as gk
+    worst, failed = 0.0, []
+    for i, name in enumerate(peer["cases"]):
+        if name in peer["errors"]:
+            failed.append(name)
+            print(json.dumps({"bench": bench, "case": name, "keras_error": peer["errors"][name]}))
+            continue
+        with gc.Graph().as_default():
+            gk.utils.set_random_seed(0)
+            try:
+                ours = run_case(i, name)
+            except Exception as e:  # report, and go on with the other cases
+                failed.append(name)
+                print(json.dumps({"bench": bench, "case": name,
+                                  "error": f"{type(e).__name__}: {e}"[:500]}))
+                continue
+        expected = [theirs.get(f"c{i}_out{j}") for j in range(len(ours))]
+        diffs = [float(np.max(np.abs(a - b))) if b is not None and a.shape == b.shape else None
+                 for a, b in zip(ours, expected)]
+        ok = all(d is not None and d <= tolerance for d in diffs) and \
+            f"c{i}_out{len(ours)}" not in theirs
+        if not ok:
+            failed.append(name)
+        worst = max([worst] + [d for d in diffs if d is not None])
+        print(json.dumps({"bench": bench, "case": name,
+                          "output_shapes": [list(a.shape) for a in ours],
+                          "max_abs_diff": diffs, "ok": ok}))
+    print(json.dumps({"bench": bench, "cases": len(peer["cases"]), "failed": failed,
+                      "worst_max_abs_diff": worst, "tolerance": tolerance,
+                      "keras": peer["version"], **summary}))
+    return 1 if failed else 0
