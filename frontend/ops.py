@@ -193,26 +193,26 @@ def count_nonzero(x, axis=None):
     return gc.sum(gc.cast(gc.not_equal(_t(x), 0), gc.int32), axis=axis)
 
 
-def argmax(x, axis=None, keepdims=False):
+def _along(x, axis):
+    """(x, axis), x flattened and axis 0 where axis is None (numpy's reading)."""
     x = _t(x)
-    if axis is None:
-        x, axis = gc.reshape(x, (-1,)), 0
+    return (gc.reshape(x, (-1,)), 0) if axis is None else (x, axis)
+
+
+def argmax(x, axis=None, keepdims=False):
+    x, axis = _along(x, axis)
     out = gc.argmax(x, axis=axis)
     return gc.expand_dims(out, axis) if keepdims else out
 
 
 def argmin(x, axis=None, keepdims=False):
-    x = _t(x)
-    if axis is None:
-        x, axis = gc.reshape(x, (-1,)), 0
+    x, axis = _along(x, axis)
     out = gc.argmin(x, axis=axis)
     return gc.expand_dims(out, axis) if keepdims else out
 
 
 def cumsum(x, axis=None, dtype=None):
-    x = _t(x)
-    if axis is None:
-        x, axis = gc.reshape(x, (-1,)), 0
+    x, axis = _along(x, axis)
     return gc.cumsum(x, axis=axis)
 
 
