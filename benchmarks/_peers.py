@@ -339,20 +339,31 @@ def _w9_measure(sizes, repeats):
         out[name] = None
         if not all(available(m) for m in W9_MODULES[name]):
             continue
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "W9",
-                               json.dumps(sizes), str(repeats), name],
-                              capture_output=True, text=True,
-                              env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2"))
-        if proc.returncode != 0:
-            errors[name] = proc.stderr.strip()[-500:]
-            continue
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
-        out[name] = got["figure"]
-        versions.append(f"{name}: {got['version']}")
+        _in_own_process("W9", sizes, repeats, name, out, versions, errors)
     out["peer_versions"] = ", ".join(versions)
     if errors:
         out["peer_errors"] = errors
     return out
+
+
+def _in_own_process(workload, sizes, repeats, name, out, versions, errors):
+    """Measure peer `name` on `workload` in a Python process of its own (this file run as a
+    script), into out[name] and versions, or errors[name] why not."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTENSOR_FLAGS="floatX=float32")
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), workload,
+                               json.dumps(sizes), str(repeats), name], capture_output=True,
+                              text=True, env=env, timeout=900)
+    except subprocess.TimeoutExpired:
+        errors[name] = "timed out after 900 s"
+        return
+    if proc.returncode != 0:
+        errors[name] = proc.stderr.strip()[-500:]
+        return
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    out[name] = got["figure"]
+    versions.append(f"{name}: {got['version']}")
 
 
 # ---- W1-W4 in torch.compile, TF1 sessions, TF+XLA and PyTensor ---------------------------------
@@ -523,21 +534,7 @@ def _extra_measure(workload, sizes, repeats):
         out[name] = None
         if workload not in EXTRA_WORKLOADS or not all(available(m) for m in EXTRA_MODULES[name]):
             continue
-        env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTENSOR_FLAGS="floatX=float32")
-        try:
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), workload,
-                                   json.dumps(sizes), str(repeats), name], capture_output=True,
-                                  text=True, env=env, timeout=900)
-        except subprocess.TimeoutExpired:
-            errors[name] = "timed out after 900 s"
-            continue
-        if proc.returncode != 0:
-            errors[name] = proc.stderr.strip()[-500:]
-            continue
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
-        out[name] = got["figure"]
-        versions.append(f"{name}: {got['version']}")
+        _in_own_process(workload, sizes, repeats, name, out, versions, errors)
     return out, versions, errors
 
 
