@@ -1,4 +1,4 @@
-"""The generated GEMM alone at the shapes and layouts of W5's and W4's train steps (forward
+"""The generated GEMM alone at the shapes and layouts of W5's, W4's and W9's train steps (forward
 products, input gradients with B transposed, filter/weight gradients with A transposed), on one
 thread and on every core (through a native thread pool, as programs call it: one share of the
 rows per thread), next to np.matmul into a preallocated output.
@@ -6,7 +6,7 @@ rows per thread), next to np.matmul into a preallocated output.
 Prints one JSON line per shape (GFLOP/s; medians of interleaved runs; the load average says
 how busy the machine was).
 Usage: python benchmarks/gemm_shapes.py [--quick] [--repeats R] [--threads T]
-                                        [--dtype float32|float64]
+                                        [--dtype float32|float64] [--only G14 G15 ...]
 """
 import ctypes
 import os
@@ -33,6 +33,11 @@ SHAPES = {
     "G11": (128, 512, 512, False, True, "W4 layer 2 input gradient"),
     "G12": (784, 512, 128, True, False, "W4 layer 1 weight gradient"),
     "G13": (512, 512, 128, True, False, "W4 layer 2 weight gradient"),
+    "G14": (6400, 1024, 128, False, False, "W9 input projection"),
+    "G15": (64, 1024, 256, False, False, "W9 recurrent product, one step"),
+    "G16": (64, 256, 1024, False, True, "W9 gradient through h, one step"),
+    "G17": (256, 1024, 6400, True, False, "W9 recurrent kernel gradient"),
+    "G18": (128, 1024, 6400, True, False, "W9 kernel gradient"),
 }
 QUICK = {"G1": (97, 32, 9), "G4": (9, 32, 1000), "G7": (16, 100, 10), "G12": (40, 33, 31)}
 
@@ -102,6 +107,7 @@ def options(parser):
     parser.add_argument("--repeats", type=int, default=None, help="default 9 (3 with --quick)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--only", nargs="+", default=None, help="the shapes to run (ids)")
 
 
 if __name__ == "__main__":
@@ -110,6 +116,8 @@ if __name__ == "__main__":
     calls = {"graphc": PooledGemm(args.dtype, args.threads),
              "graphc_1thread": PooledGemm(args.dtype, 1)}
     for id, shape in SHAPES.items():
+        if args.only and id not in args.only:
+            continue
         if args.quick:
             if id not in QUICK:
                 continue

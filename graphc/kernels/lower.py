@@ -18,6 +18,7 @@ import itertools
 import sys
 import math
 
+from ..ops.registry import pieces_axis
 from . import ir
 from .ir import Unsupported
 from .legalize import legalize
@@ -178,7 +179,8 @@ def _lower_group(group, slots, name):
     if spec.lower is None:
         raise Unsupported(f"no kernel lowering for op '{group.root.op}'")
     emitter = Emitter(group, slots)
-    fits = [t for t in group.outputs if _same_size(_level_shape(group, t), t.shape)
+    fits = [t for t in group.outputs if (_same_size(_level_shape(group, t), t.shape)
+                                         or _laid_over_space(group, t) is not None)
             and not _stored_in_a_loop_that_may_not_run(group, t)]
     nests = [(group.space, group.axes, fits, group.levels)] if fits else []
     # A multi-output node (split) gives its group its first output's space, and a scalar
@@ -187,6 +189,16 @@ def _lower_group(group, slots, name):
     nests += [(t.shape, (), [t], {}) for t in group.outputs if t not in fitting]
     return [loop_nest(emitter, group, space, axes, outputs, f"{name}_{i}" if i else name, levels)
             for i, (space, axes, outputs, levels) in enumerate(nests)]
+
+
+def _laid_over_space(group, t):
+    """The axis along which t's node lays inputs of the group's space side by side (a group
+    that fusion started at a concat of equal pieces), else None."""
+    axis = pieces_axis(t.node)
+    if axis is None or group.levels.get(t.node.id, "full") != "full" \
+            or t.node.inputs[0].shape != tuple(group.space):
+        return None
+    return axis
 
 
 def _stored_in_a_loop_that_may_not_run(group, t):
@@ -236,6 +248,10 @@ def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
             at, where = kept, outer
         else:
             at, where = range(len(space)), inner if axes else outer
+        pieces = _laid_over_space(group, t)
+        if pieces is not None:  # each input at its offset along the axis
+            where.extend(_piece_stores(emitter, t, pieces, vars_))
+            continue
         flat = ir.linear([vars_[a] for a in at],
                          ir.contiguous_strides([extents[a] for a in at]))
         idx = ir.unflatten(flat, emitter.dims(t.shape)) if tuple(
@@ -246,6 +262,20 @@ def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
         body += nest(_moving(vars_, extents, axes), tuple(inner))
     body = nest(_moving(vars_, extents, kept), body, parallel=True)
     return ir.Kernel(name, body, {}, tuple(n.name for n in group.nodes))
+
+
+def _piece_stores(emitter, t, axis, vars_):
+    """Stores of t (inputs of one shape side by side along `axis`) from a loop nest over one
+    input's shape: input j at index idx goes to idx shifted by j pieces along the axis."""
+    node, idx = t.node, tuple(vars_)
+    strides = ir.contiguous_strides(emitter.dims(t.shape))
+    size = emitter.dim(node.inputs[0].shape[axis])
+    stores = []
+    for j, piece in enumerate(node.inputs):
+        at = idx[:axis] + (ir.add(idx[axis], ir.mul(ir.const(j), size)),) + idx[axis + 1:]
+        stores.append(ir.Store(emitter.slots.buffer(t), ir.linear(at, strides),
+                               emitter.value(piece, idx)))
+    return stores
 
 
 def _moving(vars_, extents, axes):

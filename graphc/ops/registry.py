@@ -32,6 +32,10 @@ How it becomes kernels
   the same order, as reshape), "broadcast" (its first input stretched by numpy broadcasting)
   or "reorder" (anything else: transpose, slices, gathers). Fusion computes whatever feeds a
   reordering view at any index, so no reduction or contraction may feed one in a group.
+- `pieces(node)`: for a view that lays its inputs side by side (concat), the axis along which
+  they lie where every input has one shape, else None. A group that starts at such a node runs
+  over one input's shape and stores each input at its offset (lower.py), so the inputs' own
+  computations fuse into it instead of ending in buffers that a select chain reads back.
 
 What the passes, the runtime and the dumps must know
 - `commutative`: its two operands may swap (canonicalization moves constants to the right).
@@ -105,6 +109,12 @@ def attr_axes(node):
     return range(node.inputs[0].rank)
 
 
+def pieces_axis(node):
+    """The axis along which node lays inputs of one shape side by side (OpSpec.pieces), or
+    None."""
+    return node.spec.pieces(node) if node.spec.pieces is not None else None
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class OpSpec:
     name: str
@@ -120,6 +130,7 @@ class OpSpec:
     shape_only: Container[int] = ()
     reduced_axes: Callable = attr_axes
     view: Optional[str] = None
+    pieces: Optional[Callable] = None
     commutative: bool = False
     uniform_value: Optional[Callable] = None
     stateful: bool = False

@@ -292,9 +292,18 @@ def _concat_grad(node, g):
     return list(apply("split", [g, *node.inputs], axis=axis, sizes=None))
 
 
+def _concat_pieces(node):
+    """The axis where the inputs (two or more) all have one shape, else None."""
+    first = node.inputs[0].shape
+    if len(node.inputs) < 2 or builtins.any(v.shape != first for v in node.inputs[1:]):
+        return None
+    return node.attrs["axis"]
+
+
 register("concat", lower=rules.concat, infer=_concat_infer,
          ref=lambda *values, axis: np.concatenate(values, axis=axis), grad=_concat_grad,
-         kind="view", view="reorder", doc="tensors joined along an existing axis")
+         kind="view", view="reorder", pieces=_concat_pieces,
+         doc="tensors joined along an existing axis")
 
 
 # split cuts x along `axis` into pieces of the sizes in `sizes` (ints; one may be -1 for the

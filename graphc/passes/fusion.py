@@ -15,7 +15,10 @@ value is scalar, a value broadcast back over the group's axes is reduced, and an
 reduction or contraction) moves from its inputs' level to its output's. Anchors must agree:
 one contraction per group, or reductions over one input shape and one set of axes (a row
 kernel such as softmax). Views that reorder elements (transpose, slices, gathers) make the
-nodes before them "on demand": computed at any index, so no anchor may feed them.
+nodes before them "on demand": computed at any index, so no anchor may feed them. A group
+that starts at a view laying inputs of one shape side by side (a concat of the four gate
+gradients of an LSTM) runs over one input's shape instead of the output's, so its inputs join
+it as elementwise nodes and lowering stores each at its offset.
 
 A node whose consumers sit in several groups joins one of them and is written out for the
 others, unless one of those others reaches the chosen group: that would make a cycle. Groups
@@ -32,7 +35,7 @@ from typing import NamedTuple
 
 from ..errors import ShapeError
 from ..ir.types import broadcast_shapes
-from ..ops.registry import KINDS
+from ..ops.registry import KINDS, pieces_axis
 
 # Why fusion stopped at an edge between two groups.
 TWO_CONSUMERS = "two consumers"
@@ -395,6 +398,8 @@ class _Partitioner:
     def _seed(self, node, role):
         kind = node.spec.kind if role == "alone" else "elementwise"  # until an anchor joins
         shape = node.outputs[0].shape if node.outputs else ()
+        if pieces_axis(node) is not None:  # over one piece: its inputs fuse in (lower.py)
+            shape = node.inputs[0].shape
         group = _Group(len(self.groups), kind, shape, node)
         self.groups.append(group)
         self._join(node, role, group, group.full)

@@ -212,6 +212,39 @@ def test_concat_split():
     check(lambda x: gc.concat(gc.split(x, [2, -1], axis=0)[::-1], axis=0) - x, a)
 
 
+def gate_gradients(z):
+    """Four pieces of one shape from the four quarters of z, joined again: an LSTM step's
+    gate gradients and their concat."""
+    i, f, g, o = gc.split(z, 4, axis=1)
+    si, sf, c = gc.sigmoid(i), gc.sigmoid(f), 0.5 * o
+    return gc.concat([c * si * (1.0 - si), c * sf, (1.0 - gc.square(gc.tanh(g))) * c, -o],
+                     axis=1)
+
+
+def test_concat_of_equal_pieces_is_one_kernel_storing_each_piece():
+    z = normal(7, 4 * 13)
+    z[0, :3], z[1, 13], z[2, 40:42] = [np.inf, -np.inf, np.nan], -0.0, [np.inf, np.nan]
+    program = check(gate_gradients, z, batch=(0,))
+    (kernel,) = program.kernels
+    stores = [s for s in ir.walk_statements(kernel.body) if isinstance(s, ir.Store)]
+    assert len(stores) == 4 and len({s.buffer for s in stores}) == 1
+    with gc.Graph().as_default() as g:  # compiled for the devices too
+        x = gc.placeholder(gc.float32, (None, 4 * 13))
+        run(gate_gradients(x), {x: z}, graph=g)
+    # pieces along axis 0, a stack (pieces with a new axis of 1), the same input twice, an
+    # empty batch, and pieces of no columns
+    a, b = normal(5, 3), normal(5, 3)
+    check(lambda x, y: gc.concat([gc.exp(x), x * y, x], axis=0), a, b)
+    check(lambda x: gc.stack([x + 1.0, gc.abs(x), x], axis=1), a, batch=(0,))
+    check(gate_gradients, normal(0, 4 * 13), batch=(0,))
+    check(lambda x, y: gc.concat([x * 2.0, y], axis=1), normal(4, 0), normal(4, 0))
+
+
+def test_concat_of_unequal_pieces_still_reads_them_back():
+    check(lambda x, y: gc.concat([gc.exp(x), y * 2.0], axis=1), normal(7, 3), normal(7, 5),
+          batch=(0, 1))
+
+
 def test_strided_slicing():
     x = normal(7, 13)
     check(lambda t: [t[1:-1:2, ::-3] * 2.0, t[-2::-2, 3:-1] + 1.0, t[3, ::2] * 2.0,

@@ -261,6 +261,21 @@ def test_reordering_view_keeps_row_values_out():
     assert len(check(gc.reshape(gc.exp(shifted), (36,))).groups) == 1
 
 
+def test_pieces_of_one_shape_fuse_into_their_concat():
+    """An LSTM step's gate gradients: four elementwise pieces of one shape and their concat
+    are one group over a piece's shape (lowering stores each piece at its offset)."""
+    z = gc.placeholder(gc.float32, (6, 20), name="z")
+    i, f, g, o = gc.split(z, 4, axis=1)
+    out = gc.concat([gc.sigmoid(i) * o, gc.sigmoid(f) * o, gc.tanh(g) * o, -o], axis=1)
+    part = check(out)
+    (group,) = part.groups
+    assert group.space == (6, 5) and group.root is out.node and group.outputs == [out]
+    assert {"split", "sigmoid", "tanh", "mul", "neg", "concat"} == set(ops(group))
+    # pieces of other shapes keep the output's space, read back from their own groups
+    uneven = gc.concat([gc.exp(i), gc.exp(gc.concat([f, g], axis=1))], axis=1)
+    assert check(uneven).group_of[uneven.node.id].space == (6, 15)
+
+
 # ---- cycles, state, and what is written --------------------------------------------------------
 def test_merge_that_would_create_a_cycle_is_refused():
     x = gc.placeholder(gc.float32, (5, 5), name="x")
