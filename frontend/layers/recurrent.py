@@ -3,7 +3,7 @@ arguments, weight shapes and weight order, so that `layer.set_weights(keras_laye
 reproduces Keras's outputs.
 
 Inputs are batch-major (batch, time, features). The input projection of every step is one
-matrix product over the whole sequence before the loop; the loop itself is `gc.scan` over the
+matrix product over the whole sequence, time-major, before the loop; the loop itself is `gc.scan` over the
 time-major projections (and the mask), carrying the states, so gradients flow through the
 recurrence by gc.grad's rules for scan.
 
@@ -116,10 +116,12 @@ class _RNN(Layer):
         x = inputs
         if training and self.dropout > 0:
             x = x * gc.expand_dims(self._dropout_mask(x[:, 0, :], self.dropout, 0), 1)
-        proj = x @ self.kernel
+        # time-major (time, batch, gates * units): x is transposed, not its projection, which
+        # is gates * units wide (and so is the projection's gradient, in the loop's order)
+        proj = gc.transpose(x, (1, 0, 2)) @ self.kernel
         if self.bias is not None:
             proj = proj + self._input_bias()
-        seqs = [gc.transpose(proj, (1, 0, 2))]  # time-major (time, batch, gates * units)
+        seqs = [proj]
         if mask is not None:
             if isinstance(mask, (list, tuple)):
                 mask = mask[0]

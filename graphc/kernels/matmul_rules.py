@@ -4,7 +4,8 @@ Operands are read as matrices through strides: a 1-D operand as A's one row, (k,
 as B's one column, (k,) -> (k, 1), and the output leaves that axis out, as numpy's does. Batch
 dims become loops around the Gemm, each product reading its operands' broadcast batch entry;
 where B has no batch dims and A's lie contiguously above its rows (A row-major), they fold into
-the rows of one Gemm instead: (b, m, k) @ (k, n) is one (b*m) x k x n product. A
+the rows of one Gemm instead: (b, m, k) @ (k, n) is one (b*m) x k x n product (an A whose
+batch dims do not lie so, a transpose, is copied row-major first: one product packs B once). A
 matrix-vector product left to the Gemm (below) runs as the vector's row times the matrix's
 transpose (the GEMM's register tiles are wider than tall). float16 and bfloat16 products go
 as products.py says.
@@ -39,6 +40,11 @@ def matmul(group, slots, name):
     b_slot, b_at, b_str = low.strided(b)
     nb = _batch_rank(a, b, out)
     batch = em.dims(out.shape[:nb])
+    if nb and b.rank <= 2 and not _rows_below_batch(a_str, em.dims(a.shape), nb):
+        # A copied row-major makes one product of all its rows, where one per batch entry
+        # would pack all of B again each time (an RNN's time-major input projection)
+        a_slot, a_at = low.contiguous(a), ir.const(0)
+        a_str = ir.contiguous_strides(em.dims(a.shape))
     # A's rows and B's columns (one for a vector), with their strides
     m, a_rows = (em.dim(a.shape[-2]), a_str[-2]) if a.rank > 1 else (ir.const(1), ir.const(0))
     n, b_cols = (em.dim(b.shape[-1]), b_str[-1]) if b.rank > 1 else (ir.const(1), ir.const(0))

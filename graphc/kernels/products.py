@@ -100,14 +100,27 @@ def rounded(value, dtype):
 
 def in_place(emitter, t):
     """(slot, offset, strides) when tensor t can be read in place through strides: it is
-    computed outside the group, or is a transpose of such a tensor. Else None."""
+    computed outside the group, or is a reshape or a transpose of such a tensor (or of a
+    reshape of one). Else None."""
     node = t.node
-    if node.id not in emitter.members:
-        dims = emitter.dims(t.shape)
-        return emitter.slots.buffer(t), ir.const(0), ir.contiguous_strides(dims)
+    slot = _row_major(emitter, t)
+    if slot is not None:
+        return slot, ir.const(0), ir.contiguous_strides(emitter.dims(t.shape))
     if node.op == "transpose":
         inner = in_place(emitter, node.inputs[0])
         if inner:
             slot, offset, strides = inner
             return slot, offset, [strides[p] for p in node.attrs["perm"]]
+    return None
+
+
+def _row_major(emitter, t):
+    """The slot that holds t's elements in row-major order: t computed outside the group, or
+    a view that keeps its input's elements in order (a reshape) of such a tensor. Else None.
+    (A weight gradient reads the time-major steps of a loop reshaped into rows: no copy.)"""
+    node = t.node
+    if node.id not in emitter.members:
+        return emitter.slots.buffer(t)
+    if node.spec.view == "linear":
+        return _row_major(emitter, node.inputs[0])
     return None

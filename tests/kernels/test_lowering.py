@@ -308,6 +308,27 @@ def test_batched_matmul_with_epilogue():
     check(lambda x, w: gc.matmul(x, w), a.astype(np.float64), b.astype(np.float64), rtol=1e-12)
 
 
+def test_batched_rows_read_out_of_order_are_copied_into_one_gemm():
+    """(t, b, k) from a transpose of (b, t, k), times one (k, n): A is copied row-major and
+    multiplied in one Gemm of t*b rows (not one per batch entry, each packing B again), the
+    bias added on the way out; the weight gradient reads the steps reshaped into rows in
+    place. Batch symbolic, sizes odd."""
+    x, w, bias = normal(5, 3, 7), normal(7, 9), normal(9)
+    x[1, 2, :2] = [np.inf, np.nan]
+
+    def projection(x, w, c):
+        return gc.matmul(gc.transpose(x, (1, 0, 2)), w) + c
+    program = check(projection, x, w, bias, batch=(0,))
+    gemms = [s for k in program.kernels for s in ir.walk_statements(k.body)
+             if isinstance(s, ir.Gemm)]
+    assert len(gemms) == 1 and not [s for k in program.kernels for s in k.body
+                                    if isinstance(s, ir.Loop) and isinstance(s.body[0], ir.Gemm)]
+
+    def weight_gradient(x, w, c):
+        return gc.grad(gc.sum(gc.square(projection(x, w, c))), [w])[0]
+    check(weight_gradient, normal(5, 3, 7), w, bias, batch=(0,), rtol=1e-4, atol=1e-4)
+
+
 def test_integer_matmul_wraps_around():
     big = 2 ** 30
     for dtype in (np.int32, np.int64):
