@@ -510,6 +510,7 @@ _INTRINSICS = {
     "minimum": ("minimum", 2), "maximum": ("maximum", 2),
 }
 NAMES = tuple(_FUNCTIONS) + tuple(_INTRINSICS)
+POLYNOMIALS = tuple(_FUNCTIONS)  # tens of instructions per vector, not one
 
 
 def _arity(name):

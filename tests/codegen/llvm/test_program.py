@@ -4,9 +4,12 @@ loaded."""
 import numpy as np
 from llvmlite import ir as ll
 
+import graphc as gc
 from graphc.codegen.llvm import gemm, jit
-from graphc.codegen.llvm.program import GEMM_PIPELINE, gemm_dtypes, gemm_module
+from graphc.codegen.llvm.program import (GEMM_PIPELINE, PARALLEL_MIN_WORK, gemm_dtypes,
+                                         gemm_module, parallel_extent)
 from graphc.kernels import ir
+from tests.kernels.helpers import Program
 
 
 def test_gemm_dtypes_finds_products_inside_loops():
@@ -48,3 +51,16 @@ def test_a_declared_gemm_links_with_its_module_when_loaded():
             call(m, n, k, a.ctypes.data, k, 1, b.ctypes.data, n, 1, c.ctypes.data, n, 0, 0, m)
             tol = 1e-4 if dtype == "float32" else 1e-10
             np.testing.assert_allclose(c, a @ b, rtol=tol, atol=tol * np.sqrt(k))
+
+
+def test_math_functions_count_toward_the_work_that_pays_for_threads():
+    """An LSTM step's gates (64 x 256 elements, each through sigmoid and tanh) go to the
+    thread pool; the same elements through a multiply-add alone do not."""
+    with gc.Graph().as_default():
+        z = gc.placeholder(gc.float32, (64, 256), name="z")
+        gates = gc.sigmoid(z) * gc.tanh(z * 0.5) + gc.sigmoid(z * 2.0)
+        affine = z * 0.5 + 1.0
+        (heavy,) = Program([gates]).kernels
+        (light,) = Program([affine]).kernels
+    work = {name: parallel_extent(k)[1].value for name, k in (("heavy", heavy), ("light", light))}
+    assert work["light"] < PARALLEL_MIN_WORK <= work["heavy"]
