@@ -60,7 +60,7 @@ def _sigmoid(x):
 
 
 def _pow(a, b):
-    if a.dtype.kind != "i":
+    if a.dtype.kind != "i":  # floats, and unsigned exponents that are never negative
         return np.power(a, b)
     # numpy refuses negative integer exponents; 1 / a**-b truncated is 0 unless |a| == 1
     negative = b < 0
@@ -97,7 +97,7 @@ def _is_float(d):
 # What an Op's operand dtypes must be, given the Op's own dtype d: a check on the lowering.
 SIGNATURES = {
     "same": lambda d, args: all(a == d for a in args),
-    "int": lambda d, args: d in ("int32", "int64") and all(a == d for a in args),
+    "int": lambda d, args: dtypes.BY_NAME[d].is_integer and all(a == d for a in args),
     "float": lambda d, args: _is_float(d) and all(a == d for a in args),
     "logic": lambda d, args: d == "bool" and all(a == "bool" for a in args),
     "compare": lambda d, args: d == "bool" and args[0] == args[1],
