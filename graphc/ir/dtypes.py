@@ -180,6 +180,21 @@ def check_fits(array, dtype):
         raise DTypeError(f"{shown} does not fit dtype {dtype.name}")
 
 
+def cast(array, dtype):
+    """numpy's astype, except that floats become integers as the kernels convert them: truncated
+    toward zero and saturated to the integer type's range, NaN giving 0 (where numpy's result
+    is whatever the platform's conversion gives)."""
+    arr = np.asarray(array)
+    if arr.dtype.kind != "f" or not dtype.is_integer:
+        return arr.astype(dtype.np)
+    info = np.iinfo(dtype.np)
+    x = np.trunc(arr.astype(np.float64))
+    # float(info.max) may round up past the maximum (2**63): a value there saturates too
+    high, low = x >= float(info.max), x <= float(info.min)
+    inside = np.where(high | low | np.isnan(x), 0, x).astype(dtype.np)
+    return np.where(high, info.max, np.where(low, info.min, inside)).astype(dtype.np)
+
+
 def to_storage(array, dtype):
     """Cast an array to how `dtype` is stored, rounding for bfloat16."""
     out = np.asarray(array).astype(dtype.np, copy=False)

@@ -281,7 +281,7 @@ def _cast_grad(node, g):
 
 
 register("cast", infer=lambda x, *, dtype: TensorType(dtype, x.shape),
-         ref=lambda x, *, dtype: x.astype(dtype.np), grad=_cast_grad, kind="elementwise",
+         ref=lambda x, *, dtype: dtypes.cast(x, dtype), grad=_cast_grad, kind="elementwise",
          lower=rules.scalar, doc="convert to another dtype")
 
 

@@ -41,7 +41,7 @@ def literal(value, dtype):
     if dtype in INTS:
         np_type = dtypes.BY_NAME[dtype].np
         v = int(np.asarray(value).astype(np_type))
-        if v == np.iinfo(np_type).min:  # its digits alone overflow the type: written as a sum
+        if dtype in INT_MIN and v == np.iinfo(np_type).min:  # its digits overflow: as a sum
             return INT_MIN[dtype]
         text = f"{v}{INT_SUFFIX.get(dtype, '')}"
         if dtype in NARROW:
