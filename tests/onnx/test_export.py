@@ -265,3 +265,19 @@ def test_scatters_and_a_gradient_graph(tmp_path):
     gc.onnx.export(path, outs, session=sess, opset=16)
     tv = rng.normal(size=(4, 3)).astype(np.float32)
     _round_trip(path, {"t": tv}, sess.run(outs, {t: tv}))
+
+
+def test_integer_dtypes_export_and_run_in_onnxruntime(tmp_path):
+    x = gc.placeholder(gc.uint8, (None, 3), name="x")
+    y = gc.placeholder(gc.int16, (None, 3), name="y")
+    outs = [x + 7, gc.cast(x, gc.int8), gc.maximum(gc.cast(x, gc.uint32), gc.cast(y, gc.uint32)),
+            gc.cast(y, gc.uint64) * np.uint64(3), gc.floordiv(y, gc.constant(np.int16(-3)))]
+    xs = np.array([[250, 0, 129], [3, 255, 1]], np.uint8)
+    ys = np.array([[-32768, 32767, -1], [0, 5, -7]], np.int16)
+    with gc.Session() as sess:
+        expected = sess.run(outs, {x: xs, y: ys})
+        path = str(tmp_path / "ints.onnx")
+        gc.onnx.export(path, outs, inputs=[x, y], session=sess)
+    assert [e.dtype for e in expected] == [np.uint8, np.int8, np.uint32, np.uint64, np.int16]
+    np.testing.assert_array_equal(expected[0], xs + np.uint8(7))
+    _round_trip(path, {"x": xs, "y": ys}, expected, rtol=0, atol=0)

@@ -121,3 +121,39 @@ def test_new_ops_from_graphcs_own_api():
     np.testing.assert_array_equal(c, [[3, 4, 6]])
     np.testing.assert_array_equal(g, [[2, 3]])
     np.testing.assert_array_equal(e, [[14]])
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+def test_integer_dtypes_import_from_every_tensor_field(device):
+    """uint8/int8/int16/uint32/uint64 inputs and initializers (raw bytes, int32_data,
+    uint64_data), computed with wraparound, give what onnx's reference evaluator gives."""
+    from onnx.reference import ReferenceEvaluator
+    inits = [
+        helper.make_tensor("c8", TensorProto.UINT8, [3], [250, 0, 7]),  # int32_data
+        helper.make_tensor("c16", TensorProto.INT16, [3], [32767, -32768, -1]),
+        helper.make_tensor("c64", TensorProto.UINT64, [3], [2 ** 64 - 1, 3, 2 ** 63]),
+        numpy_helper.from_array(np.array([4000000000, 1, 0], np.uint32), "c32"),  # raw
+    ]
+    nodes = [
+        helper.make_node("Add", ["x", "c8"], ["a"]),
+        helper.make_node("Cast", ["y"], ["y16"], to=TensorProto.INT16),
+        helper.make_node("Add", ["y16", "c16"], ["b"]),
+        helper.make_node("Cast", ["x"], ["x64"], to=TensorProto.UINT64),
+        helper.make_node("Mul", ["x64", "c64"], ["c"]),
+        helper.make_node("Cast", ["y"], ["y32"], to=TensorProto.UINT32),
+        helper.make_node("Max", ["y32", "c32"], ["d"]),
+        helper.make_node("Less", ["y32", "c32"], ["e"]),
+    ]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.UINT8, ["N", 3]),
+              helper.make_tensor_value_info("y", TensorProto.INT8, ["N", 3])]
+    outputs = [helper.make_tensor_value_info(n, t, None) for n, t in (
+        ("a", TensorProto.UINT8), ("b", TensorProto.INT16), ("c", TensorProto.UINT64),
+        ("d", TensorProto.UINT32), ("e", TensorProto.BOOL))]
+    model = _model(nodes, inputs, outputs, inits)
+    x = np.array([[255, 0, 9], [6, 128, 1]], np.uint8)
+    y = np.array([[-128, 127, -1], [0, 5, -7]], np.int8)
+    want = ReferenceEvaluator(model).run(None, {"x": x, "y": y})
+    m = gc.onnx.load(model, device=device)
+    for got, w in zip(m.run({"x": x, "y": y}), want):
+        assert got.dtype == w.dtype
+        np.testing.assert_array_equal(got, w)
