@@ -157,3 +157,60 @@ def test_integer_dtypes_import_from_every_tensor_field(device):
     for got, w in zip(m.run({"x": x, "y": y}), want):
         assert got.dtype == w.dtype
         np.testing.assert_array_equal(got, w)
+
+
+def _run_time_shapes_model():
+    """x (N, 3, 4): Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])), x *
+    ConstantOfShape(Shape(x)), Expand(b, Shape(x)), and Reshape(Transpose(x), Concat(
+    Slice(Cast(Shape(x)), 1, 3), N)): every shape holds the run-time batch N."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        helper.make_node("ConstantOfShape", ["s"], ["twos"],
+                         value=numpy_helper.from_array(np.array([2.0], np.float32))),
+        helper.make_node("Mul", ["x", "twos"], ["z"]),
+        helper.make_node("Expand", ["b", "s"], ["w"]),
+        helper.make_node("Cast", ["s"], ["s64"], to=TensorProto.INT64),
+        helper.make_node("Slice", ["s64", "one", "three"], ["tail"]),
+        helper.make_node("Concat", ["tail", "n1"], ["shape2"], axis=0),
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 2, 0]),
+        helper.make_node("Reshape", ["xt", "shape2"], ["v"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+             numpy_helper.from_array(np.array([1], np.int64), "one"),
+             numpy_helper.from_array(np.array([3], np.int64), "three"),
+             numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4) - 1.5, "b")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "yzwv"]
+    return _model(nodes, [x], outs, inits)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+def test_shapes_of_a_run_time_batch_are_computed_when_it_runs(device):
+    from onnx.reference import ReferenceEvaluator
+    model = _run_time_shapes_model()
+    m = gc.onnx.load(model, device=device)
+    for batch in (2, 7, 1):
+        x = np.random.RandomState(batch).randn(batch, 3, 4).astype(np.float32)
+        want = ReferenceEvaluator(model).run(None, {"x": x})
+        for got, w in zip(m.run({"x": x}), want):
+            assert got.shape == w.shape
+            np.testing.assert_allclose(got, w, rtol=1e-6)
+    assert len(m._compiled) == 1  # one compiled function for every batch size
+
+
+def test_a_shape_of_run_time_dims_used_as_a_value_is_refused_naming_the_node():
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Add", ["s", "s"], ["y"], name="adds")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, [2])
+    with pytest.raises(gc.GraphcError, match=r"'adds' \(ai.onnx::Add.*run-time dims"):
+        gc.onnx.load(_model(nodes, [x], [y]))
+    nodes = [helper.make_node("Shape", ["x"], ["y"])]
+    with pytest.raises(gc.GraphcError, match="run-time dims"):
+        gc.onnx.load(_model(nodes, [x], [y]))
