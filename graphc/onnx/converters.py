@@ -447,7 +447,12 @@ def _squeeze(node):
     axes = _axes_of(node, 13)
     if axes is None:
         axes = [i for i, d in enumerate(x.shape) if d == 1]
-    return S.squeeze(x, tuple(_axis(a, x.rank) for a in axes))
+    axes = tuple(_axis(a, x.rank) for a in axes)
+    if all(_known(x.shape[a]) for a in axes):
+        return S.squeeze(x, axes)
+    # a run-time dim that the model says is 1 (one step sliced off a run-time axis), which
+    # squeeze cannot know: a reshape to the other dims
+    return S.reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
 @converter("Unsqueeze", attrs=("axes",))
