@@ -46,19 +46,15 @@ class DType:
         return (as_dtype, (self.name,))
 
 
-bool_ = DType("bool", np.bool_, "b", 8, 0)
-int8 = DType("int8", np.int8, "i", 8, 1)
-uint8 = DType("uint8", np.uint8, "u", 8, 1)
-int16 = DType("int16", np.int16, "i", 16, 1)
-uint16 = DType("uint16", np.uint16, "u", 16, 1)
-int32 = DType("int32", np.int32, "i", 32, 1)
-uint32 = DType("uint32", np.uint32, "u", 32, 1)
-int64 = DType("int64", np.int64, "i", 64, 1)
-uint64 = DType("uint64", np.uint64, "u", 64, 1)
-float16 = DType("float16", np.float16, "f", 16, 2)
-bfloat16 = DType("bfloat16", np.float32, "f", 16, 2)
-float32 = DType("float32", np.float32, "f", 32, 3)
-float64 = DType("float64", np.float64, "f", 64, 4)
+# name, storage, kind, bits, rank (bfloat16 is stored as float32)
+(bool_, int8, uint8, int16, uint16, int32, uint32, int64, uint64, float16, bfloat16, float32,
+ float64) = (DType(*row) for row in (
+    ("bool", np.bool_, "b", 8, 0), ("int8", np.int8, "i", 8, 1), ("uint8", np.uint8, "u", 8, 1),
+    ("int16", np.int16, "i", 16, 1), ("uint16", np.uint16, "u", 16, 1),
+    ("int32", np.int32, "i", 32, 1), ("uint32", np.uint32, "u", 32, 1),
+    ("int64", np.int64, "i", 64, 1), ("uint64", np.uint64, "u", 64, 1),
+    ("float16", np.float16, "f", 16, 2), ("bfloat16", np.float32, "f", 16, 2),
+    ("float32", np.float32, "f", 32, 3), ("float64", np.float64, "f", 64, 4)))
 
 INTEGERS = (int8, uint8, int16, uint16, int32, uint32, int64, uint64)
 ALL = (bool_,) + INTEGERS + (float16, bfloat16, float32, float64)
