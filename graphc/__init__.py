@@ -8,7 +8,8 @@ import os as _os
 from .errors import (CheckpointError, DeviceError, DTypeError, FeedError, FileNotFoundError_,
                      GradientError, GraphcError, GraphMismatchError, IndexError_, NumericsError,
                      ResourceError, ShapeError)
-from .ir.dtypes import bfloat16, bool_, float16, float32, float64, int32, int64, DType, as_dtype
+from .ir.dtypes import (bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64,
+                        uint8, uint16, uint32, uint64, DType, as_dtype)
 from .ir.graph import Graph, Tensor, get_default_graph, name_scope, reset_default_graph
 from .ir.source import add_internal_root as _add_internal_root
 from .ir.types import Dim, TensorType

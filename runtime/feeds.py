@@ -20,7 +20,9 @@ def check_feed(tensor, value):
         raise FeedError(f"value fed for '{tensor.name}' has dtype {arr.dtype}; expected "
                         f"{want.name}", tensor.node)
     if arr.dtype != want.np or want is dtypes.bfloat16:
-        lossy = not np.can_cast(arr.dtype, want.np, "same_kind")
+        # integers of any width and sign convert where their values fit (checked below)
+        lossy = not (np.can_cast(arr.dtype, want.np, "same_kind")
+                     or arr.dtype.kind in "iu" and want.is_integer)
         if not lossy and want.is_integer and arr.size:
             info = np.iinfo(want.np)
             lossy = bool(arr.min() < info.min or arr.max() > info.max)

@@ -15,7 +15,7 @@ class DType:
     def __init__(self, name, storage, kind, bits, rank):
         self.name = name
         self.np = np.dtype(storage)
-        self.kind = kind  # "b" bool, "i" signed integer, "f" floating point
+        self.kind = kind  # "b" bool, "i" signed integer, "u" unsigned integer, "f" floating point
         self.bits = bits
         self.rank = rank  # position in the promotion lattice below
 
@@ -25,7 +25,11 @@ class DType:
 
     @property
     def is_integer(self):
-        return self.kind == "i"
+        return self.kind in "iu"
+
+    @property
+    def is_unsigned(self):
+        return self.kind == "u"
 
     @property
     def is_bool(self):
@@ -42,24 +46,21 @@ class DType:
         return (as_dtype, (self.name,))
 
 
-bool_ = DType("bool", np.bool_, "b", 8, 0)
-int32 = DType("int32", np.int32, "i", 32, 1)
-int64 = DType("int64", np.int64, "i", 64, 2)
-float16 = DType("float16", np.float16, "f", 16, 3)
-bfloat16 = DType("bfloat16", np.float32, "f", 16, 3)
-float32 = DType("float32", np.float32, "f", 32, 4)
-float64 = DType("float64", np.float64, "f", 64, 5)
+# name, storage, kind, bits, rank (bfloat16 is stored as float32)
+(bool_, int8, uint8, int16, uint16, int32, uint32, int64, uint64, float16, bfloat16, float32,
+ float64) = (DType(*row) for row in (
+    ("bool", np.bool_, "b", 8, 0), ("int8", np.int8, "i", 8, 1), ("uint8", np.uint8, "u", 8, 1),
+    ("int16", np.int16, "i", 16, 1), ("uint16", np.uint16, "u", 16, 1),
+    ("int32", np.int32, "i", 32, 1), ("uint32", np.uint32, "u", 32, 1),
+    ("int64", np.int64, "i", 64, 1), ("uint64", np.uint64, "u", 64, 1),
+    ("float16", np.float16, "f", 16, 2), ("bfloat16", np.float32, "f", 16, 2),
+    ("float32", np.float32, "f", 32, 3), ("float64", np.float64, "f", 64, 4)))
 
-ALL = (bool_, int32, int64, float16, bfloat16, float32, float64)
+INTEGERS = (int8, uint8, int16, uint16, int32, uint32, int64, uint64)
+ALL = (bool_,) + INTEGERS + (float16, bfloat16, float32, float64)
 BY_NAME = {d.name: d for d in ALL}
 BY_NAME["bool_"] = bool_
-_BY_NUMPY = {np.dtype(np.bool_): bool_, np.dtype(np.int32): int32, np.dtype(np.int64): int64,
-             np.dtype(np.float16): float16, np.dtype(np.float32): float32,
-             np.dtype(np.float64): float64}
-# Narrower integer and unsigned types are read as the signed type that holds them.
-for _src, _dst in ((np.int8, int32), (np.int16, int32), (np.uint8, int32), (np.uint16, int32),
-                   (np.uint32, int64)):
-    _BY_NUMPY[np.dtype(_src)] = _dst
+_BY_NUMPY = {d.np: d for d in ALL if d is not bfloat16}
 
 
 def as_dtype(value):
@@ -80,20 +81,24 @@ def as_dtype(value):
 
 # Promotion of two tensors' dtypes (both operands are tensors):
 #
-#            bool    int32   int64   float16 bfloat16 float32 float64
-#   bool     bool    int32   int64   float16 bfloat16 float32 float64
-#   int32            int32   int64   float16 bfloat16 float32 float64
-#   int64                    int64   float16 bfloat16 float32 float64
-#   float16                          float16 float32  float32 float64
-#   bfloat16                                 bfloat16 float32 float64
-#   float32                                           float32 float64
+#            bool    integer  float16 bfloat16 float32 float64
+#   bool     bool    integer  float16 bfloat16 float32 float64
+#   integer          numpy's  float16 bfloat16 float32 float64
+#   float16                   float16 float32  float32 float64
+#   bfloat16                          bfloat16 float32 float64
+#   float32                                    float32 float64
 #
-# i.e. the higher rank wins, and float16 with bfloat16 meet at float32. As in numpy 2 (NEP 50),
-# a Python scalar or list is "weak": it takes the tensor's dtype when its kind fits (2.0 *
-# float16 stays float16, 3 * int32 stays int32); a Python float with an integer or bool tensor
-# gives float32. A numpy scalar or array is strong: it keeps its dtype, which promotes with the
-# tensor's by the table (float32 tensor + np.float64(2) is float64).
+# i.e. bool < integers < float16, bfloat16 < float32 < float64 (the higher rank wins), float16
+# with bfloat16 meet at float32, and two integer dtypes promote as numpy promotes them: to the
+# narrowest type holding both (uint8 with int8 is int16, uint32 with int32 int64), int64 with
+# uint64 to float64. As in numpy 2 (NEP 50), a Python scalar or list is "weak": it takes the
+# tensor's dtype when its kind fits (2.0 * float16 stays float16, 3 * uint8 stays uint8); a
+# Python float with an integer or bool tensor gives float32. A numpy scalar or array is strong:
+# it keeps its dtype, which promotes with the tensor's by the table (float32 tensor +
+# np.float64(2) is float64).
 _SPECIAL = {frozenset(("float16", "bfloat16")): float32}
+_SPECIAL.update({frozenset((a.name, b.name)): _BY_NUMPY[np.promote_types(a.np, b.np)]
+                 for a in INTEGERS for b in INTEGERS if a is not b})
 
 
 def promote(a, b):
@@ -118,7 +123,7 @@ def weak_scalar_dtype(value, other):
     if kind == "b":
         return other
     if kind in "iu":
-        return other if other.kind in "if" else int32
+        return other if other.kind in "iuf" else int32
     return other if other.is_float else float32
 
 
@@ -145,8 +150,10 @@ def round_bfloat16(array):
 
 
 # (narrow, wide) pairs where a cast narrow -> wide -> narrow gives back every value
-_EXACT_WIDENINGS = {(int32, int64), (int32, float64), (float16, float32), (float16, float64),
-                    (bfloat16, float32), (bfloat16, float64), (float32, float64)}
+_EXACT_WIDENINGS = {(float16, float32), (float16, float64), (bfloat16, float32),
+                    (bfloat16, float64), (float32, float64)}
+_EXACT_WIDENINGS.update((a, b) for a in INTEGERS for b in INTEGERS + (float16, float32, float64)
+                        if a is not b and np.can_cast(a.np, b.np, "safe"))
 
 
 def holds_exactly(wide, narrow):
@@ -167,6 +174,21 @@ def check_fits(array, dtype):
     if not exact or arr.min() < info.min or arr.max() > info.max:
         shown = arr.flat[0] if arr.size == 1 else f"values in [{arr.min()}, {arr.max()}]"
         raise DTypeError(f"{shown} does not fit dtype {dtype.name}")
+
+
+def cast(array, dtype):
+    """numpy's astype, except that floats become integers as the kernels convert them: truncated
+    toward zero and saturated to the integer type's range, NaN giving 0 (where numpy's result
+    is whatever the platform's conversion gives)."""
+    arr = np.asarray(array)
+    if arr.dtype.kind != "f" or not dtype.is_integer:
+        return arr.astype(dtype.np)
+    info = np.iinfo(dtype.np)
+    x = np.trunc(arr.astype(np.float64))
+    # float(info.max) may round up past the maximum (2**63): a value there saturates too
+    high, low = x >= float(info.max), x <= float(info.min)
+    inside = np.where(high | low | np.isnan(x), 0, x).astype(dtype.np)
+    return np.where(high, info.max, np.where(low, info.min, inside)).astype(dtype.np)
 
 
 def to_storage(array, dtype):

@@ -60,7 +60,7 @@ def _sigmoid(x):
 
 
 def _pow(a, b):
-    if a.dtype.kind != "i":
+    if a.dtype.kind != "i":  # floats, and unsigned exponents that are never negative
         return np.power(a, b)
     # numpy refuses negative integer exponents; 1 / a**-b truncated is 0 unless |a| == 1
     negative = b < 0
@@ -77,7 +77,7 @@ SCALAR = {
     "sigmoid": _sigmoid, "softplus": lambda x: np.logaddexp(np.zeros((), x.dtype), x),
     "relu": lambda x: np.maximum(x, np.zeros((), x.dtype)),
     "erf": lambda x: np.asarray(_erf(x), x.dtype), "floor": np.floor, "isnan": np.isnan,
-    "isfinite": np.isfinite, "logical_not": np.logical_not, "cast": lambda x: x,
+    "isfinite": np.isfinite, "logical_not": np.logical_not,
     "round_bfloat16": dtypes.round_bfloat16,
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
     "floordiv": np.floor_divide, "mod": np.mod, "pow": _pow, "fmod": np.fmod,
@@ -87,7 +87,7 @@ SCALAR = {
     "logical_and": np.logical_and, "logical_or": np.logical_or,
     "logical_xor": np.logical_xor, "where": np.where,
 }
-assert set(SCALAR) | {"check_index"} == set(ir.ARITY)
+assert set(SCALAR) | {"check_index", "cast"} == set(ir.ARITY)  # cast: dtypes.cast
 
 
 def _is_float(d):
@@ -97,7 +97,7 @@ def _is_float(d):
 # What an Op's operand dtypes must be, given the Op's own dtype d: a check on the lowering.
 SIGNATURES = {
     "same": lambda d, args: all(a == d for a in args),
-    "int": lambda d, args: d in ("int32", "int64") and all(a == d for a in args),
+    "int": lambda d, args: dtypes.BY_NAME[d].is_integer and all(a == d for a in args),
     "float": lambda d, args: _is_float(d) and all(a == d for a in args),
     "logic": lambda d, args: d == "bool" and all(a == "bool" for a in args),
     "compare": lambda d, args: d == "bool" and args[0] == args[1],
@@ -377,7 +377,9 @@ class _Scope:
             # undefined in the code generators (C's /): legalize.py never gives them one
             run.fail("truncdiv by 0 or -1")
         with np.errstate(all="ignore"):  # a cast may overflow to inf, as IEEE casts do
-            out = np.asarray(SCALAR[e.name](*args)).astype(storage(e.dtype), copy=False)
+            out = dtypes.cast(args[0], dtypes.BY_NAME[e.dtype]) if e.name == "cast" else \
+                SCALAR[e.name](*args)
+            out = np.asarray(out).astype(storage(e.dtype), copy=False)
         return self.lift(out)
 
     def check_index(self, i, n, what):

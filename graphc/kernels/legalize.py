@@ -13,6 +13,9 @@ arithmetic such as ir.unflatten's floordiv and mod) passes what it builds throug
 """
 import dataclasses
 
+import numpy as np
+
+from ..ir import dtypes
 from . import ir
 
 
@@ -53,7 +56,11 @@ def _is_float(e):
 
 
 def _is_int(e):
-    return e.dtype in ("int32", "int64")
+    return dtypes.BY_NAME[e.dtype].is_integer
+
+
+def _is_unsigned(e):
+    return dtypes.BY_NAME[e.dtype].is_unsigned
 
 
 def _moves(r, d):
@@ -67,8 +74,12 @@ def _moves(r, d):
 
 def _known_sign(e, depth=6):
     """What is known of the sign of index arithmetic e (int64 sizes and positions, which never
-    overflow): "positive", "non-negative" or None. Loop variables and run-time dims are
-    non-negative; looked for `depth` ops deep."""
+    overflow), or of any unsigned value: "positive", "non-negative" or None. Loop variables
+    and run-time dims are non-negative; looked for `depth` ops deep."""
+    if isinstance(e, ir.Const) and _is_int(e):
+        return "positive" if e.value > 0 else "non-negative" if e.value == 0 else None
+    if _is_unsigned(e):
+        return "non-negative"
     if e.dtype != ir.INDEX:
         return None
     if isinstance(e, ir.Const):
@@ -192,16 +203,21 @@ def _pow(a, b):
             if n:
                 power = _op("mul", power, power)
         return out
-    negative = _test("less", b, _c(0, b))
-    e = _where(negative, _c(0, b), b)
+    if _is_unsigned(b):
+        negative, e = None, b
+    else:
+        negative = _test("less", b, _c(0, b))
+        e = _where(negative, _c(0, b), b)
     out, power = one, a
-    bits = 31 if a.dtype == "int32" else 63  # of a non-negative exponent
+    bits = np.iinfo(dtypes.BY_NAME[b.dtype].np).max.bit_length()  # of e >= 0
     for bit in range(bits):
         half = _op("truncdiv", e, _c(2, e))
         odd = _test("not_equal", e, _op("mul", half, _c(2, e)))
         out = _where(odd, power if out is one else _op("mul", out, power), out)
         if bit < bits - 1:
             power, e = _op("mul", power, power), half
+    if negative is None:
+        return out
     even = _test("equal", b, _op("mul", _op("truncdiv", b, _c(2, b)), _c(2, b)))
     return _where(negative, _inverse(a, even), out)
 
@@ -219,12 +235,16 @@ def _inverse(a, even):
 def _sign(x):
     """-1, 0 or 1, as numpy's: NaN stays, and -0.0 + 0.0 is 0.0."""
     zero = _c(0, x)
+    if _is_unsigned(x):
+        return _where(_test("greater", x, zero), _c(1, x), zero)
     rest = _op("add", x, zero) if _is_float(x) else x
     return _where(_test("greater", x, zero), _c(1, x),
                   _where(_test("less", x, zero), _c(-1, x), rest))
 
 
 def _abs(x):
+    if _is_unsigned(x):
+        return x
     return _where(_test("less", x, _c(0, x)), _op("neg", x), x) if _is_int(x) else None
 
 

@@ -16,6 +16,7 @@ from ..ops import reductions as R
 from ..ops import shape as S
 from ..ops.linalg import matmul
 from ..ops.sources import constant
+from . import shapes
 from .proto import gc_dtype
 
 
@@ -366,9 +367,8 @@ def _static_shape(node, x):
 
 @converter("Shape", attrs=("start", "end"))
 def _shape(node):
-    shape = _static_shape(node, node.inputs[0])
     start, end = node.attr("start", 0), node.attr("end", None)
-    return constant(shape[start:end], dtype=dtypes.int64)
+    return shapes.Dims(node.inputs[0].shape[start:end]).value()
 
 
 @converter("Size")
@@ -378,10 +378,13 @@ def _size(node):
 
 @converter("ConstantOfShape", attrs=("value",))
 def _const_of_shape(node):
-    shape = node.need_static(0, "the shape")
+    shape = shapes.dims_of(node, 0) or [int(d) for d in node.need_static(0, "the shape")]
     value = node.attr("value")
     value = np.zeros(1, np.float32) if value is None else value
-    arr = np.full(tuple(int(d) for d in shape), value.reshape(-1)[0], value.dtype)
+    if not all(_known(d) for d in shape):  # filled when it runs
+        return S.broadcast_to(constant(value.reshape(-1)[0], dtype=dtypes.as_dtype(
+            value.dtype)), tuple(shape))
+    arr = np.full(tuple(shape), value.reshape(-1)[0], value.dtype)
     return constant(arr, dtype=dtypes.as_dtype(arr.dtype))
 
 
@@ -403,17 +406,11 @@ def _eyelike(node):
 @converter("Reshape", attrs=("allowzero", "shape"))
 def _reshape(node):
     x = node.inputs[0]
-    shape = node.attr("shape") if node.opset < 5 else list(node.need_static(1, "the shape"))
-    allowzero = node.attr("allowzero", 0)
-    dims = []
-    for i, d in enumerate(shape):
-        d = int(d)
-        dims.append(x.shape[i] if d == 0 and not allowzero else d)
-    if all(_known(d) for d in x.shape) and -1 in dims:
-        known = int(np.prod([d for d in dims if d != -1]))
-        total = int(np.prod(x.shape))
-        dims[dims.index(-1)] = total // known if known else 0
-    return S.reshape(x, tuple(dims))
+    if node.opset < 5:
+        shape = [int(d) for d in node.attr("shape")]
+    else:
+        shape = shapes.dims_of(node, 1) or [int(d) for d in node.need_static(1, "the shape")]
+    return S.reshape(x, shapes.reshaped(x, shape, node.attr("allowzero", 0)))
 
 
 @converter("Flatten", attrs=("axis",))
@@ -450,7 +447,12 @@ def _squeeze(node):
     axes = _axes_of(node, 13)
     if axes is None:
         axes = [i for i, d in enumerate(x.shape) if d == 1]
-    return S.squeeze(x, tuple(_axis(a, x.rank) for a in axes))
+    axes = tuple(_axis(a, x.rank) for a in axes)
+    if all(_known(x.shape[a]) for a in axes):
+        return S.squeeze(x, axes)
+    # a run-time dim that the model says is 1 (one step sliced off a run-time axis), which
+    # squeeze cannot know: a reshape to the other dims
+    return S.reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
 @converter("Unsqueeze", attrs=("axes",))
@@ -562,9 +564,16 @@ def _scatter_nd(node):
 @converter("Expand")
 def _expand(node):
     x = node.inputs[0]
-    shape = tuple(int(d) for d in node.need_static(1, "the shape"))
-    target = np.broadcast_shapes(tuple(d if _known(d) else 1 for d in x.shape), shape)
-    return S.broadcast_to(x, target)
+    shape = shapes.dims_of(node, 1) or [int(d) for d in node.need_static(1, "the shape")]
+    rank = max(len(shape), x.rank)
+    have = [1] * (rank - x.rank) + list(x.shape)
+    want = [1] * (rank - len(shape)) + list(shape)
+    # a dim of 1 takes the other side's; np.broadcast_shapes checks the known ones
+    known = np.broadcast_shapes(tuple(d if _known(d) else 1 for d in have),
+                                tuple(d if _known(d) else 1 for d in want))
+    target = [k if _known(a) and _known(b) else b if _known(a) and a == 1 else a
+              for k, a, b in zip(known, have, want)]
+    return S.broadcast_to(x, tuple(target))
 
 
 @converter("Tile")

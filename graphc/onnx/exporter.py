@@ -12,13 +12,13 @@ import numpy as np
 
 from ..ir.graph import Tensor, nodes_needed
 from .errors import OnnxError, OnnxExportError
+from .proto import ONNX_OF
 
 MIN_OPSET, MAX_OPSET = 13, 21
 INT64_MAX, INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
 
-# graphc dtype name -> ONNX TensorProto.DataType
-ONNX_DTYPES = {"float32": 1, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11,
-               "bfloat16": 16}
+# graphc dtype name -> ONNX TensorProto.DataType: the importer's, and bfloat16
+ONNX_DTYPES = {**ONNX_OF, "bfloat16": 16}
 
 EXPORTERS = {}
 

@@ -14,6 +14,7 @@ from ..ir.graph import Graph, Tensor
 from ..ops.registry import call_reference
 from ..ops.sources import constant, placeholder
 from .errors import OnnxError, OnnxFormatError, OnnxUnsupportedError
+from . import shapes
 from .proto import gc_dtype, to_array
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -69,9 +70,12 @@ class Node:
     def static(self, i):
         """The value of input i if it is known at load time, else None."""
         t = self.input(i)
-        return None if t is None else self.importer.fold(t)
+        return None if t is None or isinstance(t, shapes.Dims) else self.importer.fold(t)
 
     def need_static(self, i, what):
+        if isinstance(self.input(i), shapes.Dims):
+            raise self.unsupported(f"{what} (input {i}) must be known at load time; it holds "
+                                   "run-time dims")
         value = self.static(i)
         if value is None:
             raise NeedsValue(self.importer.inputs_behind(self.input(i)),
@@ -83,6 +87,19 @@ class Node:
     def unsupported(self, message):
         return OnnxUnsupportedError(message, self.name, self.op_type, self.proto.domain,
                                     self.opset)
+
+
+def _on_dims(node):
+    """What computes `node` where some of its inputs are run-time dims (shapes.py): the
+    op's function on Dims, or None for its converter (which reads them, or sees no Dims)."""
+    held = [i for i, x in enumerate(node.inputs) if isinstance(x, shapes.Dims)]
+    if not held:
+        return None
+    accepts, fn = shapes.USES.get(node.op_type, ((), None))
+    if accepts is not None and not set(held) <= set(accepts):
+        raise node.unsupported(f"input {held[0]} is a shape of run-time dims, which this op "
+                               "does not take")
+    return fn
 
 
 class NeedsValue(OnnxUnsupportedError):
@@ -216,6 +233,9 @@ class Importer:
             for vi in g.output:
                 if vi.name not in self.values:
                     raise OnnxFormatError(f"graph output {vi.name!r} is computed by no node")
+                if isinstance(self.values[vi.name], shapes.Dims):
+                    raise OnnxUnsupportedError(f"graph output {vi.name!r} is a shape of "
+                                               "run-time dims, which graphc cannot output")
                 outputs.append((vi.name, self.values[vi.name]))
         return graph, inputs, outputs
 
@@ -246,8 +266,9 @@ class Importer:
                 raise type(err)(err.detail, proto.name or proto.output[0], proto.op_type,
                                 domain, opset) from None
         node = Node(self, proto, opset, attrs)
+        fn = _on_dims(node) or entry.fn
         try:
-            outs = entry.fn(node)
+            outs = fn(node)
         except NeedsValue:
             raise
         except OnnxError as err:
@@ -257,11 +278,12 @@ class Importer:
         except Exception as err:  # a graphc error building the node: say which ONNX node
             raise OnnxUnsupportedError(f"{type(err).__name__}: {err}", node.name, node.op_type,
                                        domain, opset) from err
-        if isinstance(outs, Tensor):
+        if isinstance(outs, (Tensor, shapes.Dims)):
             outs = [outs]
         for name, t in zip(proto.output, outs):
             if name:
-                self.values[name] = self._folded_constant(t)
+                self.values[name] = t.value() if isinstance(t, shapes.Dims) else \
+                    self._folded_constant(t)
 
     def _folded_constant(self, t):
         """t as a constant when its value is known now and small (a shape, axes, an index)."""

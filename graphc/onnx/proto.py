@@ -14,8 +14,9 @@ from ..ir import dtypes
 from .errors import OnnxFormatError, OnnxSecurityError, OnnxUnsupportedError
 
 # ONNX TensorProto.DataType -> graphc dtype (the ones graphc has)
-DTYPES = {1: dtypes.float32, 6: dtypes.int32, 7: dtypes.int64, 9: dtypes.bool_,
-          10: dtypes.float16, 11: dtypes.float64}
+DTYPES = {1: dtypes.float32, 2: dtypes.uint8, 3: dtypes.int8, 4: dtypes.uint16, 5: dtypes.int16,
+          6: dtypes.int32, 7: dtypes.int64, 9: dtypes.bool_, 10: dtypes.float16,
+          11: dtypes.float64, 12: dtypes.uint32, 13: dtypes.uint64}
 DTYPE_NAMES = {0: "undefined", 1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16",
                6: "int32", 7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "double",
                12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128", 16: "bfloat16",
@@ -102,6 +103,11 @@ def _external_bytes(tensor, base_dir, nbytes, what):
         return f.read(length)
 
 
+# ONNX dtype -> the TensorProto field holding its values when they are not raw bytes
+DATA_FIELDS = {1: "float_data", 11: "double_data", 7: "int64_data", 12: "uint64_data",
+               13: "uint64_data"}
+
+
 def to_array(tensor, base_dir=None, what=None):
     """The numpy value of a TensorProto (graphc's dtypes only), sizes checked first."""
     what = what or f"tensor {tensor.name!r}"
@@ -123,14 +129,9 @@ def to_array(tensor, base_dir=None, what=None):
                                   f"but holds {len(raw)} bytes")
         return np.frombuffer(raw, dtype=np_dtype.newbyteorder("<")).astype(np_dtype).reshape(
             tuple(tensor.dims))
-    if tensor.data_type in (1,):
-        data = tensor.float_data
-    elif tensor.data_type == 11:
-        data = tensor.double_data
-    elif tensor.data_type == 7:
-        data = tensor.int64_data
-    else:  # int32, bool, float16 (as bit patterns) live in int32_data
-        data = tensor.int32_data
+    # float16 values live in int32_data as bit patterns, as do bools and the integers of 32 bits
+    # and fewer but uint32
+    data = getattr(tensor, DATA_FIELDS.get(tensor.data_type, "int32_data"))
     if len(data) != count:
         raise OnnxFormatError(f"{what} declares shape {list(tensor.dims)} ({count} elements) "
                               f"but holds {len(data)}")

@@ -127,7 +127,8 @@ def _true_div(a, b):
 
 def _power(a, b):
     """numpy's power, except that an integer to a negative integer power is 1 / a**-b
-    truncated toward zero (0 unless |a| is 1), as the kernels compute it, where numpy raises."""
+    truncated toward zero (0 unless |a| is 1), as the kernels compute it, where numpy raises.
+    (Unsigned exponents are never negative.)"""
     if a.dtype.kind != "i":
         return np.power(a, b)
     negative = b < 0
@@ -280,7 +281,7 @@ def _cast_grad(node, g):
 
 
 register("cast", infer=lambda x, *, dtype: TensorType(dtype, x.shape),
-         ref=lambda x, *, dtype: x.astype(dtype.np), grad=_cast_grad, kind="elementwise",
+         ref=lambda x, *, dtype: dtypes.cast(x, dtype), grad=_cast_grad, kind="elementwise",
          lower=rules.scalar, doc="convert to another dtype")
 
 

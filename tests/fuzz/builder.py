@@ -13,12 +13,12 @@ from tests.passes import random_graphs
 from . import values
 
 FLOATS = (gc.float16, gc.bfloat16, gc.float32, gc.float64)
-INTS = (gc.int32, gc.int64)
+INTS = (gc.int32, gc.int64, gc.int8, gc.uint8, gc.int16, gc.uint16, gc.uint32, gc.uint64)
 NUMERIC = FLOATS + INTS
 ALL = NUMERIC + (gc.bool_,)
 # float32 most often, as models use it
 DTYPE_WEIGHTS = {gc.float32: 6, gc.float64: 3, gc.float16: 2, gc.bfloat16: 2, gc.int32: 3,
-                 gc.int64: 2, gc.bool_: 2}
+                 gc.int64: 2, gc.bool_: 2, **dict.fromkeys(INTS[2:], 1)}
 MAX_RANK = 4
 MAX_FED = 17  # the largest size a run-time dim is fed
 MAX_ELEMENTS = 3000  # of any tensor, counting each run-time dim as MAX_FED

@@ -19,8 +19,9 @@ def _float_specials(dtype):
 
 def _int_specials(dtype):
     info = np.iinfo(dtype.np)
-    return (0, 1, -1, 2, -2, 3, 7, -8, info.min, info.max, info.min + 1, info.max - 1,
-            info.min // 2, 46341, 65536)
+    values = (0, 1, -1, 2, -2, 3, 7, -8, info.min, info.max, info.min + 1, info.max - 1,
+              info.min // 2, info.max // 2 + 1, 46341, 65536)
+    return tuple(int(v) for v in values if info.min <= v <= info.max)  # each in the type
 
 
 def specials(dtype):
@@ -69,10 +70,10 @@ def _ints(rng, dtype, n, profile):
     if profile in ("typical", "integral"):
         return rng.integers(-5, 6, n)
     info = np.iinfo(dtype.np)
-    wide = rng.integers(info.min, info.max, n, endpoint=True, dtype=np.int64)
+    wide = rng.integers(info.min, info.max, n, endpoint=True, dtype=dtype.np)
     if profile == "wide":
         return wide
-    special = np.asarray(specials(dtype), np.int64)[rng.integers(0, len(specials(dtype)), n)]
+    special = np.asarray(specials(dtype), dtype.np)[rng.integers(0, len(specials(dtype)), n)]
     return np.where(rng.random(n) < 0.7, special, wide)
 
 

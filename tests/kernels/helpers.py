@@ -17,7 +17,8 @@ from graphc.ops.registry import call_reference
 from graphc.targets import KERNEL_IR
 
 # Stored into every buffer before a run, so an element no kernel writes shows up in results.
-POISON = {"f": np.nan, "i": -777_777, "b": True}
+# (integers: -777777 wrapped to the type's width)
+POISON = {"f": np.nan, "i": -777_777, "u": -777_777, "b": True}
 
 
 class Program:
@@ -68,7 +69,7 @@ class Program:
         for dtype, dshape in self.slots.buffer_info:
             buf = np.empty(int(np.prod(shapes.shape(dshape), dtype=np.int64)),
                            dtypes.BY_NAME[dtype].np)
-            buf.fill(POISON[buf.dtype.kind])
+            buf[...] = np.asarray(POISON[buf.dtype.kind]).astype(buf.dtype)
             buffers.append(buf)
         for key, slot in buffers_of.items():
             if key in values:

@@ -18,7 +18,7 @@ from tests.helpers import DEVICES
 from tests.kernels.helpers import Program
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
-INTS = ("int32", "int64")
+INTS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 UNARY = ("sign", "abs", "relu", "square", "rsqrt", "isfinite")
 BINARY = ("floordiv", "mod", "pow")
 FLOAT_ONLY = ("rsqrt", "isfinite")
@@ -31,8 +31,9 @@ def extremes(dtype):
     store = dtypes.BY_NAME[dtype].np
     if dtype in INTS:
         info = np.iinfo(store)
-        return np.array([0, 1, -1, 2, -2, 3, -3, 7, -7, 31, 63, 64, 100, -100, info.min,
-                         info.min + 1, info.max, info.max - 1], store)
+        values = [0, 1, -1, 2, -2, 3, -3, 7, -7, 31, 63, 64, 100, -100, info.min,
+                  info.min + 1, info.max, info.max - 1, info.max // 2, info.max // 2 + 1]
+        return np.array([v for v in values if info.min <= v <= info.max], store)
     info = np.finfo(np.float16 if dtype == "float16" else store)
     values = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, -2.5, 7.0, -7.0, 0.1, 3.0, 1e4, -1e-3,
               np.inf, -np.inf, np.nan, float(info.max), -float(info.max), float(info.tiny),

@@ -121,3 +121,96 @@ def test_new_ops_from_graphcs_own_api():
     np.testing.assert_array_equal(c, [[3, 4, 6]])
     np.testing.assert_array_equal(g, [[2, 3]])
     np.testing.assert_array_equal(e, [[14]])
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+def test_integer_dtypes_import_from_every_tensor_field(device):
+    """uint8/int8/int16/uint32/uint64 inputs and initializers (raw bytes, int32_data,
+    uint64_data), computed with wraparound, give what onnx's reference evaluator gives."""
+    from onnx.reference import ReferenceEvaluator
+    inits = [
+        helper.make_tensor("c8", TensorProto.UINT8, [3], [250, 0, 7]),  # int32_data
+        helper.make_tensor("c16", TensorProto.INT16, [3], [32767, -32768, -1]),
+        helper.make_tensor("c64", TensorProto.UINT64, [3], [2 ** 64 - 1, 3, 2 ** 63]),
+        numpy_helper.from_array(np.array([4000000000, 1, 0], np.uint32), "c32"),  # raw
+    ]
+    nodes = [
+        helper.make_node("Add", ["x", "c8"], ["a"]),
+        helper.make_node("Cast", ["y"], ["y16"], to=TensorProto.INT16),
+        helper.make_node("Add", ["y16", "c16"], ["b"]),
+        helper.make_node("Cast", ["x"], ["x64"], to=TensorProto.UINT64),
+        helper.make_node("Mul", ["x64", "c64"], ["c"]),
+        helper.make_node("Cast", ["y"], ["y32"], to=TensorProto.UINT32),
+        helper.make_node("Max", ["y32", "c32"], ["d"]),
+        helper.make_node("Less", ["y32", "c32"], ["e"]),
+    ]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.UINT8, ["N", 3]),
+              helper.make_tensor_value_info("y", TensorProto.INT8, ["N", 3])]
+    outputs = [helper.make_tensor_value_info(n, t, None) for n, t in (
+        ("a", TensorProto.UINT8), ("b", TensorProto.INT16), ("c", TensorProto.UINT64),
+        ("d", TensorProto.UINT32), ("e", TensorProto.BOOL))]
+    model = _model(nodes, inputs, outputs, inits)
+    x = np.array([[255, 0, 9], [6, 128, 1]], np.uint8)
+    y = np.array([[-128, 127, -1], [0, 5, -7]], np.int8)
+    want = ReferenceEvaluator(model).run(None, {"x": x, "y": y})
+    m = gc.onnx.load(model, device=device)
+    for got, w in zip(m.run({"x": x, "y": y}), want):
+        assert got.dtype == w.dtype
+        np.testing.assert_array_equal(got, w)
+
+
+def _run_time_shapes_model():
+    """x (N, 3, 4): Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])), x *
+    ConstantOfShape(Shape(x)), Expand(b, Shape(x)), and Reshape(Transpose(x), Concat(
+    Slice(Cast(Shape(x)), 1, 3), N)): every shape holds the run-time batch N."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        helper.make_node("ConstantOfShape", ["s"], ["twos"],
+                         value=numpy_helper.from_array(np.array([2.0], np.float32))),
+        helper.make_node("Mul", ["x", "twos"], ["z"]),
+        helper.make_node("Expand", ["b", "s"], ["w"]),
+        helper.make_node("Cast", ["s"], ["s64"], to=TensorProto.INT64),
+        helper.make_node("Slice", ["s64", "one", "three"], ["tail"]),
+        helper.make_node("Concat", ["tail", "n1"], ["shape2"], axis=0),
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 2, 0]),
+        helper.make_node("Reshape", ["xt", "shape2"], ["v"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+             numpy_helper.from_array(np.array([1], np.int64), "one"),
+             numpy_helper.from_array(np.array([3], np.int64), "three"),
+             numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4) - 1.5, "b")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "yzwv"]
+    return _model(nodes, [x], outs, inits)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+def test_shapes_of_a_run_time_batch_are_computed_when_it_runs(device):
+    from onnx.reference import ReferenceEvaluator
+    model = _run_time_shapes_model()
+    m = gc.onnx.load(model, device=device)
+    for batch in (2, 7, 1):
+        x = np.random.RandomState(batch).randn(batch, 3, 4).astype(np.float32)
+        want = ReferenceEvaluator(model).run(None, {"x": x})
+        for got, w in zip(m.run({"x": x}), want):
+            assert got.shape == w.shape
+            np.testing.assert_allclose(got, w, rtol=1e-6)
+    assert len(m._compiled) == 1  # one compiled function for every batch size
+
+
+def test_a_shape_of_run_time_dims_used_as_a_value_is_refused_naming_the_node():
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Add", ["s", "s"], ["y"], name="adds")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, [2])
+    with pytest.raises(gc.GraphcError, match=r"'adds' \(ai.onnx::Add.*run-time dims"):
+        gc.onnx.load(_model(nodes, [x], [y]))
+    nodes = [helper.make_node("Shape", ["x"], ["y"])]
+    with pytest.raises(gc.GraphcError, match="run-time dims"):
+        gc.onnx.load(_model(nodes, [x], [y]))

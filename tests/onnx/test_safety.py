@@ -145,9 +145,9 @@ def test_unsupported_attribute_and_attribute_value():
 
 
 def test_unsupported_dtype_is_named():
-    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [2])
-    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [2])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT8E4M3FN, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, [2])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(OnnxUnsupportedError, match="uint8"):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    with pytest.raises(OnnxUnsupportedError, match="float8e4m3fn"):
         gc.onnx.load(model)

@@ -27,6 +27,13 @@ template <typename T> GC_INLINE T gc_shuffle_xor(T v, int mask) {
 GC_INLINE bool gc_shuffle_xor(bool v, int mask) {
     return __shfl_xor_sync(0xffffffffu, (int)v, mask) != 0;
 }
+// 8- and 16-bit integers travel as ints (shuffles move 32 bits at least)
+#define GC_SHUFFLE_AS_INT(T) \
+    GC_INLINE T gc_shuffle_xor(T v, int mask) { \
+        return (T)__shfl_xor_sync(0xffffffffu, (int)v, mask); \
+    }
+GC_SHUFFLE_AS_INT(signed char) GC_SHUFFLE_AS_INT(unsigned char)
+GC_SHUFFLE_AS_INT(short) GC_SHUFFLE_AS_INT(unsigned short)
 template <typename T> GC_INLINE gc_best<T> gc_shuffle_xor(gc_best<T> v, int mask) {
     return {gc_shuffle_xor(v.value, mask), gc_shuffle_xor(v.at, mask)};
 }

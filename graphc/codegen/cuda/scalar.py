@@ -19,7 +19,13 @@ PRELUDE = r"""#include <cuda_fp16.h>
 #define GC_INLINE __device__ __forceinline__
 
 // Integers wrap around: arithmetic goes through the unsigned type of the same width.
-template <typename T> struct gc_unsigned;
+// (8- and 16-bit ones through unsigned int, where C would promote them to int, and its
+// product of two 16-bit values overflow; the cast back keeps the low bits)
+template <typename T> struct gc_unsigned { typedef T type; };  // the unsigned types themselves
+template <> struct gc_unsigned<signed char> { typedef unsigned int type; };
+template <> struct gc_unsigned<short> { typedef unsigned int type; };
+template <> struct gc_unsigned<unsigned char> { typedef unsigned int type; };
+template <> struct gc_unsigned<unsigned short> { typedef unsigned int type; };
 template <> struct gc_unsigned<int> { typedef unsigned int type; };
 template <> struct gc_unsigned<long long> { typedef unsigned long long type; };
 template <typename T> GC_INLINE T gc_add(T a, T b) {
@@ -35,6 +41,12 @@ template <typename T> GC_INLINE T gc_mul(T a, T b) {
     return (T)((U)a * (U)b);
 }
 template <typename T> GC_INLINE T gc_neg(T a) { return gc_sub((T)0, a); }
+// C's division, in the operands' type (8- and 16-bit operands would give an int)
+template <typename T> GC_INLINE T gc_truncdiv(T a, T b) { return (T)(a / b); }
+// float -> 8- and 16-bit integers: truncated to int, then saturated to T's range
+template <typename T> GC_INLINE T gc_saturate(int x, int lo, int hi) {
+    return (T)(x < lo ? lo : x > hi ? hi : x);
+}
 
 // IEEE division (a zero divisor gives inf or NaN), through a call so that the compiler does
 // not warn of a divisor it finds constant: the mean of an empty axis divides by a literal 0.
@@ -97,7 +109,7 @@ COMPARE = {"equal": "{0} == {1}", "not_equal": "{0} != {1}", "less": "{0} < {1}"
 FLOAT_OPS.update(COMPARE)
 INT_OPS = {
     "add": "gc_add({0}, {1})", "sub": "gc_sub({0}, {1})", "mul": "gc_mul({0}, {1})",
-    "truncdiv": "{0} / {1}",
+    "truncdiv": "gc_truncdiv({0}, {1})",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
     "neg": "gc_neg({0})", **COMPARE,
 }
@@ -110,9 +122,16 @@ ANY_DTYPE = ("cast", "where", "check_index", "round_bfloat16")
 
 # (source register type, target dtype) -> float-to-int conversion: truncating, saturating
 TRUNCATE = {("float", "int32"): "__float2int_rz", ("float", "int64"): "__float2ll_rz",
-            ("double", "int32"): "__double2int_rz", ("double", "int64"): "__double2ll_rz"}
+            ("double", "int32"): "__double2int_rz", ("double", "int64"): "__double2ll_rz",
+            ("float", "uint32"): "__float2uint_rz", ("float", "uint64"): "__float2ull_rz",
+            ("double", "uint32"): "__double2uint_rz", ("double", "uint64"): "__double2ull_rz"}
+# 8- and 16-bit targets: through int, then saturated to their range
+NARROW_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767),
+                "uint16": (0, 65535)}
 # source dtype -> its conversion to float16, rounded once
-TO_HALF = {"int32": "__int2half_rn", "int64": "__ll2half_rn", "float64": "__double2half",
+TO_HALF = {"int8": "__short2half_rn", "uint8": "__ushort2half_rn", "int16": "__short2half_rn",
+           "uint16": "__ushort2half_rn", "int32": "__int2half_rn", "uint32": "__uint2half_rn",
+           "int64": "__ll2half_rn", "uint64": "__ull2half_rn", "float64": "__double2half",
            "float32": "__float2half_rn", "bfloat16": "__float2half_rn"}
 
 
@@ -149,6 +168,9 @@ def cast(x, src, dst):
         if src == "bool":
             return f"(float){x}"
         return f"__half2float({TO_HALF[src]}({x}))" if src != "float16" else x
+    if src in FLOATS and dst in NARROW_RANGE:
+        lo, hi = NARROW_RANGE[dst]
+        return f"gc_saturate<{REGISTER[dst]}>({TRUNCATE[(REGISTER[src], 'int32')]}({x}), {lo}, {hi})"
     if src in FLOATS and dst not in FLOATS:
         return f"{TRUNCATE[(REGISTER[src], dst)]}({x})"
     out = x if REGISTER[src] == REGISTER[dst] else f"({REGISTER[dst]}){x}"

@@ -10,14 +10,19 @@ import numpy as np
 
 from ...ir import dtypes
 
-REGISTER = {"bool": "bool", "int32": "int", "int64": "long long", "float16": "float",
+REGISTER = {"bool": "bool", "int8": "signed char", "uint8": "unsigned char", "int16": "short",
+            "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",
+            "int64": "long long", "uint64": "unsigned long long", "float16": "float",
             "bfloat16": "float", "float32": "float", "float64": "double"}
 STORAGE = {**REGISTER, "bool": "unsigned char", "float16": "__half"}
-STORAGE_BYTES = {"bool": 1, "int32": 4, "int64": 8, "float16": 2, "bfloat16": 4, "float32": 4,
-                 "float64": 8}
+STORAGE_BYTES = {name: dtypes.BY_NAME[name].np.itemsize for name in REGISTER}
 FLOATS = ("float16", "bfloat16", "float32", "float64")
-INTS = ("int32", "int64")
+INTS = tuple(d.name for d in dtypes.INTEGERS)
 INT_MIN = {"int32": "(-2147483647 - 1)", "int64": "(-9223372036854775807LL - 1)"}
+# integer literals of a type wider than int say so by a suffix; narrower ones by a cast, so
+# that a template deduces their type (int arithmetic would promote them)
+INT_SUFFIX = {"int64": "LL", "uint64": "ULL", "uint32": "u"}
+NARROW = ("int8", "uint8", "int16", "uint16")
 
 
 def is_float(dtype):
@@ -36,9 +41,11 @@ def literal(value, dtype):
     if dtype in INTS:
         np_type = dtypes.BY_NAME[dtype].np
         v = int(np.asarray(value).astype(np_type))
-        if v == np.iinfo(np_type).min:  # its digits alone overflow the type: written as a sum
+        if dtype in INT_MIN and v == np.iinfo(np_type).min:  # its digits overflow: as a sum
             return INT_MIN[dtype]
-        text = f"{v}LL" if dtype == "int64" else str(v)
+        text = f"{v}{INT_SUFFIX.get(dtype, '')}"
+        if dtype in NARROW:
+            return f"(({REGISTER[dtype]}){text})"
         return f"({text})" if v < 0 else text
     v = float(value)
     if dtype == "float16":

@@ -20,7 +20,7 @@ from .aliasing import AliasScopes
 from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from .scalar import emit_scalar, narrow_float, table_for
-from .types import FLOATS, I8, I32, I64, PTR, TYPES, VOID, constant
+from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
@@ -314,7 +314,8 @@ def combine(k, op, dtype, acc_type, carried, v):
     elif dtype == "bool":
         better = b.and_(v, b.not_(acc)) if op == "argmax" else b.and_(b.not_(v), acc)
     else:
-        better = b.icmp_signed(">" if op == "argmax" else "<", v, acc)
+        compare = b.icmp_unsigned if dtype in UNSIGNED else b.icmp_signed
+        better = compare(">" if op == "argmax" else "<", v, acc)
     position = carried["position"]
     return {"value": b.select(better, v, acc, name="best"),
             "index": b.select(better, position, carried["index"], name="best.at"),
@@ -326,7 +327,7 @@ def widen(b, v, dtype, acc_type):
         return v
     if dtype in FLOATS:
         return b.fpext(v, acc_type)
-    return b.zext(v, acc_type) if dtype == "bool" else b.sext(v, acc_type)
+    return b.zext(v, acc_type) if dtype == "bool" or dtype in UNSIGNED else b.sext(v, acc_type)
 
 
 def narrow(b, v, acc_type, dtype):

@@ -11,7 +11,7 @@ from llvmlite import ir as ll
 
 from ...kernels import ir
 from . import mathlib
-from .types import F16, F32, F64, FLOATS, I32, I64, TYPES, intrinsic
+from .types import F16, F32, F64, FLOATS, I32, I64, TYPES, UNSIGNED, intrinsic
 
 MATH = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "erf")
 ANY_DTYPE = ("cast", "where", "check_index", "round_bfloat16")
@@ -34,9 +34,7 @@ def emit_scalar(k, e, args):
             out = float_op(k, name, wide)
             return b.fptrunc(out, F16) if out.type == F32 else out
         return float_op(k, name, args)
-    if src == "bool":
-        return bool_op(k, name, args)
-    return int_op(k, name, args)
+    return table_for(src)[name](k, *args)
 
 
 # ---- floats ----------------------------------------------------------------------------------
@@ -86,7 +84,8 @@ def extremum(k, name, dtype, a, c):
                       [a, c], name=name)
     if dtype == "bool":
         return b.or_(a, c, name=name) if high else b.and_(a, c, name=name)
-    return b.select(b.icmp_signed(">" if high else "<", a, c), a, c, name=name)
+    compare = b.icmp_unsigned if dtype in UNSIGNED else b.icmp_signed
+    return b.select(compare(">" if high else "<", a, c), a, c, name=name)
 
 
 # ---- integers and bools --------------------------------------------------------------------------
@@ -105,8 +104,15 @@ INT_OPS = {
 }
 
 
-def int_op(k, name, args):
-    return INT_OPS[name](k, *args)
+# unsigned integers: the same but for division, comparisons and extrema
+UINT_OPS = {
+    **INT_OPS,
+    "truncdiv": lambda k, x, y: k.b.udiv(x, y, name="truncdiv"),
+    "maximum": lambda k, x, y: extremum(k, "maximum", "uint64", x, y),
+    "minimum": lambda k, x, y: extremum(k, "minimum", "uint64", x, y),
+    **{name: (lambda pred, name: lambda k, x, y: k.b.icmp_unsigned(pred, x, y, name=name))(
+        pred, name) for name, pred in INT_COMPARE.items()},
+}
 
 
 BOOL_OPS = {
@@ -124,12 +130,10 @@ BOOL_OPS = {
 }
 
 
-def bool_op(k, name, args):
-    return BOOL_OPS[name](k, *args)
-
-
 def table_for(dtype):
-    return FLOAT_OPS if dtype in FLOATS else BOOL_OPS if dtype == "bool" else INT_OPS
+    if dtype in FLOATS:
+        return FLOAT_OPS
+    return BOOL_OPS if dtype == "bool" else UINT_OPS if dtype in UNSIGNED else INT_OPS
 
 
 def unsupported_ops(kernels):
@@ -164,11 +168,14 @@ def cast(k, x, src, dst):
     elif src in FLOATS and dst in FLOATS:
         out = b.fpext(x, to) if _width(x.type) < _width(to) else narrow_float(b, x, to)
     elif src in FLOATS:
-        out = b.call(intrinsic(k.module, "llvm.fptosi.sat", x.type, result=to), [x])
+        saturating = "llvm.fptoui.sat" if dst in UNSIGNED else "llvm.fptosi.sat"
+        out = b.call(intrinsic(k.module, saturating, x.type, result=to), [x])
     elif dst in FLOATS:
-        out = b.sitofp(x, to)
+        out = b.uitofp(x, to) if src in UNSIGNED else b.sitofp(x, to)
+    elif x.type.width < to.width:  # widened by the source's sign
+        out = b.zext(x, to) if src in UNSIGNED else b.sext(x, to)
     else:
-        out = b.sext(x, to) if x.type.width < to.width else b.trunc(x, to)
+        out = b.trunc(x, to)
     return round_bfloat16(b, out) if dst == "bfloat16" else out
 
 

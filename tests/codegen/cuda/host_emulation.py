@@ -140,6 +140,12 @@ static int __float2int_rz(float x) { return gc_truncate<int>(x); }
 static long long __float2ll_rz(float x) { return gc_truncate<long long>(x); }
 static int __double2int_rz(double x) { return gc_truncate<int>(x); }
 static long long __double2ll_rz(double x) { return gc_truncate<long long>(x); }
+static unsigned int __float2uint_rz(float x) { return gc_truncate<unsigned int>(x); }
+static unsigned long long __float2ull_rz(float x) { return gc_truncate<unsigned long long>(x); }
+static unsigned int __double2uint_rz(double x) { return gc_truncate<unsigned int>(x); }
+static unsigned long long __double2ull_rz(double x) {
+    return gc_truncate<unsigned long long>(x);
+}
 """
 with open(os.path.join(os.path.dirname(__file__), "host_wmma.h")) as _header:
     WMMA = _header.read()

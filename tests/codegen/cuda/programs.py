@@ -20,7 +20,7 @@ from graphc.ops.registry import apply
 from tests.kernels.helpers import Program
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
-INTS = ("int32", "int64")
+INTS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 ALL = ("bool",) + INTS + FLOATS
 # the dtypes each kind of op (graphc.ops.elementwise's tables) takes
 UNARY_DTYPES = {"float": FLOATS, "num": INTS + FLOATS, "pred": FLOATS, "bool": ("bool",)}
