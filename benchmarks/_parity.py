@@ -51,8 +51,7 @@ def compare(bench, peer, theirs, run_case, tolerance, **summary):
                                   "error": f"{type(e).__name__}: {e}"[:500]}))
                 continue
         expected = [theirs.get(f"c{i}_out{j}") for j in range(len(ours))]
-        diffs = [float(np.max(np.abs(a - b))) if b is not None and a.shape == b.shape else None
-                 for a, b in zip(ours, expected)]
+        diffs = [_difference(a, b) for a, b in zip(ours, expected)]
         ok = all(d is not None and d <= tolerance for d in diffs) and \
             f"c{i}_out{len(ours)}" not in theirs
         if not ok:
@@ -65,3 +64,15 @@ def compare(bench, peer, theirs, run_case, tolerance, **summary):
                       "worst_max_abs_diff": worst, "tolerance": tolerance,
                       "keras": peer["version"], **summary}))
     return 1 if failed else 0
+
+
+def _difference(ours, theirs):
+    """The max abs difference of two arrays (0 for empty ones), inf where their shapes, NaNs or
+    infinities differ; None where Keras has no such output."""
+    if theirs is None or ours.shape != theirs.shape:
+        return None
+    a, b = ours.astype(np.float64), theirs.astype(np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not np.array_equal(np.where(finite, 0, a), np.where(finite, 0, b), equal_nan=True):
+        return float("inf")
+    return float(np.max(np.abs(a[finite] - b[finite]), initial=0.0))

@@ -2,8 +2,9 @@
 call() written with keras.ops runs on graphc. Each is a thin mapping onto a graphc op or a
 small composition of them; numpy arrays and Python numbers are taken as constants.
 
-The first wave: elementwise math, comparisons, reductions, shapes, matmul/einsum, softmax and
-the activations, top_k and a few more; the rest of Keras's ~340 names are not here yet.
+Here: elementwise math, comparisons, reductions, shapes, matmul/einsum, softmax and
+the activations, convolutions and pools, top_k; ops_numpy and ops_nn add the rest of the
+numpy-like and nn names (their __all__ lists are re-exported at the bottom).
 """
 import math
 
@@ -539,3 +540,10 @@ def segment_sum(data, segment_ids, num_segments=None, sorted=False):
     flat = gc.reshape(data, (data.shape[0], -1)) if data.ndim > 1 else gc.expand_dims(data, 1)
     out = gc.matmul(gc.transpose(onehot, (1, 0)), flat)
     return gc.reshape(out, (num_segments,) + tuple(data.shape[1:]))
+
+
+# ---- the rest of Keras's op names, kept in modules of their own ---------------------------------
+from . import ops_nn, ops_numpy  # noqa: E402  (they build on the helpers above)
+
+globals().update({name: getattr(module, name) for module in (ops_numpy, ops_nn)
+                  for name in module.__all__})
