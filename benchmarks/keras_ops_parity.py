@@ -1,5 +1,6 @@
-"""Parity of gk.ops (and gk.activations) with keras.ops: each case is one expression written
-once over `ops` (keras.ops on JAX in another interpreter, or gk.ops over graphc placeholders
+"""Parity of gk.ops with keras.ops, and of gk.activations, constraints, regularizers and the
+deterministic initializers with Keras's: each case is one expression written once over a
+module (Keras's on JAX in another interpreter, or graphc.frontend's over graphc placeholders
 fed the same arrays) and compared output by output. NaN and infinities must sit at the same
 places; the finite values must agree within the tolerance. One JSON line per case, then a
 summary line.
@@ -82,7 +83,9 @@ CASES = {
     **_fns("arctan", "arcsinh", "cbrt", "trunc", "signbit", "isneginf", "isposinf",
            "nan_to_num", "sinc", "fabs", "angle", "erfc", arg="special"),
     **_fns("arctan", "arcsinh", "sinc", "sort", "cumprod", arg="wide"),
-    **_fns("arcsin", "arccos", "arctanh", arg="unit"),
+    **_fns("arcsin", "arccos", "arctanh", "erfinv", arg="unit"),
+    "erfinv specials": lambda o, d: [o.erfinv(o.array([-1.0, 1.0, 0.0, -0.0, 0.999, -0.9999,
+                                                       1e-4, 2.0, -1.5]))],
     **_fns("arccosh", arg="big"),
     **_fns("nansum", "nanmean", "nanmax", "nanmin", "nanprod", "nanvar", "nanstd",
            "nancumsum", "nancumprod", "nanargmax", "nanargmin", arg="nan"),
@@ -235,14 +238,32 @@ CASES = {
         o.switch(1, [lambda a: a + 1.0, lambda a: a * 3.0, lambda a: -a], o.array(d["x"])),
         o.switch(7, [lambda a: a + 1.0, lambda a: -a], o.array(d["x"]))],
 }
-# activations by name (gk.activations matches keras.activations)
-ACTIVATION_CASES = {
-    f"activations.{n}": (lambda n: lambda a, d: [getattr(a, n)(d["wide"] / 10.0)])(n)
-    for n in ("celu", "hard_shrink", "hard_tanh", "mish", "soft_shrink", "sparse_plus",
-              "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink")}
-ACTIVATION_CASES["activations.glu"] = lambda a, d: [a.glu(d["cube"])]
-ACTIVATION_CASES["activations.threshold"] = \
-    lambda a, d: [a.threshold(d["x"], threshold=0.1, default_value=-1.0)]
+# the other modules of functions and small objects, case name "<module>.<what>"
+MODULE_CASES = {
+    **{f"activations.{n}": (lambda n: lambda a, d: [getattr(a, n)(d["wide"] / 10.0)])(n)
+       for n in ("celu", "hard_shrink", "hard_tanh", "mish", "soft_shrink", "sparse_plus",
+                 "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "log_softmax")},
+    "activations.glu": lambda a, d: [a.glu(d["cube"])],
+    "activations.threshold": lambda a, d: [a.threshold(d["x"], threshold=0.1,
+                                                       default_value=-1.0)],
+    "constraints.MaxNorm": lambda c, d: [c.MaxNorm(1.5)(d["wide"] / 20.0),
+                                         c.MaxNorm(2.0, axis=1)(d["x"]),
+                                         c.max_norm(1.0, axis=[0, 1])(d["cube"])],
+    "constraints.MinMaxNorm": lambda c, d: [c.MinMaxNorm(0.5, 1.2, 0.7)(d["x"]),
+                                            c.min_max_norm(1.0, 2.0, axis=1)(d["x"])],
+    "constraints.NonNeg UnitNorm": lambda c, d: [c.NonNeg()(d["x"]), c.UnitNorm()(d["x"]),
+                                                 c.unit_norm(axis=-1)(d["cube"]),
+                                                 c.get("non_neg")(d["y"])],
+    "regularizers.L1L2 Orthogonal": lambda r, d: [
+        r.L1L2(0.01, 0.02)(d["x"]), r.l2(0.3)(d["x"]), r.l1(0.2)(d["cube"]),
+        r.OrthogonalRegularizer(0.1)(d["x"]),
+        r.orthogonal_regularizer(0.5, mode="columns")(d["x"]),
+        r.get({"class_name": "L1L2", "config": {"l1": 0.5, "l2": 0.0}})(d["y"])],
+    "initializers.deterministic": lambda i, d: [
+        i.Identity(2.0)((3, 5)), i.identity()((4, 4)), i.Constant(0.3)((2, 3)),
+        i.constant(-1.0)((4,)), i.Zeros()((2, 2)), i.ones()((3,)),
+        i.IdentityInitializer(0.5)((5, 2))],
+}
 
 
 def _numpy(out):
@@ -255,14 +276,16 @@ def peer_main(in_path, out_path, only):
     with np.load(in_path) as f:
         data = {k: f[k] for k in f.files}
     arrays, cases, errors = {}, [], {}
-    for name, fn in list(CASES.items()) + list(ACTIVATION_CASES.items()):
+    tensors = {k: keras.ops.convert_to_tensor(v) for k, v in data.items()}
+    for name, fn in list(CASES.items()) + list(MODULE_CASES.items()):
         if only and only not in name:
             continue
         i = len(cases)
         cases.append(name)
-        lib = keras.activations if name in ACTIVATION_CASES else keras.ops
+        lib = getattr(keras, name.split(".")[0]) if name in MODULE_CASES else keras.ops
         try:
-            outs = _numpy(fn(lib, data))
+            # weights reach constraints and regularizers as backend tensors, not numpy
+            outs = _numpy(fn(lib, tensors if name in MODULE_CASES else data))
         except Exception as e:
             errors[name] = f"{type(e).__name__}: {e}"[:300]
             continue
@@ -280,8 +303,9 @@ def _graphc_run(fn, lib, data):
     for k, a in data.items():
         p = gc.placeholder(gc.as_dtype(a.dtype.name), shape=a.shape, name=k)
         feeds[k], fed[p] = p, a
-    outs = fn(lib, feeds)
-    return [np.asarray(o) for o in gc.Session().run(list(outs), feed_dict=fed)]
+    outs = [o if isinstance(o, (gc.Tensor, list, tuple)) else gc.constant(np.asarray(o))
+            for o in fn(lib, feeds)]  # initializers give numpy arrays
+    return _numpy(gc.Session().run(outs, feed_dict=fed))
 
 
 def main(only, tolerance):
@@ -293,8 +317,8 @@ def main(only, tolerance):
 
     def run_case(i, name):
         import graphc.frontend as gk
-        if name in ACTIVATION_CASES:
-            return _graphc_run(ACTIVATION_CASES[name], gk.activations, data)
+        if name in MODULE_CASES:
+            return _graphc_run(MODULE_CASES[name], getattr(gk, name.split(".")[0]), data)
         return _graphc_run(CASES[name], gk.ops, data)
     return compare("keras_ops_parity", peer, theirs, run_case, tolerance)
 

@@ -49,13 +49,15 @@ def name_of(fn):
 from .ops import (celu, elu, glu, hard_shrink, hard_sigmoid, hard_silu, hard_swish,  # noqa: E402
                   hard_tanh, leaky_relu, log_sigmoid, log_softmax, mish, relu6, selu, silu,
                   soft_shrink, softsign, sparse_plus, sparse_sigmoid, sparsemax, squareplus,
-                  swish, tanh_shrink, threshold)
+                  swish, tanh_shrink)
+from . import ops as _ops  # noqa: E402
+threshold = _ops.threshold  # takes its threshold and default value: not one by name
 relu, tanh, sigmoid, softplus, exponential = gc.relu, gc.tanh, gc.sigmoid, gc.softplus, gc.exp
 ACTIVATIONS.update({"elu": elu, "selu": selu, "softsign": softsign, "swish": swish,
                     "silu": silu, "relu6": relu6, "leaky_relu": leaky_relu,
                     "hard_sigmoid": hard_sigmoid, "hard_silu": hard_silu,
                     "hard_swish": hard_swish, "log_sigmoid": log_sigmoid,
-                    "exponential": gc.exp, "celu": celu, "glu": glu, "hard_shrink": hard_shrink,
+                    "exponential": gc.exp, "log_softmax": log_softmax, "celu": celu, "glu": glu, "hard_shrink": hard_shrink,
                     "hard_tanh": hard_tanh, "mish": mish, "soft_shrink": soft_shrink,
                     "sparse_plus": sparse_plus, "sparse_sigmoid": sparse_sigmoid,
                     "sparsemax": sparsemax, "squareplus": squareplus,

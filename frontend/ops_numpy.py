@@ -15,7 +15,7 @@ from . import ops as _o
 __all__ = [
     "arctan", "arctan2", "arcsin", "arccos", "arcsinh", "arccosh", "arctanh", "cbrt",
     "deg2rad", "rad2deg", "fabs", "trunc", "signbit", "heaviside", "hypot", "logaddexp",
-    "logaddexp2", "fmod", "fmax", "fmin", "erfc", "sinc", "ldexp", "isneginf", "isposinf",
+    "logaddexp2", "fmod", "fmax", "fmin", "erfc", "erfinv", "sinc", "ldexp", "isneginf", "isposinf",
     "isreal", "real", "imag", "conj", "conjugate", "angle", "nan_to_num", "copy", "array",
     "identity", "empty", "empty_like", "full_like", "tri", "diag", "diagflat", "diagonal",
     "trace", "flip", "fliplr", "flipud", "rot90", "roll", "append", "hstack", "vstack",
@@ -49,7 +49,8 @@ def arctan(x):
     """Cephes' single-precision atan: reduce |x| to [0, tan(pi/8)] (x > tan(3pi/8): pi/2 -
     atan(1/x); x > tan(pi/8): pi/4 + atan((x-1)/(x+1))), then an odd polynomial."""
     x = _float(x)
-    a = gc.abs(x)
+    sign = _sign_bit_sign(x)
+    a = x * sign  # |x|, but with slope 1 at 0 (abs's gradient there is 0)
     big, mid = a > 2.414213562373095, a > 0.4142135623730950
     safe = gc.where(big, a, gc.ones_like(a))  # no 1/0 in the branch that is not taken
     r = gc.where(big, -1.0 / safe, gc.where(mid, (a - 1.0) / (a + 1.0), a))
@@ -58,7 +59,13 @@ def arctan(x):
     z = r * r
     poly = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z
             - 3.33329491539e-1) * z * r + r
-    return gc.where(signbit(x), -(base + poly), base + poly)
+    return sign * (base + poly)
+
+
+def _sign_bit_sign(x):
+    """-1 where x's sign bit is set (-0.0 included), else 1: for odd functions computed on
+    |x|."""
+    return gc.where(signbit(x), gc.fill_like(x, -1.0), gc.ones_like(x))
 
 
 def arctan2(x1, x2):
@@ -90,12 +97,12 @@ def arccos(x):
 
 def arcsinh(x):
     x = _float(x)
-    a = gc.abs(x)
+    sign = _sign_bit_sign(x)
+    a = x * sign
     # log1p keeps small |x| exact; the large-|x| branch avoids overflowing x * x
     small = gc.log1p(a + a * a / (1.0 + gc.sqrt(1.0 + a * a)))
-    large = gc.log(a) + math.log(2.0)
-    out = gc.where(a > 1e8, large, small)
-    return gc.where(signbit(x), -out, out)
+    large = gc.log(gc.maximum(a, 1e8)) + math.log(2.0)
+    return sign * gc.where(a > 1e8, large, small)
 
 
 def arccosh(x):
@@ -191,6 +198,24 @@ def fmin(x1, x2):
 
 def erfc(x):
     return 1.0 - gc.erf(_float(x))
+
+
+def erfinv(x):
+    """Giles' single-precision inverse error function (two polynomial branches in
+    w = -log(1 - x^2)); +-1 give +-inf, |x| > 1 NaN."""
+    x = _float(x)
+    w = -gc.log((1.0 - x) * (1.0 + x))
+    central, tail = w - 2.5, gc.sqrt(gc.maximum(w, 5.0)) - 3.0
+    p = gc.fill_like(x, 2.81022636e-08)
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941):
+        p = c + p * central
+    q = gc.fill_like(x, -0.000200214257)
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682):
+        q = c + q * tail
+    out = gc.where(w < 5.0, p, q) * x
+    return gc.where(gc.equal(gc.abs(x), 1.0), x * np.inf, out)
 
 
 def sinc(x):

@@ -19,7 +19,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
-from .. import activations, backend, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers
 
 _names = {}
 _local = threading.local()
@@ -131,13 +131,14 @@ class Layer:
         self.updates = []
         self._own_weights = []
         self._regularized = []  # (weight, regularizer)
+        self._constrained = {}  # weight -> constraint, applied after each optimizer update
         self._graph = None
         self.input_shape_hint = None if input_shape is None else tuple(input_shape)
         self.input_shape = self.output_shape = None  # of the last call, None for unknown dims
 
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
-                   regularizer=None, dtype=None):
+                   regularizer=None, dtype=None, constraint=None):
         value = initializers.get(initializer)(shape, dtype or self.dtype)
         with self._graph.root_scope():
             var = gc.Variable(value, name=f"{self.name}/{name}", trainable=trainable)
@@ -145,6 +146,9 @@ class Layer:
         reg = regularizers.get(regularizer)
         if reg is not None:
             self._regularized.append((var, reg))
+        constraint = constraints.get(constraint)
+        if constraint is not None:
+            self._constrained[var] = constraint
         return var
 
     @property
@@ -189,6 +193,14 @@ class Layer:
     @property
     def non_trainable_weights(self):
         return [v for v, t in self._all_weights() if not t]
+
+    @property
+    def weight_constraints(self):
+        """{weight: constraint} of this layer's and its sublayers' weights."""
+        found = dict(self._constrained)
+        for layer in self.sublayers:
+            found.update(layer.weight_constraints)
+        return found
 
     @property
     def losses(self):
@@ -351,8 +363,11 @@ def _accepts_mask(cls):
 
 
 def set_weight_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
-                       kernel_regularizer, bias_regularizer):
+                       kernel_regularizer, bias_regularizer, kernel_constraint=None,
+                       bias_constraint=None):
     """The options every layer with a kernel and a bias (Dense, Conv2D) takes, by name."""
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
     layer.activation = activations.get(activation)
     layer.use_bias = use_bias
     layer.kernel_initializer = initializers.get(kernel_initializer)
@@ -367,4 +382,6 @@ def weight_options_config(layer):
             "kernel_initializer": initializers.serialize(layer.kernel_initializer),
             "bias_initializer": initializers.serialize(layer.bias_initializer),
             "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+            "kernel_constraint": constraints.serialize(layer.kernel_constraint),
+            "bias_constraint": constraints.serialize(layer.bias_constraint)}

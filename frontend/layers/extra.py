@@ -63,7 +63,8 @@ class Conv1D(Layer):
             raise GraphcError("Conv1D(groups > 1) is not supported yet")
         self.groups = 1
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                           kernel_regularizer, bias_regularizer)
+                           kernel_regularizer, bias_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
@@ -71,9 +72,11 @@ class Conv1D(Layer):
                               f"known channels, got {input_shape}")
         self.kernel = self.add_weight("kernel", (self.kernel_size, input_shape[-1],
                                                  self.filters), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
         padding = self.padding
@@ -117,7 +120,8 @@ class Conv2DTranspose(Layer):
         self.padding = _padding(padding)
         self.data_format = _channels_last(self, data_format)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                           kernel_regularizer, bias_regularizer)
+                           kernel_regularizer, bias_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -126,9 +130,11 @@ class Conv2DTranspose(Layer):
         self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters,
                                                                     input_shape[-1]),
                                       self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
         h, w = inputs.shape[1:3]

@@ -113,6 +113,9 @@ def build_train(model, specs, session):
         else:
             grads = gc.grad(total, weights, unconnected="zero") if weights else []
         opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
+        constrained = model.weight_constraints  # projected after the update, as Keras does
+        opt_updates = [(var, constrained[var](new) if var in constrained else new)
+                       for var, new in opt_updates]
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
     fn = gc.function(model.inputs + targets + window, results, updates=updates,
