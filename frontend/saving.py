@@ -34,7 +34,8 @@ import numpy as np
 from graphc.errors import CheckpointError, FileNotFoundError_, GraphcError
 from graphc.io.atomic import write_atomic
 
-from . import backend, distribution, layers as layers_mod, losses, metrics, optimizers
+from . import (backend, distribution, layers as layers_mod, losses, metrics, optimizers,
+               serialization)
 from .layers.base import Layer, flatten
 from .layers.core import Input
 
@@ -58,7 +59,8 @@ def register(cls=None, *, name=None):
 
 def _tables():
     from .models import Model, Sequential
-    return (_registered, layers_mod.BUILTIN, {"Sequential": Sequential, "Model": Model})
+    return (_registered, serialization.layer_classes(), layers_mod.BUILTIN,
+            {"Sequential": Sequential, "Model": Model})
 
 
 def _class_named(name):
@@ -435,3 +437,14 @@ def load_weights(model, path):
         if config.get("format") not in (FORMAT, WEIGHTS_FORMAT):
             raise CheckpointError(f"{path}: not a graphc weights file")
     _assign(model.weights, _arrays(members["weights.npz"], path, "weights.npz"), path, "weight")
+
+
+# Keras's registry names, public in gk.saving as in keras.saving
+from .serialization import (CustomObjectScope, custom_object_scope,  # noqa: E402
+                            deserialize_keras_object, get_custom_objects, get_registered_name,
+                            get_registered_object, register_keras_serializable,
+                            serialize_keras_object)
+__all__ = ["register", "load_model", "save_model", "save_weights", "load_weights",
+           "CustomObjectScope", "custom_object_scope", "deserialize_keras_object",
+           "get_custom_objects", "get_registered_name", "get_registered_object",
+           "register_keras_serializable", "serialize_keras_object"]
