@@ -50,9 +50,113 @@ def _dot3():
     return case
 
 
+def _two(kind, call_kwargs=None, three=False, **kwargs):
+    """An attention layer called on [query, value] (or [query, value, key])."""
+    def case(lib):
+        q, v = lib.Input(SEQ), lib.Input((5, 6))
+        inputs = [q, v] + ([lib.Input((5, 6))] if three else [])
+        layer = getattr(lib.layers, kind)(**kwargs)
+        out = layer(inputs, **(call_kwargs or {}))
+        return lib.Model(inputs, out), [layer], ["x2", "v2", "k2"][:len(inputs)]
+    return case
+
+
+def _ints(make, shape, data):
+    """A layer on integer inputs; no weights to copy."""
+    def case(lib):
+        x = lib.Input(shape, dtype="int32")
+        return lib.Model(x, make(lib)(x)), [], [data]
+    return case
+
+
+def _adapted():
+    def case(lib):
+        layer = lib.layers.Normalization(axis=-1)
+        layer.adapt(inputs()["x2"] * 3.0 + 1.0)
+        x = lib.Input(SEQ)
+        return lib.Model(x, layer(x)), [], ["x2"]
+    return case
+
+
+def _lookup(**kwargs):
+    def make(lib):
+        layer = lib.layers.IntegerLookup(**kwargs)
+        if "vocabulary" not in kwargs:
+            layer.adapt(inputs()["tokens"][:2])
+        return layer
+    return make
+
+
 L = lambda name, **kw: (lambda lib: getattr(lib.layers, name)(**kw))  # noqa: E731
-IMG, SEQ = (8, 8, 3), (7, 6)
+IMG, SEQ, VOL = (8, 8, 3), (7, 6), (4, 5, 6, 3)
 LAYER_CASES = {
+    "GaussianNoise (inference)": _seq(L("GaussianNoise", stddev=0.3), shape=SEQ),
+    "GaussianDropout (inference)": _seq(L("GaussianDropout", rate=0.3), shape=SEQ),
+    "AlphaDropout (inference)": _seq(L("AlphaDropout", rate=0.3), shape=SEQ),
+    "SpatialDropout1D/2D/3D (inference)": _seq(L("SpatialDropout3D", rate=0.3),
+                                               L("SpatialDropout3D", rate=0.5), shape=VOL),
+    "GroupNormalization": _seq(L("GroupNormalization", groups=3), shape=SEQ),
+    "GroupNormalization image -1": _seq(L("GroupNormalization", groups=-1, epsilon=1e-4),
+                                        shape=IMG),
+    "UnitNormalization": _seq(L("UnitNormalization"), L("UnitNormalization", axis=[1, 2]),
+                              shape=SEQ),
+    "RMSNormalization": _seq(L("RMSNormalization", epsilon=1e-4), shape=SEQ),
+    "Normalization given": _seq(L("Normalization", mean=[0.5, 1.0, -1.0],
+                                  variance=[2.0, 0.25, 1.0]), shape=IMG),
+    "Normalization invert": _seq(L("Normalization", mean=0.5, variance=4.0, invert=True),
+                                 shape=SEQ),
+    "Normalization adapt": _adapted(),
+    "Discretization": _seq(L("Discretization", bin_boundaries=[-1.0, 0.0, 0.5]), shape=SEQ),
+    "Discretization one_hot": _seq(L("Discretization", bin_boundaries=[0.0, 1.0],
+                                     output_mode="one_hot"), shape=(1,), data="x1col"),
+    "CategoryEncoding multi_hot": _ints(L("CategoryEncoding", num_tokens=7), (3,), "tokens"),
+    "CategoryEncoding count": _ints(L("CategoryEncoding", num_tokens=7, output_mode="count"),
+                                    (3,), "tokens"),
+    "CategoryEncoding one_hot": _ints(L("CategoryEncoding", num_tokens=7,
+                                        output_mode="one_hot"), (1,), "token"),
+    "IntegerLookup vocabulary": _ints(_lookup(vocabulary=[4, 2, 6, 9]), (3,), "tokens"),
+    "IntegerLookup mask oov 2": _ints(_lookup(vocabulary=[4, 2, 6], mask_token=0,
+                                              num_oov_indices=2), (3,), "tokens"),
+    "IntegerLookup adapt": _ints(_lookup(), (3,), "tokens"),
+    "IntegerLookup invert": _ints(_lookup(vocabulary=[4, 2, 6, 9], invert=True), (3,),
+                                  "indices"),
+    "IntegerLookup multi_hot": _ints(_lookup(vocabulary=[4, 2, 6, 9], output_mode="multi_hot"),
+                                     (3,), "tokens"),
+    "CenterCrop": _seq(L("CenterCrop", height=5, width=6), shape=IMG),
+    "RandomFlip/Contrast/Brightness (inference)": _seq(
+        L("RandomFlip"), L("RandomContrast", factor=0.3), L("RandomBrightness", factor=0.2),
+        shape=IMG, data="pixels"),
+    "Attention dot": _two("Attention"),
+    "Attention scaled causal scores": _two("Attention", {"use_causal_mask": True,
+                                                          "return_attention_scores": True},
+                                           use_scale=True),
+    "Attention concat key": _two("Attention", three=True, score_mode="concat", use_scale=True),
+    "AdditiveAttention": _two("AdditiveAttention"),
+    "AdditiveAttention no scale key": _two("AdditiveAttention", three=True, use_scale=False),
+    "EinsumDense": _seq(L("EinsumDense", equation="abc,cd->abd", output_shape=(7, 4),
+                          bias_axes="d", activation="relu"), shape=SEQ),
+    "EinsumDense heads": _seq(L("EinsumDense", equation="abc,cde->abde",
+                                output_shape=(None, 2, 3), bias_axes="de"), shape=SEQ),
+    "EinsumDense no bias": _seq(L("EinsumDense", equation="ab,bc->ac", output_shape=5),
+                                shape=(6,), data="x1"),
+    "DepthwiseConv2D": _seq(L("DepthwiseConv2D", kernel_size=3), shape=IMG),
+    "DepthwiseConv2D same strides 2 multiplier 2": _seq(
+        L("DepthwiseConv2D", kernel_size=(3, 2), strides=2, padding="same",
+          depth_multiplier=2, activation="relu"), shape=IMG),
+    "DepthwiseConv2D dilation 2": _seq(L("DepthwiseConv2D", kernel_size=2, dilation_rate=2,
+                                         use_bias=False), shape=IMG),
+    "DepthwiseConv1D same": _seq(L("DepthwiseConv1D", kernel_size=3, padding="same",
+                                   depth_multiplier=2), shape=SEQ),
+    "SeparableConv2D": _seq(L("SeparableConv2D", filters=4, kernel_size=3, strides=(1, 2)),
+                            shape=IMG),
+    "SeparableConv1D same multiplier 2": _seq(L("SeparableConv1D", filters=5, kernel_size=2,
+                                                padding="same", depth_multiplier=2),
+                                              shape=SEQ),
+    "ZeroPadding3D": _seq(L("ZeroPadding3D", padding=((1, 0), (0, 2), (1, 1))), shape=VOL),
+    "Cropping3D": _seq(L("Cropping3D", cropping=((1, 0), (0, 2), (1, 1))), shape=VOL),
+    "UpSampling3D": _seq(L("UpSampling3D", size=(2, 1, 3)), shape=VOL),
+    "GlobalAveragePooling3D": _seq(L("GlobalAveragePooling3D"), shape=VOL),
+    "GlobalMaxPooling3D keepdims": _seq(L("GlobalMaxPooling3D", keepdims=True), shape=VOL),
     "Conv1D valid": _seq(L("Conv1D", filters=4, kernel_size=3), shape=SEQ),
     "Conv1D same strides 2 relu": _seq(L("Conv1D", filters=4, kernel_size=3, strides=2,
                                          padding="same", activation="relu"), shape=SEQ),
@@ -185,7 +289,14 @@ def inputs():
             "x2": rng.normal(size=(B,) + SEQ).astype("float32"),
             "y2": rng.normal(size=(B,) + SEQ).astype("float32"),
             "x1": rng.normal(size=(B, 6)).astype("float32"),
-            "y1": rng.normal(size=(B, 6)).astype("float32")}
+            "y1": rng.normal(size=(B, 6)).astype("float32"),
+            "x1col": rng.normal(size=(B, 1)).astype("float32"),
+            "x4": rng.normal(size=(B,) + VOL).astype("float32"),
+            "v2": rng.normal(size=(B, 5, 6)).astype("float32"),
+            "k2": rng.normal(size=(B, 5, 6)).astype("float32"),
+            "tokens": rng.integers(0, 7, (B, 3)).astype("int32"),
+            "token": rng.integers(0, 7, (B, 1)).astype("int32"),
+            "indices": rng.integers(0, 5, (B, 3)).astype("int32")}
 
 
 def peer_main(in_path, out_path, only):

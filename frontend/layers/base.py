@@ -41,6 +41,7 @@ def snake_case(name):
 class _Context:
     training: bool
     updates: list = field(default_factory=list)
+    losses: list = field(default_factory=list)  # add_loss's penalties of this call
 
 
 def _context():
@@ -48,9 +49,9 @@ def _context():
 
 
 @contextlib.contextmanager
-def _calling(training, updates):
+def _calling(training, updates, losses):
     saved = _context()
-    _local.context = _Context(training, updates)
+    _local.context = _Context(training, updates, losses)
     try:
         yield _local.context
     finally:
@@ -112,6 +113,50 @@ def static_shape(t):
     return tuple(d if isinstance(d, int) else None for d in t.shape)
 
 
+class InputSpec:
+    """What a layer accepts (Keras's input_spec): dtype, ndim (or min_ndim / max_ndim), a
+    shape (None for any size), and sizes of given axes ({axis: size}). A layer whose
+    `input_spec` is set checks its inputs against it when called."""
+
+    def __init__(self, dtype=None, shape=None, ndim=None, max_ndim=None, min_ndim=None,
+                 axes=None, allow_last_axis_squeeze=False, name=None, optional=False):
+        self.dtype, self.name, self.optional = dtype, name, optional
+        self.shape = None if shape is None else tuple(shape)
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim = max_ndim, min_ndim
+        self.axes = dict(axes or {})
+        self.allow_last_axis_squeeze = allow_last_axis_squeeze
+
+    def check(self, layer, t):
+        """A ShapeError (or DTypeError) naming the layer where tensor t does not fit."""
+        from graphc.errors import DTypeError, ShapeError
+        shape = static_shape(t)
+        problems = []
+        if self.ndim is not None and len(shape) != self.ndim:
+            problems.append(f"rank {self.ndim}")
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            problems.append(f"rank >= {self.min_ndim}")
+        if self.max_ndim is not None and len(shape) > self.max_ndim:
+            problems.append(f"rank <= {self.max_ndim}")
+        if self.shape is not None and len(shape) == len(self.shape):
+            if any(want is not None and have is not None and want != have
+                   for want, have in zip(self.shape, shape)):
+                problems.append(f"shape {self.shape}")
+        for axis, size in self.axes.items():
+            if -len(shape) <= axis < len(shape) and shape[axis] not in (None, size):
+                problems.append(f"size {size} on axis {axis}")
+        if problems:
+            raise ShapeError(f"layer '{layer.name}' expects inputs of {', '.join(problems)}; "
+                             f"got shape {shape}", t.node)
+        if self.dtype is not None and t.dtype.name != str(self.dtype):
+            raise DTypeError(f"layer '{layer.name}' expects {self.dtype} inputs, got "
+                             f"{t.dtype.name}", t.node)
+
+    def get_config(self):
+        return {"dtype": self.dtype, "shape": self.shape, "ndim": self.ndim,
+                "max_ndim": self.max_ndim, "min_ndim": self.min_ndim, "axes": self.axes}
+
+
 class Layer:
     """Base of all layers. Subclasses set weights up in `build(input_shape)` with
     `add_weight`, and compute in `call(inputs[, training][, mask])`.
@@ -129,12 +174,14 @@ class Layer:
         self.dtype = dtype
         self.built = False
         self.updates = []
+        self.call_losses = []  # the add_loss penalties of the last outermost call
         self._own_weights = []
         self._regularized = []  # (weight, regularizer)
         self._constrained = {}  # weight -> constraint, applied after each optimizer update
         self._graph = None
         self.input_shape_hint = None if input_shape is None else tuple(input_shape)
         self.input_shape = self.output_shape = None  # of the last call, None for unknown dims
+        self.input_spec = None  # an InputSpec (or a list of them, one per input) to check
 
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
@@ -256,6 +303,13 @@ class Layer:
         if ctx is not None:
             ctx.updates.append((variable, value))
 
+    def add_loss(self, value):
+        """Add a penalty tensor to the training loss of the call being built (activity
+        regularization)."""
+        ctx = _context()
+        if ctx is not None:
+            ctx.losses.append(value)
+
     def __call__(self, inputs, training=None, **kwargs):
         tensors = flatten(inputs)
         for t in tensors:
@@ -264,11 +318,17 @@ class Layer:
                                   f"a placeholder), got {type(t).__name__}; use "
                                   "model.predict for numpy arrays")
         graph = tensors[0].graph
+        if self.input_spec is not None:
+            specs = self.input_spec if isinstance(self.input_spec, (list, tuple)) else \
+                [self.input_spec] * len(tensors)
+            for spec, t in zip(specs, tensors):
+                spec.check(self, t)
         outer = _context()
         if training is None:
             training = outer.training if outer is not None else False
         updates = outer.updates if outer is not None else []
-        with graph.as_default(), _calling(bool(training), updates):
+        losses = outer.losses if outer is not None else []
+        with graph.as_default(), _calling(bool(training), updates, losses):
             if not self.built:
                 self._graph = graph
                 shapes = [static_shape(t) for t in tensors]
@@ -292,7 +352,7 @@ class Layer:
                 output_mask = (self.compute_mask(inputs, previous_mask)
                                if self.supports_masking else None)
         if outer is None:
-            self.updates = updates
+            self.updates, self.call_losses = updates, losses
         kwargs.pop("training", None)
         if implicit_mask:
             kwargs.pop("mask")

@@ -1,4 +1,4 @@
-"""Input, Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
+"""Input, InputLayer, Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
 import numbers
 
 import graphc as gc
@@ -16,6 +16,23 @@ def Input(shape, dtype="float32", name=None):
         if d is not None and (not isinstance(d, numbers.Integral) or d < 0):
             raise GraphcError(f"Input shape must hold sizes or None, got {shape!r}")
     return gc.placeholder(dtype, shape=(None,) + shape, name=name or "input")
+
+
+class InputLayer(Layer):
+    """Keras's explicit input layer: holds the Input tensor (`output`) that a Sequential
+    model starts from, made from shape or batch_shape, or given as input_tensor."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None,
+                 batch_shape=None, input_tensor=None, optional=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if input_tensor is not None:
+            self.output = input_tensor
+        else:
+            if shape is None and batch_shape is None:
+                raise GraphcError("InputLayer needs shape or batch_shape")
+            shape = tuple(batch_shape[1:]) if shape is None else shape
+            self.output = Input(shape, dtype=dtype or "float32", name=self.name)
+        self.batch_shape = (batch_size,) + tuple(self.output.shape[1:])
 
 
 class Dense(Layer):

@@ -15,7 +15,7 @@ import numpy as np
 import graphc as gc
 from graphc.errors import CheckpointError, GraphcError
 
-from .. import activations, initializers, regularizers
+from .. import initializers, regularizers
 from .base import Layer, set_weight_options, static_shape, weight_options_config
 from .conv import pair
 from .merge import _several
@@ -507,22 +507,17 @@ class Lambda(Layer):
         return cls(fn, **config)
 
 
-class TimeDistributed(Layer):
-    """Applies `layer` to each step: (batch, steps, ...) -> (batch, steps, layer's output)."""
+class Wrapper(Layer):
+    """Base of the layers that wrap another one (`self.layer`), saved with it."""
 
     def __init__(self, layer, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(layer, Layer):
-            raise GraphcError(f"TimeDistributed wraps a layer, got {layer!r}")
+            raise GraphcError(f"{type(self).__name__} wraps a layer, got {layer!r}")
         self.layer = layer
 
     def call(self, inputs, training=False):
-        t = inputs.shape[1]
-        if not isinstance(t, int) or any(not isinstance(d, int) for d in inputs.shape[2:]):
-            raise GraphcError(f"TimeDistributed '{self.name}' needs known steps and features")
-        flat = gc.reshape(inputs, (-1,) + tuple(inputs.shape[2:]))
-        out = self.layer(flat, training=training)
-        return gc.reshape(out, (-1, t) + tuple(static_shape(out)[1:]))
+        return self.layer(inputs, training=training)
 
     def get_config(self):
         from .. import saving
@@ -533,6 +528,18 @@ class TimeDistributed(Layer):
         from .. import saving
         config = dict(config)
         return cls(saving.layer_from_config(config.pop("layer")), **config)
+
+
+class TimeDistributed(Wrapper):
+    """Applies `layer` to each step: (batch, steps, ...) -> (batch, steps, layer's output)."""
+
+    def call(self, inputs, training=False):
+        t = inputs.shape[1]
+        if not isinstance(t, int) or any(not isinstance(d, int) for d in inputs.shape[2:]):
+            raise GraphcError(f"TimeDistributed '{self.name}' needs known steps and features")
+        flat = gc.reshape(inputs, (-1,) + tuple(inputs.shape[2:]))
+        out = self.layer(flat, training=training)
+        return gc.reshape(out, (-1, t) + tuple(static_shape(out)[1:]))
 
 
 class Permute(Layer):
@@ -567,19 +574,25 @@ class RepeatVector(Layer):
 
 
 class ActivityRegularization(Layer):
-    """The identity; its l1/l2 penalty on the activations is not yet added to the loss."""
+    """The identity, adding l1 * sum(|x|) + l2 * sum(x^2) of its inputs, divided by the batch
+    size (as Keras 3 does), to the training loss."""
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
-        if l1 or l2:
-            raise GraphcError("ActivityRegularization with nonzero l1/l2 is not supported yet")
-        self.l1, self.l2 = l1, l2
+        self.l1, self.l2 = float(l1), float(l2)
 
     def call(self, inputs):
+        if self.l1 or self.l2:
+            penalty = regularizers.L1L2(self.l1, self.l2)(inputs)
+            batch = gc.cast(gc.sum(gc.ones_like(inputs[(slice(None),) + (0,) *
+                                                       (inputs.ndim - 1)])), inputs.dtype)
+            self.add_loss(penalty / batch)
         return inputs
 
+    def get_config(self):
+        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
 
-# ---- merging ---------------------------------------------------------------------------------
+
 class _Merge(Layer):
     supports_masking = True
 

@@ -107,6 +107,8 @@ def build_train(model, specs, session):
             outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
         total, tracked, batch = _losses_and_metrics(model, targets, outputs)
+        for penalty in model.call_losses:  # activity regularization of this call
+            total = total + penalty
         weights = model.trainable_weights
         if distribution.active() and weights:
             grads = _global_batch_gradients(total, weights, batch)
