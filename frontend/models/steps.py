@@ -72,7 +72,8 @@ def _losses_and_metrics(model, targets, outputs):
         for metric, update in metrics:
             name = f"{model.output_names[i]}_{metric.name}" if multi else metric.name
             tracked.append(update + (name,))
-    for penalty in model.losses:
+    # the weights' penalties, and those that the call building `outputs` added (activity)
+    for penalty in model.losses + model.call_losses:
         total = total + penalty
     head = compiled.loss_tracker("loss").update_mean(total, batch) + ("loss",)
     return total, [head] + tracked, batch
@@ -107,8 +108,6 @@ def build_train(model, specs, session):
             outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
         total, tracked, batch = _losses_and_metrics(model, targets, outputs)
-        for penalty in model.call_losses:  # activity regularization of this call
-            total = total + penalty
         weights = model.trainable_weights
         if distribution.active() and weights:
             grads = _global_batch_gradients(total, weights, batch)
