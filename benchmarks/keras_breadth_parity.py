@@ -235,6 +235,37 @@ TRAIN_CASES = {
     "losses poisson": ("SGD", {"learning_rate": 0.1}, "poisson", ["Poisson"], "positive"),
     "losses cosine_similarity": ("SGD", {"learning_rate": 0.1}, "cosine_similarity",
                                  ["CosineSimilarity"], "regression"),
+    "losses binary_focal_crossentropy + F1/FBeta/BinaryIoU": (
+        "SGD", {"learning_rate": 0.1}, "binary_focal_crossentropy",
+        [("F1Score", {"threshold": 0.5}), ("FBetaScore", {"beta": 2.0, "average": "macro",
+                                                          "threshold": 0.4}),
+         ("BinaryIoU", {"threshold": 0.5})], "binary"),
+    "losses BinaryFocalCrossentropy balanced logits": (
+        "SGD", {"learning_rate": 0.1},
+        ("BinaryFocalCrossentropy", {"apply_class_balancing": True, "alpha": 0.3,
+                                     "gamma": 1.5, "label_smoothing": 0.1}), [], "binary"),
+    "losses categorical_focal_crossentropy + F1 + one-hot IoU": (
+        "SGD", {"learning_rate": 0.1}, "categorical_focal_crossentropy",
+        ["F1Score", ("F1Score", {"average": "weighted"}), ("FBetaScore", {"average": "micro"}),
+         ("OneHotIoU", {"num_classes": 3, "target_class_ids": [0, 2]}),
+         ("OneHotMeanIoU", {"num_classes": 3})], "onehot"),
+    "losses CategoricalFocalCrossentropy smoothing": (
+        "SGD", {"learning_rate": 0.1},
+        ("CategoricalFocalCrossentropy", {"alpha": 0.4, "gamma": 1.0,
+                                          "label_smoothing": 0.1}), [], "onehot"),
+    "losses dice": ("SGD", {"learning_rate": 0.1}, "dice", [], "binary"),
+    "losses Dice axis": ("SGD", {"learning_rate": 0.1}, ("Dice", {"axis": -1}), [], "onehot"),
+    "losses tversky + correlations": ("SGD", {"learning_rate": 0.1}, "tversky",
+                                      ["PearsonCorrelation", "ConcordanceCorrelation"],
+                                      "positive"),
+    "losses Tversky alpha beta axis": ("SGD", {"learning_rate": 0.1},
+                                       ("Tversky", {"alpha": 0.7, "beta": 0.3, "axis": -1}),
+                                       [], "onehot"),
+    "losses generalized cross entropy + IoU": (
+        "SGD", {"learning_rate": 0.5}, ("CategoricalGeneralizedCrossEntropy", {"q": 0.7}),
+        [("MeanIoU", {"num_classes": 3, "sparse_y_pred": False}),
+         ("IoU", {"num_classes": 3, "target_class_ids": [1], "sparse_y_pred": False})],
+        "sparse"),
     "metrics AUC PR, crossentropies": ("SGD", {"learning_rate": 0.1}, "binary_crossentropy",
                                        [("AUC", {"curve": "PR"}), "BinaryCrossentropy",
                                         ("Precision", {"thresholds": 0.3})], "binary"),
@@ -244,7 +275,8 @@ STEPS, TB = 3, 8  # batches of TB examples
 
 def _train_model(lib, kind):
     x = lib.Input((5,))
-    act = {"onehot": "softmax", "binary": "sigmoid", "positive": "softplus"}.get(kind)
+    act = {"onehot": "softmax", "sparse": "softmax", "binary": "sigmoid",
+           "positive": "softplus"}.get(kind)
     layer = lib.layers.Dense(3 if kind != "binary" else 1, activation=act)
     return lib.Model(x, layer(x)), layer
 
@@ -253,7 +285,7 @@ def _train_data():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(STEPS * TB, 5)).astype("float32")
     cls = rng.integers(0, 3, STEPS * TB)
-    return {"x": x, "onehot": np.eye(3, dtype="float32")[cls],
+    return {"x": x, "onehot": np.eye(3, dtype="float32")[cls], "sparse": cls.astype("int32"),
             "binary": (x[:, :1] + 0.3 * rng.normal(size=(STEPS * TB, 1)) > 0).astype("float32"),
             "regression": rng.normal(size=(STEPS * TB, 3)).astype("float32"),
             "positive": rng.uniform(0.5, 2.0, (STEPS * TB, 3)).astype("float32"),
@@ -268,8 +300,10 @@ def _train(lib, name, data):
     layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
     mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(**m[1])
             for m in metrics]
-    model.compile(optimizer=getattr(lib.optimizers, opt_name)(**opt_kwargs),
-                  loss=getattr(lib.losses, loss), metrics=mets)
+    loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
+        getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
+    model.compile(optimizer=getattr(lib.optimizers, opt_name)(**opt_kwargs), loss=loss,
+                  metrics=mets)
     hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0)
     # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
     keys = sorted(hist.history, key=_plain)

@@ -398,7 +398,7 @@ class BackupAndRestore(Callback):
         if epoch is not None:
             epochs.append(epoch)
             for key, value in (logs or {}).items():
-                table.setdefault(key, []).append(float(value))
+                table.setdefault(key, []).append(np.asarray(value, float).tolist())
         return {"history": table, "epoch": epochs}
 
     def _backup(self, history):

@@ -516,6 +516,16 @@ for _name in ("mean_squared_error", "mean_absolute_error", "mean_absolute_percen
     globals()[_name] = getattr(losses, _name)
 
 
+# the per-class and correlation metrics, in a module of their own
+from . import metrics_more  # noqa: E402
+METRICS.update({cls.name: cls for cls in metrics_more.METRICS})
+globals().update({cls.__name__: cls for cls in metrics_more.METRICS})
+pearson_correlation = metrics_more.pearson_correlation
+concordance_correlation = metrics_more.concordance_correlation
+binary_focal_crossentropy = losses.binary_focal_crossentropy
+categorical_focal_crossentropy = losses.categorical_focal_crossentropy
+
+
 def serialize(metric):
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 

@@ -50,7 +50,13 @@ class _LogStream:
 
 
 def _format_logs(logs):
-    return "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
+    return "".join(f" - {k}: {_format_value(v)}" for k, v in logs.items())
+
+
+def _format_value(value):
+    if hasattr(value, "ndim") and value.ndim:  # a per-class metric
+        return "[" + " ".join(f"{v:.4f}" for v in value.ravel()) + "]"
+    return f"{value:.4f}"
 
 
 def _format_time(seconds):

@@ -359,7 +359,8 @@ def write_backup(model, path, position, history, steps_done):
     sess = backend.session(model.graph)
     arrays = [sess.get_value(v) for group in groups for v in group]
     state = {"format": BACKUP_FORMAT, "version": VERSION, "epoch": position.epoch,
-             "batch": position.batch, "steps_done": steps_done, "logs": position.logs,
+             "batch": position.batch, "steps_done": steps_done,
+             "logs": {k: np.asarray(v, float).tolist() for k, v in (position.logs or {}).items()},
              "history": history, "epochs_trained": model.epochs_trained,
              "random_state": model._random_state(position.shuffle_state),
              "counts": dict(zip(("weights", "optimizer", "metrics"), map(len, groups)))}
@@ -390,7 +391,8 @@ def read_backup(model, path):
         counts = [int(state["counts"][k]) for k in ("weights", "optimizer", "metrics")]
         position = (int(state["epoch"]), int(state["batch"]), int(state["steps_done"]))
         logs, history = dict(state["logs"]), state["history"]
-        history = ({str(k): list(map(float, v)) for k, v in history["history"].items()},
+        history = ({str(k): [np.asarray(x, np.float64) if isinstance(x, list) else float(x)
+                             for x in v] for k, v in history["history"].items()},
                    [int(e) for e in history["epoch"]])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: a malformed backup.json ({e!r})") from None

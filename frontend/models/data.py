@@ -6,6 +6,13 @@ import numpy as np
 from graphc.errors import GraphcError, IndexError_, ShapeError
 
 
+def log_value(value):
+    """A step's result as fit's logs hold it: a float, or an array for a metric with one
+    value per class (F1Score(average=None))."""
+    value = np.asarray(value)
+    return float(value) if value.size == 1 and value.ndim == 0 else value
+
+
 def as_arrays(data, what):
     """A list of numpy arrays from an array or a list/tuple of them."""
     if data is None:

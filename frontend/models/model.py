@@ -308,7 +308,7 @@ class Model(Layer):
         self._reset_metrics()
         # data parallel: x is this rank's part of the batch, the ranks' parts in rank order
         window = distribution.local_window(len(xs[0])) if step.window else []
-        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys), *window))))
+        return dict(zip(step.names, map(data.log_value, step.function(*self._feeds(xs, ys), *window))))
 
     def test_on_batch(self, x, y):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
@@ -317,7 +317,7 @@ class Model(Layer):
         step = self._step("test", ys)
         self._check_labels(ys, "y")
         self._reset_metrics()
-        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
+        return dict(zip(step.names, map(data.log_value, step.function(*self._feeds(xs, ys)))))
 
     def predict_on_batch(self, x):
         xs = data.as_arrays(x, "x")
@@ -386,7 +386,7 @@ class Model(Layer):
                             continue
                         cbs.on_train_batch_begin(i)
                         outs = step.function(*args())
-                        logs = dict(zip(step.names, map(float, outs)))
+                        logs = dict(zip(step.names, map(data.log_value, outs)))
                         self._fit_position = FitPosition(epoch, i + 1, shuffle_state, logs)
                         cbs.on_train_batch_end(i, logs)
                         interrupt.check()
@@ -438,7 +438,7 @@ class Model(Layer):
                 cbs.on_test_batch_begin(i)
             part = distribution.shard(idx, n)  # this rank's (all, alone)
             outs = step.function(*self._feeds([a[part] for a in xs], [a[part] for a in ys]))
-            logs = dict(zip(step.names, map(float, outs)))
+            logs = dict(zip(step.names, map(data.log_value, outs)))
             if cbs:
                 cbs.on_test_batch_end(i, logs)
             if interrupt is not None:

@@ -173,8 +173,14 @@ class Compiled:
     def metrics_for(self, i, y, out):
         """The metric objects of output i, resolved once ("accuracy" by the shapes)."""
         if i not in self._metrics:
-            self._metrics[i] = [metrics_mod.get(m, y, out, self.losses[i])
-                                for m in self.metric_ids[i]]
+            metrics = [metrics_mod.get(m, y, out, self.losses[i]) for m in self.metric_ids[i]]
+            seen = {}
+            for metric in metrics:  # two of one name log apart: "f1_score", "f1_score_1"
+                n = seen.get(metric.name, 0)
+                seen[metric.name] = n + 1
+                if n:
+                    metric.name = f"{metric.name}_{n}"
+            self._metrics[i] = metrics
         return self._metrics[i]
 
     def loss_tracker(self, name):
