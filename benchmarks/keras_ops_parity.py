@@ -55,7 +55,8 @@ def _derived(rng):
     do not have."""
     v3, w3 = (rng.normal(size=(4, 3)).astype("float32") for _ in range(2))
     img = rng.normal(size=(2, 4, 6, 8)).astype("float32")
-    return {"x_t4": rng.normal(size=(4, 3)).astype("float32"), "v3t": v3.T.copy(), "w3t": w3.T.copy(),
+    return {"x_t4": rng.normal(size=(4, 3)).astype("float32"), "v3t": v3.T.copy(),
+            "w3t": w3.T.copy(),
             "img_cf": img.transpose(0, 3, 1, 2).copy(),
             "mean8": rng.normal(size=(8,)).astype("float32"),
             "var8": rng.uniform(0.5, 2.0, (8,)).astype("float32"),
@@ -64,6 +65,11 @@ def _derived(rng):
             "bias": rng.normal(size=(2, 3, 5, 6)).astype("float32"),
             "mask": np.arange(6)[None, None, None, :] < 4,
             "upd": np.full((1, 2, 2), 5.0, np.float32),
+            "dw": rng.normal(size=(3, 2, 8, 2)).astype("float32"),
+            "dw1": rng.normal(size=(3, 4, 1)).astype("float32"),
+            "pw": rng.normal(size=(1, 1, 16, 5)).astype("float32"),
+            "ct": rng.normal(size=(3, 2, 5, 8)).astype("float32"),
+            "ct1": rng.normal(size=(2, 3, 4)).astype("float32"),
             "absv": np.abs(rng.normal(size=(7,))).astype("float32")}
 
 
@@ -226,6 +232,14 @@ CASES = {
         o.dot_product_attention(d["q"][:, :5], d["k"][:, :5], d["val"][:, :5], is_causal=True),
         o.dot_product_attention(d["q"], d["k"], d["val"], scale=0.3,
                                 bias=d["bias"], mask=d["mask"])],
+    "depthwise_conv separable_conv": lambda o, d: [
+        o.depthwise_conv(d["img"], d["dw"]), o.depthwise_conv(d["img"], d["dw"], 2, "same"),
+        o.depthwise_conv(d["img"], d["dw"][:2], (1, 2), dilation_rate=(2, 1)),
+        o.depthwise_conv(d["cube"], d["dw1"], padding="same"),
+        o.separable_conv(d["img"], d["dw"], d["pw"], padding="same")],
+    "conv_transpose": lambda o, d: [o.conv_transpose(d["img"], d["ct"], 2),
+                                    o.conv_transpose(d["img"], d["ct"], 2, "same"),
+                                    o.conv_transpose(d["cube"], d["ct1"], 3)],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [

@@ -455,3 +455,7 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
+
+
+from . import tensorboard as _tensorboard  # noqa: E402  (it builds on Callback above)
+TensorBoard = _tensorboard.TensorBoard

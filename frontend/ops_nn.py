@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 import graphc as gc
+from graphc.errors import GraphcError
 
 from . import ops as _o
 from . import ops_numpy as _np
@@ -17,6 +18,7 @@ __all__ = [
     "in_top_k", "depth_to_space", "space_to_depth", "batch_normalization",
     "layer_normalization", "rms_normalization", "dot_product_attention",
     "extract_sequences", "fori_loop", "while_loop", "map", "vectorized_map", "switch",
+    "depthwise_conv", "separable_conv", "conv_transpose",
 ]
 
 _t = _o._t
@@ -212,6 +214,57 @@ def extract_sequences(x, sequence_length, sequence_stride):
     index = (np.arange(frames)[:, None] * sequence_stride
              + np.arange(sequence_length)[None, :]).astype(np.int32)
     return gc.gather(x, gc.constant(index), axis=x.ndim - 1)
+
+
+# ---- convolutions beyond ops.conv (NHWC inputs; 1-D ones over a unit height) -----------------
+def _spatial(x, kernel, strides, dilation_rate, who, data_format):
+    """(x, kernel, strides, dilations) as 2-D ones: a 1-D input (batch, steps, channels) and
+    its kernel get a unit height."""
+    if data_format not in (None, "channels_last"):
+        raise GraphcError(f"gk.ops.{who} takes channels_last inputs")
+    pair = (lambda v: (v, v)) if x.ndim == 4 else (lambda v: (1, v))
+    s = strides if isinstance(strides, (tuple, list)) else pair(strides)
+    d = dilation_rate if isinstance(dilation_rate, (tuple, list)) else pair(dilation_rate)
+    if x.ndim == 3:
+        s, d = (1,) + tuple(s)[-1:], (1,) + tuple(d)[-1:]
+        return gc.expand_dims(x, 1), gc.expand_dims(kernel, 0), s, d
+    if x.ndim != 4:
+        raise GraphcError(f"gk.ops.{who} takes 1-D and 2-D convolutions (inputs of rank 3 or "
+                          f"4), got shape {tuple(x.shape)}")
+    return x, kernel, tuple(s), tuple(d)
+
+
+def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
+                   dilation_rate=1):
+    """Each channel convolved by its own kernel (kernel (k..., channels, multiplier))."""
+    from .layers.depthwise import depthwise_conv2d
+    x, k = _t(inputs), _t(kernel)
+    x2, k2, s, d = _spatial(x, k, strides, dilation_rate, "depthwise_conv", data_format)
+    out = depthwise_conv2d(x2, k2, s, padding.lower(), d)
+    return gc.squeeze(out, axis=1) if x.ndim == 3 else out
+
+
+def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid",
+                   data_format=None, dilation_rate=1):
+    """depthwise_conv, then a 1x1 convolution by pointwise_kernel (1..., c * m, filters)."""
+    out = depthwise_conv(inputs, depthwise_kernel, strides, padding, data_format,
+                         dilation_rate)
+    p = _t(pointwise_kernel)
+    return gc.matmul(out, gc.reshape(p, tuple(p.shape[-2:])))
+
+
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None,
+                   data_format=None, dilation_rate=1):
+    """The transposed convolution (kernel (k..., out, in)), as Conv2DTranspose computes it;
+    output_padding and dilation are not supported."""
+    from .layers.extra import conv2d_transpose
+    if output_padding is not None or dilation_rate not in (1, (1, 1), [1, 1]):
+        raise GraphcError("gk.ops.conv_transpose: output_padding and dilation_rate are not "
+                          "supported")
+    x, k = _t(inputs), _t(kernel)
+    x2, k2, s, _ = _spatial(x, k, strides, 1, "conv_transpose", data_format)
+    out = conv2d_transpose(x2, k2, s, padding.lower())
+    return gc.squeeze(out, axis=1) if x.ndim == 3 else out
 
 
 # ---- control flow ------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ class _Depthwise(Layer):
         if self.rank == 1:
             out = gc.squeeze(out, axis=1)
         if self.separable:
-            out = gc.matmul(out, gc.reshape(self.pointwise_kernel, self.pointwise_kernel.shape[-2:]))
+            pointwise = self.pointwise_kernel
+            out = gc.matmul(out, gc.reshape(pointwise, tuple(pointwise.shape[-2:])))
         if self.bias is not None:
             out = out + self.bias
         return self.activation(out)

@@ -99,6 +99,21 @@ class Conv1D(Layer):
                 **weight_options_config(self)}
 
 
+def conv2d_transpose(inputs, kernel, strides, padding, who="conv_transpose"):
+    """The transposed convolution of NHWC inputs by a (kh, kw, out, in) kernel: the
+    gradient of conv2d with respect to its input, of height h * stride ("same") or
+    (h - 1) * stride + kh ("valid")."""
+    h, w = inputs.shape[1:3]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        raise GraphcError(f"{who} needs known height and width")
+    dims = [n * s if padding == "same" else (n - 1) * s + k
+            for n, k, s in zip((h, w), kernel.shape[:2], strides)]
+    like = gc.broadcast_to(gc.constant(0.0, dtype=inputs.dtype),
+                           (inputs.shape[0], dims[0], dims[1], kernel.shape[2]))
+    return gc.nn.conv2d_backprop_input(like, kernel, inputs, strides=strides,
+                                       padding=padding.upper())
+
+
 class Conv2DTranspose(Layer):
     """The transposed 2-D convolution: (batch, h, w, c) -> (batch, h', w', filters) with
     h' = h * stride ("same") or (h - 1) * stride + kernel ("valid"); kernel (kh, kw, filters,
@@ -137,16 +152,8 @@ class Conv2DTranspose(Layer):
                                     constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
-        h, w = inputs.shape[1:3]
-        if not (isinstance(h, int) and isinstance(w, int)):
-            raise GraphcError(f"Conv2DTranspose '{self.name}' needs known height and width")
-        dims = []
-        for n, k, s in zip((h, w), self.kernel_size, self.strides):
-            dims.append(n * s if self.padding == "same" else (n - 1) * s + k)
-        like = gc.broadcast_to(gc.constant(0.0, dtype=inputs.dtype),
-                               (inputs.shape[0], dims[0], dims[1], self.filters))
-        out = gc.nn.conv2d_backprop_input(like, self.kernel, inputs, strides=self.strides,
-                                          padding=self.padding.upper())
+        out = conv2d_transpose(inputs, self.kernel, self.strides, self.padding,
+                               f"Conv2DTranspose '{self.name}'")
         if self.bias is not None:
             out = out + self.bias
         return self.activation(out)

@@ -308,7 +308,8 @@ class Model(Layer):
         self._reset_metrics()
         # data parallel: x is this rank's part of the batch, the ranks' parts in rank order
         window = distribution.local_window(len(xs[0])) if step.window else []
-        return dict(zip(step.names, map(data.log_value, step.function(*self._feeds(xs, ys), *window))))
+        outs = step.function(*self._feeds(xs, ys), *window)
+        return dict(zip(step.names, map(data.log_value, outs)))
 
     def test_on_batch(self, x, y):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")

@@ -49,7 +49,8 @@ def test_constraints_match_numpy(make, ref):
 
 def test_constraint_lookup_and_errors():
     assert isinstance(gk.constraints.get("NonNeg"), gk.constraints.NonNeg)
-    assert gk.constraints.deserialize(gk.constraints.serialize(gk.constraints.UnitNorm(1))).axis == 1
+    config = gk.constraints.serialize(gk.constraints.UnitNorm(1))
+    assert gk.constraints.deserialize(config).axis == 1
     with pytest.raises(gc.GraphcError, match="unknown constraint"):
         gk.constraints.get("positive")
 

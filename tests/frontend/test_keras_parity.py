@@ -1,7 +1,7 @@
 """graphc.frontend agrees with Keras 3 (benchmarks/keras_layer_parity.py,
-keras_breadth_parity.py and keras_ops_parity.py): run where a Keras is at hand, in GRAPHC_PEER_PYTHON (a separate venv
-with keras and jax) or in this interpreter; skipped otherwise, since Keras is never a graphc
-dependency."""
+keras_breadth_parity.py and keras_ops_parity.py): run where a Keras is at hand, in
+GRAPHC_PEER_PYTHON (a separate venv with keras and jax) or in this interpreter; skipped
+otherwise, since Keras is never a graphc dependency."""
 import importlib.util
 import json
 import os
