@@ -66,6 +66,9 @@ def _derived(rng):
             "mask": np.arange(6)[None, None, None, :] < 4,
             "upd": np.full((1, 2, 2), 5.0, np.float32),
             "dw": rng.normal(size=(3, 2, 8, 2)).astype("float32"),
+            "seg": np.array([0, 2, 2], np.int32), "seg3": np.array([2, 0], np.int32),
+            "seg7": np.array([0, 0, 1, 4, 4, 4, 1], np.int32),
+            "img3": rng.uniform(0, 1, (2, 4, 5, 3)).astype("float32"),
             "dw1": rng.normal(size=(3, 4, 1)).astype("float32"),
             "pw": rng.normal(size=(1, 1, 16, 5)).astype("float32"),
             "ct": rng.normal(size=(3, 2, 5, 8)).astype("float32"),
@@ -240,6 +243,17 @@ CASES = {
     "conv_transpose": lambda o, d: [o.conv_transpose(d["img"], d["ct"], 2),
                                     o.conv_transpose(d["img"], d["ct"], 2, "same"),
                                     o.conv_transpose(d["cube"], d["ct1"], 3)],
+    "segment_max min prod": lambda o, d: [
+        o.segment_max(d["x"], d["seg"], 4), o.segment_min(d["cube"], d["seg3"], 3),
+        o.segment_prod(d["v"], d["seg7"], 5)],
+    "image crop pad grayscale patches": lambda o, d: [
+        o.image.rgb_to_grayscale(d["img3"]),
+        o.image.crop_images(d["img"], 1, 2, None, None, 2, 3),
+        o.image.crop_images(d["img"], None, 1, 1, 2, target_height=2),
+        o.image.pad_images(d["img"], 1, 0, None, None, 7, 8),
+        o.image.pad_images(d["img3"][0], 0, 2, 1, 1),
+        o.image.extract_patches(d["img"], 2), o.image.extract_patches(d["img"], (2, 3), (1, 2)),
+        o.image.extract_patches(d["img"], 3, 2, padding="same")],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [

@@ -102,11 +102,12 @@ class Conv1D(Layer):
 def conv2d_transpose(inputs, kernel, strides, padding, who="conv_transpose"):
     """The transposed convolution of NHWC inputs by a (kh, kw, out, in) kernel: the
     gradient of conv2d with respect to its input, of height h * stride ("same") or
-    (h - 1) * stride + kh ("valid")."""
+    (h - 1) * stride + max(kh, stride) ("valid": zero rows end it where the stride is
+    larger than the kernel, as in Keras)."""
     h, w = inputs.shape[1:3]
     if not (isinstance(h, int) and isinstance(w, int)):
         raise GraphcError(f"{who} needs known height and width")
-    dims = [n * s if padding == "same" else (n - 1) * s + k
+    dims = [n * s if padding == "same" else (n - 1) * s + max(k, s)
             for n, k, s in zip((h, w), kernel.shape[:2], strides)]
     like = gc.broadcast_to(gc.constant(0.0, dtype=inputs.dtype),
                            (inputs.shape[0], dims[0], dims[1], kernel.shape[2]))
