@@ -12,13 +12,10 @@ Usage:
     GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_breadth_parity.py \
         [--only SUBSTRING] [--tolerance 1e-5]
 """
-import argparse
-import json
-import sys
 
 import numpy as np
 
-from _parity import compare, outputs, run_keras
+from _parity import outputs, peer_run, run, script_main
 
 B = 4
 
@@ -347,48 +344,31 @@ def inputs():
 
 
 def peer_main(in_path, out_path, only):
-    import jax
     import keras
     keras.utils.set_random_seed(0)
-    with np.load(in_path) as f:
-        data = {k: f[k] for k in f.files}
-    arrays, cases, errors, keys = {}, [], {}, {}
+    keys = {}
     rng = np.random.default_rng(1)
-    for name, case in list(LAYER_CASES.items()) + [(n, None) for n in TRAIN_CASES]:
-        if only and only not in name:
-            continue
-        i = len(cases)
-        cases.append(name)
-        try:
-            if case is None:
-                outs, keys[name] = _train(keras, name, _train_data())
-            else:
-                model, layers, names = case(keras)
-                for li, layer in enumerate(layers):
-                    ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
-                          for w in layer.get_weights()]
-                    layer.set_weights(ws)
-                    for wi, w in enumerate(ws):
-                        arrays[f"c{i}_l{li}_w{wi}"] = w
-                outs = outputs(model, [data[n] for n in names])
-        except Exception as e:
-            errors[name] = f"{type(e).__name__}: {e}"[:300]
-            continue
-        for j, o in enumerate(outs):
-            arrays[f"c{i}_out{j}"] = o
-    np.savez(out_path, **arrays)
-    print(json.dumps({"cases": cases, "errors": errors, "history_keys": keys,
-                      "version": f"keras {keras.__version__} on jax {jax.__version__}"}))
+
+    def run_one(i, name, data, arrays):
+        if name in TRAIN_CASES:
+            outs, keys[name] = _train(keras, name, _train_data())
+            return outs
+        model, layers, names = LAYER_CASES[name](keras)
+        for li, layer in enumerate(layers):
+            ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
+                  for w in layer.get_weights()]
+            layer.set_weights(ws)
+            for wi, w in enumerate(ws):
+                arrays[f"c{i}_l{li}_w{wi}"] = w
+        return outputs(model, [data[n] for n in names])
+    peer_run(in_path, out_path, only, list(LAYER_CASES) + list(TRAIN_CASES), run_one,
+             history_keys=keys)
 
 
 def main(only, tolerance):
     data = inputs()
-    peer, theirs = run_keras(__file__, data, only)
-    if theirs is None:
-        print(json.dumps({"bench": "keras_breadth_parity", "error": peer["error"]}))
-        return 1
 
-    def run_case(i, name):
+    def run_case(peer, theirs, i, name):
         import graphc.frontend as gk
         if name in TRAIN_CASES:
             ours, keys = _train(gk, name, _train_data())
@@ -400,17 +380,8 @@ def main(only, tolerance):
         for li, layer in enumerate(layers):
             layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(len(layer.weights))])
         return outputs(model, [data[n] for n in names])
-    return compare("keras_breadth_parity", peer, theirs, run_case, tolerance)
+    return run("keras_breadth_parity", __file__, data, only, tolerance, run_case)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=None, help="run the cases whose name holds this")
-    parser.add_argument("--tolerance", type=float, default=1e-5)
-    parser.add_argument("--peer", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.peer:
-        peer_main(args.peer[0], args.peer[1], args.only)
-    else:
-        sys.exit(main(args.only, args.tolerance))
+    script_main(__doc__, peer_main, main)

@@ -9,13 +9,10 @@ Usage:
     GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_ops_parity.py \
         [--only SUBSTRING] [--tolerance 1e-5]
 """
-import argparse
-import json
-import sys
 
 import numpy as np
 
-from _parity import compare, run_keras
+from _parity import peer_run, run, script_main
 
 
 def inputs():
@@ -299,29 +296,17 @@ def _numpy(out):
 
 
 def peer_main(in_path, out_path, only):
-    import jax
     import keras
-    with np.load(in_path) as f:
-        data = {k: f[k] for k in f.files}
-    arrays, cases, errors = {}, [], {}
-    tensors = {k: keras.ops.convert_to_tensor(v) for k, v in data.items()}
-    for name, fn in list(CASES.items()) + list(MODULE_CASES.items()):
-        if only and only not in name:
-            continue
-        i = len(cases)
-        cases.append(name)
-        lib = getattr(keras, name.split(".")[0]) if name in MODULE_CASES else keras.ops
-        try:
-            # weights reach constraints and regularizers as backend tensors, not numpy
-            outs = _numpy(fn(lib, tensors if name in MODULE_CASES else data))
-        except Exception as e:
-            errors[name] = f"{type(e).__name__}: {e}"[:300]
-            continue
-        for j, o in enumerate(outs):
-            arrays[f"c{i}_out{j}"] = o
-    np.savez(out_path, **arrays)
-    print(json.dumps({"cases": cases, "errors": errors,
-                      "version": f"keras {keras.__version__} on jax {jax.__version__}"}))
+    tensors = {}
+
+    def run_one(i, name, data, arrays):
+        if name not in MODULE_CASES:
+            return _numpy(CASES[name](keras.ops, data))
+        # weights reach constraints and regularizers as backend tensors, not numpy
+        if not tensors:
+            tensors.update({k: keras.ops.convert_to_tensor(v) for k, v in data.items()})
+        return _numpy(MODULE_CASES[name](getattr(keras, name.split(".")[0]), tensors))
+    peer_run(in_path, out_path, only, list(CASES) + list(MODULE_CASES), run_one)
 
 
 def _graphc_run(fn, lib, data):
@@ -338,27 +323,14 @@ def _graphc_run(fn, lib, data):
 
 def main(only, tolerance):
     data = inputs()
-    peer, theirs = run_keras(__file__, data, only)
-    if theirs is None:
-        print(json.dumps({"bench": "keras_ops_parity", "error": peer["error"]}))
-        return 1
 
-    def run_case(i, name):
+    def run_case(peer, theirs, i, name):
         import graphc.frontend as gk
         if name in MODULE_CASES:
             return _graphc_run(MODULE_CASES[name], getattr(gk, name.split(".")[0]), data)
         return _graphc_run(CASES[name], gk.ops, data)
-    return compare("keras_ops_parity", peer, theirs, run_case, tolerance)
+    return run("keras_ops_parity", __file__, data, only, tolerance, run_case)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=None, help="run the cases whose name holds this")
-    parser.add_argument("--tolerance", type=float, default=1e-5)
-    parser.add_argument("--peer", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.peer:
-        peer_main(args.peer[0], args.peer[1], args.only)
-    else:
-        sys.exit(main(args.only, args.tolerance))
+    script_main(__doc__, peer_main, main)

@@ -284,10 +284,13 @@ def _pad_pairs(value, rank, what):
     return tuple((v, v) if isinstance(v, int) else tuple(v) for v in value)
 
 
-class ZeroPadding2D(Layer):
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+class _SpatialPadding(Layer):
+    """Zeros before and after each spatial axis of channels-last inputs (rank 2 or 3)."""
+    rank = None
+
+    def __init__(self, padding, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.padding = _pad_pairs(padding, 2, "padding")
+        self.padding = _pad_pairs(padding, self.rank, "padding")
         self.data_format = _channels_last(self, data_format)
 
     def call(self, inputs):
@@ -295,6 +298,31 @@ class ZeroPadding2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+
+
+class _SpatialCropping(Layer):
+    """Rows cut before and after each spatial axis of channels-last inputs (rank 2 or 3)."""
+    rank = None
+
+    def __init__(self, cropping, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.cropping = _pad_pairs(cropping, self.rank, "cropping")
+        self.data_format = _channels_last(self, data_format)
+
+    def call(self, inputs):
+        index = tuple(slice(lo, inputs.shape[i + 1] - hi)
+                      for i, (lo, hi) in enumerate(self.cropping))
+        return inputs[(slice(None),) + index + (slice(None),)]
+
+    def get_config(self):
+        return {**super().get_config(), "cropping": [list(p) for p in self.cropping]}
+
+
+class ZeroPadding2D(_SpatialPadding):
+    rank = 2
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(padding, data_format, **kwargs)
 
 
 class ZeroPadding1D(Layer):
@@ -309,19 +337,11 @@ class ZeroPadding1D(Layer):
         return {**super().get_config(), "padding": list(self.padding)}
 
 
-class Cropping2D(Layer):
+class Cropping2D(_SpatialCropping):
+    rank = 2
+
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        self.cropping = _pad_pairs(cropping, 2, "cropping")
-        self.data_format = _channels_last(self, data_format)
-
-    def call(self, inputs):
-        (t, b), (left, r) = self.cropping
-        h, w = inputs.shape[1:3]
-        return inputs[:, t:h - b, left:w - r, :]
-
-    def get_config(self):
-        return {**super().get_config(), "cropping": [list(p) for p in self.cropping]}
+        super().__init__(cropping, data_format, **kwargs)
 
 
 class Cropping1D(Layer):

@@ -3,35 +3,21 @@ pooling: inputs (batch, d1, d2, d3, channels)."""
 import graphc as gc
 
 from .base import Layer
-from .extra import _channels_last, _GlobalPooling, _pad_pairs
+from .extra import _channels_last, _GlobalPooling, _SpatialCropping, _SpatialPadding
 
 
-class ZeroPadding3D(Layer):
+class ZeroPadding3D(_SpatialPadding):
+    rank = 3
+
     def __init__(self, padding=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        self.padding = _pad_pairs(padding, 3, "padding")
-        self.data_format = _channels_last(self, data_format)
-
-    def call(self, inputs):
-        return gc.pad(inputs, [(0, 0)] + list(self.padding) + [(0, 0)])
-
-    def get_config(self):
-        return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+        super().__init__(padding, data_format, **kwargs)
 
 
-class Cropping3D(Layer):
+class Cropping3D(_SpatialCropping):
+    rank = 3
+
     def __init__(self, cropping=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        self.cropping = _pad_pairs(cropping, 3, "cropping")
-        self.data_format = _channels_last(self, data_format)
-
-    def call(self, inputs):
-        index = tuple(slice(lo, inputs.shape[i + 1] - hi)
-                      for i, (lo, hi) in enumerate(self.cropping))
-        return inputs[(slice(None),) + index + (slice(None),)]
-
-    def get_config(self):
-        return {**super().get_config(), "cropping": [list(p) for p in self.cropping]}
+        super().__init__(cropping, data_format, **kwargs)
 
 
 class UpSampling3D(Layer):
