@@ -17,3 +17,8 @@ from .layers import Input
 from .models import Model, Sequential, load_model
 
 optimizers.schedules = schedules
+
+__all__ = ["activations", "backend", "callbacks", "constraints", "datasets", "distribution",
+           "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "random",
+           "regularizers", "saving", "schedules", "utils", "Input", "Model", "Sequential",
+           "load_model"]

@@ -59,3 +59,27 @@ def deserialize(config, custom_objects=None):
     from ..serialization import objects_in_scope
     with objects_in_scope(custom_objects):
         return layer_from_config(config)
+
+# the public names (gk.layers.Dense, ...)
+__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1D",
+           "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
+           "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
+           "AveragePooling1D", "Conv1D", "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dot",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Identity",
+           "Lambda", "LeakyReLU", "Maximum", "MaxPooling1D", "Minimum", "Multiply", "Permute",
+           "PReLU", "ReLU", "RepeatVector", "Rescaling", "Softmax", "Subtract", "TimeDistributed",
+           "UpSampling1D", "UpSampling2D", "Wrapper", "ZeroPadding1D", "ZeroPadding2D",
+           "Activation", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer",
+           "Masking", "Reshape", "Add", "Concatenate", "AlphaDropout", "GaussianDropout",
+           "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+           "BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
+           "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
+           "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
+           "RandomBrightness", "RandomContrast", "RandomFlip", "GRU", "LSTM", "Bidirectional",
+           "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
+           "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",
+           "Convolution2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
+           "GlobalMaxPool3D", "GlobalAvgPool3D", "SeparableConvolution1D",
+           "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",
+           "multiply", "subtract", "serialize", "deserialize"]

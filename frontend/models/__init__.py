@@ -54,3 +54,6 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
         made = clone_function(layer)
         clone.add(layer_from_config(layer_config(made)) if made is layer else made)
     return clone
+
+__all__ = ["json", "Model", "Sequential", "load_model", "save_model", "model_from_json",
+           "clone_model"]
