@@ -12,13 +12,10 @@ Usage:
     GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_breadth_parity.py \
         [--only SUBSTRING] [--tolerance 1e-5]
 """
-import argparse
-import json
-import sys
 
 import numpy as np
 
-from _parity import compare, outputs, run_keras
+from _parity import outputs, peer_run, run, script_main
 
 B = 4
 
@@ -50,9 +47,113 @@ def _dot3():
     return case
 
 
+def _two(kind, call_kwargs=None, three=False, **kwargs):
+    """An attention layer called on [query, value] (or [query, value, key])."""
+    def case(lib):
+        q, v = lib.Input(SEQ), lib.Input((5, 6))
+        inputs = [q, v] + ([lib.Input((5, 6))] if three else [])
+        layer = getattr(lib.layers, kind)(**kwargs)
+        out = layer(inputs, **(call_kwargs or {}))
+        return lib.Model(inputs, out), [layer], ["x2", "v2", "k2"][:len(inputs)]
+    return case
+
+
+def _ints(make, shape, data):
+    """A layer on integer inputs; no weights to copy."""
+    def case(lib):
+        x = lib.Input(shape, dtype="int32")
+        return lib.Model(x, make(lib)(x)), [], [data]
+    return case
+
+
+def _adapted():
+    def case(lib):
+        layer = lib.layers.Normalization(axis=-1)
+        layer.adapt(inputs()["x2"] * 3.0 + 1.0)
+        x = lib.Input(SEQ)
+        return lib.Model(x, layer(x)), [], ["x2"]
+    return case
+
+
+def _lookup(**kwargs):
+    def make(lib):
+        layer = lib.layers.IntegerLookup(**kwargs)
+        if "vocabulary" not in kwargs:
+            layer.adapt(inputs()["tokens"][:2])
+        return layer
+    return make
+
+
 L = lambda name, **kw: (lambda lib: getattr(lib.layers, name)(**kw))  # noqa: E731
-IMG, SEQ = (8, 8, 3), (7, 6)
+IMG, SEQ, VOL = (8, 8, 3), (7, 6), (4, 5, 6, 3)
 LAYER_CASES = {
+    "GaussianNoise (inference)": _seq(L("GaussianNoise", stddev=0.3), shape=SEQ),
+    "GaussianDropout (inference)": _seq(L("GaussianDropout", rate=0.3), shape=SEQ),
+    "AlphaDropout (inference)": _seq(L("AlphaDropout", rate=0.3), shape=SEQ),
+    "SpatialDropout1D/2D/3D (inference)": _seq(L("SpatialDropout3D", rate=0.3),
+                                               L("SpatialDropout3D", rate=0.5), shape=VOL),
+    "GroupNormalization": _seq(L("GroupNormalization", groups=3), shape=SEQ),
+    "GroupNormalization image -1": _seq(L("GroupNormalization", groups=-1, epsilon=1e-4),
+                                        shape=IMG),
+    "UnitNormalization": _seq(L("UnitNormalization"), L("UnitNormalization", axis=[1, 2]),
+                              shape=SEQ),
+    "RMSNormalization": _seq(L("RMSNormalization", epsilon=1e-4), shape=SEQ),
+    "Normalization given": _seq(L("Normalization", mean=[0.5, 1.0, -1.0],
+                                  variance=[2.0, 0.25, 1.0]), shape=IMG),
+    "Normalization invert": _seq(L("Normalization", mean=0.5, variance=4.0, invert=True),
+                                 shape=SEQ),
+    "Normalization adapt": _adapted(),
+    "Discretization": _seq(L("Discretization", bin_boundaries=[-1.0, 0.0, 0.5]), shape=SEQ),
+    "Discretization one_hot": _seq(L("Discretization", bin_boundaries=[0.0, 1.0],
+                                     output_mode="one_hot"), shape=(1,), data="x1col"),
+    "CategoryEncoding multi_hot": _ints(L("CategoryEncoding", num_tokens=7), (3,), "tokens"),
+    "CategoryEncoding count": _ints(L("CategoryEncoding", num_tokens=7, output_mode="count"),
+                                    (3,), "tokens"),
+    "CategoryEncoding one_hot": _ints(L("CategoryEncoding", num_tokens=7,
+                                        output_mode="one_hot"), (1,), "token"),
+    "IntegerLookup vocabulary": _ints(_lookup(vocabulary=[4, 2, 6, 9]), (3,), "tokens"),
+    "IntegerLookup mask oov 2": _ints(_lookup(vocabulary=[4, 2, 6], mask_token=0,
+                                              num_oov_indices=2), (3,), "tokens"),
+    "IntegerLookup adapt": _ints(_lookup(), (3,), "tokens"),
+    "IntegerLookup invert": _ints(_lookup(vocabulary=[4, 2, 6, 9], invert=True), (3,),
+                                  "indices"),
+    "IntegerLookup multi_hot": _ints(_lookup(vocabulary=[4, 2, 6, 9], output_mode="multi_hot"),
+                                     (3,), "tokens"),
+    "CenterCrop": _seq(L("CenterCrop", height=5, width=6), shape=IMG),
+    "RandomFlip/Contrast/Brightness (inference)": _seq(
+        L("RandomFlip"), L("RandomContrast", factor=0.3), L("RandomBrightness", factor=0.2),
+        shape=IMG, data="pixels"),
+    "Attention dot": _two("Attention"),
+    "Attention scaled causal scores": _two("Attention", {"use_causal_mask": True,
+                                                          "return_attention_scores": True},
+                                           use_scale=True),
+    "Attention concat key": _two("Attention", three=True, score_mode="concat", use_scale=True),
+    "AdditiveAttention": _two("AdditiveAttention"),
+    "AdditiveAttention no scale key": _two("AdditiveAttention", three=True, use_scale=False),
+    "EinsumDense": _seq(L("EinsumDense", equation="abc,cd->abd", output_shape=(7, 4),
+                          bias_axes="d", activation="relu"), shape=SEQ),
+    "EinsumDense heads": _seq(L("EinsumDense", equation="abc,cde->abde",
+                                output_shape=(None, 2, 3), bias_axes="de"), shape=SEQ),
+    "EinsumDense no bias": _seq(L("EinsumDense", equation="ab,bc->ac", output_shape=5),
+                                shape=(6,), data="x1"),
+    "DepthwiseConv2D": _seq(L("DepthwiseConv2D", kernel_size=3), shape=IMG),
+    "DepthwiseConv2D same strides 2 multiplier 2": _seq(
+        L("DepthwiseConv2D", kernel_size=(3, 2), strides=2, padding="same",
+          depth_multiplier=2, activation="relu"), shape=IMG),
+    "DepthwiseConv2D dilation 2": _seq(L("DepthwiseConv2D", kernel_size=2, dilation_rate=2,
+                                         use_bias=False), shape=IMG),
+    "DepthwiseConv1D same": _seq(L("DepthwiseConv1D", kernel_size=3, padding="same",
+                                   depth_multiplier=2), shape=SEQ),
+    "SeparableConv2D": _seq(L("SeparableConv2D", filters=4, kernel_size=3, strides=(1, 2)),
+                            shape=IMG),
+    "SeparableConv1D same multiplier 2": _seq(L("SeparableConv1D", filters=5, kernel_size=2,
+                                                padding="same", depth_multiplier=2),
+                                              shape=SEQ),
+    "ZeroPadding3D": _seq(L("ZeroPadding3D", padding=((1, 0), (0, 2), (1, 1))), shape=VOL),
+    "Cropping3D": _seq(L("Cropping3D", cropping=((1, 0), (0, 2), (1, 1))), shape=VOL),
+    "UpSampling3D": _seq(L("UpSampling3D", size=(2, 1, 3)), shape=VOL),
+    "GlobalAveragePooling3D": _seq(L("GlobalAveragePooling3D"), shape=VOL),
+    "GlobalMaxPooling3D keepdims": _seq(L("GlobalMaxPooling3D", keepdims=True), shape=VOL),
     "Conv1D valid": _seq(L("Conv1D", filters=4, kernel_size=3), shape=SEQ),
     "Conv1D same strides 2 relu": _seq(L("Conv1D", filters=4, kernel_size=3, strides=2,
                                          padding="same", activation="relu"), shape=SEQ),
@@ -64,6 +165,9 @@ LAYER_CASES = {
     "Conv2DTranspose valid strides 2 kernel 2x3": _seq(L("Conv2DTranspose", filters=2,
                                                          kernel_size=(2, 3), strides=2),
                                                        shape=IMG),
+    "Conv2DTranspose valid strides 3 kernel 2": _seq(L("Conv2DTranspose", filters=2,
+                                                      kernel_size=2, strides=(3, 1)),
+                                                    shape=IMG),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),
@@ -112,6 +216,9 @@ TRAIN_CASES = {
     "Ftrl": ("Ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01,
                       "l2_regularization_strength": 0.01, "beta": 0.1},
              "categorical_crossentropy", [], "onehot"),
+    "Lamb": ("Lamb", {"learning_rate": 0.01}, "categorical_crossentropy", [], "onehot"),
+    "Lamb weight_decay": ("Lamb", {"learning_rate": 0.02, "beta_1": 0.8, "weight_decay": 0.05},
+                          "mean_squared_error", [], "regression"),
     "Adamax weight_decay": ("Adamax", {"learning_rate": 0.01, "weight_decay": 0.1},
                             "mean_squared_error", [],
                             "onehot"),
@@ -131,6 +238,44 @@ TRAIN_CASES = {
     "losses poisson": ("SGD", {"learning_rate": 0.1}, "poisson", ["Poisson"], "positive"),
     "losses cosine_similarity": ("SGD", {"learning_rate": 0.1}, "cosine_similarity",
                                  ["CosineSimilarity"], "regression"),
+    "losses binary_focal_crossentropy + F1/FBeta/BinaryIoU": (
+        "SGD", {"learning_rate": 0.1}, "binary_focal_crossentropy",
+        [("F1Score", {"threshold": 0.5}), ("FBetaScore", {"beta": 2.0, "average": "macro",
+                                                          "threshold": 0.4}),
+         ("BinaryIoU", {"threshold": 0.5})], "binary"),
+    "losses BinaryFocalCrossentropy balanced logits": (
+        "SGD", {"learning_rate": 0.1},
+        ("BinaryFocalCrossentropy", {"apply_class_balancing": True, "alpha": 0.3,
+                                     "gamma": 1.5, "label_smoothing": 0.1}), [], "binary"),
+    "losses categorical_focal_crossentropy + F1 + one-hot IoU": (
+        "SGD", {"learning_rate": 0.1}, "categorical_focal_crossentropy",
+        ["F1Score", ("F1Score", {"average": "weighted"}), ("FBetaScore", {"average": "micro"}),
+         ("OneHotIoU", {"num_classes": 3, "target_class_ids": [0, 2]}),
+         ("OneHotMeanIoU", {"num_classes": 3})], "onehot"),
+    "losses CategoricalFocalCrossentropy smoothing": (
+        "SGD", {"learning_rate": 0.1},
+        ("CategoricalFocalCrossentropy", {"alpha": 0.4, "gamma": 1.0,
+                                          "label_smoothing": 0.1}), [], "onehot"),
+    "losses dice": ("SGD", {"learning_rate": 0.1}, "dice", [], "binary"),
+    "losses Dice axis": ("SGD", {"learning_rate": 0.1}, ("Dice", {"axis": -1}), [], "onehot"),
+    "losses tversky + correlations": ("SGD", {"learning_rate": 0.1}, "tversky",
+                                      ["PearsonCorrelation", "ConcordanceCorrelation"],
+                                      "positive"),
+    "losses Tversky alpha beta axis": ("SGD", {"learning_rate": 0.1},
+                                       ("Tversky", {"alpha": 0.7, "beta": 0.3, "axis": -1}),
+                                       [], "onehot"),
+    "losses generalized cross entropy + IoU": (
+        "SGD", {"learning_rate": 0.5}, ("CategoricalGeneralizedCrossEntropy", {"q": 0.7}),
+        [("MeanIoU", {"num_classes": 3, "sparse_y_pred": False}),
+         ("IoU", {"num_classes": 3, "target_class_ids": [1], "sparse_y_pred": False})],
+        "sparse"),
+    "metrics at-constraint": ("SGD", {"learning_rate": 0.1}, "binary_crossentropy",
+                              [("SensitivityAtSpecificity", {"specificity": 0.5}),
+                               ("SpecificityAtSensitivity", {"sensitivity": 0.7,
+                                                             "num_thresholds": 20}),
+                               ("PrecisionAtRecall", {"recall": 0.6}),
+                               ("RecallAtPrecision", {"precision": 0.8,
+                                                      "num_thresholds": 50})], "binary"),
     "metrics AUC PR, crossentropies": ("SGD", {"learning_rate": 0.1}, "binary_crossentropy",
                                        [("AUC", {"curve": "PR"}), "BinaryCrossentropy",
                                         ("Precision", {"thresholds": 0.3})], "binary"),
@@ -140,7 +285,8 @@ STEPS, TB = 3, 8  # batches of TB examples
 
 def _train_model(lib, kind):
     x = lib.Input((5,))
-    act = {"onehot": "softmax", "binary": "sigmoid", "positive": "softplus"}.get(kind)
+    act = {"onehot": "softmax", "sparse": "softmax", "binary": "sigmoid",
+           "positive": "softplus"}.get(kind)
     layer = lib.layers.Dense(3 if kind != "binary" else 1, activation=act)
     return lib.Model(x, layer(x)), layer
 
@@ -149,7 +295,7 @@ def _train_data():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(STEPS * TB, 5)).astype("float32")
     cls = rng.integers(0, 3, STEPS * TB)
-    return {"x": x, "onehot": np.eye(3, dtype="float32")[cls],
+    return {"x": x, "onehot": np.eye(3, dtype="float32")[cls], "sparse": cls.astype("int32"),
             "binary": (x[:, :1] + 0.3 * rng.normal(size=(STEPS * TB, 1)) > 0).astype("float32"),
             "regression": rng.normal(size=(STEPS * TB, 3)).astype("float32"),
             "positive": rng.uniform(0.5, 2.0, (STEPS * TB, 3)).astype("float32"),
@@ -164,8 +310,10 @@ def _train(lib, name, data):
     layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
     mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(**m[1])
             for m in metrics]
-    model.compile(optimizer=getattr(lib.optimizers, opt_name)(**opt_kwargs),
-                  loss=getattr(lib.losses, loss), metrics=mets)
+    loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
+        getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
+    model.compile(optimizer=getattr(lib.optimizers, opt_name)(**opt_kwargs), loss=loss,
+                  metrics=mets)
     hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0)
     # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
     keys = sorted(hist.history, key=_plain)
@@ -185,52 +333,42 @@ def inputs():
             "x2": rng.normal(size=(B,) + SEQ).astype("float32"),
             "y2": rng.normal(size=(B,) + SEQ).astype("float32"),
             "x1": rng.normal(size=(B, 6)).astype("float32"),
-            "y1": rng.normal(size=(B, 6)).astype("float32")}
+            "y1": rng.normal(size=(B, 6)).astype("float32"),
+            "x1col": rng.normal(size=(B, 1)).astype("float32"),
+            "x4": rng.normal(size=(B,) + VOL).astype("float32"),
+            "v2": rng.normal(size=(B, 5, 6)).astype("float32"),
+            "k2": rng.normal(size=(B, 5, 6)).astype("float32"),
+            "tokens": rng.integers(0, 7, (B, 3)).astype("int32"),
+            "token": rng.integers(0, 7, (B, 1)).astype("int32"),
+            "indices": rng.integers(0, 5, (B, 3)).astype("int32")}
 
 
 def peer_main(in_path, out_path, only):
-    import jax
     import keras
     keras.utils.set_random_seed(0)
-    with np.load(in_path) as f:
-        data = {k: f[k] for k in f.files}
-    arrays, cases, errors, keys = {}, [], {}, {}
+    keys = {}
     rng = np.random.default_rng(1)
-    for name, case in list(LAYER_CASES.items()) + [(n, None) for n in TRAIN_CASES]:
-        if only and only not in name:
-            continue
-        i = len(cases)
-        cases.append(name)
-        try:
-            if case is None:
-                outs, keys[name] = _train(keras, name, _train_data())
-            else:
-                model, layers, names = case(keras)
-                for li, layer in enumerate(layers):
-                    ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
-                          for w in layer.get_weights()]
-                    layer.set_weights(ws)
-                    for wi, w in enumerate(ws):
-                        arrays[f"c{i}_l{li}_w{wi}"] = w
-                outs = outputs(model, [data[n] for n in names])
-        except Exception as e:
-            errors[name] = f"{type(e).__name__}: {e}"[:300]
-            continue
-        for j, o in enumerate(outs):
-            arrays[f"c{i}_out{j}"] = o
-    np.savez(out_path, **arrays)
-    print(json.dumps({"cases": cases, "errors": errors, "history_keys": keys,
-                      "version": f"keras {keras.__version__} on jax {jax.__version__}"}))
+
+    def run_one(i, name, data, arrays):
+        if name in TRAIN_CASES:
+            outs, keys[name] = _train(keras, name, _train_data())
+            return outs
+        model, layers, names = LAYER_CASES[name](keras)
+        for li, layer in enumerate(layers):
+            ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
+                  for w in layer.get_weights()]
+            layer.set_weights(ws)
+            for wi, w in enumerate(ws):
+                arrays[f"c{i}_l{li}_w{wi}"] = w
+        return outputs(model, [data[n] for n in names])
+    peer_run(in_path, out_path, only, list(LAYER_CASES) + list(TRAIN_CASES), run_one,
+             history_keys=keys)
 
 
 def main(only, tolerance):
     data = inputs()
-    peer, theirs = run_keras(__file__, data, only)
-    if theirs is None:
-        print(json.dumps({"bench": "keras_breadth_parity", "error": peer["error"]}))
-        return 1
 
-    def run_case(i, name):
+    def run_case(peer, theirs, i, name):
         import graphc.frontend as gk
         if name in TRAIN_CASES:
             ours, keys = _train(gk, name, _train_data())
@@ -242,17 +380,8 @@ def main(only, tolerance):
         for li, layer in enumerate(layers):
             layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(len(layer.weights))])
         return outputs(model, [data[n] for n in names])
-    return compare("keras_breadth_parity", peer, theirs, run_case, tolerance)
+    return run("keras_breadth_parity", __file__, data, only, tolerance, run_case)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=None, help="run the cases whose name holds this")
-    parser.add_argument("--tolerance", type=float, default=1e-5)
-    parser.add_argument("--peer", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.peer:
-        peer_main(args.peer[0], args.peer[1], args.only)
-    else:
-        sys.exit(main(args.only, args.tolerance))
+    script_main(__doc__, peer_main, main)

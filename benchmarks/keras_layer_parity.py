@@ -12,13 +12,11 @@ Usage:
     GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_layer_parity.py \
         [--device reference|cpu] [--only SUBSTRING] [--tolerance 1e-5]
 """
-import argparse
 import json
-import sys
 
 import numpy as np
 
-from _parity import compare, outputs, run_keras
+from _parity import outputs, run, script_main
 
 B, T, F = 3, 7, 5  # batch, time steps, features: odd sizes
 
@@ -237,12 +235,8 @@ def peer_main(in_path, out_path, only):
 # ---- the graphc side --------------------------------------------------------------------------
 def main(device, only, tolerance):
     data = inputs()
-    peer, theirs = run_keras(__file__, data, only)
-    if theirs is None:
-        print(json.dumps({"bench": "keras_layer_parity", "error": peer["error"]}))
-        return 1
 
-    def run_case(i, name):
+    def run_case(peer, theirs, i, name):
         import graphc.frontend as gk
         model, layers, names = CASES[name](gk)
         for li, layer in enumerate(layers):
@@ -250,19 +244,9 @@ def main(device, only, tolerance):
         if device:
             model.compile(optimizer="sgd", loss="mse", device=device)
         return outputs(model, [data[n] for n in names])
-    return compare("keras_layer_parity", peer, theirs, run_case, tolerance,
-                   device=device or "default")
+    return run("keras_layer_parity", __file__, data, only, tolerance, run_case,
+               device=device or "default")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--only", default=None, help="run the cases whose name holds this")
-    parser.add_argument("--tolerance", type=float, default=1e-5)
-    parser.add_argument("--peer", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.peer:
-        peer_main(args.peer[0], args.peer[1], args.only)
-    else:
-        sys.exit(main(args.device, args.only, args.tolerance))
+    script_main(__doc__, peer_main, main, device=True)

@@ -10,9 +10,15 @@ graphc.frontend as gk`).
 Each train step (forward, loss, gradients, optimizer update, metrics) is one compiled graphc
 function.
 """
-from . import (activations, backend, callbacks, datasets, distribution, initializers, layers,
-               losses, metrics, models, ops, optimizers, regularizers, saving, schedules, utils)
+from . import (activations, backend, callbacks, constraints, datasets, distribution,
+               initializers, layers, losses, metrics, models, ops, optimizers, random,
+               regularizers, saving, schedules, utils)
 from .layers import Input
 from .models import Model, Sequential, load_model
 
 optimizers.schedules = schedules
+
+__all__ = ["activations", "backend", "callbacks", "constraints", "datasets", "distribution",
+           "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers", "random",
+           "regularizers", "saving", "schedules", "utils", "Input", "Model", "Sequential",
+           "load_model"]

@@ -46,14 +46,23 @@ def name_of(fn):
 
 
 # Keras's other activation functions, by the names keras.activations exports
-from .ops import (elu, hard_sigmoid, hard_silu, hard_swish, leaky_relu, log_sigmoid,  # noqa: E402
-                  log_softmax, relu6, selu, silu, softsign, swish)
+from .ops import (celu, elu, glu, hard_shrink, hard_sigmoid, hard_silu, hard_swish,  # noqa: E402
+                  hard_tanh, leaky_relu, log_sigmoid, log_softmax, mish, relu6, selu, silu,
+                  soft_shrink, softsign, sparse_plus, sparse_sigmoid, sparsemax, squareplus,
+                  swish, tanh_shrink)
+from . import ops as _ops  # noqa: E402
+threshold = _ops.threshold  # takes its threshold and default value: not one by name
 relu, tanh, sigmoid, softplus, exponential = gc.relu, gc.tanh, gc.sigmoid, gc.softplus, gc.exp
 ACTIVATIONS.update({"elu": elu, "selu": selu, "softsign": softsign, "swish": swish,
                     "silu": silu, "relu6": relu6, "leaky_relu": leaky_relu,
                     "hard_sigmoid": hard_sigmoid, "hard_silu": hard_silu,
                     "hard_swish": hard_swish, "log_sigmoid": log_sigmoid,
-                    "exponential": gc.exp})
+                    "exponential": gc.exp, "log_softmax": log_softmax, "celu": celu, "glu": glu,
+                    "hard_shrink": hard_shrink,
+                    "hard_tanh": hard_tanh, "mish": mish, "soft_shrink": soft_shrink,
+                    "sparse_plus": sparse_plus, "sparse_sigmoid": sparse_sigmoid,
+                    "sparsemax": sparsemax, "squareplus": squareplus,
+                    "tanh_shrink": tanh_shrink})
 
 
 def serialize(fn):

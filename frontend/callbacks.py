@@ -11,14 +11,13 @@ import csv
 import io
 import math
 import os
-import sys
 
 import numpy as np
 
 from graphc.errors import CheckpointError, GraphcError
 from graphc.io.atomic import write_text
 
-from .progress import Progbar
+from .progress import Progbar, output_stream
 from . import distribution
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
@@ -93,7 +92,7 @@ class ProgbarLogger(Callback):
     def __init__(self, verbose=1, stream=None):
         super().__init__()
         self.verbose = verbose
-        self.stream = stream or sys.stdout
+        self.stream = stream or output_stream()
         self.bar, self.seen = None, 0
 
     def _start(self):
@@ -399,7 +398,7 @@ class BackupAndRestore(Callback):
         if epoch is not None:
             epochs.append(epoch)
             for key, value in (logs or {}).items():
-                table.setdefault(key, []).append(float(value))
+                table.setdefault(key, []).append(np.asarray(value, float).tolist())
         return {"history": table, "epoch": epochs}
 
     def _backup(self, history):
@@ -456,3 +455,7 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
+
+
+from . import tensorboard as _tensorboard  # noqa: E402  (it builds on Callback above)
+TensorBoard = _tensorboard.TensorBoard

@@ -94,10 +94,47 @@ class RandomUniform(_Random):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
 
-class _VarianceScaling(_Random):
-    """Scale / fan draws: uniform in +-sqrt(3 * var), or a normal truncated at 2 stddevs
-    (redrawn until inside, as Keras does)."""
-    scale, mode, distribution = 1.0, "fan_avg", "uniform"
+def _truncated(rng, shape):
+    """Standard normal draws, those outside [-2, 2] redrawn until inside (as Keras does)."""
+    out = rng.normal(0.0, 1.0, shape)
+    bad = np.abs(out) > 2
+    while bad.any():
+        out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+        bad = np.abs(out) > 2
+    return out
+
+
+class TruncatedNormal(_Random):
+    """A normal draw of mean and stddev, values beyond two stddevs redrawn."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def draw(self, shape):
+        return self.mean + self.stddev * _truncated(self._rng(), shape)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class VarianceScaling(_Random):
+    """Scale / fan draws: uniform in +-sqrt(3 * var), a normal of variance var truncated at 2
+    stddevs ("truncated_normal"), or a plain normal ("untruncated_normal")."""
+    DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+        super().__init__(seed)
+        if scale <= 0.0:
+            raise GraphcError(f"VarianceScaling: scale must be positive, got {scale}")
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise GraphcError(f"VarianceScaling: mode must be fan_in, fan_out or fan_avg, "
+                              f"got {mode!r}")
+        distribution = distribution.lower()
+        if distribution not in self.DISTRIBUTIONS:
+            raise GraphcError(f"VarianceScaling: distribution must be one of "
+                              f"{', '.join(self.DISTRIBUTIONS)}, got {distribution!r}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def draw(self, shape):
         fan_in, fan_out = _fans(shape)
@@ -107,34 +144,49 @@ class _VarianceScaling(_Random):
         if self.distribution == "uniform":
             limit = np.sqrt(3.0 * var)
             return rng.uniform(-limit, limit, shape)
+        if self.distribution == "untruncated_normal":
+            return rng.normal(0.0, np.sqrt(var), shape)
         # 0.8796...: the stddev of a standard normal truncated to [-2, 2]
-        std = np.sqrt(var) / 0.87962566103423978
-        out = rng.normal(0.0, 1.0, shape)
-        bad = np.abs(out) > 2
-        while bad.any():
-            out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
-            bad = np.abs(out) > 2
-        return out * std
+        return _truncated(rng, shape) * (np.sqrt(var) / 0.87962566103423978)
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
 
 
-class GlorotUniform(_VarianceScaling):
-    pass
+def _preset(name, scale, mode, distribution):
+    """A VarianceScaling whose only argument is the seed (GlorotUniform, HeNormal, ...)."""
+    def __init__(self, seed=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
+                                           "__doc__": f"VarianceScaling({scale}, {mode!r}, "
+                                                      f"{distribution!r})."})
 
 
-class GlorotNormal(_VarianceScaling):
-    distribution = "truncated_normal"
+GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform")
+GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
+HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal")
+HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform")
+LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal")
+LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform")
 
 
-class HeNormal(_VarianceScaling):
-    scale, mode, distribution = 2.0, "fan_in", "truncated_normal"
+class Identity(Initializer):
+    """gain times the identity matrix (a 2-D shape; a non-square one gets np.eye's)."""
 
+    def __init__(self, gain=1.0):
+        self.gain = gain
 
-class HeUniform(_VarianceScaling):
-    scale, mode = 2.0, "fan_in"
+    def draw(self, shape):
+        if len(shape) != 2:
+            raise GraphcError(f"the identity initializer needs a 2-D shape, got {shape}")
+        return self.gain * np.eye(*shape)
 
-
-class LecunNormal(_VarianceScaling):
-    mode, distribution = "fan_in", "truncated_normal"
+    def get_config(self):
+        return {"gain": self.gain}
 
 
 class Orthogonal(_Random):
@@ -165,8 +217,13 @@ INITIALIZERS = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
-    "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
+    "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform, "orthogonal": Orthogonal,
+    "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
+    "identity": Identity,
 }
+# Keras's lower-case names are the classes themselves, and two classes have a second name
+globals().update(INITIALIZERS)
+IdentityInitializer, OrthogonalInitializer = Identity, Orthogonal
 
 
 def get(identifier):
@@ -190,3 +247,7 @@ def _known(name):
         raise GraphcError(f"unknown initializer {name!r}; expected one of "
                           f"{', '.join(INITIALIZERS)} or an Initializer")
     return name
+
+
+def deserialize(config):
+    return get(config)

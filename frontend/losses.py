@@ -219,10 +219,143 @@ class CosineSimilarity(Loss):
         return {"axis": self.axis}
 
 
+class BinaryFocalCrossentropy(Loss):
+    """Binary cross-entropy weighted by (1 - p_t)^gamma, p_t the probability given to the
+    true label (and by alpha / 1 - alpha with apply_class_balancing), as Keras 3 computes
+    it: from probabilities clipped to [1e-7, 1 - 1e-7] (logits go through a sigmoid)."""
+    name = "binary_focal_crossentropy"
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
+                 label_smoothing=0.0, axis=-1, **kwargs):
+        super().__init__(from_logits)
+        self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
+        self.label_smoothing, self.axis = float(label_smoothing), axis
+
+    def per_example(self, y_true, y_pred):
+        t = _float(y_true, y_pred)
+        if self.label_smoothing:
+            t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        p = gc.sigmoid(y_pred) if self.from_logits else y_pred
+        clipped = gc.clip(p, EPSILON, 1 - EPSILON)
+        bce = -(t * gc.log(clipped) + (1 - t) * gc.log(1 - clipped))
+        p_t = t * p + (1 - t) * (1 - p)
+        focal = gc.pow(1.0 - p_t, float(self.gamma)) * bce
+        if self.apply_class_balancing:
+            focal = (t * self.alpha + (1 - t) * (1 - self.alpha)) * focal
+        return gc.mean(focal, axis=self.axis)
+
+    def get_config(self):
+        return {"apply_class_balancing": self.apply_class_balancing, "alpha": self.alpha,
+                "gamma": self.gamma, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class CategoricalFocalCrossentropy(Loss):
+    """Categorical cross-entropy with each class's term weighted by alpha * (1 - p)^gamma
+    (probabilities renormalized and clipped, as Keras 3)."""
+    name = "categorical_focal_crossentropy"
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 **kwargs):
+        super().__init__(from_logits)
+        self.alpha, self.gamma = alpha, gamma
+        self.label_smoothing, self.axis = float(label_smoothing), axis
+
+    def per_example(self, y_true, y_pred):
+        t = _float(y_true, y_pred)
+        if self.label_smoothing:
+            t = t * (1.0 - self.label_smoothing) + self.label_smoothing / y_pred.shape[-1]
+        p = gc.nn.softmax(y_pred, axis=self.axis) if self.from_logits else y_pred
+        p = gc.clip(p / gc.sum(p, axis=self.axis, keepdims=True), EPSILON, 1 - EPSILON)
+        weight = self.alpha * gc.pow(1.0 - p, float(self.gamma))
+        return gc.sum(weight * -t * gc.log(p), axis=self.axis)
+
+    def get_config(self):
+        return {"alpha": self.alpha, "gamma": self.gamma, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+def _over_batch(value, like):
+    """A loss computed over the whole batch (axis=None) as a value for each example, so
+    that their mean is it."""
+    rest = tuple(range(1, like.ndim))
+    zeros = gc.sum(like * 0.0, axis=rest) if rest else like * 0.0
+    return zeros + value
+
+
+class Dice(Loss):
+    """1 - 2 sum(y_true * y_pred) / (sum(y_true) + sum(y_pred) + 1e-7), summed over `axis`
+    (None: over the whole batch, one value, as Keras)."""
+    name = "dice"
+
+    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, **kwargs):
+        super().__init__()
+        self.axis = axis
+
+    def _axis(self):
+        return tuple(self.axis) if isinstance(self.axis, list) else self.axis
+
+    def per_example(self, y_true, y_pred):
+        t = _float(y_true, y_pred)
+        inter = gc.sum(t * y_pred, axis=self._axis())
+        dice = 1.0 - 2.0 * inter / (gc.sum(t, axis=self._axis())
+                                    + gc.sum(y_pred, axis=self._axis()) + EPSILON)
+        return _over_batch(dice, y_pred) if self.axis is None else dice
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+class Tversky(Dice):
+    """1 - TP / (TP + alpha FP + beta FN + 1e-7), with soft counts from y_true and y_pred."""
+    name = "tversky"
+
+    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name="tversky",
+                 axis=None, **kwargs):
+        super().__init__(axis=axis)
+        self.alpha, self.beta = alpha, beta
+
+    def per_example(self, y_true, y_pred):
+        t = _float(y_true, y_pred)
+        axis = self._axis()
+        tp = gc.sum(t * y_pred, axis=axis)
+        fp = gc.sum((1 - y_pred) * t, axis=axis)
+        fn = gc.sum(y_pred * (1 - t), axis=axis)
+        loss = 1.0 - tp / (tp + fp * self.alpha + fn * self.beta + EPSILON)
+        return _over_batch(loss, y_pred) if self.axis is None else loss
+
+    def get_config(self):
+        return {"alpha": self.alpha, "beta": self.beta, "axis": self.axis}
+
+
+class CategoricalGeneralizedCrossEntropy(Loss):
+    """(1 - p^q) / q, p the probability of the (integer) true class: cross-entropy as q -> 0,
+    mean absolute error at q = 1; robust to noisy labels."""
+    name = "categorical_generalized_cross_entropy"
+    label_kind = CLASS_INDICES
+
+    def __init__(self, q=0.5, **kwargs):
+        super().__init__()
+        if not 0 < q < 1:
+            raise GraphcError(f"CategoricalGeneralizedCrossEntropy q must be in (0, 1), got "
+                              f"{q!r}")
+        self.q = float(q)
+
+    def per_example(self, y_true, y_pred):
+        hot = gc.one_hot(class_indices(y_true), y_pred.shape[-1], dtype=y_pred.dtype)
+        p = gc.sum(y_pred * hot, axis=-1)
+        return (1.0 - gc.pow(p, self.q)) / self.q
+
+    def get_config(self):
+        return {"q": self.q}
+
+
 LOSSES = {cls.name: cls for cls in (
     MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, LogCosh,
-    MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, CosineSimilarity)}
+    MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, CosineSimilarity,
+    BinaryFocalCrossentropy, CategoricalFocalCrossentropy, Dice, Tversky,
+    CategoricalGeneralizedCrossEntropy)}
 ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
            "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
            "kld": "kl_divergence", "logcosh": "log_cosh", "huber_loss": "huber"}
@@ -254,6 +387,14 @@ mean_absolute_percentage_error = _functional(MeanAbsolutePercentageError)
 mean_squared_logarithmic_error = _functional(MeanSquaredLogarithmicError)
 poisson = _functional(Poisson)
 cosine_similarity = _functional(CosineSimilarity, "axis")
+binary_focal_crossentropy = _functional(BinaryFocalCrossentropy, "apply_class_balancing",
+                                        "alpha", "gamma", "from_logits", "label_smoothing",
+                                        "axis")
+categorical_focal_crossentropy = _functional(CategoricalFocalCrossentropy, "alpha", "gamma",
+                                             "from_logits", "label_smoothing", "axis")
+dice = _functional(Dice, "axis")
+tversky = _functional(Tversky, "alpha", "beta", "axis")
+categorical_generalized_cross_entropy = _functional(CategoricalGeneralizedCrossEntropy, "q")
 
 
 def get(identifier):

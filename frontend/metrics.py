@@ -65,6 +65,10 @@ class Metric:
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 class Mean(Metric):
     """The mean of a batch-mean value, each batch weighted by its size (the loss tracker)."""
@@ -336,6 +340,66 @@ class AUC(_Confusion):
                 "from_logits": self.from_logits}
 
 
+class _AtConstraint(_Confusion):
+    """The best `dependent` rate over num_thresholds evenly spaced thresholds in [0, 1] among
+    those where the `constrained` rate reaches value (0 if none does), from confusion
+    counts as Keras's SensitivitySpecificityBase keeps them."""
+    counts = ("tp", "fp", "tn", "fn")
+    constrained = dependent = None  # names of the two rates
+
+    def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
+        if not 0 <= value <= 1:
+            raise GraphcError(f"{type(self).__name__}: the target value must be in [0, 1], "
+                              f"got {value!r}")
+        if num_thresholds < 1:
+            raise GraphcError(f"num_thresholds must be positive, got {num_thresholds!r}")
+        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        super().__init__([0.5] if num_thresholds == 1 else [0.0] + inner + [1.0], name,
+                         class_id)
+        self.value, self.num_thresholds = float(value), int(num_thresholds)
+
+    def from_counts(self, c):
+        rates = {"sensitivity": _divide_no_nan(c["tp"], c["tp"] + c["fn"]),
+                 "specificity": _divide_no_nan(c["tn"], c["tn"] + c["fp"]),
+                 "precision": _divide_no_nan(c["tp"], c["tp"] + c["fp"])}
+        rates["recall"] = rates["sensitivity"]
+        feasible = rates[self.constrained] >= self.value
+        best = gc.where(feasible, rates[self.dependent], gc.zeros_like(rates[self.dependent]))
+        return gc.maximum(gc.max(best), 0.0)
+
+    def get_config(self):
+        return {"name": self.name, type(self).constrained: self.value,
+                "num_thresholds": self.num_thresholds, "class_id": self.class_id}
+
+
+class SensitivityAtSpecificity(_AtConstraint):
+    name, constrained, dependent = "sensitivity_at_specificity", "specificity", "sensitivity"
+
+    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(specificity, num_thresholds, class_id, name)
+
+
+class SpecificityAtSensitivity(_AtConstraint):
+    name, constrained, dependent = "specificity_at_sensitivity", "sensitivity", "specificity"
+
+    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(sensitivity, num_thresholds, class_id, name)
+
+
+class PrecisionAtRecall(_AtConstraint):
+    name, constrained, dependent = "precision_at_recall", "recall", "precision"
+
+    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(recall, num_thresholds, class_id, name)
+
+
+class RecallAtPrecision(_AtConstraint):
+    name, constrained, dependent = "recall_at_precision", "precision", "recall"
+
+    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(precision, num_thresholds, class_id, name)
+
+
 class R2Score(Metric):
     """The coefficient of determination over the epoch's examples, per output then averaged
     (class_aggregation "uniform_average", "variance_weighted_average" or None), adjusted for
@@ -471,7 +535,8 @@ METRICS = {cls.name: cls for cls in (
     TrueNegatives, FalseNegatives, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence,
     LogCoshError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson,
-    CosineSimilarity, RootMeanSquaredError)}
+    CosineSimilarity, RootMeanSquaredError, SensitivityAtSpecificity,
+    SpecificityAtSensitivity, PrecisionAtRecall, RecallAtPrecision)}
 ALIASES = {"acc": "accuracy", "mae": "mean_absolute_error", "mse": "mean_squared_error",
            "top_k": "top_k_categorical_accuracy", "mape": "mean_absolute_percentage_error",
            "msle": "mean_squared_logarithmic_error"}
@@ -516,6 +581,16 @@ for _name in ("mean_squared_error", "mean_absolute_error", "mean_absolute_percen
     globals()[_name] = getattr(losses, _name)
 
 
+# the per-class and correlation metrics, in a module of their own
+from . import metrics_more  # noqa: E402
+METRICS.update({cls.name: cls for cls in metrics_more.METRICS})
+globals().update({cls.__name__: cls for cls in metrics_more.METRICS})
+pearson_correlation = metrics_more.pearson_correlation
+concordance_correlation = metrics_more.concordance_correlation
+binary_focal_crossentropy = losses.binary_focal_crossentropy
+categorical_focal_crossentropy = losses.categorical_focal_crossentropy
+
+
 def serialize(metric):
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
@@ -523,5 +598,5 @@ def serialize(metric):
 def deserialize(config):
     for cls in METRICS.values():
         if cls.__name__ == config["class_name"]:
-            return cls(**config["config"])
+            return cls.from_config(config["config"])
     raise GraphcError(f"unknown metric class {config['class_name']!r}")

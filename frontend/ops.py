@@ -2,8 +2,9 @@
 call() written with keras.ops runs on graphc. Each is a thin mapping onto a graphc op or a
 small composition of them; numpy arrays and Python numbers are taken as constants.
 
-The first wave: elementwise math, comparisons, reductions, shapes, matmul/einsum, softmax and
-the activations, top_k and a few more; the rest of Keras's ~340 names are not here yet.
+Here: elementwise math, comparisons, reductions, shapes, matmul/einsum, softmax and
+the activations, convolutions and pools, top_k; ops_numpy and ops_nn add the rest of the
+numpy-like and nn names (their __all__ lists are re-exported at the bottom).
 """
 import math
 
@@ -530,6 +531,30 @@ def scatter_update(inputs, indices, updates):
     return gc.scatter_nd(_t(inputs), _t(indices), _t(updates))
 
 
+def _segments(data, segment_ids, num_segments, fill, reduce, who):
+    """reduce over the rows of each segment: rows outside it replaced by fill (the
+    reduction's identity, which an empty segment gets)."""
+    if num_segments is None:
+        raise NotImplementedError(f"gk.ops.{who} needs num_segments")
+    data = _t(data)
+    member = gc.one_hot(_t(segment_ids), num_segments, dtype=gc.bool_)  # (n, segs)
+    member = gc.reshape(member, tuple(member.shape) + (1,) * (data.ndim - 1))
+    rows = gc.expand_dims(data, 1)  # (n, 1, ...)
+    return reduce(gc.where(member, rows, gc.fill_like(rows, fill)), axis=0)
+
+
+def segment_max(data, segment_ids, num_segments=None, sorted=False):
+    return _segments(data, segment_ids, num_segments, -np.inf, gc.max, "segment_max")
+
+
+def segment_min(data, segment_ids, num_segments=None, sorted=False):
+    return _segments(data, segment_ids, num_segments, np.inf, gc.min, "segment_min")
+
+
+def segment_prod(data, segment_ids, num_segments=None, sorted=False):
+    return _segments(data, segment_ids, num_segments, 1.0, gc.prod, "segment_prod")
+
+
 def segment_sum(data, segment_ids, num_segments=None, sorted=False):
     """sum of data's rows per segment id (num_segments must be given)."""
     if num_segments is None:
@@ -539,3 +564,12 @@ def segment_sum(data, segment_ids, num_segments=None, sorted=False):
     flat = gc.reshape(data, (data.shape[0], -1)) if data.ndim > 1 else gc.expand_dims(data, 1)
     out = gc.matmul(gc.transpose(onehot, (1, 0)), flat)
     return gc.reshape(out, (num_segments,) + tuple(data.shape[1:]))
+
+
+# ---- the rest of Keras's op names, kept in modules of their own ---------------------------------
+from . import ops_image, ops_nn, ops_numpy  # noqa: E402  (they build on the helpers above)
+
+image = ops_image  # keras.ops.image
+
+globals().update({name: getattr(module, name) for module in (ops_numpy, ops_nn)
+                  for name in module.__all__})

@@ -475,8 +475,37 @@ class Ftrl(_Keras3Optimizer):
                     self.l2_shrinkage_regularization_strength, "beta": self.beta}
 
 
+class Lamb(_Keras3Optimizer):
+    """Adam's bias-corrected step scaled per weight by the trust ratio ||w|| / ||step|| (1
+    where either norm is 0): m += (g - m)(1 - beta_1); v += (g**2 - v)(1 - beta_2);
+    step = m_hat / (sqrt(v_hat) + epsilon); param -= ratio * lr * step."""
+    slots = (Slot("momentum"), Slot("velocity"))
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 name="lamb", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def rule(self, param, grad, m, v, learning_rate):
+        t = self._step()
+        beta_1_power = gc.pow(gc.constant(self.beta_1, dtype=gc.float32), t)
+        beta_2_power = gc.pow(gc.constant(self.beta_2, dtype=gc.float32), t)
+        m = m + (grad - m) * (1 - self.beta_1)
+        v = v + (gc.square(grad) - v) * (1 - self.beta_2)
+        step = (m / (1.0 - beta_1_power)) / (gc.sqrt(v / (1.0 - beta_2_power)) + self.epsilon)
+        w_norm, s_norm = gc.sqrt(gc.sum(gc.square(param))), gc.sqrt(gc.sum(gc.square(step)))
+        both = gc.logical_and(w_norm > 0, s_norm > 0)
+        ratio = gc.where(both, w_norm / gc.where(both, s_norm, gc.ones_like(s_norm)),
+                         gc.ones_like(w_norm))
+        return param - ratio * learning_rate * step, m, v
+
+    def hyper(self):
+        return {**super().hyper(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
 OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta,
-                                                     Adamax, Nadam, Lion, Adafactor, Ftrl)}
+                                                     Adamax, Nadam, Lion, Adafactor, Ftrl, Lamb)}
 
 
 def get(identifier):

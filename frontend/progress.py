@@ -4,16 +4,59 @@ verbose=1 on a terminal: a bar per epoch redrawn in place (steps, ETA, loss and 
 ending with the time per step. The bar draws its unfilled track, as Keras does
 (`[=========>..........]`), so it keeps its width. verbose=1 when stdout is not a terminal
 (a log file, CI), and verbose=2: one line per epoch, so logs are not flooded.
+
+gk.utils.disable_interactive_logging() sends those lines to the Python logger
+"graphc.frontend" (level INFO) instead of stdout, as Keras sends them to absl's.
 """
+import logging
 import sys
 import time
 
 BAR = 20
 REDRAW_SECONDS = 0.05
+_interactive = [True]
+
+
+def enable_interactive_logging():
+    _interactive[0] = True
+
+
+def disable_interactive_logging():
+    _interactive[0] = False
+
+
+def is_interactive_logging_enabled():
+    return _interactive[0]
+
+
+def output_stream():
+    """Where progress goes: stdout, or the logger while interactive logging is off."""
+    return sys.stdout if _interactive[0] else _LogStream()
+
+
+class _LogStream:
+    """A write()-able stream that logs each line it is given."""
+
+    def write(self, text):
+        for line in text.splitlines():
+            if line.strip():
+                logging.getLogger("graphc.frontend").info(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
 
 
 def _format_logs(logs):
-    return "".join(f" - {k}: {v:.4f}" for k, v in logs.items())
+    return "".join(f" - {k}: {_format_value(v)}" for k, v in logs.items())
+
+
+def _format_value(value):
+    if hasattr(value, "ndim") and value.ndim:  # a per-class metric
+        return "[" + " ".join(f"{v:.4f}" for v in value.ravel()) + "]"
+    return f"{value:.4f}"
 
 
 def _format_time(seconds):
@@ -44,7 +87,7 @@ class Progbar:
 
     def __init__(self, target, stream=None, live=None):
         self.target = target
-        self.stream = stream or sys.stdout
+        self.stream = stream or output_stream()
         self.live = self.stream.isatty() if live is None else live
         self.start = time.perf_counter()
         self._last_draw = 0.0

@@ -34,7 +34,8 @@ import numpy as np
 from graphc.errors import CheckpointError, FileNotFoundError_, GraphcError
 from graphc.io.atomic import write_atomic
 
-from . import backend, distribution, layers as layers_mod, losses, metrics, optimizers
+from . import (backend, distribution, layers as layers_mod, losses, metrics, optimizers,
+               serialization)
 from .layers.base import Layer, flatten
 from .layers.core import Input
 
@@ -58,7 +59,8 @@ def register(cls=None, *, name=None):
 
 def _tables():
     from .models import Model, Sequential
-    return (_registered, layers_mod.BUILTIN, {"Sequential": Sequential, "Model": Model})
+    return (_registered, serialization.layer_classes(), layers_mod.BUILTIN,
+            {"Sequential": Sequential, "Model": Model})
 
 
 def _class_named(name):
@@ -357,7 +359,8 @@ def write_backup(model, path, position, history, steps_done):
     sess = backend.session(model.graph)
     arrays = [sess.get_value(v) for group in groups for v in group]
     state = {"format": BACKUP_FORMAT, "version": VERSION, "epoch": position.epoch,
-             "batch": position.batch, "steps_done": steps_done, "logs": position.logs,
+             "batch": position.batch, "steps_done": steps_done,
+             "logs": {k: np.asarray(v, float).tolist() for k, v in (position.logs or {}).items()},
              "history": history, "epochs_trained": model.epochs_trained,
              "random_state": model._random_state(position.shuffle_state),
              "counts": dict(zip(("weights", "optimizer", "metrics"), map(len, groups)))}
@@ -388,7 +391,8 @@ def read_backup(model, path):
         counts = [int(state["counts"][k]) for k in ("weights", "optimizer", "metrics")]
         position = (int(state["epoch"]), int(state["batch"]), int(state["steps_done"]))
         logs, history = dict(state["logs"]), state["history"]
-        history = ({str(k): list(map(float, v)) for k, v in history["history"].items()},
+        history = ({str(k): [np.asarray(x, np.float64) if isinstance(x, list) else float(x)
+                             for x in v] for k, v in history["history"].items()},
                    [int(e) for e in history["epoch"]])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path}: a malformed backup.json ({e!r})") from None
@@ -435,3 +439,14 @@ def load_weights(model, path):
         if config.get("format") not in (FORMAT, WEIGHTS_FORMAT):
             raise CheckpointError(f"{path}: not a graphc weights file")
     _assign(model.weights, _arrays(members["weights.npz"], path, "weights.npz"), path, "weight")
+
+
+# Keras's registry names, public in gk.saving as in keras.saving
+from .serialization import (CustomObjectScope, custom_object_scope,  # noqa: E402
+                            deserialize_keras_object, get_custom_objects, get_registered_name,
+                            get_registered_object, register_keras_serializable,
+                            serialize_keras_object)
+__all__ = ["register", "load_model", "save_model", "save_weights", "load_weights",
+           "CustomObjectScope", "custom_object_scope", "deserialize_keras_object",
+           "get_custom_objects", "get_registered_name", "get_registered_object",
+           "register_keras_serializable", "serialize_keras_object"]

@@ -1,24 +1,38 @@
 """gk.layers: the building blocks of models."""
+from . import depthwise, dot_attention, noise, preprocessing, volumetric
 from .attention import MultiHeadAttention
-from .base import Layer
+from .base import InputSpec, Layer
 from .conv import Conv2D
+from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from .dot_attention import AdditiveAttention, Attention
+from .einsum_dense import EinsumDense
 from .extra import (LAYERS as _EXTRA, ELU, ActivityRegularization, Average, AveragePooling1D,
                     Conv1D, Conv2DTranspose, Cropping1D, Cropping2D, Dot, GlobalAveragePooling1D,
                     GlobalMaxPooling1D, GlobalMaxPooling2D, Identity, Lambda, LeakyReLU, Maximum,
                     MaxPooling1D, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector,
                     Rescaling, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
-                    ZeroPadding1D, ZeroPadding2D, _functional_merge)
-from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, Masking, Reshape
+                    Wrapper, ZeroPadding1D, ZeroPadding2D, _functional_merge)
+from .core import (Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking,
+                   Reshape)
 from .merge import Add, Concatenate
-from .normalization import BatchNormalization, LayerNormalization
+from .noise import (AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+                    SpatialDropout2D, SpatialDropout3D)
+from .normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
+                            RMSNormalization, UnitNormalization)
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, IntegerLookup,
+                            Normalization, RandomBrightness, RandomContrast, RandomFlip)
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
+                         ZeroPadding3D)
 
 # the layers that saving can rebuild by class name (custom ones join via gk.saving.register)
 BUILTIN = {cls.__name__: cls for cls in (
     Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
-    Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention) + _EXTRA}
+    Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
+    UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
+    + preprocessing.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -26,6 +40,46 @@ MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = (MaxPooling1D, MaxPooling2D, Averag
                                               AveragePooling2D)
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool3D, GlobalAvgPool3D = GlobalMaxPooling3D, GlobalAveragePooling3D
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 add, average, concatenate, dot, maximum, minimum, multiply, subtract = (
     _functional_merge(c) for c in (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                    Subtract))
+
+
+def serialize(layer):
+    """A layer's {"class_name", "config"}, as a model file holds it."""
+    from ..saving import layer_config
+    return layer_config(layer)
+
+
+def deserialize(config, custom_objects=None):
+    """The layer serialize described (custom_objects: classes it may name)."""
+    from ..saving import layer_from_config
+    from ..serialization import objects_in_scope
+    with objects_in_scope(custom_objects):
+        return layer_from_config(config)
+
+# the public names (gk.layers.Dense, ...)
+__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1D",
+           "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
+           "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
+           "AveragePooling1D", "Conv1D", "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dot",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Identity",
+           "Lambda", "LeakyReLU", "Maximum", "MaxPooling1D", "Minimum", "Multiply", "Permute",
+           "PReLU", "ReLU", "RepeatVector", "Rescaling", "Softmax", "Subtract", "TimeDistributed",
+           "UpSampling1D", "UpSampling2D", "Wrapper", "ZeroPadding1D", "ZeroPadding2D",
+           "Activation", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer",
+           "Masking", "Reshape", "Add", "Concatenate", "AlphaDropout", "GaussianDropout",
+           "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+           "BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
+           "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
+           "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
+           "RandomBrightness", "RandomContrast", "RandomFlip", "GRU", "LSTM", "Bidirectional",
+           "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
+           "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",
+           "Convolution2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
+           "GlobalMaxPool3D", "GlobalAvgPool3D", "SeparableConvolution1D",
+           "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",
+           "multiply", "subtract", "serialize", "deserialize"]

@@ -19,7 +19,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
-from .. import activations, backend, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers
 
 _names = {}
 _local = threading.local()
@@ -41,6 +41,7 @@ def snake_case(name):
 class _Context:
     training: bool
     updates: list = field(default_factory=list)
+    losses: list = field(default_factory=list)  # add_loss's penalties of this call
 
 
 def _context():
@@ -48,9 +49,9 @@ def _context():
 
 
 @contextlib.contextmanager
-def _calling(training, updates):
+def _calling(training, updates, losses):
     saved = _context()
-    _local.context = _Context(training, updates)
+    _local.context = _Context(training, updates, losses)
     try:
         yield _local.context
     finally:
@@ -112,6 +113,50 @@ def static_shape(t):
     return tuple(d if isinstance(d, int) else None for d in t.shape)
 
 
+class InputSpec:
+    """What a layer accepts (Keras's input_spec): dtype, ndim (or min_ndim / max_ndim), a
+    shape (None for any size), and sizes of given axes ({axis: size}). A layer whose
+    `input_spec` is set checks its inputs against it when called."""
+
+    def __init__(self, dtype=None, shape=None, ndim=None, max_ndim=None, min_ndim=None,
+                 axes=None, allow_last_axis_squeeze=False, name=None, optional=False):
+        self.dtype, self.name, self.optional = dtype, name, optional
+        self.shape = None if shape is None else tuple(shape)
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim = max_ndim, min_ndim
+        self.axes = dict(axes or {})
+        self.allow_last_axis_squeeze = allow_last_axis_squeeze
+
+    def check(self, layer, t):
+        """A ShapeError (or DTypeError) naming the layer where tensor t does not fit."""
+        from graphc.errors import DTypeError, ShapeError
+        shape = static_shape(t)
+        problems = []
+        if self.ndim is not None and len(shape) != self.ndim:
+            problems.append(f"rank {self.ndim}")
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            problems.append(f"rank >= {self.min_ndim}")
+        if self.max_ndim is not None and len(shape) > self.max_ndim:
+            problems.append(f"rank <= {self.max_ndim}")
+        if self.shape is not None and len(shape) == len(self.shape):
+            if any(want is not None and have is not None and want != have
+                   for want, have in zip(self.shape, shape)):
+                problems.append(f"shape {self.shape}")
+        for axis, size in self.axes.items():
+            if -len(shape) <= axis < len(shape) and shape[axis] not in (None, size):
+                problems.append(f"size {size} on axis {axis}")
+        if problems:
+            raise ShapeError(f"layer '{layer.name}' expects inputs of {', '.join(problems)}; "
+                             f"got shape {shape}", t.node)
+        if self.dtype is not None and t.dtype.name != str(self.dtype):
+            raise DTypeError(f"layer '{layer.name}' expects {self.dtype} inputs, got "
+                             f"{t.dtype.name}", t.node)
+
+    def get_config(self):
+        return {"dtype": self.dtype, "shape": self.shape, "ndim": self.ndim,
+                "max_ndim": self.max_ndim, "min_ndim": self.min_ndim, "axes": self.axes}
+
+
 class Layer:
     """Base of all layers. Subclasses set weights up in `build(input_shape)` with
     `add_weight`, and compute in `call(inputs[, training][, mask])`.
@@ -129,15 +174,18 @@ class Layer:
         self.dtype = dtype
         self.built = False
         self.updates = []
+        self.call_losses = []  # the add_loss penalties of the last outermost call
         self._own_weights = []
         self._regularized = []  # (weight, regularizer)
+        self._constrained = {}  # weight -> constraint, applied after each optimizer update
         self._graph = None
         self.input_shape_hint = None if input_shape is None else tuple(input_shape)
         self.input_shape = self.output_shape = None  # of the last call, None for unknown dims
+        self.input_spec = None  # an InputSpec (or a list of them, one per input) to check
 
     # -- weights ----------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True,
-                   regularizer=None, dtype=None):
+                   regularizer=None, dtype=None, constraint=None):
         value = initializers.get(initializer)(shape, dtype or self.dtype)
         with self._graph.root_scope():
             var = gc.Variable(value, name=f"{self.name}/{name}", trainable=trainable)
@@ -145,6 +193,9 @@ class Layer:
         reg = regularizers.get(regularizer)
         if reg is not None:
             self._regularized.append((var, reg))
+        constraint = constraints.get(constraint)
+        if constraint is not None:
+            self._constrained[var] = constraint
         return var
 
     @property
@@ -189,6 +240,14 @@ class Layer:
     @property
     def non_trainable_weights(self):
         return [v for v, t in self._all_weights() if not t]
+
+    @property
+    def weight_constraints(self):
+        """{weight: constraint} of this layer's and its sublayers' weights."""
+        found = dict(self._constrained)
+        for layer in self.sublayers:
+            found.update(layer.weight_constraints)
+        return found
 
     @property
     def losses(self):
@@ -244,6 +303,13 @@ class Layer:
         if ctx is not None:
             ctx.updates.append((variable, value))
 
+    def add_loss(self, value):
+        """Add a penalty tensor to the training loss of the call being built (activity
+        regularization)."""
+        ctx = _context()
+        if ctx is not None:
+            ctx.losses.append(value)
+
     def __call__(self, inputs, training=None, **kwargs):
         tensors = flatten(inputs)
         for t in tensors:
@@ -252,11 +318,17 @@ class Layer:
                                   f"a placeholder), got {type(t).__name__}; use "
                                   "model.predict for numpy arrays")
         graph = tensors[0].graph
+        if self.input_spec is not None:
+            specs = self.input_spec if isinstance(self.input_spec, (list, tuple)) else \
+                [self.input_spec] * len(tensors)
+            for spec, t in zip(specs, tensors):
+                spec.check(self, t)
         outer = _context()
         if training is None:
             training = outer.training if outer is not None else False
         updates = outer.updates if outer is not None else []
-        with graph.as_default(), _calling(bool(training), updates):
+        losses = outer.losses if outer is not None else []
+        with graph.as_default(), _calling(bool(training), updates, losses):
             if not self.built:
                 self._graph = graph
                 shapes = [static_shape(t) for t in tensors]
@@ -280,7 +352,7 @@ class Layer:
                 output_mask = (self.compute_mask(inputs, previous_mask)
                                if self.supports_masking else None)
         if outer is None:
-            self.updates = updates
+            self.updates, self.call_losses = updates, losses
         kwargs.pop("training", None)
         if implicit_mask:
             kwargs.pop("mask")
@@ -351,8 +423,11 @@ def _accepts_mask(cls):
 
 
 def set_weight_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
-                       kernel_regularizer, bias_regularizer):
+                       kernel_regularizer, bias_regularizer, kernel_constraint=None,
+                       bias_constraint=None):
     """The options every layer with a kernel and a bias (Dense, Conv2D) takes, by name."""
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
     layer.activation = activations.get(activation)
     layer.use_bias = use_bias
     layer.kernel_initializer = initializers.get(kernel_initializer)
@@ -367,4 +442,6 @@ def weight_options_config(layer):
             "kernel_initializer": initializers.serialize(layer.kernel_initializer),
             "bias_initializer": initializers.serialize(layer.bias_initializer),
             "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+            "kernel_constraint": constraints.serialize(layer.kernel_constraint),
+            "bias_constraint": constraints.serialize(layer.bias_constraint)}

@@ -23,7 +23,7 @@ class Conv2D(Layer):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 **kwargs):
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = pair(kernel_size, "kernel_size")
@@ -31,7 +31,8 @@ class Conv2D(Layer):
         self.padding = padding_mode(padding)
         self.dilation_rate = pair(dilation_rate, "dilation_rate")
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                           kernel_regularizer, bias_regularizer)
+                           kernel_regularizer, bias_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -40,9 +41,11 @@ class Conv2D(Layer):
         self.kernel = self.add_weight("kernel", self.kernel_size + (input_shape[-1],
                                                                     self.filters),
                                       self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
         out = gc.nn.conv2d(inputs, self.kernel, strides=self.strides,

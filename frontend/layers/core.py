@@ -1,4 +1,4 @@
-"""Input, Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
+"""Input, InputLayer, Dense, Activation, Dropout, Flatten, Reshape, Embedding."""
 import numbers
 
 import graphc as gc
@@ -18,19 +18,37 @@ def Input(shape, dtype="float32", name=None):
     return gc.placeholder(dtype, shape=(None,) + shape, name=name or "input")
 
 
+class InputLayer(Layer):
+    """Keras's explicit input layer: holds the Input tensor (`output`) that a Sequential
+    model starts from, made from shape or batch_shape, or given as input_tensor."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None,
+                 batch_shape=None, input_tensor=None, optional=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if input_tensor is not None:
+            self.output = input_tensor
+        else:
+            if shape is None and batch_shape is None:
+                raise GraphcError("InputLayer needs shape or batch_shape")
+            shape = tuple(batch_shape[1:]) if shape is None else shape
+            self.output = Input(shape, dtype=dtype or "float32", name=self.name)
+        self.batch_shape = (batch_size,) + tuple(self.output.shape[1:])
+
+
 class Dense(Layer):
     """activation(inputs @ kernel + bias) over the last axis."""
     supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 **kwargs):
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, numbers.Integral) or units < 1:
             raise GraphcError(f"Dense units must be a positive integer, got {units!r}")
         self.units = int(units)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                           kernel_regularizer, bias_regularizer)
+                           kernel_regularizer, bias_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         last = input_shape[-1]
@@ -38,9 +56,11 @@ class Dense(Layer):
             raise GraphcError(f"Dense layer '{self.name}' needs a known last input dim, got "
                               f"{input_shape}")
         self.kernel = self.add_weight("kernel", (last, self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
         out = inputs @ self.kernel

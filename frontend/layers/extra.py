@@ -15,7 +15,7 @@ import numpy as np
 import graphc as gc
 from graphc.errors import CheckpointError, GraphcError
 
-from .. import activations, initializers, regularizers
+from .. import initializers, regularizers
 from .base import Layer, set_weight_options, static_shape, weight_options_config
 from .conv import pair
 from .merge import _several
@@ -63,7 +63,8 @@ class Conv1D(Layer):
             raise GraphcError("Conv1D(groups > 1) is not supported yet")
         self.groups = 1
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                           kernel_regularizer, bias_regularizer)
+                           kernel_regularizer, bias_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
@@ -71,9 +72,11 @@ class Conv1D(Layer):
                               f"known channels, got {input_shape}")
         self.kernel = self.add_weight("kernel", (self.kernel_size, input_shape[-1],
                                                  self.filters), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
         padding = self.padding
@@ -94,6 +97,22 @@ class Conv1D(Layer):
                 "kernel_size": self.kernel_size, "strides": self.strides,
                 "padding": self.padding, "dilation_rate": self.dilation_rate,
                 **weight_options_config(self)}
+
+
+def conv2d_transpose(inputs, kernel, strides, padding, who="conv_transpose"):
+    """The transposed convolution of NHWC inputs by a (kh, kw, out, in) kernel: the
+    gradient of conv2d with respect to its input, of height h * stride ("same") or
+    (h - 1) * stride + max(kh, stride) ("valid": zero rows end it where the stride is
+    larger than the kernel, as in Keras)."""
+    h, w = inputs.shape[1:3]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        raise GraphcError(f"{who} needs known height and width")
+    dims = [n * s if padding == "same" else (n - 1) * s + max(k, s)
+            for n, k, s in zip((h, w), kernel.shape[:2], strides)]
+    like = gc.broadcast_to(gc.constant(0.0, dtype=inputs.dtype),
+                           (inputs.shape[0], dims[0], dims[1], kernel.shape[2]))
+    return gc.nn.conv2d_backprop_input(like, kernel, inputs, strides=strides,
+                                       padding=padding.upper())
 
 
 class Conv2DTranspose(Layer):
@@ -117,7 +136,8 @@ class Conv2DTranspose(Layer):
         self.padding = _padding(padding)
         self.data_format = _channels_last(self, data_format)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                           kernel_regularizer, bias_regularizer)
+                           kernel_regularizer, bias_regularizer, kernel_constraint,
+                           bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -126,21 +146,15 @@ class Conv2DTranspose(Layer):
         self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters,
                                                                     input_shape[-1]),
                                       self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
-        h, w = inputs.shape[1:3]
-        if not (isinstance(h, int) and isinstance(w, int)):
-            raise GraphcError(f"Conv2DTranspose '{self.name}' needs known height and width")
-        dims = []
-        for n, k, s in zip((h, w), self.kernel_size, self.strides):
-            dims.append(n * s if self.padding == "same" else (n - 1) * s + k)
-        like = gc.broadcast_to(gc.constant(0.0, dtype=inputs.dtype),
-                               (inputs.shape[0], dims[0], dims[1], self.filters))
-        out = gc.nn.conv2d_backprop_input(like, self.kernel, inputs, strides=self.strides,
-                                          padding=self.padding.upper())
+        out = conv2d_transpose(inputs, self.kernel, self.strides, self.padding,
+                               f"Conv2DTranspose '{self.name}'")
         if self.bias is not None:
             out = out + self.bias
         return self.activation(out)
@@ -270,10 +284,13 @@ def _pad_pairs(value, rank, what):
     return tuple((v, v) if isinstance(v, int) else tuple(v) for v in value)
 
 
-class ZeroPadding2D(Layer):
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+class _SpatialPadding(Layer):
+    """Zeros before and after each spatial axis of channels-last inputs (rank 2 or 3)."""
+    rank = None
+
+    def __init__(self, padding, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.padding = _pad_pairs(padding, 2, "padding")
+        self.padding = _pad_pairs(padding, self.rank, "padding")
         self.data_format = _channels_last(self, data_format)
 
     def call(self, inputs):
@@ -281,6 +298,31 @@ class ZeroPadding2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+
+
+class _SpatialCropping(Layer):
+    """Rows cut before and after each spatial axis of channels-last inputs (rank 2 or 3)."""
+    rank = None
+
+    def __init__(self, cropping, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.cropping = _pad_pairs(cropping, self.rank, "cropping")
+        self.data_format = _channels_last(self, data_format)
+
+    def call(self, inputs):
+        index = tuple(slice(lo, inputs.shape[i + 1] - hi)
+                      for i, (lo, hi) in enumerate(self.cropping))
+        return inputs[(slice(None),) + index + (slice(None),)]
+
+    def get_config(self):
+        return {**super().get_config(), "cropping": [list(p) for p in self.cropping]}
+
+
+class ZeroPadding2D(_SpatialPadding):
+    rank = 2
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(padding, data_format, **kwargs)
 
 
 class ZeroPadding1D(Layer):
@@ -295,19 +337,11 @@ class ZeroPadding1D(Layer):
         return {**super().get_config(), "padding": list(self.padding)}
 
 
-class Cropping2D(Layer):
+class Cropping2D(_SpatialCropping):
+    rank = 2
+
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        self.cropping = _pad_pairs(cropping, 2, "cropping")
-        self.data_format = _channels_last(self, data_format)
-
-    def call(self, inputs):
-        (t, b), (left, r) = self.cropping
-        h, w = inputs.shape[1:3]
-        return inputs[:, t:h - b, left:w - r, :]
-
-    def get_config(self):
-        return {**super().get_config(), "cropping": [list(p) for p in self.cropping]}
+        super().__init__(cropping, data_format, **kwargs)
 
 
 class Cropping1D(Layer):
@@ -501,22 +535,17 @@ class Lambda(Layer):
         return cls(fn, **config)
 
 
-class TimeDistributed(Layer):
-    """Applies `layer` to each step: (batch, steps, ...) -> (batch, steps, layer's output)."""
+class Wrapper(Layer):
+    """Base of the layers that wrap another one (`self.layer`), saved with it."""
 
     def __init__(self, layer, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(layer, Layer):
-            raise GraphcError(f"TimeDistributed wraps a layer, got {layer!r}")
+            raise GraphcError(f"{type(self).__name__} wraps a layer, got {layer!r}")
         self.layer = layer
 
     def call(self, inputs, training=False):
-        t = inputs.shape[1]
-        if not isinstance(t, int) or any(not isinstance(d, int) for d in inputs.shape[2:]):
-            raise GraphcError(f"TimeDistributed '{self.name}' needs known steps and features")
-        flat = gc.reshape(inputs, (-1,) + tuple(inputs.shape[2:]))
-        out = self.layer(flat, training=training)
-        return gc.reshape(out, (-1, t) + tuple(static_shape(out)[1:]))
+        return self.layer(inputs, training=training)
 
     def get_config(self):
         from .. import saving
@@ -527,6 +556,18 @@ class TimeDistributed(Layer):
         from .. import saving
         config = dict(config)
         return cls(saving.layer_from_config(config.pop("layer")), **config)
+
+
+class TimeDistributed(Wrapper):
+    """Applies `layer` to each step: (batch, steps, ...) -> (batch, steps, layer's output)."""
+
+    def call(self, inputs, training=False):
+        t = inputs.shape[1]
+        if not isinstance(t, int) or any(not isinstance(d, int) for d in inputs.shape[2:]):
+            raise GraphcError(f"TimeDistributed '{self.name}' needs known steps and features")
+        flat = gc.reshape(inputs, (-1,) + tuple(inputs.shape[2:]))
+        out = self.layer(flat, training=training)
+        return gc.reshape(out, (-1, t) + tuple(static_shape(out)[1:]))
 
 
 class Permute(Layer):
@@ -561,19 +602,25 @@ class RepeatVector(Layer):
 
 
 class ActivityRegularization(Layer):
-    """The identity; its l1/l2 penalty on the activations is not yet added to the loss."""
+    """The identity, adding l1 * sum(|x|) + l2 * sum(x^2) of its inputs, divided by the batch
+    size (as Keras 3 does), to the training loss."""
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
-        if l1 or l2:
-            raise GraphcError("ActivityRegularization with nonzero l1/l2 is not supported yet")
-        self.l1, self.l2 = l1, l2
+        self.l1, self.l2 = float(l1), float(l2)
 
     def call(self, inputs):
+        if self.l1 or self.l2:
+            penalty = regularizers.L1L2(self.l1, self.l2)(inputs)
+            batch = gc.cast(gc.sum(gc.ones_like(inputs[(slice(None),) + (0,) *
+                                                       (inputs.ndim - 1)])), inputs.dtype)
+            self.add_loss(penalty / batch)
         return inputs
 
+    def get_config(self):
+        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
 
-# ---- merging ---------------------------------------------------------------------------------
+
 class _Merge(Layer):
     supports_masking = True
 

@@ -1,8 +1,9 @@
-"""BatchNormalization (batch statistics while training, moving ones at inference) and
-LayerNormalization."""
+"""BatchNormalization (batch statistics while training, moving ones at inference),
+LayerNormalization, GroupNormalization, UnitNormalization and RMSNormalization."""
 import graphc as gc
+from graphc.errors import GraphcError
 
-from .. import distribution
+from .. import constraints, distribution, initializers, regularizers
 from .base import Layer
 
 
@@ -93,3 +94,101 @@ class LayerNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale}
+
+
+class GroupNormalization(Layer):
+    """Normalizes each example over groups of channels (axis -1, split into `groups`) and
+    all other non-batch axes, then scales and shifts per channel. groups=-1: one channel per
+    group (instance normalization); groups=1: layer normalization over all axes."""
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise GraphcError("GroupNormalization takes axis=-1 (channels last) for now")
+        self.groups, self.axis, self.epsilon = int(groups), axis, float(epsilon)
+        self.center, self.scale = center, scale
+        self.initializers = {"beta": beta_initializer, "gamma": gamma_initializer}
+        self.regularizers = {"beta": beta_regularizer, "gamma": gamma_regularizer}
+        self.constraints = {"beta": beta_constraint, "gamma": gamma_constraint}
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if dim is None:
+            raise GraphcError(f"GroupNormalization '{self.name}' needs known channels, got "
+                              f"{input_shape}")
+        groups = dim if self.groups == -1 else self.groups
+        if groups > dim or dim % groups:
+            raise GraphcError(f"GroupNormalization '{self.name}': {dim} channels do not split "
+                              f"into {groups} groups")
+        self._groups = groups
+        self.gamma, self.beta = (
+            self.add_weight(name, (dim,), self.initializers[name],
+                            regularizer=self.regularizers[name],
+                            constraint=self.constraints[name]) if wanted else None
+            for name, wanted in (("gamma", self.scale), ("beta", self.center)))
+
+    def call(self, inputs):
+        dims = tuple(inputs.shape)
+        channels = dims[-1]
+        grouped = gc.reshape(inputs, (-1,) + dims[1:-1] + (self._groups,
+                                                           channels // self._groups))
+        axes = tuple(range(1, grouped.ndim - 2)) + (grouped.ndim - 1,)
+        mean = gc.mean(grouped, axis=axes, keepdims=True)
+        variance = gc.mean(gc.square(grouped - mean), axis=axes, keepdims=True)
+        out = gc.reshape((grouped - mean) * gc.rsqrt(variance + self.epsilon),
+                         (-1,) + dims[1:])
+        if self.gamma is not None:
+            out = out * self.gamma
+        return out + self.beta if self.beta is not None else out
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                **{f"{k}_initializer": initializers.serialize(initializers.get(v))
+                   for k, v in self.initializers.items()},
+                **{f"{k}_regularizer": regularizers.serialize(regularizers.get(v))
+                   for k, v in self.regularizers.items()},
+                **{f"{k}_constraint": constraints.serialize(constraints.get(v))
+                   for k, v in self.constraints.items()}}
+
+
+class UnitNormalization(Layer):
+    """Each example divided by its L2 norm over `axis` (an int or a list)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
+
+    def call(self, inputs):
+        axis = tuple(self.axis) if isinstance(self.axis, list) else self.axis
+        return inputs * gc.minimum(gc.rsqrt(gc.sum(gc.square(inputs), axis=axis,
+                                                   keepdims=True)), 1e12)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+class RMSNormalization(Layer):
+    """inputs / sqrt(mean(inputs^2 over axis) + epsilon), times a learned scale (ones)."""
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.epsilon = axis, float(epsilon)
+
+    def build(self, input_shape):
+        axes = sorted(self.axis) if isinstance(self.axis, (list, tuple)) else [self.axis]
+        self._axes = tuple(a % len(input_shape) for a in axes)
+        self.scale = self.add_weight("scale", tuple(input_shape[a] for a in self._axes),
+                                     "ones")
+
+    def call(self, inputs):
+        shape = [inputs.shape[i] if i in self._axes else 1 for i in range(inputs.ndim)]
+        out = inputs * gc.rsqrt(gc.mean(gc.square(inputs), axis=self._axes, keepdims=True)
+                                + self.epsilon)
+        return out * gc.reshape(self.scale, tuple(shape))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}

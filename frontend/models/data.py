@@ -6,6 +6,13 @@ import numpy as np
 from graphc.errors import GraphcError, IndexError_, ShapeError
 
 
+def log_value(value):
+    """A step's result as fit's logs hold it: a float, or an array for a metric with one
+    value per class (F1Score(average=None))."""
+    value = np.asarray(value)
+    return float(value) if value.size == 1 and value.ndim == 0 else value
+
+
 def as_arrays(data, what):
     """A list of numpy arrays from an array or a list/tuple of them."""
     if data is None:
@@ -75,3 +82,45 @@ def batch_slices(n, batch_size, order=None):
     for start in range(0, n, batch_size):
         yield slice(start, start + batch_size) if order is None else \
             order[start:start + batch_size]
+
+
+class PyDataset:
+    """Keras's PyDataset (and Sequence): a dataset of batches that fit reads one at a time.
+    Subclasses define __len__ (the number of batches) and __getitem__(i) -> (x, y) (x and y
+    arrays, or lists of arrays, for one batch); on_epoch_end() runs after each epoch (e.g.
+    to shuffle). fit reads batches 0 .. len-1 in order (shuffle does not apply, as in
+    Keras); workers and use_multiprocessing are accepted and batches are read in this
+    thread."""
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers, self.use_multiprocessing = workers, use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass
+
+
+def dataset_batch(dataset, index):
+    """Batch `index` of a PyDataset as (xs, ys) lists of arrays."""
+    item = dataset[index]
+    if not isinstance(item, tuple) or len(item) not in (2, 3):
+        raise GraphcError(f"{type(dataset).__name__}[{index}] must be an (x, y) tuple, got "
+                          f"{type(item).__name__}")
+    if len(item) == 3 and item[2] is not None:
+        raise GraphcError("sample weights from a PyDataset are not supported yet")
+    xs, ys = as_arrays(item[0], "x"), as_arrays(item[1], "y")
+    num_examples(xs, ys)
+    return xs, ys

@@ -308,7 +308,8 @@ class Model(Layer):
         self._reset_metrics()
         # data parallel: x is this rank's part of the batch, the ranks' parts in rank order
         window = distribution.local_window(len(xs[0])) if step.window else []
-        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys), *window))))
+        outs = step.function(*self._feeds(xs, ys), *window)
+        return dict(zip(step.names, map(data.log_value, outs)))
 
     def test_on_batch(self, x, y):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
@@ -317,7 +318,7 @@ class Model(Layer):
         step = self._step("test", ys)
         self._check_labels(ys, "y")
         self._reset_metrics()
-        return dict(zip(step.names, map(float, step.function(*self._feeds(xs, ys)))))
+        return dict(zip(step.names, map(data.log_value, step.function(*self._feeds(xs, ys)))))
 
     def predict_on_batch(self, x):
         xs = data.as_arrays(x, "x")
@@ -334,6 +335,12 @@ class Model(Layer):
         validation data, as Keras does; validation_data=(x_val, y_val) gives it directly.
         Each batch is one call of the compiled train step.
         """
+        dataset = x if isinstance(x, data.PyDataset) else None
+        if dataset is not None:  # its first batch builds the model and the step
+            if y is not None or validation_split or distribution.active():
+                raise GraphcError("fit(PyDataset): y, validation_split and data parallelism "
+                                  "do not apply; the dataset's batches hold the targets")
+            x, y = data.dataset_batch(dataset, 0)
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         if ys is None:
             raise GraphcError("fit needs targets y")
@@ -353,7 +360,7 @@ class Model(Layer):
             (xs, ys), val = data.split_last([xs, ys], validation_split)
         n = data.num_examples(xs, ys)
         batch_size = 32 if batch_size is None else batch_size
-        steps_per_epoch = -(-n // batch_size)
+        steps_per_epoch = len(dataset) if dataset is not None else -(-n // batch_size)
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose),
                                       epochs=epochs, steps=steps_per_epoch)
         self.stop_training = False
@@ -372,21 +379,22 @@ class Model(Layer):
                     if not resumed:  # a resumed epoch's metric totals came with the backup
                         self._reset_metrics()
                     shuffle_state = self._shuffle_rng.bit_generator.state
-                    order = self._shuffle_rng.permutation(n) if shuffle else None
-                    for i, idx in enumerate(data.batch_slices(n, batch_size, order)):
+                    order = self._shuffle_rng.permutation(n) if shuffle and dataset is None \
+                        else None
+                    for i, args in enumerate(self._train_batches(step, xs, ys, batch_size,
+                                                                 order, dataset)):
                         if resumed and i < first_batch:
                             continue
                         cbs.on_train_batch_begin(i)
-                        part = distribution.shard(idx, n)  # this rank's (all, alone)
-                        window = distribution.window(idx, n) if step.window else []
-                        outs = step.function(*self._feeds([a[part] for a in xs],
-                                                          [a[part] for a in ys]), *window)
-                        logs = dict(zip(step.names, map(float, outs)))
+                        outs = step.function(*args())
+                        logs = dict(zip(step.names, map(data.log_value, outs)))
                         self._fit_position = FitPosition(epoch, i + 1, shuffle_state, logs)
                         cbs.on_train_batch_end(i, logs)
                         interrupt.check()
                         if self.stop_training:
                             break
+                    if dataset is not None:
+                        dataset.on_epoch_end()
                     epoch_logs = dict(logs)
                     if val is not None:
                         val_logs = self._evaluate_arrays(val[0], val[1], batch_size,
@@ -407,6 +415,20 @@ class Model(Layer):
         cbs.on_train_end(logs)
         return self.history
 
+    def _train_batches(self, step, xs, ys, batch_size, order, dataset):
+        """For each batch of an epoch, a function giving the train step's arguments (read
+        only when the batch is run, so that a resumed epoch skips the batches it did)."""
+        if dataset is not None:
+            for i in range(len(dataset)):
+                yield lambda i=i: self._feeds(*data.dataset_batch(dataset, i))
+            return
+        n = len(xs[0])
+        for idx in data.batch_slices(n, batch_size, order):
+            part = distribution.shard(idx, n)  # this rank's (all, alone)
+            window = distribution.window(idx, n) if step.window else []
+            yield lambda part=part, window=window: self._feeds(
+                [a[part] for a in xs], [a[part] for a in ys]) + list(window)
+
     def _evaluate_arrays(self, xs, ys, batch_size, cbs=None, interrupt=None):
         step = self._step("test", ys)
         self._reset_metrics()
@@ -417,7 +439,7 @@ class Model(Layer):
                 cbs.on_test_batch_begin(i)
             part = distribution.shard(idx, n)  # this rank's (all, alone)
             outs = step.function(*self._feeds([a[part] for a in xs], [a[part] for a in ys]))
-            logs = dict(zip(step.names, map(float, outs)))
+            logs = dict(zip(step.names, map(data.log_value, outs)))
             if cbs:
                 cbs.on_test_batch_end(i, logs)
             if interrupt is not None:
@@ -473,6 +495,13 @@ class Model(Layer):
         gk.saving)."""
         from .. import saving
         return saving.save_model(self, path)
+
+    def to_json(self, **kwargs):
+        """The architecture (no weights) as JSON text, for gk.models.model_from_json."""
+        import json
+        from .. import saving
+        self._require_built("to_json")
+        return json.dumps(saving.model_config(self), **kwargs)
 
     def export(self, filepath, format="onnx", verbose=None, opset=None):
         """Write the inference graph (dropout off, batch norm on its moving statistics) as an

@@ -4,6 +4,7 @@ from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
 from ..layers.base import Layer
+from ..layers.core import InputLayer
 from .model import Model
 
 
@@ -23,6 +24,8 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
+        if isinstance(layer, InputLayer):
+            layer = layer.output
         if isinstance(layer, Tensor):
             if self._layers or self._input is not None:
                 raise GraphcError("an Input can only come first in a Sequential model")

@@ -72,7 +72,8 @@ def _losses_and_metrics(model, targets, outputs):
         for metric, update in metrics:
             name = f"{model.output_names[i]}_{metric.name}" if multi else metric.name
             tracked.append(update + (name,))
-    for penalty in model.losses:
+    # the weights' penalties, and those that the call building `outputs` added (activity)
+    for penalty in model.losses + model.call_losses:
         total = total + penalty
     head = compiled.loss_tracker("loss").update_mean(total, batch) + ("loss",)
     return total, [head] + tracked, batch
@@ -113,6 +114,9 @@ def build_train(model, specs, session):
         else:
             grads = gc.grad(total, weights, unconnected="zero") if weights else []
         opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
+        constrained = model.weight_constraints  # projected after the update, as Keras does
+        opt_updates = [(var, constrained[var](new) if var in constrained else new)
+                       for var, new in opt_updates]
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
     fn = gc.function(model.inputs + targets + window, results, updates=updates,
@@ -169,8 +173,14 @@ class Compiled:
     def metrics_for(self, i, y, out):
         """The metric objects of output i, resolved once ("accuracy" by the shapes)."""
         if i not in self._metrics:
-            self._metrics[i] = [metrics_mod.get(m, y, out, self.losses[i])
-                                for m in self.metric_ids[i]]
+            metrics = [metrics_mod.get(m, y, out, self.losses[i]) for m in self.metric_ids[i]]
+            seen = {}
+            for metric in metrics:  # two of one name log apart: "f1_score", "f1_score_1"
+                n = seen.get(metric.name, 0)
+                seen[metric.name] = n + 1
+                if n:
+                    metric.name = f"{metric.name}_{n}"
+            self._metrics[i] = metrics
         return self._metrics[i]
 
     def loss_tracker(self, name):

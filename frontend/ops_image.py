@@ -1,0 +1,89 @@
+"""gk.ops.image: the image ops of keras.ops.image that are simple compositions, on
+channels-last images (batch, height, width, channels) or one image (height, width,
+channels): rgb_to_grayscale, crop_images, pad_images, extract_patches. The resampling ones
+(resize, affine and perspective transforms, map_coordinates, ...) are not here yet."""
+import numpy as np
+
+import graphc as gc
+from graphc.errors import GraphcError
+
+from . import ops as _o
+
+__all__ = ["rgb_to_grayscale", "crop_images", "pad_images", "extract_patches"]
+
+
+def _channels_last(data_format, who):
+    if data_format not in (None, "channels_last"):
+        raise GraphcError(f"gk.ops.image.{who} takes channels_last images")
+
+
+def rgb_to_grayscale(images, data_format=None):
+    """ITU-R 601 luma, 0.2989 R + 0.5870 G + 0.1140 B, as a single channel."""
+    _channels_last(data_format, "rgb_to_grayscale")
+    x = _o._t(images)
+    if x.shape[-1] == 1:
+        return x
+    xf = x if x.dtype.is_float else gc.cast(x, gc.float32)
+    weights = gc.cast(gc.constant(np.array([0.2989, 0.5870, 0.1140], np.float32)), xf.dtype)
+    gray = gc.expand_dims(gc.sum(xf * weights, axis=-1), -1)
+    return gray if x.dtype.is_float else gc.cast(gray, x.dtype)
+
+
+def _sides(before, after, target, size, what):
+    """(before, after) from two of before, after and the target size (Keras's rule)."""
+    if [before, after, target].count(None) != 1:
+        raise GraphcError(f"give exactly two of the {what}s before and after and the target "
+                          f"size, got {before}, {after}, {target}")
+    if before is None:
+        before = target - after - size if what == "padding" else size - after - target
+    if after is None:
+        after = target - before - size if what == "padding" else size - before - target
+    if min(before, after) < 0:
+        raise GraphcError(f"the {what} does not fit images of size {size}")
+    return int(before), int(after)
+
+
+def _hw(x):
+    h, w = x.shape[-3], x.shape[-2]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        raise GraphcError("gk.ops.image needs images of known height and width")
+    return h, w
+
+
+def pad_images(images, top_padding=None, left_padding=None, bottom_padding=None,
+               right_padding=None, target_height=None, target_width=None, data_format=None):
+    """Zeros around the images, to target_height x target_width or by the given sides."""
+    _channels_last(data_format, "pad_images")
+    x = _o._t(images)
+    h, w = _hw(x)
+    rows = _sides(top_padding, bottom_padding, target_height, h, "padding")
+    cols = _sides(left_padding, right_padding, target_width, w, "padding")
+    return gc.pad(x, [(0, 0)] * (x.ndim - 3) + [rows, cols, (0, 0)])
+
+
+def crop_images(images, top_cropping=None, left_cropping=None, bottom_cropping=None,
+                right_cropping=None, target_height=None, target_width=None, data_format=None):
+    """The target_height x target_width window (or what the given sides leave)."""
+    _channels_last(data_format, "crop_images")
+    x = _o._t(images)
+    h, w = _hw(x)
+    top, bottom = _sides(top_cropping, bottom_cropping, target_height, h, "cropping")
+    left, right = _sides(left_cropping, right_cropping, target_width, w, "cropping")
+    return x[..., top:h - bottom, left:w - right, :]
+
+
+def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid",
+                    data_format=None):
+    """Each size[0] x size[1] patch flattened into the channel axis (row, column, channel
+    order, as Keras), by a convolution with an identity kernel."""
+    _channels_last(data_format, "extract_patches")
+    x = _o._t(images)
+    ph, pw = (size, size) if isinstance(size, int) else tuple(size)
+    strides = (ph, pw) if strides is None else strides
+    c = x.shape[-1]
+    kernel = np.eye(ph * pw * c, dtype=np.float32).reshape(ph, pw, c, ph * pw * c)
+    single = x.ndim == 3
+    xb = gc.expand_dims(x, 0) if single else x
+    out = _o.conv(xb, gc.cast(gc.constant(kernel), xb.dtype), strides, padding,
+                  dilation_rate=dilation_rate)
+    return gc.squeeze(out, axis=0) if single else out
