@@ -9,7 +9,6 @@ import pytest
 
 import graphc as gc
 import graphc.compiler
-from graphc.ops import control_flow
 from graphc.runtime import native
 from tests.helpers import check_grad, run
 
