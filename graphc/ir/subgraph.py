@@ -163,6 +163,7 @@ class BodyBuilder:
     def finish(self, results, sequences=0):
         """The Body of `results` (tensors of any enclosing graph, captured where outer); the
         arguments of the draws follow the first `sequences` arguments, being sequences too."""
+        results = [self.capture(t) for t in results]  # which may capture more arguments
         draws = [t for t, _, _, _ in self.draws or ()]
         arguments = self.arguments[:sequences] + draws + self.arguments[sequences:]
-        return Body(self.graph, arguments, [self.capture(t) for t in results], self.name)
+        return Body(self.graph, arguments, results, self.name)
