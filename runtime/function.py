@@ -91,10 +91,8 @@ class Function:
         if stage == "optimized":
             return dump_graph(comp.graph, list(comp.outputs), format=format,
                               partition=comp.partition, title=title)
-        text = dump_kernels(comp.partition, format=format, title=title)
-        if format == "text":  # loops' and conds' compiled bodies, nested under their node
-            text = "\n".join([text] + _body_kernels(self._exe, 0))
-        return text
+        return dump_kernels(comp.partition, format=format, title=title,
+                            bodies=_body_kernels(self._exe))
 
     def profile(self, *args, runs=20, show=True):
         """Call the function 2 * runs + 1 times on args (updates applied, as calls would),
@@ -130,21 +128,15 @@ def function(inputs, outputs, updates=None, device=None, session=None, name=None
                     **options)
 
 
-def _body_kernels(exe, depth):
-    """Text lines of the kernels of the compiled bodies of `exe`'s loops and conds (and of
-    theirs, deeper), each body headed by its loop or cond node."""
-    from graphc.dump import dump_kernels
-    lines = []
-    pad = "  " * depth
+def _body_kernels(exe):
+    """The kernels (graphc.dump.kernels.BodyKernels) of the compiled bodies of `exe`'s loops
+    and conds, and of theirs, deeper."""
+    from graphc.dump.kernels import BodyKernels
+    found = []
     for step in getattr(exe, "steps", ()):
         for body in getattr(step, "bodies", None) or {}:
             body_exe = exe.bodies.get(body)
-            if body_exe is None:
-                continue
-            partition = body_exe.compilation.partition
-            lines.append(f"{pad}# body '{body.name}' of {step.node.op} '{step.node.name}': "
-                         f"{len(partition.groups) if partition else 0} kernels")
-            if partition is not None:
-                lines += [f"{pad}  {line}" for line in dump_kernels(partition).splitlines()]
-            lines += _body_kernels(body_exe, depth + 1)
-    return lines
+            if body_exe is not None:
+                found.append(BodyKernels(step.node, body, body_exe.compilation.partition,
+                                         tuple(_body_kernels(body_exe))))
+    return found

@@ -15,16 +15,23 @@ Each step points the body plan's buffer table at:
 
 Where a stacked output has no buffer (nothing reads it) or is shorter than the run (a while
 loop that ran more steps than the plan assumed), carries alternate between two scratch buffers.
-The final carries are copied out once, at the end. Then the body's steps run: native segments
-through their entries (one ctypes call per segment per step), and any host step of the body
-on its plan's arrays. A while loop's condition is a compiled body too, run before each step;
-its bool result is read from its plan.
+The final carries are copied out once, at the end. Where every step of the body is native,
+the whole loop is one call of the body's driver (codegen/llvm/loop_driver.py), a while loop's
+compiled condition included: it runs inside that call before each step. A while loop without
+maximum_iterations runs as calls for 1, 2, 4, ... times the rows its stacked outputs have,
+until its condition fails. Otherwise the body's steps run from here: native segments through
+their entries (one ctypes call per segment per step), and any host step of the body on its
+plan's arrays, the condition (a compiled body too) before each step, its bool result read
+from its plan.
 
 A stacked output whose length the enclosing plan assumed (a step count known only from values)
 and that ran another number of steps raises native.Replan, as a host loop does.
 """
+import ctypes
+
 import numpy as np
 
+from graphc.compiler import NativeStep
 from graphc.errors import ShapeError
 from graphc.ops.control_flow import step_count
 
@@ -78,10 +85,10 @@ def run_loop(exe, node, plan):
             test.bind_fixed(range(n_carry, n_carry + len(extras)), extras)
         rows = [None if s is None else s.shape[0] for s in stacked]
         done = False
-        if test is None and bexe.driver is not None and all(step.direct):
-            finals = run_native(step, seqs, current, stacked, total, reverse)
+        if bexe.driver is not None and all(step.direct) and (test is None or test.native):
+            finals = run_driven(step, test, seqs, current, stacked, total, reverse)
             if finals is not None:  # else a kernel failed: stepping again diagnoses it
-                current, t, done = finals, total, True
+                (current, t), done = finals, True
         exe.loop_modes[node.name] = "native driver" if done else "compiled body, stepped"
         while not done and (total is None or t < total):
             if test is not None:
@@ -139,6 +146,9 @@ class Stepper:
         # results it only passes on (an argument, a constant, a tensor returned twice)
         self.direct = [slot not in plan.given and slots.count(slot) == 1 for slot in slots]
         self.result_slots = slots
+        # a condition the body's driver may run (every step native, its result a kernel's)
+        self.native = (all(isinstance(s, NativeStep) for s in exe.steps) and len(slots) == 1
+                       and self.direct[0] and plan.arrays[slots[0]].itemsize == 1)
 
     def result_shape(self, k):
         return self.plan.shapes[self.result_slots[k]]
@@ -177,14 +187,43 @@ class Stepper:
         return bool(self.plan.arrays[self.result_slots[k]])
 
 
-def run_native(step, seqs, carries, stacked, total, reverse):
-    """All `total` (> 0) steps in one call of the body's driver (codegen/llvm/loop_driver.py):
-    each binding says by pointer arithmetic where an argument or result lies at step t.
-    Returns the final carries (views of the stacked outputs), or None where a kernel reported
-    an error (then nothing of the run is kept: the caller steps through the loop again)."""
+def run_driven(step, test, seqs, carries, stacked, total, reverse):
+    """The loop through its body's driver: (final carries, steps run), or None where a kernel
+    reported an error. A while loop (`test`, its condition) runs in calls of growing length,
+    each going on from the carries the last one left, the first as long as its stacked
+    outputs (the length the plan assumed), which it writes in place, until the condition
+    fails or maximum_iterations (`total`) is reached."""
+    if test is None:
+        return run_native(step, seqs, carries, stacked, total, reverse)
+    t = 0
+    chunk = max([s.shape[0] for s in stacked if s is not None] + [0]) or 16
+    while True:
+        n = chunk if total is None else min(chunk, total - t)
+        if n == 0:
+            return carries, t
+        rows = [s[t:t + n] if s is not None and s.shape[0] >= t + n else None for s in stacked]
+        done = run_native(step, [], carries, rows, n, False, test)
+        if done is None:
+            return None
+        carries, ran = done
+        t += ran
+        if ran < n:
+            return carries, t
+        chunk *= 2
+
+
+def run_native(step, seqs, carries, stacked, total, reverse, test=None):
+    """At most `total` (> 0) steps in one call of the body's driver
+    (codegen/llvm/loop_driver.py): each binding says by pointer arithmetic where an argument
+    or result lies at step t; a while loop's condition `test` (a Stepper whose plan has its
+    other arguments bound) runs before each step in the same call. Returns the final carries
+    (views of the stacked outputs) and the number of steps run, or None where a kernel
+    reported an error (then nothing of the run is kept: the caller steps through the loop
+    again)."""
     plan = step.plan
     arg_slots = step.arg_slots
     records = []
+    tests = []  # the condition's bindings: the carries, as the body's
 
     def rows(base, row):
         """(first, base, stride) of row t (row T-1-t in a reverse loop) of a buffer."""
@@ -207,16 +246,36 @@ def run_native(step, seqs, carries, stacked, total, reverse):
         records.append((slot,) + rows(out.ctypes.data, row))
     for j, init in enumerate(carries):
         slot = arg_slots[n_seq + j]
-        if slot is None:
-            continue
         out, row = dests[j], dests[j].strides[0]
         # step t reads the row step t-1 wrote: row t-1 (forward) or T-t (reverse)
         base = out.ctypes.data + (row * total if reverse else -row)
-        records.append((slot, init.ctypes.data, base, -row if reverse else row))
-    desc = np.array([total, len(records)] + [w for r in records for w in r], np.int64)
+        binding = (init.ctypes.data, base, -row if reverse else row)
+        if slot is not None:
+            records.append((slot,) + binding)
+        if test is not None and test.arg_slots[j] is not None:
+            tests.append((test.arg_slots[j],) + binding)
+    desc = np.array([total, len(records)] + [w for r in records for w in r]
+                    + condition(test, tests), np.int64)
     status = step.exe.driver(plan.ctx_address, plan.pool, desc.ctypes.data)
     if status:
         plan.error[:] = 0
+        if test is not None:
+            test.plan.error[:] = 0
         return None
-    last = 0 if reverse else total - 1
-    return [dests[j][last if dests[j].shape[0] > 1 else 0, ...] for j in range(len(carries))]
+    ran = int(desc[0])
+    if ran == 0:
+        return list(carries), 0
+    last = total - ran if reverse else ran - 1
+    return [dests[j][last if dests[j].shape[0] > 1 else 0, ...]
+            for j in range(len(carries))], ran
+
+
+def condition(test, records):
+    """The words of a driver's desc that say how to run the condition `test` (none: [0])."""
+    if test is None:
+        return [0]
+    cexe, plan = test.exe, test.plan
+    entries = [ctypes.cast(cexe.entries[s.number], ctypes.c_void_p).value for s in cexe.steps]
+    result = plan.arrays[test.result_slots[0]].ctypes.data
+    return ([len(entries), plan.ctx_address, plan.pool, result, len(records)] + entries
+            + [w for r in records for w in r])

@@ -9,7 +9,7 @@ from graphc.errors import GraphcError, NumericsError, ResourceError, ShapeError
 from graphc.ir import dtypes
 from graphc.ir.types import TensorType, format_shape
 from graphc.ops.registry import call_reference
-from graphc.ops.state import draw
+from graphc.ops.state import draw, scan_draws_shape, scan_stream
 
 
 def memory_limit():
@@ -95,6 +95,10 @@ def check_finite(node, outputs):
 def random_draw(node, rng, like_arrays, limit=None):
     """A random node's numbers, their size checked first: numpy draws them in float64."""
     shape = like_arrays[0].shape if like_arrays else node.attrs["shape"]
+    dims = node.attrs.get("dims")
+    if dims is not None:  # a scan's draws: inputs (counter, tensors giving the dims)
+        shape = scan_draws_shape(dims, [a.shape for a in like_arrays[1:]])
+        rng = scan_stream(rng, like_arrays[0])
     window = None
     if node.attrs.get("window"):  # the global batch's draw, this shard's rows of it
         rows, offset = int(like_arrays[1]), int(like_arrays[2])

@@ -148,3 +148,17 @@ def test_integer_loop_vars_have_no_gradient(graph):
         gc.grad(gc.cast(s[-1], gc.float64), n)
     # the float var's gradient is fine beside an integer one
     np.testing.assert_allclose(run(gc.grad(v, x), {x: 1.5}), 4 * 1.5 ** 3)  # v = x ** 4
+
+
+def test_scan_with_dropout_in_the_step():
+    """The gradient's loop reads the masks the forward loop drew (the draw counter stays, so
+    every evaluation of the finite differences sees the same masks)."""
+    def build(x, h0, U):
+        hs, updates = gc.scan(lambda xt, h: gc.tanh(gc.nn.dropout(xt, 0.4, seed=8) + h @ U),
+                              sequences=x, outputs_info=[h0])
+        assert updates
+        return hs
+    x, h0, U = rng.normal(size=(6, 2, 3)), rng.normal(size=(2, 3)), rng.normal(size=(3, 3)) * 0.5
+    gx, _, _ = check_grad(build, x, h0, U)
+    masks = gx == 0  # dropped entries of x get no gradient, and some are dropped in each step
+    assert masks.any(axis=(1, 2)).sum() >= 3 and not masks.all(axis=(1, 2)).any()

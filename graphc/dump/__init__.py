@@ -36,13 +36,16 @@ def dump_graph(graph, tensors=(), format="text", partition=None, title=None):
     return render(graph, list(tensors), partition=partition, title=title)
 
 
-def dump_kernels(partition, format="text", title=None):
-    """The fusion groups of a compiled function (the "kernels" stage) in `format`."""
+def dump_kernels(partition, format="text", title=None, bodies=()):
+    """The fusion groups of a compiled function (the "kernels" stage) in `format`; `bodies`
+    (kernels.BodyKernels) are its loops' and conds' compiled bodies, shown nested under their
+    node: indented in text, a cluster in DOT, nested records in JSON, a collapsible group in
+    HTML."""
     render = _pick(KERNEL_FORMATS, format, "kernel dump")
     if partition is None:
         raise GraphcError("no kernels to dump: fusion did not run (optimize='O0' or "
                           "excluding=['fusion'])")
-    return render(partition, title=title)
+    return render(partition, title=title, bodies=tuple(bodies))
 
 
 def dump(what=None, format="text"):

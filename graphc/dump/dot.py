@@ -191,6 +191,34 @@ def kernel_graph(partition):
     return g
 
 
-def kernels_dot(partition, title=None):
-    g = kernel_graph(partition)
-    return write_dot(g, list(g.nodes), title)
+def kernels_dot(partition, title=None, bodies=()):
+    g = nx.MultiDiGraph()
+    return write_dot(g, _kernel_entries(g, partition, bodies, ""), title)
+
+
+def _kernel_entries(g, partition, bodies, prefix):
+    """The kernel graph of `partition` added to g (its keys prefixed), as entries: a kernel
+    that runs loops or conds in a cluster of its own with, inside, a dashed cluster per
+    compiled body (its kernels drawn the same way, keys prefixed by the path to the body)."""
+    inner = kernel_graph(partition)
+    g.add_nodes_from((prefix + key, data) for key, data in inner.nodes(data=True))
+    g.add_edges_from((prefix + u, prefix + v, data) for u, v, data in inner.edges(data=True))
+    by_kernel = {}
+    for i, b in enumerate(bodies):
+        group = partition.group_of.get(b.node.id)
+        by_kernel.setdefault(f"k{group.id}" if group is not None else None, []).append((i, b))
+    entries = []
+    for key in list(inner.nodes) + ([None] if None in by_kernel else []):
+        clusters = [Cluster(f"cluster_{prefix}b{i}", b.label,
+                            _kernel_entries(g, b.partition, b.bodies, f"{prefix}b{i}_")
+                            if b.partition is not None else [],
+                            {"style": "dashed", "color": "#555555"})
+                    for i, b in by_kernel.get(key, ())]
+        if key is None:
+            entries += clusters
+        elif clusters:
+            entries.append(Cluster(f"cluster_{prefix}{key}", f"{key} and the bodies it runs",
+                                   [prefix + key] + clusters))
+        else:
+            entries.append(prefix + key)
+    return entries

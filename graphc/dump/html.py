@@ -19,7 +19,8 @@ Graphs of more than a few hundred nodes start with every scope collapsed. The pa
    "kernels": null | [the JSON dump's kernel records, each with its "colour"]}
 
 A loop's or cond's bodies show as a collapsible group each (<details class="body">) under
-its row, nested bodies inside theirs. Each body is {"attr": "body", "label": "body:
+its row, nested bodies inside theirs; on the kernels stage each compiled body's kernels form
+one more such group (`kernel_rows`), a row per kernel, under the row of the node holding it. Each body is {"attr": "body", "label": "body:
 scan(x0, h0) -> (tanh)", "nodes": [...]}: its nodes as above, with "id" the path to the node
 ("4/body/2": node %2 of the body attr of node %4), "local" its id in the body, "parent" the
 id of the node holding the body and "body" the body's position among that node's bodies.
@@ -31,7 +32,7 @@ from importlib import resources
 from ..ir.graph import nodes_needed
 from ..ir.subgraph import Body
 from .json_dump import kernel_records
-from .kernels import colour, partition_nodes
+from .kernels import colour, expression, partition_nodes
 from .text import attrs_text, node_type, nodes_for
 
 STYLE = """
@@ -147,8 +148,33 @@ def to_html(graph, tensors=(), partition=None, title=None):
     return page(payload(nodes, partition, title, "scope"))
 
 
-def kernels_html(partition, title=None):
-    """The kernels stage: the same page, grouped by kernel."""
+def kernels_html(partition, title=None, bodies=()):
+    """The kernels stage: the same page, grouped by kernel, with the compiled bodies'
+    kernels under the rows of their nodes."""
     graph, outputs = partition_nodes(partition)
     nodes = nodes_for(graph, outputs) if graph is not None else []
-    return page(payload(nodes, partition, title or "graphc kernels", "kernel"))
+    data = payload(nodes, partition, title or "graphc kernels", "kernel")
+    by_id = {entry["id"]: entry for entry in data["nodes"]}
+    for b in bodies:
+        if b.node.id in by_id:
+            _add_kernel_rows(by_id[b.node.id], b)
+    return page(data)
+
+
+def _add_kernel_rows(entry, b):
+    """Add the kernels of compiled body `b` (kernels.BodyKernels) to the bodies of `entry`,
+    the row of its node: a row per kernel (name k<id>, op its kind, type its expression), the
+    row of a kernel running a loop or cond holding that node's bodies in turn."""
+    found = entry.setdefault("bodies", [])
+    position = len(found)
+    parent = entry["id"]
+    rows = []
+    for group in (b.partition.groups if b.partition is not None else ()):
+        rows.append({"id": f"{parent}/kernels{position}/{group.id}", "name": f"k{group.id}",
+                     "op": group.kind, "type": expression(group).text, "source": "",
+                     "kernel": None, "attrs": "", "inputs": [], "local": group.id,
+                     "parent": parent, "body": position})
+        for inner in b.bodies:
+            if b.partition.group_of.get(inner.node.id) is group:
+                _add_kernel_rows(rows[-1], inner)
+    found.append({"attr": "kernels", "label": b.label, "nodes": rows})

@@ -44,7 +44,10 @@ six). The uid, dtype and shape attrs are left out: the outputs say the dtype and
 symbolic dim in a shape is its name, a string.
 
 The kernels stage alone (`f.dump(stage="kernels", format="json")`) is
-{"format": "graphc-kernels", "version": 2, "title": ..., "kernels": [the records above]}.
+{"format": "graphc-kernels", "version": 2, "title": ..., "kernels": [the records above],
+ "bodies": [{"node": "loop", "op": "loop", "body": "scan", "kernel": 3, "kernels": [...],
+             "bodies": [...]}]}: each compiled loop or cond body, with the node holding it,
+the kernel running that node, the body's kernel records and, nested, its own bodies.
 """
 import json
 import math
@@ -140,7 +143,20 @@ def to_json(graph, tensors=(), partition=None, title=None):
     return json.dumps(doc, indent=1, allow_nan=False)
 
 
-def kernels_json(partition, title=None):
-    """The kernels stage alone: the kernel records without the node records."""
+def kernels_json(partition, title=None, bodies=()):
+    """The kernels stage alone: the kernel records without the node records, and the
+    compiled bodies' (body_kernels_record)."""
     return json.dumps({"format": KERNELS_FORMAT, "version": VERSION, "title": title,
-                       "kernels": kernel_records(partition)}, indent=1, allow_nan=False)
+                       "kernels": kernel_records(partition),
+                       "bodies": [body_kernels_record(b, partition) for b in bodies]},
+                      indent=1, allow_nan=False)
+
+
+def body_kernels_record(b, partition):
+    """A compiled body (kernels.BodyKernels) as data: the node holding it and the kernel of
+    `partition` that runs that node, its kernel records, and its own bodies, nested."""
+    group = partition.group_of.get(b.node.id)
+    return {"node": b.node.name, "op": b.node.op, "body": b.body.name,
+            "kernel": group.id if group is not None else None,
+            "kernels": kernel_records(b.partition) if b.partition is not None else [],
+            "bodies": [body_kernels_record(inner, b.partition) for inner in b.bodies]}

@@ -12,6 +12,7 @@ An operand the group reads only for its shape (it is neither made in the group n
 group's inputs, as with broadcast_like's second operand) prints as `shape(name)`.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Binary ops written infix: symbol and precedence, in Python's order (higher binds tighter;
 # as in Python, & | ^ bind tighter than comparisons), so a printed expression reads as Python.
@@ -217,3 +218,20 @@ def partition_nodes(partition):
     outputs = [t for g in partition.groups for t in g.outputs]
     graph = partition.groups[0].root.graph if partition.groups else None
     return graph, outputs
+
+
+class BodyKernels(NamedTuple):
+    """The kernels stage of a loop's or cond's compiled body: `node` (of the enclosing graph)
+    holds `body`, `partition` is the fusion groups it compiled to (None: none), `bodies` the
+    BodyKernels of the loops and conds inside it. Every kernels dump nests them under their
+    node."""
+    node: object
+    body: object
+    partition: object
+    bodies: tuple = ()
+
+    @property
+    def label(self):
+        count = len(self.partition.groups) if self.partition is not None else 0
+        return (f"body '{self.body.name}' of {self.node.op} '{self.node.name}': "
+                f"{count} kernels")

@@ -116,10 +116,28 @@ def to_text(graph, tensors=(), partition=None, title=None):
     return "\n".join(lines)
 
 
-def kernels_text(partition, title=None):
-    """Each kernel: its line, then what it reads, its nodes, and what it writes for whom."""
-    leaving = boundaries_by_group(partition)
+def kernels_text(partition, title=None, bodies=()):
+    """Each kernel: its line, then what it reads, its nodes, and what it writes for whom; then
+    each compiled body's kernels, headed by its node and indented (nested bodies deeper)."""
     lines = [f"# {title}"] if title else []
+    lines += _kernel_lines(partition)
+    lines += _body_kernel_lines(bodies, "")
+    return "\n".join(lines)
+
+
+def _body_kernel_lines(bodies, pad):
+    lines = []
+    for b in bodies:
+        lines.append(f"{pad}# {b.label}")
+        if b.partition is not None:
+            lines += [f"{pad}{INDENT}{line}" for line in _kernel_lines(b.partition)]
+        lines += _body_kernel_lines(b.bodies, pad + INDENT)
+    return lines
+
+
+def _kernel_lines(partition):
+    leaving = boundaries_by_group(partition)
+    lines = []
     for group in partition.groups:
         expr = expression(group)
         lines.append(kernel_line(group, expr))
@@ -130,4 +148,4 @@ def kernels_text(partition, title=None):
                                 if b.producer == t.node.name)
             lines.append(f"{INDENT}{name} = {t.name} : {t.type}"
                          f"{' -> ' + readers if readers else ''}")
-    return "\n".join(lines)
+    return lines

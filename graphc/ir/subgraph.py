@@ -10,6 +10,10 @@ an enclosing graph to `capture`, which maps it to an argument of the body, creat
 outer tensor; the outer tensor is recorded in `captured`, and the enclosing op passes it in.
 Nested bodies capture through each level: a tensor two levels out becomes an argument of the
 middle body too. Variables and placeholders are captured like any tensor.
+
+A builder made with `draws=True` (a scan's fn) also takes random draws: each becomes an
+argument of the body standing for that step's numbers (`draw`), which the scan draws for
+every step at once before the loop and passes in as a sequence.
 """
 import threading
 
@@ -85,8 +89,11 @@ class BodyBuilder:
     """Builds a Body: `with BodyBuilder("scan") as b: x = b.argument(type); ...;
     body = b.finish(results)`. Outer tensors used inside become arguments (see the module)."""
 
-    def __init__(self, name):
+    def __init__(self, name, draws=False):
         self.name = name
+        # the random draws of the body: [(argument, op, attrs, per-step shape)]; None where
+        # the body may not draw
+        self.draws = [] if draws else None
         self.graph = Graph()
         self.outer = get_default_graph()
         self.parent = active_builder()  # the builder of the enclosing body, if any
@@ -147,6 +154,16 @@ class BodyBuilder:
         self.arguments.append(arg)
         return arg
 
-    def finish(self, results):
-        """The Body of `results` (tensors of any enclosing graph, captured where outer)."""
-        return Body(self.graph, self.arguments, [self.capture(t) for t in results], self.name)
+    def draw(self, op, shape, attrs):
+        """The argument standing for a random draw `op` of per-step `shape` (see the module)."""
+        t = self._new_argument(TensorType(attrs["dtype"], shape), op)
+        self.draws.append((t, op, attrs, tuple(shape)))
+        return t
+
+    def finish(self, results, sequences=0):
+        """The Body of `results` (tensors of any enclosing graph, captured where outer); the
+        arguments of the draws follow the first `sequences` arguments, being sequences too."""
+        results = [self.capture(t) for t in results]  # which may capture more arguments
+        draws = [t for t, _, _, _ in self.draws or ()]
+        arguments = self.arguments[:sequences] + draws + self.arguments[sequences:]
+        return Body(self.graph, arguments, results, self.name)

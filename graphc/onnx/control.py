@@ -376,7 +376,7 @@ def _recurrent(node, kind):
                 return kept + [mt * new[0]]
             return new + [new[0]]
 
-        stacked, finals, _, _ = _scan_core(step, seqs, inits + [None], [], None, kind)
+        stacked, finals, _, _, _ = _scan_core(step, seqs, inits + [None], [], None, kind)
         y = stacked[-1]
         if reverse:
             y = _reverse_by_length(y, idx) if idx is not None else _reverse0(y)

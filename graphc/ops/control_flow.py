@@ -470,7 +470,8 @@ def _results(out, what, op):
 
 
 def _scan_core(fn, seqs, inits_info, nonseqs, n_steps, what, name=None, call=None):
-    """Build a scan loop; returns (user-ordered stacked outputs, finals, count, several)."""
+    """Build a scan loop; returns (user-ordered stacked outputs, finals, count, several,
+    updates: the draw counter's advance where fn draws random numbers, else {})."""
     for i, s in enumerate(seqs):
         if s.rank == 0:
             raise _error(ShapeError, f"{what}: sequence {i} is a scalar; a sequence is sliced "
@@ -502,7 +503,7 @@ def _scan_core(fn, seqs, inits_info, nonseqs, n_steps, what, name=None, call=Non
         n_tensor = constant(n_static, dtype=dtypes.int64)
     if n_static is not None and n_static < 0:
         raise _error(GraphcError, f"{what}: n_steps is {n_static}; it must be >= 0", what)
-    with BodyBuilder(name or what) as b:
+    with BodyBuilder(name or what, draws=what == "scan") as b:
         xs = [b.argument(TensorType(s.dtype, s.shape[1:]), f"x{i}") for i, s in enumerate(seqs)]
         hs = [b.argument(h.type, f"h{j}") for j, h in enumerate(inits)]
         cs = [b.argument(c.type, f"c{k}") for k, c in enumerate(nonseqs)]
@@ -514,14 +515,65 @@ def _scan_core(fn, seqs, inits_info, nonseqs, n_steps, what, name=None, call=Non
         fed = ([i for i, info in enumerate(inits_info) if info is not None]
                if inits_info is not None else [])
         order = fed + [i for i in range(len(out)) if i not in fed]
-        body = b.finish([out[i] for i in order])
-    outs = _loop_node(n_tensor, seqs, inits, list(nonseqs) + b.captured, body, None,
+        body = b.finish([out[i] for i in order], sequences=len(xs))
+    updates = {}
+    draws = []
+    if b.draws:
+        counter, draws = _draws_before(b.draws, seqs, inits, list(nonseqs) + b.captured,
+                                       n_static, what)
+        updates = {counter: counter + 1}
+    outs = _loop_node(n_tensor, seqs + draws, inits, list(nonseqs) + b.captured, body, None,
                       bounded=bounded, n_static=n_static, dynamic=dynamic, what=what)
     n_res = len(body.results)
     stacked = [None] * len(order)
     for position, i in enumerate(order):
         stacked[i] = outs[position]
-    return stacked, list(outs[n_res:n_res + len(inits)]), outs[-1], several
+    return stacked, list(outs[n_res:n_res + len(inits)]), outs[-1], several, updates
+
+
+def _draws_before(requests, seqs, inits, nonseqs, n_static, what):
+    """The draw counter (a new int64 variable, 0) and, for each random draw fn made, the draws
+    of every step as one tensor (the draw's op with a leading axis of steps), which the loop
+    slices as a sequence. Every axis of a draw is known now or is an axis of a tensor the loop
+    is given, which gives its length at run time."""
+    from .state import Variable
+    if active_builder() is not None:
+        raise _error(GraphcError, f"{what}: random draws in a scan inside another loop or "
+                     "branch body are not supported", what)
+    carriers = ([(s, axis + 1) for s in seqs for axis in range(s.rank - 1)]
+                + [(t, axis) for t in list(inits) + list(nonseqs) for axis in range(t.rank)])
+    inputs = []  # the tensors whose axes give dims, after the counter
+
+    def axis_of(t, axis):
+        for i, known in enumerate(inputs):
+            if known is t:
+                return (i, axis)
+        inputs.append(t)
+        return (len(inputs) - 1, axis)
+
+    def dim(d, where):
+        if isinstance(d, int):
+            return d
+        for t, axis in carriers:
+            if t.shape[axis] is d:
+                return axis_of(t, axis)
+        raise _error(ShapeError, f"{what}: a random draw of fn has a dim {d} ({where}) that no "
+                     "tensor given to the loop has; draw a shape made of ints and of dims of "
+                     "the sequences, initial values and non-sequences", what)
+    if n_static is not None:
+        steps = n_static
+    elif seqs:
+        steps = axis_of(seqs[0], 0)
+    else:
+        raise _error(GraphcError, f"{what}: fn draws random numbers, which needs sequences or "
+                     "an int n_steps (the number of steps is drawn for before the loop)", what)
+    counter = Variable(np.zeros((), np.int64), name=f"{what}_draws", trainable=False)
+    draws = []
+    for _, op, attrs, shape in requests:
+        dims = (steps,) + tuple(dim(d, f"axis {i} of a step's draw")
+                                for i, d in enumerate(shape))
+        draws.append(apply(op, [counter] + inputs, **dict(attrs, dims=dims)))
+    return counter, draws
 
 
 def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
@@ -529,8 +581,9 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     """Theano's scan: (outputs, updates). fn gets the t-th slice of each sequence, the previous
     value of each output whose outputs_info entry is not None, then each non-sequence; its
     outputs are stacked on a new axis 0 (one output: a tensor; several: a list). `updates`
-    is an empty dict. go_backwards: the sequences are read from the end (outputs in
-    iteration order)."""
+    is {} unless fn draws random numbers: then {draw counter: counter + 1}, which makes the
+    next call draw new numbers when passed to gc.function's updates (see state.scan_stream).
+    go_backwards: the sequences are read from the end (outputs in iteration order)."""
     seqs = _tensors(sequences, "sequences")
     nonseqs = _tensors(non_sequences, "non_sequences")
     if outputs_info is None:
@@ -548,8 +601,8 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     if go_backwards:
         from .shape import getitem
         seqs = [getitem(s, slice(None, None, -1)) for s in seqs]
-    stacked, _, _, _ = _scan_core(fn, seqs, infos, nonseqs, n_steps, "scan", name)
-    return (stacked[0] if len(stacked) == 1 else stacked), {}
+    stacked, _, _, _, updates = _scan_core(fn, seqs, infos, nonseqs, n_steps, "scan", name)
+    return (stacked[0] if len(stacked) == 1 else stacked), updates
 
 
 def map_fn(fn, elems, name=None):
@@ -558,7 +611,7 @@ def map_fn(fn, elems, name=None):
     multi = isinstance(elems, (list, tuple))
     seqs = _tensors(elems, "elems")
     call = (lambda *xs: fn(tuple(xs))) if multi else fn
-    stacked, _, _, several = _scan_core(fn, seqs, None, [], None, "map_fn", name, call)
+    stacked, _, _, several, _ = _scan_core(fn, seqs, None, [], None, "map_fn", name, call)
     return stacked if several else stacked[0]
 
 
@@ -573,7 +626,7 @@ def foldl(fn, elems, initializer=None, name=None):
         init, elems = getitem(elems, 0), getitem(elems, slice(1, None))
     else:
         init = as_tensor(initializer)
-    _, finals, _, _ = _scan_core(fn, [elems], [init], [], None, "foldl", name,
+    _, finals, _, _, _ = _scan_core(fn, [elems], [init], [], None, "foldl", name,
                                  lambda x, acc: fn(acc, x))
     return finals[0]
 

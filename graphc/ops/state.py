@@ -150,9 +150,13 @@ def global_variables_initializer():
 
 
 # ---- random -------------------------------------------------------------------------------
-def _random_infer(*like, uid, shape, dtype, seed, params, window=False):
+def _random_infer(*like, uid, shape, dtype, seed, params, window=False, dims=None):
     if not dtype.is_float:
         raise DTypeError(f"random draws need a floating dtype, got {dtype.name}")
+    if dims is not None:  # inputs (counter, the tensors giving dims): see scan_draws_shape
+        if not like or like[0].rank or not like[0].dtype.is_integer:
+            raise DTypeError("a scan's draw takes an integer scalar counter first")
+        return TensorType(dtype, scan_draws_shape(dims, [t.shape for t in like[1:]]))
     if window:  # inputs (like, rows, offset): see global_batch
         if len(like) != 3 or not like[0].rank:
             raise ShapeError("a global-batch draw takes (like, rows, offset), like of rank >= 1")
@@ -168,7 +172,23 @@ for _kind in ("random_normal", "random_uniform"):
              kind="stateful", stateful=True, random=True,
              doc="a fresh draw each run from the session's generator for this node (with "
                  "window=True, inputs (like, rows, offset): rows [offset, offset + len(like)) of "
-                 "a draw shaped (rows,) + like.shape[1:], see global_batch)")
+                 "a draw shaped (rows,) + like.shape[1:], see global_batch; with dims, inputs "
+                 "(counter, tensors giving dims): the draws of a scan's fn, see scan_stream)")
+
+
+def scan_draws_shape(dims, shapes):
+    """The shape of a scan's draws: `dims` holds, per axis, an int or (i, axis): that axis of
+    shapes[i] (the shapes of the tensors that give the draw's dims at run time)."""
+    return tuple(d if isinstance(d, int) else shapes[d[0]][d[1]] for d in dims)
+
+
+def scan_stream(rng, counter):
+    """The generator of a scan's draws for the value `counter` of its draw counter: the
+    node's stream jumped counter + 1 times (2**127 draws each), which leaves the node's own
+    generator as it was. The same counter gives the same numbers, so a scan's draws are new
+    only when the update scan returns advances the counter (Theano's semantics), and the
+    gradient's loop sees the numbers the forward loop drew."""
+    return np.random.Generator(rng.bit_generator.jumped(int(counter) + 1))
 
 
 def draw(rng, kind, shape, params):

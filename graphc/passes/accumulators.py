@@ -13,10 +13,13 @@ way (`dU += h_{t-1}^T @ dz_t`, a product with a contraction as short as the batc
 after this pass it runs one product over all steps and batch rows after the loop. A factor is
 read from where its rows already are: a sequence of the loop's step count (the loop slices it at
 t), or a value the body computes (it becomes one more per-step result, stacked; a value already
-a result is not returned twice); a transposed factor is read through the transpose. A factor that
-is a carry or an invariant, a product that is not of two matrices, a while loop (its condition
-reads the carries) and a loop whose sequences may be longer than its step count (n_steps) are
-left as they are. The order of the sum changes (one product instead of a running sum).
+a result is not returned twice); a transposed factor is read through the transpose. A sequence
+that may be longer than the steps (n_steps, or a length known only at run time, such as the
+states before each step in a backward loop, one row more than the steps after zero steps) is
+cut to the loop's stacked length first (resize_rows). A factor that is a carry or an
+invariant, a product that is not of two matrices and a while loop (its condition reads the
+carries) are left as they are. The order of the sum changes (one product instead of a running
+sum).
 """
 from ..ir.types import TensorType
 from ..ops.registry import get_spec
@@ -38,6 +41,17 @@ def _same_length(a, b):
     return a == b if isinstance(a, int) and isinstance(b, int) else a is b
 
 
+def _steps_of(graph, rows, steps, stacked):
+    """A sequence `rows` of a loop of `steps` steps (a length) cut to them: to the length of
+    `stacked`, a stacked output the product reads (its other factor), which therefore has
+    storage; None where rows may be longer and there is no such output."""
+    if _same_length(rows.shape[0], steps):
+        return rows
+    if stacked is None:
+        return None
+    return _op(graph, "resize_rows", [rows, stacked])
+
+
 def _factor(t):
     """(the value whose rows hold the factor, whether the factor is its transpose)."""
     node = t.node
@@ -52,9 +66,7 @@ def _source(loop, value):
     n_seq = loop.attrs["counts"][0]
     for k, arg in enumerate(body.arguments):
         if _key(arg) == _key(value):
-            if k < n_seq and _same_length(loop.inputs[1 + k].shape[0], loop.outputs[0].shape[0]):
-                return ("seq", k)
-            return None
+            return ("seq", k) if k < n_seq else None
     if value.node.op == "constant":
         return None
     return ("body", value)
@@ -174,8 +186,15 @@ def rewritten(loop, found):
     out[len(loop.outputs) - 1] = new.outputs[-1]
     for j, fa, fb in found:
         stacked = []
+        read = [new.outputs[added[_key(what)]] for (kind, what), _ in (fa, fb) if kind == "body"]
         for ((kind, what), transposed), left in ((fa, True), (fb, False)):
-            rows = ins[1 + what] if kind == "seq" else new.outputs[added[_key(what)]]
+            if kind == "seq":
+                rows = _steps_of(graph, ins[1 + what], loop.outputs[0].shape[0],
+                                 read[0] if read else None)
+                if rows is None:
+                    return None
+            else:
+                rows = new.outputs[added[_key(what)]]
             stacked.append(_rows(graph, rows, transposed, left))
         if None in stacked:
             return None

@@ -145,21 +145,26 @@ console.log(JSON.stringify(out));
 """
 
 
-def test_html_page_shows_each_body_as_a_collapsible_group(nested):
+def run_page(text, scenario):
+    """What `scenario` (JavaScript ending in console.log of JSON) finds on the HTML page
+    `text`, run by node.js against the stand-in DOM of test_html.py."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node.js is not on the PATH")
-    _, fetches = nested
-    text = gc.dump(fetches, format="html")
     page = parse(text)
     script = re.search(r"<script>(.*)</script>", text, re.S).group(1)
     program = (f"const PAYLOAD = {json.dumps(page.text_of['graphc-data'])};\n"
                f"const SCRIPT = {json.dumps(script)};\nconst OPEN = '';\nconst QUERY = '';\n"
-               + DOM[:DOM.index("eval(SCRIPT);")] + SCENARIO)
+               + DOM[:DOM.index("eval(SCRIPT);")] + scenario)
     done = subprocess.run([node, "-"], input=program, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_html_page_shows_each_body_as_a_collapsible_group(nested):
+    _, fetches = nested
+    seen = run_page(gc.dump(fetches, format="html"), SCENARIO)
     assert "in loop and cond bodies" in seen["stats"]
     labels = [b["label"] for b in seen["bodies"]]
     assert any(label.startswith("body: rows(") for label in labels)
@@ -174,3 +179,72 @@ def test_html_page_shows_each_body_as_a_collapsible_group(nested):
     assert seen["followed"] == "add"
     assert seen["reveal"] == {"names": ["add"], "visible": [True]}
     assert seen["openAfterExpand"] == seen["bodyCount"] == len(seen["bodies"])
+
+
+def test_kernels_stage_nests_each_compiled_body_under_its_loop(nested):
+    """f.dump(stage="kernels") in every format: each compiled body's kernels under the node
+    (and the kernel) that runs it, the foldl's body inside the map_fn's."""
+    g, fetches = nested
+    x = next(n for n in g.nodes if n.op == "placeholder").outputs[0]
+    f = gc.function([x], fetches, device="cpu")
+    f(np.ones((2, 2, 3)))
+    text = f.dump(stage="kernels").splitlines()
+    rows = next(i for i, s in enumerate(text) if s.startswith("# body 'rows' of loop"))
+    assert text[rows + 1].startswith("  kernel k0")
+    foldl = next(i for i, s in enumerate(text) if s.startswith("  # body 'foldl' of loop"))
+    assert foldl > rows and text[foldl + 1].startswith("    kernel k0")
+    counts = {name: int(re.search(r": (\d+) kernels", text[i]).group(1))
+              for name, i in (("rows", rows), ("foldl", foldl))}
+    assert counts["rows"] >= 1 and counts["foldl"] >= 1
+
+    doc = json.loads(f.dump(stage="kernels", format="json"))
+    (outer,) = [b for b in doc["bodies"] if b["body"] == "rows"]
+    host = next(k for k in doc["kernels"] if k["id"] == outer["kernel"])
+    assert host["kind"] == "host" and "loop(" in host["expression"]
+    assert len(outer["kernels"]) == counts["rows"]
+    (inner,) = outer["bodies"]
+    assert inner["body"] == "foldl" and len(inner["kernels"]) == counts["foldl"]
+    assert any(k["id"] == inner["kernel"] and k["kind"] == "host" for k in outer["kernels"])
+
+    found = clusters(f.dump(stage="kernels", format="dot"))
+    around = found[f"cluster_k{outer['kernel']}"]
+    assert f"k{outer['kernel']}" in around[1] and around[2] == ["cluster_b0"]
+    label, keys, nested_clusters = found["cluster_b0"]
+    assert label.startswith("body 'rows' of loop")
+    wrapper = f"cluster_b0_k{inner['kernel']}"
+    assert nested_clusters == [wrapper] and found[wrapper][2] == ["cluster_b0_b0"]
+    assert found[wrapper][1] == [f"b0_k{inner['kernel']}"]  # the kernel running the foldl
+    assert len([k for k in keys if re.fullmatch(r"b0_k\d+", k)]) + 1 == counts["rows"]
+    assert found["cluster_b0_b0"][0].startswith("body 'foldl' of loop")
+    assert len([k for k in found["cluster_b0_b0"][1] if re.fullmatch(r"b0_b0_k\d+", k)]) \
+        == counts["foldl"]
+
+    data = payload(parse(f.dump(stage="kernels", format="html")))
+    loop = next(n for n in data["nodes"] if n["op"] == "loop" and n["kernel"] == outer["kernel"])
+    group = next(b for b in loop["bodies"] if b["attr"] == "kernels")
+    assert group["label"].startswith("body 'rows' of loop")
+    assert [r["name"] for r in group["nodes"]] == [f"k{k['id']}" for k in outer["kernels"]]
+    assert all(r["parent"] == loop["id"] and r["body"] == loop["bodies"].index(group)
+               for r in group["nodes"])
+    runner = next(r for r in group["nodes"] if r["name"] == f"k{inner['kernel']}")
+    (inner_group,) = runner["bodies"]
+    assert inner_group["label"].startswith("body 'foldl' of loop")
+    assert len(inner_group["nodes"]) == counts["foldl"]
+    # the page shows them: a collapsible group per compiled body, a row per kernel
+    seen = run_page(f.dump(stage="kernels", format="html"), KERNEL_GROUPS)
+    shown = {b["label"].split(" of ")[0]: b["names"] for b in seen}
+    assert sorted(shown["body 'rows'"]) == sorted(r["name"] for r in group["nodes"])
+    assert len(shown["body 'foldl'"]) == counts["foldl"]
+
+
+KERNEL_GROUPS = r"""
+eval(SCRIPT);
+flush();
+byId.expand.fire("click"); flush();
+const direct = d => entries(d).filter(e => {
+  let p = e.parentNode; while (p.tagName !== "details") p = p.parentNode; return p === d;
+}).map(nameOf);
+console.log(JSON.stringify(byId.tree.all(n => n.tagName === "details" && n.className === "body")
+  .map(d => ({label: d.firstChild.childNodes[0].textContent, names: direct(d)}))
+  .filter(b => b.label.startsWith("body '"))));
+"""

@@ -229,11 +229,82 @@ def test_tensor_n_steps_stacked_outputs_on_every_device(graph):
         np.testing.assert_allclose(cpu[0], want, rtol=1e-12)
 
 
-def test_random_draws_and_variables_inside_bodies_are_refused(graph):
+def test_variables_inside_bodies_and_draws_outside_scan_are_refused(graph):
     x = gc.constant(np.ones((3, 2)))
     with pytest.raises(gc.GraphcError, match="inside a loop") as err:
-        gc.scan(lambda r: r + gc.random.normal((2,), dtype=gc.float64), sequences=x)  # random-here
+        gc.scan(lambda r: r + gc.Variable(np.ones(2)), sequences=x)  # variable-here
+    assert line_of("# variable-here") in str(err.value)
+    with pytest.raises(gc.GraphcError, match="only in gc.scan") as err:
+        gc.map_fn(lambda r: r + gc.random.normal((2,), dtype=gc.float64), x)  # random-here
     assert line_of("# random-here") in str(err.value)
+    with pytest.raises(gc.GraphcError, match="only in gc.scan"):
+        gc.while_loop(lambda v: gc.sum(v) < 3.0,
+                      lambda v: v + gc.random.uniform((2,), dtype=gc.float64), [x[0]])
+    n = gc.placeholder(gc.int32, (), name="n")
+    with pytest.raises(gc.GraphcError, match="sequences or an int n_steps"):
+        gc.scan(lambda h: h + gc.random.normal((2,), dtype=gc.float64), outputs_info=[x[0]],
+                n_steps=n)
+
+
+# ---- random draws in scan's fn ----------------------------------------------------------------
+def scan_stream(seed, counter):
+    """numpy's generator for a scan's draws of a node seeded `seed` whose draw counter is
+    `counter` (what graphc.ops.state.scan_stream documents)."""
+    return np.random.Generator(np.random.default_rng(seed).bit_generator.jumped(counter + 1))
+
+
+def test_scan_draws_reproduce_numpys_stream_and_advance_through_updates(graph):
+    x = gc.placeholder(gc.float32, (None, 3), name="x")
+
+    def step(x_t, h, scale):
+        noise = gc.random.normal((3,), mean=1.0, stddev=2.0, seed=11)
+        return h * 0.5 + x_t * noise + scale * gc.random.uniform((2, 3), -1.0, 1.0, seed=12)[1]
+    hs, updates = gc.scan(step, sequences=x, outputs_info=[gc.constant(np.zeros(3, "float32"))],
+                          non_sequences=gc.constant(np.float32(0.25)))
+    (counter, _), = updates.items()
+    assert isinstance(counter, gc.Variable) and counter.dtype is gc.int64
+    f = gc.function([x], hs, updates=updates, device="cpu")
+    still = gc.function([x], hs, device="cpu", session=f.session)
+
+    def want(xv, counter):
+        normal = scan_stream(11, counter).normal(1.0, 2.0, size=(len(xv), 3))
+        uniform = scan_stream(12, counter).uniform(-1.0, 1.0, size=(len(xv), 2, 3))
+        h, out = np.zeros(3), []
+        for t in range(len(xv)):
+            h = h * 0.5 + xv[t] * normal.astype(np.float32)[t] \
+                + 0.25 * uniform.astype(np.float32)[t, 1]
+            out.append(h)
+        return np.array(out, np.float32).reshape(len(xv), 3)
+    for calls, steps in enumerate((7, 1, 0, 12)):  # lengths known at run time
+        xv = rng.normal(size=(steps, 3)).astype(np.float32)
+        if steps == 12:  # without the updates the counter stays: the same numbers again
+            np.testing.assert_allclose(still(xv), want(xv, calls), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f(xv), want(xv, calls), rtol=1e-5, atol=1e-6)
+    assert f.session.get_value(counter) == 4
+    assert list(f._exe.loop_modes.values()) == ["native driver"]  # the draws are sequences
+    xv = rng.normal(size=(5, 3)).astype(np.float32)
+    run(hs, {x: xv})  # every device draws what the reference draws
+
+
+def test_dropout_in_a_scan_step_is_new_each_step_and_each_advanced_call(graph):
+    x = gc.placeholder(gc.float64, (None, None, 4), name="x")  # (time, batch, features)
+    rate = 0.3
+    hs, updates = gc.scan(lambda x_t, h: gc.nn.dropout(x_t, rate) + h, sequences=x,
+                          outputs_info=[gc.zeros_like(x[0])])
+    f = gc.function([x], hs, updates=updates, device="cpu")
+    xv = np.ones((50, 40, 4))
+    first, second = f(xv), f(xv)
+    for out in (first, second):
+        kept = np.diff(np.concatenate([np.zeros((1, 40, 4)), out]), axis=0)
+        assert set(np.unique(np.round(kept, 12))) <= {0.0, round(1 / (1 - rate), 12)}
+        share = np.mean(kept == 0)
+        assert abs(share - rate) < 0.03, share  # 8000 draws: 5 standard deviations
+        assert not np.array_equal(kept[0], kept[1])  # each step its own mask
+    assert not np.array_equal(first, second)
+    sess = gc.Session(seed=3)  # a session seed makes the draws reproducible
+    g = gc.function([x], hs, session=sess)
+    again = gc.function([x], hs, session=gc.Session(seed=3))
+    np.testing.assert_array_equal(g(xv), again(xv))
 
 
 # ---- build-time errors name the user's line ---------------------------------------------------

@@ -118,13 +118,16 @@ def test_the_recurrent_kernel_gradient_is_one_product_after_the_backward_loop(gr
     excluded = optimized(outs, inputs, excluding=["loop_accumulators"])
     assert carries(sorted(loops(excluded), key=lambda n: n.attrs["reverse"])[1]) == 3
     # a length known only at run time: the states before each step are not provably as many
-    # as the steps (one row more after zero steps), so the carry stays
-    with gc.Graph().as_default():
-        inputs_d, outs_d = build(gc.get_default_graph())
-        backward_d = sorted(loops(optimized(outs_d, inputs_d)),
-                            key=lambda n: n.attrs["reverse"])[1]
-        assert carries(backward_d) == 3
-        same_everywhere(outs_d, inputs_d, feeds([4, 0]))
+    # as the steps (one row more after zero steps); they are cut to the steps' rows (those of
+    # the other factor, a stacked step value) and the carry goes too
+    for dtype in (gc.float64, gc.float32):
+        with gc.Graph().as_default():
+            inputs_d, outs_d = build(gc.get_default_graph(), dtype=dtype)
+            backward_d = sorted(loops(optimized(outs_d, inputs_d)),
+                                key=lambda n: n.attrs["reverse"])[1]
+            assert carries(backward_d) == 2
+            assert any(n.op == "resize_rows" for n in nodes(optimized(outs_d, inputs_d)))
+            same_everywhere(outs_d, inputs_d, feeds([4, 0, 1, 7, 3], dtype.name))
     # dR: one product whose contraction is (time * batch): (U, T*B) @ (T*B, 4U)
     flat = [n for n in nodes(opt) if n.op == "matmul" and n.inputs[0].shape[0] == U
             and n.inputs[1].shape[-1] == 4 * U and n.inputs[0].rank == 2]
@@ -151,6 +154,7 @@ def test_a_sum_of_products_of_sequence_slices_and_body_values(graph):
 
 
 def test_a_used_stack_a_carry_factor_or_a_shorter_n_steps_keeps_the_carry(graph):
+    """(n_steps shorter than two sequence factors: no stacked step value to cut them by)"""
     x = gc.placeholder(gc.float64, (6, B, F), name="x")
     w = gc.Variable(rng.normal(size=(F, F)), name="w")
     step = lambda x_t, acc: acc + gc.transpose(x_t) @ x_t  # noqa: E731

@@ -9,7 +9,6 @@ import pytest
 
 import graphc as gc
 import graphc.compiler
-from graphc.ops import control_flow
 from graphc.runtime import native
 from tests.helpers import check_grad, run
 
@@ -125,14 +124,51 @@ def test_cpu_runs_bodies_natively_in_one_call(graph, no_interpretation):
     assert forward["last_run"] == "native driver"
 
 
-def test_cpu_while_loop_steps_compiled_bodies(graph, no_interpretation):
-    v0 = gc.placeholder(gc.float64, (2,), name="v0")
-    i, v = gc.while_loop(lambda i, v: i < 4, lambda i, v: (i + 1, v * 2.0), [gc.constant(0), v0])
-    f = gc.function([v0], [i, v], session=gc.Session(device="cpu"))
-    got = f(np.array([1.0, -1.0]))
-    assert got[0] == 4 and np.allclose(got[1], [16.0, -16.0])
-    (loop,) = f.stats()["loops"]
-    assert loop["native"] and loop["last_run"] == "compiled body, stepped"
+@pytest.mark.parametrize("bounded", [False, True])
+def test_cpu_while_loop_runs_in_one_native_call(graph, no_interpretation, monkeypatch, bounded):
+    """The condition runs inside the body's driver: no Python per iteration (neither the
+    stepping path, loops.Stepper.run, nor a body run per step from the loop's reference) once
+    a shape of the feeds has run (the first run of new shapes goes through the references,
+    which tell the loop's length), for counts only the run tells, also past the lengths the
+    plan assumed (a while loop without maximum_iterations runs in calls of growing length),
+    and the values kept per iteration give the gradient."""
+    from graphc.runtime import loops
+    steps = []
+    stepping, body_run = loops.Stepper.run, native.NativeExecutable._run_body
+    monkeypatch.setattr(loops.Stepper, "run", lambda self: steps.append(1) or stepping(self))
+    monkeypatch.setattr(native.NativeExecutable, "_run_body",
+                        lambda self, *a: steps.append(1) or body_run(self, *a))
+    v0 = gc.placeholder(gc.float64, (None,), name="v0")
+    limit = gc.placeholder(gc.float64, (), name="limit")
+    cap = gc.placeholder(gc.int32, (), name="cap")
+    i, v = gc.while_loop(lambda i, v: gc.sum(gc.abs(v)) < limit,
+                         lambda i, v: (i + 1, v * 1.5 - gc.tanh(v)),
+                         [gc.constant(0), v0], maximum_iterations=cap if bounded else None)
+    gv = gc.grad(gc.sum(v * v), v0)
+    f = gc.function([v0, limit, cap], [i, v, gv], session=gc.Session(device="cpu"))
+    reference = gc.function([v0, limit, cap], [i, v, gv], session=gc.Session(device="reference"))
+
+    def numpy_loop(v, limit, cap):
+        n = 0
+        while (not bounded or n < cap) and np.abs(v).sum() < limit:
+            v, n = v * 1.5 - np.tanh(v), n + 1
+        return n, v
+    counts = set()
+    for size, limit_value, cap_value in ((3, 1e3, 40), (1, 0.0, 5), (7, 1e30, 500), (0, -1.0, 3),
+                                          (5, 1e100, 2000), (2, 50.0, 1)):
+        start = fresh(size) + 2.0
+        f(start[::-1].copy(), limit_value * 0.5, cap_value)  # the shapes' first run
+        del steps[:]
+        got, want = f(start, limit_value, cap_value), reference(start, limit_value, cap_value)
+        assert steps == []
+        n, value = numpy_loop(start, limit_value, cap_value)
+        assert got[0] == want[0] == n
+        np.testing.assert_allclose(got[1], value, rtol=1e-12)
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-10)
+        counts.add(n)
+    assert max(counts) > 100 and 0 in counts
+    loops_run = {s["node"]: s["last_run"] for s in f.stats()["loops"]}
+    assert set(loops_run.values()) == {"native driver"}, loops_run
 
 
 def test_a_body_that_runs_host_steps_is_listed_with_its_reason(graph):

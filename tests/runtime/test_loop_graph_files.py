@@ -273,3 +273,23 @@ def test_every_small_change_to_a_loop_record_loads_or_is_refused_clearly(tmp_pat
                 pass
             tried += 1
     assert tried > 200
+
+
+def test_a_scan_that_draws_round_trips_with_its_draws_and_counter(tmp_path):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float64, (None, 2, 3), name="x")
+        hs, updates = gc.scan(lambda x_t, h: gc.nn.dropout(x_t, 0.5, seed=4) + h, sequences=x,
+                              outputs_info=[gc.zeros_like(x[0])])
+        (counter, advance), = updates.items()
+        sess = gc.Session(graph=g)
+        sess.run(gc.assign(counter, advance))  # a counter of 1 is saved
+        gc.save(str(tmp_path / "g"), {"hs": hs}, session=sess)
+    xv = rng.normal(size=(5, 2, 3))
+    want = sess.run(hs, {x: xv})
+    loaded = gc.load(str(tmp_path / "g"))
+    for device in ("reference",) + DEVICES:
+        got = gc.Session(graph=loaded.graph, device=device).run(loaded.fetches["hs"],
+                                                                {loaded.placeholders["x"]: xv})
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(want, gc.Session(graph=g).run(hs, {x: xv}))  # counter 0 differs
