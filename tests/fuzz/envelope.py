@@ -367,7 +367,8 @@ class Interpreter:
         info = np.iinfo(out.dtype)
         value = {"max": info.max, "min": info.min}.get(AMBIGUOUS_INTS[self.run_index],
                                                         AMBIGUOUS_INTS[self.run_index])
-        return np.where(ambiguous, out.dtype.type(value), out)
+        # -1 for an unsigned type is its largest value, as C's conversion wraps it
+        return np.where(ambiguous, np.array(value).astype(out.dtype), out)
 
 
     def inference_error(self, feed_arrays):

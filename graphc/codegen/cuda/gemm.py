@@ -152,8 +152,11 @@ class Gathered:
 
     def element(self, r, row, col):
         o = self.o
-        r.bound[-1].update((o.row.name, o.col.name))
-        r.line(f"const long long {o.row.name} = {row}, {o.col.name} = {col};")
+        used = ir.free_vars(o.value)
+        binds = [f"{v.name} = {at}" for v, at in ((o.row, row), (o.col, col)) if v.name in used]
+        r.bound[-1].update(v.name for v in (o.row, o.col))
+        if binds:  # a value constant along a side reads no index there: nvcc warns of it
+            r.line(f"const long long {', '.join(binds)};")
         return r.value(o.value)
 
     def along_rows(self):

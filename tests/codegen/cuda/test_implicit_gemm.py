@@ -143,3 +143,38 @@ def test_implicit_products_compile_to_ptx_without_warnings(arch):
     source = "\n\n".join([PRELUDE] + [render_kernel(k, name) for name, k in kernels])
     ptx = nvcc.compile_source(source, arch).decode()
     assert all(f".entry {name}(" in ptx for name, _ in kernels)
+
+
+def _broadcast_operands():
+    """Products of operands gathered from values constant along one side (a broadcast row,
+    a broadcast column, a broadcast scalar), as a Program; and their placeholders."""
+    with gc.Graph().as_default():
+        row = gc.placeholder(gc.float32, (7,), name="row")
+        col = gc.placeholder(gc.float32, (5, 1), name="col")
+        s = gc.placeholder(gc.float32, (), name="s")
+        w = gc.placeholder(gc.float32, (7, 9), name="w")
+        outs = [gc.matmul(gc.broadcast_to(row * 2, (5, 7)), w),
+                gc.matmul(gc.broadcast_to(gc.exp(col), (5, 7)), w),
+                gc.matmul(w, gc.broadcast_to(gc.exp(s), (9, 3)))]
+        program = Program(outs)
+    gather_copies([st.kernels for st in program.steps if isinstance(st, NativeStep)],
+                  program.slots)
+    return program, (row, col, s, w)
+
+
+@pytest.mark.skipif(nvcc.find() is None, reason="nvcc is not on the PATH")
+def test_operands_constant_along_a_side_compile_without_warnings_and_run():
+    """Such an operand's value reads no index on that side: the CUDA C binds only the index
+    it reads (nvcc refuses an unread one), and the products still give the reference's."""
+    program, (row, col, s, w) = _broadcast_operands()
+    assert _gathered(program)
+    source = "\n\n".join([PRELUDE] + [render_kernel(k) for k in program.kernels])
+    for arch in ("sm_80", "sm_90"):
+        nvcc.compile_source(source, arch)
+    rng = np.random.default_rng(3)
+    feed = {row: rng.uniform(-1, 1, 7).astype(np.float32),
+            col: rng.uniform(-1, 1, (5, 1)).astype(np.float32),
+            s: np.float32(-0.5), w: rng.uniform(-1, 1, (7, 9)).astype(np.float32)}
+    _compare(program, feed, interpret.run_kernel, 1e-5)
+    if missing_toolchain() is None:
+        _compare(program, feed, compile_for_host(program.kernels).run, 1e-5)
