@@ -10,7 +10,7 @@ import numpy as np
 import graphc as gc
 from _common import arguments, check_close, guarded, interleaved, peer_details, peer_figures, result
 
-TARGET_US = 2
+TARGET_US = 1.5
 
 
 def measure(calls, repeats, no_peers):

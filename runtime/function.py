@@ -55,7 +55,9 @@ class Function:
             if results is None:
                 arrays = [check_feed(t, v) for t, v in zip(self.inputs, args)]
                 results = self.session.execute(self._exe, arrays)
-            return rebuild_fetches(self._structure, results)
+            structure = self._structure
+            return (results[structure] if type(structure) is int  # one tensor: no call
+                    else rebuild_fetches(structure, results))
         by_name = {t.name: t for t in self.inputs}
         unknown = set(kwargs) - set(by_name)
         if unknown:

@@ -99,7 +99,9 @@ class Session:
     def execute_again(self, exe, args):
         """execute() through the executable's shortcut for unchecked arguments that fit its
         last run exactly (see run_again); None where they do not, and nothing has run."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its two method lookups cost a tenth of a small call
+        try:
             done = exe.run_again(args, self._values.get, self._rng)
             if done is None:
                 return None
@@ -107,6 +109,8 @@ class Session:
             if updates:
                 self._values.update(updates)
             return outs
+        finally:
+            lock.release()
 
     def _variable(self, uid):
         for var in self.graph.variables:

@@ -239,3 +239,45 @@ def test_bfloat16_feeds_are_rounded_on_every_call(graph):
     first, second = f(xb), f(xb)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, [1.0, 2.0, -3.0])
+
+
+def test_calls_of_native_kernels_alone_take_the_direct_way(graph):
+    """A program of native calls with fresh outputs runs them straight from run_again: nested
+    fetch structures come back whole, an output the caller keeps is never written over, and
+    a fed array changed in place is read again."""
+    x = gc.placeholder(gc.float32, (None, 5), name="x")
+    y = gc.placeholder(gc.float32, (5,), name="y")
+    f = cpu_function([x, y], {"sum": x + y, "pair": (gc.exp(x), gc.max(x, axis=1))}, graph)
+    xb, yb = uniform(3, 5), uniform(5)
+    kept = []
+    for _ in range(3):
+        out = f(xb, yb)
+        assert f._exe.last_plan.direct is not None
+        kept.append((xb.copy(), out))
+        xb += 0.25
+    for xs, out in kept:  # every call's outputs are its own arrays
+        np.testing.assert_allclose(out["sum"], xs + yb, rtol=1e-6)
+        np.testing.assert_allclose(out["pair"][0], np.exp(xs), rtol=1e-6)
+        np.testing.assert_array_equal(out["pair"][1], xs.max(axis=1))
+    one = cpu_function([x], gc.abs(x), graph)
+    special = np.array([[np.inf, -np.inf, np.nan, -0.0, 2.5]] * 2, np.float32)
+    for _ in range(2):
+        got = one(special)
+        np.testing.assert_array_equal(got, np.abs(special))
+        assert not np.signbit(got[0, 3])
+    assert one(np.zeros((0, 5), np.float32)).shape == (0, 5)
+
+
+def test_a_bad_index_is_diagnosed_on_the_direct_way(graph):
+    """A gather's bad index raises the reference's error on a repeated call too, and the next
+    good call runs."""
+    i = gc.placeholder(gc.int32, (3,), name="i")
+    table = uniform(4, 2)
+    f = cpu_function([i], gc.gather(gc.constant(table), i) * 2.0, graph)
+    good = np.array([0, 3, 1], np.int32)
+    np.testing.assert_allclose(f(good), table[good] * 2)
+    assert f._exe.last_plan.direct is not None
+    for _ in range(2):
+        with pytest.raises(gc.IndexError_, match="4"):
+            f(np.array([0, 4, 1], np.int32))
+    np.testing.assert_allclose(f(good), table[good] * 2)
