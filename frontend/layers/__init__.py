@@ -21,7 +21,8 @@ from .normalization import (BatchNormalization, GroupNormalization, LayerNormali
                             RMSNormalization, UnitNormalization)
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, IntegerLookup,
-                            Normalization, RandomBrightness, RandomContrast, RandomFlip)
+                            Normalization, RandomBrightness, RandomContrast, RandomFlip,
+                            Resizing)
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
@@ -75,7 +76,8 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
            "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
            "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
-           "RandomBrightness", "RandomContrast", "RandomFlip", "GRU", "LSTM", "Bidirectional",
+           "RandomBrightness", "RandomContrast", "RandomFlip", "Resizing", "GRU", "LSTM",
+           "Bidirectional",
            "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
            "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",
            "Convolution2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
