@@ -1,5 +1,5 @@
 """gk.layers: the building blocks of models."""
-from . import depthwise, dot_attention, noise, preprocessing, volumetric
+from . import depthwise, dot_attention, noise, preprocessing, text, volumetric
 from .attention import MultiHeadAttention
 from .base import InputSpec, Layer
 from .conv import Conv2D
@@ -23,6 +23,7 @@ from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, IntegerLookup,
                             Normalization, RandomBrightness, RandomContrast, RandomFlip,
                             Resizing)
+from .text import Hashing, StringLookup, TextVectorization
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
@@ -33,7 +34,7 @@ BUILTIN = {cls.__name__: cls for cls in (
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
-    + preprocessing.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
+    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -76,7 +77,8 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
            "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
            "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
-           "RandomBrightness", "RandomContrast", "RandomFlip", "Resizing", "GRU", "LSTM",
+           "RandomBrightness", "RandomContrast", "RandomFlip", "Resizing", "Hashing", "StringLookup",
+           "TextVectorization", "GRU", "LSTM",
            "Bidirectional",
            "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
            "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",

@@ -83,3 +83,109 @@ def test_ops_image_resize_one_image_and_refusals():
     with pytest.raises(GraphcError):
         gk.ops.image.resize(gk.Input((8, 8, 1)), (3, 3), crop_to_aspect_ratio=True,
                             pad_to_aspect_ratio=True)
+
+
+# the host layers on strings and hash values
+
+def test_hashing_matches_keras_documented_bins():
+    # the outputs printed in Keras's Hashing docstring (FarmHash64, with and without a mask)
+    layer = L.Hashing(num_bins=3)
+    np.testing.assert_array_equal(layer([["A"], ["B"], ["C"], ["D"], ["E"]]),
+                                  [[1], [0], [1], [1], [2]])
+    layer = L.Hashing(num_bins=3, mask_value="")
+    np.testing.assert_array_equal(layer([["A"], ["B"], [""], ["C"], ["D"]]),
+                                  [[1], [1], [0], [2], [2]])
+
+
+def test_hashing_of_numbers_is_the_hash_of_their_decimal_text():
+    ints = rng.integers(-10 ** 12, 10 ** 12, (3, 5)).astype("int64")
+    layer = L.Hashing(num_bins=97)
+    np.testing.assert_array_equal(layer(ints), layer(ints.astype(str)))
+    floats = np.array([1.9, -2.7, -0.0, 0.4], "float32")
+    np.testing.assert_array_equal(layer(floats), layer(np.array(["1", "-2", "0", "0"])))
+    counts = L.Hashing(num_bins=5, output_mode="count")(ints)
+    bins = layer.__class__(num_bins=5)(ints)
+    np.testing.assert_array_equal(counts, [np.bincount(r, minlength=5) for r in bins])
+    assert L.Hashing(num_bins=4)(np.zeros((2, 0), "int64")).shape == (2, 0)
+
+
+def test_fingerprint_lengths_take_every_branch():
+    from graphc.frontend.fingerprint import fingerprint64
+    # every length class gives a 64-bit value; a one-byte change changes it
+    for n in (0, 1, 3, 4, 7, 8, 16, 17, 32, 33, 64, 65, 128, 200):
+        data = bytes(range(n))
+        h = fingerprint64(data)
+        assert 0 <= h < 2 ** 64
+        if n:
+            assert fingerprint64(data[:-1] + bytes([(data[-1] + 1) % 256])) != h
+
+
+def _lookup_reference(tokens, vocab, mask=None, oov_slots=1):
+    start = (mask is not None) + oov_slots
+    table = {t: i + start for i, t in enumerate(vocab)}
+    return np.vectorize(lambda t: 0 if t == mask else table.get(t, int(mask is not None)))(
+        tokens)
+
+
+def test_string_lookup_vocabulary_oov_mask_invert():
+    vocab = ["b", "a", "ü", "dd"]
+    tokens = np.array([["a", "zz", ""], ["dd", "ü", "b"]], dtype=object)
+    layer = L.StringLookup(vocabulary=vocab, mask_token="")
+    ids = layer(tokens)
+    np.testing.assert_array_equal(ids, _lookup_reference(tokens, vocab, mask=""))
+    assert layer.get_vocabulary() == ["", "[UNK]"] + vocab
+    back = L.StringLookup(vocabulary=vocab, mask_token="", invert=True)(ids)
+    np.testing.assert_array_equal(back, [["a", "[UNK]", ""], ["dd", "ü", "b"]])
+    counts = L.StringLookup(vocabulary=vocab, output_mode="count")(tokens)
+    ref = np.stack([np.bincount(r, minlength=5) for r in _lookup_reference(tokens, vocab)])
+    np.testing.assert_array_equal(counts, ref)
+    with pytest.raises(GraphcError):
+        L.StringLookup(vocabulary=vocab, num_oov_indices=0)(tokens)
+    with pytest.raises(GraphcError):
+        L.StringLookup(vocabulary=["a", "a"])
+    with pytest.raises(GraphcError):
+        L.StringLookup(vocabulary=vocab)(gk.Input((3,)))
+
+
+def test_string_lookup_adapt_orders_by_count_then_string_and_idf():
+    docs = np.array([["x", "y", "y"], ["z", "y", "w"], ["x", "q", "q"]], dtype=object)
+    layer = L.StringLookup(output_mode="tf_idf")
+    layer.adapt(docs)
+    # counts: y 3, x 2, q 2, z 1, w 1; ties by decreasing string
+    assert layer.get_vocabulary() == ["[UNK]", "y", "x", "q", "z", "w"]
+    df = np.array([2, 2, 1, 1, 1])
+    idf = np.log(1 + 3 / (1 + df))
+    idf = np.concatenate([[idf.mean()], idf])
+    tf = np.stack([np.bincount(r, minlength=6) for r in layer.lookup(docs)])
+    np.testing.assert_allclose(layer(docs), tf * idf, rtol=1e-6)
+
+
+def _tokens_reference(text):
+    import string
+    kept = "".join(c for c in text.lower() if c not in string.punctuation)
+    return kept.split()
+
+
+def test_text_vectorization_int_against_python_tokenizer():
+    texts = np.array(["Hello, World! hello", "world... of  WORDS", "", "new words here"])
+    layer = L.TextVectorization(output_sequence_length=4)
+    layer.adapt(texts[:2])
+    vocab = layer.get_vocabulary()
+    assert vocab[:2] == ["", "[UNK]"] and vocab[2:4] == ["world", "hello"]
+    ids = layer(texts)
+    for row, text in zip(ids, texts):
+        toks = _tokens_reference(text)[:4]
+        ref = [vocab.index(t) if t in vocab else 1 for t in toks]
+        np.testing.assert_array_equal(row, ref + [0] * (4 - len(ref)))
+    ragged = L.TextVectorization(vocabulary=["of", "words"])(texts)
+    assert ragged.shape == (4, 3)
+
+
+def test_text_vectorization_ngrams_and_multi_hot():
+    layer = L.TextVectorization(ngrams=2, output_mode="multi_hot", vocabulary=[
+        "a b", "b", "a", "c"])
+    out = layer(np.array(["A b a", "c"]))
+    # tokens "a b a" -> a, b, a, "a b", "b a"; index 0 is the OOV one
+    np.testing.assert_array_equal(out, [[1, 1, 1, 1, 0], [0, 0, 0, 0, 1]])
+    with pytest.raises(GraphcError):
+        L.TextVectorization(output_mode="count", output_sequence_length=3)
