@@ -7,7 +7,8 @@ from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, Separa
 from .dot_attention import AdditiveAttention, Attention
 from .einsum_dense import EinsumDense
 from .extra import (LAYERS as _EXTRA, ELU, ActivityRegularization, Average, AveragePooling1D,
-                    Conv1D, Conv2DTranspose, Cropping1D, Cropping2D, Dot, GlobalAveragePooling1D,
+                    Conv1D, Conv1DTranspose, Conv2DTranspose, Cropping1D, Cropping2D, Dot,
+                    GlobalAveragePooling1D,
                     GlobalMaxPooling1D, GlobalMaxPooling2D, Identity, Lambda, LeakyReLU, Maximum,
                     MaxPooling1D, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector,
                     Rescaling, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
@@ -38,6 +39,7 @@ BUILTIN = {cls.__name__: cls for cls in (
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
+Convolution1DTranspose = Conv1DTranspose
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = (MaxPooling1D, MaxPooling2D, AveragePooling1D,
                                               AveragePooling2D)
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
@@ -66,7 +68,8 @@ def deserialize(config, custom_objects=None):
 __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
            "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
-           "AveragePooling1D", "Conv1D", "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dot",
+           "AveragePooling1D", "Conv1D", "Conv1DTranspose", "Conv2DTranspose", "Cropping1D",
+           "Cropping2D", "Dot",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Identity",
            "Lambda", "LeakyReLU", "Maximum", "MaxPooling1D", "Minimum", "Multiply", "Permute",
            "PReLU", "ReLU", "RepeatVector", "Rescaling", "Softmax", "Subtract", "TimeDistributed",
@@ -82,7 +85,7 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "Bidirectional",
            "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
            "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",
-           "Convolution2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "Convolution2DTranspose", "Convolution1DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool3D", "GlobalAvgPool3D", "SeparableConvolution1D",
            "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",
