@@ -49,24 +49,23 @@ def _len0to16(s):
     return K2
 
 
-def _len17to32(s):
+def _ends(s, first_mul):
+    """The mul, a, b, c, d that the 17-32 and 33-64 byte hashes both start from."""
     n = len(s)
     mul = K2 + n * 2
-    a = (_f64(s, 0) * K1) & M64
-    b = _f64(s, 8)
-    c = (_f64(s, n - 8) * mul) & M64
-    d = (_f64(s, n - 16) * K2) & M64
+    return (mul, (_f64(s, 0) * first_mul) & M64, _f64(s, 8), (_f64(s, n - 8) * mul) & M64,
+            (_f64(s, n - 16) * K2) & M64)
+
+
+def _len17to32(s):
+    mul, a, b, c, d = _ends(s, K1)
     return _len16((_rot((a + b) & M64, 43) + _rot(c, 30) + d) & M64,
                   (a + _rot((b + K2) & M64, 18) + c) & M64, mul)
 
 
 def _len33to64(s):
     n = len(s)
-    mul = K2 + n * 2
-    a = (_f64(s, 0) * K2) & M64
-    b = _f64(s, 8)
-    c = (_f64(s, n - 8) * mul) & M64
-    d = (_f64(s, n - 16) * K2) & M64
+    mul, a, b, c, d = _ends(s, K2)
     y = (_rot((a + b) & M64, 43) + _rot(c, 30) + d) & M64
     z = _len16(y, (a + _rot((b + K2) & M64, 18) + c) & M64, mul)
     e = (_f64(s, 16) * mul) & M64
