@@ -251,6 +251,10 @@ CASES = {
         o.image.pad_images(d["img3"][0], 0, 2, 1, 1),
         o.image.extract_patches(d["img"], 2), o.image.extract_patches(d["img"], (2, 3), (1, 2)),
         o.image.extract_patches(d["img"], 3, 2, padding="same")],
+    "image resize": lambda o, d: [
+        o.image.resize(d["img"], (9, 3)), o.image.resize(d["img"], (2, 11), "nearest"),
+        o.image.resize(d["img3"][0], (7, 7)),
+        o.image.resize(d["img"], (4, 4), crop_to_aspect_ratio=True)],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [

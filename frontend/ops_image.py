@@ -1,15 +1,18 @@
 """gk.ops.image: the image ops of keras.ops.image that are simple compositions, on
 channels-last images (batch, height, width, channels) or one image (height, width,
-channels): rgb_to_grayscale, crop_images, pad_images, extract_patches. The resampling ones
-(resize, affine and perspective transforms, map_coordinates, ...) are not here yet."""
+channels): rgb_to_grayscale, crop_images, pad_images, extract_patches, and resize (nearest
+and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
+map_coordinates, ...) are not here yet."""
 import numpy as np
 
 import graphc as gc
 from graphc.errors import GraphcError
 
+from graphc.ops.resize import resize_axis
+
 from . import ops as _o
 
-__all__ = ["rgb_to_grayscale", "crop_images", "pad_images", "extract_patches"]
+__all__ = ["rgb_to_grayscale", "crop_images", "pad_images", "extract_patches", "resize"]
 
 
 def _channels_last(data_format, who):
@@ -87,3 +90,55 @@ def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid"
     out = _o.conv(xb, gc.cast(gc.constant(kernel), xb.dtype), strides, padding,
                   dilation_rate=dilation_rate)
     return gc.squeeze(out, axis=0) if single else out
+
+
+def _aspect_window(h, w, th, tw, pad):
+    """Keras's (rows, cols) of the window with the target's aspect ratio: the largest inside
+    the image (crop) or the smallest around it (pad)."""
+    rows, cols = int(float(w * th) / tw), int(float(h * tw) / th)
+    if pad:
+        return max(h, rows), max(w, cols)
+    return max(min(h, rows), 1), max(min(w, cols), 1)
+
+
+def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspect_ratio=False,
+           pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, data_format=None):
+    """Images resampled to size = (height, width) as Keras 3 (JAX) does: half-pixel centers,
+    "bilinear" blends the two nearest rows/columns (edges clamp), "nearest" takes row
+    floor((i + 0.5) * in / out). crop_to_aspect_ratio first takes the central window of the
+    target's aspect ratio; pad_to_aspect_ratio first pads with fill_value to it. antialias
+    is refused when it would matter (bilinear downsampling)."""
+    _channels_last(data_format, "resize")
+    if interpolation not in ("bilinear", "nearest"):
+        raise GraphcError(f"gk.ops.image.resize supports interpolation 'bilinear' and "
+                          f"'nearest', got {interpolation!r}")
+    if fill_mode != "constant":
+        raise GraphcError(f"gk.ops.image.resize: only fill_mode='constant', got {fill_mode!r}")
+    if crop_to_aspect_ratio and pad_to_aspect_ratio:
+        raise GraphcError("only one of crop_to_aspect_ratio and pad_to_aspect_ratio can be True")
+    th, tw = (int(s) for s in size)
+    x = _o._t(images)
+    if x.ndim not in (3, 4):
+        raise GraphcError(f"gk.ops.image.resize takes rank 3 or 4 images, got shape {x.shape}")
+    h, w = _hw(x)
+    if antialias and interpolation == "bilinear" and (th < h or tw < w):
+        raise GraphcError("gk.ops.image.resize: antialias=True when downsampling is not "
+                          "supported")
+    if crop_to_aspect_ratio or pad_to_aspect_ratio:
+        rows, cols = _aspect_window(h, w, th, tw, pad_to_aspect_ratio)
+        top, left = abs(h - rows) // 2, abs(w - cols) // 2
+        if crop_to_aspect_ratio:
+            x = x[..., top:top + rows, left:left + cols, :]
+        elif top or left:
+            # Keras pads one pair of sides only, the taller or the wider
+            pads = [(0, 0)] * (x.ndim - 3) + [(top, top), (0, 0) if top else (left, left),
+                                              (0, 0)]
+            x = gc.pad(x, pads, constant_values=fill_value)
+    if not x.dtype.is_float and interpolation != "nearest":
+        x = gc.cast(x, gc.float32)
+    mode, coords = ("nearest", "tf_half_pixel_for_nn") if interpolation == "nearest" else \
+        ("linear", "half_pixel")
+    for axis, out in ((x.ndim - 3, th), (x.ndim - 2, tw)):
+        if x.shape[axis] != out:
+            x = resize_axis(x, axis, out, mode, coords, nearest="floor")
+    return x

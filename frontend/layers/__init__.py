@@ -1,5 +1,5 @@
 """gk.layers: the building blocks of models."""
-from . import depthwise, dot_attention, noise, preprocessing, volumetric
+from . import depthwise, dot_attention, noise, preprocessing, text, volumetric
 from .attention import MultiHeadAttention
 from .base import InputSpec, Layer
 from .conv import Conv2D
@@ -7,7 +7,8 @@ from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, Separa
 from .dot_attention import AdditiveAttention, Attention
 from .einsum_dense import EinsumDense
 from .extra import (LAYERS as _EXTRA, ELU, ActivityRegularization, Average, AveragePooling1D,
-                    Conv1D, Conv2DTranspose, Cropping1D, Cropping2D, Dot, GlobalAveragePooling1D,
+                    Conv1D, Conv1DTranspose, Conv2DTranspose, Cropping1D, Cropping2D, Dot,
+                    GlobalAveragePooling1D,
                     GlobalMaxPooling1D, GlobalMaxPooling2D, Identity, Lambda, LeakyReLU, Maximum,
                     MaxPooling1D, Minimum, Multiply, Permute, PReLU, ReLU, RepeatVector,
                     Rescaling, Softmax, Subtract, TimeDistributed, UpSampling1D, UpSampling2D,
@@ -21,7 +22,9 @@ from .normalization import (BatchNormalization, GroupNormalization, LayerNormali
                             RMSNormalization, UnitNormalization)
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, IntegerLookup,
-                            Normalization, RandomBrightness, RandomContrast, RandomFlip)
+                            Normalization, RandomBrightness, RandomContrast, RandomFlip,
+                            Resizing)
+from .text import Hashing, StringLookup, TextVectorization
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
@@ -32,10 +35,11 @@ BUILTIN = {cls.__name__: cls for cls in (
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
-    + preprocessing.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
+    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
+Convolution1DTranspose = Conv1DTranspose
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = (MaxPooling1D, MaxPooling2D, AveragePooling1D,
                                               AveragePooling2D)
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
@@ -64,7 +68,8 @@ def deserialize(config, custom_objects=None):
 __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
            "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
-           "AveragePooling1D", "Conv1D", "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dot",
+           "AveragePooling1D", "Conv1D", "Conv1DTranspose", "Conv2DTranspose", "Cropping1D",
+           "Cropping2D", "Dot",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Identity",
            "Lambda", "LeakyReLU", "Maximum", "MaxPooling1D", "Minimum", "Multiply", "Permute",
            "PReLU", "ReLU", "RepeatVector", "Rescaling", "Softmax", "Subtract", "TimeDistributed",
@@ -75,10 +80,12 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
            "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
            "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
-           "RandomBrightness", "RandomContrast", "RandomFlip", "GRU", "LSTM", "Bidirectional",
+           "RandomBrightness", "RandomContrast", "RandomFlip", "Resizing", "Hashing", "StringLookup",
+           "TextVectorization", "GRU", "LSTM",
+           "Bidirectional",
            "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
            "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",
-           "Convolution2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "Convolution2DTranspose", "Convolution1DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool3D", "GlobalAvgPool3D", "SeparableConvolution1D",
            "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",

@@ -1,4 +1,4 @@
-"""Conv2D on NHWC inputs with HWIO kernels."""
+"""Conv2D on NHWC inputs with HWIO kernels, grouped convolutions among them."""
 import graphc as gc
 from graphc.errors import GraphcError
 
@@ -19,9 +19,42 @@ def padding_mode(value):
     return str(value).lower()
 
 
+def grouped_conv2d(x, kernel, groups, strides, padding, dilations):
+    """conv2d of NHWC x by a (kh, kw, channels // groups, filters) kernel in `groups` groups:
+    group g's channels meet filters g * filters/groups onwards only (Keras's feature
+    groups); graphc's conv2d has no groups, so each group is a convolution of its own and
+    the outputs are concatenated."""
+    if groups == 1:
+        return gc.nn.conv2d(x, kernel, strides=strides, padding=padding.upper(),
+                            dilations=dilations)
+    cin, fout = kernel.shape[2], kernel.shape[3] // groups
+    return gc.concat([gc.nn.conv2d(x[..., g * cin:(g + 1) * cin],
+                                   kernel[..., g * fout:(g + 1) * fout], strides=strides,
+                                   padding=padding.upper(), dilations=dilations)
+                      for g in range(groups)], axis=-1)
+
+
+def check_groups(layer, channels):
+    """The kernel's input channels, channels // groups, after checking both divide evenly."""
+    if channels % layer.groups or layer.filters % layer.groups:
+        raise GraphcError(f"{type(layer).__name__} '{layer.name}': groups={layer.groups} must "
+                          f"divide both the input channels ({channels}) and filters "
+                          f"({layer.filters})")
+    return channels // layer.groups
+
+
+def positive_groups(groups):
+    if not isinstance(groups, int) or groups < 1:
+        raise GraphcError(f"groups must be a positive int, got {groups!r}")
+    return groups
+
+
 class Conv2D(Layer):
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
-                 activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+    """2-D convolution: (batch, h, w, channels) -> (batch, h', w', filters); kernel (kh, kw,
+    channels // groups, filters)."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
@@ -30,6 +63,9 @@ class Conv2D(Layer):
         self.strides = pair(strides, "strides")
         self.padding = padding_mode(padding)
         self.dilation_rate = pair(dilation_rate, "dilation_rate")
+        self.groups = positive_groups(groups)
+        if data_format not in (None, "channels_last"):
+            raise GraphcError(f"Conv2D takes channels_last inputs, got {data_format!r}")
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
                            bias_constraint)
@@ -38,8 +74,8 @@ class Conv2D(Layer):
         if len(input_shape) != 4 or input_shape[-1] is None:
             raise GraphcError(f"Conv2D '{self.name}' expects inputs (batch, height, width, "
                               f"channels) with known channels, got {input_shape}")
-        self.kernel = self.add_weight("kernel", self.kernel_size + (input_shape[-1],
-                                                                    self.filters),
+        self.kernel = self.add_weight("kernel", self.kernel_size + (
+                                          check_groups(self, input_shape[-1]), self.filters),
                                       self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
@@ -48,8 +84,8 @@ class Conv2D(Layer):
                                     constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
-        out = gc.nn.conv2d(inputs, self.kernel, strides=self.strides,
-                           padding=self.padding.upper(), dilations=self.dilation_rate)
+        out = grouped_conv2d(inputs, self.kernel, self.groups, self.strides, self.padding,
+                             self.dilation_rate)
         if self.bias is not None:
             out = out + self.bias
         return self.activation(out)
@@ -58,4 +94,4 @@ class Conv2D(Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "dilation_rate": list(self.dilation_rate),
-                **weight_options_config(self)}
+                "groups": self.groups, **weight_options_config(self)}

@@ -17,7 +17,7 @@ from graphc.errors import CheckpointError, GraphcError
 
 from .. import initializers, regularizers
 from .base import Layer, set_weight_options, static_shape, weight_options_config
-from .conv import pair
+from .conv import check_groups, grouped_conv2d, pair, positive_groups
 from .merge import _several
 
 
@@ -59,9 +59,7 @@ class Conv1D(Layer):
                                                                                 "dilation_rate")
         self.padding = _padding(padding, ("valid", "same", "causal"))
         self.data_format = _channels_last(self, data_format)
-        if groups != 1:
-            raise GraphcError("Conv1D(groups > 1) is not supported yet")
-        self.groups = 1
+        self.groups = positive_groups(groups)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
                            bias_constraint)
@@ -70,7 +68,8 @@ class Conv1D(Layer):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise GraphcError(f"Conv1D '{self.name}' expects (batch, steps, channels) with "
                               f"known channels, got {input_shape}")
-        self.kernel = self.add_weight("kernel", (self.kernel_size, input_shape[-1],
+        self.kernel = self.add_weight("kernel", (self.kernel_size,
+                                                 check_groups(self, input_shape[-1]),
                                                  self.filters), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
@@ -84,9 +83,8 @@ class Conv1D(Layer):
             inputs = gc.pad(inputs, [(0, 0), ((self.kernel_size - 1) * self.dilation_rate, 0),
                                      (0, 0)])
             padding = "valid"
-        out = gc.nn.conv2d(gc.expand_dims(inputs, 1), gc.expand_dims(self.kernel, 0),
-                           strides=(1, self.strides), padding=padding.upper(),
-                           dilations=(1, self.dilation_rate))
+        out = grouped_conv2d(gc.expand_dims(inputs, 1), gc.expand_dims(self.kernel, 0),
+                             self.groups, (1, self.strides), padding, (1, self.dilation_rate))
         out = gc.squeeze(out, axis=1)
         if self.bias is not None:
             out = out + self.bias
@@ -96,7 +94,7 @@ class Conv1D(Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,
                 "padding": self.padding, "dilation_rate": self.dilation_rate,
-                **weight_options_config(self)}
+                "groups": self.groups, **weight_options_config(self)}
 
 
 def conv2d_transpose(inputs, kernel, strides, padding, who="conv_transpose"):
@@ -119,6 +117,7 @@ class Conv2DTranspose(Layer):
     """The transposed 2-D convolution: (batch, h, w, c) -> (batch, h', w', filters) with
     h' = h * stride ("same") or (h - 1) * stride + kernel ("valid"); kernel (kh, kw, filters,
     c), as in Keras; computed as conv2d_backprop_input."""
+    rank = 2  # spatial axes; Conv1DTranspose runs as this over a unit height
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
@@ -127,22 +126,26 @@ class Conv2DTranspose(Layer):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.kernel_size, self.strides = pair(kernel_size, "kernel_size"), pair(strides,
-                                                                                "strides")
-        self.dilation_rate = pair(dilation_rate, "dilation_rate")
-        if self.dilation_rate != (1, 1) or output_padding is not None:
-            raise GraphcError("Conv2DTranspose: dilation_rate and output_padding are not "
-                              "supported yet")
+        self.kernel_size, self.strides = self._sizes(kernel_size, "kernel_size"), \
+            self._sizes(strides, "strides")
+        self.dilation_rate = self._sizes(dilation_rate, "dilation_rate")
+        if set(self.dilation_rate) != {1} or output_padding is not None:
+            raise GraphcError(f"{type(self).__name__}: dilation_rate and output_padding are "
+                              "not supported yet")
         self.padding = _padding(padding)
         self.data_format = _channels_last(self, data_format)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
                            bias_constraint)
 
+    def _sizes(self, value, what):
+        return pair(value, what)
+
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise GraphcError(f"Conv2DTranspose '{self.name}' expects (batch, h, w, channels) "
-                              f"with known channels, got {input_shape}")
+        if len(input_shape) != self.rank + 2 or input_shape[-1] is None:
+            raise GraphcError(f"{type(self).__name__} '{self.name}' expects (batch, "
+                              f"{self.rank} spatial axes, channels) with known channels, got "
+                              f"{input_shape}")
         self.kernel = self.add_weight("kernel", self.kernel_size + (self.filters,
                                                                     input_shape[-1]),
                                       self.kernel_initializer,
@@ -153,8 +156,7 @@ class Conv2DTranspose(Layer):
                                     constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
-        out = conv2d_transpose(inputs, self.kernel, self.strides, self.padding,
-                               f"Conv2DTranspose '{self.name}'")
+        out = self._transposed(inputs)
         if self.bias is not None:
             out = out + self.bias
         return self.activation(out)
@@ -163,6 +165,30 @@ class Conv2DTranspose(Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, **weight_options_config(self)}
+
+    def _transposed(self, inputs):
+        return conv2d_transpose(inputs, self.kernel, self.strides, self.padding,
+                                f"Conv2DTranspose '{self.name}'")
+
+
+class Conv1DTranspose(Conv2DTranspose):
+    """The transposed 1-D convolution: (batch, steps, c) -> (batch, steps', filters), kernel
+    (k, filters, c) as in Keras; Conv2DTranspose over a unit height."""
+    rank = 1
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=1, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, output_padding, data_format,
+                         dilation_rate, **kwargs)
+
+    def _sizes(self, value, what):
+        return (_single(value, what),)
+
+    def _transposed(self, inputs):
+        out = conv2d_transpose(gc.expand_dims(inputs, 1), gc.expand_dims(self.kernel, 0),
+                               (1,) + self.strides, self.padding,
+                               f"Conv1DTranspose '{self.name}'")
+        return gc.squeeze(out, axis=1)
 
 
 # ---- pooling and resampling --------------------------------------------------------------------
@@ -706,7 +732,7 @@ def _functional_merge(cls):
     return merge
 
 
-LAYERS = (Conv1D, Conv2DTranspose, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D,
+LAYERS = (Conv1D, Conv2DTranspose, Conv1DTranspose, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D,
           GlobalMaxPooling2D, GlobalAveragePooling1D, UpSampling1D, UpSampling2D, ZeroPadding1D,
           ZeroPadding2D, Cropping1D, Cropping2D, ReLU, LeakyReLU, ELU, PReLU, Softmax, Rescaling,
           Identity, Lambda, TimeDistributed, Permute, RepeatVector, ActivityRegularization,

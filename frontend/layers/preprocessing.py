@@ -1,5 +1,5 @@
 """Preprocessing layers on numbers and images: Normalization (with adapt), Discretization,
-CategoryEncoding, IntegerLookup, CenterCrop, and the random augmentations RandomFlip,
+CategoryEncoding, IntegerLookup, CenterCrop, Resizing, and the random augmentations RandomFlip,
 RandomContrast and RandomBrightness (active in training only, seeded; the identity at
 inference, as in Keras)."""
 import numpy as np
@@ -8,7 +8,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ops.state import random_uniform_like
 
-from .. import backend, initializers
+from .. import backend, initializers, ops_image
 from .base import Layer
 
 
@@ -252,6 +252,29 @@ class CenterCrop(Layer):
         return {**super().get_config(), "height": self.height, "width": self.width}
 
 
+class Resizing(Layer):
+    """Images (channels last) resampled to height x width by gk.ops.image.resize, with
+    Keras's arguments and defaults; the output is float."""
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
+                 antialias=False, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+        self.options = dict(interpolation=interpolation, antialias=antialias,
+                            crop_to_aspect_ratio=crop_to_aspect_ratio,
+                            pad_to_aspect_ratio=pad_to_aspect_ratio, fill_mode=fill_mode,
+                            fill_value=fill_value, data_format=data_format)
+
+    def call(self, inputs):
+        x = inputs if inputs.dtype.is_float else gc.cast(inputs, gc.float32)
+        return ops_image.resize(x, (self.height, self.width), **self.options)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width,
+                **self.options}
+
+
 class _Augmentation(Layer):
     """A random image transformation drawn per image while training; the identity (cast to
     float) at inference."""
@@ -343,5 +366,5 @@ class RandomBrightness(_Augmentation):
                 "value_range": list(self.value_range)}
 
 
-LAYERS = (Normalization, Discretization, CategoryEncoding, IntegerLookup, CenterCrop,
+LAYERS = (Normalization, Discretization, CategoryEncoding, IntegerLookup, CenterCrop, Resizing,
           RandomFlip, RandomContrast, RandomBrightness)

@@ -15,6 +15,7 @@ from ..ops import indexing as I
 from ..ops import reductions as R
 from ..ops import shape as S
 from ..ops.linalg import matmul
+from ..ops.resize import nearest_index, resize_axis, source_coords
 from ..ops.sources import constant
 from . import shapes
 from .proto import gc_dtype
@@ -1236,38 +1237,6 @@ def _attention(node):
     return outs[:node.n_outputs]
 
 
-def _source_coords(mode, out, size, scale):
-    x = np.arange(out, dtype=np.float64)
-    if mode == "half_pixel":
-        return (x + 0.5) / scale - 0.5
-    if mode == "pytorch_half_pixel":
-        return (x + 0.5) / scale - 0.5 if out > 1 else np.zeros(out)
-    if mode == "align_corners":
-        return np.zeros(out) if out == 1 else x * (size - 1) / (out - 1)
-    if mode == "asymmetric":
-        return x / scale
-    if mode == "half_pixel_symmetric":
-        adjustment = out / (scale * size)
-        center = size / 2
-        return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
-    return None
-
-
-def _nearest(coords, rule):
-    frac = coords - np.floor(coords)
-    if rule == "round_prefer_floor":
-        idx = np.where(frac == 0.5, np.floor(coords), np.round(coords))
-    elif rule == "round_prefer_ceil":
-        idx = np.where(frac == 0.5, np.ceil(coords), np.round(coords))
-    elif rule == "floor":
-        idx = np.floor(coords)
-    elif rule == "ceil":
-        idx = np.ceil(coords)
-    else:
-        return None
-    return idx
-
-
 @converter("Resize", "Upsample", attrs=("mode", "coordinate_transformation_mode",
                                         "nearest_mode", "cubic_coeff_a", "exclude_outside",
                                         "extrapolation_value", "antialias", "axes",
@@ -1304,26 +1273,11 @@ def _resize(node):
             out = int(np.floor(size * scale))
         if out == size and scale == 1.0:
             continue
-        coords = _source_coords(coord, out, size, scale)
-        if coords is None:
+        if source_coords(coord, out, size, scale) is None:
             raise node.unsupported(f"coordinate_transformation_mode {coord!r}")
-        if mode == "nearest":
-            idx = _nearest(coords, rule)
-            if idx is None:
-                raise node.unsupported(f"nearest_mode {rule!r}")
-            idx = np.clip(idx, 0, size - 1).astype(np.int64)
-            y = S.gather(y, constant(idx, dtype=dtypes.int64), a)
-        else:
-            c = np.clip(coords, 0, size - 1)
-            i0 = np.floor(c).astype(np.int64)
-            i1 = np.minimum(i0 + 1, size - 1)
-            w = (c - i0).astype(x.dtype.np)
-            shape = [1] * x.rank
-            shape[a] = out
-            w = constant(w.reshape(shape), dtype=x.dtype)
-            y0 = S.gather(y, constant(i0, dtype=dtypes.int64), a)
-            y1 = S.gather(y, constant(i1, dtype=dtypes.int64), a)
-            y = y0 + (y1 - y0) * w
+        if mode == "nearest" and nearest_index(np.zeros(1), rule) is None:
+            raise node.unsupported(f"nearest_mode {rule!r}")
+        y = resize_axis(y, a, out, mode, coord, rule, scale)
     return y
 
 

@@ -1,5 +1,5 @@
 """graphc.frontend agrees with Keras 3 (benchmarks/keras_layer_parity.py,
-keras_breadth_parity.py and keras_ops_parity.py): run where a Keras is at hand, in
+keras_breadth_parity.py, keras_ops_parity.py and keras_text_parity.py): run where a Keras is at hand, in
 GRAPHC_PEER_PYTHON (a separate venv with keras and jax) or in this interpreter; skipped
 otherwise, since Keras is never a graphc dependency."""
 import importlib.util
@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
                     reason="no Keras: set GRAPHC_PEER_PYTHON to a Python with keras and jax")
 @pytest.mark.parametrize("script,cases", [
     ("keras_layer_parity.py", 36),  # recurrent and attention layers, masks
-    ("keras_breadth_parity.py", 110),  # the other layers, optimizers, losses and metrics
-    ("keras_ops_parity.py", 179),  # gk.ops and gk.activations against keras.ops
+    ("keras_breadth_parity.py", 119),  # the other layers, optimizers, losses and metrics
+    ("keras_ops_parity.py", 180),  # gk.ops and gk.activations against keras.ops
+    ("keras_text_parity.py", 25),  # Hashing, StringLookup, TextVectorization (host)
 ])
 def test_frontend_matches_keras(script, cases):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script)],
