@@ -184,8 +184,12 @@ class NativeExecutable(Executable):
         """A step as memory_plan.Lifetimes takes it."""
         if isinstance(step, NativeStep):
             return ("native", step.access)
+        # every output with a buffer, not only those read for their data: a loop writes its
+        # stacked values into a buffer that a later host step reads only for its shape
+        buffers = self.slots.buffers
         return ("host", self.program.slots_read(step.group),
-                [self.slots.buffer(t) for t in step.group.outputs])
+                [buffers[n.id, i] for n in step.group.nodes for i in range(len(n.outputs))
+                 if (n.id, i) in buffers])
 
     def _check_fed(self):
         if self.unfed:

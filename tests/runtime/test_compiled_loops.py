@@ -223,3 +223,54 @@ def test_kernels_dump_shows_body_kernels_under_their_loop(graph):
     lines = f.dump(stage="kernels").splitlines()
     at = next(i for i, s in enumerate(lines) if s.startswith("# body 'scan' of loop"))
     assert lines[at + 1].startswith("  kernel k0") and "tanh" in lines[at + 1]
+
+
+SHAPE_LENGTHS = (0, 1, 7, 100)
+
+
+def test_a_stacked_output_read_only_for_its_shape_is_planned_from_the_loop_on(graph):
+    # resize_rows (a host step) reads ys only for its shape, so ys has a buffer that no
+    # kernel fills; the loop still writes every step into it, and the memory plan must not
+    # let a buffer the loop reads (the computed sequence, dead after the loop) share it
+    x = gc.placeholder(gc.float32, (None, 3), name="x")
+    z = gc.placeholder(gc.float32, (None, 3), name="z")
+    seq = x * 2.0 + 1.0
+    (acc, ys), _ = gc.scan(lambda r, a: (a + r, gc.concat([r * 3.0, a], axis=0)), sequences=seq,
+                           outputs_info=[gc.constant(np.zeros(3, np.float32)), None])
+    rows = graphc.ops.control_flow.resize_rows(z * 1.0, ys)
+    for n in SHAPE_LENGTHS:
+        got = run([rows, acc], {x: fresh(n, 3).astype(np.float32),
+                                z: fresh(4, 3).astype(np.float32)})
+        assert got[0].shape == (n, 3)
+
+
+@pytest.mark.parametrize("length", ["sequence", "n_steps"])
+def test_stacked_outputs_used_only_through_their_size(graph, length):
+    x = gc.placeholder(gc.float32, (None, 3), name="x")
+    n = gc.placeholder(gc.int32, (), name="n")
+    zero = gc.constant(np.zeros(3, np.float32))
+    if length == "sequence":
+        (acc, ys), _ = gc.scan(lambda r, a: (a + r, r * 2.0 + a), sequences=x,
+                               outputs_info=[zero, None])
+    else:
+        (acc, ys), _ = gc.scan(lambda a: (a * 0.5 + 1.0, a * 2.0), outputs_info=[zero, None],
+                               n_steps=n)
+    steps = graphc.ops.reductions.reduced_size(ys, (0,))
+    fetches = [gc.sum(acc) / gc.maximum(steps, 1.0), gc.sum(gc.ones_like(ys)),
+               gc.reshape_like(x * 5.0, ys) if length == "sequence" else steps, x * 3.0 + 1.0]
+    for size in SHAPE_LENGTHS:
+        run(fetches, {x: fresh(size, 3).astype(np.float32), n: np.int32(size)})
+
+
+@pytest.mark.parametrize("maximum_iterations", [None, 4])
+def test_while_loop_whose_condition_is_a_captured_boolean(graph, maximum_iterations):
+    go = gc.placeholder(gc.bool_, (), name="go")
+    v0 = gc.placeholder(gc.float64, (None,), name="v0")
+    i, v = gc.while_loop(lambda *_: go, lambda i, v: (i + 1, v * 0.5 + 1.0),
+                         (gc.constant(0), v0), maximum_iterations=maximum_iterations)
+    computed = gc.while_loop(lambda *_: gc.sum(v0) > 1e9, lambda i, v: (i + 1, v * 2.0),
+                             (gc.constant(0), v0), maximum_iterations=maximum_iterations)
+    fetches = [i, v, *gc.grad(gc.sum(v * v), [v0]), *computed]
+    for value in ((False, True) if maximum_iterations else (False,)):
+        for size in (0, 1, 5):
+            run(fetches, {go: value, v0: fresh(size)})
