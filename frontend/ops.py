@@ -136,6 +136,17 @@ less, less_equal = _binary(gc.less), _binary(gc.less_equal)
 logical_and, logical_or = _binary(gc.logical_and), _binary(gc.logical_or)
 logical_xor = _binary(gc.logical_xor)
 floor_divide, mod = _binary(gc.floordiv), _binary(gc.mod)
+bitwise_and, bitwise_or = _binary(gc.bitwise_and), _binary(gc.bitwise_or)
+bitwise_xor = _binary(gc.bitwise_xor)
+left_shift = bitwise_left_shift = _binary(gc.left_shift)
+right_shift = bitwise_right_shift = _binary(gc.right_shift)
+
+
+def bitwise_invert(x):
+    return gc.invert(_t(x))
+
+
+bitwise_not = bitwise_invert
 
 
 def divide_no_nan(x1, x2):

@@ -21,11 +21,13 @@ INFIX = {
     "mul": ("*", 80), "div": ("/", 80), "floordiv": ("//", 80), "mod": ("%", 80),
     "matmul": ("@", 80),
     "add": ("+", 70), "sub": ("-", 70),
+    "left_shift": ("<<", 60), "right_shift": (">>", 60),
     "logical_and": ("&", 55), "logical_xor": ("^", 50), "logical_or": ("|", 45),
+    "bitwise_and": ("&", 55), "bitwise_xor": ("^", 50), "bitwise_or": ("|", 45),
     "less": ("<", 40), "less_equal": ("<=", 40), "greater": (">", 40),
     "greater_equal": (">=", 40), "equal": ("==", 40), "not_equal": ("!=", 40),
 }
-PREFIX = {"neg": "-", "logical_not": "~"}
+PREFIX = {"neg": "-", "logical_not": "~", "invert": "~"}
 UNARY = 90  # the precedence of a prefix op, and of a negative number
 ATOM = 100
 COMPARISON = 40  # comparisons do not chain: both operands get parentheses at this level

@@ -86,6 +86,9 @@ SCALAR = {
     "less_equal": np.less_equal, "greater": np.greater, "greater_equal": np.greater_equal,
     "logical_and": np.logical_and, "logical_or": np.logical_or,
     "logical_xor": np.logical_xor, "where": np.where,
+    "invert": np.invert, "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
+    "bitwise_xor": np.bitwise_xor, "left_shift": np.left_shift, "right_shift": np.right_shift,
+    "shl": np.left_shift, "shr": np.right_shift,
 }
 assert set(SCALAR) | {"check_index", "cast"} == set(ir.ARITY)  # cast: dtypes.cast
 
@@ -109,7 +112,9 @@ SIGNATURES = {
 }
 SIGNATURE_OF = {
     **dict.fromkeys(("neg", "abs", "sign", "square", "relu", "add", "sub", "mul", "floordiv",
-                     "mod", "pow", "maximum", "minimum"), "same"),
+                     "mod", "pow", "maximum", "minimum", "invert", "bitwise_and", "bitwise_or",
+                     "bitwise_xor"), "same"),
+    **dict.fromkeys(("left_shift", "right_shift", "shl", "shr"), "int"),
     **dict.fromkeys(("exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
                      "sigmoid", "softplus", "erf", "floor", "div", "fmod"), "float"),
     **dict.fromkeys(("logical_not", "logical_and", "logical_or", "logical_xor"), "logic"),

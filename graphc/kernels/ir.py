@@ -39,7 +39,8 @@ Semantics (what interpret.py computes and the code generators match):
   one dtype and give bool, isnan/isfinite give bool, `where` takes a bool condition, `cast`
   takes any dtype and round_bfloat16 takes float32 or bfloat16. exp ... floor, erf, softplus,
   sigmoid, div and fmod take floats only (integer division is floordiv, or truncdiv); truncdiv
-  takes ints only; logical ops take bool.
+  takes ints only; logical ops take bool; bitwise ops (invert, bitwise_and/or/xor) take ints or
+  bool, shifts ints only.
 - bfloat16 values are held as float32: ops on them compute in float32 and only round_bfloat16
   rounds (to nearest, ties to even, as graphc.ir.dtypes.round_bfloat16); a bfloat16 Const is
   rounded. float16 ops round to float16 after every op.
@@ -53,6 +54,10 @@ Semantics (what interpret.py computes and the code generators match):
   compound ops (floordiv, mod, integer pow, sign, ...) reach no code generator: legalize.py
   expands them into simple ones at the end of lowering. cast converts as numpy's astype (float
   to int truncates; NaN, inf and out-of-range values give an unspecified int; nonzero is true).
+  left_shift and right_shift are numpy's for every count: a count outside [0, bits) shifts
+  everything out (a right shift of a negative signed value gives -1); shl and shr, their legal
+  forms, take counts in [0, bits) only (the lowering's error otherwise; right shifts of signed
+  values are arithmetic). Bitwise ops on bool are the logical ones.
   maximum/minimum, max/min and sign propagate NaN (sign of -0.0 is 0.0, as numpy's);
   argmax/argmin treat NaN as the extreme.
 - A Reduce over zero iterations gives identity(op, dtype) (argmax/argmin: position 0) without
@@ -75,10 +80,11 @@ INDEX = "int64"
 # Scalar operations: name -> number of operands. The result dtype is the Op's own.
 UNARY = ("neg", "abs", "sign", "square", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin",
          "cos", "tanh", "sigmoid", "softplus", "relu", "erf", "floor", "isnan", "isfinite",
-         "logical_not", "cast", "round_bfloat16")
+         "logical_not", "invert", "cast", "round_bfloat16")
 BINARY = ("add", "sub", "mul", "div", "floordiv", "mod", "pow", "truncdiv", "fmod", "maximum",
           "minimum", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
-          "logical_and", "logical_or", "logical_xor")
+          "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+          "left_shift", "right_shift", "shl", "shr")
 TERNARY = ("where", "check_index")  # check_index(i, n, what): i, or error `what` unless 0 <= i < n
 ARITY = {**dict.fromkeys(UNARY, 1), **dict.fromkeys(BINARY, 2), **dict.fromkeys(TERNARY, 3)}
 COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")

@@ -1,7 +1,7 @@
 """Legalization: the kernel IR's compound scalar ops rewritten into simple ones, for every target.
 
 floordiv and mod (numpy's, for ints and floats), integer pow, sign, integer abs, relu, square,
-rsqrt and isfinite each take several instructions with exact semantics at the edges (ir.py: a
+rsqrt, isfinite and shifts (whose counts may lie outside the type's bits) each take several instructions with exact semantics at the edges (ir.py: a
 zero's sign, NaN, inf, division by 0 or -1, wrapping). They are written here once, as
 expressions of simple ops (comparisons, where, floor, fmod, truncdiv, ...) that every code
 generator translates one to one. The interpreter computes both forms, so tests compare the
@@ -252,12 +252,44 @@ def _isfinite(x):
     return _test("less", _op("abs", x), _c(float("inf"), x))
 
 
+def _in_bits(count):
+    """Whether a shift count lies in [0, bits of its dtype)."""
+    bits = _c(8 * dtypes.BY_NAME[count.dtype].np.itemsize, count)
+    below = _test("less", count, bits)
+    return below if _is_unsigned(count) else _and(_test("greater_equal", count, _c(0, count)),
+                                                  below)
+
+
+def _left_shift(a, count):
+    """numpy's: a count outside [0, bits) shifts every bit out."""
+    fits = _in_bits(count)
+    return _where(fits, _op("shl", a, _where(fits, count, _c(0, count))), _c(0, a))
+
+
+def _right_shift(a, count):
+    """numpy's: a count outside [0, bits) leaves only copies of the sign bit (arithmetic shift
+    by bits - 1 for signed values, 0 for unsigned ones)."""
+    fits = _in_bits(count)
+    if _is_unsigned(a):
+        return _where(fits, _op("shr", a, _where(fits, count, _c(0, count))), _c(0, a))
+    top = _c(8 * dtypes.BY_NAME[a.dtype].np.itemsize - 1, count)
+    return _op("shr", a, _where(fits, count, top))
+
+
+def _on_bool(logical):
+    """A bitwise op on bool as its logical op (C's ~true is not false); None for ints."""
+    return lambda *args: ir.Op(logical, args, "bool") if args[0].dtype == "bool" else None
+
+
 EXPANSIONS = {
     "floordiv": _floordiv, "mod": _mod, "pow": _pow, "sign": _sign, "abs": _abs,
     "relu": lambda x: _op("maximum", x, _c(0, x)),
     "square": lambda x: _op("mul", x, x),
     "rsqrt": lambda x: _op("div", _c(1.0, x), _op("sqrt", x)),
     "isfinite": _isfinite,
+    "left_shift": _left_shift, "right_shift": _right_shift,
+    "invert": _on_bool("logical_not"), "bitwise_and": _on_bool("logical_and"),
+    "bitwise_or": _on_bool("logical_or"), "bitwise_xor": _on_bool("logical_xor"),
 }
 
 

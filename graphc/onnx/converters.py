@@ -53,7 +53,7 @@ def _const_like(value, t):
 _UNARY = {"Abs": E.abs, "Neg": E.neg, "Exp": E.exp, "Log": E.log, "Sqrt": E.sqrt, "Sin": E.sin,
           "Cos": E.cos, "Tanh": E.tanh, "Sigmoid": E.sigmoid, "Relu": E.relu, "Erf": E.erf,
           "Floor": E.floor, "Sign": E.sign, "IsNaN": E.isnan, "Softplus": E.softplus,
-          "Not": E.logical_not}
+          "Not": E.logical_not, "BitwiseNot": E.invert}
 for _op, _fn in _UNARY.items():
     converter(_op)(lambda node, _fn=_fn: _fn(node.inputs[0]))
 
@@ -237,7 +237,8 @@ def _shrink(node):
 _BINARY = {"Add": E.add, "Sub": E.sub, "Mul": E.mul, "Equal": E.equal, "Less": E.less,
            "LessOrEqual": E.less_equal, "Greater": E.greater,
            "GreaterOrEqual": E.greater_equal, "And": E.logical_and, "Or": E.logical_or,
-           "Xor": E.logical_xor}
+           "Xor": E.logical_xor, "BitwiseAnd": E.bitwise_and, "BitwiseOr": E.bitwise_or,
+           "BitwiseXor": E.bitwise_xor}
 
 
 def _binary(fn):
@@ -249,6 +250,16 @@ def _binary(fn):
 
 for _op, _fn in _BINARY.items():
     converter(_op, attrs=("axis", "broadcast"))(_binary(_fn))
+
+
+@converter("BitShift", attrs=("direction",))
+def _bit_shift(node):
+    a, b = node.inputs[:2]
+    shift = {"LEFT": E.left_shift, "RIGHT": E.right_shift}.get(node.attr("direction", None))
+    if shift is None:
+        raise node.unsupported(f"BitShift direction {node.attr('direction', None)!r} "
+                               f"(LEFT or RIGHT)")
+    return shift(a, b)
 
 
 @converter("Div", attrs=("axis", "broadcast"))

@@ -1,4 +1,4 @@
-"""Elementwise ops, declared as tables: unary math, binary arithmetic, comparisons, logic.
+"""Elementwise ops, declared as tables: unary math, binary arithmetic, comparisons, logic, bits.
 
 Each table row holds the op's numpy reference and its gradient side by side. Binary ops
 broadcast as numpy does and promote dtypes by the table in graphc/ir/dtypes.py.
@@ -18,7 +18,7 @@ from .sources import constant
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
-__all__ = ["where", "cast", "clip", "fill_like", "zeros_like", "ones_like"]  # + every table op
+__all__ = ["where", "cast", "clip", "fill_like", "zeros_like", "ones_like", "bitwise_not"]  # + every table op
 
 
 def _np_erf(x):
@@ -48,7 +48,8 @@ def _sigmoid(x):
 
 # ---- unary ------------------------------------------------------------------------------------
 # name: (reference, gradient g -> dx given x, y, accepted kinds, result dtype rule)
-# "float" ops need a floating input; "num" ops take ints too; "pred" ops return bool.
+# "float" ops need a floating input; "num" ops take ints too; "pred" ops return bool;
+# "bits" ops take integers or bools (on bool, invert is logical_not).
 UNARY = {
     "neg": (np.negative, lambda x, y, g: -g, "num"),
     "abs": (np.abs, lambda x, y, g: g * sign(x), "num"),
@@ -76,6 +77,7 @@ UNARY = {
     "isnan": (np.isnan, None, "pred"),
     "isfinite": (np.isfinite, None, "pred"),
     "logical_not": (np.logical_not, None, "bool"),
+    "invert": (np.invert, None, "bits"),
 }
 
 
@@ -88,6 +90,8 @@ def _unary_infer(name, accepts):
             raise DTypeError(f"{name} expects a numeric tensor, got bool")
         if accepts == "bool" and not x.dtype.is_bool:
             raise DTypeError(f"{name} expects a bool tensor, got {x.dtype.name}")
+        if accepts == "bits" and not (x.dtype.is_integer or x.dtype.is_bool):
+            raise DTypeError(f"{name} expects an integer or bool tensor, got {x.dtype.name}")
         out = dtypes.bool_ if accepts in ("pred", "bool") else x.dtype
         return TensorType(out, x.shape)
     return infer
@@ -143,7 +147,9 @@ def _pow_grad_exponent(a, y, g):
 
 # name: (reference, gradient (a, b, y, g) -> (da, db) before unbroadcasting, result kind)
 # result kind: "same" keeps the promoted dtype, "float" makes integer results float32,
-# "pred" returns bool, "logic" takes and returns bool.
+# "pred" returns bool, "logic" takes and returns bool, "bits" takes integers or bools, "int"
+# integers only. Shifts are numpy's also for counts outside [0, bits): a left shift gives 0, a
+# right shift 0, or -1 for a negative signed value.
 BINARY = {
     "add": (np.add, lambda a, b, y, g: (g, g), "same"),
     "sub": (np.subtract, lambda a, b, y, g: (g, -g), "same"),
@@ -168,10 +174,15 @@ BINARY = {
     "logical_and": (np.logical_and, None, "logic"),
     "logical_or": (np.logical_or, None, "logic"),
     "logical_xor": (np.logical_xor, None, "logic"),
+    "bitwise_and": (np.bitwise_and, None, "bits"),
+    "bitwise_or": (np.bitwise_or, None, "bits"),
+    "bitwise_xor": (np.bitwise_xor, None, "bits"),
+    "left_shift": (np.left_shift, None, "int"),
+    "right_shift": (np.right_shift, None, "int"),
 }
 # the binary ops whose operands may swap
 COMMUTATIVE = ("add", "mul", "maximum", "minimum", "equal", "not_equal", "logical_and",
-               "logical_or", "logical_xor")
+               "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor")
 
 
 def _binary_infer(name, result):
@@ -186,6 +197,12 @@ def _binary_infer(name, result):
             return TensorType(dtypes.bool_, shape)
         if result == "pred":
             return TensorType(dtypes.bool_, shape)
+        if result == "bits":
+            if not (a.dtype.is_integer or a.dtype.is_bool):
+                raise DTypeError(f"{name} expects integer or bool tensors, got {a.dtype.name}")
+            return TensorType(a.dtype, shape)
+        if result == "int" and not a.dtype.is_integer:
+            raise DTypeError(f"{name} expects integer tensors, got {a.dtype.name}")
         if a.dtype.is_bool:
             raise DTypeError(f"{name} expects numeric tensors, got bool; cast first")
         return TensorType(a.dtype, shape)
@@ -312,6 +329,9 @@ def zeros_like(x, dtype=None):
 
 def ones_like(x, dtype=None):
     return fill_like(x, 1, dtype)
+
+
+bitwise_not = globals()["invert"]  # numpy's other name for the op the unary loop made
 
 
 def clip(x, lo, hi):

@@ -180,3 +180,20 @@ def test_sort_quantile_and_cumprod_on_odd_sizes():
     np.testing.assert_allclose(q, np.quantile(a, [0.1, 0.75], axis=1), rtol=1e-6)
     np.testing.assert_allclose(cp, np.cumprod(a, axis=1), rtol=1e-5)
     np.testing.assert_allclose(med, np.median(a), rtol=1e-6)
+
+
+def test_bitwise_ops_and_shifts_match_numpy():
+    x = gc.placeholder(gc.int16, (None,))
+    n = gc.placeholder(gc.int16, (None,))
+    v = np.array([-32768, -1, 0, 1, 32767, -300, 77], "int16")
+    k = np.array([0, 15, 16, -1, 3, 40, 1], "int16")
+    o = gk.ops
+    outs = gc.Session().run([o.bitwise_and(x, n), o.bitwise_or(x, 5), o.bitwise_xor(x, n),
+                             o.bitwise_invert(x), o.bitwise_not(x), o.left_shift(x, n),
+                             o.bitwise_left_shift(x, n), o.right_shift(x, n),
+                             o.bitwise_right_shift(x, 2)], {x: v, n: k})
+    refs = [v & k, v | np.int16(5), v ^ k, ~v, ~v, np.left_shift(v, k), np.left_shift(v, k),
+            np.right_shift(v, k), v >> 2]
+    for out, ref in zip(outs, refs):
+        assert out.dtype == np.int16
+        np.testing.assert_array_equal(out, ref)

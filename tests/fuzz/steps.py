@@ -29,7 +29,8 @@ def _call(name, *args):
 
 
 def unary(name, accepts):
-    among = {"float": FLOATS, "num": NUMERIC, "pred": ALL, "bool": (gc.bool_,)}[accepts]
+    among = {"float": FLOATS, "num": NUMERIC, "pred": ALL, "bool": (gc.bool_,),
+             "bits": INTS + (gc.bool_,)}[accepts]
 
     def make(b):
         x = b.operand(among=among)
@@ -81,11 +82,17 @@ OPERATORS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
              "pow": operator.pow, "less": operator.lt, "less_equal": operator.le,
              "greater": operator.gt, "greater_equal": operator.ge, "equal": operator.eq,
              "not_equal": operator.ne, "logical_and": operator.and_,
-             "logical_or": operator.or_, "logical_xor": operator.xor}
+             "logical_or": operator.or_, "logical_xor": operator.xor,
+             "bitwise_and": operator.and_, "bitwise_or": operator.or_,
+             "bitwise_xor": operator.xor, "left_shift": operator.lshift,
+             "right_shift": operator.rshift}
+
+# binary result kind -> the dtypes its operands take
+OPERAND_DTYPES = {"logic": (gc.bool_,), "pred": ALL, "bits": INTS + (gc.bool_,), "int": INTS}
 
 
 def binary(name, result):
-    among = (gc.bool_,) if result == "logic" else ALL if result == "pred" else NUMERIC
+    among = OPERAND_DTYPES.get(result, NUMERIC)
 
     def make(b):
         a = b.operand(among=among)

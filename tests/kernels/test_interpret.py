@@ -89,7 +89,7 @@ def assert_close(got, want, dtype):
 def test_every_scalar_op_has_a_case():
     covered = set(UNARY_CASES) | set(BINARY_CASES) | {"isnan", "isfinite", "logical_not",
                                                       "cast", "round_bfloat16", "where",
-                                                      "check_index"}
+                                                      "check_index", "invert"}
     assert covered == set(ir.ARITY)
 
 
@@ -158,6 +158,15 @@ BINARY_CASES = {
     **{name: (fn, NUMBERS) for name, fn in COMPARISONS.items()},
     **{f"logical_{name}": (fn, ("bool",)) for name, fn in
        (("and", np.logical_and), ("or", np.logical_or), ("xor", np.logical_xor))},
+    # Python's ints are two's complement of unbounded width: &, |, ^ and >> agree with any
+    # width's, and these samples' left shifts never reach the sign bit
+    "bitwise_and": (pairwise(lambda a, b: a & b), ("int32", "int64", "bool")),
+    "bitwise_or": (pairwise(lambda a, b: a | b), ("int32", "int64", "bool")),
+    "bitwise_xor": (pairwise(lambda a, b: a ^ b), ("int32", "int64", "bool")),
+    "left_shift": (pairwise(lambda a, b: a << b if b >= 0 else 0), ("int32", "int64")),
+    "right_shift": (pairwise(lambda a, b: a >> b if b >= 0 else -(a < 0)), ("int32", "int64")),
+    "shl": (pairwise(lambda a, b: a << b), ("int32", "int64")),
+    "shr": (pairwise(lambda a, b: a >> b), ("int32", "int64")),
 }
 
 
@@ -167,7 +176,7 @@ def test_binary(name):
     for dtype in kinds:
         a = sample(dtype)
         divides = name in ("div", "floordiv", "mod", "fmod", "truncdiv")
-        b = sample(dtype, domain="positive" if divides else "any")
+        b = sample(dtype, domain="positive" if divides or name in ("shl", "shr") else "any")
         if name == "truncdiv":
             b = b + 1  # C's division by -1 may trap, and by 0 is undefined
         if divides and name != "div":
@@ -181,6 +190,19 @@ def test_binary(name):
         got = elementwise(name, result, (a, dtype), (b, dtype))
         assert_close(got, expect(a.astype(np.float64) if dtype in FLOATS else a,
                                  b.astype(np.float64) if dtype in FLOATS else b), result)
+
+
+def test_invert_and_shifts_past_the_width():
+    x = np.array([-128, -1, 0, 1, 127, -7], np.int8)
+    np.testing.assert_array_equal(elementwise("invert", "int8", (x, "int8")),
+                                  [127, 0, -1, -2, -128, 6])
+    b = sample("bool")
+    np.testing.assert_array_equal(elementwise("invert", "bool", (b, "bool")), ~b)
+    count = np.array([8, 9, -1, 127, -128, 7], np.int8)
+    np.testing.assert_array_equal(elementwise("left_shift", "int8", (x, "int8"), (count, "int8")),
+                                  [0, 0, 0, 0, 0, -128])
+    np.testing.assert_array_equal(elementwise("right_shift", "int8", (x, "int8"),
+                                              (count, "int8")), [-1, -1, 0, 0, 0, -1])
 
 
 def test_float_pow_and_special_divisions():

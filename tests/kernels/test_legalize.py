@@ -1,6 +1,7 @@
 """Legalization (graphc/kernels/legalize.py): every compound scalar op, expanded into simple ones,
 computes what it replaces, bit for bit, on every dtype's extremes (NaN, +-inf, -0.0, the
-largest and smallest values, integer min and max, division and mod by 0 and -1): in the
+largest and smallest values, integer min and max, division and mod by 0 and -1, shifts by
+every count from negative through the width and beyond): in the
 interpreter against the op it replaces and against numpy, and on every device (device "cpu";
 "cuda" where CUDA code runs: GRAPHC_TEST_CUDA=host runs it through the host emulation) against
 numpy. Lowered kernels hold no compound op, and index arithmetic of known signs keeps no test
@@ -20,9 +21,9 @@ from tests.kernels.helpers import Program
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 INTS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 UNARY = ("sign", "abs", "relu", "square", "rsqrt", "isfinite")
-BINARY = ("floordiv", "mod", "pow")
+BINARY = ("floordiv", "mod", "pow", "left_shift", "right_shift")
 FLOAT_ONLY = ("rsqrt", "isfinite")
-INT_ONLY = ("pow", "abs")  # float pow (the math library's) and abs are simple
+INT_ONLY = ("pow", "abs", "left_shift", "right_shift")  # float pow and abs are simple
 ZERO_SIGN_OPEN = ("relu",)  # maximum's zero of either sign (ir.py leaves it open)
 
 
@@ -31,7 +32,7 @@ def extremes(dtype):
     store = dtypes.BY_NAME[dtype].np
     if dtype in INTS:
         info = np.iinfo(store)
-        values = [0, 1, -1, 2, -2, 3, -3, 7, -7, 31, 63, 64, 100, -100, info.min,
+        values = [0, 1, -1, 2, -2, 3, -3, 7, -7, 8, 15, 16, 31, 32, 63, 64, 100, -100, info.min,
                   info.min + 1, info.max, info.max - 1, info.max // 2, info.max // 2 + 1]
         return np.array([v for v in values if info.min <= v <= info.max], store)
     info = np.finfo(np.float16 if dtype == "float16" else store)
@@ -77,7 +78,8 @@ def numpy_result(name, dtype, args):
             out = {"floordiv": np.floor_divide, "mod": np.mod, "sign": np.sign, "abs": np.abs,
                    "relu": lambda x: np.maximum(x, np.zeros((), x.dtype)),
                    "square": np.square, "rsqrt": lambda x: 1 / np.sqrt(x),
-                   "isfinite": np.isfinite}[name](*wide)
+                   "isfinite": np.isfinite, "left_shift": np.left_shift,
+                   "right_shift": np.right_shift}[name](*wide)
         out = dtypes.to_storage(out, dtypes.BY_NAME[result_dtype(name, dtype)])
     return out
 

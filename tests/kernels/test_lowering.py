@@ -70,7 +70,7 @@ def sample(name, shape, dtype=np.float32):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kind) in UNARY.items()
-                                        if kind != "bool"))
+                                        if kind not in ("bool", "bits")))  # bits: test_bitwise.py
 def test_every_unary_op(name):
     kind = UNARY[name][2]
     op = getattr(gc, name)
@@ -91,8 +91,9 @@ def test_logical_ops():
                         gc.logical_xor(x, y)], a, b)
 
 
+# logic: see test_logical_ops; bits and int (the bitwise ops): tests/ops/test_bitwise.py
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, kind) in BINARY.items()
-                                        if kind != "logic"))  # see test_logical_ops
+                                        if kind not in ("logic", "bits", "int")))
 def test_every_binary_op(name):
     op = getattr(gc, name)
     for dtype in (np.float32, np.int32):

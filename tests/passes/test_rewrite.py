@@ -66,6 +66,9 @@ CASES = [
     canonicalize_case("logical_and", lambda b: gc.logical_and(True, b), (BOOLS,)),
     canonicalize_case("logical_or", lambda b: gc.logical_or(False, b), (BOOLS,)),
     canonicalize_case("logical_xor", lambda b: gc.logical_xor(True, b), (BOOLS,)),
+    canonicalize_case("bitwise_and", lambda k: gc.bitwise_and(6, k), (SMALL_INTS,)),
+    canonicalize_case("bitwise_or", lambda k: gc.bitwise_or(-3, k), (SMALL_INTS,)),
+    canonicalize_case("bitwise_xor", lambda k: gc.bitwise_xor(5, k), (SMALL_INTS,)),
     Case("sub_constant_to_add", lambda x: x - 2.5, {"sub": 0, "add": 1}),
     # algebraic
     Case("add_zero", lambda x: x + 0.0, {"add": 0}),

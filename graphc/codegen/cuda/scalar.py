@@ -41,6 +41,14 @@ template <typename T> GC_INLINE T gc_mul(T a, T b) {
     return (T)((U)a * (U)b);
 }
 template <typename T> GC_INLINE T gc_neg(T a) { return gc_sub((T)0, a); }
+// Shifts by counts in [0, bits) (legalize.py guards them); left shifts through the unsigned
+// type, where C leaves shifting a negative value undefined; right shifts of signed values are
+// arithmetic in nvcc.
+template <typename T> GC_INLINE T gc_shl(T a, T count) {
+    typedef typename gc_unsigned<T>::type U;
+    return (T)((U)a << (int)count);
+}
+template <typename T> GC_INLINE T gc_shr(T a, T count) { return (T)(a >> (int)count); }
 // C's division, in the operands' type (8- and 16-bit operands would give an int)
 template <typename T> GC_INLINE T gc_truncdiv(T a, T b) { return (T)(a / b); }
 // float -> 8- and 16-bit integers: truncated to int, then saturated to T's range
@@ -111,7 +119,9 @@ INT_OPS = {
     "add": "gc_add({0}, {1})", "sub": "gc_sub({0}, {1})", "mul": "gc_mul({0}, {1})",
     "truncdiv": "gc_truncdiv({0}, {1})",
     "maximum": "gc_maximum({0}, {1})", "minimum": "gc_minimum({0}, {1})",
-    "neg": "gc_neg({0})", **COMPARE,
+    "neg": "gc_neg({0})", "invert": "~{0}", "bitwise_and": "{0} & {1}",
+    "bitwise_or": "{0} | {1}", "bitwise_xor": "{0} ^ {1}", "shl": "gc_shl({0}, {1})",
+    "shr": "gc_shr({0}, {1})", **COMPARE,
 }
 BOOL_OPS = {
     "logical_and": "{0} && {1}", "logical_or": "{0} || {1}", "logical_xor": "{0} != {1}",

@@ -99,15 +99,23 @@ INT_OPS = {
     "maximum": lambda k, x, y: extremum(k, "maximum", "int", x, y),
     "minimum": lambda k, x, y: extremum(k, "minimum", "int", x, y),
     "neg": lambda k, x: k.b.sub(ll.Constant(x.type, 0), x, name="neg"),
+    "invert": lambda k, x: k.b.not_(x, name="invert"),
+    "bitwise_and": lambda k, x, y: k.b.and_(x, y, name="and"),
+    "bitwise_or": lambda k, x, y: k.b.or_(x, y, name="or"),
+    "bitwise_xor": lambda k, x, y: k.b.xor(x, y, name="xor"),
+    # counts in [0, bits) only (legalize.py guards them): LLVM makes larger ones poison
+    "shl": lambda k, x, y: k.b.shl(x, y, name="shl"),
+    "shr": lambda k, x, y: k.b.ashr(x, y, name="shr"),
     **{name: (lambda pred, name: lambda k, x, y: k.b.icmp_signed(pred, x, y, name=name))(
         pred, name) for name, pred in INT_COMPARE.items()},
 }
 
 
-# unsigned integers: the same but for division, comparisons and extrema
+# unsigned integers: the same but for division, right shifts, comparisons and extrema
 UINT_OPS = {
     **INT_OPS,
     "truncdiv": lambda k, x, y: k.b.udiv(x, y, name="truncdiv"),
+    "shr": lambda k, x, y: k.b.lshr(x, y, name="shr"),
     "maximum": lambda k, x, y: extremum(k, "maximum", "uint64", x, y),
     "minimum": lambda k, x, y: extremum(k, "minimum", "uint64", x, y),
     **{name: (lambda pred, name: lambda k, x, y: k.b.icmp_unsigned(pred, x, y, name=name))(

@@ -23,8 +23,10 @@ FLOATS = ("float16", "bfloat16", "float32", "float64")
 INTS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 ALL = ("bool",) + INTS + FLOATS
 # the dtypes each kind of op (graphc.ops.elementwise's tables) takes
-UNARY_DTYPES = {"float": FLOATS, "num": INTS + FLOATS, "pred": FLOATS, "bool": ("bool",)}
-BINARY_DTYPES = {"same": INTS + FLOATS, "float": FLOATS, "pred": ALL, "logic": ("bool",)}
+UNARY_DTYPES = {"float": FLOATS, "num": INTS + FLOATS, "pred": FLOATS, "bool": ("bool",),
+                "bits": INTS + ("bool",)}
+BINARY_DTYPES = {"same": INTS + FLOATS, "float": FLOATS, "pred": ALL, "logic": ("bool",),
+                 "bits": INTS + ("bool",), "int": INTS}
 
 
 @dataclass
