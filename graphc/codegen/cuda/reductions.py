@@ -12,7 +12,7 @@ Accumulating stores (scatter-adds) are atomic.
 from ...kernels import ir
 from .launch import ERROR_WORDS, GRID_BLOCKS, SPLIT_COUNTS, THREADS
 from .scalar import expression
-from .types import FLOATS, REGISTER, literal
+from .types import FLOATS, REGISTER, literal, to_storage
 
 PRELUDE = r"""// ---- reductions shared by a warp or a block --------------------------------------
 #define GC_BLOCK %d  // the most threads a block has: a multiple of the warp size
@@ -162,6 +162,25 @@ GC_INLINE void gc_accumulate(int* p, int v) { atomicAdd(p, v); }
 GC_INLINE void gc_accumulate(long long* p, long long v) {  // two's complement: wraps around
     atomicAdd((unsigned long long*)p, (unsigned long long)v);
 }
+GC_INLINE void gc_accumulate(unsigned int* p, unsigned int v) { atomicAdd(p, v); }
+GC_INLINE void gc_accumulate(unsigned long long* p, unsigned long long v) { atomicAdd(p, v); }
+// 8- and 16-bit integers have no atomicAdd: swap the sum into the aligned word that holds *p
+// until no other thread came between; the sum wraps around within the element's bits
+template <typename T> GC_INLINE void gc_accumulate_narrow(T* p, T v) {
+    unsigned int* word = (unsigned int*)((size_t)p & ~(size_t)3);
+    const unsigned int shift = (unsigned int)((size_t)p & 3) * 8u;
+    const unsigned int mask = (sizeof(T) == 1 ? 0xFFu : 0xFFFFu) << shift;
+    unsigned int seen = *word, assumed;
+    do {
+        assumed = seen;
+        const unsigned int sum = (assumed & mask) + ((unsigned int)v << shift);
+        seen = atomicCAS(word, assumed, (assumed & ~mask) | (sum & mask));
+    } while (seen != assumed);
+}
+GC_INLINE void gc_accumulate(signed char* p, signed char v) { gc_accumulate_narrow(p, v); }
+GC_INLINE void gc_accumulate(unsigned char* p, unsigned char v) { gc_accumulate_narrow(p, v); }
+GC_INLINE void gc_accumulate(short* p, short v) { gc_accumulate_narrow(p, v); }
+GC_INLINE void gc_accumulate(unsigned short* p, unsigned short v) { gc_accumulate_narrow(p, v); }
 GC_INLINE void gc_accumulate(unsigned char* p, bool v) { if (v) *p = 1; }  // or: all write 1
 """ % (THREADS, ERROR_WORDS, GRID_BLOCKS, GRID_BLOCKS, GRID_BLOCKS, SPLIT_COUNTS)
 
@@ -203,9 +222,10 @@ def combine(op, dtype, acc, v):
     return f"{acc} = {update};"
 
 
-def accumulate(pointer, value):
-    """The C statement of an accumulating store of `value` (in storage form) at `pointer`."""
-    return f"gc_accumulate({pointer}, {value});"
+def accumulate(pointer, value, dtype):
+    """The C statement of an accumulating store of `value` (a register value of `dtype`) at
+    `pointer`. A bool stays a bool: its storage type is uint8's, whose accumulation adds."""
+    return f"gc_accumulate({pointer}, {value if dtype == 'bool' else to_storage(value, dtype)});"
 
 
 def block_combine(op, dtype):

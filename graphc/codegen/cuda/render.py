@@ -202,7 +202,7 @@ class KernelRenderer:
             value, index = self.value(s.value), self.value(s.index)
             buffer = self.pointer(s.buffer, s.value.dtype, written=True)
             stored = to_storage(value, s.value.dtype)
-            store = (accumulate(f"&{buffer}[{index}]", stored) if s.accumulate
+            store = (accumulate(f"&{buffer}[{index}]", value, s.value.dtype) if s.accumulate
                      else f"{buffer}[{index}] = {stored};")
             self.line(f"if ({self.team.first}) {store}" if self.uniform else store)
         elif isinstance(s, ir.Gemm):

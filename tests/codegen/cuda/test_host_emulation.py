@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 
 import graphc as gc
-from graphc.codegen.cuda import launch
-from graphc.codegen.cuda.render import render_kernel
+from graphc.codegen.cuda import launch, nvcc
+from graphc.codegen.cuda.render import PRELUDE, render_kernel
 from graphc.kernels import interpret, ir
 from graphc.kernels.interpret import KernelIndexError
+from graphc.ops.registry import apply
 from tests.codegen.cuda import programs
 from tests.codegen.cuda.host_emulation import compile_for_host, missing_toolchain
 from tests.kernels.helpers import Program, run_reference
@@ -309,3 +310,41 @@ def test_random_graphs(case):
     got = program.execute(case.feed, host.run if host else None)
     assert_same_values(run_reference(case.outputs, case.feed), got, case.outputs,
                        "\n".join(case.lines))
+
+
+INTEGER_SCATTER_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                          "uint64", "bool"]
+
+
+def test_scatter_adds_of_every_integer_dtype_wrap_and_bools_stay_bools():
+    """Accumulating stores of many threads into one element (a gather's gradient) at each
+    integer width (8 and 16 bits go through the word that holds them, so the neighbours in a
+    word are updated at once) and of bools (an or, not an add), against the reference; the
+    CUDA C also compiles to PTX without warnings."""
+    rng = np.random.default_rng(5)
+    feed, outs = {}, []
+    with gc.Graph().as_default():
+        for dtype in INTEGER_SCATTER_DTYPES:
+            d = np.dtype(dtype)
+            g = gc.placeholder(gc.bool_ if d.kind == "b" else getattr(gc, dtype), (257,),
+                               name=f"g_{dtype}")
+            i = gc.placeholder(gc.int32, (257,), name=f"i_{dtype}")
+            like = gc.placeholder(g.dtype, (6,), name=f"like_{dtype}")
+            if d.kind == "b":
+                feed[g], feed[like] = rng.random(257) < 0.5, np.zeros(6, bool)
+            else:
+                info = np.iinfo(d)
+                feed[g] = rng.integers(info.min, info.max, 257, dtype=d, endpoint=True)
+                feed[like] = np.zeros(6, d)
+            feed[i] = rng.integers(0, 6, 257).astype(np.int32)
+            outs.append(apply("gather_grad", [g, i, like], axis=0))
+        program = Program(outs)
+    assert len(program.kernels) >= len(outs) and not program.unsupported
+    source = "\n\n".join([PRELUDE] + [render_kernel(k) for k in program.kernels])
+    assert source.count("gc_accumulate(&") == len(outs)
+    if nvcc.find() is not None:
+        nvcc.compile_source(source, "sm_80")
+    got = program.execute(feed, compile_for_host(program.kernels).run)
+    for g, w, dtype in zip(got, run_reference(program.fetches, feed), INTEGER_SCATTER_DTYPES):
+        assert g.dtype == w.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(g, w, err_msg=dtype)
