@@ -56,6 +56,7 @@ _SCALARS = {"float32": (ir.FloatType(), 4, "f32"), "float64": (ir.DoubleType(), 
 DTYPES = tuple(_SCALARS)  # the Gemm statements this GEMM computes (lower.Slots.gemm_dtypes)
 
 BUFFER_ALIGN = 64  # a cache line; also the widest vector's alignment
+UNROLL = 4  # steps of k per iteration of the microkernel's loop
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,7 @@ class _GemmBuilder:
     # -- the register tile ----------------------------------------------------------------
 
     def microkernel(self, name, mr):
-        """C[0:mr, 0:NR] (+)= the first mr rows of panel_a @ panel_b over `depth` (>= 1)."""
+        """C[0:mr, 0:NR] (+)= the first mr rows of panel_a @ panel_b over `depth` (>= 0)."""
         nr, lanes = self.blk.nr, self.lanes
         nv = nr // lanes
         fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
@@ -394,36 +395,17 @@ class _GemmBuilder:
         for arg in fn.args[:2] + fn.args[3:4]:
             arg.add_attribute("noalias")
         pa, pb, depth, c, rsc, accumulate = fn.args
-        entry = b.block
-        body = fn.append_basic_block("k.body")
-        b.branch(body)
-        b.position_at_end(body)
-        k = b.phi(I64, name="k")
-        k.add_incoming(_const(0), entry)
         zero = ir.Constant(self.vec, None)  # zeroinitializer
-        acc = [[b.phi(self.vec, name=f"acc{r}_{v}") for v in range(nv)] for r in range(mr)]
-        for row in acc:
-            for phi in row:
-                phi.add_incoming(zero, entry)
-        b_k = self._at(b, pb, b.mul(k, _const(nr), name="k_nr"), "b_k")
-        bvec = [b.load(self._at(b, b_k, _const(v * lanes), f"b_ptr{v}"), name=f"b{v}",
-                       align=lanes * self.itemsize, typ=self.vec) for v in range(nv)]
-        a_k = self._at(b, pa, b.mul(k, _const(self.blk.mr), name="k_mr"), "a_k")
-        new = []
-        for r in range(mr):
-            a = b.load(self._at(b, a_k, _const(r), f"a_ptr{r}"), name=f"a{r}", typ=self.t)
-            splat = self._splat(b, a, f"a{r}_splat")
-            new.append([b.call(self.fmuladd, [splat, bvec[v], acc[r][v]], name=f"acc{r}_{v}.next")
-                        for v in range(nv)])
-        k_next = b.add(k, _const(1), name="k.next")
-        for row, row_new in zip(acc, new):
-            for phi, value in zip(row, row_new):
-                phi.add_incoming(value, b.block)
-        k.add_incoming(k_next, b.block)
-        store = fn.append_basic_block("store")
-        b.cbranch(b.icmp_signed("<", k_next, depth, name="k.more"), body, store)
-
-        b.position_at_end(store)
+        acc = [[zero] * nv for _ in range(mr)]
+        # UNROLL steps of k per iteration while they last (the loop's own instructions would
+        # otherwise take issue slots from the FMAs), then one step per iteration
+        unrolled = b.and_(depth, _const(-UNROLL), name="unrolled")
+        with self._k_loop(b, _const(0), unrolled, UNROLL, acc, "k4") as (k, now):
+            for step in range(UNROLL):
+                now[:] = self._step(b, pa, pb, b.add(k, _const(step)), now, mr)
+        with self._k_loop(b, unrolled, depth, 1, acc, "k") as (k, now):
+            now[:] = self._step(b, pa, pb, k, now, mr)
+        new = acc
         rows = [self._at(b, c, b.mul(_const(r), rsc), f"c{r}") for r in range(mr)]
         ptrs = [[self._at(b, rows[r], _const(v * lanes), f"c{r}_{v}") for v in range(nv)]
                 for r in range(mr)]
@@ -440,6 +422,52 @@ class _GemmBuilder:
                 b.store(new[r][v], ptrs[r][v], align=self.itemsize)
         b.ret_void()
         return fn
+
+    @contextlib.contextmanager
+    def _k_loop(self, b, start, stop, step, acc, name):
+        """for (k = start; k < stop; k += step) with the accumulators acc (rows of vectors)
+        carried along: yields (k, the accumulators in the body, a list that the body fills
+        with their next values); after it, acc holds the values at the loop's exit."""
+        pre = b.block
+        fn = pre.function
+        cond = fn.append_basic_block(f"{name}.cond")
+        body = fn.append_basic_block(f"{name}.body")
+        done = fn.append_basic_block(f"{name}.done")
+        b.branch(cond)
+        b.position_at_end(cond)
+        k = b.phi(I64, name=name)
+        k.add_incoming(start, pre)
+        phis = [[b.phi(self.vec, name=f"{name}.acc{r}_{v}") for v in range(len(row))]
+                for r, row in enumerate(acc)]
+        for row, values in zip(phis, acc):
+            for phi, value in zip(row, values):
+                phi.add_incoming(value, pre)
+        b.cbranch(b.icmp_signed("<", k, stop, name=f"{name}.more"), body, done)
+        b.position_at_end(body)
+        new = [list(row) for row in phis]
+        yield k, new
+        for row, values in zip(phis, new):
+            for phi, value in zip(row, values):
+                phi.add_incoming(value, b.block)
+        k.add_incoming(b.add(k, _const(step), name=f"{name}.next"), b.block)
+        b.branch(cond)
+        b.position_at_end(done)
+        acc[:] = phis
+
+    def _step(self, b, pa, pb, k, acc, mr):
+        """The accumulators after step k: each row's broadcast element of A times B's row."""
+        nr, lanes = self.blk.nr, self.lanes
+        b_k = self._at(b, pb, b.mul(k, _const(nr)), "b_k")
+        bvec = [b.load(self._at(b, b_k, _const(v * lanes), f"b_ptr{v}"), name=f"b{v}",
+                       align=lanes * self.itemsize, typ=self.vec) for v in range(nr // lanes)]
+        a_k = self._at(b, pa, b.mul(k, _const(self.blk.mr)), "a_k")
+        new = []
+        for r in range(mr):
+            a = b.load(self._at(b, a_k, _const(r), f"a_ptr{r}"), name=f"a{r}", typ=self.t)
+            splat = self._splat(b, a, f"a{r}_splat")
+            new.append([b.call(self.fmuladd, [splat, x, acc[r][v]], name=f"acc{r}_{v}")
+                        for v, x in enumerate(bvec)])
+        return new
 
     def _splat(self, b, x, name):
         one = b.insert_element(ir.Constant(self.vec, ir.Undefined), x, ir.Constant(I32, 0),
