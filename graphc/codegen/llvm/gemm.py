@@ -211,6 +211,8 @@ class _GemmBuilder:
         self.set_specific = self._declare("pthread_setspecific", I32, [I32, PTR])
         self.memset = self._declare("llvm.memset.p0.i64", VOID,
                                     [PTR, ir.IntType(8), I64, I1])
+        # (address, 1: for writing, 3: keep in all cache levels, 1: data)
+        self.prefetch = self._declare("llvm.prefetch.p0", VOID, [PTR, I32, I32, I32])
 
     def _declare(self, name, ret, args):
         if name in self.module.globals:
@@ -395,6 +397,13 @@ class _GemmBuilder:
         for arg in fn.args[:2] + fn.args[3:4]:
             arg.add_attribute("noalias")
         pa, pb, depth, c, rsc, accumulate = fn.args
+        # C's rows are far apart in memory and the tile was last touched a block of k ago:
+        # fetching its lines now hides their latency behind the FMAs of the loop
+        for r in range(mr):
+            row = self._at(b, c, b.mul(_const(r), rsc), f"c_fetch{r}")
+            for at in (row, self._at(b, row, _const(nr - 1), f"c_fetch{r}_end")):
+                b.call(self.prefetch, [at, ir.Constant(I32, 1), ir.Constant(I32, 3),
+                                       ir.Constant(I32, 1)])
         zero = ir.Constant(self.vec, None)  # zeroinitializer
         acc = [[zero] * nv for _ in range(mr)]
         # UNROLL steps of k per iteration while they last (the loop's own instructions would
