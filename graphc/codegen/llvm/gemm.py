@@ -56,7 +56,7 @@ _SCALARS = {"float32": (ir.FloatType(), 4, "f32"), "float64": (ir.DoubleType(), 
 DTYPES = tuple(_SCALARS)  # the Gemm statements this GEMM computes (lower.Slots.gemm_dtypes)
 
 BUFFER_ALIGN = 64  # a cache line; also the widest vector's alignment
-UNROLL = 4  # steps of k per iteration of the microkernel's loop
+UNROLL = 4  # steps of k per iteration of the microkernel's loop (a power of two: depth & -UNROLL)
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,12 @@ def _const(value):
 
 
 @contextlib.contextmanager
-def _loop(b, start, stop, step, name):
-    """for (name = start; name < stop; name += step): yields the induction variable."""
+def _loop(b, start, stop, step, name, carried=None):
+    """for (name = start; name < stop; name += step): yields the induction variable.
+    `carried`: a list of values the loop carries from one iteration to the next; in the body
+    it holds this iteration's, the body leaves the next one's in it, and after the loop it
+    holds the values at the loop's exit."""
+    carried = [] if carried is None else carried
     pre = b.block
     fn = pre.function
     cond = fn.append_basic_block(f"{name}.cond")
@@ -161,12 +165,19 @@ def _loop(b, start, stop, step, name):
     b.position_at_end(cond)
     i = b.phi(I64, name=name)
     i.add_incoming(start, pre)
+    phis = [b.phi(value.type, name=f"{name}.carried") for value in carried]
+    for phi, value in zip(phis, carried):
+        phi.add_incoming(value, pre)
     b.cbranch(b.icmp_signed("<", i, stop, name=f"{name}.more"), body, done)
     b.position_at_end(body)
+    carried[:] = phis
     yield i
+    for phi, value in zip(phis, carried):
+        phi.add_incoming(value, b.block)
     i.add_incoming(b.add(i, step, name=f"{name}.next"), b.block)
     b.branch(cond)
     b.position_at_end(done)
+    carried[:] = phis
 
 
 def _mask(indices):
@@ -404,17 +415,17 @@ class _GemmBuilder:
             for at in (row, self._at(b, row, _const(nr - 1), f"c_fetch{r}_end")):
                 b.call(self.prefetch, [at, ir.Constant(I32, 1), ir.Constant(I32, 3),
                                        ir.Constant(I32, 1)])
-        zero = ir.Constant(self.vec, None)  # zeroinitializer
-        acc = [[zero] * nv for _ in range(mr)]
+        # the accumulators, row by row: acc[r * nv + v] is row r's vector v
+        acc = [ir.Constant(self.vec, None)] * (mr * nv)  # zeroinitializer
         # UNROLL steps of k per iteration while they last (the loop's own instructions would
         # otherwise take issue slots from the FMAs), then one step per iteration
         unrolled = b.and_(depth, _const(-UNROLL), name="unrolled")
-        with self._k_loop(b, _const(0), unrolled, UNROLL, acc, "k4") as (k, now):
+        with _loop(b, _const(0), unrolled, _const(UNROLL), "k4", acc) as k:
             for step in range(UNROLL):
-                now[:] = self._step(b, pa, pb, b.add(k, _const(step)), now, mr)
-        with self._k_loop(b, unrolled, depth, 1, acc, "k") as (k, now):
-            now[:] = self._step(b, pa, pb, k, now, mr)
-        new = acc
+                acc[:] = self._step(b, pa, pb, b.add(k, _const(step)), acc, mr)
+        with _loop(b, unrolled, depth, _const(1), "k", acc) as k:
+            acc[:] = self._step(b, pa, pb, k, acc, mr)
+        new = [acc[r * nv:(r + 1) * nv] for r in range(mr)]
         rows = [self._at(b, c, b.mul(_const(r), rsc), f"c{r}") for r in range(mr)]
         ptrs = [[self._at(b, rows[r], _const(v * lanes), f"c{r}_{v}") for v in range(nv)]
                 for r in range(mr)]
@@ -432,50 +443,21 @@ class _GemmBuilder:
         b.ret_void()
         return fn
 
-    @contextlib.contextmanager
-    def _k_loop(self, b, start, stop, step, acc, name):
-        """for (k = start; k < stop; k += step) with the accumulators acc (rows of vectors)
-        carried along: yields (k, the accumulators in the body, a list that the body fills
-        with their next values); after it, acc holds the values at the loop's exit."""
-        pre = b.block
-        fn = pre.function
-        cond = fn.append_basic_block(f"{name}.cond")
-        body = fn.append_basic_block(f"{name}.body")
-        done = fn.append_basic_block(f"{name}.done")
-        b.branch(cond)
-        b.position_at_end(cond)
-        k = b.phi(I64, name=name)
-        k.add_incoming(start, pre)
-        phis = [[b.phi(self.vec, name=f"{name}.acc{r}_{v}") for v in range(len(row))]
-                for r, row in enumerate(acc)]
-        for row, values in zip(phis, acc):
-            for phi, value in zip(row, values):
-                phi.add_incoming(value, pre)
-        b.cbranch(b.icmp_signed("<", k, stop, name=f"{name}.more"), body, done)
-        b.position_at_end(body)
-        new = [list(row) for row in phis]
-        yield k, new
-        for row, values in zip(phis, new):
-            for phi, value in zip(row, values):
-                phi.add_incoming(value, b.block)
-        k.add_incoming(b.add(k, _const(step), name=f"{name}.next"), b.block)
-        b.branch(cond)
-        b.position_at_end(done)
-        acc[:] = phis
-
     def _step(self, b, pa, pb, k, acc, mr):
-        """The accumulators after step k: each row's broadcast element of A times B's row."""
+        """The accumulators (flat, row by row) after step k: each row's broadcast element of
+        A times B's row at k."""
         nr, lanes = self.blk.nr, self.lanes
+        nv = nr // lanes
         b_k = self._at(b, pb, b.mul(k, _const(nr)), "b_k")
         bvec = [b.load(self._at(b, b_k, _const(v * lanes), f"b_ptr{v}"), name=f"b{v}",
-                       align=lanes * self.itemsize, typ=self.vec) for v in range(nr // lanes)]
+                       align=lanes * self.itemsize, typ=self.vec) for v in range(nv)]
         a_k = self._at(b, pa, b.mul(k, _const(self.blk.mr)), "a_k")
         new = []
         for r in range(mr):
             a = b.load(self._at(b, a_k, _const(r), f"a_ptr{r}"), name=f"a{r}", typ=self.t)
             splat = self._splat(b, a, f"a{r}_splat")
-            new.append([b.call(self.fmuladd, [splat, x, acc[r][v]], name=f"acc{r}_{v}")
-                        for v, x in enumerate(bvec)])
+            new += [b.call(self.fmuladd, [splat, x, acc[r * nv + v]], name=f"acc{r}_{v}")
+                    for v, x in enumerate(bvec)]
         return new
 
     def _splat(self, b, x, name):
