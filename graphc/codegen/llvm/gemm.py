@@ -21,7 +21,8 @@ The stages, one function each:
   pack_b       a kc x nc block of B into panels of NR columns, k-major, zero padded
                (one generator for both: a panel is `width` lanes along k)
   microkernel  an h x NR tile of C from one A panel and one B panel: h x NR/lanes vector
-               accumulators, one broadcast element of A times vectors of B per FMA; one per
+               accumulators, one broadcast element of A times vectors of B per FMA, UNROLL
+               steps of k per loop iteration, the tile's lines of C prefetched first; one per
                height h in MR, 2/3 MR, 1/3 MR, so that short row remainders waste little
   edge         a tile cut by the border of C: a microkernel into a scratch tile, then
   store_part   copies out the rows x cols that exist, so nothing outside C is touched
