@@ -23,12 +23,18 @@ paths. The copy costs about 0.3 ms (9 MB written, then read back) beside a 1 ms 
 W5's second convolution. On CUDA the copy is dropped and the product reads the patches from x
 as it loads its tiles (implicit GEMM: codegen/cuda/implicit_operands.py rewrites the kernels).
 """
+import itertools
+import math
 from dataclasses import dataclass
 
 from . import ir
 from . import lowering_rules as rules
 from .lower import nest
 from .products import WIDER, Products
+
+# conv2d sums the taps of patches of at most this many entries (taps x input channels) in the
+# loop over its output instead of copying patches for a Gemm
+DIRECT_PATCH = 25
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,9 @@ class _Lowering(Products):
     """The kernels of one conv group, in order: copies of operands, the Gemm, the epilogue."""
 
     def __init__(self, group, slots, name, wider=False):
-        """`wider`: float32 for 16-bit floats on every target (the input gradient sums its
-        taps in it), else the target's product dtype (products.compute_dtype)."""
+        """`wider`: float32 for 16-bit floats on every target (the input gradient and the
+        direct conv2d sum taps in it), else the target's product dtype
+        (products.compute_dtype)."""
         out = group.root.outputs[0].dtype.name
         super().__init__(group, slots, name, WIDER.get(out, out) if wider else None)
         # the tensor shaped like conv2d's output: g for the gradient ops
@@ -90,6 +97,21 @@ class _Lowering(Products):
         """(N, OH, OW, KH, KW, CI): the M x K matrix of patches."""
         return self.conv_out.shape[:3] + self.node.inputs[1].shape[:3]
 
+    def tap(self, x, n, oh, ow, kh, kw, ci):
+        """The patches' entry of x at output cell (n, oh, ow), tap (kh, kw), channel ci, in
+        the compute dtype: x where that reads inside it, 0 in the padding."""
+        inside, at = None, []
+        for axis, o, t in zip(self.axes, (oh, ow), (kh, kw)):
+            i = axis.source(o, t)
+            if axis.padded:
+                inside = _both(inside, rules._in_range(i, axis.size))
+                i = rules._clamp(i, axis.size)
+            at.append(i)
+        value = self.cast(self.k.value(x, (n, *at, ci)))
+        if inside is None:
+            return value
+        return rules._select(inside, value, ir.const(0, self.dtype))
+
     def patches(self, x):
         """A scratch copy of the patches of x."""
         shape = self.patch_shape()
@@ -99,18 +121,8 @@ class _Lowering(Products):
         row, rows = ir.Var("row"), ir.mul(dims[0], dims[1])
         n, oh = ir.unflatten(row, dims[:2])
         ow, kh, kw, ci = inner = [ir.Var(v) for v in ("ow", "kh", "kw", "ci")]
-        inside, at = None, []
-        for axis, o, t in zip(self.axes, (oh, ow), (kh, kw)):
-            i = axis.source(o, t)
-            if axis.padded:
-                inside = _both(inside, rules._in_range(i, axis.size))
-                i = rules._clamp(i, axis.size)
-            at.append(i)
-        value = self.cast(self.k.value(x, (n, *at, ci)))
-        if inside is not None:
-            value = rules._select(inside, value, ir.const(0, self.dtype))
         store = ir.Store(slot, ir.linear([row, *inner], ir.contiguous_strides([rows, *dims[2:]])),
-                         value)
+                         self.tap(x, n, oh, ow, kh, kw, ci))
         self.add((ir.Loop(row, rows, nest(list(zip(inner, dims[2:])), (store,)), parallel=True),))
         return slot
 
@@ -128,8 +140,35 @@ class _Lowering(Products):
                  (self.node.name,))
 
 
+def _direct(node):
+    """Whether conv2d `node` sums its taps in place (see direct_conv2d)."""
+    patch = node.inputs[1].shape[:3]
+    return all(isinstance(d, int) for d in patch) and math.prod(patch) <= DIRECT_PATCH
+
+
+def direct_conv2d(group, slots, name):
+    """out[n, oh, ow, co] = the sum over the taps (kh, kw, ci) of patch entry * filter, taps
+    unrolled in order, in one loop nest over the output that also computes the epilogue."""
+    low = _Lowering(group, slots, name, wider=True)
+    x, filters = low.node.inputs
+    taps = list(itertools.product(*map(range, filters.shape[:3])))
+
+    def value_at(idx):
+        n, oh, ow, co = idx
+        total = None
+        for kh, kw, ci in taps:
+            at = (ir.const(kh), ir.const(kw), ir.const(ci))
+            term = ir.op("mul", low.tap(x, n, oh, ow, *at),
+                         low.cast(low.k.value(filters, (*at, co))))
+            total = term if total is None else ir.op("add", total, term)
+        return total
+    return low.finish(value_at)
+
+
 def conv2d(group, slots, name):
-    """out (M x CO) = patches (M x K) @ filters (K x CO)."""
+    """out (M x CO) = patches (M x K) @ filters (K x CO), or direct_conv2d for small patches."""
+    if _direct(group.root):
+        return direct_conv2d(group, slots, name)
     low = _Lowering(group, slots, name)
     x, filters = low.node.inputs
     m, k, co = low.sizes()
