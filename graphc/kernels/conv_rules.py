@@ -148,7 +148,8 @@ def _direct(node):
 
 def direct_conv2d(group, slots, name):
     """out[n, oh, ow, co] = the sum over the taps (kh, kw, ci) of patch entry * filter, taps
-    unrolled in order, in one loop nest over the output that also computes the epilogue."""
+    unrolled in order, in one loop nest over the output that also computes the epilogue;
+    threads split the output rows of all images (a batch of 1 uses them all too)."""
     low = _Lowering(group, slots, name, wider=True)
     x, filters = low.node.inputs
     taps = list(itertools.product(*map(range, filters.shape[:3])))
@@ -162,7 +163,7 @@ def direct_conv2d(group, slots, name):
                          low.cast(low.k.value(filters, (*at, co))))
             total = term if total is None else ir.op("add", total, term)
         return total
-    return low.finish(value_at)
+    return low.finish(value_at, split_two=True)
 
 
 def conv2d(group, slots, name):

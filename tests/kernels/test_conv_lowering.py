@@ -101,10 +101,12 @@ def test_half_precisions_multiply_in_the_targets_gemm_dtype(dtype):
 
 
 @pytest.mark.parametrize("batch", [1, None])
-def test_threads_split_the_patch_copy_by_image_rows(batch):
-    x, f = rng.normal(size=(3, 11, 6, 7)), rng.normal(size=(3, 2, 7, 4))  # patches of 42
+@pytest.mark.parametrize("channels", [7, 1])  # patches of 42 (copied), of 6 (summed in place)
+def test_threads_split_the_patch_copy_or_the_direct_loop_by_image_rows(batch, channels):
+    x = rng.normal(size=(3, 11, 6, channels))
+    f = rng.normal(size=(3, 2, channels, 4))
     program = check(lambda a, b: gc.nn.conv2d(a, b, 2, "VALID"), [x[:batch or 3], f],
-                    [(batch, 11, 6, 7), None], rtol=1e-12)
+                    [(batch, 11, 6, channels), None], rtol=1e-12)
     copy = program.kernels[0].parallel_loop
     # 5 output rows per image: 5 rows in all for one image, batch * 5 for a symbolic batch
     if batch:
