@@ -5,12 +5,15 @@ gc.function with updates on device "cpu", next to the same step written by hand 
 losses must agree before anything is timed.
 
 Prints one JSON line (steps/s; the target is 1.3x PyTorch eager's steps/s in the same run,
-none without it), then W5-conv lines: each convolution op alone at the size of the second
+none without it; "graphc_gemm_path": the same step compiled with every convolution through the
+Gemm, conv_rules.DIRECT_PATCH = 0, interleaved), then W5-conv lines: each convolution op alone at the size of the second
 convolution (GFLOP/s, numpy's im2col products beside it), and the first convolution with its
 bias and relu alone (GFLOP/s; numpy's im2col product beside it, and graphc's patch copy +
 Gemm as "gemm_path": the same op compiled with conv_rules.DIRECT_PATCH = 0, interleaved).
 Usage: python benchmarks/w5_cnn.py [--quick] [--no-peers]
 """
+import contextlib
+
 import numpy as np
 
 import graphc as gc
@@ -130,14 +133,28 @@ def cnn_train_flops(batch_size):
     return 2 * (conv1 + conv2 + dense) + conv2 + dense
 
 
+@contextlib.contextmanager
+def direct_patch(entries):
+    """Compiling with conv_rules.DIRECT_PATCH = entries (0: every conv2d through the Gemm)."""
+    kept, conv_rules.DIRECT_PATCH = conv_rules.DIRECT_PATCH, entries
+    try:
+        yield
+    finally:
+        conv_rules.DIRECT_PATCH = kept
+
+
 def measure(batch_size, repeats, no_peers):
     params = initial_params()
     f = compile_step(*cnn_graph(params, LR))
+    with direct_patch(0):
+        f_gemm = compile_step(*cnn_graph(params, LR))
     x, y = batch((batch_size, 28, 28, 1), 10)
-    mine = [p.copy() for p in params]
+    mine, theirs = [p.copy() for p in params], [p.copy() for p in params]
     for _ in range(2):  # same start, same batch: the same losses step by step
         check_close("W5 loss", f(x, y), numpy_cnn_step(mine, x, y, LR), rtol=1e-4, atol=1e-5)
-    seconds = interleaved({"graphc": lambda: f(x, y),
+        check_close("W5 loss (Gemm path)", f_gemm(x, y), numpy_cnn_step(theirs, x, y, LR),
+                    rtol=1e-4, atol=1e-5)
+    seconds = interleaved({"graphc": lambda: f(x, y), "gemm_path": lambda: f_gemm(x, y),
                            "numpy": lambda: numpy_cnn_step(mine, x, y, LR)}, repeats)
     steps = {who: 1 / t for who, t in seconds.items()}
     peers = peer_figures("W5", {"batch": batch_size, "lr": LR}, repeats, no_peers)
@@ -145,6 +162,7 @@ def measure(batch_size, repeats, no_peers):
     return [result("W5", f"CNN conv3x3x32-pool-conv3x3x64-pool-dense10 SGD train step, "
                    f"batch {batch_size}, 28x28x1", "steps/s", steps["graphc"], steps["numpy"],
                    target, peers=peers, repeats=repeats,
+                   graphc_gemm_path=round(steps["gemm_path"], 3),
                    flops_per_step=cnn_train_flops(batch_size), **peer_details(peers))]
 
 
@@ -185,19 +203,15 @@ def measure_conv_ops(batch_size, repeats):
     return out
 
 
-def first_conv(direct_patch):
+def first_conv(entries):
     """f(x, k, b) = relu(conv2d(x, k) + b) at W5's first convolution, compiled with
-    conv_rules.DIRECT_PATCH = direct_patch."""
-    kept, conv_rules.DIRECT_PATCH = conv_rules.DIRECT_PATCH, direct_patch
-    try:
-        g = gc.Graph()
-        with g.as_default():
-            x, k, b = (gc.placeholder(gc.float32, s) for s in ((None, 28, 28, 1), SHAPES[0],
-                                                               SHAPES[1]))
-            return gc.function([x, k, b], gc.relu(gc.nn.conv2d(x, k) + b),
-                               session=gc.Session(g, device="cpu"))
-    finally:
-        conv_rules.DIRECT_PATCH = kept
+    conv_rules.DIRECT_PATCH = entries."""
+    g = gc.Graph()
+    with g.as_default(), direct_patch(entries):
+        x, k, b = (gc.placeholder(gc.float32, s) for s in ((None, 28, 28, 1), SHAPES[0],
+                                                           SHAPES[1]))
+        return gc.function([x, k, b], gc.relu(gc.nn.conv2d(x, k) + b),
+                           session=gc.Session(g, device="cpu"))
 
 
 def measure_first_conv(batch_size, repeats):
