@@ -22,6 +22,11 @@ LLVM the two buffers are apart); the CPU's Gemm then packs the patches through i
 paths. The copy costs about 0.3 ms (9 MB written, then read back) beside a 1 ms product at
 W5's second convolution. On CUDA the copy is dropped and the product reads the patches from x
 as it loads its tiles (implicit GEMM: codegen/cuda/implicit_operands.py rewrites the kernels).
+
+A conv2d of small patches (at most DIRECT_PATCH entries: a first layer of one or two input
+channels) copies nothing and calls no Gemm: each output element sums its taps' products, in
+the loop over the output that also computes the epilogue (direct_conv2d). A Gemm would run
+with a K of a few taps, and the copies of patches and product would cost more than the sums.
 """
 import itertools
 import math
