@@ -27,6 +27,8 @@ A conv2d of small patches (at most DIRECT_PATCH entries: a first layer of one or
 channels) copies nothing and calls no Gemm: each output element sums its taps' products, in
 the loop over the output that also computes the epilogue (direct_conv2d). A Gemm would run
 with a K of a few taps, and the copies of patches and product would cost more than the sums.
+So does an input gradient whose taps times output channels are as few: its gather computes
+each dpatches entry it reads, a sum over the output channels, in place.
 """
 import itertools
 import math
@@ -147,10 +149,18 @@ class _Lowering(Products):
                  (self.node.name,))
 
 
-def _direct(node):
-    """Whether conv2d `node` sums its taps in place (see direct_conv2d)."""
-    patch = node.inputs[1].shape[:3]
-    return all(isinstance(d, int) for d in patch) and math.prod(patch) <= DIRECT_PATCH
+def _small(sizes):
+    """Whether a sum over `sizes` (the filters' dims it runs over) has at most DIRECT_PATCH
+    terms, all known when compiling: summed in place, with no Gemm."""
+    return all(isinstance(d, int) for d in sizes) and math.prod(sizes) <= DIRECT_PATCH
+
+
+def _sum(terms):
+    """terms added in order."""
+    total = None
+    for term in terms:
+        total = term if total is None else ir.op("add", total, term)
+    return total
 
 
 def direct_conv2d(group, slots, name):
@@ -163,19 +173,15 @@ def direct_conv2d(group, slots, name):
 
     def value_at(idx):
         n, oh, ow, co = idx
-        total = None
-        for kh, kw, ci in taps:
-            at = (ir.const(kh), ir.const(kw), ir.const(ci))
-            term = ir.op("mul", low.tap(x, n, oh, ow, *at),
-                         low.cast(low.k.value(filters, (*at, co))))
-            total = term if total is None else ir.op("add", total, term)
-        return total
+        at = [tuple(map(ir.const, t)) for t in taps]
+        return _sum(ir.op("mul", low.tap(x, n, oh, ow, *t),
+                          low.cast(low.k.value(filters, (*t, co)))) for t in at)
     return low.finish(value_at, split_two=True)
 
 
 def conv2d(group, slots, name):
     """out (M x CO) = patches (M x K) @ filters (K x CO), or direct_conv2d for small patches."""
-    if _direct(group.root):
+    if _small(group.root.inputs[1].shape[:3]):
         return direct_conv2d(group, slots, name)
     low = _Lowering(group, slots, name)
     x, filters = low.node.inputs
@@ -196,14 +202,25 @@ def conv2d_backprop_filter(group, slots, name):
 
 
 def conv2d_backprop_input(group, slots, name):
-    """dpatches (M x K) = g (M x CO) @ filters^T (CO x K), then dx gathered from dpatches."""
+    """dpatches (M x K) = g (M x CO) @ filters^T (CO x K), then dx gathered from dpatches;
+    where the taps times the output channels are few (_small), no Gemm: each dpatches entry
+    the gather reads is its sum over the output channels, computed there, and threads split
+    the input rows of all images."""
     low = _Lowering(group, slots, name, wider=True)
     _, filters, g = low.node.inputs
-    m, k, co = low.sizes()
-    a, b = low.contiguous(g), low.contiguous(filters)
-    c = low.slots.scratch(low.dtype, low.patch_shape())
-    low.gemm(m, k, co, (a, co, ir.const(1)), (b, ir.const(1), co), (c, k, ir.const(1)))
-    dpatch = low.load(c, low.patch_shape())
+    direct = _small((*filters.shape[:2], filters.shape[3]))
+    if direct:
+        def dpatch(at):
+            n, oh, ow, kh, kw, ci = at
+            return _sum(ir.op("mul", low.cast(low.k.value(g, (n, oh, ow, co))),
+                              low.cast(low.k.value(filters, (kh, kw, ci, co))))
+                        for co in map(ir.const, range(filters.shape[3])))
+    else:
+        m, k, co = low.sizes()
+        a, b = low.contiguous(g), low.contiguous(filters)
+        c = low.slots.scratch(low.dtype, low.patch_shape())
+        low.gemm(m, k, co, (a, co, ir.const(1)), (b, ir.const(1), co), (c, k, ir.const(1)))
+        dpatch = low.load(c, low.patch_shape())
 
     def tap(idx, kh, kw):
         """What input cell idx gets through tap (kh, kw): the dpatches entry of the output
@@ -225,11 +242,7 @@ def conv2d_backprop_input(group, slots, name):
 
     def gathered(idx):
         if all(isinstance(t, int) for t in taps):  # unrolled: taps added in order, in dtype
-            total = None
-            for kh in range(taps[0]):
-                for kw in range(taps[1]):
-                    v = tap(idx, ir.const(kh), ir.const(kw))
-                    total = v if total is None else ir.op("add", total, v)
-            return total
+            return _sum(tap(idx, ir.const(kh), ir.const(kw))
+                        for kh in range(taps[0]) for kw in range(taps[1]))
         return low.k.reduce("sum", filters.shape, (0, 1), lambda t: tap(idx, *t), low.dtype)
-    return low.finish(gathered)
+    return low.finish(gathered, split_two=direct)

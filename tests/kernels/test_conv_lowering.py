@@ -6,6 +6,7 @@ import pytest
 import graphc as gc
 from graphc.kernels import conv_rules, ir
 from tests.kernels.helpers import assert_matches_reference
+from tests.ops.test_conv_native import run_native
 
 rng = np.random.default_rng(17)
 
@@ -52,11 +53,12 @@ def test_each_op_is_a_copy_a_gemm_and_a_gather_or_a_direct_sum(xs, fs, stride, p
     forward = check(lambda a, b: gc.nn.conv2d(a, b, **kw), [x, f])
     backward = check(lambda a, b, c: [gc.nn.conv2d_backprop_input(a, b, c, **kw),
                                       gc.nn.conv2d_backprop_filter(a, b, c, **kw)], [x, f, g])
-    # patches + Gemm, or one loop summing small patches' taps; (Gemm + gather) and
-    # (patches + Gemm)
+    # patches + Gemm, or one loop summing small patches' taps; (Gemm + gather, or a gather
+    # of few taps x output channels summed in place) and (patches + Gemm)
     direct = np.prod(fs[:3]) <= conv_rules.DIRECT_PATCH
     assert (len(forward.kernels), len(gemms(forward))) == ((1, 0) if direct else (2, 1))
-    assert len(backward.kernels) == 4 and len(gemms(backward)) == 2
+    direct = np.prod(fs[:2]) * fs[3] <= conv_rules.DIRECT_PATCH
+    assert (len(backward.kernels), len(gemms(backward))) == ((3, 1) if direct else (4, 2))
 
 
 def test_symbolic_sizes_and_float64():
@@ -134,6 +136,34 @@ def test_small_patches_sum_their_taps_with_the_epilogue_in_one_loop(xs, fs, stri
     assert len(program.kernels) == 1 and not gemms(program)
     for batch in (1, 0):  # a run-time batch of one image, and of none
         check(conv, [x[:batch], f, b], [(None,) + xs[1:], None, None])
+
+
+@pytest.mark.parametrize("xs,fs,stride,padding,dilation", [
+    ((3, 13, 12, 6), (3, 3, 6, 1), 1, "VALID", 1),     # one output channel
+    ((2, 11, 9, 5), (3, 2, 5, 2), (2, 3), "SAME", 1),  # odd sizes, strides, padding
+    ((1, 9, 10, 2), (2, 3, 2, 3), 1, "SAME", (2, 1)),  # dilations
+    ((2, 7, 6, 4), (1, 1, 4, 5), 2, "VALID", 1),       # 1x1, strided: cells no output reads
+])
+def test_input_gradients_of_few_taps_and_channels_sum_them_in_place(xs, fs, stride, padding,
+                                                                    dilation):
+    x, f = rng.normal(size=xs).astype(np.float32), rng.normal(size=fs).astype(np.float32)
+    with gc.Graph().as_default():
+        ys = gc.nn.conv2d(gc.placeholder(gc.float32, xs), gc.placeholder(gc.float32, fs),
+                          stride, padding, dilation).shape
+    g = rng.normal(size=ys).astype(np.float32)
+    extreme = g.copy()
+    extreme[0, 0, 0, 0], extreme[-1, -1, -1, -1], extreme[0, -1, 0, 0] = np.inf, np.nan, -0.0
+
+    def grad(a, w, dy):
+        return [gc.exp(gc.nn.conv2d_backprop_input(a, w, dy * 0.5, stride, padding, dilation))]
+    program = check(grad, [x, f, extreme])
+    # dy * 0.5 computed where it is read, exp in the same loop, threads over images x rows
+    assert len(program.kernels) == 1 and not gemms(program)
+    assert program.kernels[0].parallel_loop.extent == ir.const(xs[0] * xs[1])
+    # compiled for the cpu, a run-time batch: of several images, of one, of none
+    shapes = [(None,) + xs[1:], None, (None,) + ys[1:]]
+    for batch in (None, 1, 0):
+        run_native(grad, [x[:batch], f, g[:batch]], shapes)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
