@@ -166,6 +166,13 @@ def test_input_gradients_of_few_taps_and_channels_sum_them_in_place(xs, fs, stri
         run_native(grad, [x[:batch], f, g[:batch]], shapes)
 
 
+def test_small_patches_compute_prologues_where_the_taps_read_them():
+    x, f, b = (rng.normal(size=s).astype(np.float32) for s in ((2, 7, 6, 1), (3, 3, 1, 4), (4,)))
+    program = check(lambda a, w, c: gc.relu(gc.nn.conv2d(gc.exp(a * 0.5), w * 2.0, 1, "SAME")
+                                            + c), [x, f, b])
+    assert len(program.kernels) == 1 and len(program.compilation.partition.groups) == 1
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_small_patches_sum_half_precision_taps_in_float32(dtype):
     x, f = rng.normal(size=(2, 9, 8, 1)).astype(np.float32), rng.normal(size=(3, 3, 1, 4))
