@@ -4,19 +4,26 @@ gc.function with updates on device "cpu", next to the same step written by hand 
 (im2col convolutions; interleaved, medians). Both start from the same weights, and their first
 losses must agree before anything is timed.
 
-Prints one JSON line (steps/s), then W5-conv lines: each convolution op alone at the size of
-the second convolution (GFLOP/s, numpy's im2col products beside it).
+Prints one JSON line (steps/s; the target is 1.3x PyTorch eager's steps/s in the same run,
+none without it; "graphc_gemm_path": the same step compiled with every convolution through the
+Gemm, conv_rules.DIRECT_PATCH = 0, interleaved), then W5-conv lines: each convolution op alone at the size of the second
+convolution (GFLOP/s, numpy's im2col products beside it), and the first convolution with its
+bias and relu alone (GFLOP/s; numpy's im2col product beside it, and graphc's patch copy +
+Gemm as "gemm_path": the same op compiled with conv_rules.DIRECT_PATCH = 0, interleaved).
 Usage: python benchmarks/w5_cnn.py [--quick] [--no-peers]
 """
+import contextlib
+
 import numpy as np
 
 import graphc as gc
+from graphc.kernels import conv_rules
 from _common import arguments, check_close, guarded, interleaved, peer_details, peer_figures, result
 from w4_mlp import batch, compile_step, sgd, sgd_updates, softmax_xent
 
 BATCH = 64
 LR = 0.01
-TARGET_STEPS = 180
+TARGET_OVER_TORCH = 1.3  # the target: this times PyTorch eager's steps/s
 SHAPES = [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (5 * 5 * 64, 10), (10,)]
 
 
@@ -126,20 +133,36 @@ def cnn_train_flops(batch_size):
     return 2 * (conv1 + conv2 + dense) + conv2 + dense
 
 
+@contextlib.contextmanager
+def direct_patch(entries):
+    """Compiling with conv_rules.DIRECT_PATCH = entries (0: every conv2d through the Gemm)."""
+    kept, conv_rules.DIRECT_PATCH = conv_rules.DIRECT_PATCH, entries
+    try:
+        yield
+    finally:
+        conv_rules.DIRECT_PATCH = kept
+
+
 def measure(batch_size, repeats, no_peers):
     params = initial_params()
     f = compile_step(*cnn_graph(params, LR))
+    with direct_patch(0):
+        f_gemm = compile_step(*cnn_graph(params, LR))
     x, y = batch((batch_size, 28, 28, 1), 10)
-    mine = [p.copy() for p in params]
+    mine, theirs = [p.copy() for p in params], [p.copy() for p in params]
     for _ in range(2):  # same start, same batch: the same losses step by step
         check_close("W5 loss", f(x, y), numpy_cnn_step(mine, x, y, LR), rtol=1e-4, atol=1e-5)
-    seconds = interleaved({"graphc": lambda: f(x, y),
+        check_close("W5 loss (Gemm path)", f_gemm(x, y), numpy_cnn_step(theirs, x, y, LR),
+                    rtol=1e-4, atol=1e-5)
+    seconds = interleaved({"graphc": lambda: f(x, y), "gemm_path": lambda: f_gemm(x, y),
                            "numpy": lambda: numpy_cnn_step(mine, x, y, LR)}, repeats)
     steps = {who: 1 / t for who, t in seconds.items()}
     peers = peer_figures("W5", {"batch": batch_size, "lr": LR}, repeats, no_peers)
+    target = TARGET_OVER_TORCH * peers["torch"] if peers.get("torch") else None
     return [result("W5", f"CNN conv3x3x32-pool-conv3x3x64-pool-dense10 SGD train step, "
                    f"batch {batch_size}, 28x28x1", "steps/s", steps["graphc"], steps["numpy"],
-                   TARGET_STEPS, peers=peers, repeats=repeats,
+                   target, peers=peers, repeats=repeats,
+                   graphc_gemm_path=round(steps["gemm_path"], 3),
                    flops_per_step=cnn_train_flops(batch_size), **peer_details(peers))]
 
 
@@ -180,8 +203,39 @@ def measure_conv_ops(batch_size, repeats):
     return out
 
 
+def first_conv(entries):
+    """f(x, k, b) = relu(conv2d(x, k) + b) at W5's first convolution, compiled with
+    conv_rules.DIRECT_PATCH = entries."""
+    g = gc.Graph()
+    with g.as_default(), direct_patch(entries):
+        x, k, b = (gc.placeholder(gc.float32, s) for s in ((None, 28, 28, 1), SHAPES[0],
+                                                           SHAPES[1]))
+        return gc.function([x, k, b], gc.relu(gc.nn.conv2d(x, k) + b),
+                           session=gc.Session(g, device="cpu"))
+
+
+def measure_first_conv(batch_size, repeats):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch_size, 28, 28, 1), dtype=np.float32)
+    k, b = initial_params()[:2]
+    b = rng.standard_normal(b.shape, dtype=np.float32)
+    fs = {"graphc": first_conv(conv_rules.DIRECT_PATCH), "gemm_path": first_conv(0),
+          "numpy": lambda x, k, b: np.maximum(im2col(x, 3) @ k.reshape(9, -1) + b, 0)}
+    for who in ("graphc", "gemm_path"):
+        check_close("first conv", fs[who](x, k, b).reshape(-1),
+                    fs["numpy"](x, k, b).reshape(-1), rtol=1e-4, atol=1e-5)
+    seconds = interleaved({who: lambda f=f: f(x, k, b) for who, f in fs.items()}, repeats)
+    gflops = {who: 2 * batch_size * 26 * 26 * 32 * 9 / t / 1e9 for who, t in seconds.items()}
+    return [result("W5-conv", f"conv2d + bias + relu alone, batch {batch_size}, 28x28x1 -> "
+                   "26x26x32, 3x3 VALID (the first convolution)", "GFLOP/s", gflops["graphc"],
+                   gflops["numpy"], None, repeats=repeats,
+                   gemm_path=round(gflops["gemm_path"], 2), direct_patch=conv_rules.DIRECT_PATCH)]
+
+
 if __name__ == "__main__":
     args = arguments(__doc__)
     batch_size, repeats = (4, 3) if args.quick else (BATCH, 9)
     guarded("W5", "CNN train step", lambda: measure(batch_size, repeats, args.no_peers))
     guarded("W5-conv", "convolution ops alone", lambda: measure_conv_ops(batch_size, repeats))
+    guarded("W5-conv", "first convolution alone", lambda: measure_first_conv(batch_size,
+                                                                              repeats))

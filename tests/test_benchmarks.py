@@ -31,7 +31,7 @@ SCRIPTS = {
     "w2_softmax.py": {"W2": 1},
     "w3_matmul.py": {"W3": 1, "W3b": 1, "W3-gemm": 1, "W3b-gemm": 1},
     "w4_mlp.py": {"W4": 1},
-    "w5_cnn.py": {"W5": 1, "W5-conv": 3},
+    "w5_cnn.py": {"W5": 1, "W5-conv": 4},
     "w6_call_overhead.py": {"W6": 1},
     "w7_compile_cache.py": {"W7": 2},
     "w8_chain.py": {"W8": 2, "W8-optimize": 1},

@@ -228,9 +228,11 @@ def _same_size(a, b):
     return size(a) == size(b)
 
 
-def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
+def loop_nest(emitter, group, space, axes, outputs, name, levels=None, split_two=False):
     """One kernel storing `outputs` from loops over `space` (reduction axes innermost);
-    `levels` (default the group's) says where each output's node is computed."""
+    `levels` (default the group's) says where each output's node is computed. `split_two`:
+    the parallel loop runs over the first two axes of a space without reduction axes as one
+    (threads split images and their rows, however few images a run has)."""
     slots = emitter.slots
     extents = emitter.dims(space)
     # an axis of extent 1 is no loop (index 0), so the parallel loop is the first kept axis
@@ -238,6 +240,11 @@ def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
     vars_ = [ir.const(0) if d == 1 and isinstance(d, int) else ir.Var(f"i{a}")
              for a, d in enumerate(space)]
     kept = [a for a in range(len(space)) if a not in axes]
+    parallel = _moving(vars_, extents, kept)
+    if split_two and not axes and len(space) > 2:
+        row = ir.Var("row")
+        vars_[:2] = ir.unflatten(row, extents[:2])
+        parallel = [(row, ir.mul(*extents[:2]))] + _moving(vars_, extents, kept[2:])
     levels = group.levels if levels is None else levels
     outer, inner = [], []
     for t in outputs:
@@ -260,7 +267,7 @@ def loop_nest(emitter, group, space, axes, outputs, name, levels=None):
     body = tuple(outer)
     if inner:
         body += nest(_moving(vars_, extents, axes), tuple(inner))
-    body = nest(_moving(vars_, extents, kept), body, parallel=True)
+    body = nest(parallel, body, parallel=True)
     return ir.Kernel(name, body, {}, tuple(n.name for n in group.nodes))
 
 

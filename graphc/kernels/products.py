@@ -74,10 +74,10 @@ class Products:
         strides = ir.contiguous_strides(self.k.dims(shape))
         return lambda idx: ir.Load(slot, ir.linear(idx, strides), self.dtype)
 
-    def finish(self, value_at, stored=None):
+    def finish(self, value_at, stored=None, split_two=False):
         """The kernels, with a last one storing the group's outputs (but the product already
         in its place, slot `stored`) from a loop over the op's output, whose value at idx is
-        value_at(idx)."""
+        value_at(idx); `split_two`: threads split its first two axes (lower.loop_nest)."""
         dtype = self.out.dtype.name
 
         def value(idx):
@@ -87,7 +87,8 @@ class Products:
         if rest:
             emitter = Emitter(self.group, self.slots, {(self.node.id, 0): value})
             self.kernels.append(loop_nest(emitter, self.group, self.out.shape, (), rest,
-                                          f"{self.name}_{len(self.kernels)}"))
+                                          f"{self.name}_{len(self.kernels)}",
+                                          split_two=split_two))
         return self.kernels
 
 

@@ -762,8 +762,8 @@ def _image(b, dtype=None):
                      and 0 not in v.shape[1:], among=(dtype,) if dtype else FLOATS, shape=shape)
 
 
-def _window(b, x):
-    kh, kw = b.integers(1, 3), b.integers(1, 3)
+def _window(b, x, largest=3):
+    kh, kw = b.integers(1, largest), b.integers(1, largest)
     strides = (b.integers(1, 2), b.integers(1, 2))
     padding = b.choice(("SAME", "VALID", "same"))
     return kh, kw, strides, padding
@@ -771,11 +771,13 @@ def _window(b, x):
 
 def _conv(b):
     x = _image(b)
-    kh, kw, strides, padding = _window(b, x)
+    # filters up to 4x4x3x4: sums of taps on both sides of conv_rules.DIRECT_PATCH (in place
+    # below it, a Gemm above)
+    kh, kw, strides, padding = _window(b, x, largest=4)
     dilations = (b.integers(1, 2), b.integers(1, 2))
     filters = b.operand(lambda v: v.rank == 4 and v.static and v.shape[2] == x.shape[3]
                         and 0 not in v.shape, among=(x.dtype,),
-                        shape=(kh, kw, x.shape[3], b.integers(1, 3)), fresh=0.7)
+                        shape=(kh, kw, x.shape[3], b.integers(1, 4)), fresh=0.7)
     args = dict(strides=strides, padding=padding, dilations=dilations)
     try:
         y = gc.nn.conv2d(x.tensor, filters.tensor, **args)

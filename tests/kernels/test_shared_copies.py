@@ -73,7 +73,8 @@ def test_the_filter_gradient_multiplies_the_forward_patches(stride, padding):
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(gc.float32, (None, 13, 9, 3))
-        k = gc.Variable(rng.normal(size=(3, 2, 3, 5)).astype(np.float32))
+        # patches of 27 entries: a Gemm's (smaller ones conv2d sums in place)
+        k = gc.Variable(rng.normal(size=(3, 3, 3, 5)).astype(np.float32))
         y = gc.relu(gc.nn.conv2d(x, k, stride, padding))
         loss = gc.sum(y * y)
         dx, dk = gc.grad(loss, [x, k])
@@ -90,11 +91,11 @@ def test_patches_of_other_values_are_copied_again():
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(gc.float32, (5, 8, 7, 2))
-        k = gc.placeholder(gc.float32, (2, 2, 2, 3))
+        k = gc.placeholder(gc.float32, (4, 4, 2, 3))  # patches of 32: a Gemm's
         y = gc.nn.conv2d(gc.relu(x), k)
         dk = gc.nn.conv2d_backprop_filter(x, k, y * 2.0)
     cpu, ref = gc.Session(graph=g, device="cpu"), gc.Session(graph=g, device="reference")
     assert len(kernels_loading(cpu.compile([y, dk], [x, k]), x)) == 2
     feed = {x: rng.normal(size=(5, 8, 7, 2)).astype(np.float32),
-            k: rng.normal(size=(2, 2, 2, 3)).astype(np.float32)}
+            k: rng.normal(size=(4, 4, 2, 3)).astype(np.float32)}
     assert_close(cpu.run([y, dk], feed), ref.run([y, dk], feed))
