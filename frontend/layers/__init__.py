@@ -26,7 +26,8 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Intege
                             Resizing)
 from .text import Hashing, StringLookup, TextVectorization
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
-from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
+from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
+                         GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
 
 # the layers that saving can rebuild by class name (custom ones join via gk.saving.register)
@@ -45,6 +46,8 @@ MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = (MaxPooling1D, MaxPooling2D, Averag
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
 GlobalMaxPool3D, GlobalAvgPool3D = GlobalMaxPooling3D, GlobalAveragePooling3D
+Convolution3D, Convolution3DTranspose = Conv3D, Conv3DTranspose
+MaxPool3D, AvgPool3D = MaxPooling3D, AveragePooling3D
 SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 add, average, concatenate, dot, maximum, minimum, multiply, subtract = (
     _functional_merge(c) for c in (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
@@ -89,4 +92,6 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool3D", "GlobalAvgPool3D", "SeparableConvolution1D",
            "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",
-           "multiply", "subtract", "serialize", "deserialize"]
+           "multiply", "subtract", "serialize", "deserialize", "AveragePooling3D", "AvgPool3D",
+           "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
+           "MaxPool3D", "MaxPooling3D"]
