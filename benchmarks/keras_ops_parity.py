@@ -255,6 +255,10 @@ CASES = {
         o.conv_transpose(d["cube"], d["ct1"], 2, "valid", output_padding=1),
         o.conv_transpose(d["vol"], d["ct3"], (2, 1, 2)),
         o.conv_transpose(d["vol"], d["ct3"], 2, "same", output_padding=(1, 0, 1))],
+    "adaptive_average_pool adaptive_max_pool": lambda o, d: [
+        o.adaptive_average_pool(d["img"], (3, 4)), o.adaptive_max_pool(d["img"], (5, 4)),
+        o.adaptive_average_pool(d["vol"], (3, 2, 2)), o.adaptive_max_pool(d["vol"], 2),
+        o.adaptive_average_pool(d["cube"], 2), o.adaptive_max_pool(d["cube"], 5)],
     "conv pools 1-D and 3-D": lambda o, d: [
         o.conv(d["vol"], d["k3"]), o.conv(d["vol"], d["k3"], (2, 1, 1), "same"),
         o.conv(d["vol"], d["k3"][:1], 1, "valid", dilation_rate=(1, 2, 1)),

@@ -1,5 +1,8 @@
 """gk.layers: the building blocks of models."""
-from . import depthwise, dot_attention, noise, preprocessing, text, volumetric
+from . import adaptive, depthwise, dot_attention, noise, preprocessing, text, volumetric
+from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
+                       AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
+                       AdaptiveMaxPooling3D)
 from .attention import MultiHeadAttention
 from .base import InputSpec, Layer
 from .conv import Conv2D
@@ -36,7 +39,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
-    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
+    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
+    + adaptive.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -94,4 +98,6 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",
            "multiply", "subtract", "serialize", "deserialize", "AveragePooling3D", "AvgPool3D",
            "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
-           "MaxPool3D", "MaxPooling3D"]
+           "MaxPool3D", "MaxPooling3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
+           "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
+           "AdaptiveMaxPooling3D"]
