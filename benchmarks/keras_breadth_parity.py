@@ -32,6 +32,23 @@ def _seq(*make_layers, shape, data=None):
     return case
 
 
+def _training_call(make, shape, data=None, dtype="float32"):
+    """A subclassed model calling a layer with training=True (a functional model would predict
+    with training=False); the weights are those given, and predict keeps no state."""
+    def case(lib):
+        class TrainingCall(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.inner = make(lib)
+
+            def call(self, x):
+                return self.inner(x, training=True)
+        model = TrainingCall()
+        model.predict(np.zeros((1,) + shape, dtype), verbose=0)  # builds it: weights exist
+        return model, [model.inner], [data or f"x{len(shape)}"]
+    return case
+
+
 def _merge(kind, **kwargs):
     def case(lib):
         a, b = lib.Input((6,)), lib.Input((6,))
@@ -225,6 +242,13 @@ LAYER_CASES = {
     "AdaptiveAveragePooling3D": _seq(L("AdaptiveAveragePooling3D", output_size=(3, 2, 4)),
                                      shape=VOL),
     "AdaptiveMaxPooling3D": _seq(L("AdaptiveMaxPooling3D", output_size=2), shape=VOL),
+    "SpectralNormalization Dense (inference)": _seq(
+        lambda lib: lib.layers.SpectralNormalization(lib.layers.Dense(4)), shape=SEQ),
+    "SpectralNormalization Dense (training)": _training_call(
+        lambda lib: lib.layers.SpectralNormalization(lib.layers.Dense(4)), SEQ),
+    "SpectralNormalization Conv2D 3 iterations (training)": _training_call(
+        lambda lib: lib.layers.SpectralNormalization(lib.layers.Conv2D(3, 2),
+                                                     power_iterations=3), IMG),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

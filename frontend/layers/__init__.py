@@ -1,5 +1,5 @@
 """gk.layers: the building blocks of models."""
-from . import adaptive, depthwise, dot_attention, noise, preprocessing, text, volumetric
+from . import adaptive, depthwise, dot_attention, noise, preprocessing, spectral, text, volumetric
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -29,6 +29,7 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Intege
                             Resizing)
 from .text import Hashing, StringLookup, TextVectorization
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .spectral import SpectralNormalization
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
                          GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
@@ -40,7 +41,7 @@ BUILTIN = {cls.__name__: cls for cls in (
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
-    + adaptive.LAYERS}
+    + adaptive.LAYERS + (SpectralNormalization,)}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -100,4 +101,4 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
            "MaxPool3D", "MaxPooling3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
            "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
-           "AdaptiveMaxPooling3D"]
+           "AdaptiveMaxPooling3D", "SpectralNormalization"]
