@@ -1,5 +1,5 @@
 """gk.layers: the building blocks of models."""
-from . import adaptive, depthwise, dot_attention, noise, preprocessing, spectral, text, volumetric
+from . import adaptive, depthwise, dot_attention, noise, preprocessing, text, volumetric
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
