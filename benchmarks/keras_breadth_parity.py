@@ -249,6 +249,24 @@ LAYER_CASES = {
     "SpectralNormalization Conv2D 3 iterations (training)": _training_call(
         lambda lib: lib.layers.SpectralNormalization(lib.layers.Conv2D(3, 2),
                                                      power_iterations=3), IMG),
+    # (outputs near 255 differ from Keras's by an ulp, 1.5e-5, above the tolerance: the cases
+    # that compute on the 0-255 scale are also run on small values)
+    "AutoContrast value_range (0, 1)": _seq(L("AutoContrast", value_range=(0, 1)), shape=IMG),
+    "AutoContrast value_range (-1, 2)": _seq(L("AutoContrast", value_range=(-1, 2)),
+                                             shape=IMG),
+    "colour augmentations (inference)": _seq(
+        L("RandomGrayscale", factor=0.7), L("RandomInvert"),
+        L("Solarization", addition_factor=0.3, threshold_factor=0.5),
+        L("RandomPosterization", factor=4), shape=IMG, data="pixels"),
+    "RandomGrayscale factor 1 (training)": _training_call(
+        L("RandomGrayscale", factor=1.0), IMG),
+    "RandomInvert factor (1, 1) (training)": _training_call(
+        L("RandomInvert", factor=(1, 1)), IMG, "pixels"),
+    "Solarization factors 0 (training)": _training_call(L("Solarization"), IMG, "pixels"),
+    "Solarization value_range (-1, 1) (training)": _training_call(
+        L("Solarization", value_range=(-1, 1)), IMG),
+    "RandomPosterization 3 bits (training)": _training_call(
+        L("RandomPosterization", factor=(3, 3)), IMG, "pixels"),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

@@ -1,9 +1,11 @@
 """gk.layers: the building blocks of models."""
-from . import adaptive, depthwise, dot_attention, noise, preprocessing, text, volumetric
+from . import adaptive, color, depthwise, dot_attention, noise, preprocessing, text, volumetric
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
 from .attention import MultiHeadAttention
+from .color import (AutoContrast, RandomGrayscale, RandomInvert, RandomPosterization,
+                    Solarization)
 from .base import InputSpec, Layer
 from .conv import Conv2D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
@@ -41,7 +43,7 @@ BUILTIN = {cls.__name__: cls for cls in (
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
-    + adaptive.LAYERS + (SpectralNormalization,)}
+    + adaptive.LAYERS + color.LAYERS + (SpectralNormalization,)}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -101,4 +103,5 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
            "MaxPool3D", "MaxPooling3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
            "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
-           "AdaptiveMaxPooling3D", "SpectralNormalization"]
+           "AdaptiveMaxPooling3D", "SpectralNormalization", "AutoContrast", "RandomGrayscale",
+           "RandomInvert", "RandomPosterization", "Solarization"]
