@@ -267,6 +267,13 @@ LAYER_CASES = {
         L("Solarization", value_range=(-1, 1)), IMG),
     "RandomPosterization 3 bits (training)": _training_call(
         L("RandomPosterization", factor=(3, 3)), IMG, "pixels"),
+    "RandomColorDegeneration RandomSharpness (inference)": _seq(
+        L("RandomColorDegeneration", factor=0.5), L("RandomSharpness", factor=0.5), shape=IMG,
+        data="pixels"),
+    "RandomColorDegeneration factor (0.6, 0.6) (training)": _training_call(
+        L("RandomColorDegeneration", factor=(0.6, 0.6), value_range=(-1, 1)), IMG),
+    "RandomSharpness factor (0.2, 0.2) (training)": _training_call(
+        L("RandomSharpness", factor=(0.2, 0.2), value_range=(-2, 2)), IMG),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

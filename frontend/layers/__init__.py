@@ -4,8 +4,8 @@ from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
 from .attention import MultiHeadAttention
-from .color import (AutoContrast, RandomGrayscale, RandomInvert, RandomPosterization,
-                    Solarization)
+from .color import (AutoContrast, RandomColorDegeneration, RandomGrayscale, RandomInvert,
+                    RandomPosterization, RandomSharpness, Solarization)
 from .base import InputSpec, Layer
 from .conv import Conv2D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
@@ -104,4 +104,5 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "MaxPool3D", "MaxPooling3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
            "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
            "AdaptiveMaxPooling3D", "SpectralNormalization", "AutoContrast", "RandomGrayscale",
-           "RandomInvert", "RandomPosterization", "Solarization"]
+           "RandomInvert", "RandomPosterization", "Solarization", "RandomColorDegeneration",
+           "RandomSharpness"]

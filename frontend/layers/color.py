@@ -1,15 +1,19 @@
 """Keras's colour augmentations of channels-last images: RandomGrayscale, RandomInvert,
-Solarization and RandomPosterization (drawn per image while training, seeded; the identity at
-inference), and AutoContrast (deterministic, applied at inference too, as in Keras).
+Solarization, RandomPosterization, RandomColorDegeneration and RandomSharpness (drawn per image
+while training, seeded; the identity at inference), and AutoContrast (deterministic, applied
+at inference too, as in Keras).
 
 Values are mapped from `value_range` to [0, 255] and back around the 0-255 arithmetic, as
 Keras does; the random draws are graphc's own (not Keras's JAX stream), from the same
 distributions."""
+import numpy as np
+
 import graphc as gc
 from graphc.errors import GraphcError
 
 from .. import ops_image
 from .base import Layer
+from .depthwise import depthwise_conv2d
 from .preprocessing import _Augmentation
 
 
@@ -87,13 +91,13 @@ class RandomGrayscale(_Augmentation):
 
 class RandomInvert(_Augmentation):
     """Each image replaced by value_range[1] - image when a uniform draw falls below another
-    drawn in factor's range (Keras's rule: factor 1.0 inverts a quarter of the images on
-    average, (1, 1) every one, 0 none)."""
+    drawn in factor's range (Keras's rule: factor f draws in [0, f], so 1.0, the default,
+    inverts half of the images on average, (1, 1) every one, 0 none)."""
 
     def __init__(self, factor=1.0, value_range=(0, 255), seed=None, data_format=None,
                  **kwargs):
         super().__init__(seed, **kwargs)
-        self.factor = _unit_factor(factor, "RandomInvert", (-1.0, 1.0))
+        self.factor = _unit_factor(factor, "RandomInvert")
         self.value_range = _value_range(value_range, "RandomInvert")
         ops_image._channels_last(data_format, "RandomInvert")
 
@@ -165,4 +169,53 @@ class RandomPosterization(_Augmentation):
                 "value_range": list(self.value_range)}
 
 
-LAYERS = (AutoContrast, RandomGrayscale, RandomInvert, Solarization, RandomPosterization)
+class RandomColorDegeneration(_Augmentation):
+    """Each image blended towards its luma by a factor drawn in factor's range (f: [-f, f]),
+    image + factor * (luma - image), clipped to value_range."""
+
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.factor = _unit_factor(factor, "RandomColorDegeneration", (-1.0, 1.0))
+        self.value_range = _value_range(value_range, "RandomColorDegeneration")
+        ops_image._channels_last(data_format, "RandomColorDegeneration")
+
+    def transform(self, x):
+        f = self._per_image(x, 0, *self.factor)
+        return gc.clip(x + f * (ops_image.rgb_to_grayscale(x) - x), *self.value_range)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor),
+                "value_range": list(self.value_range)}
+
+
+# Keras's smoothing filter for sharpness: 5/13 at the centre, 1/13 on the 8 neighbours
+_SMOOTH = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13.0
+
+
+class RandomSharpness(_Augmentation):
+    """Each image moved away from (or towards) its smoothing by a per-image factor f drawn in
+    factor's range ([0, f] for a number): image + (1 - 2 f) * (smoothed - image), the
+    smoothing a 3x3 filter over each channel, zero-padded at the border; clipped to
+    value_range."""
+
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.factor = _unit_factor(factor, "RandomSharpness")
+        self.value_range = _value_range(value_range, "RandomSharpness")
+        ops_image._channels_last(data_format, "RandomSharpness")
+
+    def transform(self, x):
+        channels = x.shape[-1]
+        kernel = gc.cast(gc.constant(np.tile(_SMOOTH[:, :, None, None], (1, 1, channels, 1))),
+                         x.dtype)
+        smoothed = depthwise_conv2d(x, kernel, (1, 1), "same", (1, 1))
+        f = self._per_image(x, 0, *self.factor) * 2.0
+        return gc.clip(x + (1.0 - f) * (smoothed - x), *self.value_range)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor),
+                "value_range": list(self.value_range)}
+
+
+LAYERS = (AutoContrast, RandomGrayscale, RandomInvert, Solarization, RandomPosterization,
+          RandomColorDegeneration, RandomSharpness)

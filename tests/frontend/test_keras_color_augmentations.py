@@ -37,10 +37,10 @@ def test_random_invert_matches_its_draws():
     np.testing.assert_array_equal(out, np.where(pick < chance, 255 - IMAGES, IMAGES))
     inverted = np.all(out == 255 - IMAGES, axis=(1, 2, 3))
     assert np.all(inverted | np.all(out == IMAGES, axis=(1, 2, 3))) and 10 < inverted.sum() < 54
-    # Keras's default factor 1.0: a draw in [-1, 1] against one in [0, 1], a quarter inverted
+    # Keras's default factor 1.0: a draw in [0, 1] against one in [0, 1], half inverted
     many = np.repeat(IMAGES[:, :1, :1], 16, axis=0)
     share = np.mean(_train_out(L.RandomInvert(seed=1), many) != many)
-    assert 0.17 < share < 0.33
+    assert 0.42 < share < 0.58
     np.testing.assert_array_equal(_inference(L.RandomInvert(seed=5), IMAGES), IMAGES)
 
 
@@ -79,6 +79,23 @@ def test_random_posterization_keeps_the_top_bits():
     np.testing.assert_array_equal(_inference(L.RandomPosterization(4), IMAGES), IMAGES)
 
 
+def test_color_degeneration_and_sharpness_match_their_draws():
+    out = _train_out(L.RandomColorDegeneration(0.8, seed=4), IMAGES)
+    f = _draws(IMAGES, 4, -0.8, 0.8)
+    gray = (IMAGES.astype(np.float64) @ np.array([0.2989, 0.5870, 0.1140]))[..., None]
+    np.testing.assert_allclose(out, np.clip(IMAGES + f * (gray - IMAGES), 0, 255), rtol=1e-5,
+                               atol=1e-3)
+    out = _train_out(L.RandomSharpness((0.1, 0.9), value_range=(0, 300), seed=6), IMAGES)
+    f = _draws(IMAGES, 6, 0.1, 0.9) * 2
+    padded = np.pad(IMAGES.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    smoothed = sum(padded[:, i:i + 5, j:j + 6] * (5 if (i, j) == (1, 1) else 1)
+                   for i in range(3) for j in range(3)) / 13
+    np.testing.assert_allclose(out, np.clip(IMAGES + (1 - f) * (smoothed - IMAGES), 0, 300),
+                               rtol=1e-5, atol=1e-3)
+    for layer in (L.RandomColorDegeneration(1.0), L.RandomSharpness(1.0)):
+        np.testing.assert_array_equal(_inference(layer, IMAGES), IMAGES)
+
+
 def test_auto_contrast_stretches_every_channel():
     x = IMAGES * 0.5 + 20
     x[0, ..., 1] = 7.0  # a constant channel is kept as it is
@@ -98,5 +115,6 @@ def test_arguments_refused_as_keras_does():
                  lambda: L.AutoContrast(value_range=5)):
         with pytest.raises(gc.GraphcError):
             make()
-    assert L.RandomInvert(0.5).get_config()["factor"] == [-0.5, 0.5]  # Keras bounds (-1, 1)
+    assert L.RandomInvert(0.5).get_config()["factor"] == [0.0, 0.5]
+    assert L.RandomColorDegeneration(0.5).get_config()["factor"] == [-0.5, 0.5]
     assert L.RandomPosterization(4).get_config()["factor"] == [1.0, 4.0]
