@@ -32,33 +32,19 @@ class _AdaptivePooling(Layer):
                 "data_format": self.data_format}
 
 
-_average = staticmethod(ops_nn.adaptive_average_pool)
-_max = staticmethod(ops_nn.adaptive_max_pool)
+def _layer(name, rank, op):
+    """The adaptive pooling layer class of `rank` spatial axes that pools with op."""
+    return type(name, (_AdaptivePooling,), {
+        "rank": rank, "op": staticmethod(op), "__module__": __name__,
+        "__doc__": f"{op.__name__} to output_size over {rank} spatial axes, channels last."})
 
 
-class AdaptiveAveragePooling1D(_AdaptivePooling):
-    rank, op = 1, _average
-
-
-class AdaptiveAveragePooling2D(_AdaptivePooling):
-    rank, op = 2, _average
-
-
-class AdaptiveAveragePooling3D(_AdaptivePooling):
-    rank, op = 3, _average
-
-
-class AdaptiveMaxPooling1D(_AdaptivePooling):
-    rank, op = 1, _max
-
-
-class AdaptiveMaxPooling2D(_AdaptivePooling):
-    rank, op = 2, _max
-
-
-class AdaptiveMaxPooling3D(_AdaptivePooling):
-    rank, op = 3, _max
-
+AdaptiveAveragePooling1D = _layer("AdaptiveAveragePooling1D", 1, ops_nn.adaptive_average_pool)
+AdaptiveAveragePooling2D = _layer("AdaptiveAveragePooling2D", 2, ops_nn.adaptive_average_pool)
+AdaptiveAveragePooling3D = _layer("AdaptiveAveragePooling3D", 3, ops_nn.adaptive_average_pool)
+AdaptiveMaxPooling1D = _layer("AdaptiveMaxPooling1D", 1, ops_nn.adaptive_max_pool)
+AdaptiveMaxPooling2D = _layer("AdaptiveMaxPooling2D", 2, ops_nn.adaptive_max_pool)
+AdaptiveMaxPooling3D = _layer("AdaptiveMaxPooling3D", 3, ops_nn.adaptive_max_pool)
 
 LAYERS = (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
           AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)

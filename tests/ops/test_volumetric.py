@@ -166,32 +166,24 @@ def pairwise(v, rank):
     return (v,) * rank if isinstance(v, int) or v is None else v
 
 
-@pytest.mark.parametrize("xs,fs,strides,padding,dilations,output_padding", TRANSPOSED)
-def test_conv2d_transpose_matches_keras_rule(xs, fs, strides, padding, dilations,
-                                             output_padding):
-    x, f = rng.normal(size=xs).astype(np.float32), rng.normal(size=fs).astype(np.float32)
-    got = evaluate(lambda a, b: gc.nn.conv2d_transpose(a, b, strides, padding, dilations,
-                                                       output_padding), x, f)
-    want = naive_conv_transpose(x.astype(np.float64), f.astype(np.float64),
-                                pairwise(strides, 2), padding, pairwise(dilations, 2),
-                                pairwise(output_padding, 2))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("xs,fs,strides,padding,dilations,output_padding", [
+TRANSPOSED += [  # 3-D ones
     ((2, 3, 4, 3, 2), (2, 3, 2, 3, 2), (2, 1, 2), "VALID", 1, None),
     ((1, 4, 3, 2, 1), (3, 2, 2, 2, 1), (3, 2, 1), "SAME", 1, (2, 1, 0)),
     ((1, 3, 3, 4, 2), (2, 2, 3, 1, 2), 1, "SAME", (2, 1, 2), None),
     ((1, 2, 3, 2, 1), (1, 2, 2, 2, 1), (3, 2, 2), "VALID", 1, (1, 0, 1)),
-])
-def test_conv3d_transpose_matches_keras_rule(xs, fs, strides, padding, dilations,
-                                             output_padding):
+]
+
+
+@pytest.mark.parametrize("xs,fs,strides,padding,dilations,output_padding", TRANSPOSED)
+def test_transposed_convolutions_match_keras_rule(xs, fs, strides, padding, dilations,
+                                                  output_padding):
+    rank = len(xs) - 2
+    op = gc.nn.conv2d_transpose if rank == 2 else gc.nn.conv3d_transpose
     x, f = rng.normal(size=xs).astype(np.float32), rng.normal(size=fs).astype(np.float32)
-    got = evaluate(lambda a, b: gc.nn.conv3d_transpose(a, b, strides, padding, dilations,
-                                                       output_padding), x, f)
+    got = evaluate(lambda a, b: op(a, b, strides, padding, dilations, output_padding), x, f)
     want = naive_conv_transpose(x.astype(np.float64), f.astype(np.float64),
-                                pairwise(strides, 3), padding, pairwise(dilations, 3),
-                                pairwise(output_padding, 3))
+                                pairwise(strides, rank), padding, pairwise(dilations, rank),
+                                pairwise(output_padding, rank))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
