@@ -274,6 +274,11 @@ LAYER_CASES = {
         L("RandomColorDegeneration", factor=(0.6, 0.6), value_range=(-1, 1)), IMG),
     "RandomSharpness factor (0.2, 0.2) (training)": _training_call(
         L("RandomSharpness", factor=(0.2, 0.2), value_range=(-2, 2)), IMG),
+    "RandomCrop (inference)": _seq(L("RandomCrop", height=5, width=6), shape=IMG),
+    "RandomCrop of a smaller image (training)": _training_call(
+        L("RandomCrop", height=11, width=9), IMG),
+    "RandomCrop of an image as large (training)": _training_call(
+        L("RandomCrop", height=8, width=5), IMG),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

@@ -1,5 +1,6 @@
 """gk.layers: the building blocks of models."""
-from . import adaptive, color, depthwise, dot_attention, noise, preprocessing, text, volumetric
+from . import (adaptive, color, depthwise, dot_attention, noise, preprocessing, random_crop, text,
+               volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -30,6 +31,7 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Intege
                             Normalization, RandomBrightness, RandomContrast, RandomFlip,
                             Resizing)
 from .text import Hashing, StringLookup, TextVectorization
+from .random_crop import RandomCrop
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
@@ -43,7 +45,7 @@ BUILTIN = {cls.__name__: cls for cls in (
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
-    + adaptive.LAYERS + color.LAYERS + (SpectralNormalization,)}
+    + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -105,4 +107,4 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
            "AdaptiveMaxPooling3D", "SpectralNormalization", "AutoContrast", "RandomGrayscale",
            "RandomInvert", "RandomPosterization", "Solarization", "RandomColorDegeneration",
-           "RandomSharpness"]
+           "RandomSharpness", "RandomCrop"]

@@ -1,4 +1,4 @@
-"""Keras's colour augmentations against numpy: exact outputs for a fixed seed, computed from
+"""Keras's colour augmentations and RandomCrop against numpy: exact outputs for a fixed seed, computed from
 graphc's own per-image draws (the same seeded random op the layer draws from), the structure
 and frequency of the changes, and the identity at inference; keras_breadth_parity.py compares
 their inference behaviour and their deterministic settings with Keras 3."""
@@ -118,3 +118,29 @@ def test_arguments_refused_as_keras_does():
     assert L.RandomInvert(0.5).get_config()["factor"] == [0.0, 0.5]
     assert L.RandomColorDegeneration(0.5).get_config()["factor"] == [-0.5, 0.5]
     assert L.RandomPosterization(4).get_config()["factor"] == [1.0, 4.0]
+
+
+def test_random_crop_takes_one_window_per_batch_in_training():
+    out = _train_out(L.RandomCrop(3, 4, seed=9), IMAGES)
+    top, left = int(_scalar_draw(IMAGES, 9, 5 - 3 + 1)), int(_scalar_draw(IMAGES, 10, 6 - 4 + 1))
+    np.testing.assert_array_equal(out, IMAGES[:, top:top + 3, left:left + 4])
+    offsets = set()
+    for seed in range(12):
+        window = _train_out(L.RandomCrop(3, 4, seed=seed), IMAGES)[0]
+        offsets |= {(i, j) for i in range(3) for j in range(3)
+                    if np.array_equal(window, IMAGES[0, i:i + 3, j:j + 4])}
+    assert len(offsets) >= 4  # seeds move the window
+    # not larger than 7x6 along both axes: the central window of aspect 7:6 (5x4) starts at
+    # (0, 1); Keras slices 7x6 cells from there (5x5 inside the image) and resizes them
+    small = _train_out(L.RandomCrop(7, 6, seed=1), IMAGES)
+    with gc.Graph().as_default():
+        want = gc.Session().run(gk.ops.image.resize(IMAGES[:, 0:5, 1:6], (7, 6)))
+    np.testing.assert_allclose(small, want, rtol=1e-6)
+    np.testing.assert_array_equal(_inference(L.RandomCrop(3, 4), IMAGES), IMAGES)
+
+
+def _scalar_draw(x, seed, high):
+    """The scalar uniform draw in [0, high) of seed `seed` that RandomCrop makes."""
+    inp = gc.placeholder(gc.float32, (None,) + x.shape[1:])
+    return gc.function([inp], random_uniform_like(inp[0, 0, 0, 0], 0.0, float(high),
+                                                  seed=seed))(x)
