@@ -32,6 +32,23 @@ def _seq(*make_layers, shape, data=None):
     return case
 
 
+def _training_call(make, shape, data=None, dtype="float32"):
+    """A subclassed model calling a layer with training=True (a functional model would predict
+    with training=False); the weights are those given, and predict keeps no state."""
+    def case(lib):
+        class TrainingCall(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.inner = make(lib)
+
+            def call(self, x):
+                return self.inner(x, training=True)
+        model = TrainingCall()
+        model.predict(np.zeros((1,) + shape, dtype), verbose=0)  # builds it: weights exist
+        return model, [model.inner], [data or f"x{len(shape)}"]
+    return case
+
+
 def _merge(kind, **kwargs):
     def case(lib):
         a, b = lib.Input((6,)), lib.Input((6,))
@@ -187,6 +204,81 @@ LAYER_CASES = {
     "Conv2DTranspose valid strides 3 kernel 2": _seq(L("Conv2DTranspose", filters=2,
                                                       kernel_size=2, strides=(3, 1)),
                                                     shape=IMG),
+    "Conv2DTranspose same output_padding": _seq(L("Conv2DTranspose", filters=2, kernel_size=3,
+                                                 strides=(2, 3), padding="same",
+                                                 output_padding=(1, 2)), shape=IMG),
+    "Conv2DTranspose valid dilated": _seq(L("Conv2DTranspose", filters=3, kernel_size=(2, 3),
+                                            dilation_rate=(2, 1)), shape=IMG),
+    "Conv1DTranspose valid output_padding": _seq(L("Conv1DTranspose", filters=2,
+                                                   kernel_size=3, strides=2,
+                                                   output_padding=1), shape=SEQ),
+    "Conv1DTranspose same dilated": _seq(L("Conv1DTranspose", filters=2, kernel_size=3,
+                                           padding="same", dilation_rate=2), shape=SEQ),
+    "Conv3D valid": _seq(L("Conv3D", filters=4, kernel_size=(2, 3, 2)), shape=VOL),
+    "Conv3D same strides relu": _seq(L("Conv3D", filters=2, kernel_size=3, strides=(2, 1, 3),
+                                       padding="same", activation="relu"), shape=VOL),
+    "Conv3D dilated groups": _seq(L("Conv3D", filters=6, kernel_size=2, groups=3,
+                                    dilation_rate=(1, 2, 2)), shape=VOL),
+    "Conv3DTranspose valid strides": _seq(L("Conv3DTranspose", filters=2, kernel_size=(2, 3, 2),
+                                            strides=(2, 1, 3)), shape=VOL),
+    "Conv3DTranspose same output_padding": _seq(L("Conv3DTranspose", filters=3, kernel_size=3,
+                                                  strides=2, padding="same",
+                                                  output_padding=(1, 0, 1)), shape=VOL),
+    "Conv3DTranspose same dilated": _seq(L("Conv3DTranspose", filters=2, kernel_size=2,
+                                           padding="same", dilation_rate=(2, 1, 2)), shape=VOL),
+    "MaxPooling3D": _seq(L("MaxPooling3D"), shape=VOL),
+    "MaxPooling3D same strides": _seq(L("MaxPooling3D", pool_size=(3, 2, 3), strides=(1, 2, 2),
+                                        padding="same"), shape=VOL),
+    "AveragePooling3D valid": _seq(L("AveragePooling3D", pool_size=(2, 3, 2), strides=1),
+                                   shape=VOL),
+    "AveragePooling3D same": _seq(L("AveragePooling3D", pool_size=3, strides=(2, 1, 2),
+                                    padding="same"), shape=VOL),
+    "AdaptiveAveragePooling1D": _seq(L("AdaptiveAveragePooling1D", output_size=3), shape=SEQ),
+    "AdaptiveMaxPooling1D up": _seq(L("AdaptiveMaxPooling1D", output_size=9), shape=SEQ),
+    "AdaptiveAveragePooling2D": _seq(L("AdaptiveAveragePooling2D", output_size=(3, 5)),
+                                     shape=IMG),
+    "AdaptiveMaxPooling2D up and down": _seq(L("AdaptiveMaxPooling2D", output_size=(11, 3)),
+                                             shape=IMG),
+    "AdaptiveAveragePooling3D": _seq(L("AdaptiveAveragePooling3D", output_size=(3, 2, 4)),
+                                     shape=VOL),
+    "AdaptiveMaxPooling3D": _seq(L("AdaptiveMaxPooling3D", output_size=2), shape=VOL),
+    "SpectralNormalization Dense (inference)": _seq(
+        lambda lib: lib.layers.SpectralNormalization(lib.layers.Dense(4)), shape=SEQ),
+    "SpectralNormalization Dense (training)": _training_call(
+        lambda lib: lib.layers.SpectralNormalization(lib.layers.Dense(4)), SEQ),
+    "SpectralNormalization Conv2D 3 iterations (training)": _training_call(
+        lambda lib: lib.layers.SpectralNormalization(lib.layers.Conv2D(3, 2),
+                                                     power_iterations=3), IMG),
+    # (outputs near 255 differ from Keras's by an ulp, 1.5e-5, above the tolerance: the cases
+    # that compute on the 0-255 scale are also run on small values)
+    "AutoContrast value_range (0, 1)": _seq(L("AutoContrast", value_range=(0, 1)), shape=IMG),
+    "AutoContrast value_range (-1, 2)": _seq(L("AutoContrast", value_range=(-1, 2)),
+                                             shape=IMG),
+    "colour augmentations (inference)": _seq(
+        L("RandomGrayscale", factor=0.7), L("RandomInvert"),
+        L("Solarization", addition_factor=0.3, threshold_factor=0.5),
+        L("RandomPosterization", factor=4), shape=IMG, data="pixels"),
+    "RandomGrayscale factor 1 (training)": _training_call(
+        L("RandomGrayscale", factor=1.0), IMG),
+    "RandomInvert factor (1, 1) (training)": _training_call(
+        L("RandomInvert", factor=(1, 1)), IMG, "pixels"),
+    "Solarization factors 0 (training)": _training_call(L("Solarization"), IMG, "pixels"),
+    "Solarization value_range (-1, 1) (training)": _training_call(
+        L("Solarization", value_range=(-1, 1)), IMG),
+    "RandomPosterization 3 bits (training)": _training_call(
+        L("RandomPosterization", factor=(3, 3)), IMG, "pixels"),
+    "RandomColorDegeneration RandomSharpness (inference)": _seq(
+        L("RandomColorDegeneration", factor=0.5), L("RandomSharpness", factor=0.5), shape=IMG,
+        data="pixels"),
+    "RandomColorDegeneration factor (0.6, 0.6) (training)": _training_call(
+        L("RandomColorDegeneration", factor=(0.6, 0.6), value_range=(-1, 1)), IMG),
+    "RandomSharpness factor (0.2, 0.2) (training)": _training_call(
+        L("RandomSharpness", factor=(0.2, 0.2), value_range=(-2, 2)), IMG),
+    "RandomCrop (inference)": _seq(L("RandomCrop", height=5, width=6), shape=IMG),
+    "RandomCrop of a smaller image (training)": _training_call(
+        L("RandomCrop", height=11, width=9), IMG),
+    "RandomCrop of an image as large (training)": _training_call(
+        L("RandomCrop", height=8, width=5), IMG),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

@@ -70,6 +70,9 @@ def _derived(rng):
             "pw": rng.normal(size=(1, 1, 16, 5)).astype("float32"),
             "ct": rng.normal(size=(3, 2, 5, 8)).astype("float32"),
             "ct1": rng.normal(size=(2, 3, 4)).astype("float32"),
+            "vol": rng.normal(size=(2, 4, 5, 3, 2)).astype("float32"),
+            "k3": rng.normal(size=(2, 3, 2, 2, 3)).astype("float32"),
+            "ct3": rng.normal(size=(2, 2, 3, 3, 2)).astype("float32"),
             "absv": np.abs(rng.normal(size=(7,))).astype("float32")}
 
 
@@ -246,6 +249,22 @@ CASES = {
     "conv_transpose": lambda o, d: [o.conv_transpose(d["img"], d["ct"], 2),
                                     o.conv_transpose(d["img"], d["ct"], 2, "same"),
                                     o.conv_transpose(d["cube"], d["ct1"], 3)],
+    "conv_transpose output_padding dilation 3-D": lambda o, d: [
+        o.conv_transpose(d["img"], d["ct"], (2, 3), "same", output_padding=(1, 2)),
+        o.conv_transpose(d["img"], d["ct"], 1, "valid", dilation_rate=(2, 1)),
+        o.conv_transpose(d["cube"], d["ct1"], 2, "valid", output_padding=1),
+        o.conv_transpose(d["vol"], d["ct3"], (2, 1, 2)),
+        o.conv_transpose(d["vol"], d["ct3"], 2, "same", output_padding=(1, 0, 1))],
+    "adaptive_average_pool adaptive_max_pool": lambda o, d: [
+        o.adaptive_average_pool(d["img"], (3, 4)), o.adaptive_max_pool(d["img"], (5, 4)),
+        o.adaptive_average_pool(d["vol"], (3, 2, 2)), o.adaptive_max_pool(d["vol"], 2),
+        o.adaptive_average_pool(d["cube"], 2), o.adaptive_max_pool(d["cube"], 5)],
+    "conv pools 1-D and 3-D": lambda o, d: [
+        o.conv(d["vol"], d["k3"]), o.conv(d["vol"], d["k3"], (2, 1, 1), "same"),
+        o.conv(d["vol"], d["k3"][:1], 1, "valid", dilation_rate=(1, 2, 1)),
+        o.max_pool(d["vol"], 2, 2), o.max_pool(d["vol"], (3, 2, 2), (1, 2, 1), "same"),
+        o.average_pool(d["vol"], (2, 3, 2), 1), o.average_pool(d["vol"], 3, 2, "same"),
+        o.max_pool(d["cube"], 2, 2), o.average_pool(d["cube"], 3, 1, "same")],
     "segment_max min prod": lambda o, d: [
         o.segment_max(d["x"], d["seg"], 4), o.segment_min(d["cube"], d["seg3"], 3),
         o.segment_prod(d["v"], d["seg7"], 5)],

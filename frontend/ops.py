@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 import graphc as gc
+from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
 from . import activations as _act
@@ -511,7 +512,8 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
 
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """2-D convolutions (NHWC inputs, HWIO kernels) and 1-D ones (over a unit height)."""
+    """1-D (over a unit height), 2-D (NHWC inputs, HWIO kernels) and 3-D (NDHWC, DHWIO)
+    convolutions."""
     x, k = _t(inputs), _t(kernel)
     if x.ndim == 3:
         s = strides if isinstance(strides, int) else strides[0]
@@ -519,19 +521,36 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
         out = gc.nn.conv2d(gc.expand_dims(x, 1), gc.expand_dims(k, 0), strides=(1, s),
                            padding=padding.upper(), dilations=(1, d))
         return gc.squeeze(out, axis=1)
-    if x.ndim != 4:
-        raise NotImplementedError("gk.ops.conv takes 1-D and 2-D convolutions for now")
-    return gc.nn.conv2d(x, k, strides=strides, padding=padding.upper(), dilations=dilation_rate)
+    if x.ndim not in (4, 5):
+        raise GraphcError(f"gk.ops.conv takes 1-D, 2-D and 3-D convolutions (inputs of rank "
+                          f"3 to 5), got shape {tuple(x.shape)}")
+    return (gc.nn.conv2d if x.ndim == 4 else gc.nn.conv3d)(
+        x, k, strides=strides, padding=padding.upper(), dilations=dilation_rate)
+
+
+def _pool(pool2d, pool3d, inputs, pool_size, strides, padding, who):
+    """A 1-D (over a unit height), 2-D or 3-D channels-last pool; strides default to
+    pool_size."""
+    x = _t(inputs)
+    strides = pool_size if strides is None else strides
+    if x.ndim == 3:
+        size, step = (v if isinstance(v, int) else v[0] for v in (pool_size, strides))
+        return gc.squeeze(pool2d(gc.expand_dims(x, 1), (1, size), (1, step),
+                                 padding=padding.upper()), axis=1)
+    if x.ndim not in (4, 5):
+        raise GraphcError(f"gk.ops.{who} takes 1-D, 2-D and 3-D pools (inputs of rank 3 to "
+                          f"5), got shape {tuple(x.shape)}")
+    return (pool2d if x.ndim == 4 else pool3d)(x, pool_size, strides, padding=padding.upper())
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    strides = pool_size if strides is None else strides
-    return gc.nn.max_pool2d(_t(inputs), pool_size, strides, padding=padding.upper())
+    return _pool(gc.nn.max_pool2d, gc.nn.max_pool3d, inputs, pool_size, strides, padding,
+                 "max_pool")
 
 
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    strides = pool_size if strides is None else strides
-    return gc.nn.avg_pool2d(_t(inputs), pool_size, strides, padding=padding.upper())
+    return _pool(gc.nn.avg_pool2d, gc.nn.avg_pool3d, inputs, pool_size, strides, padding,
+                 "average_pool")
 
 
 def cond(pred, true_fn, false_fn):

@@ -18,7 +18,8 @@ __all__ = [
     "in_top_k", "depth_to_space", "space_to_depth", "batch_normalization",
     "layer_normalization", "rms_normalization", "dot_product_attention",
     "extract_sequences", "fori_loop", "while_loop", "map", "vectorized_map", "switch",
-    "depthwise_conv", "separable_conv", "conv_transpose",
+    "depthwise_conv", "separable_conv", "conv_transpose", "adaptive_average_pool",
+    "adaptive_max_pool",
 ]
 
 _t = _o._t
@@ -217,11 +218,15 @@ def extract_sequences(x, sequence_length, sequence_stride):
 
 
 # ---- convolutions beyond ops.conv (NHWC inputs; 1-D ones over a unit height) -----------------
+def _check_channels_last(who, data_format):
+    if data_format not in (None, "channels_last"):
+        raise GraphcError(f"gk.ops.{who} takes channels_last inputs, got {data_format!r}")
+
+
 def _spatial(x, kernel, strides, dilation_rate, who, data_format):
     """(x, kernel, strides, dilations) as 2-D ones: a 1-D input (batch, steps, channels) and
     its kernel get a unit height."""
-    if data_format not in (None, "channels_last"):
-        raise GraphcError(f"gk.ops.{who} takes channels_last inputs")
+    _check_channels_last(who, data_format)
     pair = (lambda v: (v, v)) if x.ndim == 4 else (lambda v: (1, v))
     s = strides if isinstance(strides, (tuple, list)) else pair(strides)
     d = dilation_rate if isinstance(dilation_rate, (tuple, list)) else pair(dilation_rate)
@@ -255,16 +260,53 @@ def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, paddin
 
 def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None,
                    data_format=None, dilation_rate=1):
-    """The transposed convolution (kernel (k..., out, in)), as Conv2DTranspose computes it;
-    output_padding and dilation are not supported."""
-    from .layers.extra import conv2d_transpose
-    if output_padding is not None or dilation_rate not in (1, (1, 1), [1, 1]):
-        raise GraphcError("gk.ops.conv_transpose: output_padding and dilation_rate are not "
-                          "supported")
+    """The transposed convolution of 1-D, 2-D or 3-D inputs (kernel (k..., out, in)), sizes
+    as Keras's (gc.nn.conv2d_transpose, conv3d_transpose)."""
     x, k = _t(inputs), _t(kernel)
-    x2, k2, s, _ = _spatial(x, k, strides, 1, "conv_transpose", data_format)
-    out = conv2d_transpose(x2, k2, s, padding.lower())
+    if x.ndim == 5:
+        _check_channels_last("conv_transpose", data_format)
+        return gc.nn.conv3d_transpose(x, k, strides, padding, dilation_rate, output_padding)
+    x2, k2, s, d = _spatial(x, k, strides, dilation_rate, "conv_transpose", data_format)
+    if x.ndim == 3 and output_padding is not None:
+        output_padding = (0, output_padding if isinstance(output_padding, int)
+                          else output_padding[0])
+    out = gc.nn.conv2d_transpose(x2, k2, s, padding, d, output_padding)
     return gc.squeeze(out, axis=1) if x.ndim == 3 else out
+
+
+# ---- adaptive pooling ---------------------------------------------------------------------------
+def adaptive_bins(size, out):
+    """(starts, ends) of the `out` windows that split `size` cells, as Keras (and PyTorch)
+    place them: window o is [floor(o * size / out), ceil((o + 1) * size / out))."""
+    o = np.arange(out)
+    return o * size // out, -(-(o + 1) * size // out)
+
+
+def _adaptive_pool(reduce, inputs, output_size, data_format, who):
+    """reduce (gc.mean or gc.max) over each adaptive window, one spatial axis after another
+    (the windows are boxes, so the reduction separates)."""
+    _check_channels_last(who, data_format)
+    x = _t(inputs)
+    rank = x.ndim - 2
+    sizes = (output_size,) * rank if isinstance(output_size, int) else tuple(output_size)
+    if rank not in (1, 2, 3) or len(sizes) != rank or not all(
+            isinstance(n, int) for n in x.shape[1:-1]):
+        raise GraphcError(f"gk.ops.{who}: expects (batch, 1 to 3 spatial axes of known size, "
+                          f"channels) and one output size per spatial axis, got shape "
+                          f"{tuple(x.shape)} and output_size={output_size!r}")
+    for axis, out in enumerate(sizes, start=1):
+        lead = (slice(None),) * axis
+        x = gc.stack([reduce(x[lead + (slice(int(a), int(b)),)], axis=axis)
+                      for a, b in zip(*adaptive_bins(x.shape[axis], out))], axis=axis)
+    return x
+
+
+def adaptive_average_pool(inputs, output_size, data_format=None):
+    return _adaptive_pool(gc.mean, inputs, output_size, data_format, "adaptive_average_pool")
+
+
+def adaptive_max_pool(inputs, output_size, data_format=None):
+    return _adaptive_pool(gc.max, inputs, output_size, data_format, "adaptive_max_pool")
 
 
 # ---- control flow ------------------------------------------------------------------------------

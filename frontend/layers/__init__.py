@@ -1,6 +1,12 @@
 """gk.layers: the building blocks of models."""
-from . import depthwise, dot_attention, noise, preprocessing, text, volumetric
+from . import (adaptive, color, depthwise, dot_attention, noise, preprocessing, random_crop, text,
+               volumetric)
+from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
+                       AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
+                       AdaptiveMaxPooling3D)
 from .attention import MultiHeadAttention
+from .color import (AutoContrast, RandomColorDegeneration, RandomGrayscale, RandomInvert,
+                    RandomPosterization, RandomSharpness, Solarization)
 from .base import InputSpec, Layer
 from .conv import Conv2D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
@@ -25,8 +31,11 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Intege
                             Normalization, RandomBrightness, RandomContrast, RandomFlip,
                             Resizing)
 from .text import Hashing, StringLookup, TextVectorization
+from .random_crop import RandomCrop
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
-from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
+from .spectral import SpectralNormalization
+from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
+                         GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
 
 # the layers that saving can rebuild by class name (custom ones join via gk.saving.register)
@@ -35,7 +44,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
-    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
+    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
+    + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -45,6 +55,8 @@ MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = (MaxPooling1D, MaxPooling2D, Averag
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
 GlobalMaxPool3D, GlobalAvgPool3D = GlobalMaxPooling3D, GlobalAveragePooling3D
+Convolution3D, Convolution3DTranspose = Conv3D, Conv3DTranspose
+MaxPool3D, AvgPool3D = MaxPooling3D, AveragePooling3D
 SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 add, average, concatenate, dot, maximum, minimum, multiply, subtract = (
     _functional_merge(c) for c in (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
@@ -89,4 +101,10 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool3D", "GlobalAvgPool3D", "SeparableConvolution1D",
            "SeparableConvolution2D", "add", "average", "concatenate", "dot", "maximum", "minimum",
-           "multiply", "subtract", "serialize", "deserialize"]
+           "multiply", "subtract", "serialize", "deserialize", "AveragePooling3D", "AvgPool3D",
+           "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
+           "MaxPool3D", "MaxPooling3D", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D",
+           "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D",
+           "AdaptiveMaxPooling3D", "SpectralNormalization", "AutoContrast", "RandomGrayscale",
+           "RandomInvert", "RandomPosterization", "Solarization", "RandomColorDegeneration",
+           "RandomSharpness", "RandomCrop"]

@@ -1,4 +1,5 @@
-"""Conv2D on NHWC inputs with HWIO kernels, grouped convolutions among them."""
+"""Conv2D on NHWC inputs with HWIO kernels, grouped convolutions among them (Conv3D is the same
+layer over three spatial axes)."""
 import graphc as gc
 from graphc.errors import GraphcError
 
@@ -19,19 +20,21 @@ def padding_mode(value):
     return str(value).lower()
 
 
-def grouped_conv2d(x, kernel, groups, strides, padding, dilations):
-    """conv2d of NHWC x by a (kh, kw, channels // groups, filters) kernel in `groups` groups:
-    group g's channels meet filters g * filters/groups onwards only (Keras's feature
-    groups); graphc's conv2d has no groups, so each group is a convolution of its own and
-    the outputs are concatenated."""
+def grouped_conv(conv, x, kernel, groups, strides, padding, dilations):
+    """conv (gc.nn.conv2d or conv3d) of channels-last x by a (k..., channels // groups,
+    filters) kernel in `groups` groups: group g's channels meet filters g * filters/groups
+    onwards only (Keras's feature groups); graphc's convolutions have no groups, so each group
+    is a convolution of its own and the outputs are concatenated."""
     if groups == 1:
-        return gc.nn.conv2d(x, kernel, strides=strides, padding=padding.upper(),
-                            dilations=dilations)
-    cin, fout = kernel.shape[2], kernel.shape[3] // groups
-    return gc.concat([gc.nn.conv2d(x[..., g * cin:(g + 1) * cin],
-                                   kernel[..., g * fout:(g + 1) * fout], strides=strides,
-                                   padding=padding.upper(), dilations=dilations)
+        return conv(x, kernel, strides=strides, padding=padding.upper(), dilations=dilations)
+    cin, fout = kernel.shape[-2], kernel.shape[-1] // groups
+    return gc.concat([conv(x[..., g * cin:(g + 1) * cin], kernel[..., g * fout:(g + 1) * fout],
+                           strides=strides, padding=padding.upper(), dilations=dilations)
                       for g in range(groups)], axis=-1)
+
+
+def grouped_conv2d(x, kernel, groups, strides, padding, dilations):
+    return grouped_conv(gc.nn.conv2d, x, kernel, groups, strides, padding, dilations)
 
 
 def check_groups(layer, channels):
@@ -52,6 +55,7 @@ def positive_groups(groups):
 class Conv2D(Layer):
     """2-D convolution: (batch, h, w, channels) -> (batch, h', w', filters); kernel (kh, kw,
     channels // groups, filters)."""
+    rank, conv = 2, staticmethod(gc.nn.conv2d)  # spatial axes; the gc.nn convolution
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -59,21 +63,26 @@ class Conv2D(Layer):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.strides = pair(strides, "strides")
+        self.kernel_size = self._sizes(kernel_size, "kernel_size")
+        self.strides = self._sizes(strides, "strides")
         self.padding = padding_mode(padding)
-        self.dilation_rate = pair(dilation_rate, "dilation_rate")
+        self.dilation_rate = self._sizes(dilation_rate, "dilation_rate")
         self.groups = positive_groups(groups)
         if data_format not in (None, "channels_last"):
-            raise GraphcError(f"Conv2D takes channels_last inputs, got {data_format!r}")
+            raise GraphcError(f"{type(self).__name__} takes channels_last inputs, got "
+                              f"{data_format!r}")
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
                            bias_constraint)
 
+    def _sizes(self, value, what):
+        return pair(value, what)
+
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise GraphcError(f"Conv2D '{self.name}' expects inputs (batch, height, width, "
-                              f"channels) with known channels, got {input_shape}")
+        if len(input_shape) != self.rank + 2 or input_shape[-1] is None:
+            raise GraphcError(f"{type(self).__name__} '{self.name}' expects inputs (batch, "
+                              f"{self.rank} spatial axes, channels) with known channels, got "
+                              f"{input_shape}")
         self.kernel = self.add_weight("kernel", self.kernel_size + (
                                           check_groups(self, input_shape[-1]), self.filters),
                                       self.kernel_initializer,
@@ -84,8 +93,8 @@ class Conv2D(Layer):
                                     constraint=self.bias_constraint) if self.use_bias else None
 
     def call(self, inputs):
-        out = grouped_conv2d(inputs, self.kernel, self.groups, self.strides, self.padding,
-                             self.dilation_rate)
+        out = grouped_conv(type(self).conv, inputs, self.kernel, self.groups, self.strides,
+                           self.padding, self.dilation_rate)
         if self.bias is not None:
             out = out + self.bias
         return self.activation(out)

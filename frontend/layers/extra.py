@@ -35,6 +35,18 @@ def _single(value, what):
     return int(v)
 
 
+def _output_padding(value, rank):
+    """None, or an int or `rank` ints >= 0 as a tuple of `rank` ints."""
+    if value is None:
+        return None
+    values = (value,) * rank if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != rank or not all(isinstance(v, (int, np.integer)) and v >= 0
+                                      for v in values):
+        raise GraphcError(f"output_padding must be a non-negative int or {rank} of them, got "
+                          f"{value!r}")
+    return tuple(int(v) for v in values)
+
+
 def _padding(value, allowed=("valid", "same")):
     p = str(value).lower()
     if p not in allowed:
@@ -97,26 +109,10 @@ class Conv1D(Layer):
                 "groups": self.groups, **weight_options_config(self)}
 
 
-def conv2d_transpose(inputs, kernel, strides, padding, who="conv_transpose"):
-    """The transposed convolution of NHWC inputs by a (kh, kw, out, in) kernel: the
-    gradient of conv2d with respect to its input, of height h * stride ("same") or
-    (h - 1) * stride + max(kh, stride) ("valid": zero rows end it where the stride is
-    larger than the kernel, as in Keras)."""
-    h, w = inputs.shape[1:3]
-    if not (isinstance(h, int) and isinstance(w, int)):
-        raise GraphcError(f"{who} needs known height and width")
-    dims = [n * s if padding == "same" else (n - 1) * s + max(k, s)
-            for n, k, s in zip((h, w), kernel.shape[:2], strides)]
-    like = gc.broadcast_to(gc.constant(0.0, dtype=inputs.dtype),
-                           (inputs.shape[0], dims[0], dims[1], kernel.shape[2]))
-    return gc.nn.conv2d_backprop_input(like, kernel, inputs, strides=strides,
-                                       padding=padding.upper())
-
-
 class Conv2DTranspose(Layer):
-    """The transposed 2-D convolution: (batch, h, w, c) -> (batch, h', w', filters) with
-    h' = h * stride ("same") or (h - 1) * stride + kernel ("valid"); kernel (kh, kw, filters,
-    c), as in Keras; computed as conv2d_backprop_input."""
+    """The transposed 2-D convolution: (batch, h, w, c) -> (batch, h', w', filters); kernel
+    (kh, kw, filters, c), sizes, output_padding and dilation_rate as in Keras
+    (gc.nn.conv2d_transpose)."""
     rank = 2  # spatial axes; Conv1DTranspose runs as this over a unit height
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
@@ -129,9 +125,16 @@ class Conv2DTranspose(Layer):
         self.kernel_size, self.strides = self._sizes(kernel_size, "kernel_size"), \
             self._sizes(strides, "strides")
         self.dilation_rate = self._sizes(dilation_rate, "dilation_rate")
-        if set(self.dilation_rate) != {1} or output_padding is not None:
-            raise GraphcError(f"{type(self).__name__}: dilation_rate and output_padding are "
-                              "not supported yet")
+        self.output_padding = _output_padding(output_padding, self.rank)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise GraphcError(f"{type(self).__name__}: strides > 1 together with "
+                              f"dilation_rate > 1 is not supported (as in Keras), got "
+                              f"strides={self.strides}, dilation_rate={self.dilation_rate}")
+        if self.output_padding is not None and any(
+                p >= s for p, s in zip(self.output_padding, self.strides)):
+            raise GraphcError(f"{type(self).__name__}: output_padding must be smaller than "
+                              f"strides, got output_padding={self.output_padding}, "
+                              f"strides={self.strides}")
         self.padding = _padding(padding)
         self.data_format = _channels_last(self, data_format)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
@@ -164,11 +167,14 @@ class Conv2DTranspose(Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, **weight_options_config(self)}
+                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "output_padding": (None if self.output_padding is None
+                                   else list(self.output_padding)),
+                **weight_options_config(self)}
 
     def _transposed(self, inputs):
-        return conv2d_transpose(inputs, self.kernel, self.strides, self.padding,
-                                f"Conv2DTranspose '{self.name}'")
+        return gc.nn.conv2d_transpose(inputs, self.kernel, self.strides, self.padding,
+                                      self.dilation_rate, self.output_padding)
 
 
 class Conv1DTranspose(Conv2DTranspose):
@@ -185,9 +191,10 @@ class Conv1DTranspose(Conv2DTranspose):
         return (_single(value, what),)
 
     def _transposed(self, inputs):
-        out = conv2d_transpose(gc.expand_dims(inputs, 1), gc.expand_dims(self.kernel, 0),
-                               (1,) + self.strides, self.padding,
-                               f"Conv1DTranspose '{self.name}'")
+        out = gc.nn.conv2d_transpose(
+            gc.expand_dims(inputs, 1), gc.expand_dims(self.kernel, 0), (1,) + self.strides,
+            self.padding, (1,) + self.dilation_rate,
+            None if self.output_padding is None else (0,) + self.output_padding)
         return gc.squeeze(out, axis=1)
 
 

@@ -10,9 +10,12 @@ class _Pooling2D(Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = pair(pool_size, "pool_size")
-        self.strides = self.pool_size if strides is None else pair(strides, "strides")
+        self.pool_size = self._sizes(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else self._sizes(strides, "strides")
         self.padding = padding_mode(padding)
+
+    def _sizes(self, value, what):
+        return pair(value, what)
 
     def call(self, inputs):
         return type(self).op(inputs, self.pool_size, self.strides, padding=self.padding.upper())

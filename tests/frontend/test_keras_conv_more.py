@@ -85,7 +85,7 @@ def test_conv1d_transpose_valid_matches_scatter_reference(kernel, stride):
 def test_conv1d_transpose_same_length_and_refusals():
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     assert _predict(L.Conv1DTranspose(2, 3, strides=2, padding="same"), x).shape == (2, 10, 2)
-    with pytest.raises(GraphcError):
-        L.Conv1DTranspose(2, 3, dilation_rate=2)
+    with pytest.raises(GraphcError):  # Keras refuses strides > 1 with dilation_rate > 1
+        L.Conv1DTranspose(2, 3, strides=2, dilation_rate=2)
     with pytest.raises(GraphcError):
         L.Conv1DTranspose(2, 3)(gk.Input((4, 4, 3)))
