@@ -281,3 +281,16 @@ def test_a_bad_index_is_diagnosed_on_the_direct_way(graph):
         with pytest.raises(gc.IndexError_, match="4"):
             f(np.array([0, 4, 1], np.int32))
     np.testing.assert_allclose(f(good), table[good] * 2)
+
+
+def test_the_direct_way_follows_calls_that_alternate_between_shapes(graph):
+    """Each set of shapes has its own plan; the program's runner, which takes no arguments,
+    runs on the plan of the call at hand however the calls alternate."""
+    x = gc.placeholder(gc.float32, (None, 4), name="x")
+    f = cpu_function([x], gc.nn.softmax(x * 2.0, axis=-1), graph)
+    arrays = [uniform(n, 4) for n in (5, 1, 5, 3, 1)]
+    for xb in arrays + arrays[::-1]:
+        for _ in range(2):  # the second call of a shape takes the direct way
+            e = np.exp(2 * xb - (2 * xb).max(axis=-1, keepdims=True))
+            np.testing.assert_allclose(f(xb), e / e.sum(axis=-1, keepdims=True), rtol=1e-6)
+            assert f._exe.last_plan.shapes[f._exe.feed_slots[0]] == xb.shape
