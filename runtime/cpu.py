@@ -232,9 +232,12 @@ class Plan(NativePlan):
                                                self.pool) if isinstance(step, NativeStep)
                        else self._collective(exe, step) if isinstance(step, CollectiveStep)
                        else None) for step in exe.steps]
-        if exe.repeatable:  # what run_again checks: the feeds' types
-            self.feed_types = [(slot, _unchecked_dtype(exe.slots.buffer_info[slot][0]),
-                                self.shapes[slot]) for slot in exe.feed_slots]
+        if exe.repeatable:  # what run_again checks: the feeds' types and C-contiguous strides
+            self.feed_types = []
+            for slot in exe.feed_slots:
+                dtype = _unchecked_dtype(exe.slots.buffer_info[slot][0])
+                self.feed_types.append((slot, dtype, self.shapes[slot], dtype and _c_strides(
+                    self.shapes[slot], dtype.itemsize)))
         # run_again's shortest way, where a run is its native calls alone and hands back its
         # fresh outputs as they are: the calls, and what picks the outputs from the arrays
         direct = (exe.repeatable and not exe.collective and not exe.assigned
@@ -323,16 +326,22 @@ def _again(exe, plan):
         single = len(exe.output_slots) == 1  # itemgetter gives one item alone, not in a tuple
 
     def again(args, read_variable, rng_for):
-        for arg, (slot, dtype, shape) in zip(args, feed_types):
+        at = 0  # not zip(args, feed_types), which costs more than a small program runs
+        for arg in args:
+            slot, dtype, shape, strides = feed_types[at]
+            at += 1
+            # C-contiguous strides tell it faster than arg.flags (an array whose axes of
+            # extent 1 have other strides takes the checked way)
             if (type(arg) is not np.ndarray or arg.dtype is not dtype or arg.shape != shape
-                    or not arg.flags.c_contiguous):
+                    or arg.strides != strides):
                 return None
             if arg is not arrays[slot]:
                 arrays[slot] = arg
                 table[slot] = address(arg)
-        for slot, uid in variable_slots:
-            if read_variable(uid) is not arrays[slot]:
-                return None
+        if variable_slots:
+            for slot, uid in variable_slots:
+                if read_variable(uid) is not arrays[slot]:
+                    return None
         if plan.direct is None:
             return exe._call(plan, read_variable, rng_for)
         renew_outputs()
@@ -345,6 +354,16 @@ def _again(exe, plan):
         outs = pick(arrays)
         return [outs] if single else list(outs), NO_UPDATES
     return again
+
+
+def _c_strides(shape, itemsize):
+    """The strides numpy gives a new C-contiguous array of this shape (an extent of 0 counts
+    as 1, as numpy counts it)."""
+    strides, step = [], itemsize
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d or 1
+    return tuple(reversed(strides))
 
 
 def _unchecked_dtype(name):

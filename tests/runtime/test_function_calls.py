@@ -294,3 +294,21 @@ def test_the_direct_way_follows_calls_that_alternate_between_shapes(graph):
             e = np.exp(2 * xb - (2 * xb).max(axis=-1, keepdims=True))
             np.testing.assert_allclose(f(xb), e / e.sum(axis=-1, keepdims=True), rtol=1e-6)
             assert f._exe.last_plan.shapes[f._exe.feed_slots[0]] == xb.shape
+
+
+def test_arrays_whose_strides_differ_from_a_new_arrays_take_the_checked_way(graph):
+    """The shortcut compares strides with a new C-contiguous array's: a contiguous array with
+    other strides on an axis of extent 1, or a broadcast view, gets the full checks and the
+    same values."""
+    x = gc.placeholder(gc.float32, (4, 1), name="x")
+    f = cpu_function([x], x * 2.0, graph)
+    xb = uniform(4, 1)
+    np.testing.assert_allclose(f(xb), xb * 2)
+    odd = uniform(1, 4).T
+    assert odd.flags.c_contiguous and odd.strides != xb.strides
+    wide = np.broadcast_to(uniform(1, 1), (4, 1))
+    for other in (odd, wide):
+        assert f.session.execute_again(f._exe, (other,)) is None
+        np.testing.assert_allclose(f(other), other * 2)
+    [again] = f.session.execute_again(f._exe, (xb,))
+    np.testing.assert_allclose(again, xb * 2)
