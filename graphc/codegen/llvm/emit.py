@@ -279,13 +279,11 @@ class KernelEmitter(FunctionEmitter):
             start = self.lo if parallel else I64(0)
             stop = self.hi if parallel else self.expr(s.extent)
             columns = parallel and column_reductions(s)
-            roots = list(ir.statement_exprs(s.body))
             if columns:
                 emit_column_loop(self, s, start, stop, columns)
-            elif parallel:
-                self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body], roots)
             else:
-                loads = self.cache_rows(s, roots)
+                roots = list(ir.statement_exprs(s.body))
+                loads = [] if parallel else self.cache_rows(s, roots)
                 self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body], roots)
                 for again in loads:
                     del self.row_loads[again]
@@ -304,7 +302,9 @@ class KernelEmitter(FunctionEmitter):
         """Sets up the row caches of a loop that is not parallel (row_cache.py): the
         reductions in front of it store the terms it loads. Returns those terms."""
         loads = []
-        for c in row_caches(roots, loop.var, loop.extent, lambda r: self.lookup(r) is not None):
+        def hoisted(r):  # computed in front of the loop from now on (self.loop's hoist)
+            return self.lookup(r) is None and self.is_bound(ir.free_vars(r))
+        for c in row_caches(roots, loop.var, loop.extent, hoisted):
             if c.again in self.row_loads:
                 continue  # another reduction stores it already
             array = self.stack_array(TYPES[c.dtype][0], loop.extent.value)

@@ -31,17 +31,19 @@ class Cached(NamedTuple):
     dtype: str
 
 
-def row_caches(roots, var, extent, computed):
+def row_caches(roots, var, extent, hoisted):
     """The terms to cache for the loop `for var in range(extent)` whose body's expressions are
-    `roots`; `computed(reduce)` tells whether a reduction's value is computed already (then it
-    stores nothing: its terms are recomputed)."""
+    `roots`; `hoisted(reduce)` tells whether a reduction is to be computed in front of the loop
+    (not one computed already, whose terms were not stored, nor one inside another reduction
+    that runs once per value of its variable)."""
     if not isinstance(extent, ir.Const):
         return []
-    in_loop = set(_walk(roots))
+    exprs = list(ir.distinct_exprs(roots))
+    in_loop = set(exprs)
     found = []
-    for r in _walk(roots):
+    for r in exprs:
         if (isinstance(r, ir.Reduce) and len(r.loops) == 1 and r.loops[0][1] == extent
-                and var.name not in ir.free_vars(r) and not computed(r)):
+                and var.name not in ir.free_vars(r) and hoisted(r)):
             found += _terms(r, var, in_loop)
     return [c for c in found if extent.value * BYTES[c.dtype] <= MAX_BYTES]
 
@@ -93,15 +95,3 @@ def _costly(value):
               or any(id(c) in out for c in ir.children(e))):
             out.add(id(e))
     return out
-
-
-def _walk(roots):
-    """The distinct expressions under roots, reductions' values included."""
-    seen, todo = set(), list(roots)
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo.extend(ir.children(e))
