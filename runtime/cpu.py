@@ -236,8 +236,10 @@ class Plan(NativePlan):
             self.feed_types = []
             for slot in exe.feed_slots:
                 dtype = _unchecked_dtype(exe.slots.buffer_info[slot][0])
-                self.feed_types.append((slot, dtype, self.shapes[slot], dtype and _c_strides(
-                    self.shapes[slot], dtype.itemsize)))
+                # a new array's strides, as this numpy makes them (an empty one's vary by
+                # version); np.empty touches none of its pages
+                strides = dtype and np.empty(self.shapes[slot], dtype).strides
+                self.feed_types.append((slot, dtype, self.shapes[slot], strides))
         # run_again's shortest way, where a run is its native calls alone and hands back its
         # fresh outputs as they are: the calls, and what picks the outputs from the arrays
         direct = (exe.repeatable and not exe.collective and not exe.assigned
@@ -297,11 +299,11 @@ class Plan(NativePlan):
     def renew_outputs(self):
         """Last run's outputs, where the caller has let go of them (no reference, no view),
         are reused: a new large array would cost its page faults on every run."""
-        arrays = self.arrays
+        arrays, table = self.arrays, self.table
         for slot in self.fresh_slots:
             if getrefcount(arrays[slot]) > 2:
                 arrays[slot] = np.empty(self.shapes[slot], arrays[slot].dtype)
-                self.table[slot] = address(arrays[slot])
+                table[slot] = address(arrays[slot])
 
     def outputs(self):
         """Fresh outputs go to the caller; anything else (a fed or stored array) is copied;
@@ -354,16 +356,6 @@ def _again(exe, plan):
         outs = pick(arrays)
         return [outs] if single else list(outs), NO_UPDATES
     return again
-
-
-def _c_strides(shape, itemsize):
-    """The strides numpy gives a new C-contiguous array of this shape (an extent of 0 counts
-    as 1, as numpy counts it)."""
-    strides, step = [], itemsize
-    for d in reversed(shape):
-        strides.append(step)
-        step *= d or 1
-    return tuple(reversed(strides))
 
 
 def _unchecked_dtype(name):

@@ -299,7 +299,7 @@ def test_the_direct_way_follows_calls_that_alternate_between_shapes(graph):
 def test_arrays_whose_strides_differ_from_a_new_arrays_take_the_checked_way(graph):
     """The shortcut compares strides with a new C-contiguous array's: a contiguous array with
     other strides on an axis of extent 1, or a broadcast view, gets the full checks and the
-    same values."""
+    same values; an empty array takes the shortcut as any other."""
     x = gc.placeholder(gc.float32, (4, 1), name="x")
     f = cpu_function([x], x * 2.0, graph)
     xb = uniform(4, 1)
@@ -312,3 +312,9 @@ def test_arrays_whose_strides_differ_from_a_new_arrays_take_the_checked_way(grap
         np.testing.assert_allclose(f(other), other * 2)
     [again] = f.session.execute_again(f._exe, (xb,))
     np.testing.assert_allclose(again, xb * 2)
+    e = gc.placeholder(gc.float32, (None, 3), name="e")
+    g = cpu_function([e], e + 1.0, graph)
+    empty = np.zeros((0, 3), np.float32)
+    assert g(empty).shape == (0, 3)
+    [again] = g.session.execute_again(g._exe, (empty,))  # an empty array's strides fit too
+    assert again.shape == (0, 3)
