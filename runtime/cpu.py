@@ -12,7 +12,8 @@ with no more than the checks that the arrays fit the last plan.
 import ctypes
 import functools
 import operator
-import sys
+import types
+from sys import getrefcount
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from .memory_plan import ALIGN
 from .loops import run_loop
 from .native import BodyExecutable, NativeExecutable, NativePlan, Replan
 from .threads import default_pool
+
+NO_UPDATES = types.MappingProxyType({})  # what a run that assigns no variable gives back
 
 
 class CpuExecutable(NativeExecutable):
@@ -85,37 +88,6 @@ class CpuExecutable(NativeExecutable):
         raise GraphcError("the lengths of loops whose step counts come from values did not "
                           "settle after running the program again")
 
-    def run_again(self, args, read_variable, rng_for):
-        """run() for arguments that fit the last run's plan as they are (ndarrays of its
-        shapes and storage dtypes, C-contiguous) when the variables it read are the same
-        arrays: (outputs, new variable values), or None where anything differs and run()
-        must check the feeds. Only programs of native calls and random draws qualify
-        (self.repeatable)."""
-        plan = self.last_plan
-        if plan is None or not self.repeatable:
-            return None
-        arrays, table = plan.arrays, plan.table
-        for arg, (slot, dtype, shape) in zip(args, plan.feed_types):
-            if (type(arg) is not np.ndarray or arg.dtype is not dtype or arg.shape != shape
-                    or not arg.flags.c_contiguous):
-                return None
-            if arg is not arrays[slot]:
-                arrays[slot] = arg
-                table[slot] = address(arg)
-        for slot, uid in self.variable_slots:
-            if read_variable(uid) is not arrays[slot]:
-                return None
-        if plan.direct is None:
-            return self._call(plan, read_variable, rng_for)
-        # native calls only, fresh outputs only, nothing assigned: _call's work with fewer
-        # Python calls (each costs a few percent of the whole run of a small function)
-        plan.renew_outputs()
-        for step, call in plan.direct:
-            if call():
-                self._diagnose(step, plan)
-        outs = plan.pick_outputs(arrays)  # one output comes alone, not in a tuple
-        return [outs] if plan.single_output else list(outs), {}
-
     def _call(self, plan, read_variable, rng_for):
         """Run the steps on a bound plan: (outputs, new variable values)."""
         plan.renew_outputs()
@@ -124,6 +96,8 @@ class CpuExecutable(NativeExecutable):
         if self.options.check_numerics:
             self._check_numerics(plan, read_variable, rng_for)
         self.last_plan = plan
+        if self.repeatable:  # run_again (Executable's: None) is now this plan's shortcut
+            self.run_again = plan.again
         if not updates and not self.assigned:  # the common case of functions, kept short
             return plan.outputs(), updates
         for uid, _, value in self.assigned:
@@ -258,18 +232,23 @@ class Plan(NativePlan):
                                                self.pool) if isinstance(step, NativeStep)
                        else self._collective(exe, step) if isinstance(step, CollectiveStep)
                        else None) for step in exe.steps]
-        if exe.repeatable:  # what run_again checks: the feeds' types
-            self.feed_types = [(slot, _unchecked_dtype(exe.slots.buffer_info[slot][0]),
-                                self.shapes[slot]) for slot in exe.feed_slots]
+        if exe.repeatable:  # what run_again checks: the feeds' types and C-contiguous strides
+            self.feed_types = []
+            for slot in exe.feed_slots:
+                dtype = _unchecked_dtype(exe.slots.buffer_info[slot][0])
+                # a new array's strides, as this numpy makes them (an empty one's vary by
+                # version); np.empty touches none of its pages
+                strides = dtype and np.empty(self.shapes[slot], dtype).strides
+                self.feed_types.append((slot, dtype, self.shapes[slot], strides))
         # run_again's shortest way, where a run is its native calls alone and hands back its
         # fresh outputs as they are: the calls, and what picks the outputs from the arrays
         direct = (exe.repeatable and not exe.collective and not exe.assigned
-                  and exe.output_slots
+                  and exe.library is not None and exe.output_slots
                   and all(fresh and not none for _, fresh, none in self.output_kinds)
                   and all(call is not None for _, call in self.calls))
         self.direct = self.calls if direct else None
-        self.pick_outputs = operator.itemgetter(*exe.output_slots) if direct else None
-        self.single_output = len(exe.output_slots) == 1
+        if exe.repeatable:
+            self.again = _again(exe, self)
 
     def _collective(self, exe, step):
         """The call of a collective's start or wait: the job's communicator on the addresses
@@ -322,7 +301,7 @@ class Plan(NativePlan):
         are reused: a new large array would cost its page faults on every run."""
         arrays, table = self.arrays, self.table
         for slot in self.fresh_slots:
-            if sys.getrefcount(arrays[slot]) > 2:
+            if getrefcount(arrays[slot]) > 2:
                 arrays[slot] = np.empty(self.shapes[slot], arrays[slot].dtype)
                 table[slot] = address(arrays[slot])
 
@@ -332,6 +311,51 @@ class Plan(NativePlan):
         arrays = self.arrays
         return [None if none else arrays[slot] if fresh else np.array(arrays[slot])
                 for slot, fresh, none in self.output_kinds]
+
+
+def _again(exe, plan):
+    """exe.run_again once `plan` ran: run() for arguments that fit the plan as they are
+    (ndarrays of its shapes and storage dtypes, C-contiguous) when the variables it read are
+    the same arrays: (outputs, new variable values), or None where anything differs and run()
+    must check the feeds. A function of its own per plan, whose closure holds what it reads:
+    each attribute lookup or Python call costs a few percent of a small function's run."""
+    arrays, table, feed_types, variable_slots = (plan.arrays, plan.table, plan.feed_types,
+                                                 exe.variable_slots)
+    if plan.direct is not None:  # its native calls alone, and its fresh outputs as they are
+        library, renew_outputs = exe.library, plan.renew_outputs
+        run, bound = library.run, library.bound  # every native call in one (cpu.CpuCode)
+        pick = operator.itemgetter(*exe.output_slots)
+        single = len(exe.output_slots) == 1  # itemgetter gives one item alone, not in a tuple
+
+    def again(args, read_variable, rng_for):
+        at = 0  # not zip(args, feed_types), which costs more than a small program runs
+        for arg in args:
+            slot, dtype, shape, strides = feed_types[at]
+            at += 1
+            # C-contiguous strides tell it faster than arg.flags (an array whose axes of
+            # extent 1 have other strides takes the checked way)
+            if (type(arg) is not np.ndarray or arg.dtype is not dtype or arg.shape != shape
+                    or arg.strides != strides):
+                return None
+            if arg is not arrays[slot]:
+                arrays[slot] = arg
+                table[slot] = address(arg)
+        if variable_slots:
+            for slot, uid in variable_slots:
+                if read_variable(uid) is not arrays[slot]:
+                    return None
+        if plan.direct is None:
+            return exe._call(plan, read_variable, rng_for)
+        renew_outputs()
+        if library.bound_plan is not plan:
+            bound.ctx, bound.pool = plan.ctx_address, plan.pool
+            library.bound_plan = plan
+        run()
+        if bound.failed:
+            exe._diagnose(plan.direct[bound.failed - 1][0], plan)
+        outs = pick(arrays)
+        return [outs] if single else list(outs), NO_UPDATES
+    return again
 
 
 def _unchecked_dtype(name):

@@ -23,6 +23,7 @@ class Function:
                  optimize="O2", excluding=(), including=(), debug=False, check_numerics=None,
                  allow_tf32=None):
         self.inputs = list(inputs)
+        self._arity = len(self.inputs)
         for t in self.inputs:
             if not isinstance(t, Tensor):
                 raise GraphcError(f"gc.function inputs must be tensors, got {t!r}")
@@ -50,7 +51,7 @@ class Function:
                                     effects=self.update_ops)
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and len(args) == len(self.inputs):  # the common case, kept short
+        if not kwargs and len(args) == self._arity:  # the common case, kept short
             results = self.session.execute_again(self._exe, args)
             if results is None:
                 arrays = [check_feed(t, v) for t, v in zip(self.inputs, args)]

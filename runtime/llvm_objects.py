@@ -11,6 +11,7 @@ and one copy means one packing buffer per thread, whatever the number of program
 call the pool's `graphc_parallel_for` the same way. While a program compiles, the shared modules
 it needs and nobody has built yet compile beside it, each in a forked child (forked_compile).
 """
+import ctypes
 import threading
 
 from graphc.targets import cpu
@@ -74,9 +75,14 @@ def link(shared):
         return _libraries[key]
 
 
+class Bound(ctypes.Structure):
+    """What a program's runner reads: the ctx and pool it runs on; what it writes: failed."""
+    _fields_ = cpu.BOUND_FIELDS
+
+
 class LoadedProgram:
     """A CPU program's code (a cpu.CpuCode) loaded: `entry(n)` is segment n's `i64 (ctx*,
-    pool*)`."""
+    pool*)`; `run()` runs every segment on the ctx and pool in `bound` (a Bound)."""
 
     def __init__(self, code):
         self.code = code
@@ -93,6 +99,9 @@ class LoadedProgram:
         for shared in linked:
             link(shared)
         self.library = cpu.load_object(objects)
+        self.run = self.library.function(code.runner_symbol, None)
+        self.bound = Bound.from_address(self.library.address(code.bound_symbol))
+        self.bound_plan = None  # the memory plan whose ctx and pool `bound` holds
 
     def entry(self, number):
         return self.library.function(self.code.entry_symbol(number), *cpu.ENTRY_TYPES)

@@ -40,6 +40,8 @@ class Session:
         self._executables = {}
         self._closed = False
         self._lock = threading.RLock()
+        # bound once, not on every call of execute_again, which hands them to each run
+        self._value_of, self._rng_for = self._values.get, self._rng
 
     # -- running ---------------------------------------------------------------------------
     def run(self, fetches, feed_dict=None):
@@ -102,7 +104,7 @@ class Session:
         lock = self._lock
         lock.acquire()  # not `with`: its two method lookups cost a tenth of a small call
         try:
-            done = exe.run_again(args, self._values.get, self._rng)
+            done = exe.run_again(args, self._value_of, self._rng_for)
             if done is None:
                 return None
             outs, updates = done

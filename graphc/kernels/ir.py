@@ -468,6 +468,19 @@ def children(e):
     return []
 
 
+def distinct_exprs(roots):
+    """Every distinct expression under roots, each once (walked without recursion: fused
+    chains nest deeper than Python's stack)."""
+    seen, todo = set(), list(roots)
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend(children(e))
+
+
 def statement_exprs(stmts):
     """The expressions directly under a statement list (loop extents, indices, values)."""
     for s in stmts:

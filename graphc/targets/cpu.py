@@ -21,6 +21,7 @@ from ..codegen.llvm import gemm, jit, parallel
 from ..codegen.llvm import loop_driver
 from ..codegen.llvm.program import (GEMM_PIPELINE, PROGRAM_PIPELINE, build_module, driver_symbol,
                                     entry_symbol, gemm_dtypes, gemm_module)
+from ..codegen.llvm.runner import bound_symbol, runner_symbol
 from ..codegen.llvm.scalar import unsupported_ops
 from ..codegen.llvm.split_reductions import split_reductions
 from ..kernels.fingerprint import fingerprint
@@ -58,8 +59,9 @@ CPU = CpuTarget()
 
 
 class CpuCode:
-    """A CPU program: segment n is entered through `i64 entry_symbol(n)(ctx*, pool*)`; a
-    loop body's (`loop_driver`) also has `i64 driver_symbol(ctx*, pool*, i64* desc)`, which
+    """A CPU program: segment n is entered through `i64 entry_symbol(n)(ctx*, pool*)`, all of
+    them through `void runner_symbol()` on the ctx and pool that the struct at `bound_symbol`
+    holds (BOUND_FIELDS; codegen/llvm/runner.py); a loop body's (`loop_driver`) also has `i64 driver_symbol(ctx*, pool*, i64* desc)`, which
     runs every step of the loop (codegen/llvm/loop_driver.py says what desc holds)."""
     pipeline = PROGRAM_PIPELINE  # compile_object's options
 
@@ -85,11 +87,21 @@ class CpuCode:
     def driver_symbol(self):
         return driver_symbol(self.tag) if self.loop_driver else None
 
+    @property
+    def runner_symbol(self):
+        return runner_symbol(self.tag)
+
+    @property
+    def bound_symbol(self):
+        return bound_symbol(self.tag)
+
 
 # ---- compiling, loading and linking CPU code ------------------------------------------------
 ENTRY_TYPES = (ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)  # a segment's entry, ctypes
 DRIVER_TYPES = ENTRY_TYPES + (ctypes.c_void_p,)  # a loop body's driver (ctx, pool, desc)
 DRIVER_RECORD = loop_driver.RECORD  # words of desc per binding
+# the runner's bound struct (codegen/llvm/runner.py's BOUND) as ctypes fields
+BOUND_FIELDS = [("ctx", ctypes.c_void_p), ("pool", ctypes.c_void_p), ("failed", ctypes.c_int64)]
 
 
 class Linked(NamedTuple):

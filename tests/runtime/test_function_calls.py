@@ -281,3 +281,40 @@ def test_a_bad_index_is_diagnosed_on_the_direct_way(graph):
         with pytest.raises(gc.IndexError_, match="4"):
             f(np.array([0, 4, 1], np.int32))
     np.testing.assert_allclose(f(good), table[good] * 2)
+
+
+def test_the_direct_way_follows_calls_that_alternate_between_shapes(graph):
+    """Each set of shapes has its own plan; the program's runner, which takes no arguments,
+    runs on the plan of the call at hand however the calls alternate."""
+    x = gc.placeholder(gc.float32, (None, 4), name="x")
+    f = cpu_function([x], gc.nn.softmax(x * 2.0, axis=-1), graph)
+    arrays = [uniform(n, 4) for n in (5, 1, 5, 3, 1)]
+    for xb in arrays + arrays[::-1]:
+        for _ in range(2):  # the second call of a shape takes the direct way
+            e = np.exp(2 * xb - (2 * xb).max(axis=-1, keepdims=True))
+            np.testing.assert_allclose(f(xb), e / e.sum(axis=-1, keepdims=True), rtol=1e-6)
+            assert f._exe.last_plan.shapes[f._exe.feed_slots[0]] == xb.shape
+
+
+def test_arrays_whose_strides_differ_from_a_new_arrays_take_the_checked_way(graph):
+    """The shortcut compares strides with a new C-contiguous array's: a contiguous array with
+    other strides on an axis of extent 1, or a broadcast view, gets the full checks and the
+    same values; an empty array takes the shortcut as any other."""
+    x = gc.placeholder(gc.float32, (4, 1), name="x")
+    f = cpu_function([x], x * 2.0, graph)
+    xb = uniform(4, 1)
+    np.testing.assert_allclose(f(xb), xb * 2)
+    odd = uniform(1, 4).T
+    assert odd.flags.c_contiguous and odd.strides != xb.strides
+    wide = np.broadcast_to(uniform(1, 1), (4, 1))
+    for other in (odd, wide):
+        assert f.session.execute_again(f._exe, (other,)) is None
+        np.testing.assert_allclose(f(other), other * 2)
+    [again] = f.session.execute_again(f._exe, (xb,))
+    np.testing.assert_allclose(again, xb * 2)
+    e = gc.placeholder(gc.float32, (None, 3), name="e")
+    g = cpu_function([e], e + 1.0, graph)
+    empty = np.zeros((0, 3), np.float32)
+    assert g(empty).shape == (0, 3)
+    [again] = g.session.execute_again(g._exe, (empty,))  # an empty array's strides fit too
+    assert again.shape == (0, 3)

@@ -19,6 +19,8 @@ from ...kernels import ir
 from .aliasing import AliasScopes
 from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
+from . import jit
+from .row_cache import BYTES, row_caches
 from .scalar import emit_scalar, narrow_float, table_for
 from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
 
@@ -26,15 +28,28 @@ CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
 
 
+def loop_metadata(module, option, value):
+    """Loop metadata that sets one of the loop vectorizer's options."""
+    option = module.add_metadata([ll.MetaDataString(module, option), I32(value)])
+    loop = module.add_metadata([ll.MetaDataString(module, f"loop{len(module.metadata)}"), option])
+    loop.operands = (loop, option)  # LLVM takes a loop's metadata only if it names itself first
+    return loop
+
+
 def one_vector_per_iteration(module):
     """Loop metadata: the vectorizer widens the loop but does not interleave it. A loop that
     carries no value (it stores what each iteration computes) runs as fast with one vector per
     iteration, and LLVM's time grows with the code; reductions keep several sums in flight."""
-    option = module.add_metadata([ll.MetaDataString(module, "llvm.loop.interleave.count"),
-                                  I32(1)])
-    loop = module.add_metadata([ll.MetaDataString(module, f"loop{len(module.metadata)}"), option])
-    loop.operands = (loop, option)  # LLVM takes a loop's metadata only if it names itself first
-    return loop
+    return loop_metadata(module, "llvm.loop.interleave.count", 1)
+
+
+def full_vectors(module, dtype):
+    """Loop metadata: the vectorizer takes a whole vector register of `dtype` values per
+    iteration. A float32 sum accumulates in double, and LLVM's cost model then computes the
+    float32 values (an exp, say) in half-width vectors, as many as the double accumulator
+    holds: twice the instructions per value."""
+    return loop_metadata(module, "llvm.loop.vectorize.width",
+                         jit.vector_bits() // (8 * BYTES[dtype]))
 
 
 class FunctionEmitter:
@@ -52,6 +67,10 @@ class FunctionEmitter:
         self.bound = [set()]  # loop variables bound at each depth
         self.vars = {}
         self.aliases = None  # AliasScopes of a kernel's buffers
+        # row caches (row_cache.py): a reduction's terms to store, by the reduction; the
+        # terms a loop loads instead, by value: (array, the loop's variable)
+        self.row_stores = {}
+        self.row_loads = {}
 
 
     def loop(self, loops, body, invariant_roots):
@@ -82,8 +101,9 @@ class FunctionEmitter:
         self.bound.append({var.name})
         return iv, stop, head, done, pre, phis, carried
 
-    def close_loop(self, handle, updated):
-        """End the loop; updated: {name: value at the end of an iteration}. Returns the
+    def close_loop(self, handle, updated, metadata=None):
+        """End the loop; updated: {name: value at the end of an iteration}; metadata: the
+        loop's (else one_vector_per_iteration for a loop that carries nothing). Returns the
         carried values after the loop (the initial ones if it ran zero times)."""
         iv, stop, head, done, pre, phis, initial = handle
         nxt = self.b.add(iv, I64(1), name=f"{iv.name}.next")
@@ -92,8 +112,10 @@ class FunctionEmitter:
         for name, phi in phis.items():
             phi.add_incoming(updated[name], latch)
         latch_branch = self.b.cbranch(self.b.icmp_signed("<", nxt, stop), head, done)
-        if not phis:
-            latch_branch.set_metadata("llvm.loop", one_vector_per_iteration(self.module))
+        if metadata is None and not phis:
+            metadata = one_vector_per_iteration(self.module)
+        if metadata is not None:
+            latch_branch.set_metadata("llvm.loop", metadata)
         self.b.position_at_end(done)
         out = {}
         for name, phi in phis.items():
@@ -140,7 +162,8 @@ class FunctionEmitter:
             node, ready = stack.pop()
             if self.lookup(node) is not None:
                 continue
-            kids = [] if isinstance(node, ir.Reduce) else ir.children(node)
+            kids = [] if isinstance(node, ir.Reduce) or (
+                self.row_loads and node in self.row_loads) else ir.children(node)
             if not ready and any(self.lookup(k) is None for k in kids):
                 stack.append((node, True))
                 stack.extend((k, False) for k in kids if self.lookup(k) is None)
@@ -158,6 +181,9 @@ class FunctionEmitter:
             return self.vars[e.name]
         if isinstance(e, ir.Dim):
             return b.load(b.gep(self.dims, [I64(e.slot)]), name=f"dim{e.slot}")
+        if self.row_loads and e in self.row_loads:
+            array, var = self.row_loads[e]
+            return b.load(b.gep(array, [self.vars[var.name]]), name="cached")
         if isinstance(e, ir.Load):
             ptr = b.gep(self.pointer(e.buffer, e.dtype), [self.lookup(e.index)])
             return self.from_storage(self.access(b.load(ptr, name=f"b{e.buffer}"), e.buffer),
@@ -214,8 +240,13 @@ class FunctionEmitter:
             handles.append(self.open_loop(var, start, stop, carried))
             carried = handles[-1][5]
         updated = combine(self, r.op, r.value.dtype, acc_type, carried, self.expr(r.value))
-        for handle in reversed(handles):
-            updated = self.close_loop(handle, updated)
+        for term, array in self.row_stores.pop(r, ()):
+            self.b.store(self.lookup(term), self.b.gep(array, [self.vars[r.loops[0][0].name]]))
+        widened = r.value.dtype in BYTES and acc_type != TYPES[r.value.dtype][0]
+        for depth, handle in reversed(list(enumerate(handles))):
+            innermost = depth == len(handles) - 1
+            updated = self.close_loop(handle, updated, full_vectors(self.module, r.value.dtype)
+                                      if widened and innermost else None)
         if r.op in ("argmax", "argmin"):
             return updated["index"]
         if r.op in ("sum", "prod"):
@@ -251,8 +282,11 @@ class KernelEmitter(FunctionEmitter):
             if columns:
                 emit_column_loop(self, s, start, stop, columns)
             else:
-                self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
-                          list(ir.statement_exprs(s.body)))
+                roots = list(ir.statement_exprs(s.body))
+                loads = [] if parallel else self.cache_rows(s, roots)
+                self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body], roots)
+                for again in loads:
+                    del self.row_loads[again]
         elif isinstance(s, ir.Store):
             value = self.expr(s.value)
             ptr = self.b.gep(self.pointer(s.buffer, s.value.dtype), [self.expr(s.index)])
@@ -263,6 +297,22 @@ class KernelEmitter(FunctionEmitter):
             self.gemm(s, outermost)
         else:
             raise ir.Unsupported(f"statement {type(s).__name__}")
+
+    def cache_rows(self, loop, roots):
+        """Sets up the row caches of a loop that is not parallel (row_cache.py): the
+        reductions in front of it store the terms it loads. Returns those terms."""
+        loads = []
+        def hoisted(r):  # computed in front of the loop from now on (self.loop's hoist)
+            return self.lookup(r) is None and self.is_bound(ir.free_vars(r))
+        for c in row_caches(roots, loop.var, loop.extent, hoisted):
+            if c.again in self.row_loads:
+                continue  # another reduction stores it already
+            array = self.stack_array(TYPES[c.dtype][0], loop.extent.value)
+            array.align = 64  # whole vectors never straddle two cache lines
+            self.row_stores.setdefault(c.reduce, []).append((c.term, array))
+            self.row_loads[c.again] = (array, loop.var)
+            loads.append(c.again)
+        return loads
 
     def accumulated(self, s, ptr, value):
         """What accumulating store s (its value computed as `value`) writes at ptr: the add

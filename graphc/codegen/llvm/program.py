@@ -2,7 +2,7 @@
 
 `build_module(segments, tag)` puts every kernel of every segment into one LLVM module and adds,
 per segment, an exported entry `i64 graphc_<tag>_<n>(ctx*, i8* pool)` that calls the segment's
-kernels in order: a kernel with a parallel loop and enough work goes through the thread pool
+kernels in order (and a runner that calls every entry without arguments: runner.py): a kernel with a parallel loop and enough work goes through the thread pool
 (`graphc_parallel_for`, which a program declares and the pool's module defines), a small one
 runs inline. After each kernel the entry checks the error slot and returns 1 if a kernel
 reported an error (a bad gather index), else it returns 0.
@@ -19,6 +19,7 @@ from .emit import FunctionEmitter, KernelEmitter
 from .gemm import define_gemm
 from .loop_driver import define_loop_driver
 from .parallel import declare_parallel_for
+from .runner import define_runner
 from .types import I64, PTR
 
 PARALLEL_MIN_WORK = 1 << 15  # element operations below which a dispatch costs more than it saves
@@ -45,6 +46,7 @@ def build_module(segments, tag, loop_driver=False):
         functions = [KernelEmitter(module, k, f"{k.name}_{tag}").emit() for k in kernels]
         entries.append(EntryEmitter(module, entry_symbol(tag, number), kernels,
                                     functions).emit())
+    define_runner(module, tag, entries)
     if loop_driver:
         define_loop_driver(module, driver_symbol(tag), entries)
     return module

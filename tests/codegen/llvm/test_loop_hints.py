@@ -1,6 +1,7 @@
 """Loop metadata: a loop that carries no value is vectorized without interleaving, a reduction
-loop keeps LLVM's choice; each hint is its loop's own and LLVM takes it (the loop still runs
-on whole vectors, and computes what numpy does)."""
+that accumulates in a wider type than its values (float32 sums in double) takes whole vectors
+of its values, other reduction loops keep LLVM's choice; each hint is its loop's own and LLVM
+takes it (the loop still runs on whole vectors, and computes what numpy does)."""
 import ctypes
 
 import numpy as np
@@ -43,17 +44,31 @@ def latch_hints(fn):
     return hints
 
 
-def test_loops_that_carry_nothing_are_not_interleaved_and_reductions_are_left_alone():
+def hint(loop):
+    """The (option, value) a loop's metadata sets."""
+    assert loop.operands[0] is loop               # names itself, as LLVM requires
+    return tuple(op.string if hasattr(op, "string") else op.constant
+                 for op in loop.operands[1].operands)
+
+
+def test_loops_that_carry_nothing_are_not_interleaved_and_widened_sums_take_whole_vectors():
     _, fn = module_of(row_kernel(37))
     hints = latch_hints(fn)
-    assert hints["k"] is None                     # the sum's loop carries it
+    # the float32 sum's loop (in double) computes its values in whole float32 vectors
+    assert hint(hints["k"]) == ("llvm.loop.vectorize.width", jit.vector_bits() // 32)
     for var in ("r", "c"):
-        loop = hints[var]
-        assert loop.operands[0] is loop           # names itself, as LLVM requires
-        option = loop.operands[1]
-        assert [op.string if hasattr(op, "string") else op.constant
-                for op in option.operands] == ["llvm.loop.interleave.count", 1]
+        assert hint(hints[var]) == ("llvm.loop.interleave.count", 1)
     assert hints["r"] is not hints["c"]           # one identity per loop
+
+
+def test_reductions_in_their_own_type_keep_llvms_choice():
+    k, n = ir.Var("k"), ir.const(9)
+    for op, dtype in (("max", "float32"), ("sum", "float64"), ("sum", "int32")):
+        total = ir.Reduce(op, ((k, n),), ir.Load(0, ir.add(ir.mul(ROWS, n), k), dtype), dtype)
+        kernel = ir.Kernel("rows", (ir.Loop(ROWS, ir.Dim(0), (ir.Store(1, ROWS, total),),
+                                            parallel=True),), {})
+        _, fn = module_of(kernel)
+        assert latch_hints(fn)["k"] is None, (op, dtype)
 
 
 def test_the_hinted_loop_still_runs_on_whole_vectors():
