@@ -2,6 +2,7 @@
 from . import depthwise, dot_attention, noise, preprocessing, text, volumetric
 from .attention import MultiHeadAttention
 from .base import InputSpec, Layer
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .conv import Conv2D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .dot_attention import AdditiveAttention, Attention
@@ -25,7 +26,7 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Intege
                             Normalization, RandomBrightness, RandomContrast, RandomFlip,
                             Resizing)
 from .text import Hashing, StringLookup, TextVectorization
-from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .volumetric import (Cropping3D, GlobalAveragePooling3D, GlobalMaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
 
@@ -34,7 +35,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
-    UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
+    UnitNormalization, RMSNormalization, EinsumDense, Wrapper, GRUCell, LSTMCell, RNN,
+    SimpleRNNCell, StackedRNNCells) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
@@ -81,7 +83,8 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
            "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
            "RandomBrightness", "RandomContrast", "RandomFlip", "Resizing", "Hashing", "StringLookup",
-           "TextVectorization", "GRU", "LSTM",
+           "TextVectorization", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNNCell",
+           "StackedRNNCells",
            "Bidirectional",
            "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
            "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",
