@@ -132,8 +132,7 @@ class RNN(Layer):
         # states; each (time, batch, ...) in the order the steps ran
         ys = outputs[0]
         if mask is not None and self.zero_output_for_mask:
-            keep = gc.reshape(seqs[-1], tuple(seqs[-1].shape) + (1,) * (ys.ndim - 2))
-            ys = gc.where(keep, ys, gc.zeros_like(ys))
+            ys = gc.where(_expand_to(seqs[-1], ys.ndim), ys, gc.zeros_like(ys))
         final_states = [s[-1] for s in outputs[len(outputs) - len(states0):]]
         output = gc.transpose(ys, (1, 0) + tuple(range(2, ys.ndim))) \
             if self.return_sequences else ys[-1]
@@ -226,6 +225,13 @@ class RNN(Layer):
         return cls(layer_from_config(config.pop("cell")), **config)
 
 
+def _expand_to(mask, ndim):
+    """A mask with trailing axes of size 1 up to rank ndim, to select whole rows."""
+    while mask.ndim < ndim:
+        mask = gc.expand_dims(mask, -1)
+    return mask
+
+
 def _masked(step, n_inputs, structure, masked):
     """The loop body around `step(inputs, states, non_seqs) -> (output or None, new states)`:
     at a masked step the states keep their values and the output is the previous first
@@ -239,11 +245,9 @@ def _masked(step, n_inputs, structure, masked):
         output, new = step(inputs, states, non_seqs)
         if masked:
             m = slices[n_inputs]
-            keep = [gc.reshape(m, tuple(m.shape) + (1,) * (n.ndim - 1)) for n in new]
-            new = [gc.where(k, n, s) for k, n, s in zip(keep, new, states)]
+            new = [gc.where(_expand_to(m, n.ndim), n, s) for n, s in zip(new, states)]
             if output is not None:
-                k = gc.reshape(m, tuple(m.shape) + (1,) * (output.ndim - 1))
-                output = gc.where(k, output, states[reference])
+                output = gc.where(_expand_to(m, output.ndim), output, states[reference])
         return ([output] if output is not None else []) + list(new)
     return body
 
