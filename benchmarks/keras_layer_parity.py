@@ -119,6 +119,15 @@ def _minimal_cell(lib):
     return MinimalRNNCell(4)
 
 
+def _conv_lstm(kind, data, **kwargs):
+    """ConvLSTM1D/2D on the input array named `data`, its outputs flattened."""
+    def case(lib):
+        x = lib.Input(inputs()[data].shape[1:])
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model(x, _flat(layer(x))), [layer], [data]
+    return case
+
+
 def _mha(call_kwargs=None, key=False, attention_mask=False, **kwargs):
     def case(lib):
         q, v = lib.Input((T, F)), lib.Input((T + 2, F + 1))
@@ -226,6 +235,21 @@ CASES = {
                                                  return_state=True),
     "Bidirectional(RNN(GRUCell) return_sequences) concat, mask": _bidirectional(
         "RNN", masked=True, cell_of=lambda lib: lib.layers.GRUCell(3), return_sequences=True),
+    "ConvLSTM1D": _conv_lstm("ConvLSTM1D", "x1d", filters=4, kernel_size=3),
+    "ConvLSTM1D same dilation return_sequences go_backwards": _conv_lstm(
+        "ConvLSTM1D", "x1d", filters=3, kernel_size=2, padding="same", dilation_rate=2,
+        return_sequences=True, go_backwards=True),
+    "ConvLSTM2D strides return_sequences return_state": _conv_lstm(
+        "ConvLSTM2D", "x2d", filters=3, kernel_size=(3, 2), strides=(2, 1),
+        return_sequences=True, return_state=True),
+    # (Keras 3.15 on JAX fails on a masked ConvLSTM: its mask does not broadcast over the
+    # spatial axes; tests/frontend/test_recurrent_layers.py checks graphc's masks)
+    "ConvLSTM2D same no bias relu": _conv_lstm(
+        "ConvLSTM2D", "x2d", filters=2, kernel_size=3, padding="same", use_bias=False,
+        activation="relu", return_sequences=True),
+    "ConvLSTM2D unit_forget_bias=False return_state": _conv_lstm(
+        "ConvLSTM2D", "x2d", filters=2, kernel_size=2, unit_forget_bias=False,
+        return_state=True),
     "MultiHeadAttention self": _mha_self(num_heads=2, key_dim=3),
     # scores returned: Keras 3.15's fused attention path (taken otherwise) fails on a value_dim
     # that differs from key_dim
@@ -261,7 +285,9 @@ def inputs():
     return {"x": x, "mask": mask, "ids": ids, "x_padded": x * pad[..., None],
             "v": rng.normal(size=(B, T + 2, F + 1)).astype("float32"),
             "k": rng.normal(size=(B, T + 2, F - 1)).astype("float32"),
-            "attention_mask": attention_mask}
+            "attention_mask": attention_mask,
+            "x1d": rng.normal(size=(B, T, 6, 3)).astype("float32"),
+            "x2d": rng.normal(size=(B, T, 5, 4, 2)).astype("float32")}
 
 
 # ---- the Keras side (run in the peer interpreter) ---------------------------------------------

@@ -1,9 +1,10 @@
 """gk.layers: the building blocks of models."""
-from . import depthwise, dot_attention, noise, preprocessing, text, volumetric
+from . import conv_lstm, depthwise, dot_attention, noise, preprocessing, text, volumetric
 from .attention import MultiHeadAttention
 from .base import InputSpec, Layer
 from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .conv import Conv2D
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .dot_attention import AdditiveAttention, Attention
 from .einsum_dense import EinsumDense
@@ -37,7 +38,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper, GRUCell, LSTMCell, RNN,
     SimpleRNNCell, StackedRNNCells) + _EXTRA + noise.LAYERS
-    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS}
+    + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
+    + conv_lstm.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -67,7 +69,7 @@ def deserialize(config, custom_objects=None):
         return layer_from_config(config)
 
 # the public names (gk.layers.Dense, ...)
-__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1D",
+__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "ConvLSTM1D", "ConvLSTM2D", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
            "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
            "AveragePooling1D", "Conv1D", "Conv1DTranspose", "Conv2DTranspose", "Cropping1D",

@@ -48,8 +48,10 @@ def output_size_of(cell):
 
 
 def zeros_state(batch, size, dtype):
-    """A (batch, size) state of zeros; batch may be a run-time dimension."""
-    return gc.broadcast_to(gc.constant(0.0, dtype=dtype), (batch, size))
+    """A (batch, size) state of zeros (size: an int or a shape); batch may be a run-time
+    dimension."""
+    size = tuple(size) if isinstance(size, (list, tuple)) else (size,)
+    return gc.broadcast_to(gc.constant(0.0, dtype=dtype), (batch,) + size)
 
 
 class _Cell(Layer):
@@ -98,15 +100,21 @@ class _Cell(Layer):
     def _bias_initializer(self):
         return self.bias_initializer
 
-    def build(self, input_shape):
-        if input_shape[-1] is None:
-            raise GraphcError(f"{type(self).__name__} '{self.name}' needs a known feature size, "
-                              f"got step inputs of shape {tuple(input_shape)}")
+    def _kernel_shapes(self, input_shape):
+        """(kernel shape, recurrent kernel shape) for step inputs of input_shape."""
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise GraphcError(f"{type(self).__name__} '{self.name}' takes inputs of shape "
+                              f"(batch, time, features) with known features, got steps of "
+                              f"shape {tuple(input_shape)}")
         width = self.gates * self.units
-        self.kernel = self.add_weight("kernel", (input_shape[-1], width), self.kernel_initializer,
+        return (input_shape[-1], width), (self.units, width)
+
+    def build(self, input_shape):
+        kernel_shape, recurrent_shape = self._kernel_shapes(input_shape)
+        self.kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
-        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", recurrent_shape,
                                                 self.recurrent_initializer,
                                                 regularizer=self.recurrent_regularizer,
                                                 constraint=self.recurrent_constraint)
@@ -143,8 +151,12 @@ class _Cell(Layer):
                                  training=True)
         return draw(x_t, self.dropout, 0), draw(h, self.recurrent_dropout, 1)
 
+    def _state_shape(self):
+        """The shape of each state without its batch axis."""
+        return (self.units,)
+
     def get_initial_state(self, batch_size=None):
-        return [zeros_state(batch_size, self.units, self.dtype)
+        return [zeros_state(batch_size, self._state_shape(), self.dtype)
                 for _ in range(len(self._state_list()))]
 
     def _state_list(self):
@@ -229,9 +241,13 @@ class LSTMCell(_GatedCell):
                                        init((2 * u,), dtype)]).astype(dtype)
         return _ForgetOnes()
 
+    def _recurrent(self, h, rk):
+        """The recurrent half of the gates' pre-activations."""
+        return h @ rk
+
     def step(self, x_t, states, rk, consts, drop):
         h, c = states
-        z = x_t + (h if drop is None else h * drop) @ rk
+        z = x_t + self._recurrent(h if drop is None else h * drop, rk)
         zi, zf, zc, zo = gc.split(z, 4, axis=-1)
         ra = self.recurrent_activation
         c = ra(zf) * c + ra(zi) * self.activation(zc)

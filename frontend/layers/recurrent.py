@@ -28,7 +28,9 @@ _RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "un
              "zero_output_for_mask")
 # what SimpleRNN, LSTM and GRU read from their cell, as Keras's layers do
 _FROM_CELL = frozenset(_CELL_ARGS + ("recurrent_activation", "unit_forget_bias", "reset_after",
-                                     "kernel", "recurrent_kernel", "bias"))
+                                     "kernel", "recurrent_kernel", "bias", "filters",
+                                     "kernel_size", "strides", "padding", "data_format",
+                                     "dilation_rate"))
 
 
 def _flatten(structure):
@@ -90,7 +92,7 @@ class RNN(Layer):
 
     # -- the loop ------------------------------------------------------------------------------
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        if sequences.ndim < 3 or (isinstance(self.cell, _Cell) and sequences.ndim != 3):
+        if sequences.ndim < 3:
             raise GraphcError(f"{type(self).__name__} '{self.name}' takes inputs of shape "
                               f"(batch, time, features), got rank {sequences.ndim}")
         batch, steps = sequences.shape[0], sequences.shape[1]
@@ -258,11 +260,12 @@ class _CellRNN(RNN):
     and the cell's arguments read as the layer's attributes (layer.units, layer.kernel)."""
     cell_class = None
 
-    def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, name=None,
-                 trainable=True, dtype="float32", input_shape=None, **cell_args):
+    def __init__(self, *cell_args, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
+                 name=None, trainable=True, dtype="float32", input_shape=None, **cell_kwargs):
         name = name or unique_name(snake_case(type(self).__name__))
-        cell = self.cell_class(units, name=name, trainable=trainable, dtype=dtype, **cell_args)
+        cell = self.cell_class(*cell_args, name=name, trainable=trainable, dtype=dtype,
+                               **cell_kwargs)
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, name=name,

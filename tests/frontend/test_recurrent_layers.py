@@ -546,3 +546,93 @@ def test_rnn_refuses_what_it_cannot_run():
         L.RNN(L.LSTMCell(2))(gk.Input((4, 3)), initial_state=[gk.Input((2,))])
     with pytest.raises(gc.GraphcError, match="units"):
         L.LSTMCell(-1)
+
+
+# ---- ConvLSTM ---------------------------------------------------------------------------------
+def ref_conv(x, kernel, strides, padding, dilations):
+    """channels_last convolution of any rank, TF's "same" padding (the extra pad after)."""
+    sizes, ks = x.shape[1:-1], kernel.shape[:-2]
+    spans = [(k - 1) * d + 1 for k, d in zip(ks, dilations)]
+    if padding == "same":
+        outs = [-(-n // s) for n, s in zip(sizes, strides)]
+        pads = [max((o - 1) * s + sp - n, 0) for o, s, sp, n in zip(outs, strides, spans, sizes)]
+        x = np.pad(x, [(0, 0)] + [(p // 2, p - p // 2) for p in pads] + [(0, 0)])
+    else:
+        outs = [-(-(n - sp + 1) // s) for n, s, sp in zip(sizes, strides, spans)]
+    out = np.zeros((x.shape[0],) + tuple(outs) + (kernel.shape[-1],), x.dtype)
+    for pos in np.ndindex(*outs):
+        for tap in np.ndindex(*ks):
+            at = tuple(p * s + t * d for p, s, t, d in zip(pos, strides, tap, dilations))
+            out[(slice(None),) + pos] += x[(slice(None),) + at] @ kernel[tap]
+    return out
+
+
+@pytest.mark.parametrize("rank,kwargs", [
+    (1, {"kernel_size": 3, "padding": "same", "dilation_rate": 2}),
+    (2, {"kernel_size": (3, 2), "strides": (2, 1)}),
+    (2, {"kernel_size": 2, "padding": "same", "use_bias": False}),
+])
+@pytest.mark.parametrize("masked,go_backwards", [(False, False), (True, True)])
+def test_conv_lstm_matches_numpy_reference(rank, kwargs, masked, go_backwards):
+    batch, steps, channels, filters = 3, 4, 2, 3
+    spatial = (7,) if rank == 1 else (5, 4)
+    x = rng.normal(size=(batch, steps) + spatial + (channels,)).astype("float32")
+    layer = getattr(L, f"ConvLSTM{rank}D")(filters, return_sequences=True, return_state=True,
+                                            go_backwards=go_backwards, **kwargs)
+    inputs = [gk.Input((None,) + spatial + (channels,))]  # time known at run time only
+    if masked:
+        inputs.append(gk.Input((None,), dtype="bool"))
+    model = gk.Model(inputs, layer(inputs[0], mask=inputs[1] if masked else None))
+    weights = random_weights(layer)
+    layer.set_weights(weights)
+    mask = None
+    if masked:
+        mask = np.arange(steps)[None] < np.array([4, 2, 1])[:, None]
+        mask[0, 1] = False
+    got = predict(model, x, mask) if masked else predict(model, x)
+    kernel, rk = weights[:2]
+    bias = weights[2] if len(weights) > 2 else 0
+    strides = layer.strides
+    padding, dilations = layer.padding, layer.dilation_rate
+
+    def steps_of(x_t, states):
+        h, c = states
+        z = ref_conv(x_t, kernel, strides, padding, dilations) + bias + \
+            ref_conv(h, rk, (1,) * rank, "same", (1,) * rank)
+        i, f, cc, o = np.split(z, 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(cc)
+        h = sigmoid(o) * np.tanh(c)
+        return h, [h, c]
+    state_shape = (batch,) + tuple(got[1].shape[1:])
+    zero = np.zeros(state_shape, "float32")
+    mask_full = None if mask is None else mask.reshape(mask.shape + (1,) * rank)
+    seq, (h, c) = ref_cell_rnn(steps_of, x, [zero, zero], mask_full, go_backwards)
+    np.testing.assert_allclose(got[0], seq, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[1], h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[2], c, rtol=1e-5, atol=1e-5)
+    assert [tuple(w.shape) for w in layer.weights][:2] == [
+        layer.kernel_size + (channels, 4 * filters), layer.kernel_size + (filters, 4 * filters)]
+
+
+def test_conv_lstm_trains_saves_and_refuses_bad_arguments(tmp_path):
+    x = rng.normal(size=(16, 3, 6, 6, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3, 4)) > 0).astype("int32")
+    model = gk.Sequential([L.Input((3, 6, 6, 1)), L.ConvLSTM2D(4, 3, dropout=0.1),
+                           L.Flatten(), L.Dense(2, activation="softmax")])
+    model.compile(optimizer=gk.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    first = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < first
+    model.save(tmp_path / "convlstm.gck")
+    loaded = gk.load_model(tmp_path / "convlstm.gck")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert loaded.layers[0].kernel_size == (3, 3) and loaded.layers[0].dropout == 0.1
+    with pytest.raises(gc.GraphcError, match="strides > 1 and dilation_rate > 1"):
+        L.ConvLSTM1D(2, 3, strides=2, dilation_rate=2)
+    with pytest.raises(gc.GraphcError, match="channels_last"):
+        L.ConvLSTM2D(2, 3, data_format="channels_first")
+    with pytest.raises(gc.GraphcError, match="known sizes"):
+        L.ConvLSTM2D(2, 3)(gk.Input((3, None, 6, 1)))
+    with pytest.raises(gc.GraphcError, match="does not fit"):
+        L.ConvLSTM1D(2, 5)(gk.Input((3, 4, 1)))
