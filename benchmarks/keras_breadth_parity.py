@@ -259,6 +259,10 @@ TRAIN_CASES = {
         "LossScaleOptimizer", {"inner_optimizer": ("SGD", {"learning_rate": 0.1}),
                                "initial_scale": 2.0 ** 127},
         "mean_squared_error", [], "regression"),
+    "losses circle": ("SGD", {"learning_rate": 0.01}, "circle", [], "sparse"),
+    "losses Circle gamma margin, diagonal kept": (
+        "SGD", {"learning_rate": 0.05},
+        ("Circle", {"gamma": 10.0, "margin": 0.2, "remove_diagonal": False}), [], "sparse"),
     "losses hinge + metrics": ("SGD", {"learning_rate": 0.1}, "hinge",
                                ["Precision", "Recall", "AUC", "TruePositives"], "binary"),
     "losses squared_hinge": ("SGD", {"learning_rate": 0.1}, "squared_hinge", [], "binary"),

@@ -91,3 +91,45 @@ def test_metrics_accumulate_running_means(metric, y_true, y_pred, expect):
     assert f(y_true[4:], y_pred[4:]) == pytest.approx(np.mean(expect), rel=1e-6)
     m.reset(f.session)
     assert f(y_true[:4], y_pred[:4]) == pytest.approx(np.mean(expect[:4]), rel=1e-6)
+
+
+def numpy_circle(labels, emb, remove_diagonal=True, gamma=80.0, margin=0.4):
+    """Keras 3's circle loss, written from its definition (-inf where a row has no pairs)."""
+    dist = np.maximum(1 - emb @ emb.T, 0.0)
+    pos = labels[:, None] == labels[None, :]
+    neg = ~pos
+    if remove_diagonal:
+        pos &= ~np.eye(len(labels), dtype=bool)
+    pw = np.maximum((margin + dist) * pos, 0)
+    nw = np.maximum((1 + margin - dist) * neg, 0)
+
+    def lse(mask, v):
+        v = np.where(mask, v, -np.inf)
+        top = v.max(axis=1, keepdims=True)
+        safe = np.where(np.isfinite(top), top, 0)
+        return (safe + np.log(np.exp(v - safe).sum(axis=1, keepdims=True)))[:, 0]
+    with np.errstate(divide="ignore"):
+        total = lse(pos, -gamma * pw * (margin - dist)) + lse(neg, gamma * nw * (1 - margin - dist))
+    return np.logaddexp(0, total)
+
+
+def test_circle_loss_matches_numpy_and_averages_over_rows_with_a_positive():
+    emb = rng.normal(size=(7, 5)).astype("float32")
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = np.array([2, 0, 2, 1, 0, 3, 2], "int32")  # label 1 and 3: no positive pair
+    y = gc.placeholder("int32", (None,))
+    e = gc.placeholder("float32", (None, 5))
+    raw = gk.losses.circle(y, e, gamma=20.0, margin=0.3)
+    kept = gk.losses.circle(y, e, remove_diagonal=False)
+    per_example = gk.losses.Circle(gamma=20.0, margin=0.3)(y, e)
+    grad, = gc.grad(gc.mean(per_example), [e])
+    got = gc.function([y, e], [raw, kept, per_example, grad])(labels, emb)
+    want = numpy_circle(labels, emb, gamma=20.0, margin=0.3)
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
+    assert got[0][3] == 0 and got[0][5] == 0  # no positive: softplus(-inf)
+    np.testing.assert_allclose(got[1], numpy_circle(labels, emb, remove_diagonal=False),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[2].mean(), want[want > 0].mean(), rtol=1e-5)
+    assert np.all(np.isfinite(got[3])) and np.any(got[3] != 0)
+    alone = gc.function([y, e], per_example)(np.arange(3, dtype="int32"), emb[:3])
+    assert np.all(alone == 0)  # no row has a positive: 0, not NaN
