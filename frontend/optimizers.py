@@ -31,9 +31,19 @@ class Optimizer:
     slots = ()  # Slot specs, in the order the rule takes them
 
     def __init__(self, learning_rate, name, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None):
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None):
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise GraphcError("set at most one of clipnorm, clipvalue and global_clipnorm")
+        if use_ema and not 0 <= ema_momentum <= 1:
+            raise GraphcError(f"ema_momentum must be in [0, 1], got {ema_momentum!r}")
+        if use_ema and ema_overwrite_frequency is not None and (
+                not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+            raise GraphcError(f"ema_overwrite_frequency must be an integer >= 1 or None, got "
+                              f"{ema_overwrite_frequency!r}")
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.averages = {}  # weight -> its moving average, with use_ema
         if not isinstance(learning_rate, (numbers.Real, schedules.LearningRateSchedule)):
             raise GraphcError(f"learning_rate must be a number or a schedule, got "
                               f"{learning_rate!r}")
@@ -65,6 +75,10 @@ class Optimizer:
                         gc.Variable(np.full(self.slot_shape(s, var), s.fill, np.float32),
                                     name=f"{var.name}/{self.name}/{s.name}", trainable=False)
                         for s in self.slots]
+                if self.use_ema and var not in self.averages:
+                    self.averages[var] = gc.Variable(
+                        np.zeros(tuple(var.shape), np.float32),
+                        name=f"{var.name}/{self.name}/average", trainable=False)
 
     def slot_shape(self, slot, var):
         """The shape of `var`'s `slot` (the weight's own, but for Adafactor's factors)."""
@@ -77,7 +91,7 @@ class Optimizer:
             return []
         head = [self.iterations] + ([self._lr_var] if self._lr_var is not None else [])
         return head + [s for slots in self._slot_vars.values() for s in slots] + \
-            self._extra_variables()
+            self._extra_variables() + list(self.averages.values())
 
     def _extra_variables(self):
         return []
@@ -121,10 +135,29 @@ class Optimizer:
         pairs = []
         for grad, var in zip(grads, var_list):
             slots = self._slot_vars[var]
-            new = self.update_rule(var, grad, *slots, learning_rate=lr)
+            new = list(self.update_rule(var, grad, *slots, learning_rate=lr))
+            if self.use_ema:
+                new[0], average = self._averaged(var, new[0])
+                pairs.append((self.averages[var], average))
             pairs.extend(zip([var] + slots, new))
         pairs.append((self.iterations, self.iterations + 1))
         return pairs
+
+    def finalize_variable_values(self, session):
+        """At the end of fit, as Keras: with use_ema the weights become their averages."""
+        for var, average in self.averages.items():
+            session.set_value(var, session.get_value(average))
+
+    def _averaged(self, var, weight):
+        """use_ema, in Keras's order: (the weight, the new average). The average follows the
+        updated weight (it is the weight after the first step), and every
+        ema_overwrite_frequency steps the weight becomes the average."""
+        momentum = gc.where(gc.not_equal(self.iterations, 0), self.ema_momentum, 0.0)
+        average = momentum * self.averages[var] + (1.0 - momentum) * weight
+        if self.ema_overwrite_frequency:
+            due = gc.equal((self.iterations + 1) % self.ema_overwrite_frequency, 0)
+            weight = gc.where(due, average, weight)
+        return weight, average
 
     def update_rule(self, param, grad, *slots, learning_rate):
         raise NotImplementedError
@@ -151,7 +184,8 @@ class Optimizer:
         return {"learning_rate": schedules.serialize(lr) if self._is_scheduled() else
                 self.learning_rate, "name": self.name, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
-                **self.hyper()}
+                "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency, **self.hyper()}
 
     def hyper(self):
         return {}
@@ -676,6 +710,9 @@ class LossScaleOptimizer(Optimizer):
     @learning_rate.setter
     def learning_rate(self, value):
         self.inner_optimizer.learning_rate = value
+
+    def finalize_variable_values(self, session):
+        self.inner_optimizer.finalize_variable_values(session)
 
     def scale_loss(self, loss):
         self._make_state(loss.graph)

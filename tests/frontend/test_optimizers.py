@@ -219,3 +219,23 @@ def test_new_optimizers_train_save_and_resume(make, tmp_path):
     again = [m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False).history["loss"]
              for m in (model, loaded)]
     np.testing.assert_allclose(again[0], again[1], rtol=1e-6)
+
+
+def test_use_ema_keeps_keras_moving_average_and_overwrites_every_n_steps():
+    opt = gk.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=3)
+    w = gc.Variable(W0.copy(), name="w")
+    g = gc.placeholder(gc.float32, W0.shape)
+    f = gc.function([g], [], updates=opt.apply([g], [w]))
+    want, average = W0.astype(np.float64), None
+    for t, grad in enumerate(GRADS):
+        f(grad)
+        want = want - 0.1 * grad
+        average = want if t == 0 else 0.8 * average + 0.2 * want  # the first: the weight
+        if (t + 1) % 3 == 0:
+            want = average
+        np.testing.assert_allclose(f.session.get_value(w), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f.session.get_value(opt.averages[w]), average, rtol=1e-5,
+                                   atol=1e-6)
+    assert opt.variables[-1] is opt.averages[w]
+    with pytest.raises(gc.GraphcError, match="ema_momentum"):
+        gk.optimizers.Adam(use_ema=True, ema_momentum=1.5)
