@@ -408,12 +408,43 @@ class Circle(Loss):
 circle.loss_class = Circle
 
 
+def ctc(y_true, y_pred):
+    """Keras 3's CTC loss of each sequence: integer labels y_true (batch, labels), 0 the
+    blank and the padding after a sequence's labels, against logits y_pred (batch, steps,
+    classes), every step counted."""
+    from .ops_ctc import ctc_loss
+    if y_true.ndim != 2 or y_pred.ndim != 3:
+        raise GraphcError(f"ctc takes labels (batch, labels) and logits (batch, steps, "
+                          f"classes), got shapes {tuple(y_true.shape)} and "
+                          f"{tuple(y_pred.shape)}")
+    label_length = gc.sum(gc.cast(gc.not_equal(y_true, 0), gc.int32), axis=-1)
+    steps = gc.sum(gc.ones_like(y_pred[:, :, 0]), axis=1)
+    return ctc_loss(y_true, y_pred, label_length, steps, mask_index=0)
+
+
+class CTC(Loss):
+    """The mean of ctc() over the batch."""
+    name = "ctc"
+
+    def __init__(self, reduction="sum_over_batch_size", name="ctc", **kwargs):
+        super().__init__()
+
+    def __call__(self, y_true, y_pred):
+        return ctc(y_true, y_pred)  # labels and logits have shapes of their own
+
+    def get_config(self):
+        return {}
+
+
+ctc.loss_class = CTC
+
+
 LOSSES = {cls.name: cls for cls in (
     MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, LogCosh,
     MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, CosineSimilarity,
     BinaryFocalCrossentropy, CategoricalFocalCrossentropy, Dice, Tversky,
-    CategoricalGeneralizedCrossEntropy, Circle)}
+    CategoricalGeneralizedCrossEntropy, Circle, CTC)}
 ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
            "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
            "kld": "kl_divergence", "logcosh": "log_cosh", "huber_loss": "huber"}
