@@ -122,11 +122,11 @@ class RNN(Layer):
         else:
             step, seqs, non_seqs = self._cell_loop(sequences, time_major, structure, batch,
                                                    training)
-        n_outputs = len(seqs)  # graphc's cells: 1, the projection; any other cell: 1, x
+        n_inputs = len(seqs)  # the projection (graphc's cells) or x (any other cell)
         seqs = seqs + ([mask] if mask is not None else [])
         if self.go_backwards:
             seqs = [s[::-1] for s in seqs]
-        body = _masked(step, n_outputs, structure, mask is not None)
+        body = _masked(step, n_inputs, structure, mask is not None)
         outputs = self._run(body, seqs, states0, non_seqs, steps,
                             extra=0 if isinstance(self.cell, _Cell) else 1)
         self._clear_masks(self.cell)

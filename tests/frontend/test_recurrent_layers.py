@@ -407,23 +407,21 @@ def test_rnn_over_cells_matches_numpy_reference(kinds, masked, go_backwards, unr
         np.testing.assert_allclose(g, s, rtol=1e-5, atol=1e-5)
 
 
-class MinimalRNNCell(L.Layer):
-    """Keras's cell protocol with an output (2 tanh(h)) that is not its first state and a
-    second state that counts the steps."""
+class ConcatRNNCell(L.Layer):
+    """Keras's cell protocol, written as a user would: one kernel over [x, h], an output
+    (2 tanh(z)) that is not its first state (z), and a second state that counts steps."""
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units, self.state_size = units, [units, 1]
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units),
+        self.kernel = self.add_weight(shape=(input_shape[-1] + self.units, self.units),
                                       initializer="uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units),
-                                                initializer="uniform", name="recurrent_kernel")
 
     def call(self, inputs, states):
-        h = gk.ops.matmul(inputs, self.kernel) + gk.ops.matmul(states[0], self.recurrent_kernel)
-        return 2 * gk.ops.tanh(h), [h, states[1] + 1]
+        z = gk.ops.matmul(gk.ops.concatenate([inputs, states[0]], axis=-1), self.kernel)
+        return 2 * gk.ops.tanh(z), [z, states[1] + 1]
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -435,16 +433,16 @@ def test_a_users_cell_runs_in_rnn_with_masks(unroll):
     x = rng.normal(size=(batch, steps, features)).astype("float32")
     mask = np.arange(steps)[None] < np.array([5, 2, 3])[:, None]
     mask[0, 1] = False
-    layer = L.RNN(MinimalRNNCell(units), return_sequences=True, return_state=True,
+    layer = L.RNN(ConcatRNNCell(units), return_sequences=True, return_state=True,
                   go_backwards=True, unroll=unroll)
     inp, m = gk.Input((steps, features)), gk.Input((steps,), dtype="bool")
     model = gk.Model([inp, m], layer(inp, mask=m))
-    kernel, rk = random_weights(layer)
-    layer.set_weights([kernel, rk])
+    kernel, = random_weights(layer)
+    layer.set_weights([kernel])
 
     def steps_of(x_t, states):
-        h = x_t @ kernel + states[0] @ rk
-        return 2 * np.tanh(h), [h, states[1] + 1]
+        z = np.concatenate([x_t, states[0]], axis=-1) @ kernel
+        return 2 * np.tanh(z), [z, states[1] + 1]
     seq, (h, count) = ref_cell_rnn(steps_of, x, [np.zeros((batch, units), "float32"),
                                                  np.zeros((batch, 1), "float32")],
                                    mask, go_backwards=True)
