@@ -9,6 +9,7 @@ is x @ kernel (+ the input bias), which RNN computes for all steps at once, and
 halves for a single step. Weights, names and order are Keras's: kernel (in, gates * units),
 recurrent_kernel (units, gates * units), bias.
 """
+import inspect
 import numbers
 
 import numpy as np
@@ -156,11 +157,8 @@ class _Cell(Layer):
         return (self.units,)
 
     def get_initial_state(self, batch_size=None):
-        return [zeros_state(batch_size, self._state_shape(), self.dtype)
-                for _ in range(len(self._state_list()))]
-
-    def _state_list(self):
-        return self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        count = len(self.state_size) if isinstance(self.state_size, list) else 1
+        return [zeros_state(batch_size, self._state_shape(), self.dtype) for _ in range(count)]
 
     def call(self, inputs, states, training=False):
         listed = isinstance(states, (list, tuple))
@@ -330,7 +328,7 @@ def initial_state_of(cell, batch, dtype):
 
 
 def calls_with_training(cell):
-    import inspect
+    """Whether a cell's call takes `training` (a user's may not)."""
     return "training" in inspect.signature(cell.call).parameters
 
 
