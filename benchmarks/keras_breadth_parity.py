@@ -316,7 +316,8 @@ LAYER_CASES = {
     "Dot 3-D axes 2": _dot3(),
 }
 
-# training: (optimizer class, its kwargs, loss, metrics, target kind)
+# training: (optimizer class, its kwargs, loss, metrics, target kind[, fit's extra arguments
+# as a function of lib])
 TRAIN_CASES = {
     "Adadelta": ("Adadelta", {"learning_rate": 1.0}, "categorical_crossentropy", [], "onehot"),
     "Adamax": ("Adamax", {"learning_rate": 0.01}, "categorical_crossentropy", [], "onehot"),
@@ -333,6 +334,37 @@ TRAIN_CASES = {
     "Adamax weight_decay": ("Adamax", {"learning_rate": 0.01, "weight_decay": 0.1},
                             "mean_squared_error", [],
                             "onehot"),
+    "ScheduleFreeAdamW": ("ScheduleFreeAdamW", {"learning_rate": 0.01},
+                          "categorical_crossentropy", [], "onehot"),
+    "ScheduleFreeAdamW warmup weight_decay": (
+        "ScheduleFreeAdamW", {"learning_rate": 0.02, "beta_1": 0.8, "warmup_steps": 4,
+                              "weight_decay": 0.05}, "mean_squared_error", [], "regression"),
+    "Muon": ("Muon", {"learning_rate": 0.01}, "categorical_crossentropy", [], "onehot"),
+    "Muon no nesterov, adam_lr_ratio, decays": (
+        "Muon", {"learning_rate": 0.02, "nesterov": False, "adam_lr_ratio": 0.5,
+                 "weight_decay": 0.1, "adam_weight_decay": 0.2, "ns_steps": 3,
+                 "momentum": 0.8}, "mean_squared_error", [], "regression"),
+    "LossScaleOptimizer(Adam) growth": (
+        "LossScaleOptimizer", {"inner_optimizer": ("Adam", {"learning_rate": 0.01}),
+                               "initial_scale": 1024.0, "dynamic_growth_steps": 2},
+        "categorical_crossentropy", [], "onehot"),
+    "LossScaleOptimizer(SGD) overflow": (
+        "LossScaleOptimizer", {"inner_optimizer": ("SGD", {"learning_rate": 0.1}),
+                               "initial_scale": 2.0 ** 127},
+        "mean_squared_error", [], "regression"),
+    "Adam use_ema overwrite, SwapEMAWeights on validation": (
+        "Adam", {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.7,
+                 "ema_overwrite_frequency": 4}, "categorical_crossentropy", [], "onehot",
+        lambda lib: {"callbacks": [lib.callbacks.SwapEMAWeights()], "validation_split": 0.25}),
+    "SGD use_ema, SwapEMAWeights swap_on_epoch": (
+        "SGD", {"learning_rate": 0.1, "momentum": 0.5, "use_ema": True},
+        "mean_squared_error", [], "regression",
+        lambda lib: {"callbacks": [lib.callbacks.SwapEMAWeights(swap_on_epoch=True)],
+                     "validation_split": 0.25}),
+    "losses circle": ("SGD", {"learning_rate": 0.01}, "circle", [], "sparse"),
+    "losses Circle gamma margin, diagonal kept": (
+        "SGD", {"learning_rate": 0.05},
+        ("Circle", {"gamma": 10.0, "margin": 0.2, "remove_diagonal": False}), [], "sparse"),
     "losses hinge + metrics": ("SGD", {"learning_rate": 0.1}, "hinge",
                                ["Precision", "Recall", "AUC", "TruePositives"], "binary"),
     "losses squared_hinge": ("SGD", {"learning_rate": 0.1}, "squared_hinge", [], "binary"),
@@ -415,7 +447,7 @@ def _train_data():
 
 
 def _train(lib, name, data):
-    opt_name, opt_kwargs, loss, metrics, kind = TRAIN_CASES[name]
+    opt_name, opt_kwargs, loss, metrics, kind, *extra = TRAIN_CASES[name]
     model, layer = _train_model(lib, kind)
     n = 1 if kind == "binary" else 3
     layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
@@ -423,13 +455,19 @@ def _train(lib, name, data):
             for m in metrics]
     loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
         getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
-    model.compile(optimizer=getattr(lib.optimizers, opt_name)(**opt_kwargs), loss=loss,
-                  metrics=mets)
-    hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0)
+    model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss, metrics=mets)
+    hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0,
+                     **(extra[0](lib) if extra else {}))
     # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
     keys = sorted(hist.history, key=_plain)
     values = [np.asarray(hist.history[k], np.float32) for k in keys]
     return [np.asarray(w) for w in layer.get_weights()] + values, [_plain(k) for k in keys]
+
+
+def _optimizer(lib, name, kwargs):
+    """lib's optimizer `name`; an inner_optimizer given as (name, kwargs) is made too."""
+    kwargs = {k: _optimizer(lib, *v) if k == "inner_optimizer" else v for k, v in kwargs.items()}
+    return getattr(lib.optimizers, name)(**kwargs)
 
 
 def _plain(key):

@@ -40,11 +40,12 @@ def _rnn_masked(kind, **kwargs):
     return case
 
 
-def _bidirectional(kind, merge_mode="concat", masked=False, **kwargs):
+def _bidirectional(kind, merge_mode="concat", masked=False, cell_of=None, **kwargs):
     def case(lib):
         x = lib.Input((T, F))
         inputs = [x]
-        layer = lib.layers.Bidirectional(getattr(lib.layers, kind)(**kwargs),
+        cell = {"cell": cell_of(lib)} if cell_of else {}  # RNN's cell, made by each library
+        layer = lib.layers.Bidirectional(getattr(lib.layers, kind)(**cell, **kwargs),
                                          merge_mode=merge_mode)
         if masked:
             m = lib.Input((T,), dtype="bool")
@@ -71,6 +72,59 @@ def _masking_then(kind, **kwargs):
         x = lib.Input((T, F))
         layer = getattr(lib.layers, kind)(**kwargs)
         return lib.Model(x, layer(lib.layers.Masking(0.0)(x))), [layer], ["x_padded"]
+    return case
+
+
+def _flat(outputs):
+    """A layer's outputs as one flat list (Keras nests a stack's states per cell)."""
+    if isinstance(outputs, (list, tuple)):
+        return [t for o in outputs for t in _flat(o)]
+    return [outputs]
+
+
+def _cell_rnn(make_cell, masked=False, **kwargs):
+    """RNN over the cell(s) make_cell(lib) gives, its outputs flattened."""
+    def case(lib):
+        x, inputs, names = lib.Input((T, F)), [], ["x"]
+        layer = lib.layers.RNN(make_cell(lib), **kwargs)
+        if masked:
+            m = lib.Input((T,), dtype="bool")
+            inputs, names = [m], ["x", "mask"]
+            out = layer(x, mask=m)
+        else:
+            out = layer(x)
+        return lib.Model([x] + inputs if masked else x, _flat(out)), [layer], names
+    return case
+
+
+def _minimal_cell(lib):
+    """Keras's documented protocol: a Layer with call(inputs, states) and state_size; its
+    output (2 tanh(h)) differs from its first state, and a second state counts steps."""
+    class MinimalRNNCell(lib.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, [units, 1]
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units),
+                                          initializer="uniform", name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units),
+                                                    initializer="uniform",
+                                                    name="recurrent_kernel")
+
+        def call(self, inputs, states):
+            h = lib.ops.matmul(inputs, self.kernel) + lib.ops.matmul(states[0],
+                                                                     self.recurrent_kernel)
+            return 2 * lib.ops.tanh(h), [h, states[1] + 1]
+    return MinimalRNNCell(4)
+
+
+def _conv_lstm(kind, data, **kwargs):
+    """ConvLSTM1D/2D on the input array named `data`, its outputs flattened."""
+    def case(lib):
+        x = lib.Input(inputs()[data].shape[1:])
+        layer = getattr(lib.layers, kind)(**kwargs)
+        return lib.Model(x, _flat(layer(x))), [layer], [data]
     return case
 
 
@@ -159,6 +213,43 @@ CASES = {
     "Bidirectional(LSTM return_sequences) concat, mask": _bidirectional(
         "LSTM", masked=True, units=4, return_sequences=True),
     "Bidirectional(GRU) concat, mask": _bidirectional("GRU", masked=True, units=4),
+    "RNN(SimpleRNNCell) return_sequences": _cell_rnn(
+        lambda lib: lib.layers.SimpleRNNCell(6), return_sequences=True),
+    "RNN(LSTMCell) mask go_backwards return_sequences return_state": _cell_rnn(
+        lambda lib: lib.layers.LSTMCell(5), masked=True, go_backwards=True,
+        return_sequences=True, return_state=True),
+    "RNN(GRUCell reset_after=False) unroll return_state": _cell_rnn(
+        lambda lib: lib.layers.GRUCell(4, reset_after=False), unroll=True, return_state=True),
+    "RNN([LSTMCell, GRUCell]) mask return_sequences return_state": _cell_rnn(
+        lambda lib: [lib.layers.LSTMCell(5), lib.layers.GRUCell(3)], masked=True,
+        return_sequences=True, return_state=True),
+    "RNN(StackedRNNCells([SimpleRNNCell, LSTMCell])) go_backwards": _cell_rnn(
+        lambda lib: lib.layers.StackedRNNCells([lib.layers.SimpleRNNCell(4),
+                                                lib.layers.LSTMCell(3, use_bias=False)]),
+        go_backwards=True),
+    "RNN(user cell) mask return_sequences return_state": _cell_rnn(
+        _minimal_cell, masked=True, return_sequences=True, return_state=True),
+    "RNN(user cell) go_backwards unroll": _cell_rnn(_minimal_cell, go_backwards=True,
+                                                    unroll=True),
+    "LSTM unroll mask return_state": _rnn_masked("LSTM", units=4, unroll=True,
+                                                 return_state=True),
+    "Bidirectional(RNN(GRUCell) return_sequences) concat, mask": _bidirectional(
+        "RNN", masked=True, cell_of=lambda lib: lib.layers.GRUCell(3), return_sequences=True),
+    "ConvLSTM1D": _conv_lstm("ConvLSTM1D", "x1d", filters=4, kernel_size=3),
+    "ConvLSTM1D same dilation return_sequences go_backwards": _conv_lstm(
+        "ConvLSTM1D", "x1d", filters=3, kernel_size=2, padding="same", dilation_rate=2,
+        return_sequences=True, go_backwards=True),
+    "ConvLSTM2D strides return_sequences return_state": _conv_lstm(
+        "ConvLSTM2D", "x2d", filters=3, kernel_size=(3, 2), strides=(2, 1),
+        return_sequences=True, return_state=True),
+    # (Keras 3.15 on JAX fails on a masked ConvLSTM: its mask does not broadcast over the
+    # spatial axes; tests/frontend/test_recurrent_layers.py checks graphc's masks)
+    "ConvLSTM2D same no bias relu": _conv_lstm(
+        "ConvLSTM2D", "x2d", filters=2, kernel_size=3, padding="same", use_bias=False,
+        activation="relu", return_sequences=True),
+    "ConvLSTM2D unit_forget_bias=False return_state": _conv_lstm(
+        "ConvLSTM2D", "x2d", filters=2, kernel_size=2, unit_forget_bias=False,
+        return_state=True),
     "MultiHeadAttention self": _mha_self(num_heads=2, key_dim=3),
     # scores returned: Keras 3.15's fused attention path (taken otherwise) fails on a value_dim
     # that differs from key_dim
@@ -194,7 +285,9 @@ def inputs():
     return {"x": x, "mask": mask, "ids": ids, "x_padded": x * pad[..., None],
             "v": rng.normal(size=(B, T + 2, F + 1)).astype("float32"),
             "k": rng.normal(size=(B, T + 2, F - 1)).astype("float32"),
-            "attention_mask": attention_mask}
+            "attention_mask": attention_mask,
+            "x1d": rng.normal(size=(B, T, 6, 3)).astype("float32"),
+            "x2d": rng.normal(size=(B, T, 5, 4, 2)).astype("float32")}
 
 
 # ---- the Keras side (run in the peer interpreter) ---------------------------------------------

@@ -73,7 +73,12 @@ def _derived(rng):
             "vol": rng.normal(size=(2, 4, 5, 3, 2)).astype("float32"),
             "k3": rng.normal(size=(2, 3, 2, 2, 3)).astype("float32"),
             "ct3": rng.normal(size=(2, 2, 3, 3, 2)).astype("float32"),
-            "absv": np.abs(rng.normal(size=(7,))).astype("float32")}
+            "absv": np.abs(rng.normal(size=(7,))).astype("float32"),
+            # CTC: labels padded with 0 (a repeat, a full row), lengths of labels and steps
+            "ctc_logits": (rng.normal(size=(4, 9, 5)) * 2).astype("float32"),
+            "ctc_labels": np.array([[1, 2, 2, 0], [3, 0, 0, 0], [4, 4, 4, 1], [1, 2, 3, 4]],
+                                   np.int32),
+            "ctc_tl": np.array([3, 1, 4, 2], np.int32), "ctc_ol": np.array([9, 5, 9, 3], np.int32)}
 
 
 def _fns(*names, arg="x"):
@@ -286,6 +291,9 @@ CASES = {
         o.fori_loop(0, 4, lambda i, v: v * 2.0 + o.cast(i, "float32"), o.array(d["x"])),
         o.while_loop(lambda a, b: o.sum(a) < 50.0, lambda a, b: (a * 1.5 + 1.0, b + 1),
                      (o.array(d["absv"]), o.array(np.int32(0))))[0]],
+    "ctc_loss": lambda o, d: [
+        o.ctc_loss(d["ctc_labels"], d["ctc_logits"], d["ctc_tl"], d["ctc_ol"]),
+        o.ctc_loss(d["ctc_labels"], d["ctc_logits"], d["ctc_tl"], d["ctc_ol"], mask_index=4)],
     "map vectorized_map switch": lambda o, d: [
         o.map(lambda r: o.sum(r * r), o.array(d["x"])),
         o.vectorized_map(lambda r: r[::-1] * 2.0, o.array(d["x"])),
@@ -313,6 +321,9 @@ MODULE_CASES = {
         r.OrthogonalRegularizer(0.1)(d["x"]),
         r.orthogonal_regularizer(0.5, mode="columns")(d["x"]),
         r.get({"class_name": "L1L2", "config": {"l1": 0.5, "l2": 0.0}})(d["y"])],
+    "losses.ctc CTC": lambda loss, d: [
+        loss.ctc(d["ctc_labels"], d["ctc_logits"]),
+        loss.CTC(reduction=None)(d["ctc_labels"], d["ctc_logits"])],  # per sequence
     "initializers.deterministic": lambda i, d: [
         i.Identity(2.0)((3, 5)), i.identity()((4, 4)), i.Constant(0.3)((2, 3)),
         i.constant(-1.0)((4,)), i.Zeros()((2, 2)), i.ones()((3,)),

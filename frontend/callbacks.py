@@ -113,14 +113,23 @@ class ProgbarLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.bar.update(self.seen, logs or {}, final=True)
 
+    def on_train_begin(self, logs=None):
+        self.in_fit = True  # fit's validation shows on the epoch's line, not a bar of its own
+
+    def on_train_end(self, logs=None):
+        self.in_fit = False
+
     def on_test_begin(self, logs=None):
-        self._start()
+        if not getattr(self, "in_fit", False):
+            self._start()
 
     def on_test_batch_end(self, batch, logs=None):
-        self._step(batch, logs)
+        if not getattr(self, "in_fit", False):
+            self._step(batch, logs)
 
     def on_test_end(self, logs=None):
-        self.bar.update(self.seen, logs or {}, final=True)
+        if not getattr(self, "in_fit", False):
+            self.bar.update(self.seen, logs or {}, final=True)
 
     def on_fit_stopped(self, error):
         if self.bar is not None:
@@ -455,6 +464,60 @@ class LambdaCallback(Callback):
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
+
+
+class SwapEMAWeights(Callback):
+    """Evaluates and predicts with the optimizer's moving averages of the weights (an
+    optimizer built with use_ema=True; a LossScaleOptimizer's inner one): they are swapped
+    into the model for evaluate, predict and fit's validation and swapped back after. With
+    swap_on_epoch=True they are also in the model between epochs (for callbacks such as
+    ModelCheckpoint), and after the last epoch they stay: the averages become the weights."""
+
+    def __init__(self, swap_on_epoch=False):
+        super().__init__()
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self._swapped = False
+
+    def _optimizer(self):
+        opt = getattr(self.model, "optimizer", None)
+        opt = getattr(opt, "inner_optimizer", opt)
+        if opt is None or not getattr(opt, "use_ema", False):
+            raise GraphcError("SwapEMAWeights needs a model compiled with an optimizer "
+                              "built with use_ema=True")
+        return opt
+
+    def _swap(self):
+        opt, session = self._optimizer(), self.model.session
+        for var, average in opt.averages.items():
+            value = session.get_value(var)
+            session.set_value(var, session.get_value(average))
+            session.set_value(average, value)
+        self._swapped = not self._swapped
+
+    def _finalize(self):
+        opt, session = self._optimizer(), self.model.session
+        for var, average in opt.averages.items():
+            session.set_value(average, session.get_value(var))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.swap_on_epoch and self._swapped:
+            self._swap()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_on_epoch and not self._swapped:
+            self._swap()
+            if epoch == self.params.get("epochs", 0) - 1:
+                self._finalize()
+
+    def on_test_begin(self, logs=None):
+        if not self._swapped:
+            self._swap()
+
+    def on_test_end(self, logs=None):
+        if self._swapped:
+            self._swap()
+
+    on_predict_begin, on_predict_end = on_test_begin, on_test_end
 
 
 from . import tensorboard as _tensorboard  # noqa: E402  (it builds on Callback above)

@@ -240,9 +240,15 @@ def serialize(init):
     return {"class_name": name, "config": init.get_config()}
 
 
+# Keras's short spellings (its doc's cell example uses "uniform")
+_ALIASES = {"uniform": "random_uniform", "normal": "random_normal", "one": "ones",
+            "zero": "zeros"}
+
+
 def _known(name):
     by_class = {cls.__name__: key for key, cls in INITIALIZERS.items()}
     name = by_class.get(name, name)  # Keras also takes class names ("Zeros", "HeNormal")
+    name = _ALIASES.get(name, name)
     if name not in INITIALIZERS:
         raise GraphcError(f"unknown initializer {name!r}; expected one of "
                           f"{', '.join(INITIALIZERS)} or an Initializer")

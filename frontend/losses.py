@@ -350,12 +350,101 @@ class CategoricalGeneralizedCrossEntropy(Loss):
         return {"q": self.q}
 
 
+def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal=True,
+           gamma=80, margin=0.4):
+    """Keras 3's Circle loss of each embedding (rows of y_pred, L2-normalized) against the
+    reference embeddings (y_pred itself by default) and their integer labels: softplus of
+    the logsumexp of gamma-weighted distances to positives (same label, but itself with
+    remove_diagonal) plus that to negatives; 0 where a row has no positive."""
+    labels = gc.cast(gc.reshape(y_true, (-1,)), gc.int32)
+    refs = y_pred if ref_embeddings is None else ref_embeddings
+    ref_labels = labels if ref_labels is None else gc.cast(gc.reshape(ref_labels, (-1,)),
+                                                           gc.int32)
+    distance = gc.maximum(1.0 - y_pred @ gc.transpose(refs), 0.0)
+    positive = gc.equal(gc.expand_dims(labels, 1), gc.expand_dims(ref_labels, 0))
+    negative = gc.logical_not(positive)
+    if remove_diagonal:  # row i against reference i, at run-time sizes
+        rows = gc.cumsum(gc.ones_like(labels), axis=0)
+        cols = gc.cumsum(gc.ones_like(ref_labels), axis=0)
+        positive = gc.logical_and(positive, gc.not_equal(gc.expand_dims(rows, 1),
+                                                         gc.expand_dims(cols, 0)))
+    pos_weights = gc.maximum((margin + distance) * gc.cast(positive, distance.dtype), 0.0)
+    neg_weights = gc.maximum((1 + margin - distance) * gc.cast(negative, distance.dtype), 0.0)
+    pos = -gamma * pos_weights * (margin - distance)
+    neg = gamma * neg_weights * (1 - margin - distance)
+    # -1e30 stands for Keras's -inf: a row without positives (or negatives) sums to a
+    # softplus of 0, with no NaN in logsumexp or its gradient
+    lse = [gc.logsumexp(gc.where(m, v, -1e30), axis=1)
+           for m, v in ((positive, pos), (negative, neg))]
+    return gc.softplus(lse[0] + lse[1])
+
+
+class Circle(Loss):
+    """The mean of circle() over the examples whose loss is above 0 (Keras masks the
+    others out of its sum_over_batch_size)."""
+    name = "circle"
+    label_kind = CLASS_INDICES
+
+    def __init__(self, gamma=80.0, margin=0.4, remove_diagonal=True,
+                 reduction="sum_over_batch_size", name="circle", **kwargs):
+        super().__init__()
+        self.gamma, self.margin = float(gamma), float(margin)
+        self.remove_diagonal = bool(remove_diagonal)
+
+    def per_example(self, y_true, y_pred):
+        loss = circle(class_indices(y_true), y_pred, remove_diagonal=self.remove_diagonal,
+                      gamma=self.gamma, margin=self.margin)
+        valid = gc.cast(loss > 0, loss.dtype)
+        count = gc.sum(valid)
+        total = gc.sum(gc.ones_like(valid))
+        # each valid example weighs total / count, so that the batch mean is their mean
+        return loss * valid * gc.where(count > 0, total / gc.maximum(count, 1.0), 0.0)
+
+    def get_config(self):
+        return {"gamma": self.gamma, "margin": self.margin,
+                "remove_diagonal": self.remove_diagonal}
+
+
+circle.loss_class = Circle
+
+
+def ctc(y_true, y_pred):
+    """Keras 3's CTC loss of each sequence: integer labels y_true (batch, labels), 0 the
+    blank and the padding after a sequence's labels, against logits y_pred (batch, steps,
+    classes), every step counted."""
+    from .ops_ctc import ctc_loss
+    if y_true.ndim != 2 or y_pred.ndim != 3:
+        raise GraphcError(f"ctc takes labels (batch, labels) and logits (batch, steps, "
+                          f"classes), got shapes {tuple(y_true.shape)} and "
+                          f"{tuple(y_pred.shape)}")
+    label_length = gc.sum(gc.cast(gc.not_equal(y_true, 0), gc.int32), axis=-1)
+    steps = gc.sum(gc.ones_like(y_pred[:, :, 0]), axis=1)
+    return ctc_loss(y_true, y_pred, label_length, steps, mask_index=0)
+
+
+class CTC(Loss):
+    """The mean of ctc() over the batch."""
+    name = "ctc"
+
+    def __init__(self, reduction="sum_over_batch_size", name="ctc", **kwargs):
+        super().__init__()
+
+    def __call__(self, y_true, y_pred):
+        return ctc(y_true, y_pred)  # labels and logits have shapes of their own
+
+    def get_config(self):
+        return {}
+
+
+ctc.loss_class = CTC
+
+
 LOSSES = {cls.name: cls for cls in (
     MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, LogCosh,
     MeanAbsolutePercentageError, MeanSquaredLogarithmicError, Poisson, CosineSimilarity,
     BinaryFocalCrossentropy, CategoricalFocalCrossentropy, Dice, Tversky,
-    CategoricalGeneralizedCrossEntropy)}
+    CategoricalGeneralizedCrossEntropy, Circle, CTC)}
 ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
            "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
            "kld": "kl_divergence", "logcosh": "log_cosh", "huber_loss": "huber"}

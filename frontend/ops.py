@@ -597,9 +597,9 @@ def segment_sum(data, segment_ids, num_segments=None, sorted=False):
 
 
 # ---- the rest of Keras's op names, kept in modules of their own ---------------------------------
-from . import ops_image, ops_nn, ops_numpy  # noqa: E402  (they build on the helpers above)
+from . import ops_ctc, ops_image, ops_nn, ops_numpy  # noqa: E402  (they build on the helpers above)
 
 image = ops_image  # keras.ops.image
 
-globals().update({name: getattr(module, name) for module in (ops_numpy, ops_nn)
+globals().update({name: getattr(module, name) for module in (ops_numpy, ops_nn, ops_ctc)
                   for name in module.__all__})

@@ -31,9 +31,19 @@ class Optimizer:
     slots = ()  # Slot specs, in the order the rule takes them
 
     def __init__(self, learning_rate, name, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None):
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None):
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise GraphcError("set at most one of clipnorm, clipvalue and global_clipnorm")
+        if use_ema and not 0 <= ema_momentum <= 1:
+            raise GraphcError(f"ema_momentum must be in [0, 1], got {ema_momentum!r}")
+        if use_ema and ema_overwrite_frequency is not None and (
+                not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+            raise GraphcError(f"ema_overwrite_frequency must be an integer >= 1 or None, got "
+                              f"{ema_overwrite_frequency!r}")
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.averages = {}  # weight -> its moving average, with use_ema
         if not isinstance(learning_rate, (numbers.Real, schedules.LearningRateSchedule)):
             raise GraphcError(f"learning_rate must be a number or a schedule, got "
                               f"{learning_rate!r}")
@@ -65,6 +75,10 @@ class Optimizer:
                         gc.Variable(np.full(self.slot_shape(s, var), s.fill, np.float32),
                                     name=f"{var.name}/{self.name}/{s.name}", trainable=False)
                         for s in self.slots]
+                if self.use_ema and var not in self.averages:
+                    self.averages[var] = gc.Variable(
+                        np.zeros(tuple(var.shape), np.float32),
+                        name=f"{var.name}/{self.name}/average", trainable=False)
 
     def slot_shape(self, slot, var):
         """The shape of `var`'s `slot` (the weight's own, but for Adafactor's factors)."""
@@ -77,7 +91,7 @@ class Optimizer:
             return []
         head = [self.iterations] + ([self._lr_var] if self._lr_var is not None else [])
         return head + [s for slots in self._slot_vars.values() for s in slots] + \
-            self._extra_variables()
+            self._extra_variables() + list(self.averages.values())
 
     def _extra_variables(self):
         return []
@@ -121,13 +135,36 @@ class Optimizer:
         pairs = []
         for grad, var in zip(grads, var_list):
             slots = self._slot_vars[var]
-            new = self.update_rule(var, grad, *slots, learning_rate=lr)
+            new = list(self.update_rule(var, grad, *slots, learning_rate=lr))
+            if self.use_ema:
+                new[0], average = self._averaged(var, new[0])
+                pairs.append((self.averages[var], average))
             pairs.extend(zip([var] + slots, new))
         pairs.append((self.iterations, self.iterations + 1))
         return pairs
 
+    def finalize_variable_values(self, session):
+        """At the end of fit, as Keras: with use_ema the weights become their averages."""
+        for var, average in self.averages.items():
+            session.set_value(var, session.get_value(average))
+
+    def _averaged(self, var, weight):
+        """use_ema, in Keras's order: (the weight, the new average). The average follows the
+        updated weight (it is the weight after the first step), and every
+        ema_overwrite_frequency steps the weight becomes the average."""
+        momentum = gc.where(gc.not_equal(self.iterations, 0), self.ema_momentum, 0.0)
+        average = momentum * self.averages[var] + (1.0 - momentum) * weight
+        if self.ema_overwrite_frequency:
+            due = gc.equal((self.iterations + 1) % self.ema_overwrite_frequency, 0)
+            weight = gc.where(due, average, weight)
+        return weight, average
+
     def update_rule(self, param, grad, *slots, learning_rate):
         raise NotImplementedError
+
+    def scale_loss(self, loss):
+        """The loss the train step differentiates (LossScaleOptimizer scales it)."""
+        return loss
 
     def _clipped(self, grads):
         if self.clipvalue is not None:
@@ -147,7 +184,8 @@ class Optimizer:
         return {"learning_rate": schedules.serialize(lr) if self._is_scheduled() else
                 self.learning_rate, "name": self.name, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm,
-                **self.hyper()}
+                "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency, **self.hyper()}
 
     def hyper(self):
         return {}
@@ -504,8 +542,213 @@ class Lamb(_Keras3Optimizer):
                 "epsilon": self.epsilon}
 
 
+class ScheduleFreeAdamW(_Keras3Optimizer):
+    """Schedule-free AdamW (Defazio et al.), as Keras 3 computes it: the weight is
+    y = (1 - beta_1) z + beta_1 x, where z takes Adam-scaled gradient steps (its slot
+    `momentum`, starting at the weight) and x is the running average of the z's;
+    `warmup_steps` ramp the rate up linearly."""
+    slots = (Slot("momentum"), Slot("velocity"))
+
+    def __init__(self, learning_rate=0.0025, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 warmup_steps=0, name="schedule_free_adamw", **kwargs):
+        super().__init__(learning_rate, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.warmup_steps = int(warmup_steps)
+
+    def update_rule(self, param, grad, z, v, learning_rate):
+        # z starts as a copy of the weight, before any weight decay of the first step
+        z = gc.where(self.iterations == 0, param, z)
+        return super().update_rule(param, grad, z, v, learning_rate=learning_rate)
+
+    def rule(self, param, grad, z, v, learning_rate):
+        t, b1, b2 = self._step(), self.beta_1, self.beta_2
+        lr = learning_rate
+        if self.warmup_steps > 0:
+            lr = lr * gc.minimum(t / float(self.warmup_steps), 1.0)
+        v = v + (gc.square(grad) - v) * (1 - b2)
+        bias_correction_2 = 1 - gc.pow(gc.constant(b2, dtype=gc.float32), t)
+        new_z = z - lr * grad / (gc.sqrt(v / bias_correction_2) + self.epsilon)
+        weight = 1.0 / t
+        x = (param - (1 - b1) * z) / b1
+        x = (1 - weight) * x + weight * new_z
+        return (1 - b1) * new_z + b1 * x, new_z, v
+
+    def hyper(self):
+        return {**super().hyper(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "warmup_steps": self.warmup_steps}
+
+
+class Muon(_Keras3Optimizer):
+    """Keras 3's Muon: a 2-D weight steps along the orthogonalized momentum (Nesterov's by
+    default; the quintic Newton-Schulz iteration, `ns_steps` times, of the momentum scaled
+    to unit Frobenius norm), scaled by sqrt(max(rows, cols)) * rms_rate; other weights,
+    embeddings (a name holding "embedding", with exclude_embeddings) and names matching an
+    `exclude_layers` pattern take AdamW's step at learning_rate * adam_lr_ratio. Weight
+    decay is `weight_decay` for the first, `adam_weight_decay` for the others."""
+    slots = (Slot("momentum"), Slot("velocity"))
+
+    def __init__(self, learning_rate=0.001, adam_beta_1=0.9, adam_beta_2=0.999,
+                 adam_weight_decay=0.004, epsilon=1e-7, weight_decay=0.004, name="muon",
+                 exclude_layers=None, exclude_embeddings=True, muon_a=3.4445, muon_b=-4.7750,
+                 muon_c=2.0315, adam_lr_ratio=1, momentum=0.95, ns_steps=5, nesterov=True,
+                 rms_rate=0.2, **kwargs):
+        super().__init__(learning_rate, name, weight_decay=weight_decay, **kwargs)
+        self.adam_beta_1, self.adam_beta_2 = float(adam_beta_1), float(adam_beta_2)
+        self.adam_weight_decay = None if adam_weight_decay is None else float(adam_weight_decay)
+        self.epsilon, self.adam_lr_ratio = float(epsilon), float(adam_lr_ratio)
+        self.exclude_layers = list(exclude_layers or [])
+        self.exclude_embeddings = bool(exclude_embeddings)
+        self.muon_a, self.muon_b, self.muon_c = float(muon_a), float(muon_b), float(muon_c)
+        self.momentum, self.ns_steps, self.nesterov = float(momentum), int(ns_steps), \
+            bool(nesterov)
+        self.rms_rate = None if rms_rate is None else float(rms_rate)
+
+    def _uses_adamw(self, var):
+        import re
+        return (len(var.shape) != 2
+                or (self.exclude_embeddings and "embedding" in var.name.lower())
+                or any(re.search(pattern, var.name) for pattern in self.exclude_layers))
+
+    def slot_shape(self, slot, var):
+        if slot.name == "velocity" and not self._uses_adamw(var):
+            return ()  # Muon's weights keep no second moment
+        return tuple(var.shape)
+
+    def update_rule(self, param, grad, m, v, learning_rate):
+        adam = self._uses_adamw(param)
+        decay = self.adam_weight_decay if adam else self.weight_decay
+        if decay:
+            param = param - param * decay * learning_rate
+        if adam:
+            return self._adamw(param, grad, m, v, learning_rate * self.adam_lr_ratio)
+        m = grad + m * self.momentum
+        step = self._orthogonalized(grad + self.momentum * m if self.nesterov else m)
+        step = learning_rate * step
+        if self.rms_rate is not None:
+            step = step * (float(max(param.shape)) ** 0.5 * self.rms_rate)
+        return param - step, m, v
+
+    def _adamw(self, param, grad, m, v, lr):
+        t = self._step()
+        b1_power = gc.pow(gc.constant(self.adam_beta_1, dtype=gc.float32), t)
+        b2_power = gc.pow(gc.constant(self.adam_beta_2, dtype=gc.float32), t)
+        alpha = lr * gc.sqrt(1 - b2_power) / (1 - b1_power)
+        m = m + (grad - m) * (1 - self.adam_beta_1)
+        v = v + (gc.square(grad) - v) * (1 - self.adam_beta_2)
+        return param - m * alpha / (gc.sqrt(v) + self.epsilon), m, v
+
+    def _orthogonalized(self, x):
+        """Keras's zeropower_via_newtonschulz5 of a matrix."""
+        tall = x.shape[0] > x.shape[1]
+        if tall:
+            x = gc.transpose(x)
+        x = x / (_norm(x) + 1e-7)
+        for _ in range(self.ns_steps):
+            gram = x @ gc.transpose(x)
+            x = self.muon_a * x + (self.muon_b * gram + self.muon_c * gram @ gram) @ x
+        return gc.transpose(x) if tall else x
+
+    def hyper(self):
+        return {**super().hyper(), "adam_beta_1": self.adam_beta_1,
+                "adam_beta_2": self.adam_beta_2, "adam_weight_decay": self.adam_weight_decay,
+                "epsilon": self.epsilon, "exclude_layers": self.exclude_layers,
+                "exclude_embeddings": self.exclude_embeddings, "muon_a": self.muon_a,
+                "muon_b": self.muon_b, "muon_c": self.muon_c,
+                "adam_lr_ratio": self.adam_lr_ratio, "momentum": self.momentum,
+                "ns_steps": self.ns_steps, "nesterov": self.nesterov,
+                "rms_rate": self.rms_rate}
+
+
+class LossScaleOptimizer(Optimizer):
+    """Keras 3's dynamic loss scaling around `inner_optimizer`: the train step
+    differentiates loss * scale (scale_loss); the gradients are divided by the scale; where
+    they are all finite the inner optimizer steps and, after `dynamic_growth_steps` such
+    steps in a row, the scale doubles; otherwise nothing changes but the scale, which
+    halves. Its variables: step_counter, dynamic_scale, then the inner optimizer's."""
+
+    def __init__(self, inner_optimizer, initial_scale=2.0 ** 15, dynamic_growth_steps=2000,
+                 name="loss_scale_optimizer", **kwargs):
+        if not kwargs.pop("dynamic", True):
+            raise GraphcError("LossScaleOptimizer no longer supports dynamic=False (as in "
+                              "Keras 3)")
+        if kwargs:
+            raise GraphcError(f"LossScaleOptimizer does not support arguments "
+                              f"{', '.join(sorted(kwargs))}; set them on the inner optimizer")
+        super().__init__(0.0, name)
+        self.inner_optimizer = get(inner_optimizer)
+        self.initial_scale, self.dynamic_growth_steps = float(initial_scale), \
+            int(dynamic_growth_steps)
+        self.step_counter = self.dynamic_scale = None
+
+    def build(self, var_list):
+        self.inner_optimizer.build(var_list)
+        if var_list:
+            self._make_state(var_list[0].graph)
+        self.iterations = self.inner_optimizer.iterations
+
+    def _make_state(self, graph):
+        """step_counter and dynamic_scale, once, in the weights' graph (scale_loss may come
+        first)."""
+        if self.step_counter is not None:
+            return
+        with graph.as_default(), graph.root_scope():
+            self.step_counter = gc.Variable(np.int64(0), name=f"{self.name}/step_counter",
+                                            trainable=False)
+            self.dynamic_scale = gc.Variable(np.float32(self.initial_scale),
+                                             name=f"{self.name}/dynamic_scale",
+                                             trainable=False)
+
+    @property
+    def variables(self):
+        own = [self.step_counter, self.dynamic_scale] if self.step_counter is not None else []
+        return own + self.inner_optimizer.variables
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.inner_optimizer.learning_rate = value
+
+    def finalize_variable_values(self, session):
+        self.inner_optimizer.finalize_variable_values(session)
+
+    def scale_loss(self, loss):
+        self._make_state(loss.graph)
+        return loss * self.dynamic_scale
+
+    def apply(self, grads, var_list):
+        self.build(var_list)
+        unscaled = [g / self.dynamic_scale for g in grads]
+        bad = sum(gc.sum(gc.cast(gc.logical_not(gc.isfinite(g)), gc.float32))
+                  for g in unscaled)
+        finite = gc.equal(bad, 0.0)
+        pairs = [(var, gc.where(finite, new, var))
+                 for var, new in self.inner_optimizer.apply(unscaled, var_list)]
+        grow = gc.logical_and(finite, gc.equal(self.step_counter,
+                                               self.dynamic_growth_steps - 1))
+        counter = gc.where(gc.logical_and(finite, gc.logical_not(grow)),
+                           self.step_counter + 1, gc.zeros_like(self.step_counter))
+        scale = gc.where(grow, self.dynamic_scale * 2.0,
+                         gc.where(finite, self.dynamic_scale, self.dynamic_scale * 0.5))
+        return pairs + [(self.step_counter, counter), (self.dynamic_scale, scale)]
+
+    def get_config(self):
+        return {"inner_optimizer": serialize(self.inner_optimizer),
+                "initial_scale": self.initial_scale,
+                "dynamic_growth_steps": self.dynamic_growth_steps, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(deserialize(config.pop("inner_optimizer")), **config)
+
+
 OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta,
-                                                     Adamax, Nadam, Lion, Adafactor, Ftrl, Lamb)}
+                                                     Adamax, Nadam, Lion, Adafactor, Ftrl, Lamb,
+                                                     ScheduleFreeAdamW, Muon,
+                                                     LossScaleOptimizer)}
 
 
 def get(identifier):

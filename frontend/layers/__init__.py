@@ -1,6 +1,6 @@
 """gk.layers: the building blocks of models."""
-from . import (adaptive, color, depthwise, dot_attention, noise, preprocessing, random_crop, text,
-               volumetric)
+from . import (adaptive, color, conv_lstm, depthwise, dot_attention, noise, preprocessing,
+               random_crop, text, volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -8,7 +8,9 @@ from .attention import MultiHeadAttention
 from .color import (AutoContrast, RandomColorDegeneration, RandomGrayscale, RandomInvert,
                     RandomPosterization, RandomSharpness, Solarization)
 from .base import InputSpec, Layer
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .conv import Conv2D
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .dot_attention import AdditiveAttention, Attention
 from .einsum_dense import EinsumDense
@@ -32,7 +34,7 @@ from .preprocessing import (CategoryEncoding, CenterCrop, Discretization, Intege
                             Resizing)
 from .text import Hashing, StringLookup, TextVectorization
 from .random_crop import RandomCrop
-from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
                          GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
@@ -43,9 +45,11 @@ BUILTIN = {cls.__name__: cls for cls in (
     Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,
     Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization, MaxPooling2D, Reshape,
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
-    UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
+    UnitNormalization, RMSNormalization, EinsumDense, Wrapper, GRUCell, LSTMCell, RNN,
+    SimpleRNNCell, StackedRNNCells) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
-    + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)}
+    + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + conv_lstm.LAYERS
+    + (SpectralNormalization,)}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -77,7 +81,7 @@ def deserialize(config, custom_objects=None):
         return layer_from_config(config)
 
 # the public names (gk.layers.Dense, ...)
-__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1D",
+__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "ConvLSTM1D", "ConvLSTM2D", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
            "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
            "AveragePooling1D", "Conv1D", "Conv1DTranspose", "Conv2DTranspose", "Cropping1D",
@@ -93,7 +97,8 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "UnitNormalization", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPooling2D",
            "CategoryEncoding", "CenterCrop", "Discretization", "IntegerLookup", "Normalization",
            "RandomBrightness", "RandomContrast", "RandomFlip", "Resizing", "Hashing", "StringLookup",
-           "TextVectorization", "GRU", "LSTM",
+           "TextVectorization", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNNCell",
+           "StackedRNNCells",
            "Bidirectional",
            "SimpleRNN", "Cropping3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
            "UpSampling3D", "ZeroPadding3D", "Convolution1D", "Convolution2D",

@@ -1,178 +1,212 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU and the Bidirectional wrapper, with Keras 3's
-arguments, weight shapes and weight order, so that `layer.set_weights(keras_layer.get_weights())`
-reproduces Keras's outputs.
+"""Recurrent layers: `RNN(cell)`, which loops a cell over time, SimpleRNN, LSTM and GRU (RNN
+over graphc's cells, with Keras 3's arguments, weight shapes and weight order, so that
+`layer.set_weights(keras_layer.get_weights())` reproduces Keras's outputs) and the
+Bidirectional wrapper.
 
-Inputs are batch-major (batch, time, features). The input projection of every step is one
-matrix product over the whole sequence, time-major, before the loop; the loop itself is `gc.scan` over the
-time-major projections (and the mask), carrying the states, so gradients flow through the
-recurrence by gc.grad's rules for scan.
+Inputs are batch-major (batch, time, features...). The loop is `gc.scan` over the time-major
+sequence (and the mask), carrying the states, so gradients flow through the recurrence by
+gc.grad's rules for scan; `unroll=True` writes the steps out instead (a known number of
+steps). With graphc's own cells, the input projection of every step is one matrix product
+over the whole sequence, time-major, before the loop; any other cell (Keras's protocol:
+`call(inputs, states) -> (output, new_states)` and `state_size`) is called once per step.
 
 Masks (from Embedding(mask_zero=True), Masking, or an explicit `mask=` of shape
 (batch, time)) follow Keras 3: at a masked step every state keeps its previous value and the
-step's output is the previous output (zeros with `zero_output_for_mask=True`, which
+step's output is the previous first state (zeros with `zero_output_for_mask=True`, which
 Bidirectional sets when it returns sequences). With `return_sequences` the output carries the
 mask on.
 """
-import numbers
-
-import numpy as np
-
 import graphc as gc
 from graphc.errors import GraphcError
 
-from .. import activations, backend, initializers, regularizers
-from .base import Layer
+from .base import Layer, snake_case, unique_name
+from .cells import (_CELL_ARGS, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, _Cell,
+                    build_cell, calls_with_training, check_cell, initial_state_of,
+                    output_size_of, zeros_state)
 
-_RNN_ARGS = ("units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-             "bias_initializer", "kernel_regularizer", "recurrent_regularizer",
-             "bias_regularizer", "dropout", "recurrent_dropout", "return_sequences",
-             "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
-             "seed")
+_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+             "zero_output_for_mask")
+# what SimpleRNN, LSTM and GRU read from their cell, as Keras's layers do
+_FROM_CELL = frozenset(_CELL_ARGS + ("recurrent_activation", "unit_forget_bias", "reset_after",
+                                     "kernel", "recurrent_kernel", "bias", "filters",
+                                     "kernel_size", "strides", "padding", "data_format",
+                                     "dilation_rate"))
 
 
-class _RNN(Layer):
-    """The shared part: weights kernel (in, gates * units), recurrent_kernel
-    (units, gates * units) and bias, the loop, masks, dropout, states and configuration.
-    Subclasses give `gates`, `state_count`, `_bias_shape()` and `_step(...)`."""
+def _flatten(structure):
+    """The tensors of a nested list of states, in order (Keras's tree.flatten)."""
+    if isinstance(structure, (list, tuple)):
+        return [t for item in structure for t in _flatten(item)]
+    return [structure]
+
+
+def _pack_like(structure, flat):
+    """`flat` (tensors) in the nesting of `structure`."""
+    items = iter(flat)
+
+    def pack(s):
+        return [pack(i) for i in s] if isinstance(s, (list, tuple)) else next(items)
+    return pack(structure)
+
+
+class RNN(Layer):
+    """Keras's RNN layer: loops `cell` (a cell, or a list of cells stacked with
+    StackedRNNCells) over the time axis of (batch, time, ...) inputs. Returns the last
+    output, or all of them with return_sequences; with return_state, [output, *states]
+    (the states flattened in order)."""
     supports_masking = True
-    gates = 1
-    state_count = 1
 
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
-                 return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, seed=None,
-                 **kwargs):
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        check_cell(cell)
         super().__init__(**kwargs)
-        kind = type(self).__name__
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
-            raise GraphcError(f"{kind} units must be a positive integer, got {units!r}")
         if stateful:
-            raise GraphcError(f"{kind} '{self.name}': stateful=True is not supported yet "
-                              "(states are not carried from one batch to the next)")
-        for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-                raise GraphcError(f"{kind} {what} must be in [0, 1), got {rate!r}")
-        self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+            raise GraphcError(f"{type(self).__name__} '{self.name}': stateful=True is not "
+                              "supported yet (states are not carried from one batch to the "
+                              "next)")
+        self.cell = cell
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards, self.stateful, self.unroll = bool(go_backwards), False, bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
-        self.seed = backend.next_seed() if seed is None else int(seed)
 
-    # -- weights -------------------------------------------------------------------------------
-    def _bias_shape(self):
-        return (self.gates * self.units,)
+    @property
+    def state_size(self):
+        size = self.cell.state_size
+        return list(size) if isinstance(size, (list, tuple)) else [size]
 
-    def _bias_initializer(self):
-        return self.bias_initializer
+    @property
+    def state_count(self):
+        """How many state tensors the layer carries (and returns with return_state)."""
+        return len(_flatten(self.state_size))
 
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None:
+        if len(input_shape) < 3:
             raise GraphcError(f"{type(self).__name__} '{self.name}' takes inputs of shape "
-                              f"(batch, time, features) with known features, got "
-                              f"{input_shape}")
-        width = self.gates * self.units
-        self.kernel = self.add_weight("kernel", (input_shape[-1], width), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
-        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
-                                                self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer)
-        self.bias = self.add_weight("bias", self._bias_shape(), self._bias_initializer(),
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                              f"(batch, time, features), got {input_shape}")
+        build_cell(self.cell, self._graph, (input_shape[0],) + tuple(input_shape[2:]))
+
+    def get_initial_state(self, batch_size):
+        return initial_state_of(self.cell, batch_size, self.dtype)
 
     # -- the loop ------------------------------------------------------------------------------
-    def _input_bias(self):
-        """The part of the bias added to the input projection."""
-        return self.bias
-
-    def _recurrent_constants(self):
-        """Tensors the step uses besides the recurrent kernel (non-sequences of the scan)."""
-        return []
-
-    def _step(self, x_t, states, recurrent_kernel, constants, h_drop):
-        """New states from the input projection x_t (batch, gates * units) of one step and the
-        previous states; `h_drop` multiplies h where it enters the recurrent product."""
-        raise NotImplementedError
-
-    def _dropout_mask(self, like, rate, offset):
-        """One inverted-dropout mask of like's shape, the same at every step (as in Keras)."""
-        return gc.nn.dropout(gc.ones_like(like), rate, seed=self.seed + offset, training=True)
-
-    def call(self, inputs, mask=None, training=False, initial_state=None):
-        if inputs.ndim != 3:
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if sequences.ndim < 3:
             raise GraphcError(f"{type(self).__name__} '{self.name}' takes inputs of shape "
-                              f"(batch, time, features), got rank {inputs.ndim}")
-        x = inputs
-        if training and self.dropout > 0:
-            x = x * gc.expand_dims(self._dropout_mask(x[:, 0, :], self.dropout, 0), 1)
-        # time-major (time, batch, gates * units): x is transposed, not its projection, which
-        # is gates * units wide (and so is the projection's gradient, in the loop's order)
-        proj = gc.transpose(x, (1, 0, 2)) @ self.kernel
-        if self.bias is not None:
-            proj = proj + self._input_bias()
-        seqs = [proj]
+                              f"(batch, time, features), got rank {sequences.ndim}")
+        batch, steps = sequences.shape[0], sequences.shape[1]
+        if self.unroll and not isinstance(steps, int):
+            raise GraphcError(f"{type(self).__name__} '{self.name}': unroll=True needs a "
+                              "time axis of known length; give Input a shape with it")
+        if initial_state is None:
+            structure = self.get_initial_state(batch)
+        else:
+            structure = list(initial_state) if isinstance(initial_state, (list, tuple)) \
+                else [initial_state]
+            if len(_flatten(structure)) != self.state_count:
+                raise GraphcError(f"{type(self).__name__} '{self.name}' has "
+                                  f"{self.state_count} states, got "
+                                  f"{len(_flatten(structure))} initial states")
+        states0 = _flatten(structure)
+        time_major = (1, 0) + tuple(range(2, sequences.ndim))
         if mask is not None:
             if isinstance(mask, (list, tuple)):
                 mask = mask[0]
             if mask.dtype != gc.bool_:
                 mask = gc.not_equal(mask, 0)
-            seqs.append(gc.transpose(mask, (1, 0)))
+            mask = gc.transpose(mask, (1, 0))
+        if isinstance(self.cell, _Cell):
+            step, seqs, non_seqs = self._projected_loop(sequences, time_major, states0,
+                                                        training)
+        else:
+            step, seqs, non_seqs = self._cell_loop(sequences, time_major, structure, batch,
+                                                   training)
+        n_inputs = len(seqs)  # the projection (graphc's cells) or x (any other cell)
+        seqs = seqs + ([mask] if mask is not None else [])
         if self.go_backwards:
             seqs = [s[::-1] for s in seqs]
+        body = _masked(step, n_inputs, structure, mask is not None)
+        outputs = self._run(body, seqs, states0, non_seqs, steps,
+                            extra=0 if isinstance(self.cell, _Cell) else 1)
+        self._clear_masks(self.cell)
+        # outputs: the first states (graphc's cells: their output) or the outputs, then the
+        # states; each (time, batch, ...) in the order the steps ran
+        ys = outputs[0]
+        if mask is not None and self.zero_output_for_mask:
+            ys = gc.where(_expand_to(seqs[-1], ys.ndim), ys, gc.zeros_like(ys))
+        final_states = [s[-1] for s in outputs[len(outputs) - len(states0):]]
+        output = gc.transpose(ys, (1, 0) + tuple(range(2, ys.ndim))) \
+            if self.return_sequences else ys[-1]
+        return [output] + final_states if self.return_state else output
 
-        if initial_state is None:
-            zero = gc.broadcast_to(gc.constant(0.0, dtype=proj.dtype),
-                                   (inputs.shape[0], self.units))
-            states0 = [zero] * self.state_count
-        else:
-            states0 = list(initial_state) if isinstance(initial_state, (list, tuple)) \
-                else [initial_state]
-            if len(states0) != self.state_count:
-                raise GraphcError(f"{type(self).__name__} '{self.name}' has "
-                                  f"{self.state_count} states, got {len(states0)} initial "
-                                  "states")
-        constants = self._recurrent_constants()
-        h_drop = None
-        if training and self.recurrent_dropout > 0:
-            h_drop = self._dropout_mask(states0[0], self.recurrent_dropout, 1)
-        non_seqs = [self.recurrent_kernel] + constants + ([h_drop] if h_drop is not None else [])
-        n_states, n_consts, masked = self.state_count, len(constants), mask is not None
+    def _projected_loop(self, x, time_major, states0, training):
+        """(step, sequences, non-sequences) of graphc's cells: the input projection of all
+        steps is one product before the loop; the step returns the new states (the first
+        is the output)."""
+        cell = self.cell
+        x_drop, h_drop = cell.dropout_masks(x[:, 0], states0[0], training)
+        if x_drop is not None:
+            x = x * gc.expand_dims(x_drop, 1)
+        # time-major: x is transposed, not its projection, which is gates * units wide (and
+        # so is the projection's gradient, in the loop's order)
+        proj = cell.project(gc.transpose(x, time_major))
+        constants = cell.recurrent_constants()
+        non_seqs = [cell.recurrent_kernel] + constants + ([h_drop] if h_drop is not None else [])
+        n_consts = len(constants)
 
-        def step(*args):
-            x_t = args[0]
-            m_t = args[1] if masked else None
-            rest = args[2 if masked else 1:]
-            states, rk = list(rest[:n_states]), rest[n_states]
-            consts = list(rest[n_states + 1:n_states + 1 + n_consts])
-            drop = rest[n_states + 1 + n_consts] if h_drop is not None else None
-            new = self._step(x_t, states, rk, consts, drop)
-            if m_t is not None:
-                keep = gc.expand_dims(m_t, -1)
-                new = [gc.where(keep, n, s) for n, s in zip(new, states)]
-            return new
+        def step(inputs, states, rest):
+            consts = rest[1:1 + n_consts]
+            drop = rest[1 + n_consts] if h_drop is not None else None
+            return None, cell.step(inputs[0], states, rest[0], consts, drop)
+        return step, [proj], non_seqs
 
-        outputs, _ = gc.scan(step, sequences=seqs, outputs_info=states0,
-                             non_sequences=non_seqs, name=self.name)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        hs = outputs[0]  # (time, batch, units), in the order the steps ran
-        if masked and self.zero_output_for_mask:
-            hs = gc.where(gc.expand_dims(seqs[1], -1), hs, gc.zeros_like(hs))
-        final_states = [s[-1] for s in outputs]
-        output = gc.transpose(hs, (1, 0, 2)) if self.return_sequences else hs[-1]
-        if self.return_state:
-            return [output] + final_states
-        return output
+    def _cell_loop(self, x, time_major, structure, batch, training):
+        """(step, sequences, non-sequences) of any cell: it is called on each step's input;
+        the step returns (output, new states)."""
+        self._set_masks(self.cell, x[:, 0], structure, batch, training)
+        kwargs = {"training": training} if calls_with_training(self.cell) else {}
+
+        def step(inputs, states, rest):
+            output, new = self.cell.call(inputs[0], _pack_like(structure, states), **kwargs)
+            new = _flatten(list(new) if isinstance(new, (list, tuple)) else [new])
+            return output, new
+        return step, [gc.transpose(x, time_major)], []
+
+    def _set_masks(self, cell, x_t, structure, batch, training):
+        """Draw the dropout masks of graphc's cells once, before the loop (Keras's
+        _maybe_config_dropout_masks): inside the loop they are the same at every step."""
+        if isinstance(cell, _Cell):
+            cell._masks = cell.dropout_masks(x_t, _flatten(structure)[0], training)
+        elif isinstance(cell, StackedRNNCells):
+            for sub, states in zip(cell.cells, structure):
+                self._set_masks(sub, x_t, states, batch, training)
+                x_t = zeros_state(batch, output_size_of(sub), x_t.dtype)
+
+    def _clear_masks(self, cell):
+        if isinstance(cell, _Cell):
+            cell._masks = None
+        for sub in getattr(cell, "cells", []):
+            self._clear_masks(sub)
+
+    def _run(self, step, seqs, states0, non_seqs, steps, extra):
+        """The loop: `step(slices, states, non_seqs)` gives `extra` outputs that are not
+        fed back, then the new states; each stacked over the steps. Through gc.scan, or
+        written out when unroll is set."""
+        n_seqs, n_states = len(seqs), len(states0)
+        if not self.unroll:
+            def body(*args):
+                return step(list(args[:n_seqs]), list(args[n_seqs:n_seqs + n_states]),
+                            list(args[n_seqs + n_states:]))
+            outputs, _ = gc.scan(body, sequences=seqs, outputs_info=[None] * extra + states0,
+                                 non_sequences=non_seqs, name=self.name)
+            return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        states, per_step = states0, []
+        for t in range(steps):
+            out = step([s[t] for s in seqs], states, non_seqs)
+            states = out[len(out) - n_states:]
+            per_step.append(out)
+        return [gc.stack(list(column), axis=0) for column in zip(*per_step)]
 
     def compute_mask(self, inputs, mask):
         if isinstance(mask, (list, tuple)):
@@ -182,107 +216,92 @@ class _RNN(Layer):
 
     # -- configuration -------------------------------------------------------------------------
     def get_config(self):
-        config = {**super().get_config()}
-        for name in _RNN_ARGS:
-            value = getattr(self, name)
-            if name == "activation":
-                value = activations.name_of(value)
-            elif name.endswith("_initializer"):
-                value = initializers.serialize(value)
-            elif name.endswith("_regularizer"):
-                value = regularizers.serialize(value)
-            config[name] = value
-        return config
+        from ..saving import layer_config
+        return {**super().get_config(), **{name: getattr(self, name) for name in _RNN_ARGS},
+                "cell": layer_config(self.cell)}
+
+    @classmethod
+    def from_config(cls, config):
+        from ..saving import layer_from_config
+        config = dict(config)
+        return cls(layer_from_config(config.pop("cell")), **config)
 
 
-class SimpleRNN(_RNN):
-    """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
-
-    def _step(self, x_t, states, rk, consts, drop):
-        h = states[0] if drop is None else states[0] * drop
-        return [self.activation(x_t + h @ rk)]
-
-
-class LSTM(_RNN):
-    """Keras's LSTM: gates i, f, c, o side by side in kernel (in, 4u), recurrent_kernel
-    (u, 4u) and bias (4u,); recurrent_activation (sigmoid) on i, f, o; states [h, c]."""
-    gates, state_count = 4, 2
-
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 unit_forget_bias=True, **kwargs):
-        super().__init__(units, activation=activation, **kwargs)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.unit_forget_bias = bool(unit_forget_bias)
-
-    def _bias_initializer(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        u, init = self.units, self.bias_initializer
-
-        class _ForgetOnes(initializers.Initializer):
-            def __call__(self, shape, dtype="float32"):
-                return np.concatenate([init((u,), dtype), np.ones((u,), dtype),
-                                       init((2 * u,), dtype)]).astype(dtype)
-        return _ForgetOnes()
-
-    def _step(self, x_t, states, rk, consts, drop):
-        h, c = states
-        z = x_t + (h if drop is None else h * drop) @ rk
-        zi, zf, zc, zo = gc.split(z, 4, axis=-1)
-        ra = self.recurrent_activation
-        c = ra(zf) * c + ra(zi) * self.activation(zc)
-        return [ra(zo) * self.activation(c), c]
-
-    def get_config(self):
-        return {**super().get_config(),
-                "recurrent_activation": activations.name_of(self.recurrent_activation),
-                "unit_forget_bias": self.unit_forget_bias}
+def _expand_to(mask, ndim):
+    """A mask with trailing axes of size 1 up to rank ndim, to select whole rows."""
+    while mask.ndim < ndim:
+        mask = gc.expand_dims(mask, -1)
+    return mask
 
 
-class GRU(_RNN):
-    """Keras's GRU: gates z, r, h side by side in kernel (in, 3u) and recurrent_kernel (u, 3u).
-    reset_after=True (Keras 3's default): bias (2, 3u), an input and a recurrent bias, and the
-    reset gate multiplies the recurrent product; reset_after=False: bias (3u,) and the reset
-    gate multiplies h before its product."""
-    gates = 3
+def _masked(step, n_inputs, structure, masked):
+    """The loop body around `step(inputs, states, non_seqs) -> (output or None, new states)`:
+    at a masked step the states keep their values and the output is the previous first
+    state (Keras's: the last cell's first state where the states are nested per cell). It
+    returns the new states, preceded by the output where the step has one of its own."""
+    states_of_last = isinstance(structure[0], (list, tuple))
+    reference = len(_flatten(structure[:-1])) if states_of_last else 0
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 reset_after=True, **kwargs):
-        super().__init__(units, activation=activation, **kwargs)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.reset_after = bool(reset_after)
+    def body(slices, states, non_seqs):
+        inputs = slices[:n_inputs] if masked else slices
+        output, new = step(inputs, states, non_seqs)
+        if masked:
+            m = slices[n_inputs]
+            new = [gc.where(_expand_to(m, n.ndim), n, s) for n, s in zip(new, states)]
+            if output is not None:
+                output = gc.where(_expand_to(m, output.ndim), output, states[reference])
+        return ([output] if output is not None else []) + list(new)
+    return body
 
-    def _bias_shape(self):
-        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def _input_bias(self):
-        return self.bias[0] if self.reset_after else self.bias
+class _CellRNN(RNN):
+    """An RNN over a graphc cell made from the layer's own arguments (Keras's SimpleRNN,
+    LSTM, GRU): the cell takes the layer's name, so its weights are `<layer>/kernel`, ...,
+    and the cell's arguments read as the layer's attributes (layer.units, layer.kernel)."""
+    cell_class = None
 
-    def _recurrent_constants(self):
-        return [self.bias[1]] if self.reset_after and self.bias is not None else []
+    def __init__(self, *cell_args, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
+                 name=None, trainable=True, dtype="float32", input_shape=None, **cell_kwargs):
+        name = name or unique_name(snake_case(type(self).__name__))
+        cell = self.cell_class(*cell_args, name=name, trainable=trainable, dtype=dtype,
+                               **cell_kwargs)
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         zero_output_for_mask=zero_output_for_mask, name=name,
+                         trainable=trainable, dtype=dtype, input_shape=input_shape)
 
-    def _step(self, x_t, states, rk, consts, drop):
-        h = states[0]
-        hd = h if drop is None else h * drop
-        u, ra = self.units, self.recurrent_activation
-        xz, xr, xh = gc.split(x_t, 3, axis=-1)
-        if self.reset_after:
-            inner = hd @ rk
-            if consts:
-                inner = inner + consts[0]
-            rz, rr, rh = gc.split(inner, 3, axis=-1)
-            z, r = ra(xz + rz), ra(xr + rr)
-            hh = self.activation(xh + r * rh)
-        else:
-            rz, rr = gc.split(hd @ rk[:, :2 * u], 2, axis=-1)
-            z, r = ra(xz + rz), ra(xr + rr)
-            hh = self.activation(xh + (r * hd) @ rk[:, 2 * u:])
-        return [z * h + (1 - z) * hh]
+    def __getattr__(self, name):
+        # only called for names the layer lacks: the cell's arguments and weights
+        cell = self.__dict__.get("cell")
+        if cell is None or name not in _FROM_CELL:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(cell, name)
 
     def get_config(self):
-        return {**super().get_config(),
-                "recurrent_activation": activations.name_of(self.recurrent_activation),
-                "reset_after": self.reset_after}
+        cell = {k: v for k, v in self.cell.get_config().items()
+                if k not in ("name", "trainable")}
+        return {**Layer.get_config(self), **{name: getattr(self, name) for name in _RNN_ARGS},
+                **cell}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class SimpleRNN(_CellRNN):
+    """RNN(SimpleRNNCell): h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + b)."""
+    cell_class = SimpleRNNCell
+
+
+class LSTM(_CellRNN):
+    """RNN(LSTMCell): gates i, f, c, o; states [h, c]."""
+    cell_class = LSTMCell
+
+
+class GRU(_CellRNN):
+    """RNN(GRUCell): gates z, r, h; reset_after=True (Keras 3's default) or False."""
+    cell_class = GRUCell
 
 
 class Bidirectional(Layer):
@@ -296,8 +315,9 @@ class Bidirectional(Layer):
     supports_masking = True
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
-        if not isinstance(layer, _RNN):
-            raise GraphcError(f"Bidirectional wraps SimpleRNN, LSTM or GRU, got {layer!r}")
+        if not isinstance(layer, RNN):
+            raise GraphcError(f"Bidirectional wraps an RNN layer (RNN, SimpleRNN, LSTM, GRU), "
+                              f"got {layer!r}")
         if merge_mode not in ("concat", "sum", "mul", "ave", None):
             raise GraphcError(f"Bidirectional merge_mode must be one of 'concat', 'sum', "
                               f"'mul', 'ave' or None, got {merge_mode!r}")

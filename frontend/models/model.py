@@ -396,9 +396,11 @@ class Model(Layer):
                     if dataset is not None:
                         dataset.on_epoch_end()
                     epoch_logs = dict(logs)
-                    if val is not None:
+                    if val is not None:  # evaluate's begin and end hooks, as in Keras
+                        cbs.on_test_begin()
                         val_logs = self._evaluate_arrays(val[0], val[1], batch_size,
                                                          interrupt=interrupt)
+                        cbs.on_test_end(val_logs)
                         epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                     self.epochs_trained = epoch + 1
                     self._fit_position = FitPosition(epoch + 1, 0,
@@ -412,6 +414,7 @@ class Model(Layer):
                 raise
             finally:
                 self._fit_position = None
+        self.optimizer.finalize_variable_values(self.session)  # use_ema: the averages
         cbs.on_train_end(logs)
         return self.history
 

@@ -109,10 +109,11 @@ def build_train(model, specs, session):
         state_updates = list(model.updates)
         total, tracked, batch = _losses_and_metrics(model, targets, outputs)
         weights = model.trainable_weights
+        scaled = model.compiled.optimizer.scale_loss(total)  # LossScaleOptimizer's
         if distribution.active() and weights:
-            grads = _global_batch_gradients(total, weights, batch)
+            grads = _global_batch_gradients(scaled, weights, batch)
         else:
-            grads = gc.grad(total, weights, unconnected="zero") if weights else []
+            grads = gc.grad(scaled, weights, unconnected="zero") if weights else []
         opt_updates = model.compiled.optimizer.apply(grads, weights) if weights else []
         constrained = model.weight_constraints  # projected after the update, as Keras does
         opt_updates = [(var, constrained[var](new) if var in constrained else new)

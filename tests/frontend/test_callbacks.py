@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import graphc.frontend as gk
+from graphc.errors import GraphcError
 from graphc.frontend import progress
 
 L = gk.layers
@@ -212,3 +213,32 @@ def test_predict_shows_progress_with_verbose_and_calls_the_predict_hooks(capsys)
     model.evaluate(X, Y, batch_size=8, verbose=1)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("4/4 ") and "- loss: " in lines[0]
+
+
+def test_swap_ema_weights_evaluates_with_the_averages_and_swaps_back():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(24, 3)).astype("float32"), rng.normal(size=(24, 2)).astype("float32")
+    model = gk.Sequential([gk.layers.Input((3,)), gk.layers.Dense(2)])
+    opt = gk.optimizers.SGD(0.2, use_ema=True, ema_momentum=0.5)
+    model.compile(optimizer=opt, loss="mse")
+    swap = gk.callbacks.SwapEMAWeights()
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                        validation_data=(x[:8], y[:8]), callbacks=[swap])
+    weights = model.get_weights()
+    averages = [model.session.get_value(opt.averages[v]) for v in model.trainable_weights]
+    for w, a in zip(weights, averages):  # fit ends on the averages, as Keras's does
+        np.testing.assert_array_equal(w, a)
+    # change the weights: evaluate and predict under SwapEMAWeights see the averages
+    model.set_weights([w + 1.0 for w in weights])
+    kernel, bias = averages
+    want = float(np.mean((x[:8] @ kernel + bias - y[:8]) ** 2))
+    assert abs(model.evaluate(x[:8], y[:8], verbose=0, callbacks=[swap]) - want) < 1e-5
+    np.testing.assert_allclose(model.predict(x[:8], verbose=0, callbacks=[swap]),
+                               x[:8] @ kernel + bias, rtol=1e-5, atol=1e-6)
+    for got, w in zip(model.get_weights(), weights):  # and the weights come back
+        np.testing.assert_array_equal(got, w + 1.0)
+    assert len(history.history["val_loss"]) == 2
+    plain = gk.Sequential([gk.layers.Input((3,)), gk.layers.Dense(2)])
+    plain.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(GraphcError, match="use_ema"):
+        plain.evaluate(x, y, verbose=0, callbacks=[gk.callbacks.SwapEMAWeights()])

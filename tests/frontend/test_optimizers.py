@@ -112,3 +112,130 @@ def test_a_scheduled_optimizer_follows_its_iterations():
     np.testing.assert_allclose(w, W0 - 1.0 - 1.0 - 0.1, rtol=1e-6)
     with pytest.raises(gc.GraphcError, match="follows a schedule"):
         opt.learning_rate = 0.5
+
+
+# ---- ScheduleFreeAdamW, Muon, LossScaleOptimizer against numpy (Keras 3's rules) -------------
+def test_schedule_free_adamw_matches_numpy():
+    lr, b1, b2, eps, warm, wd = 0.02, 0.8, 0.99, 1e-8, 3, 0.1
+    opt = gk.optimizers.ScheduleFreeAdamW(lr, beta_1=b1, beta_2=b2, warmup_steps=warm,
+                                          weight_decay=wd)
+    got = run_steps(opt, GRADS, W0)
+    y = W0.astype(np.float64)
+    z, v = y.copy(), 0.0  # z starts as the weight
+    for t, g in enumerate(GRADS, 1):
+        rate = lr * min(t / warm, 1.0)
+        y = y - y * wd * lr  # decoupled decay at the full rate, before the step
+        v = v + (g * g - v) * (1 - b2)
+        z_new = z - rate * g / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        x = (y - (1 - b1) * z) / b1
+        x = (1 - 1 / t) * x + z_new / t
+        y, z = (1 - b1) * z_new + b1 * x, z_new
+    np.testing.assert_allclose(got, y, rtol=2e-5, atol=1e-6)
+
+
+def newton_schulz(x, steps, a=3.4445, b=-4.7750, c=2.0315):
+    tall = x.shape[0] > x.shape[1]
+    x = x.T if tall else x
+    x = x / (np.linalg.norm(x) + 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+@pytest.mark.parametrize("shape,name,nesterov", [((3, 7), "w", True), ((7, 3), "w", False),
+                                                 ((7,), "w", True),
+                                                 ((3, 7), "embedding/embeddings", True)])
+def test_muon_matches_numpy(shape, name, nesterov):
+    lr, mom, wd, awd = 0.02, 0.9, 0.05, 0.1
+    w0 = rng.normal(size=shape).astype("float32")
+    grads = [rng.normal(size=shape).astype("float32") for _ in range(3)]
+    opt = gk.optimizers.Muon(lr, momentum=mom, nesterov=nesterov, weight_decay=wd,
+                             adam_weight_decay=awd, ns_steps=4, adam_lr_ratio=0.5)
+    w = gc.Variable(w0.copy(), name=name)
+    g = gc.placeholder(gc.float32, shape)
+    f = gc.function([g], [], updates=opt.apply([g], [w]))
+    for grad in grads:
+        f(grad)
+    want, m, v = w0.astype(np.float64), 0.0, 0.0
+    adam = len(shape) != 2 or "embedding" in name
+    for t, grad in enumerate(grads, 1):
+        want = want - want * (awd if adam else wd) * lr
+        if adam:
+            m = m + (grad - m) * 0.1
+            v = v + (grad * grad - v) * 0.001
+            alpha = lr * 0.5 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+            want = want - m * alpha / (np.sqrt(v) + 1e-7)
+        else:
+            m = grad + mom * m
+            step = newton_schulz(grad + mom * m if nesterov else m, 4)
+            want = want - lr * step * np.sqrt(max(shape)) * 0.2
+    np.testing.assert_allclose(f.session.get_value(w), want, rtol=2e-5, atol=1e-6)
+
+
+def test_loss_scale_optimizer_skips_non_finite_steps_and_adapts_its_scale():
+    inner = gk.optimizers.SGD(0.1)
+    opt = gk.optimizers.LossScaleOptimizer(inner, initial_scale=8.0, dynamic_growth_steps=2)
+    w = gc.Variable(W0.copy(), name="w")
+    g = gc.placeholder(gc.float32, W0.shape)
+    scaled = opt.scale_loss(gc.constant(1.5))
+    f = gc.function([g], scaled, updates=opt.apply([g], [w]))
+    assert f(np.zeros_like(W0)) == 1.5 * 8.0
+    want, scale = W0.astype(np.float64), 8.0
+    bad = GRADS[0].copy()
+    bad[1, 2] = np.nan
+    feeds = [GRADS[1], np.full_like(W0, np.inf), bad, GRADS[2], GRADS[3]]
+    # steps: the probe above (finite, counter 1) then: finite -> scale 16 (grows after 2);
+    # inf and NaN halve it and skip; finite, finite -> 16 again
+    expected_scales = [16.0, 8.0, 4.0, 4.0, 8.0]
+    for grad, next_scale in zip(feeds, expected_scales):
+        f(grad * scale)
+        if np.all(np.isfinite(grad)):
+            want = want - 0.1 * grad
+        scale = next_scale
+        assert f.session.get_value(opt.dynamic_scale) == scale
+        np.testing.assert_allclose(f.session.get_value(w), want, rtol=1e-5, atol=1e-6)
+    assert f.session.get_value(inner.iterations) == 4  # the skipped steps do not count
+    assert [v.name for v in opt.variables[:2]] == ["loss_scale_optimizer/step_counter",
+                                                   "loss_scale_optimizer/dynamic_scale"]
+    with pytest.raises(gc.GraphcError, match="dynamic=False"):
+        gk.optimizers.LossScaleOptimizer(inner, dynamic=False)
+    with pytest.raises(gc.GraphcError, match="clipnorm"):
+        gk.optimizers.LossScaleOptimizer(inner, clipnorm=1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gk.optimizers.LossScaleOptimizer(gk.optimizers.Adam(0.01), dynamic_growth_steps=3),
+    lambda: gk.optimizers.Muon(0.01), lambda: gk.optimizers.ScheduleFreeAdamW()])
+def test_new_optimizers_train_save_and_resume(make, tmp_path):
+    x, y = rng.random((32, 4)).astype("float32"), rng.random((32, 2)).astype("float32")
+    model = gk.Sequential([gk.layers.Input((4,)), gk.layers.Dense(3), gk.layers.Dense(2)])
+    model.compile(optimizer=make(), loss="mse")
+    history = model.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    model.save(tmp_path / "m.gck")
+    loaded = gk.load_model(tmp_path / "m.gck")
+    assert type(loaded.optimizer) is type(model.optimizer)
+    again = [m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False).history["loss"]
+             for m in (model, loaded)]
+    np.testing.assert_allclose(again[0], again[1], rtol=1e-6)
+
+
+def test_use_ema_keeps_keras_moving_average_and_overwrites_every_n_steps():
+    opt = gk.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=3)
+    w = gc.Variable(W0.copy(), name="w")
+    g = gc.placeholder(gc.float32, W0.shape)
+    f = gc.function([g], [], updates=opt.apply([g], [w]))
+    want, average = W0.astype(np.float64), None
+    for t, grad in enumerate(GRADS):
+        f(grad)
+        want = want - 0.1 * grad
+        average = want if t == 0 else 0.8 * average + 0.2 * want  # the first: the weight
+        if (t + 1) % 3 == 0:
+            want = average
+        np.testing.assert_allclose(f.session.get_value(w), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f.session.get_value(opt.averages[w]), average, rtol=1e-5,
+                                   atol=1e-6)
+    assert opt.variables[-1] is opt.averages[w]
+    with pytest.raises(gc.GraphcError, match="ema_momentum"):
+        gk.optimizers.Adam(use_ema=True, ema_momentum=1.5)

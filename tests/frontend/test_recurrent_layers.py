@@ -334,3 +334,303 @@ def test_digits_lstm_example_runs_at_a_tiny_size():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out accuracy" in result.stdout and "reloaded" in result.stdout
+
+
+# ---- cells and RNN(cell) ----------------------------------------------------------------------
+def ref_cell_rnn(steps_of, x, states, mask=None, go_backwards=False, reference=0):
+    """Keras's loop over any cell: `steps_of(x_t, states) -> (output, new states)` (states
+    flat); at a masked step the states stay and the output is states[reference]. (outputs in
+    the order the steps ran, final states)."""
+    order = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    outs = []
+    for t in order:
+        out, new = steps_of(x[:, t], states)
+        if mask is not None:
+            keep = mask[:, t, None]
+            out = np.where(keep, out, states[reference])
+            new = [np.where(keep, n, s) for n, s in zip(new, states)]
+        states = new
+        outs.append(out)
+    return np.stack(outs, axis=1), states
+
+
+def ref_stack(kinds_units, weights, reset_after=True):
+    """The step of StackedRNNCells over graphc's cells (kind, units) with their weights."""
+    def steps_of(x_t, states):
+        new, at, w_at = [], 0, 0
+        for kind, units in kinds_units:
+            n = 2 if kind == "LSTM" else 1  # states; weights: kernel, recurrent, bias
+            out = ref_step(kind, x_t, states[at:at + n], weights[w_at:w_at + 3], units,
+                           reset_after)
+            new.extend(out)
+            x_t, at, w_at = out[0], at + n, w_at + 3
+        return x_t, new
+    return steps_of
+
+
+CELLS = {"SimpleRNN": L.SimpleRNNCell, "LSTM": L.LSTMCell, "GRU": L.GRUCell}
+
+
+@pytest.mark.parametrize("kinds", [["LSTM"], ["GRU"], ["SimpleRNN", "LSTM"],
+                                   ["LSTM", "GRU", "SimpleRNN"]])
+@pytest.mark.parametrize("masked,go_backwards,unroll", [(False, False, False),
+                                                        (True, True, False),
+                                                        (True, False, True)])
+def test_rnn_over_cells_matches_numpy_reference(kinds, masked, go_backwards, unroll):
+    batch, steps, features = 4, 6, 3
+    units = [5, 3, 4][:len(kinds)]
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    cells = [CELLS[k](u) for k, u in zip(kinds, units)]
+    layer = L.RNN(cells if len(cells) > 1 else cells[0], return_sequences=True,
+                  return_state=True, go_backwards=go_backwards, unroll=unroll)
+    inputs = [gk.Input((steps, features))] + ([gk.Input((steps,), dtype="bool")] if masked
+                                               else [])
+    outs = layer(inputs[0], mask=inputs[1] if masked else None)
+    model = gk.Model(inputs, outs)
+    weights = random_weights(layer)
+    layer.set_weights(weights)
+    mask = None
+    if masked:
+        mask = np.arange(steps)[None] < np.array([6, 1, 4, 3])[:, None]
+        mask[0, 2] = False
+    got = predict(model, x, mask) if masked else predict(model, x)
+    kinds_units = list(zip(kinds, units))
+    states0 = [np.zeros((batch, u), "float32") for k, u in kinds_units
+               for _ in range(2 if k == "LSTM" else 1)]
+    # nested states (a stack): the masked output is the last cell's first state
+    reference = len(states0) - (2 if kinds[-1] == "LSTM" else 1) if len(kinds) > 1 else 0
+    seq, states = ref_cell_rnn(ref_stack(kinds_units, weights), x, states0, mask,
+                               go_backwards, reference)
+    assert len(got) == 1 + len(states) == 1 + layer.state_count
+    np.testing.assert_allclose(got[0], seq, rtol=1e-5, atol=1e-5)
+    for g, s in zip(got[1:], states):
+        np.testing.assert_allclose(g, s, rtol=1e-5, atol=1e-5)
+
+
+class ConcatRNNCell(L.Layer):
+    """Keras's cell protocol, written as a user would: one kernel over [x, h], an output
+    (2 tanh(z)) that is not its first state (z), and a second state that counts steps."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.state_size = units, [units, 1]
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1] + self.units, self.units),
+                                      initializer="uniform", name="kernel")
+
+    def call(self, inputs, states):
+        z = gk.ops.matmul(gk.ops.concatenate([inputs, states[0]], axis=-1), self.kernel)
+        return 2 * gk.ops.tanh(z), [z, states[1] + 1]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_a_users_cell_runs_in_rnn_with_masks(unroll):
+    batch, steps, features, units = 3, 5, 2, 4
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    mask = np.arange(steps)[None] < np.array([5, 2, 3])[:, None]
+    mask[0, 1] = False
+    layer = L.RNN(ConcatRNNCell(units), return_sequences=True, return_state=True,
+                  go_backwards=True, unroll=unroll)
+    inp, m = gk.Input((steps, features)), gk.Input((steps,), dtype="bool")
+    model = gk.Model([inp, m], layer(inp, mask=m))
+    kernel, = random_weights(layer)
+    layer.set_weights([kernel])
+
+    def steps_of(x_t, states):
+        z = np.concatenate([x_t, states[0]], axis=-1) @ kernel
+        return 2 * np.tanh(z), [z, states[1] + 1]
+    seq, (h, count) = ref_cell_rnn(steps_of, x, [np.zeros((batch, units), "float32"),
+                                                 np.zeros((batch, 1), "float32")],
+                                   mask, go_backwards=True)
+    got = predict(model, x, mask)
+    np.testing.assert_allclose(got[0], seq, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[1], h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[2][:, 0], mask.sum(axis=1))  # steps that counted
+    assert got[0][1, 0].tolist() == [0.0] * units  # masked before any step: the zero state
+
+
+def test_a_cell_called_alone_is_one_step():
+    x = rng.normal(size=(3, 4)).astype("float32")
+    h0, c0 = (rng.normal(size=(3, 5)).astype("float32") for _ in range(2))
+    xin, hin, cin = (gc.placeholder("float32", (None, n)) for n in (4, 5, 5))
+    cell = L.LSTMCell(5)
+    out, (h, c) = cell(xin, [hin, cin])
+    weights = random_weights(cell)
+    cell.set_weights(weights)
+    got = gc.function([xin, hin, cin], [out, h, c], session=cell._session())(x, h0, c0)
+    want_h, want_c = ref_step("LSTM", x, [h0, c0], weights, 5)
+    for g, w in zip(got, [want_h, want_h, want_c]):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    gru = L.GRUCell(5, reset_after=False)
+    out, state = gru(xin, hin)  # one state, not in a list: a tensor back, as in Keras
+    assert isinstance(state, gc.Tensor) and tuple(gru.bias.shape) == (15,)
+    assert (L.SimpleRNNCell(3).state_size, L.LSTMCell(3).state_size, gru.state_size) == \
+        (3, [3, 3], 5)
+    assert L.StackedRNNCells([L.GRUCell(2), L.LSTMCell(3)]).state_size == [2, [3, 3]]
+
+
+def test_layers_are_rnn_over_their_cell_and_train_like_rnn_over_a_stack():
+    """LSTM (inputs projected before the loop) and RNN(StackedRNNCells([LSTMCell])) (the
+    cell called each step) give the same History and weights from the same start."""
+    x = rng.normal(size=(24, 5, 3)).astype("float32")
+    y = rng.normal(size=(24, 4)).astype("float32")
+    lstm = L.LSTM(4, name="the_lstm")
+    assert isinstance(lstm, L.RNN) and isinstance(lstm.cell, L.LSTMCell)
+    assert lstm.units == 4 and lstm.unit_forget_bias and not hasattr(lstm, "project")
+    stack = L.RNN(L.StackedRNNCells([L.LSTMCell(4)]))
+    results = []
+    for layer in (lstm, stack):
+        model = gk.Sequential([L.Input((5, 3)), layer])
+        model.compile(optimizer=gk.optimizers.Adam(0.05), loss="mse")
+        if layer is lstm:
+            start = model.get_weights()
+        else:
+            model.set_weights(start)
+        history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+        results.append((history.history["loss"], model.get_weights()))
+    assert [w.name for w in lstm.weights] == ["the_lstm/kernel", "the_lstm/recurrent_kernel",
+                                              "the_lstm/bias"]
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_masks_of_cells_are_drawn_once_per_sequence():
+    """In training, a cell's input dropout mask is the same at every step (Keras's), in
+    RNN over graphc's cell and inside a stack; the identity at inference."""
+    steps = 6
+    x = np.ones((50, steps, 4), "float32")
+    for make in (lambda c: L.RNN(c, return_sequences=True),
+                 lambda c: L.RNN(L.StackedRNNCells([c]), return_sequences=True)):
+        cell = L.SimpleRNNCell(4, activation=None, dropout=0.5, kernel_initializer="identity",
+                               recurrent_initializer="zeros")
+        inp = gc.placeholder("float32", (None, steps, 4))
+        layer = make(cell)
+        train, infer = layer(inp, training=True), layer(inp, training=False)
+        got_train, got_infer = gc.function([inp], [train, infer],
+                                           session=cell._session())(x)
+        assert set(np.unique(got_train)) <= {0.0, 2.0} and 0.2 < got_train.mean() / 2 < 0.8
+        np.testing.assert_array_equal(got_train, np.repeat(got_train[:, :1], steps, axis=1))
+        np.testing.assert_array_equal(got_infer, x)
+
+
+def test_rnn_saves_and_loads_with_its_cells(tmp_path):
+    inp = gk.Input((4, 3))
+    h = L.RNN([L.GRUCell(3, reset_after=False), L.LSTMCell(2)], return_sequences=True)(inp)
+    out = L.RNN(L.SimpleRNNCell(2, activation="relu"), go_backwards=True)(h)
+    model = gk.Model(inp, out)
+    x = rng.normal(size=(5, 4, 3)).astype("float32")
+    model.save(tmp_path / "cells.gck")
+    loaded = gk.load_model(tmp_path / "cells.gck")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-7)
+    stack = loaded.layers[0].cell
+    assert [type(c).__name__ for c in stack.cells] == ["GRUCell", "LSTMCell"]
+    assert stack.cells[0].reset_after is False and loaded.layers[1].go_backwards
+
+
+def test_rnn_refuses_what_it_cannot_run():
+    with pytest.raises(gc.GraphcError, match="state_size"):
+        L.RNN(L.Dense(3))
+    with pytest.raises(gc.GraphcError, match="call"):
+        L.RNN(object())
+    with pytest.raises(gc.GraphcError, match="unroll"):
+        L.RNN(L.GRUCell(2), unroll=True)(gk.Input((None, 3)))
+    with pytest.raises(gc.GraphcError, match="2 states, got 1"):
+        L.RNN(L.LSTMCell(2))(gk.Input((4, 3)), initial_state=[gk.Input((2,))])
+    with pytest.raises(gc.GraphcError, match="units"):
+        L.LSTMCell(-1)
+
+
+# ---- ConvLSTM ---------------------------------------------------------------------------------
+def ref_conv(x, kernel, strides, padding, dilations):
+    """channels_last convolution of any rank, TF's "same" padding (the extra pad after)."""
+    sizes, ks = x.shape[1:-1], kernel.shape[:-2]
+    spans = [(k - 1) * d + 1 for k, d in zip(ks, dilations)]
+    if padding == "same":
+        outs = [-(-n // s) for n, s in zip(sizes, strides)]
+        pads = [max((o - 1) * s + sp - n, 0) for o, s, sp, n in zip(outs, strides, spans, sizes)]
+        x = np.pad(x, [(0, 0)] + [(p // 2, p - p // 2) for p in pads] + [(0, 0)])
+    else:
+        outs = [-(-(n - sp + 1) // s) for n, s, sp in zip(sizes, strides, spans)]
+    out = np.zeros((x.shape[0],) + tuple(outs) + (kernel.shape[-1],), x.dtype)
+    for pos in np.ndindex(*outs):
+        for tap in np.ndindex(*ks):
+            at = tuple(p * s + t * d for p, s, t, d in zip(pos, strides, tap, dilations))
+            out[(slice(None),) + pos] += x[(slice(None),) + at] @ kernel[tap]
+    return out
+
+
+@pytest.mark.parametrize("rank,kwargs", [
+    (1, {"kernel_size": 3, "padding": "same", "dilation_rate": 2}),
+    (2, {"kernel_size": (3, 2), "strides": (2, 1)}),
+    (2, {"kernel_size": 2, "padding": "same", "use_bias": False}),
+])
+@pytest.mark.parametrize("masked,go_backwards", [(False, False), (True, True)])
+def test_conv_lstm_matches_numpy_reference(rank, kwargs, masked, go_backwards):
+    batch, steps, channels, filters = 3, 4, 2, 3
+    spatial = (7,) if rank == 1 else (5, 4)
+    x = rng.normal(size=(batch, steps) + spatial + (channels,)).astype("float32")
+    layer = getattr(L, f"ConvLSTM{rank}D")(filters, return_sequences=True, return_state=True,
+                                            go_backwards=go_backwards, **kwargs)
+    inputs = [gk.Input((None,) + spatial + (channels,))]  # time known at run time only
+    if masked:
+        inputs.append(gk.Input((None,), dtype="bool"))
+    model = gk.Model(inputs, layer(inputs[0], mask=inputs[1] if masked else None))
+    weights = random_weights(layer)
+    layer.set_weights(weights)
+    mask = None
+    if masked:
+        mask = np.arange(steps)[None] < np.array([4, 2, 1])[:, None]
+        mask[0, 1] = False
+    got = predict(model, x, mask) if masked else predict(model, x)
+    kernel, rk = weights[:2]
+    bias = weights[2] if len(weights) > 2 else 0
+    strides = layer.strides
+    padding, dilations = layer.padding, layer.dilation_rate
+
+    def steps_of(x_t, states):
+        h, c = states
+        z = ref_conv(x_t, kernel, strides, padding, dilations) + bias + \
+            ref_conv(h, rk, (1,) * rank, "same", (1,) * rank)
+        i, f, cc, o = np.split(z, 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(cc)
+        h = sigmoid(o) * np.tanh(c)
+        return h, [h, c]
+    state_shape = (batch,) + tuple(got[1].shape[1:])
+    zero = np.zeros(state_shape, "float32")
+    mask_full = None if mask is None else mask.reshape(mask.shape + (1,) * rank)
+    seq, (h, c) = ref_cell_rnn(steps_of, x, [zero, zero], mask_full, go_backwards)
+    np.testing.assert_allclose(got[0], seq, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[1], h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[2], c, rtol=1e-5, atol=1e-5)
+    assert [tuple(w.shape) for w in layer.weights][:2] == [
+        layer.kernel_size + (channels, 4 * filters), layer.kernel_size + (filters, 4 * filters)]
+
+
+def test_conv_lstm_trains_saves_and_refuses_bad_arguments(tmp_path):
+    x = rng.normal(size=(16, 3, 6, 6, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3, 4)) > 0).astype("int32")
+    model = gk.Sequential([L.Input((3, 6, 6, 1)), L.ConvLSTM2D(4, 3, dropout=0.1),
+                           L.Flatten(), L.Dense(2, activation="softmax")])
+    model.compile(optimizer=gk.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    first = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < first
+    model.save(tmp_path / "convlstm.gck")
+    loaded = gk.load_model(tmp_path / "convlstm.gck")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert loaded.layers[0].kernel_size == (3, 3) and loaded.layers[0].dropout == 0.1
+    with pytest.raises(gc.GraphcError, match="strides > 1 and dilation_rate > 1"):
+        L.ConvLSTM1D(2, 3, strides=2, dilation_rate=2)
+    with pytest.raises(gc.GraphcError, match="channels_last"):
+        L.ConvLSTM2D(2, 3, data_format="channels_first")
+    with pytest.raises(gc.GraphcError, match="known sizes"):
+        L.ConvLSTM2D(2, 3)(gk.Input((3, None, 6, 1)))
+    with pytest.raises(gc.GraphcError, match="does not fit"):
+        L.ConvLSTM1D(2, 5)(gk.Input((3, 4, 1)))
