@@ -15,7 +15,7 @@ from .broadcast import unbroadcast
 from .elementwise import _tensor, cast
 from ..kernels import lowering_rules as rules
 from ..kernels import scatter
-from .registry import NOT_DIFFERENTIABLE, apply, register
+from .registry import NOT_DIFFERENTIABLE, apply, does_not_commute, register
 from .sources import as_tensor
 
 
@@ -303,6 +303,7 @@ def _concat_pieces(node):
 register("concat", lower=rules.concat, infer=_concat_infer,
          ref=lambda *values, axis: np.concatenate(values, axis=axis), grad=_concat_grad,
          kind="view", view="reorder", pieces=_concat_pieces,
+         permuted=lambda node, perm: (dict(axis=perm[node.attrs["axis"]]), tuple(perm)),
          doc="tensors joined along an existing axis")
 
 
@@ -541,10 +542,17 @@ def _unpadded(before, after):
     return None if before == after == 0 else (before, -after if after else None, 1)
 
 
+def _pad_permuted(node, perm):
+    paddings = [None] * len(perm)
+    for axis, pair in enumerate(node.attrs["paddings"]):
+        paddings[perm[axis]] = pair
+    return dict(node.attrs, paddings=tuple(paddings)), tuple(perm)
+
+
 register("pad", lower=rules.pad, infer=_pad_infer,
          ref=lambda x, *, paddings, value: np.pad(x, paddings, constant_values=value),
          grad=lambda node, g: [strided_slice(g, [_unpadded(*p) for p in node.attrs["paddings"]])],
-         kind="view", view="reorder",
+         kind="view", view="reorder", permuted=_pad_permuted,
          doc="x surrounded by a constant, numpy's pad in constant mode")
 
 
@@ -627,7 +635,7 @@ def _one_hot_ref(indices, *, depth, on, off, dtype, axis):
 
 
 register("one_hot", lower=rules.one_hot, infer=_one_hot_infer, ref=_one_hot_ref, grad=NOT_DIFFERENTIABLE,
-         kind="elementwise", doc="on_value where the position along axis equals the index")
+         kind="elementwise", permuted=does_not_commute, doc="on_value where the position along axis equals the index")
 
 
 def one_hot(indices, depth, on_value=1, off_value=0, dtype=dtypes.float32, axis=-1, name=None):

@@ -71,6 +71,17 @@ class Op:
         return all(p.match(t, binding) for p, t in zip(self.inputs, node.inputs))
 
 
+class AnyInputs(Op):
+    """Matches a node of op `op`, with any number of inputs, whose node satisfies `where`."""
+
+    def match(self, tensor, binding):
+        if tensor.node.op != self.op or (self.where is not None and not self.where(tensor.node)):
+            return False
+        if self.name:
+            binding[self.name] = tensor
+        return True
+
+
 def constant_value(tensor):
     """The one value every element of `tensor` has, when the graph says so; else None."""
     known = tensor.node.spec.uniform_value
