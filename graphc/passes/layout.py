@@ -13,14 +13,13 @@ import numpy as np
 
 from ..ir.graph import FrozenArray
 from ..ops import shape as S
-from ..ops.registry import REGISTRY, apply, inverse_permutation, through_transpose
-from . import rewrite_rules
-from .rewrite import AnyInputs, Op, Rule, Var
+from ..ops.registry import apply, inverse_permutation, through_transpose
+from .rewrite import AnyNode, Op, Rule, Var
 
 
 def _transposed_perm(node):
     """The perm of node's first transposed input, if the node has one and one output."""
-    if len(node.outputs) != 1:
+    if len(node.outputs) != 1 or not node.inputs:
         return None
     for t in node.inputs:
         if t.node.op == "transpose":
@@ -77,18 +76,19 @@ def _only_unit_axes_move(node):
     return kept == sorted(kept)
 
 
-_TRANSPOSE_TRANSPOSE, = [r for r in rewrite_rules.ALGEBRAIC if r.name == "transpose_transpose"]
+x = Var("x")
 
 LAYOUT = [
-    Rule(f"{op}_below_transpose", AnyInputs(op, where=_moves, name="y"), _sink,
-         "`op(transpose x)` to `transpose(op x)` where op commutes with it")
-    for op, spec in REGISTRY.items() if spec.kind == "elementwise" or spec.permuted
-] + [
-    _TRANSPOSE_TRANSPOSE,
+    Rule("op_below_transpose", AnyNode(_moves, name="y"), _sink,
+         "`op(transpose x)` to `transpose(op x)` where op commutes with it"),
+    Rule("transpose_transpose", Op("transpose", Op("transpose", x, name="t"), name="outer"),
+         lambda m: S.transpose(m.x, [m.t.node.attrs["perm"][p]
+                                     for p in m.outer.node.attrs["perm"]]),
+         "`transpose(transpose x)` to one transpose (none for the identity)"),
     Rule("transpose_of_constant", Op("transpose", Op("constant", name="c"), name="t"),
          lambda m: _transposed_constant(m.c, m.c.shape, m.t.node.attrs["perm"]),
          "a transpose of a constant to the transposed constant (imported weights)"),
-    Rule("transpose_of_unit_axes", Op("transpose", Var("x"), where=_only_unit_axes_move,
+    Rule("transpose_of_unit_axes", Op("transpose", x, where=_only_unit_axes_move,
                                       name="t"),
          lambda m: S.reshape(m.x, m.t.shape), "a transpose moving only axes of length 1 to a "
          "reshape"),
