@@ -418,6 +418,17 @@ def _sliced_dim(entry, dim, axis):
     return dim if (start, stop, step) in ((None, None, -1), (-1, None, -1)) else Dim()
 
 
+def _per_axis_permuted(attr):
+    """OpSpec.permuted of an op keeping every axis whose attr `attr` holds one entry per axis
+    (pad's paddings, strided_slice's index): the entries move with their axes."""
+    def permuted(node, perm):
+        entries = [None] * len(perm)
+        for axis, entry in enumerate(node.attrs[attr]):
+            entries[perm[axis]] = entry
+        return dict(node.attrs, **{attr: tuple(entries)}), tuple(perm)
+    return permuted
+
+
 def _strided_slice_infer(x, *, index):
     return TensorType(x.dtype, tuple(_sliced_dim(e, d, a)
                                      for a, (e, d) in enumerate(zip(index, x.shape))))
@@ -433,7 +444,7 @@ register("strided_slice", lower=rules.strided_slice, infer=_strided_slice_infer,
          ref=lambda x, *, index: x[_np_index(index)],
          grad=lambda node, g: [apply("strided_slice_grad", [g, node.inputs[0]],
                                      index=node.attrs["index"])],
-         kind="view", view="reorder",
+         kind="view", view="reorder", permuted=_per_axis_permuted("index"),
          doc="a strided box of x (one int, slice or None entry per axis)")
 
 register("strided_slice_grad", lower=rules.strided_slice_grad,
@@ -542,17 +553,10 @@ def _unpadded(before, after):
     return None if before == after == 0 else (before, -after if after else None, 1)
 
 
-def _pad_permuted(node, perm):
-    paddings = [None] * len(perm)
-    for axis, pair in enumerate(node.attrs["paddings"]):
-        paddings[perm[axis]] = pair
-    return dict(node.attrs, paddings=tuple(paddings)), tuple(perm)
-
-
 register("pad", lower=rules.pad, infer=_pad_infer,
          ref=lambda x, *, paddings, value: np.pad(x, paddings, constant_values=value),
          grad=lambda node, g: [strided_slice(g, [_unpadded(*p) for p in node.attrs["paddings"]])],
-         kind="view", view="reorder", permuted=_pad_permuted,
+         kind="view", view="reorder", permuted=_per_axis_permuted("paddings"),
          doc="x surrounded by a constant, numpy's pad in constant mode")
 
 

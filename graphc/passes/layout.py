@@ -44,7 +44,7 @@ def _undone(t, perm, inverse):
     if t.rank > rank:
         return None
     full = (1,) * (rank - t.rank) + tuple(t.shape)
-    if t.node.op == "constant":
+    if _constant_array(t) is not None:
         return _transposed_constant(t, full, inverse)
     long_axes = [d for d in full if d != 1]
     if len(long_axes) <= 1 and all(isinstance(d, int) for d in full):
@@ -52,9 +52,17 @@ def _undone(t, perm, inverse):
     return None
 
 
+def _constant_array(t):
+    """t's value where t is a constant or a reshape of one (too large for constant folding,
+    as imported weights are); else None."""
+    if t.node.op == "reshape":
+        t = t.node.inputs[0]
+    return t.node.attrs["value"].array if t.node.op == "constant" else None
+
+
 def _transposed_constant(c, shape, perm):
     """Constant c, reshaped to `shape`, transposed by `perm`: a constant computed here."""
-    value = np.transpose(c.node.attrs["value"].array.reshape(shape), perm)
+    value = np.transpose(_constant_array(c).reshape(shape), perm)
     return apply("constant", [], value=FrozenArray(value), dtype=c.dtype)
 
 
@@ -85,9 +93,11 @@ LAYOUT = [
          lambda m: S.transpose(m.x, [m.t.node.attrs["perm"][p]
                                      for p in m.outer.node.attrs["perm"]]),
          "`transpose(transpose x)` to one transpose (none for the identity)"),
-    Rule("transpose_of_constant", Op("transpose", Op("constant", name="c"), name="t"),
+    Rule("transpose_of_constant",
+         Op("transpose", Var("c", lambda t: _constant_array(t) is not None), name="t"),
          lambda m: _transposed_constant(m.c, m.c.shape, m.t.node.attrs["perm"]),
-         "a transpose of a constant to the transposed constant (imported weights)"),
+         "a transpose of a constant (or of its reshape) to the transposed constant (imported "
+         "weights)"),
     Rule("transpose_of_unit_axes", Op("transpose", x, where=_only_unit_axes_move,
                                       name="t"),
          lambda m: S.reshape(m.x, m.t.shape), "a transpose moving only axes of length 1 to a "
