@@ -42,8 +42,10 @@ What the passes, the runtime and the dumps must know
 - `permuted(node, perm)`: how the op commutes with a transpose: `(attrs, out_perm)` such that
   the op with `attrs` over its inputs permuted back (each input `t` as `transpose(t,
   argsort(perm))`), transposed by `out_perm`, equals the node over inputs transposed by `perm`;
-  None where it does not commute. The layout pass (passes/layout.py) moves transposes through
-  such ops. Elementwise ops commute with every transpose unless they declare otherwise (see
+  None where it does not commute. A third item, where given, is a transpose of the first
+  input's permuted-back value that the op needs first (a reshape regroups axes that the
+  transpose keeps together but reorders). The layout pass (passes/layout.py) moves
+  transposes through such ops. Elementwise ops commute with every transpose unless they declare otherwise (see
   `through_transpose`).
 - `uniform_value(node)`: the one value every element of its output has, when its attrs tell
   (a constant's uniform array, fill_like); None where they do not. Rewrite patterns match

@@ -60,8 +60,56 @@ def _reshape_ref(x, *, shape):
     return x.reshape(tuple(d if isinstance(d, int) else -1 for d in shape))
 
 
+def _reshape_segments(before, after):
+    """[(axes of `before`, axes of `after`)]: the runs of axes whose sizes multiply to the
+    same numbers, in order (a reshape splits or merges within each run); None for shapes with
+    a zero or a run-time dim."""
+    if not (builtins.all(isinstance(d, int) and d > 0 for d in before + after)):
+        return None
+    segments, i, j = [], 0, 0
+    while i < len(before) and j < len(after):
+        ins, outs, p, q = [i], [j], before[i], after[j]
+        i, j = i + 1, j + 1
+        while p != q:
+            if p < q:
+                ins.append(i)
+                p, i = p * before[i], i + 1
+            else:
+                outs.append(j)
+                q, j = q * after[j], j + 1
+        segments.append((ins, outs))
+    if not segments:
+        return None
+    segments[-1][0].extend(range(i, len(before)))  # trailing axes of length 1
+    segments[-1][1].extend(range(j, len(after)))
+    return segments
+
+
+def _reshape_permuted(node, perm):
+    """A reshape of a transposed tensor reshapes the tensor before the transpose where each
+    run of axes it splits or merges lies side by side there too: first ordered as the
+    transpose orders it (the third item, a transpose of the input; identity where none is
+    needed), the runs themselves then move as blocks below the reshape."""
+    segments = _reshape_segments(node.inputs[0].shape, node.outputs[0].shape)
+    if segments is None:
+        return None
+    blocks = []  # (axes before the transpose, axes of the output), in their order before it
+    for ins, outs in segments:
+        axes = [perm[a] for a in ins]
+        if sorted(axes) != list(range(min(axes), min(axes) + len(axes))):
+            return None
+        blocks.append((axes, outs))
+    blocks.sort(key=lambda block: min(block[0]))
+    after = node.outputs[0].shape
+    new_order = [o for _, outs in blocks for o in outs]
+    return (dict(shape=tuple(after[o] for o in new_order)),
+            tuple(new_order.index(o) for o in range(len(after))),
+            tuple(a for axes, _ in blocks for a in axes))
+
+
 register("reshape", lower=rules.reshape, infer=_reshape_infer, ref=_reshape_ref,
          grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view", view="linear",
+         permuted=_reshape_permuted,
          doc="same elements, new shape (one dim may be -1)")
 
 register("reshape_like", lower=rules.reshape, infer=lambda x, like: TensorType(x.dtype, like.shape),

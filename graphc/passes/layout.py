@@ -73,7 +73,9 @@ def _sink(m):
     inputs = [_undone(t, perm, inverse) for t in node.inputs]
     if any(t is None for t in inputs):
         return None
-    attrs, out_perm = through_transpose(node, perm)
+    attrs, out_perm, *first = through_transpose(node, perm)
+    if first:
+        inputs[0] = S.transpose(inputs[0], first[0])
     return S.transpose(apply(node.op, inputs, **attrs), out_perm)
 
 

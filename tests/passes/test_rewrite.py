@@ -119,6 +119,12 @@ CASES = [
     Case("op_below_transpose",
          lambda x: gc.transpose(gc.transpose(x, NCHW)[:, ::-2, 1:, -1:0:-1] + 1.0, NHWC),
          {"transpose": 0, "strided_slice": 1}, (IMAGE,), id="negative strides"),
+    Case("op_below_transpose",
+         lambda x: gc.transpose(gc.reshape(gc.transpose(gc.reshape(
+             gc.transpose(x, NCHW), (2, 2, 2, 3, 5)), (0, 2, 1, 3, 4)), (2, 4, 3, 5)), NHWC),
+         {"transpose": 1, "reshape": 2}, (("float32", (2, 3, 5, 4), -2.0, 2.0),),
+         also=lambda out: attr_is(out.node.inputs[0], "perm", (0, 1, 2, 4, 3)),
+         id="channel shuffle, in NHWC"),
     Case("transpose_of_unit_axes",
          lambda x: gc.mean(gc.transpose(x, NCHW), axis=(2, 3), keepdims=True) * 2.0,
          {"transpose": 0, "reshape": 1}, (IMAGE,)),
