@@ -55,3 +55,13 @@ def test_the_layout_pass_leaves_no_transpose_between_convolutions(name):
     optimized = optimize(m.function.outputs).outputs
     assert transposes_between_convolutions(optimized) == []
     assert len(transposes(optimized)) == TRANSPOSES_LEFT[name]
+
+
+def test_shufflenets_channel_shuffles_become_one_nhwc_transpose_each():
+    from graphc.passes import optimize
+    from tests.passes.test_layout import transposes
+    m = gc.onnx.load(os.path.join(LIGHT, "light_shufflenet.onnx"), device="reference")
+    entry, *shuffles = sorted(transposes(optimize(m.function.outputs).outputs),
+                              key=lambda n: len(n.attrs["perm"]))
+    assert entry.attrs["perm"] == (0, 2, 3, 1)
+    assert len(shuffles) == 16 and {n.attrs["perm"] for n in shuffles} == {(0, 1, 2, 4, 3)}
