@@ -4,10 +4,13 @@ ONNX's NCHW convolutions and pools import as graphc's NHWC ops between two trans
 chain conv -> batch norm -> relu -> pool -> conv holds a transpose back to NCHW after each op
 and one to NHWC before the next. Moving every transpose below the ops that commute with it
 (OpSpec.permuted: elementwise ops, whose other operands are permuted too, reductions, concat,
-pad) brings it next to the next one, its inverse, and the pair cancels: the chain runs in NHWC
-with one transpose where it starts and one where it ends. A transpose moves only where that
-adds no work: every other operand of the op is the same transpose, a constant (permuted here
-once), or a tensor with at most one axis longer than 1 (a reshape moves it).
+pad, strided slices, reshapes that keep the transpose's runs of axes together) brings it next
+to the next one, its inverse, and the pair cancels: the chain runs in NHWC with one transpose
+where it starts and one where it ends. A transpose moves only where the op's other operands
+need no transpose of their own: each is the same transpose, a constant (permuted here once),
+or a tensor with at most one axis longer than 1 (a reshape moves it). A reshape that regroups
+axes the transpose reorders (a channel shuffle) keeps a transpose above it, of the reordered
+run only.
 """
 import numpy as np
 
@@ -67,6 +70,7 @@ def _transposed_constant(c, shape, perm):
 
 
 def _sink(m):
+    """The matched op over its inputs' values before the transpose, transposed after it."""
     node = m.y.node
     perm = _transposed_perm(node)
     inverse = inverse_permutation(perm)
@@ -80,10 +84,11 @@ def _sink(m):
 
 
 def _only_unit_axes_move(node):
-    """Whether the transpose keeps the order of the axes longer than 1 (a reshape then)."""
+    """Whether the transpose keeps the order of the axes longer than 1 (a reshape then; one
+    that reshape can express: at most one run-time dim)."""
     x = node.inputs[0]
     kept = [p for p in node.attrs["perm"] if x.shape[p] != 1]
-    return kept == sorted(kept)
+    return kept == sorted(kept) and sum(not isinstance(d, int) for d in x.shape) <= 1
 
 
 x = Var("x")

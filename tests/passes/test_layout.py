@@ -136,3 +136,14 @@ def test_extreme_values_pass_through_the_moved_transposes():
     (plain,) = gc.onnx.load(model, device="reference", excluding=["layout"]).run({"image": x})
     assert np.isnan(got[:2]).all() and np.isfinite(got[2:]).all()
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_a_transpose_of_two_run_time_dims_and_a_unit_axis_stays_a_transpose(graph):
+    """A reshape holds at most one run-time dim, so this transpose, which moves only an axis
+    of length 1, is not rewritten to one; the mul still moves above it."""
+    x = gc.placeholder(gc.float32, (None, None, 1, 3), name="x")
+    y = gc.transpose(x, (2, 0, 1, 3)) * 2.0
+    (out,) = optimize([y]).outputs
+    assert out.node.op == "transpose" and out.node.inputs[0].node.op == "mul"
+    a = rng.normal(size=(2, 5, 1, 3)).astype(np.float32)
+    np.testing.assert_array_equal(gc.function([x], y)(a), np.transpose(a, (2, 0, 1, 3)) * 2)
