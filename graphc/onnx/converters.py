@@ -889,6 +889,8 @@ def _conv(node):
     if group == 1:
         y = gnn.conv2d(xh, wh, strides=tuple(strides), padding="VALID",
                        dilations=tuple(dilations))
+    elif group == x.shape[1] == w.shape[0] and all(isinstance(d, int) for d in xh.shape[1:3]):
+        y = _depthwise(xh, wh, strides, dilations)
     else:
         cin, m = x.shape[1] // group, w.shape[0] // group
         parts = []
@@ -902,6 +904,23 @@ def _conv(node):
         y = y + b
     y = _nchw(y)
     return S.squeeze(y, (2,)) if one_d else y
+
+
+def _depthwise(xh, wh, strides, dilations):
+    """A depthwise convolution (one filter per channel) of padded NHWC xh by HWIO wh (I = 1):
+    the sum over the window's taps of strided slices times per-channel weights, one fused
+    elementwise kernel instead of one convolution per channel."""
+    (kh, kw, _, _), (_, hp, wp, _) = wh.shape, xh.shape
+    out = [(size - (k - 1) * d - 1) // s + 1
+           for size, k, s, d in zip((hp, wp), (kh, kw), strides, dilations)]
+    y = None
+    for i in range(kh):
+        for j in range(kw):
+            taps = [(t * d, t * d + (n - 1) * s + 1, s)
+                    for t, d, n, s in zip((i, j), dilations, out, strides)]
+            term = S.strided_slice(xh, [None] + taps + [None]) * wh[i, j, 0, :]
+            y = term if y is None else y + term
+    return y
 
 
 def _pool(node, kind):

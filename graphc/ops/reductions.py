@@ -9,7 +9,7 @@ from ..ir.types import TensorType, format_shape, normalize_axes, normalize_axis
 from .broadcast import broadcast_like
 from .elementwise import _tensor, cast, equal, where, zeros_like
 from ..kernels import lowering_rules as rules
-from .registry import NOT_DIFFERENTIABLE, apply, register
+from .registry import NOT_DIFFERENTIABLE, apply, permuted_axes, register
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -82,6 +82,17 @@ def _ref(fn):
     return ref
 
 
+def _permuted(node, perm):
+    """A reduction over a transposed input reduces the permuted axes; without keepdims the
+    axes left keep the transpose's order, renumbered past the removed ones."""
+    axes, keepdims = node.attrs["axes"], node.attrs["keepdims"]
+    new_axes = permuted_axes(axes, perm)
+    if keepdims:
+        return dict(node.attrs, axes=new_axes), tuple(perm)
+    kept = [perm[i] for i in range(len(perm)) if i not in axes]
+    return dict(node.attrs, axes=new_axes), tuple(sorted(kept).index(a) for a in kept)
+
+
 # name: (numpy reference, gradient, whether it has a value over no elements)
 REDUCTIONS = {
     "sum": (np.sum, _sum_grad, True),
@@ -93,7 +104,7 @@ REDUCTIONS = {
 
 for _name, (_fn, _grad, _has_identity) in REDUCTIONS.items():
     register(_name, infer=_reduce_infer(_name, _has_identity), ref=_ref(_fn), grad=_grad,
-             kind="reduction",
+             kind="reduction", permuted=_permuted,
              lower=rules.reduction(_name),
              doc=f"{_name} over axes")
 
@@ -119,6 +130,7 @@ register("reduced_size", lower=rules.reduced_size,
                                              ()),
          ref=lambda x, *, axes: np.asarray(float(np.prod([x.shape[a] for a in axes]))),
          grad=NOT_DIFFERENTIABLE, kind="elementwise", shape_only={0},
+         permuted=lambda node, perm: (dict(axes=permuted_axes(node.attrs["axes"], perm)), ()),
          doc="the number of elements along `axes` (known once shapes are)")
 
 

@@ -39,6 +39,14 @@ How it becomes kernels
 
 What the passes, the runtime and the dumps must know
 - `commutative`: its two operands may swap (canonicalization moves constants to the right).
+- `permuted(node, perm)`: how the op commutes with a transpose: `(attrs, out_perm)` such that
+  the op with `attrs` over its inputs permuted back (each input `t` as `transpose(t,
+  argsort(perm))`), transposed by `out_perm`, equals the node over inputs transposed by `perm`;
+  None where it does not commute. A third item, where given, is a transpose of the first
+  input's permuted-back value that the op needs first (a reshape regroups axes that the
+  transpose keeps together but reorders). The layout pass (passes/layout.py) moves
+  transposes through such ops. Elementwise ops commute with every transpose unless they declare otherwise (see
+  `through_transpose`).
 - `uniform_value(node)`: the one value every element of its output has, when its attrs tell
   (a constant's uniform array, fill_like); None where they do not. Rewrite patterns match
   constants through it, and the dumps print such a node as a number.
@@ -115,6 +123,28 @@ def pieces_axis(node):
     return node.spec.pieces(node) if node.spec.pieces is not None else None
 
 
+def through_transpose(node, perm):
+    """(attrs, out_perm) of node moved past a transpose of its inputs by `perm` (see
+    OpSpec.permuted), or None where it does not commute."""
+    if node.spec.permuted is not None:
+        return node.spec.permuted(node, perm)
+    return (node.attrs, tuple(perm)) if node.spec.kind == "elementwise" else None
+
+
+def inverse_permutation(perm):
+    return tuple(int(i) for i in np.argsort(perm))
+
+
+def permuted_axes(axes, perm):
+    """The axes of a tensor transposed by `perm` as axes of the tensor before it, in order."""
+    return tuple(sorted(perm[a] for a in axes))
+
+
+def does_not_commute(node, perm):
+    """OpSpec.permuted of an elementwise op that moves axes (one_hot adds one)."""
+    return None
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class OpSpec:
     name: str
@@ -132,6 +162,7 @@ class OpSpec:
     view: Optional[str] = None
     pieces: Optional[Callable] = None
     commutative: bool = False
+    permuted: Optional[Callable] = None
     uniform_value: Optional[Callable] = None
     stateful: bool = False
     random: bool = False

@@ -15,7 +15,7 @@ from .broadcast import unbroadcast
 from .elementwise import _tensor, cast
 from ..kernels import lowering_rules as rules
 from ..kernels import scatter
-from .registry import NOT_DIFFERENTIABLE, apply, register
+from .registry import NOT_DIFFERENTIABLE, apply, does_not_commute, register
 from .sources import as_tensor
 
 
@@ -60,8 +60,56 @@ def _reshape_ref(x, *, shape):
     return x.reshape(tuple(d if isinstance(d, int) else -1 for d in shape))
 
 
+def _reshape_segments(before, after):
+    """[(axes of `before`, axes of `after`)]: the runs of axes whose sizes multiply to the
+    same numbers, in order (a reshape splits or merges within each run); None for shapes with
+    a zero or a run-time dim."""
+    if not (builtins.all(isinstance(d, int) and d > 0 for d in before + after)):
+        return None
+    segments, i, j = [], 0, 0
+    while i < len(before) and j < len(after):
+        ins, outs, p, q = [i], [j], before[i], after[j]
+        i, j = i + 1, j + 1
+        while p != q:
+            if p < q:
+                ins.append(i)
+                p, i = p * before[i], i + 1
+            else:
+                outs.append(j)
+                q, j = q * after[j], j + 1
+        segments.append((ins, outs))
+    if not segments:
+        return None
+    segments[-1][0].extend(range(i, len(before)))  # trailing axes of length 1
+    segments[-1][1].extend(range(j, len(after)))
+    return segments
+
+
+def _reshape_permuted(node, perm):
+    """A reshape of a transposed tensor reshapes the tensor before the transpose where each
+    run of axes it splits or merges lies side by side there too: first ordered as the
+    transpose orders it (the third item, a transpose of the input; identity where none is
+    needed), the runs themselves then move as blocks below the reshape."""
+    segments = _reshape_segments(node.inputs[0].shape, node.outputs[0].shape)
+    if segments is None:
+        return None
+    blocks = []  # (axes before the transpose, axes of the output), in their order before it
+    for ins, outs in segments:
+        axes = [perm[a] for a in ins]
+        if sorted(axes) != list(range(min(axes), min(axes) + len(axes))):
+            return None
+        blocks.append((axes, outs))
+    blocks.sort(key=lambda block: min(block[0]))
+    after = node.outputs[0].shape
+    new_order = [o for _, outs in blocks for o in outs]
+    return (dict(shape=tuple(after[o] for o in new_order)),
+            tuple(new_order.index(o) for o in range(len(after))),
+            tuple(a for axes, _ in blocks for a in axes))
+
+
 register("reshape", lower=rules.reshape, infer=_reshape_infer, ref=_reshape_ref,
          grad=lambda node, g: [reshape_like(g, node.inputs[0])], kind="view", view="linear",
+         permuted=_reshape_permuted,
          doc="same elements, new shape (one dim may be -1)")
 
 register("reshape_like", lower=rules.reshape, infer=lambda x, like: TensorType(x.dtype, like.shape),
@@ -303,6 +351,7 @@ def _concat_pieces(node):
 register("concat", lower=rules.concat, infer=_concat_infer,
          ref=lambda *values, axis: np.concatenate(values, axis=axis), grad=_concat_grad,
          kind="view", view="reorder", pieces=_concat_pieces,
+         permuted=lambda node, perm: (dict(axis=perm[node.attrs["axis"]]), tuple(perm)),
          doc="tensors joined along an existing axis")
 
 
@@ -417,6 +466,17 @@ def _sliced_dim(entry, dim, axis):
     return dim if (start, stop, step) in ((None, None, -1), (-1, None, -1)) else Dim()
 
 
+def _per_axis_permuted(attr):
+    """OpSpec.permuted of an op keeping every axis whose attr `attr` holds one entry per axis
+    (pad's paddings, strided_slice's index): the entries move with their axes."""
+    def permuted(node, perm):
+        entries = [None] * len(perm)
+        for axis, entry in enumerate(node.attrs[attr]):
+            entries[perm[axis]] = entry
+        return dict(node.attrs, **{attr: tuple(entries)}), tuple(perm)
+    return permuted
+
+
 def _strided_slice_infer(x, *, index):
     return TensorType(x.dtype, tuple(_sliced_dim(e, d, a)
                                      for a, (e, d) in enumerate(zip(index, x.shape))))
@@ -432,7 +492,7 @@ register("strided_slice", lower=rules.strided_slice, infer=_strided_slice_infer,
          ref=lambda x, *, index: x[_np_index(index)],
          grad=lambda node, g: [apply("strided_slice_grad", [g, node.inputs[0]],
                                      index=node.attrs["index"])],
-         kind="view", view="reorder",
+         kind="view", view="reorder", permuted=_per_axis_permuted("index"),
          doc="a strided box of x (one int, slice or None entry per axis)")
 
 register("strided_slice_grad", lower=rules.strided_slice_grad,
@@ -544,7 +604,7 @@ def _unpadded(before, after):
 register("pad", lower=rules.pad, infer=_pad_infer,
          ref=lambda x, *, paddings, value: np.pad(x, paddings, constant_values=value),
          grad=lambda node, g: [strided_slice(g, [_unpadded(*p) for p in node.attrs["paddings"]])],
-         kind="view", view="reorder",
+         kind="view", view="reorder", permuted=_per_axis_permuted("paddings"),
          doc="x surrounded by a constant, numpy's pad in constant mode")
 
 
@@ -627,7 +687,7 @@ def _one_hot_ref(indices, *, depth, on, off, dtype, axis):
 
 
 register("one_hot", lower=rules.one_hot, infer=_one_hot_infer, ref=_one_hot_ref, grad=NOT_DIFFERENTIABLE,
-         kind="elementwise", doc="on_value where the position along axis equals the index")
+         kind="elementwise", permuted=does_not_commute, doc="on_value where the position along axis equals the index")
 
 
 def one_hot(indices, depth, on_value=1, off_value=0, dtype=dtypes.float32, axis=-1, name=None):

@@ -11,6 +11,7 @@ from ..errors import GraphcError
 from . import rewrite_rules as rules
 from .constant_folding import MAX_FOLDED_ELEMENTS, constant_folding
 from .hoisting import loop_invariant_hoisting
+from .layout import LAYOUT
 from .rebuild import holds_only_needed, rebuild
 from .rewrite import rewrite
 from .accumulators import loop_accumulators
@@ -57,6 +58,10 @@ PASSES = [
          "a carry that only sums per-step matrix products (`dU += h^T @ dz`, a gradient's "
          "weight accumulator) becomes one product over all steps after the loop"),
     _rule_pass("algebraic", 30, {"O2", "O3", "algebraic"}, rules.ALGEBRAIC),
+    _rule_pass("layout", 35, {"O2", "O3", "layout"}, LAYOUT,
+               "transposes move below the ops that commute with them (elementwise ops, "
+               "reductions, concat, pad) until they meet their inverse, so NCHW chains of "
+               "convolutions run in NHWC between one transpose in and one out"),
     _rule_pass("stabilize", 40, {"O2", "O3", "stabilize", "numerics"}, rules.STABILIZE),
     _rule_pass("fast_math", 50, {"O3", "fast_math"}, rules.FAST_MATH,
                "rewrites exact only on part of the domain or within an ulp"),

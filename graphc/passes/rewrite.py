@@ -71,6 +71,21 @@ class Op:
         return all(p.match(t, binding) for p, t in zip(self.inputs, node.inputs))
 
 
+class AnyNode(Op):
+    """Matches a node of any op and any inputs that satisfies `where` (a rule that holds for
+    every op declaring some fact of its OpSpec)."""
+
+    def __init__(self, where, name=None):
+        super().__init__(None, where=where, name=name)
+
+    def match(self, tensor, binding):
+        if not self.where(tensor.node):
+            return False
+        if self.name:
+            binding[self.name] = tensor
+        return True
+
+
 def constant_value(tensor):
     """The one value every element of `tensor` has, when the graph says so; else None."""
     known = tensor.node.spec.uniform_value
@@ -127,14 +142,15 @@ def apply_rules(rules, outputs, steps_per_node=64):
     by_op = defaultdict(list)
     for rule in rules:
         by_op[rule.pattern.op].append(rule)
+    any_op = by_op.pop(None, [])  # AnyNode patterns: tried on every node, after the others
     fired = Counter()
-    if holds_only_needed(outputs) and not _matches_anywhere(by_op, outputs):
+    if holds_only_needed(outputs) and not _matches_anywhere(by_op, any_op, outputs):
         return (outputs[0].graph if outputs else None), outputs, fired
 
     def replace(old_node, tensor):
         history = []
         while True:
-            for rule in by_op.get(tensor.node.op, ()):
+            for rule in by_op.get(tensor.node.op, []) + any_op:
                 binding = Match()
                 if not rule.pattern.match(tensor, binding):
                     continue
@@ -157,8 +173,8 @@ def apply_rules(rules, outputs, steps_per_node=64):
     return graph, new_outputs, fired
 
 
-def _matches_anywhere(by_op, outputs):
+def _matches_anywhere(by_op, any_op, outputs):
     """Whether some rule's pattern matches some tensor the outputs need."""
     return any(rule.pattern.match(t, Match())
                for node in reachable(outputs) for t in node.outputs
-               for rule in by_op.get(node.op, ()))
+               for rule in by_op.get(node.op, []) + any_op)

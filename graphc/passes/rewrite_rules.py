@@ -67,10 +67,6 @@ ALGEBRAIC = [
          lambda m: m.x * _scalar_like(1.0 / m.c, m.x) if _exact_reciprocal(m.c, m.x) else None,
          "`x/c` to `x*(1/c)` for `c` a power of two"),
     Rule("mul_neg_one", Op("mul", x, Const(-1)), lambda m: E.neg(m.x), "`x*-1` to `-x`"),
-    Rule("transpose_transpose", Op("transpose", Op("transpose", x, name="t"), name="outer"),
-         lambda m: S.transpose(m.x, [m.t.node.attrs["perm"][p]
-                                     for p in m.outer.node.attrs["perm"]]),
-         "`transpose(transpose x)` to one transpose (none for the identity)"),
     Rule("reshape_reshape", Op("reshape", Op("reshape", x), name="outer"),
          lambda m: S.reshape(m.x, m.outer.node.attrs["shape"]),
          "`reshape(reshape x)` to one reshape"),

@@ -15,7 +15,7 @@ from graphc.ir.types import Dim
 from graphc.ops import elementwise, shape as shape_ops
 from graphc.ops.registry import apply
 from graphc.passes.database import PASSES
-from graphc.passes.rewrite import Const, Var
+from graphc.passes.rewrite import AnyNode, Const, Var
 from tests.passes.random_graphs import COMPOSITES, factor_shape, format_index
 
 from . import values
@@ -860,10 +860,43 @@ PATTERN_ATTRS = {
 }
 
 
+def _static_ones(shape, b):
+    """A shape that broadcasts against `shape`: some of its static dims, 1 elsewhere."""
+    return tuple(d if isinstance(d, int) and b.flip(0.5) else 1 for d in shape)
+
+
+# what an op that commutes with a transpose does to a transposed tensor t (an AnyNode
+# pattern's instance: the layout pass's op_below_transpose), given the tensor x it transposes
+OVER_A_TRANSPOSE = {
+    "unary": lambda b, t, x, perm: gc.tanh(t),
+    "constant": lambda b, t, x, perm: t * b.constant_array(
+        t.dtype, values.array(b.rng, t.dtype, _static_ones(t.shape, b), "special")).tensor,
+    "same transpose": lambda b, t, x, perm: gc.maximum(t, gc.transpose(gc.neg(x), perm)),
+    "reduction": lambda b, t, x, perm: gc.sum(t, axis=_axes(b, t), keepdims=b.flip(0.5)),
+    "concat": lambda b, t, x, perm: gc.concat([t, gc.abs(t)], b.integers(0, t.rank - 1)),
+    "pad": lambda b, t, x, perm: gc.pad(t, [(b.integers(0, 2), b.integers(0, 1))
+                                            for _ in range(t.rank)]),
+    "slice": lambda b, t, x, perm: t[tuple(b.choice([slice(None), slice(None, None, -1),
+                                                     slice(1, None, 2), slice(-1, 0, -2)])
+                                           for _ in range(t.rank))],
+}
+
+
+def _over_a_transpose(b, among):
+    x = b.operand(lambda v: v.rank >= 2 and 0 not in v.shape, among=among,
+                  shape=(b.integers(1, 5), b.dim(), b.integers(1, 4)), fresh=0.5,
+                  profile="special").tensor
+    perm = tuple(b.draw(st.permutations(range(x.rank))))
+    return OVER_A_TRANSPOSE[b.choice(sorted(OVER_A_TRANSPOSE))](
+        b, gc.transpose(x, perm), x, perm)
+
+
 def _instance(b, pattern, bound, among=FLOATS):
     """A tensor (or, for a constant, a Python number) that `pattern` of a rewrite rule
     matches, made of pool values (of static non-empty shapes, dtypes in `among`) and the
     dtypes' specials."""
+    if isinstance(pattern, AnyNode):
+        return _over_a_transpose(b, among)
     if isinstance(pattern, Var):
         if pattern.name not in bound:
             first = next(iter(bound.values()), None)  # a second variable broadcasts with it

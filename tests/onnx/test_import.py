@@ -246,3 +246,32 @@ def test_bit_shifts_and_bitwise_ops_import(device):
     for g, w in zip(got, want):
         assert g.dtype == w.dtype
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("strides, dilations, pads, multiplier", [
+    ([1, 1], [1, 1], [1, 1, 1, 1], 1), ([2, 1], [1, 2], [0, 2, 1, 1], 1),
+    ([2, 2], [1, 1], [1, 0, 0, 1], 2)])
+def test_depthwise_convolutions_import(device, strides, dilations, pads, multiplier):
+    """group == channels: strided slices times per-channel weights (a channel multiplier of 2
+    goes through one convolution per group); odd sizes, a dynamic batch, onnxruntime's
+    values."""
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(11)
+    c = 5
+    w = numpy_helper.from_array(rng.normal(size=(c * multiplier, 1, 3, 3)).astype(np.float32),
+                                "w")
+    b = numpy_helper.from_array(rng.normal(size=c * multiplier).astype(np.float32), "b")
+    model = _model([helper.make_node("Conv", ["x", "w", "b"], ["y"], group=c, strides=strides,
+                                     dilations=dilations, pads=pads, kernel_shape=[3, 3])],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 11, 8])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
+    m = gc.onnx.load(model, device=device)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (2, 1):
+        x = rng.normal(size=(batch, c, 11, 8)).astype(np.float32)
+        x[0, 1, 3, 4], x[0, 2, 0, 0] = np.inf, -0.0
+        (got,) = m.run({"x": x})
+        (want,) = session.run(None, {"x": x})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -37,3 +37,31 @@ def test_light_network_matches_its_stored_output(name):
         os.path.join(LIGHT, f"light_{name}_output_0.pb")))
     assert out.shape == want.shape and out.dtype == want.dtype
     np.testing.assert_allclose(out, want, rtol=1e-3, atol=1e-7)
+
+
+# How many transposes each network's optimized graph keeps: the image into NHWC, and where
+# the network flattens an NCHW feature map into a matrix product, one back to NCHW before it.
+TRANSPOSES_LEFT = {"resnet50": 1, "densenet121": 1, "inception_v1": 1, "inception_v2": 1,
+                   "squeezenet": 1,
+                   "bvlc_alexnet": 2, "vgg19": 2, "zfnet512": 2}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSPOSES_LEFT))
+def test_the_layout_pass_leaves_no_transpose_between_convolutions(name):
+    from graphc.passes import optimize
+    from tests.passes.test_layout import transposes, transposes_between_convolutions
+    m = gc.onnx.load(os.path.join(LIGHT, f"light_{name}.onnx"), device="reference")
+    assert len(transposes_between_convolutions(m.function.outputs)) > 0
+    optimized = optimize(m.function.outputs).outputs
+    assert transposes_between_convolutions(optimized) == []
+    assert len(transposes(optimized)) == TRANSPOSES_LEFT[name]
+
+
+def test_shufflenets_channel_shuffles_become_one_nhwc_transpose_each():
+    from graphc.passes import optimize
+    from tests.passes.test_layout import transposes
+    m = gc.onnx.load(os.path.join(LIGHT, "light_shufflenet.onnx"), device="reference")
+    entry, *shuffles = sorted(transposes(optimize(m.function.outputs).outputs),
+                              key=lambda n: len(n.attrs["perm"]))
+    assert entry.attrs["perm"] == (0, 2, 3, 1)
+    assert len(shuffles) == 16 and {n.attrs["perm"] for n in shuffles} == {(0, 1, 2, 4, 3)}

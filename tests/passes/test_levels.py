@@ -37,10 +37,10 @@ LEVEL_PASSES = {
     "O1": (["canonicalize", "constant_folding", "dce"], False),
     "O2": (["canonicalize", "constant_folding", "loop_invariants", "loop_step_values",
             "loop_accumulators",
-            "algebraic", "stabilize", "dce"], True),
+            "algebraic", "layout", "stabilize", "dce"], True),
     "O3": (["canonicalize", "constant_folding", "loop_invariants", "loop_step_values",
             "loop_accumulators",
-            "algebraic", "stabilize", "fast_math", "dce"],
+            "algebraic", "layout", "stabilize", "fast_math", "dce"],
            True),
 }
 

@@ -37,6 +37,12 @@ class Case:
 X = ("float32", (3, 7), -2.0, 2.0)
 POSITIVE = ("float32", (3, 7), 0.5, 2.0)
 CUBE = ("float32", (2, 3, 5), -2.0, 2.0)
+IMAGE = ("float32", (2, 5, 3, 4), -2.0, 2.0)  # NHWC
+NCHW, NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
+PER_CHANNEL = np.random.default_rng(7).uniform(0.5, 2.0, (4, 1, 1)).astype(np.float32)
+# a constant too large to fold, so a transpose of it reaches the layout pass
+LARGE = np.random.default_rng(7).uniform(-1, 1, (257, MAX_FOLDED_ELEMENTS // 256)).astype(
+    np.float32)
 BOOLS = ("bool", (3, 7))
 SMALL_INTS = ("int32", (3, 7), 0, 4)
 
@@ -84,6 +90,50 @@ CASES = [
     Case("div_by_power_of_two", lambda x: x / 4.0, {"div": 0, "mul": 1}),
     Case("div_by_power_of_two", lambda x: x / -0.125, {"div": 0, "mul": 1}, id="by -1/8"),
     Case("mul_neg_one", lambda x: x * -1.0, {"mul": 0, "neg": 1}),
+    # layout: transposes sink below what commutes with them, then cancel
+    Case("op_below_transpose",
+         lambda x: gc.transpose(gc.relu(gc.transpose(x, NCHW) * PER_CHANNEL - 0.5), NHWC),
+         {"transpose": 0, "relu": 1}, (IMAGE,), id="per-channel constant"),
+    Case("op_below_transpose",
+         lambda x, b: gc.transpose(gc.transpose(x, NCHW) - gc.reshape(b, (4, 1, 1)), NHWC),
+         {"transpose": 0, "sub": 1}, (IMAGE, ("float32", (4,), -2.0, 2.0)),
+         id="per-channel input"),
+    Case("op_below_transpose",
+         lambda x, y: gc.transpose(gc.maximum(gc.transpose(x, NCHW), gc.transpose(y, NCHW)),
+                                   NHWC), {"transpose": 0, "maximum": 1}, (IMAGE, IMAGE),
+         id="both operands"),
+    Case("op_below_transpose",
+         lambda x, y: gc.transpose(gc.concat([gc.transpose(x, NCHW), gc.transpose(y, NCHW)], 1),
+                                   NHWC), {"transpose": 0, "concat": 1}, (IMAGE, IMAGE),
+         also=lambda out: attr_is(out, "axis", 3), id="concat"),
+    Case("op_below_transpose", lambda x: gc.sum(gc.transpose(x, NCHW), axis=(2, 3)),
+         {"transpose": 0, "sum": 1}, (IMAGE,), also=lambda out: attr_is(out, "axes", (1, 2)),
+         id="reduction"),
+    Case("op_below_transpose", lambda x: gc.max(gc.transpose(x, (2, 0, 1)), axis=1),
+         {"transpose": 1, "max": 1}, (CUBE,),
+         also=lambda out: attr_is(out, "perm", (1, 0)), id="reduction, axes left reordered"),
+    Case("op_below_transpose",
+         lambda x: gc.pad(gc.transpose(x, (1, 2, 0)), [(1, 0), (0, 2), (1, 1)]),
+         {"transpose": 1, "pad": 1}, (CUBE,), also=lambda out: attr_is(out, "perm", (1, 2, 0)),
+         id="pad"),
+    Case("op_below_transpose",
+         lambda x: gc.transpose(gc.transpose(x, NCHW)[:, ::-2, 1:, -1:0:-1] + 1.0, NHWC),
+         {"transpose": 0, "strided_slice": 1}, (IMAGE,), id="negative strides"),
+    Case("op_below_transpose",
+         lambda x: gc.transpose(gc.reshape(gc.transpose(gc.reshape(
+             gc.transpose(x, NCHW), (2, 2, 2, 3, 5)), (0, 2, 1, 3, 4)), (2, 4, 3, 5)), NHWC),
+         {"transpose": 1, "reshape": 2}, (("float32", (2, 3, 5, 4), -2.0, 2.0),),
+         also=lambda out: attr_is(out.node.inputs[0], "perm", (0, 1, 2, 4, 3)),
+         id="channel shuffle, in NHWC"),
+    Case("transpose_of_unit_axes",
+         lambda x: gc.mean(gc.transpose(x, NCHW), axis=(2, 3), keepdims=True) * 2.0,
+         {"transpose": 0, "reshape": 1}, (IMAGE,)),
+    Case("transpose_of_constant", lambda x: x + gc.transpose(gc.constant(LARGE), (1, 0)),
+         {"transpose": 0}, (("float32", LARGE.shape[::-1], -2.0, 2.0),)),
+    Case("transpose_of_constant",
+         lambda x: x + gc.transpose(gc.reshape(gc.constant(LARGE), (-1, 257)), (1, 0)),
+         {"transpose": 0, "reshape": 0}, (("float32", LARGE.shape, -2.0, 2.0),),
+         id="through a reshape"),
     Case("transpose_transpose", lambda x: gc.transpose(gc.transpose(x, (1, 2, 0)), (2, 0, 1)),
          {"transpose": 0}, (CUBE,), id="to identity"),
     Case("transpose_transpose", lambda x: gc.transpose(gc.transpose(x, (1, 2, 0)), (1, 0, 2)),
@@ -210,6 +260,8 @@ NEAR_MISSES = [
     (lambda x, y: x + gc.constant(np.zeros((2, 1, 1)), dtype=gc.float32), "add"),
     (lambda x, y: x * gc.constant([[0.0] * 6 + [1.0]] * 3, dtype=gc.float32), "mul"),
     (lambda x, y: gc.transpose(gc.reshape(x, (7, 3))), "transpose"),
+    (lambda x, y: gc.transpose(x) + gc.reshape(y, (7, 3)), "transpose"),  # would need two
+    (lambda x, y: gc.transpose(gc.exp(gc.transpose(x)) @ y), "transpose"),  # a matmul between
 ]
 
 
