@@ -154,9 +154,27 @@ def _hash_once(e):
     at every level that holds it takes time exponential in the nesting."""
     kept = e.__dict__.get("_hash")
     if kept is None:
-        kept = hash(tuple(getattr(e, f.name) for f in fields(e)))
-        object.__setattr__(e, "_hash", kept)
+        # subexpressions first, iteratively: a fused chain of thousands of ops nests deeper
+        # than Python's recursion limit
+        for sub in _unhashed_below(e):
+            object.__setattr__(sub, "_hash", hash(tuple(getattr(sub, f.name) for f in fields(sub))))
+        kept = e.__dict__["_hash"]
     return kept
+
+
+def _unhashed_below(e):
+    """e and the expressions under it that keep their hash but have none yet, each after every
+    expression it holds."""
+    order, seen, todo = [], set(), [(e, False)]
+    while todo:
+        x, expanded = todo.pop()
+        if expanded:
+            order.append(x)
+        elif id(x) not in seen and type(x).__hash__ is _hash_once and "_hash" not in x.__dict__:
+            seen.add(id(x))
+            todo.append((x, True))
+            todo.extend((c, False) for c in children(x))
+    return order
 
 
 @dataclass(frozen=True)
@@ -439,22 +457,30 @@ def op(name, *args, dtype=None):
 def free_vars(expr, _memo=None):
     """The loop variables an expression depends on (a Reduce binds its own loops)."""
     memo = {} if _memo is None else _memo
-    key = id(expr)
-    if key in memo:
-        return memo[key]
-    if isinstance(expr, Var):
-        out = frozenset((expr.name,))
-    elif isinstance(expr, Load):
-        out = free_vars(expr.index, memo)
-    elif isinstance(expr, Op):
-        out = frozenset().union(*(free_vars(a, memo) for a in expr.args))
-    elif isinstance(expr, Reduce):
-        inner = free_vars(expr.value, memo).union(*(free_vars(e, memo) for _, e in expr.loops))
-        out = inner - {v.name for v, _ in expr.loops}
-    else:
-        out = frozenset()
-    memo[key] = out
-    return out
+    # subexpressions first, iteratively: fused chains nest deeper than Python's recursion limit
+    todo = [expr]
+    while todo:
+        e = todo[-1]
+        if id(e) in memo:
+            todo.pop()
+            continue
+        missing = [c for c in children(e) if id(c) not in memo]
+        if missing:
+            todo.extend(missing)
+            continue
+        todo.pop()
+        memo[id(e)] = _own_free_vars(e, memo)
+    return memo[id(expr)]
+
+
+def _own_free_vars(e, memo):
+    """free_vars of e, those of its children being in memo."""
+    if isinstance(e, Var):
+        return frozenset((e.name,))
+    if isinstance(e, Reduce):
+        inner = memo[id(e.value)].union(*(memo[id(x)] for _, x in e.loops))
+        return inner - {v.name for v, _ in e.loops}
+    return frozenset().union(*(memo[id(c)] for c in children(e)))
 
 
 def children(e):

@@ -11,7 +11,7 @@ sums in double, so a sum is at least as accurate as numpy's pairwise one); the a
 `reassoc` so the loop vectorizer may still split it across lanes. A Reduce is computed in
 front of the innermost loop it does not depend on, once per iteration of the loops it does; a
 parallel loop whose reductions read down columns runs in blocks with the loop moved inside them
-(columns.py).
+(columns.py); an elementwise loop is emitted as vector code (vector.py).
 """
 from llvmlite import ir as ll
 
@@ -21,6 +21,7 @@ from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from .scalar import emit_scalar, narrow_float, table_for
 from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
+from .vector import VectorLoop, vector_lanes
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
@@ -248,8 +249,11 @@ class KernelEmitter(FunctionEmitter):
             start = self.lo if parallel else I64(0)
             stop = self.hi if parallel else self.expr(s.extent)
             columns = parallel and column_reductions(s)
+            lanes = not columns and vector_lanes(s)
             if columns:
                 emit_column_loop(self, s, start, stop, columns)
+            elif lanes:
+                VectorLoop(self, s, lanes).emit(start, stop)
             else:
                 self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
                           list(ir.statement_exprs(s.body)))

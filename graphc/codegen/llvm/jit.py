@@ -68,12 +68,6 @@ def target_machine():
     return _new_target_machine()
 
 
-# LLVM's O3 pipeline grows faster than linearly on one huge basic block (a fused chain of
-# thousands of ops took 14 s for 3,000 ops), where O1 takes milliseconds; beyond this many
-# lines a module is optimized at O1.
-O3_MAX_LINES = 20_000
-
-
 def _optimized(ir_text, level, unroll):
     try:
         mod = llvm.parse_assembly(str(ir_text))
@@ -81,8 +75,6 @@ def _optimized(ir_text, level, unroll):
     except RuntimeError as err:
         raise GraphcError(f"generated LLVM IR does not verify: {err}") from None
     tm = target_machine()
-    if level == 3 and ir_text.count("\n") > O3_MAX_LINES:
-        level = 1
     options = llvm.create_pipeline_tuning_options(speed_level=level)
     options.loop_vectorization = level >= 2
     options.slp_vectorization = level >= 2

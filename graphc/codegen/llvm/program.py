@@ -25,6 +25,9 @@ PARALLEL_MIN_WORK = 1 << 15  # element operations below which a dispatch costs m
 # element operations one call of a polynomial math function (exp, tanh, sigmoid: mathlib) counts
 # as: an LSTM step's gates (64 x 256 elements, six such calls each) measured 95 us on one thread
 MATH_CALL_WORK = 8
+# arithmetic ops per element that count as one element operation: a long fused chain (1,000 ops
+# on 1,000 elements) is worth the threads though it has few elements
+OPS_PER_WORK = 8
 
 
 def entry_symbol(tag, segment):
@@ -129,22 +132,24 @@ def parallel_extent(kernel):
         return None, None
     if ir.accumulates(loop.body):  # threads would add to one element at once: one runs it all
         return loop.extent, ir.const(0)
-    per_element = ir.const(1 + MATH_CALL_WORK * _math_calls(loop.body))
+    ops, calls = _op_counts(loop.body)
+    per_element = ir.const(1 + MATH_CALL_WORK * calls + ops // OPS_PER_WORK)
     return loop.extent, ir.product([loop.extent, _work(loop.body), per_element])
 
 
-def _math_calls(stmts):
-    """How many calls of polynomial math functions the expressions of stmts make per element
+def _op_counts(stmts):
+    """(ops, calls of polynomial math functions) the expressions of stmts compute per element
     (each distinct expression counted once, as LLVM computes it once)."""
-    seen, todo, calls = set(), list(ir.statement_exprs(stmts)), 0
+    seen, todo, ops, calls = set(), list(ir.statement_exprs(stmts)), 0, 0
     while todo:
         e = todo.pop()
         if e in seen:
             continue
         seen.add(e)
+        ops += isinstance(e, ir.Op)
         calls += isinstance(e, ir.Op) and e.name in mathlib.POLYNOMIALS
         todo.extend(ir.children(e))
-    return calls
+    return ops, calls
 
 
 def _work(stmts):
