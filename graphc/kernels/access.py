@@ -81,7 +81,7 @@ def may_fail(kernel):
 def expressions(kernel):
     """Every distinct expression in the kernel (walked without recursion: fused chains nest
     deeper than Python's stack)."""
-    todo, seen = [], set()
+    todo = []
     for s in ir.walk_statements(kernel.body):
         if isinstance(s, ir.Loop):
             todo.append(s.extent)
@@ -91,10 +91,4 @@ def expressions(kernel):
             todo += [s.ok, s.value]
         elif isinstance(s, ir.Gemm):
             todo += list(ir.gemm_exprs(s))
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo.extend(ir.children(e))
+    yield from ir.distinct(todo)

@@ -154,27 +154,15 @@ def _hash_once(e):
     at every level that holds it takes time exponential in the nesting."""
     kept = e.__dict__.get("_hash")
     if kept is None:
-        # subexpressions first, iteratively: a fused chain of thousands of ops nests deeper
-        # than Python's recursion limit
-        for sub in _unhashed_below(e):
+        for sub in bottom_up(e, _hash_kept):  # subexpressions first, without recursion
             object.__setattr__(sub, "_hash", hash(tuple(getattr(sub, f.name) for f in fields(sub))))
         kept = e.__dict__["_hash"]
     return kept
 
 
-def _unhashed_below(e):
-    """e and the expressions under it that keep their hash but have none yet, each after every
-    expression it holds."""
-    order, seen, todo = [], set(), [(e, False)]
-    while todo:
-        x, expanded = todo.pop()
-        if expanded:
-            order.append(x)
-        elif id(x) not in seen and type(x).__hash__ is _hash_once and "_hash" not in x.__dict__:
-            seen.add(id(x))
-            todo.append((x, True))
-            todo.extend((c, False) for c in children(x))
-    return order
+def _hash_kept(e):
+    """Whether e's hash needs no computing now: kept already, or not kept at all."""
+    return type(e).__hash__ is not _hash_once or "_hash" in e.__dict__
 
 
 @dataclass(frozen=True)
@@ -457,18 +445,7 @@ def op(name, *args, dtype=None):
 def free_vars(expr, _memo=None):
     """The loop variables an expression depends on (a Reduce binds its own loops)."""
     memo = {} if _memo is None else _memo
-    # subexpressions first, iteratively: fused chains nest deeper than Python's recursion limit
-    todo = [expr]
-    while todo:
-        e = todo[-1]
-        if id(e) in memo:
-            todo.pop()
-            continue
-        missing = [c for c in children(e) if id(c) not in memo]
-        if missing:
-            todo.extend(missing)
-            continue
-        todo.pop()
+    for e in bottom_up(expr, lambda e: id(e) in memo):
         memo[id(e)] = _own_free_vars(e, memo)
     return memo[id(expr)]
 
@@ -492,6 +469,39 @@ def children(e):
     if isinstance(e, Reduce):
         return [e.value] + [x for _, x in e.loops]
     return []
+
+
+def bottom_up(root, known, kids=None):
+    """The expressions under root (root included) that known(e) does not accept, each after
+    its kids (`children` unless given), for a caller that makes each one known as it receives
+    it (memoizes its value). Iterative: fused chains nest deeper than Python's recursion limit."""
+    kids = kids or children
+    stack = [root]
+    while stack:
+        e = stack[-1]
+        if known(e):
+            stack.pop()
+            continue
+        waiting = [k for k in kids(e) if not known(k)]
+        if waiting:
+            stack.extend(waiting)
+            continue
+        stack.pop()
+        yield e
+
+
+def distinct(roots, opaque=()):
+    """Every distinct expression under roots, each once, but for those under an expression of
+    an `opaque` type; iterative (see bottom_up)."""
+    todo, seen = list(roots), set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        if not isinstance(e, opaque):
+            todo.extend(children(e))
 
 
 def statement_exprs(stmts):

@@ -34,7 +34,8 @@ def vector_lanes(loop):
     if not all(_unit_step(s.index, var, memo) for s in body):
         return None
     widest = 8
-    for e in _value_exprs(body, var, memo):
+    # what the stores' values are computed from; a load's index is a scalar, not one of them
+    for e in ir.distinct([s.value for s in body], opaque=(ir.Load, ir.Reduce)):
         if isinstance(e, ir.Reduce):  # the scalar emitter hoists these out of the loop
             return None
         if var not in ir.free_vars(e, memo):  # a scalar, computed as usual and splat
@@ -61,20 +62,6 @@ def _unit_step(index, var, memo):
     return (isinstance(index, ir.Op) and index.name == "add"
             and sum(a == ir.Var(var) for a in index.args) == 1
             and all(a == ir.Var(var) or var not in ir.free_vars(a, memo) for a in index.args))
-
-
-def _value_exprs(stmts, var, memo):
-    """The distinct expressions the stores' values are computed from, but for those under a
-    load's index (computed as a scalar) or under a reduction."""
-    seen, todo = set(), [s.value for s in stmts]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        if not isinstance(e, (ir.Load, ir.Reduce)):
-            todo.extend(ir.children(e))
 
 
 class VectorLoop:
@@ -120,22 +107,14 @@ class VectorLoop:
                                        ll.Constant(ll.VectorType(I32, self.lanes), 0))
 
     def value(self, e):
-        """e's vector in this iteration; subexpressions first, iteratively, so that deep chains
-        do not recurse."""
-        stack = [e]
-        while stack:
-            node = stack[-1]
-            if id(node) in self.values:
-                stack.pop()
-                continue
-            kids = [] if self.uniform(node) or isinstance(node, ir.Load) else ir.children(node)
-            missing = [c for c in kids if id(c) not in self.values]
-            if missing:
-                stack.extend(missing)
-                continue
-            stack.pop()
+        """e's vector in this iteration."""
+        for node in ir.bottom_up(e, lambda x: id(x) in self.values, self.operands):
             self.values[id(node)] = self.compute(node)
         return self.values[id(e)]
+
+    def operands(self, e):
+        """What e's vector is computed from: none for a scalar splat or a load."""
+        return [] if self.uniform(e) or isinstance(e, ir.Load) else ir.children(e)
 
     def uniform(self, e):
         return self.var not in ir.free_vars(e, self.free)
