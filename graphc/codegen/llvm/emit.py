@@ -53,6 +53,7 @@ class FunctionEmitter:
         self.bound = [set()]  # loop variables bound at each depth
         self.vars = {}
         self.aliases = None  # AliasScopes of a kernel's buffers
+        self.llvm_loops = False  # whether it has loops that LLVM's optimizer is to widen
 
 
     def loop(self, loops, body, invariant_roots):
@@ -67,6 +68,7 @@ class FunctionEmitter:
     def open_loop(self, var, start, stop, carried):
         """Start `for var in [start, stop)`; carried: {name: initial value} of loop-carried
         values, whose phis the returned handle holds."""
+        self.llvm_loops = True
         pre = self.b.block
         head = self.fn.append_basic_block(f"{var.name}.body")
         done = self.fn.append_basic_block(f"{var.name}.done")
@@ -278,6 +280,7 @@ class KernelEmitter(FunctionEmitter):
         return emit_scalar(self, ir.Op("add", (e, e), e.dtype), [old, value])
 
     def gemm(self, g, outermost):
+        self.llvm_loops = True  # its operands' and epilogue's loops around it
         fn = declare_gemm(self.module, g.dtype)  # defined in a module of its own
         m = self.expr(g.m)
         rows = (self.lo, self.hi) if outermost else (I64(0), m)

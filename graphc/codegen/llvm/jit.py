@@ -56,16 +56,17 @@ def identity():
     return f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} {triple} {cpu} {features}"
 
 
-def _new_target_machine():
+def _new_target_machine(codegen=3):
     triple, cpu, features = host()
     target = llvm.Target.from_triple(triple)
-    return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc="pic",
+    return target.create_target_machine(cpu=cpu, features=features, opt=codegen, reloc="pic",
                                         codemodel="default", jit=True)
 
 
 @functools.lru_cache(maxsize=None)
-def target_machine():
-    return _new_target_machine()
+def target_machine(codegen=3):
+    """The host's target machine; `codegen`: its code generator's optimization level."""
+    return _new_target_machine(codegen)
 
 
 def _optimized(ir_text, level, unroll):
@@ -84,26 +85,28 @@ def _optimized(ir_text, level, unroll):
     return mod
 
 
-def optimize_ir(ir_text, level=3, unroll=True):
+def optimize_ir(ir_text, level=3, unroll=True, codegen=3):
     """The IR after LLVM's pipeline (as compile_ir runs it), as text."""
     with _lock:
         _init()
         return str(_optimized(ir_text, level, unroll))
 
 
-def compile_ir(ir_text, level=3, unroll=True):
+def compile_ir(ir_text, level=3, unroll=True, codegen=3):
     """Host object code (bytes) for an IR module, optimized at O3 (`level` 1 or 2: O1, O2;
-    `unroll=False` leaves loops as written, for code vectorized by hand)."""
+    `unroll=False` leaves loops as written, for code vectorized by hand; `codegen=0`: LLVM's
+    fast instruction selection and register allocation, several times faster on long
+    straight-line vector code, which gains nothing from the slower ones)."""
     with _lock:
         _init()
-        return target_machine().emit_object(_optimized(ir_text, level, unroll))
+        return target_machine(codegen).emit_object(_optimized(ir_text, level, unroll))
 
 
-def assembly(ir_text, level=3, unroll=True):
-    """The host assembly of an IR module, optimized as compile_ir does."""
+def assembly(ir_text, level=3, unroll=True, codegen=3):
+    """The host assembly of an IR module, optimized and generated as compile_ir does."""
     with _lock:
         _init()
-        return target_machine().emit_assembly(_optimized(ir_text, level, unroll))
+        return target_machine(codegen).emit_assembly(_optimized(ir_text, level, unroll))
 
 
 class Library:

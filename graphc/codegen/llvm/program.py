@@ -39,18 +39,22 @@ def driver_symbol(tag):
 
 
 def build_module(segments, tag, loop_driver=False):
-    """segments: lists of ir.Kernel. Returns the llvmlite module. loop_driver: the program is
-    a loop's body; add its driver (loop_driver.py), which runs every step in one call."""
+    """segments: lists of ir.Kernel. Returns the llvmlite module and how to compile it
+    (PROGRAM_PIPELINE, or VECTOR_PIPELINE where no loop is left to LLVM's optimizer).
+    loop_driver: the program is a loop's body; add its driver (loop_driver.py), which runs
+    every step in one call."""
     module = ll.Module(name=f"graphc_{tag}")
     module.triple = jit.host()[0]
-    entries = []
+    entries, llvm_loops = [], loop_driver
     for number, kernels in enumerate(segments):
-        functions = [KernelEmitter(module, k, f"{k.name}_{tag}").emit() for k in kernels]
+        emitters = [KernelEmitter(module, k, f"{k.name}_{tag}") for k in kernels]
+        functions = [e.emit() for e in emitters]
+        llvm_loops = llvm_loops or any(e.llvm_loops for e in emitters)
         entries.append(EntryEmitter(module, entry_symbol(tag, number), kernels,
                                     functions).emit())
     if loop_driver:
         define_loop_driver(module, driver_symbol(tag), entries)
-    return module
+    return module, PROGRAM_PIPELINE if llvm_loops else VECTOR_PIPELINE
 
 
 def gemm_dtypes(segments):
@@ -72,6 +76,10 @@ def gemm_dtypes(segments):
 # the short fixed loops of pooling windows and convolution taps need it (W5's max-pool
 # gradient ran 14x slower without it, 4.0 ms instead of 0.28).
 PROGRAM_PIPELINE = {"level": 3, "unroll": True}
+# How a program whose loops are all vector code already (vector.py) is compiled: LLVM's fast
+# code generator, 4x faster on a 10,000-op fused chain (whose code generation was two thirds
+# of its compile time) and as fast to run: straight-line vector code needs no better one.
+VECTOR_PIPELINE = {"level": 3, "unroll": True, "codegen": 0}
 
 # How the GEMM is compiled. It is vectorized by hand: O2 without loop unrolling runs it as fast
 # as O3 (W3's shapes, 1024^3, N = 10) and compiles it in 0.15 s instead of 0.35.

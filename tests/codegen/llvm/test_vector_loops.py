@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.codegen.llvm import jit, vector
+from graphc.codegen.llvm import jit, program, vector
 from graphc.kernels import ir
 
 SIZES = (0, 1, 7, 31, 32, 33, 64, 65, 127, 1023)
@@ -147,3 +147,16 @@ def test_deep_expressions_hash_and_bind_without_recursion():
         e = ir.op("add", ir.op("mul", e, ir.const(1.5)), ir.const(0.5))
     assert hash(e) == hash(e)
     assert ir.free_vars(e) == {"i"}
+
+
+def test_programs_of_vector_loops_alone_get_the_fast_code_generator():
+    i = ir.Var("i")
+    one = ir.const(1.0, "float32")
+    elementwise = ir.Kernel("add", (ir.Loop(i, ir.Dim(0), (ir.Store(
+        1, i, ir.op("add", ir.Load(0, i, "float32"), one)),), parallel=True),), {})
+    total = ir.Kernel("sum", (ir.Store(1, ir.const(0), ir.Reduce(
+        "sum", ((i, ir.Dim(0)),), ir.Load(0, i, "float32"), "float32")),), {})
+    assert program.build_module([[elementwise]], "a")[1] == program.VECTOR_PIPELINE
+    assert program.build_module([[elementwise, total]], "b")[1] == program.PROGRAM_PIPELINE
+    assert program.build_module([[elementwise]], "c", loop_driver=True)[1] == (
+        program.PROGRAM_PIPELINE)
