@@ -1,4 +1,4 @@
-"""W8: a chain x = x*1.0001 + 0.001 repeated n times on float32[1].
+"""W8: a chain x = x*1.0001 + 0.001 repeated n times on float32[1000].
 
 Two lines per chain length:
 - W8: gc.function on device "cpu": compile seconds (gc.function creation: optimizing, fusion,
@@ -21,14 +21,16 @@ import graphc as gc
 from _common import arguments, check_close, guarded, interleaved, result
 from graphc.passes import optimize
 
-TARGETS = {10_000: {"compile": 2, "run": 60}}  # s, us
+SIZE = 1000  # elements of x
+# the specification's (s, us): at least 6x faster than torch.compile; the arithmetic takes ~0.1 ms
+TARGETS = {10_000: {"compile": 1.5, "run": 170}}
 
 
 def chain(n):
     """(graph, x, y, seconds to build it)."""
     g = gc.Graph()
     with g.as_default():
-        x = gc.placeholder(gc.float32, (1,), name="x")
+        x = gc.placeholder(gc.float32, (SIZE,), name="x")
         t0 = time.perf_counter()
         y = x
         for _ in range(n):
@@ -63,16 +65,16 @@ def measure_cpu(n, repeats):
         t0 = time.perf_counter()
         f = gc.function([x], y, session=gc.Session(g, device="cpu"))
         compile_s = time.perf_counter() - t0
-    xb = np.ones(1, np.float32)
+    xb = np.linspace(-1, 1, SIZE, dtype=np.float32)
     check_close(f"W8 n={n}", f(xb), numpy_chain(xb, n), rtol=1e-4, atol=0)
     run_us = interleaved({"graphc": lambda: f(xb)}, repeats, number=100)["graphc"] * 1e6
     targets = TARGETS.get(n, {})
     kernels = f.stats()["kernels"]
-    return [result("W8", f"chain of {n} x*1.0001+0.001: compile", "s", compile_s, None,
-                   targets.get("compile"), better="lower", n=n, kernels=kernels),
-            result("W8", f"chain of {n} x*1.0001+0.001: run", "us", run_us, None,
-                   targets.get("run"), better="lower", n=n, kernels=kernels,
-                   calls_per_sample=100, repeats=repeats)]
+    what = f"chain of {n} x*1.0001+0.001 on float32[{SIZE}]"
+    return [result("W8", f"{what}: compile", "s", compile_s, None, targets.get("compile"),
+                   better="lower", n=n, kernels=kernels),
+            result("W8", f"{what}: run", "us", run_us, None, targets.get("run"), better="lower",
+                   n=n, kernels=kernels, calls_per_sample=100, repeats=repeats)]
 
 
 def measure_optimizer(n):
@@ -81,7 +83,7 @@ def measure_optimizer(n):
         compiled = optimize([y], "O2")
         groups = len(compiled.partition.groups)
         f = gc.function([x], y, session=gc.Session(g, device="reference"))
-    xb = np.ones(1, np.float32)
+    xb = np.linspace(-1, 1, SIZE, dtype=np.float32)
     repeats = 5 if n <= 10_000 else 1
     times = interleaved({"graphc": lambda: f(xb), "numpy": lambda: numpy_chain(xb, n)},
                         repeats, warmup=0)

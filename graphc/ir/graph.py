@@ -163,6 +163,7 @@ class Graph:
         self.variables = []  # Variable tensors in creation order
         self.initializers = {}  # variable uid -> initial-value Tensor, when not an array
         self.version = 0
+        self.holds_bodies = False  # a node has a loop or branch body (subgraph.Body) as an attr
 
     # -- building -----------------------------------------------------------------------------
     def add_node(self, spec, inputs, attrs, out_types, name=None, source=None):
@@ -182,6 +183,8 @@ class Graph:
         self.nodes.append(node)
         self._by_key[key] = node
         self.version += 1
+        self.holds_bodies = self.holds_bodies or any(getattr(v, "is_body", False)
+                                                     for v in attrs.values())
         return node
 
     def unique_name(self, base):

@@ -16,6 +16,7 @@ _INTERNAL = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 def add_internal_root(path):
     """Treat frames under `path` (runtime/, frontend/) as graphc's own, not the user's."""
     _INTERNAL.append(os.path.abspath(path))
+    _user_file.cache_clear()
 
 
 _override = threading.local()
@@ -37,26 +38,33 @@ def user_source():
     location = getattr(_override, "location", None)
     if location is not None:
         return location
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the current directory was removed
+        cwd = None
     frame = sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not any(filename.startswith(root + os.sep) for root in _INTERNAL):
-            return f"{_shown(frame.f_code.co_filename, filename)}:{frame.f_lineno}"
+        shown = _user_file(frame.f_code.co_filename, cwd)
+        if shown is not None:
+            return f"{shown}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 
 
-def _shown(name, path):
+@functools.lru_cache(maxsize=1024)  # every node asks, from a few files: paths cost microseconds
+def _user_file(name, cwd):
+    """How locations show code file `name` (relative names are to cwd), or None where the file
+    is graphc's own."""
+    path = os.path.normpath(os.path.join(cwd, name)) if cwd else os.path.abspath(name)
+    if any(path.startswith(root + os.sep) for root in _INTERNAL):
+        return None
+    return _shown(name, path, cwd)
+
+
+def _shown(name, path, cwd):
     """The code's file name `name` (absolute: `path`) as locations show it."""
     if name.startswith("<"):  # <string>, <stdin>: no file
         return name
-    try:
-        cwd = os.getcwd()
-    except OSError:  # the current directory was removed
+    if cwd is None:
         return path
-    return _relative(path, cwd)
-
-
-@functools.lru_cache(maxsize=256)  # every node asks; relpath costs microseconds
-def _relative(path, cwd):
     return os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path

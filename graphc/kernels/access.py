@@ -79,7 +79,8 @@ def may_fail(kernel):
 
 
 def expressions(kernel):
-    """Every distinct expression in the kernel."""
+    """Every distinct expression in the kernel (walked without recursion: fused chains nest
+    deeper than Python's stack)."""
     todo = []
     for s in ir.walk_statements(kernel.body):
         if isinstance(s, ir.Loop):
@@ -90,4 +91,4 @@ def expressions(kernel):
             todo += [s.ok, s.value]
         elif isinstance(s, ir.Gemm):
             todo += list(ir.gemm_exprs(s))
-    return ir.distinct_exprs(todo)
+    return ir.distinct(todo)

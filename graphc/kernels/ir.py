@@ -154,9 +154,15 @@ def _hash_once(e):
     at every level that holds it takes time exponential in the nesting."""
     kept = e.__dict__.get("_hash")
     if kept is None:
-        kept = hash(tuple(getattr(e, f.name) for f in fields(e)))
-        object.__setattr__(e, "_hash", kept)
+        for sub in bottom_up(e, _hash_kept):  # subexpressions first, without recursion
+            object.__setattr__(sub, "_hash", hash(tuple(getattr(sub, f.name) for f in fields(sub))))
+        kept = e.__dict__["_hash"]
     return kept
+
+
+def _hash_kept(e):
+    """Whether e's hash needs no computing now: kept already, or not kept at all."""
+    return type(e).__hash__ is not _hash_once or "_hash" in e.__dict__
 
 
 @dataclass(frozen=True)
@@ -439,22 +445,19 @@ def op(name, *args, dtype=None):
 def free_vars(expr, _memo=None):
     """The loop variables an expression depends on (a Reduce binds its own loops)."""
     memo = {} if _memo is None else _memo
-    key = id(expr)
-    if key in memo:
-        return memo[key]
-    if isinstance(expr, Var):
-        out = frozenset((expr.name,))
-    elif isinstance(expr, Load):
-        out = free_vars(expr.index, memo)
-    elif isinstance(expr, Op):
-        out = frozenset().union(*(free_vars(a, memo) for a in expr.args))
-    elif isinstance(expr, Reduce):
-        inner = free_vars(expr.value, memo).union(*(free_vars(e, memo) for _, e in expr.loops))
-        out = inner - {v.name for v, _ in expr.loops}
-    else:
-        out = frozenset()
-    memo[key] = out
-    return out
+    for e in bottom_up(expr, lambda e: id(e) in memo):
+        memo[id(e)] = _own_free_vars(e, memo)
+    return memo[id(expr)]
+
+
+def _own_free_vars(e, memo):
+    """free_vars of e, those of its children being in memo."""
+    if isinstance(e, Var):
+        return frozenset((e.name,))
+    if isinstance(e, Reduce):
+        inner = memo[id(e.value)].union(*(memo[id(x)] for _, x in e.loops))
+        return inner - {v.name for v, _ in e.loops}
+    return frozenset().union(*(memo[id(c)] for c in children(e)))
 
 
 def children(e):
@@ -468,17 +471,37 @@ def children(e):
     return []
 
 
-def distinct_exprs(roots):
-    """Every distinct expression under roots, each once (walked without recursion: fused
-    chains nest deeper than Python's stack)."""
-    seen, todo = set(), list(roots)
+def bottom_up(root, known, kids=None):
+    """The expressions under root (root included) that known(e) does not accept, each after
+    its kids (`children` unless given), for a caller that makes each one known as it receives
+    it (memoizes its value). Iterative: fused chains nest deeper than Python's recursion limit."""
+    kids = kids or children
+    stack = [root]
+    while stack:
+        e = stack[-1]
+        if known(e):
+            stack.pop()
+            continue
+        waiting = [k for k in kids(e) if not known(k)]
+        if waiting:
+            stack.extend(waiting)
+            continue
+        stack.pop()
+        yield e
+
+
+def distinct(roots, opaque=()):
+    """Every distinct expression under roots, each once, but for those under an expression of
+    an `opaque` type; iterative (see bottom_up)."""
+    todo, seen = list(roots), set()
     while todo:
         e = todo.pop()
         if id(e) in seen:
             continue
         seen.add(id(e))
         yield e
-        todo.extend(children(e))
+        if not isinstance(e, opaque):
+            todo.extend(children(e))
 
 
 def statement_exprs(stmts):

@@ -29,6 +29,8 @@ def map_bodies(outputs, fn):
     """(graph, outputs) with every body of every node the outputs reach replaced by
     fn(body); the outputs' own graph when fn changed none."""
     graph = outputs[0].graph if outputs else None
+    if graph is None or not graph.holds_bodies:  # no walk of a graph without bodies
+        return graph, outputs
     new_attrs = {}
     for node in reachable(outputs):
         changed = {}

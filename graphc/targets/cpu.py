@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple
 
 from ..codegen.llvm import gemm, jit, parallel
 from ..codegen.llvm import loop_driver
-from ..codegen.llvm.program import (GEMM_PIPELINE, PROGRAM_PIPELINE, build_module, driver_symbol,
+from ..codegen.llvm.program import (GEMM_PIPELINE, build_module, driver_symbol,
                                     entry_symbol, gemm_dtypes, gemm_module)
 from ..codegen.llvm.runner import bound_symbol, runner_symbol
 from ..codegen.llvm.scalar import unsupported_ops
@@ -63,8 +63,6 @@ class CpuCode:
     them through `void runner_symbol()` on the ctx and pool that the struct at `bound_symbol`
     holds (BOUND_FIELDS; codegen/llvm/runner.py); a loop body's (`loop_driver`) also has `i64 driver_symbol(ctx*, pool*, i64* desc)`, which
     runs every step of the loop (codegen/llvm/loop_driver.py says what desc holds)."""
-    pipeline = PROGRAM_PIPELINE  # compile_object's options
-
     def __init__(self, segments, loop_driver=False):
         self.segments = segments
         self.loop_driver = loop_driver
@@ -76,9 +74,19 @@ class CpuCode:
         self.gemm_dtypes = gemm_dtypes(segments)
 
     @functools.cached_property
+    def _built(self):
+        module, pipeline = build_module(self.segments, self.tag, self.loop_driver)
+        return str(module), pipeline
+
+    @property
     def text(self):
         """The program's LLVM IR."""
-        return str(build_module(self.segments, self.tag, self.loop_driver))
+        return self._built[0]
+
+    @property
+    def pipeline(self):
+        """compile_object's options for the program (build_module chooses them)."""
+        return self._built[1]
 
     def entry_symbol(self, number):
         return entry_symbol(self.tag, number)

@@ -11,7 +11,7 @@ sums in double, so a sum is at least as accurate as numpy's pairwise one); the a
 `reassoc` so the loop vectorizer may still split it across lanes. A Reduce is computed in
 front of the innermost loop it does not depend on, once per iteration of the loops it does; a
 parallel loop whose reductions read down columns runs in blocks with the loop moved inside them
-(columns.py).
+(columns.py); an elementwise loop is emitted as vector code (vector.py).
 """
 from llvmlite import ir as ll
 
@@ -23,6 +23,7 @@ from . import jit
 from .row_cache import BYTES, row_caches
 from .scalar import emit_scalar, narrow_float, table_for
 from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
+from .vector import VectorLoop, vector_lanes
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
 KERNEL_TYPE = ll.FunctionType(VOID, [PTR, I64, I64])
@@ -71,6 +72,7 @@ class FunctionEmitter:
         # terms a loop loads instead, by value: (array, the loop's variable)
         self.row_stores = {}
         self.row_loads = {}
+        self.llvm_loops = False  # whether it has loops that LLVM's optimizer is to widen
 
 
     def loop(self, loops, body, invariant_roots):
@@ -85,6 +87,7 @@ class FunctionEmitter:
     def open_loop(self, var, start, stop, carried):
         """Start `for var in [start, stop)`; carried: {name: initial value} of loop-carried
         values, whose phis the returned handle holds."""
+        self.llvm_loops = True
         pre = self.b.block
         head = self.fn.append_basic_block(f"{var.name}.body")
         done = self.fn.append_basic_block(f"{var.name}.done")
@@ -279,8 +282,11 @@ class KernelEmitter(FunctionEmitter):
             start = self.lo if parallel else I64(0)
             stop = self.hi if parallel else self.expr(s.extent)
             columns = parallel and column_reductions(s)
+            lanes = not columns and vector_lanes(s)
             if columns:
                 emit_column_loop(self, s, start, stop, columns)
+            elif lanes:
+                VectorLoop(self, s, lanes).emit(start, stop)
             else:
                 roots = list(ir.statement_exprs(s.body))
                 loads = [] if parallel else self.cache_rows(s, roots)
@@ -324,6 +330,7 @@ class KernelEmitter(FunctionEmitter):
         return emit_scalar(self, ir.Op("add", (e, e), e.dtype), [old, value])
 
     def gemm(self, g, outermost):
+        self.llvm_loops = True  # its operands' and epilogue's loops around it
         fn = declare_gemm(self.module, g.dtype)  # defined in a module of its own
         m = self.expr(g.m)
         rows = (self.lo, self.hi) if outermost else (I64(0), m)

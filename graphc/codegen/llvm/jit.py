@@ -56,22 +56,17 @@ def identity():
     return f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} {triple} {cpu} {features}"
 
 
-def _new_target_machine():
+def _new_target_machine(codegen=3):
     triple, cpu, features = host()
     target = llvm.Target.from_triple(triple)
-    return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc="pic",
+    return target.create_target_machine(cpu=cpu, features=features, opt=codegen, reloc="pic",
                                         codemodel="default", jit=True)
 
 
 @functools.lru_cache(maxsize=None)
-def target_machine():
-    return _new_target_machine()
-
-
-# LLVM's O3 pipeline grows faster than linearly on one huge basic block (a fused chain of
-# thousands of ops took 14 s for 3,000 ops), where O1 takes milliseconds; beyond this many
-# lines a module is optimized at O1.
-O3_MAX_LINES = 20_000
+def target_machine(codegen=3):
+    """The host's target machine; `codegen`: its code generator's optimization level."""
+    return _new_target_machine(codegen)
 
 
 def _optimized(ir_text, level, unroll):
@@ -81,8 +76,6 @@ def _optimized(ir_text, level, unroll):
     except RuntimeError as err:
         raise GraphcError(f"generated LLVM IR does not verify: {err}") from None
     tm = target_machine()
-    if level == 3 and ir_text.count("\n") > O3_MAX_LINES:
-        level = 1
     options = llvm.create_pipeline_tuning_options(speed_level=level)
     options.loop_vectorization = level >= 2
     options.slp_vectorization = level >= 2
@@ -92,26 +85,28 @@ def _optimized(ir_text, level, unroll):
     return mod
 
 
-def optimize_ir(ir_text, level=3, unroll=True):
+def optimize_ir(ir_text, level=3, unroll=True, codegen=3):
     """The IR after LLVM's pipeline (as compile_ir runs it), as text."""
     with _lock:
         _init()
         return str(_optimized(ir_text, level, unroll))
 
 
-def compile_ir(ir_text, level=3, unroll=True):
+def compile_ir(ir_text, level=3, unroll=True, codegen=3):
     """Host object code (bytes) for an IR module, optimized at O3 (`level` 1 or 2: O1, O2;
-    `unroll=False` leaves loops as written, for code vectorized by hand)."""
+    `unroll=False` leaves loops as written, for code vectorized by hand; `codegen=0`: LLVM's
+    fast instruction selection and register allocation, several times faster on long
+    straight-line vector code, which gains nothing from the slower ones)."""
     with _lock:
         _init()
-        return target_machine().emit_object(_optimized(ir_text, level, unroll))
+        return target_machine(codegen).emit_object(_optimized(ir_text, level, unroll))
 
 
-def assembly(ir_text, level=3, unroll=True):
-    """The host assembly of an IR module, optimized as compile_ir does."""
+def assembly(ir_text, level=3, unroll=True, codegen=3):
+    """The host assembly of an IR module, optimized and generated as compile_ir does."""
     with _lock:
         _init()
-        return target_machine().emit_assembly(_optimized(ir_text, level, unroll))
+        return target_machine(codegen).emit_assembly(_optimized(ir_text, level, unroll))
 
 
 class Library:

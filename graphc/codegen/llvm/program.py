@@ -26,6 +26,9 @@ PARALLEL_MIN_WORK = 1 << 15  # element operations below which a dispatch costs m
 # element operations one call of a polynomial math function (exp, tanh, sigmoid: mathlib) counts
 # as: an LSTM step's gates (64 x 256 elements, six such calls each) measured 95 us on one thread
 MATH_CALL_WORK = 8
+# arithmetic ops per element that count as one element operation: a long fused chain (1,000 ops
+# on 1,000 elements) is worth the threads though it has few elements
+OPS_PER_WORK = 8
 
 
 def entry_symbol(tag, segment):
@@ -37,19 +40,23 @@ def driver_symbol(tag):
 
 
 def build_module(segments, tag, loop_driver=False):
-    """segments: lists of ir.Kernel. Returns the llvmlite module. loop_driver: the program is
-    a loop's body; add its driver (loop_driver.py), which runs every step in one call."""
+    """segments: lists of ir.Kernel. Returns the llvmlite module and how to compile it
+    (PROGRAM_PIPELINE, or VECTOR_PIPELINE where no loop is left to LLVM's optimizer).
+    loop_driver: the program is a loop's body; add its driver (loop_driver.py), which runs
+    every step in one call."""
     module = ll.Module(name=f"graphc_{tag}")
     module.triple = jit.host()[0]
-    entries = []
+    entries, llvm_loops = [], loop_driver
     for number, kernels in enumerate(segments):
-        functions = [KernelEmitter(module, k, f"{k.name}_{tag}").emit() for k in kernels]
+        emitters = [KernelEmitter(module, k, f"{k.name}_{tag}") for k in kernels]
+        functions = [e.emit() for e in emitters]
+        llvm_loops = llvm_loops or any(e.llvm_loops for e in emitters)
         entries.append(EntryEmitter(module, entry_symbol(tag, number), kernels,
                                     functions).emit())
     define_runner(module, tag, entries)
     if loop_driver:
         define_loop_driver(module, driver_symbol(tag), entries)
-    return module
+    return module, PROGRAM_PIPELINE if llvm_loops else VECTOR_PIPELINE
 
 
 def gemm_dtypes(segments):
@@ -71,6 +78,10 @@ def gemm_dtypes(segments):
 # the short fixed loops of pooling windows and convolution taps need it (W5's max-pool
 # gradient ran 14x slower without it, 4.0 ms instead of 0.28).
 PROGRAM_PIPELINE = {"level": 3, "unroll": True}
+# How a program whose loops are all vector code already (vector.py) is compiled: LLVM's fast
+# code generator, 4x faster on a 10,000-op fused chain (whose code generation was two thirds
+# of its compile time) and as fast to run: straight-line vector code needs no better one.
+VECTOR_PIPELINE = {"level": 3, "unroll": True, "codegen": 0}
 
 # How the GEMM is compiled. It is vectorized by hand: O2 without loop unrolling runs it as fast
 # as O3 (W3's shapes, 1024^3, N = 10) and compiles it in 0.15 s instead of 0.35.
@@ -131,22 +142,24 @@ def parallel_extent(kernel):
         return None, None
     if ir.accumulates(loop.body):  # threads would add to one element at once: one runs it all
         return loop.extent, ir.const(0)
-    per_element = ir.const(1 + MATH_CALL_WORK * _math_calls(loop.body))
+    ops, calls = _op_counts(loop.body)
+    per_element = ir.const(1 + MATH_CALL_WORK * calls + ops // OPS_PER_WORK)
     return loop.extent, ir.product([loop.extent, _work(loop.body), per_element])
 
 
-def _math_calls(stmts):
-    """How many calls of polynomial math functions the expressions of stmts make per element
+def _op_counts(stmts):
+    """(ops, calls of polynomial math functions) the expressions of stmts compute per element
     (each distinct expression counted once, as LLVM computes it once)."""
-    seen, todo, calls = set(), list(ir.statement_exprs(stmts)), 0
+    seen, todo, ops, calls = set(), list(ir.statement_exprs(stmts)), 0, 0
     while todo:
         e = todo.pop()
         if e in seen:
             continue
         seen.add(e)
+        ops += isinstance(e, ir.Op)
         calls += isinstance(e, ir.Op) and e.name in mathlib.POLYNOMIALS
         todo.extend(ir.children(e))
-    return calls
+    return ops, calls
 
 
 def _work(stmts):

@@ -38,7 +38,7 @@ def row_caches(roots, var, extent, hoisted):
     that runs once per value of its variable)."""
     if not isinstance(extent, ir.Const):
         return []
-    exprs = list(ir.distinct_exprs(roots))
+    exprs = list(ir.distinct(roots))
     in_loop = set(exprs)
     found = []
     for r in exprs:

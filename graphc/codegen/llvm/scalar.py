@@ -11,7 +11,7 @@ from llvmlite import ir as ll
 
 from ...kernels import ir
 from . import mathlib
-from .types import F16, F32, F64, FLOATS, I32, I64, TYPES, UNSIGNED, intrinsic
+from .types import F16, F32, F64, FLOATS, I32, I64, TYPES, UNSIGNED, intrinsic, shaped
 
 MATH = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "erf")
 ANY_DTYPE = ("cast", "where", "check_index", "round_bfloat16")
@@ -164,7 +164,7 @@ def unsupported_ops(kernels):
 # ---- casts, bfloat16 rounding, checked indices ------------------------------------------------------
 def cast(k, x, src, dst):
     b = k.b
-    to = TYPES[dst][0]
+    to = shaped(TYPES[dst][0], x)  # a vector of as many lanes where x is one (vector.py)
     if src == dst or x.type == to and not (dst == "bfloat16" and src != "bfloat16"):
         return round_bfloat16(b, x) if dst == "bfloat16" and src != dst else x
     if dst == "bool":
@@ -174,13 +174,13 @@ def cast(k, x, src, dst):
     if src == "bool":
         out = b.uitofp(x, to) if dst in FLOATS else b.zext(x, to)
     elif src in FLOATS and dst in FLOATS:
-        out = b.fpext(x, to) if _width(x.type) < _width(to) else narrow_float(b, x, to)
+        out = b.fpext(x, to) if _width(src) < _width(dst) else narrow_float(b, x, to)
     elif src in FLOATS:
         saturating = "llvm.fptoui.sat" if dst in UNSIGNED else "llvm.fptosi.sat"
         out = b.call(intrinsic(k.module, saturating, x.type, result=to), [x])
     elif dst in FLOATS:
         out = b.uitofp(x, to) if src in UNSIGNED else b.sitofp(x, to)
-    elif x.type.width < to.width:  # widened by the source's sign
+    elif _width(src) < _width(dst):  # widened by the source's sign
         out = b.zext(x, to) if src in UNSIGNED else b.sext(x, to)
     else:
         out = b.trunc(x, to)
@@ -205,8 +205,10 @@ def narrow_float(b, x, to):
     return b.fptrunc(b.bitcast(bits, F32), F16, name="half")
 
 
-def _width(ty):
-    return {"half": 16, "float": 32, "double": 64}[str(ty)]
+def _width(dtype):
+    """Bits of a dtype's register type."""
+    ty = TYPES[dtype][0]
+    return ty.width if isinstance(ty, ll.IntType) else {"half": 16, "float": 32, "double": 64}[str(ty)]
 
 
 def round_bfloat16(b, x):

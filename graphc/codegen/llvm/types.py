@@ -37,7 +37,20 @@ _NUMPY = {F16: np.float16, F32: np.float32, F64: np.float64}
 
 def intrinsic(module, name, ty, nargs=1, result=None):
     """The declaration of an overloaded LLVM intrinsic such as llvm.maximum for type ty."""
-    full = f"{name}.{SUFFIX[ty]}" if result is None else f"{name}.{SUFFIX[result]}.{SUFFIX[ty]}"
+    full = (f"{name}.{mangled(ty)}" if result is None
+            else f"{name}.{mangled(result)}.{mangled(ty)}")
     if full in module.globals:
         return module.globals[full]
     return ll.Function(module, ll.FunctionType(result or ty, [ty] * nargs), full)
+
+
+def mangled(ty):
+    """ty as LLVM spells it in an overloaded intrinsic's name: f32, i64, v16f32."""
+    if isinstance(ty, ll.VectorType):
+        return f"v{ty.count}{SUFFIX[ty.element]}"
+    return SUFFIX[ty]
+
+
+def shaped(ty, like):
+    """Scalar type ty, or a vector of ty with as many lanes as `like` where that is a vector."""
+    return ll.VectorType(ty, like.type.count) if isinstance(like.type, ll.VectorType) else ty

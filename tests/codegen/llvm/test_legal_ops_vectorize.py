@@ -2,6 +2,8 @@
 whole vectors: sign, relu, isfinite, integer abs and sign, integer floordiv, with values as
 numpy's. (Float mod and floordiv are left scalar, before legalization as after: C's fmod is a
 library call per element; integer mod is bound by one scalar division per element.)"""
+import re
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,8 @@ def test_legalized_elementwise_loops_run_on_vectors(name, graph):
     lanes = jit.vector_bits() // (64 if dtype is gc.int64 else 32)
     scalar = {gc.float32: "float", gc.int32: "i32", gc.int64: "i64"}[dtype]
     optimized = f.source("llvm-opt")
-    assert "llvm.loop.isvectorized" in optimized and f"<{lanes} x {scalar}>" in optimized
+    widths = {int(n) for n in re.findall(rf"<(\d+) x {scalar}>", optimized)}
+    assert "llvm.loop.isvectorized" in optimized and any(w % lanes == 0 for w in widths)
     values = np.array([-7, -5, -3, -1, 0, 1, 2, 3, 5, 8, 2**30, -2**30] * 5, dtype.np)
     if dtype is gc.float32:
         values[:4] = [np.nan, np.inf, -np.inf, -0.0]
