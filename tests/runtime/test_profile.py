@@ -34,6 +34,24 @@ def numpy_step(w, x, y):
     return w - 0.1 * (x.T @ p) / len(y)
 
 
+def test_a_function_of_native_calls_alone_is_timed_kernel_by_kernel(graph):
+    """No variables, no updates: repeated calls take the shortest way, which profiling leaves."""
+    x = gc.placeholder(gc.float32, (None, 301), name="x")
+    w = uniform(301, 257)
+    f = gc.function([x], gc.nn.softmax(gc.tanh(x) @ gc.constant(w)),
+                    session=gc.Session(graph, device="cpu"))
+    xb = uniform(65, 301)
+    f(xb)
+    assert f._exe.last_plan.direct is not None, "the case this test is about"
+    prof = f.profile(xb, runs=5)
+    kernel_rows = [r for r in prof.rows if r.name != "python"]
+    assert kernel_rows and sum(r.seconds for r in kernel_rows) > 0
+    assert f._exe.last_plan.direct is not None  # the shortest way is back
+    z = np.tanh(xb) @ w
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(f(xb), p / p.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("batch", [1, 7, 130])
 def test_rows_name_every_kernel_and_sum_to_the_call(graph, batch, capsys):
     f, w, xb, yb, start = train_step(graph, batch, 33)
