@@ -828,11 +828,18 @@ def _gemm(node):
 
 # ---- convolution and pooling (NCHW, through graphc's NHWC ops) -------------------------------
 def _nhwc(x):
-    return S.transpose(x, (0, 2, 3, 1))
+    """Channels first to channels last, at any rank (NCHW -> NHWC, NCDHW -> NDHWC)."""
+    return S.transpose(x, (0,) + tuple(range(2, x.rank)) + (1,))
 
 
 def _nchw(x):
-    return S.transpose(x, (0, 3, 1, 2))
+    return S.transpose(x, (0, x.rank - 1) + tuple(range(1, x.rank - 1)))
+
+
+# graphc's channels-last ops by the number of spatial axes
+CONVS = {2: gnn.conv2d, 3: gnn.conv3d}
+POOLS = {("max", 2): gnn.max_pool2d, ("avg", 2): gnn.avg_pool2d,
+         ("max", 3): gnn.max_pool3d, ("avg", 3): gnn.avg_pool3d}
 
 
 def _spatial(node, x, default=1, key=None):
@@ -859,47 +866,51 @@ def _explicit_pads(node, in_hw, kernel, strides, dilations):
     return out
 
 
-def _lift_1d(x):
-    return S.expand_dims(x, 2)
+def _lift_1d(node, *tensors):
+    """A 1-D convolution or pool as a 2-D one over a new axis of extent 1: its tensors with
+    that axis, and the node's spatial attributes given a first entry for it."""
+    attrs = dict(node.attrs)
+    for key in ("kernel_shape", "strides", "dilations"):
+        if attrs.get(key) is not None:
+            attrs[key] = [1] + list(attrs[key])
+    if attrs.get("pads"):
+        attrs["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+    node.attrs = attrs
+    return [S.expand_dims(t, 2) for t in tensors]
 
 
 @converter("Conv", attrs=("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"))
 def _conv(node):
     x, w, b = node.input(0), node.input(1), node.input(2)
     one_d = x.rank == 3
-    if x.rank not in (3, 4):
-        raise node.unsupported(f"{x.rank - 2}-D convolution (only 1-D and 2-D)")
+    if x.rank not in (3, 4, 5):
+        raise node.unsupported(f"{x.rank - 2}-D convolution (only 1-D to 3-D)")
     if one_d:
-        x, w = _lift_1d(x), _lift_1d(w)
+        x, w = _lift_1d(node, x, w)
     kernel = list(w.shape[2:])
     strides = _spatial(node, x, key="strides")
     dilations = _spatial(node, x, key="dilations")
-    if one_d:
-        strides, dilations = [1] + strides[-1:], [1] + dilations[-1:]
-        node.attrs = dict(node.attrs)
-        if node.attr("pads"):
-            p = node.attr("pads")
-            node.attrs["pads"] = [0, p[0], 0, p[1]]
     pads = _explicit_pads(node, x.shape[2:], kernel, strides, dilations)
     group = node.attr("group", 1)
     xh = _nhwc(x)
     if any(p for pair in pads for p in pair):
         xh = S.pad(xh, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
-    wh = S.transpose(w, (2, 3, 1, 0))  # (M, C/g, kh, kw) -> HWIO
+    # (M, C/g, kh, kw) -> HWIO, (M, C/g, kd, kh, kw) -> DHWIO
+    wh = S.transpose(w, tuple(range(2, w.rank)) + (1, 0))
+    conv = CONVS[x.rank - 2]
     if group == 1:
-        y = gnn.conv2d(xh, wh, strides=tuple(strides), padding="VALID",
-                       dilations=tuple(dilations))
-    elif group == x.shape[1] == w.shape[0] and all(isinstance(d, int) for d in xh.shape[1:3]):
+        y = conv(xh, wh, strides=tuple(strides), padding="VALID", dilations=tuple(dilations))
+    elif (x.rank == 4 and group == x.shape[1] == w.shape[0]
+          and all(isinstance(d, int) for d in xh.shape[1:3])):
         y = _depthwise(xh, wh, strides, dilations)
     else:
         cin, m = x.shape[1] // group, w.shape[0] // group
-        parts = []
-        for g in range(group):
-            xg = xh[:, :, :, g * cin:(g + 1) * cin]
-            wg = wh[:, :, :, g * m:(g + 1) * m]
-            parts.append(gnn.conv2d(xg, wg, strides=tuple(strides), padding="VALID",
-                                    dilations=tuple(dilations)))
-        y = S.concat(parts, 3)
+        lead = (slice(None),) * (x.rank - 1)
+        parts = [conv(xh[lead + (slice(g * cin, (g + 1) * cin),)],
+                      wh[lead + (slice(g * m, (g + 1) * m),)],
+                      strides=tuple(strides), padding="VALID", dilations=tuple(dilations))
+                 for g in range(group)]
+        y = S.concat(parts, x.rank - 1)
     if b is not None:
         y = y + b
     y = _nchw(y)
@@ -925,8 +936,13 @@ def _depthwise(xh, wh, strides, dilations):
 
 def _pool(node, kind):
     x = node.inputs[0]
-    if x.rank != 4:
-        raise node.unsupported(f"{x.rank - 2}-D pooling (only 2-D)")
+    one_d = x.rank == 3
+    if x.rank not in (3, 4, 5):
+        raise node.unsupported(f"{x.rank - 2}-D pooling (only 1-D to 3-D)")
+    if one_d:
+        (x,) = _lift_1d(node, x)
+    n = x.rank - 2
+    pool = POOLS[kind, n]
     kernel = list(node.attr("kernel_shape"))
     strides = _spatial(node, x, key="strides")
     dilations = _spatial(node, x, key="dilations")
@@ -945,28 +961,29 @@ def _pool(node, kind):
         if padded:
             xh = S.pad(xh, pairs, -np.inf if x.dtype.is_float else
                        int(np.iinfo(x.dtype.np).min))
-        y = gnn.max_pool2d(xh, tuple(kernel), tuple(strides), "VALID")
+        y = pool(xh, tuple(kernel), tuple(strides), "VALID")
     else:
         if not padded:
-            y = gnn.avg_pool2d(xh, tuple(kernel), tuple(strides), "VALID")
+            y = pool(xh, tuple(kernel), tuple(strides), "VALID")
         else:
-            total = gnn.avg_pool2d(S.pad(xh, pairs, 0), tuple(kernel), tuple(strides), "VALID")
+            total = pool(S.pad(xh, pairs, 0), tuple(kernel), tuple(strides), "VALID")
             # cells counted: every cell of explicit pads with count_include_pad, never the
             # cells ceil_mode adds beyond them
             real = [(0, 0)] + [tuple(p) for p in (node.attr("pads") and _explicit_pads(
-                node, x.shape[2:], kernel, strides, dilations) or [(0, 0)] * 2)] + [(0, 0)]
+                node, x.shape[2:], kernel, strides, dilations) or [(0, 0)] * n)] + [(0, 0)]
             ones = np.ones([1] + list(x.shape[2:]) + [1], x.dtype.np)
             if node.attr("count_include_pad", 0):
                 ones = np.pad(ones, real, constant_values=1)
                 rest = [(0, 0)] + [(b - r[0], e - r[1]) for (b, e), r in
-                                   zip(pads, real[1:3])] + [(0, 0)]
+                                   zip(pads, real[1:1 + n])] + [(0, 0)]
                 ones = np.pad(ones, rest)
             else:
                 ones = np.pad(ones, pairs)
-            count = gnn.avg_pool2d(constant(ones, dtype=x.dtype), tuple(kernel),
-                                   tuple(strides), "VALID")
+            count = pool(constant(ones, dtype=x.dtype), tuple(kernel), tuple(strides),
+                         "VALID")
             y = total / count
-    return _nchw(y)
+    y = _nchw(y)
+    return S.squeeze(y, (2,)) if one_d else y
 
 
 def _ceil_extra(padded, k, s):
@@ -1166,7 +1183,7 @@ def _conv_transpose(node):
     strides, dil = spatial("strides", 1), spatial("dilations", 1)
     outpad = spatial("output_padding", 0)
     if one_d:
-        x, w = _lift_1d(x), _lift_1d(w)
+        x, w = S.expand_dims(x, 2), S.expand_dims(w, 2)
         strides, dil, outpad = [1] + strides, [1] + dil, [0] + outpad
     in_hw, k = list(x.shape[2:]), list(w.shape[2:])
     full = [(i - 1) * s + (kk - 1) * d + 1 + op

@@ -275,3 +275,80 @@ def test_depthwise_convolutions_import(device, strides, dilations, pads, multipl
         (want,) = session.run(None, {"x": x})
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("group, strides, dilations, pads", [
+    (1, [1, 1, 1], [1, 1, 1], [0, 0, 0, 0, 0, 0]),
+    (1, [2, 1, 2], [1, 2, 1], [1, 0, 2, 0, 1, 1]),
+    (2, [1, 2, 1], [2, 1, 1], [1, 1, 0, 1, 0, 1])])
+def test_three_d_convolutions_import(device, group, strides, dilations, pads):
+    """NCDHW Conv with groups, strides, dilations, asymmetric pads and a bias over a dynamic
+    batch, against onnx's own reference evaluator; odd sizes, inf and -0.0 in the input (no
+    inf where dilated: the evaluator's dilated kernel multiplies it by its inserted zeros)."""
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(13)
+    c, m = 4, 6
+    w = numpy_helper.from_array(rng.normal(size=(m, c // group, 3, 2, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(size=m).astype(np.float32), "b")
+    model = _model([helper.make_node("Conv", ["x", "w", "b"], ["y"], group=group,
+                                     strides=strides, dilations=dilations, pads=pads)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 7, 6, 9])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
+    m_ = gc.onnx.load(model, device=device)
+    for batch in (2, 1):
+        x = rng.normal(size=(batch, c, 7, 6, 9)).astype(np.float32)
+        x[0, 1, 3, 4, 2] = np.inf if dilations == [1, 1, 1] else 1e30
+        x[0, 2, 0, 0, 0] = -0.0
+        (got,) = m_.run({"x": x})
+        (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", dict(kernel_shape=[2, 3, 2], strides=[2, 1, 2])),
+    ("MaxPool", dict(kernel_shape=[3, 2, 3], strides=[1, 2, 2], pads=[1, 0, 1, 1, 1, 0])),
+    ("AveragePool", dict(kernel_shape=[2, 2, 3], strides=[1, 2, 1])),
+    ("AveragePool", dict(kernel_shape=[3, 3, 2], strides=[2, 1, 1], pads=[1, 1, 0, 1, 0, 1])),
+    ("AveragePool", dict(kernel_shape=[3, 3, 2], strides=[2, 1, 1], pads=[1, 1, 0, 1, 0, 1],
+                         count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 2, 2], strides=[2, 2, 2], ceil_mode=1))])
+def test_three_d_pools_import(device, op, attrs):
+    """NCDHW MaxPool and AveragePool (pads, count_include_pad, ceil_mode) against onnx's
+    reference evaluator, with -inf, inf and -0.0 among odd-sized inputs."""
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(17)
+    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 7, 6])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = gc.onnx.load(model, device=device)
+    x = rng.normal(size=(2, 3, 5, 7, 6)).astype(np.float32)
+    x[0, 0, 0, 0, 0], x[1, 2, 4, 6, 5], x[0, 1, 2, 3, 4] = -np.inf, np.inf, -0.0
+    (got,) = m.run({"x": x})
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", dict(kernel_shape=[3], strides=[2], pads=[1, 2])),
+    ("MaxPool", dict(kernel_shape=[2], strides=[1])),
+    ("AveragePool", dict(kernel_shape=[3], strides=[1], pads=[2, 1], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[4], strides=[3], pads=[1, 1]))])
+def test_one_d_pools_import(device, op, attrs):
+    """NCL pools as 2-D ones over an axis of extent 1, against onnx's reference evaluator."""
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(19)
+    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 11])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = gc.onnx.load(model, device=device)
+    x = rng.normal(size=(2, 3, 11)).astype(np.float32)
+    x[0, 0, 0], x[1, 2, 10], x[0, 1, 4] = -np.inf, np.inf, -0.0
+    (got,) = m.run({"x": x})
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
