@@ -262,32 +262,47 @@ class BoundShapes:
 
 
 def compile(outputs, target, level="O2", excluding=(), including=(), debug=False,
-            name="function", allow_tf32=False, loop_body=False, in_body=False):
+            name="function", allow_tf32=False, loop_body=False, in_body=False,
+            invariant=frozenset()):
     """The Program of `outputs` for `target`: the passes that `level` and the pass filters
     select (graphc.passes.optimize), then `generate`. allow_tf32: float32 products may round
     their inputs to tf32 (CUDA). loop_body: the outputs are a loop body's results (the target
-    may add a driver that runs the whole loop, as the CPU's does)."""
+    may add a driver that runs the whole loop, as the CPU's does); `invariant`: the uids of
+    its arguments that are the same at every step (loop_invariants)."""
     compilation = optimize(list(outputs), level, excluding, including, debug, name)
     programs = {}  # Body -> Program: a body met twice in this call compiles once
 
-    def compile_body(body, is_loop_body):
+    def compile_body(body, invariant):
         if body not in programs:  # reentrant: the same pipeline, target and options
             programs[body] = compile(body.results, target, level, excluding, including, debug,
-                                     f"{name}/{body.name}", allow_tf32, is_loop_body,
-                                     in_body=True)
+                                     f"{name}/{body.name}", allow_tf32, invariant is not None,
+                                     in_body=True, invariant=invariant or frozenset())
         return programs[body]
     return generate(compilation, target, allow_tf32, compile_body, loop_body,
-                    collectives=not in_body)
+                    collectives=not in_body, invariant=invariant)
+
+
+def loop_invariants(node, body):
+    """The uids of the arguments of `body` that hold the same value at every step of a run of
+    loop `node` (its non-sequences), or None where `body` is not the loop's step body."""
+    if node.op != "loop" or body is not node.attrs["body"]:
+        return None
+    n_seq, n_carry, n_nonseq = node.attrs["counts"]
+    fixed = body.arguments[n_seq + n_carry:n_seq + n_carry + n_nonseq]
+    return frozenset(t.node.attrs["uid"] for t in fixed)
 
 
 def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body=False,
-             collectives=True):
+             collectives=True, invariant=frozenset()):
     """The Program of an optimized graph (a passes.Compilation) for `target`. compile_body:
-    (Body, whether it is a loop's body) -> Program, for the bodies of loops and conds (None:
+    (Body, loop_invariants of it) -> Program, for the bodies of loops and conds (None:
     they stay interpreted). collectives: allreduces run natively (CollectiveStep) where the
-    target can (not in the bodies of loops and conds, which run them as host steps)."""
+    target can (not in the bodies of loops and conds, which run them as host steps).
+    invariant: as compile's."""
     program = Program(compilation, target, Slots(target.gemm_dtypes))
     slots = program.slots
+    if target.keeps_packed_b:
+        slots.invariant = frozenset(invariant)
     groups = (compilation.partition or singletons(compilation.graph, compilation.outputs)).groups
     native_collectives = target.native_collectives and collectives
     if native_collectives:
@@ -312,8 +327,7 @@ def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body
             if (compile_body is not None and isinstance(step, HostStep) and step.group is group
                     and len(group.nodes) == 1 and group.nodes[0].op in CONTROL_FLOW):
                 node = group.nodes[0]
-                step.bodies = {body: compile_body(body, node.op == "loop" and
-                                                  body is node.attrs["body"])
+                step.bodies = {body: compile_body(body, loop_invariants(node, body))
                                for body in bodies_of(node)}
     for wait in pending.values():  # results only fetched: completed at the end
         if wait not in program.steps:

@@ -79,6 +79,7 @@ class CpuExecutable(NativeExecutable):
                                                   rng_for)
                 self._plans[key] = plan
             plan.bind(given)
+            plan.stale_packed_b()
             for uid, _, value in self.in_variables:
                 plan.bind_in_place(value, read_variable(uid))
             try:
@@ -158,6 +159,7 @@ class CpuExecutable(NativeExecutable):
         if plan is None:
             plan = self._plans[key] = Plan(self, dict(given) | self.constants)
         plan.bind(given)
+        plan.stale_packed_b()  # a new run of the loop: its invariant arguments may be new
         return plan
 
     def _hand_over(self, plan, updates, read_variable):
@@ -207,6 +209,7 @@ class Plan(NativePlan):
         self.fresh_slots = sorted(self.fresh)
         self.arrays = [None] * len(self.shapes)
         self.spares = {}  # in-place slots' own buffers, for variables they cannot write over
+        self.packed_b = exe.slots.packed_b
         arena = aligned_bytes(self.arena_bytes)
         for slot, start in self.offsets.items():
             self.arrays[slot] = arena[start:start + self.nbytes[slot]].view(
@@ -274,6 +277,22 @@ class Plan(NativePlan):
             comm.wait(pending.pop(key))
             return 0
         return wait
+
+    def stale_packed_b(self):
+        """Mark the Gemms' packed copies of B stale (their first word zero), so that their
+        next calls pack B again, and zero their counts of packings (the second word): before
+        each run (of a loop, for a loop's body)."""
+        for words in self._packed_b_headers():
+            words[:] = 0
+
+    def packs_of_b(self):
+        """How many times the Gemms packed B into their kept copies since stale_packed_b."""
+        return sum(int(words[1]) for words in self._packed_b_headers())
+
+    def _packed_b_headers(self):
+        """The first two words of each packed copy of B (codegen/llvm/gemm.py's header)."""
+        return [self.arrays[slot].view(np.uint8)[:16].view(np.int64) for slot in self.packed_b
+                if self.arrays[slot] is not None]  # (None: a kernel pass dropped its Gemm)
 
     def bind(self, given):
         """Point the buffer table at this run's feeds and variables."""

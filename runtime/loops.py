@@ -114,6 +114,7 @@ def run_loop(exe, node, plan):
             step.copy_results(dests)
             current = dests[:n_carry]
             t += 1
+    exe.loop_packs[node.name] = step.plan.packs_of_b() if total != 0 else 0
     for j in range(n_carry):
         final = outs[n_res + j]
         if final is not None and final is not current[j]:

@@ -52,6 +52,7 @@ class NativeExecutable(Executable):
         # once here (their code loads through the kernel cache like the program's)
         self.bodies = {}
         self.loop_modes = {}  # loop node name -> how its last run went (runtime/loops.py)
+        self.loop_packs = {}  # loop node name -> its Gemms' packings of B in its last run
         for step in self.steps:
             if isinstance(step, HostStep) and step.bodies:
                 for body, body_program in step.bodies.items():
@@ -84,13 +85,16 @@ class NativeExecutable(Executable):
             {"nodes": [n.name for n in s.group.nodes], "ops": sorted({n.op for n in s.group.nodes}),
              "reason": _host_reason(s)} for s in self.steps
             if not isinstance(s, NativeStep) and _host_reason(s) is not None],
-            # each loop and cond whose bodies compiled: its bodies' kernel counts, whether
-            # they run natively (no host step inside), and how its last run went
+            # each loop and cond whose bodies compiled: its bodies' kernel counts and their
+            # Gemms that keep B packed across steps, whether they run natively (no host step
+            # inside), how its last run went and how many times it packed those Bs
             "loops": [{"node": s.node.name, "op": s.node.op,
                        "body_kernels": {b.name: sum(len(n.kernels) for n in p.native)
                                         for b, p in s.bodies.items()},
+                       "packed_b": {b.name: len(p.slots.packed_b) for b, p in s.bodies.items()},
                        "native": _host_reason(s) is None,
-                       "last_run": self.loop_modes.get(s.node.name)}
+                       "last_run": self.loop_modes.get(s.node.name),
+                       "packs_of_b": self.loop_packs.get(s.node.name)}
                       for s in self.steps if isinstance(s, HostStep) and s.bodies]}
 
     # -- compiled bodies -----------------------------------------------------------------------
@@ -163,7 +167,8 @@ class NativeExecutable(Executable):
         # which reads every group's outputs after the run)
         given = set(self.feed_slots) | {s for s, _ in self.variable_slots} | set(self.constants)
         values = list(self.assign_slots.values())
-        kept = given | self.fetched_slots | set(values)
+        # (and the packed copies of B that Gemms keep from one step of a loop to the next)
+        kept = given | self.fetched_slots | set(values) | set(self.slots.packed_b)
         if self.options.check_numerics:
             kept = range(len(self.slots.buffer_info))
         self.lifetimes = Lifetimes(

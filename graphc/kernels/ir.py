@@ -22,6 +22,10 @@ Statements:
   An operand is a strided matrix in a buffer (Operand), or Gathered: element [r, c] computed
   by an expression of two variables (an implicit operand, such as a convolution's patches read
   from its input: element [r, c] is evaluated for 0 <= r, c < the matrix's extents only).
+  `packed_b`: None, or the slot of a buffer where a code generator may keep B packed from one
+  run of the kernel to the next (B the same at every step of a loop): `packed_b_elements` of
+  the Gemm's dtype, stale whenever its first word is zero (the runtime zeroes it before each
+  run of the loop). A code generator may ignore it; the result is the same either way.
 - Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
   index) to the runtime as error `what`.
 Expressions:
@@ -258,6 +262,18 @@ class Gemm(Stmt):
     b: object  # Operand or Gathered
     c: Operand  # c.cols is 1
     accumulate: bool = False
+    packed_b: object = None  # slot of B's packed copy, kept across runs (see the module doc)
+
+
+# A Gemm's packed-B buffer: k * (n + PACKED_B_PAD) elements (columns padded up to a whole
+# register tile) and PACKED_B_EXTRA_BYTES more (a header, and room to align the copy)
+PACKED_B_PAD = 64
+PACKED_B_EXTRA_BYTES = 192
+
+
+def packed_b_elements(k, n, itemsize):
+    """Elements of a packed-B buffer for a B of k x n (ints) of `itemsize` bytes."""
+    return k * (n + PACKED_B_PAD) + -(-PACKED_B_EXTRA_BYTES // itemsize)
 
 
 @dataclass(frozen=True)

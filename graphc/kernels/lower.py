@@ -18,6 +18,7 @@ import itertools
 import sys
 import math
 
+from ..ir import dtypes
 from ..ops.registry import pieces_axis
 from . import ir
 from .ir import Unsupported
@@ -39,6 +40,10 @@ class Slots:
         self.dims = {}  # id(Dim) -> slot
         self.dim_objects = []
         self.errors = []  # what -> (node, message format with {value})
+        # uids of the arguments of a loop's body that are the same at every step of a run of
+        # the loop (the compiler sets them where its target keeps packed copies of B)
+        self.invariant = frozenset()
+        self.packed_b = []  # the slots of Gemms' packed copies of B (Gemm.packed_b)
 
     def buffer(self, tensor):
         key = (tensor.node.id, tensor.index)
@@ -53,6 +58,12 @@ class Slots:
 
     def scratch(self, dtype, shape):
         return self._new(dtype, tuple(shape))
+
+    def packed_copy(self, dtype, k, n):
+        """A new slot for a Gemm's packed copy of a k x n B (ints), kept across runs."""
+        size = ir.packed_b_elements(k, n, dtypes.BY_NAME[dtype].itemsize)
+        self.packed_b.append(self._new(dtype, (size,)))
+        return self.packed_b[-1]
 
     def _new(self, dtype, shape):
         self.buffer_info.append((dtype, shape))

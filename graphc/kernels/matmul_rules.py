@@ -67,9 +67,25 @@ def matmul(group, slots, name):
         a_op, b_op = (ir.Operand(b_slot, b_at, ir.const(0), b_k),
                       ir.Operand(a_slot, a_at, a_str[-1], a_rows))
         c_op = ir.Operand(c_slot, c_op.offset, ir.const(0), ir.const(1))
-    gemm = ir.Gemm(low.dtype, m, n, em.dim(a.shape[-1]), a_op, b_op, c_op)
+    gemm = ir.Gemm(low.dtype, m, n, em.dim(a.shape[-1]), a_op, b_op, c_op,
+                   packed_b=_packed_b(low, b, b_op))
     low.add(nest(list(zip(bvars, batch)), (gemm,)), (node.name,))
     return low.finish(low.load(c_slot, out.shape), stored=c_slot)
+
+
+def _packed_b(low, b, b_op):
+    """A slot for B's packed copy (Gemm.packed_b) where B is a matrix of static size read in
+    place from an argument of a loop's body that is the same at every step (the recurrent
+    weights of an RNN: packed once per run of the loop, not at every step); else None."""
+    source = b
+    while source.node.id in low.k.members:  # a transpose or reshape read in place
+        source = source.node.inputs[0]
+    shape = b.shape
+    if (source.node.op != "argument" or source.node.attrs["uid"] not in low.slots.invariant
+            or b.rank != 2 or b_op.buffer != low.slots.buffer(source)
+            or not all(isinstance(d, int) for d in shape)):
+        return None
+    return low.slots.packed_copy(low.dtype, shape[0], shape[1])
 
 
 def _batch_rank(a, b, out):

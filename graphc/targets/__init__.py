@@ -28,6 +28,9 @@ class Target:
     # Whether allreduces run as native calls on the plan's buffers, started and waited for
     # as two steps (compiler.CollectiveStep), not as host steps through the reference.
     native_collectives = False
+    # Whether a Gemm may keep a packed copy of B across runs of a loop's body (Gemm.packed_b):
+    # the lowering then gives the products of a loop's invariant arguments such a buffer.
+    keeps_packed_b = False
     source_kinds = ()  # what `source` shows, the default first
     # GRAPHC_DUMP_DIR's files of the code: (file name, source kind, None or a test that says
     # whether the tool making it is here)

@@ -34,6 +34,7 @@ class CpuTarget(Target):
     resolves_assignments = True
     writes_in_place = True
     native_collectives = True
+    keeps_packed_b = True
     source_kinds = ("llvm", "llvm-opt", "asm")
     dump_files = (("91-program.ll", "llvm", None), ("92-program-opt.ll", "llvm-opt", None),
                   ("93-program.s", "asm", None))
@@ -122,8 +123,8 @@ class Linked(NamedTuple):
 
 
 def gemm_code(dtype):
-    return Linked(f"gemm {dtype}", lambda: str(gemm_module(dtype)), (gemm.gemm_name(dtype),),
-                  GEMM_PIPELINE)
+    return Linked(f"gemm {dtype}", lambda: str(gemm_module(dtype)),
+                  (gemm.gemm_name(dtype), gemm.gemm_name(dtype, cached=True)), GEMM_PIPELINE)
 
 
 POOL_CODE = Linked("thread pool", lambda: str(parallel.pool_module(jit.host()[0])),

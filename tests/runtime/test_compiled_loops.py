@@ -274,3 +274,29 @@ def test_while_loop_whose_condition_is_a_captured_boolean(graph, maximum_iterati
     for value in ((False, True) if maximum_iterations else (False,)):
         for size in (0, 1, 5):
             run(fetches, {go: value, v0: fresh(size)})
+
+
+def test_cpu_packs_a_loops_invariant_weights_once_per_run(graph):
+    # the products h @ U (forward) and dz @ U^T (backward) read the loop's invariant U: their
+    # Gemms pack it once per run of the loop, not at every step, and the values are the
+    # reference's; new values of U in the same array (the same address) are packed again
+    x = gc.placeholder(gc.float32, (None, 5, 6), name="x")
+    h0 = gc.placeholder(gc.float32, (5, 37), name="h0")
+    U = gc.placeholder(gc.float32, (37, 37), name="U")
+    W = gc.Variable(fresh(6, 37).astype(np.float32) * 0.3, name="W")
+    hs, _ = gc.scan(lambda xt, h: gc.tanh(xt @ W + h @ U), sequences=x, outputs_info=[h0])
+    gU, gW = gc.grad(gc.sum(hs ** 2), [U, W])
+    f = gc.function([x, h0, U], [hs, gU, gW], session=gc.Session(device="cpu"))
+    ref = gc.function([x, h0, U], [hs, gU, gW], session=gc.Session(device="reference"))
+    u = np.empty((37, 37), np.float32)
+    for n in (7, 1, 0, 4):
+        xs, h = fresh(n, 5, 6).astype(np.float32), fresh(5, 37).astype(np.float32)
+        xs[0:1, 0, 0] = -0.0
+        u[...] = fresh(37, 37) * 0.3
+        for got, want in zip(f(xs, h, u), ref(xs, h, u)):
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
+        loops = f.stats()["loops"]
+        assert [s["packed_b"] for s in loops] == [{"scan": 1}, {"scan_grad": 2}]
+        # each Gemm of U packed once whatever the length (dz @ W^T: too narrow to), none
+        # where the loop runs no step
+        assert [s["packs_of_b"] for s in loops] == ([1, 1] if n else [0, 0])

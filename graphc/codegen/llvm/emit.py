@@ -331,7 +331,8 @@ class KernelEmitter(FunctionEmitter):
 
     def gemm(self, g, outermost):
         self.llvm_loops = True  # its operands' and epilogue's loops around it
-        fn = declare_gemm(self.module, g.dtype)  # defined in a module of its own
+        # defined in a module of its own; the cached entry keeps B packed across runs
+        fn = declare_gemm(self.module, g.dtype, cached=g.packed_b is not None)
         m = self.expr(g.m)
         rows = (self.lo, self.hi) if outermost else (I64(0), m)
 
@@ -341,7 +342,8 @@ class KernelEmitter(FunctionEmitter):
         self.b.call(fn, [m, self.expr(g.n), self.expr(g.k),
                          at(g.a), self.expr(g.a.rows), self.expr(g.a.cols),
                          at(g.b), self.expr(g.b.rows), self.expr(g.b.cols),
-                         at(g.c), self.expr(g.c.rows), I32(int(g.accumulate)), *rows])
+                         at(g.c), self.expr(g.c.rows), I32(int(g.accumulate)), *rows]
+                    + ([] if g.packed_b is None else [self.pointer(g.packed_b, g.dtype)]))
 
 # ---- reductions: accumulators (dtypes, first values: kernels/ir.py), combine, result ---------
 def reduction_type(op, dtype):

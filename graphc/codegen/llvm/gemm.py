@@ -33,6 +33,13 @@ The stages, one function each:
   gemm         the entry: rows in range, K == 0, the packing buffers (the thread's scratch, or
                a small stack buffer with small blocks where the heap has none to give)
 
+`graphc_gemm_f32_cached` (and f64) takes one more argument, `void* cache`: null, or a buffer of
+the size kernels/ir.py's `packed_b_elements` gives that holds all of B packed, for products
+whose B stays the same over many calls (a loop's invariant weights): the first call to find it
+stale packs all of B into it, and every call whose key (B's address, K, N, strides) matches
+reads B's panels from it instead of packing its blocks. Its owner marks it stale (zeroes its
+first word) whenever B may have changed: the runtime, before each run of a loop.
+
 B of at most one vector of columns (N <= lanes: dense layers with few classes) goes to a second
 copy of these stages built for tiles one vector wide and taller (`narrow_blocking`), which
 waste fewer lanes on columns that do not exist; both share the thread's scratch.
@@ -47,6 +54,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ...errors import DTypeError
+from ...kernels.ir import PACKED_B_EXTRA_BYTES, PACKED_B_PAD
 from . import jit
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
@@ -58,6 +66,13 @@ DTYPES = tuple(_SCALARS)  # the Gemm statements this GEMM computes (lower.Slots.
 
 BUFFER_ALIGN = 64  # a cache line; also the widest vector's alignment
 UNROLL = 4  # steps of k per iteration of the microkernel's loop (a power of two: depth & -UNROLL)
+
+# A packed-B cache (the cached entry's last argument) starts with 8 words: its state, how many
+# times it was packed, then the key of the copy it holds (B's address, K, N, B's strides, kc);
+# the copy follows at the first aligned address after them
+_CACHE_HEADER_BYTES = 64
+_STALE, _PACKING, _READY = 0, 1, 2
+assert _CACHE_HEADER_BYTES + BUFFER_ALIGN <= PACKED_B_EXTRA_BYTES
 
 
 @dataclass(frozen=True)
@@ -103,8 +118,8 @@ def gemm_argtypes():
     return [i64, i64, i64, p, i64, i64, p, i64, i64, p, i64, ctypes.c_int32, i64, i64]
 
 
-def gemm_name(dtype):
-    return f"graphc_gemm_{_SCALARS[dtype][2]}"
+def gemm_name(dtype, cached=False):
+    return f"graphc_gemm_{_SCALARS[dtype][2]}" + ("_cached" if cached else "")
 
 
 # the entry's parameters (T* as an opaque pointer)
@@ -113,14 +128,16 @@ _ENTRY_ARGS = [(I64, "m"), (I64, "n"), (I64, "k"), (PTR, "a"), (I64, "rsa"), (I6
                (I32, "accumulate"), (I64, "m_lo"), (I64, "m_hi")]
 
 
-def declare_gemm(module, dtype):
-    """The gemm function of `dtype` declared (not defined) in `module`."""
+def declare_gemm(module, dtype, cached=False):
+    """The gemm function of `dtype` (`cached`: the entry that takes a packed-B cache last)
+    declared (not defined) in `module`."""
     if dtype not in _SCALARS:
         raise DTypeError(f"gemm supports float32 and float64, not {dtype!r}")
-    name = gemm_name(dtype)
+    name = gemm_name(dtype, cached)
     if name in module.globals:
         return module.globals[name]
-    return ir.Function(module, ir.FunctionType(VOID, [t for t, _ in _ENTRY_ARGS]), name)
+    args = [t for t, _ in _ENTRY_ARGS] + ([PTR] if cached else [])
+    return ir.Function(module, ir.FunctionType(VOID, args), name)
 
 
 def define_gemm(module, dtype, vector_bits=None, blocking=None, narrow=None):
@@ -140,8 +157,10 @@ def define_gemm(module, dtype, vector_bits=None, blocking=None, narrow=None):
     wide = _GemmBuilder(module, dtype, vector_bits, blocking)
     scratch = wide.scratch(f"{name}_scratch")
     narrow_fn = narrow and _GemmBuilder(module, dtype, vector_bits, narrow).define(
-        f"{name}_narrow", scratch, internal=True)
-    return wide.define(name, scratch, narrow_fn)
+        f"{name}_narrow", scratch, internal=True)[1]
+    if wide.blk.nr > PACKED_B_PAD:
+        raise ValueError(f"NR={wide.blk.nr} is wider than a packed-B cache's padding")
+    return wide.define(name, scratch, narrow_fn)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +273,15 @@ class _GemmBuilder:
             kernel = self.microkernel(f"{name}_microkernel{height}", height)
             tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height, store_part)
         blocked = self.blocked(f"{name}_blocked", pack_a, pack_b, tiles)
-        return self.entry(name, blocked, scratch, narrow, internal)
+        cached = self.entry(f"{name}_cached", blocked, pack_b, scratch, narrow, internal)
+        return self.plain(name, cached, internal), cached
+
+    def plain(self, name, cached, internal):
+        """The entry without a packed-B cache: the cached one given none."""
+        fn, b = self._function(name, _ENTRY_ARGS, internal=internal)
+        b.call(cached, list(fn.args) + [ir.Constant(PTR, None)])
+        b.ret_void()
+        return fn
 
     def heights(self):
         """Tile heights, tallest first: MR, and two thirds and one third of it, so that the
@@ -512,9 +539,11 @@ class _GemmBuilder:
             (I64, "lo"), (I64, "hi"), (I64, "n"), (I64, "k"),
             (PTR, "a"), (I64, "rsa"), (I64, "csa"), (PTR, "b"), (I64, "rsb"), (I64, "csb"),
             (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
-            (PTR, "buf_a"), (PTR, "buf_b"), (I64, "kc"), (I64, "nc"), (I64, "mc")])
+            (PTR, "buf_a"), (PTR, "buf_b"), (I64, "kc"), (I64, "nc"), (I64, "mc"),
+            (PTR, "packed"), (I64, "packed_n"), (I64, "first")])
         (lo, hi, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate,
-         buf_a, buf_b, kc_blk, nc_blk, mc_blk) = fn.args
+         buf_a, buf_b, kc_blk, nc_blk, mc_blk, packed, packed_n, first) = fn.args
+        have_packed = b.icmp_unsigned("!=", packed, ir.Constant(PTR, None), name="have_packed")
         with _loop(b, lo, hi, mc_blk, "i0") as i0:
             mc = _min(b, mc_blk, b.sub(hi, i0), "mc")
             with _loop(b, _const(0), k, kc_blk, "p0") as p0:
@@ -526,7 +555,13 @@ class _GemmBuilder:
                 with _loop(b, _const(0), n, nc_blk, "j0") as j0:
                     nc = _min(b, nc_blk, b.sub(n, j0), "nc")
                     b_blk = self._at(b, src_b, b.add(b.mul(p0, rsb), b.mul(j0, csb)), "b_blk")
-                    b.call(pack_b, [b_blk, csb, rsb, nc, kc, buf_b])
+                    with b.if_then(b.not_(have_packed)):
+                        b.call(pack_b, [b_blk, csb, rsb, nc, kc, buf_b])
+                    # a packed copy of all of B: block p0 of k at p0 * packed_n, a column's
+                    # panel at column * kc within it (no inbounds: packed may be null)
+                    at = b.add(b.mul(p0, packed_n), b.mul(b.add(first, j0), kc), name="at")
+                    in_copy = b.gep(packed, [at], source_etype=self.t, name="in_copy")
+                    panels_b = b.select(have_packed, in_copy, buf_b, name="panels_b")
                     c_blk = self._at(b, c, b.add(b.mul(i0, rsc), j0), "c_blk")
                     with _loop(b, _const(0), mc, _const(mr), "ir") as i:
                         rows = _min(b, _const(mr), b.sub(mc, i), "rows")
@@ -540,7 +575,7 @@ class _GemmBuilder:
                                               height, name="height")
                         with _loop(b, _const(0), nc, _const(nr), "jr") as j:
                             cols = _min(b, _const(nr), b.sub(nc, j), "cols")
-                            panel_b = self._at(b, buf_b, b.mul(j, kc), "panel_b")
+                            panel_b = self._at(b, panels_b, b.mul(j, kc), "panel_b")
                             c_tile = self._at(b, c_row, j, "c_tile")
                             exact = b.and_(b.icmp_signed("==", rows, height),
                                            b.icmp_signed("==", cols, _const(nr)), name="exact")
@@ -600,9 +635,9 @@ class _GemmBuilder:
         return fn
 
     def _share(self, b, by_columns, m, n, lo, hi, src_b, csb, c):
-        """(lo, hi, n, B, C) of the rows and columns this call computes: rows [lo, hi) of all
-        columns, or (by_columns, lo < hi) all rows of the columns [n*lo/m, n*hi/m), cut at
-        whole vectors (the last share to n)."""
+        """(lo, hi, n, B, C, first column) of the rows and columns this call computes: rows
+        [lo, hi) of all columns, or (by_columns, lo < hi) all rows of the columns
+        [n*lo/m, n*hi/m), cut at whole vectors (the last share to n)."""
         pre = b.block
         with b.if_then(by_columns):
             def column(x, name):
@@ -612,26 +647,27 @@ class _GemmBuilder:
                 return b.select(b.icmp_signed(">=", x, m), n, at, name=name)
             first, last = column(lo, "first_column"), column(hi, "last_column")
             values = (_const(0), m, b.sub(last, first), self._at(b, src_b, b.mul(first, csb), "b_share"),
-                      self._at(b, c, first, "c_share"))
+                      self._at(b, c, first, "c_share"), first)
             cols = b.block
         phis = []
-        for by_row, by_column, name in zip((lo, hi, n, src_b, c), values,
-                                           ("lo", "hi", "n", "b", "c")):
+        for by_row, by_column, name in zip((lo, hi, n, src_b, c, _const(0)), values,
+                                           ("lo", "hi", "n", "b", "c", "first")):
             phi = b.phi(by_row.type, name=f"share_{name}")
             phi.add_incoming(by_row, pre)
             phi.add_incoming(by_column, cols)
             phis.append(phi)
         return phis
 
-    def entry(self, name, blocked, scratch, narrow, internal):
+    def entry(self, name, blocked, pack_b, scratch, narrow, internal):
         mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
                                           self.blk.mc)
-        fn, b = self._function(name, _ENTRY_ARGS, internal=internal)
-        m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi = fn.args
-        if narrow is not None:
+        fn, b = self._function(name, _ENTRY_ARGS + [(PTR, "cache")], internal=internal)
+        m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi, cache = fn.args
+        if narrow is not None:  # (its panels are narrower than a cache's)
             with b.if_then(b.icmp_signed("<=", n, _const(self.lanes), name="narrow")):
-                b.call(narrow, fn.args)
+                b.call(narrow, list(fn.args[:-1]) + [ir.Constant(PTR, None)])
                 b.ret_void()
+        whole_b = (src_b, rsb, csb, k, n)
         # the fallback when the heap has nothing to give: panels of one tile on the stack
         small_kc = 64
         stack_a = b.alloca(ir.ArrayType(self.t, mr * small_kc), name="stack_a")
@@ -643,7 +679,7 @@ class _GemmBuilder:
         # of 9 x 32 halves measured slower than its shares of 4 and 5 rows)
         wide = b.and_(b.icmp_signed("<", m, n), b.icmp_signed(">=", n, _const(4 * nr)))
         by_columns = b.and_(wide, b.icmp_signed("<", lo, hi), name="by_columns")  # 0 < m
-        lo, hi, n, src_b, c = self._share(b, by_columns, m, n, lo, hi, src_b, csb, c)
+        lo, hi, n, src_b, c, first = self._share(b, by_columns, m, n, lo, hi, src_b, csb, c)
         add = b.icmp_signed("!=", accumulate, ir.Constant(I32, 0), name="add")
         nothing = b.or_(b.icmp_signed(">=", lo, hi), b.icmp_signed("<=", n, _const(0)))
         with b.if_then(nothing):
@@ -669,11 +705,51 @@ class _GemmBuilder:
         heap_b = b.gep(heap_a, [bytes_a], source_etype=ir.IntType(8), name="heap_b")
         have_heap = b.icmp_unsigned("!=", heap_a, ir.Constant(PTR, None), name="have_heap")
         args = [lo, hi, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, add]
+        packed_n = _round_up(b, whole_b[4], nr, "packed_n")
         with b.if_else(have_heap) as (heap, stack):
             with heap:
-                b.call(blocked, args + [heap_a, heap_b, kc, nc, mc])
+                packed = self.packed_b(b, cache, pack_b, whole_b, kc, packed_n, first)
+                b.call(blocked, args + [heap_a, heap_b, kc, nc, mc, packed, packed_n, first])
             with stack:
                 b.call(blocked, args + [stack_a, stack_b, _const(small_kc), _const(nr),
-                                        _const(mr)])
+                                        _const(mr), ir.Constant(PTR, None), packed_n, first])
         b.ret_void()
         return fn
+
+    def packed_b(self, b, cache, pack_b, whole_b, kc, packed_n, first):
+        """All of B packed into `cache` (see PACKED_B_HEADER), or null: no cache, another
+        call packing it now, or a cache of another B or blocking. The first call to find the
+        cache stale packs it (the others of the moment pack their own blocks meanwhile)."""
+        null = ir.Constant(PTR, None)
+        src_b, rsb, csb, k, n = whole_b
+        key = [b.ptrtoint(src_b, I64), k, n, rsb, csb, kc]
+        result = b.alloca(PTR, name="packed.addr")
+        b.store(null, result)
+        with b.if_then(b.icmp_unsigned("!=", cache, null, name="have_cache")):
+            word = [b.gep(cache, [_const(i)], source_etype=I64) for i in range(2 + len(key))]
+            data = b.inttoptr(_round_up(b, b.add(b.ptrtoint(cache, I64),
+                                                 _const(_CACHE_HEADER_BYTES)),
+                                        BUFFER_ALIGN, "data_at"), PTR, name="data")
+            state = b.load_atomic(word[0], "acquire", 8, name="state", typ=I64)
+            with b.if_then(b.icmp_signed("==", state, _const(_STALE))):
+                claim = b.cmpxchg(word[0], _const(_STALE), _const(_PACKING), "acq_rel",
+                                  "monotonic", name="claim")
+                with b.if_then(b.extract_value(claim, 1, name="claimed")):
+                    with _loop(b, _const(0), k, kc, "p0") as p0:
+                        depth = _min(b, kc, b.sub(k, p0), "depth")
+                        b.call(pack_b, [self._at(b, src_b, b.mul(p0, rsb), "b_blk"), csb, rsb,
+                                        n, depth, self._at(b, data, b.mul(p0, packed_n), "to")])
+                    for i, value in enumerate(key):
+                        b.store(value, word[2 + i])
+                    b.store(b.add(b.load(word[1], typ=I64), _const(1)), word[1])
+                    b.atomic_rmw("xchg", word[0], _const(_READY), "release")
+            ready = b.icmp_signed("==", b.load_atomic(word[0], "acquire", 8, typ=I64),
+                                _const(_READY))
+            for i, value in enumerate(key):
+                same = b.icmp_signed("==", b.load(word[2 + i], typ=I64), value)
+                ready = b.and_(ready, same)
+            # a share's panels start at a multiple of NR columns of the copy
+            aligned = b.icmp_signed("==", b.srem(first, _const(self.blk.nr)), _const(0))
+            with b.if_then(b.and_(ready, aligned, name="use_cache")):
+                b.store(data, result)
+        return b.load(result, name="packed")

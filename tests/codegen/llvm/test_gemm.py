@@ -388,3 +388,66 @@ def test_shares_of_few_rows_are_whole_columns(m, n, parts):
         owner[columns] = share
         check(c[:, columns], a, b[:, columns])
     assert (owner >= 0).all() and (np.diff(owner) >= 0).all()
+
+
+def cached_call(a, b, c, cache, shares=1, accumulate=0, **build):
+    """The cached entry on numpy arrays (B of any strides), in `shares` calls that split C."""
+    library, _ = compiled(c.dtype.name, **build)
+    fn = library.function(gemm.gemm_name(c.dtype.name, cached=True), None,
+                          *gemm.gemm_argtypes(), ctypes.c_void_p)
+    m, k = a.shape
+    n = b.shape[1]
+    size = c.itemsize
+    for part in range(shares):
+        fn(m, n, k, a.ctypes.data, a.strides[0] // size, a.strides[1] // size,
+           b.ctypes.data, b.strides[0] // size, b.strides[1] // size,
+           c.ctypes.data, c.strides[0] // size, accumulate, m * part // shares,
+           m * (part + 1) // shares, cache.ctypes.data)
+
+
+def packs(cache):
+    """How many times the cached entry packed B into `cache` (its header's second word)."""
+    return int(cache[:16].view(np.int64)[1])
+
+
+@pytest.mark.parametrize("blocking", [None, "small", "tile"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,n,k,shares", [(64, 1024, 256, 2), (64, 256, 1024, 2),
+                                          (37, 71, 613, 3), (13, 33, 17, 1), (300, 40, 9, 2),
+                                          (5, 400, 6, 2), (64, 8, 30, 2)])
+@pytest.mark.parametrize("b_layout", ["rows", "transposed"])
+def test_packed_b_cache_is_packed_once_and_gives_the_same_product(m, n, k, shares, dtype,
+                                                                 blocking, b_layout):
+    from graphc.kernels.ir import packed_b_elements
+    rng = np.random.default_rng([m, n, k])
+    b = random(rng, (k, n), dtype) if b_layout == "rows" else random(rng, (n, k), dtype).T
+    cache = np.zeros(packed_b_elements(k, n, np.dtype(dtype).itemsize) + 1, dtype)[1:]
+    for step in range(3):  # each step a new A, B the same
+        a = random(rng, (m, k), dtype)
+        a[0, 0] = -0.0 if step else np.inf  # extreme values pass through the copy unchanged
+        expected, c = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
+        call(a, b, expected, blocking=blocking)
+        cached_call(a, b, c, cache, shares, blocking=blocking)
+        np.testing.assert_array_equal(c, expected)  # the same sums in the same order
+    # (N <= lanes under the default blocking: the narrow tiles, which take no cache)
+    narrow = blocking is None and n <= jit.vector_bits() // (8 * np.dtype(dtype).itemsize)
+    assert packs(cache) == (0 if narrow else 1)
+    # a new B (another address, or the runtime marking the cache stale) is never read from
+    # the old copy
+    b2 = b.copy() + 1
+    cached_call(a, b2, c, cache, shares, blocking=blocking)
+    call(a, b2, expected, blocking=blocking)
+    np.testing.assert_array_equal(c, expected)
+    old = b.copy()
+    b[...] += 2
+    if not narrow and (m, n) in ((64, 1024), (64, 256), (13, 33), (300, 40)):
+        # (shares that start at whole tiles of the copy) B changed in place without the cache
+        # marked stale: the product is the old B's, so the copy is what the calls read
+        cached_call(a, b, c, cache, shares, blocking=blocking)
+        call(a, old, expected, blocking=blocking)
+        np.testing.assert_array_equal(c, expected)
+    cache[:16].view(np.int64)[0] = 0
+    cached_call(a, b, c, cache, shares, accumulate=1, blocking=blocking)
+    call(a, b, expected, accumulate=1, blocking=blocking)
+    np.testing.assert_array_equal(c, expected)
+    assert packs(cache) == (0 if narrow else 2)
