@@ -280,6 +280,8 @@ LAYER_CASES = {
     "RandomCrop of an image as large (training)": _training_call(
         L("RandomCrop", height=8, width=5), IMG),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
+    "UpSampling2D bilinear": _seq(L("UpSampling2D", size=(3, 2), interpolation="bilinear"),
+                                  shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),
     "GlobalMaxPooling2D keepdims": _seq(L("GlobalMaxPooling2D", keepdims=True), shape=IMG),

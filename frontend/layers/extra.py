@@ -15,7 +15,7 @@ import numpy as np
 import graphc as gc
 from graphc.errors import CheckpointError, GraphcError
 
-from .. import initializers, regularizers
+from .. import initializers, ops_image, regularizers
 from .base import Layer, set_weight_options, static_shape, weight_options_config
 from .conv import check_groups, grouped_conv2d, pair, positive_groups
 from .merge import _several
@@ -268,20 +268,24 @@ class GlobalAveragePooling1D(_GlobalPooling):
 
 
 class UpSampling2D(Layer):
-    """Repeats rows and columns size times (interpolation "nearest")."""
+    """Repeats rows and columns size times ("nearest"), or resamples the image to size times
+    its height and width with ops.image.resize ("bilinear"), as Keras does."""
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
         self.size = pair(size, "size")
         self.data_format = _channels_last(self, data_format)
-        if interpolation != "nearest":
+        interpolation = interpolation.lower()
+        if interpolation not in ("nearest", "bilinear"):
             raise GraphcError(f"UpSampling2D interpolation {interpolation!r} is not supported "
-                              "yet (only 'nearest')")
+                              "(only 'nearest' and 'bilinear')")
         self.interpolation = interpolation
 
     def call(self, inputs):
         _, h, w, c = inputs.shape
         sh, sw = self.size
+        if self.interpolation == "bilinear":
+            return ops_image.resize(inputs, (h * sh, w * sw), interpolation="bilinear")
         x = gc.expand_dims(gc.expand_dims(inputs, 2), 4)  # (b, h, 1, w, 1, c)
         x = gc.broadcast_to(x, (inputs.shape[0], h, sh, w, sw, c))
         return gc.reshape(x, (-1, h * sh, w * sw, c))

@@ -60,6 +60,20 @@ def test_resampling_padding_pooling_layers():
     x = rng.normal(size=(2, 4, 5, 3)).astype("float32")
     y, _ = _run(L.UpSampling2D((2, 3)), x)
     np.testing.assert_array_equal(y, x.repeat(2, 1).repeat(3, 2))
+    # bilinear: half-pixel centres, each output row/column blends its two nearest inputs
+    # (clamped at the edges)
+    y, _ = _run(L.UpSampling2D((2, 3), interpolation="bilinear"), x)
+
+    def blend(a, axis, factor):
+        n = a.shape[axis]
+        src = np.clip((np.arange(n * factor) + 0.5) / factor - 0.5, 0, n - 1)
+        lo = np.floor(src).astype(int)
+        hi, t = np.minimum(lo + 1, n - 1), src - np.floor(src)
+        shape = [1] * a.ndim
+        shape[axis] = -1
+        return (np.take(a, lo, axis) * (1 - t).reshape(shape)
+                + np.take(a, hi, axis) * t.reshape(shape))
+    np.testing.assert_allclose(y, blend(blend(x, 1, 2), 2, 3), rtol=1e-5, atol=1e-6)
     y, _ = _run(L.ZeroPadding2D(((1, 2), (0, 1))), x)
     np.testing.assert_array_equal(y, np.pad(x, [(0, 0), (1, 2), (0, 1), (0, 0)]))
     y, _ = _run(L.Cropping2D(((1, 0), (2, 1))), x)
