@@ -120,7 +120,7 @@ def _minimal_cell(lib):
 
 
 def _conv_lstm(kind, data, **kwargs):
-    """ConvLSTM1D/2D on the input array named `data`, its outputs flattened."""
+    """ConvLSTM1D/2D/3D on the input array named `data`, its outputs flattened."""
     def case(lib):
         x = lib.Input(inputs()[data].shape[1:])
         layer = getattr(lib.layers, kind)(**kwargs)
@@ -250,6 +250,11 @@ CASES = {
     "ConvLSTM2D unit_forget_bias=False return_state": _conv_lstm(
         "ConvLSTM2D", "x2d", filters=2, kernel_size=2, unit_forget_bias=False,
         return_state=True),
+    "ConvLSTM3D same strides return_sequences return_state": _conv_lstm(
+        "ConvLSTM3D", "x3d", filters=2, kernel_size=(2, 3, 2), strides=(1, 2, 1),
+        padding="same", return_sequences=True, return_state=True),
+    "ConvLSTM3D dilation": _conv_lstm("ConvLSTM3D", "x3d", filters=3, kernel_size=2,
+                                      dilation_rate=(2, 1, 1)),
     "MultiHeadAttention self": _mha_self(num_heads=2, key_dim=3),
     # scores returned: Keras 3.15's fused attention path (taken otherwise) fails on a value_dim
     # that differs from key_dim
@@ -287,7 +292,8 @@ def inputs():
             "k": rng.normal(size=(B, T + 2, F - 1)).astype("float32"),
             "attention_mask": attention_mask,
             "x1d": rng.normal(size=(B, T, 6, 3)).astype("float32"),
-            "x2d": rng.normal(size=(B, T, 5, 4, 2)).astype("float32")}
+            "x2d": rng.normal(size=(B, T, 5, 4, 2)).astype("float32"),
+            "x3d": rng.normal(size=(B, T, 3, 5, 4, 2)).astype("float32")}
 
 
 # ---- the Keras side (run in the peer interpreter) ---------------------------------------------

@@ -10,7 +10,7 @@ from .color import (AutoContrast, RandomColorDegeneration, RandomGrayscale, Rand
 from .base import InputSpec, Layer
 from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .conv import Conv2D
-from .conv_lstm import ConvLSTM1D, ConvLSTM2D
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .dot_attention import AdditiveAttention, Attention
 from .einsum_dense import EinsumDense
@@ -81,7 +81,7 @@ def deserialize(config, custom_objects=None):
         return layer_from_config(config)
 
 # the public names (gk.layers.Dense, ...)
-__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "ConvLSTM1D", "ConvLSTM2D", "DepthwiseConv1D",
+__all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "DepthwiseConv1D",
            "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "AdditiveAttention",
            "Attention", "EinsumDense", "ELU", "ActivityRegularization", "Average",
            "AveragePooling1D", "Conv1D", "Conv1DTranspose", "Conv2DTranspose", "Cropping1D",

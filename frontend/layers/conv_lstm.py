@@ -1,4 +1,4 @@
-"""ConvLSTM1D and ConvLSTM2D: Keras's LSTM whose products are convolutions (channels_last).
+"""ConvLSTM1D, ConvLSTM2D and ConvLSTM3D: Keras's LSTM whose products are convolutions (channels_last).
 The input convolution of the gates has the layer's strides, padding and dilation; the
 recurrent one has stride 1 and "same" padding. Weights: kernel (k..., channels, 4 filters),
 recurrent_kernel (k..., filters, 4 filters), bias (4 filters,), gates i, f, c, o.
@@ -24,8 +24,11 @@ def _tuple(value, rank, what):
 
 
 def conv_nd(x, kernel, strides, padding, dilations):
-    """A 1-D or 2-D convolution of channels_last x (batch, spatial..., channels) by kernel
+    """A 1-D to 3-D convolution of channels_last x (batch, spatial..., channels) by kernel
     (k..., channels, out); a 1-D one runs as a 2-D one of unit height."""
+    if kernel.ndim == 5:
+        return gc.nn.conv3d(x, kernel, strides=tuple(strides), padding=padding.upper(),
+                            dilations=tuple(dilations))
     if kernel.ndim == 3:
         out = gc.nn.conv2d(gc.expand_dims(x, 1), gc.expand_dims(kernel, 0),
                            strides=(1,) + tuple(strides), padding=padding.upper(),
@@ -35,14 +38,16 @@ def conv_nd(x, kernel, strides, padding, dilations):
                         dilations=tuple(dilations))
 
 
+SPATIAL_AXES = {1: "steps", 2: "rows, cols", 3: "depth, rows, cols"}
+
+
 class ConvLSTMCell(LSTMCell):
     """The step of ConvLSTM{rank}D: LSTMCell's gates with convolutions for products."""
 
     def __init__(self, rank, filters, kernel_size, strides=1, padding="valid",
                  data_format=None, dilation_rate=1, **kwargs):
-        if rank not in (1, 2):
-            raise GraphcError(f"ConvLSTM takes rank 1 or 2 (3-D convolutions are not in "
-                              f"graphc yet), got rank {rank!r}")
+        if rank not in (1, 2, 3):
+            raise GraphcError(f"ConvLSTM takes rank 1, 2 or 3, got rank {rank!r}")
         super().__init__(filters, **kwargs)
         self.rank, self.filters = rank, self.units
         self.kernel_size = _tuple(kernel_size, rank, "kernel_size")
@@ -65,8 +70,7 @@ class ConvLSTMCell(LSTMCell):
         spatial, channels = tuple(input_shape[1:-1]), input_shape[-1]
         if len(spatial) != self.rank or None in spatial or channels is None:
             raise GraphcError(f"ConvLSTM{self.rank}D '{self.name}' takes inputs of shape "
-                              f"(batch, time, {'rows, cols, ' if self.rank == 2 else ''}"
-                              f"{'steps, ' if self.rank == 1 else ''}channels) with known "
+                              f"(batch, time, {SPATIAL_AXES[self.rank]}, channels) with known "
                               f"sizes but the batch and time, got steps of shape "
                               f"{tuple(input_shape)}")
         self.spatial = tuple(
@@ -130,4 +134,9 @@ class ConvLSTM2D(_ConvLSTM):
     rank = 2
 
 
-LAYERS = (ConvLSTM1D, ConvLSTM2D)
+class ConvLSTM3D(_ConvLSTM):
+    """Inputs (batch, time, depth, rows, cols, channels)."""
+    rank = 3
+
+
+LAYERS = (ConvLSTM1D, ConvLSTM2D, ConvLSTM3D)

@@ -569,11 +569,13 @@ def ref_conv(x, kernel, strides, padding, dilations):
     (1, {"kernel_size": 3, "padding": "same", "dilation_rate": 2}),
     (2, {"kernel_size": (3, 2), "strides": (2, 1)}),
     (2, {"kernel_size": 2, "padding": "same", "use_bias": False}),
+    (3, {"kernel_size": (2, 3, 2), "padding": "same", "strides": (1, 2, 1)}),
+    (3, {"kernel_size": 2, "dilation_rate": (2, 1, 1)}),
 ])
 @pytest.mark.parametrize("masked,go_backwards", [(False, False), (True, True)])
 def test_conv_lstm_matches_numpy_reference(rank, kwargs, masked, go_backwards):
     batch, steps, channels, filters = 3, 4, 2, 3
-    spatial = (7,) if rank == 1 else (5, 4)
+    spatial = {1: (7,), 2: (5, 4), 3: (3, 5, 4)}[rank]
     x = rng.normal(size=(batch, steps) + spatial + (channels,)).astype("float32")
     layer = getattr(L, f"ConvLSTM{rank}D")(filters, return_sequences=True, return_state=True,
                                             go_backwards=go_backwards, **kwargs)
