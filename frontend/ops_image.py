@@ -1,7 +1,7 @@
 """gk.ops.image: the image ops of keras.ops.image that are simple compositions, on
 channels-last images (batch, height, width, channels) or one image (height, width,
-channels): rgb_to_grayscale, crop_images, pad_images, extract_patches, and resize (nearest
-and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
+channels): rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb, crop_images, pad_images,
+extract_patches, and resize (nearest and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
 map_coordinates, ...) are not here yet."""
 import numpy as np
 
@@ -12,7 +12,7 @@ from graphc.ops.resize import resize_axis
 
 from . import ops as _o
 
-__all__ = ["rgb_to_grayscale", "crop_images", "pad_images", "extract_patches", "resize"]
+__all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "crop_images", "pad_images", "extract_patches", "resize"]
 
 
 def _channels_last(data_format, who):
@@ -30,6 +30,45 @@ def rgb_to_grayscale(images, data_format=None):
     weights = gc.cast(gc.constant(np.array([0.2989, 0.5870, 0.1140], np.float32)), xf.dtype)
     gray = gc.expand_dims(gc.sum(xf * weights, axis=-1), -1)
     return gray if x.dtype.is_float else gc.cast(gray, x.dtype)
+
+
+def _float_planes(images, who):
+    x = _o._t(images)
+    if not x.dtype.is_float:
+        raise GraphcError(f"gk.ops.image.{who}: images must be floats, got {x.dtype}")
+    if x.ndim not in (3, 4):
+        raise GraphcError(f"gk.ops.image.{who}: images must be of rank 3 or 4, got shape "
+                          f"{tuple(x.shape)}")
+    return x[..., 0], x[..., 1], x[..., 2]
+
+
+def rgb_to_hsv(images, data_format=None):
+    """Hue, saturation and value, each in [0, 1] for RGB in [0, 1] (Keras's formulas: hue
+    0 where the pixel is grey, saturation 0 where it is black; any scale of RGB gives the
+    same hue and saturation, and value in that scale)."""
+    _channels_last(data_format, "rgb_to_hsv")
+    x = _o._t(images)
+    # values within float32's epsilon of 0 count as 0, as in Keras
+    r, g, b = (gc.where(gc.abs(p) < float(np.finfo(np.float32).eps), 0.0, p)
+               for p in _float_planes(x, "rgb_to_hsv"))
+    value = gc.maximum(gc.maximum(r, g), b)
+    spread = value - gc.minimum(gc.minimum(r, g), b)
+    saturation = gc.where(value > 0.0, spread / gc.where(value > 0.0, value, 1.0), 0.0)
+    norm = 1.0 / (6.0 * gc.where(spread > 0.0, spread, 1.0))
+    hue = gc.where(value == g, norm * (b - r) + 2.0 / 6.0, norm * (r - g) + 4.0 / 6.0)
+    hue = gc.where(value == r, norm * (g - b), hue)
+    hue = gc.where(spread > 0.0, hue, 0.0) + gc.cast(hue < 0.0, x.dtype)
+    return gc.stack([hue, saturation, value], axis=-1)
+
+
+def hsv_to_rgb(images, data_format=None):
+    """RGB of hue (taken modulo 1), saturation and value, the inverse of rgb_to_hsv."""
+    _channels_last(data_format, "hsv_to_rgb")
+    hue, saturation, value = _float_planes(images, "hsv_to_rgb")
+    dh = gc.mod(hue, 1.0) * 6.0
+    shares = (gc.abs(dh - 3.0) - 1.0, 2.0 - gc.abs(dh - 2.0), 2.0 - gc.abs(dh - 4.0))
+    return gc.stack([value * (1.0 - saturation + saturation * gc.clip(d, 0.0, 1.0))
+                     for d in shares], axis=-1)
 
 
 def _sides(before, after, target, size, what):

@@ -34,6 +34,8 @@ from .text import Hashing, StringLookup, TextVectorization
 from .random_crop import RandomCrop
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
+from . import hsv_augment
+from .hsv_augment import RandomHue, RandomSaturation
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
                          GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
@@ -45,7 +47,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     Masking, SimpleRNN, LSTM, GRU, Bidirectional, MultiHeadAttention, GroupNormalization,
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
-    + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)}
+    + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)
+    + hsv_augment.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -108,3 +111,4 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "AdaptiveMaxPooling3D", "SpectralNormalization", "AutoContrast", "RandomGrayscale",
            "RandomInvert", "RandomPosterization", "Solarization", "RandomColorDegeneration",
            "RandomSharpness", "RandomCrop"]
+__all__ += ["RandomSaturation", "RandomHue"]
