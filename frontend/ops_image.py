@@ -1,7 +1,7 @@
 """gk.ops.image: the image ops of keras.ops.image that are simple compositions, on
 channels-last images (batch, height, width, channels) or one image (height, width,
-channels): rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb, crop_images, pad_images,
-extract_patches, and resize (nearest and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
+channels): rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb, gaussian_blur, crop_images,
+pad_images, extract_patches, and resize (nearest and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
 map_coordinates, ...) are not here yet."""
 import numpy as np
 
@@ -12,7 +12,7 @@ from graphc.ops.resize import resize_axis
 
 from . import ops as _o
 
-__all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "crop_images", "pad_images", "extract_patches", "resize"]
+__all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "gaussian_blur", "crop_images", "pad_images", "extract_patches", "resize"]
 
 
 def _channels_last(data_format, who):
@@ -69,6 +69,37 @@ def hsv_to_rgb(images, data_format=None):
     shares = (gc.abs(dh - 3.0) - 1.0, 2.0 - gc.abs(dh - 2.0), 2.0 - gc.abs(dh - 4.0))
     return gc.stack([value * (1.0 - saturation + saturation * gc.clip(d, 0.0, 1.0))
                      for d in shares], axis=-1)
+
+
+def _blur_axis(x, axis, size, sigma):
+    """x convolved along axis with the normalised Gaussian of size taps and deviation sigma
+    (a number or a scalar tensor), zeros beyond the border, as a sum of shifted copies."""
+    offsets = np.arange(size, dtype=np.float32) - (size - 1) / 2
+    taps = [gc.exp(-0.5 * gc.square(float(o) / sigma)) if isinstance(sigma, gc.Tensor)
+            else float(np.exp(-0.5 * (o / sigma) ** 2)) for o in offsets]
+    total = sum(taps)
+    before = (size - 1) // 2
+    padded = gc.pad(x, [(0, 0)] * axis + [(before, size - 1 - before)]
+                    + [(0, 0)] * (x.ndim - axis - 1))
+    lead = (slice(None),) * axis
+    # tap i reads the padded cells i .. i + length - 1 (end counted from the back: run-time sizes)
+    return sum(padded[lead + (slice(i, i - size + 1 or None),)] * (tap / total)
+               for i, tap in enumerate(taps))
+
+
+def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None):
+    """Each channel convolved with Keras's Gaussian kernel, zero-padded to the same size:
+    kernel_size[0] taps of deviation sigma[0] across the width and kernel_size[1] of sigma[1]
+    down the height (Keras's order); sigma may hold scalar tensors."""
+    _channels_last(data_format, "gaussian_blur")
+    x = _o._t(images)
+    x = x if x.dtype.is_float else gc.cast(x, gc.float32)
+    if x.ndim not in (3, 4):
+        raise GraphcError(f"gk.ops.image.gaussian_blur: images must be of rank 3 or 4, got "
+                          f"shape {tuple(x.shape)}")
+    (size_w, size_h), (sigma_w, sigma_h) = tuple(kernel_size), tuple(sigma)
+    return _blur_axis(_blur_axis(x, x.ndim - 3, int(size_h), sigma_h), x.ndim - 2, int(size_w),
+                      sigma_w)
 
 
 def _sides(before, after, target, size, what):

@@ -35,6 +35,8 @@ from .random_crop import RandomCrop
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
 from . import hsv_augment
+from . import gaussian_blur
+from .gaussian_blur import RandomGaussianBlur
 from .hsv_augment import RandomHue, RandomSaturation
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
                          GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
@@ -48,7 +50,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     UnitNormalization, RMSNormalization, EinsumDense, Wrapper) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)
-    + hsv_augment.LAYERS}
+    + hsv_augment.LAYERS
+    + gaussian_blur.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -112,3 +115,4 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "RandomInvert", "RandomPosterization", "Solarization", "RandomColorDegeneration",
            "RandomSharpness", "RandomCrop"]
 __all__ += ["RandomSaturation", "RandomHue"]
+__all__ += ["RandomGaussianBlur"]
