@@ -36,6 +36,8 @@ from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
 from . import hsv_augment
 from . import gaussian_blur
+from . import random_erasing
+from .random_erasing import RandomErasing
 from .gaussian_blur import RandomGaussianBlur
 from .hsv_augment import RandomHue, RandomSaturation
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
@@ -51,7 +53,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)
     + hsv_augment.LAYERS
-    + gaussian_blur.LAYERS}
+    + gaussian_blur.LAYERS
+    + random_erasing.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -116,3 +119,4 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
            "RandomSharpness", "RandomCrop"]
 __all__ += ["RandomSaturation", "RandomHue"]
 __all__ += ["RandomGaussianBlur"]
+__all__ += ["RandomErasing"]
