@@ -37,6 +37,8 @@ from .spectral import SpectralNormalization
 from . import hsv_augment
 from . import gaussian_blur
 from . import random_erasing
+from . import mix_up
+from .mix_up import MixUp
 from .random_erasing import RandomErasing
 from .gaussian_blur import RandomGaussianBlur
 from .hsv_augment import RandomHue, RandomSaturation
@@ -54,7 +56,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + (SpectralNormalization,)
     + hsv_augment.LAYERS
     + gaussian_blur.LAYERS
-    + random_erasing.LAYERS}
+    + random_erasing.LAYERS
+    + mix_up.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -120,3 +123,4 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "DepthwiseConv1
 __all__ += ["RandomSaturation", "RandomHue"]
 __all__ += ["RandomGaussianBlur"]
 __all__ += ["RandomErasing"]
+__all__ += ["MixUp"]
