@@ -279,6 +279,23 @@ LAYER_CASES = {
         L("RandomCrop", height=11, width=9), IMG),
     "RandomCrop of an image as large (training)": _training_call(
         L("RandomCrop", height=8, width=5), IMG),
+    "RandomSaturation factor (0, 0) (training, fixed draws)": _training_call(
+        L("RandomSaturation", factor=(0.0, 0.0)), IMG, "pixels"),
+    "RandomSaturation factor (0.7, 0.7) (training, fixed draws)": _training_call(
+        L("RandomSaturation", factor=(0.7, 0.7)), IMG),
+    "RandomHue factor (0, 0) value_range (-1, 1) (training, fixed draws)": _training_call(
+        L("RandomHue", factor=(0.0, 0.0), value_range=(-1, 1)), IMG),
+    "RandomGaussianBlur sigma (0.7, 0.7) kernel (3, 5) (training, fixed draws)":
+        _training_call(L("RandomGaussianBlur", factor=(1.0, 1.0), kernel_size=(3, 5),
+                         sigma=(0.7, 0.7), value_range=(-2, 2)), IMG),
+    "RandomErasing of the whole image (training, fixed draws)": _training_call(
+        L("RandomErasing", factor=(1.0, 1.0), scale=(1.0, 1.0), fill_value=300.0),
+        IMG, "pixels"),
+    "RandomErasing factor 0 (training, fixed draws)": _training_call(
+        L("RandomErasing", factor=(0.0, 0.0)), IMG, "pixels"),
+    "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp (inference)": _seq(
+        L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5),
+        L("RandomGaussianBlur"), L("RandomErasing"), L("MixUp"), shape=IMG, data="pixels"),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),
