@@ -280,6 +280,12 @@ CASES = {
         o.image.resize(d["img"], (9, 3)), o.image.resize(d["img"], (2, 11), "nearest"),
         o.image.resize(d["img3"][0], (7, 7)),
         o.image.resize(d["img"], (4, 4), crop_to_aspect_ratio=True)],
+    "image hsv gaussian_blur": lambda o, d: [
+        o.image.rgb_to_hsv(d["img3"]), o.image.rgb_to_hsv(d["img3"][0] * 255.0),
+        o.image.hsv_to_rgb(d["img3"]), o.image.hsv_to_rgb(d["img3"] * 3.0 - 1.0),
+        # data_format named: Keras 3.15 on JAX reads None as channels_first in gaussian_blur
+        o.image.gaussian_blur(d["img"], (3, 5), (0.8, 1.7), data_format="channels_last"),
+        o.image.gaussian_blur(d["img3"][0], (5, 1), (2.0, 0.5), data_format="channels_last")],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [

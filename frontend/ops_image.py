@@ -1,8 +1,8 @@
 """gk.ops.image: the image ops of keras.ops.image that are simple compositions, on
 channels-last images (batch, height, width, channels) or one image (height, width,
 channels): rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb, gaussian_blur, crop_images,
-pad_images, extract_patches, and resize (nearest and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
-map_coordinates, ...) are not here yet."""
+pad_images, extract_patches, and resize (nearest and bilinear). The other resampling ones
+(bicubic, affine and perspective transforms, map_coordinates, ...) are not here yet."""
 import numpy as np
 
 import graphc as gc
