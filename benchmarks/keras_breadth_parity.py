@@ -293,9 +293,14 @@ LAYER_CASES = {
         IMG, "pixels"),
     "RandomErasing factor 0 (training, fixed draws)": _training_call(
         L("RandomErasing", factor=(0.0, 0.0)), IMG, "pixels"),
-    "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp (inference)": _seq(
-        L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5),
-        L("RandomGaussianBlur"), L("RandomErasing"), L("MixUp"), shape=IMG, data="pixels"),
+    "RandomColorJitter brightness saturation hue (training, fixed draws)": _training_call(
+        L("RandomColorJitter", value_range=(0, 1), brightness_factor=(0.1, 0.1),
+          saturation_factor=(0.6, 0.6), hue_factor=(0.0, 0.0)), IMG),
+    "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp RandomColorJitter "
+    "(inference)": _seq(
+        L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),
+        L("RandomErasing"), L("MixUp"), L("RandomColorJitter", hue_factor=0.3), shape=IMG,
+        data="pixels"),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

@@ -38,6 +38,8 @@ from . import hsv_augment
 from . import gaussian_blur
 from . import random_erasing
 from . import mix_up
+from . import color_jitter
+from .color_jitter import RandomColorJitter
 from .mix_up import MixUp
 from .random_erasing import RandomErasing
 from .gaussian_blur import RandomGaussianBlur
@@ -57,7 +59,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + hsv_augment.LAYERS
     + gaussian_blur.LAYERS
     + random_erasing.LAYERS
-    + mix_up.LAYERS}
+    + mix_up.LAYERS
+    + color_jitter.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -124,3 +127,4 @@ __all__ += ["RandomSaturation", "RandomHue"]
 __all__ += ["RandomGaussianBlur"]
 __all__ += ["RandomErasing"]
 __all__ += ["MixUp"]
+__all__ += ["RandomColorJitter"]
