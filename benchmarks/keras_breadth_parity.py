@@ -296,6 +296,9 @@ LAYER_CASES = {
     "RandomColorJitter brightness saturation hue (training, fixed draws)": _training_call(
         L("RandomColorJitter", value_range=(0, 1), brightness_factor=(0.1, 0.1),
           saturation_factor=(0.6, 0.6), hue_factor=(0.0, 0.0)), IMG),
+    "Equalization (training, fixed draws)": _training_call(L("Equalization"), IMG, "pixels"),
+    "Equalization 16 bins value_range (-3, 3) (training, fixed draws)": _training_call(
+        L("Equalization", bins=16, value_range=(-3, 3)), IMG),
     "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp RandomColorJitter "
     "(inference)": _seq(
         L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),

@@ -39,6 +39,8 @@ from . import gaussian_blur
 from . import random_erasing
 from . import mix_up
 from . import color_jitter
+from . import equalization
+from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import MixUp
 from .random_erasing import RandomErasing
@@ -60,7 +62,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + gaussian_blur.LAYERS
     + random_erasing.LAYERS
     + mix_up.LAYERS
-    + color_jitter.LAYERS}
+    + color_jitter.LAYERS
+    + equalization.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -128,3 +131,4 @@ __all__ += ["RandomGaussianBlur"]
 __all__ += ["RandomErasing"]
 __all__ += ["MixUp"]
 __all__ += ["RandomColorJitter"]
+__all__ += ["Equalization"]
