@@ -299,11 +299,11 @@ LAYER_CASES = {
     "Equalization (training, fixed draws)": _training_call(L("Equalization"), IMG, "pixels"),
     "Equalization 16 bins value_range (-3, 3) (training, fixed draws)": _training_call(
         L("Equalization", bins=16, value_range=(-3, 3)), IMG),
-    "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp RandomColorJitter "
-    "(inference)": _seq(
+    "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp CutMix "
+    "RandomColorJitter (inference)": _seq(
         L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),
-        L("RandomErasing"), L("MixUp"), L("RandomColorJitter", hue_factor=0.3), shape=IMG,
-        data="pixels"),
+        L("RandomErasing"), L("MixUp"), L("CutMix"), L("RandomColorJitter", hue_factor=0.3),
+        shape=IMG, data="pixels"),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling1D": _seq(L("UpSampling1D", size=2), shape=SEQ),
     "GlobalMaxPooling2D": _seq(L("GlobalMaxPooling2D"), shape=IMG),

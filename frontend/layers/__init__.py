@@ -42,7 +42,7 @@ from . import color_jitter
 from . import equalization
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
-from .mix_up import MixUp
+from .mix_up import CutMix, MixUp
 from .random_erasing import RandomErasing
 from .gaussian_blur import RandomGaussianBlur
 from .hsv_augment import RandomHue, RandomSaturation
@@ -132,3 +132,4 @@ __all__ += ["RandomErasing"]
 __all__ += ["MixUp"]
 __all__ += ["RandomColorJitter"]
 __all__ += ["Equalization"]
+__all__ += ["CutMix"]

@@ -26,6 +26,14 @@ def _positions(x, axis):
     return where, gc.sum(ones)
 
 
+def in_span(x, axis, ratio, u):
+    """Whether each cell along axis lies in a span of ratio times the length there, starting
+    at u times the room left (Keras's crop bounds; ratio and u per image)."""
+    where, length = _positions(x, axis)
+    start = u * (length - ratio * length)
+    return gc.logical_and(where >= start, where < start + ratio * length)
+
+
 class RandomErasing(_Augmentation):
     """(batch, h, w, c) images: per image, side ratios sqrt(u) with u drawn in scale's range
     for the width and the height, the rectangle's start drawn uniformly where it fits, and the
@@ -46,11 +54,9 @@ class RandomErasing(_Augmentation):
         ops_image._channels_last(data_format, "RandomErasing")
 
     def _span(self, x, axis, seed_offset):
-        """Whether each cell along axis lies in the image's [start, end) of the rectangle."""
-        where, length = _positions(x, axis)
+        """Whether each cell along axis lies in the image's rectangle."""
         ratio = gc.sqrt(self._per_image(x, seed_offset, *self.scale))
-        start = self._per_image(x, seed_offset + 2) * (length - ratio * length)
-        return gc.logical_and(where >= start, where < start + ratio * length)
+        return in_span(x, axis, ratio, self._per_image(x, seed_offset + 2))
 
     def _fill(self, x):
         if self.fill_value is None:

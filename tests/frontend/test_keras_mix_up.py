@@ -1,5 +1,6 @@
-"""MixUp against numpy: each output image is w * image + (1 - w) * its partner, for graphc's
-own draws of w and of the permutation; the draws' distributions (Beta(alpha, alpha) moments,
+"""MixUp and CutMix against numpy: each MixUp image is w * image + (1 - w) * its partner, each
+CutMix image its partner inside a rectangle, for graphc's own draws of the weights, the
+rectangles and the permutation; the draws' distributions (Beta(alpha, alpha) moments,
 uniform permutations), run-time batch sizes, seeding, and the identity at inference."""
 import numpy as np
 import pytest
@@ -9,7 +10,9 @@ import graphc.frontend as gk
 from graphc.frontend.layers.mix_up import random_permutation
 from graphc.frontend.random import beta_like
 
-from .test_keras_color_augmentations import _inference, _train_out
+from graphc.ops.state import random_uniform_like
+
+from .test_keras_color_augmentations import _draws, _inference, _train_out
 
 L = gk.layers
 rng = np.random.default_rng(41)
@@ -55,3 +58,30 @@ def test_seeding_and_arguments():
         with pytest.raises(gc.GraphcError):
             L.MixUp(alpha=bad)
     assert L.MixUp(0.3).get_config()["alpha"] == 0.3
+
+
+def test_cut_mix_pastes_a_partner_rectangle_by_its_draws():
+    x = rng.uniform(0, 255, (33, 9, 11, 3)).astype("float32")
+    inp = gc.placeholder(gc.float32, (None, None, None, 3))
+    out = gc.function([inp], L.CutMix(factor=0.8, seed=7)(
+        inp, training=True))(x)
+    batch = inp[:, 0, 0, 0]
+    alpha = random_uniform_like(inp[0, 0, 0, 0], 0.0, 0.8, seed=7) + 1e-6
+    m, perm = gc.function([inp], [beta_like(batch, alpha, alpha, 7 + 20000),
+                                  random_permutation(batch, 7 + 10000)])(x)
+    ratio = np.sqrt(1.0 - m.astype(np.float64))[:, None, None, None]
+    inside = True
+    for axis, length, k in ((2, 11, 2), (1, 9, 3)):
+        start = _draws(x, 7 + k) * (length - ratio * length)
+        shape = [1, 1, 1, 1]
+        shape[axis] = length
+        where = np.arange(length).reshape(shape)
+        inside = inside & (where >= start) & (where < start + ratio * length)
+    inside = np.broadcast_to(inside, x.shape)
+    np.testing.assert_array_equal(out, np.where(inside, x[perm], x))
+    pasted = inside.mean(axis=(1, 2, 3))
+    assert 0.1 < pasted.mean() < 0.9 and np.any(x[perm] != x)
+    np.testing.assert_array_equal(_inference(L.CutMix(seed=7), x), x)
+    with pytest.raises(gc.GraphcError):
+        L.CutMix(factor=1.5)
+    assert L.CutMix(0.5).get_config()["factor"] == [0.0, 0.5]
