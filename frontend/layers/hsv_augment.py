@@ -26,37 +26,39 @@ def _wrap(hue):
     return gc.where(hue > 1.0, hue - 1.0, gc.where(hue < 0.0, hue + 1.0, hue))
 
 
-class RandomSaturation(_Augmentation):
-    """Each image's saturation multiplied by u / (1 - u), u drawn per image in factor's range
-    (f: [-f, f] inside [-1, 1]; u = 0.5 keeps the image, 0 makes it grey, 1 fully saturated),
-    the product clipped to value_range as Keras does."""
+class _HsvAugmentation(_Augmentation):
+    """Keras's arguments of both: factor (a number f: [max(-f, low), f]; or a pair) within
+    _BOUNDS, value_range, data_format (channels_last) and seed."""
+    _BOUNDS = (0.0, 1.0)
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
         super().__init__(seed, **kwargs)
-        self.factor = _unit_factor(factor, "RandomSaturation", (-1.0, 1.0))
-        self.value_range = _value_range(value_range, "RandomSaturation")
-        ops_image._channels_last(data_format, "RandomSaturation")
-
-    def transform(self, x):
-        u = self._per_image(x, 0, *self.factor)[..., 0]
-        scale = u / (1.0 - u + _EPSILON)
-        return _with_planes(x, saturation=lambda s: gc.clip(s * scale, *self.value_range))
+        who = type(self).__name__
+        self.factor = _unit_factor(factor, who, self._BOUNDS)
+        self.value_range = _value_range(value_range, who)
+        ops_image._channels_last(data_format, who)
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor),
                 "value_range": list(self.value_range)}
 
 
-class RandomHue(_Augmentation):
+class RandomSaturation(_HsvAugmentation):
+    """Each image's saturation multiplied by u / (1 - u), u drawn per image in factor's range
+    (f: [-f, f] inside [-1, 1]; u = 0.5 keeps the image, 0 makes it grey, 1 fully saturated),
+    the product clipped to value_range as Keras does."""
+    _BOUNDS = (-1.0, 1.0)
+
+    def transform(self, x):
+        u = self._per_image(x, 0, *self.factor)[..., 0]
+        scale = u / (1.0 - u + _EPSILON)
+        return _with_planes(x, saturation=lambda s: gc.clip(s * scale, *self.value_range))
+
+
+class RandomHue(_HsvAugmentation):
     """Each image's hue turned by +-u / 2 of a full turn, u drawn per image in factor's range
     (f: [0, f] inside [0, 1]) and the sign by a fair coin, on values mapped from value_range
     to [0, 1] (clipped there after the turn)."""
-
-    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
-        super().__init__(seed, **kwargs)
-        self.factor = _unit_factor(factor, "RandomHue")
-        self.value_range = _value_range(value_range, "RandomHue")
-        ops_image._channels_last(data_format, "RandomHue")
 
     def transform(self, x):
         sign = gc.where(self._per_image(x, 0) > 0.5, -1.0, 1.0)
@@ -64,10 +66,6 @@ class RandomHue(_Augmentation):
         unit = _to_255(x, self.value_range) / 255.0
         out = gc.clip(_with_planes(unit, hue=lambda h: _wrap(h + turn)), 0.0, 1.0)
         return _from_255(out * 255.0, self.value_range)
-
-    def get_config(self):
-        return {**super().get_config(), "factor": list(self.factor),
-                "value_range": list(self.value_range)}
 
 
 LAYERS = (RandomSaturation, RandomHue)
