@@ -81,6 +81,11 @@ def _fns(*names, arg="x"):
     return {f"{n}({arg})": (lambda n: lambda o, d: [getattr(o, n)(d[arg])])(n) for n in names}
 
 
+# one per image: a rotation by 0.4 rad about (1, 2) with a shift, and a zoom out past the
+# border (Keras on JAX ignores c0 and c1, so they are 0)
+_AFFINE = np.array([[0.921, -0.389, 0.9, 0.389, 0.921, -0.6, 0, 0],
+                    [1.7, 0.0, -2.3, 0.0, 1.45, -1.1, 0, 0]], np.float32)
+
 CASES = {
     **_fns("arctan", "arcsinh", "cbrt", "deg2rad", "rad2deg", "fabs", "trunc", "signbit",
            "erfc", "sinc", "isneginf", "isposinf", "isreal", "real", "imag", "conj",
@@ -286,6 +291,11 @@ CASES = {
         # data_format named: Keras 3.15 on JAX reads None as channels_first in gaussian_blur
         o.image.gaussian_blur(d["img"], (3, 5), (0.8, 1.7), data_format="channels_last"),
         o.image.gaussian_blur(d["img3"][0], (5, 1), (2.0, 0.5), data_format="channels_last")],
+    "image affine_transform": lambda o, d: [
+        o.image.affine_transform(d["img3"], _AFFINE, interpolation, fill_mode, 0.25)
+        for interpolation in ("bilinear", "nearest")
+        for fill_mode in ("constant", "nearest", "wrap", "mirror", "reflect")]
+    + [o.image.affine_transform(d["img3"][0], _AFFINE[1], "bilinear")],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [
