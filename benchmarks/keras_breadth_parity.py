@@ -299,6 +299,12 @@ LAYER_CASES = {
     "Equalization (training, fixed draws)": _training_call(L("Equalization"), IMG, "pixels"),
     "Equalization 16 bins value_range (-3, 3) (training, fixed draws)": _training_call(
         L("Equalization", bins=16, value_range=(-3, 3)), IMG),
+    "RandomRotation 36 degrees reflect (training, fixed draws)": _training_call(
+        L("RandomRotation", factor=(0.1, 0.1)), IMG),
+    "RandomRotation -72 degrees constant nearest (training, fixed draws)": _training_call(
+        L("RandomRotation", factor=(-0.2, -0.2), fill_mode="constant",
+          interpolation="nearest", fill_value=0.5), IMG),
+    "RandomRotation (inference)": _seq(L("RandomRotation", factor=0.3), shape=IMG),
     "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp CutMix "
     "RandomColorJitter (inference)": _seq(
         L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),

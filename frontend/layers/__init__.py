@@ -40,6 +40,8 @@ from . import random_erasing
 from . import mix_up
 from . import color_jitter
 from . import equalization
+from . import affine
+from .affine import RandomRotation
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import CutMix, MixUp
@@ -63,7 +65,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + random_erasing.LAYERS
     + mix_up.LAYERS
     + color_jitter.LAYERS
-    + equalization.LAYERS}
+    + equalization.LAYERS
+    + affine.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -133,3 +136,4 @@ __all__ += ["MixUp"]
 __all__ += ["RandomColorJitter"]
 __all__ += ["Equalization"]
 __all__ += ["CutMix"]
+__all__ += ["RandomRotation"]

@@ -1,0 +1,79 @@
+"""Keras's geometric augmentations over one shared transform: RandomRotation (drawn per image
+while training, seeded; the identity at inference), resampled by ops.image.affine_transform.
+The random draws are graphc's own, from Keras's distributions."""
+import math
+
+import graphc as gc
+from graphc.errors import GraphcError
+
+from .. import ops_image
+from .color import _unit_factor
+from .preprocessing import _Augmentation
+
+_FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def affine_matrix(height, width, angle=0.0, translate_x=0.0, translate_y=0.0, scale=1.0,
+                  shear_x=0.0, shear_y=0.0):
+    """Keras's (batch, 8) transforms of per-image tensors (batch,) or numbers: a rotation by
+    angle degrees, shears (degrees), a scale about the image's centre, then a translation in
+    pixels, as the output-to-input map affine_transform reads."""
+    angle, shear_x, shear_y = (v * (math.pi / 180.0) for v in (angle, shear_x, shear_y))
+    cx, cy = 0.5 * (width - 1), 0.5 * (height - 1)
+    cos, sin = gc.cos(angle), gc.sin(angle)
+    tan_x, tan_y = (gc.sin(s) / gc.cos(s) for s in (shear_x, shear_y))
+    a0, a1 = scale * (cos + tan_x * sin), scale * (-sin + tan_x * cos)
+    b0, b1 = scale * (tan_y * cos + sin), scale * (tan_y * -sin + cos)
+    a2 = translate_x + cx - cx * a0 - cy * a1
+    b2 = translate_y + cy - cx * b0 - cy * b1
+    zero = a0 * 0.0
+    return gc.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=-1)
+
+
+class _Geometric(_Augmentation):
+    """Keras's resampling arguments: fill_mode, interpolation, fill_value."""
+
+    def __init__(self, fill_mode="reflect", interpolation="bilinear", fill_value=0.0,
+                 data_format=None, seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        who = type(self).__name__
+        if fill_mode not in _FILL_MODES or interpolation not in _INTERPOLATIONS:
+            raise GraphcError(f"{who}: fill_mode must be one of {_FILL_MODES} and "
+                              f"interpolation one of {_INTERPOLATIONS}, got {fill_mode!r}, "
+                              f"{interpolation!r}")
+        self.fill_mode, self.interpolation, self.fill_value = fill_mode, interpolation, fill_value
+        ops_image._channels_last(data_format, who)
+
+    def _resample(self, x, transforms):
+        return ops_image.affine_transform(x, transforms, self.interpolation, self.fill_mode,
+                                          self.fill_value)
+
+    def _draw(self, x, seed_offset, low, high):
+        """One uniform draw per image, shaped (batch,)."""
+        return self._per_image(x, seed_offset, low, high)[:, 0, 0, 0]
+
+    def get_config(self):
+        return {**super().get_config(), "fill_mode": self.fill_mode,
+                "interpolation": self.interpolation, "fill_value": self.fill_value}
+
+
+class RandomRotation(_Geometric):
+    """Each image rotated about its centre by an angle drawn per image in factor's range,
+    given in fractions of a full turn (f: [-f, f])."""
+
+    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, data_format=None, **kwargs):
+        super().__init__(fill_mode, interpolation, fill_value, data_format, seed, **kwargs)
+        self.factor = _unit_factor(factor, "RandomRotation", (-1.0, 1.0))
+
+    def transform(self, x):
+        h, w = ops_image._hw(x)
+        angle = self._draw(x, 0, self.factor[0] * 360.0, self.factor[1] * 360.0)
+        return self._resample(x, affine_matrix(float(h), float(w), angle=angle))
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor)}
+
+
+LAYERS = (RandomRotation,)

@@ -1,0 +1,50 @@
+"""RandomRotation against numpy: the rotation matrix of graphc's own per-image angle draws
+resampled by a per-pixel numpy loop (test_keras_affine_transform's), seeding, arguments, and
+the identity at inference; keras_breadth_parity.py compares fixed angles with Keras 3."""
+import math
+
+import numpy as np
+import pytest
+
+import graphc as gc
+import graphc.frontend as gk
+
+from .test_keras_affine_transform import _np_affine
+from .test_keras_color_augmentations import _draws, _inference, _train_out
+
+L = gk.layers
+rng = np.random.default_rng(59)
+IMAGES = rng.uniform(0, 255, (6, 5, 7, 2)).astype("float32")
+
+
+def _np_rotation(angle_degrees, h, w):
+    t = np.radians(angle_degrees.astype(np.float64))
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    a0, a1, b0, b1 = np.cos(t), -np.sin(t), np.sin(t), np.cos(t)
+    return np.stack([a0, a1, cx - cx * a0 - cy * a1, b0, b1, cy - cx * b0 - cy * b1,
+                     0 * t, 0 * t], -1)
+
+
+@pytest.mark.parametrize("fill_mode,interpolation", [("reflect", "bilinear"),
+                                                     ("constant", "nearest"),
+                                                     ("wrap", "bilinear")])
+def test_random_rotation_matches_its_draws(fill_mode, interpolation):
+    layer = L.RandomRotation((-0.3, 0.2), fill_mode=fill_mode, interpolation=interpolation,
+                             fill_value=-7.0, seed=5)
+    out = _train_out(layer, IMAGES)
+    angles = _draws(IMAGES, 5, -0.3 * 360, 0.2 * 360)[:, 0, 0, 0]
+    want = _np_affine(IMAGES, _np_rotation(angles, 5, 7), interpolation, fill_mode, -7.0)
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=2e-3)
+    np.testing.assert_array_equal(_inference(layer, IMAGES), IMAGES)
+
+
+def test_half_turn_and_arguments():
+    half = _train_out(L.RandomRotation((0.5, 0.5), interpolation="nearest"), IMAGES)
+    np.testing.assert_allclose(half, IMAGES[:, ::-1, ::-1], atol=1e-3)
+    assert math.isclose(L.RandomRotation(0.25).get_config()["factor"][0], -0.25)
+    for make in (lambda: L.RandomRotation(1.5), lambda: L.RandomRotation(0.1, "edge"),
+                 lambda: L.RandomRotation(0.1, interpolation="bicubic")):
+        with pytest.raises(gc.GraphcError):
+            make()
+    a = _train_out(L.RandomRotation(0.2, seed=3), IMAGES)
+    np.testing.assert_array_equal(a, _train_out(L.RandomRotation(0.2, seed=3), IMAGES))
