@@ -305,6 +305,19 @@ LAYER_CASES = {
         L("RandomRotation", factor=(-0.2, -0.2), fill_mode="constant",
           interpolation="nearest", fill_value=0.5), IMG),
     "RandomRotation (inference)": _seq(L("RandomRotation", factor=0.3), shape=IMG),
+    "RandomTranslation (0.25, -0.375) wrap (training, fixed draws)": _training_call(
+        L("RandomTranslation", height_factor=(0.25, 0.25), width_factor=(-0.375, -0.375),
+          fill_mode="wrap"), IMG),
+    "RandomTranslation (-0.1, 0.3) reflect (training, fixed draws)": _training_call(
+        L("RandomTranslation", height_factor=(-0.1, -0.1), width_factor=(0.3, 0.3)), IMG),
+    "RandomZoom (0.3, -0.2) reflect (training, fixed draws)": _training_call(
+        L("RandomZoom", height_factor=(0.3, 0.3), width_factor=(-0.2, -0.2)), IMG),
+    "RandomZoom -0.4 constant nearest (training, fixed draws)": _training_call(
+        L("RandomZoom", height_factor=(-0.4, -0.4), fill_mode="constant",
+          interpolation="nearest", fill_value=1.5), IMG),
+    "RandomTranslation RandomZoom (inference)": _seq(
+        L("RandomTranslation", height_factor=0.2, width_factor=0.2),
+        L("RandomZoom", height_factor=0.2), shape=IMG),
     "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp CutMix "
     "RandomColorJitter (inference)": _seq(
         L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),

@@ -12,7 +12,8 @@ from graphc.ops.resize import resize_axis
 
 from . import ops as _o
 
-__all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "gaussian_blur", "affine_transform", "crop_images", "pad_images", "extract_patches", "resize"]
+__all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "gaussian_blur", "affine_transform",
+           "crop_images", "pad_images", "extract_patches", "resize"]
 
 
 def _channels_last(data_format, who):

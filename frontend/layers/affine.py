@@ -1,5 +1,6 @@
-"""Keras's geometric augmentations over one shared transform: RandomRotation (drawn per image
-while training, seeded; the identity at inference), resampled by ops.image.affine_transform.
+"""Keras's geometric augmentations over one shared transform: RandomRotation,
+RandomTranslation and RandomZoom (drawn per image while training, seeded; the identity at
+inference), resampled by ops.image.affine_transform.
 The random draws are graphc's own, from Keras's distributions."""
 import math
 
@@ -14,17 +15,17 @@ _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATIONS = ("nearest", "bilinear")
 
 
-def affine_matrix(height, width, angle=0.0, translate_x=0.0, translate_y=0.0, scale=1.0,
-                  shear_x=0.0, shear_y=0.0):
+def affine_matrix(height, width, angle=0.0, translate_x=0.0, translate_y=0.0, scale_x=1.0,
+                  scale_y=1.0, shear_x=0.0, shear_y=0.0):
     """Keras's (batch, 8) transforms of per-image tensors (batch,) or numbers: a rotation by
-    angle degrees, shears (degrees), a scale about the image's centre, then a translation in
-    pixels, as the output-to-input map affine_transform reads."""
+    angle degrees, shears (degrees), scales about the image's centre, then a translation in
+    pixels, as the output-to-input map affine_transform reads (angle a tensor)."""
     angle, shear_x, shear_y = (v * (math.pi / 180.0) for v in (angle, shear_x, shear_y))
     cx, cy = 0.5 * (width - 1), 0.5 * (height - 1)
     cos, sin = gc.cos(angle), gc.sin(angle)
     tan_x, tan_y = (gc.sin(s) / gc.cos(s) for s in (shear_x, shear_y))
-    a0, a1 = scale * (cos + tan_x * sin), scale * (-sin + tan_x * cos)
-    b0, b1 = scale * (tan_y * cos + sin), scale * (tan_y * -sin + cos)
+    a0, a1 = scale_x * (cos + tan_x * sin), scale_x * (-sin + tan_x * cos)
+    b0, b1 = scale_y * (tan_y * cos + sin), scale_y * (tan_y * -sin + cos)
     a2 = translate_x + cx - cx * a0 - cy * a1
     b2 = translate_y + cy - cx * b0 - cy * b1
     zero = a0 * 0.0
@@ -76,4 +77,53 @@ class RandomRotation(_Geometric):
         return {**super().get_config(), "factor": list(self.factor)}
 
 
-LAYERS = (RandomRotation,)
+class RandomTranslation(_Geometric):
+    """Each image shifted by fractions of its height and width drawn per image in
+    height_factor's and width_factor's ranges (f: [-f, f]; positive: down and right)."""
+
+    def __init__(self, height_factor, width_factor, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
+                 **kwargs):
+        super().__init__(fill_mode, interpolation, fill_value, data_format, seed, **kwargs)
+        self.height_factor = _unit_factor(height_factor, "RandomTranslation", (-1.0, 1.0))
+        self.width_factor = _unit_factor(width_factor, "RandomTranslation", (-1.0, 1.0))
+
+    def transform(self, x):
+        h, w = ops_image._hw(x)
+        down = self._draw(x, 0, *self.height_factor) * float(h)
+        right = self._draw(x, 1, *self.width_factor) * float(w)
+        return self._resample(x, affine_matrix(float(h), float(w), angle=gc.zeros_like(down),
+                                               translate_x=-right, translate_y=-down))
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": list(self.height_factor),
+                "width_factor": list(self.width_factor)}
+
+
+class RandomZoom(_Geometric):
+    """Each image zoomed about its centre: the source read at 1 + z times the distance from
+    the centre, z drawn per image in height_factor's range (f: [-f, f]; positive zooms out)
+    and in width_factor's (or the same z where width_factor is None)."""
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect",
+                 interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
+                 **kwargs):
+        super().__init__(fill_mode, interpolation, fill_value, data_format, seed, **kwargs)
+        self.height_factor = _unit_factor(height_factor, "RandomZoom", (-1.0, 1.0))
+        self.width_factor = None if width_factor is None else \
+            _unit_factor(width_factor, "RandomZoom", (-1.0, 1.0))
+
+    def transform(self, x):
+        h, w = ops_image._hw(x)
+        zoom_h = 1.0 + self._draw(x, 0, *self.height_factor)
+        zoom_w = zoom_h if self.width_factor is None else \
+            1.0 + self._draw(x, 1, *self.width_factor)
+        return self._resample(x, affine_matrix(float(h), float(w), angle=gc.zeros_like(zoom_h),
+                                               scale_x=zoom_w, scale_y=zoom_h))
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": list(self.height_factor),
+                "width_factor": self.width_factor and list(self.width_factor)}
+
+
+LAYERS = (RandomRotation, RandomTranslation, RandomZoom)

@@ -48,3 +48,32 @@ def test_half_turn_and_arguments():
             make()
     a = _train_out(L.RandomRotation(0.2, seed=3), IMAGES)
     np.testing.assert_array_equal(a, _train_out(L.RandomRotation(0.2, seed=3), IMAGES))
+
+
+def test_random_translation_and_zoom_match_their_draws():
+    out = _train_out(L.RandomTranslation((-0.4, 0.3), 0.5, fill_mode="nearest", seed=8),
+                     IMAGES)
+    down = _draws(IMAGES, 8, -0.4, 0.3)[:, 0, 0, 0].astype(np.float64) * 5
+    right = _draws(IMAGES, 9, -0.5, 0.5)[:, 0, 0, 0].astype(np.float64) * 7
+    one, zero = np.ones_like(down), np.zeros_like(down)
+    shift = np.stack([one, zero, -right, zero, one, -down, zero, zero], -1)
+    np.testing.assert_allclose(out, _np_affine(IMAGES, shift, "bilinear", "nearest", 0.0),
+                               rtol=1e-4, atol=2e-3)
+    whole = _train_out(L.RandomTranslation((0.4, 0.4), (-3 / 7, -3 / 7), "constant",
+                                           "nearest"), IMAGES)
+    want = np.zeros_like(IMAGES)
+    want[:, 2:, :4] = IMAGES[:, :3, 3:]  # 2 rows down, 3 columns left
+    np.testing.assert_allclose(whole, want, atol=1e-3)
+    out = _train_out(L.RandomZoom(0.3, (-0.5, 0.2), fill_mode="reflect", seed=4), IMAGES)
+    zh = 1 + _draws(IMAGES, 4, -0.3, 0.3)[:, 0, 0, 0].astype(np.float64)
+    zw = 1 + _draws(IMAGES, 5, -0.5, 0.2)[:, 0, 0, 0].astype(np.float64)
+    zoom = np.stack([zw, 0 * zw, 3 * (1 - zw), 0 * zw, zh, 2 * (1 - zh), 0 * zw, 0 * zw], -1)
+    np.testing.assert_allclose(out, _np_affine(IMAGES, zoom, "bilinear", "reflect", 0.0),
+                               rtol=1e-4, atol=2e-3)
+    same = _train_out(L.RandomZoom((0.5, 0.5), fill_mode="constant"), IMAGES)
+    np.testing.assert_allclose(same[:, 2, 3], IMAGES[:, 2, 3], atol=1e-3)  # the centre stays
+    for layer in (L.RandomTranslation(0.2, 0.2), L.RandomZoom(0.2)):
+        np.testing.assert_array_equal(_inference(layer, IMAGES), IMAGES)
+    with pytest.raises(gc.GraphcError):
+        L.RandomZoom(0.2, fill_mode="edge")
+    assert L.RandomZoom(0.2).get_config()["width_factor"] is None
