@@ -315,9 +315,10 @@ LAYER_CASES = {
     "RandomZoom -0.4 constant nearest (training, fixed draws)": _training_call(
         L("RandomZoom", height_factor=(-0.4, -0.4), fill_mode="constant",
           interpolation="nearest", fill_value=1.5), IMG),
-    "RandomTranslation RandomZoom (inference)": _seq(
+    "RandomTranslation RandomZoom RandomShear (inference)": _seq(
         L("RandomTranslation", height_factor=0.2, width_factor=0.2),
-        L("RandomZoom", height_factor=0.2), shape=IMG),
+        L("RandomZoom", height_factor=0.2), L("RandomShear", x_factor=0.2, y_factor=0.2),
+        shape=IMG),
     "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp CutMix "
     "RandomColorJitter (inference)": _seq(
         L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),

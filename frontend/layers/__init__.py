@@ -41,7 +41,7 @@ from . import mix_up
 from . import color_jitter
 from . import equalization
 from . import affine
-from .affine import RandomRotation, RandomTranslation, RandomZoom
+from .affine import RandomRotation, RandomShear, RandomTranslation, RandomZoom
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import CutMix, MixUp
@@ -138,3 +138,4 @@ __all__ += ["Equalization"]
 __all__ += ["CutMix"]
 __all__ += ["RandomRotation"]
 __all__ += ["RandomTranslation", "RandomZoom"]
+__all__ += ["RandomShear"]

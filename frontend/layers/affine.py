@@ -1,5 +1,5 @@
 """Keras's geometric augmentations over one shared transform: RandomRotation,
-RandomTranslation and RandomZoom (drawn per image while training, seeded; the identity at
+RandomTranslation, RandomZoom and RandomShear (drawn per image while training, seeded; the identity at
 inference), resampled by ops.image.affine_transform.
 The random draws are graphc's own, from Keras's distributions."""
 import math
@@ -126,4 +126,37 @@ class RandomZoom(_Geometric):
                 "width_factor": self.width_factor and list(self.width_factor)}
 
 
-LAYERS = (RandomRotation, RandomTranslation, RandomZoom)
+def _shear_factor(factor, what):
+    """Keras's shear range: a number f in [0, 1] gives [-f, f]; a pair, numbers in [0, 1]."""
+    values = factor if isinstance(factor, (tuple, list)) else [factor]
+    if not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values):
+        raise GraphcError(f"RandomShear: {what} must be a number or a pair of numbers in "
+                          f"[0, 1], got {factor!r}")
+    return _unit_factor(factor, "RandomShear", (-1.0, 1.0))
+
+
+class RandomShear(_Geometric):
+    """Each image sheared, source (x + s_x y, y + s_y x), s_x and s_y drawn per image in
+    x_factor's and y_factor's ranges and both negated when a fair coin says so (Keras's
+    matrix, about the top-left corner)."""
+
+    def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear",
+                 fill_mode="reflect", fill_value=0.0, data_format=None, seed=None, **kwargs):
+        super().__init__(fill_mode, interpolation, fill_value, data_format, seed, **kwargs)
+        self.x_factor = _shear_factor(x_factor, "x_factor")
+        self.y_factor = _shear_factor(y_factor, "y_factor")
+
+    def transform(self, x):
+        sign = gc.where(self._draw(x, 0, 0.0, 1.0) > 0.5, -1.0, 1.0)
+        shear_x = self._draw(x, 1, *self.x_factor) * sign
+        shear_y = self._draw(x, 2, *self.y_factor) * sign
+        one, zero = gc.ones_like(shear_x), gc.zeros_like(shear_x)
+        return self._resample(x, gc.stack([one, shear_x, zero, shear_y, one, zero, zero, zero],
+                                          axis=-1))
+
+    def get_config(self):
+        return {**super().get_config(), "x_factor": list(self.x_factor),
+                "y_factor": list(self.y_factor)}
+
+
+LAYERS = (RandomRotation, RandomTranslation, RandomZoom, RandomShear)

@@ -77,3 +77,21 @@ def test_random_translation_and_zoom_match_their_draws():
     with pytest.raises(gc.GraphcError):
         L.RandomZoom(0.2, fill_mode="edge")
     assert L.RandomZoom(0.2).get_config()["width_factor"] is None
+
+
+def test_random_shear_matches_its_draws():
+    out = _train_out(L.RandomShear(0.4, (0.1, 0.3), fill_mode="wrap", seed=12), IMAGES)
+    sign = np.where(_draws(IMAGES, 12)[:, 0, 0, 0] > 0.5, -1.0, 1.0)
+    sx = _draws(IMAGES, 13, -0.4, 0.4)[:, 0, 0, 0] * sign
+    sy = _draws(IMAGES, 14, 0.1, 0.3)[:, 0, 0, 0] * sign
+    one, zero = np.ones_like(sx), np.zeros_like(sx)
+    shear = np.stack([one, sx, zero, sy, one, zero, zero, zero], -1)
+    np.testing.assert_allclose(out, _np_affine(IMAGES, shear, "bilinear", "wrap", 0.0),
+                               rtol=1e-4, atol=2e-3)
+    assert np.any(sign > 0) and np.any(sign < 0)
+    np.testing.assert_array_equal(_train_out(L.RandomShear(), IMAGES), IMAGES)  # factors 0
+    np.testing.assert_array_equal(_inference(L.RandomShear(0.5, 0.5), IMAGES), IMAGES)
+    for bad in (dict(x_factor=-0.2), dict(y_factor=(0.2, 1.5))):
+        with pytest.raises(gc.GraphcError):
+            L.RandomShear(**bad)
+    assert L.RandomShear(0.3).get_config()["x_factor"] == [-0.3, 0.3]
