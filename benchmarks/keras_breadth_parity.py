@@ -279,6 +279,51 @@ LAYER_CASES = {
         L("RandomCrop", height=11, width=9), IMG),
     "RandomCrop of an image as large (training)": _training_call(
         L("RandomCrop", height=8, width=5), IMG),
+    "RandomSaturation factor (0, 0) (training, fixed draws)": _training_call(
+        L("RandomSaturation", factor=(0.0, 0.0)), IMG, "pixels"),
+    "RandomSaturation factor (0.7, 0.7) (training, fixed draws)": _training_call(
+        L("RandomSaturation", factor=(0.7, 0.7)), IMG),
+    "RandomHue factor (0, 0) value_range (-1, 1) (training, fixed draws)": _training_call(
+        L("RandomHue", factor=(0.0, 0.0), value_range=(-1, 1)), IMG),
+    "RandomGaussianBlur sigma (0.7, 0.7) kernel (3, 5) (training, fixed draws)":
+        _training_call(L("RandomGaussianBlur", factor=(1.0, 1.0), kernel_size=(3, 5),
+                         sigma=(0.7, 0.7), value_range=(-2, 2)), IMG),
+    "RandomErasing of the whole image (training, fixed draws)": _training_call(
+        L("RandomErasing", factor=(1.0, 1.0), scale=(1.0, 1.0), fill_value=300.0),
+        IMG, "pixels"),
+    "RandomErasing factor 0 (training, fixed draws)": _training_call(
+        L("RandomErasing", factor=(0.0, 0.0)), IMG, "pixels"),
+    "RandomColorJitter brightness saturation hue (training, fixed draws)": _training_call(
+        L("RandomColorJitter", value_range=(0, 1), brightness_factor=(0.1, 0.1),
+          saturation_factor=(0.6, 0.6), hue_factor=(0.0, 0.0)), IMG),
+    "Equalization (training, fixed draws)": _training_call(L("Equalization"), IMG, "pixels"),
+    "Equalization 16 bins value_range (-3, 3) (training, fixed draws)": _training_call(
+        L("Equalization", bins=16, value_range=(-3, 3)), IMG),
+    "RandomRotation 36 degrees reflect (training, fixed draws)": _training_call(
+        L("RandomRotation", factor=(0.1, 0.1)), IMG),
+    "RandomRotation -72 degrees constant nearest (training, fixed draws)": _training_call(
+        L("RandomRotation", factor=(-0.2, -0.2), fill_mode="constant",
+          interpolation="nearest", fill_value=0.5), IMG),
+    "RandomRotation (inference)": _seq(L("RandomRotation", factor=0.3), shape=IMG),
+    "RandomTranslation (0.25, -0.375) wrap (training, fixed draws)": _training_call(
+        L("RandomTranslation", height_factor=(0.25, 0.25), width_factor=(-0.375, -0.375),
+          fill_mode="wrap"), IMG),
+    "RandomTranslation (-0.1, 0.3) reflect (training, fixed draws)": _training_call(
+        L("RandomTranslation", height_factor=(-0.1, -0.1), width_factor=(0.3, 0.3)), IMG),
+    "RandomZoom (0.3, -0.2) reflect (training, fixed draws)": _training_call(
+        L("RandomZoom", height_factor=(0.3, 0.3), width_factor=(-0.2, -0.2)), IMG),
+    "RandomZoom -0.4 constant nearest (training, fixed draws)": _training_call(
+        L("RandomZoom", height_factor=(-0.4, -0.4), fill_mode="constant",
+          interpolation="nearest", fill_value=1.5), IMG),
+    "RandomTranslation RandomZoom RandomShear (inference)": _seq(
+        L("RandomTranslation", height_factor=0.2, width_factor=0.2),
+        L("RandomZoom", height_factor=0.2), L("RandomShear", x_factor=0.2, y_factor=0.2),
+        shape=IMG),
+    "RandomSaturation RandomHue RandomGaussianBlur RandomErasing MixUp CutMix "
+    "RandomColorJitter (inference)": _seq(
+        L("RandomSaturation", factor=0.5), L("RandomHue", factor=0.5), L("RandomGaussianBlur"),
+        L("RandomErasing"), L("MixUp"), L("CutMix"), L("RandomColorJitter", hue_factor=0.3),
+        shape=IMG, data="pixels"),
     "UpSampling2D": _seq(L("UpSampling2D", size=(2, 3)), shape=IMG),
     "UpSampling2D bilinear": _seq(L("UpSampling2D", size=(3, 2), interpolation="bilinear"),
                                   shape=IMG),

@@ -86,6 +86,11 @@ def _fns(*names, arg="x"):
     return {f"{n}({arg})": (lambda n: lambda o, d: [getattr(o, n)(d[arg])])(n) for n in names}
 
 
+# one per image: a rotation by 0.4 rad about (1, 2) with a shift, and a zoom out past the
+# border (Keras on JAX ignores c0 and c1, so they are 0)
+_AFFINE = np.array([[0.921, -0.389, 0.9, 0.389, 0.921, -0.6, 0, 0],
+                    [1.7, 0.0, -2.3, 0.0, 1.45, -1.1, 0, 0]], np.float32)
+
 CASES = {
     **_fns("arctan", "arcsinh", "cbrt", "deg2rad", "rad2deg", "fabs", "trunc", "signbit",
            "erfc", "sinc", "isneginf", "isposinf", "isreal", "real", "imag", "conj",
@@ -285,6 +290,17 @@ CASES = {
         o.image.resize(d["img"], (9, 3)), o.image.resize(d["img"], (2, 11), "nearest"),
         o.image.resize(d["img3"][0], (7, 7)),
         o.image.resize(d["img"], (4, 4), crop_to_aspect_ratio=True)],
+    "image hsv gaussian_blur": lambda o, d: [
+        o.image.rgb_to_hsv(d["img3"]), o.image.rgb_to_hsv(d["img3"][0] * 255.0),
+        o.image.hsv_to_rgb(d["img3"]), o.image.hsv_to_rgb(d["img3"] * 3.0 - 1.0),
+        # data_format named: Keras 3.15 on JAX reads None as channels_first in gaussian_blur
+        o.image.gaussian_blur(d["img"], (3, 5), (0.8, 1.7), data_format="channels_last"),
+        o.image.gaussian_blur(d["img3"][0], (5, 1), (2.0, 0.5), data_format="channels_last")],
+    "image affine_transform": lambda o, d: [
+        o.image.affine_transform(d["img3"], _AFFINE, interpolation, fill_mode, 0.25)
+        for interpolation in ("bilinear", "nearest")
+        for fill_mode in ("constant", "nearest", "wrap", "mirror", "reflect")]
+    + [o.image.affine_transform(d["img3"][0], _AFFINE[1], "bilinear")],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [

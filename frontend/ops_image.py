@@ -1,8 +1,8 @@
 """gk.ops.image: the image ops of keras.ops.image that are simple compositions, on
 channels-last images (batch, height, width, channels) or one image (height, width,
-channels): rgb_to_grayscale, crop_images, pad_images, extract_patches, and resize (nearest
-and bilinear). The other resampling ones (bicubic, affine and perspective transforms,
-map_coordinates, ...) are not here yet."""
+channels): rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb, gaussian_blur, affine_transform, crop_images,
+pad_images, extract_patches, and resize (nearest and bilinear). The other resampling ones
+(bicubic, perspective transforms, map_coordinates, ...) are not here yet."""
 import numpy as np
 
 import graphc as gc
@@ -12,7 +12,8 @@ from graphc.ops.resize import resize_axis
 
 from . import ops as _o
 
-__all__ = ["rgb_to_grayscale", "crop_images", "pad_images", "extract_patches", "resize"]
+__all__ = ["rgb_to_grayscale", "rgb_to_hsv", "hsv_to_rgb", "gaussian_blur", "affine_transform",
+           "crop_images", "pad_images", "extract_patches", "resize"]
 
 
 def _channels_last(data_format, who):
@@ -30,6 +31,145 @@ def rgb_to_grayscale(images, data_format=None):
     weights = gc.cast(gc.constant(np.array([0.2989, 0.5870, 0.1140], np.float32)), xf.dtype)
     gray = gc.expand_dims(gc.sum(xf * weights, axis=-1), -1)
     return gray if x.dtype.is_float else gc.cast(gray, x.dtype)
+
+
+def _float_planes(images, who):
+    x = _o._t(images)
+    if not x.dtype.is_float:
+        raise GraphcError(f"gk.ops.image.{who}: images must be floats, got {x.dtype}")
+    if x.ndim not in (3, 4):
+        raise GraphcError(f"gk.ops.image.{who}: images must be of rank 3 or 4, got shape "
+                          f"{tuple(x.shape)}")
+    return x[..., 0], x[..., 1], x[..., 2]
+
+
+def rgb_to_hsv(images, data_format=None):
+    """Hue, saturation and value, each in [0, 1] for RGB in [0, 1] (Keras's formulas: hue
+    0 where the pixel is grey, saturation 0 where it is black; any scale of RGB gives the
+    same hue and saturation, and value in that scale)."""
+    _channels_last(data_format, "rgb_to_hsv")
+    x = _o._t(images)
+    # values within float32's epsilon of 0 count as 0, as in Keras
+    r, g, b = (gc.where(gc.abs(p) < float(np.finfo(np.float32).eps), 0.0, p)
+               for p in _float_planes(x, "rgb_to_hsv"))
+    value = gc.maximum(gc.maximum(r, g), b)
+    spread = value - gc.minimum(gc.minimum(r, g), b)
+    saturation = gc.where(value > 0.0, spread / gc.where(value > 0.0, value, 1.0), 0.0)
+    norm = 1.0 / (6.0 * gc.where(spread > 0.0, spread, 1.0))
+    hue = gc.where(value == g, norm * (b - r) + 2.0 / 6.0, norm * (r - g) + 4.0 / 6.0)
+    hue = gc.where(value == r, norm * (g - b), hue)
+    hue = gc.where(spread > 0.0, hue, 0.0) + gc.cast(hue < 0.0, x.dtype)
+    return gc.stack([hue, saturation, value], axis=-1)
+
+
+def hsv_to_rgb(images, data_format=None):
+    """RGB of hue (taken modulo 1), saturation and value, the inverse of rgb_to_hsv."""
+    _channels_last(data_format, "hsv_to_rgb")
+    hue, saturation, value = _float_planes(images, "hsv_to_rgb")
+    dh = gc.mod(hue, 1.0) * 6.0
+    shares = (gc.abs(dh - 3.0) - 1.0, 2.0 - gc.abs(dh - 2.0), 2.0 - gc.abs(dh - 4.0))
+    return gc.stack([value * (1.0 - saturation + saturation * gc.clip(d, 0.0, 1.0))
+                     for d in shares], axis=-1)
+
+
+def _blur_axis(x, axis, size, sigma):
+    """x convolved along axis with the normalised Gaussian of size taps and deviation sigma
+    (a number or a scalar tensor), zeros beyond the border, as a sum of shifted copies."""
+    offsets = np.arange(size, dtype=np.float32) - (size - 1) / 2
+    taps = [gc.exp(-0.5 * gc.square(float(o) / sigma)) if isinstance(sigma, gc.Tensor)
+            else float(np.exp(-0.5 * (o / sigma) ** 2)) for o in offsets]
+    total = sum(taps)
+    before = (size - 1) // 2
+    padded = gc.pad(x, [(0, 0)] * axis + [(before, size - 1 - before)]
+                    + [(0, 0)] * (x.ndim - axis - 1))
+    lead = (slice(None),) * axis
+    # tap i reads the padded cells i .. i + length - 1 (end counted from the back: run-time sizes)
+    return sum(padded[lead + (slice(i, i - size + 1 or None),)] * (tap / total)
+               for i, tap in enumerate(taps))
+
+
+def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None):
+    """Each channel convolved with Keras's Gaussian kernel, zero-padded to the same size:
+    kernel_size[0] taps of deviation sigma[0] across the width and kernel_size[1] of sigma[1]
+    down the height (Keras's order); sigma may hold scalar tensors."""
+    _channels_last(data_format, "gaussian_blur")
+    x = _o._t(images)
+    x = x if x.dtype.is_float else gc.cast(x, gc.float32)
+    if x.ndim not in (3, 4):
+        raise GraphcError(f"gk.ops.image.gaussian_blur: images must be of rank 3 or 4, got "
+                          f"shape {tuple(x.shape)}")
+    (size_w, size_h), (sigma_w, sigma_h) = tuple(kernel_size), tuple(sigma)
+    return _blur_axis(_blur_axis(x, x.ndim - 3, int(size_h), sigma_h), x.ndim - 2, int(size_w),
+                      sigma_w)
+
+
+def _mirror(index, size):
+    period = size - 1
+    return gc.abs(gc.mod(index + period, 2.0 * period) - period) if period else index * 0.0
+
+
+# where a neighbour index outside [0, size) reads from (scipy's / JAX's map_coordinates modes)
+_FILL_MODES = {
+    "constant": lambda i, n: gc.clip(i, 0.0, n - 1.0),  # read anywhere; replaced by fill_value
+    "nearest": lambda i, n: gc.clip(i, 0.0, n - 1.0),
+    "wrap": lambda i, n: gc.mod(i, float(n)),
+    "mirror": _mirror,
+    "reflect": lambda i, n: gc.floor((_mirror(2.0 * i + 1.0, 2 * n + 1) - 1.0) / 2.0),
+}
+
+
+def _taps(coordinate, interpolation):
+    """(index, weight) pairs of a coordinate: its rounding (half away from zero), or the two
+    cells around it with linear weights."""
+    if interpolation == "nearest":
+        return [(gc.sign(coordinate) * gc.floor(gc.abs(coordinate) + 0.5), 1.0)]
+    low = gc.floor(coordinate)
+    return [(low, 1.0 - (coordinate - low)), (low + 1.0, coordinate - low)]
+
+
+def affine_transform(images, transform, interpolation="bilinear", fill_mode="constant",
+                     fill_value=0, data_format=None):
+    """Each output pixel (x, y) read at the input point ((a0 x + a1 y + a2) / k, (b0 x + b1 y +
+    b2) / k), k = c0 x + c1 y + 1, from transform [a0, a1, a2, b0, b1, b2, c0, c1] (one for
+    all images or one per image; Keras on JAX takes k as 1), by nearest or bilinear
+    interpolation of the neighbours; neighbours outside the image read per fill_mode
+    (constant: fill_value, nearest, wrap, mirror, reflect)."""
+    _channels_last(data_format, "affine_transform")
+    if interpolation not in ("nearest", "bilinear") or fill_mode not in _FILL_MODES:
+        raise GraphcError(f"gk.ops.image.affine_transform: interpolation must be nearest or "
+                          f"bilinear and fill_mode one of {sorted(_FILL_MODES)}, got "
+                          f"{interpolation!r}, {fill_mode!r}")
+    x = _o._t(images)
+    x = x if x.dtype.is_float else gc.cast(x, gc.float32)
+    single = x.ndim == 3
+    x = gc.expand_dims(x, 0) if single else x
+    t = gc.cast(_o._t(transform), x.dtype)
+    t = gc.expand_dims(t, 0) if t.ndim == 1 else t
+    if x.ndim != 4 or t.ndim != 2 or t.shape[-1] != 8:
+        raise GraphcError(f"gk.ops.image.affine_transform: images (batch, h, w, c) and "
+                          f"transforms (8,) or (batch, 8), got {tuple(x.shape)} and "
+                          f"{tuple(t.shape)}")
+    h, w = _hw(x)
+    ys = gc.constant(np.arange(h, dtype=np.float32).reshape(1, h, 1))
+    xs = gc.constant(np.arange(w, dtype=np.float32).reshape(1, 1, w))
+    a0, a1, a2, b0, b1, b2, c0, c1 = (gc.reshape(t[:, i], (-1, 1, 1)) for i in range(8))
+    k = c0 * xs + c1 * ys + 1.0
+    src_x, src_y = (a0 * xs + a1 * ys + a2) / k, (b0 * xs + b1 * ys + b2) / k
+    # each image's first row in the (batch * h * w, c) flattening
+    first = gc.reshape(gc.cumsum(gc.ones_like(x[:, 0, 0, 0])) - 1.0, (-1, 1, 1)) * float(h * w)
+    flat = gc.reshape(x, (-1, x.shape[-1]))
+    fix = _FILL_MODES[fill_mode]
+    out = 0.0
+    for iy, wy in _taps(src_y, interpolation):
+        for ix, wx in _taps(src_x, interpolation):
+            row = first + fix(iy, h) * float(w) + fix(ix, w)
+            value = gc.gather(flat, gc.cast(row, gc.int32), axis=0)
+            if fill_mode == "constant":
+                inside = gc.logical_and(gc.logical_and(iy >= 0.0, iy <= h - 1.0),
+                                        gc.logical_and(ix >= 0.0, ix <= w - 1.0))
+                value = gc.where(gc.expand_dims(inside, -1), value, float(fill_value))
+            out = out + gc.expand_dims(wy * wx, -1) * value
+    return out[0] if single else out
 
 
 def _sides(before, after, target, size, what):

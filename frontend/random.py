@@ -12,6 +12,7 @@ import numpy as np
 
 import graphc as gc
 from graphc.errors import GraphcError
+from graphc.ops.state import random_uniform_like
 
 from . import backend
 from . import ops as _o
@@ -101,30 +102,62 @@ def shuffle(x, axis=0, seed=None):
 _CANDIDATES = 16
 
 
-def _standard_gamma(shape, alpha, seed):
-    """Marsaglia-Tsang draws of Gamma(alpha, 1); alpha < 1 through Gamma(alpha + 1) * U^(1/a).
-    alpha is a Python number or an array broadcasting against shape."""
-    alpha = np.broadcast_to(np.asarray(alpha, np.float32), shape)
+def _candidate_draws(shape, seed, like):
+    """(normal, uniform in (0, 1]) draws of shape + (_CANDIDATES,), or of like's run-time
+    shape + (_CANDIDATES,) where like is a tensor (its normals by Box-Muller)."""
+    if like is None:
+        cand = shape + (_CANDIDATES,)
+        return normal(cand, seed=seed), uniform(cand, 1e-30, 1.0, seed=seed)
+    many = gc.expand_dims(like, -1) + gc.cast(gc.constant(np.zeros(_CANDIDATES, np.float32)),
+                                              like.dtype)
+    # seed + 1 is left to the boost's draw of _standard_gamma
+    u1, u2, u = (random_uniform_like(many, 1e-30, 1.0, seed=seed + k) for k in (0, 2, 4))
+    return gc.sqrt(-2.0 * gc.log(u1)) * gc.cos(2.0 * np.pi * u2), u
+
+
+def _gamma_constants(shape, alpha, like):
+    """(d, c, boost, exponent, any boost) of Marsaglia-Tsang for alpha: a number or an array
+    broadcasting against shape, or, with `like`, a number or a scalar tensor."""
+    if isinstance(alpha, gc.Tensor):
+        boost = alpha < 1.0
+        d = gc.where(boost, alpha + 1.0, alpha) - 1.0 / 3.0
+        return d, 1.0 / gc.sqrt(9.0 * d), boost, gc.where(boost, 1.0 / alpha, 0.0), True
+    alpha = np.broadcast_to(np.asarray(alpha, np.float32), shape if like is None else ())
     boost = alpha < 1
-    a = np.where(boost, alpha + 1.0, alpha).astype(np.float32)
-    d = a - 1.0 / 3.0
-    c = 1.0 / np.sqrt(9.0 * d)
-    cand = shape + (_CANDIDATES,)
-    z = normal(cand, seed=seed)
-    u = uniform(cand, 1e-30, 1.0, seed=seed)
-    dd, cc = gc.constant(d[..., None]), gc.constant(c[..., None])
+    d = np.where(boost, alpha + 1.0, alpha).astype(np.float32) - 1.0 / 3.0
+    exponent = np.where(boost, 1.0 / alpha, 0.0).astype(np.float32)
+    return (gc.constant(d[..., None]), gc.constant((1.0 / np.sqrt(9.0 * d))[..., None]),
+            gc.constant(boost), gc.constant(exponent), boost.any())
+
+
+def _standard_gamma(shape, alpha, seed, like=None):
+    """Marsaglia-Tsang draws of Gamma(alpha, 1); alpha < 1 through Gamma(alpha + 1) * U^(1/a).
+    alpha is a Python number or an array broadcasting against shape; with a tensor `like`,
+    the draws take its (run-time) shape instead and alpha is a number or a scalar tensor."""
+    axis = len(shape) if like is None else like.ndim
+    dd, cc, boost, exponent, may_boost = _gamma_constants(shape, alpha, like)
+    z, u = _candidate_draws(shape, seed, like)
     v = (1.0 + cc * z) ** 3
     safe_v = gc.maximum(v, 1e-30)
     accept = gc.logical_and(v > 0, gc.log(u) < 0.5 * z * z + dd - dd * safe_v
                             + dd * gc.log(safe_v))
-    first = gc.argmax(gc.cast(accept, gc.int32), axis=len(shape))  # the first accepted
-    value = gc.squeeze(gc.gather_elements(dd * safe_v, gc.expand_dims(first, -1),
-                                          axis=len(shape)), axis=len(shape))
-    if boost.any():
-        u2 = uniform(shape, 1e-30, 1.0, seed=None if seed is None else seed + 1)
-        scale = gc.pow(u2, gc.constant(np.where(boost, 1.0 / alpha, 0.0).astype(np.float32)))
-        value = value * gc.where(gc.constant(boost), scale, gc.ones_like(scale))
+    first = gc.argmax(gc.cast(accept, gc.int32), axis=axis)  # the first accepted
+    value = gc.squeeze(gc.gather_elements(dd * safe_v,
+                                          gc.expand_dims(first, -1), axis=axis), axis=axis)
+    if may_boost:
+        later = None if seed is None else seed + 1
+        u2 = uniform(shape, 1e-30, 1.0, seed=later) if like is None else \
+            random_uniform_like(like, 1e-30, 1.0, seed=later)
+        value = value * gc.where(boost, gc.pow(u2, exponent), 1.0)
     return value
+
+
+def beta_like(like, alpha, beta, seed):
+    """Beta(alpha, beta) draws shaped like the tensor `like` (run-time sizes allowed), as
+    X / (X + Y) of two gamma draws; alpha and beta numbers or scalar tensors."""
+    x = _standard_gamma((), alpha, seed, like)
+    y = _standard_gamma((), beta, seed + 7919, like)
+    return x / (x + y)
 
 
 def gamma(shape, alpha, dtype=None, seed=None):

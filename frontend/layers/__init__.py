@@ -1,6 +1,7 @@
 """gk.layers: the building blocks of models."""
-from . import (adaptive, color, conv_lstm, depthwise, dot_attention, noise, preprocessing,
-               random_crop, text, volumetric)
+from . import (adaptive, affine, color, color_jitter, conv_lstm, depthwise, dot_attention,
+               equalization, gaussian_blur, hsv_augment, mix_up, noise, preprocessing,
+               random_crop, random_erasing, text, volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -36,6 +37,13 @@ from .text import Hashing, StringLookup, TextVectorization
 from .random_crop import RandomCrop
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
+from .affine import RandomRotation, RandomShear, RandomTranslation, RandomZoom
+from .equalization import Equalization
+from .color_jitter import RandomColorJitter
+from .mix_up import CutMix, MixUp
+from .random_erasing import RandomErasing
+from .gaussian_blur import RandomGaussianBlur
+from .hsv_augment import RandomHue, RandomSaturation
 from .volumetric import (AveragePooling3D, Conv3D, Conv3DTranspose, Cropping3D,
                          GlobalAveragePooling3D, GlobalMaxPooling3D, MaxPooling3D, UpSampling3D,
                          ZeroPadding3D)
@@ -49,7 +57,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     SimpleRNNCell, StackedRNNCells) + _EXTRA + noise.LAYERS
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + conv_lstm.LAYERS
-    + (SpectralNormalization,)}
+    + (SpectralNormalization,) + hsv_augment.LAYERS + gaussian_blur.LAYERS + random_erasing.LAYERS
+    + mix_up.LAYERS + color_jitter.LAYERS + equalization.LAYERS + affine.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -113,3 +122,13 @@ __all__ = ["MultiHeadAttention", "InputSpec", "Layer", "Conv2D", "ConvLSTM1D", "
            "AdaptiveMaxPooling3D", "SpectralNormalization", "AutoContrast", "RandomGrayscale",
            "RandomInvert", "RandomPosterization", "Solarization", "RandomColorDegeneration",
            "RandomSharpness", "RandomCrop"]
+__all__ += ["RandomSaturation", "RandomHue"]
+__all__ += ["RandomGaussianBlur"]
+__all__ += ["RandomErasing"]
+__all__ += ["MixUp"]
+__all__ += ["RandomColorJitter"]
+__all__ += ["Equalization"]
+__all__ += ["CutMix"]
+__all__ += ["RandomRotation"]
+__all__ += ["RandomTranslation", "RandomZoom"]
+__all__ += ["RandomShear"]

@@ -284,9 +284,10 @@ class _Augmentation(Layer):
         self.seed = backend.next_seed() if seed is None else seed
 
     def _per_image(self, images, seed_offset=0, low=0.0, high=1.0):
-        """One uniform draw per image, shaped (batch, 1, 1, 1)."""
-        return random_uniform_like(images[:, :1, :1, :1], low, high,
-                                   seed=self.seed + seed_offset)
+        """One uniform draw per image, shaped (batch, 1, 1, 1) (static ones, which broadcast
+        against run-time heights and widths, where slices [:1] of them would not)."""
+        draws = random_uniform_like(images[:, 0, 0, 0], low, high, seed=self.seed + seed_offset)
+        return gc.reshape(draws, (-1, 1, 1, 1))
 
     def call(self, inputs, training=False):
         x = inputs if inputs.dtype.is_float else gc.cast(inputs, gc.float32)
