@@ -172,6 +172,59 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     return out[0] if single else out
 
 
+def _square_to_quad(p):
+    """The 3x3 homography (rows of (batch,) tensors) taking the unit square's corners (0, 0),
+    (1, 0), (1, 1), (0, 1) to the quad p (four (x, y) pairs, in that order); Heckbert's closed
+    form, which needs no linear solve."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = p
+    sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
+    dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
+    det = dx1 * dy2 - dx2 * dy1
+    g, h = (sx * dy2 - dx2 * sy) / det, (dx1 * sy - sx * dy1) / det
+    return [[x1 - x0 + g * x1, x3 - x0 + h * x3, x0],
+            [y1 - y0 + g * y1, y3 - y0 + h * y3, y0],
+            [g, h, g * 0.0 + 1.0]]
+
+
+def _adjugate(m):
+    """The adjugate of a 3x3 matrix: its inverse up to a scale, which a homography ignores."""
+    def minor(r, c):
+        (a, b), (d, e) = ([m[i][j] for j in range(3) if j != c] for i in range(3) if i != r)
+        return a * e - b * d
+    return [[minor(c, r) * (1.0 - 2.0 * ((r + c) % 2)) for c in range(3)] for r in range(3)]
+
+
+def _product(a, b):
+    return [[sum(a[r][k] * b[k][c] for k in range(3)) for c in range(3)] for r in range(3)]
+
+
+def homography(start_points, end_points):
+    """Keras's compute_homography_matrix: (batch, 8) output-to-input maps that take each image's
+    end_points (corners top-left, top-right, bottom-left, bottom-right, as (x, y)) to its
+    start_points, in affine_transform's [a0, a1, a2, b0, b1, b2, c0, c1] form."""
+    quads = []
+    for points in (start_points, end_points):
+        q = gc.cast(_o._t(points), gc.float32)
+        q = gc.expand_dims(q, 0) if q.ndim == 2 else q
+        if q.ndim != 3 or tuple(q.shape[1:]) != (4, 2):
+            raise GraphcError(f"gk.ops.image.perspective_transform: points must be (4, 2) or "
+                              f"(batch, 4, 2), got {tuple(q.shape)}")
+        # Keras lists the bottom corners left then right; the square's order goes round
+        quads.append(_square_to_quad([(q[:, i, 0], q[:, i, 1]) for i in (0, 1, 3, 2)]))
+    m = _product(quads[0], _adjugate(quads[1]))
+    return gc.stack([m[r][c] / m[2][2] for r, c in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1),
+                                                     (1, 2), (2, 0), (2, 1))], axis=-1)
+
+
+def perspective_transform(images, start_points, end_points, interpolation="bilinear",
+                          fill_value=0, data_format=None):
+    """Keras's perspective_transform: each image warped so that its start_points land on its
+    end_points (both (4, 2) or (batch, 4, 2)), read by affine_transform with fill_mode
+    constant."""
+    return affine_transform(images, homography(start_points, end_points), interpolation,
+                            "constant", fill_value, data_format)
+
+
 def _sides(before, after, target, size, what):
     """(before, after) from two of before, after and the target size (Keras's rule)."""
     if [before, after, target].count(None) != 1:

@@ -1,7 +1,7 @@
 """gk.layers: the building blocks of models."""
 from . import (adaptive, affine, color, color_jitter, conv_lstm, depthwise, dot_attention,
-               equalization, gaussian_blur, hsv_augment, mix_up, noise, preprocessing,
-               random_crop, random_erasing, text, volumetric)
+               equalization, gaussian_blur, hsv_augment, mix_up, noise, perspective,
+               preprocessing, random_crop, random_erasing, text, volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -38,6 +38,7 @@ from .random_crop import RandomCrop
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
 from .affine import RandomRotation, RandomShear, RandomTranslation, RandomZoom
+from .perspective import RandomPerspective
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import CutMix, MixUp
@@ -58,7 +59,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + preprocessing.LAYERS + text.LAYERS + dot_attention.LAYERS + depthwise.LAYERS + volumetric.LAYERS
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + conv_lstm.LAYERS
     + (SpectralNormalization,) + hsv_augment.LAYERS + gaussian_blur.LAYERS + random_erasing.LAYERS
-    + mix_up.LAYERS + color_jitter.LAYERS + equalization.LAYERS + affine.LAYERS}
+    + mix_up.LAYERS + color_jitter.LAYERS + equalization.LAYERS + affine.LAYERS
+    + perspective.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -132,3 +134,4 @@ __all__ += ["CutMix"]
 __all__ += ["RandomRotation"]
 __all__ += ["RandomTranslation", "RandomZoom"]
 __all__ += ["RandomShear"]
+__all__ += ["RandomPerspective"]
