@@ -72,12 +72,16 @@ def hsv_to_rgb(images, data_format=None):
                      for d in shares], axis=-1)
 
 
-def _blur_axis(x, axis, size, sigma):
+def _blur_axis(x, axis, size, sigma, reach=None):
     """x convolved along axis with the normalised Gaussian of size taps and deviation sigma
-    (a number or a scalar tensor), zeros beyond the border, as a sum of shifted copies."""
+    (a number or a scalar tensor), zeros beyond the border, as a sum of shifted copies; taps
+    further than reach (a scalar tensor) from the centre dropped, for kernels whose size is
+    only known at run time."""
     offsets = np.arange(size, dtype=np.float32) - (size - 1) / 2
     taps = [gc.exp(-0.5 * gc.square(float(o) / sigma)) if isinstance(sigma, gc.Tensor)
             else float(np.exp(-0.5 * (o / sigma) ** 2)) for o in offsets]
+    if reach is not None:
+        taps = [gc.where(reach >= abs(float(o)), tap, 0.0) for o, tap in zip(offsets, taps)]
     total = sum(taps)
     before = (size - 1) // 2
     padded = gc.pad(x, [(0, 0)] * axis + [(before, size - 1 - before)]
@@ -154,7 +158,15 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     xs = gc.constant(np.arange(w, dtype=np.float32).reshape(1, 1, w))
     a0, a1, a2, b0, b1, b2, c0, c1 = (gc.reshape(t[:, i], (-1, 1, 1)) for i in range(8))
     k = c0 * xs + c1 * ys + 1.0
-    src_x, src_y = (a0 * xs + a1 * ys + a2) / k, (b0 * xs + b1 * ys + b2) / k
+    out = _sample(x, (a0 * xs + a1 * ys + a2) / k, (b0 * xs + b1 * ys + b2) / k, interpolation,
+                 fill_mode, fill_value)
+    return out[0] if single else out
+
+
+def _sample(x, src_x, src_y, interpolation, fill_mode, fill_value):
+    """Images x (batch, h, w, c) read at the points (src_x, src_y) (batch, h, w) by nearest
+    or bilinear interpolation, neighbours outside the image read per fill_mode."""
+    h, w = _hw(x)
     # each image's first row in the (batch * h * w, c) flattening
     first = gc.reshape(gc.cumsum(gc.ones_like(x[:, 0, 0, 0])) - 1.0, (-1, 1, 1)) * float(h * w)
     flat = gc.reshape(x, (-1, x.shape[-1]))
@@ -169,7 +181,7 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
                                         gc.logical_and(ix >= 0.0, ix <= w - 1.0))
                 value = gc.where(gc.expand_dims(inside, -1), value, float(fill_value))
             out = out + gc.expand_dims(wy * wx, -1) * value
-    return out[0] if single else out
+    return out
 
 
 def _square_to_quad(p):

@@ -1,6 +1,6 @@
 """gk.layers: the building blocks of models."""
 from . import (adaptive, affine, color, color_jitter, conv_lstm, depthwise, dot_attention,
-               equalization, gaussian_blur, hsv_augment, mix_up, noise, perspective,
+               elastic, equalization, gaussian_blur, hsv_augment, mix_up, noise, perspective,
                preprocessing, random_crop, random_erasing, text, volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
@@ -39,6 +39,7 @@ from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .spectral import SpectralNormalization
 from .affine import RandomRotation, RandomShear, RandomTranslation, RandomZoom
 from .perspective import RandomPerspective
+from .elastic import RandomElasticTransform
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import CutMix, MixUp
@@ -60,7 +61,7 @@ BUILTIN = {cls.__name__: cls for cls in (
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + conv_lstm.LAYERS
     + (SpectralNormalization,) + hsv_augment.LAYERS + gaussian_blur.LAYERS + random_erasing.LAYERS
     + mix_up.LAYERS + color_jitter.LAYERS + equalization.LAYERS + affine.LAYERS
-    + perspective.LAYERS}
+    + perspective.LAYERS + elastic.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -135,3 +136,4 @@ __all__ += ["RandomRotation"]
 __all__ += ["RandomTranslation", "RandomZoom"]
 __all__ += ["RandomShear"]
 __all__ += ["RandomPerspective"]
+__all__ += ["RandomElasticTransform"]

@@ -37,13 +37,24 @@ def _source(index, n, mode):
 
 def _np_affine(x, t, interpolation, mode, fill):
     b, h, w, c = x.shape
-    out = np.zeros(x.shape, np.float64)
+    src = np.zeros((2, b, h, w), np.float64)
     for n in range(b):
         a0, a1, a2, b0, b1, b2, c0, c1 = t[n].astype(np.float64)
         for y in range(h):
             for xx in range(w):
                 k = c0 * xx + c1 * y + 1
-                sx, sy = (a0 * xx + a1 * y + a2) / k, (b0 * xx + b1 * y + b2) / k
+                src[:, n, y, xx] = (a0 * xx + a1 * y + a2) / k, (b0 * xx + b1 * y + b2) / k
+    return _np_sample(x, src[0], src[1], interpolation, mode, fill)
+
+
+def _np_sample(x, src_x, src_y, interpolation, mode, fill):
+    """Images x read at the points (src_x, src_y) (batch, h, w), one pixel at a time."""
+    b, h, w, c = x.shape
+    out = np.zeros(x.shape, np.float64)
+    for n in range(b):
+        for y in range(h):
+            for xx in range(w):
+                sx, sy = src_x[n, y, xx], src_y[n, y, xx]
                 if interpolation == "nearest":
                     taps_y = [(int(np.sign(sy) * np.floor(abs(sy) + 0.5)), 1.0)]
                     taps_x = [(int(np.sign(sx) * np.floor(abs(sx) + 0.5)), 1.0)]
