@@ -128,30 +128,34 @@ def _conv_lstm(kind, data, **kwargs):
     return case
 
 
-def _mha(call_kwargs=None, key=False, attention_mask=False, **kwargs):
+def _mha(call_kwargs=None, key=False, attention_mask=False, cls="MultiHeadAttention",
+         same_features=False, **kwargs):
+    """Cross attention; same_features: value and key with the query's features (inputs vf,
+    kf), else F + 1 and F - 1 (v, k)."""
     def case(lib):
-        q, v = lib.Input((T, F)), lib.Input((T + 2, F + 1))
-        inputs, names, extra = [q, v], ["x", "v"], {}
+        grow = 0 if same_features else 1
+        q, v = lib.Input((T, F)), lib.Input((T + 2, F + grow))
+        inputs, names, extra = [q, v], ["x", "vf" if same_features else "v"], {}
         if key:
-            k = lib.Input((T + 2, F - 1))
+            k = lib.Input((T + 2, F - grow))
             inputs.append(k)
-            names.append("k")
+            names.append("kf" if same_features else "k")
             extra["key"] = k
         if attention_mask:
             m = lib.Input((T, T + 2), dtype="bool")
             inputs.append(m)
             names.append("attention_mask")
             extra["attention_mask"] = m
-        layer = lib.layers.MultiHeadAttention(**kwargs)
+        layer = getattr(lib.layers, cls)(**kwargs)
         out = layer(q, v, **extra, **(call_kwargs or {}))
         return lib.Model(inputs, out), [layer], names
     return case
 
 
-def _mha_self(call_kwargs=None, **kwargs):
+def _mha_self(call_kwargs=None, cls="MultiHeadAttention", **kwargs):
     def case(lib):
         x = lib.Input((T, F))
-        layer = lib.layers.MultiHeadAttention(**kwargs)
+        layer = getattr(lib.layers, cls)(**kwargs)
         return lib.Model(x, layer(x, x, **(call_kwargs or {}))), [layer], ["x"]
     return case
 
@@ -273,6 +277,15 @@ CASES = {
         use_bias=False),
     "MultiHeadAttention one head": _mha(num_heads=1, key_dim=5),
     "Embedding(mask_zero) -> MultiHeadAttention": _mha_embedding(num_heads=2, key_dim=3),
+    "GroupQueryAttention self": _mha_self(cls="GroupQueryAttention", head_dim=3,
+                                          num_query_heads=4, num_key_value_heads=2),
+    "GroupQueryAttention cross, key, attention_mask, use_gate": _mha(
+        key=True, attention_mask=True, cls="GroupQueryAttention", same_features=True,
+        head_dim=4, num_query_heads=3, num_key_value_heads=1, use_gate=True),
+    "GroupQueryAttention causal, sliding_window, no bias, scores": _mha_self(
+        call_kwargs={"use_causal_mask": True, "return_attention_scores": True},
+        cls="GroupQueryAttention", head_dim=2, num_query_heads=4, num_key_value_heads=4,
+        use_bias=False, sliding_window=2),
 }
 
 
@@ -293,7 +306,9 @@ def inputs():
             "attention_mask": attention_mask,
             "x1d": rng.normal(size=(B, T, 6, 3)).astype("float32"),
             "x2d": rng.normal(size=(B, T, 5, 4, 2)).astype("float32"),
-            "x3d": rng.normal(size=(B, T, 3, 5, 4, 2)).astype("float32")}
+            "x3d": rng.normal(size=(B, T, 3, 5, 4, 2)).astype("float32"),
+            "vf": rng.normal(size=(B, T + 2, F)).astype("float32"),
+            "kf": rng.normal(size=(B, T + 2, F)).astype("float32")}
 
 
 # ---- the Keras side (run in the peer interpreter) ---------------------------------------------

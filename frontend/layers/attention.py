@@ -98,36 +98,47 @@ class MultiHeadAttention(Layer):
 
     # -- weights -------------------------------------------------------------------------------
     def build(self, input_shape):
+        query, value, key = self._shapes(input_shape)
+        h, out = self.num_heads, self.output_shape_arg or query[-1]
+        self.query_kernel, self.query_bias = self._projection("query", query[-1], h,
+                                                              self.key_dim)
+        self.key_kernel, self.key_bias = self._projection("key", key[-1], h, self.key_dim)
+        self.value_kernel, self.value_bias = self._projection("value", value[-1], h,
+                                                              self.value_dim)
+        self.output_kernel, self.output_bias = self._projection(
+            "attention_output", None, None, out)
+
+    def _shapes(self, input_shape):
+        """query, value and key shapes (key: value's where absent), each (batch, time,
+        features)."""
         query, value, key, _ = self._unpack(input_shape, *self._roles)
         key = value if key is None else key
         for what, shape in (("query", query), ("value", value), ("key", key)):
             if len(shape) != 3 or shape[-1] is None:
-                raise GraphcError(f"MultiHeadAttention '{self.name}' takes {what} of shape "
+                raise GraphcError(f"{type(self).__name__} '{self.name}' takes {what} of shape "
                                   f"(batch, time, features) with known features, got {shape}")
-        h = self.num_heads
-        out = self.output_shape_arg or query[-1]
+        return query, value, key
 
-        def dense(name, fan_in, size):
-            kernel = self.add_weight(f"{name}/kernel", (fan_in, h, size) if name !=
-                                     "attention_output" else (h, self.value_dim, out),
-                                     self.kernel_initializer, regularizer=self.kernel_regularizer)
-            bias = None
-            if self.use_bias:
-                bias = self.add_weight(f"{name}/bias", (h, size) if name != "attention_output"
-                                       else (out,), self.bias_initializer,
-                                       regularizer=self.bias_regularizer)
-            return kernel, bias
-        self.query_kernel, self.query_bias = dense("query", query[-1], self.key_dim)
-        self.key_kernel, self.key_bias = dense("key", key[-1], self.key_dim)
-        self.value_kernel, self.value_bias = dense("value", value[-1], self.value_dim)
-        self.output_kernel, self.output_bias = dense("attention_output", None, None)
+    def _projection(self, name, fan_in, heads, size):
+        """A (fan_in, heads, size) kernel and (heads, size) bias, or for attention_output a
+        (num_heads, value_dim, size) kernel and (size,) bias."""
+        output = name == "attention_output"
+        kernel = self.add_weight(f"{name}/kernel", (self.num_heads, self.value_dim, size)
+                                 if output else (fan_in, heads, size), self.kernel_initializer,
+                                 regularizer=self.kernel_regularizer)
+        bias = None
+        if self.use_bias:
+            bias = self.add_weight(f"{name}/bias", (size,) if output else (heads, size),
+                                   self.bias_initializer, regularizer=self.bias_regularizer)
+        return kernel, bias
 
     def _project(self, x, kernel, bias, size):
         """x (B, T, D) through a (D, heads, size) kernel: a list of heads (B, T, size)."""
-        flat = x @ gc.reshape(kernel, (kernel.shape[0], self.num_heads * size))
+        heads = kernel.shape[1]
+        flat = x @ gc.reshape(kernel, (kernel.shape[0], heads * size))
         if bias is not None:
-            flat = flat + gc.reshape(bias, (self.num_heads * size,))
-        return gc.split(flat, self.num_heads, axis=-1) if self.num_heads > 1 else [flat]
+            flat = flat + gc.reshape(bias, (heads * size,))
+        return gc.split(flat, heads, axis=-1) if heads > 1 else [flat]
 
     def call(self, inputs, mask=None, training=False, has_key=False, has_attention_mask=False,
              return_attention_scores=False, use_causal_mask=False):
@@ -140,8 +151,9 @@ class MultiHeadAttention(Layer):
                                         attention_mask, use_causal_mask)
 
         qs = self._project(query, self.query_kernel, self.query_bias, self.key_dim)
-        ks = self._project(key, self.key_kernel, self.key_bias, self.key_dim)
-        vs = self._project(value, self.value_kernel, self.value_bias, self.value_dim)
+        ks = self._shared(self._project(key, self.key_kernel, self.key_bias, self.key_dim))
+        vs = self._shared(self._project(value, self.value_kernel, self.value_bias,
+                                        self.value_dim))
         scale = 1.0 / math.sqrt(float(self.key_dim))
         contexts, probs_all = [], []
         for h, (q, k, v) in enumerate(zip(qs, ks, vs)):
@@ -153,7 +165,8 @@ class MultiHeadAttention(Layer):
             if training and self.dropout > 0:
                 probs = gc.nn.dropout(probs, self.dropout, seed=self.seed + h, training=True)
             contexts.append(probs @ v)  # (B, Tq, value_dim)
-        context = gc.concat(contexts, axis=-1) if len(contexts) > 1 else contexts[0]
+        context = self._gated(query, gc.concat(contexts, axis=-1) if len(contexts) > 1
+                              else contexts[0])
         kernel = self.output_kernel
         output = context @ gc.reshape(kernel, (self.num_heads * self.value_dim,
                                                kernel.shape[-1]))
@@ -162,6 +175,14 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return [output, gc.stack(probs_all, axis=1)]  # scores (B, heads, Tq, Tk)
         return output
+
+    def _shared(self, heads):
+        """The key or value heads each query head reads (one each here)."""
+        return heads
+
+    def _gated(self, query, context):
+        """The context (B, Tq, heads * value_dim) the output projection reads."""
+        return context
 
     def _attention_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask,
                         use_causal_mask):

@@ -21,7 +21,8 @@ def _np_homography(start, end):
     """The map taking each end point to its start point, by an 8x8 solve."""
     rows, target = [], []
     for (sx, sy), (ex, ey) in zip(start, end):
-        rows += [[ex, ey, 1, 0, 0, 0, -sx * ex, -sx * ey], [0, 0, 0, ex, ey, 1, -sy * ex, -sy * ey]]
+        rows += [[ex, ey, 1, 0, 0, 0, -sx * ex, -sx * ey],
+                 [0, 0, 0, ex, ey, 1, -sy * ex, -sy * ey]]
         target += [sx, sy]
     return np.linalg.solve(np.array(rows), np.array(target))
 
