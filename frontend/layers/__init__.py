@@ -1,8 +1,8 @@
 """gk.layers: the building blocks of models."""
-from . import (adaptive, affine, color, color_jitter, conv_lstm, depthwise, dot_attention,
-               elastic, equalization, gaussian_blur, grouped_query_attention, hsv_augment,
-               mix_up, noise, perspective, preprocessing, random_crop, random_erasing, text,
-               volumetric)
+from . import (adaptive, affine, aug_mix, color, color_jitter, conv_lstm, depthwise,
+               dot_attention, elastic, equalization, gaussian_blur, grouped_query_attention,
+               hsv_augment, mix_up, noise, perspective, preprocessing, random_crop,
+               random_erasing, text, volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -42,6 +42,7 @@ from .affine import RandomRotation, RandomShear, RandomTranslation, RandomZoom
 from .perspective import RandomPerspective
 from .elastic import RandomElasticTransform
 from .grouped_query_attention import GroupedQueryAttention, GroupQueryAttention
+from .aug_mix import AugMix
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import CutMix, MixUp
@@ -63,7 +64,8 @@ BUILTIN = {cls.__name__: cls for cls in (
     + adaptive.LAYERS + color.LAYERS + random_crop.LAYERS + conv_lstm.LAYERS
     + (SpectralNormalization,) + hsv_augment.LAYERS + gaussian_blur.LAYERS + random_erasing.LAYERS
     + mix_up.LAYERS + color_jitter.LAYERS + equalization.LAYERS + affine.LAYERS
-    + perspective.LAYERS + elastic.LAYERS + grouped_query_attention.LAYERS}
+    + perspective.LAYERS + elastic.LAYERS + grouped_query_attention.LAYERS
+    + aug_mix.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -140,3 +142,4 @@ __all__ += ["RandomShear"]
 __all__ += ["RandomPerspective"]
 __all__ += ["RandomElasticTransform"]
 __all__ += ["GroupedQueryAttention", "GroupQueryAttention"]
+__all__ += ["AugMix"]
