@@ -1,8 +1,8 @@
 """gk.layers: the building blocks of models."""
 from . import (adaptive, affine, aug_mix, color, color_jitter, conv_lstm, depthwise,
                dot_attention, elastic, equalization, gaussian_blur, grouped_query_attention,
-               hsv_augment, mix_up, noise, perspective, preprocessing, random_crop,
-               random_erasing, text, volumetric)
+               hsv_augment, mix_up, noise, perspective, preprocessing, rand_augment,
+               random_crop, random_erasing, text, volumetric)
 from .adaptive import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
                        AdaptiveAveragePooling3D, AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                        AdaptiveMaxPooling3D)
@@ -43,6 +43,7 @@ from .perspective import RandomPerspective
 from .elastic import RandomElasticTransform
 from .grouped_query_attention import GroupedQueryAttention, GroupQueryAttention
 from .aug_mix import AugMix
+from .rand_augment import RandAugment
 from .equalization import Equalization
 from .color_jitter import RandomColorJitter
 from .mix_up import CutMix, MixUp
@@ -65,7 +66,7 @@ BUILTIN = {cls.__name__: cls for cls in (
     + (SpectralNormalization,) + hsv_augment.LAYERS + gaussian_blur.LAYERS + random_erasing.LAYERS
     + mix_up.LAYERS + color_jitter.LAYERS + equalization.LAYERS + affine.LAYERS
     + perspective.LAYERS + elastic.LAYERS + grouped_query_attention.LAYERS
-    + aug_mix.LAYERS}
+    + aug_mix.LAYERS + rand_augment.LAYERS}
 
 # Keras's other spellings of the same classes, and its functional merges
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
@@ -143,3 +144,4 @@ __all__ += ["RandomPerspective"]
 __all__ += ["RandomElasticTransform"]
 __all__ += ["GroupedQueryAttention", "GroupQueryAttention"]
 __all__ += ["AugMix"]
+__all__ += ["RandAugment"]

@@ -14,28 +14,38 @@ from .color import (AutoContrast, RandomColorDegeneration, RandomPosterization, 
 from .equalization import Equalization
 from .preprocessing import RandomBrightness, RandomContrast, _Augmentation
 
-# Keras's operations (factor (low, high), value_range, interpolation, seed) -> layer, in its
-# order; the last four only with all_ops
-_OPS = (
-    lambda f, vr, i, s: RandomShear(f, f, interpolation=i, seed=s),
-    lambda f, vr, i, s: RandomTranslation(f, f, interpolation=i, seed=s),
-    lambda f, vr, i, s: RandomRotation(f, interpolation=i, seed=s),
-    lambda f, vr, i, s: RandomPosterization(max(1, int(8 * f[1])), vr, seed=s),
-    lambda f, vr, i, s: Solarization(f, f, vr, seed=s),
-    lambda f, vr, i, s: AutoContrast(vr),
-    lambda f, vr, i, s: Equalization(vr),
-    lambda f, vr, i, s: RandomBrightness(f, vr, seed=s),
-    lambda f, vr, i, s: RandomColorDegeneration(f, vr, seed=s),
-    lambda f, vr, i, s: RandomContrast(f, vr, seed=s),
-    lambda f, vr, i, s: RandomSharpness(f, vr, seed=s),
-)
+# Keras's operations by name: (factor (low, high), value_range, interpolation, seed) -> layer
+OPERATIONS = {
+    "random_shear": lambda f, vr, i, s: RandomShear(f, f, interpolation=i, seed=s),
+    "random_translation": lambda f, vr, i, s: RandomTranslation(f, f, interpolation=i, seed=s),
+    "random_rotation": lambda f, vr, i, s: RandomRotation(f, interpolation=i, seed=s),
+    "random_posterization": lambda f, vr, i, s: RandomPosterization(max(1, int(8 * f[1])), vr,
+                                                                    seed=s),
+    "solarization": lambda f, vr, i, s: Solarization(f, f, vr, seed=s),
+    "auto_contrast": lambda f, vr, i, s: AutoContrast(vr),
+    "equalization": lambda f, vr, i, s: Equalization(vr),
+    "random_brightness": lambda f, vr, i, s: RandomBrightness(f, vr, seed=s),
+    "random_color_degeneration": lambda f, vr, i, s: RandomColorDegeneration(f, vr, seed=s),
+    "random_contrast": lambda f, vr, i, s: RandomContrast(f, vr, seed=s),
+    "random_sharpness": lambda f, vr, i, s: RandomSharpness(f, vr, seed=s),
+}
+# AugMix's operations in Keras's order; the last four only with all_ops
+_ALL_OPS = tuple(OPERATIONS)
 _BASIC_OPS = 7
 _SEED_STRIDE = 100
 
 
 def _apply(layer, x):
-    """A chain step: an augmentation's training transform (AutoContrast's call)."""
+    """An operation's training transform (AutoContrast's call)."""
     return layer.transform(x) if isinstance(layer, _Augmentation) else layer.call(x)
+
+
+def apply_picked(layers, pick, x):
+    """x through layers[pick] (pick a scalar tensor; x itself where it names none of them)."""
+    picked = x
+    for k, layer in enumerate(layers):
+        picked = gc.where(pick == float(k), _apply(layer, x), picked)
+    return picked
 
 
 class AugMix(_Augmentation):
@@ -57,11 +67,11 @@ class AugMix(_Augmentation):
         self.num_chains, self.chain_depth, self.alpha = num_chains, chain_depth, float(alpha)
         self.factor = _unit_factor(factor, "AugMix")
         self.all_ops, self.interpolation = bool(all_ops), interpolation
-        makers = _OPS if self.all_ops else _OPS[:_BASIC_OPS]
+        names = _ALL_OPS if self.all_ops else _ALL_OPS[:_BASIC_OPS]
         # every step of every chain has layers of its own, so that each draws its own values
-        self.steps = [[make(self.factor, self.value_range, interpolation,
-                            self.seed + _SEED_STRIDE * (step * len(makers) + k + 1))
-                       for k, make in enumerate(makers)]
+        self.steps = [[OPERATIONS[name](self.factor, self.value_range, interpolation,
+                                        self.seed + _SEED_STRIDE * (step * len(names) + k + 1))
+                       for k, name in enumerate(names)]
                       for step in range(num_chains * chain_depth)]
 
     def choices(self, x):
@@ -87,10 +97,7 @@ class AugMix(_Augmentation):
         for c, weight in enumerate(chain_weights):
             y = x
             for step in range(c * self.chain_depth, (c + 1) * self.chain_depth):
-                picked = y
-                for k, layer in enumerate(self.steps[step]):
-                    picked = gc.where(picks[step] == float(k), _apply(layer, y), picked)
-                y = picked
+                y = apply_picked(self.steps[step], picks[step], y)
             mixed = mixed + weight * y
         return gc.clip(blend * x + (1.0 - blend) * mixed, *self.value_range)
 
