@@ -90,6 +90,10 @@ def _fns(*names, arg="x"):
 # border (Keras on JAX ignores c0 and c1, so they are 0)
 _AFFINE = np.array([[0.921, -0.389, 0.9, 0.389, 0.921, -0.6, 0, 0],
                     [1.7, 0.0, -2.3, 0.0, 1.45, -1.1, 0, 0]], np.float32)
+# corners of a (4, 5) image (top-left, top-right, bottom-left, bottom-right) and two warps
+_CORNERS = np.array([[0, 0], [4, 0], [0, 3], [4, 3]], np.float32)
+_WARPED = np.array([[[0.3, -0.2], [4.6, 0.4], [-0.5, 2.7], [3.8, 3.9]],
+                    [[-0.8, 0.5], [3.7, -0.3], [0.2, 3.4], [4.9, 2.6]]], np.float32)
 
 CASES = {
     **_fns("arctan", "arcsinh", "cbrt", "deg2rad", "rad2deg", "fabs", "trunc", "signbit",
@@ -301,6 +305,11 @@ CASES = {
         for interpolation in ("bilinear", "nearest")
         for fill_mode in ("constant", "nearest", "wrap", "mirror", "reflect")]
     + [o.image.affine_transform(d["img3"][0], _AFFINE[1], "bilinear")],
+    "image perspective_transform": lambda o, d: [
+        o.image.perspective_transform(d["img3"], np.stack([_CORNERS] * 2), _WARPED,
+                                      interpolation, 0.25)
+        for interpolation in ("bilinear", "nearest")]
+    + [o.image.perspective_transform(d["img3"][0], _CORNERS, _WARPED[1])],
     "extract_sequences": lambda o, d: [o.extract_sequences(d["sig"], 5, 3),
                                        o.extract_sequences(d["sig"], 4, 4)],
     "fori_loop while_loop": lambda o, d: [
