@@ -6,7 +6,8 @@ zero that maximum or a sum gives, the int a cast makes of NaN. `LEEWAY` says, pe
 freedom it has. Rather than guess how an op's freedom grows through the ops after it (a few
 ulps in exp become any value after x - x, or NaN after sqrt), the reference evaluates the graph
 again five times, each time moving every op's result to an edge of its freedom (all up, all
-down, alternating up and down over the elements, its mirror, and at random). The runs span
+down, alternating up and down over the elements, its mirror), and once by a random part of it
+in a random direction (so that two ops' moves cannot cancel in every run). The runs span
 the envelope of legitimate results:
 
 - a position where the runs disagree on what kind of value it is (NaN, +inf, -inf, finite;
@@ -261,7 +262,10 @@ AMBIGUOUS_INTS = ("max", "min", 0, 1, -1)
 
 
 def _signs(run, shape, rng):
-    """+-1 per element: all +1, all -1, alternating over the flat index, its mirror, random."""
+    """The fraction of its freedom each element moves by: all +1, all -1, alternating over the
+    flat index, its mirror, and a random sign times a random fraction between a half and one
+    (with equal fractions everywhere, an op's move can cancel the move of the op before it:
+    up on x then up on -1.0004 * x is no move at all)."""
     n = int(np.prod(shape))
     if run == 0:
         flat = np.ones(n)
@@ -270,7 +274,7 @@ def _signs(run, shape, rng):
     elif run in (2, 3):
         flat = np.where(np.arange(n) % 2 == run - 2, 1.0, -1.0)
     else:
-        flat = rng.choice((-1.0, 1.0), n)
+        flat = rng.choice((-1.0, 1.0), n) * rng.uniform(0.5, 1.0, n)
     return flat.reshape(shape)
 
 
