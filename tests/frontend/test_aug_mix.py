@@ -14,12 +14,15 @@ from .test_keras_color_augmentations import _inference
 L = gk.layers
 rng = np.random.default_rng(73)
 IMAGES = rng.uniform(0, 255, (4, 6, 7, 3)).astype("float32")
+# The whole layer runs on the reference device: each augmentation's kernels are checked on the
+# cpu by its own tests, and compiling AugMix's 66 alternatives natively takes most of a minute.
+DEVICE = "reference"
 
 
-def _run(make, x):
+def _run(make, x, device=DEVICE):
     inp = gc.placeholder(gc.float32, (None,) + x.shape[1:])
     outs = make(inp)
-    return gc.function([inp], outs if isinstance(outs, list) else [outs])(x)
+    return gc.function([inp], outs if isinstance(outs, list) else [outs], device=device)(x)
 
 
 @pytest.mark.parametrize("all_ops,seed", [(True, 5), (False, 8)])

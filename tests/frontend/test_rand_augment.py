@@ -15,10 +15,10 @@ rng = np.random.default_rng(79)
 IMAGES = rng.uniform(0, 255, (4, 6, 7, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("seed", [4, 21])
-def test_rand_augment_matches_its_draws(seed):
+@pytest.mark.parametrize("seed,device", [(4, "reference"), (21, "cpu")])
+def test_rand_augment_matches_its_draws(seed, device):
     layer = L.RandAugment(value_range=(0, 255), num_ops=3, factor=0.6, seed=seed)
-    got, *picks = _run(lambda t: [layer(t, training=True)] + layer.choices(t), IMAGES)
+    got, *picks = _run(lambda t: [layer(t, training=True)] + layer.choices(t), IMAGES, device)
     assert all(p == int(p) and 0 <= p < 11 for p in picks)
     want = IMAGES
     for p in picks:
