@@ -43,6 +43,31 @@ def test_while_loop_draws_new_numbers_each_step_and_each_run(graph):
                                        rtol=1e-12)
 
 
+def test_a_while_loop_condition_that_draws_stops_at_random(graph):
+    m = gc.placeholder(gc.int32, (), name="m")
+    i, v = gc.while_loop(lambda i, v: gc.random.uniform((), dtype=gc.float64, seed=21) < 0.8,
+                         lambda i, v: (i + 1, v + gc.random.uniform((), dtype=gc.float64,
+                                                                    seed=22)),
+                         [gc.constant(0), gc.constant(0.0, gc.float64)], maximum_iterations=m)
+
+    def want(kc, kb, limit):
+        t, v = 0, 0.0
+        while t < limit and stream(kc, t).uniform() < 0.8:
+            v += stream(kb, t).uniform()
+            t += 1
+        return t, v
+    counts = set()
+    for device in DEVICES:
+        sess = gc.Session(device=device)
+        for kc, kb in zip(keys(21, 6), keys(22, 6)):
+            t, want_v = want(kc, kb, 40)
+            got = sess.run([i, v], {m: 40})
+            assert got[0] == t
+            np.testing.assert_allclose(got[1], want_v, rtol=1e-12)
+            counts.add(t)
+    assert len(counts) > 1  # the runs stopped after different numbers of steps
+
+
 def test_map_fn_dropout_masks_differ_between_rows_and_match_numpys(graph):
     x = gc.placeholder(gc.float32, (None, None), name="x")
     ys = gc.map_fn(lambda r: gc.nn.dropout(r, 0.5, seed=7), x)
