@@ -19,7 +19,7 @@ seeds a PCG64 generator: a counter-based stream per (key, indices).
 """
 import numpy as np
 
-from ..errors import GraphcError
+from ..errors import DTypeError, GraphcError
 from ..ir import dtypes
 from ..ir.graph import new_uid
 from ..ir.types import TensorType
@@ -33,8 +33,8 @@ KEY_RANGE = 2.0 ** 53  # keys are integral float64 numbers below this: every one
 def _keyed_infer(*inputs, kind, shape, dtype, params, path):
     for t in inputs[:path]:
         if t.rank or not (t.dtype.is_integer or t.dtype is dtypes.float64):
-            raise GraphcError(f"a keyed draw takes {path} scalar key and step words first, got "
-                              f"{t.dtype.name} of rank {t.rank}")
+            raise DTypeError(f"a keyed draw takes {path} scalar key and step words first, got "
+                             f"{t.dtype.name} of rank {t.rank}")
     return TensorType(dtype, inputs[path].shape if len(inputs) > path else shape)
 
 
