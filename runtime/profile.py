@@ -155,8 +155,9 @@ class Timer:
                 row = self.host_rows[id(group)] = self._row(
                     f"host {group.root.op}", tuple(n.name for n in group.nodes), within)
                 for body in step.bodies or ():
-                    self.bodies.append(exe.bodies[body])
-                    self._add(exe.bodies[body], row)
+                    if exe.bodies[body] not in self.bodies:  # a body shared: rows once
+                        self.bodies.append(exe.bodies[body])
+                        self._add(exe.bodies[body], row)
 
     def _row(self, name, nodes, within=None):
         self.rows.append((name, tuple(nodes), within))
