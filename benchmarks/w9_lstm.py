@@ -13,7 +13,10 @@ compiled step that fit and train_on_batch call (model.train_function, which also
 loss tracker). The graphc figure is the faster of the two; `graphc_api` says which.
 
 `loops` is f.stats()["loops"] of the `function` step: for the forward loop and its gradient's,
-the native kernels of the body (one LSTM step) and how the last run went.
+the native kernels of the body (one LSTM step) and how the last run went. `profile` is where
+that step's time went, by f.profile (3 runs, medians, after the timed runs): its PROFILE_ROWS
+largest rows as [kernel or host step, its first node, ms, the node of the loop whose body it
+is part of or null], the loops' body kernels summed over their steps.
 
 Target: 1.5 times the best peer of the same run (none without peers).
 Prints one JSON line (steps/s). Usage: python benchmarks/w9_lstm.py [--quick] [--no-peers]
@@ -28,6 +31,7 @@ from _peers import ADAM, W9_PEERS, lstm_problem
 SIZES = {"units": 256, "features": 128, "steps": 100, "batch": 64, "lr": 0.001}
 QUICK = {"units": 16, "features": 8, "steps": 5, "batch": 4, "lr": 0.001}
 TARGET_OVER_BEST_PEER = 1.5
+PROFILE_ROWS = 10
 
 
 # ---- graphc ----------------------------------------------------------------------------------
@@ -135,6 +139,14 @@ def lstm_train_flops(s):
     return 2 * forward + 2 * b * t * 4 * u * u
 
 
+def largest_rows(f, x, y):
+    """The PROFILE_ROWS largest rows of f.profile(x, y) (see the module)."""
+    prof = f.profile(x, y, runs=3, show=False)
+    rows = sorted(prof.rows, key=lambda r: -r.seconds)[:PROFILE_ROWS]
+    return [[r.name, r.nodes[0] if r.nodes else None, round(r.seconds * 1e3, 2),
+             None if r.within is None else prof.rows[r.within].nodes[0]] for r in rows]
+
+
 def measure(s, repeats, no_peers):
     weights, x, y = lstm_problem(s)
     f = function_step(s, weights)
@@ -154,6 +166,8 @@ def measure(s, repeats, no_peers):
                           repeats)
     steps = {who: 1 / t for who, t in seconds.items()}
     api = max(("function", "fit_step"), key=steps.get)
+    loops = f.stats().get("loops")  # how the timed runs went (profiling steps the loops)
+    profile = largest_rows(f, x, y)
     peers = peer_figures("W9", {**s, "first_loss": float(first)}, repeats, no_peers)
     figures = [peers[name] for name in W9_PEERS if peers.get(name) is not None]
     target = TARGET_OVER_BEST_PEER * max(figures) if figures else None
@@ -162,7 +176,7 @@ def measure(s, repeats, no_peers):
                    "steps/s", steps[api], steps["numpy"], target, peers=peers,
                    graphc_api=api, graphc_function=round(steps["function"], 3),
                    graphc_fit_step=round(steps["fit_step"], 3),
-                   loops_on_host=loop_host_steps(f), loops=f.stats().get("loops"),
+                   loops_on_host=loop_host_steps(f), loops=loops, profile=profile,
                    first_loss=round(float(first), 6), flops_per_step=lstm_train_flops(s),
                    repeats=repeats, **peer_details(peers))]
 

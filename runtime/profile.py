@@ -14,11 +14,18 @@ start to its completion (as MPI_Test or MPI_Wait first saw it), and of the part 
 overlapped other steps (distributed.stats()). `timeline` lists the last instrumented run's
 rows in the order they ran, with their start and end (seconds from the run's start).
 
-A profile's rows sum to the instrumented call's time: the last row, "python", is what the call
-spent outside kernels and host steps (checking feeds, binding, handing over outputs and new
-variable values). Each figure is a median over the runs; `step_seconds` is the median time of
+A loop's or cond's host row is followed by the rows of its compiled bodies' kernels and host
+steps, nested under it (`within`: the index of the row they are part of; nested bodies nest
+further), each summed over the steps of the call. For the profiled calls, a loop whose body
+runs as one call of its driver (runtime/loops.py) runs step by step instead, so that each
+kernel of the body can be timed on its own: its row then holds the stepping's Python work too.
+
+A profile's top-level rows sum to the instrumented call's time: the last row, "python", is
+what the call spent outside kernels and host steps (checking feeds, binding, handing over
+outputs and new variable values). Each figure is a median over the runs; `step_seconds` is the median time of
 uninstrumented calls interleaved with the profiled ones, to compare with.
 """
+import functools
 import statistics
 import time
 from dataclasses import dataclass
@@ -36,7 +43,8 @@ class Row:
     name: str  # the kernel's name, "host <op>" for a host step, "python" for the rest
     nodes: tuple  # names of the graph nodes it computes
     seconds: float  # median over the runs
-    share: float  # of the sum of all rows' medians
+    share: float  # of the sum of the top-level rows' medians
+    within: int = None  # the index of the loop's or cond's row this body row is part of
 
 
 @dataclass
@@ -51,16 +59,20 @@ class Profile:
 
     @property
     def total_seconds(self):
-        return sum(r.seconds for r in self.rows)
+        return sum(r.seconds for r in self.rows if r.within is None)
+
+    def depth(self, row):
+        return 0 if row.within is None else 1 + self.depth(self.rows[row.within])
 
     def __str__(self):
-        width = max([len(r.name) for r in self.rows] + [6])
+        names = ["  " * self.depth(r) + r.name for r in self.rows]
+        width = max([len(n) for n in names] + [6])
         lines = [f"{'kernel':<{width}}  {'ms':>8}  {'share':>6}  nodes"]
-        for r in self.rows:
+        for name, r in zip(names, self.rows):
             nodes = ", ".join(r.nodes)
             if len(nodes) > 60:
                 nodes = nodes[:57] + "..."
-            lines.append(f"{r.name:<{width}}  {r.seconds * 1e3:8.3f}  {r.share:6.1%}  {nodes}")
+            lines.append(f"{name:<{width}}  {r.seconds * 1e3:8.3f}  {r.share:6.1%}  {nodes}")
         lines.append(f"{'sum':<{width}}  {self.total_seconds * 1e3:8.3f}  (uninstrumented call: "
                      f"{self.step_seconds * 1e3:.3f} ms; medians of {self.runs} runs)")
         c = self.communication
@@ -102,39 +114,53 @@ def _comm_stats():
 
 class Timer:
     """While entered: the plan's native steps run kernel by kernel, timed, and host steps are
-    timed; `finish(seconds)` closes one run."""
+    timed, the compiled bodies' steps too; `finish(seconds)` closes one run."""
 
     def __init__(self, exe, plan):
         self.exe, self.plan = exe, plan
-        native = [s for s in exe.steps if isinstance(s, NativeStep)]
-        # kept: its entries live as long as it does
-        segments = [[k] for s in native for k in s.kernels]
-        self.program = program = LoadedProgram(CPU.generate(segments)) if native else None
-        self.rows = []  # (name, nodes)
-        self.entries = {}  # step -> [(row, entry)]
-        self.host_rows = {}  # group id -> row
+        self.rows = []  # (name, nodes, within)
+        self.programs = []  # kept: their entries live as long as they do
+        self.entries = {}  # native step -> [(row, entry)]
+        self.host_rows = {}  # id(group) -> row
         self.collective_rows = {}  # CollectiveStep -> row
-        for step in exe.steps:
-            if isinstance(step, CollectiveStep):
-                self.collective_rows[step] = self._row(
-                    f"{step.group.root.op} {step.phase}", tuple(n.name for n in step.group.nodes))
-            elif isinstance(step, NativeStep):
-                self.entries[step] = [(self._row(k.name, k.nodes),
-                                       program.entry(sum(map(len, self.entries.values())) + i))
-                                      for i, k in enumerate(step.kernels)]
-            else:
-                group = step.group
-                self.host_rows[group.id] = self._row(f"host {group.root.op}",
-                                                     tuple(n.name for n in group.nodes))
+        self.bodies = []  # the executables of compiled bodies, nested ones included
+        self._add(exe, None)
         self.python = self._row("python", ())
+        self.top = [i for i, (_, _, within) in enumerate(self.rows) if within is None]
         self.times = [[] for _ in self.rows]
         self.current = [0.0] * len(self.rows)
         self.events = []  # (row, start, end) of the run under way
         self.collective = bool(self.collective_rows)
         self.comm = []  # per run: (communication, overlapped, inside MPI) seconds
 
-    def _row(self, name, nodes):
-        self.rows.append((name, tuple(nodes)))
+    def _add(self, exe, within):
+        """Rows and per-kernel entries for `exe`'s steps, its bodies' after their host row."""
+        native = [s for s in exe.steps if isinstance(s, NativeStep)]
+        program = LoadedProgram(CPU.generate([[k] for s in native for k in s.kernels])) \
+            if native else None
+        self.programs.append(program)
+        entry = 0
+        for step in exe.steps:
+            if isinstance(step, CollectiveStep):
+                self.collective_rows[step] = self._row(
+                    f"{step.group.root.op} {step.phase}", tuple(n.name for n in step.group.nodes),
+                    within)
+            elif isinstance(step, NativeStep):
+                self.entries[step] = [(self._row(k.name, k.nodes, within),
+                                       program.entry(entry + i))
+                                      for i, k in enumerate(step.kernels)]
+                entry += len(step.kernels)
+            else:
+                group = step.group
+                row = self.host_rows[id(group)] = self._row(
+                    f"host {group.root.op}", tuple(n.name for n in group.nodes), within)
+                for body in step.bodies or ():
+                    if exe.bodies[body] not in self.bodies:  # a body shared: rows once
+                        self.bodies.append(exe.bodies[body])
+                        self._add(exe.bodies[body], row)
+
+    def _row(self, name, nodes, within=None):
+        self.rows.append((name, tuple(nodes), within))
         return len(self.rows) - 1
 
     def __enter__(self):
@@ -146,7 +172,12 @@ class Timer:
                        if step in self.collective_rows else
                        self._native(self.entries[step], ctx, pool))
                       for step, call in plan.calls]
-        self.exe._host = self._host
+        self.exe._host = functools.partial(self._host, self.exe)
+        self.drivers = [body.driver for body in self.bodies]
+        for body in self.bodies:  # stepped, each step through its timed steps
+            body.driver = None
+            body._steps = functools.partial(self._body_steps, body)
+            body._host = functools.partial(self._host, body)
         self.current[:] = [0.0] * len(self.rows)
         self.events = []
         self.began = time.perf_counter()
@@ -156,21 +187,33 @@ class Timer:
     def __exit__(self, *exc):
         self.plan.calls, self.plan.direct = self.saved_calls, self.saved_direct
         del self.exe._host  # the class's method again
+        for body, driver in zip(self.bodies, self.drivers):
+            body.driver = driver
+            del body._steps, body._host
 
     def _native(self, entries, ctx, pool):
-        current, clock = self.current, time.perf_counter
+        return functools.partial(self._run_entries, entries, ctx, pool)
 
-        def call():
-            for row, entry in entries:
-                start = clock()
-                failed = entry(ctx, pool)
-                end = clock()
-                current[row] += end - start
-                self.events.append((row, start, end))
-                if failed:
-                    return failed
-            return 0
-        return call
+    def _run_entries(self, entries, ctx, pool):
+        current, clock = self.current, time.perf_counter
+        for row, entry in entries:
+            start = clock()
+            failed = entry(ctx, pool)
+            end = clock()
+            current[row] += end - start
+            self.events.append((row, start, end))
+            if failed:
+                return failed
+        return 0
+
+    def _body_steps(self, exe, plan, read_variable, rng_for, updates):
+        """A compiled body's CpuExecutable._steps, its kernels run one by one, timed."""
+        for step, call in plan.calls:
+            if call is None:
+                exe._host(step.group, plan, read_variable, rng_for, updates)
+            elif (self._run_entries(self.entries[step], plan.ctx_address, plan.pool)
+                  if step in self.entries else call()):
+                exe._diagnose(step, plan)
 
     def _timed(self, row, inner):
         current, clock = self.current, time.perf_counter
@@ -184,18 +227,20 @@ class Timer:
             return failed
         return call
 
-    def _host(self, group, *args, **kwargs):
+    def _host(self, exe, group, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return type(self.exe)._host(self.exe, group, *args, **kwargs)
+            return type(exe)._host(exe, group, *args, **kwargs)
         finally:
             end = time.perf_counter()
-            self.current[self.host_rows[group.id]] += end - start
-            self.events.append((self.host_rows[group.id], start, end))
+            row = self.host_rows[id(group)]
+            self.current[row] += end - start
+            self.events.append((row, start, end))
 
     def finish(self, seconds):
         current = self.current
-        current[self.python] = seconds - sum(current)
+        current[self.python] = 0.0
+        current[self.python] = seconds - sum(current[i] for i in self.top)
         for times, t in zip(self.times, current):
             times.append(t)
         if self.collective:
@@ -204,8 +249,9 @@ class Timer:
 
     def profile(self, step_seconds, runs):
         medians = [statistics.median(t) for t in self.times]
-        total = sum(medians) or 1.0
-        rows = [Row(name, nodes, m, m / total) for (name, nodes), m in zip(self.rows, medians)]
+        total = sum(medians[i] for i in self.top) or 1.0
+        rows = [Row(name, nodes, m, m / total, within)
+                for (name, nodes, within), m in zip(self.rows, medians)]
         communication = None
         if self.comm:
             communication = {key: statistics.median(c[i] for c in self.comm) for i, key in

@@ -11,13 +11,20 @@ outer tensor; the outer tensor is recorded in `captured`, and the enclosing op p
 Nested bodies capture through each level: a tensor two levels out becomes an argument of the
 middle body too. Variables and placeholders are captured like any tensor.
 
-A builder made with `draws=True` (a scan's fn) also takes random draws: each becomes an
-argument of the body standing for that step's numbers (`draw`), which the scan draws for
-every step at once before the loop and passes in as a sequence.
+A builder made with `draws=True` (the fn of a scan in the outermost graph) also takes random
+draws: each becomes an argument of the body standing for that step's numbers (`draw`), which
+the scan draws for every step at once before the loop and passes in as a sequence.
+
+Every other loop body (`runs="steps"`) and branch (`runs="once"`) takes random draws as pure
+functions of a key drawn outside and of the step index of every loop around them (see
+graphc/ops/body_draws.py). A loop body gives its index through `step_index()`: an int64
+argument, created on first request, that the loop passes in as one more carry (0, 1, ...),
+placed after the explicit carries (`finish`'s `carries`).
 """
 import threading
 
 from ..errors import GraphMismatchError
+from . import dtypes
 from .graph import Graph, get_default_graph, new_uid, nodes_needed
 from .types import TensorType
 
@@ -90,11 +97,15 @@ class BodyBuilder:
     """Builds a Body: `with BodyBuilder("scan") as b: x = b.argument(type); ...;
     body = b.finish(results)`. Outer tensors used inside become arguments (see the module)."""
 
-    def __init__(self, name, draws=False):
+    def __init__(self, name, draws=False, runs=None):
         self.name = name
         # the random draws of the body: [(argument, op, attrs, per-step shape)]; None where
-        # the body may not draw
+        # the body takes no draw as an argument
         self.draws = [] if draws else None
+        # how the body runs per run of its op: "steps" (a loop's, which may give its step
+        # index), "once" (a branch's), None (unknown to graphc.ops.body_draws: no draws)
+        self.runs = runs
+        self.index = None  # the step-index argument, once asked for
         self.graph = Graph()
         self.outer = get_default_graph()
         self.parent = active_builder()  # the builder of the enclosing body, if any
@@ -161,10 +172,21 @@ class BodyBuilder:
         self.draws.append((t, op, attrs, tuple(shape)))
         return t
 
-    def finish(self, results, sequences=0):
+    def step_index(self):
+        """The argument giving the step's index (see the module)."""
+        assert self.runs == "steps", self.name
+        if self.index is None:
+            self.index = self._new_argument(TensorType(dtypes.int64, ()), "step")
+        return self.index
+
+    def finish(self, results, sequences=0, carries=0):
         """The Body of `results` (tensors of any enclosing graph, captured where outer); the
-        arguments of the draws follow the first `sequences` arguments, being sequences too."""
+        arguments of the draws follow the first `sequences` arguments, being sequences too,
+        and the step index, where asked for, the `carries` explicit arguments after those
+        (the caller gives its next value as result `carries`)."""
         results = [self.capture(t) for t in results]  # which may capture more arguments
         draws = [t for t, _, _, _ in self.draws or ()]
-        arguments = self.arguments[:sequences] + draws + self.arguments[sequences:]
+        index = [self.index] if self.index is not None else []
+        first, rest = sequences + carries, self.arguments
+        arguments = rest[:sequences] + draws + rest[sequences:first] + index + rest[first:]
         return Body(self.graph, arguments, results, self.name)

@@ -6,6 +6,7 @@ import numpy as np
 from ..ir.graph import Tensor
 from . import broadcast, elementwise, linalg, nn, reductions, shape, sources, state  # noqa: F401
 from . import control_flow  # noqa: F401
+from . import body_draws  # noqa: F401
 from . import indexing  # noqa: F401
 from . import collectives  # noqa: F401
 from .elementwise import (abs, add, bitwise_and, bitwise_or, bitwise_xor, coerce_pair, div,

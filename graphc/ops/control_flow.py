@@ -503,7 +503,10 @@ def _scan_core(fn, seqs, inits_info, nonseqs, n_steps, what, name=None, call=Non
         n_tensor = constant(n_static, dtype=dtypes.int64)
     if n_static is not None and n_static < 0:
         raise _error(GraphcError, f"{what}: n_steps is {n_static}; it must be >= 0", what)
-    with BodyBuilder(name or what, draws=what == "scan") as b:
+    # an outermost scan draws its fn's numbers before the loop where it can tell the number
+    # of steps then; every other loop's body draws them itself (graphc.ops.body_draws)
+    before = what == "scan" and active_builder() is None and (seqs or n_static is not None)
+    with BodyBuilder(name or what, draws=before, runs="steps") as b:
         xs = [b.argument(TensorType(s.dtype, s.shape[1:]), f"x{i}") for i, s in enumerate(seqs)]
         hs = [b.argument(h.type, f"h{j}") for j, h in enumerate(inits)]
         cs = [b.argument(c.type, f"c{k}") for k, c in enumerate(nonseqs)]
@@ -515,20 +518,47 @@ def _scan_core(fn, seqs, inits_info, nonseqs, n_steps, what, name=None, call=Non
         fed = ([i for i, info in enumerate(inits_info) if info is not None]
                if inits_info is not None else [])
         order = fed + [i for i in range(len(out)) if i not in fed]
-        body = b.finish([out[i] for i in order], sequences=len(xs))
+        results = [out[i] for i in order]
+        body = b.finish(results[:len(fed)] + _next_index(b) + results[len(fed):],
+                        sequences=len(xs), carries=len(fed))
     updates = {}
     draws = []
     if b.draws:
         counter, draws = _draws_before(b.draws, seqs, inits, list(nonseqs) + b.captured,
                                        n_static, what)
         updates = {counter: counter + 1}
-    outs = _loop_node(n_tensor, seqs + draws, inits, list(nonseqs) + b.captured, body, None,
-                      bounded=bounded, n_static=n_static, dynamic=dynamic, what=what)
-    n_res = len(body.results)
+    outs = _loop_node(n_tensor, seqs + draws, inits + _first_index(b),
+                      list(nonseqs) + b.captured, body, None, bounded=bounded,
+                      n_static=n_static, dynamic=dynamic, what=what)
+    outs = _without_index(outs, b, len(fed), len(body.results))
+    n_res = len(order)
     stacked = [None] * len(order)
     for position, i in enumerate(order):
         stacked[i] = outs[position]
     return stacked, list(outs[n_res:n_res + len(inits)]), outs[-1], several, updates
+
+
+# ---- the step index of a loop whose body draws (graphc.ops.body_draws) ------------------------
+def _next_index(b):
+    """[the next step's index] where the body asked for its index, else []: the result the
+    loop carries it by."""
+    if b.index is None:
+        return []
+    from .elementwise import add
+    return [add(b.index, constant(1, dtype=dtypes.int64))]
+
+
+def _first_index(b):
+    return [] if b.index is None else [constant(0, dtype=dtypes.int64)]
+
+
+def _without_index(outs, b, n_carry, n_res):
+    """The loop's outputs without the index's stacked and final values."""
+    if b.index is None:
+        return list(outs)
+    outs = list(outs)
+    return outs[:n_carry] + outs[n_carry + 1:n_res] + outs[n_res:n_res + n_carry] \
+        + outs[n_res + n_carry + 1:]
 
 
 def _draws_before(requests, seqs, inits, nonseqs, n_static, what):
@@ -537,9 +567,6 @@ def _draws_before(requests, seqs, inits, nonseqs, n_static, what):
     slices as a sequence. Every axis of a draw is known now or is an axis of a tensor the loop
     is given, which gives its length at run time."""
     from .state import Variable
-    if active_builder() is not None:
-        raise _error(GraphcError, f"{what}: random draws in a scan inside another loop or "
-                     "branch body are not supported", what)
     carriers = ([(s, axis + 1) for s in seqs for axis in range(s.rank - 1)]
                 + [(t, axis) for t in list(inits) + list(nonseqs) for axis in range(t.rank)])
     inputs = []  # the tensors whose axes give dims, after the counter
@@ -560,13 +587,7 @@ def _draws_before(requests, seqs, inits, nonseqs, n_static, what):
         raise _error(ShapeError, f"{what}: a random draw of fn has a dim {d} ({where}) that no "
                      "tensor given to the loop has; draw a shape made of ints and of dims of "
                      "the sequences, initial values and non-sequences", what)
-    if n_static is not None:
-        steps = n_static
-    elif seqs:
-        steps = axis_of(seqs[0], 0)
-    else:
-        raise _error(GraphcError, f"{what}: fn draws random numbers, which needs sequences or "
-                     "an int n_steps (the number of steps is drawn for before the loop)", what)
+    steps = n_static if n_static is not None else axis_of(seqs[0], 0)
     counter = Variable(np.zeros((), np.int64), name=f"{what}_draws", trainable=False)
     draws = []
     for _, op, attrs, shape in requests:
@@ -637,15 +658,14 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, name=None):
     single = not isinstance(loop_vars, (list, tuple))
     kind = tuple if isinstance(loop_vars, tuple) else list
     inits = _tensors(loop_vars, "loop_vars")
-    with BodyBuilder((name or "while") + "_cond") as cb:
+    with BodyBuilder((name or "while") + "_cond", runs="steps") as cb:
         args = [cb.argument(v.type, f"v{j}") for j, v in enumerate(inits)]
         c = cond(*args)
         c = as_tensor(c)
         if c.shape != () or not c.dtype.is_bool:
             raise _error(DTypeError, f"while_loop: cond must return a bool scalar, got "
                          f"{format_type(c.type)}", "while_loop")
-        cond_body = cb.finish([c])
-    with BodyBuilder(name or "while") as bb:
+    with BodyBuilder(name or "while", runs="steps") as bb:
         args = [bb.argument(v.type, f"v{j}") for j, v in enumerate(inits)]
         out, _ = _results(body(*args), "while_loop", "while_loop")
         if len(out) != len(inits):
@@ -657,7 +677,12 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, name=None):
                              f"while_loop: the body changes loop var {j} from "
                              f"{format_type(v.type)} to {format_type(o.type)}; a loop var "
                              "must keep its dtype and shape", "while_loop")
-        loop_body = bb.finish(out)
+        if cb.index is not None:  # the condition draws: it gets the index as the body does
+            bb.step_index()
+        loop_body = bb.finish(out + _next_index(bb), carries=len(inits))
+    if bb.index is not None:
+        cb.step_index()
+    cond_body = cb.finish([c], carries=len(inits))
     if maximum_iterations is None:
         n, bounded = constant(-1, dtype=dtypes.int64), False
     else:
@@ -667,8 +692,9 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, name=None):
             n = n if n.dtype is dtypes.int64 else cast(n, dtypes.int64)
         else:
             n = constant(int(n), dtype=dtypes.int64)
-    outs = _loop_node(n, [], inits, bb.captured, loop_body, cond_body, bounded=bounded,
-                      dynamic=True, what="while_loop", cond_captures=cb.captured)
+    outs = _loop_node(n, [], inits + _first_index(bb), bb.captured, loop_body, cond_body,
+                      bounded=bounded, dynamic=True, what="while_loop",
+                      cond_captures=cb.captured)
     n_res = len(loop_body.results)
     finals = list(outs[n_res:n_res + len(inits)])
     if single:
@@ -679,11 +705,11 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, name=None):
 def _cond_outputs(pred, true_fn, false_fn, name=None):
     """The cond node's outputs (a list), whether true_fn gave several values, and whether it
     gave a tuple."""
-    with BodyBuilder("cond_true") as tb:
+    with BodyBuilder("cond_true", runs="once") as tb:
         t_raw = true_fn()
         t_out, several = _results(t_raw, "cond", "cond")
         true_body = tb.finish(t_out)
-    with BodyBuilder("cond_false") as fb:
+    with BodyBuilder("cond_false", runs="once") as fb:
         f_out, _ = _results(false_fn(), "cond", "cond")
         false_body = fb.finish(f_out)
     pred = as_tensor(pred)

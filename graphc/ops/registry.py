@@ -231,15 +231,16 @@ def apply(op, inputs, name=None, **attrs):
     spec = get_spec(op)
     builder = active_builder()
     if builder is not None:  # building a loop or branch body: outer tensors become arguments
-        if spec.random and builder.draws is not None and not attrs.get("window"):
-            return builder.draw(op, inputs[0].shape if inputs else attrs["shape"], attrs)
+        if spec.random and not attrs.get("window"):
+            if builder.draws is not None:
+                return builder.draw(op, inputs[0].shape if inputs else attrs["shape"], attrs)
+            from .body_draws import draw_in_body
+            return draw_in_body(builder, op, inputs, name, attrs)
         if spec.stateful:
-            where = ("a loop body other than scan's fn, or a branch" if spec.random
-                     else "a loop or branch body")
             raise GraphcError(
-                f"{op} cannot be used inside {where} (variables, placeholders and assignments "
-                "are not supported there; random draws only in gc.scan, which returns the "
-                "updates that advance them); create it outside and use it inside",
+                f"{op} cannot be used inside a loop or branch body (variables, placeholders, "
+                "assignments and global-batch draws are not supported there); create it "
+                "outside and use it inside",
                 PendingNode(builder.graph, op, name, user_source()))
         inputs = [builder.capture(t) for t in inputs]
         graph = builder.graph

@@ -736,6 +736,18 @@ def random_draw(kind):
     return make
 
 
+def make_keyed_random(b):
+    """A map over a pool value's rows that drops out each row with a mask of its own (the
+    loop's body draws: graphc.ops.body_draws)."""
+    x = b.operand(lambda v: v.rank >= 1, among=FLOATS)
+    if x is None:
+        return
+    seed = None if b.flip() else b.integers(0, 100)
+    rate = b.choice((0.25, 0.5, 0.9))
+    b.add(gc.map_fn(lambda row: gc.nn.dropout(row, rate, seed=seed), x.tensor),
+          f"gc.map_fn(lambda row: gc.nn.dropout(row, {rate}, seed={seed}), {x.name})")
+
+
 def softmax(name):
     def make(b):
         x = b.operand(lambda v: v.rank >= 1, among=FLOATS, shape=b.shape(min_rank=1))
@@ -950,6 +962,7 @@ MAKERS = {
     "cond": make_cond,
     "allreduce": collective("allreduce"), "broadcast": collective("broadcast"),
     "random_normal": random_draw("normal"), "random_uniform": random_draw("uniform"),
+    "keyed_random": make_keyed_random,
     "softmax": softmax("softmax"), "log_softmax": softmax("log_softmax"),
     "sparse_softmax_cross_entropy": make_sparse_xent, "conv2d": make_conv2d,
     "conv2d_backprop_input": conv_gradient("conv2d_backprop_input"),

@@ -229,21 +229,16 @@ def test_tensor_n_steps_stacked_outputs_on_every_device(graph):
         np.testing.assert_allclose(cpu[0], want, rtol=1e-12)
 
 
-def test_variables_inside_bodies_and_draws_outside_scan_are_refused(graph):
+def test_variables_and_global_batch_draws_inside_bodies_are_refused(graph):
     x = gc.constant(np.ones((3, 2)))
     with pytest.raises(gc.GraphcError, match="inside a loop") as err:
         gc.scan(lambda r: r + gc.Variable(np.ones(2)), sequences=x)  # variable-here
     assert line_of("# variable-here") in str(err.value)
-    with pytest.raises(gc.GraphcError, match="only in gc.scan") as err:
-        gc.map_fn(lambda r: r + gc.random.normal((2,), dtype=gc.float64), x)  # random-here
-    assert line_of("# random-here") in str(err.value)
-    with pytest.raises(gc.GraphcError, match="only in gc.scan"):
-        gc.while_loop(lambda v: gc.sum(v) < 3.0,
-                      lambda v: v + gc.random.uniform((2,), dtype=gc.float64), [x[0]])
-    n = gc.placeholder(gc.int32, (), name="n")
-    with pytest.raises(gc.GraphcError, match="sequences or an int n_steps"):
-        gc.scan(lambda h: h + gc.random.normal((2,), dtype=gc.float64), outputs_info=[x[0]],
-                n_steps=n)
+    rows = gc.placeholder(gc.int32, (), name="rows")
+    with gc.random.global_batch(rows, gc.constant(0), x):
+        with pytest.raises(gc.GraphcError, match="global-batch draws") as err:
+            gc.map_fn(lambda r: gc.nn.dropout(x, 0.5) + r, x)  # window-here
+    assert line_of("# window-here") in str(err.value)
 
 
 # ---- random draws in scan's fn ----------------------------------------------------------------

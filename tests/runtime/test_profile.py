@@ -129,3 +129,35 @@ def test_profiling_needs_the_cpu_device_and_positive_runs(graph):
     g = gc.function([x], x + 1.0, session=gc.Session(graph, device="cpu"))
     with pytest.raises(gc.GraphcError, match="positive"):
         g.profile(uniform(3), runs=0)
+
+
+def test_a_loops_body_kernels_are_timed_under_the_loops_row(graph, capsys):
+    x = gc.placeholder(gc.float32, (None, 16, 33), name="x")
+    U = uniform(33, 33)
+    h0 = gc.constant(np.zeros((16, 33), np.float32))
+    hs, _ = gc.scan(lambda xt, h: gc.tanh(xt * 2.0 + h @ gc.constant(U)), sequences=x,
+                    outputs_info=h0)
+    f = gc.function([x], hs, session=gc.Session(graph, device="cpu"))
+    xb = uniform(9, 16, 33)
+    prof = f.profile(xb, runs=1)  # one run: its rows are that run's times, not medians
+    [loop] = [i for i, r in enumerate(prof.rows) if r.name == "host loop"]
+    body = [r for r in prof.rows if r.within == loop]
+    [bexe] = f._exe.bodies.values()
+    kernels = [(k.name, k.nodes) for s in bexe.steps if isinstance(s, NativeStep)
+               for k in s.kernels]
+    assert len(kernels) >= 2 and [(r.name, r.nodes) for r in body] == kernels
+    assert all(r.seconds > 0 for r in body)
+    assert sum(r.seconds for r in body) <= prof.rows[loop].seconds
+    assert sum(r.share for r in prof.rows if r.within is None) == pytest.approx(1.0)
+    assert prof.total_seconds == pytest.approx(sum(r.seconds for r in prof.rows
+                                                   if r.within is None))
+    printed = capsys.readouterr().out
+    assert all(f"\n  {name}" in printed for name, _ in kernels)  # indented under the loop
+    h, want = np.zeros((16, 33), np.float32), []
+    for t in range(9):
+        h = np.tanh(xb[t] * 2.0 + h @ U)
+        want.append(h)
+    np.testing.assert_allclose(f(xb), np.stack(want), rtol=1e-4, atol=1e-5)
+    assert list(f._exe.loop_modes.values()) == ["native driver"]  # the driver is back
+    several = f.profile(xb, runs=3, show=False)
+    assert [r.within for r in several.rows] == [r.within for r in prof.rows]
