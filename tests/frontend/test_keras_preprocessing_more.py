@@ -109,6 +109,48 @@ def test_hashing_of_numbers_is_the_hash_of_their_decimal_text():
     assert L.Hashing(num_bins=4)(np.zeros((2, 0), "int64")).shape == (2, 0)
 
 
+def test_hashing_salt_matches_keras_documented_bins():
+    # Keras's docstring: SipHash64 under salt [133, 137], and an int salt k as [k, k]
+    letters = [["A"], ["B"], ["C"], ["D"], ["E"]]
+    np.testing.assert_array_equal(L.Hashing(num_bins=3, salt=[133, 137])(letters),
+                                  [[1], [2], [1], [0], [2]])
+    np.testing.assert_array_equal(L.Hashing(num_bins=3, salt=133)(letters),
+                                  [[0], [0], [2], [1], [0]])
+    assert L.Hashing(num_bins=3, salt=133).get_config()["salt"] == [133, 133]
+    with pytest.raises(ValueError, match="salt"):
+        L.Hashing(num_bins=3, salt=[1, 2, 3])
+
+
+def test_siphash_reference_vectors():
+    from graphc.frontend.siphash import siphash64
+    # SipHash-2-4's published vectors: key bytes 0..15, message bytes 0..n-1
+    key = (int.from_bytes(bytes(range(8)), "little"), int.from_bytes(bytes(range(8, 16)),
+                                                                     "little"))
+    vectors = {0: 0x726fdb47dd0e0e31, 1: 0x74f839c593dc67fd, 7: 0xab0200f58b01d137,
+               8: 0x93f5f5799a932462, 15: 0xa129ca6149be45e5, 63: 0x958a324ceb064572}
+    for n, expected in vectors.items():
+        assert siphash64(key, bytes(range(n))) == expected, n
+
+
+def test_hashing_salt_of_numbers_masks_and_modes():
+    ints = rng.integers(-10 ** 12, 10 ** 12, (4, 7)).astype("int64")
+    layer = L.Hashing(num_bins=31, salt=(7, -3))
+    bins = layer(ints)
+    np.testing.assert_array_equal(bins, layer(ints.astype(str)))
+    assert bins.min() >= 0 and bins.max() < 31
+    # a negative key word is its two's complement, as TensorFlow's int64 attribute
+    np.testing.assert_array_equal(bins, L.Hashing(num_bins=31, salt=(7, 2 ** 64 - 3))(ints))
+    assert not np.array_equal(bins, L.Hashing(num_bins=31)(ints))
+    masked = L.Hashing(num_bins=32, mask_value=int(ints[0, 0]), salt=(7, -3))(ints)
+    from graphc.frontend.siphash import strong_hash_bucket
+    expected = [[0 if v == ints[0, 0] else 1 + strong_hash_bucket(str(v), 31, (7, -3))
+                 for v in row] for row in ints]
+    np.testing.assert_array_equal(masked, expected)
+    counts = L.Hashing(num_bins=31, salt=(7, -3), output_mode="count")(ints)
+    np.testing.assert_array_equal(counts, [np.bincount(r, minlength=31) for r in bins])
+    assert layer(np.zeros((3, 0), "int64")).shape == (3, 0)
+
+
 def test_fingerprint_lengths_take_every_branch():
     from graphc.frontend.fingerprint import fingerprint64
     # every length class gives a 64-bit value; a one-byte change changes it
