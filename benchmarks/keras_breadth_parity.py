@@ -101,6 +101,15 @@ def _lookup(**kwargs):
     return make
 
 
+def _discretized(data, **kwargs):
+    """Discretization(num_bins=...) adapted on data(inputs()): an array, or a list of batches."""
+    def make(lib):
+        layer = lib.layers.Discretization(**kwargs)
+        layer.adapt(data(inputs()))
+        return layer
+    return make
+
+
 L = lambda name, **kw: (lambda lib: getattr(lib.layers, name)(**kw))  # noqa: E731
 IMG, SEQ, VOL = (8, 8, 3), (7, 6), (4, 5, 6, 3)
 LAYER_CASES = {
@@ -123,6 +132,11 @@ LAYER_CASES = {
     "Discretization": _seq(L("Discretization", bin_boundaries=[-1.0, 0.0, 0.5]), shape=SEQ),
     "Discretization one_hot": _seq(L("Discretization", bin_boundaries=[0.0, 1.0],
                                      output_mode="one_hot"), shape=(1,), data="x1col"),
+    "Discretization adapt num_bins": _seq(_discretized(lambda d: d["x2"], num_bins=5),
+                                          shape=SEQ),
+    "Discretization adapt batches epsilon one_hot": _seq(_discretized(
+        lambda d: [d["x2"][:1] * 2, d["y2"], d["x1"]], num_bins=4, epsilon=0.1,
+        output_mode="one_hot"), shape=(1,), data="x1col"),
     "CategoryEncoding multi_hot": _ints(L("CategoryEncoding", num_tokens=7), (3,), "tokens"),
     "CategoryEncoding count": _ints(L("CategoryEncoding", num_tokens=7, output_mode="count"),
                                     (3,), "tokens"),
