@@ -264,21 +264,25 @@ class IntegerLookup(Layer):
 
 
 class CenterCrop(Layer):
-    """The central height x width window of each image (channels last); an image smaller
-    than the window is refused (Keras resizes it first, which graphc does not yet)."""
+    """The central height x width window of each image (channels last), as floats; an image
+    smaller than the window along either axis is first cut to the largest central window of
+    the target's aspect ratio, then resized (bilinear) to height x width, as Keras's
+    smart_resize does."""
 
     def __init__(self, height, width, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.height, self.width = int(height), int(width)
 
     def call(self, inputs):
-        h, w = inputs.shape[-3], inputs.shape[-2]
-        if not (isinstance(h, int) and isinstance(w, int)) or h < self.height or \
-                w < self.width:
-            raise GraphcError(f"CenterCrop '{self.name}': images of {h}x{w} are smaller than "
-                              f"the {self.height}x{self.width} window or of unknown size")
+        x = inputs if inputs.dtype.is_float else gc.cast(inputs, gc.float32)
+        h, w = x.shape[-3], x.shape[-2]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            raise GraphcError(f"CenterCrop '{self.name}' needs a known height and width, got "
+                              f"shape {tuple(x.shape)}")
+        if h < self.height or w < self.width:
+            return ops_image.resize(x, (self.height, self.width), crop_to_aspect_ratio=True)
         top, left = (h - self.height) // 2, (w - self.width) // 2
-        return inputs[..., top:top + self.height, left:left + self.width, :]
+        return x[..., top:top + self.height, left:left + self.width, :]
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}

@@ -42,6 +42,34 @@ def test_resizing_matches_numpy(interpolation, size):
     np.testing.assert_allclose(y, _ref_resize(x, *size, interpolation), rtol=1e-5, atol=1e-6)
 
 
+def _ref_center_crop(x, th, tw):
+    h, w = x.shape[1:3]
+    if h >= th and w >= tw:
+        return x[:, (h - th) // 2:(h - th) // 2 + th, (w - tw) // 2:(w - tw) // 2 + tw]
+    # Keras's smart_resize: the largest central window of the target's aspect ratio, resized
+    rows, cols = max(min(h, w * th // tw), 1), max(min(w, h * tw // th), 1)
+    top, left = (h - rows) // 2, (w - cols) // 2
+    return _ref_resize(x[:, top:top + rows, left:left + cols], th, tw, "bilinear")
+
+
+@pytest.mark.parametrize("size", [(3, 7), (4, 4), (5, 7), (9, 2), (6, 9), (13, 11), (1, 8)])
+def test_center_crop_matches_numpy_also_on_smaller_images(size):
+    x = rng.normal(size=(3, 5, 7, 2)).astype("float32")
+    x[0, 2, 3, 1] = -0.0
+    y = _predict(L.CenterCrop(*size), x)
+    assert y.shape == (3,) + size + (2,) and y.dtype == np.float32
+    np.testing.assert_allclose(y, _ref_center_crop(x, *size), rtol=1e-5, atol=1e-6)
+
+
+def test_center_crop_casts_integer_images_and_needs_known_sizes():
+    pixels = rng.integers(0, 256, (2, 4, 6, 3)).astype("uint8")
+    y = _predict(L.CenterCrop(8, 3), pixels)
+    np.testing.assert_allclose(y, _ref_center_crop(pixels.astype("float32"), 8, 3),
+                               rtol=1e-5, atol=1e-4)
+    with pytest.raises(GraphcError, match="known height"):
+        L.CenterCrop(2, 2)(gk.Input((None, None, 3)))
+
+
 def test_resize_default_is_bilinear_and_casts_integers():
     x = rng.integers(0, 255, size=(1, 3, 4, 2)).astype("int32")
     layer = L.Resizing(6, 8)
