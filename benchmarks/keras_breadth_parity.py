@@ -141,10 +141,14 @@ def _lookup(**kwargs):
 
 
 def _discretized(data, **kwargs):
-    """Discretization(num_bins=...) adapted on data(inputs()): an array, or a list of batches."""
+    """Discretization(num_bins=...) adapted on the batches data(inputs()) through adapt's
+    steps, update_state per batch and finalize_state (Keras's adapt itself needs TensorFlow
+    for its check of tf.data datasets)."""
     def make(lib):
         layer = lib.layers.Discretization(**kwargs)
-        layer.adapt(data(inputs()))
+        for batch in data(inputs()):
+            layer.update_state(batch)
+        layer.finalize_state()
         return layer
     return make
 
@@ -171,7 +175,7 @@ LAYER_CASES = {
     "Discretization": _seq(L("Discretization", bin_boundaries=[-1.0, 0.0, 0.5]), shape=SEQ),
     "Discretization one_hot": _seq(L("Discretization", bin_boundaries=[0.0, 1.0],
                                      output_mode="one_hot"), shape=(1,), data="x1col"),
-    "Discretization adapt num_bins": _seq(_discretized(lambda d: d["x2"], num_bins=5),
+    "Discretization adapt num_bins": _seq(_discretized(lambda d: [d["x2"]], num_bins=5),
                                           shape=SEQ),
     "Discretization adapt batches epsilon one_hot": _seq(_discretized(
         lambda d: [d["x2"][:1] * 2, d["y2"], d["x1"]], num_bins=4, epsilon=0.1,

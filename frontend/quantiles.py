@@ -20,6 +20,7 @@ def summarize(values, epsilon):
 
 
 def merge(summary, other, epsilon):
+    """Two summaries as one, compressed to about 1 / epsilon points."""
     merged = np.concatenate((summary, other), axis=1)
     return compress(np.take(merged, np.argsort(merged[0]), axis=1), epsilon)
 
@@ -38,11 +39,6 @@ def compress(summary, epsilon):
     return np.stack((new_bins, new_weights)).astype("float32")
 
 
-def bin_boundaries(batches, num_bins, epsilon):
-    """The num_bins - 1 boundaries (fewer for small data) that Keras's adapt learns from an
-    iterable of batches."""
-    summary = empty()
-    for batch in batches:
-        summary = merge(summarize(np.array(batch).astype("float32"), epsilon), summary,
-                        epsilon)
+def bin_boundaries(summary, num_bins):
+    """The num_bins - 1 boundaries (fewer for a summary of fewer points) of a summary."""
     return compress(summary, 1.0 / num_bins)[0, :-1].tolist()

@@ -128,6 +128,7 @@ class Discretization(Layer):
             [float(b) for b in bin_boundaries]
         self.num_bins, self.epsilon = num_bins, epsilon
         self.output_mode, self.out_dtype = output_mode, dtype
+        self.summary = quantiles.empty()  # adapt's: sorted points and their weights
 
     def adapt(self, data, steps=None):
         """Learn num_bins bins from data: an array (one batch) or an iterable of batches
@@ -135,12 +136,31 @@ class Discretization(Layer):
         if self.num_bins is None:
             raise GraphcError(f"Discretization '{self.name}' was given bin_boundaries: "
                               "construct it with num_bins to adapt it")
+        self.reset_state()
+        batches = [data] if isinstance(data, np.ndarray) or not hasattr(data, "__iter__") \
+            else itertools.islice(data, steps)
+        for batch in batches:
+            self.update_state(batch)
+        self.finalize_state()
+
+    # adapt's steps, public as in Keras
+    def update_state(self, data):
+        """Merge a batch into the quantile summary."""
+        summary = quantiles.summarize(np.array(data).astype("float32"), self.epsilon)
+        self.summary = quantiles.merge(summary, self.summary, self.epsilon)
+
+    def finalize_state(self):
+        """Set the boundaries from the summary."""
+        if self.num_bins is None:
+            return
         if self.built:
             raise GraphcError(f"Discretization '{self.name}' is already in a graph with its "
                               "boundaries: adapt it before calling it")
-        batches = [data] if isinstance(data, np.ndarray) or not hasattr(data, "__iter__") \
-            else itertools.islice(data, steps)
-        self.bin_boundaries = quantiles.bin_boundaries(batches, self.num_bins, self.epsilon)
+        self.bin_boundaries = quantiles.bin_boundaries(self.summary, self.num_bins)
+
+    def reset_state(self):
+        """Start the quantile summary afresh."""
+        self.summary = quantiles.empty()
 
     def call(self, inputs):
         if self.bin_boundaries is None:

@@ -170,6 +170,15 @@ def test_discretization_adapt_batches_steps_and_config():
     first_two = L.Discretization(num_bins=3, epsilon=0.1)
     first_two.adapt(batches[:2])
     assert layer.bin_boundaries == first_two.bin_boundaries
+    stepped = L.Discretization(num_bins=3, epsilon=0.1)  # adapt's steps, one by one
+    for batch in batches[:2]:
+        stepped.update_state(batch)
+    stepped.finalize_state()
+    assert stepped.bin_boundaries == layer.bin_boundaries
+    stepped.reset_state()
+    stepped.update_state(batches[2])
+    stepped.finalize_state()
+    assert stepped.bin_boundaries != layer.bin_boundaries
     assert len(layer.bin_boundaries) == 2
     assert all(0 < b < 1 for b in layer.bin_boundaries)
     again = L.deserialize(L.serialize(layer))
