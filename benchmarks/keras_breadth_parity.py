@@ -49,6 +49,45 @@ def _training_call(make, shape, data=None, dtype="float32"):
     return case
 
 
+def _mix_up_residuals(ops, images, labels, out):
+    """MixUp of images that are their one-hot labels spread over the pixels: mixed labels
+    less the mixed images' pixel (zeros where the labels take the images' weights), and the
+    labels' sums (ones)."""
+    return [out["labels"] - out["images"][:, 0, 0, :], ops.sum(out["labels"], axis=-1)]
+
+
+def _cut_mix_residuals(ops, images, labels, out):
+    """CutMix of images filled with their class index: the partner's class read from the
+    pasted cells; the mixed labels less own weight * own label + the rest * the partner's
+    (zeros where the labels mix the image's partner), where cells were pasted; label sums."""
+    own = images[:, :1, :1, :]
+    diff = out["images"] - own
+    moved = ops.sum(ops.cast(ops.not_equal(diff, 0.0), "float32"), axis=(1, 2, 3))
+    partner = own[:, 0, 0, 0] + ops.sum(diff, axis=(1, 2, 3)) / ops.maximum(moved, 1.0)
+    partner = ops.one_hot(ops.cast(ops.round(partner), "int32"), labels.shape[-1])
+    weight = ops.sum(out["labels"] * labels, axis=-1, keepdims=True)
+    residual = out["labels"] - (weight * labels + (1.0 - weight) * partner)
+    pasted = ops.cast(moved > 0, "float32")[:, None]
+    return [residual * pasted, ops.sum(out["labels"], axis=-1)]
+
+
+def _mixing(kind, residuals, images, **kwargs):
+    """MixUp/CutMix called with training=True on {"images", "labels"} in a subclassed model;
+    its outputs are residuals(ops, images, labels, mixed dict), which hold for any draw."""
+    def case(lib):
+        class Mixing(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.inner = getattr(lib.layers, kind)(**kwargs)
+
+            def call(self, inputs):
+                images, labels = inputs
+                out = self.inner({"images": images, "labels": labels}, training=True)
+                return residuals(lib.ops, images, labels, out)
+        return Mixing(), [], [images, "mix_labels"]
+    return case
+
+
 def _merge(kind, **kwargs):
     def case(lib):
         a, b = lib.Input((6,)), lib.Input((6,))
@@ -101,6 +140,19 @@ def _lookup(**kwargs):
     return make
 
 
+def _discretized(data, **kwargs):
+    """Discretization(num_bins=...) adapted on the batches data(inputs()) through adapt's
+    steps, update_state per batch and finalize_state (Keras's adapt itself needs TensorFlow
+    for its check of tf.data datasets)."""
+    def make(lib):
+        layer = lib.layers.Discretization(**kwargs)
+        for batch in data(inputs()):
+            layer.update_state(batch)
+        layer.finalize_state()
+        return layer
+    return make
+
+
 L = lambda name, **kw: (lambda lib: getattr(lib.layers, name)(**kw))  # noqa: E731
 IMG, SEQ, VOL = (8, 8, 3), (7, 6), (4, 5, 6, 3)
 LAYER_CASES = {
@@ -123,6 +175,15 @@ LAYER_CASES = {
     "Discretization": _seq(L("Discretization", bin_boundaries=[-1.0, 0.0, 0.5]), shape=SEQ),
     "Discretization one_hot": _seq(L("Discretization", bin_boundaries=[0.0, 1.0],
                                      output_mode="one_hot"), shape=(1,), data="x1col"),
+    "Discretization adapt num_bins": _seq(_discretized(lambda d: [d["x2"]], num_bins=5),
+                                          shape=SEQ),
+    "Discretization adapt batches epsilon one_hot": _seq(_discretized(
+        lambda d: [d["x2"][:1] * 2, d["y2"], d["x1"]], num_bins=4, epsilon=0.1,
+        output_mode="one_hot"), shape=(1,), data="x1col"),
+    "MixUp labels (training, residuals)": _mixing("MixUp", _mix_up_residuals,
+                                                  "mix_images", alpha=0.5),
+    "CutMix labels (training, residuals)": _mixing("CutMix", _cut_mix_residuals,
+                                                   "cut_images"),
     "CategoryEncoding multi_hot": _ints(L("CategoryEncoding", num_tokens=7), (3,), "tokens"),
     "CategoryEncoding count": _ints(L("CategoryEncoding", num_tokens=7, output_mode="count"),
                                     (3,), "tokens"),
@@ -137,6 +198,11 @@ LAYER_CASES = {
     "IntegerLookup multi_hot": _ints(_lookup(vocabulary=[4, 2, 6, 9], output_mode="multi_hot"),
                                      (3,), "tokens"),
     "CenterCrop": _seq(L("CenterCrop", height=5, width=6), shape=IMG),
+    "CenterCrop smaller: cut to aspect, resized": _seq(L("CenterCrop", height=11, width=6),
+                                                       L("CenterCrop", height=13, width=17),
+                                                       shape=IMG),
+    "CenterCrop smaller on 3x5": _seq(L("CenterCrop", height=4, width=4), shape=(3, 5, 2),
+                                      data="x3x5"),
     "Resizing bilinear up/down": _seq(L("Resizing", height=11, width=5), shape=IMG),
     "Resizing nearest": _seq(L("Resizing", height=5, width=13, interpolation="nearest"),
                              shape=IMG),
@@ -524,8 +590,14 @@ def _plain(key):
 
 def inputs():
     rng = np.random.default_rng(0)
+    mix_labels = np.eye(5, dtype="float32")[np.random.default_rng(2).integers(0, 5, 16)]
     return {"pixels": rng.uniform(0, 255, (B,) + IMG).astype("float32"),
             "x3": rng.normal(size=(B,) + IMG).astype("float32"),
+            "x3x5": rng.normal(size=(B, 3, 5, 2)).astype("float32"),
+            "mix_labels": mix_labels,
+            "mix_images": np.broadcast_to(mix_labels[:, None, None], (16, 3, 2, 5)).copy(),
+            "cut_images": np.broadcast_to(np.argmax(mix_labels, -1)[:, None, None, None],
+                                          (16, 9, 7, 1)).astype("float32"),
             "x2": rng.normal(size=(B,) + SEQ).astype("float32"),
             "y2": rng.normal(size=(B,) + SEQ).astype("float32"),
             "x1": rng.normal(size=(B, 6)).astype("float32"),

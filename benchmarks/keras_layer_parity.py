@@ -75,6 +75,49 @@ def _masking_then(kind, **kwargs):
     return case
 
 
+class _Consecutive:
+    """A stateful model's predictions twice in a row (the second from the states the first
+    left), then once more after reset_state() of `layers` (where given: Keras 3.15's fails
+    on a stack's nested states); a case returns it as its model. Keras runs the batches as
+    eager calls: on JAX its predict leaves the states untouched (its TensorFlow backend's
+    predict carries them, as graphc's does)."""
+
+    def __init__(self, lib, model, layers, batch_size):
+        self.model, self.layers, self.batch_size = model, layers, batch_size
+        self.eager = lib.__name__ == "keras"
+
+    def _once(self, x):
+        if not self.eager:
+            out = self.model.predict(x, batch_size=self.batch_size, verbose=0)
+            return list(out) if isinstance(out, (list, tuple)) else [out]
+        batches = [self.model(x[i:i + self.batch_size])
+                   for i in range(0, len(x), self.batch_size)]
+        if isinstance(batches[0], (list, tuple)):
+            return [np.concatenate([np.asarray(b[j]) for b in batches])
+                    for j in range(len(batches[0]))]
+        return [np.concatenate([np.asarray(b) for b in batches])]
+
+    def predict(self, x, verbose=0):
+        first, second = self._once(x), self._once(x)
+        for layer in self.layers:
+            layer.reset_state()
+        return first + second + (self._once(x) if self.layers else [])
+
+
+def _stateful(kind, data="x", wrap=None, cell_of=None, reset=True, **kwargs):
+    """A stateful layer (batch size B fixed by the Input) predicted on `data` (one or more
+    batches of B) twice, then after reset_state()."""
+    def case(lib):
+        x = lib.Input((T, F), batch_size=B)
+        cell = {"cell": cell_of(lib)} if cell_of else {}
+        layer = getattr(lib.layers, kind)(**cell, stateful=True, **kwargs)
+        if wrap:
+            layer = getattr(lib.layers, wrap)(layer)
+        model = lib.Model(x, layer(x))
+        return _Consecutive(lib, model, [layer] if reset else [], B), [layer], [data]
+    return case
+
+
 def _flat(outputs):
     """A layer's outputs as one flat list (Keras nests a stack's states per cell)."""
     if isinstance(outputs, (list, tuple)):
@@ -286,6 +329,16 @@ CASES = {
         call_kwargs={"use_causal_mask": True, "return_attention_scores": True},
         cls="GroupQueryAttention", head_dim=2, num_query_heads=4, num_key_value_heads=4,
         use_bias=False, sliding_window=2),
+    # stateful: the states carried from batch to batch and from one predict to the next
+    "SimpleRNN stateful return_sequences": _stateful("SimpleRNN", units=4,
+                                                     return_sequences=True),
+    "LSTM stateful, two batches a predict": _stateful("LSTM", data="x_two_batches", units=5),
+    "GRU stateful return_state": _stateful("GRU", units=3, return_state=True),
+    "RNN(stacked cells) stateful go_backwards": _stateful(
+        "RNN", cell_of=lambda lib: [lib.layers.LSTMCell(3), lib.layers.SimpleRNNCell(2)],
+        go_backwards=True, reset=False),
+    "Bidirectional(LSTM stateful)": _stateful("LSTM", wrap="Bidirectional", units=3,
+                                              return_sequences=True),
 }
 
 
@@ -308,7 +361,8 @@ def inputs():
             "x2d": rng.normal(size=(B, T, 5, 4, 2)).astype("float32"),
             "x3d": rng.normal(size=(B, T, 3, 5, 4, 2)).astype("float32"),
             "vf": rng.normal(size=(B, T + 2, F)).astype("float32"),
-            "kf": rng.normal(size=(B, T + 2, F)).astype("float32")}
+            "kf": rng.normal(size=(B, T + 2, F)).astype("float32"),
+            "x_two_batches": rng.normal(size=(2 * B, T, F)).astype("float32")}
 
 
 # ---- the Keras side (run in the peer interpreter) ---------------------------------------------

@@ -78,7 +78,9 @@ def _derived(rng):
             "ctc_logits": (rng.normal(size=(4, 9, 5)) * 2).astype("float32"),
             "ctc_labels": np.array([[1, 2, 2, 0], [3, 0, 0, 0], [4, 4, 4, 1], [1, 2, 3, 4]],
                                    np.int32),
-            "ctc_tl": np.array([3, 1, 4, 2], np.int32), "ctc_ol": np.array([9, 5, 9, 3], np.int32)}
+            "ctc_tl": np.array([3, 1, 4, 2], np.int32), "ctc_ol": np.array([9, 5, 9, 3], np.int32),
+            # equal logits: which class and which path wins a tie
+            "ctc_ties": np.round(rng.normal(size=(4, 9, 5))).astype("float32")}
 
 
 def _fns(*names, arg="x"):
@@ -319,6 +321,16 @@ CASES = {
     "ctc_loss": lambda o, d: [
         o.ctc_loss(d["ctc_labels"], d["ctc_logits"], d["ctc_tl"], d["ctc_ol"]),
         o.ctc_loss(d["ctc_labels"], d["ctc_logits"], d["ctc_tl"], d["ctc_ol"], mask_index=4)],
+    "ctc_decode greedy": lambda o, d: [
+        *o.ctc_decode(d["ctc_logits"], d["ctc_ol"]),
+        *o.ctc_decode(d["ctc_logits"], d["ctc_ol"], merge_repeated=False, mask_index=4),
+        *o.ctc_decode(d["ctc_ties"], d["ctc_ol"], mask_index=None)],
+    "ctc_decode beam_search": lambda o, d: [
+        *o.ctc_decode(d["ctc_logits"], d["ctc_ol"], strategy="beam_search", beam_width=4,
+                      top_paths=3),
+        *o.ctc_decode(d["ctc_logits"], d["ctc_ol"], strategy="beam_search", mask_index=2),
+        *o.ctc_decode(d["ctc_ties"], d["ctc_ol"], strategy="beam_search", beam_width=3,
+                      top_paths=2, mask_index=None)],
     "map vectorized_map switch": lambda o, d: [
         o.map(lambda r: o.sum(r * r), o.array(d["x"])),
         o.vectorized_map(lambda r: r[::-1] * 2.0, o.array(d["x"])),

@@ -1,5 +1,5 @@
 """Parity with Keras 3 of the host preprocessing layers on strings and hash values: Hashing
-(integers, strings, floats, mask_value, output modes), StringLookup and TextVectorization
+(integers, strings, floats, mask_value, salt, output modes), StringLookup and TextVectorization
 (given vocabularies and adapt(), mask and OOV tokens, several hashed OOV indices, output
 modes int/one_hot/multi_hot/count/tf_idf, standardization, whitespace split, ngrams,
 output_sequence_length). Each case applies the layer to the same data with Keras (in another
@@ -63,6 +63,13 @@ CASES = {
     "Hashing count": _apply(lambda L: L.Hashing(num_bins=6, output_mode="count"), _ints),
     "Hashing one_hot": _apply(lambda L: L.Hashing(num_bins=4, output_mode="one_hot"),
                               lambda: _strings()[:, :1]),
+    # salted: SipHash-2-4 (tf.strings.to_hash_bucket_strong)
+    "Hashing strings salt pair": _apply(lambda L: L.Hashing(num_bins=7, salt=[133, 137]),
+                                        _strings),
+    "Hashing integers salt mask_value": _apply(lambda L: L.Hashing(
+        num_bins=1009, salt=2 ** 40 + 5, mask_value=7), _ints),
+    "Hashing floats salt count": _apply(lambda L: L.Hashing(
+        num_bins=5, salt=(3, 99), output_mode="count"), lambda: _ints().astype("float64") / 7),
     "StringLookup vocabulary": _apply(lambda L: L.StringLookup(vocabulary=VOCAB), _strings),
     "StringLookup mask oov 3": _apply(lambda L: L.StringLookup(
         vocabulary=VOCAB, mask_token="", num_oov_indices=3), _strings),

@@ -1,12 +1,16 @@
-"""gk.ops.ctc_loss: the connectionist temporal classification loss, computed as Keras 3 on
-JAX computes it (Optax's forward recursion in log space, "impossible" paths at -1e5 rather
-than -inf, so the loss and its gradient stay finite), as a gc.scan over time."""
+"""gk.ops.ctc_loss and ctc_decode. The connectionist temporal classification loss is computed
+as Keras 3 on JAX computes it (Optax's forward recursion in log space, "impossible" paths at
+-1e5 rather than -inf, so the loss and its gradient stay finite), as a gc.scan over time.
+Decoding is Keras's too: greedy (each step's best class, repeats merged, blanks dropped) as
+a composition of graph ops; beam search by the core op ctc_beam_search."""
 import graphc as gc
+from graphc.errors import ArgumentError
+from graphc.ops.ctc import ctc_beam_search
 
 from . import ops as _o
 from .ops_numpy import logaddexp
 
-__all__ = ["ctc_loss"]
+__all__ = ["ctc_loss", "ctc_decode"]
 
 LOG_EPSILON = -1e5
 
@@ -61,3 +65,47 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
                                name="ctc_loss")
     last = _add_to_phi(phis[-1], emits[-1])
     return -gc.sum(last * gc.one_hot(label_lengths, last.shape[1], dtype=output.dtype), axis=1)
+
+
+def _greedy(logits, lengths, merge_repeated, blank):
+    """Keras's greedy decoding: (1, batch, steps) labels, -1 after each sequence's own, and
+    (batch, 1) minus the sum of the chosen logits."""
+    labels = gc.cast(gc.argmax(logits, axis=-1), gc.int32)
+    best = gc.max(logits, axis=-1)
+    steps = _positions(best, 1)
+    past = steps >= gc.expand_dims(gc.cast(lengths, best.dtype), 1)
+    labels = gc.where(past, blank, labels)
+    best = gc.where(past, gc.zeros_like(best), best)
+    if merge_repeated:
+        repeat = gc.concat([gc.zeros_like(labels[:, :1]),
+                            gc.cast(gc.equal(labels[:, 1:], labels[:, :-1]), gc.int32)], 1)
+        labels = gc.where(repeat > 0, blank, labels)
+    kept = gc.not_equal(labels, blank)
+    # each kept label moves to the slot its rank among the kept ones gives
+    slot = gc.cumsum(gc.cast(kept, best.dtype), axis=1) - 1.0
+    lands = gc.logical_and(gc.expand_dims(kept, 2),
+                           gc.equal(gc.expand_dims(slot, 2), gc.expand_dims(steps, 1)))
+    placed = gc.sum(gc.cast(lands, gc.int32) * gc.expand_dims(labels, 2), axis=1)
+    filled = gc.max(gc.cast(lands, gc.int32), axis=1) > 0
+    decoded = gc.where(filled, placed, gc.fill_like(placed, -1))
+    return gc.expand_dims(decoded, 0), -gc.sum(best, axis=1, keepdims=True)
+
+
+def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1,
+               merge_repeated=True, mask_index=0):
+    """Keras's ops.ctc_decode of logits (batch, steps, classes) over each sequence's first
+    sequence_lengths steps: (decoded, scores). "greedy": decoded (1, batch, steps), -1
+    padded, scores (batch, 1) the negated sum of the chosen logits; "beam_search": decoded
+    (top_paths, batch, steps) and scores (batch, top_paths) the log probabilities.
+    mask_index (None: the last class) is the blank."""
+    logits = _o._t(inputs)
+    if logits.dtype not in (gc.float32, gc.float64):  # Keras decodes in float32 at least
+        logits = gc.cast(logits, gc.float32)
+    lengths = gc.cast(_o._t(sequence_lengths), gc.int32)
+    blank = logits.shape[2] - 1 if mask_index is None else int(mask_index)
+    if strategy == "greedy":
+        return _greedy(logits, lengths, merge_repeated, blank)
+    if strategy == "beam_search":
+        return ctc_beam_search(logits, lengths, beam_width, top_paths, blank)
+    raise ArgumentError(f"ctc_decode: strategy must be 'greedy' or 'beam_search', got "
+                        f"{strategy!r}")

@@ -85,8 +85,9 @@ def _class_name(layer):
 
 # ---- architecture ---------------------------------------------------------------------------
 def _spec(t):
+    fixed = {"batch_size": t.shape[0]} if isinstance(t.shape[0], int) else {}  # stateful RNNs
     return {"dtype": t.dtype.name, "shape": [d if isinstance(d, int) else None
-                                             for d in t.shape[1:]]}
+                                             for d in t.shape[1:]], **fixed}
 
 
 def layer_config(layer):
@@ -174,7 +175,7 @@ def model_from_config(config):
 
 
 def _input(spec):
-    return Input(tuple(spec["shape"]), dtype=spec["dtype"])
+    return Input(tuple(spec["shape"]), dtype=spec["dtype"], batch_size=spec.get("batch_size"))
 
 
 # ---- compile state --------------------------------------------------------------------------

@@ -89,3 +89,7 @@ class DeviceError(ResourceError):
 
 class TruthValueError(GraphcError, TypeError):
     """A symbolic tensor used where Python needs True or False (`if`, `and`, `not`, `in`)."""
+
+
+class ArgumentError(GraphcError, ValueError):
+    """An argument a layer or function refuses: of the wrong form or out of its range."""

@@ -6,16 +6,23 @@ from graphc.errors import GraphcError, ShapeError
 from graphc.ir.types import format_shape
 
 from .. import activations, backend, initializers, regularizers
-from .base import Layer, set_weight_options, weight_options_config
+from .base import Layer, set_weight_options, static_shape, weight_options_config
 
 
-def Input(shape, dtype="float32", name=None):
-    """A model input: a placeholder of shape (None,) + shape, None being the batch."""
+def Input(shape=None, dtype="float32", name=None, batch_size=None, batch_shape=None):
+    """A model input: a placeholder of shape (batch_size,) + shape, or batch_shape; the batch
+    size None (the default) is known at run time. A fixed batch size is what stateful
+    recurrent layers need."""
+    if batch_shape is not None:
+        batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+    if shape is None:
+        raise GraphcError("Input needs shape or batch_shape")
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
-    for d in shape:
+    for d in shape + (() if batch_size is None else (batch_size,)):
         if d is not None and (not isinstance(d, numbers.Integral) or d < 0):
-            raise GraphcError(f"Input shape must hold sizes or None, got {shape!r}")
-    return gc.placeholder(dtype, shape=(None,) + shape, name=name or "input")
+            raise GraphcError(f"Input shape must hold sizes or None, got "
+                              f"{(batch_size,) + shape!r}")
+    return gc.placeholder(dtype, shape=(batch_size,) + shape, name=name or "input")
 
 
 class InputLayer(Layer):
@@ -30,9 +37,9 @@ class InputLayer(Layer):
         else:
             if shape is None and batch_shape is None:
                 raise GraphcError("InputLayer needs shape or batch_shape")
-            shape = tuple(batch_shape[1:]) if shape is None else shape
-            self.output = Input(shape, dtype=dtype or "float32", name=self.name)
-        self.batch_shape = (batch_size,) + tuple(self.output.shape[1:])
+            self.output = Input(shape, dtype=dtype or "float32", name=self.name,
+                                batch_size=batch_size, batch_shape=batch_shape)
+        self.batch_shape = static_shape(self.output)[:1] + tuple(self.output.shape[1:])
 
 
 class Dense(Layer):

@@ -1,14 +1,16 @@
-"""Preprocessing layers on numbers and images: Normalization (with adapt), Discretization,
+"""Preprocessing layers on numbers and images: Normalization and Discretization (with adapt),
 CategoryEncoding, IntegerLookup, CenterCrop, Resizing, and the random augmentations RandomFlip,
 RandomContrast and RandomBrightness (active in training only, seeded; the identity at
 inference, as in Keras)."""
+import itertools
+
 import numpy as np
 
 import graphc as gc
-from graphc.errors import GraphcError
+from graphc.errors import ArgumentError, GraphcError
 from graphc.ops.state import random_uniform_like
 
-from .. import backend, initializers, ops_image
+from .. import backend, initializers, ops_image, quantiles
 from .base import Layer
 
 
@@ -112,19 +114,58 @@ def _encode(indices, depth, output_mode, dtype="float32"):
 class Discretization(Layer):
     """The index of each value's bin: i where bin_boundaries[i-1] <= x < bin_boundaries[i]
     (0 below the first, len(boundaries) from the last on), then output_mode. The
-    boundaries are given (adapt with num_bins is not supported)."""
+    boundaries are given, or learnt by adapt(data) for num_bins bins from Keras's
+    approximate quantiles of precision epsilon."""
 
     def __init__(self, bin_boundaries=None, num_bins=None, epsilon=0.01, output_mode="int",
                  sparse=False, dtype=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        if bin_boundaries is None:
-            raise GraphcError("Discretization needs bin_boundaries (adapting num_bins from "
-                              "data is not supported)")
-        self.bin_boundaries = [float(b) for b in bin_boundaries]
-        self.output_mode, self.epsilon = output_mode, epsilon
-        self.out_dtype = dtype
+        if (bin_boundaries is None) == (num_bins is None) or (num_bins or 0) < 0:
+            raise ArgumentError(f"Discretization '{self.name}' takes bin_boundaries or "
+                                f"num_bins >= 0, one of them; got bin_boundaries="
+                                f"{bin_boundaries!r}, num_bins={num_bins!r}")
+        self.bin_boundaries = None if bin_boundaries is None else \
+            [float(b) for b in bin_boundaries]
+        self.num_bins, self.epsilon = num_bins, epsilon
+        self.output_mode, self.out_dtype = output_mode, dtype
+        self.summary = quantiles.empty()  # adapt's: sorted points and their weights
+
+    def adapt(self, data, steps=None):
+        """Learn num_bins bins from data: an array (one batch) or an iterable of batches
+        (at most `steps` of them)."""
+        if self.num_bins is None:
+            raise GraphcError(f"Discretization '{self.name}' was given bin_boundaries: "
+                              "construct it with num_bins to adapt it")
+        self.reset_state()
+        batches = [data] if isinstance(data, np.ndarray) or not hasattr(data, "__iter__") \
+            else itertools.islice(data, steps)
+        for batch in batches:
+            self.update_state(batch)
+        self.finalize_state()
+
+    # adapt's steps, public as in Keras
+    def update_state(self, data):
+        """Merge a batch into the quantile summary."""
+        summary = quantiles.summarize(np.array(data).astype("float32"), self.epsilon)
+        self.summary = quantiles.merge(summary, self.summary, self.epsilon)
+
+    def finalize_state(self):
+        """Set the boundaries from the summary."""
+        if self.num_bins is None:
+            return
+        if self.built:
+            raise GraphcError(f"Discretization '{self.name}' is already in a graph with its "
+                              "boundaries: adapt it before calling it")
+        self.bin_boundaries = quantiles.bin_boundaries(self.summary, self.num_bins)
+
+    def reset_state(self):
+        """Start the quantile summary afresh."""
+        self.summary = quantiles.empty()
 
     def call(self, inputs):
+        if self.bin_boundaries is None:
+            raise GraphcError(f"Discretization '{self.name}' has no bin boundaries: pass "
+                              "bin_boundaries or call adapt(data) first")
         x = inputs if inputs.dtype.is_float else gc.cast(inputs, gc.float32)
         bounds = gc.constant(np.asarray(self.bin_boundaries, np.float32))
         index = gc.sum(gc.cast(gc.greater_equal(gc.expand_dims(x, -1), bounds), gc.int64),
@@ -134,7 +175,18 @@ class Discretization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "bin_boundaries": self.bin_boundaries,
-                "output_mode": self.output_mode, "epsilon": self.epsilon}
+                "num_bins": self.num_bins, "output_mode": self.output_mode,
+                "epsilon": self.epsilon}
+
+    @classmethod
+    def from_config(cls, config):
+        """An adapted layer's config holds both its num_bins and the boundaries it learnt."""
+        config = dict(config)
+        boundaries = config.pop("bin_boundaries") if config.get("num_bins") is not None \
+            else None
+        layer = cls(**config)
+        layer.bin_boundaries = boundaries
+        return layer
 
 
 class CategoryEncoding(Layer):
@@ -232,21 +284,25 @@ class IntegerLookup(Layer):
 
 
 class CenterCrop(Layer):
-    """The central height x width window of each image (channels last); an image smaller
-    than the window is refused (Keras resizes it first, which graphc does not yet)."""
+    """The central height x width window of each image (channels last), as floats; an image
+    smaller than the window along either axis is first cut to the largest central window of
+    the target's aspect ratio, then resized (bilinear) to height x width, as Keras's
+    smart_resize does."""
 
     def __init__(self, height, width, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.height, self.width = int(height), int(width)
 
     def call(self, inputs):
-        h, w = inputs.shape[-3], inputs.shape[-2]
-        if not (isinstance(h, int) and isinstance(w, int)) or h < self.height or \
-                w < self.width:
-            raise GraphcError(f"CenterCrop '{self.name}': images of {h}x{w} are smaller than "
-                              f"the {self.height}x{self.width} window or of unknown size")
+        x = inputs if inputs.dtype.is_float else gc.cast(inputs, gc.float32)
+        h, w = x.shape[-3], x.shape[-2]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            raise GraphcError(f"CenterCrop '{self.name}' needs a known height and width, got "
+                              f"shape {tuple(x.shape)}")
+        if h < self.height or w < self.width:
+            return ops_image.resize(x, (self.height, self.width), crop_to_aspect_ratio=True)
         top, left = (h - self.height) // 2, (w - self.width) // 2
-        return inputs[..., top:top + self.height, left:left + self.width, :]
+        return x[..., top:top + self.height, left:left + self.width, :]
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}

@@ -15,10 +15,17 @@ Masks (from Embedding(mask_zero=True), Masking, or an explicit `mask=` of shape
 step's output is the previous first state (zeros with `zero_output_for_mask=True`, which
 Bidirectional sets when it returns sequences). With `return_sequences` the output carries the
 mask on.
-"""
-import graphc as gc
-from graphc.errors import GraphcError
 
+With stateful=True the states start from variables (one per state, the batch size fixed by
+the input) and the call asks, through add_update, that the final states be written back, so
+every step that runs the layer (train, test, predict) hands them on to the next batch.
+"""
+import numpy as np
+
+import graphc as gc
+from graphc.errors import ArgumentError, GraphcError
+
+from .. import backend
 from .base import Layer, snake_case, unique_name
 from .cells import (_CELL_ARGS, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, _Cell,
                     build_cell, calls_with_training, check_cell, initial_state_of,
@@ -62,14 +69,12 @@ class RNN(Layer):
             cell = StackedRNNCells(cell)
         check_cell(cell)
         super().__init__(**kwargs)
-        if stateful:
-            raise GraphcError(f"{type(self).__name__} '{self.name}': stateful=True is not "
-                              "supported yet (states are not carried from one batch to the "
-                              "next)")
         self.cell = cell
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
-        self.go_backwards, self.stateful, self.unroll = bool(go_backwards), False, bool(unroll)
+        self.go_backwards, self.stateful, self.unroll = (bool(go_backwards), bool(stateful),
+                                                         bool(unroll))
         self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None  # stateful: the variables the states live in between calls
 
     @property
     def state_size(self):
@@ -86,6 +91,30 @@ class RNN(Layer):
             raise GraphcError(f"{type(self).__name__} '{self.name}' takes inputs of shape "
                               f"(batch, time, features), got {input_shape}")
         build_cell(self.cell, self._graph, (input_shape[0],) + tuple(input_shape[2:]))
+        if self.stateful:
+            self._make_state_variables(input_shape[0])
+
+    def _make_state_variables(self, batch):
+        """stateful: one variable per state, (batch, ...) zeros, outside the layer's weights
+        (as Keras keeps them: get_weights and saved models leave them out)."""
+        if batch is None:
+            raise ArgumentError(f"{type(self).__name__} '{self.name}' is stateful and needs a "
+                                "fixed batch size: give its input one, gk.Input(shape, "
+                                "batch_size=n) or batch_shape=(n, ...)")
+        with self._graph.as_default(), self._graph.root_scope():
+            self._state_structure = self.get_initial_state(batch)
+            self.states = [gc.Variable(np.zeros(tuple(t.shape), t.dtype.np),
+                                       name=f"{self.name}/rnn_state_{i}", trainable=False)
+                           for i, t in enumerate(_flatten(self._state_structure))]
+
+    def reset_state(self):
+        """stateful: set the states back to zeros."""
+        if self.states is not None:
+            sess = backend.session(self._graph)
+            for var in self.states:
+                sess.set_value(var, np.zeros(tuple(var.shape), var.dtype.np))
+
+    reset_states = reset_state  # Keras's other spelling
 
     def get_initial_state(self, batch_size):
         return initial_state_of(self.cell, batch_size, self.dtype)
@@ -99,8 +128,13 @@ class RNN(Layer):
         if self.unroll and not isinstance(steps, int):
             raise GraphcError(f"{type(self).__name__} '{self.name}': unroll=True needs a "
                               "time axis of known length; give Input a shape with it")
+        if self.stateful and batch != self.states[0].shape[0]:
+            raise ArgumentError(f"{type(self).__name__} '{self.name}' is stateful for batches "
+                                f"of {self.states[0].shape[0]}, got inputs of shape "
+                                f"{tuple(sequences.shape)}")
         if initial_state is None:
-            structure = self.get_initial_state(batch)
+            structure = _pack_like(self._state_structure, self.states) if self.stateful \
+                else self.get_initial_state(batch)
         else:
             structure = list(initial_state) if isinstance(initial_state, (list, tuple)) \
                 else [initial_state]
@@ -136,6 +170,9 @@ class RNN(Layer):
         if mask is not None and self.zero_output_for_mask:
             ys = gc.where(_expand_to(seqs[-1], ys.ndim), ys, gc.zeros_like(ys))
         final_states = [s[-1] for s in outputs[len(outputs) - len(states0):]]
+        if self.stateful:  # the next call (the next batch) starts from these
+            for var, state in zip(self.states, final_states):
+                self.add_update(var, state)
         output = gc.transpose(ys, (1, 0) + tuple(range(2, ys.ndim))) \
             if self.return_sequences else ys[-1]
         return [output] + final_states if self.return_state else output
@@ -340,6 +377,16 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
+        self.stateful = layer.stateful
+
+    def reset_state(self):
+        """stateful: both directions' states back to zeros."""
+        if not self.stateful:
+            raise GraphcError(f"Bidirectional '{self.name}' is not stateful")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    reset_states = reset_state
 
     def call(self, inputs, mask=None, training=False, initial_state=None):
         fwd_state = bwd_state = None

@@ -1,15 +1,18 @@
 """The preprocessing layers that work on strings or hash values: Hashing, StringLookup and
 TextVectorization. They run on the host, on numpy arrays and lists, outside the graph (as in
 Keras, where they run in tf.data): call them on the data before fit/predict. Hashes are
-FarmHash Fingerprint64 of the values' text, the same bins as Keras's."""
+FarmHash Fingerprint64 of the values' text (SipHash-2-4 with a salt), the same bins as
+Keras's."""
 import re
+from functools import partial
 
 import numpy as np
 
-from graphc.errors import GraphcError
+from graphc.errors import ArgumentError, GraphcError
 from graphc.ir.graph import Tensor
 
 from ..fingerprint import hash_bucket
+from ..siphash import strong_hash_bucket
 from .base import Layer
 
 # what Keras's "strip_punctuation" removes
@@ -63,13 +66,15 @@ class Hashing(HostLayer):
     """Values to num_bins hash bins: FarmHash Fingerprint64 of each value's text (integers
     in decimal, floats truncated to integers first) modulo the bins, as Keras's
     tf.strings.to_hash_bucket_fast; with mask_value, that value goes to bin 0 and the others
-    to 1 + hash mod (num_bins - 1). A salt (Keras's SipHash) is not supported."""
+    to 1 + hash mod (num_bins - 1). With a salt, an int k or a pair (k0, k1) (an int is
+    (k, k)), the hash is SipHash-2-4 keyed by it, as tf.strings.to_hash_bucket_strong."""
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False,
                  **kwargs):
         super().__init__(**kwargs)
-        if salt is not None or sparse:
-            raise GraphcError("Hashing: salt (SipHash) and sparse outputs are not supported")
+        if sparse:
+            raise GraphcError("Hashing: sparse outputs are not supported")
+        self.salt = _salt_key(salt, self.name)
         if output_mode not in OUTPUT_MODES[:4]:
             raise GraphcError(f"Hashing: output_mode must be int, one_hot, multi_hot or count, "
                               f"got {output_mode!r}")
@@ -81,7 +86,8 @@ class Hashing(HostLayer):
             values = values.astype(np.int64)
         bins = self.num_bins - (self.mask_value is not None and self.num_bins > 1)
         texts = _texts(values)
-        hashed = np.vectorize(lambda t: hash_bucket(t, bins), otypes=[np.int64])(texts) \
+        bucket = hash_bucket if self.salt is None else partial(strong_hash_bucket, key=self.salt)
+        hashed = np.vectorize(lambda t: bucket(t, bins), otypes=[np.int64])(texts) \
             if texts.size else np.zeros(texts.shape, np.int64)
         if bins != self.num_bins:
             masked = texts == str(self.mask_value.decode() if isinstance(self.mask_value, bytes)
@@ -90,8 +96,21 @@ class Hashing(HostLayer):
         return encode(hashed, self.num_bins, self.output_mode)
 
     def get_config(self):
-        return {**super().get_config(), "num_bins": self.num_bins,
+        return {**super().get_config(), "num_bins": self.num_bins, "salt": self.salt,
                 "mask_value": self.mask_value, "output_mode": self.output_mode}
+
+
+def _salt_key(salt, name):
+    """Keras's salt as the SipHash key [k0, k1]: None stays None, an int k is [k, k]."""
+    if salt is None:
+        return None
+    if isinstance(salt, (int, np.integer)) and not isinstance(salt, bool):
+        return [int(salt)] * 2
+    if isinstance(salt, (tuple, list)) and len(salt) == 2 and \
+            all(isinstance(k, (int, np.integer)) for k in salt):
+        return [int(k) for k in salt]
+    raise ArgumentError(f"Hashing '{name}': salt must be an int or a pair of ints, "
+                        f"got {salt!r}")
 
 
 class StringLookup(HostLayer):

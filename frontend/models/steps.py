@@ -147,14 +147,26 @@ def build_test(model, specs, session):
         targets = _targets(model, specs)
         outputs = flatten(model(model.model_inputs_structure(), training=False))
         _, tracked, _ = _losses_and_metrics(model, targets, outputs)
+    # at inference only stateful recurrent layers update (their states, for the next batch)
     fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked],
-                     updates=[u for upd, _, _ in tracked for u in upd], session=session,
-                     name=f"{model.name}_test_step")
+                     updates=list(model.updates) + [u for upd, _, _ in tracked for u in upd],
+                     session=session, name=f"{model.name}_test_step")
     return Step(fn, [n for _, _, n in tracked])
 
 
+def _carries_state(layer):
+    """Whether a layer or any layer inside it is stateful (carries states across batches)."""
+    return getattr(layer, "stateful", False) or any(map(_carries_state, layer.sublayers))
+
+
 def build_predict(model, session):
-    fn = gc.function(model.inputs, list(model.outputs), session=session,
+    outputs, updates = list(model.outputs), []
+    if _carries_state(model):
+        # the model called anew, so that its states' updates come with the outputs
+        with model.graph.as_default(), model.graph.root_scope():
+            outputs = flatten(model(model.model_inputs_structure(), training=False))
+        updates = list(model.updates)
+    fn = gc.function(model.inputs, outputs, updates=updates, session=session,
                      name=f"{model.name}_predict_step")
     return Step(fn, list(model.output_names))
 

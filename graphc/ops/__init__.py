@@ -9,6 +9,7 @@ from . import control_flow  # noqa: F401
 from . import body_draws  # noqa: F401
 from . import indexing  # noqa: F401
 from . import collectives  # noqa: F401
+from . import ctc  # noqa: F401
 from .elementwise import (abs, add, bitwise_and, bitwise_or, bitwise_xor, coerce_pair, div,
                           equal, floordiv, greater, greater_equal, invert, left_shift, less,
                           less_equal, logical_and, logical_not, logical_or, logical_xor, mod, mul,

@@ -14,9 +14,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXCLUDED = {("layers", "FlaxLayer"), ("layers", "JaxLayer"), ("layers", "TorchModuleWrapper"),
             ("layers", "TFSMLayer"), ("utils", "get_file")}
-# the covered fraction may grow, never drop below this: 772 of 852 names now (the goal,
+# the covered fraction may grow, never drop below this: 773 of 852 names now (the goal,
 # 0.80, is met; it was 0.113, 97 names, before conv1d, the merge layers, gk.ops and the rest came)
-FLOOR = 0.906
+FLOOR = 0.907
 
 
 def coverage():

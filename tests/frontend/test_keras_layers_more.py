@@ -129,6 +129,84 @@ def test_lookups_and_encodings_match_numpy():
     np.testing.assert_array_equal(bins, np.digitize(values, [0.0, 0.5]))
 
 
+def _discretize(layer, values):
+    x = gk.Input(values.shape[1:])
+    return gk.Model(x, layer(x)).predict(values, verbose=0)
+
+
+def test_discretization_adapt_small_data_interpolates_the_sorted_values():
+    # fewer values than 1 / epsilon: the summary is every value at weight 1, and boundary k
+    # is the sorted values interpolated at cumulative fraction k / num_bins
+    data = rng.normal(size=(9, 5)).astype("float32")
+    layer = L.Discretization(num_bins=4, epsilon=0.01)
+    layer.adapt(data)
+    ordered = np.sort(data.reshape(-1))
+    expected = np.interp(np.arange(1, 4) / 4, np.arange(1, 46) / 45, ordered)
+    np.testing.assert_allclose(layer.bin_boundaries, expected, rtol=1e-6, atol=1e-6)  # f32 sums
+    values = np.concatenate([data[:3], [[-np.inf, np.inf, expected[0], -0.0, 1e30]]])
+    values = values.astype("float32")
+    np.testing.assert_array_equal(_discretize(layer, values),
+                                  np.digitize(values, np.float32(layer.bin_boundaries)))
+
+
+def test_discretization_adapt_large_data_gives_near_equal_bins():
+    data = rng.exponential(size=(3001,)).astype("float32")
+    layer = L.Discretization(num_bins=7, epsilon=0.005)
+    layer.adapt(data)
+    assert len(layer.bin_boundaries) == 6
+    quantiles = np.quantile(data, np.arange(1, 7) / 7)
+    # within epsilon (plus one value) of the exact quantiles' ranks
+    ranks = np.searchsorted(np.sort(data), layer.bin_boundaries) / data.size
+    np.testing.assert_allclose(ranks, np.arange(1, 7) / 7, atol=0.005 + 1 / data.size)
+    np.testing.assert_allclose(layer.bin_boundaries, quantiles, rtol=0.05)
+    counts = _discretize(layer, data[None]).reshape(-1)
+    assert np.all(np.abs(np.bincount(counts, minlength=7) - data.size / 7) < 0.02 * data.size)
+
+
+def test_discretization_adapt_batches_steps_and_config():
+    batches = [rng.uniform(size=(n,)).astype("float32") for n in (50, 7, 130)]
+    layer = L.Discretization(num_bins=3, epsilon=0.1, output_mode="one_hot")
+    layer.adapt(iter(batches), steps=2)
+    first_two = L.Discretization(num_bins=3, epsilon=0.1)
+    first_two.adapt(batches[:2])
+    assert layer.bin_boundaries == first_two.bin_boundaries
+    stepped = L.Discretization(num_bins=3, epsilon=0.1)  # adapt's steps, one by one
+    for batch in batches[:2]:
+        stepped.update_state(batch)
+    stepped.finalize_state()
+    assert stepped.bin_boundaries == layer.bin_boundaries
+    stepped.reset_state()
+    stepped.update_state(batches[2])
+    stepped.finalize_state()
+    assert stepped.bin_boundaries != layer.bin_boundaries
+    assert len(layer.bin_boundaries) == 2
+    assert all(0 < b < 1 for b in layer.bin_boundaries)
+    again = L.deserialize(L.serialize(layer))
+    assert again.bin_boundaries == layer.bin_boundaries and again.num_bins == 3
+    values = rng.uniform(size=(6, 1)).astype("float32")
+    np.testing.assert_array_equal(
+        _discretize(again, values),
+        np.eye(3)[np.digitize(values[:, 0], np.float32(layer.bin_boundaries))])
+    empty = L.Discretization(num_bins=3)
+    empty.adapt(np.zeros((0,), "float32"))
+    assert empty.bin_boundaries == []
+
+
+def test_discretization_refuses_what_keras_refuses():
+    for kwargs in ({}, {"num_bins": 3, "bin_boundaries": [0.0]}, {"num_bins": -1}):
+        with pytest.raises(ValueError, match="Discretization"):
+            L.Discretization(**kwargs)
+    with pytest.raises(gc.GraphcError, match="num_bins"):
+        L.Discretization(bin_boundaries=[0.0]).adapt(np.ones(3))
+    with pytest.raises(gc.GraphcError, match="adapt"):
+        L.Discretization(num_bins=2)(gk.Input((3,)))
+    layer = L.Discretization(num_bins=2)
+    layer.adapt(np.arange(5.0))
+    layer(gk.Input((3,)))
+    with pytest.raises(gc.GraphcError, match="adapt it before"):
+        layer.adapt(np.arange(5.0))
+
+
 def test_activity_regularization_adds_its_penalty_to_the_loss():
     x = rng.normal(size=(8, 3)).astype("float32")
     y = np.zeros((8, 2), "float32")

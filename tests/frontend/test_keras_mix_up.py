@@ -85,3 +85,61 @@ def test_cut_mix_pastes_a_partner_rectangle_by_its_draws():
     with pytest.raises(gc.GraphcError):
         L.CutMix(factor=1.5)
     assert L.CutMix(0.5).get_config()["factor"] == [0.0, 0.5]
+
+
+LABELS = np.eye(6, dtype="float32")[rng.integers(0, 6, len(IMAGES))]
+
+
+def _mixed(layer, images, labels, training=True):
+    x = gc.placeholder(gc.float32, (None,) + images.shape[1:])
+    y = gc.placeholder(gc.as_dtype(str(labels.dtype)), (None,) + labels.shape[1:])
+    out = layer({"images": x, "labels": y}, training=training)
+    assert sorted(out) == ["images", "labels"]
+    return gc.function([x, y], [out["images"], out["labels"]])(images, labels)
+
+
+def test_mix_up_mixes_labels_by_the_images_weights():
+    # images that are their labels, spread over the pixels: a mixed image is its mixed label
+    images = np.broadcast_to(LABELS[:, None, None, :], (37, 3, 2, 6)).copy()
+    out, labels = _mixed(L.MixUp(alpha=0.5, seed=3), images, LABELS)
+    np.testing.assert_allclose(labels, out[:, 0, 0, :], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.any((labels > 0.05) & (labels < 0.95))
+    # the images are those MixUp gives without labels, for the same seed
+    alone = gc.placeholder(gc.float32, (None, 3, 2, 6))
+    np.testing.assert_array_equal(
+        out, gc.function([alone], L.MixUp(alpha=0.5, seed=3)(alone, training=True))(images))
+    same_images, same_labels = _mixed(L.MixUp(seed=3), images, LABELS, training=False)
+    np.testing.assert_array_equal(same_labels, LABELS)
+    np.testing.assert_array_equal(same_images, images)
+
+
+def test_cut_mix_mixes_labels_by_the_rectangle_area():
+    x = rng.uniform(0, 255, (29, 16, 13, 2)).astype("float32")
+    labels = np.eye(4)[rng.integers(0, 4, 29)].astype("float32")
+    # integer labels of a one-hot are mixed as floats
+    out, mixed = _mixed(L.CutMix(factor=1.0, seed=11), x, labels.astype("int32"))
+    inp = gc.placeholder(gc.float32, (None, 16, 13, 2))
+    batch = inp[:, 0, 0, 0]
+    alpha = random_uniform_like(inp[0, 0, 0, 0], 0.0, 1.0, seed=11) + 1e-6
+    m, perm = gc.function([inp], [beta_like(batch, alpha, alpha, 11 + 20000),
+                                  random_permutation(batch, 11 + 10000)])(x)
+    # the weight is 1 - area share = m (Keras's (x1 - x0)(y1 - y0) / (w h), x1 - x0 = ratio w)
+    m = m.astype(np.float64)[:, None]
+    np.testing.assert_allclose(mixed, m * labels + (1 - m) * labels[perm], atol=2e-6)
+    pasted = np.any(out != x, axis=(1, 2, 3)) & np.any(x[perm] != x, axis=(1, 2, 3))
+    # where cells were pasted the label takes the partner's share, at most the cells' share
+    share = (out == x[perm]).all(axis=3).mean(axis=(1, 2))
+    assert np.all(np.abs((1 - m[:, 0]) - share)[pasted] < 0.2)
+    assert mixed.dtype == np.float32
+
+
+def test_mixing_refuses_other_keys_and_flat_labels():
+    x = gc.placeholder(gc.float32, (None, 4, 4, 3))
+    for layer in (L.MixUp(), L.CutMix()):
+        with pytest.raises(ValueError, match="images"):
+            layer({"images": x, "bounding_boxes": x})
+        with pytest.raises(ValueError, match="one-hot"):
+            layer({"images": x, "labels": gc.placeholder(gc.int32, (None,))})
+        images_only = layer({"images": x}, training=True)
+        assert list(images_only) == ["images"]

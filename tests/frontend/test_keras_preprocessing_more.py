@@ -42,6 +42,34 @@ def test_resizing_matches_numpy(interpolation, size):
     np.testing.assert_allclose(y, _ref_resize(x, *size, interpolation), rtol=1e-5, atol=1e-6)
 
 
+def _ref_center_crop(x, th, tw):
+    h, w = x.shape[1:3]
+    if h >= th and w >= tw:
+        return x[:, (h - th) // 2:(h - th) // 2 + th, (w - tw) // 2:(w - tw) // 2 + tw]
+    # Keras's smart_resize: the largest central window of the target's aspect ratio, resized
+    rows, cols = max(min(h, w * th // tw), 1), max(min(w, h * tw // th), 1)
+    top, left = (h - rows) // 2, (w - cols) // 2
+    return _ref_resize(x[:, top:top + rows, left:left + cols], th, tw, "bilinear")
+
+
+@pytest.mark.parametrize("size", [(3, 7), (4, 4), (5, 7), (9, 2), (6, 9), (13, 11), (1, 8)])
+def test_center_crop_matches_numpy_also_on_smaller_images(size):
+    x = rng.normal(size=(3, 5, 7, 2)).astype("float32")
+    x[0, 2, 3, 1] = -0.0
+    y = _predict(L.CenterCrop(*size), x)
+    assert y.shape == (3,) + size + (2,) and y.dtype == np.float32
+    np.testing.assert_allclose(y, _ref_center_crop(x, *size), rtol=1e-5, atol=1e-6)
+
+
+def test_center_crop_casts_integer_images_and_needs_known_sizes():
+    pixels = rng.integers(0, 256, (2, 4, 6, 3)).astype("uint8")
+    y = _predict(L.CenterCrop(8, 3), pixels)
+    np.testing.assert_allclose(y, _ref_center_crop(pixels.astype("float32"), 8, 3),
+                               rtol=1e-5, atol=1e-4)
+    with pytest.raises(GraphcError, match="known height"):
+        L.CenterCrop(2, 2)(gk.Input((None, None, 3)))
+
+
 def test_resize_default_is_bilinear_and_casts_integers():
     x = rng.integers(0, 255, size=(1, 3, 4, 2)).astype("int32")
     layer = L.Resizing(6, 8)
@@ -107,6 +135,48 @@ def test_hashing_of_numbers_is_the_hash_of_their_decimal_text():
     bins = layer.__class__(num_bins=5)(ints)
     np.testing.assert_array_equal(counts, [np.bincount(r, minlength=5) for r in bins])
     assert L.Hashing(num_bins=4)(np.zeros((2, 0), "int64")).shape == (2, 0)
+
+
+def test_hashing_salt_matches_keras_documented_bins():
+    # Keras's docstring: SipHash64 under salt [133, 137], and an int salt k as [k, k]
+    letters = [["A"], ["B"], ["C"], ["D"], ["E"]]
+    np.testing.assert_array_equal(L.Hashing(num_bins=3, salt=[133, 137])(letters),
+                                  [[1], [2], [1], [0], [2]])
+    np.testing.assert_array_equal(L.Hashing(num_bins=3, salt=133)(letters),
+                                  [[0], [0], [2], [1], [0]])
+    assert L.Hashing(num_bins=3, salt=133).get_config()["salt"] == [133, 133]
+    with pytest.raises(ValueError, match="salt"):
+        L.Hashing(num_bins=3, salt=[1, 2, 3])
+
+
+def test_siphash_reference_vectors():
+    from graphc.frontend.siphash import siphash64
+    # SipHash-2-4's published vectors: key bytes 0..15, message bytes 0..n-1
+    key = (int.from_bytes(bytes(range(8)), "little"), int.from_bytes(bytes(range(8, 16)),
+                                                                     "little"))
+    vectors = {0: 0x726fdb47dd0e0e31, 1: 0x74f839c593dc67fd, 7: 0xab0200f58b01d137,
+               8: 0x93f5f5799a932462, 15: 0xa129ca6149be45e5, 63: 0x958a324ceb064572}
+    for n, expected in vectors.items():
+        assert siphash64(key, bytes(range(n))) == expected, n
+
+
+def test_hashing_salt_of_numbers_masks_and_modes():
+    ints = rng.integers(-10 ** 12, 10 ** 12, (4, 7)).astype("int64")
+    layer = L.Hashing(num_bins=31, salt=(7, -3))
+    bins = layer(ints)
+    np.testing.assert_array_equal(bins, layer(ints.astype(str)))
+    assert bins.min() >= 0 and bins.max() < 31
+    # a negative key word is its two's complement, as TensorFlow's int64 attribute
+    np.testing.assert_array_equal(bins, L.Hashing(num_bins=31, salt=(7, 2 ** 64 - 3))(ints))
+    assert not np.array_equal(bins, L.Hashing(num_bins=31)(ints))
+    masked = L.Hashing(num_bins=32, mask_value=int(ints[0, 0]), salt=(7, -3))(ints)
+    from graphc.frontend.siphash import strong_hash_bucket
+    expected = [[0 if v == ints[0, 0] else 1 + strong_hash_bucket(str(v), 31, (7, -3))
+                 for v in row] for row in ints]
+    np.testing.assert_array_equal(masked, expected)
+    counts = L.Hashing(num_bins=31, salt=(7, -3), output_mode="count")(ints)
+    np.testing.assert_array_equal(counts, [np.bincount(r, minlength=31) for r in bins])
+    assert layer(np.zeros((3, 0), "int64")).shape == (3, 0)
 
 
 def test_fingerprint_lengths_take_every_branch():

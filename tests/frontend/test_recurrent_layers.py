@@ -318,8 +318,6 @@ def test_lstm_gradient_matches_central_differences_in_float64():
 
 
 def test_bad_arguments_are_graphc_errors():
-    with pytest.raises(gc.GraphcError, match="stateful"):
-        L.LSTM(3, stateful=True)
     with pytest.raises(gc.GraphcError, match="units"):
         L.GRU(0)
     with pytest.raises(gc.GraphcError, match="merge_mode"):

@@ -13,6 +13,7 @@ from graphc.errors import GraphcError
 from graphc.ir import dtypes
 from graphc.ir.types import Dim
 from graphc.ops import elementwise, shape as shape_ops
+from graphc.ops.ctc import ctc_beam_search
 from graphc.ops.registry import apply
 from graphc.passes.database import PASSES
 from graphc.passes.rewrite import AnyNode, Const, Var
@@ -581,6 +582,24 @@ def make_top_k(b):
     b.add(indices, _call("gc.top_k", x.name, k, f"largest={largest}") + "[1]")
 
 
+def make_ctc_beam_search(b):
+    # fresh logits: a search's choices may flip on another device's last-bit rounding
+    logits = b.source(b.dtype((gc.float32, gc.float64)), (b.dim(), b.dim(), b.integers(1, 4)))
+    if logits is None:
+        return
+    lengths = b.index_placeholder((logits.shape[0],), logits.shape[1], "sequence lengths")
+    if lengths is None:
+        return
+    width = b.integers(1, 3)
+    top = b.integers(1, width)
+    blank = b.integers(0, logits.shape[2] - 1)
+    text = _call("gc.ops.ctc.ctc_beam_search", logits.name, lengths.name, width, top,
+                 f"mask_index={blank}")
+    paths, scores = ctc_beam_search(logits.tensor, lengths.tensor, width, top, blank)
+    b.add(paths, text + "[0]")
+    b.add(scores, text + "[1]")
+
+
 def make_einsum(b):
     a = b.operand(lambda v: v.rank == 2 and v.static, among=FLOATS,
                   shape=(b.integers(0, 4), b.integers(1, 4)))
@@ -956,6 +975,7 @@ MAKERS = {
     "gather_grad": make_gather_grad, "gather_elements": make_gather_elements,
     "scatter_elements": make_scatter_elements, "scatter_nd": make_scatter_nd,
     "cumsum": make_cumsum, "top_k": make_top_k, "einsum": make_einsum, "prod_of_others": make_prod_of_others,
+    "ctc_beam_search": make_ctc_beam_search,
     "constant": make_constant, "placeholder": make_placeholder, "variable": make_variable,
     "assign": make_assign, "group": make_group,
     "loop": scan_step(), "argument": scan_step(), "resize_rows": scan_step(fewer_steps=True),
