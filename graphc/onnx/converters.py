@@ -903,6 +903,9 @@ def _conv(node):
     elif (x.rank == 4 and group == x.shape[1] == w.shape[0]
           and all(isinstance(d, int) for d in xh.shape[1:3])):
         y = _depthwise(xh, wh, strides, dilations)
+    elif (x.rank == 4 and kernel == [1, 1]
+          and all(isinstance(d, int) for d in xh.shape[1:3])):
+        y = _grouped_pointwise(xh, wh, group, strides)
     else:
         cin, m = x.shape[1] // group, w.shape[0] // group
         lead = (slice(None),) * (x.rank - 1)
@@ -915,6 +918,20 @@ def _conv(node):
         y = y + b
     y = _nchw(y)
     return S.squeeze(y, (2,)) if one_d else y
+
+
+def _grouped_pointwise(xh, wh, group, strides):
+    """A grouped 1x1 convolution of padded NHWC xh by HWIO wh: one matrix product batched over
+    the images and the groups, (N, G, HW, C/G) @ (G, C/G, M/G), instead of one convolution, with
+    its own copies, per group."""
+    if any(s != 1 for s in strides):
+        xh = S.strided_slice(xh, [None, (0, None, strides[0]), (0, None, strides[1]), None])
+    n, h, w, c = xh.shape
+    cin, m = c // group, wh.shape[3] // group
+    a = S.transpose(S.reshape(xh, (n, h * w, group, cin)), (0, 2, 1, 3))
+    b = S.transpose(S.reshape(wh, (cin, group, m)), (1, 0, 2))
+    y = S.transpose(matmul(a, b), (0, 2, 1, 3))
+    return S.reshape(y, (n, h, w, group * m))
 
 
 def _depthwise(xh, wh, strides, dilations):

@@ -278,6 +278,37 @@ def test_depthwise_convolutions_import(device, strides, dilations, pads, multipl
 
 
 @pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("group, kernel, strides, pads, bias", [
+    (4, [1, 1], [1, 1], [0, 0, 0, 0], True), (3, [1, 1], [2, 3], [0, 1, 1, 0], False),
+    (2, [1, 1], [1, 1], [0, 0, 0, 0], True), (3, [3, 2], [2, 1], [1, 0, 1, 1], True)])
+def test_grouped_convolutions_import(device, group, kernel, strides, pads, bias):
+    """Grouped Conv (2 to 4 groups, fewer than the channels): 1x1 ones are one product
+    batched over the groups, others one convolution per group; strides, pads, odd sizes, a
+    dynamic batch, inf and -0.0 in the input, against onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(17 + group)
+    cin, m = 3, 5  # per group
+    w = numpy_helper.from_array(
+        rng.normal(size=(group * m, cin, *kernel)).astype(np.float32), "w")
+    inits = [w] + ([numpy_helper.from_array(rng.normal(size=group * m).astype(np.float32),
+                                            "b")] if bias else [])
+    model = _model([helper.make_node("Conv", ["x", "w"] + ["b"] * bias, ["y"], group=group,
+                                     strides=strides, pads=pads, kernel_shape=kernel)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                  ["N", group * cin, 9, 7])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m_ = gc.onnx.load(model, device=device)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (3, 1):
+        x = rng.normal(size=(batch, group * cin, 9, 7)).astype(np.float32)
+        x[0, 1, 4, 2], x[-1, -1, 0, 0] = np.inf, -0.0
+        (got,) = m_.run({"x": x})
+        (want,) = session.run(None, {"x": x})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
 @pytest.mark.parametrize("group, strides, dilations, pads", [
     (1, [1, 1, 1], [1, 1, 1], [0, 0, 0, 0, 0, 0]),
     (1, [2, 1, 2], [1, 2, 1], [1, 0, 2, 0, 1, 1]),
