@@ -3,6 +3,7 @@ tensors, the attributes it understands). Each converter reads `node.opset` where
 between opset versions (attributes that became inputs, Softmax's 2-D flattening before 13).
 Every converter builds graphc ops; ops graphc lacked are declared in graphc/ops like the rest.
 """
+import itertools
 import math
 from typing import Callable, NamedTuple
 
@@ -938,17 +939,33 @@ def _depthwise(xh, wh, strides, dilations):
     """A depthwise convolution (one filter per channel) of padded NHWC xh by HWIO wh (I = 1):
     the sum over the window's taps of strided slices times per-channel weights, one fused
     elementwise kernel instead of one convolution per channel."""
-    (kh, kw, _, _), (_, hp, wp, _) = wh.shape, xh.shape
-    out = [(size - (k - 1) * d - 1) // s + 1
-           for size, k, s, d in zip((hp, wp), (kh, kw), strides, dilations)]
     y = None
-    for i in range(kh):
-        for j in range(kw):
-            taps = [(t * d, t * d + (n - 1) * s + 1, s)
-                    for t, d, n, s in zip((i, j), dilations, out, strides)]
-            term = S.strided_slice(xh, [None] + taps + [None]) * wh[i, j, 0, :]
-            y = term if y is None else y + term
+    for tap, window in _taps(xh, wh.shape[:2], strides, dilations):
+        term = window * wh[tap + (0, slice(None))]
+        y = term if y is None else y + term
     return y
+
+
+def _taps(xh, kernel, strides, dilations):
+    """(tap, the strided slice of channels-last xh that it reads for every output position),
+    for each tap of a window (its spatial sizes static), in row-major order."""
+    out = [(size - (k - 1) * d - 1) // s + 1
+           for size, k, s, d in zip(xh.shape[1:-1], kernel, strides, dilations)]
+    for tap in itertools.product(*map(range, kernel)):
+        index = [(t * d, t * d + (n - 1) * s + 1, s)
+                 for t, d, n, s in zip(tap, dilations, out, strides)]
+        yield tap, S.strided_slice(xh, [None] + index + [None])
+
+
+def _dilated_pool(combine, dilations):
+    """A pool of dilated windows as one fused elementwise kernel: `combine` (maximum, or add:
+    the average's sum) over the window's taps (graphc's pools take no dilation)."""
+    def pool(xh, kernel, strides, padding):
+        y = None
+        for _, window in _taps(xh, kernel, strides, dilations):
+            y = window if y is None else combine(y, window)
+        return y
+    return pool
 
 
 def _pool(node, kind):
@@ -963,14 +980,17 @@ def _pool(node, kind):
     kernel = list(node.attr("kernel_shape"))
     strides = _spatial(node, x, key="strides")
     dilations = _spatial(node, x, key="dilations")
-    if any(d != 1 for d in dilations):
-        raise node.unsupported("dilated pooling")
+    dilated = any(d != 1 for d in dilations)
+    if dilated and not all(isinstance(d, int) for d in x.shape[2:]):
+        raise node.unsupported("dilated pooling over run-time spatial sizes")
+    if dilated:
+        pool = _dilated_pool(E.maximum if kind == "max" else E.add, dilations)
     if node.n_outputs > 1:
         raise node.unsupported("the Indices output of MaxPool")
     pads = _explicit_pads(node, x.shape[2:], kernel, strides, dilations)
     if node.attr("ceil_mode", 0):
-        pads = [(b, e + _ceil_extra(size + b + e, k, s))
-                for (b, e), size, k, s in zip(pads, x.shape[2:], kernel, strides)]
+        pads = [(b, e + _ceil_extra(size + b + e, (k - 1) * d + 1, s))
+                for (b, e), size, k, s, d in zip(pads, x.shape[2:], kernel, strides, dilations)]
     xh = _nhwc(x)
     pairs = [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)]
     padded = any(p for pair in pads for p in pair)
@@ -980,9 +1000,9 @@ def _pool(node, kind):
                        int(np.iinfo(x.dtype.np).min))
         y = pool(xh, tuple(kernel), tuple(strides), "VALID")
     else:
-        if not padded:
+        if not padded and not dilated:
             y = pool(xh, tuple(kernel), tuple(strides), "VALID")
-        else:
+        else:  # a dilated pool sums: divided by its count of cells too
             total = pool(S.pad(xh, pairs, 0), tuple(kernel), tuple(strides), "VALID")
             # cells counted: every cell of explicit pads with count_include_pad, never the
             # cells ceil_mode adds beyond them

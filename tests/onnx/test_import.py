@@ -309,6 +309,37 @@ def test_grouped_convolutions_import(device, group, kernel, strides, pads, bias)
 
 
 @pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("op, attrs, spatial", [
+    ("MaxPool", dict(kernel_shape=[3, 2], dilations=[2, 3], strides=[1, 2],
+                     pads=[1, 2, 2, 0]), (11, 13)),
+    ("MaxPool", dict(kernel_shape=[2, 2, 3], dilations=[2, 1, 2], ceil_mode=1,
+                     strides=[2, 2, 1]), (7, 6, 9)),
+    ("AveragePool", dict(kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2],
+                         count_include_pad=1, strides=[2, 1]), (10, 9)),
+    ("AveragePool", dict(kernel_shape=[2, 3], dilations=[3, 2], pads=[1, 0, 0, 2],
+                         ceil_mode=1, strides=[2, 2]), (10, 9)),
+    ("AveragePool", dict(kernel_shape=[3], dilations=[2]), (12,))])
+def test_dilated_pools_import(device, op, attrs, spatial):
+    """MaxPool and AveragePool with dilations (1-D to 3-D; pads, strides, ceil_mode,
+    count_include_pad): one fused kernel over the window's taps, against onnx's reference
+    evaluator on a dynamic batch with inf and -0.0 in the input."""
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(len(spatial) + len(attrs))
+    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *spatial])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                   opset=19)  # AveragePool's dilations came in opset 19
+    m = gc.onnx.load(model, device=device)
+    for batch in (2, 1):
+        x = rng.normal(size=(batch, 3, *spatial)).astype(np.float32)
+        x.reshape(-1)[[5, 17]] = np.inf, -0.0
+        (got,) = m.run({"x": x})
+        (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
 @pytest.mark.parametrize("group, strides, dilations, pads", [
     (1, [1, 1, 1], [1, 1, 1], [0, 0, 0, 0, 0, 0]),
     (1, [2, 1, 2], [1, 2, 1], [1, 0, 2, 0, 1, 1]),
