@@ -839,6 +839,7 @@ def _nchw(x):
 
 # graphc's channels-last ops by the number of spatial axes
 CONVS = {2: gnn.conv2d, 3: gnn.conv3d}
+TRANSPOSED = {2: gnn.conv2d_transpose, 3: gnn.conv3d_transpose}
 POOLS = {("max", 2): gnn.max_pool2d, ("avg", 2): gnn.avg_pool2d,
          ("max", 3): gnn.max_pool3d, ("avg", 3): gnn.avg_pool3d}
 
@@ -1207,11 +1208,9 @@ def _sce_loss(node):
                                    "output_padding", "output_shape", "pads", "strides"))
 def _conv_transpose(node):
     x, w, b = node.input(0), node.input(1), node.input(2)
-    if node.attr("group", 1) != 1:
-        raise node.unsupported("grouped ConvTranspose")
     one_d = x.rank == 3
-    if x.rank not in (3, 4):
-        raise node.unsupported(f"{x.rank - 2}-D ConvTranspose (only 1-D and 2-D)")
+    if x.rank not in (3, 4, 5):
+        raise node.unsupported(f"{x.rank - 2}-D ConvTranspose (only 1-D to 3-D)")
     n = x.rank - 2
 
     def spatial(key, default):
@@ -1231,6 +1230,9 @@ def _conv_transpose(node):
         target = list(out_shape) if out_shape is not None else [i * s for i, s in
                                                                 zip(in_hw[-n:], strides[-n:])]
         target = ([1] + target) if one_d else target
+        # an output_shape past the input's reach takes zeros at the end, as output_padding
+        outpad = [op + max(t - f, 0) for op, f, t in zip(outpad, full, target)]
+        full = [max(f, t) for f, t in zip(full, target)]
         total = [f - t for f, t in zip(full, target)]
         pads = [(t - t // 2, t // 2) if auto == "SAME_LOWER" else (t // 2, t - t // 2)
                 for t in total]
@@ -1239,11 +1241,10 @@ def _conv_transpose(node):
         pads = [(p[i], p[i + n]) for i in range(n)]
         if one_d:
             pads = [(0, 0)] + pads
-    like = constant(np.zeros((x.shape[0],) + tuple(full) + (w.shape[1],), x.dtype.np),
-                    dtype=x.dtype)
-    wh = S.transpose(w, (2, 3, 1, 0))
-    y = gnn.conv2d_backprop_input(like, wh, _nhwc(x), strides=tuple(strides), padding="VALID",
-                                  dilations=tuple(dil))
+    y = _grouped_transposed(_nhwc(x), S.transpose(w, tuple(range(2, w.rank)) + (1, 0)),
+                            node.attr("group", 1), strides, dil)
+    # output_padding: cells past the input's reach, which only the bias reaches
+    y = S.pad(y, [(0, 0)] + [(0, op) for op in outpad] + [(0, 0)])
     items = [slice(None)] + [slice(b0, f - e0) for (b0, e0), f in zip(pads, full)] + [
         slice(None)]
     y = y[tuple(items)]
@@ -1251,6 +1252,18 @@ def _conv_transpose(node):
         y = y + b
     y = _nchw(y)
     return S.squeeze(y, (2,)) if one_d else y
+
+
+def _grouped_transposed(xh, wh, group, strides, dilations):
+    """The uncropped transposed convolution of channels-last xh by wh (k..., out / group, in),
+    one per group of input channels, their outputs concatenated along the channels."""
+    transposed = TRANSPOSED[xh.rank - 2]
+    cin, lead = xh.shape[-1] // group, (slice(None),) * (xh.rank - 1)
+    parts = [transposed(xh[lead + (slice(g * cin, (g + 1) * cin),)],
+                        wh[lead + (slice(g * cin, (g + 1) * cin),)], strides=tuple(strides),
+                        padding="VALID", dilations=tuple(dilations), output_padding=0)
+             for g in range(group)]
+    return parts[0] if group == 1 else S.concat(parts, xh.rank - 1)
 
 
 def _heads(x, n_heads):
