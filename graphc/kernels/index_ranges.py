@@ -29,6 +29,7 @@ class _Simplifier(Rewrite):
         self.ranges = _variable_ranges(kernel.body)
         self.bounds_memo = {}  # id(expression) -> (expression, (lo, hi)), None: unbounded
         self.pure_memo = {}  # id(expression) -> (expression, made of index arithmetic only)
+        self.affine_memo = {}  # id(expression) -> (expression, affine())
 
     def _rule(self, e, args):
         d = _positive_const(args[1]) if len(args) == 2 else None
@@ -42,7 +43,7 @@ class _Simplifier(Rewrite):
         if inner is not None and (e.name == "floordiv" or inner % d == 0):
             merged = (a.args[0], ir.const(inner * d if e.name == "floordiv" else d))
             return self._rule(e, merged) or ir.Op(e.name, merged, ir.INDEX)
-        terms, c = _affine(a)
+        terms, c = self.affine(a)
         q_terms = {t: k // d for t, k in terms.items() if k % d == 0}
         r_terms = {t: k for t, k in terms.items() if k % d != 0}
         qc, rc = divmod(c, d)
@@ -59,6 +60,30 @@ class _Simplifier(Rewrite):
         if not q_terms and qc == 0:
             return None
         return ir.add(q, ir.Op("floordiv", (r, args[1]), ir.INDEX))
+
+    def affine(self, e):
+        """({term: coefficient}, constant) with e = sum(coefficient * term) + constant, its
+        terms the operands of e's adds, subs and products by constants (each subexpression's
+        form computed once: shared ones would be walked once per path)."""
+        def kids(x):
+            return [y for y, _ in _linear_parts(x) or ()]
+        for sub in ir.bottom_up(e, lambda x: id(x) in self.affine_memo, kids):
+            self.affine_memo[id(sub)] = (sub, self._own_affine(sub))
+        return self.affine_memo[id(e)][1]
+
+    def _own_affine(self, e):
+        if _int_const(e) is not None:
+            return {}, _int_const(e)
+        parts = _linear_parts(e)
+        if parts is None:
+            return {e: 1}, 0
+        terms, const = {}, 0
+        for x, k in parts:
+            x_terms, x_const = self.affine_memo[id(x)][1]
+            const += k * x_const
+            for t, c in x_terms.items():
+                terms[t] = terms.get(t, 0) + k * c
+        return {t: c for t, c in terms.items() if c}, const
 
     def pure(self, e):
         """Whether e is index arithmetic: ops of variables, dims and constants alone."""
@@ -130,24 +155,15 @@ def _variable_ranges(stmts):
     return found
 
 
-def _affine(e):
-    """({term: coefficient}, constant) with e = sum(coefficient * term) + constant, its terms
-    the operands of e's adds, subs and multiplications by constants."""
-    terms, const = {}, 0
-    todo = [(e, 1)]
-    while todo:
-        x, k = todo.pop()
-        if _int_const(x) is not None:
-            const += k * _int_const(x)
-        elif isinstance(x, ir.Op) and x.name in _LINEAR:
-            todo += [(x.args[1], k * _LINEAR[x.name]), (x.args[0], k)]
-        elif isinstance(x, ir.Op) and x.name == "mul" and _int_const(x.args[1]) is not None:
-            todo.append((x.args[0], k * _int_const(x.args[1])))
-        elif isinstance(x, ir.Op) and x.name == "mul" and _int_const(x.args[0]) is not None:
-            todo.append((x.args[1], k * _int_const(x.args[0])))
-        else:
-            terms[x] = terms.get(x, 0) + k
-    return {t: k for t, k in terms.items() if k}, const
+def _linear_parts(e):
+    """[(operand, coefficient)] of an add, a sub or a product by a constant; None for others."""
+    if isinstance(e, ir.Op) and e.name in _LINEAR:
+        return [(e.args[0], 1), (e.args[1], _LINEAR[e.name])]
+    if isinstance(e, ir.Op) and e.name == "mul":
+        for x, k in ((e.args[0], e.args[1]), (e.args[1], e.args[0])):
+            if _int_const(k) is not None:
+                return [(x, _int_const(k))]
+    return None
 
 
 def _rebuild(terms, const):

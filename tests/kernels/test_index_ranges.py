@@ -104,3 +104,14 @@ def test_a_channel_shuffle_of_a_grouped_product_reads_without_dividing_positions
     exprs = [e for k in program.kernels for e in ir.statement_exprs(k.body)]
     # legalized: each floordiv or mod by 3 is a few truncdivs; a flat position's would add more
     assert _ops(exprs, ("truncdiv",)) <= 2, _ops(exprs, ("truncdiv",))
+
+
+def test_shared_subexpressions_are_expanded_once():
+    """x doubled 60 times through one shared operand (2^60 paths to i): the division by 2^60
+    simplifies to i at once, where expanding every path would never end."""
+    x = ir.Var("i0")
+    for _ in range(60):
+        x = ir.Op("add", (x, x), ir.INDEX)
+    (kernel,) = simplify_indices([_kernel(ir.floordiv(ir.add(x, ir.Var("i1")),
+                                                      ir.const(2 ** 60)), [7, 5])])
+    assert _store_index(kernel) == ir.Var("i0")
