@@ -21,13 +21,13 @@ from . import ir
 
 def legalize(kernels):
     """The kernels with every compound op expanded into simple ones."""
-    rewrite = _Rewrite()
+    rewrite = Rewrite(_expand)
     return [rewrite.kernel(k) for k in kernels]
 
 
 def expression(e):
     """The legal form of one expression."""
-    return _Rewrite().expr(e)
+    return Rewrite(_expand).expr(e)
 
 
 # ---- building simple ops ------------------------------------------------------------------------
@@ -305,12 +305,15 @@ def _expand(e, args):
 
 
 # ---- the rewrite --------------------------------------------------------------------------------
-class _Rewrite:
-    """Legal forms of expressions, each computed once (by identity: equal expressions stay
-    equal), iteratively, since chains of ops may be deeper than Python's recursion limit."""
+class Rewrite:
+    """Expressions with their Ops rewritten by `rule(op, its operands rewritten)` (a new
+    expression, or None to keep the op on those operands), bottom up, each computed once (by
+    identity: equal expressions stay equal), iteratively, since chains of ops may be deeper
+    than Python's recursion limit. Legalization's rule is _expand."""
 
-    def __init__(self):
-        self.memo = {}  # id(expression) -> (expression, its legal form)
+    def __init__(self, rule):
+        self.rule = rule
+        self.memo = {}  # id(expression) -> (expression, its rewritten form)
 
     def kernel(self, k):
         body = self.statements(k.body)
@@ -377,7 +380,7 @@ class _Rewrite:
             return dataclasses.replace(e, loops=loops, value=value)
         if isinstance(e, ir.Op):
             args = tuple(legal(a) for a in e.args)
-            expanded = _expand(e, args)
+            expanded = self.rule(e, args)
             if expanded is not None:
                 return expanded
             return e if all(a is b for a, b in zip(args, e.args)) else \

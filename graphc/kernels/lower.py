@@ -22,6 +22,7 @@ from ..ir import dtypes
 from ..ops.registry import pieces_axis
 from . import ir
 from .ir import Unsupported
+from .index_ranges import simplify_indices
 from .legalize import legalize
 
 # what a Gemm statement takes (kernel IR); a target's code generator may take fewer
@@ -178,7 +179,7 @@ def lower_group(group, slots, name):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 8 * len(group.nodes) + 1000))
     try:
-        return legalize(_lower_group(group, slots, name))
+        return legalize(simplify_indices(_lower_group(group, slots, name)))
     finally:
         sys.setrecursionlimit(limit)
 

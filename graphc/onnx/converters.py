@@ -3,6 +3,7 @@ tensors, the attributes it understands). Each converter reads `node.opset` where
 between opset versions (attributes that became inputs, Softmax's 2-D flattening before 13).
 Every converter builds graphc ops; ops graphc lacked are declared in graphc/ops like the rest.
 """
+import itertools
 import math
 from typing import Callable, NamedTuple
 
@@ -838,6 +839,7 @@ def _nchw(x):
 
 # graphc's channels-last ops by the number of spatial axes
 CONVS = {2: gnn.conv2d, 3: gnn.conv3d}
+TRANSPOSED = {2: gnn.conv2d_transpose, 3: gnn.conv3d_transpose}
 POOLS = {("max", 2): gnn.max_pool2d, ("avg", 2): gnn.avg_pool2d,
          ("max", 3): gnn.max_pool3d, ("avg", 3): gnn.avg_pool3d}
 
@@ -903,6 +905,9 @@ def _conv(node):
     elif (x.rank == 4 and group == x.shape[1] == w.shape[0]
           and all(isinstance(d, int) for d in xh.shape[1:3])):
         y = _depthwise(xh, wh, strides, dilations)
+    elif (x.rank == 4 and kernel == [1, 1]
+          and all(isinstance(d, int) for d in xh.shape[1:3])):
+        y = _grouped_pointwise(xh, wh, group, strides)
     else:
         cin, m = x.shape[1] // group, w.shape[0] // group
         lead = (slice(None),) * (x.rank - 1)
@@ -917,21 +922,51 @@ def _conv(node):
     return S.squeeze(y, (2,)) if one_d else y
 
 
+def _grouped_pointwise(xh, wh, group, strides):
+    """A grouped 1x1 convolution of padded NHWC xh by HWIO wh: one matrix product batched over
+    the images and the groups, (N, G, HW, C/G) @ (G, C/G, M/G), instead of one convolution, with
+    its own copies, per group."""
+    if any(s != 1 for s in strides):
+        xh = S.strided_slice(xh, [None, (0, None, strides[0]), (0, None, strides[1]), None])
+    n, h, w, c = xh.shape
+    cin, m = c // group, wh.shape[3] // group
+    a = S.transpose(S.reshape(xh, (n, h * w, group, cin)), (0, 2, 1, 3))
+    b = S.transpose(S.reshape(wh, (cin, group, m)), (1, 0, 2))
+    y = S.transpose(matmul(a, b), (0, 2, 1, 3))
+    return S.reshape(y, (n, h, w, group * m))
+
+
 def _depthwise(xh, wh, strides, dilations):
     """A depthwise convolution (one filter per channel) of padded NHWC xh by HWIO wh (I = 1):
     the sum over the window's taps of strided slices times per-channel weights, one fused
     elementwise kernel instead of one convolution per channel."""
-    (kh, kw, _, _), (_, hp, wp, _) = wh.shape, xh.shape
-    out = [(size - (k - 1) * d - 1) // s + 1
-           for size, k, s, d in zip((hp, wp), (kh, kw), strides, dilations)]
     y = None
-    for i in range(kh):
-        for j in range(kw):
-            taps = [(t * d, t * d + (n - 1) * s + 1, s)
-                    for t, d, n, s in zip((i, j), dilations, out, strides)]
-            term = S.strided_slice(xh, [None] + taps + [None]) * wh[i, j, 0, :]
-            y = term if y is None else y + term
+    for tap, window in _taps(xh, wh.shape[:2], strides, dilations):
+        term = window * wh[tap + (0, slice(None))]
+        y = term if y is None else y + term
     return y
+
+
+def _taps(xh, kernel, strides, dilations):
+    """(tap, the strided slice of channels-last xh that it reads for every output position),
+    for each tap of a window (its spatial sizes static), in row-major order."""
+    out = [(size - (k - 1) * d - 1) // s + 1
+           for size, k, s, d in zip(xh.shape[1:-1], kernel, strides, dilations)]
+    for tap in itertools.product(*map(range, kernel)):
+        index = [(t * d, t * d + (n - 1) * s + 1, s)
+                 for t, d, n, s in zip(tap, dilations, out, strides)]
+        yield tap, S.strided_slice(xh, [None] + index + [None])
+
+
+def _dilated_pool(combine, dilations):
+    """A pool of dilated windows as one fused elementwise kernel: `combine` (maximum, or add:
+    the average's sum) over the window's taps (graphc's pools take no dilation)."""
+    def pool(xh, kernel, strides, padding):
+        y = None
+        for _, window in _taps(xh, kernel, strides, dilations):
+            y = window if y is None else combine(y, window)
+        return y
+    return pool
 
 
 def _pool(node, kind):
@@ -946,14 +981,17 @@ def _pool(node, kind):
     kernel = list(node.attr("kernel_shape"))
     strides = _spatial(node, x, key="strides")
     dilations = _spatial(node, x, key="dilations")
-    if any(d != 1 for d in dilations):
-        raise node.unsupported("dilated pooling")
+    dilated = any(d != 1 for d in dilations)
+    if dilated and not all(isinstance(d, int) for d in x.shape[2:]):
+        raise node.unsupported("dilated pooling over run-time spatial sizes")
+    if dilated:
+        pool = _dilated_pool(E.maximum if kind == "max" else E.add, dilations)
     if node.n_outputs > 1:
         raise node.unsupported("the Indices output of MaxPool")
     pads = _explicit_pads(node, x.shape[2:], kernel, strides, dilations)
     if node.attr("ceil_mode", 0):
-        pads = [(b, e + _ceil_extra(size + b + e, k, s))
-                for (b, e), size, k, s in zip(pads, x.shape[2:], kernel, strides)]
+        pads = [(b, e + _ceil_extra(size + b + e, (k - 1) * d + 1, s))
+                for (b, e), size, k, s, d in zip(pads, x.shape[2:], kernel, strides, dilations)]
     xh = _nhwc(x)
     pairs = [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)]
     padded = any(p for pair in pads for p in pair)
@@ -963,9 +1001,9 @@ def _pool(node, kind):
                        int(np.iinfo(x.dtype.np).min))
         y = pool(xh, tuple(kernel), tuple(strides), "VALID")
     else:
-        if not padded:
+        if not padded and not dilated:
             y = pool(xh, tuple(kernel), tuple(strides), "VALID")
-        else:
+        else:  # a dilated pool sums: divided by its count of cells too
             total = pool(S.pad(xh, pairs, 0), tuple(kernel), tuple(strides), "VALID")
             # cells counted: every cell of explicit pads with count_include_pad, never the
             # cells ceil_mode adds beyond them
@@ -1170,11 +1208,9 @@ def _sce_loss(node):
                                    "output_padding", "output_shape", "pads", "strides"))
 def _conv_transpose(node):
     x, w, b = node.input(0), node.input(1), node.input(2)
-    if node.attr("group", 1) != 1:
-        raise node.unsupported("grouped ConvTranspose")
     one_d = x.rank == 3
-    if x.rank not in (3, 4):
-        raise node.unsupported(f"{x.rank - 2}-D ConvTranspose (only 1-D and 2-D)")
+    if x.rank not in (3, 4, 5):
+        raise node.unsupported(f"{x.rank - 2}-D ConvTranspose (only 1-D to 3-D)")
     n = x.rank - 2
 
     def spatial(key, default):
@@ -1194,6 +1230,9 @@ def _conv_transpose(node):
         target = list(out_shape) if out_shape is not None else [i * s for i, s in
                                                                 zip(in_hw[-n:], strides[-n:])]
         target = ([1] + target) if one_d else target
+        # an output_shape past the input's reach takes zeros at the end, as output_padding
+        outpad = [op + max(t - f, 0) for op, f, t in zip(outpad, full, target)]
+        full = [max(f, t) for f, t in zip(full, target)]
         total = [f - t for f, t in zip(full, target)]
         pads = [(t - t // 2, t // 2) if auto == "SAME_LOWER" else (t // 2, t - t // 2)
                 for t in total]
@@ -1202,11 +1241,10 @@ def _conv_transpose(node):
         pads = [(p[i], p[i + n]) for i in range(n)]
         if one_d:
             pads = [(0, 0)] + pads
-    like = constant(np.zeros((x.shape[0],) + tuple(full) + (w.shape[1],), x.dtype.np),
-                    dtype=x.dtype)
-    wh = S.transpose(w, (2, 3, 1, 0))
-    y = gnn.conv2d_backprop_input(like, wh, _nhwc(x), strides=tuple(strides), padding="VALID",
-                                  dilations=tuple(dil))
+    y = _grouped_transposed(_nhwc(x), S.transpose(w, tuple(range(2, w.rank)) + (1, 0)),
+                            node.attr("group", 1), strides, dil)
+    # output_padding: cells past the input's reach, which only the bias reaches
+    y = S.pad(y, [(0, 0)] + [(0, op) for op in outpad] + [(0, 0)])
     items = [slice(None)] + [slice(b0, f - e0) for (b0, e0), f in zip(pads, full)] + [
         slice(None)]
     y = y[tuple(items)]
@@ -1214,6 +1252,18 @@ def _conv_transpose(node):
         y = y + b
     y = _nchw(y)
     return S.squeeze(y, (2,)) if one_d else y
+
+
+def _grouped_transposed(xh, wh, group, strides, dilations):
+    """The uncropped transposed convolution of channels-last xh by wh (k..., out / group, in),
+    one per group of input channels, their outputs concatenated along the channels."""
+    transposed = TRANSPOSED[xh.rank - 2]
+    cin, lead = xh.shape[-1] // group, (slice(None),) * (xh.rank - 1)
+    parts = [transposed(xh[lead + (slice(g * cin, (g + 1) * cin),)],
+                        wh[lead + (slice(g * cin, (g + 1) * cin),)], strides=tuple(strides),
+                        padding="VALID", dilations=tuple(dilations), output_padding=0)
+             for g in range(group)]
+    return parts[0] if group == 1 else S.concat(parts, xh.rank - 1)
 
 
 def _heads(x, n_heads):

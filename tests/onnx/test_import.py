@@ -248,6 +248,26 @@ def test_bit_shifts_and_bitwise_ops_import(device):
         np.testing.assert_array_equal(g, w)
 
 
+def _onnxruntime(model):
+    """onnxruntime's outputs for a feed, as a function."""
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda feed: session.run(None, feed)
+
+
+def _assert_matches(model, device, shape, oracle, rng):
+    """The model (input x of `shape` after a dynamic batch axis, one output) loaded on device
+    gives the oracle's output on batches of 2 and 1, with inf and -0.0 in x."""
+    m = gc.onnx.load(model, device=device)
+    for batch in (2, 1):
+        x = rng.normal(size=(batch, *shape)).astype(np.float32)
+        x.reshape(-1)[[3, 11]] = np.inf, -0.0
+        (got,) = m.run({"x": x})
+        (want,) = oracle({"x": x})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("device", ["reference", "cpu"])
 @pytest.mark.parametrize("strides, dilations, pads, multiplier", [
     ([1, 1], [1, 1], [1, 1, 1, 1], 1), ([2, 1], [1, 2], [0, 2, 1, 1], 1),
@@ -256,7 +276,6 @@ def test_depthwise_convolutions_import(device, strides, dilations, pads, multipl
     """group == channels: strided slices times per-channel weights (a channel multiplier of 2
     goes through one convolution per group); odd sizes, a dynamic batch, onnxruntime's
     values."""
-    ort = pytest.importorskip("onnxruntime")
     rng = np.random.default_rng(11)
     c = 5
     w = numpy_helper.from_array(rng.normal(size=(c * multiplier, 1, 3, 3)).astype(np.float32),
@@ -266,15 +285,77 @@ def test_depthwise_convolutions_import(device, strides, dilations, pads, multipl
                                      dilations=dilations, pads=pads, kernel_shape=[3, 3])],
                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 11, 8])],
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
-    m = gc.onnx.load(model, device=device)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    for batch in (2, 1):
-        x = rng.normal(size=(batch, c, 11, 8)).astype(np.float32)
-        x[0, 1, 3, 4], x[0, 2, 0, 0] = np.inf, -0.0
-        (got,) = m.run({"x": x})
-        (want,) = session.run(None, {"x": x})
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    _assert_matches(model, device, (c, 11, 8), _onnxruntime(model), rng)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("group, kernel, strides, pads, bias", [
+    (4, [1, 1], [1, 1], [0, 0, 0, 0], True), (3, [1, 1], [2, 3], [0, 1, 1, 0], False),
+    (2, [1, 1], [1, 1], [0, 0, 0, 0], True), (3, [3, 2], [2, 1], [1, 0, 1, 1], True)])
+def test_grouped_convolutions_import(device, group, kernel, strides, pads, bias):
+    """Grouped Conv (2 to 4 groups, fewer than the channels): 1x1 ones are one product
+    batched over the groups, others one convolution per group; strides, pads, odd sizes, a
+    dynamic batch, inf and -0.0 in the input, against onnxruntime."""
+    rng = np.random.default_rng(17 + group)
+    cin, m = 3, 5  # per group
+    w = numpy_helper.from_array(
+        rng.normal(size=(group * m, cin, *kernel)).astype(np.float32), "w")
+    inits = [w] + ([numpy_helper.from_array(rng.normal(size=group * m).astype(np.float32),
+                                            "b")] if bias else [])
+    model = _model([helper.make_node("Conv", ["x", "w"] + ["b"] * bias, ["y"], group=group,
+                                     strides=strides, pads=pads, kernel_shape=kernel)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                  ["N", group * cin, 9, 7])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    _assert_matches(model, device, (group * cin, 9, 7), _onnxruntime(model), rng)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("op, attrs, spatial", [
+    ("MaxPool", dict(kernel_shape=[3, 2], dilations=[2, 3], strides=[1, 2],
+                     pads=[1, 2, 2, 0]), (11, 13)),
+    ("MaxPool", dict(kernel_shape=[2, 2, 3], dilations=[2, 1, 2], ceil_mode=1,
+                     strides=[2, 2, 1]), (7, 6, 9)),
+    ("AveragePool", dict(kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2],
+                         count_include_pad=1, strides=[2, 1]), (10, 9)),
+    ("AveragePool", dict(kernel_shape=[2, 3], dilations=[3, 2], pads=[1, 0, 0, 2],
+                         ceil_mode=1, strides=[2, 2]), (10, 9)),
+    ("AveragePool", dict(kernel_shape=[3], dilations=[2]), (12,))])
+def test_dilated_pools_import(device, op, attrs, spatial):
+    """MaxPool and AveragePool with dilations (1-D to 3-D; pads, strides, ceil_mode,
+    count_include_pad): one fused kernel over the window's taps, against onnx's reference
+    evaluator on a dynamic batch with inf and -0.0 in the input."""
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(len(spatial) + len(attrs))
+    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *spatial])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                   opset=19)  # AveragePool's dilations came in opset 19
+    evaluator = ReferenceEvaluator(model)
+    _assert_matches(model, device, (3, *spatial), lambda feed: evaluator.run(None, feed), rng)
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("group, kernel, attrs", [
+    (2, [3, 2], dict(strides=[2, 3], pads=[1, 0, 0, 1], output_padding=[1, 2])),
+    (3, [2, 3], dict(dilations=[2, 1], output_shape=[12, 10], strides=[2, 2])),
+    (1, [2, 3, 2], dict(strides=[2, 1, 3], pads=[0, 1, 1, 1, 0, 0], output_padding=[1, 0, 2])),
+    (2, [3, 2, 2], dict(dilations=[1, 2, 1], auto_pad="SAME_UPPER", strides=[1, 2, 2]))])
+def test_grouped_and_3d_conv_transposes_import(device, group, kernel, attrs):
+    """ConvTranspose with groups (one transposed convolution per group) and in 3-D (through
+    gc.nn.conv3d_transpose): strides, dilations, pads, output_padding, output_shape, auto_pad
+    and a bias over a dynamic batch, odd sizes, inf and -0.0, against onnxruntime (onnx's
+    reference evaluator slices grouped weights wrongly for more than one image)."""
+    rng = np.random.default_rng(len(kernel) * 10 + group)
+    c, m = 2 * group, 3  # input channels; output channels per group
+    spatial = (5, 4, 3)[:len(kernel)]
+    w = numpy_helper.from_array(rng.normal(size=(c, m, *kernel)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(size=group * m).astype(np.float32), "b")
+    model = _model([helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], group=group,
+                                     kernel_shape=kernel, **attrs)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, *spatial])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
+    _assert_matches(model, device, (c, *spatial), _onnxruntime(model), rng)
 
 
 @pytest.mark.parametrize("device", ["reference", "cpu"])
