@@ -22,6 +22,7 @@ from .gemm import declare_gemm
 from . import jit
 from .row_cache import BYTES, row_caches
 from .scalar import emit_scalar, narrow_float, table_for
+from .streaming import emit_streamed_loop, streamed_store
 from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
 from .vector import VectorLoop, vector_lanes
 
@@ -268,6 +269,7 @@ class KernelEmitter(FunctionEmitter):
         super().__init__(module, fn, ctx)
         self.kernel = kernel
         self.aliases = AliasScopes(module, symbol, kernel)
+        self.rows = None  # the parallel loop whose body is being emitted
 
     def emit(self):
         for stmt in self.kernel.body:
@@ -290,7 +292,14 @@ class KernelEmitter(FunctionEmitter):
             else:
                 roots = list(ir.statement_exprs(s.body))
                 loads = [] if parallel else self.cache_rows(s, roots)
-                self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body], roots)
+                streamed = not parallel and streamed_store(s, self.rows)
+                if streamed:
+                    emit_streamed_loop(self, s, streamed, self.rows, roots)
+                else:
+                    self.rows = s if parallel else self.rows
+                    self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
+                              roots)
+                    self.rows = None if parallel else self.rows
                 for again in loads:
                     del self.row_loads[again]
         elif isinstance(s, ir.Store):

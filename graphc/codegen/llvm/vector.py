@@ -31,7 +31,7 @@ def vector_lanes(loop):
     if not body or not all(isinstance(s, ir.Store) and not s.accumulate for s in body):
         return None
     var, memo = loop.var.name, {}
-    if not all(_unit_step(s.index, var, memo) for s in body):
+    if not all(unit_step(s.index, var, memo) for s in body):
         return None
     widest = 8
     # what the stores' values are computed from; a load's index is a scalar, not one of them
@@ -41,7 +41,7 @@ def vector_lanes(loop):
         if var not in ir.free_vars(e, memo):  # a scalar, computed as usual and splat
             continue
         if (e.dtype not in VECTOR_DTYPES
-                or isinstance(e, ir.Load) and not _unit_step(e.index, var, memo)
+                or isinstance(e, ir.Load) and not unit_step(e.index, var, memo)
                 or isinstance(e, ir.Op) and (e.name in mathlib.POLYNOMIALS
                                              or e.name in SCALAR_ONLY)):
             return None
@@ -54,7 +54,7 @@ def _bits(dtype):
     return ty.width if isinstance(ty, ll.IntType) else 32 if dtype == "float32" else 64
 
 
-def _unit_step(index, var, memo):
+def unit_step(index, var, memo):
     """Whether index is var, or var plus something that does not depend on var (memo:
     ir.free_vars's)."""
     if index == ir.Var(var):
