@@ -21,7 +21,7 @@ from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from . import jit
 from .row_cache import BYTES, row_caches
-from .scalar import emit_scalar, narrow_float, table_for
+from .scalar import divide_by_invariant, divides_as_double, emit_scalar, narrow_float, table_for
 from .streaming import emit_streamed_loop, streamed_store
 from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
 from .vector import VectorLoop, vector_lanes
@@ -74,6 +74,7 @@ class FunctionEmitter:
         self.row_stores = {}
         self.row_loads = {}
         self.llvm_loops = False  # whether it has loops that LLVM's optimizer is to widen
+        self.free = {}  # ir.free_vars's memo
 
 
     def loop(self, loops, body, invariant_roots):
@@ -194,6 +195,9 @@ class FunctionEmitter:
                                      e.dtype)
         if isinstance(e, ir.Op):
             args = [self.lookup(a) for a in e.args]
+            if divides_as_double(e) and self.bound[-1].isdisjoint(
+                    ir.free_vars(e.args[1], self.free)):
+                return divide_by_invariant(b, *args)  # the innermost loop's divisor is fixed
             return emit_scalar(self, e, args)
         if isinstance(e, ir.Reduce):
             return self.reduce(e)

@@ -15,7 +15,7 @@ from llvmlite import ir as ll
 
 from ...kernels import ir
 from . import jit, mathlib
-from .scalar import emit_scalar
+from .scalar import divide_by_invariant, divides_as_double, emit_scalar
 from .types import I1, I8, I32, I64, TYPES, mangled
 
 # registers per value: a chain of dependent ops has a latency of 3-4 cycles and two or more
@@ -138,7 +138,10 @@ class VectorLoop:
             if e.dtype == "bool":
                 return b.icmp_unsigned("!=", loaded, ll.Constant(vector_type, 0))
             return loaded
-        return emit_scalar(k, e, [self.values[id(a)] for a in e.args])
+        args = [self.values[id(a)] for a in e.args]
+        if divides_as_double(e) and self.uniform(e.args[1]):
+            return divide_by_invariant(b, *args)
+        return emit_scalar(k, e, args)
 
     def address(self, buffer, dtype, index):
         """The vector pointer to the element at `index` with var = iv."""
