@@ -9,20 +9,9 @@ import pytest
 import graphc as gc
 from graphc.codegen.llvm.streaming import STREAM_BYTES
 
+from tests.codegen.llvm.test_row_cache import compiled, softmax
+
 rng = np.random.default_rng(29)
-
-
-def softmax(x):
-    with np.errstate(invalid="ignore", over="ignore"):
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-
-
-def compiled(shape, build, dtype=gc.float32):
-    g = gc.Graph()
-    with g.as_default():
-        x = gc.placeholder(dtype, shape, name="x")
-        return gc.function([x], build(x), session=gc.Session(g, device="cpu"))
 
 
 def streams(f):
