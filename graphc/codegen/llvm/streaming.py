@@ -24,7 +24,7 @@ from llvmlite import ir as ll
 from ...kernels import ir
 from . import jit
 from .row_cache import BYTES, MAX_BYTES
-from .types import FLOATS, I32, I64, PTR, TYPES, VOID
+from .types import I32, I64, PTR, TYPES, VOID
 from .vector import unit_step, vectorized_loop
 
 # outputs below it are likely still in the last-level cache when the next kernel reads them
@@ -39,7 +39,7 @@ def streamed_store(loop, rows):
         return None
     store = loop.body[0]
     if (not isinstance(store, ir.Store) or store.accumulate
-            or store.value.dtype not in FLOATS or store.value.dtype not in BYTES
+            or store.value.dtype not in BYTES  # the float dtypes of a row cache
             or loop.extent.value * BYTES[store.value.dtype] > MAX_BYTES
             or not unit_step(store.index, loop.var.name, {})):
         return None
