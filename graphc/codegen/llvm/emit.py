@@ -21,8 +21,9 @@ from .columns import column_reductions, emit_column_loop
 from .gemm import declare_gemm
 from . import jit
 from .row_cache import BYTES, row_caches
-from .scalar import emit_scalar, narrow_float, table_for
-from .types import FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant
+from .scalar import divide_by_invariant, divides_as_double, emit_scalar, narrow_float, table_for
+from .streaming import emit_streamed_loop, streamed_store
+from .types import F32, F64, FLOATS, I8, I32, I64, PTR, TYPES, UNSIGNED, VOID, constant, intrinsic
 from .vector import VectorLoop, vector_lanes
 
 CTX = ll.LiteralStructType([PTR.as_pointer(), I64.as_pointer(), I64.as_pointer()])
@@ -73,6 +74,7 @@ class FunctionEmitter:
         self.row_stores = {}
         self.row_loads = {}
         self.llvm_loops = False  # whether it has loops that LLVM's optimizer is to widen
+        self.free = {}  # ir.free_vars's memo
 
 
     def loop(self, loops, body, invariant_roots):
@@ -193,6 +195,9 @@ class FunctionEmitter:
                                      e.dtype)
         if isinstance(e, ir.Op):
             args = [self.lookup(a) for a in e.args]
+            if divides_as_double(e) and self.bound[-1].isdisjoint(
+                    ir.free_vars(e.args[1], self.free)):
+                return divide_by_invariant(b, *args)  # the innermost loop's divisor is fixed
             return emit_scalar(self, e, args)
         if isinstance(e, ir.Reduce):
             return self.reduce(e)
@@ -236,13 +241,18 @@ class FunctionEmitter:
         carried = {"value": reduction_init(r.op, r.value.dtype, acc_type)}
         if r.op in ("argmax", "argmin"):
             carried.update(index=I64(0), position=I64(0))
+        tracked = r.op in NAN_TRACKED and acc_type in (F32, F64)
+        if tracked:
+            carried["nan"] = ll.Constant(ll.IntType(1), 0)
         loops = [(var, I64(0), self.expr(extent)) for var, extent in r.loops]
         self.hoist([r.value], {v.name for v, _ in r.loops})
         handles = []
         for var, start, stop in loops:
             handles.append(self.open_loop(var, start, stop, carried))
             carried = handles[-1][5]
-        updated = combine(self, r.op, r.value.dtype, acc_type, carried, self.expr(r.value))
+        value = self.expr(r.value)
+        updated = (nan_tracked(self, r.op, carried, value) if tracked
+                   else combine(self, r.op, r.value.dtype, acc_type, carried, value))
         for term, array in self.row_stores.pop(r, ()):
             self.b.store(self.lookup(term), self.b.gep(array, [self.vars[r.loops[0][0].name]]))
         widened = r.value.dtype in BYTES and acc_type != TYPES[r.value.dtype][0]
@@ -252,6 +262,9 @@ class FunctionEmitter:
                                       if widened and innermost else None)
         if r.op in ("argmax", "argmin"):
             return updated["index"]
+        if tracked:
+            return self.b.select(updated["nan"], ll.Constant(acc_type, float("nan")),
+                                 updated["value"], name=r.op)
         if r.op in ("sum", "prod"):
             return narrow(self.b, updated["value"], acc_type, r.dtype)
         return updated["value"]
@@ -268,6 +281,7 @@ class KernelEmitter(FunctionEmitter):
         super().__init__(module, fn, ctx)
         self.kernel = kernel
         self.aliases = AliasScopes(module, symbol, kernel)
+        self.rows = None  # the parallel loop whose body is being emitted
 
     def emit(self):
         for stmt in self.kernel.body:
@@ -290,7 +304,14 @@ class KernelEmitter(FunctionEmitter):
             else:
                 roots = list(ir.statement_exprs(s.body))
                 loads = [] if parallel else self.cache_rows(s, roots)
-                self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body], roots)
+                streamed = not parallel and streamed_store(s, self.rows)
+                if streamed:
+                    emit_streamed_loop(self, s, streamed, self.rows, roots)
+                else:
+                    self.rows = s if parallel else self.rows
+                    self.loop([(s.var, start, stop)], lambda: [self.stmt(x) for x in s.body],
+                              roots)
+                    self.rows = None if parallel else self.rows
                 for again in loads:
                     del self.row_loads[again]
         elif isinstance(s, ir.Store):
@@ -379,6 +400,21 @@ def combine(k, op, dtype, acc_type, carried, v):
     return {"value": b.select(better, v, acc, name="best"),
             "index": b.select(better, position, carried["index"], name="best.at"),
             "position": b.add(position, I64(1), name="position")}
+
+
+# A float max or min reduction: one machine max per vector where llvm.maximum, which keeps a
+# NaN and orders -0.0 below 0.0, takes six; the NaN is tracked apart and wins at the end, and
+# equal zeros give either of them (as numpy's, whose result depends on their order).
+NAN_TRACKED = {"max": "llvm.maxnum", "min": "llvm.minnum"}
+
+
+def nan_tracked(k, op, carried, v):
+    """The accumulators of a NAN_TRACKED reduction after taking in v: the max or min of the
+    values seen, poison once one is NaN (nnan), and whether one was."""
+    b = k.b
+    best = b.call(intrinsic(k.module, NAN_TRACKED[op], v.type, 2), [carried["value"], v],
+                  fastmath=("nnan", "nsz"), name=op)
+    return {"value": best, "nan": b.or_(carried["nan"], b.fcmp_unordered("uno", v, v))}
 
 
 def widen(b, v, dtype, acc_type):

@@ -75,6 +75,27 @@ for _name, (_ordered, _pred) in COMPARE.items():
             _ordered, _pred, _name)
 
 
+def divides_as_double(e):
+    """Whether e is a division of float32 registers (float32, bfloat16), which
+    divide_by_invariant computes where its divisor does not change along the loop."""
+    return isinstance(e, ir.Op) and e.name == "div" and TYPES[e.dtype][0] == F32
+
+
+def divide_by_invariant(b, x, y):
+    """x / y (float32 registers, scalars or vectors) for a y that does not change along the
+    loop: x times y's reciprocal, both in double, rounded once to float32, so the loop
+    multiplies instead of dividing (a division costs several multiplies) and LLVM computes the
+    reciprocal in front of it. The bits are the float32 division's: the double product is
+    within 2^-52 of the quotient, and a quotient of two float32 values is either a float32 value
+    or farther than that from every midpoint between two of them, so both round alike (inf,
+    NaN, zeros and subnormals included)."""
+    wide = shaped(F64, x)
+    one = ll.Constant(wide, [1.0] * wide.count) if isinstance(wide, ll.VectorType) else (
+        ll.Constant(F64, 1.0))
+    reciprocal = b.fdiv(one, b.fpext(y, wide), name="reciprocal")
+    return b.fptrunc(b.fmul(b.fpext(x, wide), reciprocal), x.type, name="div")
+
+
 def extremum(k, name, dtype, a, c):
     """maximum/minimum: NaN wins for floats."""
     b = k.b
