@@ -124,7 +124,7 @@ class Linked(NamedTuple):
 
 def gemm_code(dtype):
     return Linked(f"gemm {dtype}", lambda: str(gemm_module(dtype)),
-                  (gemm.gemm_name(dtype), gemm.gemm_name(dtype, cached=True)), GEMM_PIPELINE)
+                  (gemm.gemm_name(dtype), gemm.gemm_name(dtype, full=True)), GEMM_PIPELINE)
 
 
 POOL_CODE = Linked("thread pool", lambda: str(parallel.pool_module(jit.host()[0])),
