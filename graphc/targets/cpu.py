@@ -35,6 +35,7 @@ class CpuTarget(Target):
     writes_in_place = True
     native_collectives = True
     keeps_packed_b = True
+    fuses_gemm_epilogue = True
     source_kinds = ("llvm", "llvm-opt", "asm")
     dump_files = (("91-program.ll", "llvm", None), ("92-program-opt.ll", "llvm-opt", None),
                   ("93-program.s", "asm", None))
