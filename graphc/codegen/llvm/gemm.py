@@ -98,23 +98,25 @@ class Blocking:
 
 
 def default_blocking(dtype, vector_bits):
-    """Blocking for this CPU class (Zen 5: 48 KiB L1d, 1 MiB L2 per core): two vectors of B
-    per row of the tile; 12 rows where there are 32 vector registers (AVX-512), else 6 of 16.
-    kc makes an A panel about 18 KiB; kc x nc of B about 576 KiB."""
+    """Blocking for this CPU class (48 KiB L1d, 1-2 MiB L2 per core): tiles of 6 rows by
+    two vectors of B where there are 16 vector registers (AVX2), four where there are 32
+    (AVX-512: 24 accumulators either way, but 4 loads of B and 6 broadcasts of A per 24 FMAs
+    rather than 2 and 12 for 12 rows by two vectors, which measured 6-11% slower on one core
+    at 1024^3 and 2048^3). kc makes an A panel 9 KiB; kc x nc of B about 576 KiB."""
     itemsize = _SCALARS[dtype][1]
     lanes = vector_bits // (8 * itemsize)
-    mr = 12 if vector_bits >= 512 else 6
+    mr, vectors = 6, 4 if vector_bits >= 512 else 2
     kc = 1536 // itemsize
-    return Blocking(mr=mr, nr=2 * lanes, kc=kc, nc=384, mc=mr * (3072 // mr))
+    return Blocking(mr=mr, nr=vectors * lanes, kc=kc, nc=384, mc=mr * (3072 // mr))
 
 
 def narrow_blocking(dtype, vector_bits):
     """Blocking for products of at most one vector of columns (N <= lanes; W5's and W4's
-    dense layers have 10): one vector of B per row of the tile, as many rows as the wide
-    tile has accumulators less a third (16 under AVX-512, measured faster than 24 at 64 and
-    128 rows), so 10 columns fill 10/16 of each FMA instead of 10/32."""
+    dense layers have 10): one vector of B per row of the tile, 16 rows under AVX-512
+    (measured faster than 24 at 64 and 128 rows), else 12, so 10 columns fill 10/16 of each
+    FMA instead of 10/32."""
     wide = default_blocking(dtype, vector_bits)
-    lanes = wide.nr // 2
+    lanes = vector_bits // (8 * _SCALARS[dtype][1])
     mr = 16 if vector_bits >= 512 else 2 * wide.mr
     return Blocking(mr=mr, nr=lanes, kc=wide.kc, nc=wide.nc, mc=mr * (3072 // mr))
 
