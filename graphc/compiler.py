@@ -303,6 +303,7 @@ def generate(compilation, target, allow_tf32=False, compile_body=None, loop_body
     slots = program.slots
     if target.keeps_packed_b:
         slots.invariant = frozenset(invariant)
+    slots.gemm_epilogue = target.fuses_gemm_epilogue
     groups = (compilation.partition or singletons(compilation.graph, compilation.outputs)).groups
     native_collectives = target.native_collectives and collectives
     if native_collectives:

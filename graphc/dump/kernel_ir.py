@@ -84,8 +84,14 @@ class _Printer:
             elif isinstance(s, ir.Gemm):
                 t = self.terms(*ir.gemm_exprs(s))
                 a, b, c = (operand_text(o, t) for o in (s.a, s.b, s.c))
+                sign, value = "+=" if s.accumulate else "=", f"{a} @ {b}"
+                if s.bias is not None or s.relu:  # C = relu((C +) A @ B + bias)
+                    sign, value = "=", f"{c} + {value}" if s.accumulate else value
+                    if s.bias is not None:
+                        value = f"{value} + {operand_text(s.bias, t)}"
+                    value = f"relu({value})" if s.relu else value
                 self.lines.append(f"{pad}gemm {s.dtype} m={t[s.m]} n={t[s.n]} k={t[s.k]}: "
-                                  f"{c} {'+=' if s.accumulate else '='} {a} @ {b}")
+                                  f"{c} {sign} {value}")
                 self.where(t, depth)
             else:  # ir.Check
                 t = self.terms(s.ok, s.value)

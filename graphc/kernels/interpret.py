@@ -239,7 +239,7 @@ class _Run:
 
     def gemm(self, s, scope):
         """One matrix product per iteration of the enclosing loops, in loop order."""
-        exprs = [s.m, s.n, s.k] + [e for o in (s.a, s.b, s.c) if isinstance(o, ir.Operand)
+        exprs = [s.m, s.n, s.k] + [e for o in ir.gemm_operands(s) if isinstance(o, ir.Operand)
                                    for e in (o.offset, o.rows, o.cols)]
         if any(e.dtype != ir.INDEX for e in exprs):
             self.fail("gemm sizes and strides must be int64")
@@ -255,6 +255,18 @@ class _Run:
                 if s.accumulate:
                     total = c.astype(wide) + total
             c[...] = dtypes.to_storage(total, dtypes.BY_NAME[s.dtype])  # rounded once
+            if s.bias is not None or s.relu:
+                self.epilogue(s, c, strides[3:], n)
+
+    def epilogue(self, s, c, layout, n):
+        """C = relu(C + bias) of Gemm s, in its dtype (in its storage, rounded again)."""
+        value = c
+        with np.errstate(all="ignore"):
+            if s.bias is not None:
+                value = value + self.matrix(s.bias.buffer, s.dtype, layout, 1, n)
+            if s.relu:
+                value = np.maximum(value, np.zeros((), value.dtype))
+        c[...] = dtypes.to_storage(value, dtypes.BY_NAME[s.dtype])
 
     def operand(self, o, dtype, strides, rows, cols, scope, at):
         """A Gemm operand as a (rows, cols) array: a strided one takes (and removes) the first

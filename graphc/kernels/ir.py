@@ -26,6 +26,9 @@ Statements:
   run of the kernel to the next (B the same at every step of a loop): `packed_b_elements` of
   the Gemm's dtype, stale whenever its first word is zero (the runtime zeroes it before each
   run of the loop). A code generator may ignore it; the result is the same either way.
+  The epilogue (where the target takes it: lower.Slots.gemm_epilogue): `bias`, None or an
+  Operand of one row (rows stride 0, cols stride 1) added to every row of C once the product
+  is in C, then `relu`: C = max(C, 0) as numpy's (NaN stays NaN), both in the Gemm's dtype.
 - Check(ok, what, value): when `ok` is false, the kernel stops and reports `value` (a bad gather
   index) to the runtime as error `what`.
 Expressions:
@@ -263,6 +266,8 @@ class Gemm(Stmt):
     c: Operand  # c.cols is 1
     accumulate: bool = False
     packed_b: object = None  # slot of B's packed copy, kept across runs (see the module doc)
+    bias: object = None  # the epilogue (see the module doc): None or an Operand of one row
+    relu: bool = False
 
 
 # A Gemm's packed-B buffer: k * (n + PACKED_B_PAD) elements (columns padded up to a whole
@@ -536,16 +541,21 @@ def gemm_exprs(g):
     """The expressions of a Gemm: its sizes, then its operands' offsets and strides, or a
     Gathered operand's value."""
     yield from (g.m, g.n, g.k)
-    for operand in (g.a, g.b, g.c):
+    for operand in gemm_operands(g):
         if isinstance(operand, Gathered):
             yield operand.value
         else:
             yield from (operand.offset, operand.rows, operand.cols)
 
 
+def gemm_operands(g):
+    """A, B, C and the bias where there is one."""
+    return (g.a, g.b, g.c) + (() if g.bias is None else (g.bias,))
+
+
 def operand_buffers(g):
     """The buffers a Gemm reads through strided operands."""
-    return [o.buffer for o in (g.a, g.b) if isinstance(o, Operand)]
+    return [o.buffer for o in (g.a, g.b, g.bias) if isinstance(o, Operand)]
 
 
 def walk_statements(stmts):

@@ -331,7 +331,8 @@ class Rewrite:
         if isinstance(s, ir.Check):
             return self.fields(s, ok=s.ok, value=s.value)
         if isinstance(s, ir.Gemm):
-            return self.fields(s, m=s.m, n=s.n, k=s.k, a=s.a, b=s.b, c=s.c)
+            bias = {} if s.bias is None else {"bias": s.bias}
+            return self.fields(s, m=s.m, n=s.n, k=s.k, a=s.a, b=s.b, c=s.c, **bias)
         raise AssertionError(f"unknown statement {type(s).__name__}")
 
     def fields(self, node, **fields):

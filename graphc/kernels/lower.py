@@ -45,6 +45,7 @@ class Slots:
         # the loop (the compiler sets them where its target keeps packed copies of B)
         self.invariant = frozenset()
         self.packed_b = []  # the slots of Gemms' packed copies of B (Gemm.packed_b)
+        self.gemm_epilogue = False  # whether Gemms take bias and relu (the target says)
 
     def buffer(self, tensor):
         key = (tensor.node.id, tensor.index)

@@ -50,7 +50,8 @@ def matmul(group, slots, name):
     n, b_cols = (em.dim(b.shape[-1]), b_str[-1]) if b.rank > 1 else (ir.const(1), ir.const(0))
     b_k = b_str[-2] if b.rank > 1 else b_str[-1]
     c_str = ir.contiguous_strides(batch + [m, n])
-    c_slot = low.product_slot()
+    epilogue = _epilogue(group, slots, low.dtype, c_str) if nb == 0 else None
+    c_slot = low.product_slot() if epilogue is None else slots.buffer(group.outputs[0])
     if nb and b.rank <= 2 and _rows_below_batch(a_str, em.dims(a.shape), nb):
         m, nb, batch = ir.product(batch + [m]), 0, []  # one product over all the rows
     bvars = [ir.Var(f"b{i}") for i in range(nb)]
@@ -68,9 +69,48 @@ def matmul(group, slots, name):
                       ir.Operand(a_slot, a_at, a_str[-1], a_rows))
         c_op = ir.Operand(c_slot, c_op.offset, ir.const(0), ir.const(1))
     gemm = ir.Gemm(low.dtype, m, n, em.dim(a.shape[-1]), a_op, b_op, c_op,
-                   packed_b=_packed_b(low, b, b_op))
+                   packed_b=_packed_b(low, b, b_op), **(epilogue or {}))
+    if epilogue is not None:  # the Gemm computes the group's output
+        low.add((gemm,))
+        return low.kernels
     low.add(nest(list(zip(bvars, batch)), (gemm,)), (node.name,))
     return low.finish(low.load(c_slot, out.shape), stored=c_slot)
+
+
+def _epilogue(group, slots, dtype, c_str):
+    """Gemm's bias and relu fields where the group's one output is relu(C + bias), C + bias or
+    relu(C) of a matrix product C, elementwise in the product's dtype, with a bias row read
+    in place (contiguous, outside the group): the Gemm then stores that output itself, with
+    no loop over C after it. Else None (also where the target's Gemm takes no epilogue)."""
+    node = group.root
+    out = node.outputs[0]
+    final = group.outputs[0]
+    if (not slots.gemm_epilogue or len(group.outputs) != 1 or final is out or out.rank != 2
+            or node.inputs[0].rank != 2 or node.inputs[1].rank != 2
+            or final.dtype.name != dtype or out.dtype.name != dtype
+            or tuple(final.shape) != tuple(out.shape)):
+        return None
+    i, j = ir.Var("i"), ir.Var("j")
+    product = ir.Load(-1, ir.linear((i, j), c_str), dtype)  # C, whatever slot it ends in
+    emitter = Emitter(group, slots, {(node.id, 0): lambda idx: ir.Load(
+        -1, ir.linear(idx, c_str), dtype)})
+    value = emitter.value(final, (i, j))
+    fields = {}
+    if _is_op(value, "relu", 1):
+        fields["relu"], value = True, value.args[0]
+    if _is_op(value, "add", 2) and product in value.args:
+        bias = value.args[1] if value.args[0] == product else value.args[0]
+        offset = ir.substitute(bias.index, {"j": ir.const(0)}) if isinstance(
+            bias, ir.Load) else None
+        if (offset is None or bias.dtype != dtype or bias.buffer < 0
+                or ir.add(offset, j) != bias.index or "i" in ir.free_vars(offset)):
+            return None
+        fields["bias"], value = ir.Operand(bias.buffer, offset, ir.const(0), ir.const(1)), product
+    return fields if fields and value == product else None
+
+
+def _is_op(e, name, arity):
+    return isinstance(e, ir.Op) and e.name == name and len(e.args) == arity
 
 
 def _packed_b(low, b, b_op):

@@ -31,6 +31,9 @@ class Target:
     # Whether a Gemm may keep a packed copy of B across runs of a loop's body (Gemm.packed_b):
     # the lowering then gives the products of a loop's invariant arguments such a buffer.
     keeps_packed_b = False
+    # Whether a Gemm may compute its epilogue (Gemm.bias, Gemm.relu): the lowering then folds
+    # a bias row and relu after a product into it.
+    fuses_gemm_epilogue = False
     source_kinds = ()  # what `source` shows, the default first
     # GRAPHC_DUMP_DIR's files of the code: (file name, source kind, None or a test that says
     # whether the tool making it is here)

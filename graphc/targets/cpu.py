@@ -35,6 +35,7 @@ class CpuTarget(Target):
     writes_in_place = True
     native_collectives = True
     keeps_packed_b = True
+    fuses_gemm_epilogue = True
     source_kinds = ("llvm", "llvm-opt", "asm")
     dump_files = (("91-program.ll", "llvm", None), ("92-program-opt.ll", "llvm-opt", None),
                   ("93-program.s", "asm", None))
@@ -124,7 +125,7 @@ class Linked(NamedTuple):
 
 def gemm_code(dtype):
     return Linked(f"gemm {dtype}", lambda: str(gemm_module(dtype)),
-                  (gemm.gemm_name(dtype), gemm.gemm_name(dtype, cached=True)), GEMM_PIPELINE)
+                  (gemm.gemm_name(dtype), gemm.gemm_name(dtype, full=True)), GEMM_PIPELINE)
 
 
 POOL_CODE = Linked("thread pool", lambda: str(parallel.pool_module(jit.host()[0])),

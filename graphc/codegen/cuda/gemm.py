@@ -80,6 +80,8 @@ def tensor_cores(dtype, tf32=False):
 def render_gemm(r, g, distributed):
     """Emit Gemm g through the kernel renderer r; `distributed`: the kernel's threads share
     it (no loop sharing out iterations is open)."""
+    if g.bias is not None or g.relu:  # the CUDA target declares no Gemm epilogue
+        raise ir.Unsupported("a Gemm with an epilogue (bias, relu)")
     if not (distributed and r.launch.kind == "tiles"):
         render_dot_products(r, g, distributed)
     elif tensor_cores(g.dtype, r.tf32):

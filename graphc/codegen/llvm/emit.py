@@ -352,8 +352,10 @@ class KernelEmitter(FunctionEmitter):
 
     def gemm(self, g, outermost):
         self.llvm_loops = True  # its operands' and epilogue's loops around it
-        # defined in a module of its own; the cached entry keeps B packed across runs
-        fn = declare_gemm(self.module, g.dtype, cached=g.packed_b is not None)
+        # defined in a module of its own; the full entry keeps B packed across runs and
+        # computes the epilogue
+        full = g.packed_b is not None or g.bias is not None or g.relu
+        fn = declare_gemm(self.module, g.dtype, full=full)
         m = self.expr(g.m)
         rows = (self.lo, self.hi) if outermost else (I64(0), m)
 
@@ -364,7 +366,10 @@ class KernelEmitter(FunctionEmitter):
                          at(g.a), self.expr(g.a.rows), self.expr(g.a.cols),
                          at(g.b), self.expr(g.b.rows), self.expr(g.b.cols),
                          at(g.c), self.expr(g.c.rows), I32(int(g.accumulate)), *rows]
-                    + ([] if g.packed_b is None else [self.pointer(g.packed_b, g.dtype)]))
+                    + ([self.pointer(g.packed_b, g.dtype) if g.packed_b is not None
+                         else ll.Constant(PTR, None),
+                         at(g.bias) if g.bias is not None else ll.Constant(PTR, None),
+                         I32(int(g.relu))] if full else []))
 
 # ---- reductions: accumulators (dtypes, first values: kernels/ir.py), combine, result ---------
 def reduction_type(op, dtype):

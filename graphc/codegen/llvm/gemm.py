@@ -33,12 +33,19 @@ The stages, one function each:
   gemm         the entry: rows in range, K == 0, the packing buffers (the thread's scratch, or
                a small stack buffer with small blocks where the heap has none to give)
 
-`graphc_gemm_f32_cached` (and f64) takes one more argument, `void* cache`: null, or a buffer of
-the size kernels/ir.py's `packed_b_elements` gives that holds all of B packed, for products
-whose B stays the same over many calls (a loop's invariant weights): the first call to find it
-stale packs all of B into it, and every call whose key (B's address, K, N, strides) matches
-reads B's panels from it instead of packing its blocks. Its owner marks it stale (zeroes its
-first word) whenever B may have changed: the runtime, before each run of a loop.
+`graphc_gemm_f32_full` (and f64) takes three more arguments:
+  void* cache   null, or a buffer of the size kernels/ir.py's `packed_b_elements` gives that
+                holds all of B packed, for products whose B stays the same over many calls (a
+                loop's invariant weights): the first call to find it stale packs all of B into
+                it, and every call whose key (B's address, K, N, strides) matches reads B's
+                panels from it instead of packing its blocks. Its owner marks it stale (zeroes
+                its first word) whenever B may have changed: the runtime, before each run of a
+                loop.
+  T* bias       null, or N contiguous elements added to every row of C after its sum
+  i32 relu      1: C = relu(...) after that (NaN stays NaN, -0.0 becomes 0.0, as np.maximum)
+The epilogue C = relu(A @ B (+ C) + bias) is applied where each tile's last block of k is
+stored, while the tile is in registers: no second pass over C, and the same sums in the
+same order as the product followed by a separate add and relu.
 
 B of at most one vector of columns (N <= lanes: dense layers with few classes) goes to a second
 copy of these stages built for tiles one vector wide and taller (`narrow_blocking`), which
@@ -67,7 +74,7 @@ DTYPES = tuple(_SCALARS)  # the Gemm statements this GEMM computes (lower.Slots.
 BUFFER_ALIGN = 64  # a cache line; also the widest vector's alignment
 UNROLL = 4  # steps of k per iteration of the microkernel's loop (a power of two: depth & -UNROLL)
 
-# A packed-B cache (the cached entry's last argument) starts with 8 words: its state, how many
+# A packed-B cache (the full entry's `cache`) starts with 8 words: its state, how many
 # times it was packed, then the key of the copy it holds (B's address, K, N, B's strides, kc);
 # the copy follows at the first aligned address after them
 _CACHE_HEADER_BYTES = 64
@@ -91,23 +98,25 @@ class Blocking:
 
 
 def default_blocking(dtype, vector_bits):
-    """Blocking for this CPU class (Zen 5: 48 KiB L1d, 1 MiB L2 per core): two vectors of B
-    per row of the tile; 12 rows where there are 32 vector registers (AVX-512), else 6 of 16.
-    kc makes an A panel about 18 KiB; kc x nc of B about 576 KiB."""
+    """Blocking for this CPU class (48 KiB L1d, 1-2 MiB L2 per core): tiles of 6 rows by
+    two vectors of B where there are 16 vector registers (AVX2), four where there are 32
+    (AVX-512: 24 accumulators either way, but 4 loads of B and 6 broadcasts of A per 24 FMAs
+    rather than 2 and 12 for 12 rows by two vectors, which measured 6-11% slower on one core
+    at 1024^3 and 2048^3). kc makes an A panel 9 KiB; kc x nc of B about 576 KiB."""
     itemsize = _SCALARS[dtype][1]
     lanes = vector_bits // (8 * itemsize)
-    mr = 12 if vector_bits >= 512 else 6
+    mr, vectors = 6, 4 if vector_bits >= 512 else 2
     kc = 1536 // itemsize
-    return Blocking(mr=mr, nr=2 * lanes, kc=kc, nc=384, mc=mr * (3072 // mr))
+    return Blocking(mr=mr, nr=vectors * lanes, kc=kc, nc=384, mc=mr * (3072 // mr))
 
 
 def narrow_blocking(dtype, vector_bits):
     """Blocking for products of at most one vector of columns (N <= lanes; W5's and W4's
-    dense layers have 10): one vector of B per row of the tile, as many rows as the wide
-    tile has accumulators less a third (16 under AVX-512, measured faster than 24 at 64 and
-    128 rows), so 10 columns fill 10/16 of each FMA instead of 10/32."""
+    dense layers have 10): one vector of B per row of the tile, 16 rows under AVX-512
+    (measured faster than 24 at 64 and 128 rows), else 12, so 10 columns fill 10/16 of each
+    FMA instead of 10/32."""
     wide = default_blocking(dtype, vector_bits)
-    lanes = wide.nr // 2
+    lanes = vector_bits // (8 * _SCALARS[dtype][1])
     mr = 16 if vector_bits >= 512 else 2 * wide.mr
     return Blocking(mr=mr, nr=lanes, kc=wide.kc, nc=wide.nc, mc=mr * (3072 // mr))
 
@@ -118,25 +127,35 @@ def gemm_argtypes():
     return [i64, i64, i64, p, i64, i64, p, i64, i64, p, i64, ctypes.c_int32, i64, i64]
 
 
-def gemm_name(dtype, cached=False):
-    return f"graphc_gemm_{_SCALARS[dtype][2]}" + ("_cached" if cached else "")
+def gemm_name(dtype, full=False):
+    return f"graphc_gemm_{_SCALARS[dtype][2]}" + ("_full" if full else "")
+
+
+def full_argtypes():
+    """ctypes argument types of the full entry: cache, bias, relu after the others."""
+    return gemm_argtypes() + [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
 
 
 # the entry's parameters (T* as an opaque pointer)
 _ENTRY_ARGS = [(I64, "m"), (I64, "n"), (I64, "k"), (PTR, "a"), (I64, "rsa"), (I64, "csa"),
                (PTR, "b"), (I64, "rsb"), (I64, "csb"), (PTR, "c"), (I64, "rsc"),
                (I32, "accumulate"), (I64, "m_lo"), (I64, "m_hi")]
+_FULL_ARGS = [(PTR, "cache"), (PTR, "bias"), (I32, "relu")]
+# a register tile's: C (+)= panel_a @ panel_b, then the epilogue (bias: null or the tile's
+# columns of it; relu), which the caller asks for with the last block of k alone
+_TILE_ARGS = [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"), (PTR, "c"), (I64, "rsc"),
+              (I1, "accumulate"), (PTR, "bias"), (I1, "relu")]
 
 
-def declare_gemm(module, dtype, cached=False):
-    """The gemm function of `dtype` (`cached`: the entry that takes a packed-B cache last)
-    declared (not defined) in `module`."""
+def declare_gemm(module, dtype, full=False):
+    """The gemm function of `dtype` (`full`: the entry that takes a packed-B cache and the
+    epilogue's bias and relu last) declared (not defined) in `module`."""
     if dtype not in _SCALARS:
         raise DTypeError(f"gemm supports float32 and float64, not {dtype!r}")
-    name = gemm_name(dtype, cached)
+    name = gemm_name(dtype, full)
     if name in module.globals:
         return module.globals[name]
-    args = [t for t, _ in _ENTRY_ARGS] + ([PTR] if cached else [])
+    args = [t for t, _ in _ENTRY_ARGS + (_FULL_ARGS if full else [])]
     return ir.Function(module, ir.FunctionType(VOID, args), name)
 
 
@@ -273,13 +292,14 @@ class _GemmBuilder:
             kernel = self.microkernel(f"{name}_microkernel{height}", height)
             tiles[height] = kernel, self.edge(f"{name}_edge{height}", kernel, height, store_part)
         blocked = self.blocked(f"{name}_blocked", pack_a, pack_b, tiles)
-        cached = self.entry(f"{name}_cached", blocked, pack_b, scratch, narrow, internal)
-        return self.plain(name, cached, internal), cached
+        full = self.entry(f"{name}_full", blocked, pack_b, scratch, narrow, internal, store_part)
+        return self.plain(name, full, internal), full
 
-    def plain(self, name, cached, internal):
-        """The entry without a packed-B cache: the cached one given none."""
+    def plain(self, name, full, internal):
+        """The entry without a packed-B cache or epilogue: the full one given none."""
         fn, b = self._function(name, _ENTRY_ARGS, internal=internal)
-        b.call(cached, list(fn.args) + [ir.Constant(PTR, None)])
+        b.call(full, list(fn.args) + [ir.Constant(PTR, None), ir.Constant(PTR, None),
+                                      ir.Constant(I32, 0)])
         b.ret_void()
         return fn
 
@@ -431,11 +451,10 @@ class _GemmBuilder:
         """C[0:mr, 0:NR] (+)= the first mr rows of panel_a @ panel_b over `depth` (>= 0)."""
         nr, lanes = self.blk.nr, self.lanes
         nv = nr // lanes
-        fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
-                                      (PTR, "c"), (I64, "rsc"), (I1, "accumulate")])
+        fn, b = self._function(name, _TILE_ARGS)
         for arg in fn.args[:2] + fn.args[3:4]:
             arg.add_attribute("noalias")
-        pa, pb, depth, c, rsc, accumulate = fn.args
+        pa, pb, depth, c, rsc, accumulate, bias, relu = fn.args
         # C's rows are far apart in memory and the tile was last touched a block of k ago:
         # fetching its lines now hides their latency behind the FMAs of the loop
         for r in range(mr):
@@ -457,19 +476,45 @@ class _GemmBuilder:
         rows = [self._at(b, c, b.mul(_const(r), rsc), f"c{r}") for r in range(mr)]
         ptrs = [[self._at(b, rows[r], _const(v * lanes), f"c{r}_{v}") for v in range(nv)]
                 for r in range(mr)]
-        with b.if_then(accumulate):
-            for r in range(mr):
-                for v in range(nv):
-                    old = b.load(ptrs[r][v], name=f"old{r}_{v}", align=self.itemsize,
-                                 typ=self.vec)
-                    b.store(b.fadd(old, new[r][v], name=f"sum{r}_{v}"), ptrs[r][v],
-                            align=self.itemsize)
-            b.ret_void()
-        for r in range(mr):
-            for v in range(nv):
-                b.store(new[r][v], ptrs[r][v], align=self.itemsize)
+        flat = [p for row in ptrs for p in row]
+        out = self._when(b, accumulate, sum(new, []), lambda xs: [
+            b.fadd(b.load(p, name="old", align=self.itemsize, typ=self.vec), x, name="sum")
+            for p, x in zip(flat, xs)])
+        # the epilogue: one vector of bias per column of vectors, the same for every row
+        out = self._when(b, b.icmp_unsigned("!=", bias, ir.Constant(PTR, None)), out,
+                         lambda xs: self._add_bias(b, xs, bias, nv))
+        out = self._when(b, relu, out, lambda xs: [self._relu(b, x) for x in xs])
+        for p, x in zip(flat, out):
+            b.store(x, p, align=self.itemsize)
         b.ret_void()
         return fn
+
+    def _add_bias(self, b, values, bias, nv):
+        """values (row by row, nv vectors a row) + the vectors of bias along a row."""
+        vectors = [b.load(self._at(b, bias, _const(v * self.lanes), "bias_at"), name="bias",
+                          align=self.itemsize, typ=self.vec) for v in range(nv)]
+        return [b.fadd(x, vectors[i % nv], name="biased") for i, x in enumerate(values)]
+
+    def _relu(self, b, x):
+        """np.maximum(x, 0): x where x > 0 or NaN, else +0.0 (-0.0 included)."""
+        zero = ir.Constant(x.type, None)
+        return b.select(b.fcmp_unordered(">", x, zero), x, zero, name="relu")
+
+    @staticmethod
+    def _when(b, cond, values, transform):
+        """transform(values) where cond holds, else values (a branch: `transform` may read
+        memory that exists only then)."""
+        before = b.block
+        with b.if_then(cond):
+            changed = transform(values)
+            after = b.block
+        out = []
+        for x, y in zip(values, changed):
+            phi = b.phi(x.type, name="maybe")
+            phi.add_incoming(x, before)
+            phi.add_incoming(y, after)
+            out.append(phi)
+        return out
 
     def _step(self, b, pa, pb, k, acc, mr):
         """The accumulators (flat, row by row) after step k: each row's broadcast element of
@@ -498,34 +543,39 @@ class _GemmBuilder:
     def edge(self, name, microkernel, mr, store_part):
         """A tile of rows x cols < mr x NR: computed whole into scratch, stored in part."""
         nr = self.blk.nr
-        fn, b = self._function(name, [(PTR, "panel_a"), (PTR, "panel_b"), (I64, "depth"),
-                                      (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
-                                      (I64, "rows"), (I64, "cols")])
-        pa, pb, depth, c, rsc, accumulate, rows, cols = fn.args
+        fn, b = self._function(name, _TILE_ARGS + [(I64, "rows"), (I64, "cols")])
+        pa, pb, depth, c, rsc, accumulate, bias, relu, rows, cols = fn.args
         tile = b.alloca(ir.ArrayType(self.t, mr * nr), name="tile")
         tile.align = BUFFER_ALIGN
-        b.call(microkernel, [pa, pb, depth, tile, _const(nr), ir.Constant(I1, 0)])
-        b.call(store_part, [tile, c, rsc, accumulate, rows, cols])
+        b.call(microkernel, [pa, pb, depth, tile, _const(nr), ir.Constant(I1, 0),
+                             ir.Constant(PTR, None), ir.Constant(I1, 0)])
+        b.call(store_part, [tile, _const(nr), c, rsc, accumulate, rows, cols, bias, relu])
         b.ret_void()
         return fn
 
     def store_part(self, name):
-        """C[0:rows, 0:cols] (+)= tile[0:rows, 0:cols] (tile rows NR apart). One copy for all
-        edges, never inlined: it runs once per edge tile, and compiling it costs time."""
-        nr = self.blk.nr
-        fn, b = self._function(name, [(PTR, "tile"), (PTR, "c"), (I64, "rsc"),
-                                      (I1, "accumulate"), (I64, "rows"), (I64, "cols")])
+        """C[0:rows, 0:cols] (+)= tile[0:rows, 0:cols] (tile rows `rst` apart), then the
+        epilogue (bias: null or cols elements; relu). One copy for all edges, never inlined:
+        it runs once per edge tile, and compiling it costs time. (The tile may be C itself,
+        not accumulating: the epilogue alone.)"""
+        fn, b = self._function(name, [(PTR, "tile"), (I64, "rst"), (PTR, "c"), (I64, "rsc"),
+                                      (I1, "accumulate"), (I64, "rows"), (I64, "cols"),
+                                      (PTR, "bias"), (I1, "relu")])
         fn.attributes.add("noinline")
-        tile, c, rsc, accumulate, rows, cols = fn.args
-        zero = ir.Constant(self.t, 0)
+        tile, rst, c, rsc, accumulate, rows, cols, bias, relu = fn.args
+        have_bias = b.icmp_unsigned("!=", bias, ir.Constant(PTR, None), name="have_bias")
         with _loop(b, _const(0), rows, _const(1), "r") as r:
             c_r = self._at(b, c, b.mul(r, rsc), "c_r")
-            tile_r = self._at(b, tile, b.mul(r, _const(nr)), "tile_r")
+            tile_r = self._at(b, tile, b.mul(r, rst), "tile_r")
             with _loop(b, _const(0), cols, _const(1), "j") as j:
                 to = self._at(b, c_r, j, "to")
-                old = b.select(accumulate, b.load(to, name="old", typ=self.t), zero, name="base")
                 x = b.load(self._at(b, tile_r, j, "from"), name="x", typ=self.t)
-                b.store(b.fadd(old, x, name="sum"), to)
+                x, = self._when(b, accumulate, [x], lambda xs: [
+                    b.fadd(b.load(to, name="old", typ=self.t), xs[0], name="sum")])
+                x, = self._when(b, have_bias, [x], lambda xs: [
+                    b.fadd(xs[0], b.load(self._at(b, bias, j, "bias_at"), typ=self.t),
+                           name="biased")])
+                b.store(b.select(relu, self._relu(b, x), x, name="out"), to)
         b.ret_void()
         return fn
 
@@ -540,16 +590,22 @@ class _GemmBuilder:
             (PTR, "a"), (I64, "rsa"), (I64, "csa"), (PTR, "b"), (I64, "rsb"), (I64, "csb"),
             (PTR, "c"), (I64, "rsc"), (I1, "accumulate"),
             (PTR, "buf_a"), (PTR, "buf_b"), (I64, "kc"), (I64, "nc"), (I64, "mc"),
-            (PTR, "packed"), (I64, "packed_n"), (I64, "first")])
+            (PTR, "packed"), (I64, "packed_n"), (I64, "first"), (PTR, "bias"), (I1, "relu")])
         (lo, hi, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate,
-         buf_a, buf_b, kc_blk, nc_blk, mc_blk, packed, packed_n, first) = fn.args
-        have_packed = b.icmp_unsigned("!=", packed, ir.Constant(PTR, None), name="have_packed")
+         buf_a, buf_b, kc_blk, nc_blk, mc_blk, packed, packed_n, first, bias, relu) = fn.args
+        null = ir.Constant(PTR, None)
+        have_packed = b.icmp_unsigned("!=", packed, null, name="have_packed")
+        have_bias = b.icmp_unsigned("!=", bias, null, name="have_bias")
         with _loop(b, lo, hi, mc_blk, "i0") as i0:
             mc = _min(b, mc_blk, b.sub(hi, i0), "mc")
             with _loop(b, _const(0), k, kc_blk, "p0") as p0:
                 kc = _min(b, kc_blk, b.sub(k, p0), "kc")
                 # after the first block of k, C holds a partial sum to add to
                 add = b.or_(accumulate, b.icmp_signed(">", p0, _const(0)), name="add")
+                # the epilogue goes with the last block of k, once C holds the whole sum
+                last = b.icmp_signed(">=", b.add(p0, kc), k, name="last")
+                bias_now = b.and_(last, have_bias, name="bias_now")
+                relu_now = b.and_(last, relu, name="relu_now")
                 a_blk = self._at(b, a, b.add(b.mul(i0, rsa), b.mul(p0, csa)), "a_blk")
                 b.call(pack_a, [a_blk, rsa, csa, mc, kc, buf_a])
                 with _loop(b, _const(0), n, nc_blk, "j0") as j0:
@@ -577,6 +633,10 @@ class _GemmBuilder:
                             cols = _min(b, _const(nr), b.sub(nc, j), "cols")
                             panel_b = self._at(b, panels_b, b.mul(j, kc), "panel_b")
                             c_tile = self._at(b, c_row, j, "c_tile")
+                            # (no inbounds: bias may be null)
+                            bias_at = b.gep(bias, [b.add(j0, j)], source_etype=self.t)
+                            bias_tile = b.select(bias_now, bias_at, null, name="bias_tile")
+                            epilogue = [bias_tile, relu_now]
                             exact = b.and_(b.icmp_signed("==", rows, height),
                                            b.icmp_signed("==", cols, _const(nr)), name="exact")
                             for h, (kernel, edge) in tiles.items():
@@ -585,10 +645,10 @@ class _GemmBuilder:
                                     with b.if_else(exact) as (full, part):
                                         with full:
                                             b.call(kernel, [panel_a, panel_b, kc, c_tile, rsc,
-                                                            add])
+                                                            add, *epilogue])
                                         with part:
                                             b.call(edge, [panel_a, panel_b, kc, c_tile, rsc,
-                                                          add, rows, cols])
+                                                          add, *epilogue, rows, cols])
         b.ret_void()
         return fn
 
@@ -658,14 +718,16 @@ class _GemmBuilder:
             phis.append(phi)
         return phis
 
-    def entry(self, name, blocked, pack_b, scratch, narrow, internal):
+    def entry(self, name, blocked, pack_b, scratch, narrow, internal, store_part):
         mr, nr, kc_max, nc_max, mc_max = (self.blk.mr, self.blk.nr, self.blk.kc, self.blk.nc,
                                           self.blk.mc)
-        fn, b = self._function(name, _ENTRY_ARGS + [(PTR, "cache")], internal=internal)
-        m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi, cache = fn.args
+        fn, b = self._function(name, _ENTRY_ARGS + _FULL_ARGS, internal=internal)
+        (m, n, k, a, rsa, csa, src_b, rsb, csb, c, rsc, accumulate, m_lo, m_hi,
+         cache, bias, relu) = fn.args
+        null = ir.Constant(PTR, None)
         if narrow is not None:  # (its panels are narrower than a cache's)
             with b.if_then(b.icmp_signed("<=", n, _const(self.lanes), name="narrow")):
-                b.call(narrow, list(fn.args[:-1]) + [ir.Constant(PTR, None)])
+                b.call(narrow, list(fn.args[:len(_ENTRY_ARGS)]) + [null, bias, relu])
                 b.ret_void()
         whole_b = (src_b, rsb, csb, k, n)
         # the fallback when the heap has nothing to give: panels of one tile on the stack
@@ -680,6 +742,9 @@ class _GemmBuilder:
         wide = b.and_(b.icmp_signed("<", m, n), b.icmp_signed(">=", n, _const(4 * nr)))
         by_columns = b.and_(wide, b.icmp_signed("<", lo, hi), name="by_columns")  # 0 < m
         lo, hi, n, src_b, c, first = self._share(b, by_columns, m, n, lo, hi, src_b, csb, c)
+        have_bias = b.icmp_unsigned("!=", bias, null, name="have_bias")
+        bias = b.select(have_bias, b.gep(bias, [first], source_etype=self.t), null, name="bias")
+        relu = b.icmp_signed("!=", relu, ir.Constant(I32, 0), name="relu")
         add = b.icmp_signed("!=", accumulate, ir.Constant(I32, 0), name="add")
         nothing = b.or_(b.icmp_signed(">=", lo, hi), b.icmp_signed("<=", n, _const(0)))
         with b.if_then(nothing):
@@ -691,6 +756,10 @@ class _GemmBuilder:
                     c_i = self._at(b, c, b.mul(i, rsc), "c_i")
                     with _loop(b, _const(0), n, _const(1), "j") as j:
                         b.store(zero, self._at(b, c_i, j, "to"))
+            with b.if_then(b.or_(have_bias, relu)):  # the epilogue on C as it stands
+                c_lo = self._at(b, c, b.mul(lo, rsc), "c_lo")
+                b.call(store_part, [c_lo, rsc, c_lo, rsc, ir.Constant(I1, 0), b.sub(hi, lo), n,
+                                    bias, relu])
             b.ret_void()
 
         # buffers no larger than the problem needs
@@ -709,10 +778,11 @@ class _GemmBuilder:
         with b.if_else(have_heap) as (heap, stack):
             with heap:
                 packed = self.packed_b(b, cache, pack_b, whole_b, kc, packed_n, first)
-                b.call(blocked, args + [heap_a, heap_b, kc, nc, mc, packed, packed_n, first])
+                b.call(blocked, args + [heap_a, heap_b, kc, nc, mc, packed, packed_n, first,
+                                        bias, relu])
             with stack:
                 b.call(blocked, args + [stack_a, stack_b, _const(small_kc), _const(nr),
-                                        _const(mr), ir.Constant(PTR, None), packed_n, first])
+                                        _const(mr), null, packed_n, first, bias, relu])
         b.ret_void()
         return fn
 

@@ -157,6 +157,60 @@ def test_empty_k_zeroes_or_keeps_c(dtype):
     assert (wide[:, :split] == 0).all() and (wide[:, split:] == 3.5).all()
 
 
+def full_call(a, b, c, bias, relu, accumulate=0, shares=1, **build):
+    """The full entry with an epilogue (bias: an array or None) in `shares` calls."""
+    library, _ = compiled(c.dtype.name, **build)
+    fn = library.function(gemm.gemm_name(c.dtype.name, full=True), None, *gemm.full_argtypes())
+    m, k = a.shape
+    size = c.itemsize
+    for part in range(shares):
+        fn(m, b.shape[1], k, a.ctypes.data, a.strides[0] // size, a.strides[1] // size,
+           b.ctypes.data, b.strides[0] // size, b.strides[1] // size,
+           c.ctypes.data, c.strides[0] // size, accumulate, m * part // shares,
+           m * (part + 1) // shares, None, None if bias is None else bias.ctypes.data, relu)
+
+
+def with_specials(rng, x, count):
+    """x with `count` of its elements (where it has any) set to inf, -inf, NaN and -0.0."""
+    flat = x.reshape(-1)
+    if flat.size:
+        at = rng.integers(0, flat.size, count)
+        flat[at] = rng.choice(np.array([np.inf, -np.inf, np.nan, -0.0], x.dtype), count)
+    return x
+
+
+@pytest.mark.parametrize("vector_bits,blocking", VARIANTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,n,k,shares", [(1, 1, 1, 1), (5, 17, 5, 2), (37, 71, 613, 3),
+                                          (24, 64, 9, 2), (9, 300, 40, 3), (130, 8, 30, 2),
+                                          (17, 33, 0, 2), (1023, 17, 129, 2)])
+@pytest.mark.parametrize("bias,relu", [(True, 1), (True, 0), (False, 1)])
+def test_fused_epilogue_is_the_product_then_bias_then_relu(m, n, k, shares, dtype, vector_bits,
+                                                           blocking, bias, relu):
+    # the same sums in the same order as the plain product: the epilogue's result is exactly
+    # numpy's add and maximum on it, infinities, NaN and -0.0 included
+    rng = np.random.default_rng([m, n, k, shares])
+    a = with_specials(rng, random(rng, (m, k), dtype), 3)
+    b = with_specials(rng, random(rng, (k, n), dtype), 3)
+    b = np.ascontiguousarray(b.T).T if shares == 3 else b  # transposed B too
+    bias_v = with_specials(rng, random(rng, (n,), dtype), 2) if bias else None
+    for accumulate in (0, 1):
+        c0 = with_specials(rng, random(rng, (m, n), dtype), 2)
+        product = c0.copy()
+        call(a, b, product, accumulate=accumulate, vector_bits=vector_bits, blocking=blocking)
+        with np.errstate(invalid="ignore"):  # inf + -inf
+            expected = product + bias_v if bias else product
+        expected = np.maximum(expected, 0) if relu else expected
+        wide = np.full((m, n + 3), -7.0, dtype)  # rsc = n + 3: nothing past C's columns
+        c = wide[:, :n]
+        c[:] = c0
+        full_call(a, b, c, bias_v, relu, accumulate=accumulate, shares=shares,
+                  vector_bits=vector_bits, blocking=blocking)
+        np.testing.assert_array_equal(c, expected)
+        assert not np.signbit(c[c == 0]).any() or not relu  # relu(-0.0) is +0.0
+        assert (wide[:, n:] == -7.0).all()
+
+
 @pytest.mark.parametrize("m,n,rows", [(0, 5, None), (5, 0, None), (9, 9, (4, 4)), (9, 9, (6, 2))])
 def test_nothing_to_do_writes_nothing(m, n, rows):
     rng = np.random.default_rng(0)
@@ -279,7 +333,7 @@ def test_narrow_products_take_tiles_one_vector_wide():
     assert "graphc_gemm_f32_narrow_microkernel16" in text
     assert 'icmp sle i64 %"n", 16' in text
     narrow = gemm.narrow_blocking("float32", 512)
-    assert (narrow.mr, narrow.nr) == (16, 16) and gemm.default_blocking("float32", 512).nr == 32
+    assert (narrow.mr, narrow.nr) == (16, 16) and gemm.default_blocking("float32", 512).nr == 64
     assert "narrow" not in str(_with_blocking(BLOCKINGS["small"]["float32"]))
 
 
@@ -369,7 +423,7 @@ def test_train_step_shapes(m, n, k, layout, dtype, accumulate, parts):
         np.testing.assert_array_equal(c, alone)
 
 
-@pytest.mark.parametrize("m,n,parts", [(20, 130, 3), (9, 200, 2), (5, 400, 4)])
+@pytest.mark.parametrize("m,n,parts", [(20, 300, 3), (9, 260, 2), (5, 400, 4)])
 def test_shares_of_few_rows_are_whole_columns(m, n, parts):
     # far fewer rows than columns: each share computes every row of a block of whole columns;
     # the shares' blocks are disjoint and cover C
@@ -391,10 +445,10 @@ def test_shares_of_few_rows_are_whole_columns(m, n, parts):
 
 
 def cached_call(a, b, c, cache, shares=1, accumulate=0, **build):
-    """The cached entry on numpy arrays (B of any strides), in `shares` calls that split C."""
+    """The full entry, a cache and no epilogue, on numpy arrays (B of any strides), in `shares` calls that split C."""
     library, _ = compiled(c.dtype.name, **build)
-    fn = library.function(gemm.gemm_name(c.dtype.name, cached=True), None,
-                          *gemm.gemm_argtypes(), ctypes.c_void_p)
+    fn = library.function(gemm.gemm_name(c.dtype.name, full=True), None,
+                          *gemm.full_argtypes())
     m, k = a.shape
     n = b.shape[1]
     size = c.itemsize
@@ -402,7 +456,7 @@ def cached_call(a, b, c, cache, shares=1, accumulate=0, **build):
         fn(m, n, k, a.ctypes.data, a.strides[0] // size, a.strides[1] // size,
            b.ctypes.data, b.strides[0] // size, b.strides[1] // size,
            c.ctypes.data, c.strides[0] // size, accumulate, m * part // shares,
-           m * (part + 1) // shares, cache.ctypes.data)
+           m * (part + 1) // shares, cache.ctypes.data, None, 0)
 
 
 def packs(cache):
