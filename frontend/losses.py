@@ -85,11 +85,32 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
-class BinaryCrossentropy(Loss):
+class _Smoothed(Loss):
+    """A cross-entropy with Keras's label_smoothing: the labels move that fraction of the way
+    to the uniform distribution over `classes` (2 for the binary ones, else the last axis)."""
+    classes = None
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def smoothed(self, y_true, y_pred):
+        y_true = _float(y_true, y_pred)
+        if not self.label_smoothing:
+            return y_true
+        classes = self.classes or y_pred.shape[-1]
+        return y_true * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class BinaryCrossentropy(_Smoothed):
     name = "binary_crossentropy"
+    classes = 2
 
     def per_example(self, y_true, y_pred):
-        y_true = _float(y_true, y_pred)
+        y_true = self.smoothed(y_true, y_pred)
         logits = y_pred if self.from_logits else _logits_under(y_pred, "sigmoid")
         if logits is not None:
             return _mean_last(gc.nn.sigmoid_cross_entropy(logits, y_true))
@@ -97,12 +118,12 @@ class BinaryCrossentropy(Loss):
         return _mean_last(-(y_true * gc.log(p) + (1 - y_true) * gc.log(1 - p)))
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_Smoothed):
     """y_true: one-hot (or probability) rows."""
     name = "categorical_crossentropy"
 
     def per_example(self, y_true, y_pred):
-        y_true = _float(y_true, y_pred)
+        y_true = self.smoothed(y_true, y_pred)
         logits = y_pred if self.from_logits else _logits_under(y_pred, "softmax")
         if logits is not None:
             return gc.nn.softmax_cross_entropy(logits, y_true)
@@ -464,8 +485,8 @@ def _functional(cls, *options):
 mean_squared_error = _functional(MeanSquaredError)
 mean_absolute_error = _functional(MeanAbsoluteError)
 huber = _functional(Huber, "delta")
-binary_crossentropy = _functional(BinaryCrossentropy, "from_logits")
-categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits")
+binary_crossentropy = _functional(BinaryCrossentropy, "from_logits", "label_smoothing")
+categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits", "label_smoothing")
 sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits")
 hinge = _functional(Hinge)
 squared_hinge = _functional(SquaredHinge)
