@@ -28,11 +28,7 @@ def _weighted_sums(values, sample_weight, reduce=gc.mean):
     as its reduced weight."""
     if sample_weight is None:
         return gc.sum(values), gc.sum(gc.broadcast_to(gc.constant(1.0), values.shape))
-    w = gc.cast(sample_weight, gc.float32)
-    if w.ndim == values.ndim + 1 and w.shape[-1] == 1:
-        w = gc.squeeze(w, axis=-1)
-    elif values.ndim == w.ndim + 1 and values.shape[-1] == 1:
-        values = gc.squeeze(values, axis=-1)
+    values, w = losses.same_rank(values, gc.cast(sample_weight, gc.float32))
     if values.ndim > w.ndim:
         values = reduce(values, axis=tuple(range(w.ndim, values.ndim)))
     w = gc.broadcast_to(w, values.shape)

@@ -89,3 +89,7 @@ class DeviceError(ResourceError):
 
 class TruthValueError(GraphcError, TypeError):
     """A symbolic tensor used where Python needs True or False (`if`, `and`, `not`, `in`)."""
+
+
+class OptionError(GraphcError, ValueError):
+    """An option (a constructor's or a function's argument) given a value it does not take."""

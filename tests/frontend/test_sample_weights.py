@@ -1,5 +1,6 @@
-"""Metrics updated batch by batch with sample weights (Keras's update_state(..., sample_weight))
-and the cross-entropies' label_smoothing, against numpy; batches of run-time sizes."""
+"""Sample weights as Keras applies them, against numpy: metrics updated batch by batch
+(Keras's update_state(..., sample_weight)), batches of run-time sizes; losses' calls with
+sample weights and reductions; the cross-entropies' label_smoothing."""
 import numpy as np
 import pytest
 
@@ -135,3 +136,43 @@ def test_binary_crossentropy_label_smoothing_moves_labels_halfway():
                                rtol=1e-5)
     assert gk.losses.BinaryCrossentropy(label_smoothing=0.3).get_config()["label_smoothing"] \
         == pytest.approx(0.3)
+
+
+HUBER = lambda t, p: np.where(np.abs(p - t) <= 0.5, 0.5 * (p - t) ** 2,  # noqa: E731
+                              0.5 * (np.abs(p - t) - 0.25)).mean(-1)
+
+
+@pytest.mark.parametrize("reduction,weight_shape,reduce", [
+    (None, None, lambda v, w: v),
+    ("none", (7,), lambda v, w: v * w),
+    ("none", (7, 1), lambda v, w: (v * w[:, 0])[:, None]),  # Keras: the values gain the axis
+    ("sum", (7,), lambda v, w: (v * w).sum()),
+    ("sum_over_batch_size", (7,), lambda v, w: (v * w).sum() / 7),
+    ("mean", None, lambda v, w: v.mean()),
+    ("mean_with_sample_weight", (7,), lambda v, w: (v * w).sum() / w.sum()),
+    ("mean_with_sample_weight", None, lambda v, w: v.mean()),
+])
+def test_loss_reductions_with_sample_weights(reduction, weight_shape, reduce):
+    t = rng.normal(size=(7, 3)).astype("float32")
+    p = rng.normal(size=(7, 3)).astype("float32")
+    w = None if weight_shape is None else rng.uniform(0, 2, weight_shape).astype("float32")
+    loss = gk.losses.Huber(delta=0.5, reduction=reduction)
+    got = gc.function([], loss(gc.constant(t), gc.constant(p),
+                               None if w is None else gc.constant(w)))()
+    np.testing.assert_allclose(got, reduce(HUBER(t, p), w), rtol=1e-5)
+
+
+def test_loss_reductions_of_an_empty_batch_are_zero_or_empty():
+    holders = [gc.placeholder(gc.float32, (None, 3)) for _ in range(2)]
+    for reduction, expect in (("sum_over_batch_size", 0.0), ("sum", 0.0), (None, [])):
+        f = gc.function(holders, gk.losses.LogCosh(reduction=reduction)(*holders))
+        empty = np.zeros((0, 3), "float32")
+        np.testing.assert_array_equal(f(empty, empty), np.asarray(expect, "float32"))
+
+
+def test_a_loss_keeps_its_reduction_when_saved_and_refuses_an_unknown_one():
+    loss = gk.losses.CategoricalCrossentropy(label_smoothing=0.1, reduction="sum")
+    again = gk.losses.deserialize(gk.losses.serialize(loss))
+    assert (again.reduction, again.label_smoothing) == ("sum", pytest.approx(0.1))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        gk.losses.Hinge(reduction="average")
