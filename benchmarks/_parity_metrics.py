@@ -1,7 +1,8 @@
 """Loss and metric cases of keras_breadth_parity.py outside a fit. A metric is updated batch
 after batch (Keras's update_state, graphc's update in a compiled function), with sample
-weights where a case names them, and its result after each batch is compared; a loss's
-functional form is compared by its per-example values on one batch."""
+weights where a case names them, and its result after each batch is compared; a loss is
+compared on one batch: a function's per-example values, a class's reduction of them with
+sample weights."""
 import numpy as np
 
 BATCHES, MB = 3, 5  # batches of MB examples
@@ -41,40 +42,67 @@ METRIC_CASES = {
         "logits", "w"),
 }
 
-# name: (function of keras.losses / gk.losses, its kwargs, y_true array, y_pred array)
+# name: (a function of keras.losses / gk.losses, or a class, its kwargs, y_true array, y_pred
+# array[, sample_weight array]): a function's per-example values, a class's call (with an
+# explicit reduction: graphc's default keeps the per-example values) on the first batch
 LOSS_CASES = {
-    "losses categorical_crossentropy from_logits label_smoothing": (
+    "loss values categorical_crossentropy from_logits label_smoothing": (
         "categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.2}, "onehot",
         "logits"),
-    "losses categorical_crossentropy probabilities": ("categorical_crossentropy", {}, "probs2",
-                                                      "probs"),
-    "losses binary_crossentropy label_smoothing": ("binary_crossentropy",
-                                                   {"label_smoothing": 0.3}, "binary", "unit"),
-    "losses sparse_categorical_crossentropy from_logits": (
+    "loss values categorical_crossentropy probabilities": (
+        "categorical_crossentropy", {}, "probs2", "probs"),
+    "loss values binary_crossentropy label_smoothing": (
+        "binary_crossentropy", {"label_smoothing": 0.3}, "binary", "unit"),
+    "loss values sparse_categorical_crossentropy from_logits": (
         "sparse_categorical_crossentropy", {"from_logits": True}, "sparse", "logits"),
-    "losses sparse_categorical_crossentropy probabilities": (
+    "loss values sparse_categorical_crossentropy probabilities": (
         "sparse_categorical_crossentropy", {}, "sparse_col", "probs"),
-    "losses hinge": ("hinge", {}, "binary", "logits"),
-    "losses squared_hinge": ("squared_hinge", {}, "signs", "logits"),
-    "losses categorical_hinge": ("categorical_hinge", {}, "onehot", "logits"),
-    "losses huber delta 0.3": ("huber", {"delta": 0.3}, "normal", "logits"),
-    "losses kl_divergence": ("kl_divergence", {}, "probs2", "probs"),
-    "losses log_cosh": ("log_cosh", {}, "normal", "logits"),
+    "loss values hinge": ("hinge", {}, "binary", "logits"),
+    "loss values squared_hinge": ("squared_hinge", {}, "signs", "logits"),
+    "loss values categorical_hinge": ("categorical_hinge", {}, "onehot", "logits"),
+    "loss values huber delta 0.3": ("huber", {"delta": 0.3}, "normal", "logits"),
+    "loss values kl_divergence": ("kl_divergence", {}, "probs2", "probs"),
+    "loss values log_cosh": ("log_cosh", {}, "normal", "logits"),
+    "loss values CategoricalCrossentropy from_logits label_smoothing sum weighted": (
+        "CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.1,
+                                    "reduction": "sum"}, "onehot", "logits", "w"),
+    "loss values SparseCategoricalCrossentropy sum_over_batch_size weighted": (
+        "SparseCategoricalCrossentropy", {"reduction": "sum_over_batch_size"}, "sparse_col",
+        "probs", "w"),
+    "loss values BinaryCrossentropy from_logits mean weighted": (
+        "BinaryCrossentropy", {"from_logits": True, "reduction": "mean"}, "binary", "logits",
+        "w"),
+    "loss values Hinge mean_with_sample_weight weighted": (
+        "Hinge", {"reduction": "mean_with_sample_weight"}, "binary", "logits", "w"),
+    "loss values SquaredHinge none, column weights": (
+        "SquaredHinge", {"reduction": None}, "signs", "logits", "w_col"),
+    "loss values CategoricalHinge mean_with_sample_weight unweighted": (
+        "CategoricalHinge", {"reduction": "mean_with_sample_weight"}, "onehot", "logits"),
+    "loss values Huber delta 0.5 sum weighted": (
+        "Huber", {"delta": 0.5, "reduction": "sum"}, "normal", "logits", "w"),
+    "loss values KLDivergence sum_over_batch_size weighted": (
+        "KLDivergence", {"reduction": "sum_over_batch_size"}, "probs2", "probs", "w"),
+    "loss values LogCosh none weighted": (
+        "LogCosh", {"reduction": "none"}, "normal", "logits", "w"),
 }
 
 
-def keras_loss_values(keras, name, data):
-    """The per-example values of a LOSS_CASES function on the first batch."""
-    fn, kwargs, y_true, y_pred = LOSS_CASES[name]
-    return [np.asarray(getattr(keras.losses, fn)(data[y_true][0], data[y_pred][0], **kwargs))]
+def _loss_call(lib, name, array):
+    """The LOSS_CASES case's loss on the first batch, its arrays made by array(numpy)."""
+    what, kwargs, *keys = LOSS_CASES[name]
+    y_true, y_pred, *weight = [array(metric_data()[k][0]) for k in keys]
+    if what[:1].isupper():
+        return getattr(lib.losses, what)(**kwargs)(y_true, y_pred, *weight)
+    return getattr(lib.losses, what)(y_true, y_pred, **kwargs)
 
 
-def graphc_loss_values(gk, name, data):
+def keras_loss_values(keras, name):
+    return [np.asarray(_loss_call(keras, name, np.asarray))]
+
+
+def graphc_loss_values(gk, name):
     import graphc as gc
-    fn, kwargs, y_true, y_pred = LOSS_CASES[name]
-    values = getattr(gk.losses, fn)(gc.constant(data[y_true][0]), gc.constant(data[y_pred][0]),
-                                    **kwargs)
-    return [np.asarray(gc.function([], values)())]
+    return [np.asarray(gc.function([], _loss_call(gk, name, gc.constant))())]
 
 
 def metric_data():
@@ -94,7 +122,8 @@ def metric_data():
             "signs": 2.0 * binary - 1.0, "unit": rng.uniform(size=shape).astype("float32"),
             "normal": rng.normal(size=shape).astype("float32"),
             "ints": rng.integers(0, 3, shape).astype("float32"),
-            "ints2": rng.integers(0, 3, shape).astype("float32"), "w": w}
+            "ints2": rng.integers(0, 3, shape).astype("float32"), "w": w,
+            "w_col": w[..., None]}
 
 
 def make_metric(lib, name):

@@ -5,11 +5,11 @@ Layers: each case's model is built with Keras (in another interpreter, on JAX) a
 graphc.frontend, Keras's weights (perturbed, so biases matter) are copied with set_weights, and
 both predict on the same inputs. Training: the same small model, weights and data are trained
 for a few steps with each optimizer, loss and metric (shuffle=False); the final weights and the
-history's loss and metric values are compared. Metrics outside a fit (_parity_metrics.py):
+history's loss and metric values are compared. Outside a fit (_parity_metrics.py): metrics
 updated over three batches with sample weights, their result after each compared; the loss
-functions' per-example values. One JSON line per case (max abs difference), then a summary
-line. tests/frontend/test_parity_coverage.py checks that every public layer, loss, metric and
-optimizer class is named by a case.
+functions' per-example values and the loss classes' reductions with sample weights. One JSON
+line per case (max abs difference), then a summary line. tests/frontend/test_parity_coverage.py
+checks that every public layer, loss, metric and optimizer class is named by a case.
 
 Usage:
     GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_breadth_parity.py \
@@ -570,6 +570,9 @@ TRAIN_CASES.update({
         "SGD", {"learning_rate": 0.1}, ("Huber", {"delta": 0.5}), ["LogCoshError", _wrapped],
         "regression"),
     "losses huber": ("SGD", {"learning_rate": 0.1}, "huber", [], "regression"),
+    "losses Huber reduction sum": ("SGD", {"learning_rate": 0.02},
+                                   ("Huber", {"delta": 0.5, "reduction": "sum"}), [],
+                                   "regression"),
     "losses Hinge + hinge metrics, confusion counts at thresholds": (
         "SGD", {"learning_rate": 0.1}, ("Hinge", {}),
         ["Hinge", "SquaredHinge", ("BinaryAccuracy", {"threshold": 0.3}),
@@ -663,6 +666,10 @@ def inputs():
             "indices": rng.integers(0, 5, (B, 3)).astype("int32")}
 
 
+# every case, by a name of its own (tests/frontend/test_parity_coverage.py checks)
+CASE_NAMES = list(LAYER_CASES) + list(TRAIN_CASES) + list(METRIC_CASES) + list(LOSS_CASES)
+
+
 def peer_main(in_path, out_path, only):
     import keras
     keras.utils.set_random_seed(0)
@@ -676,7 +683,7 @@ def peer_main(in_path, out_path, only):
         if name in METRIC_CASES:
             return keras_results(keras, name, metric_data())
         if name in LOSS_CASES:
-            return keras_loss_values(keras, name, metric_data())
+            return keras_loss_values(keras, name)
         model, layers, names = LAYER_CASES[name](keras)
         for li, layer in enumerate(layers):
             ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
@@ -685,8 +692,7 @@ def peer_main(in_path, out_path, only):
             for wi, w in enumerate(ws):
                 arrays[f"c{i}_l{li}_w{wi}"] = w
         return outputs(model, [data[n] for n in names])
-    peer_run(in_path, out_path, only, list(LAYER_CASES) + list(TRAIN_CASES) + list(METRIC_CASES)
-             + list(LOSS_CASES), run_one, history_keys=keys)
+    peer_run(in_path, out_path, only, CASE_NAMES, run_one, history_keys=keys)
 
 
 def main(only, tolerance):
@@ -703,7 +709,7 @@ def main(only, tolerance):
         if name in METRIC_CASES:
             return graphc_results(gk, name, metric_data())
         if name in LOSS_CASES:
-            return graphc_loss_values(gk, name, metric_data())
+            return graphc_loss_values(gk, name)
         model, layers, names = LAYER_CASES[name](gk)
         for li, layer in enumerate(layers):
             layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(len(layer.weights))])
