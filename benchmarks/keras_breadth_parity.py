@@ -5,8 +5,11 @@ Layers: each case's model is built with Keras (in another interpreter, on JAX) a
 graphc.frontend, Keras's weights (perturbed, so biases matter) are copied with set_weights, and
 both predict on the same inputs. Training: the same small model, weights and data are trained
 for a few steps with each optimizer, loss and metric (shuffle=False); the final weights and the
-history's loss and metric values are compared. One JSON line per case (max abs difference),
-then a summary line.
+history's loss and metric values are compared. Outside a fit (_parity_metrics.py): metrics
+updated over three batches with sample weights, their result after each compared; the loss
+functions' per-example values and the loss classes' reductions with sample weights. One JSON
+line per case (max abs difference), then a summary line. tests/frontend/test_parity_coverage.py
+checks that every public layer, loss, metric and optimizer class is named by a case.
 
 Usage:
     GRAPHC_PEER_PYTHON=/work/peervenv/bin/python python benchmarks/keras_breadth_parity.py \
@@ -16,6 +19,8 @@ Usage:
 import numpy as np
 
 from _parity import outputs, peer_run, run, script_main
+from _parity_metrics import (LOSS_CASES, METRIC_CASES, graphc_loss_values, graphc_results,
+                             keras_loss_values, keras_results, metric_data)
 
 B = 4
 
@@ -429,6 +434,65 @@ LAYER_CASES = {
     "Dot 3-D axes 2": _dot3(),
 }
 
+
+def _sequential(*make_layers, data):
+    """A Sequential model of the layers, the first an InputLayer."""
+    def case(lib):
+        layers = [make(lib) for make in make_layers]
+        return lib.Sequential(layers), [l for l in layers if l.weights], [data]
+    return case
+
+
+# core, normalization and pooling layers (their only other Keras comparison,
+# keras_compare.py, compares accuracies), and the random augmentations where their draw is
+# fixed: AugMix and RandAugment at inference pass the image through (their training draws
+# have no setting that fixes them but num_ops 0); RandomElasticTransform and
+# RandomPerspective with scale 0 (or factor 0) draw no displacement, so both libraries must
+# resample the image onto itself
+LAYER_CASES.update({
+    "InputLayer Activation Reshape (Sequential)": _sequential(
+        L("InputLayer", shape=SEQ), L("Activation", activation="tanh"),
+        L("Reshape", target_shape=(3, 14)), L("Activation", activation="softplus"),
+        L("Reshape", target_shape=(-1, 6)), data="x2"),
+    "Add": _merge("Add"),
+    "AveragePooling2D valid": _seq(L("AveragePooling2D", pool_size=(3, 2), strides=(2, 1)),
+                                   shape=IMG),
+    "AveragePooling2D same strides 2": _seq(L("AveragePooling2D", pool_size=3, strides=2,
+                                              padding="same"), shape=IMG),
+    "MaxPooling2D Flatten": _seq(L("MaxPooling2D"), L("Flatten"), shape=IMG),
+    "MaxPooling2D same strides 1": _seq(L("MaxPooling2D", pool_size=(3, 2), strides=1,
+                                          padding="same"), shape=IMG),
+    "GlobalAveragePooling2D": _seq(L("GlobalAveragePooling2D"), shape=IMG),
+    "GlobalAveragePooling2D keepdims": _seq(L("GlobalAveragePooling2D", keepdims=True),
+                                            shape=IMG),
+    "BatchNormalization (inference)": _seq(L("BatchNormalization"), shape=IMG),
+    "BatchNormalization axis 1 no center epsilon (inference)": _seq(
+        L("BatchNormalization", axis=1, center=False, epsilon=0.01), shape=SEQ),
+    "LayerNormalization": _seq(L("LayerNormalization"), shape=SEQ),
+    "LayerNormalization axes 1 2 no scale": _seq(
+        L("LayerNormalization", axis=[1, 2], scale=False, epsilon=1e-5), shape=IMG),
+    "LayerNormalization axis 1 no center": _seq(L("LayerNormalization", axis=1, center=False),
+                                                shape=SEQ),
+    "Dropout SpatialDropout2D ActivityRegularization (inference)": _seq(
+        L("Dropout", rate=0.5), L("SpatialDropout2D", rate=0.4),
+        L("ActivityRegularization", l1=0.1, l2=0.2), shape=IMG),
+    "AugMix RandAugment (inference)": _seq(L("AugMix"), L("RandAugment"), shape=IMG,
+                                           data="pixels"),
+    "RandAugment num_ops 0 (training, fixed draws)": _training_call(
+        L("RandAugment", num_ops=0), IMG, "pixels"),
+    "RandomElasticTransform RandomPerspective (inference)": _seq(
+        L("RandomElasticTransform"), L("RandomPerspective"), shape=IMG, data="pixels"),
+    "RandomElasticTransform scale 0 (training, fixed draws)": _training_call(
+        L("RandomElasticTransform", factor=1.0, scale=0.0), IMG, "pixels"),
+    "RandomElasticTransform factor 0 (training, fixed draws)": _training_call(
+        L("RandomElasticTransform", factor=0.0, scale=0.5), IMG, "pixels"),
+    "RandomPerspective scale 0 (training, fixed draws)": _training_call(
+        L("RandomPerspective", factor=1.0, scale=0.0), IMG),
+    "RandomPerspective factor 0 nearest (training, fixed draws)": _training_call(
+        L("RandomPerspective", factor=0.0, scale=0.7, interpolation="nearest"), IMG),
+})
+
+
 # training: (optimizer class, its kwargs, loss, metrics, target kind[, fit's extra arguments
 # as a function of lib])
 TRAIN_CASES = {
@@ -536,22 +600,84 @@ TRAIN_CASES = {
                                        [("AUC", {"curve": "PR"}), "BinaryCrossentropy",
                                         ("Precision", {"thresholds": 0.3})], "binary"),
 }
+# optimizers, the loss classes (with from_logits and label_smoothing on linear outputs, the
+# "logits" target kinds) and the metric classes over the batches of two epochs; a case with a
+# layer in TRAIN_HIDDEN fits it before the Dense layer and compares its weights too
+_wrapped = ("MeanMetricWrapper", {"fn": lambda lib: lib.losses.huber, "name": "wrapped_huber"})
+TRAIN_CASES.update({
+    "Adagrad": ("Adagrad", {"learning_rate": 0.1}, "categorical_crossentropy", [], "onehot"),
+    "AdamW": ("AdamW", {"learning_rate": 0.02, "weight_decay": 0.1},
+              "categorical_crossentropy", [], "onehot"),
+    "RMSprop momentum": ("RMSprop", {"learning_rate": 0.01, "momentum": 0.5},
+                         "mean_squared_error", [], "regression"),
+    "RMSprop centered rho 0.8": ("RMSprop", {"learning_rate": 0.01, "rho": 0.8,
+                                             "centered": True}, "categorical_crossentropy",
+                                 [], "onehot"),
+    "BatchNormalization moving statistics after fit": (
+        "SGD", {"learning_rate": 0.1}, "categorical_crossentropy", [], "onehot"),
+    "ActivityRegularization penalty in the fit loss": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", [], "regression"),
+    "losses CategoricalCrossentropy from_logits label_smoothing": (
+        "SGD", {"learning_rate": 0.1},
+        ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.2}),
+        ["CategoricalAccuracy", ("CategoricalCrossentropy", {"from_logits": True})], "logits"),
+    "losses CategoricalCrossentropy label_smoothing on probabilities": (
+        "SGD", {"learning_rate": 0.1}, ("CategoricalCrossentropy", {"label_smoothing": 0.1}),
+        ["CategoricalCrossentropy", "KLDivergence", "CategoricalHinge"], "onehot"),
+    "losses SparseCategoricalCrossentropy from_logits + sparse metrics": (
+        "SGD", {"learning_rate": 0.1}, ("SparseCategoricalCrossentropy", {"from_logits": True}),
+        ["SparseCategoricalAccuracy", ("SparseTopKCategoricalAccuracy", {"k": 2}),
+         ("SparseCategoricalCrossentropy", {"from_logits": True})], "sparse logits"),
+    "losses SparseCategoricalCrossentropy on probabilities": (
+        "SGD", {"learning_rate": 0.1}, ("SparseCategoricalCrossentropy", {}),
+        ["SparseCategoricalCrossentropy", ("SparseTopKCategoricalAccuracy", {"k": 1})],
+        "sparse"),
+    "losses Huber delta 0.5 + LogCoshError, MeanMetricWrapper": (
+        "SGD", {"learning_rate": 0.1}, ("Huber", {"delta": 0.5}), ["LogCoshError", _wrapped],
+        "regression"),
+    "losses huber": ("SGD", {"learning_rate": 0.1}, "huber", [], "regression"),
+    "losses Huber reduction sum": ("SGD", {"learning_rate": 0.02},
+                                   ("Huber", {"delta": 0.5, "reduction": "sum"}), [],
+                                   "regression"),
+    "losses Hinge + hinge metrics, confusion counts at thresholds": (
+        "SGD", {"learning_rate": 0.1}, ("Hinge", {}),
+        ["Hinge", "SquaredHinge", ("BinaryAccuracy", {"threshold": 0.3}),
+         ("FalseNegatives", {"thresholds": [0.3, 0.6]}), "FalsePositives",
+         ("TrueNegatives", {"thresholds": 0.7})], "binary"),
+    "losses SquaredHinge": ("SGD", {"learning_rate": 0.1}, ("SquaredHinge", {}),
+                            ["BinaryAccuracy"], "binary"),
+    "losses CategoricalHinge": ("SGD", {"learning_rate": 0.1}, ("CategoricalHinge", {}), [],
+                                "onehot"),
+    "losses KLDivergence": ("SGD", {"learning_rate": 0.1}, ("KLDivergence", {}), [], "onehot"),
+    "losses LogCosh": ("SGD", {"learning_rate": 0.1}, ("LogCosh", {}), [], "regression"),
+})
+TRAIN_HIDDEN = {"BatchNormalization moving statistics after fit":
+                L("BatchNormalization", momentum=0.6, epsilon=0.01),
+                "ActivityRegularization penalty in the fit loss":
+                L("ActivityRegularization", l1=0.05, l2=0.1)}
 STEPS, TB = 3, 8  # batches of TB examples
 
 
-def _train_model(lib, kind):
+def _train_model(lib, kind, hidden=None):
+    """The model and the layers whose weights are compared (Dense last)."""
     x = lib.Input((5,))
     act = {"onehot": "softmax", "sparse": "softmax", "binary": "sigmoid",
            "positive": "softplus"}.get(kind)
-    layer = lib.layers.Dense(3 if kind != "binary" else 1, activation=act)
-    return lib.Model(x, layer(x)), layer
+    layers = ([hidden(lib)] if hidden else []) + \
+        [lib.layers.Dense(3 if kind != "binary" else 1, activation=act)]
+    h = x
+    for layer in layers:
+        h = layer(h)
+    return lib.Model(x, h), layers
 
 
 def _train_data():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(STEPS * TB, 5)).astype("float32")
     cls = rng.integers(0, 3, STEPS * TB)
-    return {"x": x, "onehot": np.eye(3, dtype="float32")[cls], "sparse": cls.astype("int32"),
+    onehot, sparse = np.eye(3, dtype="float32")[cls], cls.astype("int32")
+    return {"x": x, "onehot": onehot, "sparse": sparse, "logits": onehot,
+            "sparse logits": sparse,
             "binary": (x[:, :1] + 0.3 * rng.normal(size=(STEPS * TB, 1)) > 0).astype("float32"),
             "regression": rng.normal(size=(STEPS * TB, 3)).astype("float32"),
             "positive": rng.uniform(0.5, 2.0, (STEPS * TB, 3)).astype("float32"),
@@ -561,11 +687,11 @@ def _train_data():
 
 def _train(lib, name, data):
     opt_name, opt_kwargs, loss, metrics, kind, *extra = TRAIN_CASES[name]
-    model, layer = _train_model(lib, kind)
+    model, layers = _train_model(lib, kind, TRAIN_HIDDEN.get(name))
     n = 1 if kind == "binary" else 3
-    layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
-    mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(**m[1])
-            for m in metrics]
+    layers[-1].set_weights([data["w0"][:, :n], data["b0"][:n]])
+    mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(
+        **{k: v(lib) if callable(v) else v for k, v in m[1].items()}) for m in metrics]
     loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
         getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
     model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss, metrics=mets)
@@ -574,7 +700,8 @@ def _train(lib, name, data):
     # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
     keys = sorted(hist.history, key=_plain)
     values = [np.asarray(hist.history[k], np.float32) for k in keys]
-    return [np.asarray(w) for w in layer.get_weights()] + values, [_plain(k) for k in keys]
+    weights = [w for layer in layers for w in layer.get_weights()]
+    return [np.asarray(w) for w in weights] + values, [_plain(k) for k in keys]
 
 
 def _optimizer(lib, name, kwargs):
@@ -611,6 +738,10 @@ def inputs():
             "indices": rng.integers(0, 5, (B, 3)).astype("int32")}
 
 
+# every case, by a name of its own (tests/frontend/test_parity_coverage.py checks)
+CASE_NAMES = list(LAYER_CASES) + list(TRAIN_CASES) + list(METRIC_CASES) + list(LOSS_CASES)
+
+
 def peer_main(in_path, out_path, only):
     import keras
     keras.utils.set_random_seed(0)
@@ -621,6 +752,10 @@ def peer_main(in_path, out_path, only):
         if name in TRAIN_CASES:
             outs, keys[name] = _train(keras, name, _train_data())
             return outs
+        if name in METRIC_CASES:
+            return keras_results(keras, name, metric_data())
+        if name in LOSS_CASES:
+            return keras_loss_values(keras, name)
         model, layers, names = LAYER_CASES[name](keras)
         for li, layer in enumerate(layers):
             ws = [np.asarray(w) + rng.normal(0, 0.2, w.shape).astype("float32")
@@ -629,8 +764,7 @@ def peer_main(in_path, out_path, only):
             for wi, w in enumerate(ws):
                 arrays[f"c{i}_l{li}_w{wi}"] = w
         return outputs(model, [data[n] for n in names])
-    peer_run(in_path, out_path, only, list(LAYER_CASES) + list(TRAIN_CASES), run_one,
-             history_keys=keys)
+    peer_run(in_path, out_path, only, CASE_NAMES, run_one, history_keys=keys)
 
 
 def main(only, tolerance):
@@ -644,6 +778,10 @@ def main(only, tolerance):
                 raise AssertionError(f"history keys {keys} != Keras's "
                                      f"{peer['history_keys'][name]}")
             return ours
+        if name in METRIC_CASES:
+            return graphc_results(gk, name, metric_data())
+        if name in LOSS_CASES:
+            return graphc_loss_values(gk, name)
         model, layers, names = LAYER_CASES[name](gk)
         for li, layer in enumerate(layers):
             layer.set_weights([theirs[f"c{i}_l{li}_w{wi}"] for wi in range(len(layer.weights))])

@@ -8,7 +8,7 @@ it, so the log never sees a rounded-to-zero probability.
 import numpy as np
 
 import graphc as gc
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, ArgumentError
 
 from .labels import CLASS_INDICES, LIKE_PREDICTIONS, fit as fit_labels
 
@@ -30,19 +30,65 @@ def _mean_last(t):
     return gc.mean(t, axis=-1) if t.ndim > 1 else t
 
 
+def _divide_no_nan(total, divisor):
+    return gc.where(gc.equal(divisor, 0.0), 0.0 * total, total / gc.maximum(divisor, 1e-30))
+
+
+def _count(values):
+    return gc.sum(gc.broadcast_to(gc.constant(1.0), values.shape))
+
+
+# Keras's reductions of the (weighted) per-example values; None keeps them
+REDUCTIONS = {
+    None: lambda values, weights: values,
+    "none": lambda values, weights: values,
+    "sum": lambda values, weights: gc.sum(values),
+    "sum_over_batch_size": lambda values, weights: _divide_no_nan(gc.sum(values),
+                                                                  _count(values)),
+    "mean": lambda values, weights: _divide_no_nan(gc.sum(values), _count(values)),
+    "mean_with_sample_weight": lambda values, weights: _divide_no_nan(
+        gc.sum(values), _count(values) if weights is None else gc.sum(weights)),
+}
+
+
+def same_rank(values, weights):
+    """Keras's squeeze_or_expand_to_same_rank: where one has one more axis, of size 1, the
+    other (of rank 1) gains a trailing axis, or else that axis is squeezed."""
+    def fit(longer, shorter):
+        if longer.ndim != shorter.ndim + 1 or longer.shape[-1] != 1:
+            return longer, shorter
+        if shorter.ndim == 1:
+            return longer, gc.expand_dims(shorter, -1)
+        return gc.squeeze(longer, axis=-1), shorter
+    weights, values = fit(weights, values)
+    values, weights = fit(values, weights)
+    return values, weights
+
+
 class Loss:
-    """Callable: loss(y_true, y_pred) -> per-example values, shape (batch,).
+    """Callable: loss(y_true, y_pred, sample_weight=None) -> per-example values, shape
+    (batch,), times the sample weights; reduced as Keras reduces them where the loss was
+    made with a reduction ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight").
 
     y_true comes to per_example in the shape label_kind names (see labels.py)."""
 
     name = None
     label_kind = LIKE_PREDICTIONS
 
-    def __init__(self, from_logits=False):
-        self.from_logits = from_logits
+    def __init__(self, from_logits=False, reduction=None):
+        if reduction not in REDUCTIONS:
+            raise ArgumentError(f"{type(self).__name__}: reduction must be one of "
+                              f"{sorted(map(str, REDUCTIONS))}, got {reduction!r}")
+        self.from_logits, self.reduction = from_logits, reduction
 
-    def __call__(self, y_true, y_pred):
-        return self.per_example(fit_labels(y_true, y_pred, self.label_kind, self.name), y_pred)
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        values = self.per_example(fit_labels(y_true, y_pred, self.label_kind, self.name),
+                                  y_pred)
+        weights = None
+        if sample_weight is not None:
+            values, weights = same_rank(values, gc.cast(sample_weight, values.dtype))
+            values = values * weights
+        return REDUCTIONS[self.reduction](values, weights)
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -51,8 +97,8 @@ class Loss:
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, reduction=None):
+        super().__init__(reduction=reduction)
 
     def per_example(self, y_true, y_pred):
         return _mean_last(gc.square(y_pred - _float(y_true, y_pred)))
@@ -72,8 +118,8 @@ class Huber(Loss):
     """0.5 e**2 where |e| <= delta, else delta * (|e| - 0.5 delta)."""
     name = "huber"
 
-    def __init__(self, delta=1.0):
-        super().__init__()
+    def __init__(self, delta=1.0, reduction=None):
+        super().__init__(reduction=reduction)
         self.delta = float(delta)
 
     def per_example(self, y_true, y_pred):
@@ -85,11 +131,32 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
-class BinaryCrossentropy(Loss):
+class _Smoothed(Loss):
+    """A cross-entropy with Keras's label_smoothing: the labels move that fraction of the way
+    to the uniform distribution over `classes` (2 for the binary ones, else the last axis)."""
+    classes = None
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction=None):
+        super().__init__(from_logits, reduction)
+        self.label_smoothing = float(label_smoothing)
+
+    def smoothed(self, y_true, y_pred):
+        y_true = _float(y_true, y_pred)
+        if not self.label_smoothing:
+            return y_true
+        classes = self.classes or y_pred.shape[-1]
+        return y_true * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class BinaryCrossentropy(_Smoothed):
     name = "binary_crossentropy"
+    classes = 2
 
     def per_example(self, y_true, y_pred):
-        y_true = _float(y_true, y_pred)
+        y_true = self.smoothed(y_true, y_pred)
         logits = y_pred if self.from_logits else _logits_under(y_pred, "sigmoid")
         if logits is not None:
             return _mean_last(gc.nn.sigmoid_cross_entropy(logits, y_true))
@@ -97,12 +164,12 @@ class BinaryCrossentropy(Loss):
         return _mean_last(-(y_true * gc.log(p) + (1 - y_true) * gc.log(1 - p)))
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_Smoothed):
     """y_true: one-hot (or probability) rows."""
     name = "categorical_crossentropy"
 
     def per_example(self, y_true, y_pred):
-        y_true = _float(y_true, y_pred)
+        y_true = self.smoothed(y_true, y_pred)
         logits = y_pred if self.from_logits else _logits_under(y_pred, "softmax")
         if logits is not None:
             return gc.nn.softmax_cross_entropy(logits, y_true)
@@ -206,8 +273,8 @@ class CosineSimilarity(Loss):
     """-cos(y_true, y_pred) along `axis` (-1 for identical directions)."""
     name = "cosine_similarity"
 
-    def __init__(self, axis=-1):
-        super().__init__()
+    def __init__(self, axis=-1, reduction=None):
+        super().__init__(reduction=reduction)
         self.axis = axis
 
     def per_example(self, y_true, y_pred):
@@ -226,8 +293,8 @@ class BinaryFocalCrossentropy(Loss):
     name = "binary_focal_crossentropy"
 
     def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
-                 label_smoothing=0.0, axis=-1, **kwargs):
-        super().__init__(from_logits)
+                 label_smoothing=0.0, axis=-1, reduction=None, **kwargs):
+        super().__init__(from_logits, reduction)
         self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
         self.label_smoothing, self.axis = float(label_smoothing), axis
 
@@ -256,8 +323,8 @@ class CategoricalFocalCrossentropy(Loss):
     name = "categorical_focal_crossentropy"
 
     def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
-                 **kwargs):
-        super().__init__(from_logits)
+                 reduction=None, **kwargs):
+        super().__init__(from_logits, reduction)
         self.alpha, self.gamma = alpha, gamma
         self.label_smoothing, self.axis = float(label_smoothing), axis
 
@@ -288,8 +355,8 @@ class Dice(Loss):
     (None: over the whole batch, one value, as Keras)."""
     name = "dice"
 
-    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, **kwargs):
-        super().__init__()
+    def __init__(self, reduction=None, name="dice", axis=None, **kwargs):
+        super().__init__(reduction=reduction)
         self.axis = axis
 
     def _axis(self):
@@ -310,9 +377,9 @@ class Tversky(Dice):
     """1 - TP / (TP + alpha FP + beta FN + 1e-7), with soft counts from y_true and y_pred."""
     name = "tversky"
 
-    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name="tversky",
-                 axis=None, **kwargs):
-        super().__init__(axis=axis)
+    def __init__(self, alpha=0.5, beta=0.5, reduction=None, name="tversky", axis=None,
+                 **kwargs):
+        super().__init__(reduction=reduction, axis=axis)
         self.alpha, self.beta = alpha, beta
 
     def per_example(self, y_true, y_pred):
@@ -334,8 +401,8 @@ class CategoricalGeneralizedCrossEntropy(Loss):
     name = "categorical_generalized_cross_entropy"
     label_kind = CLASS_INDICES
 
-    def __init__(self, q=0.5, **kwargs):
-        super().__init__()
+    def __init__(self, q=0.5, reduction=None, **kwargs):
+        super().__init__(reduction=reduction)
         if not 0 < q < 1:
             raise GraphcError(f"CategoricalGeneralizedCrossEntropy q must be in (0, 1), got "
                               f"{q!r}")
@@ -386,8 +453,8 @@ class Circle(Loss):
     label_kind = CLASS_INDICES
 
     def __init__(self, gamma=80.0, margin=0.4, remove_diagonal=True,
-                 reduction="sum_over_batch_size", name="circle", **kwargs):
-        super().__init__()
+                 reduction=None, name="circle", **kwargs):
+        super().__init__(reduction=reduction)
         self.gamma, self.margin = float(gamma), float(margin)
         self.remove_diagonal = bool(remove_diagonal)
 
@@ -464,8 +531,8 @@ def _functional(cls, *options):
 mean_squared_error = _functional(MeanSquaredError)
 mean_absolute_error = _functional(MeanAbsoluteError)
 huber = _functional(Huber, "delta")
-binary_crossentropy = _functional(BinaryCrossentropy, "from_logits")
-categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits")
+binary_crossentropy = _functional(BinaryCrossentropy, "from_logits", "label_smoothing")
+categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits", "label_smoothing")
 sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits")
 hinge = _functional(Hinge)
 squared_hinge = _functional(SquaredHinge)
@@ -505,7 +572,9 @@ def get(identifier):
 def serialize(loss):
     if not isinstance(loss, Loss):
         raise GraphcError(f"loss {loss!r} is a function and cannot be saved by name")
-    return {"name": loss.name, "config": loss.get_config()}
+    reduction = getattr(loss, "reduction", None)
+    return {"name": loss.name, "config": {**loss.get_config(),
+                                          **({"reduction": reduction} if reduction else {})}}
 
 
 def deserialize(config):

@@ -21,6 +21,24 @@ def _equal_float(a, b):
     return gc.cast(gc.equal(a, b), gc.float32)
 
 
+def _weighted_sums(values, sample_weight, reduce=gc.mean):
+    """(sum, count) of a batch of values as Keras's reduce_to_samplewise_values makes them:
+    values reduced (averaged, for a mean) down to the weights' rank (a trailing axis of 1
+    squeezed from either), multiplied by the weights broadcast to them; each sample counts
+    as its reduced weight."""
+    if sample_weight is None:
+        return gc.sum(values), gc.sum(gc.broadcast_to(gc.constant(1.0), values.shape))
+    values, w = losses.same_rank(values, gc.cast(sample_weight, gc.float32))
+    if values.ndim > w.ndim:
+        values = reduce(values, axis=tuple(range(w.ndim, values.ndim)))
+    w = gc.broadcast_to(w, values.shape)
+    weighted = values * w
+    if w.ndim > 1:
+        rest = tuple(range(1, w.ndim))
+        weighted, w = reduce(weighted, axis=rest), reduce(w, axis=rest)
+    return gc.sum(weighted), gc.sum(w)
+
+
 class Metric:
     """A running mean of per-example values. Subclasses define values(y_true, y_pred), which
     gets y_true in the shape label_kind names (see labels.py)."""
@@ -44,12 +62,15 @@ class Metric:
                                            dtype=gc.float32, trainable=False))
         return self._state
 
-    def update(self, y_true, y_pred):
+    def update(self, y_true, y_pred, sample_weight=None):
         """(updates, result): the state after this batch and the running mean it gives."""
         y_true = fit_labels(y_true, y_pred, self.label_kind, type(self).name)
-        values = gc.cast(self.values(y_true, y_pred), gc.float32)
-        ones = gc.broadcast_to(gc.constant(1.0), values.shape)
-        return self.accumulate(gc.sum(values), gc.sum(ones))
+        return self.update_values(self.values(y_true, y_pred), sample_weight)
+
+    def update_values(self, values, sample_weight=None):
+        """(updates, result) for a batch of values (Keras's Mean.update_state): weighted by
+        sample_weight as Keras weighs them, each sample counting as its weight."""
+        return self.accumulate(*_weighted_sums(gc.cast(values, gc.float32), sample_weight))
 
     def accumulate(self, batch_sum, batch_count):
         # data parallel: the batch's totals over every rank's shard, so every rank logs the same
@@ -194,19 +215,27 @@ class _Confusion(Metric):
         for var in self._state or ():
             session.set_value(var, np.zeros(var.shape, np.float32))
 
-    def update(self, y_true, y_pred):
+    def update(self, y_true, y_pred, sample_weight=None):
         y_true = gc.cast(fit_labels(y_true, y_pred, self.label_kind, type(self).name),
                          gc.float32)
         y_pred = gc.cast(y_pred, gc.float32)
+        weights = 1.0
+        if sample_weight is not None:  # a weight per sample (Keras: one per label too)
+            weights = gc.expand_dims(gc.cast(sample_weight, gc.float32), -1)
+            if weights.ndim == y_true.ndim + 1:
+                weights = gc.squeeze(weights, axis=-1)
         if self.class_id is not None:
             y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
+            weights = weights if sample_weight is None else weights[..., 0]
+        if sample_weight is not None:
+            weights = gc.reshape(gc.broadcast_to(weights, y_pred.shape), (-1, 1))
         t = gc.reshape(y_true, (-1, 1)) > 0.5
         thresholds = gc.constant(np.array(self._threshold_list(), np.float32))
         pos = gc.reshape(y_pred, (-1, 1)) > gc.reshape(thresholds, (1, -1))
         both = {"tp": gc.logical_and(t, pos), "fp": gc.logical_and(gc.logical_not(t), pos),
                 "tn": gc.logical_and(gc.logical_not(t), gc.logical_not(pos)),
                 "fn": gc.logical_and(t, gc.logical_not(pos))}
-        batch = [gc.sum(gc.cast(both[c], gc.float32), axis=0) for c in self.counts]
+        batch = [gc.sum(gc.cast(both[c], gc.float32) * weights, axis=0) for c in self.counts]
         batch = distribution.sum_over_ranks(batch)
         updates = [(v, v + b) for v, b in zip(self.state(), batch)]
         totals = dict(zip(self.counts, [new for _, new in updates]))
@@ -304,8 +333,9 @@ class AUC(_Confusion):
         self._given = thresholds
         super().__init__([0.0 - EPS] + inner + [1.0 + EPS], name)
 
-    def update(self, y_true, y_pred):
-        return super().update(y_true, gc.sigmoid(y_pred) if self.from_logits else y_pred)
+    def update(self, y_true, y_pred, sample_weight=None):
+        return super().update(y_true, gc.sigmoid(y_pred) if self.from_logits else y_pred,
+                              sample_weight)
 
     def from_counts(self, c):
         n = self.num_thresholds
@@ -524,7 +554,12 @@ class Sum(Metric):
     name = "sum"
 
     def update(self, y_true, y_pred):
-        updates, _ = self.accumulate(gc.sum(gc.cast(y_pred, gc.float32)), gc.constant(1.0))
+        return self.update_values(y_pred)
+
+    def update_values(self, values, sample_weight=None):
+        """Keras's Sum.update_state: the (weighted) values added up."""
+        total, _ = _weighted_sums(gc.cast(values, gc.float32), sample_weight, gc.sum)
+        updates, _ = self.accumulate(total, gc.constant(1.0))
         return updates, updates[0][1]
 
 

@@ -80,7 +80,7 @@ class AugMix(_Augmentation):
         return [gc.floor(self._per_image(x, step, 0.0, n + 1.0)[0, 0, 0, 0])
                 for step in range(len(self.steps))]
 
-    def weights(self, x):
+    def mix_weights(self, x):
         """(the chains' Dirichlet(alpha) weights, the Beta(alpha, alpha) blend), per batch."""
         like = x[:, 0, 0, 0]
         base = self.seed + len(self.steps)
@@ -92,7 +92,7 @@ class AugMix(_Augmentation):
 
     def transform(self, x):
         picks = self.choices(x)
-        chain_weights, blend = self.weights(x)
+        chain_weights, blend = self.mix_weights(x)
         mixed = 0.0
         for c, weight in enumerate(chain_weights):
             y = x

@@ -1,7 +1,7 @@
 """BatchNormalization (batch statistics while training, moving ones at inference),
 LayerNormalization, GroupNormalization, UnitNormalization and RMSNormalization."""
 import graphc as gc
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, ShapeError
 
 from .. import constraints, distribution, initializers, regularizers
 from .base import Layer
@@ -68,32 +68,46 @@ class BatchNormalization(Layer):
 
 
 class LayerNormalization(Layer):
-    """Normalizes each example over the last axis, then scales and shifts per feature."""
+    """Normalizes each example over `axis` (an int or a list of axes, default the last),
+    then scales and shifts by weights of those axes' sizes."""
     supports_masking = True
 
-    def __init__(self, epsilon=1e-3, center=True, scale=True, **kwargs):
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, **kwargs):
         super().__init__(**kwargs)
+        axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+            raise ShapeError(f"LayerNormalization '{self.name}': axis must be an int or a list "
+                             f"of ints, got {axis!r}")
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
         self.epsilon, self.center, self.scale = float(epsilon), center, scale
 
     def build(self, input_shape):
-        size = input_shape[-1]
-        self.gamma = self.add_weight("gamma", (size,), "ones") if self.scale else None
-        self.beta = self.add_weight("beta", (size,), "zeros") if self.center else None
+        rank = len(input_shape)
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        if not all(0 < a % rank and -rank <= a < rank for a in axes):
+            raise ShapeError(f"LayerNormalization '{self.name}': axis {self.axis!r} does not "
+                             f"name non-batch axes of inputs of shape {tuple(input_shape)}")
+        self._axes = tuple(sorted(a % rank for a in axes))
+        # the weights broadcast against the inputs: sizes on the normalized axes, 1 elsewhere
+        self._broadcast = tuple(input_shape[i] if i in self._axes else 1 for i in range(rank))
+        shape = tuple(input_shape[a] for a in self._axes)
+        self.gamma = self.add_weight("gamma", shape, "ones") if self.scale else None
+        self.beta = self.add_weight("beta", shape, "zeros") if self.center else None
 
     def call(self, inputs):
-        mean = gc.mean(inputs, axis=-1, keepdims=True)
+        mean = gc.mean(inputs, axis=self._axes, keepdims=True)
         centered = inputs - mean
-        variance = gc.mean(gc.square(centered), axis=-1, keepdims=True)
+        variance = gc.mean(gc.square(centered), axis=self._axes, keepdims=True)
         out = centered * gc.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
-            out = out * self.gamma
+            out = out * gc.reshape(self.gamma, self._broadcast)
         if self.beta is not None:
-            out = out + self.beta
+            out = out + gc.reshape(self.beta, self._broadcast)
         return out
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon, "center": self.center,
-                "scale": self.scale}
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
 
 
 class GroupNormalization(Layer):

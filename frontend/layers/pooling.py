@@ -3,6 +3,7 @@ import graphc as gc
 
 from .base import Layer
 from .conv import pair, padding_mode
+from .extra import _GlobalPooling
 
 
 class _Pooling2D(Layer):
@@ -33,8 +34,7 @@ class AveragePooling2D(_Pooling2D):
     op = staticmethod(gc.nn.avg_pool2d)
 
 
-class GlobalAveragePooling2D(Layer):
-    """(batch, h, w, c) -> (batch, c), the mean over height and width."""
-
-    def call(self, inputs):
-        return gc.mean(inputs, axis=(1, 2))
+class GlobalAveragePooling2D(_GlobalPooling):
+    """(batch, h, w, c) -> (batch, c) (keepdims: (batch, 1, 1, c)), the mean over height and
+    width."""
+    axes, reduce = (1, 2), staticmethod(gc.mean)

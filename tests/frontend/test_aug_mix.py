@@ -30,7 +30,7 @@ def test_aug_mix_matches_its_draws(all_ops, seed):
     layer = L.AugMix(value_range=(0, 255), num_chains=2, chain_depth=3, factor=0.4, alpha=0.7,
                      all_ops=all_ops, seed=seed)
     got, *draws = _run(lambda t: [layer(t, training=True)] + layer.choices(t)
-                       + layer.weights(t)[0] + [layer.weights(t)[1]], IMAGES)
+                       + layer.mix_weights(t)[0] + [layer.mix_weights(t)[1]], IMAGES)
     picks, chain_weights, blend = draws[:6], draws[6:8], float(draws[8])
     n = 11 if all_ops else 7
     assert all(p == int(p) and 0 <= p <= n for p in picks) and min(picks) < n
@@ -60,3 +60,16 @@ def test_aug_mix_arguments():
                  lambda: L.AugMix(factor=1.5), lambda: L.AugMix(alpha=0.0)):
         with pytest.raises(gc.GraphcError):
             make()
+
+
+def test_aug_mix_keeps_the_layer_weights_list():
+    """Its mixing draws have a name of their own: `weights` stays the layer's variables, so a
+    model holding it lists, gets and sets its weights."""
+    aug, dense = L.AugMix(), L.Dense(2)
+    model = gk.Sequential([L.Input(IMAGES.shape[1:]), aug, dense])
+    assert aug.weights == [] and len(model.weights) == 2
+    kernel, bias = np.ones((3, 2), "float32"), np.full(2, 0.5, "float32")
+    model.set_weights([kernel, bias])
+    np.testing.assert_array_equal(model.get_weights()[0], kernel)
+    expect = np.repeat(IMAGES.sum(-1, keepdims=True), 2, axis=-1) + 0.5
+    np.testing.assert_allclose(model.predict(IMAGES), expect, rtol=1e-5)

@@ -52,6 +52,37 @@ def test_layer_normalization_matches_numpy():
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("axis,center,scale", [([1, 2], True, True), (1, False, True),
+                                               ((-2, -1), True, False)])
+def test_layer_normalization_over_given_axes(axis, center, scale):
+    """Keras's axis: statistics over every listed axis, weights of their sizes broadcast."""
+    shape = (5, 3, 7)
+    ln = L.LayerNormalization(axis=axis, epsilon=1e-4, center=center, scale=scale)
+    model = gk.Sequential([L.Input(shape), ln])
+    axes = tuple(sorted(a % 4 for a in (axis if isinstance(axis, (list, tuple)) else [axis])))
+    sizes = tuple((None,) + shape)
+    weights = [rng.normal(size=[sizes[a] for a in axes]).astype("float32")
+               for _ in range(center + scale)]
+    ln.set_weights(weights)
+    x = rng.normal(size=(3,) + shape).astype("float32")
+    x[0, 0] = np.inf  # that example's statistics go NaN; the others' stay finite
+    with np.errstate(invalid="ignore"):
+        expect = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + 1e-4)
+    broadcast = tuple(d if i in axes else 1 for i, d in enumerate(sizes))
+    if scale:
+        expect = expect * weights[0].reshape(broadcast)
+    if center:
+        expect = expect + weights[-1].reshape(broadcast)
+    np.testing.assert_allclose(model.predict(x), expect, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis,match", [("last", "must be an int"), ([], "must be an int"),
+                                        (3, "does not name"), (0, "does not name")])
+def test_layer_normalization_refuses_a_bad_axis(axis, match):
+    with pytest.raises(ValueError, match=match):
+        gk.Sequential([L.Input((5, 3)), L.LayerNormalization(axis=axis)])
+
+
 def test_embedding_looks_up_rows_and_trains():
     emb = L.Embedding(11, 4)
     ids = gk.Input((3,), dtype="int32")
