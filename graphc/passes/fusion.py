@@ -21,7 +21,11 @@ gradients of an LSTM) runs over one input's shape instead of the output's, so it
 it as elementwise nodes and lowering stores each at its offset.
 
 A node whose consumers sit in several groups joins one of them and is written out for the
-others, unless one of those others reaches the chosen group: that would make a cycle. Groups
+others, unless one of those others reaches the chosen group: that would make a cycle. The
+exception is a view that keeps its input's elements in order (a reshape) read only by the
+prologues of contractions: it joins each of them, since it computes nothing and a GEMM reads it
+through strides where its input lies, where writing it out would copy the whole buffer (the
+stacked gate gradients of an LSTM, reshaped into rows for both weight gradients). Groups
 keep the list of groups they feed; the check walks that DAG from the readers, skipping groups
 that start after the target ends, under a budget (a search that runs out counts as a cycle),
 which keeps the pass near linear. Every edge left between two groups records why.
@@ -254,6 +258,7 @@ class _Partitioner:
                 self.consumers[t.node.id].append((node, i))
         self.group = [None] * n
         self.level = [None] * n
+        self.copies = {}  # node id -> {group: level}: an in-order view in several prologues
         self.on_demand = set()
         self.groups = []
         self.boundaries = {}
@@ -268,7 +273,10 @@ class _Partitioner:
     def _visit(self, node, role):
         by_group = {}
         for consumer, index in self.consumers[node.id]:
-            by_group.setdefault(self.group[consumer.id], []).append((consumer, index))
+            for group in self._groups_of(consumer):
+                by_group.setdefault(group, []).append((consumer, index))
+        if self._in_prologues(node, role, by_group):
+            return
         if role == "alone":
             home = self._seed(node, role)
             reasons = dict.fromkeys(by_group, ALONE[node.spec.kind])
@@ -300,6 +308,27 @@ class _Partitioner:
                 break
         home = home or self._seed(node, role)
         return home, {g: v if isinstance(v, str) else TWO_CONSUMERS for g, v in verdicts.items()}
+
+    def _in_prologues(self, node, role, by_group):
+        """Join an in-order view read by several contractions' prologues to each of them;
+        whether it did."""
+        if (len(by_group) < 2 or node.spec.view != "linear"
+                or any(t in self.fetched for t in node.outputs)):
+            return False
+        verdicts = {g: self._place(node, role, g, edges) for g, edges in by_group.items()}
+        if not all(level in group.operands for group, level in verdicts.items()):
+            return False
+        self.copies[node.id] = verdicts
+        for group, level in verdicts.items():
+            self._join(node, role, group, level)
+        return True
+
+    def _groups_of(self, node):
+        copies = self.copies.get(node.id)
+        return list(copies) if copies else [self.group[node.id]]
+
+    def _level_in(self, node, group):
+        return self.copies.get(node.id, {}).get(group, self.level[node.id])
 
     def _place(self, node, role, group, edges):
         """The level node would have in group, or the reason it cannot join."""
@@ -348,7 +377,7 @@ class _Partitioner:
             return group.operands[index]
         if consumer_role == "reduction" and index == 0:
             return group.full
-        here = self.level[consumer.id]
+        here = self._level_in(consumer, group)
         size = _size(consumer.inputs[index].shape)
         if size == here.size:
             return here
@@ -421,10 +450,12 @@ class _Partitioner:
         self.group[node.id], self.level[node.id] = group, level
         group.members.append(node)
         group.minid = node.id
-        if _reorders(node) or any(self.group[c.id] is group and c.id in self.on_demand
-                                  for c, _ in self.consumers[node.id]):
+        consumers = [c for c, _ in self.consumers[node.id]]
+        if _reorders(node) or any(group in self._groups_of(c) and c.id in self.on_demand
+                                  for c in consumers):
             self.on_demand.add(node.id)
-        group.succ.update(self.group[c.id] for c, _ in self.consumers[node.id])
+        if node.id not in self.copies:  # a prologue's copy feeds no other group
+            group.succ.update(g for c in consumers for g in self._groups_of(c))
         group.succ.discard(group)
 
     @staticmethod
@@ -457,16 +488,16 @@ class _Partitioner:
         inputs, outputs = {}, {}
         for node in nodes:
             inputs.update((t, None) for _, t in self.reads[node.id]
-                          if self.group[t.node.id] is not group)
+                          if group not in self._groups_of(t.node))
             for consumer, i in self.consumers[node.id]:
-                if self.group[consumer.id] is not group:
+                if group not in self._groups_of(consumer) and node.id not in self.copies:
                     outputs[consumer.inputs[i]] = None
             outputs.update((t, None) for t in node.outputs if t in self.fetched)
         root = max(group.anchors, key=lambda n: n.id) if group.anchors else nodes[-1]
         outputs = sorted(outputs, key=lambda t: (t.node.id, t.index))
         return FusionGroup(number, group.kind, nodes, list(inputs), outputs, root,
                            group.full.shape, tuple(sorted(group.axes or ())),
-                           {n.id: group.level_name(self.level[n.id]) for n in nodes})
+                           {n.id: group.level_name(self._level_in(n, group)) for n in nodes})
 
 
 def _live(graph, outputs):
