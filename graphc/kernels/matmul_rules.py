@@ -50,10 +50,10 @@ def matmul(group, slots, name):
     n, b_cols = (em.dim(b.shape[-1]), b_str[-1]) if b.rank > 1 else (ir.const(1), ir.const(0))
     b_k = b_str[-2] if b.rank > 1 else b_str[-1]
     c_str = ir.contiguous_strides(batch + [m, n])
-    epilogue = _epilogue(group, slots, low.dtype, c_str) if nb == 0 else None
-    c_slot = low.product_slot() if epilogue is None else slots.buffer(group.outputs[0])
     if nb and b.rank <= 2 and _rows_below_batch(a_str, em.dims(a.shape), nb):
         m, nb, batch = ir.product(batch + [m]), 0, []  # one product over all the rows
+    epilogue = _epilogue(group, slots, low.dtype, c_str) if nb == 0 else None
+    c_slot = low.product_slot() if epilogue is None else slots.buffer(group.outputs[0])
     bvars = [ir.Var(f"b{i}") for i in range(nb)]
     if nb:
         a_at = ir.add(a_at, _batch_offset(a, a_str, out.shape[:nb], bvars, em.dim))
@@ -81,20 +81,22 @@ def _epilogue(group, slots, dtype, c_str):
     """Gemm's bias and relu fields where the group's one output is relu(C + bias), C + bias or
     relu(C) of a matrix product C, elementwise in the product's dtype, with a bias row read
     in place (contiguous, outside the group): the Gemm then stores that output itself, with
-    no loop over C after it. Else None (also where the target's Gemm takes no epilogue)."""
+    no loop over C after it. Else None (also where the target's Gemm takes no epilogue). C
+    is 2-D, or a stack of matrices that the caller computes as one product of all their rows
+    (a sequence's input projection `x @ W + b` with x (steps, batch, features))."""
     node = group.root
     out = node.outputs[0]
     final = group.outputs[0]
-    if (not slots.gemm_epilogue or len(group.outputs) != 1 or final is out or out.rank != 2
-            or node.inputs[0].rank != 2 or node.inputs[1].rank != 2
+    if (not slots.gemm_epilogue or len(group.outputs) != 1 or final is out or out.rank < 2
+            or node.inputs[0].rank != out.rank or node.inputs[1].rank != 2
             or final.dtype.name != dtype or out.dtype.name != dtype
             or tuple(final.shape) != tuple(out.shape)):
         return None
-    i, j = ir.Var("i"), ir.Var("j")
-    product = ir.Load(-1, ir.linear((i, j), c_str), dtype)  # C, whatever slot it ends in
+    rows, j = [ir.Var(f"i{axis}") for axis in range(out.rank - 1)], ir.Var("j")
+    product = ir.Load(-1, ir.linear(rows + [j], c_str), dtype)  # C, whatever slot it ends in
     emitter = Emitter(group, slots, {(node.id, 0): lambda idx: ir.Load(
         -1, ir.linear(idx, c_str), dtype)})
-    value = emitter.value(final, (i, j))
+    value = emitter.value(final, tuple(rows) + (j,))
     fields = {}
     if _is_op(value, "relu", 1):
         fields["relu"], value = True, value.args[0]
@@ -103,7 +105,8 @@ def _epilogue(group, slots, dtype, c_str):
         offset = ir.substitute(bias.index, {"j": ir.const(0)}) if isinstance(
             bias, ir.Load) else None
         if (offset is None or bias.dtype != dtype or bias.buffer < 0
-                or ir.add(offset, j) != bias.index or "i" in ir.free_vars(offset)):
+                or ir.add(offset, j) != bias.index
+                or ir.free_vars(offset) & {v.name for v in rows}):
             return None
         fields["bias"], value = ir.Operand(bias.buffer, offset, ir.const(0), ir.const(1)), product
     return fields if fields and value == product else None

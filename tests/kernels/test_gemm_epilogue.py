@@ -100,3 +100,36 @@ def test_folded_values_match_the_reference():
     assert [(g.bias is not None, g.relu) for g in gemms(program)] == [(True, True)]
     got = fused_values(outputs, feed)[0]
     assert not np.signbit(got[3][got[3] == 0]).any()  # relu(-0.0) is +0.0, as numpy's
+
+
+# a stack of matrices times one matrix is one product of all their rows (a sequence's input
+# projection): its bias row folds as a 2-D product's; a bias per row of a step does not
+STACKED = {
+    "relu(x @ w + b), x (t, batch, k)": (lambda x, w, b: gc.relu(gc.matmul(x, w) + b), (7,),
+                                         (True, True)),
+    "x @ w + b, x (t, batch, k)": (lambda x, w, b: gc.matmul(x, w) + b, (7,), (True, False)),
+    "x @ w + b, b (batch, n)": (lambda x, w, b: gc.matmul(x, w) + b, (5, 7), None),
+}
+
+
+@pytest.mark.parametrize("case", list(STACKED))
+def test_stacked_product_folds_a_bias_row(case):
+    fn, bias_shape, folds = STACKED[case]
+    x = specials(rng.normal(size=(3, 5, 4)).astype(np.float32))
+    w = rng.normal(size=(4, 7)).astype(np.float32)
+    bias = specials(rng.normal(size=bias_shape).astype(np.float32))
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder(gc.float32, (3, None, 4), name="x")
+        ws = gc.placeholder(gc.float32, (4, 7), name="w")
+        bs = gc.placeholder(gc.float32, (None, 7) if len(bias_shape) == 2 else (7,), name="b")
+        out = fn(xs, ws, bs)
+    feed = {xs: x, ws: w, bs: bias}
+    found = [(g.bias is not None, g.relu) for g in gemms(Program([out], target=FUSING))]
+    assert found == [folds or (False, False)]
+    fused_values([out], feed)
+    got = gc.function([xs, ws, bs], out, device="cpu")(x, w, bias)
+    with np.errstate(invalid="ignore"):  # inf - inf in the sums, as in the GEMM's
+        want = x @ w + bias
+    np.testing.assert_allclose(got, np.maximum(want, 0) if "relu" in case else want,
+                               rtol=1e-5, atol=1e-5)
