@@ -4,7 +4,8 @@ thread and on every core (through a native thread pool, as programs call it: one
 rows per thread), next to np.matmul into a preallocated output.
 
 Prints one JSON line per shape (GFLOP/s; medians of interleaved runs; the load average says
-how busy the machine was).
+how busy the machine was); `graphc_1thread_cpu` is one thread's GFLOP/s over its CPU time,
+which other processes on a shared machine do not inflate.
 Usage: python benchmarks/gemm_shapes.py [--quick] [--repeats R] [--threads T]
                                         [--dtype float32|float64] [--only G14 G15 ...]
 """
@@ -14,7 +15,7 @@ import os
 import numpy as np
 from llvmlite import ir
 
-from _common import arguments, check_close, guarded, interleaved, result
+from _common import arguments, check_close, cpu_seconds, guarded, interleaved, result
 from graphc.codegen.llvm import gemm, jit, program
 from graphc.runtime.threads import ThreadPool
 
@@ -96,11 +97,13 @@ def measure(id, calls, shape, dtype, repeats):
                            "graphc_1thread": lambda: calls["graphc_1thread"](a, b, c),
                            "numpy": lambda: np.matmul(a, b, out=ref)}, repeats,
                           number=max(1, int(2e7 // (m * n * k))))
+    seconds["graphc_1thread_cpu"] = cpu_seconds(lambda: calls["graphc_1thread"](a, b, c), repeats)
     gflops = {who: 2.0 * m * n * k / t / 1e9 for who, t in seconds.items()}
     layout = ("A^T" if a_t else "A") + " @ " + ("B^T" if b_t else "B")
     return [result(id, f"{what}: {layout}, {dtype} {m}x{n}x{k}", "GFLOP/s", gflops["graphc"],
                    gflops["numpy"], None, m=m, n=n, k=k, dtype=dtype, threads=threads,
-                   graphc_1thread=round(gflops["graphc_1thread"], 1), repeats=repeats)]
+                   graphc_1thread=round(gflops["graphc_1thread"], 1),
+                   graphc_1thread_cpu=round(gflops["graphc_1thread_cpu"], 1), repeats=repeats)]
 
 
 def options(parser):

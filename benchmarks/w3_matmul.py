@@ -11,15 +11,13 @@ Usage: python benchmarks/w3_matmul.py [--quick] [--no-peers] [--repeats R] [--th
                                       [--dtype float32|float64]
 """
 import os
-import statistics
 import threading
-import time
 
 import numpy as np
 
 import graphc as gc
-from _common import (arguments, check_close, guarded, interleaved, machine, peer_details,
-                     peer_figures, result)
+from _common import (arguments, check_close, cpu_seconds, guarded, interleaved, machine,
+                     peer_details, peer_figures, result)
 from _machine import limit_for
 from graphc.codegen.llvm import gemm, jit, program
 
@@ -115,17 +113,6 @@ def measure_gemm(id, fn, dtype, size, repeats, threads):
                    threads=threads, graphc_1thread=round(gflops["graphc_1thread"], 1),
                    graphc_1thread_cpu=round(gflops["graphc_1thread_cpu"], 1),
                    max_rel_diff_vs_numpy=float(f"{err:.2e}"), repeats=repeats)]
-
-
-def cpu_seconds(fn, repeats):
-    """Median CPU time of this thread per call of fn (which runs on this thread): on a shared
-    machine the time other processes take from the core is left out, their cache traffic not."""
-    samples = []
-    for _ in range(repeats):
-        start = time.thread_time()
-        fn()
-        samples.append(time.thread_time() - start)
-    return statistics.median(samples)
 
 
 def options(parser):
