@@ -85,6 +85,23 @@ LOSS_CASES = {
     "loss values LogCosh none weighted": (
         "LogCosh", {"reduction": "none"}, "normal", "logits", "w"),
 }
+# a loss object's default reduction (sum_over_batch_size: a scalar), empty batches included
+LOSS_CASES.update({
+    "loss values MeanSquaredError default reduction": (
+        "MeanSquaredError", {}, "normal", "logits"),
+    "loss values MeanAbsoluteError default reduction weighted": (
+        "MeanAbsoluteError", {}, "normal", "logits", "w"),
+    "loss values CategoricalFocalCrossentropy default reduction weighted": (
+        "CategoricalFocalCrossentropy", {}, "onehot", "probs", "w"),
+    "loss values Poisson default reduction, column weights": (
+        "Poisson", {}, "unit", "probs", "w_col"),
+    "loss values CosineSimilarity reduction none": (
+        "CosineSimilarity", {"reduction": "none"}, "normal", "logits"),
+    "loss values MeanSquaredError default reduction, empty batch": (
+        "MeanSquaredError", {}, "empty", "empty"),
+    "loss values BinaryCrossentropy sum, empty weighted batch": (
+        "BinaryCrossentropy", {"reduction": "sum"}, "empty", "empty", "w_empty"),
+})
 
 
 def _loss_call(lib, name, array):
@@ -123,7 +140,8 @@ def metric_data():
             "normal": rng.normal(size=shape).astype("float32"),
             "ints": rng.integers(0, 3, shape).astype("float32"),
             "ints2": rng.integers(0, 3, shape).astype("float32"), "w": w,
-            "w_col": w[..., None]}
+            "w_col": w[..., None], "empty": np.zeros((BATCHES, 0, 4), "float32"),
+            "w_empty": np.zeros((BATCHES, 0), "float32")}
 
 
 def make_metric(lib, name):

@@ -651,6 +651,66 @@ TRAIN_CASES.update({
     "losses KLDivergence": ("SGD", {"learning_rate": 0.1}, ("KLDivergence", {}), [], "onehot"),
     "losses LogCosh": ("SGD", {"learning_rate": 0.1}, ("LogCosh", {}), [], "regression"),
 })
+
+def _weights_of(n, seed):
+    """Sample weights of n examples, a zero among them."""
+    w = np.random.default_rng(seed).uniform(0, 2, n).astype("float32")
+    w[n // 3] = 0.0
+    return w
+
+
+def _weighted_batches(lib, x, y):
+    """A PyDataset of lib's giving (x, y, sample_weight) batches of 7, the last of 3."""
+    w = _weights_of(len(x), 7)
+
+    class Batches(lib.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+
+        def __len__(self):
+            return -(-len(x) // 7)
+
+        def __getitem__(self, i):
+            part = slice(7 * i, 7 * i + 7)
+            return x[part], y[part], w[part]
+    return Batches()
+
+
+# sample and class weights in fit and evaluate: loss and weighted metrics weighted, plain
+# metrics not, uneven last batches (the epoch's loss is the batches' mean by batch size)
+TRAIN_CASES.update({
+    "fit sample_weight, weighted_metrics, batches of 7 and 3, evaluate weighted": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", ["MeanAbsoluteError"],
+        "regression", lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 1),
+                                   "weighted_metrics": ["MeanAbsoluteError",
+                                                        "MeanSquaredError"]}),
+    "fit sample_weight validation_split (weights split too)": (
+        "Adam", {"learning_rate": 0.05}, ("Huber", {"delta": 0.5}), [], "regression",
+        lambda lib: {"batch_size": 5, "validation_split": 0.25,
+                     "sample_weight": _weights_of(24, 2), "weighted_metrics": ["LogCoshError"]}),
+    "fit class_weight sparse labels, validation_data unweighted": (
+        "SGD", {"learning_rate": 0.2}, "sparse_categorical_crossentropy",
+        ["SparseCategoricalAccuracy"], "sparse",
+        lambda lib: {"batch_size": 7, "class_weight": {0: 0.5, 1: 2.0},
+                     "weighted_metrics": ["SparseCategoricalAccuracy"],
+                     "validation_data": (_train_data()["x"][:9], _train_data()["sparse"][:9])}),
+    "fit class_weight one-hot labels": (
+        "SGD", {"learning_rate": 0.2}, ("CategoricalCrossentropy", {"label_smoothing": 0.1}),
+        [], "onehot", lambda lib: {"batch_size": 10, "class_weight": {2: 3.0, 0: 0.25},
+                                   "weighted_metrics": ["CategoricalAccuracy"]}),
+    "fit PyDataset of (x, y, sample_weight) batches": (
+        "SGD", {"learning_rate": 0.1}, ("BinaryCrossentropy", {}), ["BinaryAccuracy"], "binary",
+        lambda lib: {"dataset": _weighted_batches, "batch_size": None,
+                     "weighted_metrics": ["BinaryAccuracy"]}),
+    "fit loss reduction sum with sample_weight": (
+        "SGD", {"learning_rate": 0.02}, ("MeanAbsoluteError", {"reduction": "sum"}), [],
+        "regression", lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 3)}),
+    "fit validation_data with sample weights": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", [], "regression",
+        lambda lib: {"batch_size": 7, "weighted_metrics": ["MeanSquaredError"],
+                     "validation_data": (_train_data()["x"][:9], _train_data()["regression"][:9],
+                                         _weights_of(9, 4))}),
+})
 TRAIN_HIDDEN = {"BatchNormalization moving statistics after fit":
                 L("BatchNormalization", momentum=0.6, epsilon=0.01),
                 "ActivityRegularization penalty in the fit loss":
@@ -690,18 +750,32 @@ def _train(lib, name, data):
     model, layers = _train_model(lib, kind, TRAIN_HIDDEN.get(name))
     n = 1 if kind == "binary" else 3
     layers[-1].set_weights([data["w0"][:, :n], data["b0"][:n]])
-    mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(
-        **{k: v(lib) if callable(v) else v for k, v in m[1].items()}) for m in metrics]
     loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
         getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
-    model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss, metrics=mets)
-    hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0,
-                     **(extra[0](lib) if extra else {}))
+    fit_kwargs = {"batch_size": TB, "epochs": 2, "shuffle": False, "verbose": 0,
+                  **(extra[0](lib) if extra else {})}
+    weighted = _metric_objects(lib, fit_kwargs.pop("weighted_metrics", []))
+    model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss,
+                  metrics=_metric_objects(lib, metrics), weighted_metrics=weighted or None)
+    if "dataset" in fit_kwargs:  # batches made by a PyDataset of lib's
+        hist = model.fit(fit_kwargs.pop("dataset")(lib, data["x"], data[kind]), **fit_kwargs)
+    else:
+        hist = model.fit(data["x"], data[kind], **fit_kwargs)
     # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
     keys = sorted(hist.history, key=_plain)
     values = [np.asarray(hist.history[k], np.float32) for k in keys]
+    if "sample_weight" in fit_kwargs:  # evaluate weighs as fit does
+        logs = model.evaluate(data["x"], data[kind], batch_size=5, verbose=0, return_dict=True,
+                              sample_weight=fit_kwargs["sample_weight"])
+        values += [np.float32(logs[k]) for k in sorted(logs, key=_plain)]
     weights = [w for layer in layers for w in layer.get_weights()]
     return [np.asarray(w) for w in weights] + values, [_plain(k) for k in keys]
+
+
+def _metric_objects(lib, metrics):
+    """lib's metric objects of names or (name, kwargs) (a callable value made of lib)."""
+    return [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(
+        **{k: v(lib) if callable(v) else v for k, v in m[1].items()}) for m in metrics]
 
 
 def _optimizer(lib, name, kwargs):

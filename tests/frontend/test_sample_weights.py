@@ -132,7 +132,8 @@ def test_binary_crossentropy_label_smoothing_moves_labels_halfway():
     got = gc.function([], gk.losses.BinaryCrossentropy(label_smoothing=0.3)(
         gc.constant(t), gc.constant(p)))()
     s = t * 0.7 + 0.15
-    np.testing.assert_allclose(got, -(s * np.log(p) + (1 - s) * np.log(1 - p)).mean(-1),
+    # the loss object reduces (Keras's default sum_over_batch_size): the mean over examples
+    np.testing.assert_allclose(got, -(s * np.log(p) + (1 - s) * np.log(1 - p)).mean(-1).mean(),
                                rtol=1e-5)
     assert gk.losses.BinaryCrossentropy(label_smoothing=0.3).get_config()["label_smoothing"] \
         == pytest.approx(0.3)
@@ -176,3 +177,151 @@ def test_a_loss_keeps_its_reduction_when_saved_and_refuses_an_unknown_one():
     assert (again.reduction, again.label_smoothing) == ("sum", pytest.approx(0.1))
     with pytest.raises(ValueError, match="reduction must be one of"):
         gk.losses.Hinge(reduction="average")
+
+
+def test_a_loss_of_an_empty_batch_of_static_size_is_left_as_it_is():
+    """Keras returns the per-example values of an empty batch unreduced (shape (0,))."""
+    empty = gc.constant(np.zeros((0, 3), "float32"))
+    got = gc.function([], gk.losses.MeanSquaredError()(empty, empty))()
+    assert got.shape == (0,)
+
+
+# ---- fit, evaluate, train_on_batch and test_on_batch with sample and class weights ----------
+def linear_model(x, d, metrics=(), weighted_metrics=(), lr=0.1):
+    model = gk.Sequential([gk.Input((x.shape[1],)), gk.layers.Dense(d)])
+    w0 = rng.normal(0, 0.5, (x.shape[1], d)).astype("float32")
+    b0 = rng.normal(0, 0.1, d).astype("float32")
+    model.layers[-1].set_weights([w0, b0])
+    model.compile(gk.optimizers.SGD(lr), "mse", metrics=list(metrics),
+                  weighted_metrics=list(weighted_metrics))
+    return model, w0.astype("float64"), b0.astype("float64")
+
+
+def numpy_weighted_sgd(x, y, w, w0, b0, lr, batch, epochs):
+    """Keras's fit of a linear layer under mse with sample weights: each batch's loss is
+    sum(w * mse) / batch rows; the epoch's loss the batches' mean by their rows; the weighted
+    mae sum(w * mae) / sum(w), the plain one the mean."""
+    kernel, bias, logs = w0.copy(), b0.copy(), []
+    for _ in range(epochs):
+        sums = np.zeros(5)  # loss * rows, rows, |e| sum, |e| count, weighted |e|, ...
+        weighted = np.zeros(2)
+        for start in range(0, len(x), batch):
+            xb, yb, wb = x[start:start + batch], y[start:start + batch], w[start:start + batch]
+            err = xb @ kernel + bias - yb
+            n, d = err.shape
+            sums[:4] += [(wb * (err ** 2).mean(-1)).sum(), n, np.abs(err).mean(-1).sum(), n]
+            weighted += [(wb * np.abs(err).mean(-1)).sum(), wb.sum()]
+            grad = wb[:, None] * 2 * err / (n * d)
+            kernel -= lr * xb.T @ grad
+            bias -= lr * grad.sum(0)
+        logs.append((sums[0] / sums[1], sums[2] / sums[3], weighted[0] / weighted[1]))
+    return kernel, bias, np.array(logs)
+
+
+def test_fit_with_sample_weights_against_numpy_uneven_last_batch():
+    x = rng.normal(size=(24, 4)).astype("float32")
+    y = rng.normal(size=(24, 2)).astype("float32")
+    w = rng.uniform(0, 2, 24).astype("float32")
+    w[5] = 0.0
+    model, w0, b0 = linear_model(x, 2, ["mae"], ["mae"])
+    hist = model.fit(x, y, batch_size=7, epochs=3, shuffle=False, verbose=0, sample_weight=w)
+    kernel, bias, logs = numpy_weighted_sgd(x, y, w, w0, b0, 0.1, 7, 3)
+    got = np.array([hist.history[k] for k in ("loss", "mae", "weighted_mae")]).T
+    np.testing.assert_allclose(got, logs, rtol=2e-5)
+    np.testing.assert_allclose(model.layers[-1].get_weights()[0], kernel, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(model.layers[-1].get_weights()[1], bias, rtol=2e-5, atol=1e-6)
+    # evaluate and test_on_batch weigh the loss and the weighted metric alone
+    err = x @ kernel + bias - y
+    want = {"loss": (w * (err ** 2).mean(-1)).mean(), "mae": np.abs(err).mean(),
+            "weighted_mae": (w * np.abs(err).mean(-1)).sum() / w.sum()}
+    for logs in (model.evaluate(x, y, sample_weight=w, batch_size=24, verbose=0,
+                                return_dict=True), model.test_on_batch(x, y, sample_weight=w)):
+        assert sorted(logs) == sorted(want)
+        for k in want:
+            np.testing.assert_allclose(logs[k], want[k], rtol=2e-5)
+
+
+def test_train_on_batch_with_sample_weights_is_one_weighted_step():
+    x = rng.normal(size=(9, 3)).astype("float32")
+    y = rng.normal(size=(9, 2)).astype("float32")
+    w = rng.uniform(0, 2, 9).astype("float32")
+    model, w0, b0 = linear_model(x, 2, lr=0.3)
+    logs = model.train_on_batch(x, y, sample_weight=w)
+    kernel, bias, numpy_logs = numpy_weighted_sgd(x, y, w, w0, b0, 0.3, 9, 1)
+    np.testing.assert_allclose(logs["loss"], numpy_logs[0, 0], rtol=2e-5)
+    np.testing.assert_allclose(model.layers[-1].get_weights()[0], kernel, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("labels", ["sparse", "column", "onehot"])
+def test_class_weight_is_a_sample_weight_by_class(labels):
+    x = rng.normal(size=(17, 4)).astype("float32")
+    classes = rng.integers(0, 3, 17)
+    y = {"sparse": classes, "column": classes[:, None],
+         "onehot": np.eye(3, dtype="float32")[classes]}[labels]
+    class_weight = {0: 0.5, 2: 3.0}  # class 1 absent: weight 1
+    by_class = np.array([0.5, 1.0, 3.0], "float32")[classes]
+    def uniform_model():  # every prediction 1/3 before training
+        model = gk.Sequential([gk.Input((4,)), gk.layers.Dense(3, activation="softmax")])
+        model.layers[-1].set_weights([np.zeros((4, 3), "float32"), np.zeros(3, "float32")])
+        model.compile(gk.optimizers.SGD(0.5), "categorical_crossentropy" if labels == "onehot"
+                      else "sparse_categorical_crossentropy")
+        return model
+    logs = uniform_model().train_on_batch(x[:5], y[:5], class_weight=class_weight)
+    np.testing.assert_allclose(logs["loss"], np.log(3) * by_class[:5].mean(), rtol=1e-5)
+    runs = [uniform_model().fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0,
+                                **kwargs).history["loss"]
+            for kwargs in ({"class_weight": class_weight}, {"sample_weight": by_class})]
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+    model = uniform_model()
+    with pytest.raises(ValueError, match="class_weight and sample_weight"):
+        model.fit(x, y, class_weight=class_weight, sample_weight=by_class, verbose=0)
+
+
+def test_sample_weights_of_another_length_are_refused():
+    x = rng.normal(size=(6, 4)).astype("float32")
+    model, _, _ = linear_model(x, 2)
+    with pytest.raises(ValueError, match="needs one row for each of the 6 samples"):
+        model.fit(x, np.zeros((6, 2), "float32"), sample_weight=np.ones(5), verbose=0)
+
+
+class WeightedBatches(gk.utils.PyDataset):
+    def __init__(self, x, y, w, size, drop_weights_at=None):
+        super().__init__()
+        self.x, self.y, self.w, self.size, self.drop = x, y, w, size, drop_weights_at
+
+    def __len__(self):
+        return -(-len(self.x) // self.size)
+
+    def __getitem__(self, i):
+        part = slice(i * self.size, (i + 1) * self.size)
+        if i == self.drop:
+            return self.x[part], self.y[part]
+        return self.x[part], self.y[part], self.w[part]
+
+
+def test_a_pydataset_of_x_y_sample_weight_batches_fits_as_the_arrays():
+    x = rng.normal(size=(19, 4)).astype("float32")
+    y = rng.normal(size=(19, 2)).astype("float32")
+    w = rng.uniform(0, 2, 19).astype("float32")
+    model, w0, b0 = linear_model(x, 2, weighted_metrics=["mae"])
+    hist = model.fit(WeightedBatches(x, y, w, 6), epochs=2, verbose=0)
+    kernel, _, logs = numpy_weighted_sgd(x, y, w, w0, b0, 0.1, 6, 2)
+    np.testing.assert_allclose(hist.history["loss"], logs[:, 0], rtol=2e-5)
+    np.testing.assert_allclose(hist.history["mae"], logs[:, 2], rtol=2e-5)
+    np.testing.assert_allclose(model.layers[-1].get_weights()[0], kernel, rtol=2e-5, atol=1e-6)
+    with pytest.raises(gc.GraphcError, match=r"WeightedBatches\[2\] has none"):
+        model.fit(WeightedBatches(x, y, w, 6, drop_weights_at=2), verbose=0)
+
+
+def test_validation_split_takes_the_last_sample_weights_too():
+    x = rng.normal(size=(20, 3)).astype("float32")
+    y = rng.normal(size=(20, 2)).astype("float32")
+    w = rng.uniform(0, 2, 20).astype("float32")
+    model, w0, b0 = linear_model(x, 2)
+    hist = model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0,
+                     sample_weight=w, validation_split=0.25)
+    kernel, bias, logs = numpy_weighted_sgd(x[:15], y[:15], w[:15], w0, b0, 0.1, 16, 1)
+    np.testing.assert_allclose(hist.history["loss"], logs[:, 0], rtol=2e-5)
+    err = x[15:] @ kernel + bias - y[15:]
+    np.testing.assert_allclose(hist.history["val_loss"], [(w[15:] * (err ** 2).mean(-1)).mean()],
+                               rtol=2e-5)
