@@ -705,6 +705,22 @@ TRAIN_CASES.update({
     "fit loss reduction sum with sample_weight": (
         "SGD", {"learning_rate": 0.02}, ("MeanAbsoluteError", {"reduction": "sum"}), [],
         "regression", lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 3)}),
+    "fit sample_weight, weighted R2Score RootMeanSquaredError": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", ["R2Score"], "regression",
+        lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 5),
+                     "weighted_metrics": ["R2Score", "RootMeanSquaredError"]}),
+    "fit sample_weight, weighted F1Score OneHotMeanIoU (float32)": (
+        "SGD", {"learning_rate": 0.2}, "categorical_crossentropy", [], "onehot",
+        lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 6),
+                     "weighted_metrics": [("F1Score", {"average": "macro"}),
+                                          ("OneHotMeanIoU", {"num_classes": 3,
+                                                             "dtype": "float32"})]}),
+    "fit SparseCategoricalCrossentropy ignore_class 1 + its metric, sample_weight": (
+        "SGD", {"learning_rate": 0.2}, ("SparseCategoricalCrossentropy", {"ignore_class": 1}),
+        [("SparseCategoricalCrossentropy", {"ignore_class": 1})], "sparse",
+        lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 8),
+                     "weighted_metrics": [("SparseCategoricalCrossentropy",
+                                           {"ignore_class": 1})]}),
     "fit validation_data with sample weights": (
         "SGD", {"learning_rate": 0.1}, "mean_squared_error", [], "regression",
         lambda lib: {"batch_size": 7, "weighted_metrics": ["MeanSquaredError"],

@@ -70,6 +70,17 @@ def same_rank(values, weights):
     return values, weights
 
 
+def masked(weights, mask, reduction):
+    """Keras's apply_mask: the sample weights times the mask, which the averaging reductions
+    scale by total / valid so that the masked-out values leave the mean."""
+    if reduction in ("mean", "sum_over_batch_size"):
+        mask = mask * _divide_no_nan(_count(mask), gc.sum(mask))
+    if weights is None:
+        return mask
+    mask, weights = same_rank(mask, weights)
+    return weights * mask
+
+
 class Loss:
     """Callable: loss(y_true, y_pred, sample_weight=None) -> the per-example values, shape
     (batch,), times the sample weights, reduced as Keras reduces them: "sum_over_batch_size"
@@ -87,10 +98,14 @@ class Loss:
         self.from_logits, self.reduction = from_logits, reduction
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        values = self.per_example(self.labels(y_true, y_pred), y_pred)
-        weights = None
-        if sample_weight is not None:
-            values, weights = same_rank(values, gc.cast(sample_weight, values.dtype))
+        labels = self.labels(y_true, y_pred)
+        values = self.per_example(labels, y_pred)
+        weights = None if sample_weight is None else gc.cast(sample_weight, values.dtype)
+        valid = self.valid(labels)
+        if valid is not None:
+            weights = masked(weights, gc.cast(valid, values.dtype), self.reduction)
+        if weights is not None:
+            values, weights = same_rank(values, weights)
             values = values * weights
         if tuple(values.shape) in ((), (0,)):  # Keras leaves these as they are
             return values
@@ -98,6 +113,10 @@ class Loss:
 
     def labels(self, y_true, y_pred):
         return fit_labels(y_true, y_pred, self.label_kind, self.name)
+
+    def valid(self, labels):
+        """Where the per-example values count (a mask of their shape), or None: all."""
+        return None
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -187,17 +206,35 @@ class CategoricalCrossentropy(_Smoothed):
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """y_true: class indices, of shape (batch,) or (batch, 1)."""
+    """y_true: class indices, of shape (batch,) or (batch, 1). Labels equal to ignore_class
+    (a "void" class, -1 or 255 say) give 0 and, as in Keras, leave the loss's mean (the
+    metric form averages their zeros in)."""
     name = "sparse_categorical_crossentropy"
     label_kind = CLASS_INDICES
 
+    def __init__(self, from_logits=False, ignore_class=None, reduction=DEFAULT_REDUCTION,
+                 **kwargs):
+        super().__init__(from_logits, reduction)
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def valid(self, labels):
+        return None if self.ignore_class is None else \
+            gc.not_equal(class_indices(labels), self.ignore_class)
+
     def per_example(self, y_true, y_pred):
         y_true = class_indices(y_true)
+        valid = self.valid(y_true)
+        if valid is not None:  # an ignored label reads class 0, its value then zeroed
+            y_true = gc.where(valid, y_true, gc.zeros_like(y_true))
         logits = y_pred if self.from_logits else _logits_under(y_pred, "softmax")
         if logits is None:
             p = y_pred / gc.sum(y_pred, axis=-1, keepdims=True)
             logits = gc.log(gc.clip(p, EPSILON, 1 - EPSILON))
-        return gc.nn.sparse_softmax_cross_entropy(logits, y_true)
+        values = gc.nn.sparse_softmax_cross_entropy(logits, y_true)
+        return values if valid is None else gc.where(valid, values, gc.zeros_like(values))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "ignore_class": self.ignore_class}
 
 
 def class_indices(y_true):
@@ -566,7 +603,8 @@ mean_absolute_error = _functional(MeanAbsoluteError)
 huber = _functional(Huber, "delta")
 binary_crossentropy = _functional(BinaryCrossentropy, "from_logits", "label_smoothing")
 categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits", "label_smoothing")
-sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits")
+sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits",
+                                              "ignore_class")
 hinge = _functional(Hinge)
 squared_hinge = _functional(SquaredHinge)
 categorical_hinge = _functional(CategoricalHinge)

@@ -38,10 +38,10 @@ def num_examples(xs, ys=None, names=("x", "y")):
     return counts[0][1]
 
 
-def check_class_indices(y, classes, what, loss):
-    """An IndexError_ naming the first label of `y` outside [0, classes), by its index in `y`
-    (the user's array, not a shuffled batch)."""
-    bad = (y < 0) | (y >= classes)
+def check_class_indices(y, classes, what, loss, ignore_class=None):
+    """An IndexError_ naming the first label of `y` outside [0, classes) (ignore_class
+    aside), by its index in `y` (the user's array, not a shuffled batch)."""
+    bad = ((y < 0) | (y >= classes)) & (y != ignore_class)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise IndexError_(f"{what}[{', '.join(map(str, first))}] is {y[first]}, not a class "

@@ -294,7 +294,7 @@ class Model(Layer):
             classes = out.shape[-1]
             if getattr(loss, "label_kind", None) == CLASS_INDICES and isinstance(classes, int):
                 data.check_class_indices(y, classes, what if len(ys) == 1 else f"{what}[{i}]",
-                                         loss.name)
+                                         loss.name, getattr(loss, "ignore_class", None))
 
     def _reset_metrics(self):
         sess = self.session

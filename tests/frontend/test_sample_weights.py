@@ -325,3 +325,94 @@ def test_validation_split_takes_the_last_sample_weights_too():
     err = x[15:] @ kernel + bias - y[15:]
     np.testing.assert_allclose(hist.history["val_loss"], [(w[15:] * (err ** 2).mean(-1)).mean()],
                                rtol=2e-5)
+
+
+# ---- ignore_class; sample weights of the metrics that keep sums of their own ---------------
+def sparse_crossentropy(t, p):
+    return -np.log(np.clip(p, 1e-7, 1 - 1e-7)[np.arange(len(t)), np.maximum(t, 0)]) * (t != -1)
+
+
+@pytest.mark.parametrize("reduction,reduce", [
+    ("sum_over_batch_size", lambda v, w, valid: (v * w).sum() / valid.sum()),
+    ("sum", lambda v, w, valid: (v * w).sum()),
+    ("none", lambda v, w, valid: v * w),
+    ("mean_with_sample_weight", lambda v, w, valid: (v * w).sum() / (w * valid).sum()),
+])
+def test_sparse_categorical_crossentropy_leaves_ignore_class_out(reduction, reduce):
+    t = np.array([1, -1, 2, 0, -1, 2, 1], "int32")
+    p = rng.dirichlet(np.ones(3), 7).astype("float32")
+    w = rng.uniform(0, 2, 7).astype("float32")
+    loss = gk.losses.SparseCategoricalCrossentropy(ignore_class=-1, reduction=reduction)
+    got = gc.function([], loss(gc.constant(t[:, None]), gc.constant(p), gc.constant(w)))()
+    np.testing.assert_allclose(got, reduce(sparse_crossentropy(t, p), w, t != -1), rtol=1e-5)
+    # the metric: a weighted mean leaves them out, an unweighted one counts their zeros
+    batches = [(t, p, w), (t[:3], p[:3], w[:3])]
+    v = [sparse_crossentropy(*b[:2]) for b in batches]
+    want = running([((vb * b[2]).sum(), (b[2] * (b[0] != -1)).sum()) for vb, b in zip(v, batches)])
+    metric = gk.metrics.SparseCategoricalCrossentropy(ignore_class=-1)
+    np.testing.assert_allclose(run_batches(metric, batches), want, rtol=1e-5)
+    holders = [gc.placeholder(gc.int32, (None,)), gc.placeholder(gc.float32, (None, 3))]
+    updates, result = gk.metrics.SparseCategoricalCrossentropy(ignore_class=-1).update(*holders)
+    np.testing.assert_allclose(gc.function(holders, result, updates=updates)(t, p),
+                               v[0].mean(), rtol=1e-5)
+
+
+def test_fit_takes_labels_of_the_ignored_class():
+    x = rng.normal(size=(10, 3)).astype("float32")
+    y = np.array([0, 255, 1, 255, 2, 0, 1, 2, 255, 0], "int32")
+    model = gk.Sequential([gk.Input((3,)), gk.layers.Dense(3, activation="softmax")])
+    model.layers[-1].set_weights([np.zeros((3, 3), "float32"), np.zeros(3, "float32")])
+    model.compile("sgd", gk.losses.SparseCategoricalCrossentropy(ignore_class=255))
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), np.log(3), rtol=1e-5)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(IndexError, match=r"y\[1\] is 255"):
+        model.evaluate(x, y, verbose=0)
+
+
+def r2(t, p, w):
+    """Keras's weighted R2 per output, uniformly averaged."""
+    w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, t.shape)
+    mean = (w * t).sum(0) / w.sum(0)
+    total = (w * t * t).sum(0) - (w * t).sum(0) * mean
+    return (1 - (w * (t - p) ** 2).sum(0) / total).mean()
+
+
+def test_weighted_r2_score_and_root_mean_squared_error():
+    batches = weighted_batches(lambda n: (rng.normal(size=(n, 2)).astype("float32"),
+                                          rng.normal(size=(n, 2)).astype("float32")))
+    seen = [tuple(np.concatenate(a) for a in zip(*batches[:k + 1])) for k in range(3)]
+    np.testing.assert_allclose(run_batches(gk.metrics.R2Score(), batches),
+                               [r2(*s) for s in seen], rtol=1e-4)
+    np.testing.assert_allclose(run_batches(gk.metrics.RootMeanSquaredError(), batches),
+                               [np.sqrt(((t - p) ** 2).mean(-1) @ w / w.sum())
+                                for t, p, w in seen], rtol=1e-5)
+
+
+def test_weighted_f1_score_and_mean_iou():
+    batches = weighted_batches(lambda n: (np.eye(3, dtype="float32")[rng.integers(0, 3, n)],
+                                          rng.uniform(size=(n, 3)).astype("float32")))
+    seen = [tuple(np.concatenate(a) for a in zip(*batches[:k + 1])) for k in range(3)]
+    f1, iou = [], []
+    for t, p, w in seen:
+        hit = (p == p.max(-1, keepdims=True)).astype("float64")
+        tp, fp, fn = (w[:, None] * hit * t).sum(0), (w[:, None] * hit * (1 - t)).sum(0), \
+            (w[:, None] * (1 - hit) * t).sum(0)
+        precision, recall = tp / (tp + fp + 1e-7), tp / (tp + fn + 1e-7)
+        f1.append((2 * precision * recall / (precision + recall + 1e-7)).mean())
+        cm = np.zeros((3, 3))
+        np.add.at(cm, (t.argmax(-1), p.argmax(-1)), np.trunc(w))  # Keras: int counts
+        diag = np.diag(cm)
+        iou.append(np.mean(diag / (cm.sum(0) + cm.sum(1) - diag)))
+    np.testing.assert_allclose(run_batches(gk.metrics.F1Score(average="macro"), batches), f1,
+                               rtol=1e-5)
+    np.testing.assert_allclose(run_batches(gk.metrics.OneHotMeanIoU(3), batches), iou,
+                               rtol=1e-5)
+
+
+def test_sum_of_a_compiled_model_adds_the_weighted_predictions():
+    x = rng.normal(size=(7, 3)).astype("float32")
+    w = rng.uniform(0, 2, 7).astype("float32")
+    model, kernel, bias = linear_model(x, 1, weighted_metrics=[gk.metrics.Sum()])
+    logs = model.evaluate(x, np.zeros((7, 1), "float32"), sample_weight=w, batch_size=4,
+                          verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["sum"], ((x @ kernel + bias)[:, 0] * w).sum(), rtol=1e-5)
