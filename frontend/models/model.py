@@ -346,9 +346,11 @@ class Model(Layer):
         """
         dataset = x if isinstance(x, data.PyDataset) else None
         if dataset is not None:  # its first batch builds the model and the step
-            if y is not None or validation_split or distribution.active():
-                raise GraphcError("fit(PyDataset): y, validation_split and data parallelism "
-                                  "do not apply; the dataset's batches hold the targets")
+            if y is not None or sample_weight is not None or validation_split or \
+                    distribution.active():
+                raise GraphcError("fit(PyDataset): y, sample_weight, validation_split and data "
+                                  "parallelism do not apply; the dataset's batches hold the "
+                                  "targets (and sample weights)")
             x, y, sample_weight = data.dataset_batch(dataset, 0)
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         if ys is None:

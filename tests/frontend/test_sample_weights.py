@@ -416,3 +416,18 @@ def test_sum_of_a_compiled_model_adds_the_weighted_predictions():
     logs = model.evaluate(x, np.zeros((7, 1), "float32"), sample_weight=w, batch_size=4,
                           verbose=0, return_dict=True)
     np.testing.assert_allclose(logs["sum"], ((x @ kernel + bias)[:, 0] * w).sum(), rtol=1e-5)
+
+
+def test_weighted_metrics_are_saved_with_the_model(tmp_path):
+    x = rng.normal(size=(8, 3)).astype("float32")
+    y = rng.normal(size=(8, 2)).astype("float32")
+    w = rng.uniform(0, 2, 8).astype("float32")
+    model, _, _ = linear_model(x, 2, ["mae"], ["mae"])
+    model.fit(x, y, sample_weight=w, verbose=0)
+    model.save(str(tmp_path / "m.gck"))
+    loaded = gk.models.load_model(str(tmp_path / "m.gck"))
+    want = model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    got = loaded.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    assert sorted(got) == ["loss", "mae", "weighted_mae"]
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-6)
