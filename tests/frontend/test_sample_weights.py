@@ -431,3 +431,26 @@ def test_weighted_metrics_are_saved_with_the_model(tmp_path):
     assert sorted(got) == ["loss", "mae", "weighted_mae"]
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-6)
+
+
+def test_temporal_sample_weights_weigh_each_step():
+    """Weights of shape (batch, steps) for a sequence output: each step's value weighed,
+    the sum over every value's count (sum_over_batch_size)."""
+    x = rng.normal(size=(5, 4, 3)).astype("float32")
+    y = rng.normal(size=(5, 4, 2)).astype("float32")
+    w = rng.uniform(0, 2, (5, 4)).astype("float32")
+    model = gk.Sequential([gk.Input((4, 3)), gk.layers.Dense(2)])
+    kernel, bias = [a.astype("float64") for a in model.layers[-1].get_weights()]
+    model.compile("sgd", "mse")
+    got = model.evaluate(x, y, sample_weight=w, batch_size=5, verbose=0)
+    err = x @ kernel + bias - y
+    np.testing.assert_allclose(got, (w * (err ** 2).mean(-1)).mean(), rtol=1e-5)
+
+
+def test_class_weight_needs_a_model_of_one_output():
+    inp = gk.Input((3,))
+    model = gk.Model(inp, [gk.layers.Dense(2)(inp), gk.layers.Dense(2)(inp)])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((4, 3), "float32"), np.zeros(4, "int32")
+    with pytest.raises(ValueError, match="one output, this one has 2"):
+        model.fit(x, [y, y], class_weight={0: 2.0}, verbose=0)
