@@ -3,9 +3,9 @@
 Each loss computes a per-example tensor from (y_true, y_pred); calling a loss object reduces
 it with its `reduction` (by default "sum_over_batch_size", the mean of the weighted values, 0
 for an empty batch; None or "none" keeps them). The functional forms (gk.losses.mse, ...) give
-the per-example values. The cross-entropies take probabilities by default and logits with from_logits=True. When
-the predictions come straight out of a softmax or sigmoid op, the loss reads the logits under
-it, so the log never sees a rounded-to-zero probability.
+the per-example values. The cross-entropies take probabilities by default and logits with
+from_logits=True. When the predictions come straight out of a softmax or sigmoid op, the loss
+reads the logits under it, so the log never sees a rounded-to-zero probability.
 """
 import numpy as np
 

@@ -129,8 +129,8 @@ def build_train(model, specs, session, weight_shape=None):
                        for var, new in opt_updates]
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
-    fn = gc.function(model.inputs + targets + _listed(sample_weight) + window, results, updates=updates,
-                     session=session, name=f"{model.name}_train_step")
+    fn = gc.function(model.inputs + targets + _listed(sample_weight) + window, results,
+                     updates=updates, session=session, name=f"{model.name}_train_step")
     return Step(fn, [n for _, _, n in tracked],
                 random_nodes(results + [value for _, value in updates
                                          if hasattr(value, "node")]), bool(window))
