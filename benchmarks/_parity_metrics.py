@@ -183,7 +183,8 @@ def metric_data():
             "ints": rng.integers(0, 3, shape).astype("float32"),
             "ints2": rng.integers(0, 3, shape).astype("float32"), "w": w,
             "w_col": w[..., None], "w_full": rng.uniform(0, 2, shape).astype("float32"),
-            "sparse_void": np.where(sparse == 3, -1, sparse).astype("int32"), "empty": np.zeros((BATCHES, 0, 4), "float32"),
+            "sparse_void": np.where(sparse == 3, -1, sparse).astype("int32"),
+            "empty": np.zeros((BATCHES, 0, 4), "float32"),
             "w_empty": np.zeros((BATCHES, 0), "float32")}
 
 
