@@ -721,6 +721,13 @@ TRAIN_CASES.update({
         lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 8),
                      "weighted_metrics": [("SparseCategoricalCrossentropy",
                                            {"ignore_class": 1})]}),
+    "fit two outputs, sample_weight per output (list), weighted metrics per output": (
+        "SGD", {"learning_rate": 0.1}, {"reg": "mean_squared_error",
+                                         "cls": ("BinaryCrossentropy", {})},
+        {"reg": ["MeanAbsoluteError"], "cls": ["BinaryAccuracy"]}, "two outputs",
+        lambda lib: {"batch_size": 7, "sample_weight": [_weights_of(24, 9), _weights_of(24, 10)],
+                     "weighted_metrics": {"reg": ["MeanAbsoluteError"],
+                                          "cls": [("AUC", {})]}}),
     "fit validation_data with sample weights": (
         "SGD", {"learning_rate": 0.1}, "mean_squared_error", [], "regression",
         lambda lib: {"batch_size": 7, "weighted_metrics": ["MeanSquaredError"],
@@ -734,9 +741,16 @@ TRAIN_HIDDEN = {"BatchNormalization moving statistics after fit":
 STEPS, TB = 3, 8  # batches of TB examples
 
 
+# a model of two outputs: (name, units, activation) of each output's Dense layer
+TWO_OUTPUTS = (("reg", 3, None), ("cls", 1, "sigmoid"))
+
+
 def _train_model(lib, kind, hidden=None):
     """The model and the layers whose weights are compared (Dense last)."""
     x = lib.Input((5,))
+    if kind == "two outputs":
+        layers = [lib.layers.Dense(n, activation=act, name=name) for name, n, act in TWO_OUTPUTS]
+        return lib.Model(x, [layer(x) for layer in layers]), layers
     act = {"onehot": "softmax", "sparse": "softmax", "binary": "sigmoid",
            "positive": "softplus"}.get(kind)
     layers = ([hidden(lib)] if hidden else []) + \
@@ -752,27 +766,31 @@ def _train_data():
     x = rng.normal(size=(STEPS * TB, 5)).astype("float32")
     cls = rng.integers(0, 3, STEPS * TB)
     onehot, sparse = np.eye(3, dtype="float32")[cls], cls.astype("int32")
-    return {"x": x, "onehot": onehot, "sparse": sparse, "logits": onehot,
+    data = {"x": x, "onehot": onehot, "sparse": sparse, "logits": onehot,
             "sparse logits": sparse,
             "binary": (x[:, :1] + 0.3 * rng.normal(size=(STEPS * TB, 1)) > 0).astype("float32"),
             "regression": rng.normal(size=(STEPS * TB, 3)).astype("float32"),
             "positive": rng.uniform(0.5, 2.0, (STEPS * TB, 3)).astype("float32"),
             "w0": rng.normal(0, 0.5, (5, 3)).astype("float32"),
             "b0": rng.normal(0, 0.1, (3,)).astype("float32")}
+    data["two outputs"] = [data["regression"], data["binary"]]
+    return data
 
 
 def _train(lib, name, data):
     opt_name, opt_kwargs, loss, metrics, kind, *extra = TRAIN_CASES[name]
     model, layers = _train_model(lib, kind, TRAIN_HIDDEN.get(name))
-    n = 1 if kind == "binary" else 3
-    layers[-1].set_weights([data["w0"][:, :n], data["b0"][:n]])
-    loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
-        getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
+    dense = layers if kind == "two outputs" else layers[-1:]
+    for layer in dense:
+        n = layer.units
+        layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
+    loss = _per_output(lib, loss, _loss)
     fit_kwargs = {"batch_size": TB, "epochs": 2, "shuffle": False, "verbose": 0,
                   **(extra[0](lib) if extra else {})}
-    weighted = _metric_objects(lib, fit_kwargs.pop("weighted_metrics", []))
+    weighted = _per_output(lib, fit_kwargs.pop("weighted_metrics", []), _metric_objects)
     model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss,
-                  metrics=_metric_objects(lib, metrics), weighted_metrics=weighted or None)
+                  metrics=_per_output(lib, metrics, _metric_objects),
+                  weighted_metrics=weighted or None)
     if "dataset" in fit_kwargs:  # batches made by a PyDataset of lib's
         hist = model.fit(fit_kwargs.pop("dataset")(lib, data["x"], data[kind]), **fit_kwargs)
     else:
@@ -786,6 +804,18 @@ def _train(lib, name, data):
         values += [np.float32(logs[k]) for k in sorted(logs, key=_plain)]
     weights = [w for layer in layers for w in layer.get_weights()]
     return [np.asarray(w) for w in weights] + values, [_plain(k) for k in keys]
+
+
+def _loss(lib, loss):
+    """lib's loss function of a name, or its class made with (name, kwargs)."""
+    return getattr(lib.losses, loss) if isinstance(loss, str) else \
+        getattr(lib.losses, loss[0])(**loss[1])
+
+
+def _per_output(lib, spec, make):
+    """make(lib, spec), or a dict of them by output name."""
+    return {k: make(lib, v) for k, v in spec.items()} if isinstance(spec, dict) else \
+        make(lib, spec)
 
 
 def _metric_objects(lib, metrics):

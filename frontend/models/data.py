@@ -121,19 +121,22 @@ class PyDataset:
 
 def dataset_batch(dataset, index):
     """Batch `index` of a PyDataset, (x, y) or (x, y, sample_weight), as (xs, ys, weights):
-    lists of arrays and the weights' array (None without)."""
+    lists of arrays and the weights as given (None without)."""
     item = dataset[index]
     if not isinstance(item, tuple) or len(item) not in (2, 3):
         raise GraphcError(f"{type(dataset).__name__}[{index}] must be an (x, y) or (x, y, "
                           f"sample_weight) tuple, got {type(item).__name__}")
     xs, ys = as_arrays(item[0], "x"), as_arrays(item[1], "y")
-    return xs, ys, sample_weights(item[2] if len(item) == 3 else None, num_examples(xs, ys))
+    num_examples(xs, ys)
+    return xs, ys, item[2] if len(item) == 3 else None
 
 
-def sample_weights(weights, n, class_weight=None, ys=None):
-    """The sample weights of n examples as float32, one row each: `weights` as given, or
-    Keras's from class_weight (a dict class -> weight, 1 for a class it lacks) by the class
-    of each label of the single output's ys (an argmax of one-hot rows)."""
+def sample_weights(weights, ys, names, class_weight=None):
+    """The sample weights of each output (a list, or None without), float32 arrays of one
+    row per example of ys: `weights` as given (one array for every output, or a list or a
+    dict by output name of one per output), or Keras's from class_weight (a dict class ->
+    weight, 1 for a class it lacks) by the class of each label of the single output's ys
+    (an argmax of one-hot rows)."""
     if class_weight is not None:
         if weights is not None:
             raise ArgumentError("class_weight and sample_weight cannot both be given: the "
@@ -147,6 +150,19 @@ def sample_weights(weights, n, class_weight=None, ys=None):
         weights = [class_weight.get(int(c), 1.0) for c in np.round(y).astype("int32")]
     if weights is None:
         return None
+    if isinstance(weights, dict):
+        missing = [name for name in names if name not in weights]
+        if missing:
+            raise ArgumentError(f"sample_weight dict lacks outputs {missing}; outputs are "
+                                f"{names}")
+        weights = [weights[name] for name in names]
+    per_output = isinstance(weights, (list, tuple)) and len(weights) == len(names) and \
+        all(np.ndim(w) >= 1 for w in weights)
+    return [_rows_of_weights(w, len(ys[0])) for w in weights] if per_output else \
+        [_rows_of_weights(weights, len(ys[0]))] * len(names)
+
+
+def _rows_of_weights(weights, n):
     weights = np.asarray(weights, dtype="float32")
     if weights.ndim == 0 or len(weights) != n:
         raise ShapeError(f"sample_weight has shape {weights.shape}, needs one row for each "

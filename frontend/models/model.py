@@ -199,7 +199,7 @@ class Model(Layer):
                               "model.compile(optimizer, loss, metrics)")
         sess = self.session
         specs = tuple((data.label_dtype(y), y.shape[1:]) for y in ys or ())
-        weight_shape = None if weights is None else weights.shape[1:]
+        weight_shape = None if weights is None else tuple(w.shape[1:] for w in weights)
         key = (kind, specs, weight_shape, tuple(self.trainable_weights), id(sess),
                distribution.active())
         if key not in self._steps:
@@ -285,7 +285,7 @@ class Model(Layer):
         feeds = [np.asarray(a, dtype=t.dtype.name if t.dtype.name != "bfloat16" else None)
                  for a, t in zip(xs, self.inputs)]
         return (feeds + [np.asarray(y, dtype=data.label_dtype(y)) for y in ys]
-                + ([] if weights is None else [weights]))
+                + list(weights or ()))
 
     def _check_labels(self, ys, what):
         """Labels for losses that take class indices are in range, checked on the arrays as
@@ -306,8 +306,9 @@ class Model(Layer):
         """One optimizer step on one batch; returns the logs (loss and metrics) of that batch
         alone."""
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
-        ws = data.sample_weights(sample_weight, data.num_examples(xs, ys), class_weight, ys)
+        data.num_examples(xs, ys)
         self.build_from_arrays(xs)
+        ws = data.sample_weights(sample_weight, ys, self.output_names, class_weight)
         step = self._step("train", ys, ws)
         self._check_labels(ys, "y")
         self._reset_metrics()
@@ -318,8 +319,9 @@ class Model(Layer):
 
     def test_on_batch(self, x, y, sample_weight=None):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
-        ws = data.sample_weights(sample_weight, data.num_examples(xs, ys))
+        data.num_examples(xs, ys)
         self.build_from_arrays(xs)
+        ws = data.sample_weights(sample_weight, ys, self.output_names)
         step = self._step("test", ys, ws)
         self._check_labels(ys, "y")
         self._reset_metrics()
@@ -355,9 +357,11 @@ class Model(Layer):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         if ys is None:
             raise GraphcError("fit needs targets y")
-        ws = data.sample_weights(sample_weight, data.num_examples(xs, ys))
+        data.num_examples(xs, ys)
         self.build_from_arrays(xs)
-        step = self._step("train", ys, data.sample_weights(ws, len(xs[0]), class_weight, ys))
+        names = self.output_names
+        ws = data.sample_weights(sample_weight, ys, names)
+        step = self._step("train", ys, data.sample_weights(ws, ys, names, class_weight))
         if distribution.active():
             self._start_data_parallel()
         self._check_labels(ys, "y")  # before the split, so that indices are the user's
@@ -365,13 +369,13 @@ class Model(Layer):
         if validation_data is not None:
             val_x, val_y, val_w = (tuple(validation_data) + (None,))[:3]
             val = (data.as_arrays(val_x, "validation x"), data.as_arrays(val_y, "validation y"))
-            val += (data.sample_weights(val_w, data.num_examples(
-                *val, names=("validation x", "validation y"))),)
+            data.num_examples(*val, names=("validation x", "validation y"))
+            val += (data.sample_weights(val_w, val[1], names),)
             self._check_labels(val[1], "validation y")
         elif validation_split:
             (xs, ys, ws), val = data.split_last([xs, ys, ws], validation_split)
         n = data.num_examples(xs, ys)
-        ws = data.sample_weights(ws, n, class_weight, ys)  # the training part's alone
+        ws = data.sample_weights(ws, ys, names, class_weight)  # the training part's alone
         batch_size = 32 if batch_size is None else batch_size
         steps_per_epoch = len(dataset) if dataset is not None else -(-n // batch_size)
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose),
@@ -448,7 +452,7 @@ class Model(Layer):
 
     def _dataset_feeds(self, dataset, i, weighted, class_weight):
         xs, ys, ws = data.dataset_batch(dataset, i)
-        ws = data.sample_weights(ws, len(xs[0]), class_weight, ys)
+        ws = data.sample_weights(ws, ys, self.output_names, class_weight)
         if (ws is not None) != weighted:  # the step was built from batch 0's
             raise GraphcError(f"{type(dataset).__name__}[{i}] has "
                               f"{'sample weights' if ws is not None else 'none'} where batch "
@@ -480,9 +484,9 @@ class Model(Layer):
         return_dict=True."""
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         n = data.num_examples(xs, ys)
-        ws = data.sample_weights(sample_weight, n)
         batch_size = 32 if batch_size is None else batch_size
         self.build_from_arrays(xs)
+        ws = data.sample_weights(sample_weight, ys, self.output_names)
         self._step("test", ys, ws)
         self._check_labels(ys, "y")
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose), epochs=1,
@@ -566,7 +570,8 @@ def _verbosity(verbose):
 def _rows_of(arrays, part):
     """(xs, ys, weights) at rows `part` (weights None where there are none)."""
     xs, ys, ws = arrays
-    return [a[part] for a in xs], [a[part] for a in ys], None if ws is None else ws[part]
+    return [a[part] for a in xs], [a[part] for a in ys], \
+        None if ws is None else [w[part] for w in ws]
 
 
 def _shapes_of(outputs, multi):

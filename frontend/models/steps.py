@@ -43,18 +43,20 @@ def _rows(t):
     return gc.sum(gc.ones_like(gc.cast(first, gc.float32)))
 
 
-def _targets(model, specs, weight_shape):
-    """One label placeholder per output, of the dtype and trailing shape of the data, and the
-    sample weights' placeholder (None where the data has none)."""
-    targets = [gc.placeholder(dtype, shape=(None,) + tuple(shape),
-                              name=f"{model.output_names[i]}_target")
+def _targets(model, specs, weight_shapes):
+    """One label placeholder per output, of the dtype and trailing shape of the data, and one
+    for its sample weights (None where the data has none)."""
+    names = model.output_names
+    targets = [gc.placeholder(dtype, shape=(None,) + tuple(shape), name=f"{names[i]}_target")
                for i, (dtype, shape) in enumerate(specs)]
-    weights = None if weight_shape is None else gc.placeholder(
-        gc.float32, shape=(None,) + tuple(weight_shape), name="sample_weight")
+    weights = None if weight_shapes is None else [
+        gc.placeholder(gc.float32, shape=(None,) + tuple(shape),
+                       name=f"{names[i]}_sample_weight")
+        for i, shape in enumerate(weight_shapes)]
     return targets, weights
 
 
-def _losses_and_metrics(model, targets, outputs, sample_weight):
+def _losses_and_metrics(model, targets, outputs, sample_weights):
     """(total loss, [(updates, result, name)], batch size) for the compiled losses and
     metrics, as Keras computes them: each output's loss reduced by the loss (with the sample
     weights), the loss trackers' running means weighted by the batch size; the weighted
@@ -65,6 +67,7 @@ def _losses_and_metrics(model, targets, outputs, sample_weight):
     total = 0.0
     batch = _rows(outputs[0])
     for i, (y, out) in enumerate(zip(targets, outputs)):
+        sample_weight = None if sample_weights is None else sample_weights[i]
         try:
             loss = losses_mod.as_loss(compiled.losses[i])(y, out, sample_weight=sample_weight)
             metrics = [(metric, metric.update(y, out, sample_weight=sample_weight if weighted
@@ -107,16 +110,16 @@ def _all_layers(model):
         yield from _all_layers(layer) if hasattr(layer, "layers") else ()
 
 
-def build_train(model, specs, session, weight_shape=None):
+def build_train(model, specs, session, weight_shapes=None):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
-        targets, sample_weight = _targets(model, specs, weight_shape)
+        targets, sample_weights = _targets(model, specs, weight_shapes)
         # data parallel: random draws are the global batch's, batch norm syncs (window: the
         # [rows, offset] placeholders fed each step)
         with distribution.train_step_scope(model.inputs) as window:
             outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
-        total, tracked, batch = _losses_and_metrics(model, targets, outputs, sample_weight)
+        total, tracked, batch = _losses_and_metrics(model, targets, outputs, sample_weights)
         weights = model.trainable_weights
         scaled = model.compiled.optimizer.scale_loss(total)  # LossScaleOptimizer's
         if distribution.active() and weights:
@@ -129,7 +132,7 @@ def build_train(model, specs, session, weight_shape=None):
                        for var, new in opt_updates]
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
-    fn = gc.function(model.inputs + targets + _listed(sample_weight) + window, results,
+    fn = gc.function(model.inputs + targets + list(sample_weights or ()) + window, results,
                      updates=updates, session=session, name=f"{model.name}_train_step")
     return Step(fn, [n for _, _, n in tracked],
                 random_nodes(results + [value for _, value in updates
@@ -150,22 +153,18 @@ def _global_batch_gradients(loss, weights, batch):
     return gc.distributed.grouped_allreduce(weighted, op="sum")
 
 
-def build_test(model, specs, session, weight_shape=None):
+def build_test(model, specs, session, weight_shapes=None):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
-        targets, sample_weight = _targets(model, specs, weight_shape)
+        targets, sample_weights = _targets(model, specs, weight_shapes)
         outputs = flatten(model(model.model_inputs_structure(), training=False))
-        _, tracked, _ = _losses_and_metrics(model, targets, outputs, sample_weight)
+        _, tracked, _ = _losses_and_metrics(model, targets, outputs, sample_weights)
     # at inference only stateful recurrent layers update (their states, for the next batch)
-    fn = gc.function(model.inputs + targets + _listed(sample_weight),
+    fn = gc.function(model.inputs + targets + list(sample_weights or ()),
                      [r for _, r, _ in tracked],
                      updates=list(model.updates) + [u for upd, _, _ in tracked for u in upd],
                      session=session, name=f"{model.name}_test_step")
     return Step(fn, [n for _, _, n in tracked])
-
-
-def _listed(sample_weight):
-    return [] if sample_weight is None else [sample_weight]
 
 
 def _carries_state(layer):

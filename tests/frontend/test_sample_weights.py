@@ -454,3 +454,27 @@ def test_class_weight_needs_a_model_of_one_output():
     x, y = np.zeros((4, 3), "float32"), np.zeros(4, "int32")
     with pytest.raises(ValueError, match="one output, this one has 2"):
         model.fit(x, [y, y], class_weight={0: 2.0}, verbose=0)
+
+
+@pytest.mark.parametrize("form", ["list", "dict", "one array"])
+def test_sample_weights_per_output(form):
+    x = rng.normal(size=(9, 3)).astype("float32")
+    ya, yb = rng.normal(size=(9, 2)).astype("float32"), rng.normal(size=(9, 1)).astype("float32")
+    wa, wb = rng.uniform(0, 2, 9).astype("float32"), rng.uniform(0, 2, 9).astype("float32")
+    if form == "one array":
+        wb = wa
+    inp = gk.Input((3,))
+    model = gk.Model(inp, [gk.layers.Dense(2, name="a")(inp), gk.layers.Dense(1, name="b")(inp)])
+    model.compile("sgd", "mse", loss_weights=[1.0, 0.5], weighted_metrics=["mae"])
+    weights = {"list": [wa, wb], "dict": {"b": wb, "a": wa}, "one array": wa}[form]
+    logs = model.evaluate(x, [ya, yb], sample_weight=weights, batch_size=4, verbose=0,
+                          return_dict=True)
+    pa, pb = model.predict(x, verbose=0)
+    loss_a = (wa * ((pa - ya) ** 2).mean(-1)).mean()
+    loss_b = (wb * ((pb - yb) ** 2).mean(-1)).mean()
+    want = {"loss": loss_a + 0.5 * loss_b, "a_loss": loss_a, "b_loss": loss_b,
+            "a_mae": (wa * np.abs(pa - ya).mean(-1)).sum() / wa.sum(),
+            "b_mae": (wb * np.abs(pb - yb).mean(-1)).sum() / wb.sum()}
+    assert sorted(logs) == sorted(want)
+    for k in want:
+        np.testing.assert_allclose(logs[k], want[k], rtol=2e-5, err_msg=k)
