@@ -41,10 +41,38 @@ METRIC_CASES = {
         "MeanMetricWrapper", {"fn": lambda lib: lib.losses.huber, "delta": 0.5}, "normal",
         "logits", "w"),
 }
+# sample weights in the metrics that keep their own sums; ignore_class
+METRIC_CASES.update({
+    "metrics R2Score weighted": ("R2Score", {}, "normal", "logits", "w"),
+    "metrics R2Score variance_weighted_average num_regressors 2, weights per output": (
+        "R2Score", {"class_aggregation": "variance_weighted_average", "num_regressors": 2},
+        "normal", "logits", "w_full"),
+    "metrics RootMeanSquaredError weighted": ("RootMeanSquaredError", {}, "normal", "logits",
+                                              "w"),
+    "metrics F1Score weighted": ("F1Score", {}, "onehot", "probs", "w"),
+    "metrics FBetaScore beta 2 micro threshold 0.4 weighted": (
+        "FBetaScore", {"beta": 2.0, "average": "micro", "threshold": 0.4}, "binary", "unit",
+        "w"),
+    "metrics F1Score weighted average weighted": (
+        "F1Score", {"average": "weighted"}, "onehot", "probs", "w"),
+    "metrics MeanIoU scores weighted": (
+        "MeanIoU", {"num_classes": 4, "sparse_y_pred": False}, "sparse", "probs", "w"),
+    "metrics MeanIoU float32 dtype weighted": (
+        "MeanIoU", {"num_classes": 4, "sparse_y_pred": False, "dtype": "float32"}, "sparse",
+        "probs", "w"),
+    "metrics OneHotIoU weighted": (
+        "OneHotIoU", {"num_classes": 4, "target_class_ids": [0, 3]}, "onehot", "probs", "w"),
+    "metrics BinaryIoU threshold 0.4 weights per label": (
+        "BinaryIoU", {"threshold": 0.4}, "binary", "unit", "w_full"),
+    "metrics SparseCategoricalCrossentropy ignore_class -1 unweighted": (
+        "SparseCategoricalCrossentropy", {"ignore_class": -1}, "sparse_void", "probs", None),
+    "metrics SparseCategoricalCrossentropy ignore_class -1 weighted": (
+        "SparseCategoricalCrossentropy", {"ignore_class": -1}, "sparse_void", "probs", "w"),
+})
 
 # name: (a function of keras.losses / gk.losses, or a class, its kwargs, y_true array, y_pred
-# array[, sample_weight array]): a function's per-example values, a class's call (with an
-# explicit reduction: graphc's default keeps the per-example values) on the first batch
+# array[, sample_weight array]): a function's per-example values, a class's call (reduced by
+# its reduction, Keras's default sum_over_batch_size where none is given) on the first batch
 LOSS_CASES = {
     "loss values categorical_crossentropy from_logits label_smoothing": (
         "categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.2}, "onehot",
@@ -85,6 +113,37 @@ LOSS_CASES = {
     "loss values LogCosh none weighted": (
         "LogCosh", {"reduction": "none"}, "normal", "logits", "w"),
 }
+# a loss object's default reduction (sum_over_batch_size: a scalar), empty batches included
+LOSS_CASES.update({
+    "loss values MeanSquaredError default reduction": (
+        "MeanSquaredError", {}, "normal", "logits"),
+    "loss values MeanAbsoluteError default reduction weighted": (
+        "MeanAbsoluteError", {}, "normal", "logits", "w"),
+    "loss values CategoricalFocalCrossentropy default reduction weighted": (
+        "CategoricalFocalCrossentropy", {}, "onehot", "probs", "w"),
+    "loss values Poisson default reduction, column weights": (
+        "Poisson", {}, "unit", "probs", "w_col"),
+    "loss values CosineSimilarity reduction none": (
+        "CosineSimilarity", {"reduction": "none"}, "normal", "logits"),
+    "loss values MeanSquaredError default reduction, empty batch": (
+        "MeanSquaredError", {}, "empty", "empty"),
+    "loss values SparseCategoricalCrossentropy ignore_class -1 default reduction weighted": (
+        "SparseCategoricalCrossentropy", {"ignore_class": -1}, "sparse_void", "probs", "w"),
+    "loss values SparseCategoricalCrossentropy ignore_class 2 from_logits sum": (
+        "SparseCategoricalCrossentropy", {"ignore_class": 2, "from_logits": True,
+                                          "reduction": "sum"}, "sparse_col", "logits"),
+    "loss values SparseCategoricalCrossentropy ignore_class -1 none weighted": (
+        "SparseCategoricalCrossentropy", {"ignore_class": -1, "reduction": "none"},
+        "sparse_void", "probs", "w"),
+    "loss values SparseCategoricalCrossentropy ignore_class -1 mean_with_sample_weight": (
+        "SparseCategoricalCrossentropy", {"ignore_class": -1,
+                                          "reduction": "mean_with_sample_weight"},
+        "sparse_void", "probs", "w"),
+    "loss values sparse_categorical_crossentropy ignore_class -1": (
+        "sparse_categorical_crossentropy", {"ignore_class": -1}, "sparse_void", "probs"),
+    "loss values BinaryCrossentropy sum, empty weighted batch": (
+        "BinaryCrossentropy", {"reduction": "sum"}, "empty", "empty", "w_empty"),
+})
 
 
 def _loss_call(lib, name, array):
@@ -123,7 +182,10 @@ def metric_data():
             "normal": rng.normal(size=shape).astype("float32"),
             "ints": rng.integers(0, 3, shape).astype("float32"),
             "ints2": rng.integers(0, 3, shape).astype("float32"), "w": w,
-            "w_col": w[..., None]}
+            "w_col": w[..., None], "w_full": rng.uniform(0, 2, shape).astype("float32"),
+            "sparse_void": np.where(sparse == 3, -1, sparse).astype("int32"),
+            "empty": np.zeros((BATCHES, 0, 4), "float32"),
+            "w_empty": np.zeros((BATCHES, 0), "float32")}
 
 
 def make_metric(lib, name):

@@ -651,6 +651,89 @@ TRAIN_CASES.update({
     "losses KLDivergence": ("SGD", {"learning_rate": 0.1}, ("KLDivergence", {}), [], "onehot"),
     "losses LogCosh": ("SGD", {"learning_rate": 0.1}, ("LogCosh", {}), [], "regression"),
 })
+
+def _weights_of(n, seed):
+    """Sample weights of n examples, a zero among them."""
+    w = np.random.default_rng(seed).uniform(0, 2, n).astype("float32")
+    w[n // 3] = 0.0
+    return w
+
+
+def _weighted_batches(lib, x, y):
+    """A PyDataset of lib's giving (x, y, sample_weight) batches of 7, the last of 3."""
+    w = _weights_of(len(x), 7)
+
+    class Batches(lib.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+
+        def __len__(self):
+            return -(-len(x) // 7)
+
+        def __getitem__(self, i):
+            part = slice(7 * i, 7 * i + 7)
+            return x[part], y[part], w[part]
+    return Batches()
+
+
+# sample and class weights in fit and evaluate: loss and weighted metrics weighted, plain
+# metrics not, uneven last batches (the epoch's loss is the batches' mean by batch size)
+TRAIN_CASES.update({
+    "fit sample_weight, weighted_metrics, batches of 7 and 3, evaluate weighted": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", ["MeanAbsoluteError"],
+        "regression", lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 1),
+                                   "weighted_metrics": ["MeanAbsoluteError",
+                                                        "MeanSquaredError"]}),
+    "fit sample_weight validation_split (weights split too)": (
+        "Adam", {"learning_rate": 0.05}, ("Huber", {"delta": 0.5}), [], "regression",
+        lambda lib: {"batch_size": 5, "validation_split": 0.25,
+                     "sample_weight": _weights_of(24, 2), "weighted_metrics": ["LogCoshError"]}),
+    "fit class_weight sparse labels, validation_data unweighted": (
+        "SGD", {"learning_rate": 0.2}, "sparse_categorical_crossentropy",
+        ["SparseCategoricalAccuracy"], "sparse",
+        lambda lib: {"batch_size": 7, "class_weight": {0: 0.5, 1: 2.0},
+                     "weighted_metrics": ["SparseCategoricalAccuracy"],
+                     "validation_data": (_train_data()["x"][:9], _train_data()["sparse"][:9])}),
+    "fit class_weight one-hot labels": (
+        "SGD", {"learning_rate": 0.2}, ("CategoricalCrossentropy", {"label_smoothing": 0.1}),
+        [], "onehot", lambda lib: {"batch_size": 10, "class_weight": {2: 3.0, 0: 0.25},
+                                   "weighted_metrics": ["CategoricalAccuracy"]}),
+    "fit PyDataset of (x, y, sample_weight) batches": (
+        "SGD", {"learning_rate": 0.1}, ("BinaryCrossentropy", {}), ["BinaryAccuracy"], "binary",
+        lambda lib: {"dataset": _weighted_batches, "batch_size": None,
+                     "weighted_metrics": ["BinaryAccuracy"]}),
+    "fit loss reduction sum with sample_weight": (
+        "SGD", {"learning_rate": 0.02}, ("MeanAbsoluteError", {"reduction": "sum"}), [],
+        "regression", lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 3)}),
+    "fit sample_weight, weighted R2Score RootMeanSquaredError": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", ["R2Score"], "regression",
+        lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 5),
+                     "weighted_metrics": ["R2Score", "RootMeanSquaredError"]}),
+    "fit sample_weight, weighted F1Score OneHotMeanIoU (float32)": (
+        "SGD", {"learning_rate": 0.2}, "categorical_crossentropy", [], "onehot",
+        lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 6),
+                     "weighted_metrics": [("F1Score", {"average": "macro"}),
+                                          ("OneHotMeanIoU", {"num_classes": 3,
+                                                             "dtype": "float32"})]}),
+    "fit SparseCategoricalCrossentropy ignore_class 1 + its metric, sample_weight": (
+        "SGD", {"learning_rate": 0.2}, ("SparseCategoricalCrossentropy", {"ignore_class": 1}),
+        [("SparseCategoricalCrossentropy", {"ignore_class": 1})], "sparse",
+        lambda lib: {"batch_size": 7, "sample_weight": _weights_of(24, 8),
+                     "weighted_metrics": [("SparseCategoricalCrossentropy",
+                                           {"ignore_class": 1})]}),
+    "fit two outputs, sample_weight per output (list), weighted metrics per output": (
+        "SGD", {"learning_rate": 0.1}, {"reg": "mean_squared_error",
+                                         "cls": ("BinaryCrossentropy", {})},
+        {"reg": ["MeanAbsoluteError"], "cls": ["BinaryAccuracy"]}, "two outputs",
+        lambda lib: {"batch_size": 7, "sample_weight": [_weights_of(24, 9), _weights_of(24, 10)],
+                     "weighted_metrics": {"reg": ["MeanAbsoluteError"],
+                                          "cls": [("AUC", {})]}}),
+    "fit validation_data with sample weights": (
+        "SGD", {"learning_rate": 0.1}, "mean_squared_error", [], "regression",
+        lambda lib: {"batch_size": 7, "weighted_metrics": ["MeanSquaredError"],
+                     "validation_data": (_train_data()["x"][:9], _train_data()["regression"][:9],
+                                         _weights_of(9, 4))}),
+})
 TRAIN_HIDDEN = {"BatchNormalization moving statistics after fit":
                 L("BatchNormalization", momentum=0.6, epsilon=0.01),
                 "ActivityRegularization penalty in the fit loss":
@@ -658,9 +741,16 @@ TRAIN_HIDDEN = {"BatchNormalization moving statistics after fit":
 STEPS, TB = 3, 8  # batches of TB examples
 
 
+# a model of two outputs: (name, units, activation) of each output's Dense layer
+TWO_OUTPUTS = (("reg", 3, None), ("cls", 1, "sigmoid"))
+
+
 def _train_model(lib, kind, hidden=None):
     """The model and the layers whose weights are compared (Dense last)."""
     x = lib.Input((5,))
+    if kind == "two outputs":
+        layers = [lib.layers.Dense(n, activation=act, name=name) for name, n, act in TWO_OUTPUTS]
+        return lib.Model(x, [layer(x) for layer in layers]), layers
     act = {"onehot": "softmax", "sparse": "softmax", "binary": "sigmoid",
            "positive": "softplus"}.get(kind)
     layers = ([hidden(lib)] if hidden else []) + \
@@ -676,32 +766,62 @@ def _train_data():
     x = rng.normal(size=(STEPS * TB, 5)).astype("float32")
     cls = rng.integers(0, 3, STEPS * TB)
     onehot, sparse = np.eye(3, dtype="float32")[cls], cls.astype("int32")
-    return {"x": x, "onehot": onehot, "sparse": sparse, "logits": onehot,
+    data = {"x": x, "onehot": onehot, "sparse": sparse, "logits": onehot,
             "sparse logits": sparse,
             "binary": (x[:, :1] + 0.3 * rng.normal(size=(STEPS * TB, 1)) > 0).astype("float32"),
             "regression": rng.normal(size=(STEPS * TB, 3)).astype("float32"),
             "positive": rng.uniform(0.5, 2.0, (STEPS * TB, 3)).astype("float32"),
             "w0": rng.normal(0, 0.5, (5, 3)).astype("float32"),
             "b0": rng.normal(0, 0.1, (3,)).astype("float32")}
+    data["two outputs"] = [data["regression"], data["binary"]]
+    return data
 
 
 def _train(lib, name, data):
     opt_name, opt_kwargs, loss, metrics, kind, *extra = TRAIN_CASES[name]
     model, layers = _train_model(lib, kind, TRAIN_HIDDEN.get(name))
-    n = 1 if kind == "binary" else 3
-    layers[-1].set_weights([data["w0"][:, :n], data["b0"][:n]])
-    mets = [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(
-        **{k: v(lib) if callable(v) else v for k, v in m[1].items()}) for m in metrics]
-    loss = getattr(lib.losses, loss) if isinstance(loss, str) else \
-        getattr(lib.losses, loss[0])(**loss[1])  # a function, or a configured class
-    model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss, metrics=mets)
-    hist = model.fit(data["x"], data[kind], batch_size=TB, epochs=2, shuffle=False, verbose=0,
-                     **(extra[0](lib) if extra else {}))
+    dense = layers if kind == "two outputs" else layers[-1:]
+    for layer in dense:
+        n = layer.units
+        layer.set_weights([data["w0"][:, :n], data["b0"][:n]])
+    loss = _per_output(lib, loss, _loss)
+    fit_kwargs = {"batch_size": TB, "epochs": 2, "shuffle": False, "verbose": 0,
+                  **(extra[0](lib) if extra else {})}
+    weighted = _per_output(lib, fit_kwargs.pop("weighted_metrics", []), _metric_objects)
+    model.compile(optimizer=_optimizer(lib, opt_name, opt_kwargs), loss=loss,
+                  metrics=_per_output(lib, metrics, _metric_objects),
+                  weighted_metrics=weighted or None)
+    if "dataset" in fit_kwargs:  # batches made by a PyDataset of lib's
+        hist = model.fit(fit_kwargs.pop("dataset")(lib, data["x"], data[kind]), **fit_kwargs)
+    else:
+        hist = model.fit(data["x"], data[kind], **fit_kwargs)
     # Keras numbers a second metric of one class in a process ("auc_1"): compare by class
     keys = sorted(hist.history, key=_plain)
     values = [np.asarray(hist.history[k], np.float32) for k in keys]
+    if "sample_weight" in fit_kwargs:  # evaluate weighs as fit does
+        logs = model.evaluate(data["x"], data[kind], batch_size=5, verbose=0, return_dict=True,
+                              sample_weight=fit_kwargs["sample_weight"])
+        values += [np.float32(logs[k]) for k in sorted(logs, key=_plain)]
     weights = [w for layer in layers for w in layer.get_weights()]
     return [np.asarray(w) for w in weights] + values, [_plain(k) for k in keys]
+
+
+def _loss(lib, loss):
+    """lib's loss function of a name, or its class made with (name, kwargs)."""
+    return getattr(lib.losses, loss) if isinstance(loss, str) else \
+        getattr(lib.losses, loss[0])(**loss[1])
+
+
+def _per_output(lib, spec, make):
+    """make(lib, spec), or a dict of them by output name."""
+    return {k: make(lib, v) for k, v in spec.items()} if isinstance(spec, dict) else \
+        make(lib, spec)
+
+
+def _metric_objects(lib, metrics):
+    """lib's metric objects of names or (name, kwargs) (a callable value made of lib)."""
+    return [getattr(lib.metrics, m)() if isinstance(m, str) else getattr(lib.metrics, m[0])(
+        **{k: v(lib) if callable(v) else v for k, v in m[1].items()}) for m in metrics]
 
 
 def _optimizer(lib, name, kwargs):

@@ -360,7 +360,9 @@ MODULE_CASES = {
         r.get({"class_name": "L1L2", "config": {"l1": 0.5, "l2": 0.0}})(d["y"])],
     "losses.ctc CTC": lambda loss, d: [
         loss.ctc(d["ctc_labels"], d["ctc_logits"]),
-        loss.CTC(reduction=None)(d["ctc_labels"], d["ctc_logits"])],  # per sequence
+        loss.CTC(reduction=None)(d["ctc_labels"], d["ctc_logits"]),  # per sequence
+        loss.CTC()(d["ctc_labels"], d["ctc_logits"]),  # their mean
+        loss.CTC(reduction="sum")(d["ctc_labels"], d["ctc_logits"])],
     "initializers.deterministic": lambda i, d: [
         i.Identity(2.0)((3, 5)), i.identity()((4, 4)), i.Constant(0.3)((2, 3)),
         i.constant(-1.0)((4,)), i.Zeros()((2, 2)), i.ones()((3,)),

@@ -1,9 +1,11 @@
-"""Losses: per-example values averaged over the batch.
+"""Losses: per-example values reduced over the batch, as Keras 3 reduces them.
 
-Each loss computes a per-example tensor from (y_true, y_pred); the model's train step takes its
-mean. The cross-entropies take probabilities by default and logits with from_logits=True. When
-the predictions come straight out of a softmax or sigmoid op, the loss reads the logits under
-it, so the log never sees a rounded-to-zero probability.
+Each loss computes a per-example tensor from (y_true, y_pred); calling a loss object reduces
+it with its `reduction` (by default "sum_over_batch_size", the mean of the weighted values, 0
+for an empty batch; None or "none" keeps them). The functional forms (gk.losses.mse, ...) give
+the per-example values. The cross-entropies take probabilities by default and logits with
+from_logits=True. When the predictions come straight out of a softmax or sigmoid op, the loss
+reads the logits under it, so the log never sees a rounded-to-zero probability.
 """
 import numpy as np
 
@@ -51,6 +53,9 @@ REDUCTIONS = {
 }
 
 
+DEFAULT_REDUCTION = "sum_over_batch_size"  # Keras 3's: a loss object's call gives a scalar
+
+
 def same_rank(values, weights):
     """Keras's squeeze_or_expand_to_same_rank: where one has one more axis, of size 1, the
     other (of rank 1) gains a trailing axis, or else that axis is squeezed."""
@@ -65,30 +70,53 @@ def same_rank(values, weights):
     return values, weights
 
 
+def masked(weights, mask, reduction):
+    """Keras's apply_mask: the sample weights times the mask, which the averaging reductions
+    scale by total / valid so that the masked-out values leave the mean."""
+    if reduction in ("mean", "sum_over_batch_size"):
+        mask = mask * _divide_no_nan(_count(mask), gc.sum(mask))
+    if weights is None:
+        return mask
+    mask, weights = same_rank(mask, weights)
+    return weights * mask
+
+
 class Loss:
-    """Callable: loss(y_true, y_pred, sample_weight=None) -> per-example values, shape
-    (batch,), times the sample weights; reduced as Keras reduces them where the loss was
-    made with a reduction ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight").
+    """Callable: loss(y_true, y_pred, sample_weight=None) -> the per-example values, shape
+    (batch,), times the sample weights, reduced as Keras reduces them: "sum_over_batch_size"
+    (the default), "sum", "mean", "mean_with_sample_weight", or None / "none" (kept).
 
     y_true comes to per_example in the shape label_kind names (see labels.py)."""
 
     name = None
     label_kind = LIKE_PREDICTIONS
 
-    def __init__(self, from_logits=False, reduction=None):
+    def __init__(self, from_logits=False, reduction=DEFAULT_REDUCTION):
         if reduction not in REDUCTIONS:
             raise ArgumentError(f"{type(self).__name__}: reduction must be one of "
                               f"{sorted(map(str, REDUCTIONS))}, got {reduction!r}")
         self.from_logits, self.reduction = from_logits, reduction
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        values = self.per_example(fit_labels(y_true, y_pred, self.label_kind, self.name),
-                                  y_pred)
-        weights = None
-        if sample_weight is not None:
-            values, weights = same_rank(values, gc.cast(sample_weight, values.dtype))
+        labels = self.labels(y_true, y_pred)
+        values = self.per_example(labels, y_pred)
+        weights = None if sample_weight is None else gc.cast(sample_weight, values.dtype)
+        valid = self.valid(labels)
+        if valid is not None:
+            weights = masked(weights, gc.cast(valid, values.dtype), self.reduction)
+        if weights is not None:
+            values, weights = same_rank(values, weights)
             values = values * weights
+        if tuple(values.shape) in ((), (0,)):  # Keras leaves these as they are
+            return values
         return REDUCTIONS[self.reduction](values, weights)
+
+    def labels(self, y_true, y_pred):
+        return fit_labels(y_true, y_pred, self.label_kind, self.name)
+
+    def valid(self, labels):
+        """Where the per-example values count (a mask of their shape), or None: all."""
+        return None
 
     def get_config(self):
         return {"from_logits": self.from_logits}
@@ -97,7 +125,7 @@ class Loss:
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
-    def __init__(self, reduction=None):
+    def __init__(self, reduction=DEFAULT_REDUCTION):
         super().__init__(reduction=reduction)
 
     def per_example(self, y_true, y_pred):
@@ -118,7 +146,7 @@ class Huber(Loss):
     """0.5 e**2 where |e| <= delta, else delta * (|e| - 0.5 delta)."""
     name = "huber"
 
-    def __init__(self, delta=1.0, reduction=None):
+    def __init__(self, delta=1.0, reduction=DEFAULT_REDUCTION):
         super().__init__(reduction=reduction)
         self.delta = float(delta)
 
@@ -136,7 +164,7 @@ class _Smoothed(Loss):
     to the uniform distribution over `classes` (2 for the binary ones, else the last axis)."""
     classes = None
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, reduction=None):
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction=DEFAULT_REDUCTION):
         super().__init__(from_logits, reduction)
         self.label_smoothing = float(label_smoothing)
 
@@ -178,17 +206,35 @@ class CategoricalCrossentropy(_Smoothed):
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """y_true: class indices, of shape (batch,) or (batch, 1)."""
+    """y_true: class indices, of shape (batch,) or (batch, 1). Labels equal to ignore_class
+    (a "void" class, -1 or 255 say) give 0 and, as in Keras, leave the loss's mean (the
+    metric form averages their zeros in)."""
     name = "sparse_categorical_crossentropy"
     label_kind = CLASS_INDICES
 
+    def __init__(self, from_logits=False, ignore_class=None, reduction=DEFAULT_REDUCTION,
+                 **kwargs):
+        super().__init__(from_logits, reduction)
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def valid(self, labels):
+        return None if self.ignore_class is None else \
+            gc.not_equal(class_indices(labels), self.ignore_class)
+
     def per_example(self, y_true, y_pred):
         y_true = class_indices(y_true)
+        valid = self.valid(y_true)
+        if valid is not None:  # an ignored label reads class 0, its value then zeroed
+            y_true = gc.where(valid, y_true, gc.zeros_like(y_true))
         logits = y_pred if self.from_logits else _logits_under(y_pred, "softmax")
         if logits is None:
             p = y_pred / gc.sum(y_pred, axis=-1, keepdims=True)
             logits = gc.log(gc.clip(p, EPSILON, 1 - EPSILON))
-        return gc.nn.sparse_softmax_cross_entropy(logits, y_true)
+        values = gc.nn.sparse_softmax_cross_entropy(logits, y_true)
+        return values if valid is None else gc.where(valid, values, gc.zeros_like(values))
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "ignore_class": self.ignore_class}
 
 
 def class_indices(y_true):
@@ -273,7 +319,7 @@ class CosineSimilarity(Loss):
     """-cos(y_true, y_pred) along `axis` (-1 for identical directions)."""
     name = "cosine_similarity"
 
-    def __init__(self, axis=-1, reduction=None):
+    def __init__(self, axis=-1, reduction=DEFAULT_REDUCTION):
         super().__init__(reduction=reduction)
         self.axis = axis
 
@@ -293,7 +339,7 @@ class BinaryFocalCrossentropy(Loss):
     name = "binary_focal_crossentropy"
 
     def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
-                 label_smoothing=0.0, axis=-1, reduction=None, **kwargs):
+                 label_smoothing=0.0, axis=-1, reduction=DEFAULT_REDUCTION, **kwargs):
         super().__init__(from_logits, reduction)
         self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
         self.label_smoothing, self.axis = float(label_smoothing), axis
@@ -323,7 +369,7 @@ class CategoricalFocalCrossentropy(Loss):
     name = "categorical_focal_crossentropy"
 
     def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction=None, **kwargs):
+                 reduction=DEFAULT_REDUCTION, **kwargs):
         super().__init__(from_logits, reduction)
         self.alpha, self.gamma = alpha, gamma
         self.label_smoothing, self.axis = float(label_smoothing), axis
@@ -355,7 +401,7 @@ class Dice(Loss):
     (None: over the whole batch, one value, as Keras)."""
     name = "dice"
 
-    def __init__(self, reduction=None, name="dice", axis=None, **kwargs):
+    def __init__(self, reduction=DEFAULT_REDUCTION, name="dice", axis=None, **kwargs):
         super().__init__(reduction=reduction)
         self.axis = axis
 
@@ -377,8 +423,8 @@ class Tversky(Dice):
     """1 - TP / (TP + alpha FP + beta FN + 1e-7), with soft counts from y_true and y_pred."""
     name = "tversky"
 
-    def __init__(self, alpha=0.5, beta=0.5, reduction=None, name="tversky", axis=None,
-                 **kwargs):
+    def __init__(self, alpha=0.5, beta=0.5, reduction=DEFAULT_REDUCTION, name="tversky",
+                 axis=None, **kwargs):
         super().__init__(reduction=reduction, axis=axis)
         self.alpha, self.beta = alpha, beta
 
@@ -401,7 +447,7 @@ class CategoricalGeneralizedCrossEntropy(Loss):
     name = "categorical_generalized_cross_entropy"
     label_kind = CLASS_INDICES
 
-    def __init__(self, q=0.5, reduction=None, **kwargs):
+    def __init__(self, q=0.5, reduction=DEFAULT_REDUCTION, **kwargs):
         super().__init__(reduction=reduction)
         if not 0 < q < 1:
             raise GraphcError(f"CategoricalGeneralizedCrossEntropy q must be in (0, 1), got "
@@ -453,7 +499,7 @@ class Circle(Loss):
     label_kind = CLASS_INDICES
 
     def __init__(self, gamma=80.0, margin=0.4, remove_diagonal=True,
-                 reduction=None, name="circle", **kwargs):
+                 reduction=DEFAULT_REDUCTION, name="circle", **kwargs):
         super().__init__(reduction=reduction)
         self.gamma, self.margin = float(gamma), float(margin)
         self.remove_diagonal = bool(remove_diagonal)
@@ -490,20 +536,44 @@ def ctc(y_true, y_pred):
 
 
 class CTC(Loss):
-    """The mean of ctc() over the batch."""
+    """ctc() of each sequence, reduced over the batch."""
     name = "ctc"
 
-    def __init__(self, reduction="sum_over_batch_size", name="ctc", **kwargs):
-        super().__init__()
+    def __init__(self, reduction=DEFAULT_REDUCTION, name="ctc", **kwargs):
+        super().__init__(reduction=reduction)
 
-    def __call__(self, y_true, y_pred):
-        return ctc(y_true, y_pred)  # labels and logits have shapes of their own
+    def labels(self, y_true, y_pred):
+        return y_true  # labels and logits have shapes of their own
+
+    def per_example(self, y_true, y_pred):
+        return ctc(y_true, y_pred)
 
     def get_config(self):
         return {}
 
 
 ctc.loss_class = CTC
+
+
+class _FunctionLoss(Loss):
+    """A function of (y_true, y_pred, **kwargs) giving per-example values, as a loss with a
+    reduction: compile wraps a loss function in one, as Keras does."""
+
+    def __init__(self, fn, reduction=DEFAULT_REDUCTION, name=None, **kwargs):
+        super().__init__(reduction=reduction)
+        self.fn, self.kwargs = fn, kwargs
+        self.name = name or getattr(fn, "__name__", "loss")
+
+    def labels(self, y_true, y_pred):
+        return y_true  # the function's own business
+
+    def per_example(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self.kwargs)
+
+
+def as_loss(loss):
+    """A compiled loss as a Loss object (a function wrapped)."""
+    return loss if isinstance(loss, Loss) else _FunctionLoss(loss)
 
 
 LOSSES = {cls.name: cls for cls in (
@@ -521,7 +591,7 @@ def _functional(cls, *options):
     """Keras's functional form of a loss class: fn(y_true, y_pred, **options) -> per-example
     values (compile(loss=gk.losses.categorical_crossentropy) saves as the class would)."""
     def fn(y_true, y_pred, **kwargs):
-        return cls(**kwargs)(y_true, y_pred)
+        return cls(reduction=None, **kwargs)(y_true, y_pred)
     fn.__name__ = fn.__qualname__ = cls.name
     fn.__doc__ = f"The per-example {cls.name} of (y_true, y_pred); options: {options or 'none'}."
     fn.loss_class = cls
@@ -533,7 +603,8 @@ mean_absolute_error = _functional(MeanAbsoluteError)
 huber = _functional(Huber, "delta")
 binary_crossentropy = _functional(BinaryCrossentropy, "from_logits", "label_smoothing")
 categorical_crossentropy = _functional(CategoricalCrossentropy, "from_logits", "label_smoothing")
-sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits")
+sparse_categorical_crossentropy = _functional(SparseCategoricalCrossentropy, "from_logits",
+                                              "ignore_class")
 hinge = _functional(Hinge)
 squared_hinge = _functional(SquaredHinge)
 categorical_hinge = _functional(CategoricalHinge)
@@ -572,9 +643,7 @@ def get(identifier):
 def serialize(loss):
     if not isinstance(loss, Loss):
         raise GraphcError(f"loss {loss!r} is a function and cannot be saved by name")
-    reduction = getattr(loss, "reduction", None)
-    return {"name": loss.name, "config": {**loss.get_config(),
-                                          **({"reduction": reduction} if reduction else {})}}
+    return {"name": loss.name, "config": {**loss.get_config(), "reduction": loss.reduction}}
 
 
 def deserialize(config):

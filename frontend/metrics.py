@@ -442,7 +442,10 @@ class R2Score(Metric):
             raise GraphcError(f"unknown R2Score class_aggregation {class_aggregation!r}")
         self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
 
-    def update(self, y_true, y_pred):
+    def update(self, y_true, y_pred, sample_weight=None):
+        """Sums over the examples, each weighted by its sample weight (per output where the
+        weights have the labels' shape); the count of outputs is the weights' sum, that of
+        the adjustment the number of labels, as Keras counts them."""
         y_true = gc.cast(fit_labels(y_true, y_pred, self.label_kind, type(self).name),
                          gc.float32)
         y_pred = gc.cast(y_pred, gc.float32)
@@ -455,13 +458,16 @@ class R2Score(Metric):
                                                 name=f"metrics/{self.name}/{what}",
                                                 trainable=False)
                                     for what, shape in (("sum", outputs), ("squared_sum", outputs),
-                                                        ("total_mse", outputs), ("count", ())))
-        batch = [gc.sum(y_true, axis=0), gc.sum(gc.square(y_true), axis=0),
-                 gc.sum(gc.square(y_true - y_pred), axis=0),
-                 gc.sum(gc.ones_like(y_true[:, 0]))]
+                                                        ("total_mse", outputs),
+                                                        ("count", outputs), ("num_samples", ())))
+        w = gc.ones_like(y_true) if sample_weight is None else gc.cast(sample_weight, gc.float32)
+        w = gc.broadcast_to(gc.expand_dims(w, 1) if w.ndim == 1 else w, y_true.shape)
+        batch = [gc.sum(w * y_true, axis=0), gc.sum(w * gc.square(y_true), axis=0),
+                 gc.sum(w * gc.square(y_true - y_pred), axis=0), gc.sum(w, axis=0),
+                 gc.sum(gc.ones_like(y_true))]
         batch = distribution.sum_over_ranks(batch)
         updates = [(v, v + b) for v, b in zip(self._state, batch)]
-        total, squared, mse, count = [new for _, new in updates]
+        total, squared, mse, count, samples = [new for _, new in updates]
         mean = total / count
         variance = squared - total * mean
         raw = 1.0 - mse / variance
@@ -473,7 +479,7 @@ class R2Score(Metric):
         else:
             r2 = raw
         if self.num_regressors:
-            n, p = count, float(self.num_regressors)
+            n, p = samples, float(self.num_regressors)
             adjusted = 1.0 - (1.0 - r2) * (n - 1.0) / (n - p - 1.0)
             r2 = gc.where(n - p - 1.0 > 0, adjusted, r2)
         return updates, r2
@@ -512,6 +518,17 @@ def _loss_metric(loss_cls, metric_name=None):
         def values(self, y_true, y_pred):
             return self._loss.per_example(y_true, y_pred)
 
+        def update(self, y_true, y_pred, sample_weight=None):
+            """The loss's masked-out values (ignore_class) leave a weighted mean; Keras
+            applies the mask to sample weights alone, so an unweighted mean counts their
+            zeros."""
+            y_true = fit_labels(y_true, y_pred, self.label_kind, type(self).name)
+            valid = self._loss.valid(y_true)
+            if valid is not None and sample_weight is not None:
+                sample_weight = losses.masked(gc.cast(sample_weight, gc.float32),
+                                              gc.cast(valid, gc.float32), "sum")
+            return self.update_values(self.values(y_true, y_pred), sample_weight)
+
         def get_config(self):
             return {"name": self.name, **self._kwargs}
     LossMetric.__name__ = loss_cls.__name__
@@ -542,10 +559,10 @@ class RootMeanSquaredError(Metric):
     """sqrt(the running mean of the squared errors), over every element."""
     name = "root_mean_squared_error"
 
-    def update(self, y_true, y_pred):
+    def update(self, y_true, y_pred, sample_weight=None):
         y_true = fit_labels(y_true, y_pred, self.label_kind, type(self).name)
         err = gc.square(y_pred - gc.cast(y_true, y_pred.dtype))
-        updates, result = self.accumulate(gc.sum(err), gc.sum(gc.ones_like(err)))
+        updates, result = self.update_values(err, sample_weight)
         return updates, gc.sqrt(result)
 
 
@@ -553,8 +570,10 @@ class Sum(Metric):
     """The running sum of the values."""
     name = "sum"
 
-    def update(self, y_true, y_pred):
-        return self.update_values(y_pred)
+    def update(self, y_true, y_pred, sample_weight=None):
+        """As a compiled metric: the sum of the predictions (Keras's Sum.update_state takes
+        the values alone: update_values)."""
+        return self.update_values(y_pred, sample_weight)
 
     def update_values(self, values, sample_weight=None):
         """Keras's Sum.update_state: the (weighted) values added up."""

@@ -50,7 +50,7 @@ class FBetaScore(_Counts):
             raise GraphcError(f"beta must be positive, got {beta!r}")
         self.average, self.beta, self.threshold = average, float(beta), threshold
 
-    def update(self, y_true, y_pred):
+    def update(self, y_true, y_pred, sample_weight=None):
         t = gc.cast(fit_labels(y_true, y_pred, self.label_kind, type(self).name), gc.float32)
         p = gc.cast(y_pred, gc.float32)
         if self.threshold is None:
@@ -63,8 +63,10 @@ class FBetaScore(_Counts):
         shape = () if self.average == "micro" else (classes,)
         self._make_state([(w, shape) for w in ("tp", "fp", "fn", "weights")])
         axis = None if self.average == "micro" else 0
-        return self._add([gc.sum(p * t, axis=axis), gc.sum(p * (1 - t), axis=axis),
-                          gc.sum((1 - p) * t, axis=axis), gc.sum(t, axis=axis)])
+        w = 1.0 if sample_weight is None else \
+            gc.expand_dims(gc.cast(sample_weight, gc.float32), 1)  # one per example
+        return self._add([gc.sum(w * p * t, axis=axis), gc.sum(w * p * (1 - t), axis=axis),
+                          gc.sum(w * (1 - p) * t, axis=axis), gc.sum(w * t, axis=axis)])
 
     def result_of(self, tp, fp, fn, weights):
         precision = tp / (tp + fp + EPS)
@@ -96,7 +98,9 @@ class IoU(_Counts):
     """Intersection over union from the epoch's confusion matrix (true class x predicted
     class): per target class TP / (TP + FP + FN), averaged over the target classes present
     (a class that never occurs counts 0 and is left out of the mean). Labels and predictions
-    are class ids (sparse) or scores whose argmax is taken; ignore_class is left out."""
+    are class ids (sparse) or scores whose argmax is taken; ignore_class is left out; a
+    sample weight weighs its label's count (by its integer part unless dtype is a float
+    type, as Keras counts)."""
     name = "io_u"  # Keras's snake case of the class name
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None,
@@ -107,7 +111,7 @@ class IoU(_Counts):
         if any(not 0 <= c < self.num_classes for c in self.target_class_ids):
             raise GraphcError(f"target_class_ids {self.target_class_ids} must be in "
                               f"[0, {self.num_classes})")
-        self.ignore_class, self.axis = ignore_class, axis
+        self.ignore_class, self.axis, self.dtype = ignore_class, axis, dtype
         self.sparse_y_true, self.sparse_y_pred = sparse_y_true, sparse_y_pred
 
     def _ids(self, y_true, y_pred):
@@ -115,7 +119,7 @@ class IoU(_Counts):
         p = y_pred if self.sparse_y_pred else gc.argmax(y_pred, axis=self.axis)
         return t, p
 
-    def update(self, y_true, y_pred):
+    def update(self, y_true, y_pred, sample_weight=None):
         t, p = self._ids(y_true, y_pred)
         t = gc.cast(gc.reshape(gc.cast(t, gc.float32), (-1,)), gc.int32)
         p = gc.cast(gc.reshape(gc.cast(p, gc.float32), (-1,)), gc.int32)
@@ -124,12 +128,21 @@ class IoU(_Counts):
         keep = gc.logical_and(gc.logical_and(t >= 0, t < n), gc.logical_and(p >= 0, p < n))
         if self.ignore_class is not None:
             keep = gc.logical_and(keep, gc.not_equal(t, int(self.ignore_class)))
-        weight = gc.expand_dims(gc.cast(keep, gc.float32), -1)
+        weight = gc.cast(keep, gc.float32)
+        if sample_weight is not None:  # one per label (Keras flattens them as the labels)
+            weight = weight * gc.reshape(self._counted(sample_weight), (-1,))
+        weight = gc.expand_dims(weight, -1)
         safe_t, safe_p = gc.where(keep, t, gc.zeros_like(t)), gc.where(keep, p, gc.zeros_like(p))
         cm = gc.matmul(gc.transpose(gc.one_hot(safe_t, n, dtype=gc.float32) * weight, (1, 0)),
                        gc.one_hot(safe_p, n, dtype=gc.float32))
         self._make_state([("total_cm", (n, n))])
         return self._add([cm])
+
+    def _counted(self, sample_weight):
+        """Keras's IoU counts in its dtype, "int" by default: a weight by its integer part."""
+        if self.dtype is None or "int" in str(self.dtype):
+            return gc.cast(gc.cast(sample_weight, gc.int32), gc.float32)
+        return gc.cast(sample_weight, gc.float32)
 
     def result_of(self, cm):
         n = self.num_classes
@@ -167,7 +180,7 @@ class BinaryIoU(IoU):
     name = "binary_io_u"
 
     def __init__(self, target_class_ids=(0, 1), threshold=0.5, name=None, dtype=None):
-        super().__init__(2, target_class_ids, name)
+        super().__init__(2, target_class_ids, name, dtype)
         self.threshold = float(threshold)
 
     def _ids(self, y_true, y_pred):

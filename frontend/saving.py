@@ -187,18 +187,28 @@ def _compile_config(model):
     return {"optimizer": optimizers.serialize(c.optimizer),
             "losses": [losses.serialize(x) for x in c.losses],
             "loss_weights": c.loss_weights,
-            "metrics": [[m if isinstance(m, str) else {"class_name": type(m).__name__,
-                                                       "config": m.get_config()}
-                         for m in ids] for ids in c.metric_ids],
+            "metrics": _metric_configs(c.metric_ids),
+            "weighted_metrics": _metric_configs(c.weighted_metric_ids),
             "device": c.device}
+
+
+def _metric_configs(per_output):
+    return [[m if isinstance(m, str) else {"class_name": type(m).__name__,
+                                           "config": m.get_config()}
+             for m in ids] for ids in per_output]
+
+
+def _metric_objects(per_output):
+    return [[m if isinstance(m, str) else _metric(m) for m in ids] for ids in per_output]
 
 
 def _compile_from_config(model, config):
     model.compile(optimizer=optimizers.deserialize(config["optimizer"]),
                   loss=[losses.get(x) for x in config["losses"]],
                   loss_weights=config["loss_weights"],
-                  metrics=[[m if isinstance(m, str) else _metric(m) for m in ids]
-                           for ids in config["metrics"]],
+                  metrics=_metric_objects(config["metrics"]),
+                  weighted_metrics=_metric_objects(config.get("weighted_metrics",
+                                                              [[] for _ in config["metrics"]])),
                   device=config["device"])
 
 

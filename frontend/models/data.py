@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from graphc.errors import GraphcError, IndexError_, ShapeError
+from graphc.errors import ArgumentError, GraphcError, IndexError_, ShapeError
 
 
 def log_value(value):
@@ -38,10 +38,10 @@ def num_examples(xs, ys=None, names=("x", "y")):
     return counts[0][1]
 
 
-def check_class_indices(y, classes, what, loss):
-    """An IndexError_ naming the first label of `y` outside [0, classes), by its index in `y`
-    (the user's array, not a shuffled batch)."""
-    bad = (y < 0) | (y >= classes)
+def check_class_indices(y, classes, what, loss, ignore_class=None):
+    """An IndexError_ naming the first label of `y` outside [0, classes) (ignore_class
+    aside), by its index in `y` (the user's array, not a shuffled batch)."""
+    bad = ((y < 0) | (y >= classes)) & (y != ignore_class)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise IndexError_(f"{what}[{', '.join(map(str, first))}] is {y[first]}, not a class "
@@ -61,18 +61,24 @@ def feed_dtype(array):
 
 
 def split_last(groups, fraction):
-    """(training part, validation part) of each array group: the validation part is the last
-    `fraction` of the examples, taken before any shuffling (as Keras documents)."""
+    """(training part, validation part) of each array group (a list of arrays, an array or
+    None), x and y first: the validation part is the last `fraction` of the examples, taken
+    before any shuffling (as Keras documents)."""
     if not 0 < fraction < 1:
         raise GraphcError(f"validation_split must be in (0, 1), got {fraction!r}")
-    n = num_examples(*groups)
+    n = num_examples(*groups[:2])
     cut = n - int(math.floor(n * fraction))
     if cut in (0, n):
         raise GraphcError(f"validation_split={fraction} of {n} examples leaves one of the "
                           "two parts empty")
-    train = [[a[:cut] for a in g] if g else g for g in groups]
-    val = [[a[cut:] for a in g] if g else g for g in groups]
-    return train, val
+    return [_rows(g, slice(cut)) for g in groups], [_rows(g, slice(cut, None)) for g in groups]
+
+
+def _rows(group, rows):
+    """A list of arrays, or one array (or None), at `rows`."""
+    if isinstance(group, list):
+        return [a[rows] for a in group]
+    return None if group is None else group[rows]
 
 
 def batch_slices(n, batch_size, order=None):
@@ -114,13 +120,51 @@ class PyDataset:
 
 
 def dataset_batch(dataset, index):
-    """Batch `index` of a PyDataset as (xs, ys) lists of arrays."""
+    """Batch `index` of a PyDataset, (x, y) or (x, y, sample_weight), as (xs, ys, weights):
+    lists of arrays and the weights as given (None without)."""
     item = dataset[index]
     if not isinstance(item, tuple) or len(item) not in (2, 3):
-        raise GraphcError(f"{type(dataset).__name__}[{index}] must be an (x, y) tuple, got "
-                          f"{type(item).__name__}")
-    if len(item) == 3 and item[2] is not None:
-        raise GraphcError("sample weights from a PyDataset are not supported yet")
+        raise GraphcError(f"{type(dataset).__name__}[{index}] must be an (x, y) or (x, y, "
+                          f"sample_weight) tuple, got {type(item).__name__}")
     xs, ys = as_arrays(item[0], "x"), as_arrays(item[1], "y")
     num_examples(xs, ys)
-    return xs, ys
+    return xs, ys, item[2] if len(item) == 3 else None
+
+
+def sample_weights(weights, ys, names, class_weight=None):
+    """The sample weights of each output (a list, or None without), float32 arrays of one
+    row per example of ys: `weights` as given (one array for every output, or a list or a
+    dict by output name of one per output), or Keras's from class_weight (a dict class ->
+    weight, 1 for a class it lacks) by the class of each label of the single output's ys
+    (an argmax of one-hot rows)."""
+    if class_weight is not None:
+        if weights is not None:
+            raise ArgumentError("class_weight and sample_weight cannot both be given: the "
+                                "class weights make the sample weights")
+        if len(ys) != 1:
+            raise ArgumentError(f"class_weight applies to a model of one output, this one "
+                                f"has {len(ys)}")
+        y = ys[0]
+        if y.ndim > 1:
+            y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+        weights = [class_weight.get(int(c), 1.0) for c in np.round(y).astype("int32")]
+    if weights is None:
+        return None
+    if isinstance(weights, dict):
+        missing = [name for name in names if name not in weights]
+        if missing:
+            raise ArgumentError(f"sample_weight dict lacks outputs {missing}; outputs are "
+                                f"{names}")
+        weights = [weights[name] for name in names]
+    per_output = isinstance(weights, (list, tuple)) and len(weights) == len(names) and \
+        all(np.ndim(w) >= 1 for w in weights)
+    return [_rows_of_weights(w, len(ys[0])) for w in weights] if per_output else \
+        [_rows_of_weights(weights, len(ys[0]))] * len(names)
+
+
+def _rows_of_weights(weights, n):
+    weights = np.asarray(weights, dtype="float32")
+    if weights.ndim == 0 or len(weights) != n:
+        raise ShapeError(f"sample_weight has shape {weights.shape}, needs one row for each "
+                         f"of the {n} samples")
+    return weights

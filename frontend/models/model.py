@@ -154,17 +154,18 @@ class Model(Layer):
 
     # -- compile ------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                device=None):
+                weighted_metrics=None, device=None):
         """Fix the optimizer, the loss (one, or one per output as a list or a dict by output
-        name), metrics (a list for every output, or a dict by output name) and the device
-        (None: graphc's default). Steps are compiled on first use."""
+        name), metrics and weighted_metrics (a list for every output, or a dict by output
+        name; as in Keras, only the weighted ones take fit's and evaluate's sample weights)
+        and the device (None: graphc's default). Steps are compiled on first use."""
         if loss is None:
             raise GraphcError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         for each in (loss.values() if isinstance(loss, dict) else flatten(loss)):
             losses_mod.get(each)  # an unknown name fails here, not at the first fit
         check_device(device)  # an unknown or unbuilt device fails here, not at the first fit
         self.compiled = steps.Compiled(optimizers_mod.get(optimizer), loss, loss_weights,
-                                       metrics or [], device)
+                                       metrics or [], device, weighted_metrics or [])
         self._steps = {}
         if self.inputs is not None:
             self._resolve_compiled()
@@ -180,6 +181,7 @@ class Model(Layer):
         weights = c.loss_weights if c.loss_weights is not None else 1.0
         c.loss_weights = [float(w) for w in _per_output(weights, names, "loss_weights")]
         c.metric_ids = _metrics_per_output(c.metric_ids, names)
+        c.weighted_metric_ids = _metrics_per_output(c.weighted_metric_ids, names)
 
     @property
     def optimizer(self):
@@ -191,13 +193,15 @@ class Model(Layer):
         self._require_built("its session")
         return backend.session(self._graph, self.compiled.device if self.compiled else None)
 
-    def _step(self, kind, ys=None):
+    def _step(self, kind, ys=None, weights=None):
         if kind != "predict" and self.compiled is None:
             raise GraphcError(f"model '{self.name}' must be compiled before {kind}: call "
                               "model.compile(optimizer, loss, metrics)")
         sess = self.session
         specs = tuple((data.label_dtype(y), y.shape[1:]) for y in ys or ())
-        key = (kind, specs, tuple(self.trainable_weights), id(sess), distribution.active())
+        weight_shape = None if weights is None else tuple(w.shape[1:] for w in weights)
+        key = (kind, specs, weight_shape, tuple(self.trainable_weights), id(sess),
+               distribution.active())
         if key not in self._steps:
             if kind != "predict":
                 self._resolve_compiled()
@@ -205,7 +209,7 @@ class Model(Layer):
                     raise GraphcError(f"model '{self.name}' has {len(self.outputs)} outputs, "
                                       f"got {len(specs)} target arrays")
             build = {"train": steps.build_train, "test": steps.build_test}
-            self._steps[key] = (build[kind](self, specs, sess) if kind in build
+            self._steps[key] = (build[kind](self, specs, sess, weight_shape) if kind in build
                                 else steps.build_predict(self, sess))
         setattr(self, f"{kind}_function", self._steps[key].function)
         if kind == "train":
@@ -273,14 +277,15 @@ class Model(Layer):
                 sess.set_rng_state(node, state)
         self._pending_streams = None
 
-    def _feeds(self, xs, ys=()):
-        """Arrays cast to their placeholders' dtypes, inputs then targets."""
+    def _feeds(self, xs, ys=(), weights=None):
+        """Arrays cast to their placeholders' dtypes, inputs, targets, then sample weights."""
         if len(xs) != len(self.inputs):
             raise GraphcError(f"model '{self.name}' takes {len(self.inputs)} inputs, got "
                               f"{len(xs)} arrays")
         feeds = [np.asarray(a, dtype=t.dtype.name if t.dtype.name != "bfloat16" else None)
                  for a, t in zip(xs, self.inputs)]
-        return feeds + [np.asarray(y, dtype=data.label_dtype(y)) for y in ys]
+        return (feeds + [np.asarray(y, dtype=data.label_dtype(y)) for y in ys]
+                + list(weights or ()))
 
     def _check_labels(self, ys, what):
         """Labels for losses that take class indices are in range, checked on the arrays as
@@ -289,7 +294,7 @@ class Model(Layer):
             classes = out.shape[-1]
             if getattr(loss, "label_kind", None) == CLASS_INDICES and isinstance(classes, int):
                 data.check_class_indices(y, classes, what if len(ys) == 1 else f"{what}[{i}]",
-                                         loss.name)
+                                         loss.name, getattr(loss, "ignore_class", None))
 
     def _reset_metrics(self):
         sess = self.session
@@ -297,28 +302,31 @@ class Model(Layer):
             metric.reset(sess)
 
     # -- batches -------------------------------------------------------------------------------
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the logs (loss and metrics) of that batch
         alone."""
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         data.num_examples(xs, ys)
         self.build_from_arrays(xs)
-        step = self._step("train", ys)
+        ws = data.sample_weights(sample_weight, ys, self.output_names, class_weight)
+        step = self._step("train", ys, ws)
         self._check_labels(ys, "y")
         self._reset_metrics()
         # data parallel: x is this rank's part of the batch, the ranks' parts in rank order
         window = distribution.local_window(len(xs[0])) if step.window else []
-        outs = step.function(*self._feeds(xs, ys), *window)
+        outs = step.function(*self._feeds(xs, ys, ws), *window)
         return dict(zip(step.names, map(data.log_value, outs)))
 
-    def test_on_batch(self, x, y):
+    def test_on_batch(self, x, y, sample_weight=None):
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         data.num_examples(xs, ys)
         self.build_from_arrays(xs)
-        step = self._step("test", ys)
+        ws = data.sample_weights(sample_weight, ys, self.output_names)
+        step = self._step("test", ys, ws)
         self._check_labels(ys, "y")
         self._reset_metrics()
-        return dict(zip(step.names, map(data.log_value, step.function(*self._feeds(xs, ys)))))
+        outs = step.function(*self._feeds(xs, ys, ws))
+        return dict(zip(step.names, map(data.log_value, outs)))
 
     def predict_on_batch(self, x):
         xs = data.as_arrays(x, "x")
@@ -328,37 +336,46 @@ class Model(Layer):
 
     # -- fit, evaluate, predict --------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0):
         """Train for epochs initial_epoch .. epochs-1; returns the History.
 
-        validation_split takes the LAST fraction of x and y (before any shuffling) as
-        validation data, as Keras does; validation_data=(x_val, y_val) gives it directly.
-        Each batch is one call of the compiled train step.
+        validation_split takes the LAST fraction of x and y (and sample_weight) before any
+        shuffling as validation data, as Keras does; validation_data=(x_val, y_val) or
+        (x_val, y_val, val_sample_weight) gives it directly. sample_weight (one per example)
+        or class_weight ({class: weight}) weight the loss and the weighted metrics. Each
+        batch is one call of the compiled train step.
         """
         dataset = x if isinstance(x, data.PyDataset) else None
         if dataset is not None:  # its first batch builds the model and the step
-            if y is not None or validation_split or distribution.active():
-                raise GraphcError("fit(PyDataset): y, validation_split and data parallelism "
-                                  "do not apply; the dataset's batches hold the targets")
-            x, y = data.dataset_batch(dataset, 0)
+            if y is not None or sample_weight is not None or validation_split or \
+                    distribution.active():
+                raise GraphcError("fit(PyDataset): y, sample_weight, validation_split and data "
+                                  "parallelism do not apply; the dataset's batches hold the "
+                                  "targets (and sample weights)")
+            x, y, sample_weight = data.dataset_batch(dataset, 0)
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         if ys is None:
             raise GraphcError("fit needs targets y")
         data.num_examples(xs, ys)
         self.build_from_arrays(xs)
-        step = self._step("train", ys)
+        names = self.output_names
+        ws = data.sample_weights(sample_weight, ys, names)
+        step = self._step("train", ys, data.sample_weights(ws, ys, names, class_weight))
         if distribution.active():
             self._start_data_parallel()
         self._check_labels(ys, "y")  # before the split, so that indices are the user's
         val = None
         if validation_data is not None:
-            val = (data.as_arrays(validation_data[0], "validation x"),
-                   data.as_arrays(validation_data[1], "validation y"))
+            val_x, val_y, val_w = (tuple(validation_data) + (None,))[:3]
+            val = (data.as_arrays(val_x, "validation x"), data.as_arrays(val_y, "validation y"))
             data.num_examples(*val, names=("validation x", "validation y"))
+            val += (data.sample_weights(val_w, val[1], names),)
             self._check_labels(val[1], "validation y")
         elif validation_split:
-            (xs, ys), val = data.split_last([xs, ys], validation_split)
+            (xs, ys, ws), val = data.split_last([xs, ys, ws], validation_split)
         n = data.num_examples(xs, ys)
+        ws = data.sample_weights(ws, ys, names, class_weight)  # the training part's alone
         batch_size = 32 if batch_size is None else batch_size
         steps_per_epoch = len(dataset) if dataset is not None else -(-n // batch_size)
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose),
@@ -381,8 +398,8 @@ class Model(Layer):
                     shuffle_state = self._shuffle_rng.bit_generator.state
                     order = self._shuffle_rng.permutation(n) if shuffle and dataset is None \
                         else None
-                    for i, args in enumerate(self._train_batches(step, xs, ys, batch_size,
-                                                                 order, dataset)):
+                    for i, args in enumerate(self._train_batches(
+                            step, (xs, ys, ws), batch_size, order, dataset, class_weight)):
                         if resumed and i < first_batch:
                             continue
                         cbs.on_train_batch_begin(i)
@@ -398,7 +415,7 @@ class Model(Layer):
                     epoch_logs = dict(logs)
                     if val is not None:  # evaluate's begin and end hooks, as in Keras
                         cbs.on_test_begin()
-                        val_logs = self._evaluate_arrays(val[0], val[1], batch_size,
+                        val_logs = self._evaluate_arrays(*val, batch_size,
                                                          interrupt=interrupt)
                         cbs.on_test_end(val_logs)
                         epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -418,22 +435,33 @@ class Model(Layer):
         cbs.on_train_end(logs)
         return self.history
 
-    def _train_batches(self, step, xs, ys, batch_size, order, dataset):
+    def _train_batches(self, step, arrays, batch_size, order, dataset, class_weight):
         """For each batch of an epoch, a function giving the train step's arguments (read
         only when the batch is run, so that a resumed epoch skips the batches it did)."""
         if dataset is not None:
             for i in range(len(dataset)):
-                yield lambda i=i: self._feeds(*data.dataset_batch(dataset, i))
+                yield lambda i=i: self._dataset_feeds(dataset, i, arrays[2] is not None,
+                                                      class_weight)
             return
-        n = len(xs[0])
+        n = len(arrays[0][0])
         for idx in data.batch_slices(n, batch_size, order):
             part = distribution.shard(idx, n)  # this rank's (all, alone)
             window = distribution.window(idx, n) if step.window else []
             yield lambda part=part, window=window: self._feeds(
-                [a[part] for a in xs], [a[part] for a in ys]) + list(window)
+                *_rows_of(arrays, part)) + list(window)
 
-    def _evaluate_arrays(self, xs, ys, batch_size, cbs=None, interrupt=None):
-        step = self._step("test", ys)
+    def _dataset_feeds(self, dataset, i, weighted, class_weight):
+        xs, ys, ws = data.dataset_batch(dataset, i)
+        ws = data.sample_weights(ws, ys, self.output_names, class_weight)
+        if (ws is not None) != weighted:  # the step was built from batch 0's
+            raise GraphcError(f"{type(dataset).__name__}[{i}] has "
+                              f"{'sample weights' if ws is not None else 'none'} where batch "
+                              "0 has " + ("none" if ws is not None else "sample weights")
+                              + ": give them in every batch or in none")
+        return self._feeds(xs, ys, ws)
+
+    def _evaluate_arrays(self, xs, ys, ws, batch_size, cbs=None, interrupt=None):
+        step = self._step("test", ys, ws)
         self._reset_metrics()
         n = data.num_examples(xs, ys)
         logs = {}
@@ -441,7 +469,7 @@ class Model(Layer):
             if cbs:
                 cbs.on_test_batch_begin(i)
             part = distribution.shard(idx, n)  # this rank's (all, alone)
-            outs = step.function(*self._feeds([a[part] for a in xs], [a[part] for a in ys]))
+            outs = step.function(*self._feeds(*_rows_of((xs, ys, ws), part)))
             logs = dict(zip(step.names, map(data.log_value, outs)))
             if cbs:
                 cbs.on_test_batch_end(i, logs)
@@ -450,19 +478,21 @@ class Model(Layer):
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
-                 return_dict=False):
-        """Loss and metrics over all of x, y (inference mode): a list [loss, metrics...], or a
-        dict with return_dict=True."""
+                 sample_weight=None, return_dict=False):
+        """Loss and metrics over all of x, y (inference mode), the loss and the weighted
+        metrics weighted by sample_weight: a list [loss, metrics...], or a dict with
+        return_dict=True."""
         xs, ys = data.as_arrays(x, "x"), data.as_arrays(y, "y")
         n = data.num_examples(xs, ys)
         batch_size = 32 if batch_size is None else batch_size
         self.build_from_arrays(xs)
-        self._step("test", ys)
+        ws = data.sample_weights(sample_weight, ys, self.output_names)
+        self._step("test", ys, ws)
         self._check_labels(ys, "y")
         cbs = callbacks_mod.configure(callbacks, self, verbose=_verbosity(verbose), epochs=1,
                                       steps=-(-n // batch_size), mode="test")
         cbs.on_test_begin()
-        logs = self._evaluate_arrays(xs, ys, batch_size, cbs)
+        logs = self._evaluate_arrays(xs, ys, ws, batch_size, cbs)
         cbs.on_test_end(logs)
         return logs if return_dict else (list(logs.values()) if len(logs) > 1
                                          else next(iter(logs.values())))
@@ -535,6 +565,13 @@ def _verbosity(verbose):
     if not distribution.is_chief():  # data parallel: rank 0 alone prints
         return 0
     return 1 if verbose == "auto" else int(verbose)
+
+
+def _rows_of(arrays, part):
+    """(xs, ys, weights) at rows `part` (weights None where there are none)."""
+    xs, ys, ws = arrays
+    return [a[part] for a in xs], [a[part] for a in ys], \
+        None if ws is None else [w[part] for w in ws]
 
 
 def _shapes_of(outputs, multi):

@@ -10,7 +10,7 @@ import graphc as gc
 from graphc.errors import ShapeError
 from graphc.ir.types import format_shape
 
-from .. import distribution, metrics as metrics_mod
+from .. import distribution, losses as losses_mod, metrics as metrics_mod
 from ..layers.base import flatten
 from ..layers.core import Dense
 
@@ -37,34 +37,46 @@ def random_nodes(tensors):
     return tuple(sorted(found, key=lambda n: n.attrs["uid"]))
 
 
-def _ones_count(values):
-    return gc.sum(gc.broadcast_to(gc.constant(1.0), values.shape))
+def _rows(t):
+    """The number of rows (examples) of t, as a float tensor of the run-time batch size."""
+    first = t if t.ndim == 1 else t[(slice(None),) + (0,) * (t.ndim - 1)]
+    return gc.sum(gc.ones_like(gc.cast(first, gc.float32)))
 
 
-def _targets(model, specs):
-    """One label placeholder per output, of the dtype and trailing shape of the data."""
-    return [gc.placeholder(dtype, shape=(None,) + tuple(shape),
-                           name=f"{model.output_names[i]}_target")
-            for i, (dtype, shape) in enumerate(specs)]
+def _targets(model, specs, weight_shapes):
+    """One label placeholder per output, of the dtype and trailing shape of the data, and one
+    for its sample weights (None where the data has none)."""
+    names = model.output_names
+    targets = [gc.placeholder(dtype, shape=(None,) + tuple(shape), name=f"{names[i]}_target")
+               for i, (dtype, shape) in enumerate(specs)]
+    weights = None if weight_shapes is None else [
+        gc.placeholder(gc.float32, shape=(None,) + tuple(shape),
+                       name=f"{names[i]}_sample_weight")
+        for i, shape in enumerate(weight_shapes)]
+    return targets, weights
 
 
-def _losses_and_metrics(model, targets, outputs):
-    """(total loss, [(updates, result, name)]) for the compiled losses and metrics."""
+def _losses_and_metrics(model, targets, outputs, sample_weights):
+    """(total loss, [(updates, result, name)], batch size) for the compiled losses and
+    metrics, as Keras computes them: each output's loss reduced by the loss (with the sample
+    weights), the loss trackers' running means weighted by the batch size; the weighted
+    metrics take the sample weights, the others not."""
     compiled = model.compiled
     multi = len(outputs) > 1
     tracked = []
     total = 0.0
-    batch = None
+    batch = _rows(outputs[0])
     for i, (y, out) in enumerate(zip(targets, outputs)):
+        sample_weight = None if sample_weights is None else sample_weights[i]
         try:
-            per_example = compiled.losses[i](y, out)
-            metrics = [(metric, metric.update(y, out))
-                       for metric in compiled.metrics_for(i, y, out)]
+            loss = losses_mod.as_loss(compiled.losses[i])(y, out, sample_weight=sample_weight)
+            metrics = [(metric, metric.update(y, out, sample_weight=sample_weight if weighted
+                                              else None))
+                       for metric, weighted in compiled.metrics_for(i, y, out)]
         except ShapeError as err:
             raise ShapeError(err.detail + _flatten_hint(model, out), err.node) from None
-        if batch is None:
-            batch = _ones_count(per_example)
-        loss = gc.mean(per_example)
+        if loss.ndim:  # reduction=None: the mean, so that the step minimizes a scalar
+            loss = gc.mean(loss)
         total = total + compiled.loss_weights[i] * loss
         if multi:
             tracked.append(compiled.loss_tracker(f"{model.output_names[i]}_loss")
@@ -98,16 +110,16 @@ def _all_layers(model):
         yield from _all_layers(layer) if hasattr(layer, "layers") else ()
 
 
-def build_train(model, specs, session):
+def build_train(model, specs, session, weight_shapes=None):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
-        targets = _targets(model, specs)
+        targets, sample_weights = _targets(model, specs, weight_shapes)
         # data parallel: random draws are the global batch's, batch norm syncs (window: the
         # [rows, offset] placeholders fed each step)
         with distribution.train_step_scope(model.inputs) as window:
             outputs = flatten(model(model.model_inputs_structure(), training=True))
         state_updates = list(model.updates)
-        total, tracked, batch = _losses_and_metrics(model, targets, outputs)
+        total, tracked, batch = _losses_and_metrics(model, targets, outputs, sample_weights)
         weights = model.trainable_weights
         scaled = model.compiled.optimizer.scale_loss(total)  # LossScaleOptimizer's
         if distribution.active() and weights:
@@ -120,8 +132,8 @@ def build_train(model, specs, session):
                        for var, new in opt_updates]
     updates = state_updates + opt_updates + [u for upd, _, _ in tracked for u in upd]
     results = [r for _, r, _ in tracked]
-    fn = gc.function(model.inputs + targets + window, results, updates=updates,
-                     session=session, name=f"{model.name}_train_step")
+    fn = gc.function(model.inputs + targets + list(sample_weights or ()) + window, results,
+                     updates=updates, session=session, name=f"{model.name}_train_step")
     return Step(fn, [n for _, _, n in tracked],
                 random_nodes(results + [value for _, value in updates
                                          if hasattr(value, "node")]), bool(window))
@@ -141,14 +153,15 @@ def _global_batch_gradients(loss, weights, batch):
     return gc.distributed.grouped_allreduce(weighted, op="sum")
 
 
-def build_test(model, specs, session):
+def build_test(model, specs, session, weight_shapes=None):
     graph = model.graph
     with graph.as_default(), graph.root_scope():
-        targets = _targets(model, specs)
+        targets, sample_weights = _targets(model, specs, weight_shapes)
         outputs = flatten(model(model.model_inputs_structure(), training=False))
-        _, tracked, _ = _losses_and_metrics(model, targets, outputs)
+        _, tracked, _ = _losses_and_metrics(model, targets, outputs, sample_weights)
     # at inference only stateful recurrent layers update (their states, for the next batch)
-    fn = gc.function(model.inputs + targets, [r for _, r, _ in tracked],
+    fn = gc.function(model.inputs + targets + list(sample_weights or ()),
+                     [r for _, r, _ in tracked],
                      updates=list(model.updates) + [u for upd, _, _ in tracked for u in upd],
                      session=session, name=f"{model.name}_test_step")
     return Step(fn, [n for _, _, n in tracked])
@@ -172,29 +185,41 @@ def build_predict(model, session):
 
 
 class Compiled:
-    """What compile() fixed: optimizer, one loss per output, metrics, device."""
+    """What compile() fixed: optimizer, one loss per output, metrics (weighted or not),
+    device."""
 
-    def __init__(self, optimizer, losses, loss_weights, metrics, device):
+    def __init__(self, optimizer, losses, loss_weights, metrics, device, weighted_metrics=()):
         self.optimizer = optimizer
         self.losses = losses
         self.loss_weights = loss_weights
         self.metric_ids = metrics  # per output: a list of names or Metric objects
+        self.weighted_metric_ids = weighted_metrics  # the same, for weighted_metrics
         self.device = device
-        self._metrics = {}  # output index -> [Metric]
+        self._metrics = {}  # output index -> [(Metric, weighted)]
         self._trackers = {}
 
     def metrics_for(self, i, y, out):
-        """The metric objects of output i, resolved once ("accuracy" by the shapes)."""
+        """(metric, weighted) of output i, resolved once ("accuracy" by the shapes); a
+        weighted metric whose name an unweighted one has logs as "weighted_<name>"."""
         if i not in self._metrics:
-            metrics = [metrics_mod.get(m, y, out, self.losses[i]) for m in self.metric_ids[i]]
-            seen = {}
-            for metric in metrics:  # two of one name log apart: "f1_score", "f1_score_1"
-                n = seen.get(metric.name, 0)
-                seen[metric.name] = n + 1
-                if n:
-                    metric.name = f"{metric.name}_{n}"
-            self._metrics[i] = metrics
+            plain = self._resolve(self.metric_ids[i], i, y, out)
+            weighted = self._resolve(self.weighted_metric_ids[i], i, y, out)
+            taken = {metric.name for metric in plain}
+            for metric in weighted:
+                if metric.name in taken:
+                    metric.name = f"weighted_{metric.name}"
+            self._metrics[i] = [(m, False) for m in plain] + [(m, True) for m in weighted]
         return self._metrics[i]
+
+    def _resolve(self, ids, i, y, out):
+        metrics = [metrics_mod.get(m, y, out, self.losses[i]) for m in ids]
+        seen = {}
+        for metric in metrics:  # two of one name log apart: "f1_score", "f1_score_1"
+            n = seen.get(metric.name, 0)
+            seen[metric.name] = n + 1
+            if n:
+                metric.name = f"{metric.name}_{n}"
+        return metrics
 
     def loss_tracker(self, name):
         if name not in self._trackers:
@@ -202,4 +227,5 @@ class Compiled:
         return self._trackers[name]
 
     def all_metrics(self):
-        return list(self._trackers.values()) + [m for ms in self._metrics.values() for m in ms]
+        return list(self._trackers.values()) + [m for ms in self._metrics.values()
+                                                for m, _ in ms]

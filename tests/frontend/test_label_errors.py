@@ -129,6 +129,6 @@ def test_labels_with_a_trailing_axis_of_one_fewer_fit_as_in_keras():
     np.testing.assert_allclose(mse, np.mean((p - y) ** 2), rtol=1e-5)
     labels = gc.placeholder(gc.float32, (None,))
     predictions = gc.placeholder(gc.float32, (None, 1))
-    per_example = gk.losses.MeanSquaredError()(labels, predictions)
+    per_example = gk.losses.MeanSquaredError(reduction=None)(labels, predictions)
     got = gc.Session().run(per_example, {labels: y.astype("float32"), predictions: p[:, None]})
     np.testing.assert_allclose(got, (p - y) ** 2, rtol=1e-6)

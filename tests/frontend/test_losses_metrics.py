@@ -40,8 +40,12 @@ ONE_HOT = np.eye(5, dtype="float32")[LABELS]
      -(ONE_HOT * np.log(sigmoid(LOGITS)) + (1 - ONE_HOT) * np.log(1 - sigmoid(LOGITS))).mean(-1)),
 ])
 def test_losses_on_probabilities(name, y_true, y_pred, expect):
+    """A loss object's call reduces its per-example values to their mean (Keras 3's default
+    sum_over_batch_size); reduction=None keeps them."""
     got = evaluate(gk.losses.get(name), y_true, y_pred.astype("float32"))
-    np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, expect.mean(), rtol=1e-4, atol=1e-5)
+    kept = evaluate(type(gk.losses.get(name))(reduction=None), y_true, y_pred.astype("float32"))
+    np.testing.assert_allclose(kept, expect, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("cls,y_true,activation", [
@@ -59,14 +63,14 @@ def test_softmax_output_is_read_as_logits_so_huge_logits_stay_finite():
     logits = np.array([[1000.0, -1000.0, 0.0]], "float32")
     got = evaluate(gk.losses.get("sparse_categorical_crossentropy"), np.array([1], "int32"),
                    logits, pred_op=gc.nn.softmax)
-    assert got[0] == pytest.approx(2000.0)
+    assert got == pytest.approx(2000.0)
 
 
 def test_huber():
     y, p = rng.normal(size=(6, 4)).astype("float32"), rng.normal(size=(6, 4)).astype("float32") * 3
     e = np.abs(p - y)
     expect = np.where(e <= 1.5, 0.5 * e ** 2, 1.5 * (e - 0.75)).mean(-1)
-    np.testing.assert_allclose(evaluate(gk.losses.Huber(1.5), y, p), expect, rtol=1e-5)
+    np.testing.assert_allclose(evaluate(gk.losses.Huber(1.5), y, p), expect.mean(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("metric,y_true,y_pred,expect", [
@@ -155,10 +159,13 @@ def test_ctc_matches_the_sum_over_paths_and_trains():
     y = gc.placeholder("int32", (None, 3))
     z = gc.placeholder("float32", (None, None, 3))
     lengths = gc.placeholder("int32", (None,))
-    got_ops, got_loss, grad = gc.function([y, z, lengths], [
+    reduced = [gk.losses.CTC(reduction=r)(y, z) for r in ("sum_over_batch_size", "sum", None)]
+    got_ops, got_loss, grad, *got_reduced = gc.function([y, z, lengths], [
         gk.ops.ctc_loss(y, z, gc.sum(gc.cast(y > 0, gc.int32), axis=1), lengths),
-        gk.losses.ctc(y, z), gc.grad(gc.sum(gk.losses.CTC()(y, z)), [z])[0]])(
+        gk.losses.ctc(y, z), gc.grad(gc.sum(gk.losses.CTC()(y, z)), [z])[0]] + reduced)(
             labels, logits, steps)
+    for got, reduce in zip(got_reduced, (np.mean, np.sum, lambda v: v)):
+        np.testing.assert_allclose(got, reduce(got_loss), rtol=1e-6)
     for i in range(4):
         label = labels[i][labels[i] > 0]
         np.testing.assert_allclose(got_ops[i], brute_force_ctc(label, logits[i], steps[i]),
