@@ -48,12 +48,13 @@ def literal(value, dtype):
             return f"(({REGISTER[dtype]}){text})"
         return f"({text})" if v < 0 else text
     v = float(value)
-    if dtype == "float16":
-        v = float(np.float16(v))
-    elif dtype == "bfloat16":
-        v = float(dtypes.round_bfloat16(np.float32(v)))
-    elif dtype == "float32":
-        v = float(np.float32(v))
+    with np.errstate(over="ignore"):  # a constant beyond the type's range is its infinity
+        if dtype == "float16":
+            v = float(np.float16(v))
+        elif dtype == "bfloat16":
+            v = float(dtypes.round_bfloat16(np.float32(v)))
+        elif dtype == "float32":
+            v = float(np.float32(v))
     suffix = "" if REGISTER[dtype] == "double" else "f"
     if math.isnan(v) or math.isinf(v):
         text = "NAN" if math.isnan(v) else "INFINITY" if v > 0 else "-INFINITY"
