@@ -64,7 +64,7 @@ def emit_streamed_loop(k, loop, store, rows, roots):
             k.loop([(loop.var, I64(0), I64(extent))],
                    lambda: b.store(k.expr(store.value), b.gep(row, [k.vars[var]])), [])
             _stream_copy(k, row, out, extent, dtype, store.buffer,
-                         _next_rows(roots, rows, loop.extent))
+                         _next_rows(roots, rows, loop))
             k.scopes.pop()
         with plain:
             k.scopes.append({})
@@ -72,14 +72,16 @@ def emit_streamed_loop(k, loop, store, rows, roots):
             k.scopes.pop()
 
 
-def _next_rows(roots, rows, extent):
+def _next_rows(roots, rows, loop):
     """The loads of the next row to prefetch, at position COPY: those that a reduction over
-    the row (one loop of `extent`) makes along it, with the parallel loop's variable one
-    further."""
+    the row (one loop of the row `loop`'s extent, computed once per row: not one per element
+    of the row, whose loads depend on `loop`'s variable, unbound in the copy) makes along it,
+    with the parallel loop's variable one further."""
     step = {rows.var.name: ir.Op("add", (rows.var, ir.Const(1, ir.INDEX)), ir.INDEX)}
     out = {}
     for r in ir.distinct(roots):
-        if not (isinstance(r, ir.Reduce) and len(r.loops) == 1 and r.loops[0][1] == extent):
+        if not (isinstance(r, ir.Reduce) and len(r.loops) == 1
+                and r.loops[0][1] == loop.extent and loop.var.name not in ir.free_vars(r)):
             continue
         inner = r.loops[0][0].name
         for e in ir.distinct([r.value]):

@@ -94,3 +94,18 @@ def test_rows_of_one_value_are_computed_as_numpy():
     xb[::1000] = np.nan
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(f(xb), softmax(xb))
+
+
+@pytest.mark.parametrize("rows", [2, rows_for(2)])
+def test_a_reduction_per_element_of_the_row_is_not_prefetched_as_the_rows(rows):
+    """A row of two argmaxes (each a reduction over its own last axis, of the row's length by
+    chance) streams; the next row's prefetch must not read the element loop's variable
+    (its IR did not verify)."""
+    x = gc.placeholder(gc.float32, (None, 2, 2))
+    f = gc.function([x], [abs(x), gc.cast(gc.argmax(x + 1.5, axis=-1), gc.float32)],
+                    device="cpu")
+    xb = rng.standard_normal((rows, 2, 2)).astype(np.float32)
+    xb[0, 0] = [np.nan, -0.0]
+    got_abs, got_arg = f(xb)
+    np.testing.assert_array_equal(got_abs, np.abs(xb))
+    np.testing.assert_array_equal(got_arg, np.argmax(xb + np.float32(1.5), axis=-1))
