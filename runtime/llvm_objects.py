@@ -11,6 +11,7 @@ and one copy means one packing buffer per thread, whatever the number of program
 call the pool's `graphc_parallel_for` the same way. While a program compiles, the shared modules
 it needs and nobody has built yet compile beside it, each in a forked child (forked_compile).
 """
+import atexit
 import ctypes
 import threading
 
@@ -36,6 +37,9 @@ def shared_key(shared):
 _objects = {}     # shared key -> object bytes, or the ForkedCompile that makes them
 _libraries = {}   # shared key -> the loaded library, kept for the life of the process
 _shared_lock = threading.RLock()
+# program key -> the ForkedCompile of the chosen code of a program running on the quick tier,
+# or that code once received, until the program swaps it in
+_chosen = {}
 
 
 def start_compiling(shared):
@@ -63,6 +67,19 @@ def shared_object(shared):
         return found
 
 
+def build_shared():
+    """Every shared module (cpu.shared_codes) in the disk cache, compiled where it is not, in
+    children side by side: the names of those it put there."""
+    missing = [shared for shared in cpu.shared_codes()
+               if default_cache().get(shared_key(shared)) is None]
+    if forked_compile.worthwhile():
+        for shared in missing:
+            start_compiling(shared)
+    for shared in missing:  # this process may hold it already, from another cache
+        default_cache().put(shared_key(shared), shared_object(shared))
+    return [shared.name for shared in missing]
+
+
 def link(shared):
     """`shared` loaded into the process once, its symbols resolving in objects loaded later."""
     key = shared_key(shared)
@@ -82,26 +99,66 @@ class Bound(ctypes.Structure):
 
 class LoadedProgram:
     """A CPU program's code (a cpu.CpuCode) loaded: `entry(n)` is segment n's `i64 (ctx*,
-    pool*)`; `run()` runs every segment on the ctx and pool in `bound` (a Bound)."""
+    pool*)`; `run()` runs every segment on the ctx and pool in `bound` (a Bound).
+
+    A program the disk cache lacks starts on quickly compiled code (cpu.QUICK_PIPELINE) while
+    its chosen pipeline compiles in a forked child: `upgrade()` swaps that code in once the
+    child has it, and the disk cache only ever holds it. A loop body (one with a driver) is
+    compiled as chosen from the start: its driver runs without a call that could swap it.
+    """
 
     def __init__(self, code):
         self.code = code
-        key = object_key("program", *code.fingerprints)
+        self._key = object_key("program", *code.fingerprints)
+        self.quick = False  # whether the quick tier's code runs, the chosen one compiling
         linked = [cpu.gemm_code(dtype) for dtype in code.gemm_dtypes] + [cpu.POOL_CODE]
-        cache = default_cache()
-        objects = cache.get(key)
+        objects = default_cache().get(self._key) or _chosen_code(self._key, wait=True)
         if objects is None:
-            if forked_compile.worthwhile():
-                for shared in linked:
-                    start_compiling(shared)
-            objects = cpu.compile_object(code.text, code.pipeline)
-            cache.put(key, objects)
+            objects = self._compile(linked)
         for shared in linked:
             link(shared)
+        self._load(objects)
+
+    def _compile(self, linked):
+        """The object code of a program the cache lacks: the quick tier's where a child can
+        compile the chosen one meanwhile, else the chosen one."""
+        text = self.code.text  # built before forking: the child has it
+        if forked_compile.worthwhile():
+            for shared in linked:
+                start_compiling(shared)
+            if self.code.driver_symbol is None:
+                child = forked_compile.ForkedCompile(lambda: text, **self.code.pipeline)
+                if child.forked:
+                    try:
+                        objects = cpu.compile_object(text, cpu.QUICK_PIPELINE)
+                    except BaseException:
+                        child.discard()
+                        raise
+                    with _shared_lock:
+                        _chosen[self._key] = child
+                    self.quick = True
+                    return objects
+        objects = cpu.compile_object(text, self.code.pipeline)
+        default_cache().put(self._key, objects)
+        return objects
+
+    def _load(self, objects):
         self.library = cpu.load_object(objects)
-        self.run = self.library.function(code.runner_symbol, None)
-        self.bound = Bound.from_address(self.library.address(code.bound_symbol))
+        self.run = self.library.function(self.code.runner_symbol, None)
+        self.bound = Bound.from_address(self.library.address(self.code.bound_symbol))
         self.bound_plan = None  # the memory plan whose ctx and pool `bound` holds
+
+    def upgrade(self):
+        """Loads the chosen code in place of the quick tier's once its child has it: True when
+        it did. Entries and `run` taken before are then stale."""
+        objects = self.quick and _chosen_code(self._key, wait=False)
+        if not objects:
+            return False
+        with _shared_lock:  # in the disk cache now: later programs find it there
+            _chosen.pop(self._key, None)
+        self.quick = False
+        self._load(objects)
+        return True
 
     def entry(self, number):
         return self.library.function(self.code.entry_symbol(number), *cpu.ENTRY_TYPES)
@@ -110,3 +167,27 @@ class LoadedProgram:
         """A loop body's driver (cpu.CpuCode.driver_symbol), or None."""
         symbol = self.code.driver_symbol
         return None if symbol is None else self.library.function(symbol, *cpu.DRIVER_TYPES)
+
+
+def _chosen_code(key, wait):
+    """The chosen code of the program `key` that started on the quick tier, once its child has
+    it or `wait`ed for (then in the disk cache too), else None."""
+    with _shared_lock:
+        found = _chosen.get(key)
+        if isinstance(found, forked_compile.ForkedCompile):
+            if not (wait or found.ready()):
+                return None
+            found = _chosen[key] = found.result()
+            default_cache().put(key, found)
+        return found
+
+
+@atexit.register
+def _finish():
+    """A process that ends on quick code still waits for the chosen one, for the disk cache
+    (and leaves no child behind)."""
+    for key in list(_chosen):
+        try:
+            _chosen_code(key, wait=True)
+        except Exception:  # the code ran: only its cache entry is lost
+            pass

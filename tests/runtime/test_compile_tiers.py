@@ -1,0 +1,143 @@
+"""A program the disk cache lacks starts on quickly compiled code while its chosen pipeline
+compiles in a forked child: both tiers compute the same values, the chosen code swaps in, the
+disk cache gets only it, a damaged entry is rebuilt, and cache keys follow the host CPU."""
+import os
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.codegen.llvm import jit
+from graphc.runtime import forked_compile, llvm_objects
+from graphc.runtime.kernel_cache import GraphcWarning, KernelCache, default_cache
+from graphc.targets import cpu
+
+pytestmark = pytest.mark.skipif(not forked_compile.worthwhile(),
+                                reason="the quick tier needs fork and two cores")
+SWAP_TIMEOUT_S = 120
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("GRAPHC_CACHE", raising=False)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def held_child(tmp_path, monkeypatch):
+    """The forked child compiling a program (at level 3: not the GEMM's or the pool's) waits
+    until the test creates the file this returns: until then runs are the quick tier's."""
+    parent, compile_object, go = os.getpid(), cpu.compile_object, tmp_path / "go"
+
+    def compile_when_told(text, pipeline):
+        deadline = time.monotonic() + SWAP_TIMEOUT_S / 2
+        while (os.getpid() != parent and pipeline.get("level") == 3 and not go.exists()
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        return compile_object(text, pipeline)
+    monkeypatch.setattr(cpu, "compile_object", compile_when_told)
+    return go
+
+
+def mlp_step():
+    """A function of run-time batch size: matrix products, an odd width, exp, max, a sum."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None, 37), name="x")
+        w = gc.placeholder(gc.float32, (37, 19), name="w")
+        h = gc.relu(x @ w)
+        out = gc.sum(gc.exp(-h) * h, axis=1) + gc.max(h @ gc.transpose(w), axis=1)
+        return gc.function([x, w], out, session=gc.Session(g, device="cpu"))
+
+
+def expected(x, w):
+    with np.errstate(invalid="ignore"):  # the inf and NaN cases
+        h = np.maximum(x @ w, 0)
+        return (np.exp(-h) * h).sum(axis=1) + (h @ w.T).max(axis=1)
+
+
+def inputs(rng, batch):
+    return (rng.standard_normal((batch, 37)).astype(np.float32),
+            rng.standard_normal((37, 19)).astype(np.float32))
+
+
+def until_swapped(f, args):
+    deadline = time.monotonic() + SWAP_TIMEOUT_S
+    while f._exe.library.quick:
+        assert time.monotonic() < deadline, "the chosen code never swapped in"
+        time.sleep(0.05)
+        f(*args)
+
+
+def test_both_tiers_agree_and_the_chosen_code_swaps_in(fresh_cache, held_child):
+    rng = np.random.default_rng()
+    f = mlp_step()
+    library = f._exe.library
+    assert library.quick
+    cases = [inputs(rng, batch) for batch in (1, 13, 64, 0)]
+    cases[1][0][3, 5] = np.inf  # inf through the matrix product: NaN and inf rows alike
+    cases[1][0][7, 0] = np.nan
+    cases[1][0][2, :] = -0.0
+    quick = [f(*args) for args in cases]
+    assert library.quick
+    assert default_cache().get(library._key) is None  # the quick code is never stored
+    held_child.touch()
+    until_swapped(f, cases[0])
+    chosen = [f(*args) for args in cases]
+    for args, q, c in zip(cases, quick, chosen):
+        assert q.shape == c.shape == (args[0].shape[0],)
+        np.testing.assert_allclose(q, expected(*args), rtol=2e-5, atol=2e-5)
+        # the same operations in the same order; only where LLVM fuses a multiply and add
+        # may the last bit differ
+        np.testing.assert_allclose(c, q, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(np.isnan(c), np.isnan(q))
+
+
+def test_the_cache_holds_the_chosen_code_and_a_new_function_loads_it(fresh_cache):
+    rng = np.random.default_rng()
+    f = mlp_step()
+    args = inputs(rng, 5)
+    until_swapped(f, args)
+    code = f._exe.library.code
+    assert default_cache().get(f._exe.library._key) == jit.compile_ir(code.text, **code.pipeline)
+    again = mlp_step()
+    assert not again._exe.library.quick
+    np.testing.assert_allclose(again(*args), expected(*args), rtol=2e-5, atol=2e-5)
+
+
+def test_a_damaged_program_entry_is_rebuilt(fresh_cache):
+    rng = np.random.default_rng()
+    f = mlp_step()
+    until_swapped(f, inputs(rng, 3))
+    entry = KernelCache(fresh_cache).path(f._exe.library._key)
+    with open(entry, "rb") as stored:
+        data = bytearray(stored.read())
+    data[len(data) // 2] ^= 0xFF
+    with open(entry, "wb") as out:
+        out.write(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rebuilt = mlp_step()
+    assert any(issubclass(w.category, GraphcWarning) and "corrupt" in str(w.message)
+               for w in caught)
+    assert rebuilt._exe.library.quick  # rebuilt as any missing program: quick tier first
+    args = inputs(rng, 11)
+    np.testing.assert_allclose(rebuilt(*args), expected(*args), rtol=2e-5, atol=2e-5)
+    until_swapped(rebuilt, args)
+    assert not mlp_step()._exe.library.quick  # whole again
+
+
+def test_cache_keys_follow_the_host_cpu(monkeypatch):
+    gemm = cpu.gemm_code("float32")
+    keys = {llvm_objects.object_key("program", "same kernels"), llvm_objects.shared_key(gemm)}
+    triple, name, features = jit.host()
+    other = features.replace("+avx512f", "-avx512f") if "+avx512f" in features else \
+        features + ",+avx512f"
+    for host in ((triple, name, other), (triple, "other-cpu", features)):
+        monkeypatch.setattr(jit, "host", lambda host=host: host)
+        keys |= {llvm_objects.object_key("program", "same kernels"),
+                 llvm_objects.shared_key(gemm)}
+    assert len(keys) == 6
