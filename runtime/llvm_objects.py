@@ -104,7 +104,8 @@ class LoadedProgram:
     A program the disk cache lacks starts on quickly compiled code (cpu.QUICK_PIPELINE) while
     its chosen pipeline compiles in a forked child: `upgrade()` swaps that code in once the
     child has it, and the disk cache only ever holds it. A loop body (one with a driver) is
-    compiled as chosen from the start: its driver runs without a call that could swap it.
+    compiled as chosen from the start, its driver running without a call that could swap it,
+    and so is a program whose quick code would cost as much (cpu.quick_tier_pays).
     """
 
     def __init__(self, code):
@@ -126,7 +127,7 @@ class LoadedProgram:
         if forked_compile.worthwhile():
             for shared in linked:
                 start_compiling(shared)
-            if self.code.driver_symbol is None:
+            if self.code.driver_symbol is None and cpu.quick_tier_pays(self.code.pipeline):
                 child = forked_compile.ForkedCompile(lambda: text, **self.code.pipeline)
                 if child.forked:
                     try:

@@ -141,3 +141,22 @@ def test_cache_keys_follow_the_host_cpu(monkeypatch):
         keys |= {llvm_objects.object_key("program", "same kernels"),
                  llvm_objects.shared_key(gemm)}
     assert len(keys) == 6
+
+
+def test_a_program_of_vector_code_alone_is_compiled_once(fresh_cache):
+    """Its pipeline has the fast code generator already: quick code would cost as much."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(gc.float32, (None,), name="x")
+        y = x
+        for _ in range(7):
+            y = y * 1.5 + 0.25
+        f = gc.function([x], y, session=gc.Session(g, device="cpu"))
+    assert f._exe.library.code.pipeline.get("codegen") == 0
+    assert not f._exe.library.quick
+    xb = np.random.default_rng().standard_normal(1001).astype(np.float32)
+    expected_y = xb
+    for _ in range(7):
+        expected_y = expected_y * np.float32(1.5) + np.float32(0.25)
+    np.testing.assert_allclose(f(xb), expected_y, rtol=1e-5)
+    assert default_cache().get(f._exe.library._key) is not None
