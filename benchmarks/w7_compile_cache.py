@@ -6,7 +6,8 @@ as a user starting a script sees it.
 Each process times building the graph (with its gradients), gc.function (optimizing, code
 generation, loading: the figure) and the first call. Rounds of (cold, warm) on a fresh
 $GRAPHC_CACHE_DIR, then cold_prebuilt on another, after one unmeasured process that leaves
-Python's bytecode behind, as an installed graphc has it; figures are medians over rounds. Prints one JSON line per kind.
+Python's bytecode behind, as an installed graphc has it; figures are medians over rounds.
+Prints one JSON line per kind.
 Usage: python benchmarks/w7_compile_cache.py [--quick]
 """
 import argparse

@@ -49,8 +49,8 @@ class ForkedCompile:
 
     @property
     def forked(self):
-        """Whether a child is compiling (else result() compiles here)."""
-        return bool(self._pid)
+        """Whether this process has a child compiling (else result() compiles here)."""
+        return bool(self._pid) and os.getpid() == self._parent
 
     def ready(self):
         """Whether result() returns without waiting for the child: it has exited (or is none)."""

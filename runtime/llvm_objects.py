@@ -142,9 +142,9 @@ class LoadedProgram:
     A program the disk cache lacks starts on quickly compiled code (cpu.QUICK_PIPELINE),
     calling quick copies of the GEMMs still compiling (link_quick), while its chosen pipeline
     compiles in a forked child: `upgrade()` swaps that code in once the child and the GEMMs'
-    have theirs, and the disk cache only ever holds chosen code. A loop body (one with a driver) is
-    compiled as chosen from the start, its driver running without a call that could swap it,
-    and so is a program whose quick code would cost as much (cpu.quick_tier_pays).
+    have theirs, and the disk cache only ever holds chosen code. A loop body (one with a
+    driver) is compiled as chosen from the start, its driver running without a call that could
+    swap it, and so is a program whose quick code would cost as much (cpu.quick_tier_pays).
     """
 
     def __init__(self, code):
@@ -239,9 +239,12 @@ def _chosen_code(key, wait):
 def _finish():
     """A process that ends on quick code still waits for the chosen code (programs' and shared
     modules'), for the disk cache (and leaves no child behind)."""
-    with _shared_lock:
-        waits = [functools.partial(_received, key) for key in _objects]
-    waits += [functools.partial(_chosen_code, key, wait=True) for key in list(_chosen)]
+    with _shared_lock:  # a process forked meanwhile has the records but not the children
+        waits = [functools.partial(_received, key) for key, found in _objects.items()
+                 if isinstance(found, forked_compile.ForkedCompile) and found.forked]
+        waits += [functools.partial(_chosen_code, key, wait=True) for key, found in
+                  _chosen.items() if isinstance(found, forked_compile.ForkedCompile)
+                  and found.forked]
     for wait in waits:
         try:
             wait()

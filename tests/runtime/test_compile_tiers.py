@@ -142,6 +142,24 @@ def test_a_damaged_program_entry_is_rebuilt(fresh_cache):
     assert not mlp_step()._exe.library.quick  # whole again
 
 
+def test_a_process_forked_meanwhile_leaves_the_compiles_to_their_parent(fresh_cache):
+    f = mlp_step()
+    assert f._exe.library.quick  # its child is compiling
+    pid = os.fork()
+    if pid == 0:  # ends as a process forked from a user's would: nothing to compile at exit
+        status = 1
+        try:
+            cpu.compile_object = lambda *args: os._exit(3)
+            llvm_objects._finish()
+            status = 0
+        finally:
+            os._exit(status)
+    assert os.waitpid(pid, 0)[1] == 0
+    args = inputs(np.random.default_rng(), 9)
+    until_swapped(f, args)
+    np.testing.assert_allclose(f(*args), expected(*args), rtol=2e-5, atol=2e-5)
+
+
 def test_cache_keys_follow_the_host_cpu(monkeypatch):
     gemm = cpu.gemm_code("float32")
     keys = {llvm_objects.object_key("program", "same kernels"), llvm_objects.shared_key(gemm)}
