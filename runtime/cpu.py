@@ -39,12 +39,7 @@ class CpuExecutable(NativeExecutable):
         super().__init__(fetches, feeds, options, name, effects)
         code = self.program.code
         self.library = None if code is None else LoadedProgram(code)
-        self.entries = {step.number: self.library.entry(step.number)
-                        for step in self.steps if isinstance(step, NativeStep)}
-        # a loop body's driver, which runs all its steps in one call (loops.run_loop); only
-        # where every step of the body is native
-        self.driver = (self.library.loop_driver() if self.library is not None and all(
-            isinstance(s, NativeStep) for s in self.steps) else None)
+        self._take_code()
         # native calls and random draws only: a run whose feeds fit the last plan as they are
         # can go straight to them (run_again)
         self.collective = any(isinstance(s, CollectiveStep) for s in self.steps)
@@ -52,8 +47,36 @@ class CpuExecutable(NativeExecutable):
                                n.spec.random for n in s.group.nodes) for s in self.steps)
                            and None not in self.feed_slots and not self.options.check_numerics)
 
+    def _take_code(self):
+        """The entries (and driver) of the library's code, as it now is."""
+        self.entries = {step.number: self.library.entry(step.number)
+                        for step in self.steps if isinstance(step, NativeStep)}
+        # a loop body's driver, which runs all its steps in one call (loops.run_loop); only
+        # where every step of the body is native
+        self.driver = (self.library.loop_driver() if self.library is not None and all(
+            isinstance(s, NativeStep) for s in self.steps) else None)
+
+    def _swapped(self):
+        """The library swapped in its chosen code: the plans' calls and run_again are the quick
+        code's, so new plans take the new code's."""
+        self._take_code()
+        self._plans.clear()
+        self.__dict__.pop("run_again", None)
+
+    def _checking_for_chosen_code(self, again):
+        """`again` (a plan's run_again) that first swaps in the chosen code where it is ready
+        (then None: run() makes the new plans). Installed only while the quick code runs."""
+        def checked(args, read_variable, rng_for):
+            if self.library.upgrade():
+                self._swapped()
+                return None
+            return again(args, read_variable, rng_for)
+        return checked
+
     def run(self, feed_arrays, read_variable, rng_for):
         self._check_fed()
+        if self.library is not None and self.library.upgrade():
+            self._swapped()
         given = [(slot, arr) for slot, arr in zip(self.feed_slots, feed_arrays)
                  if slot is not None]
         given += [(slot, read_variable(uid)) for slot, uid in self.variable_slots]
@@ -98,7 +121,8 @@ class CpuExecutable(NativeExecutable):
             self._check_numerics(plan, read_variable, rng_for)
         self.last_plan = plan
         if self.repeatable:  # run_again (Executable's: None) is now this plan's shortcut
-            self.run_again = plan.again
+            quick = self.library is not None and self.library.quick
+            self.run_again = self._checking_for_chosen_code(plan.again) if quick else plan.again
         if not updates and not self.assigned:  # the common case of functions, kept short
             return plan.outputs(), updates
         for uid, _, value in self.assigned:

@@ -29,7 +29,7 @@ class ForkedCompile:
         self._make_ir = make_ir
         self._pipeline = pipeline
         self._parent = os.getpid()
-        self._pid = self._file = None
+        self._pid = self._file = self._status = None
         try:
             self._file = tempfile.TemporaryFile()
             self._pid = os.fork()
@@ -47,6 +47,29 @@ class ForkedCompile:
         finally:
             os._exit(status)   # never the parent's exit handlers, buffers or stack
 
+    @property
+    def forked(self):
+        """Whether this process has a child compiling (else result() compiles here)."""
+        return bool(self._pid) and os.getpid() == self._parent
+
+    def ready(self):
+        """Whether result() returns without waiting for the child: it has exited (or is none)."""
+        if self._status is None and self._pid and os.getpid() == self._parent:
+            done, status = os.waitpid(self._pid, os.WNOHANG)
+            if done:
+                self._status = status
+        return self._status is not None or not self._pid or os.getpid() != self._parent
+
+    def discard(self):
+        """Stops the child, its work no longer wanted."""
+        if self._pid and os.getpid() == self._parent:
+            if self._status is None:
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
+            self._pid = None
+        if self._file is not None:
+            self._file.close()
+
     def result(self):
         """The object code (bytes): the child's, else compiled here."""
         code = self._child_result()
@@ -62,7 +85,7 @@ class ForkedCompile:
             return None
         pid, self._pid = self._pid, None
         try:
-            if _wait(pid) != 0:
+            if (self._status if self._status is not None else _wait(pid)) != 0:
                 return None
             self._file.seek(0)
             return self._file.read() or None

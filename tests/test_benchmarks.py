@@ -33,7 +33,7 @@ SCRIPTS = {
     "w4_mlp.py": {"W4": 1},
     "w5_cnn.py": {"W5": 1, "W5-conv": 4},
     "w6_call_overhead.py": {"W6": 1},
-    "w7_compile_cache.py": {"W7": 2},
+    "w7_compile_cache.py": {"W7": 3},
     "w8_chain.py": {"W8": 2, "W8-optimize": 1},
     "w9_lstm.py": {"W9": 1},
     "w10_onnx_zoo.py": {"W10": 1},
