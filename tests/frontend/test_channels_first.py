@@ -120,3 +120,12 @@ def test_ops_take_channels_first(index):
     got = gk.ops.convert_to_numpy(fn(gc.constant(x), k, "channels_first"))
     want = gk.ops.convert_to_numpy(fn(gc.constant(_last(x)), k, "channels_last"))
     np.testing.assert_array_equal(got, np.moveaxis(want, -1, 1))
+
+
+def test_transposes_between_two_channels_first_convs_cancel():
+    inp = gk.Input((3, 9, 8))
+    h = L.Conv2D(4, 3, padding="same", data_format="channels_first", activation="relu")(inp)
+    out = L.Conv2D(5, 3, data_format="channels_first")(h)
+    dump = gc.function([inp], out).dump(stage="optimized")
+    # one transpose in (fused into the first convolution) and one out, none in between
+    assert dump.count("transpose[") == 2, dump
