@@ -129,3 +129,11 @@ def test_transposes_between_two_channels_first_convs_cancel():
     dump = gc.function([inp], out).dump(stage="optimized")
     # one transpose in (fused into the first convolution) and one out, none in between
     assert dump.count("transpose[") == 2, dump
+
+
+def test_image_preprocessing_layers_refuse_channels_first():
+    # they would otherwise crop or resample the wrong axes
+    for make in (lambda: L.CenterCrop(2, 2, data_format="channels_first"),
+                 lambda: _model(L.Resizing(2, 2, data_format="channels_first"), (3, 4, 4))):
+        with pytest.raises(gc.GraphcError, match="channels_last"):
+            make()
