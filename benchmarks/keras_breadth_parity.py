@@ -858,6 +858,44 @@ def inputs():
             "indices": rng.integers(0, 5, (B, 3)).astype("int32")}
 
 
+# data_format="channels_first": the shared inputs read as (batch, channels, spatial...)
+CF = {"data_format": "channels_first"}
+LAYER_CASES.update({
+    "channels_first Conv1D MaxPooling1D GlobalAveragePooling1D": _seq(
+        L("Conv1D", filters=4, kernel_size=3, padding="causal", **CF),
+        L("MaxPooling1D", **CF), L("GlobalAveragePooling1D", keepdims=True, **CF),
+        shape=SEQ),
+    "channels_first Conv1DTranspose DepthwiseConv1D SeparableConv1D": _seq(
+        L("Conv1DTranspose", filters=3, kernel_size=3, strides=2, **CF),
+        L("DepthwiseConv1D", kernel_size=2, depth_multiplier=2, **CF),
+        L("SeparableConv1D", filters=4, kernel_size=3, padding="same", **CF),
+        L("ZeroPadding1D", padding=(1, 2), **CF), L("AveragePooling1D", pool_size=3, **CF),
+        L("GlobalMaxPooling1D", **CF), shape=SEQ),
+    "channels_first Conv2D AveragePooling2D UpSampling2D ZeroPadding2D Cropping2D": _seq(
+        L("Conv2D", filters=4, kernel_size=(3, 2), padding="same", **CF),
+        L("AveragePooling2D", pool_size=(2, 1), **CF), L("UpSampling2D", size=(1, 2), **CF),
+        L("ZeroPadding2D", padding=((1, 0), (0, 2)), **CF),
+        L("Cropping2D", cropping=((0, 1), (2, 1)), **CF), L("GlobalMaxPooling2D", **CF),
+        shape=IMG),
+    "channels_first Conv2DTranspose DepthwiseConv2D SeparableConv2D MaxPooling2D": _seq(
+        L("Conv2DTranspose", filters=3, kernel_size=2, strides=2, **CF),
+        L("DepthwiseConv2D", kernel_size=3, padding="same", **CF),
+        L("SeparableConv2D", filters=4, kernel_size=2, **CF),
+        L("MaxPooling2D", pool_size=2, padding="same", **CF),
+        L("GlobalAveragePooling2D", keepdims=True, **CF), shape=IMG),
+    "channels_first Conv3D MaxPooling3D UpSampling3D ZeroPadding3D Cropping3D": _seq(
+        L("Conv3D", filters=2, kernel_size=2, padding="same", **CF),
+        L("MaxPooling3D", pool_size=(2, 2, 1), **CF), L("UpSampling3D", size=(1, 2, 2), **CF),
+        L("ZeroPadding3D", padding=1, **CF), L("Cropping3D", cropping=((1, 0), (0, 1), (1, 1)),
+                                                **CF),
+        L("GlobalAveragePooling3D", **CF), shape=VOL),
+    "channels_first Conv3DTranspose AveragePooling3D GlobalMaxPooling3D": _seq(
+        L("Conv3DTranspose", filters=2, kernel_size=2, strides=(1, 2, 1), **CF),
+        L("AveragePooling3D", pool_size=2, padding="same", **CF),
+        L("GlobalMaxPooling3D", keepdims=True, **CF), shape=VOL),
+})
+
+
 # every case, by a name of its own (tests/frontend/test_parity_coverage.py checks)
 CASE_NAMES = list(LAYER_CASES) + list(TRAIN_CASES) + list(METRIC_CASES) + list(LOSS_CASES)
 

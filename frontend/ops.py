@@ -15,6 +15,7 @@ from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
 from . import activations as _act
+from .data_format import channels_first_op
 
 
 def convert_to_tensor(x, dtype=None, sparse=None):
@@ -511,6 +512,7 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
                                                                            _t(output))
 
 
+@channels_first_op
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """1-D (over a unit height), 2-D (NHWC inputs, HWIO kernels) and 3-D (NDHWC, DHWIO)
     convolutions."""
@@ -543,11 +545,13 @@ def _pool(pool2d, pool3d, inputs, pool_size, strides, padding, who):
     return (pool2d if x.ndim == 4 else pool3d)(x, pool_size, strides, padding=padding.upper())
 
 
+@channels_first_op
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     return _pool(gc.nn.max_pool2d, gc.nn.max_pool3d, inputs, pool_size, strides, padding,
                  "max_pool")
 
 
+@channels_first_op
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     return _pool(gc.nn.avg_pool2d, gc.nn.avg_pool3d, inputs, pool_size, strides, padding,
                  "average_pool")

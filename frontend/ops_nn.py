@@ -10,6 +10,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 
 from . import ops as _o
+from .data_format import channels_first_op
 from . import ops_numpy as _np
 
 __all__ = [
@@ -218,15 +219,9 @@ def extract_sequences(x, sequence_length, sequence_stride):
 
 
 # ---- convolutions beyond ops.conv (NHWC inputs; 1-D ones over a unit height) -----------------
-def _check_channels_last(who, data_format):
-    if data_format not in (None, "channels_last"):
-        raise GraphcError(f"gk.ops.{who} takes channels_last inputs, got {data_format!r}")
-
-
-def _spatial(x, kernel, strides, dilation_rate, who, data_format):
+def _spatial(x, kernel, strides, dilation_rate, who):
     """(x, kernel, strides, dilations) as 2-D ones: a 1-D input (batch, steps, channels) and
     its kernel get a unit height."""
-    _check_channels_last(who, data_format)
     pair = (lambda v: (v, v)) if x.ndim == 4 else (lambda v: (1, v))
     s = strides if isinstance(strides, (tuple, list)) else pair(strides)
     d = dilation_rate if isinstance(dilation_rate, (tuple, list)) else pair(dilation_rate)
@@ -239,16 +234,18 @@ def _spatial(x, kernel, strides, dilation_rate, who, data_format):
     return x, kernel, tuple(s), tuple(d)
 
 
+@channels_first_op
 def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
                    dilation_rate=1):
     """Each channel convolved by its own kernel (kernel (k..., channels, multiplier))."""
     from .layers.depthwise import depthwise_conv2d
     x, k = _t(inputs), _t(kernel)
-    x2, k2, s, d = _spatial(x, k, strides, dilation_rate, "depthwise_conv", data_format)
+    x2, k2, s, d = _spatial(x, k, strides, dilation_rate, "depthwise_conv")
     out = depthwise_conv2d(x2, k2, s, padding.lower(), d)
     return gc.squeeze(out, axis=1) if x.ndim == 3 else out
 
 
+@channels_first_op
 def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid",
                    data_format=None, dilation_rate=1):
     """depthwise_conv, then a 1x1 convolution by pointwise_kernel (1..., c * m, filters)."""
@@ -258,15 +255,15 @@ def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, paddin
     return gc.matmul(out, gc.reshape(p, tuple(p.shape[-2:])))
 
 
+@channels_first_op
 def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None,
                    data_format=None, dilation_rate=1):
     """The transposed convolution of 1-D, 2-D or 3-D inputs (kernel (k..., out, in)), sizes
     as Keras's (gc.nn.conv2d_transpose, conv3d_transpose)."""
     x, k = _t(inputs), _t(kernel)
     if x.ndim == 5:
-        _check_channels_last("conv_transpose", data_format)
         return gc.nn.conv3d_transpose(x, k, strides, padding, dilation_rate, output_padding)
-    x2, k2, s, d = _spatial(x, k, strides, dilation_rate, "conv_transpose", data_format)
+    x2, k2, s, d = _spatial(x, k, strides, dilation_rate, "conv_transpose")
     if x.ndim == 3 and output_padding is not None:
         output_padding = (0, output_padding if isinstance(output_padding, int)
                           else output_padding[0])
@@ -282,10 +279,9 @@ def adaptive_bins(size, out):
     return o * size // out, -(-(o + 1) * size // out)
 
 
-def _adaptive_pool(reduce, inputs, output_size, data_format, who):
+def _adaptive_pool(reduce, inputs, output_size, who):
     """reduce (gc.mean or gc.max) over each adaptive window, one spatial axis after another
     (the windows are boxes, so the reduction separates)."""
-    _check_channels_last(who, data_format)
     x = _t(inputs)
     rank = x.ndim - 2
     sizes = (output_size,) * rank if isinstance(output_size, int) else tuple(output_size)
@@ -301,12 +297,14 @@ def _adaptive_pool(reduce, inputs, output_size, data_format, who):
     return x
 
 
+@channels_first_op
 def adaptive_average_pool(inputs, output_size, data_format=None):
-    return _adaptive_pool(gc.mean, inputs, output_size, data_format, "adaptive_average_pool")
+    return _adaptive_pool(gc.mean, inputs, output_size, "adaptive_average_pool")
 
 
+@channels_first_op
 def adaptive_max_pool(inputs, output_size, data_format=None):
-    return _adaptive_pool(gc.max, inputs, output_size, data_format, "adaptive_max_pool")
+    return _adaptive_pool(gc.max, inputs, output_size, "adaptive_max_pool")
 
 
 # ---- control flow ------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 """Adaptive pooling: Keras's AdaptiveAveragePooling1D/2D/3D and AdaptiveMaxPooling1D/2D/3D,
-which pool channels-last inputs down (or up) to a fixed output size per spatial axis, with
+which pool channels-last (or, transposed, channels-first) inputs down (or up) to a fixed output size per spatial axis, with
 Keras's window edges (gk.ops.adaptive_average_pool / adaptive_max_pool)."""
 from graphc.errors import GraphcError
 
 from .. import ops_nn
-from .base import Layer
-from .extra import _channels_last
+from .base import Spatial
 
 
-class _AdaptivePooling(Layer):
+class _AdaptivePooling(Spatial):
     rank, op = None, None
 
     def __init__(self, output_size, data_format=None, **kwargs):
@@ -19,7 +18,7 @@ class _AdaptivePooling(Layer):
             raise GraphcError(f"{type(self).__name__}: output_size must be a positive int or "
                               f"{self.rank} of them, got {output_size!r}")
         self.output_size = tuple(sizes)
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
 
     def call(self, inputs):
         if len(inputs.shape) != self.rank + 2:
@@ -28,8 +27,7 @@ class _AdaptivePooling(Layer):
         return type(self).op(inputs, self.output_size)
 
     def get_config(self):
-        return {**super().get_config(), "output_size": list(self.output_size),
-                "data_format": self.data_format}
+        return {**super().get_config(), "output_size": list(self.output_size)}
 
 
 def _layer(name, rank, op):

@@ -19,7 +19,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 from graphc.ir.graph import Tensor
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import activations, backend, constraints, data_format, initializers, regularizers
 
 _names = {}
 _local = threading.local()
@@ -167,6 +167,7 @@ class Layer:
     drop it."""
 
     supports_masking = False
+    transposes_channels_first = False  # see Spatial
 
     def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None):
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -332,6 +333,8 @@ class Layer:
             if not self.built:
                 self._graph = graph
                 shapes = [static_shape(t) for t in tensors]
+                if self._channels_first():
+                    shapes = [data_format.last_shape(s) for s in shapes]
                 with graph.name_scope(self.name):
                     self.build(shapes if isinstance(inputs, (list, tuple)) else shapes[0])
                 self.built = True
@@ -348,7 +351,11 @@ class Layer:
             if implicit_mask:
                 kwargs["mask"] = previous_mask
             with graph.name_scope(self.name):
-                outputs = self.call(inputs, **kwargs)
+                if self._channels_first():
+                    outputs = data_format.to_first(self.call(data_format.to_last(inputs),
+                                                             **kwargs))
+                else:
+                    outputs = self.call(inputs, **kwargs)
                 output_mask = (self.compute_mask(inputs, previous_mask)
                                if self.supports_masking else None)
         if outer is None:
@@ -368,6 +375,9 @@ class Layer:
         self.input_shape, self.output_shape = _static_shapes(inputs), _static_shapes(outputs)
         return outputs
 
+    def _channels_first(self):
+        return self.transposes_channels_first and self.data_format == "channels_first"
+
     def compute_mask(self, inputs, mask):
         """The mask of the output(s), given the input's; used where `supports_masking`."""
         return mask
@@ -383,6 +393,18 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} '{self.name}'>"
+
+
+class Spatial(Layer):
+    """A layer computing channels-last that takes Keras's data_format (None reads
+    gk.backend.image_data_format()); channels_first runs through transposes."""
+    transposes_channels_first = True
+
+    def _data_format(self, value):
+        self.data_format = data_format.resolve(value, f"{type(self).__name__} '{self.name}'")
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 def _static_shapes(structure):

@@ -3,7 +3,7 @@ layer over three spatial axes)."""
 import graphc as gc
 from graphc.errors import GraphcError
 
-from .base import Layer, set_weight_options, weight_options_config
+from .base import Spatial, set_weight_options, weight_options_config
 
 
 def pair(value, what):
@@ -52,7 +52,7 @@ def positive_groups(groups):
     return groups
 
 
-class Conv2D(Layer):
+class Conv2D(Spatial):
     """2-D convolution: (batch, h, w, channels) -> (batch, h', w', filters); kernel (kh, kw,
     channels // groups, filters)."""
     rank, conv = 2, staticmethod(gc.nn.conv2d)  # spatial axes; the gc.nn convolution
@@ -68,9 +68,7 @@ class Conv2D(Layer):
         self.padding = padding_mode(padding)
         self.dilation_rate = self._sizes(dilation_rate, "dilation_rate")
         self.groups = positive_groups(groups)
-        if data_format not in (None, "channels_last"):
-            raise GraphcError(f"{type(self).__name__} takes channels_last inputs, got "
-                              f"{data_format!r}")
+        self._data_format(data_format)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
                            bias_constraint)

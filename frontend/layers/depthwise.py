@@ -7,7 +7,7 @@ import graphc as gc
 from graphc.errors import GraphcError
 
 from .. import activations, constraints, initializers, regularizers
-from .base import Layer
+from .base import Spatial
 from .conv import pair
 
 
@@ -44,7 +44,7 @@ def depthwise_conv2d(x, kernel, strides, padding, dilation):
     return gc.reshape(out, (-1, oh, ow, c * m))
 
 
-class _Depthwise(Layer):
+class _Depthwise(Spatial):
     """The shared part: argument handling, the depthwise kernel and the bias; rank 1 runs
     as rank 2 over a unit height."""
     rank = 2
@@ -58,8 +58,7 @@ class _Depthwise(Layer):
                  pointwise_initializer="glorot_uniform", pointwise_regularizer=None,
                  pointwise_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise GraphcError(f"{type(self).__name__} takes channels_last inputs")
+        self._data_format(data_format)
         one = self.rank == 1
         self.kernel_size = (1,) + _ints(kernel_size, 1) if one else pair(kernel_size,
                                                                          "kernel_size")

@@ -3,7 +3,7 @@ unit height), the transposed 2-D convolution (conv2d_backprop_input), up-samplin
 pooling, padding and cropping, the activation layers, Rescaling, Lambda, TimeDistributed,
 Permute, RepeatVector, and the merge layers beyond Add and Concatenate.
 
-Channels are last (Keras's default data_format); data_format="channels_first" is refused.
+data_format="channels_first" runs as channels-last between transposes (base.Spatial).
 """
 import base64
 import marshal
@@ -16,16 +16,9 @@ import graphc as gc
 from graphc.errors import CheckpointError, GraphcError
 
 from .. import initializers, ops_image, regularizers
-from .base import Layer, set_weight_options, static_shape, weight_options_config
+from .base import Layer, Spatial, set_weight_options, static_shape, weight_options_config
 from .conv import check_groups, grouped_conv2d, pair, positive_groups
 from .merge import _several
-
-
-def _channels_last(layer, data_format):
-    if data_format not in (None, "channels_last"):
-        raise GraphcError(f"{type(layer).__name__} '{layer.name}': only "
-                          f"data_format='channels_last' is supported, got {data_format!r}")
-    return "channels_last"
 
 
 def _single(value, what):
@@ -55,7 +48,7 @@ def _padding(value, allowed=("valid", "same")):
 
 
 # ---- convolutions ------------------------------------------------------------------------------
-class Conv1D(Layer):
+class Conv1D(Spatial):
     """(batch, steps, channels) -> (batch, new_steps, filters); kernel (kernel_size,
     channels // groups, filters). padding "causal" pads (kernel_size - 1) * dilation_rate steps
     on the left."""
@@ -70,7 +63,7 @@ class Conv1D(Layer):
         self.strides, self.dilation_rate = _single(strides, "strides"), _single(dilation_rate,
                                                                                 "dilation_rate")
         self.padding = _padding(padding, ("valid", "same", "causal"))
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
         self.groups = positive_groups(groups)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
@@ -109,7 +102,7 @@ class Conv1D(Layer):
                 "groups": self.groups, **weight_options_config(self)}
 
 
-class Conv2DTranspose(Layer):
+class Conv2DTranspose(Spatial):
     """The transposed 2-D convolution: (batch, h, w, c) -> (batch, h', w', filters); kernel
     (kh, kw, filters, c), sizes, output_padding and dilation_rate as in Keras
     (gc.nn.conv2d_transpose)."""
@@ -136,7 +129,7 @@ class Conv2DTranspose(Layer):
                               f"strides, got output_padding={self.output_padding}, "
                               f"strides={self.strides}")
         self.padding = _padding(padding)
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
         set_weight_options(self, activation, use_bias, kernel_initializer, bias_initializer,
                            kernel_regularizer, bias_regularizer, kernel_constraint,
                            bias_constraint)
@@ -199,7 +192,7 @@ class Conv1DTranspose(Conv2DTranspose):
 
 
 # ---- pooling and resampling --------------------------------------------------------------------
-class _Pooling1D(Layer):
+class _Pooling1D(Spatial):
     op = None
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
@@ -207,7 +200,7 @@ class _Pooling1D(Layer):
         self.pool_size = _single(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else _single(strides, "strides")
         self.padding = _padding(padding)
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
 
     def call(self, inputs):
         out = type(self).op(gc.expand_dims(inputs, 1), (1, self.pool_size), (1, self.strides),
@@ -227,13 +220,13 @@ class AveragePooling1D(_Pooling1D):
     op = staticmethod(gc.nn.avg_pool2d)
 
 
-class _GlobalPooling(Layer):
+class _GlobalPooling(Spatial):
     axes = None
     reduce = None
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
         self.keepdims = bool(keepdims)
 
     def call(self, inputs):
@@ -267,14 +260,14 @@ class GlobalAveragePooling1D(_GlobalPooling):
         return None
 
 
-class UpSampling2D(Layer):
+class UpSampling2D(Spatial):
     """Repeats rows and columns size times ("nearest"), or resamples the image to size times
     its height and width with ops.image.resize ("bilinear"), as Keras does."""
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
         self.size = pair(size, "size")
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
         interpolation = interpolation.lower()
         if interpolation not in ("nearest", "bilinear"):
             raise GraphcError(f"UpSampling2D interpolation {interpolation!r} is not supported "
@@ -321,14 +314,14 @@ def _pad_pairs(value, rank, what):
     return tuple((v, v) if isinstance(v, int) else tuple(v) for v in value)
 
 
-class _SpatialPadding(Layer):
+class _SpatialPadding(Spatial):
     """Zeros before and after each spatial axis of channels-last inputs (rank 2 or 3)."""
     rank = None
 
     def __init__(self, padding, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = _pad_pairs(padding, self.rank, "padding")
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
 
     def call(self, inputs):
         return gc.pad(inputs, [(0, 0)] + list(self.padding) + [(0, 0)])
@@ -337,14 +330,14 @@ class _SpatialPadding(Layer):
         return {**super().get_config(), "padding": [list(p) for p in self.padding]}
 
 
-class _SpatialCropping(Layer):
+class _SpatialCropping(Spatial):
     """Rows cut before and after each spatial axis of channels-last inputs (rank 2 or 3)."""
     rank = None
 
     def __init__(self, cropping, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.cropping = _pad_pairs(cropping, self.rank, "cropping")
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
 
     def call(self, inputs):
         index = tuple(slice(lo, inputs.shape[i + 1] - hi)
@@ -362,9 +355,10 @@ class ZeroPadding2D(_SpatialPadding):
         super().__init__(padding, data_format, **kwargs)
 
 
-class ZeroPadding1D(Layer):
-    def __init__(self, padding=1, **kwargs):
+class ZeroPadding1D(Spatial):
+    def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        self._data_format(data_format)
         self.padding = _pad_pairs(padding, 1, "padding")[0]
 
     def call(self, inputs):

@@ -1,16 +1,17 @@
 """Max and average pooling over NHWC inputs, and global average pooling."""
 import graphc as gc
 
-from .base import Layer
+from .base import Spatial
 from .conv import pair, padding_mode
 from .extra import _GlobalPooling
 
 
-class _Pooling2D(Layer):
+class _Pooling2D(Spatial):
     op = None  # the gc.nn pool function
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
+        self._data_format(data_format)
         self.pool_size = self._sizes(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else self._sizes(strides, "strides")
         self.padding = padding_mode(padding)

@@ -291,6 +291,7 @@ class CenterCrop(Layer):
 
     def __init__(self, height, width, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        ops_image._channels_last(data_format, "CenterCrop")
         self.height, self.width = int(height), int(width)
 
     def call(self, inputs):

@@ -1,13 +1,12 @@
 """The 3-D (volumetric, channels-last) layers: convolutions, transposed convolutions,
 pooling, padding, cropping, up-sampling and global pooling over inputs (batch, d1, d2, d3,
-channels), each the 2-D layer over three spatial axes where one exists."""
+channels) (or channels first), each the 2-D layer over three spatial axes where one exists."""
 import graphc as gc
 from graphc.errors import GraphcError
 
-from .base import Layer
+from .base import Spatial
 from .conv import Conv2D
-from .extra import (_channels_last, _GlobalPooling, _SpatialCropping, _SpatialPadding,
-                    Conv2DTranspose)
+from .extra import _GlobalPooling, _SpatialCropping, _SpatialPadding, Conv2DTranspose
 from .pooling import _Pooling2D
 
 
@@ -54,8 +53,7 @@ class Conv3DTranspose(Conv2DTranspose):
 class _Pooling3D(_Pooling2D):
     def __init__(self, pool_size=(2, 2, 2), strides=None, padding="valid", data_format=None,
                  **kwargs):
-        super().__init__(pool_size, strides, padding, **kwargs)
-        self.data_format = _channels_last(self, data_format)
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def _sizes(self, value, what):
         return triple(value, what)
@@ -83,13 +81,13 @@ class Cropping3D(_SpatialCropping):
         super().__init__(cropping, data_format, **kwargs)
 
 
-class UpSampling3D(Layer):
+class UpSampling3D(Spatial):
     """Repeats each of the three spatial axes size[i] times (nearest neighbour)."""
 
     def __init__(self, size=(2, 2, 2), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.size = (size,) * 3 if isinstance(size, int) else tuple(size)
-        self.data_format = _channels_last(self, data_format)
+        self._data_format(data_format)
 
     def call(self, inputs):
         _, d1, d2, d3, c = inputs.shape
