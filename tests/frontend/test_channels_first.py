@@ -42,6 +42,8 @@ CASES = [
     (L.Cropping2D, dict(cropping=((1, 0), (2, 1))), (3, 4, 5)),
     (L.Cropping3D, dict(cropping=((1, 0), (0, 1), (1, 1))), (2, 3, 4, 5)),
     (L.AdaptiveAveragePooling2D, dict(output_size=(2, 3)), (3, 5, 7)),
+    (L.AdaptiveMaxPooling1D, dict(output_size=3), (3, 8)),
+    (L.AdaptiveMaxPooling3D, dict(output_size=(1, 2, 2)), (2, 3, 4, 5)),
 ]
 
 
