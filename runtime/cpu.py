@@ -63,6 +63,12 @@ class CpuExecutable(NativeExecutable):
         self._plans.clear()
         self.__dict__.pop("run_again", None)
 
+    def settle(self):
+        """Wait for the chosen code where the quick tier's runs, and take it (a profile times
+        the code that stays, and its plan must not change under it)."""
+        if self.library is not None and self.library.upgrade(wait=True):
+            self._swapped()
+
     def _checking_for_chosen_code(self, again):
         """`again` (a plan's run_again) that first swaps in the chosen code where it is ready
         (then None: run() makes the new plans). Installed only while the quick code runs."""

@@ -197,12 +197,13 @@ class LoadedProgram:
         self.bound = Bound.from_address(self.library.address(self.code.bound_symbol))
         self.bound_plan = None  # the memory plan whose ctx and pool `bound` holds
 
-    def upgrade(self):
-        """Loads the chosen code in place of the quick tier's once its child has it: True when
-        it did. Entries and `run` taken before are then stale."""
-        if not (self.quick and all(ready(gemm) for gemm in self._quick_gemms)):
+    def upgrade(self, wait=False):
+        """Loads the chosen code in place of the quick tier's once its child has it (or, with
+        `wait`, once waited for): True when it did. Entries and `run` taken before are then
+        stale."""
+        if not (self.quick and (wait or all(ready(gemm) for gemm in self._quick_gemms))):
             return False
-        objects = _chosen_code(self._key, wait=False)
+        objects = _chosen_code(self._key, wait=wait)
         if not objects:
             return False
         with _shared_lock:  # in the disk cache now: later programs find it there

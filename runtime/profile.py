@@ -92,6 +92,7 @@ def profile(exe, call, runs=20):
                           f"{getattr(exe, 'device', 'reference')!r}")
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise GraphcError(f"runs must be a positive integer, got {runs!r}")
+    _settle(exe)
     call()  # the plan for these feeds, and everything warm
     timer = Timer(exe, exe.last_plan)
     plain = []
@@ -104,6 +105,13 @@ def profile(exe, call, runs=20):
             call()
             timer.finish(time.perf_counter() - start)
     return timer.profile(statistics.median(plain), runs)
+
+
+def _settle(exe):
+    """`exe` and its compiled bodies on the code that stays (CpuExecutable.settle)."""
+    exe.settle()
+    for body in exe.bodies.values():
+        _settle(body)
 
 
 def _comm_stats():

@@ -252,6 +252,19 @@ def _unspecified_int_cast(node, inputs, out):
         return ~np.isfinite(x) | (t < info.min) | (t > info.max)
 
 
+def _float_equality(node, inputs):
+    return node.op in ("equal", "not_equal") and inputs[0].dtype.kind == "f"
+
+
+def _near(a, b, within=1e-5):
+    """Where floats a and b are not both finite, or lie within `within` (relative to the
+    larger, or absolute below 1) of each other: roundings on the way may make them equal."""
+    a, b = _float64(a), _float64(b)
+    with np.errstate(all="ignore"):
+        scale = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+        return ~(np.isfinite(a) & np.isfinite(b)) | (np.abs(a - b) <= within * scale)
+
+
 def _int_ambiguous(node, inputs):
     return node.op == "cast" and inputs[0].dtype.kind == "f" and node.outputs[0].dtype.is_integer
 
@@ -347,6 +360,10 @@ class Interpreter:
         dtype = node.outputs[index].dtype
         if _int_ambiguous(node, inputs):
             return self._ambiguous_ints(out, _unspecified_int_cast(node, inputs, out))
+        if self.mode.extra_ambiguous is not None and _float_equality(node, inputs):
+            # moving each input within its freedom never lands one on the other, but a rewrite
+            # can (log(exp(x)) -> x is x where O0's exp overflowed or rounded x away)
+            return np.where(_near(*inputs), bool(self.run_index % 2), out)
         if out.dtype.kind != "f" or out.size == 0:
             return out
         leeway = self.mode.leeway(node.op)
