@@ -363,7 +363,7 @@ class Interpreter:
         if self.mode.extra_ambiguous is not None and _float_equality(node, inputs):
             # moving each input within its freedom never lands one on the other, but a rewrite
             # can (log(exp(x)) -> x is x where O0's exp overflowed or rounded x away)
-            return np.where(_near(*inputs), bool(self.run_index % 2), out)
+            return np.where(_near(*inputs), ~out, out)
         if out.dtype.kind != "f" or out.size == 0:
             return out
         leeway = self.mode.leeway(node.op)
